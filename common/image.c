@@ -1,0 +1,2 @@
+/* Placeholder: the image module is being written (see image.h). */
+#include "image.h"

@@ -1,0 +1,91 @@
+/*
+ * image.h - 8-bit RGB images: decoding untrusted bytes, encoding PNG and
+ * JPEG, JPG(q), and preparing the model's input crop.
+ *
+ * An img_rgb is interleaved RGB, 3 bytes per pixel, rows top to bottom with
+ * no padding (stride = 3 * w). Functions that return an image fill a
+ * caller-provided img_rgb whose pixels are new: free with img_free().
+ *
+ *     img_rgb im, x;
+ *     if (img_decode(body, len, IMG_DEFAULT_MAX_PIXELS, &im, err, sizeof err) ||
+ *         img_prepare(&im, 256, 231, &x, err, sizeof err))
+ *         return error(err);
+ *     uint8_t *jpg; size_t jlen;
+ *     img_encode_jpeg(&x, 75, &jpg, &jlen, err, sizeof err);  // == cjpeg -quality 75
+ *     free(jpg); img_free(&im); img_free(&x);
+ */
+#ifndef ADJ_IMAGE_H
+#define ADJ_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+/** Default limit on width * height of a decoded image: 64 megapixels. */
+#define IMG_DEFAULT_MAX_PIXELS (64u * 1024u * 1024u)
+
+typedef struct {
+    int w, h;
+    uint8_t *px; /**< h * w * 3 bytes, RGB interleaved, owned */
+} img_rgb;
+
+typedef enum { IMG_FMT_UNKNOWN = 0, IMG_FMT_JPEG, IMG_FMT_PNG, IMG_FMT_PPM } img_format;
+
+/** Allocates a w x h image (pixels uninitialised). */
+int img_alloc(img_rgb *im, int w, int h);
+
+/** Frees the pixels and zeroes the struct (NULL and a zeroed struct are fine). */
+void img_free(img_rgb *im);
+
+/** A deep copy of src into *dst (new). */
+int img_copy(const img_rgb *src, img_rgb *dst);
+
+/** The format by its magic bytes, IMG_FMT_UNKNOWN if none matches. */
+img_format img_sniff(const uint8_t *buf, size_t len);
+
+/**
+ * Reads the image's width and height from its header without decoding the
+ * pixels. ADJ_ERR_UNSUPPORTED for an unknown format, ADJ_ERR_FORMAT for a bad header.
+ */
+int img_probe(const uint8_t *buf, size_t len, img_format *fmt, int *w, int *h,
+              char *err, size_t errsz);
+
+/**
+ * Decodes JPEG, PNG or binary PPM (P6, maxval 255) into 8-bit RGB: grey is
+ * replicated, alpha dropped, 16-bit PNG reduced to 8 bits. The pixel count is
+ * checked against max_pixels from the header before any pixel buffer is
+ * allocated (ADJ_ERR_LIMIT). Corrupt or truncated data is ADJ_ERR_FORMAT,
+ * never a half-decoded image; an unknown format ADJ_ERR_UNSUPPORTED.
+ */
+int img_decode(const uint8_t *buf, size_t len, size_t max_pixels, img_rgb *out,
+               char *err, size_t errsz);
+
+/** Lossless PNG (8-bit RGB). *out is new (free()). */
+int img_encode_png(const img_rgb *im, uint8_t **out, size_t *len, char *err, size_t errsz);
+
+/**
+ * Baseline JPEG at quality 1..100, byte-identical to `cjpeg -quality Q` of
+ * libjpeg-turbo for the same pixels: 4:2:0, accurate integer DCT, standard
+ * Huffman tables, no optimisation, JFIF header. *out is new (free()).
+ */
+int img_encode_jpeg(const img_rgb *im, int quality, uint8_t **out, size_t *len,
+                    char *err, size_t errsz);
+
+/**
+ * JPG_q(im): encode as img_encode_jpeg, then decode with the accurate IDCT
+ * (what `djpeg -dct int` gives). out is new and has im's size.
+ */
+int img_jpeg_roundtrip(const img_rgb *im, int quality, img_rgb *out, char *err, size_t errsz);
+
+/**
+ * The model's clean input x: scale so that the shorter side is scale_size,
+ * cut the centred size x size square, round to 8 bits. The filter is
+ * documented in image.c. ADJ_ERR_ARG if size > scale_size or sizes < 1.
+ */
+int img_prepare(const img_rgb *im, int scale_size, int size, img_rgb *out, char *err, size_t errsz);
+
+/** Interleaved 8-bit RGB to planar float [3][h][w] (values 0..255). */
+void img_to_planar(const img_rgb *im, float *planar);
+
+#endif

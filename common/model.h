@@ -1,0 +1,162 @@
+/*
+ * model.h - model specs, weight files and class labels.
+ *
+ * A model spec describes a feed-forward network: its input (channels, the
+ * square input size, the scale size of the shorter side before the centre
+ * crop, the standardisation mean and std shared by all channels), its layers
+ * and its number of classes. Built-in specs: "overfeat-fast",
+ * "overfeat-accurate" (see shared docs/overfeat.md) and the embedded default
+ * model (MODEL_DEFAULT_NAME). A spec can also come from a JSON file:
+ *
+ *   {"name": "tiny", "channels": 3, "input_size": 32, "scale_size": 36,
+ *    "mean": 118.380948, "std": 61.896913, "classes": 10,
+ *    "layers": [
+ *      {"type": "conv", "out": 8, "kernel": 3, "stride": 1, "pad": 1},
+ *      {"type": "relu"},
+ *      {"type": "maxpool", "kernel": 2, "stride": 2},
+ *      {"type": "fc", "out": 10}]}
+ *
+ * "pad" is one number (all four sides) or [top, bottom, left, right];
+ * "kernel" is one number (square) or [kh, kw]. The network ends in a softmax
+ * over the output of the last layer, which must have `classes` values.
+ *
+ * Weight layout (OverFeat's net_weight_N files): raw little-endian float32,
+ * no header; for each conv and fc layer in order, its weights
+ * [out][in][kh][kw] row-major followed by its `out` biases. An fc layer's
+ * weights are [out][in_c][in_h][in_w], i.e. a convolution whose kernel covers
+ * its whole input, which is how OverFeat stores its fully connected layers.
+ *
+ * A loaded `model` is immutable and may be shared by any number of threads
+ * (each with its own net_ctx, see net.h).
+ *
+ *     model_spec spec;
+ *     model *m;
+ *     char err[ADJ_ERRLEN];
+ *     if (model_spec_load("overfeat-fast", &spec, err, sizeof err) ||
+ *         model_load(&spec, "net_weight_0", &m, err, sizeof err))
+ *         die(err);
+ *     ...
+ *     model_free(m);
+ */
+#ifndef ADJ_MODEL_H
+#define ADJ_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+#define MODEL_MAX_LAYERS 48
+#define MODEL_NAME_LEN 64
+/** Name of the embedded default model (built in, weights under config/). */
+#define MODEL_DEFAULT_NAME "advjpg-shapes"
+
+typedef enum {
+    MODEL_LAYER_CONV,    /**< cross-correlation (kernels not flipped) + bias */
+    MODEL_LAYER_RELU,    /**< x > 0 ? x : 0 */
+    MODEL_LAYER_MAXPOOL, /**< max over kh x kw windows, stride; first max wins; sizes round down */
+    MODEL_LAYER_FC,      /**< fully connected over the flattened (C,H,W) input + bias */
+} model_layer_kind;
+
+typedef struct {
+    model_layer_kind kind;
+    int out;            /**< conv/fc: output channels or units */
+    int kh, kw;         /**< conv/maxpool: kernel size */
+    int stride;         /**< conv/maxpool: stride (both directions) */
+    int pad_t, pad_b, pad_l, pad_r; /**< conv: zero padding per side */
+} model_layer;
+
+typedef struct {
+    char name[MODEL_NAME_LEN];
+    int channels;       /**< input channels (3 for RGB) */
+    int input_size;     /**< the network's square input, e.g. 231 */
+    int scale_size;     /**< shorter side before the centre crop, e.g. 256 */
+    float mean, std;    /**< standardisation: (pixel - mean) / std, pixels 0..255 */
+    int classes;
+    int n_layers;
+    model_layer layers[MODEL_MAX_LAYERS];
+} model_spec;
+
+/** Shape of an activation: channels x height x width (fc outputs are c x 1 x 1). */
+typedef struct { int c, h, w; } model_shape;
+
+/** The built-in spec of that name ("overfeat-fast", "overfeat-accurate", MODEL_DEFAULT_NAME). */
+int model_spec_builtin(const char *name, model_spec *out, char *err, size_t errsz);
+
+/** Parses a spec from JSON text (len bytes) and validates it (model_spec_shapes). */
+int model_spec_parse(const char *json, size_t len, model_spec *out, char *err, size_t errsz);
+
+/** A built-in name, or else the path of a JSON spec file. */
+int model_spec_load(const char *name_or_path, model_spec *out, char *err, size_t errsz);
+
+/** The spec as JSON text; *out is new (caller frees with free()). */
+int model_spec_to_json(const model_spec *spec, char **out);
+
+/**
+ * Computes the shape after each layer and checks that the spec is consistent
+ * (positive sizes, kernels that fit, last layer of `classes` values).
+ * shapes has room for n_layers + 1 entries: shapes[0] is the input, shapes[i+1]
+ * the output of layer i. shapes may be NULL to validate only.
+ */
+int model_spec_shapes(const model_spec *spec, model_shape *shapes, char *err, size_t errsz);
+
+/** Number of float parameters (weights + biases) of a valid spec. */
+size_t model_spec_param_count(const model_spec *spec);
+
+/** Floating-point operations of one forward pass (2 per multiply-add). */
+double model_spec_flops(const model_spec *spec);
+
+typedef struct model model;
+
+/**
+ * Maps a weight file read-only and shared (never copied) and checks its size
+ * against the spec. Errors name the file and the expected and actual sizes.
+ * *out is new: free with model_free().
+ */
+int model_load(const model_spec *spec, const char *weights_path, model **out, char *err, size_t errsz);
+
+/**
+ * A model over weights in memory. If copy is nonzero the n_floats are copied,
+ * otherwise the model takes ownership of `weights` (allocated with malloc)
+ * and frees it. n_floats must equal model_spec_param_count(spec).
+ */
+int model_create(const model_spec *spec, float *weights, size_t n_floats, int copy,
+                 model **out, char *err, size_t errsz);
+
+/** Frees the model (NULL is fine). No net_ctx on it may be used afterwards. */
+void model_free(model *m);
+
+/** The model's spec (borrowed, valid while the model lives). */
+const model_spec *model_get_spec(const model *m);
+
+/** All parameters in file layout (borrowed); count = model_spec_param_count. */
+const float *model_weights(const model *m);
+
+/**
+ * Mutable parameters for a trainer that owns the model (created with
+ * model_create); NULL for a memory-mapped model.
+ */
+float *model_weights_mut(model *m);
+
+/** The weight file's path, or "" for a model in memory (borrowed). */
+const char *model_weights_path(const model *m);
+
+/**
+ * Offset (in floats) of layer i's weights in model_weights(); its biases
+ * follow at offset + out * fan_in. -1 for a layer without parameters.
+ */
+long model_layer_offset(const model *m, int layer);
+
+/** Class names, one per line of a text file, in output-index order. */
+typedef struct {
+    int n;
+    char **names; /**< n strings, owned */
+} model_labels;
+
+/** Reads a labels file (one name per line, trailing '\r' and blank last line ignored). */
+int model_labels_load(const char *path, model_labels *out, char *err, size_t errsz);
+
+/** Frees the names (NULL and a zeroed struct are fine). */
+void model_labels_free(model_labels *l);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * net.h - the engine: batched forward pass, softmax, and backward passes.
+ *
+ * A net_ctx is one worker's scratch space (activations, pooling arg-max,
+ * im2col buffers) for a shared, immutable model. One thread uses a context
+ * at a time; several contexts may share a model. Inputs are planar float
+ * images [n][C][H][W] with pixel values on the 0..255 scale; the context
+ * applies the spec's standardisation itself.
+ *
+ *     net_ctx *ctx;
+ *     net_ctx_new(m, 16, &ctx, err, sizeof err);
+ *     net_forward(ctx, pixels, n, probs);             // probs: [n][classes]
+ *     net_backward(ctx, labels, grad, NULL);           // grad: d(-log p(l|x))/d pixel
+ *     net_ctx_free(ctx);
+ *
+ * Internally activations are kept channel-major over the batch ([C][n*H*W]),
+ * so that every convolution over the batch is one im2col and one sgemm.
+ */
+#ifndef ADJ_NET_H
+#define ADJ_NET_H
+
+#include "model.h"
+
+typedef struct net_ctx net_ctx;
+
+/**
+ * A context for batches of up to max_batch images. *out is new: free with
+ * net_ctx_free(). The model must outlive the context.
+ */
+int net_ctx_new(const model *m, int max_batch, net_ctx **out, char *err, size_t errsz);
+
+/** Frees the context (NULL is fine). */
+void net_ctx_free(net_ctx *ctx);
+
+/** The largest batch this context takes. */
+int net_ctx_max_batch(const net_ctx *ctx);
+
+/** Bytes of scratch memory the context holds. */
+size_t net_ctx_bytes(const net_ctx *ctx);
+
+/**
+ * Forward pass over n images (1 <= n <= max_batch).
+ * input: [n][C][H][W] pixels 0..255 (borrowed, not modified).
+ * probs: [n][classes] softmax probabilities (written); may be NULL.
+ * Keeps what the backward pass needs until the next forward.
+ * Returns ADJ_OK or ADJ_ERR_ARG for a bad n.
+ */
+int net_forward(net_ctx *ctx, const float *input, int n, float *probs);
+
+/** Logits (pre-softmax outputs) of the last forward: [n][classes], borrowed. */
+const float *net_logits(const net_ctx *ctx);
+
+/**
+ * Backward pass of the loss sum_i -log p(labels[i] | x_i) for the images of
+ * the last net_forward.
+ * grad_input: [n][C][H][W] gradient with respect to the 0..255 pixels
+ *             (written), or NULL to skip the input gradient.
+ * grad_weights: model_spec_param_count floats in weight-file layout that the
+ *             weight gradients are ADDED to, or NULL to skip them.
+ * losses: [n] per-image loss (written), or NULL.
+ * Layers below the lowest one whose gradient is needed are not visited.
+ * Returns ADJ_ERR_STATE without a preceding forward, ADJ_ERR_ARG for a label
+ * out of range.
+ */
+int net_backward(net_ctx *ctx, const int *labels, float *grad_input, float *grad_weights,
+                 float *losses);
+
+/** Index of the largest of n values (the first one on a tie). */
+int net_argmax(const float *v, int n);
+
+/**
+ * The k largest of n probabilities, in decreasing order (ties: lower index
+ * first). idx gets k indices; k is clamped to n. Returns the number written.
+ */
+int net_topk(const float *p, int n, int k, int *idx);
+
+#endif
