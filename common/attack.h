@@ -39,10 +39,12 @@ void atk_fgsm(const uint8_t *x, const float *grad, size_t n, int eps, uint8_t *o
 /**
  * Input gradient of -log p(labels[i] | x_i) for n prepared images, returned
  * in the images' interleaved layout: grad is [n][h][w][3]. Runs one forward
- * and one backward pass on ctx (n <= its max batch). probs, if not NULL,
- * receives [n][classes] of that forward pass.
+ * and one backward pass on ctx (n <= its max batch). With argmax_labels
+ * nonzero, labels is output: it receives each image's arg-max class of that
+ * forward pass (l_x), which is then the label of the loss. probs, if not
+ * NULL, receives [n][classes] of the forward pass.
  */
-int atk_gradient(net_ctx *ctx, const img_rgb *xs, int n, const int *labels,
+int atk_gradient(net_ctx *ctx, const img_rgb *xs, int n, int *labels, int argmax_labels,
                  float *grad, float *probs, char *err, size_t errsz);
 
 /** Parameters of the iterative attacks. */

@@ -32,6 +32,9 @@ int net_ctx_new(const model *m, int max_batch, net_ctx **out, char *err, size_t 
 /** Frees the context (NULL is fine). */
 void net_ctx_free(net_ctx *ctx);
 
+/** The model this context runs (borrowed). */
+const model *net_ctx_model(const net_ctx *ctx);
+
 /** The largest batch this context takes. */
 int net_ctx_max_batch(const net_ctx *ctx);
 

@@ -32,7 +32,7 @@ void adj_runtime_init(char **argv)
     setenv("OPENBLAS_CORETYPE", core, 1);
     if (!getenv("OPENBLAS_NUM_THREADS") && !getenv("OMP_NUM_THREADS")) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
-        char buf[16];
+        char buf[24];
         snprintf(buf, sizeof buf, "%ld", n > 0 ? n : 1);
         setenv("OPENBLAS_NUM_THREADS", buf, 1);
     }

@@ -41,7 +41,7 @@ const char *tu_tmpdir(void)
 void tu_rmtree(const char *path)
 {
     char cmd[4200];
-    if (!path || strncmp(path, "/tmp/", 5) != 0 && !getenv("TMPDIR"))
+    if (!path || (strncmp(path, "/tmp/", 5) != 0 && !getenv("TMPDIR")))
         return;
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
     if (system(cmd) != 0)

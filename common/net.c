@@ -1,0 +1,408 @@
+#include "net.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layers.h"
+
+/* Largest im2col buffer a context keeps, in floats (128 MiB). Convolutions
+ * whose columns for the whole batch would not fit run in chunks of images. */
+#define NET_COL_LIMIT ((size_t)32 << 20)
+
+enum { LAYOUT_CNHW, LAYOUT_NC };
+
+struct net_ctx {
+    const model *m;
+    const model_spec *spec;
+    int max_batch;
+    int n;                 /* images in the last forward, 0 before any */
+    model_shape sh[MODEL_MAX_LAYERS + 1];
+    int layout[MODEL_MAX_LAYERS + 1];
+    lyr_geom geom[MODEL_MAX_LAYERS];
+    int chunk[MODEL_MAX_LAYERS];  /* conv: images per im2col chunk */
+    float *act[MODEL_MAX_LAYERS + 1];
+    int32_t *arg[MODEL_MAX_LAYERS];
+    float *col, *flat, *g0, *g1, *logits, *probs;
+    size_t bytes;
+};
+
+static size_t shape_size(const model_shape *s) { return (size_t)s->c * s->h * s->w; }
+
+static void *ctx_alloc(net_ctx *c, size_t bytes)
+{
+    void *p = NULL;
+    if (bytes == 0)
+        bytes = 64;
+    bytes = (bytes + 63) & ~(size_t)63;
+    if (posix_memalign(&p, 64, bytes))
+        return NULL;
+    c->bytes += bytes;
+    return p;
+}
+
+static int is_1x1(const lyr_geom *g)
+{
+    return g->kh == 1 && g->kw == 1 && g->stride == 1 && !g->pad_t && !g->pad_b && !g->pad_l &&
+           !g->pad_r;
+}
+
+int net_ctx_new(const model *m, int max_batch, net_ctx **out, char *err, size_t errsz)
+{
+    if (!m || max_batch < 1 || max_batch > 4096)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "max_batch must be 1..4096, not %d", max_batch);
+    net_ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    c->m = m;
+    c->spec = model_get_spec(m);
+    c->max_batch = max_batch;
+    const model_spec *s = c->spec;
+    model_spec_shapes(s, c->sh, NULL, 0);
+    size_t max_act = 0, col = 0, flat = 0;
+    c->layout[0] = LAYOUT_CNHW;
+    for (int i = 0; i < s->n_layers; i++) {
+        const model_layer *l = &s->layers[i];
+        c->layout[i + 1] = (l->kind == MODEL_LAYER_FC) ? LAYOUT_NC : c->layout[i];
+        lyr_geom *g = &c->geom[i];
+        *g = (lyr_geom){.c = c->sh[i].c, .h = c->sh[i].h, .w = c->sh[i].w, .kh = l->kh,
+                        .kw = l->kw, .stride = l->stride, .pad_t = l->pad_t, .pad_b = l->pad_b,
+                        .pad_l = l->pad_l, .pad_r = l->pad_r, .oh = c->sh[i + 1].h,
+                        .ow = c->sh[i + 1].w};
+        if (l->kind == MODEL_LAYER_CONV && !is_1x1(g)) {
+            size_t per = (size_t)g->c * g->kh * g->kw * g->oh * g->ow;
+            size_t nb = NET_COL_LIMIT / per;
+            if (nb < 1)
+                nb = 1;
+            if (nb > (size_t)max_batch)
+                nb = (size_t)max_batch;
+            c->chunk[i] = (int)nb;
+            if (per * nb > col)
+                col = per * nb;
+        }
+        if (l->kind == MODEL_LAYER_FC && c->layout[i] == LAYOUT_CNHW && shape_size(&c->sh[i]) > flat)
+            flat = shape_size(&c->sh[i]);
+    }
+    for (int i = 0; i <= s->n_layers; i++)
+        if (shape_size(&c->sh[i]) > max_act)
+            max_act = shape_size(&c->sh[i]);
+    const size_t B = (size_t)max_batch;
+    int ok = 1;
+    for (int i = 0; i <= s->n_layers && ok; i++) {
+        ok = (c->act[i] = ctx_alloc(c, B * shape_size(&c->sh[i]) * sizeof(float))) != NULL;
+        if (ok && i < s->n_layers && s->layers[i].kind == MODEL_LAYER_MAXPOOL)
+            ok = (c->arg[i] = ctx_alloc(c, B * shape_size(&c->sh[i + 1]) * sizeof(int32_t))) != NULL;
+    }
+    if (ok)
+        ok = (c->col = ctx_alloc(c, col * sizeof(float))) && (c->flat = ctx_alloc(c, B * flat * sizeof(float))) &&
+             (c->g0 = ctx_alloc(c, B * max_act * sizeof(float))) &&
+             (c->g1 = ctx_alloc(c, B * max_act * sizeof(float))) &&
+             (c->logits = ctx_alloc(c, B * s->classes * sizeof(float))) &&
+             (c->probs = ctx_alloc(c, B * s->classes * sizeof(float)));
+    if (!ok) {
+        size_t want = c->bytes;
+        net_ctx_free(c);
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM,
+                        "out of memory for a batch-%d context of %s (%zu MB allocated so far)",
+                        max_batch, s->name, want >> 20);
+    }
+    *out = c;
+    return ADJ_OK;
+}
+
+void net_ctx_free(net_ctx *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i <= MODEL_MAX_LAYERS; i++)
+        free(c->act[i]);
+    for (int i = 0; i < MODEL_MAX_LAYERS; i++)
+        free(c->arg[i]);
+    free(c->col);
+    free(c->flat);
+    free(c->g0);
+    free(c->g1);
+    free(c->logits);
+    free(c->probs);
+    free(c);
+}
+
+const model *net_ctx_model(const net_ctx *c) { return c->m; }
+int net_ctx_max_batch(const net_ctx *c) { return c->max_batch; }
+size_t net_ctx_bytes(const net_ctx *c) { return c->bytes; }
+
+static const float *layer_w(const net_ctx *c, int i)
+{
+    return model_weights(c->m) + model_layer_offset(c->m, i);
+}
+
+/* Adds bias[m] to every one of the `len` values of row m, for M rows. */
+static void add_bias_rows(float *y, const float *bias, int M, size_t len)
+{
+    for (int m = 0; m < M; m++) {
+        float b = bias[m], *r = y + (size_t)m * len;
+        for (size_t j = 0; j < len; j++)
+            r[j] += b;
+    }
+}
+
+static void conv_forward(net_ctx *c, int i, int n)
+{
+    const lyr_geom *g = &c->geom[i];
+    const int M = c->spec->layers[i].out, K = g->c * g->kh * g->kw, ohw = g->oh * g->ow;
+    const float *W = layer_w(c, i), *in = c->act[i];
+    float *out = c->act[i + 1];
+    const size_t ld = (size_t)n * ohw;
+    if (is_1x1(g)) {
+        /* out[M][n*hw] = W[M][C] x in[C][n*hw] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, (int)ld, K, 1.0f, W, K, in,
+                    (int)ld, 0.0f, out, (int)ld);
+    } else {
+        for (int b0 = 0; b0 < n; b0 += c->chunk[i]) {
+            int nb = n - b0 < c->chunk[i] ? n - b0 : c->chunk[i];
+            lyr_im2col(in, n, b0, nb, g, c->col);
+            /* out[M][b0*ohw ..][nb*ohw] = W[M][K] x col[K][nb*ohw], row stride n*ohw */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, nb * ohw, K, 1.0f, W, K,
+                        c->col, nb * ohw, 0.0f, out + (size_t)b0 * ohw, (int)ld);
+        }
+    }
+    add_bias_rows(out, W + (size_t)M * K, M, ld);
+}
+
+static void fc_forward(net_ctx *c, int i, int n)
+{
+    const int in = (int)shape_size(&c->sh[i]), out = c->spec->layers[i].out;
+    const float *W = layer_w(c, i), *X = c->act[i];
+    if (c->layout[i] == LAYOUT_CNHW) {
+        lyr_cnhw_to_nc(c->act[i], c->sh[i].c, n, c->sh[i].h * c->sh[i].w, c->flat);
+        X = c->flat;
+    }
+    float *Y = c->act[i + 1];
+    /* Y[n][out] = X[n][in] x W[out][in]^T */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, X, in, W, in, 0.0f, Y, out);
+    const float *bias = W + (size_t)out * in;
+    for (int b = 0; b < n; b++)
+        for (int k = 0; k < out; k++)
+            Y[(size_t)b * out + k] += bias[k];
+}
+
+int net_forward(net_ctx *c, const float *input, int n, float *probs)
+{
+    if (!c || !input || n < 1 || n > c->max_batch)
+        return ADJ_ERR_ARG;
+    const model_spec *s = c->spec;
+    const int C = s->channels, hw = s->input_size * s->input_size;
+    /* standardise into CNHW */
+    for (int ch = 0; ch < C; ch++)
+        for (int b = 0; b < n; b++) {
+            const float *src = input + ((size_t)b * C + ch) * hw;
+            float *dst = c->act[0] + ((size_t)ch * n + b) * hw;
+            for (int k = 0; k < hw; k++)
+                dst[k] = (src[k] - s->mean) / s->std;
+        }
+    for (int i = 0; i < s->n_layers; i++) {
+        const size_t len = (size_t)n * shape_size(&c->sh[i + 1]);
+        switch (s->layers[i].kind) {
+        case MODEL_LAYER_CONV: conv_forward(c, i, n); break;
+        case MODEL_LAYER_RELU: lyr_relu(c->act[i], len, c->act[i + 1]); break;
+        case MODEL_LAYER_MAXPOOL:
+            lyr_maxpool(c->act[i], c->sh[i].c * n, &c->geom[i], c->act[i + 1], c->arg[i]);
+            break;
+        case MODEL_LAYER_FC: fc_forward(c, i, n); break;
+        }
+    }
+    const int L = s->n_layers;
+    if (c->layout[L] == LAYOUT_CNHW)
+        lyr_cnhw_to_nc(c->act[L], c->sh[L].c, n, c->sh[L].h * c->sh[L].w, c->logits);
+    else
+        memcpy(c->logits, c->act[L], (size_t)n * s->classes * sizeof(float));
+    lyr_softmax(c->logits, n, s->classes, c->probs);
+    if (probs)
+        memcpy(probs, c->probs, (size_t)n * s->classes * sizeof(float));
+    c->n = n;
+    return ADJ_OK;
+}
+
+const float *net_logits(const net_ctx *c) { return c->logits; }
+
+/* Backward through conv layer i: dY (CNHW) -> weight grads (if dw) and dX (if dx). */
+static void conv_backward(net_ctx *c, int i, int n, const float *dY, float *dx, float *dw)
+{
+    const lyr_geom *g = &c->geom[i];
+    const int M = c->spec->layers[i].out, K = g->c * g->kh * g->kw, ohw = g->oh * g->ow;
+    const float *W = layer_w(c, i), *in = c->act[i];
+    const size_t ld = (size_t)n * ohw;
+    if (dw) {
+        float *db = dw + (size_t)M * K;
+        for (int m = 0; m < M; m++) {
+            const float *r = dY + (size_t)m * ld;
+            double s = 0;
+            for (size_t j = 0; j < ld; j++)
+                s += r[j];
+            db[m] += (float)s;
+        }
+    }
+    if (is_1x1(g)) {
+        if (dw) /* dW[M][C] += dY[M][n*hw] x in[C][n*hw]^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, (int)ld, 1.0f, dY, (int)ld,
+                        in, (int)ld, 1.0f, dw, K);
+        if (dx) /* dX[C][n*hw] = W[M][C]^T x dY[M][n*hw] */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)ld, M, 1.0f, W, K, dY,
+                        (int)ld, 0.0f, dx, (int)ld);
+        return;
+    }
+    if (dx)
+        memset(dx, 0, (size_t)n * shape_size(&c->sh[i]) * sizeof(float));
+    for (int b0 = 0; b0 < n; b0 += c->chunk[i]) {
+        int nb = n - b0 < c->chunk[i] ? n - b0 : c->chunk[i];
+        const float *dYc = dY + (size_t)b0 * ohw;
+        if (dw) {
+            lyr_im2col(in, n, b0, nb, g, c->col);
+            /* dW[M][K] += dY[M][nb*ohw] x col[K][nb*ohw]^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, nb * ohw, 1.0f, dYc, (int)ld,
+                        c->col, nb * ohw, 1.0f, dw, K);
+        }
+        if (dx) {
+            /* dcol[K][nb*ohw] = W[M][K]^T x dY[M][nb*ohw] */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, nb * ohw, M, 1.0f, W, K, dYc,
+                        (int)ld, 0.0f, c->col, nb * ohw);
+            lyr_col2im(c->col, n, b0, nb, g, dx);
+        }
+    }
+}
+
+/* Backward through fc layer i: dY (NC) -> weight grads and dX (NC, in dx). */
+static void fc_backward(net_ctx *c, int i, int n, const float *dY, float *dx, float *dw)
+{
+    const int in = (int)shape_size(&c->sh[i]), out = c->spec->layers[i].out;
+    const float *W = layer_w(c, i);
+    const float *X = c->layout[i] == LAYOUT_CNHW ? c->flat : c->act[i];
+    if (dw) {
+        /* dW[out][in] += dY[n][out]^T x X[n][in] */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dY, out, X, in, 1.0f,
+                    dw, in);
+        float *db = dw + (size_t)out * in;
+        for (int b = 0; b < n; b++)
+            for (int k = 0; k < out; k++)
+                db[k] += dY[(size_t)b * out + k];
+    }
+    if (dx) /* dX[n][in] = dY[n][out] x W[out][in] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dY, out, W, in,
+                    0.0f, dx, in);
+}
+
+int net_backward(net_ctx *c, const int *labels, float *grad_input, float *grad_weights, float *losses)
+{
+    if (!c || !labels)
+        return ADJ_ERR_ARG;
+    if (c->n < 1)
+        return ADJ_ERR_STATE;
+    const model_spec *s = c->spec;
+    const int n = c->n, K = s->classes, L = s->n_layers;
+    for (int b = 0; b < n; b++)
+        if (labels[b] < 0 || labels[b] >= K)
+            return ADJ_ERR_ARG;
+    /* d(-log p_l)/d logits = p - onehot(l) */
+    float *cur = c->g0, *other = c->g1;
+    for (int b = 0; b < n; b++) {
+        const float *p = c->probs + (size_t)b * K;
+        float *d = other + (size_t)b * K;
+        for (int k = 0; k < K; k++)
+            d[k] = p[k];
+        d[labels[b]] -= 1.0f;
+        if (losses) {
+            const float *lg = c->logits + (size_t)b * K;
+            float mx = lg[0];
+            for (int k = 1; k < K; k++)
+                if (lg[k] > mx)
+                    mx = lg[k];
+            double se = 0;
+            for (int k = 0; k < K; k++)
+                se += exp((double)lg[k] - mx);
+            losses[b] = (float)(log(se) + mx - lg[labels[b]]);
+        }
+    }
+    if (c->layout[L] == LAYOUT_CNHW)
+        lyr_nc_to_cnhw(other, c->sh[L].c, n, c->sh[L].h * c->sh[L].w, cur);
+    else
+        memcpy(cur, other, (size_t)n * K * sizeof(float));
+    if (!grad_input && !grad_weights)
+        return ADJ_OK;
+    int first_param = L;
+    for (int i = 0; i < L; i++)
+        if (model_layer_offset(c->m, i) >= 0) {
+            first_param = i;
+            break;
+        }
+    for (int i = L - 1; i >= 0; i--) {
+        const int need_dx = grad_input != NULL || i > first_param;
+        const long off = model_layer_offset(c->m, i);
+        float *dw = (grad_weights && off >= 0) ? grad_weights + off : NULL;
+        if (!need_dx && !dw)
+            break;
+        const size_t in_len = (size_t)n * shape_size(&c->sh[i]);
+        switch (s->layers[i].kind) {
+        case MODEL_LAYER_CONV:
+            conv_backward(c, i, n, cur, need_dx ? other : NULL, dw);
+            break;
+        case MODEL_LAYER_RELU:
+            lyr_relu_back(c->act[i + 1], cur, in_len, other);
+            break;
+        case MODEL_LAYER_MAXPOOL:
+            lyr_maxpool_back(cur, c->arg[i], c->sh[i].c * n, &c->geom[i], other);
+            break;
+        case MODEL_LAYER_FC:
+            fc_backward(c, i, n, cur, need_dx ? other : NULL, dw);
+            if (need_dx && c->layout[i] == LAYOUT_CNHW) {
+                lyr_nc_to_cnhw(other, c->sh[i].c, n, c->sh[i].h * c->sh[i].w, cur);
+                continue; /* the gradient is already in cur */
+            }
+            break;
+        }
+        if (!need_dx)
+            break;
+        float *t = cur;
+        cur = other;
+        other = t;
+    }
+    if (grad_input) {
+        const int C = s->channels, hw = s->input_size * s->input_size;
+        const float inv = 1.0f / s->std;
+        for (int ch = 0; ch < C; ch++)
+            for (int b = 0; b < n; b++) {
+                const float *src = cur + ((size_t)ch * n + b) * hw;
+                float *dst = grad_input + ((size_t)b * C + ch) * hw;
+                for (int k = 0; k < hw; k++)
+                    dst[k] = src[k] * inv;
+            }
+    }
+    return ADJ_OK;
+}
+
+int net_argmax(const float *v, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[best])
+            best = i;
+    return best;
+}
+
+int net_topk(const float *p, int n, int k, int *idx)
+{
+    if (k > n)
+        k = n;
+    for (int j = 0; j < k; j++) {
+        int best = -1;
+        for (int i = 0; i < n; i++) {
+            int taken = 0;
+            for (int q = 0; q < j && !taken; q++)
+                taken = idx[q] == i;
+            if (!taken && (best < 0 || p[i] > p[best]))
+                best = i;
+        }
+        idx[j] = best;
+    }
+    return k;
+}

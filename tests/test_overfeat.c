@@ -1,0 +1,121 @@
+/* OverFeat fast and accurate from weight files of the exact layout (random
+ * weights the test writes): sizes, shapes, probabilities, batched results,
+ * and the errors for wrong, missing and unreadable files. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "net.h"
+#include "testutil.h"
+
+static void test_network(const char *name, size_t want_params, size_t want_bytes, int want_layers,
+                         const char *dir)
+{
+    char err[ADJ_ERRLEN], path[4200];
+    model_spec s;
+    CHECK(model_spec_builtin(name, &s, err, sizeof err) == 0, "%s", err);
+    CHECK(model_spec_param_count(&s) == want_params, "%s: %zu parameters, expected %zu", name,
+          model_spec_param_count(&s), want_params);
+    int convs = 0;
+    for (int i = 0; i < s.n_layers; i++)
+        convs += s.layers[i].kind == MODEL_LAYER_CONV || s.layers[i].kind == MODEL_LAYER_FC;
+    CHECK(convs == want_layers, "%s: %d weight layers", name, convs);
+    model_shape sh[MODEL_MAX_LAYERS + 1];
+    model_spec_shapes(&s, sh, NULL, 0);
+    CHECK(sh[s.n_layers].c == 1000 && sh[s.n_layers].h == 1, "1000 outputs");
+
+    snprintf(path, sizeof path, "%s/%s.weights", dir, name);
+    CHECK(tu_write_random_weights(&s, path, 42) == 0, "write %s", path);
+    struct stat st;
+    CHECK(stat(path, &st) == 0 && (size_t)st.st_size == want_bytes, "%s: file of %zu bytes", name, want_bytes);
+
+    model *m = NULL;
+    CHECK(model_load(&s, path, &m, err, sizeof err) == 0, "load: %s", err);
+    if (!m)
+        return;
+    net_ctx *ctx = NULL, *one = NULL;
+    CHECK(net_ctx_new(m, 2, &ctx, err, sizeof err) == 0 && net_ctx_new(m, 1, &one, err, sizeof err) == 0,
+          "%s", err);
+    const size_t per = (size_t)3 * s.input_size * s.input_size;
+    float *x = malloc(per * 2 * sizeof(float)), *p = malloc(2000 * sizeof(float)), p1[1000];
+    float *g = malloc(per * 2 * sizeof(float)), *g1 = malloc(per * sizeof(float));
+    uint64_t seed = 1;
+    for (size_t k = 0; k < per * 2; k++)
+        x[k] = (float)(tu_rand(&seed) % 256);
+    CHECK(net_forward(ctx, x, 2, p) == 0, "forward");
+    int labels[2] = {483, 0};
+    CHECK(net_backward(ctx, labels, g, NULL, NULL) == 0, "backward");
+    for (int b = 0; b < 2; b++) {
+        double sum = 0;
+        for (int k = 0; k < 1000; k++)
+            sum += p[b * 1000 + k];
+        CHECK(fabs(sum - 1) < 1e-4, "%s: probabilities sum to %g", name, sum);
+        net_forward(one, x + per * b, 1, p1);
+        net_backward(one, &labels[b], g1, NULL, NULL);
+        double pe = 0, ge = 0, gm = 0;
+        for (int k = 0; k < 1000; k++)
+            pe = fmax(pe, fabs(p1[k] - p[b * 1000 + k]));
+        for (size_t k = 0; k < per; k++) {
+            ge = fmax(ge, fabs(g1[k] - g[per * b + k]));
+            gm = fmax(gm, fabs(g1[k]));
+        }
+        CHECK(pe < 1e-5, "%s image %d: batched probabilities differ by %g", name, b, pe);
+        CHECK(gm > 0 && ge < 1e-3 * gm, "%s image %d: batched gradient differs by %g of %g", name, b, ge, gm);
+    }
+    free(x);
+    free(p);
+    free(g);
+    free(g1);
+    net_ctx_free(ctx);
+    net_ctx_free(one);
+    model_free(m);
+
+    /* a file one float short is refused with both sizes and its name */
+    CHECK(truncate(path, (off_t)want_bytes - 4) == 0, "truncate");
+    err[0] = 0;
+    CHECK(model_load(&s, path, &m, err, sizeof err) == ADJ_ERR_FORMAT, "short file refused");
+    char want[64], got[64];
+    snprintf(want, sizeof want, "%zu", want_bytes);
+    snprintf(got, sizeof got, "%zu", want_bytes - 4);
+    CHECK(strstr(err, path) && strstr(err, want) && strstr(err, got),
+          "message names file, expected and actual size: %s", err);
+    unlink(path);
+}
+
+static void test_bad_files(const char *dir)
+{
+    char err[ADJ_ERRLEN], path[4200];
+    model_spec s;
+    model *m;
+    model_spec_builtin("overfeat-fast", &s, err, sizeof err);
+    snprintf(path, sizeof path, "%s/missing", dir);
+    err[0] = 0;
+    CHECK(model_load(&s, path, &m, err, sizeof err) == ADJ_ERR_IO && strstr(err, path) &&
+              strstr(err, "583683488") && strstr(err, "No such file"),
+          "missing file: %s", err);
+    snprintf(path, sizeof path, "%s/empty", dir);
+    tu_write_file(path, "", 0);
+    CHECK(model_load(&s, path, &m, err, sizeof err) == ADJ_ERR_FORMAT && strstr(err, "is 0 bytes"),
+          "empty file: %s", err);
+    if (geteuid() != 0) { /* root reads anything */
+        chmod(path, 0);
+        CHECK(model_load(&s, path, &m, err, sizeof err) == ADJ_ERR_IO, "unreadable: %s", err);
+    }
+    unlink(path);
+    CHECK(model_load(&s, dir, &m, err, sizeof err) == ADJ_ERR_IO && strstr(err, "not a regular file"),
+          "a directory: %s", err);
+}
+
+int main(void)
+{
+    const char *dir = tu_tmpdir();
+    char d[4096];
+    snprintf(d, sizeof d, "%s", dir);
+    test_bad_files(d);
+    test_network("overfeat-fast", 145920872u, 583683488u, 8, d);
+    test_network("overfeat-accurate", 144656488u, 578625952u, 9, d);
+    tu_rmtree(d);
+    return tu_done();
+}
