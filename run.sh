@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# run.sh - one entry point for a fresh Debian machine.
+#
+#   ./run.sh deps    install the build and test dependencies (apt-get; needs root)
+#   ./run.sh build   configure and build the release build in build/
+#   ./run.sh test    deps + build + the whole test suite, twice: the release
+#                    build and a debug build with AddressSanitizer and UBSan;
+#                    ends with the line "N passed, N failed"
+#   ./run.sh demo    deps + build + start advjpgd on the embedded model and run
+#                    the paper's experiment on the demo image set
+#   ./run.sh bench   deps + build + the engine benchmark (overfeat-fast)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PACKAGES=(meson ninja-build pkg-config gcc libc6-dev
+  libmicrohttpd-dev libjansson-dev libturbojpeg0-dev libjpeg62-turbo-dev libjpeg-turbo-progs
+  libpng-dev libstb-dev libopenblas-dev libinih-dev libcurl4-openssl-dev
+  curl python3 libxml2-utils)
+
+deps() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing: ${missing[*]}"
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+}
+
+build() {
+  [ -f build/build.ninja ] || meson setup build --buildtype=release
+  ninja -C build
+}
+
+# Runs one build's tests; appends its counts to the totals.
+PASSED=0
+FAILED=0
+run_tests() {
+  local dir=$1
+  meson test -C "$dir" --print-errorlogs --num-processes 2 || true
+  local log="$dir/meson-logs/testlog.json"
+  local p f
+  p=$(grep -c '"result": "OK"' "$log" || true)
+  f=$(grep -c -E '"result": "(FAIL|TIMEOUT|ERROR|UNEXPECTEDPASS)"' "$log" || true)
+  echo "$dir: $p passed, $f failed"
+  PASSED=$((PASSED + p))
+  FAILED=$((FAILED + f))
+}
+
+tests() {
+  deps
+  build
+  run_tests build
+  [ -f build-asan/build.ninja ] ||
+    meson setup build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+  ninja -C build-asan
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    run_tests build-asan
+  echo "$PASSED passed, $FAILED failed"
+  [ "$FAILED" -eq 0 ]
+}
+
+case "${1:-}" in
+  deps) deps ;;
+  build) deps; build ;;
+  test) tests ;;
+  demo) deps; build; exec bash tools/demo.sh ;;
+  bench) deps; build; ./build/bench/advjpg-bench --model overfeat-fast ;;
+  *) sed -n '2,12p' "$0"; exit 2 ;;
+esac
