@@ -167,3 +167,113 @@ void lyr_softmax(const float *logits, int n, int k, float *probs)
             p[j] *= inv;
     }
 }
+
+/* ---- Winograd F(2x2, 3x3) -------------------------------------------- */
+
+size_t lyr_wino_tiles(int B, int h, int w)
+{
+    return (size_t)B * ((h + 1) / 2) * ((w + 1) / 2);
+}
+
+void lyr_wino_weights(const float *W, int M, int C, int transpose, float *U)
+{
+    const size_t plane = (size_t)M * C;
+    for (int m = 0; m < M; m++)
+        for (int c = 0; c < C; c++) {
+            const float *g = W + ((size_t)m * C + c) * 9;
+            float k[9];
+            if (transpose)
+                for (int q = 0; q < 9; q++)
+                    k[q] = g[8 - q]; /* rotated by 180 degrees */
+            else
+                memcpy(k, g, sizeof k);
+            /* t = G k (4x3), G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1] */
+            float t[4][3];
+            for (int j = 0; j < 3; j++) {
+                t[0][j] = k[j];
+                t[1][j] = 0.5f * (k[j] + k[3 + j] + k[6 + j]);
+                t[2][j] = 0.5f * (k[j] - k[3 + j] + k[6 + j]);
+                t[3][j] = k[6 + j];
+            }
+            /* u = t G^T (4x4) */
+            const size_t at = transpose ? (size_t)c * M + m : (size_t)m * C + c;
+            for (int i = 0; i < 4; i++) {
+                float u0 = t[i][0], u1 = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+                float u2 = 0.5f * (t[i][0] - t[i][1] + t[i][2]), u3 = t[i][2];
+                U[(size_t)(i * 4 + 0) * plane + at] = u0;
+                U[(size_t)(i * 4 + 1) * plane + at] = u1;
+                U[(size_t)(i * 4 + 2) * plane + at] = u2;
+                U[(size_t)(i * 4 + 3) * plane + at] = u3;
+            }
+        }
+}
+
+void lyr_wino_input(const float *in, int C, int B, int h, int w, float *V)
+{
+    const int th = (h + 1) / 2, tw = (w + 1) / 2;
+    const size_t T = (size_t)B * th * tw, plane = (size_t)C * T;
+    for (int c = 0; c < C; c++)
+        for (int b = 0; b < B; b++) {
+            const float *src = in + ((size_t)c * B + b) * h * w;
+            for (int ty = 0; ty < th; ty++)
+                for (int tx = 0; tx < tw; tx++) {
+                    float d[4][4];
+                    const int y0 = 2 * ty - 1, x0 = 2 * tx - 1;
+                    for (int i = 0; i < 4; i++)
+                        for (int j = 0; j < 4; j++) {
+                            int y = y0 + i, x = x0 + j;
+                            d[i][j] = (y >= 0 && y < h && x >= 0 && x < w) ? src[y * w + x] : 0.0f;
+                        }
+                    /* t = B^T d, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1] */
+                    float t[4][4];
+                    for (int j = 0; j < 4; j++) {
+                        t[0][j] = d[0][j] - d[2][j];
+                        t[1][j] = d[1][j] + d[2][j];
+                        t[2][j] = d[2][j] - d[1][j];
+                        t[3][j] = d[1][j] - d[3][j];
+                    }
+                    const size_t at = (size_t)c * T + ((size_t)b * th + ty) * tw + tx;
+                    for (int i = 0; i < 4; i++) {
+                        V[(size_t)(i * 4 + 0) * plane + at] = t[i][0] - t[i][2];
+                        V[(size_t)(i * 4 + 1) * plane + at] = t[i][1] + t[i][2];
+                        V[(size_t)(i * 4 + 2) * plane + at] = t[i][2] - t[i][1];
+                        V[(size_t)(i * 4 + 3) * plane + at] = t[i][1] - t[i][3];
+                    }
+                }
+        }
+}
+
+void lyr_wino_output(const float *P, int M, int B, int h, int w, const float *bias, float *out)
+{
+    const int th = (h + 1) / 2, tw = (w + 1) / 2;
+    const size_t T = (size_t)B * th * tw, plane = (size_t)M * T;
+    for (int m = 0; m < M; m++) {
+        const float bm = bias ? bias[m] : 0.0f;
+        for (int b = 0; b < B; b++) {
+            float *dst = out + ((size_t)m * B + b) * h * w;
+            for (int ty = 0; ty < th; ty++)
+                for (int tx = 0; tx < tw; tx++) {
+                    const size_t at = (size_t)m * T + ((size_t)b * th + ty) * tw + tx;
+                    float p[4][4];
+                    for (int q = 0; q < 16; q++)
+                        p[q / 4][q % 4] = P[(size_t)q * plane + at];
+                    /* s = A^T p, A^T = [1 1 1 0; 0 1 -1 -1] */
+                    float s[2][4];
+                    for (int j = 0; j < 4; j++) {
+                        s[0][j] = p[0][j] + p[1][j] + p[2][j];
+                        s[1][j] = p[1][j] - p[2][j] - p[3][j];
+                    }
+                    for (int i = 0; i < 2; i++) {
+                        const int y = 2 * ty + i;
+                        if (y >= h)
+                            continue;
+                        const float o0 = s[i][0] + s[i][1] + s[i][2] + bm;
+                        const float o1 = s[i][1] - s[i][2] - s[i][3] + bm;
+                        dst[y * w + 2 * tx] = o0;
+                        if (2 * tx + 1 < w)
+                            dst[y * w + 2 * tx + 1] = o1;
+                    }
+                }
+        }
+    }
+}

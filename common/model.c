@@ -76,12 +76,12 @@ int model_spec_builtin(const char *name, model_spec *out, char *err, size_t errs
         push(&s, fc(1000));
     } else if (!strcmp(name, MODEL_DEFAULT_NAME)) {
         /* The embedded default model: OverFeat's layer kinds at a small scale. */
-        spec_init(&s, name, 40, 48, 12);
+        spec_init(&s, name, 40, 48, 14);
         push(&s, conv(32, 5, 1, 2)); push(&s, relu()); push(&s, pool(2, 2));
         push(&s, conv(64, 3, 1, 1)); push(&s, relu()); push(&s, pool(2, 2));
         push(&s, conv(128, 3, 1, 1)); push(&s, relu()); push(&s, pool(2, 2));
         push(&s, fc(256)); push(&s, relu());
-        push(&s, fc(12));
+        push(&s, fc(14));
     } else {
         return adj_fail(err, errsz, ADJ_ERR_ARG,
                         "unknown model '%s' (built in: overfeat-fast, overfeat-accurate, %s)",

@@ -25,6 +25,11 @@ struct net_ctx {
     float *act[MODEL_MAX_LAYERS + 1];
     int32_t *arg[MODEL_MAX_LAYERS];
     float *col, *flat, *g0, *g1, *logits, *probs;
+    /* Winograd F(2x2,3x3) layers: transformed weights for the forward pass
+     * (U) and for the input gradient (Ut), and the tile buffers */
+    int wino[MODEL_MAX_LAYERS];
+    float *U[MODEL_MAX_LAYERS], *Ut[MODEL_MAX_LAYERS];
+    float *wv, *wp;
     size_t bytes;
 };
 
@@ -40,6 +45,12 @@ static void *ctx_alloc(net_ctx *c, size_t bytes)
         return NULL;
     c->bytes += bytes;
     return p;
+}
+
+static int is_wino(const lyr_geom *g)
+{
+    return g->kh == 3 && g->kw == 3 && g->stride == 1 && g->pad_t == 1 && g->pad_b == 1 &&
+           g->pad_l == 1 && g->pad_r == 1;
 }
 
 static int is_1x1(const lyr_geom *g)
@@ -60,7 +71,7 @@ int net_ctx_new(const model *m, int max_batch, net_ctx **out, char *err, size_t 
     c->max_batch = max_batch;
     const model_spec *s = c->spec;
     model_spec_shapes(s, c->sh, NULL, 0);
-    size_t max_act = 0, col = 0, flat = 0;
+    size_t max_act = 0, col = 0, flat = 0, wbuf = 0;
     c->layout[0] = LAYOUT_CNHW;
     for (int i = 0; i < s->n_layers; i++) {
         const model_layer *l = &s->layers[i];
@@ -70,7 +81,7 @@ int net_ctx_new(const model *m, int max_batch, net_ctx **out, char *err, size_t 
                         .kw = l->kw, .stride = l->stride, .pad_t = l->pad_t, .pad_b = l->pad_b,
                         .pad_l = l->pad_l, .pad_r = l->pad_r, .oh = c->sh[i + 1].h,
                         .ow = c->sh[i + 1].w};
-        if (l->kind == MODEL_LAYER_CONV && !is_1x1(g)) {
+        if (l->kind == MODEL_LAYER_CONV && !is_1x1(g)) { /* Winograd layers too: weight gradients */
             size_t per = (size_t)g->c * g->kh * g->kw * g->oh * g->ow;
             size_t nb = NET_COL_LIMIT / per;
             if (nb < 1)
@@ -81,6 +92,13 @@ int net_ctx_new(const model *m, int max_batch, net_ctx **out, char *err, size_t 
             if (per * nb > col)
                 col = per * nb;
         }
+        if (l->kind == MODEL_LAYER_CONV && is_wino(g)) {
+            c->wino[i] = 1;
+            size_t ch = (size_t)(g->c > l->out ? g->c : l->out);
+            size_t need = 16 * ch * lyr_wino_tiles(max_batch, g->h, g->w);
+            if (need > wbuf)
+                wbuf = need;
+        }
         if (l->kind == MODEL_LAYER_FC && c->layout[i] == LAYOUT_CNHW && shape_size(&c->sh[i]) > flat)
             flat = shape_size(&c->sh[i]);
     }
@@ -89,6 +107,13 @@ int net_ctx_new(const model *m, int max_batch, net_ctx **out, char *err, size_t 
             max_act = shape_size(&c->sh[i]);
     const size_t B = (size_t)max_batch;
     int ok = 1;
+    for (int i = 0; i < s->n_layers && ok; i++)
+        if (c->wino[i]) {
+            size_t u = (size_t)16 * s->layers[i].out * c->sh[i].c * sizeof(float);
+            ok = (c->U[i] = ctx_alloc(c, u)) && (c->Ut[i] = ctx_alloc(c, u));
+        }
+    if (ok && wbuf)
+        ok = (c->wv = ctx_alloc(c, wbuf * sizeof(float))) && (c->wp = ctx_alloc(c, wbuf * sizeof(float)));
     for (int i = 0; i <= s->n_layers && ok; i++) {
         ok = (c->act[i] = ctx_alloc(c, B * shape_size(&c->sh[i]) * sizeof(float))) != NULL;
         if (ok && i < s->n_layers && s->layers[i].kind == MODEL_LAYER_MAXPOOL)
@@ -107,8 +132,19 @@ int net_ctx_new(const model *m, int max_batch, net_ctx **out, char *err, size_t 
                         "out of memory for a batch-%d context of %s (%zu MB allocated so far)",
                         max_batch, s->name, want >> 20);
     }
+    net_ctx_refresh(c);
     *out = c;
     return ADJ_OK;
+}
+
+void net_ctx_refresh(net_ctx *c)
+{
+    for (int i = 0; i < c->spec->n_layers; i++)
+        if (c->wino[i]) {
+            const float *W = model_weights(c->m) + model_layer_offset(c->m, i);
+            lyr_wino_weights(W, c->spec->layers[i].out, c->sh[i].c, 0, c->U[i]);
+            lyr_wino_weights(W, c->spec->layers[i].out, c->sh[i].c, 1, c->Ut[i]);
+        }
 }
 
 void net_ctx_free(net_ctx *c)
@@ -119,6 +155,12 @@ void net_ctx_free(net_ctx *c)
         free(c->act[i]);
     for (int i = 0; i < MODEL_MAX_LAYERS; i++)
         free(c->arg[i]);
+    for (int i = 0; i < MODEL_MAX_LAYERS; i++) {
+        free(c->U[i]);
+        free(c->Ut[i]);
+    }
+    free(c->wv);
+    free(c->wp);
     free(c->col);
     free(c->flat);
     free(c->g0);
@@ -147,8 +189,30 @@ static void add_bias_rows(float *y, const float *bias, int M, size_t len)
     }
 }
 
+/* A 3x3 pad-1 convolution by Winograd: out[M] (CNHW) from in[C] (CNHW),
+ * with transformed weights U [16][M][C]. */
+static void wino_conv(net_ctx *c, const float *U, const float *in, int C, int M, int n, int h, int w,
+                      const float *bias, float *out)
+{
+    const size_t T = lyr_wino_tiles(n, h, w);
+    lyr_wino_input(in, C, n, h, w, c->wv);
+    for (int q = 0; q < 16; q++)
+        /* P[q][M][T] = U[q][M][C] x V[q][C][T] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, (int)T, C, 1.0f,
+                    U + (size_t)q * M * C, C, c->wv + (size_t)q * C * T, (int)T, 0.0f,
+                    c->wp + (size_t)q * M * T, (int)T);
+    lyr_wino_output(c->wp, M, n, h, w, bias, out);
+}
+
 static void conv_forward(net_ctx *c, int i, int n)
 {
+    if (c->wino[i]) {
+        const lyr_geom *g = &c->geom[i];
+        const int M = c->spec->layers[i].out;
+        wino_conv(c, c->U[i], c->act[i], g->c, M, n, g->h, g->w,
+                  layer_w(c, i) + (size_t)M * g->c * 9, c->act[i + 1]);
+        return;
+    }
     const lyr_geom *g = &c->geom[i];
     const int M = c->spec->layers[i].out, K = g->c * g->kh * g->kw, ohw = g->oh * g->ow;
     const float *W = layer_w(c, i), *in = c->act[i];
@@ -252,9 +316,14 @@ static void conv_backward(net_ctx *c, int i, int n, const float *dY, float *dx, 
                         (int)ld, 0.0f, dx, (int)ld);
         return;
     }
+    if (dx && c->wino[i]) {
+        /* the input gradient of a 3x3 pad-1 convolution is one too */
+        wino_conv(c, c->Ut[i], dY, M, g->c, n, g->h, g->w, NULL, dx);
+        dx = NULL;
+    }
     if (dx)
         memset(dx, 0, (size_t)n * shape_size(&c->sh[i]) * sizeof(float));
-    for (int b0 = 0; b0 < n; b0 += c->chunk[i]) {
+    for (int b0 = 0; b0 < n && (dx || dw); b0 += c->chunk[i]) {
         int nb = n - b0 < c->chunk[i] ? n - b0 : c->chunk[i];
         const float *dYc = dY + (size_t)b0 * ohw;
         if (dw) {

@@ -29,6 +29,12 @@ typedef struct net_ctx net_ctx;
  */
 int net_ctx_new(const model *m, int max_batch, net_ctx **out, char *err, size_t errsz);
 
+/**
+ * Call after changing the model's weights (a trainer's step): the context
+ * keeps transformed copies of some layers' weights (Winograd convolutions).
+ */
+void net_ctx_refresh(net_ctx *ctx);
+
 /** Frees the context (NULL is fine). */
 void net_ctx_free(net_ctx *ctx);
 

@@ -126,10 +126,13 @@ int gc_weights(const model_spec *spec, uint64_t seed, int n, float h, float tol,
             long k = off + (q < 3 ? len - 1 - q : (long)(tu_rand(&seed) % (uint64_t)len));
             float save = w[k];
             w[k] = save + h;
+            net_ctx_refresh(ctx);
             double lp = total_loss(ctx, x, n, labels, losses);
             w[k] = save - h;
+            net_ctx_refresh(ctx);
             double lm = total_loss(ctx, x, n, labels, losses);
             w[k] = save;
+            net_ctx_refresh(ctx);
             double num = (lp - lm) / (2.0 * h);
             cnt++;
             if (mismatch(num, gw[k], tol)) {

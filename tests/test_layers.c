@@ -63,7 +63,9 @@ static void naive_conv(const float *in, int C, int H, int W, const float *wt, co
 static void test_conv_against_direct(void)
 {
     struct { int c, size; model_layer l; } cases[] = {
-        {3, 9, conv(4, 3, 3, 1, 1, 1, 1, 1)},
+        {3, 9, conv(4, 3, 3, 1, 1, 1, 1, 1)},    /* 3x3 pad 1: Winograd, odd size */
+        {4, 12, conv(6, 3, 3, 1, 1, 1, 1, 1)},   /* Winograd, even size */
+        {3, 9, conv(4, 3, 3, 2, 1, 1, 1, 1)},    /* 3x3 pad 1 stride 2: im2col */
         {3, 11, conv(5, 5, 5, 2, 1, 2, 0, 1)},   /* stride 2, different pad per side */
         {2, 8, conv(3, 1, 1, 1, 0, 0, 0, 0)},    /* 1x1: the direct sgemm path */
         {3, 23, conv(6, 11, 11, 4, 0, 0, 0, 0)}, /* OverFeat fast's first layer, small */
