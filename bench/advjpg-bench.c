@@ -41,7 +41,7 @@ static uint64_t next(uint64_t *s)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: advjpg-bench --model NAME|FILE.json [--weights FILE] [--batch 1,16] [--seconds S]\n"
+    fprintf(f, "usage: advjpg-bench --model NAME|FILE.json [--weights FILE] [--batch 1,16] [--seconds S] [--layers]\n"
                "Times the engine's forward pass and forward + input gradient; one JSON line per case.\n"
                "Without --weights, random weights of the model's exact size are used.\n");
 }
@@ -51,10 +51,13 @@ int main(int argc, char **argv)
     adj_runtime_init(argv);
     const char *model_name = "overfeat-fast", *weights = NULL, *batches = "1,16";
     double seconds = 3.0;
+    int layers = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
+        } else if (!strcmp(argv[i], "--layers")) {
+            layers = 1;
         } else if (!strcmp(argv[i], "--model") && i + 1 < argc) {
             model_name = argv[++i];
         } else if (!strcmp(argv[i], "--weights") && i + 1 < argc) {
@@ -112,6 +115,7 @@ int main(int argc, char **argv)
         uint64_t s = 7;
         for (size_t k = 0; k < per * b; k++)
             x[k] = (float)(next(&s) % 256);
+        double fprev[MODEL_MAX_LAYERS] = {0};
         for (int pass = 0; pass < 2; pass++) {
             int reps = 0;
             double t0 = 0, t;
@@ -133,6 +137,19 @@ int main(int argc, char **argv)
                    spec.name, b, pass ? "gradient" : "forward", per_img * 1e3,
                    flops * (pass ? 2 : 1) / per_img * 1e-9, adj_blas_corename(), adj_blas_threads());
             fflush(stdout);
+            if (layers) { /* where the time goes: per layer, ms per image */
+                double f[MODEL_MAX_LAYERS], bw[MODEL_MAX_LAYERS];
+                net_ctx_layer_seconds(ctx, f, bw);
+                printf("{\"batch\":%d,\"pass\":\"%s\",\"layers_ms_per_image\":[", b,
+                       pass ? "gradient" : "forward");
+                for (int l = 0; l < spec.n_layers; l++) {
+                    double v = pass ? f[l] + bw[l] - fprev[l] : f[l];
+                    printf("%s%.2f", l ? "," : "", v * 1e3 / (reps + 1) / b);
+                    fprev[l] = f[l] + bw[l];
+                }
+                printf("]}\n");
+                memcpy(fprev, f, sizeof f);
+            }
         }
         free(x);
         free(g);

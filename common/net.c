@@ -4,12 +4,23 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "layers.h"
 
 /* Largest im2col buffer a context keeps, in floats (128 MiB). Convolutions
  * whose columns for the whole batch would not fit run in chunks of images. */
 #define NET_COL_LIMIT ((size_t)32 << 20)
+
+/* Fully connected layers over at most this many images use one matrix-vector
+ * product per image: at batch 1 sgemm spends more time packing the weights
+ * than the memory-bound product itself takes. */
+#define NET_GEMV_MAX 1
+
+/* Winograd's 16 products per layer are small matrices at small batches, where
+ * OpenBLAS spends its time packing the transformed weights; below this batch
+ * size im2col is faster (measured on overfeat-fast: see README). */
+#define NET_WINO_MIN_BATCH 8
 
 enum { LAYOUT_CNHW, LAYOUT_NC };
 
@@ -31,7 +42,16 @@ struct net_ctx {
     float *U[MODEL_MAX_LAYERS], *Ut[MODEL_MAX_LAYERS];
     float *wv, *wp;
     size_t bytes;
+    /* seconds spent per layer since the context was made: forward, backward */
+    double t_fwd[MODEL_MAX_LAYERS], t_bwd[MODEL_MAX_LAYERS];
 };
+
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 static size_t shape_size(const model_shape *s) { return (size_t)s->c * s->h * s->w; }
 
@@ -171,6 +191,16 @@ void net_ctx_free(net_ctx *c)
 }
 
 const model *net_ctx_model(const net_ctx *c) { return c->m; }
+
+void net_ctx_layer_seconds(const net_ctx *c, double *fwd, double *bwd)
+{
+    for (int i = 0; i < c->spec->n_layers; i++) {
+        if (fwd)
+            fwd[i] = c->t_fwd[i];
+        if (bwd)
+            bwd[i] = c->t_bwd[i];
+    }
+}
 int net_ctx_max_batch(const net_ctx *c) { return c->max_batch; }
 size_t net_ctx_bytes(const net_ctx *c) { return c->bytes; }
 
@@ -206,7 +236,7 @@ static void wino_conv(net_ctx *c, const float *U, const float *in, int C, int M,
 
 static void conv_forward(net_ctx *c, int i, int n)
 {
-    if (c->wino[i]) {
+    if (c->wino[i] && n >= NET_WINO_MIN_BATCH) {
         const lyr_geom *g = &c->geom[i];
         const int M = c->spec->layers[i].out;
         wino_conv(c, c->U[i], c->act[i], g->c, M, n, g->h, g->w,
@@ -243,8 +273,16 @@ static void fc_forward(net_ctx *c, int i, int n)
         X = c->flat;
     }
     float *Y = c->act[i + 1];
-    /* Y[n][out] = X[n][in] x W[out][in]^T */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, X, in, W, in, 0.0f, Y, out);
+    if (n <= NET_GEMV_MAX) {
+        /* y_b[out] = W[out][in] x x_b[in]: streams W once without packing it */
+        for (int b = 0; b < n; b++)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, W, in, X + (size_t)b * in, 1,
+                        0.0f, Y + (size_t)b * out, 1);
+    } else {
+        /* Y[n][out] = X[n][in] x W[out][in]^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, X, in, W, in, 0.0f,
+                    Y, out);
+    }
     const float *bias = W + (size_t)out * in;
     for (int b = 0; b < n; b++)
         for (int k = 0; k < out; k++)
@@ -267,6 +305,7 @@ int net_forward(net_ctx *c, const float *input, int n, float *probs)
         }
     for (int i = 0; i < s->n_layers; i++) {
         const size_t len = (size_t)n * shape_size(&c->sh[i + 1]);
+        const double t0 = seconds_now();
         switch (s->layers[i].kind) {
         case MODEL_LAYER_CONV: conv_forward(c, i, n); break;
         case MODEL_LAYER_RELU: lyr_relu(c->act[i], len, c->act[i + 1]); break;
@@ -275,6 +314,7 @@ int net_forward(net_ctx *c, const float *input, int n, float *probs)
             break;
         case MODEL_LAYER_FC: fc_forward(c, i, n); break;
         }
+        c->t_fwd[i] += seconds_now() - t0;
     }
     const int L = s->n_layers;
     if (c->layout[L] == LAYOUT_CNHW)
@@ -316,7 +356,7 @@ static void conv_backward(net_ctx *c, int i, int n, const float *dY, float *dx, 
                         (int)ld, 0.0f, dx, (int)ld);
         return;
     }
-    if (dx && c->wino[i]) {
+    if (dx && c->wino[i] && n >= NET_WINO_MIN_BATCH) {
         /* the input gradient of a 3x3 pad-1 convolution is one too */
         wino_conv(c, c->Ut[i], dY, M, g->c, n, g->h, g->w, NULL, dx);
         dx = NULL;
@@ -356,7 +396,11 @@ static void fc_backward(net_ctx *c, int i, int n, const float *dY, float *dx, fl
             for (int k = 0; k < out; k++)
                 db[k] += dY[(size_t)b * out + k];
     }
-    if (dx) /* dX[n][in] = dY[n][out] x W[out][in] */
+    if (dx && n <= NET_GEMV_MAX) {
+        for (int b = 0; b < n; b++) /* dx_b[in] = W[out][in]^T x dy_b[out] */
+            cblas_sgemv(CblasRowMajor, CblasTrans, out, in, 1.0f, W, in, dY + (size_t)b * out, 1,
+                        0.0f, dx + (size_t)b * in, 1);
+    } else if (dx) /* dX[n][in] = dY[n][out] x W[out][in] */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dY, out, W, in,
                     0.0f, dx, in);
 }
@@ -411,6 +455,7 @@ int net_backward(net_ctx *c, const int *labels, float *grad_input, float *grad_w
         if (!need_dx && !dw)
             break;
         const size_t in_len = (size_t)n * shape_size(&c->sh[i]);
+        const double t0 = seconds_now();
         switch (s->layers[i].kind) {
         case MODEL_LAYER_CONV:
             conv_backward(c, i, n, cur, need_dx ? other : NULL, dw);
@@ -425,10 +470,12 @@ int net_backward(net_ctx *c, const int *labels, float *grad_input, float *grad_w
             fc_backward(c, i, n, cur, need_dx ? other : NULL, dw);
             if (need_dx && c->layout[i] == LAYOUT_CNHW) {
                 lyr_nc_to_cnhw(other, c->sh[i].c, n, c->sh[i].h * c->sh[i].w, cur);
+                c->t_bwd[i] += seconds_now() - t0;
                 continue; /* the gradient is already in cur */
             }
             break;
         }
+        c->t_bwd[i] += seconds_now() - t0;
         if (!need_dx)
             break;
         float *t = cur;

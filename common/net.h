@@ -41,6 +41,12 @@ void net_ctx_free(net_ctx *ctx);
 /** The model this context runs (borrowed). */
 const model *net_ctx_model(const net_ctx *ctx);
 
+/**
+ * Seconds spent in each layer since the context was made, forward (fwd) and
+ * backward (bwd), n_layers values each (either may be NULL): where the time goes.
+ */
+void net_ctx_layer_seconds(const net_ctx *ctx, double *fwd, double *bwd);
+
 /** The largest batch this context takes. */
 int net_ctx_max_batch(const net_ctx *ctx);
 

@@ -38,7 +38,13 @@ void adj_runtime_init(char **argv)
     }
     /* Guard against a loop should the exec come back here. */
     setenv("ADVJPG_NO_REEXEC", "1", 1);
-    execv("/proc/self/exe", argv);
+    /* exec the program's own path, so that its process name stays its own */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return;
+    self[n] = '\0';
+    execv(self, argv);
     /* exec failed: carry on with the kernels we have. */
 }
 

@@ -12,6 +12,8 @@
  * weights (seed) on a batch of n random inputs against central differences
  * with step h (input units). Checks up to max_coords coordinates per image.
  * Returns the number of mismatching coordinates (relative error over tol);
+ * a few are expected where a step crosses a ReLU or max-pool kink (callers
+ * allow 5%; a wrong gradient is off nearly everywhere);
  * *checked receives how many were compared.
  */
 int gc_input(const model_spec *spec, uint64_t seed, int n, float h, float tol, int max_coords,

@@ -59,10 +59,10 @@ static void test_whole_network_gradients(const model_spec *s)
 {
     int checked = 0;
     /* pixels 0..255 with std 61.9: a step of 0.05 pixel levels */
-    int bad = gc_input(s, 5, 3, 0.05f, 2e-2f, 150, &checked);
-    CHECK(bad <= checked / 50, "whole network: %d of %d input-gradient coordinates off", bad, checked);
-    bad = gc_weights(s, 6, 3, 2e-3f, 2e-2f, 40, &checked);
-    CHECK(bad <= checked / 50, "whole network: %d of %d weight-gradient coordinates off", bad, checked);
+    int bad = gc_input(s, 5, 8, 0.05f, 2e-2f, 60, &checked);
+    CHECK(bad <= checked / 20, "whole network: %d of %d input-gradient coordinates off", bad, checked);
+    bad = gc_weights(s, 6, 8, 2e-3f, 2e-2f, 40, &checked);
+    CHECK(bad <= checked / 20, "whole network: %d of %d weight-gradient coordinates off", bad, checked);
 }
 
 static void test_batch_equals_single(const model_spec *s)
@@ -72,16 +72,16 @@ static void test_batch_equals_single(const model_spec *s)
     net_ctx *big, *one;
     float *w = tu_random_weights(s, 21);
     CHECK(model_create(s, w, model_spec_param_count(s), 0, &m, err, sizeof err) == 0, "%s", err);
-    CHECK(net_ctx_new(m, 5, &big, err, sizeof err) == 0 && net_ctx_new(m, 1, &one, err, sizeof err) == 0,
+    CHECK(net_ctx_new(m, 9, &big, err, sizeof err) == 0 && net_ctx_new(m, 1, &one, err, sizeof err) == 0,
           "%s", err);
-    const int n = 5, K = s->classes;
+    const int n = 9, K = s->classes; /* 9: Winograd in the batch, im2col alone */
     const size_t per = (size_t)3 * s->input_size * s->input_size;
     float *x = malloc(per * n * sizeof(float)), *p = malloc((size_t)n * K * sizeof(float));
     float *g = malloc(per * n * sizeof(float)), *g1 = malloc(per * sizeof(float)), p1[16];
     uint64_t seed = 3;
     for (size_t k = 0; k < per * n; k++)
         x[k] = (float)(tu_rand(&seed) % 256);
-    int labels[5] = {0, 1, 2, 3, 6};
+    int labels[9] = {0, 1, 2, 3, 6, 5, 4, 0, 1};
     CHECK(net_forward(big, x, n, p) == 0, "forward");
     CHECK(net_backward(big, labels, g, NULL, NULL) == 0, "backward");
     double perr = 0, gerr = 0, gmax = 0;
@@ -99,8 +99,8 @@ static void test_batch_equals_single(const model_spec *s)
             gmax = fmax(gmax, fabs(g1[k]));
         }
     }
-    CHECK(perr < 1e-6, "batched probabilities differ from one-at-a-time by %g", perr);
-    CHECK(gerr <= 1e-5 * gmax, "batched gradients differ from one-at-a-time by %g (max %g)", gerr, gmax);
+    CHECK(perr < 1e-5, "batched probabilities differ from one-at-a-time by %g", perr);
+    CHECK(gerr <= 1e-4 * gmax, "batched gradients differ from one-at-a-time by %g (max %g)", gerr, gmax);
     CHECK(gmax > 0, "the gradient is not zero");
 
     /* argument and order checks */
