@@ -1,0 +1,321 @@
+/*
+ * cli_cmd.c - see cli_cmd.h.
+ */
+#include "cli_cmd.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli_io.h"
+
+void cli_ctx_init(cli_ctx *ctx)
+{
+    memset(ctx, 0, sizeof *ctx);
+    const char *s = getenv("ADVJPG_SERVER");
+    ctx->server = s && *s ? s : CLI_DEFAULT_SERVER;
+    const char *t = getenv("ADVJPG_TOKEN");
+    if (t && *t)
+        ctx->token = strdup(t);
+    ctx->timeout_s = CLI_DEFAULT_TIMEOUT;
+    ctx->out_tty = isatty(STDOUT_FILENO);
+    ctx->err_tty = isatty(STDERR_FILENO);
+}
+
+static void drop_token(cli_ctx *ctx)
+{
+    if (ctx->token) {
+        memset(ctx->token, 0, strlen(ctx->token));
+        free(ctx->token);
+        ctx->token = NULL;
+    }
+}
+
+void cli_ctx_free(cli_ctx *ctx)
+{
+    drop_token(ctx);
+    if (ctx->http_ready)
+        cli_http_cleanup(&ctx->http);
+    ctx->http_ready = 0;
+}
+
+static const char *cmd_name(const cli_ctx *ctx)
+{
+    return ctx->cmd ? ctx->cmd->name : NULL;
+}
+
+int cli_usage(cli_ctx *ctx, const char *fmt, ...)
+{
+    const char *name = cmd_name(ctx);
+    va_list ap;
+    fprintf(stderr, name ? "advjpg %s: " : "advjpg: ", name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    if (name)
+        fprintf(stderr, " (see 'advjpg %s --help')\n", name);
+    else
+        fprintf(stderr, " (see 'advjpg --help')\n");
+    return CLI_EXIT_USAGE;
+}
+
+int cli_fail(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("advjpg: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return CLI_EXIT_SERVER;
+}
+
+void cli_print_help(const cli_command *cmd, FILE *f)
+{
+    fputs(cmd->help, f);
+    fputs("\nGlobal options (also after the command): --server URL, --token T,\n"
+          "--token-file FILE, --timeout S; see 'advjpg --help'.\n"
+          "Exit status: 0 success, 1 server or connection error, 2 usage error.\n",
+          f);
+}
+
+/* The first line of a file, without its end of line. */
+static int read_token_file(cli_ctx *ctx, const char *path)
+{
+    char *data, err[CLI_ERRLEN];
+    size_t len;
+    if (cli_read_file(path, &data, &len, err, sizeof err))
+        return cli_usage(ctx, "--token-file: %s", err);
+    data[strcspn(data, "\r\n")] = '\0';
+    if (!*data) {
+        free(data);
+        return cli_usage(ctx, "--token-file: %s holds no token on its first line", path);
+    }
+    drop_token(ctx);
+    ctx->token = data;
+    return -1;
+}
+
+int cli_common_option(cli_ctx *ctx, int c, char **argv)
+{
+    switch (c) {
+    case OPT_SERVER:
+        ctx->server = optarg;
+        return -1;
+    case OPT_TOKEN:
+        drop_token(ctx);
+        ctx->token = strdup(optarg);
+        return -1;
+    case OPT_TOKEN_FILE:
+        return read_token_file(ctx, optarg);
+    case OPT_TIMEOUT: {
+        int rc = cli_parse_seconds(ctx, "--timeout", optarg, &ctx->timeout_s);
+        return rc ? rc : -1;
+    }
+    case 'h':
+        if (ctx->cmd)
+            cli_print_help(ctx->cmd, stdout);
+        return CLI_EXIT_OK;
+    case ':':
+        /* a long option as typed (argv[optind - 1]), a short one by its letter */
+        if (!strncmp(argv[optind - 1], "--", 2) || !optopt || optopt >= 256)
+            return cli_usage(ctx, "option %s needs a value", argv[optind - 1]);
+        return cli_usage(ctx, "option -%c needs a value", optopt);
+    case '?':
+    default:
+        if (!strncmp(argv[optind - 1], "--", 2) || !optopt || optopt >= 256)
+            return cli_usage(ctx, "unknown option %.*s", (int)strcspn(argv[optind - 1], "="),
+                             argv[optind - 1]);
+        return cli_usage(ctx, "unknown option -%c", optopt);
+    }
+}
+
+int cli_parse_long(cli_ctx *ctx, const char *opt, const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || isspace((unsigned char)*s) || *end || errno || v < lo || v > hi)
+        return cli_usage(ctx, "%s wants an integer from %ld to %ld, not '%s'", opt, lo, hi, s);
+    *out = v;
+    return 0;
+}
+
+int cli_parse_seed(cli_ctx *ctx, const char *s, unsigned long long max, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!isdigit((unsigned char)*s) || *end || errno || v > max)
+        return cli_usage(ctx, "--seed wants an integer from 0 to %llu, not '%s'", max, s);
+    *out = v;
+    return 0;
+}
+
+int cli_parse_seconds(cli_ctx *ctx, const char *opt, const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || isspace((unsigned char)*s) || *end || errno || !isfinite(v) || v < 0 ||
+        v > 1e6)
+        return cli_usage(ctx, "%s wants a number of seconds (0 to 1000000), not '%s'", opt, s);
+    *out = v;
+    return 0;
+}
+
+int cli_parse_eps(cli_ctx *ctx, const char *s, char *norm, size_t n, json_t **arr)
+{
+    json_t *a = json_array();
+    size_t o = 0;
+    int count = 0;
+    const char *p = s;
+    if (!a)
+        return cli_fail("out of memory");
+    norm[0] = '\0';
+    for (;;) {
+        while (*p == ' ')
+            p++;
+        char *end;
+        long v = 0;
+        if (*p >= '0' && *p <= '9') {
+            errno = 0;
+            v = strtol(p, &end, 10);
+        } else {
+            end = (char *)p;
+        }
+        if (end == p || errno || v < 1 || v > 255 || ++count > 64) {
+            json_decref(a);
+            return cli_usage(ctx, "--eps wants integers from 1 to 255 separated by "
+                                  "commas, such as 1,5,10, not '%s'", s);
+        }
+        int w = snprintf(norm + o, n - o, "%s%ld", o ? "," : "", v);
+        if (w < 0 || (size_t)w >= n - o) {
+            json_decref(a);
+            return cli_usage(ctx, "--eps: the list '%s' is too long", s);
+        }
+        o += (size_t)w;
+        json_array_append_new(a, json_integer(v));
+        p = end;
+        while (*p == ' ')
+            p++;
+        if (*p == '\0')
+            break;
+        if (*p != ',') {
+            json_decref(a);
+            return cli_usage(ctx, "--eps wants integers from 1 to 255 separated by "
+                                  "commas, such as 1,5,10, not '%s'", s);
+        }
+        p++;
+    }
+    if (arr)
+        *arr = a;
+    else
+        json_decref(a);
+    return 0;
+}
+
+int cli_check_resize(cli_ctx *ctx, const char *s)
+{
+    if (strcmp(s, "center") && strcmp(s, "none"))
+        return cli_usage(ctx, "--resize is 'center' or 'none', not '%s'", s);
+    return 0;
+}
+
+int cli_query_add(char *path, size_t n, const char *fmt, ...)
+{
+    size_t o = strlen(path);
+    if (o + 1 >= n)
+        return -1;
+    path[o++] = strchr(path, '?') ? '&' : '?';
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(path + o, n - o, fmt, ap);
+    va_end(ap);
+    if (w < 0 || (size_t)w >= n - o) {
+        path[o - 1] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
+int cli_connect(cli_ctx *ctx)
+{
+    char err[CLI_ERRLEN];
+    if (ctx->http_ready)
+        return 0;
+    if (cli_http_init(&ctx->http, ctx->server, ctx->token, ctx->timeout_s, err, sizeof err))
+        return cli_usage(ctx, "server URL: %s", err);
+    ctx->http_ready = 1;
+    drop_token(ctx); /* the HTTP client has its own copy in the header */
+    return 0;
+}
+
+int cli_call(cli_ctx *ctx, const cli_request *req, cli_response *resp)
+{
+    char err[CLI_ERRLEN];
+    int rc = cli_connect(ctx);
+    memset(resp, 0, sizeof *resp);
+    if (rc)
+        return rc;
+    if (cli_http_do(&ctx->http, req, resp, err, sizeof err)) {
+        cli_response_free(resp);
+        return cli_fail("%s", err);
+    }
+    if (resp->status < 200 || resp->status >= 300) {
+        cli_http_status_message(resp, err, sizeof err);
+        cli_response_free(resp);
+        return cli_fail("%s", err);
+    }
+    return 0;
+}
+
+int cli_call_json(cli_ctx *ctx, const cli_request *req, json_t **out)
+{
+    cli_response r;
+    json_error_t je;
+    int rc = cli_call(ctx, req, &r);
+    if (rc)
+        return rc;
+    json_t *j = json_loadb(r.body, r.len, JSON_DECODE_ANY, &je);
+    if (!j) {
+        rc = cli_fail("server answered %ld to %s %s with something that is not JSON "
+                      "(Content-Type '%s')", r.status, req->method, req->path,
+                      r.content_type);
+        cli_response_free(&r);
+        return rc;
+    }
+    cli_response_free(&r);
+    *out = j;
+    return 0;
+}
+
+int cli_output(cli_ctx *ctx, const json_t *j)
+{
+    if (cli_print_json(stdout, j, ctx->out_tty))
+        return cli_fail("cannot write the output: %s", strerror(errno));
+    return 0;
+}
+
+char *cli_escape(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = malloc(3 * strlen(s) + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+            *o++ = (char)*p;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}

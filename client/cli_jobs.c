@@ -1,0 +1,551 @@
+/*
+ * cli_jobs.c - evaluation jobs: evaluate, jobs, job, result, rows, cancel,
+ * and waiting for a job with a progress display.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli_cmd.h"
+#include "cli_progress.h"
+
+#define WAIT_MAX_MISSES 10 /* polls in a row without an answer before giving up */
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+/* Sleeps s seconds or until Ctrl-C. */
+static void nap(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (!interrupted && nanosleep(&ts, &ts) && errno == EINTR)
+        ;
+}
+
+/* A job id from the command line: non-empty, printable, not absurdly long. */
+static int check_id(cli_ctx *ctx, const char *id)
+{
+    if (!*id || strlen(id) > 200)
+        return cli_usage(ctx, "'%s' is not a job id", id);
+    for (const char *p = id; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return cli_usage(ctx, "a job id has no blanks or control characters");
+    return 0;
+}
+
+/* path = "/jobs/<escaped id><suffix>"; new string. */
+static char *job_path(const char *id, const char *suffix)
+{
+    char *e = cli_escape(id);
+    if (!e)
+        return NULL;
+    size_t n = strlen("/jobs/") + strlen(e) + strlen(suffix) + 1;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "/jobs/%s%s", e, suffix);
+    free(e);
+    return p;
+}
+
+static int is_final(const char *status)
+{
+    return !strcmp(status, "done") || !strcmp(status, "failed") || !strcmp(status, "canceled");
+}
+
+static double num_or(const json_t *j, const char *key, double dflt)
+{
+    const json_t *v = json_object_get(j, key);
+    return json_is_number(v) ? json_number_value(v) : dflt;
+}
+
+/*
+ * Polls GET /jobs/{id} every interval seconds until the job is done, failed
+ * or canceled, showing progress on stderr. A few polls in a row without an
+ * answer (or with 503) are tolerated, since a restarted daemon resumes its
+ * jobs. On success *job is the last state (new reference) and 0 is
+ * returned; otherwise the exit status, with the problem printed.
+ */
+static int wait_job(cli_ctx *ctx, const char *id, double interval, json_t **job)
+{
+    char err[CLI_ERRLEN];
+    char *path = job_path(id, "");
+    int misses = 0, rc;
+    cli_progress prog;
+    struct sigaction sa, old;
+    if (!path)
+        return cli_fail("out of memory");
+    if ((rc = cli_connect(ctx))) {
+        free(path);
+        return rc;
+    }
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint; /* no SA_RESTART: Ctrl-C ends the nap */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old);
+    interrupted = 0;
+    cli_progress_init(&prog, stderr, ctx->err_tty);
+
+    for (;;) {
+        cli_request q = {.method = "GET", .path = path};
+        cli_response r;
+        double pause = interval;
+        int answered = cli_http_do(&ctx->http, &q, &r, err, sizeof err) == 0;
+        if (!answered || r.status == 503) {
+            if (answered)
+                cli_http_status_message(&r, err, sizeof err);
+            if (answered && r.retry_after > pause)
+                pause = r.retry_after < 60 ? (double)r.retry_after : 60.0;
+            cli_response_free(&r);
+            if (++misses >= WAIT_MAX_MISSES) {
+                cli_progress_end(&prog);
+                rc = cli_fail("%s (gave up waiting for job %s after %d tries)", err, id,
+                              misses);
+                break;
+            }
+        } else if (r.status < 200 || r.status >= 300) {
+            cli_progress_end(&prog);
+            rc = cli_fail("%s", cli_http_status_message(&r, err, sizeof err));
+            cli_response_free(&r);
+            break;
+        } else {
+            misses = 0;
+            json_t *j = json_loadb(r.body, r.len, 0, NULL);
+            cli_response_free(&r);
+            const char *status = json_string_value(json_object_get(j, "status"));
+            if (!status) {
+                json_decref(j);
+                cli_progress_end(&prog);
+                rc = cli_fail("server answered GET %s without a \"status\"", path);
+                break;
+            }
+            cli_progress_update(&prog, id, status, (long)num_or(j, "done", 0),
+                                (long)num_or(j, "total", 0), num_or(j, "images_per_s", -1),
+                                num_or(j, "eta_s", -1));
+            if (is_final(status)) {
+                cli_progress_end(&prog);
+                *job = j;
+                rc = 0;
+                break;
+            }
+            json_decref(j);
+        }
+        nap(pause);
+        if (interrupted) {
+            cli_progress_end(&prog);
+            fprintf(stderr, "advjpg: stopped waiting; job %s goes on (see 'advjpg job %s')\n",
+                    id, id);
+            rc = 130;
+            break;
+        }
+    }
+    sigaction(SIGINT, &old, NULL);
+    free(path);
+    return rc;
+}
+
+/* After wait_job: 0 if the job is done, else prints why not and returns 1. */
+static int job_outcome(const char *id, const json_t *job)
+{
+    const char *status = json_string_value(json_object_get(job, "status"));
+    if (status && !strcmp(status, "done"))
+        return 0;
+    const char *why = json_string_value(json_object_get(job, "error"));
+    return cli_fail("job %s %s%s%s", id, status ? status : "ended", why ? ": " : "",
+                    why ? why : "");
+}
+
+/* GET /jobs/{id}/result and print it. */
+static int print_result(cli_ctx *ctx, const char *id)
+{
+    char *path = job_path(id, "/result");
+    json_t *j;
+    if (!path)
+        return cli_fail("out of memory");
+    cli_request q = {.method = "GET", .path = path};
+    int rc = cli_call_json(ctx, &q, &j);
+    free(path);
+    if (rc)
+        return rc;
+    rc = cli_output(ctx, j);
+    json_decref(j);
+    return rc;
+}
+
+/* ---- evaluate ---------------------------------------------------------- */
+
+static int run_evaluate(cli_ctx *ctx, int argc, char **argv)
+{
+    enum { O_DATASET = OPT_FIRST_LOCAL, O_TRUTH, O_OFFSET, O_LIMIT, O_SHARD, O_WAIT, O_INTERVAL };
+    static const struct option opts[] = {
+        {"dataset", required_argument, NULL, O_DATASET},
+        {"ground-truth", required_argument, NULL, O_TRUTH},
+        {"eps", required_argument, NULL, 'e'},
+        {"quality", required_argument, NULL, 'q'},
+        {"seed", required_argument, NULL, 's'},
+        {"offset", required_argument, NULL, O_OFFSET},
+        {"limit", required_argument, NULL, O_LIMIT},
+        {"shard", required_argument, NULL, O_SHARD},
+        {"wait", no_argument, NULL, O_WAIT},
+        {"interval", required_argument, NULL, O_INTERVAL},
+        CLI_GLOBAL_OPTIONS,
+        {NULL, 0, NULL, 0},
+    };
+    json_t *body = json_object(), *eps = NULL;
+    const char *dataset = NULL;
+    long v;
+    int wait = 0, c, rc = 0;
+    double interval = 1.0;
+    char norm[512];
+    if (!body)
+        return cli_fail("out of memory");
+    while (!rc && (c = getopt_long(argc, argv, ":he:q:s:", opts, NULL)) != -1) {
+        switch (c) {
+        case O_DATASET:
+            if (!*optarg)
+                rc = cli_usage(ctx, "--dataset wants a folder under the server's --data-root");
+            dataset = optarg;
+            break;
+        case O_TRUTH:
+            if (!*optarg)
+                rc = cli_usage(ctx, "--ground-truth wants a file under the server's --data-root");
+            json_object_set_new(body, "ground_truth", json_string(optarg));
+            break;
+        case 'e':
+            json_decref(eps);
+            eps = NULL;
+            rc = cli_parse_eps(ctx, optarg, norm, sizeof norm, &eps);
+            break;
+        case 'q':
+            if (!(rc = cli_parse_long(ctx, "--quality", optarg, 1, 100, &v)))
+                json_object_set_new(body, "quality", json_integer(v));
+            break;
+        case 's': {
+            unsigned long long seed;
+            /* jansson's integers are signed 64-bit */
+            if (!(rc = cli_parse_seed(ctx, optarg, LLONG_MAX, &seed)))
+                json_object_set_new(body, "seed", json_integer((json_int_t)seed));
+            break;
+        }
+        case O_OFFSET:
+            if (!(rc = cli_parse_long(ctx, "--offset", optarg, 0, 2147483647L, &v)))
+                json_object_set_new(body, "offset", json_integer(v));
+            break;
+        case O_LIMIT:
+            if (!(rc = cli_parse_long(ctx, "--limit", optarg, 1, 2147483647L, &v)))
+                json_object_set_new(body, "limit", json_integer(v));
+            break;
+        case O_SHARD: {
+            long idx, cnt;
+            char extra;
+            if (sscanf(optarg, "%ld/%ld%c", &idx, &cnt, &extra) != 2 || cnt < 1 || idx < 0 ||
+                idx >= cnt || cnt > 1000000)
+                rc = cli_usage(ctx, "--shard wants INDEX/COUNT with 0 <= INDEX < COUNT, such "
+                                    "as 0/4, not '%s'", optarg);
+            else
+                json_object_set_new(body, "shard",
+                                    json_pack("{s:I,s:I}", "index", (json_int_t)idx, "count",
+                                              (json_int_t)cnt));
+            break;
+        }
+        case O_WAIT:
+            wait = 1;
+            break;
+        case O_INTERVAL:
+            rc = cli_parse_seconds(ctx, "--interval", optarg, &interval);
+            if (!rc && interval < 0.05)
+                rc = cli_usage(ctx, "--interval is at least 0.05 seconds");
+            break;
+        default:
+            if ((rc = cli_common_option(ctx, c, argv)) >= 0) {
+                json_decref(body);
+                json_decref(eps);
+                return rc;
+            }
+            rc = 0;
+        }
+    }
+    if (!rc && optind < argc)
+        rc = cli_usage(ctx, "unexpected argument '%s'", argv[optind]);
+    if (!rc && !dataset)
+        rc = cli_usage(ctx, "which data set? --dataset DIR (a folder under the server's "
+                            "--data-root)");
+    if (rc) {
+        json_decref(body);
+        json_decref(eps);
+        return rc;
+    }
+    json_object_set_new(body, "dataset", json_string(dataset));
+    if (eps)
+        json_object_set_new(body, "eps", eps);
+
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (!text)
+        return cli_fail("out of memory");
+    cli_request q = {.method = "POST", .path = "/evaluate", .body = text,
+                     .body_len = strlen(text), .content_type = "application/json"};
+    json_t *ans;
+    rc = cli_call_json(ctx, &q, &ans);
+    free(text);
+    if (rc)
+        return rc;
+    const json_t *idv = json_object_get(ans, "id");
+    char id[256];
+    if (json_is_string(idv))
+        snprintf(id, sizeof id, "%s", json_string_value(idv));
+    else if (json_is_integer(idv))
+        snprintf(id, sizeof id, "%" JSON_INTEGER_FORMAT, json_integer_value(idv));
+    else
+        id[0] = '\0';
+    if (!wait || !id[0]) {
+        rc = cli_output(ctx, ans);
+        json_decref(ans);
+        if (!rc && wait)
+            rc = cli_fail("server answered POST /evaluate without a job \"id\"; cannot wait");
+        return rc;
+    }
+    json_decref(ans);
+    if (!ctx->err_tty)
+        fprintf(stderr, "advjpg: job %s started; waiting for it\n", id);
+    json_t *job;
+    if ((rc = wait_job(ctx, id, interval, &job)))
+        return rc;
+    rc = job_outcome(id, job);
+    if (rc) {
+        cli_output(ctx, job);
+        json_decref(job);
+        return rc;
+    }
+    json_decref(job);
+    return print_result(ctx, id);
+}
+
+const cli_command cli_cmd_evaluate = {
+    "evaluate", run_evaluate, "start an evaluation job over a data set (POST /evaluate)",
+    "usage: advjpg evaluate --dataset DIR [--ground-truth FILE] [--eps 1,5,10]\n"
+    "                       [--quality Q] [--seed S] [--offset N] [--limit N]\n"
+    "                       [--shard I/C] [--wait [--interval S]]\n"
+    "\n"
+    "Starts the experiment over every image of DIR, a folder under the server's\n"
+    "--data-root (the files are read by the server, not sent). Without --wait,\n"
+    "prints the server's answer, {\"id\": \"...\", \"status\": \"queued\"}; follow the job\n"
+    "with 'advjpg job ID' and fetch its table with 'advjpg result ID'.\n"
+    "\n"
+    "Options (server defaults when left out):\n"
+    "      --dataset DIR        the images, relative to the server's --data-root\n"
+    "      --ground-truth FILE  one class index per line, in the sorted order of\n"
+    "                           the images (ILSVRC2012 style); gives top-1 accuracy\n"
+    "  -e, --eps LIST           eps values, integers 1..255: 1,5,10\n"
+    "  -q, --quality Q          JPEG quality 1..100\n"
+    "  -s, --seed S             seed of JPGnoise's random signs\n"
+    "      --offset N           skip the first N images of the sorted list\n"
+    "      --limit N            take at most N images\n"
+    "      --shard I/C          every C-th image starting at the I-th (0 <= I < C)\n"
+    "      --wait               wait for the job, then print its result table; the\n"
+    "                           progress goes to standard error, as a bar redrawn in\n"
+    "                           place on a terminal (done/total, rate, ETA) and as\n"
+    "                           plain lines otherwise. Ctrl-C stops waiting, not\n"
+    "                           the job. A job that fails gives exit status 1.\n"
+    "      --interval S         seconds between polls while waiting (default 1)\n"
+    "\n"
+    "Examples:\n"
+    "  advjpg evaluate --dataset imagenet/val --limit 1000 --eps 1,5,10\n"
+    "  advjpg evaluate --dataset imagenet/val \\\n"
+    "      --ground-truth imagenet/ILSVRC2012_validation_ground_truth.txt --wait\n",
+};
+
+/* ---- jobs, job, result, rows, cancel ----------------------------------- */
+
+/* Parses the options of the commands that take one job id (and maybe
+ * --wait); returns -1 to go on, or an exit status. */
+static int parse_id_command(cli_ctx *ctx, int argc, char **argv, int can_wait, int *wait,
+                            double *interval, const char **id)
+{
+    enum { O_WAIT = OPT_FIRST_LOCAL, O_INTERVAL };
+    static const struct option with_wait[] = {
+        {"wait", no_argument, NULL, O_WAIT},
+        {"interval", required_argument, NULL, O_INTERVAL},
+        CLI_GLOBAL_OPTIONS,
+        {NULL, 0, NULL, 0},
+    };
+    static const struct option plain[] = {CLI_GLOBAL_OPTIONS, {NULL, 0, NULL, 0}};
+    int c, rc;
+    while ((c = getopt_long(argc, argv, ":h", can_wait ? with_wait : plain, NULL)) != -1) {
+        if (c == O_WAIT) {
+            *wait = 1;
+        } else if (c == O_INTERVAL) {
+            if ((rc = cli_parse_seconds(ctx, "--interval", optarg, interval)))
+                return rc;
+            if (*interval < 0.05)
+                return cli_usage(ctx, "--interval is at least 0.05 seconds");
+        } else if ((rc = cli_common_option(ctx, c, argv)) >= 0) {
+            return rc;
+        }
+    }
+    if (optind >= argc)
+        return cli_usage(ctx, "which job? (advjpg %s ID)", argv[0]);
+    if (argc - optind > 1)
+        return cli_usage(ctx, "one job id, not %d", argc - optind);
+    *id = argv[optind];
+    return (rc = check_id(ctx, *id)) ? rc : -1;
+}
+
+static int run_jobs(cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {CLI_GLOBAL_OPTIONS, {NULL, 0, NULL, 0}};
+    int c, rc;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
+        if ((rc = cli_common_option(ctx, c, argv)) >= 0)
+            return rc;
+    if (optind < argc)
+        return cli_usage(ctx, "unexpected argument '%s'", argv[optind]);
+    cli_request q = {.method = "GET", .path = "/jobs"};
+    json_t *j;
+    if ((rc = cli_call_json(ctx, &q, &j)))
+        return rc;
+    rc = cli_output(ctx, j);
+    json_decref(j);
+    return rc;
+}
+
+static int run_job(cli_ctx *ctx, int argc, char **argv)
+{
+    const char *id;
+    int wait = 0, rc;
+    double interval = 1.0;
+    json_t *j;
+    if ((rc = parse_id_command(ctx, argc, argv, 1, &wait, &interval, &id)) >= 0)
+        return rc;
+    if (wait) {
+        if ((rc = wait_job(ctx, id, interval, &j)))
+            return rc;
+        int out = cli_output(ctx, j);
+        rc = job_outcome(id, j);
+        json_decref(j);
+        return rc ? rc : out;
+    }
+    char *path = job_path(id, "");
+    if (!path)
+        return cli_fail("out of memory");
+    cli_request q = {.method = "GET", .path = path};
+    rc = cli_call_json(ctx, &q, &j);
+    free(path);
+    if (rc)
+        return rc;
+    rc = cli_output(ctx, j);
+    json_decref(j);
+    return rc;
+}
+
+static int run_result(cli_ctx *ctx, int argc, char **argv)
+{
+    const char *id;
+    int wait = 0, rc;
+    double interval = 1.0;
+    if ((rc = parse_id_command(ctx, argc, argv, 1, &wait, &interval, &id)) >= 0)
+        return rc;
+    if (wait) {
+        json_t *j;
+        if ((rc = wait_job(ctx, id, interval, &j)))
+            return rc;
+        rc = job_outcome(id, j);
+        json_decref(j);
+        if (rc)
+            return rc;
+    }
+    return print_result(ctx, id);
+}
+
+static int run_rows(cli_ctx *ctx, int argc, char **argv)
+{
+    const char *id;
+    int rc;
+    if ((rc = parse_id_command(ctx, argc, argv, 0, NULL, NULL, &id)) >= 0)
+        return rc;
+    char *path = job_path(id, "/rows");
+    if (!path)
+        return cli_fail("out of memory");
+    cli_request q = {.method = "GET", .path = path, .accept = "text/csv"};
+    cli_response r;
+    rc = cli_call(ctx, &q, &r);
+    free(path);
+    if (rc)
+        return rc;
+    if (fwrite(r.body, 1, r.len, stdout) != r.len || fflush(stdout))
+        rc = cli_fail("cannot write the output: %s", strerror(errno));
+    cli_response_free(&r);
+    return rc;
+}
+
+static int run_cancel(cli_ctx *ctx, int argc, char **argv)
+{
+    const char *id;
+    int rc;
+    if ((rc = parse_id_command(ctx, argc, argv, 0, NULL, NULL, &id)) >= 0)
+        return rc;
+    char *path = job_path(id, "");
+    if (!path)
+        return cli_fail("out of memory");
+    cli_request q = {.method = "DELETE", .path = path};
+    cli_response r;
+    rc = cli_call(ctx, &q, &r);
+    free(path);
+    if (rc)
+        return rc;
+    json_t *j = r.len ? json_loadb(r.body, r.len, JSON_DECODE_ANY, NULL) : NULL;
+    if (j)
+        rc = cli_output(ctx, j);
+    json_decref(j);
+    cli_response_free(&r);
+    return rc;
+}
+
+const cli_command cli_cmd_jobs = {
+    "jobs", run_jobs, "list the evaluation jobs (GET /jobs)",
+    "usage: advjpg jobs\n"
+    "\n"
+    "Prints the server's list of evaluation jobs.\n",
+};
+
+const cli_command cli_cmd_job = {
+    "job", run_job, "one job's state and progress (GET /jobs/ID)",
+    "usage: advjpg job ID [--wait [--interval S]]\n"
+    "\n"
+    "Prints the job's state: {\"id\", \"status\": queued|running|done|failed|canceled,\n"
+    "\"done\", \"total\", \"images_per_s\", \"eta_s\"}. With --wait, first waits until\n"
+    "the job has ended, showing its progress on standard error, and exits with\n"
+    "status 1 if it failed or was canceled.\n",
+};
+
+const cli_command cli_cmd_result = {
+    "result", run_result, "a finished job's table (GET /jobs/ID/result)",
+    "usage: advjpg result ID [--wait [--interval S]]\n"
+    "\n"
+    "Prints the job's result: n, eps, quality, seed and \"table\", one row per\n"
+    "transform with top-1 accuracy (null without ground truth), the mean\n"
+    "top-label probability and its box-plot statistics. With --wait, first\n"
+    "waits until the job has ended (progress on standard error).\n",
+};
+
+const cli_command cli_cmd_rows = {
+    "rows", run_rows, "a job's per-image rows as CSV (GET /jobs/ID/rows)",
+    "usage: advjpg rows ID\n"
+    "\n"
+    "Prints the job's CSV as the server sends it: one row per image with file,\n"
+    "truth, label_x and, per transform, its top-label probability and label.\n",
+};
+
+const cli_command cli_cmd_cancel = {
+    "cancel", run_cancel, "cancel a job (DELETE /jobs/ID)",
+    "usage: advjpg cancel ID\n"
+    "\n"
+    "Asks the server to cancel the job and prints its answer.\n",
+};

@@ -1,0 +1,263 @@
+/*
+ * advjpgd - serves an image classifier and the paper's adversarial / JPEG
+ * experiment over HTTP (shared docs/api.md).
+ *
+ * main() wires the modules together:
+ *   srv_config   options and the INI file
+ *   srv_http     the listening socket, routes, responses (libmicrohttpd)
+ *   srv_worker   the inference thread, its queue and dynamic batching
+ *   srv_metrics  /metrics
+ *   srv_json     the JSON answers
+ * The model is loaded in a background thread once the socket listens, so
+ * /health can answer 503 meanwhile. SIGTERM / SIGINT stop gracefully:
+ * no new connections, every request already begun is answered, exit 0.
+ *
+ * Exit status: 0 after a clean shutdown, 1 on a runtime error (model or
+ * weights that do not load, a port in use), 2 on a bad option.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "model.h"
+#include "runtime.h"
+#include "srv_config.h"
+#include "srv_http.h"
+#include "srv_metrics.h"
+#include "srv_worker.h"
+#include "status.h"
+
+/* The only global: the signal handler sets it, the main loop reads it. */
+static volatile sig_atomic_t g_stop_signal;
+
+static void on_signal(int sig)
+{
+    g_stop_signal = sig;
+}
+
+typedef struct {
+    srv_config cfg;
+    model_spec spec;
+    srv_metrics *metrics;
+    srv_http *http;
+    int port;
+    /* set by the loader thread; read by main after it signalled the pipe */
+    model *model;
+    model_labels labels;
+    char *labels_path; /* NULL without labels */
+    srv_worker *worker;
+    double load_seconds;
+    int load_rc;
+    char load_err[ADJ_ERRLEN];
+    char load_note[ADJ_ERRLEN]; /* a warning to print once ready */
+    int event_pipe[2];         /* loader -> main: one byte when done */
+    pthread_t loader;
+    int loader_started;
+} app;
+
+static void *load_main(void *arg)
+{
+    app *a = arg;
+    double t0 = srv_now();
+    char *err = a->load_err;
+    size_t errsz = sizeof a->load_err;
+    int rc = model_load(&a->spec, a->cfg.weights, &a->model, err, errsz);
+    if (!rc && a->cfg.labels) {
+        char lerr[ADJ_ERRLEN];
+        int lrc = model_labels_load(a->cfg.labels, &a->labels, lerr, sizeof lerr);
+        if (lrc && a->cfg.labels_required) {
+            rc = adj_fail(err, errsz, lrc, "%s", lerr);
+        } else if (lrc) {
+            snprintf(a->load_note, sizeof a->load_note, "no class names (%.400s)", lerr);
+        } else if (a->labels.n != a->spec.classes) {
+            rc = adj_fail(err, errsz, ADJ_ERR_FORMAT, "labels file %s has %d names, model %s has %d classes",
+                          a->cfg.labels, a->labels.n, a->spec.name, a->spec.classes);
+        } else if (!(a->labels_path = strdup(a->cfg.labels))) {
+            rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+        }
+    }
+    if (!rc) {
+        srv_worker_opts o = {a->cfg.max_batch, a->cfg.batch_delay_ms, a->cfg.queue_size, 1024};
+        rc = srv_worker_new(a->model, &o, a->metrics, &a->worker, err, errsz);
+    }
+    a->load_seconds = srv_now() - t0;
+    a->load_rc = rc;
+    char c = rc ? 'F' : 'R';
+    while (write(a->event_pipe[1], &c, 1) < 0 && errno == EINTR)
+        ;
+    return NULL;
+}
+
+static int write_port_file(const char *path, int port, char *err, size_t errsz)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot write port file %s: %s", tmp, strerror(errno));
+    fprintf(f, "%d\n", port);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot write port file %s: %s", path, strerror(errno));
+    }
+    return ADJ_OK;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* Waits until no request is in progress, or until `limit` seconds passed. */
+static void wait_idle(app *a, double limit)
+{
+    double end = srv_now() + limit;
+    while (srv_http_active(a->http) > 0 && srv_now() < end) {
+        srv_worker_expire(a->worker);
+        poll(NULL, 0, 10);
+    }
+}
+
+/* Stops everything in order and frees it. */
+static void shutdown_app(app *a, int loaded)
+{
+    srv_worker_hurry(a->worker);
+    if (a->http) {
+        srv_http_quiesce(a->http);
+        /* requests already begun: their bodies may still be arriving, their
+         * jobs queued; all of them end within these bounds */
+        if (loaded)
+            wait_idle(a, a->cfg.timeout_s + a->cfg.conn_timeout_s + 5.0);
+    }
+    if (a->loader_started)
+        pthread_join(a->loader, NULL);
+    /* no job left behind: srv_worker_free runs what is queued, and every
+     * suspended connection has been resumed once it returns */
+    srv_worker_free(a->worker);
+    a->worker = NULL;
+    if (a->http) {
+        wait_idle(a, 5.0);
+        srv_http_stop(a->http);
+        a->http = NULL;
+    }
+    model_free(a->model);
+    model_labels_free(&a->labels);
+    free(a->labels_path);
+    srv_metrics_free(a->metrics);
+    if (a->cfg.port_file)
+        unlink(a->cfg.port_file);
+    if (a->event_pipe[0] >= 0) {
+        close(a->event_pipe[0]);
+        close(a->event_pipe[1]);
+    }
+    srv_config_free(&a->cfg);
+}
+
+int main(int argc, char **argv)
+{
+    adj_runtime_init(argv);
+
+    app a;
+    memset(&a, 0, sizeof a);
+    a.event_pipe[0] = a.event_pipe[1] = -1;
+    char err[ADJ_ERRLEN];
+
+    int rc = srv_config_load(&a.cfg, argc, argv, stdout, err, sizeof err);
+    if (rc == SRV_CONFIG_EXIT)
+        return 0;
+    if (rc) {
+        fprintf(stderr, "advjpgd: %s\n", err);
+        return 2;
+    }
+    if (model_spec_load(a.cfg.model, &a.spec, err, sizeof err)) {
+        fprintf(stderr, "advjpgd: %s\n", err);
+        srv_config_free(&a.cfg);
+        return 2;
+    }
+    install_signals();
+    if (pipe2(a.event_pipe, O_CLOEXEC) != 0 || !(a.metrics = srv_metrics_new())) {
+        fprintf(stderr, "advjpgd: out of resources: %s\n", strerror(errno));
+        shutdown_app(&a, 0);
+        return 1;
+    }
+
+    int fd;
+    if (srv_http_listen(a.cfg.listen, &fd, &a.port, err, sizeof err)) {
+        fprintf(stderr, "advjpgd: %s\n", err);
+        shutdown_app(&a, 0);
+        return 1;
+    }
+    if (srv_http_start(&a.cfg, a.metrics, fd, &a.http, err, sizeof err)) {
+        close(fd);
+        fprintf(stderr, "advjpgd: %s\n", err);
+        shutdown_app(&a, 0);
+        return 1;
+    }
+    if (a.cfg.port_file && write_port_file(a.cfg.port_file, a.port, err, sizeof err)) {
+        fprintf(stderr, "advjpgd: %s\n", err);
+        shutdown_app(&a, 0);
+        return 1;
+    }
+    if (pthread_create(&a.loader, NULL, load_main, &a) != 0) {
+        fprintf(stderr, "advjpgd: cannot start the loader thread\n");
+        shutdown_app(&a, 0);
+        return 1;
+    }
+    a.loader_started = 1;
+
+    int loaded = 0, status = 0;
+    double next_expire = srv_now() + 1.0;
+    while (!g_stop_signal) {
+        struct pollfd pfd = {a.event_pipe[0], POLLIN, 0};
+        int n = poll(&pfd, 1, 100);
+        if (n > 0 && (pfd.revents & POLLIN)) {
+            char c;
+            if (read(a.event_pipe[0], &c, 1) == 1) {
+                pthread_join(a.loader, NULL);
+                a.loader_started = 0;
+                if (a.load_rc) {
+                    fprintf(stderr, "advjpgd: %s\n", a.load_err);
+                    status = 1;
+                    break;
+                }
+                srv_engine e = {a.model, a.labels_path ? &a.labels : NULL, a.labels_path,
+                                a.worker, a.cfg.max_batch, a.load_seconds};
+                srv_http_set_engine(a.http, &e);
+                loaded = 1;
+                if (*a.load_note)
+                    fprintf(stderr, "advjpgd: warning: %s\n", a.load_note);
+                fprintf(stderr,
+                        "advjpgd: serving %s on %s (port %d): %zu parameters, loaded in %.2f s; "
+                        "BLAS %s x%d; max batch %d, batch delay %d ms%s\n",
+                        a.spec.name, a.cfg.listen, a.port, model_spec_param_count(&a.spec),
+                        a.load_seconds, adj_blas_corename(), adj_blas_threads(), a.cfg.max_batch,
+                        a.cfg.batch_delay_ms, a.cfg.token ? "; bearer token required" : "");
+            }
+        }
+        if (loaded && srv_now() >= next_expire) {
+            srv_worker_expire(a.worker);
+            next_expire = srv_now() + 1.0;
+        }
+    }
+    if (g_stop_signal && !status)
+        fprintf(stderr, "advjpgd: %s: finishing %d request(s) in progress, then stopping\n",
+                strsignal(g_stop_signal), srv_http_active(a.http));
+    shutdown_app(&a, loaded);
+    if (!status)
+        fprintf(stderr, "advjpgd: stopped\n");
+    return status;
+}

@@ -1,0 +1,1102 @@
+#include "srv_http.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "experiment.h"
+#include "image.h"
+#include "net.h"
+#include "srv_json.h"
+#include "status.h"
+
+#define POST_BUFFER_SIZE (64 * 1024)
+#define CONNECTION_MEMORY (128 * 1024)
+#define LOG_PATH_MAX 160
+
+struct srv_http {
+    struct MHD_Daemon *daemon;
+    const srv_config *cfg;
+    srv_metrics *metrics;
+    int listen_fd; /* ours again after quiesce (then closed), -1 */
+    srv_engine engine; /* valid once ready is set */
+    atomic_int ready;
+    atomic_int draining;
+    atomic_int active;
+};
+
+/* ---------------------------------------------------------------- requests */
+
+typedef enum {
+    RS_BODY,     /* receiving the body */
+    RS_QUEUED,   /* suspended, the worker has the job */
+    RS_DONE,     /* the worker is done (or the submit failed): answer now */
+    RS_ANSWERED, /* a response is queued */
+} req_state;
+
+/* Which query parameters an endpoint takes. */
+enum {
+    P_TOP_K = 1 << 0,
+    P_RESIZE = 1 << 1,
+    P_EPS = 1 << 2,
+    P_QUALITY = 1 << 3,
+    P_SEED = 1 << 4,
+    P_IMAGES = 1 << 5,
+};
+
+typedef struct {
+    srv_http *h;
+    struct MHD_Connection *conn;
+    srv_endpoint ep;
+    req_state state;
+    double t0;
+    unsigned status; /* answered with; 0 until then */
+    char method[16];
+    char path[LOG_PATH_MAX];
+    /* An answer decided on the first call to a request without a body waits
+     * for the next call: libmicrohttpd closes the connection after a
+     * response queued that early. */
+    int first_call;
+    int has_body;
+    struct MHD_Response *pending;
+    unsigned pending_status;
+
+    /* parameters */
+    unsigned allowed;
+    int top_k;
+    int resize_center;
+    exp_params params;
+    uint64_t seed;
+    int images;
+    int want_png;  /* /attack: Accept: image/png */
+    int want_json; /* /recompress: Accept: application/json */
+
+    /* body */
+    int multipart;
+    struct MHD_PostProcessor *pp;
+    uint8_t *body;
+    size_t len, cap;
+    uint64_t received;  /* raw body bytes seen */
+    unsigned err_status; /* an error found while reading the body; answered at its end */
+    char err_msg[ADJ_ERRLEN];
+
+    /* the work */
+    int width, height; /* the uploaded image */
+    img_rgb x;         /* the prepared crop */
+    float *input;      /* forward jobs: [n][3][S][S] */
+    float *probs;      /* forward jobs: [n][classes] */
+    uint8_t *jpeg;     /* /recompress */
+    size_t jpeg_len;
+    int submit_failed; /* the job never reached the worker: err_status/err_msg say why */
+    srv_job job;
+} srv_req;
+
+static void req_free(srv_req *r)
+{
+    if (!r)
+        return;
+    if (r->pp)
+        MHD_destroy_post_processor(r->pp);
+    if (r->pending)
+        MHD_destroy_response(r->pending);
+    free(r->body);
+    img_free(&r->x);
+    free(r->input);
+    free(r->probs);
+    free(r->jpeg);
+    exp_result_free(&r->job.result);
+    free(r);
+}
+
+/* ---------------------------------------------------------------- responses */
+
+/*
+ * The one place that answers: creates the response (taking `data` when
+ * `owned`, which is then released with free(), else copying it), adds
+ * Content-Type, the NULL-terminated name/value pairs in `headers` and, while
+ * draining, Connection: close; queues it and destroys our reference.
+ */
+static enum MHD_Result respond(srv_req *r, unsigned status, const char *ctype, void *data,
+                               size_t len, int owned, const char *const *headers)
+{
+    struct MHD_Response *resp =
+        owned ? MHD_create_response_from_buffer_with_free_callback(len, data, free)
+              : MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_COPY);
+    if (!resp) {
+        if (owned)
+            free(data);
+        return MHD_NO;
+    }
+    if (ctype)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    for (int i = 0; headers && headers[i]; i += 2)
+        MHD_add_response_header(resp, headers[i], headers[i + 1]);
+    if (atomic_load(&r->h->draining))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    r->status = status;
+    r->state = RS_ANSWERED;
+    if (r->first_call && !r->has_body) {
+        r->pending = resp;
+        r->pending_status = status;
+        return MHD_YES;
+    }
+    enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result respond_json(srv_req *r, unsigned status, json_t *j,
+                                    const char *const *headers)
+{
+    char *text = srv_json_dump(j);
+    if (!text) {
+        static const char oom[] = "{\"error\":\"out of memory\"}";
+        return respond(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "application/json", (void *)oom,
+                       sizeof oom - 1, 0, NULL);
+    }
+    return respond(r, status, "application/json", text, strlen(text), 1, headers);
+}
+
+/* {"error": msg} with the headers that status calls for. */
+static enum MHD_Result respond_error_msg(srv_req *r, unsigned status, const char *msg)
+{
+    const char *headers[8];
+    int n = 0;
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE) {
+        headers[n++] = MHD_HTTP_HEADER_RETRY_AFTER;
+        headers[n++] = "1";
+    } else if (status == MHD_HTTP_UNAUTHORIZED) {
+        headers[n++] = MHD_HTTP_HEADER_WWW_AUTHENTICATE;
+        headers[n++] = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                   MHD_HTTP_HEADER_AUTHORIZATION)
+                           ? "Bearer realm=\"advjpgd\", error=\"invalid_token\""
+                           : "Bearer realm=\"advjpgd\"";
+    } else if (status == MHD_HTTP_METHOD_NOT_ALLOWED) {
+        headers[n++] = MHD_HTTP_HEADER_ALLOW;
+        headers[n++] = r->ep <= SRV_EP_RECOMPRESS ? "POST" : "GET, HEAD";
+    }
+    headers[n] = NULL;
+    char *text = srv_json_error(msg);
+    if (!text)
+        return MHD_NO;
+    return respond(r, status, "application/json", text, strlen(text), 1, headers);
+}
+
+__attribute__((format(printf, 3, 4))) static enum MHD_Result
+respond_error(srv_req *r, unsigned status, const char *fmt, ...)
+{
+    char msg[ADJ_ERRLEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return respond_error_msg(r, status, msg);
+}
+
+/* Remembers the first error met while reading the body; answered at its end. */
+__attribute__((format(printf, 3, 4))) static void defer_error(srv_req *r, unsigned status,
+                                                              const char *fmt, ...)
+{
+    if (r->err_status)
+        return;
+    r->err_status = status;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->err_msg, sizeof r->err_msg, fmt, ap);
+    va_end(ap);
+}
+
+/* ---------------------------------------------------------------- checks */
+
+int srv_token_equal(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char d = la != lb;
+    for (size_t i = 0; i < lb; i++)
+        d |= (unsigned char)(b[i] ^ (i < la ? a[i] : 0));
+    return d == 0;
+}
+
+/* Whether a comma-separated Accept header lists this media type. */
+static int accept_has(const char *accept, const char *type)
+{
+    size_t tl = strlen(type);
+    const char *p = accept;
+    while (p && *p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *end = p;
+        while (*end && *end != ',' && *end != ';' && *end != ' ' && *end != '\t')
+            end++;
+        if ((size_t)(end - p) == tl && strncasecmp(p, type, tl) == 0)
+            return 1;
+        p = strchr(end, ',');
+    }
+    return 0;
+}
+
+/* Parses a decimal integer in lo..hi, the whole string. */
+static int parse_int(const char *s, long lo, long hi, long *out)
+{
+    if (!s || !isdigit((unsigned char)*s))
+        return 0;
+    errno = 0;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+static enum MHD_Result param_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    srv_req *r = cls;
+    const model_spec *spec = model_get_spec(r->h->engine.model);
+    long v;
+    const char *val = value ? value : "";
+    (void)kind;
+    if (r->err_status)
+        return MHD_NO;
+    if (strcmp(key, "top_k") == 0 && (r->allowed & P_TOP_K)) {
+        if (!parse_int(val, 1, spec->classes, &v)) {
+            defer_error(r, 400, "top_k: '%s' is not an integer in 1..%d", val, spec->classes);
+            return MHD_NO;
+        }
+        r->top_k = (int)v;
+    } else if (strcmp(key, "resize") == 0 && (r->allowed & P_RESIZE)) {
+        if (strcmp(val, "center") == 0)
+            r->resize_center = 1;
+        else if (strcmp(val, "none") == 0)
+            r->resize_center = 0;
+        else {
+            defer_error(r, 400, "resize: '%s' is not one of center, none", val);
+            return MHD_NO;
+        }
+    } else if (strcmp(key, "quality") == 0 && (r->allowed & P_QUALITY)) {
+        if (!parse_int(val, 1, 100, &v)) {
+            defer_error(r, 400, "quality: '%s' is not an integer in 1..100", val);
+            return MHD_NO;
+        }
+        r->params.quality = (int)v;
+    } else if (strcmp(key, "seed") == 0 && (r->allowed & P_SEED)) {
+        char *end;
+        errno = 0;
+        unsigned long long s = strtoull(val, &end, 10);
+        if (!isdigit((unsigned char)*val) || *end || errno) {
+            defer_error(r, 400, "seed: '%s' is not an integer in 0..18446744073709551615", val);
+            return MHD_NO;
+        }
+        r->seed = s;
+    } else if (strcmp(key, "images") == 0 && (r->allowed & P_IMAGES)) {
+        if (!parse_int(val, 0, 1, &v)) {
+            defer_error(r, 400, "images: '%s' is not 0 or 1", val);
+            return MHD_NO;
+        }
+        r->images = (int)v;
+    } else if (strcmp(key, "eps") == 0 && (r->allowed & P_EPS)) {
+        exp_params p = r->params;
+        p.n_eps = 0;
+        const char *s = val;
+        for (;;) {
+            const char *comma = strchr(s, ',');
+            size_t n = comma ? (size_t)(comma - s) : strlen(s);
+            char item[32];
+            if (n >= sizeof item) {
+                defer_error(r, 400, "eps: '%.*s' is not an integer in 1..255", (int)(n > 40 ? 40 : n), s);
+                return MHD_NO;
+            }
+            memcpy(item, s, n);
+            item[n] = '\0';
+            if (!parse_int(item, 1, 255, &v)) {
+                defer_error(r, 400, "eps: '%s' is not an integer in 1..255", item);
+                return MHD_NO;
+            }
+            if (p.n_eps == EXP_MAX_EPS) {
+                defer_error(r, 400, "eps: more than %d values", EXP_MAX_EPS);
+                return MHD_NO;
+            }
+            p.eps[p.n_eps++] = (int)v;
+            if (!comma)
+                break;
+            s = comma + 1;
+        }
+        r->params.n_eps = p.n_eps;
+        memcpy(r->params.eps, p.eps, sizeof p.eps);
+    } else {
+        static const char *const names[] = {"top_k", "resize", "eps", "quality", "seed", "images"};
+        char known[96] = "";
+        for (int i = 0; i < 6; i++)
+            if (r->allowed & (1u << i)) {
+                strcat(known, *known ? ", " : "");
+                strcat(known, names[i]);
+            }
+        defer_error(r, 400, "unknown parameter '%.64s' for %s (it takes: %s)", key,
+                    srv_endpoint_name(r->ep), known);
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+/* ---------------------------------------------------------------- body */
+
+static int body_append(srv_req *r, const char *data, size_t size)
+{
+    size_t max = r->h->cfg->max_body;
+    if (size > max - r->len) {
+        defer_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "the image is larger than the limit of %zu bytes",
+                    max);
+        free(r->body);
+        r->body = NULL;
+        r->len = r->cap = 0;
+        return 0;
+    }
+    if (r->len + size > r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 64 * 1024;
+        if (cap < r->len + size)
+            cap = r->len + size;
+        if (cap > max)
+            cap = max;
+        uint8_t *p = realloc(r->body, cap);
+        if (!p) {
+            defer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory for the request body");
+            return 0;
+        }
+        r->body = p;
+        r->cap = cap;
+    }
+    memcpy(r->body + r->len, data, size);
+    r->len += size;
+    return 1;
+}
+
+static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *filename, const char *content_type,
+                                 const char *transfer_encoding, const char *data, uint64_t off,
+                                 size_t size)
+{
+    srv_req *r = cls;
+    (void)kind, (void)filename, (void)content_type, (void)transfer_encoding;
+    if (r->err_status)
+        return MHD_NO;
+    if (!key || strcmp(key, "image") != 0 || size == 0)
+        return MHD_YES; /* other fields are ignored */
+    if (off == 0 && r->len > 0) {
+        defer_error(r, 400, "more than one 'image' field: send one image per request");
+        return MHD_NO;
+    }
+    return body_append(r, data, size) ? MHD_YES : MHD_NO;
+}
+
+/* What a Content-Type asks for: 1 raw image bytes, 2 multipart, 0 unsupported. */
+static int content_kind(const char *ct)
+{
+    static const char *const raw[] = {
+        "image/jpeg", "image/jpg", "image/pjpeg", "image/png", "image/x-portable-pixmap",
+        "image/x-portable-anymap", "application/octet-stream",
+        /* curl --data-binary's default; the bytes are sniffed anyway */
+        "application/x-www-form-urlencoded",
+    };
+    if (!ct || !*ct)
+        return 1;
+    size_t n = strcspn(ct, "; \t");
+    if (n == strlen("multipart/form-data") && strncasecmp(ct, "multipart/form-data", n) == 0)
+        return 2;
+    for (size_t i = 0; i < sizeof raw / sizeof raw[0]; i++)
+        if (strlen(raw[i]) == n && strncasecmp(ct, raw[i], n) == 0)
+            return 1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- GET endpoints */
+
+static enum MHD_Result answer_health(srv_req *r)
+{
+    if (atomic_load(&r->h->draining))
+        return respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down");
+    if (!atomic_load_explicit(&r->h->ready, memory_order_acquire))
+        return respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "model is loading");
+    return respond_json(r, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"), NULL);
+}
+
+static enum MHD_Result answer_models(srv_req *r)
+{
+    if (!atomic_load_explicit(&r->h->ready, memory_order_acquire))
+        return respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "model is loading");
+    const srv_engine *e = &r->h->engine;
+    return respond_json(r, MHD_HTTP_OK,
+                        srv_json_models(e->model, e->labels_path, e->labels, e->max_batch), NULL);
+}
+
+static enum MHD_Result answer_metrics(srv_req *r)
+{
+    srv_http *h = r->h;
+    srv_metrics_gauges g = {0, 0, 0.0};
+    if (atomic_load_explicit(&h->ready, memory_order_acquire)) {
+        g.model_ready = 1;
+        g.queue_depth = srv_worker_queued(h->engine.worker);
+        g.model_load_seconds = h->engine.load_seconds;
+    }
+    char *text = srv_metrics_render(h->metrics, &g);
+    if (!text)
+        return respond_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    return respond(r, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text),
+                   1, NULL);
+}
+
+/* ---------------------------------------------------------------- POST endpoints */
+
+static unsigned decode_status(int rc)
+{
+    switch (rc) {
+    case ADJ_ERR_UNSUPPORTED: return MHD_HTTP_UNSUPPORTED_MEDIA_TYPE;
+    case ADJ_ERR_NOMEM: return MHD_HTTP_SERVICE_UNAVAILABLE;
+    default: return MHD_HTTP_BAD_REQUEST; /* corrupt, truncated, over the pixel limit */
+    }
+}
+
+/* The model's input crop of im according to resize; moves or frees im. */
+static enum MHD_Result prepare(srv_req *r, img_rgb *im, int center, img_rgb *x, int *ok)
+{
+    const model_spec *spec = model_get_spec(r->h->engine.model);
+    char err[ADJ_ERRLEN];
+    *ok = 0;
+    if (!center) {
+        if (im->w != spec->input_size || im->h != spec->input_size) {
+            int w = im->w, hgt = im->h;
+            img_free(im);
+            return respond_error(r, 400,
+                                 "resize=none needs a %dx%d image (the model's input size), got %dx%d",
+                                 spec->input_size, spec->input_size, w, hgt);
+        }
+        *x = *im;
+        memset(im, 0, sizeof *im);
+        *ok = 1;
+        return MHD_YES;
+    }
+    int rc = img_prepare(im, spec->scale_size, spec->input_size, x, err, sizeof err);
+    img_free(im);
+    if (rc)
+        return respond_error(r, rc == ADJ_ERR_NOMEM ? 503 : 400, "%s", err);
+    *ok = 1;
+    return MHD_YES;
+}
+
+static void on_job_done(srv_job *job, void *arg)
+{
+    srv_req *r = arg;
+    (void)job;
+    r->state = RS_DONE;
+    MHD_resume_connection(r->conn);
+}
+
+/* Suspends the connection and hands the job to the worker. */
+static enum MHD_Result submit(srv_req *r)
+{
+    srv_http *h = r->h;
+    char err[ADJ_ERRLEN];
+    r->job.prio = SRV_PRIO_INTERACTIVE;
+    r->job.deadline = r->t0 + h->cfg->timeout_s;
+    r->job.done = on_job_done;
+    r->job.done_arg = r;
+    /* Suspend first: the worker may resume the connection at once. */
+    r->state = RS_QUEUED;
+    MHD_suspend_connection(r->conn);
+    int rc = srv_worker_submit(h->engine.worker, &r->job, err, sizeof err);
+    if (rc) {
+        r->submit_failed = 1;
+        r->err_status = rc == ADJ_ERR_ARG ? MHD_HTTP_INTERNAL_SERVER_ERROR
+                                          : MHD_HTTP_SERVICE_UNAVAILABLE;
+        snprintf(r->err_msg, sizeof r->err_msg, "%s", err);
+        r->state = RS_DONE;
+        MHD_resume_connection(r->conn);
+    }
+    return MHD_YES;
+}
+
+/* Planar floats of images (each input_size square) into a new buffer. */
+static float *planar(const img_rgb *ims, int n)
+{
+    size_t per = (size_t)3 * ims[0].w * ims[0].h;
+    float *p = malloc((size_t)n * per * sizeof *p);
+    if (p)
+        for (int i = 0; i < n; i++)
+            img_to_planar(&ims[i], p + (size_t)i * per);
+    return p;
+}
+
+static enum MHD_Result start_forward(srv_req *r, const img_rgb *ims, int n)
+{
+    const model_spec *spec = model_get_spec(r->h->engine.model);
+    r->input = planar(ims, n);
+    r->probs = calloc((size_t)n * spec->classes, sizeof *r->probs);
+    if (!r->input || !r->probs)
+        return respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+    r->job.kind = SRV_JOB_FORWARD;
+    r->job.n = n;
+    r->job.input = r->input;
+    r->job.probs = r->probs;
+    return submit(r);
+}
+
+static enum MHD_Result start_recompress(srv_req *r, img_rgb *im)
+{
+    const model_spec *spec = model_get_spec(r->h->engine.model);
+    char err[ADJ_ERRLEN];
+    int ok, rc;
+    img_rgb base = {0}; /* what gets encoded: the upload, or its crop */
+    enum MHD_Result ret;
+
+    if (r->resize_center) {
+        ret = prepare(r, im, 1, &base, &ok);
+        if (!ok)
+            return ret;
+    } else {
+        base = *im;
+        memset(im, 0, sizeof *im);
+    }
+    rc = img_encode_jpeg(&base, r->params.quality, &r->jpeg, &r->jpeg_len, err, sizeof err);
+    if (rc) {
+        img_free(&base);
+        return respond_error(r, rc == ADJ_ERR_NOMEM ? 503 : 500, "%s", err);
+    }
+    if (!r->want_json) {
+        img_free(&base);
+        uint8_t *jpeg = r->jpeg;
+        r->jpeg = NULL;
+        return respond(r, MHD_HTTP_OK, "image/jpeg", jpeg, r->jpeg_len, 1, NULL);
+    }
+    /* JSON: classify the crop before and after the JPEG round trip. The
+     * experiment's JPG() (accurate IDCT) gives the "after" image. */
+    img_rgb pair[2] = {{0}, {0}}, after = {0};
+    rc = img_jpeg_roundtrip(&base, r->params.quality, &after, err, sizeof err);
+    if (rc) {
+        img_free(&base);
+        return respond_error(r, rc == ADJ_ERR_NOMEM ? 503 : 500, "%s", err);
+    }
+    if (base.w == spec->input_size && base.h == spec->input_size) {
+        pair[0] = base;
+        pair[1] = after;
+    } else {
+        rc = img_prepare(&base, spec->scale_size, spec->input_size, &pair[0], err, sizeof err);
+        if (!rc)
+            rc = img_prepare(&after, spec->scale_size, spec->input_size, &pair[1], err, sizeof err);
+        img_free(&base);
+        img_free(&after);
+        if (rc) {
+            img_free(&pair[0]);
+            img_free(&pair[1]);
+            return respond_error(r, rc == ADJ_ERR_NOMEM ? 503 : 400, "%s", err);
+        }
+    }
+    ret = start_forward(r, pair, 2);
+    img_free(&pair[0]);
+    img_free(&pair[1]);
+    return ret;
+}
+
+/* The body is complete: decode, prepare, and answer or submit. */
+static enum MHD_Result body_done(srv_req *r)
+{
+    char err[ADJ_ERRLEN];
+    if (r->pp) {
+        enum MHD_Result ok = MHD_destroy_post_processor(r->pp);
+        r->pp = NULL;
+        if (ok != MHD_YES)
+            defer_error(r, 400, "malformed multipart/form-data body");
+    }
+    if (r->err_status)
+        return respond_error_msg(r, r->err_status, r->err_msg);
+    if (r->len == 0)
+        return respond_error(r, 400,
+                             r->multipart ? "no 'image' field in the multipart/form-data body"
+                                          : "empty body: send the image as the request body "
+                                            "or as the multipart/form-data field 'image'");
+
+    img_rgb im = {0};
+    int rc = img_decode(r->body, r->len, r->h->cfg->max_pixels, &im, err, sizeof err);
+    free(r->body);
+    r->body = NULL;
+    r->len = r->cap = 0;
+    if (rc)
+        return respond_error(r, decode_status(rc), "%s", err);
+    r->width = im.w;
+    r->height = im.h;
+
+    int ok;
+    enum MHD_Result ret;
+    switch (r->ep) {
+    case SRV_EP_CLASSIFY:
+        ret = prepare(r, &im, r->resize_center, &r->x, &ok);
+        if (!ok)
+            return ret;
+        return start_forward(r, &r->x, 1);
+    case SRV_EP_ATTACK:
+        ret = prepare(r, &im, r->resize_center, &r->x, &ok);
+        if (!ok)
+            return ret;
+        r->job.kind = SRV_JOB_ATTACK;
+        r->job.x = r->x;
+        r->job.params = r->params;
+        r->job.seed = r->seed;
+        return submit(r);
+    case SRV_EP_RECOMPRESS:
+        return start_recompress(r, &im);
+    default:
+        img_free(&im);
+        return respond_error(r, 500, "no handler");
+    }
+}
+
+/* The worker is done (or the submit failed): build the answer. */
+static enum MHD_Result answer_job(srv_req *r)
+{
+    srv_http *h = r->h;
+    const srv_engine *e = &h->engine;
+    const model_spec *spec = model_get_spec(e->model);
+    srv_job *j = &r->job;
+    char err[ADJ_ERRLEN];
+
+    if (r->submit_failed)
+        return respond_error_msg(r, r->err_status, r->err_msg);
+    if (j->status == SRV_JOB_TIMED_OUT)
+        return respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "timed out: %s (limit %d s)", j->err,
+                             h->cfg->timeout_s);
+    if (j->status != SRV_JOB_OK)
+        return respond_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", j->err);
+
+    srv_json_ctx c = {spec->name, spec->classes, spec->input_size, e->labels, r->top_k};
+    switch (r->ep) {
+    case SRV_EP_CLASSIFY:
+        return respond_json(r, MHD_HTTP_OK, srv_json_classify(&c, r->probs, r->width, r->height),
+                            NULL);
+    case SRV_EP_RECOMPRESS:
+        return respond_json(r, MHD_HTTP_OK,
+                            srv_json_recompress(&c, r->params.quality, r->probs, r->width,
+                                                r->height, r->jpeg, r->jpeg_len),
+                            NULL);
+    case SRV_EP_ATTACK:
+        if (r->want_png) {
+            int t = 0;
+            while (t < j->result.n_transforms &&
+                   exp_transform_kind_of(&r->params, t) != EXP_T_ADV)
+                t++;
+            uint8_t *png;
+            size_t len;
+            if (t == j->result.n_transforms ||
+                img_encode_png(&j->result.images[t], &png, &len, err, sizeof err))
+                return respond_error(r, 500, "%s", t == j->result.n_transforms ? "no Adv image" : err);
+            return respond(r, MHD_HTTP_OK, "image/png", png, len, 1, NULL);
+        } else {
+            json_t *o = srv_json_attack(&c, &r->params, r->seed, &j->result, r->width, r->height,
+                                        r->images, err, sizeof err);
+            if (!o)
+                return respond_error(r, 500, "%s", err);
+            return respond_json(r, MHD_HTTP_OK, o, NULL);
+        }
+    default:
+        return respond_error(r, 500, "no handler");
+    }
+}
+
+/* ---------------------------------------------------------------- the first call */
+
+static srv_endpoint route(const char *url)
+{
+    static const struct {
+        const char *path;
+        srv_endpoint ep;
+    } routes[] = {
+        {"/classify", SRV_EP_CLASSIFY}, {"/attack", SRV_EP_ATTACK},
+        {"/recompress", SRV_EP_RECOMPRESS}, {"/health", SRV_EP_HEALTH},
+        {"/models", SRV_EP_MODELS}, {"/metrics", SRV_EP_METRICS},
+    };
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        if (strcmp(url, routes[i].path) == 0)
+            return routes[i].ep;
+    return SRV_EP_OTHER;
+}
+
+/* Headers are in: route, authorize, check method and parameters. */
+static enum MHD_Result begin(srv_req *r, const char *url, const char *method)
+{
+    srv_http *h = r->h;
+    struct MHD_Connection *c = r->conn;
+    r->ep = route(url);
+
+    if (h->cfg->token && r->ep != SRV_EP_HEALTH) {
+        const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                       MHD_HTTP_HEADER_AUTHORIZATION);
+        if (!auth)
+            return respond_error(r, MHD_HTTP_UNAUTHORIZED,
+                                 "this server needs 'Authorization: Bearer TOKEN'");
+        if (strncasecmp(auth, "Bearer ", 7) != 0)
+            return respond_error(r, MHD_HTTP_UNAUTHORIZED,
+                                 "the Authorization header must be 'Bearer TOKEN'");
+        const char *tok = auth + 7;
+        while (*tok == ' ')
+            tok++;
+        if (!srv_token_equal(tok, h->cfg->token))
+            return respond_error(r, MHD_HTTP_UNAUTHORIZED, "wrong bearer token");
+    }
+    if (r->ep == SRV_EP_OTHER)
+        return respond_error(r, MHD_HTTP_NOT_FOUND,
+                             "no such endpoint: %.100s (endpoints: POST /classify, POST /attack, "
+                             "POST /recompress, GET /health, GET /models, GET /metrics)",
+                             url);
+
+    int is_post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+    int is_get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+    if (r->ep <= SRV_EP_RECOMPRESS ? !is_post : !is_get)
+        return respond_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "%s %s is not allowed (use %s)",
+                             method, url, r->ep <= SRV_EP_RECOMPRESS ? "POST" : "GET");
+
+    switch (r->ep) {
+    case SRV_EP_HEALTH: return answer_health(r);
+    case SRV_EP_MODELS: return answer_models(r);
+    case SRV_EP_METRICS: return answer_metrics(r);
+    default: break;
+    }
+
+    /* An image endpoint. */
+    if (!atomic_load_explicit(&h->ready, memory_order_acquire))
+        return respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "model is loading");
+    const model_spec *spec = model_get_spec(h->engine.model);
+    r->top_k = spec->classes < 5 ? spec->classes : 5;
+    r->params.n_eps = 3;
+    r->params.eps[0] = 1;
+    r->params.eps[1] = 5;
+    r->params.eps[2] = 10;
+    r->params.quality = 75;
+    r->seed = 1;
+    switch (r->ep) {
+    case SRV_EP_CLASSIFY:
+        r->allowed = P_TOP_K | P_RESIZE;
+        r->resize_center = 1;
+        break;
+    case SRV_EP_ATTACK:
+        r->allowed = P_TOP_K | P_RESIZE | P_EPS | P_QUALITY | P_SEED | P_IMAGES;
+        r->resize_center = 1;
+        break;
+    default: /* recompress */
+        r->allowed = P_TOP_K | P_RESIZE | P_QUALITY;
+        r->resize_center = 0;
+        break;
+    }
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, param_iter, r);
+    if (r->err_status)
+        return respond_error_msg(r, r->err_status, r->err_msg);
+    char err[ADJ_ERRLEN];
+    if (r->ep == SRV_EP_ATTACK && exp_params_check(&r->params, err, sizeof err))
+        return respond_error(r, 400, "%s", err);
+
+    const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+    if (accept && r->ep == SRV_EP_ATTACK && accept_has(accept, "image/png") &&
+        !accept_has(accept, "application/json")) {
+        if (r->params.n_eps != 1)
+            return respond_error(r, MHD_HTTP_NOT_ACCEPTABLE,
+                                 "Accept: image/png returns one image: give exactly one eps "
+                                 "(got %d)", r->params.n_eps);
+        r->want_png = 1;
+    }
+    if (accept && r->ep == SRV_EP_RECOMPRESS && accept_has(accept, "application/json") &&
+        !accept_has(accept, "image/jpeg"))
+        r->want_json = 1;
+
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    int kind = content_kind(ct);
+    if (kind == 0)
+        return respond_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                             "unsupported Content-Type '%.80s' (send image/jpeg, image/png, "
+                             "image/x-portable-pixmap, application/octet-stream or "
+                             "multipart/form-data with a field 'image')",
+                             ct);
+
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    unsigned long long clen = 0;
+    if (cl) {
+        char *end;
+        errno = 0;
+        clen = strtoull(cl, &end, 10);
+        if (errno || *end)
+            clen = 0;
+        if (clen > h->cfg->max_body)
+            return respond_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
+                                 "the body of %llu bytes is larger than the limit of %zu bytes",
+                                 clen, h->cfg->max_body);
+    }
+    if (kind == 2) {
+        r->multipart = 1;
+        r->pp = MHD_create_post_processor(c, POST_BUFFER_SIZE, post_iter, r);
+        if (!r->pp)
+            return respond_error(r, 400, "malformed multipart/form-data Content-Type (no boundary?)");
+    } else if (clen > 0) {
+        r->body = malloc(clen);
+        if (!r->body)
+            return respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory for the body");
+        r->cap = clen;
+    }
+    r->state = RS_BODY;
+    return MHD_YES;
+}
+
+/* ---------------------------------------------------------------- callbacks */
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    srv_http *h = cls;
+    srv_req *r = *con_cls;
+    (void)version;
+
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        r->h = h;
+        r->conn = conn;
+        r->t0 = srv_now();
+        r->ep = SRV_EP_OTHER;
+        snprintf(r->method, sizeof r->method, "%s", method);
+        snprintf(r->path, sizeof r->path, "%s", url);
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        r->has_body = (cl && strcmp(cl, "0") != 0) ||
+                      MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                  MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        *con_cls = r;
+        atomic_fetch_add(&h->active, 1);
+        srv_metrics_request_begin(h->metrics);
+        r->first_call = 1;
+        enum MHD_Result ret = begin(r, url, method);
+        r->first_call = 0;
+        return ret;
+    }
+    if (r->pending) {
+        enum MHD_Result ret = MHD_queue_response(conn, r->pending_status, r->pending);
+        MHD_destroy_response(r->pending);
+        r->pending = NULL;
+        return ret;
+    }
+
+    switch (r->state) {
+    case RS_BODY:
+        if (*upload_data_size) {
+            size_t size = *upload_data_size;
+            *upload_data_size = 0;
+            r->received += size;
+            if (r->err_status) {
+                /* Discarding the rest of a refused body; give up on floods. */
+                return r->received > 2 * (uint64_t)h->cfg->max_body + (1u << 20) ? MHD_NO : MHD_YES;
+            }
+            if (r->received > h->cfg->max_body) {
+                defer_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
+                            "the body is larger than the limit of %zu bytes", h->cfg->max_body);
+                free(r->body);
+                r->body = NULL;
+                r->len = r->cap = 0;
+                return MHD_YES;
+            }
+            if (r->pp) {
+                if (MHD_post_process(r->pp, upload_data, size) != MHD_YES)
+                    defer_error(r, 400, "malformed multipart/form-data body");
+            } else {
+                body_append(r, upload_data, size);
+            }
+            return MHD_YES;
+        }
+        return body_done(r);
+    case RS_DONE:
+        return answer_job(r);
+    case RS_QUEUED:   /* cannot happen: suspended */
+    case RS_ANSWERED: /* cannot happen: MHD does not call again */
+    default:
+        return MHD_NO;
+    }
+}
+
+static void log_request(const srv_req *r, double ms, enum MHD_RequestTerminationCode toe)
+{
+    char line[LOG_PATH_MAX + 128];
+    char when[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    const char *why = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
+                      : toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? " (connection timed out)"
+                      : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? " (shutdown)"
+                                                                      : " (client went away)";
+    int n;
+    if (r->status)
+        n = snprintf(line, sizeof line, "%s %s %s %u %.1f ms%s\n", when, r->method, r->path,
+                     r->status, ms, why);
+    else
+        n = snprintf(line, sizeof line, "%s %s %s - %.1f ms%s\n", when, r->method, r->path, ms,
+                     *why ? why : " (no answer)");
+    if (n > 0)
+        fputs(line, stderr); /* one stdio call: one line, not interleaved */
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    srv_http *h = cls;
+    srv_req *r = *con_cls;
+    (void)conn;
+    if (!r)
+        return;
+    *con_cls = NULL;
+    double secs = srv_now() - r->t0;
+    log_request(r, secs * 1e3, toe);
+    srv_metrics_request_end(h->metrics, r->ep, r->status, secs);
+    if (r->state == RS_QUEUED) {
+        /* The worker still holds the job: never free it under its feet.
+         * Cannot happen while every suspended connection is resumed before
+         * MHD_stop_daemon; leak rather than crash if it ever does. */
+        fprintf(stderr, "advjpgd: warning: request completed while queued\n");
+    } else {
+        req_free(r);
+    }
+    atomic_fetch_sub(&h->active, 1);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    (void)cls;
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    fprintf(stderr, "advjpgd: libmicrohttpd: %s\n", msg);
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+int srv_http_listen(const char *listen_addr, int *fd_out, int *port_out, char *err, size_t errsz)
+{
+    char host[256], port[16];
+    int p;
+    if (srv_parse_listen(listen_addr, host, sizeof host, &p))
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "--listen: '%s' is not ADDR:PORT", listen_addr);
+    snprintf(port, sizeof port, "%d", p);
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int gai = getaddrinfo(host, port, &hints, &res);
+    if (gai)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "cannot listen on %s: %s", listen_addr,
+                        gai_strerror(gai));
+    int fd = -1, saved = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            saved = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0)
+            break;
+        saved = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot listen on %s: %s", listen_addr,
+                        strerror(saved));
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int bound = p;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET)
+            bound = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        else if (ss.ss_family == AF_INET6)
+            bound = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    *fd_out = fd;
+    *port_out = bound;
+    return ADJ_OK;
+}
+
+int srv_http_start(const srv_config *cfg, srv_metrics *metrics, int fd, srv_http **out,
+                   char *err, size_t errsz)
+{
+    srv_http *h = calloc(1, sizeof *h);
+    if (!h)
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    h->cfg = cfg;
+    h->metrics = metrics;
+    h->listen_fd = fd;
+    atomic_init(&h->ready, 0);
+    atomic_init(&h->draining, 0);
+    atomic_init(&h->active, 0);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    h->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, h,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, /* first, so that it gets every message */
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->conn_timeout_s,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->conn_limit,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)cfg->per_ip_limit,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        MHD_OPTION_END);
+    if (!h->daemon) {
+        free(h);
+        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot start the HTTP server (libmicrohttpd)");
+    }
+    *out = h;
+    return ADJ_OK;
+}
+
+void srv_http_set_engine(srv_http *h, const srv_engine *e)
+{
+    h->engine = *e;
+    atomic_store_explicit(&h->ready, 1, memory_order_release);
+}
+
+void srv_http_quiesce(srv_http *h)
+{
+    if (!h || atomic_exchange(&h->draining, 1))
+        return;
+    MHD_socket fd = MHD_quiesce_daemon(h->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    h->listen_fd = -1;
+}
+
+int srv_http_active(srv_http *h)
+{
+    return h ? atomic_load(&h->active) : 0;
+}
+
+void srv_http_stop(srv_http *h)
+{
+    if (!h)
+        return;
+    MHD_stop_daemon(h->daemon);
+    free(h);
+}

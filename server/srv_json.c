@@ -1,0 +1,269 @@
+#include "srv_json.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image.h"
+#include "net.h"
+
+char *srv_base64(const uint8_t *data, size_t len)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t out_len = 4 * ((len + 2) / 3);
+    char *out = malloc(out_len + 1), *o = out;
+    if (!out)
+        return NULL;
+    size_t i = 0;
+    for (; i + 2 < len; i += 3) {
+        uint32_t v = (uint32_t)data[i] << 16 | (uint32_t)data[i + 1] << 8 | data[i + 2];
+        *o++ = tab[v >> 18];
+        *o++ = tab[(v >> 12) & 63];
+        *o++ = tab[(v >> 6) & 63];
+        *o++ = tab[v & 63];
+    }
+    if (i < len) {
+        uint32_t v = (uint32_t)data[i] << 16 | (i + 1 < len ? (uint32_t)data[i + 1] << 8 : 0);
+        *o++ = tab[v >> 18];
+        *o++ = tab[(v >> 12) & 63];
+        *o++ = i + 1 < len ? tab[(v >> 6) & 63] : '=';
+        *o++ = '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+char *srv_json_dump(json_t *j)
+{
+    if (!j)
+        return NULL;
+    char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    json_decref(j);
+    return s;
+}
+
+char *srv_json_error(const char *msg)
+{
+    return srv_json_dump(json_pack("{s:s}", "error", msg ? msg : "error"));
+}
+
+/* A probability as a JSON number, or null if it is not finite. */
+static json_t *jprob(float p)
+{
+    return isfinite(p) ? json_real((double)p) : json_null();
+}
+
+/* Sets key to value on obj; remembers a failure (NULL value or OOM) in *bad. */
+static void put(json_t *obj, const char *key, json_t *value, int *bad)
+{
+    if (!value || json_object_set_new(obj, key, value))
+        *bad = 1;
+}
+
+json_t *srv_json_top(const srv_json_ctx *c, const float *probs)
+{
+    int k = c->top_k < 1 ? 1 : c->top_k > c->classes ? c->classes : c->top_k;
+    int *idx = malloc((size_t)k * sizeof *idx);
+    json_t *arr = json_array();
+    if (!idx || !arr)
+        goto fail;
+    k = net_topk(probs, c->classes, k, idx);
+    for (int i = 0; i < k; i++) {
+        json_t *e = json_object();
+        int bad = 0;
+        if (!e)
+            goto fail;
+        put(e, "index", json_integer(idx[i]), &bad);
+        if (c->labels && c->labels->n > idx[i])
+            put(e, "label", json_string(c->labels->names[idx[i]]), &bad);
+        put(e, "prob", jprob(probs[idx[i]]), &bad);
+        if (json_array_append_new(arr, e) || bad)
+            goto fail;
+    }
+    free(idx);
+    return arr;
+fail:
+    free(idx);
+    json_decref(arr);
+    return NULL;
+}
+
+/* Adds "label", "prob" and "top" of one probability vector to obj. */
+static void put_classification(json_t *obj, const srv_json_ctx *c, const float *probs, int *bad)
+{
+    int label = net_argmax(probs, c->classes);
+    put(obj, "label", json_integer(label), bad);
+    put(obj, "prob", jprob(probs[label]), bad);
+    put(obj, "top", srv_json_top(c, probs), bad);
+}
+
+/* The fields every image answer starts with. */
+static json_t *answer_head(const srv_json_ctx *c, int width, int height, int *bad)
+{
+    json_t *o = json_object();
+    if (!o) {
+        *bad = 1;
+        return NULL;
+    }
+    put(o, "model", json_string(c->model_name), bad);
+    put(o, "width", json_integer(width), bad);
+    put(o, "height", json_integer(height), bad);
+    put(o, "input_size", json_integer(c->input_size), bad);
+    return o;
+}
+
+json_t *srv_json_classify(const srv_json_ctx *c, const float *probs, int width, int height)
+{
+    int bad = 0;
+    json_t *o = answer_head(c, width, height, &bad);
+    if (!o)
+        return NULL;
+    put_classification(o, c, probs, &bad);
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* One entry of "results": transform name, eps, p(l_x | f(x)), classification. */
+static json_t *result_entry(const srv_json_ctx *c, const char *name, int eps, int label_x,
+                            const float *probs, int *bad)
+{
+    json_t *e = json_object();
+    if (!e) {
+        *bad = 1;
+        return NULL;
+    }
+    put(e, "transform", json_string(name), bad);
+    if (eps > 0)
+        put(e, "eps", json_integer(eps), bad);
+    put(e, "top_label_prob", jprob(probs[label_x]), bad);
+    put_classification(e, c, probs, bad);
+    return e;
+}
+
+json_t *srv_json_attack(const srv_json_ctx *c, const exp_params *p, uint64_t seed,
+                        const exp_result *r, int width, int height, int with_images,
+                        char *err, size_t errsz)
+{
+    int bad = 0;
+    json_t *o = answer_head(c, width, height, &bad);
+    if (!o)
+        goto oom;
+    put(o, "label", json_integer(r->label_x), &bad);
+    json_t *eps = json_array();
+    for (int i = 0; eps && i < p->n_eps; i++)
+        if (json_array_append_new(eps, json_integer(p->eps[i])))
+            bad = 1;
+    put(o, "eps", eps, &bad);
+    put(o, "quality", json_integer(p->quality), &bad);
+    if (seed <= (uint64_t)INT64_MAX)
+        put(o, "seed", json_integer((json_int_t)seed), &bad);
+    else /* beyond JSON's safe integers anyway: keep it exact as a string */
+        put(o, "seed", json_sprintf("%llu", (unsigned long long)seed), &bad);
+
+    json_t *results = json_array();
+    json_t *images = with_images ? json_object() : NULL;
+    if (!results || (with_images && !images))
+        bad = 1;
+    int nt = exp_n_transforms(p);
+    for (int t = 0; !bad && t < nt; t++) {
+        char name[64];
+        exp_transform_name(p, t, name, sizeof name);
+        json_t *e = result_entry(c, name, exp_transform_eps(p, t), r->label_x,
+                                 r->probs + (size_t)t * r->classes, &bad);
+        if (!e || json_array_append_new(results, e))
+            bad = 1;
+        if (images && !bad) {
+            uint8_t *png = NULL;
+            size_t len = 0;
+            if (img_encode_png(&r->images[t], &png, &len, err, errsz)) {
+                json_decref(results);
+                json_decref(images);
+                json_decref(o);
+                return NULL;
+            }
+            char *b64 = srv_base64(png, len);
+            free(png);
+            if (!b64 || json_object_set_new(images, name, json_string(b64)))
+                bad = 1;
+            free(b64);
+        }
+    }
+    put(o, "results", results, &bad);
+    if (images)
+        put(o, "images", images, &bad);
+    if (!bad)
+        return o;
+    json_decref(o);
+oom:
+    snprintf(err, errsz, "out of memory building the answer");
+    return NULL;
+}
+
+json_t *srv_json_recompress(const srv_json_ctx *c, int quality, const float *probs, int width,
+                            int height, const uint8_t *jpeg, size_t jpeg_len)
+{
+    int bad = 0;
+    json_t *o = answer_head(c, width, height, &bad);
+    if (!o)
+        return NULL;
+    int label_x = net_argmax(probs, c->classes);
+    put(o, "quality", json_integer(quality), &bad);
+    put(o, "label", json_integer(label_x), &bad);
+    json_t *results = json_array();
+    if (results) {
+        if (json_array_append_new(results, result_entry(c, "x", 0, label_x, probs, &bad)) ||
+            json_array_append_new(results, result_entry(c, "JPG(x)", 0, label_x,
+                                                        probs + c->classes, &bad)))
+            bad = 1;
+    }
+    put(o, "results", results, &bad);
+    put(o, "jpeg_bytes", json_integer((json_int_t)jpeg_len), &bad);
+    char *b64 = srv_base64(jpeg, jpeg_len);
+    put(o, "jpeg", b64 ? json_string(b64) : NULL, &bad);
+    free(b64);
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+json_t *srv_json_models(const model *m, const char *labels_path, const model_labels *labels,
+                        int max_batch)
+{
+    const model_spec *s = model_get_spec(m);
+    int bad = 0;
+    json_t *e = json_object();
+    if (!e)
+        return NULL;
+    put(e, "name", json_string(s->name), &bad);
+    put(e, "channels", json_integer(s->channels), &bad);
+    put(e, "input_size", json_integer(s->input_size), &bad);
+    put(e, "scale_size", json_integer(s->scale_size), &bad);
+    put(e, "mean", json_real(s->mean), &bad);
+    put(e, "std", json_real(s->std), &bad);
+    put(e, "classes", json_integer(s->classes), &bad);
+    put(e, "layers", json_integer(s->n_layers), &bad);
+    put(e, "parameters", json_integer((json_int_t)model_spec_param_count(s)), &bad);
+    put(e, "flops", json_real(model_spec_flops(s)), &bad);
+    put(e, "weights", json_string(model_weights_path(m)), &bad);
+    put(e, "labels", labels_path && labels && labels->n ? json_string(labels_path) : json_null(),
+        &bad);
+    put(e, "max_batch", json_integer(max_batch), &bad);
+    char *spec_text = NULL;
+    if (model_spec_to_json(s, &spec_text) == ADJ_OK && spec_text) {
+        json_t *spec = json_loads(spec_text, 0, NULL);
+        if (spec)
+            put(e, "spec", spec, &bad);
+    }
+    free(spec_text);
+    if (bad) {
+        json_decref(e);
+        return NULL;
+    }
+    return e;
+}

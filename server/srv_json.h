@@ -1,0 +1,87 @@
+/*
+ * srv_json.h - the JSON answers of advjpgd (jansson), and base64.
+ *
+ * Builders return a new json_t reference (the caller owns it: json_decref,
+ * or hand it to srv_json_dump which consumes it), or NULL when out of
+ * memory. Probabilities are written with 9 significant digits (a float
+ * survives the round trip); a non-finite value is written as null.
+ *
+ *     srv_json_ctx c = {spec->name, spec->classes, spec->input_size, labels, 5};
+ *     char *text = srv_json_dump(srv_json_classify(&c, probs, 500, 375));
+ *     ... send text ...; free(text);
+ *
+ * Field names follow the shared docs/api.md.
+ */
+#ifndef SRV_JSON_H
+#define SRV_JSON_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "experiment.h"
+#include "model.h"
+
+/** What every classification answer needs to know about the model. */
+typedef struct {
+    const char *model_name;
+    int classes;
+    int input_size;
+    const model_labels *labels; /**< names for top[].label; NULL or n == 0: none */
+    int top_k;                  /**< 1..classes */
+} srv_json_ctx;
+
+/** Standard base64 (RFC 4648, with padding) of len bytes; new string (free()), NULL if out of memory. */
+char *srv_base64(const uint8_t *data, size_t len);
+
+/**
+ * Serialises j compactly and releases j (NULL j gives NULL). New string
+ * (free()), NULL when out of memory.
+ */
+char *srv_json_dump(json_t *j);
+
+/** {"error": msg} as a new string (free()); NULL if out of memory. */
+char *srv_json_error(const char *msg);
+
+/**
+ * The top-k list [{"index", "label" (name, when labels exist), "prob"}] of
+ * one probability vector of c->classes values, highest first.
+ */
+json_t *srv_json_top(const srv_json_ctx *c, const float *probs);
+
+/**
+ * POST /classify: {"model", "width", "height", "input_size", "label", "prob",
+ * "top"}; width and height are the uploaded image's.
+ */
+json_t *srv_json_classify(const srv_json_ctx *c, const float *probs, int width, int height);
+
+/**
+ * POST /attack: {"model", "width", "height", "input_size", "label", "eps",
+ * "quality", "seed", "results": [{"transform", "eps"?, "top_label_prob",
+ * "label", "prob", "top"}...], "images"?}. With with_images, "images" maps
+ * every transform's name to the base64 PNG of its 8-bit image (PNG encoding
+ * may fail: then NULL and a message in err).
+ */
+json_t *srv_json_attack(const srv_json_ctx *c, const exp_params *p, uint64_t seed,
+                        const exp_result *r, int width, int height, int with_images,
+                        char *err, size_t errsz);
+
+/**
+ * POST /recompress with Accept: application/json: {"model", "width",
+ * "height", "input_size", "quality", "label", "results": [x, JPG(x)],
+ * "jpeg_bytes", "jpeg" (base64)}. probs is [2][classes]: the clean crop, then
+ * the crop after the JPEG round trip; label is the clean crop's arg-max.
+ */
+json_t *srv_json_recompress(const srv_json_ctx *c, int quality, const float *probs, int width,
+                            int height, const uint8_t *jpeg, size_t jpeg_len);
+
+/**
+ * GET /models, the loaded model: {"name", "channels", "input_size",
+ * "scale_size", "mean", "std", "classes", "layers", "parameters", "flops",
+ * "weights", "labels" (path or null), "max_batch", "spec" (the model spec as
+ * JSON)}. labels_path may be NULL.
+ */
+json_t *srv_json_models(const model *m, const char *labels_path, const model_labels *labels,
+                        int max_batch);
+
+#endif

@@ -1,0 +1,272 @@
+#include "srv_metrics.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Status codes counted one by one; any other lands in the last slot. */
+static const unsigned CODES[] = {0, 200, 202, 400, 401, 404, 405, 406, 413, 415, 500, 503, 504};
+#define N_CODES (sizeof CODES / sizeof CODES[0])
+#define CODE_OTHER N_CODES
+
+static const double TIME_BUCKETS[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                      0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+#define N_TIME (sizeof TIME_BUCKETS / sizeof TIME_BUCKETS[0])
+static const double SIZE_BUCKETS[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
+#define N_SIZE (sizeof SIZE_BUCKETS / sizeof SIZE_BUCKETS[0])
+#define MAX_BUCKETS 16
+
+typedef struct {
+    const double *bounds;
+    size_t n;
+    uint64_t counts[MAX_BUCKETS + 1]; /* per bucket (not cumulative); last = +Inf */
+    uint64_t count;
+    double sum;
+} histogram;
+
+struct srv_metrics {
+    pthread_mutex_t lock;
+    int in_flight;
+    uint64_t requests[SRV_EP_COUNT];
+    uint64_t failures[SRV_EP_COUNT];
+    uint64_t codes[SRV_EP_COUNT][N_CODES + 1];
+    histogram duration, queue;
+    histogram compute[SRV_BATCH_KINDS], batch[SRV_BATCH_KINDS];
+};
+
+static const char *const EP_NAMES[SRV_EP_COUNT] = {
+    "/classify", "/attack", "/recompress", "/health", "/models", "/metrics", "other",
+};
+static const char *const BATCH_NAMES[SRV_BATCH_KINDS] = {"forward", "attack"};
+
+const char *srv_endpoint_name(srv_endpoint ep)
+{
+    return (unsigned)ep < SRV_EP_COUNT ? EP_NAMES[ep] : "other";
+}
+
+static void hist_init(histogram *h, const double *bounds, size_t n)
+{
+    memset(h, 0, sizeof *h);
+    h->bounds = bounds;
+    h->n = n;
+}
+
+static void hist_observe(histogram *h, double v)
+{
+    size_t i = 0;
+    while (i < h->n && v > h->bounds[i])
+        i++;
+    h->counts[i]++;
+    h->count++;
+    h->sum += v;
+}
+
+srv_metrics *srv_metrics_new(void)
+{
+    srv_metrics *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    pthread_mutex_init(&m->lock, NULL);
+    hist_init(&m->duration, TIME_BUCKETS, N_TIME);
+    hist_init(&m->queue, TIME_BUCKETS, N_TIME);
+    for (int k = 0; k < SRV_BATCH_KINDS; k++) {
+        hist_init(&m->compute[k], TIME_BUCKETS, N_TIME);
+        hist_init(&m->batch[k], SIZE_BUCKETS, N_SIZE);
+    }
+    return m;
+}
+
+void srv_metrics_free(srv_metrics *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+void srv_metrics_request_begin(srv_metrics *m)
+{
+    pthread_mutex_lock(&m->lock);
+    m->in_flight++;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void srv_metrics_request_end(srv_metrics *m, srv_endpoint ep, unsigned status, double seconds)
+{
+    if ((unsigned)ep >= SRV_EP_COUNT)
+        ep = SRV_EP_OTHER;
+    size_t ci = CODE_OTHER;
+    for (size_t i = 0; i < N_CODES; i++)
+        if (CODES[i] == status)
+            ci = i;
+    pthread_mutex_lock(&m->lock);
+    m->in_flight--;
+    m->requests[ep]++;
+    if (status == 0 || status >= 400)
+        m->failures[ep]++;
+    m->codes[ep][ci]++;
+    hist_observe(&m->duration, seconds);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void srv_metrics_queue_time(srv_metrics *m, double seconds)
+{
+    pthread_mutex_lock(&m->lock);
+    hist_observe(&m->queue, seconds);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void srv_metrics_batch(srv_metrics *m, srv_batch_kind kind, int images, double seconds)
+{
+    if ((unsigned)kind >= SRV_BATCH_KINDS)
+        return;
+    pthread_mutex_lock(&m->lock);
+    hist_observe(&m->compute[kind], seconds);
+    hist_observe(&m->batch[kind], images);
+    pthread_mutex_unlock(&m->lock);
+}
+
+int srv_metrics_in_flight(srv_metrics *m)
+{
+    pthread_mutex_lock(&m->lock);
+    int n = m->in_flight;
+    pthread_mutex_unlock(&m->lock);
+    return n;
+}
+
+/* ---------------------------------------------------------------- render */
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    int oom;
+} sbuf;
+
+__attribute__((format(printf, 2, 3))) static void sb_printf(sbuf *b, const char *fmt, ...)
+{
+    if (b->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->buf + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = 1;
+            return;
+        }
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap * 2 + (size_t)n + 1;
+        char *p = realloc(b->buf, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->buf = p;
+        b->cap = cap;
+    }
+}
+
+static void render_hist(sbuf *b, const char *name, const char *labels, const histogram *h)
+{
+    uint64_t cum = 0;
+    const char *sep = labels && *labels ? "," : "";
+    if (!labels)
+        labels = "";
+    for (size_t i = 0; i < h->n; i++) {
+        cum += h->counts[i];
+        sb_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, h->bounds[i],
+                  (unsigned long long)cum);
+    }
+    cum += h->counts[h->n];
+    sb_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)cum);
+    if (*labels) {
+        sb_printf(b, "%s_sum{%s} %.9g\n", name, labels, h->sum);
+        sb_printf(b, "%s_count{%s} %llu\n", name, labels, (unsigned long long)h->count);
+    } else {
+        sb_printf(b, "%s_sum %.9g\n", name, h->sum);
+        sb_printf(b, "%s_count %llu\n", name, (unsigned long long)h->count);
+    }
+}
+
+char *srv_metrics_render(srv_metrics *m, const srv_metrics_gauges *g)
+{
+    sbuf b = {malloc(8192), 0, 8192, 0};
+    if (!b.buf)
+        return NULL;
+    b.buf[0] = '\0';
+
+    pthread_mutex_lock(&m->lock);
+    sb_printf(&b, "# HELP advjpgd_requests_total HTTP requests answered, by endpoint.\n"
+                  "# TYPE advjpgd_requests_total counter\n");
+    for (int e = 0; e < SRV_EP_COUNT; e++)
+        sb_printf(&b, "advjpgd_requests_total{endpoint=\"%s\"} %llu\n", EP_NAMES[e],
+                  (unsigned long long)m->requests[e]);
+    sb_printf(&b, "# HELP advjpgd_request_failures_total Requests answered with a status >= 400 "
+                  "or not answered.\n"
+                  "# TYPE advjpgd_request_failures_total counter\n");
+    for (int e = 0; e < SRV_EP_COUNT; e++)
+        sb_printf(&b, "advjpgd_request_failures_total{endpoint=\"%s\"} %llu\n", EP_NAMES[e],
+                  (unsigned long long)m->failures[e]);
+    sb_printf(&b, "# HELP advjpgd_responses_total Responses by endpoint and status code.\n"
+                  "# TYPE advjpgd_responses_total counter\n");
+    for (int e = 0; e < SRV_EP_COUNT; e++)
+        for (size_t c = 0; c <= N_CODES; c++) {
+            if (!m->codes[e][c])
+                continue;
+            if (c == CODE_OTHER)
+                sb_printf(&b, "advjpgd_responses_total{endpoint=\"%s\",code=\"other\"} %llu\n",
+                          EP_NAMES[e], (unsigned long long)m->codes[e][c]);
+            else
+                sb_printf(&b, "advjpgd_responses_total{endpoint=\"%s\",code=\"%u\"} %llu\n",
+                          EP_NAMES[e], CODES[c], (unsigned long long)m->codes[e][c]);
+        }
+    sb_printf(&b, "# HELP advjpgd_request_duration_seconds From the request's headers to its "
+                  "response being queued.\n"
+                  "# TYPE advjpgd_request_duration_seconds histogram\n");
+    render_hist(&b, "advjpgd_request_duration_seconds", NULL, &m->duration);
+    sb_printf(&b, "# HELP advjpgd_queue_seconds Time a job waited for the inference worker.\n"
+                  "# TYPE advjpgd_queue_seconds histogram\n");
+    render_hist(&b, "advjpgd_queue_seconds", NULL, &m->queue);
+    sb_printf(&b, "# HELP advjpgd_compute_seconds Time of one worker batch.\n"
+                  "# TYPE advjpgd_compute_seconds histogram\n");
+    for (int k = 0; k < SRV_BATCH_KINDS; k++) {
+        char lab[32];
+        snprintf(lab, sizeof lab, "kind=\"%s\"", BATCH_NAMES[k]);
+        render_hist(&b, "advjpgd_compute_seconds", lab, &m->compute[k]);
+    }
+    sb_printf(&b, "# HELP advjpgd_batch_size Images per worker batch.\n"
+                  "# TYPE advjpgd_batch_size histogram\n");
+    for (int k = 0; k < SRV_BATCH_KINDS; k++) {
+        char lab[32];
+        snprintf(lab, sizeof lab, "kind=\"%s\"", BATCH_NAMES[k]);
+        render_hist(&b, "advjpgd_batch_size", lab, &m->batch[k]);
+    }
+    sb_printf(&b, "# HELP advjpgd_in_flight_requests Requests being handled now.\n"
+                  "# TYPE advjpgd_in_flight_requests gauge\n"
+                  "advjpgd_in_flight_requests %d\n",
+              m->in_flight);
+    pthread_mutex_unlock(&m->lock);
+
+    sb_printf(&b, "# HELP advjpgd_queue_depth Jobs waiting for the inference worker.\n"
+                  "# TYPE advjpgd_queue_depth gauge\n"
+                  "advjpgd_queue_depth %d\n"
+                  "# HELP advjpgd_model_ready 1 once the model is loaded.\n"
+                  "# TYPE advjpgd_model_ready gauge\n"
+                  "advjpgd_model_ready %d\n"
+                  "# HELP advjpgd_model_load_seconds Time the model took to load.\n"
+                  "# TYPE advjpgd_model_load_seconds gauge\n"
+                  "advjpgd_model_load_seconds %.6f\n",
+              g ? g->queue_depth : 0, g ? g->model_ready : 0, g ? g->model_load_seconds : 0.0);
+    if (b.oom) {
+        free(b.buf);
+        return NULL;
+    }
+    return b.buf;
+}

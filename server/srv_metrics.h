@@ -1,0 +1,87 @@
+/*
+ * srv_metrics.h - counters, gauges and histograms for GET /metrics
+ * (Prometheus text exposition format 0.0.4).
+ *
+ * All functions are thread-safe (one mutex; every update is a few adds).
+ *
+ *     srv_metrics *m = srv_metrics_new();
+ *     srv_metrics_request_begin(m);
+ *     ...
+ *     srv_metrics_request_end(m, SRV_EP_CLASSIFY, 200, 0.012);
+ *     char *text = srv_metrics_render(m, &gauges);   // free()
+ *     srv_metrics_free(m);
+ *
+ * Exposed series (all prefixed advjpgd_):
+ *   requests_total{endpoint}                 requests answered, by endpoint
+ *   request_failures_total{endpoint}         of those, answered with status >= 400
+ *   responses_total{endpoint,code}           by status code
+ *   request_duration_seconds                 histogram, first byte to response queued
+ *   queue_seconds                            histogram, time a job waited for the worker
+ *   compute_seconds{kind}                    histogram, time of one worker batch
+ *                                            (kind = "forward" or "attack")
+ *   batch_size{kind}                         histogram, images per worker batch
+ *   in_flight_requests                       gauge, requests being handled now
+ *   queue_depth                              gauge, jobs waiting for the worker
+ *   model_ready                              gauge, 1 once the model is loaded
+ *   model_load_seconds                       gauge, how long loading took
+ */
+#ifndef SRV_METRICS_H
+#define SRV_METRICS_H
+
+#include <stddef.h>
+
+/** The endpoints that metrics and routing know; SRV_EP_OTHER for 404s. */
+typedef enum {
+    SRV_EP_CLASSIFY,
+    SRV_EP_ATTACK,
+    SRV_EP_RECOMPRESS,
+    SRV_EP_HEALTH,
+    SRV_EP_MODELS,
+    SRV_EP_METRICS,
+    SRV_EP_OTHER,
+    SRV_EP_COUNT
+} srv_endpoint;
+
+/** "/classify", ..., "other". Never NULL. */
+const char *srv_endpoint_name(srv_endpoint ep);
+
+/** Kinds of worker batch, for compute_seconds and batch_size. */
+typedef enum { SRV_BATCH_FORWARD, SRV_BATCH_ATTACK, SRV_BATCH_KINDS } srv_batch_kind;
+
+typedef struct srv_metrics srv_metrics;
+
+/** Values sampled from other modules when /metrics is rendered. */
+typedef struct {
+    int queue_depth;
+    int model_ready;
+    double model_load_seconds;
+} srv_metrics_gauges;
+
+/** A new, zeroed metrics registry (NULL when out of memory); free with srv_metrics_free. */
+srv_metrics *srv_metrics_new(void);
+
+/** Frees the registry (NULL is fine). */
+void srv_metrics_free(srv_metrics *m);
+
+/** A request started (in-flight gauge + 1). */
+void srv_metrics_request_begin(srv_metrics *m);
+
+/**
+ * A request ended (in-flight gauge - 1). status 0 means the connection went
+ * away without an answer: counted as a failure with code "0".
+ */
+void srv_metrics_request_end(srv_metrics *m, srv_endpoint ep, unsigned status, double seconds);
+
+/** A job left the queue after waiting `seconds`. */
+void srv_metrics_queue_time(srv_metrics *m, double seconds);
+
+/** The worker ran one batch of `images` images in `seconds`. */
+void srv_metrics_batch(srv_metrics *m, srv_batch_kind kind, int images, double seconds);
+
+/** The in-flight gauge now. */
+int srv_metrics_in_flight(srv_metrics *m);
+
+/** The text exposition; new string (free()), NULL when out of memory. */
+char *srv_metrics_render(srv_metrics *m, const srv_metrics_gauges *g);
+
+#endif

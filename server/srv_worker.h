@@ -1,0 +1,136 @@
+/*
+ * srv_worker.h - the inference worker: one thread that owns the net_ctx, a
+ * bounded two-priority queue of jobs, and dynamic batching.
+ *
+ * Submitters (HTTP threads, later the evaluation jobs) prepare everything
+ * that does not need the model (decoding, the centre crop, planar floats),
+ * fill a srv_job and srv_worker_submit() it. The worker takes the oldest job
+ * of the highest priority, waits until `batch_delay_ms` after that job was
+ * queued for compatible jobs to join it (unless the batch is already full),
+ * runs the batch and calls each job's `done` callback from its own thread.
+ *
+ *   - SRV_JOB_FORWARD jobs (n images each: /classify 1, /recompress 2) share
+ *     one net_forward over up to max_batch images.
+ *   - SRV_JOB_ATTACK jobs (1 image each) with equal exp_params share one
+ *     exp_run_batch, each with its own seed.
+ *   - SRV_PRIO_INTERACTIVE jobs always go before SRV_PRIO_BACKGROUND ones; a
+ *     background job (a later evaluation job) only runs when no interactive
+ *     job is waiting, and batches only with its own priority. Each priority
+ *     has its own bound (queue_size for interactive).
+ *   - A job still queued at its deadline is completed with
+ *     SRV_JOB_TIMED_OUT by srv_worker_expire() or by the worker itself.
+ *
+ *     srv_worker *w;
+ *     srv_worker_new(model, &opts, metrics, &w, err, sizeof err);
+ *     job->done = on_done; job->done_arg = req;
+ *     if (srv_worker_submit(w, job, err, sizeof err)) ... 503 ...
+ *     ...
+ *     srv_worker_free(w);   // runs everything still queued, then joins
+ *
+ * Lifetime: after a successful submit the worker owns the job until it calls
+ * job->done (exactly once); the submitter must keep the job and its borrowed
+ * buffers alive until then and must not touch it meanwhile.
+ */
+#ifndef SRV_WORKER_H
+#define SRV_WORKER_H
+
+#include <stdint.h>
+
+#include "experiment.h"
+#include "image.h"
+#include "model.h"
+#include "srv_metrics.h"
+
+typedef enum { SRV_JOB_FORWARD, SRV_JOB_ATTACK } srv_job_kind;
+typedef enum { SRV_PRIO_INTERACTIVE = 0, SRV_PRIO_BACKGROUND = 1, SRV_PRIO_COUNT } srv_prio;
+
+/** How a job ended. */
+typedef enum {
+    SRV_JOB_OK = 0,
+    SRV_JOB_FAILED,    /**< the engine returned an error (message in err) */
+    SRV_JOB_TIMED_OUT, /**< still queued at its deadline */
+} srv_job_status;
+
+typedef struct srv_job srv_job;
+
+/** Called once per job, from the worker thread (or srv_worker_expire's caller). */
+typedef void (*srv_job_done_fn)(srv_job *job, void *arg);
+
+struct srv_job {
+    /* ---- set by the submitter ---- */
+    srv_job_kind kind;
+    srv_prio prio;
+    int n;                 /**< FORWARD: images (>= 1); ATTACK: always 1 */
+    const float *input;    /**< FORWARD: [n][C][H][W] pixels 0..255 (borrowed) */
+    float *probs;          /**< FORWARD: [n][classes] written by the worker (borrowed) */
+    img_rgb x;             /**< ATTACK: the prepared image (borrowed pixels) */
+    exp_params params;     /**< ATTACK: checked by the submitter */
+    uint64_t seed;         /**< ATTACK: JPGnoise seed */
+    double deadline;       /**< monotonic seconds (srv_now()); 0: none */
+    srv_job_done_fn done;
+    void *done_arg;
+    /* ---- set by the worker before done() ---- */
+    srv_job_status status;
+    char err[256];
+    exp_result result;     /**< ATTACK: new, the submitter frees it (exp_result_free) */
+    double t_queued, t_started, t_finished; /**< monotonic seconds */
+    int batch_images;      /**< images in the batch this job ran in */
+    /* ---- private ---- */
+    srv_job *next;
+};
+
+typedef struct {
+    int max_batch;       /**< images per forward pass at most (>= 1) */
+    int batch_delay_ms;  /**< wait for a batch to fill, measured from the oldest job */
+    int queue_size;      /**< interactive jobs queued at most */
+    int background_size; /**< background jobs queued at most */
+} srv_worker_opts;
+
+typedef struct srv_worker srv_worker;
+
+/** Monotonic clock in seconds. */
+double srv_now(void);
+
+/**
+ * Creates the worker: a net_ctx for opts->max_batch images (created here, in
+ * the calling thread, then used only by the worker thread), one warm-up
+ * forward pass (which pages in memory-mapped weights), and the thread.
+ * model and metrics are borrowed and must outlive the worker; metrics may be
+ * NULL. *out is new: free with srv_worker_free.
+ */
+int srv_worker_new(const model *m, const srv_worker_opts *opts, srv_metrics *metrics,
+                   srv_worker **out, char *err, size_t errsz);
+
+/**
+ * Queues a job. Returns ADJ_OK (the worker now owns it until done),
+ * ADJ_ERR_LIMIT when that priority's queue is full, ADJ_ERR_STATE after
+ * srv_worker_close, ADJ_ERR_ARG for a malformed job; err says which.
+ * On error done is not called.
+ */
+int srv_worker_submit(srv_worker *w, srv_job *job, char *err, size_t errsz);
+
+/** Completes every queued job whose deadline has passed (SRV_JOB_TIMED_OUT). */
+void srv_worker_expire(srv_worker *w);
+
+/** Jobs queued plus jobs running. */
+int srv_worker_pending(srv_worker *w);
+
+/** Jobs queued (not yet running). */
+int srv_worker_queued(srv_worker *w);
+
+/**
+ * Shutdown has begun: run queued jobs without waiting for their batches to
+ * fill. Submissions are still accepted (requests already being received).
+ */
+void srv_worker_hurry(srv_worker *w);
+
+/** Refuses further submissions; queued jobs still run (without batch delay). */
+void srv_worker_close(srv_worker *w);
+
+/**
+ * Closes, runs every job still queued, joins the thread and frees the worker
+ * and its net_ctx (NULL is fine).
+ */
+void srv_worker_free(srv_worker *w);
+
+#endif
