@@ -1,0 +1,87 @@
+# common.sh - what every advjpg curl script shares; sourced by them, not run.
+#
+# Environment: ADVJPG_SERVER (default http://127.0.0.1:8080), ADVJPG_TOKEN
+# (sent as "Authorization: Bearer ..." when set). Every script prints the
+# server's answer (on an HTTP error its {"error": ...} body too) and exits
+# 0 on success, 1 on a server or connection error, 2 on a usage error.
+# shellcheck shell=sh
+
+me=${0##*/}
+server=${ADVJPG_SERVER:-http://127.0.0.1:8080}
+server=${server%/}
+
+# args "USAGE" MIN MAX "$@": -h/--help prints the usage line; another number
+# of arguments than MIN..MAX is a usage error.
+args() {
+    usage="usage: $me $1"
+    min=$2
+    max=$3
+    shift 3
+    case ${1:-} in
+        -h | --help)
+            echo "$usage"
+            exit 0
+            ;;
+    esac
+    if [ $# -lt "$min" ] || [ $# -gt "$max" ]; then
+        echo "$usage" >&2
+        exit 2
+    fi
+}
+
+# usage_error MESSAGE: one line on stderr, exit 2.
+usage_error() {
+    echo "$me: $*" >&2
+    exit 2
+}
+
+# check_id ID: job ids are letters, digits, '.', '_' and '-'.
+check_id() {
+    case $1 in
+        '' | *[!A-Za-z0-9._-]*) usage_error "'$1' is not a job id" ;;
+    esac
+}
+
+# check_int NAME VALUE MIN MAX
+check_int() {
+    case $2 in
+        '' | *[!0-9]*) usage_error "$1 is an integer from $3 to $4" ;;
+    esac
+    if [ "$2" -lt "$3" ] || [ "$2" -gt "$4" ]; then
+        usage_error "$1 is an integer from $3 to $4"
+    fi
+}
+
+# check_eps NAME LIST: integers separated by commas.
+check_eps() {
+    case $2 in
+        '' | *[!0-9,]* | ,* | *, | *,,*) usage_error "$1 is integers separated by commas, such as 1,5,10" ;;
+    esac
+}
+
+# image_type IMG: sets $type from the file's first bytes, as advjpg does.
+# shellcheck disable=SC2034
+image_type() {
+    if [ ! -f "$1" ] || [ ! -r "$1" ]; then
+        usage_error "$1: no such readable file"
+    fi
+    case $(od -An -tx1 -N4 "$1" | tr -d ' \n') in
+        ffd8ff*) type=image/jpeg ;;
+        89504e47) type=image/png ;;
+        5036* | 5035*) type=image/x-portable-pixmap ;;
+        *) usage_error "$1: not a JPEG, PNG or PPM image" ;;
+    esac
+}
+
+# The token reaches curl on its standard input (-H @-), not on its command
+# line, where other users of the machine could read it.
+auth() {
+    if [ -n "${ADVJPG_TOKEN:-}" ]; then
+        printf 'Authorization: Bearer %s\n' "$ADVJPG_TOKEN"
+    fi
+}
+
+# api CURL-ARGS...: one request with the token; exit 1 on any failure.
+api() {
+    auth | curl -sS --fail-with-body -H @- "$@" || exit 1
+}
