@@ -15,13 +15,17 @@ cd "$(dirname "$0")"
 PACKAGES=(meson ninja-build pkg-config gcc libc6-dev
   libmicrohttpd-dev libjansson-dev libturbojpeg0-dev libjpeg62-turbo-dev libjpeg-turbo-progs
   libpng-dev libstb-dev libopenblas-dev libinih-dev libcurl4-openssl-dev
-  curl python3 libxml2-utils)
+  curl python3 libxml2-utils
+  chromium nodejs jupyter-nbconvert python3-ipykernel python3-nbclient python3-requests
+  python3-pandas python3-matplotlib)
 
 deps() {
   local missing=()
   for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
+  # Debian's nodejs comes without npm; another nodejs package may bring its own
+  command -v npm >/dev/null || missing+=(npm)
   if [ ${#missing[@]} -gt 0 ]; then
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -39,16 +43,19 @@ build() {
 # Runs one build's tests; appends its counts to the totals.
 PASSED=0
 FAILED=0
+SKIPPED=0
 run_tests() {
   local dir=$1
   meson test -C "$dir" --print-errorlogs --num-processes 2 || true
   local log="$dir/meson-logs/testlog.json"
-  local p f
+  local p f s
   p=$(grep -c '"result": "OK"' "$log" || true)
+  s=$(grep -c '"result": "SKIP"' "$log" || true)
   f=$(grep -c -E '"result": "(FAIL|TIMEOUT|ERROR|UNEXPECTEDPASS)"' "$log" || true)
-  echo "$dir: $p passed, $f failed"
+  echo "$dir: $p passed, $f failed, $s skipped"
   PASSED=$((PASSED + p))
   FAILED=$((FAILED + f))
+  SKIPPED=$((SKIPPED + s))
 }
 
 tests() {
@@ -60,7 +67,7 @@ tests() {
   ninja -C build-asan
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     run_tests build-asan
-  echo "$PASSED passed, $FAILED failed"
+  echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
   [ "$FAILED" -eq 0 ]
 }
 

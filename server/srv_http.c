@@ -23,6 +23,7 @@
 #include "net.h"
 #include "srv_json.h"
 #include "status.h"
+#include "web_assets.h"
 
 #define POST_BUFFER_SIZE (64 * 1024)
 #define CONNECTION_MEMORY (128 * 1024)
@@ -738,6 +739,26 @@ static enum MHD_Result begin(srv_req *r, const char *url, const char *method)
     srv_http *h = r->h;
     struct MHD_Connection *c = r->conn;
     r->ep = route(url);
+
+    /* The demo page (server/web, built in): served without the token, like
+     * /health, because the token is typed into the page; it holds no data. */
+    const unsigned char *page;
+    size_t page_len;
+    const char *page_type;
+    if (r->ep == SRV_EP_OTHER && srv_web_find(url, &page, &page_len, &page_type)) {
+        r->ep = SRV_EP_WEB;
+        if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+            return respond_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "%s %s is not allowed (use GET)",
+                                 method, url);
+        static const char *const page_headers[] = {
+            MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache",
+            "X-Content-Type-Options", "nosniff",
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data: blob:; frame-ancestors 'none'",
+            NULL,
+        };
+        return respond(r, MHD_HTTP_OK, page_type, (void *)page, page_len, 0, page_headers);
+    }
 
     if (h->cfg->token && r->ep != SRV_EP_HEALTH) {
         const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,

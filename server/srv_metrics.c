@@ -38,7 +38,8 @@ struct srv_metrics {
 };
 
 static const char *const EP_NAMES[SRV_EP_COUNT] = {
-    "/classify", "/attack", "/recompress", "/health", "/models", "/metrics", "other",
+    "/classify", "/attack", "/recompress", "/health", "/models", "/metrics", "/",
+    "other",
 };
 static const char *const BATCH_NAMES[SRV_BATCH_KINDS] = {"forward", "attack"};
 

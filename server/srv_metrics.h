@@ -38,6 +38,7 @@ typedef enum {
     SRV_EP_HEALTH,
     SRV_EP_MODELS,
     SRV_EP_METRICS,
+    SRV_EP_WEB, /* the demo page's files: /, /index.html, /app.js, /style.css */
     SRV_EP_OTHER,
     SRV_EP_COUNT
 } srv_endpoint;

@@ -1,0 +1,822 @@
+// app.js - behaviour of the advjpgd demo page (see the comment in index.html).
+//
+// Plain modern JavaScript for the browsers of today, no modules, no build
+// step, no dependencies. Every request goes to the page's own origin through
+// api(), which adds the bearer token and turns every failure into an ApiError
+// whose message is fit to show to a person. Text that comes from the server
+// (class names, error messages, file names) is only ever set with textContent.
+'use strict';
+
+(function () {
+  // ------------------------------------------------------------------ basics
+
+  const $ = (sel, root) => (root || document).querySelector(sel);
+  const TOKEN_KEY = 'advjpg.token';
+  const JOB_KEY = 'advjpg.job';
+  const POLL_MS = 1000;
+
+  // The paper's Table 1 (OverFeat, ImageNet 2012 validation, 50,000 images).
+  const PAPER = {
+    'x': [0.58, 0.61],
+    'Adv1(x)': [0.23, 0.13],
+    'Adv5(x)': [0.11, 0.04],
+    'Adv10(x)': [0.09, 0.04],
+    'JPG(Adv1(x))': [0.48, 0.41],
+    'JPG(Adv5(x))': [0.26, 0.17],
+    'JPG(Adv10(x))': [0.17, 0.04],
+    'JPGnoise(Adv1(x))': [0.07, 0.06],
+  };
+
+  const STATUS_TEXT = {
+    400: 'bad request', 401: 'token needed', 403: 'forbidden', 404: 'not found',
+    405: 'method not allowed', 406: 'not acceptable', 409: 'conflict',
+    413: 'too large', 415: 'unsupported type', 429: 'too many requests',
+    500: 'server error', 502: 'bad gateway', 503: 'busy or loading', 504: 'timeout',
+  };
+
+  let token = '';
+  try {
+    token = localStorage.getItem(TOKEN_KEY) || '';
+  } catch (e) {
+    token = ''; // storage disabled: the token lives for this page only
+  }
+
+  /** An HTTP or network failure: status 0 means the server was not reached. */
+  class ApiError extends Error {
+    constructor(message, status, retryAfter) {
+      super(message);
+      this.status = status;
+      this.retryAfter = retryAfter || null;
+    }
+  }
+
+  /**
+   * Calls the API on this origin. opts: method, body (FormData, Blob or a
+   * string), type (Content-Type), as ('json' | 'blob' | 'text'). Resolves to
+   * the parsed answer; rejects with an ApiError.
+   */
+  async function api(path, opts) {
+    const o = opts || {};
+    const headers = new Headers();
+    if (token) headers.set('Authorization', 'Bearer ' + token);
+    if (o.type) headers.set('Content-Type', o.type);
+    const as = o.as || 'json';
+    if (as === 'json') headers.set('Accept', 'application/json');
+    let resp;
+    try {
+      resp = await fetch(path, {
+        method: o.method || 'GET', body: o.body, headers: headers, cache: 'no-store',
+      });
+    } catch (e) {
+      throw new ApiError('cannot reach the server at ' + location.origin, 0);
+    }
+    if (!resp.ok) {
+      let text = '';
+      try {
+        text = await resp.text();
+      } catch (e) {
+        text = '';
+      }
+      let msg = '';
+      try {
+        const j = JSON.parse(text);
+        if (j && typeof j.error === 'string') msg = j.error;
+      } catch (e) {
+        msg = '';
+      }
+      if (!msg) msg = text.trim().slice(0, 300) || resp.statusText || 'no message';
+      throw new ApiError(msg, resp.status, resp.headers.get('Retry-After'));
+    }
+    try {
+      if (as === 'blob') return await resp.blob();
+      if (as === 'text') return await resp.text();
+      return await resp.json();
+    } catch (e) {
+      throw new ApiError('the answer to ' + path + ' could not be read (' + e.message + ')',
+        resp.status);
+    }
+  }
+
+  /** Words for an error, for a person: status, meaning, the server's message, a hint. */
+  function describe(err) {
+    if (!(err instanceof ApiError)) return 'Something went wrong in this page: ' + err;
+    if (err.status === 0) {
+      return 'Cannot reach the server (' + location.origin + '). Is advjpgd still running?';
+    }
+    let s = 'Error ' + err.status;
+    if (STATUS_TEXT[err.status]) s += ' (' + STATUS_TEXT[err.status] + ')';
+    s += ': ' + err.message;
+    if (err.status === 401) s += '. Enter the server\'s token at the top of the page.';
+    else if (err.status === 503 && err.retryAfter) {
+      s += '. Try again in ' + err.retryAfter + ' s.';
+    }
+    return s;
+  }
+
+  function showError(el, err) {
+    if (!err) {
+      el.hidden = true;
+      el.textContent = '';
+      return;
+    }
+    el.textContent = typeof err === 'string' ? err : describe(err);
+    el.hidden = false;
+  }
+
+  function el(tag, attrs, children) {
+    const e = document.createElement(tag);
+    if (attrs) {
+      for (const [k, v] of Object.entries(attrs)) {
+        if (v === null || v === undefined || v === false) continue;
+        if (k === 'text') e.textContent = v;
+        else if (k === 'class') e.className = v;
+        else if (k === 'dataset') Object.assign(e.dataset, v);
+        else e.setAttribute(k, v === true ? '' : String(v));
+      }
+    }
+    for (const c of children || []) {
+      if (c !== null && c !== undefined) e.append(c);
+    }
+    return e;
+  }
+
+  const fmtP = (p) => (typeof p === 'number' ? p.toFixed(3) : '\u2013');
+  const fmtInt = (n) => Number(n).toLocaleString('en-US');
+
+  function fmtDuration(s) {
+    if (typeof s !== 'number' || !isFinite(s) || s < 0) return '';
+    s = Math.round(s);
+    if (s < 60) return s + ' s';
+    const m = Math.floor(s / 60);
+    if (m < 60) return m + ' min ' + (s % 60) + ' s';
+    return Math.floor(m / 60) + ' h ' + (m % 60) + ' min';
+  }
+
+  /** A class for display: its name when the model has labels, else "class N". */
+  function className(entry) {
+    if (entry && typeof entry.label === 'string' && entry.label) return entry.label;
+    return 'class ' + (entry ? entry.index : '?');
+  }
+
+  // ------------------------------------------------------------------ server, model, token
+
+  async function checkHealth() {
+    const badge = $('#health');
+    try {
+      await api('/health');
+      badge.dataset.state = 'ok';
+      badge.textContent = 'server ready';
+    } catch (e) {
+      if (e.status === 503) {
+        badge.dataset.state = 'busy';
+        badge.textContent = 'server loading or busy';
+      } else if (e.status === 0) {
+        badge.dataset.state = 'down';
+        badge.textContent = 'cannot reach the server';
+      } else {
+        badge.dataset.state = 'down';
+        badge.textContent = 'server error ' + e.status;
+      }
+    }
+  }
+
+  async function loadModel() {
+    const errEl = $('#model-error');
+    try {
+      const m = await api('/models');
+      $('#model-name').textContent = m.name || '?';
+      const inSize = m.input_size ? m.input_size + '\u00d7' + m.input_size : '?';
+      $('#model-input').textContent = inSize + (m.scale_size ? ' (from ' + m.scale_size + ')' : '');
+      $('#model-classes').textContent = m.classes ? fmtInt(m.classes) : '?';
+      $('#model-params').textContent = m.parameters ? fmtInt(m.parameters) : '?';
+      showError(errEl, null);
+    } catch (e) {
+      for (const id of ['#model-name', '#model-input', '#model-classes', '#model-params']) {
+        $(id).textContent = '\u2013';
+      }
+      showError(errEl, 'Model information unavailable. ' + describe(e));
+    }
+  }
+
+  function setupToken() {
+    const input = $('#token');
+    input.value = token;
+    const save = (value) => {
+      token = value.trim();
+      try {
+        if (token) localStorage.setItem(TOKEN_KEY, token);
+        else localStorage.removeItem(TOKEN_KEY);
+      } catch (e) {
+        // storage disabled: keep it in memory
+      }
+      loadModel();
+      refreshJobs();
+    };
+    $('#token-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      save(input.value);
+    });
+    $('#token-clear').addEventListener('click', () => {
+      input.value = '';
+      save('');
+    });
+  }
+
+  // ------------------------------------------------------------------ attack one image
+
+  let chosenFile = null;
+  let previewUrl = null;
+  let attackSeq = 0;
+
+  function chooseFile(file) {
+    if (!file) return;
+    chosenFile = file;
+    if (previewUrl) URL.revokeObjectURL(previewUrl);
+    previewUrl = URL.createObjectURL(file);
+    const img = $('#drop-preview');
+    img.hidden = false;
+    img.src = previewUrl;
+    img.alt = 'the chosen image, ' + file.name;
+    $('#drop-title').textContent = file.name + ' (' + fmtInt(Math.ceil(file.size / 1024)) +
+      ' KB): drop or choose another';
+    $('#attack-run').disabled = false;
+    runAttack();
+  }
+
+  function setupDrop() {
+    const drop = $('#drop');
+    const input = $('#file');
+    // The browser cannot show every image the server reads (PPM), nor a broken one.
+    $('#drop-preview').addEventListener('error', (ev) => {
+      ev.target.hidden = true;
+    });
+    input.addEventListener('change', () => chooseFile(input.files[0]));
+    // Space opens the chooser natively; Chromium does not always do it for
+    // Enter, so Enter opens it here, once.
+    input.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter' && !ev.repeat) {
+        ev.preventDefault();
+        input.click();
+      }
+    });
+    for (const type of ['dragenter', 'dragover']) {
+      drop.addEventListener(type, (ev) => {
+        ev.preventDefault();
+        drop.classList.add('is-over');
+      });
+    }
+    for (const type of ['dragleave', 'dragend']) {
+      drop.addEventListener(type, () => drop.classList.remove('is-over'));
+    }
+    drop.addEventListener('drop', (ev) => {
+      ev.preventDefault();
+      drop.classList.remove('is-over');
+      const f = ev.dataTransfer && ev.dataTransfer.files[0];
+      if (f) chooseFile(f);
+    });
+    // A drop that misses the zone must not navigate away from the page.
+    window.addEventListener('dragover', (ev) => ev.preventDefault());
+    window.addEventListener('drop', (ev) => ev.preventDefault());
+    // Pasting an image works too.
+    window.addEventListener('paste', (ev) => {
+      const items = ev.clipboardData ? Array.from(ev.clipboardData.files) : [];
+      const f = items.find((x) => x.type.startsWith('image/'));
+      if (f) chooseFile(f);
+    });
+  }
+
+  /** The Content-Type to send a file with: what the browser says, else from its name. */
+  function imageType(file) {
+    if (file.type) return file.type;
+    const n = file.name.toLowerCase();
+    if (n.endsWith('.png')) return 'image/png';
+    if (n.endsWith('.ppm') || n.endsWith('.pnm')) return 'image/x-portable-pixmap';
+    return 'image/jpeg';
+  }
+
+  function readInt(input, lo, hi, what) {
+    const v = Number(input.value);
+    if (!Number.isInteger(v) || v < lo || v > hi) {
+      input.setAttribute('aria-invalid', 'true');
+      input.focus();
+      throw new Error(what + ' must be a whole number from ' + lo + ' to ' + hi +
+        ' (got "' + input.value + '")');
+    }
+    input.removeAttribute('aria-invalid');
+    return v;
+  }
+
+  function setupControls() {
+    const eps = $('#eps');
+    const chips = document.querySelectorAll('.presets .chip');
+    const syncChips = () => {
+      for (const c of chips) c.setAttribute('aria-pressed', String(c.dataset.eps === eps.value));
+    };
+    for (const c of chips) {
+      c.addEventListener('click', () => {
+        eps.value = c.dataset.eps;
+        syncChips();
+        if (chosenFile) runAttack();
+      });
+    }
+    eps.addEventListener('input', syncChips);
+    for (const input of document.querySelectorAll('input')) {
+      input.addEventListener('input', () => input.removeAttribute('aria-invalid'));
+    }
+    const q = $('#quality');
+    const qOut = $('#quality-out');
+    q.addEventListener('input', () => {
+      qOut.value = q.value;
+      qOut.textContent = q.value;
+    });
+    q.addEventListener('change', () => {
+      if (chosenFile) runAttack();
+    });
+    $('#attack-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      runAttack();
+    });
+  }
+
+  async function runAttack() {
+    const errEl = $('#attack-error');
+    const status = $('#attack-status');
+    if (!chosenFile) {
+      showError(errEl, 'Choose an image first.');
+      return;
+    }
+    let eps, quality, seed;
+    try {
+      eps = readInt($('#eps'), 1, 255, '\u03b5');
+      quality = readInt($('#quality'), 1, 100, 'The JPEG quality');
+      seed = readInt($('#seed'), 0, 4294967295, 'The seed');
+    } catch (e) {
+      showError(errEl, e.message);
+      return;
+    }
+    const seq = ++attackSeq;
+    const run = $('#attack-run');
+    run.disabled = true;
+    $('#panels').setAttribute('aria-busy', 'true');
+    status.textContent = 'Attacking with \u03b5 = ' + eps + ', JPEG quality ' + quality + '\u2026';
+    showError(errEl, null);
+    const t0 = performance.now();
+    try {
+      const q = new URLSearchParams({
+        eps: String(eps), quality: String(quality), seed: String(seed), images: '1', top_k: '5',
+      });
+      const res = await api('/attack?' + q, {
+        method: 'POST', body: chosenFile, type: imageType(chosenFile),
+      });
+      if (seq !== attackSeq) return; // a newer request is under way
+      renderAttack(res, eps, quality);
+      const ms = Math.round(performance.now() - t0);
+      status.textContent = 'Done in ' + ms + ' ms: ' + res.width + '\u00d7' + res.height +
+        ' image, ' + res.input_size + '\u00d7' + res.input_size + ' crop, \u03b5 = ' + eps +
+        ', quality ' + quality + '.';
+    } catch (e) {
+      if (seq !== attackSeq) return;
+      status.textContent = '';
+      // The panels of an earlier image would be mistaken for this one's.
+      $('#panels').textContent = '';
+      $('#summary').hidden = true;
+      showError(errEl, describe(e));
+    } finally {
+      if (seq === attackSeq) {
+        run.disabled = false;
+        $('#panels').removeAttribute('aria-busy');
+      }
+    }
+  }
+
+  /** The four panels the page shows, for one eps, in order. */
+  function panelSpecs(eps) {
+    return [
+      { name: 'x', title: 'x', sub: 'the clean crop' },
+      { name: 'Adv' + eps + '(x)', title: 'Adv\u03b5(x)', sub: 'after the FGSM step, \u03b5 = ' + eps },
+      { name: 'JPG(Adv' + eps + '(x))', title: 'JPG(Adv\u03b5(x))', sub: 'the attack, re-compressed as JPEG' },
+      { name: 'JPGnoise(Adv' + eps + '(x))', title: 'JPGnoise(Adv\u03b5(x))', sub: 'control: JPEG\u2019s change, shuffled' },
+    ];
+  }
+
+  /** Title with the epsilon written as a subscript: Adv<sub>ε</sub>(x). */
+  function titleNode(title) {
+    const h = el('h3', { class: 'panel-title' });
+    const parts = title.split('\u03b5');
+    parts.forEach((p, i) => {
+      h.append(p);
+      if (i < parts.length - 1) h.append(el('sub', { text: '\u03b5' }));
+    });
+    return h;
+  }
+
+  function renderAttack(res, eps, quality) {
+    const panels = $('#panels');
+    panels.textContent = '';
+    const byName = new Map((res.results || []).map((r) => [r.transform, r]));
+    const lx = res.label;
+    const clean = byName.get('x');
+    const lxEntry = clean && (clean.top || []).find((t) => t.index === lx);
+    const lxName = className(lxEntry || { index: lx });
+
+    for (const spec of panelSpecs(eps)) {
+      const r = byName.get(spec.name);
+      if (!r) {
+        panels.append(el('article', { class: 'panel panel-missing' }, [
+          titleNode(spec.title),
+          el('p', { class: 'hint', text: 'The server sent no result for ' + spec.name + '.' }),
+        ]));
+        continue;
+      }
+      panels.append(renderPanel(spec, r, res, lx, lxName));
+    }
+    renderSummary(byName, eps, quality, lx, lxName);
+  }
+
+  function renderPanel(spec, r, res, lx, lxName) {
+    const png = res.images && res.images[spec.name];
+    const top = r.top || [];
+    const predicted = className(top.find((t) => t.index === r.label) || { index: r.label });
+    const kept = r.label === lx;
+    const alt = spec.name + ' (' + spec.sub + '): classified as ' + predicted + ' with p = ' +
+      fmtP(r.prob) + '; p(l_x) = ' + fmtP(r.top_label_prob);
+    const figure = el('figure', { class: 'panel-image' }, [
+      png ? el('img', { src: 'data:image/png;base64,' + png, alt: alt, width: res.input_size,
+        height: res.input_size, decoding: 'async' })
+        : el('p', { class: 'hint', text: 'no image (the server sent none)' }),
+    ]);
+
+    const list = el('ol', { class: 'bars', 'aria-label': 'top ' + top.length + ' classes of ' + spec.name });
+    let lxShown = false;
+    for (const t of top) {
+      const isLx = t.index === lx;
+      lxShown = lxShown || isLx;
+      list.append(barRow(t, isLx));
+    }
+    if (!lxShown && typeof r.top_label_prob === 'number') {
+      // l_x fell out of the top k: still show where it went.
+      list.append(barRow({ index: lx, label: lxName, prob: r.top_label_prob }, true, true));
+    }
+
+    const tlp = el('p', { class: 'tlp' }, [
+      el('span', { class: 'tlp-name' }, ['p(l', el('sub', { text: 'x' }), ' | f(x))']),
+      el('strong', { class: 'tlp-value', text: fmtP(r.top_label_prob),
+        dataset: { prob: String(r.top_label_prob) } }),
+    ]);
+    const meter = el('div', { class: 'tlp-meter', 'aria-hidden': 'true' }, [
+      el('span', { class: 'tlp-fill' }),
+    ]);
+    meter.firstChild.style.width = pct(r.top_label_prob);
+
+    const pred = el('p', { class: 'pred ' + (kept ? 'is-kept' : 'is-changed') }, [
+      el('span', { class: 'pred-mark', 'aria-hidden': 'true', text: kept ? '\u2713' : '\u2717' }),
+      ' top class: ',
+      el('strong', { class: 'pred-label', text: predicted, dataset: { index: String(r.label) } }),
+      kept ? ' (= l\u2093)' : ' (\u2260 l\u2093)',
+    ]);
+
+    return el('article', {
+      class: 'panel ' + (kept ? 'is-kept' : 'is-changed'),
+      dataset: { transform: spec.name, label: String(r.label), topLabelProb: String(r.top_label_prob) },
+      'aria-label': spec.name,
+    }, [
+      el('header', { class: 'panel-head' }, [titleNode(spec.title),
+        el('p', { class: 'panel-sub', text: spec.sub })]),
+      figure, tlp, meter, pred, list,
+    ]);
+  }
+
+  const pct = (p) => (Math.max(0, Math.min(1, Number(p) || 0)) * 100).toFixed(1) + '%';
+
+  function barRow(t, isLx, outside) {
+    const fill = el('span', { class: 'bar-fill' });
+    fill.style.width = pct(t.prob);
+    return el('li', {
+      class: 'bar' + (isLx ? ' is-lx' : '') + (outside ? ' is-outside' : ''),
+      dataset: { index: String(t.index), prob: String(t.prob) },
+    }, [
+      el('span', { class: 'bar-name' }, [
+        el('span', { class: 'bar-label', text: className(t) }),
+        isLx ? el('span', { class: 'lx-tag', title: 'the clean image\u2019s top class', text: 'l\u2093' }) : null,
+      ]),
+      el('span', { class: 'bar-track', 'aria-hidden': 'true' }, [fill]),
+      el('span', { class: 'bar-value', text: fmtP(t.prob) }),
+    ]);
+  }
+
+  function renderSummary(byName, eps, quality, lx, lxName) {
+    const box = $('#summary');
+    const get = (n) => byName.get(n);
+    const x = get('x');
+    const jx = get('JPG(x)');
+    const adv = get('Adv' + eps + '(x)');
+    const jadv = get('JPG(Adv' + eps + '(x))');
+    const nadv = get('JPGnoise(Adv' + eps + '(x))');
+    box.textContent = '';
+    if (!x || !adv || !jadv) {
+      box.hidden = true;
+      return;
+    }
+    const name = (r) => className((r.top || []).find((t) => t.index === r.label) || { index: r.label });
+    const parts = [];
+    parts.push(el('span', {}, ['The clean crop is ', el('strong', { text: lxName }),
+      ' (l', el('sub', { text: 'x' }), ') with p = ' + fmtP(x.top_label_prob) + '.']));
+    parts.push(adv.label === lx
+      ? ' The attack at \u03b5 = ' + eps + ' keeps it but lowers p(l\u2093) to ' + fmtP(adv.top_label_prob) + '.'
+      : ' The attack at \u03b5 = ' + eps + ' turns it into ' + name(adv) + ' (p(l\u2093) = ' +
+        fmtP(adv.top_label_prob) + ').');
+    parts.push(jadv.label === lx
+      ? ' JPEG at quality ' + quality + (adv.label === lx ? ' keeps ' : ' brings back ') + lxName +
+        ' (p(l\u2093) = ' + fmtP(jadv.top_label_prob) + ').'
+      : ' JPEG at quality ' + quality + ' does not undo it: ' + name(jadv) + ' (p(l\u2093) = ' +
+        fmtP(jadv.top_label_prob) + ').');
+    if (nadv) {
+      parts.push(' JPEG noise gives ' + name(nadv) + ' (p(l\u2093) = ' + fmtP(nadv.top_label_prob) + ').');
+    }
+    if (jx) parts.push(' For reference, JPG(x) alone: p(l\u2093) = ' + fmtP(jx.top_label_prob) + '.');
+    box.append(el('p', {}, parts));
+    box.hidden = false;
+  }
+
+  // ------------------------------------------------------------------ evaluation jobs
+
+  let pollTimer = null;
+  let currentJob = null;
+  const figureUrls = {};
+
+  function source() {
+    return document.querySelector('input[name="source"]:checked').value;
+  }
+
+  function setupEval() {
+    for (const r of document.querySelectorAll('input[name="source"]')) {
+      r.addEventListener('change', () => {
+        for (const box of document.querySelectorAll('.source-fields')) {
+          box.hidden = box.dataset.source !== source();
+        }
+      });
+    }
+    $('#eval-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      startEvaluation();
+    });
+    $('#job-cancel').addEventListener('click', cancelJob);
+    $('#jobs-refresh').addEventListener('click', refreshJobs);
+    $('#jobs').addEventListener('toggle', () => {
+      if ($('#jobs').open) refreshJobs();
+    });
+  }
+
+  function parseEpsList(text) {
+    const parts = text.split(',').map((s) => s.trim()).filter((s) => s);
+    if (!parts.length) throw new Error('Give at least one \u03b5 value, e.g. 1,5,10.');
+    return parts.map((s) => {
+      const v = Number(s);
+      if (!Number.isInteger(v) || v < 1 || v > 255) {
+        throw new Error('Each \u03b5 must be a whole number from 1 to 255 (got "' + s + '").');
+      }
+      return v;
+    });
+  }
+
+  /**
+   * Builds the POST /evaluate request. A server-side data set goes as JSON
+   * (the contract's body); an upload goes as multipart/form-data with one
+   * "image" field per file, and the parameters in the query string, as for
+   * /attack (the contract does not fix where they go for an upload).
+   */
+  function evaluationRequest() {
+    const eps = parseEpsList($('#eval-eps').value);
+    const quality = readInt($('#eval-quality'), 1, 100, 'The JPEG quality');
+    if (source() === 'dataset') {
+      const dataset = $('#dataset').value.trim();
+      if (!dataset) {
+        $('#dataset').focus();
+        throw new Error('Name a data set folder under the server\'s --data-root, or upload images.');
+      }
+      const body = { dataset: dataset, eps: eps, quality: quality };
+      const gt = $('#ground-truth').value.trim();
+      if (gt) body.ground_truth = gt;
+      if ($('#limit').value.trim()) body.limit = readInt($('#limit'), 1, 1e9, 'The limit');
+      return { path: '/evaluate', body: JSON.stringify(body), type: 'application/json' };
+    }
+    const files = Array.from($('#eval-files').files);
+    if (!files.length) {
+      $('#eval-files').focus();
+      throw new Error('Choose one or more images to upload.');
+    }
+    const form = new FormData();
+    for (const f of files) form.append('image', f, f.name);
+    const q = new URLSearchParams({ eps: eps.join(','), quality: String(quality) });
+    return { path: '/evaluate?' + q, body: form, type: null };
+  }
+
+  async function startEvaluation() {
+    const errEl = $('#eval-error');
+    let req;
+    try {
+      req = evaluationRequest();
+    } catch (e) {
+      showError(errEl, e.message);
+      return;
+    }
+    showError(errEl, null);
+    const btn = $('#eval-run');
+    btn.disabled = true;
+    try {
+      const job = await api(req.path, { method: 'POST', body: req.body, type: req.type });
+      if (!job || !job.id) throw new ApiError('the server started no job (no "id" in its answer)', 200);
+      watchJob(job.id, job);
+      refreshJobs();
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) {
+        showError(errEl, 'This server has no /evaluate yet (' + describe(e) + ')');
+      } else {
+        showError(errEl, e instanceof ApiError ? describe(e) : e.message);
+      }
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  function watchJob(id, first) {
+    clearTimeout(pollTimer);
+    currentJob = id;
+    try {
+      localStorage.setItem(JOB_KEY, id);
+    } catch (e) {
+      // not remembered across reloads
+    }
+    $('#job').hidden = false;
+    $('#results').hidden = true;
+    $('#job-id').textContent = id;
+    if (first) renderJob(first);
+    poll();
+  }
+
+  async function poll() {
+    const id = currentJob;
+    if (!id) return;
+    try {
+      const st = await api('/jobs/' + encodeURIComponent(id));
+      if (id !== currentJob) return;
+      showError($('#eval-error'), null);
+      renderJob(st);
+      if (st.status === 'done') {
+        loadResult(id);
+        return;
+      }
+      if (st.status === 'failed' || st.status === 'canceled') return;
+    } catch (e) {
+      if (id !== currentJob) return;
+      showError($('#eval-error'), 'Job ' + id + ': ' + describe(e));
+      if (e.status === 404 || e.status === 401) return; // gone, or needs a token: stop
+    }
+    pollTimer = setTimeout(poll, POLL_MS);
+  }
+
+  function renderJob(st) {
+    const state = st.status || 'queued';
+    const badge = $('#job-state');
+    badge.dataset.state = state;
+    badge.textContent = state;
+    const bar = $('#job-progress');
+    const done = Number(st.done) || 0;
+    const total = Number(st.total) || 0;
+    if (total > 0) {
+      bar.max = total;
+      bar.value = Math.min(done, total);
+    } else if (state === 'done') {
+      bar.max = 1;
+      bar.value = 1;
+    } else {
+      bar.removeAttribute('value'); // indeterminate
+    }
+    const bits = [];
+    if (total > 0) bits.push(fmtInt(done) + ' of ' + fmtInt(total) + ' images');
+    if (typeof st.images_per_s === 'number' && st.images_per_s > 0) {
+      bits.push(st.images_per_s.toFixed(1) + ' images/s');
+    }
+    if ((state === 'running' || state === 'queued') && typeof st.eta_s === 'number') {
+      bits.push('about ' + fmtDuration(st.eta_s) + ' left');
+    }
+    if (state === 'failed') bits.push('failed' + (st.error ? ': ' + st.error : ''));
+    if (state === 'canceled') bits.push('canceled');
+    $('#job-text').textContent = bits.join(' \u00b7 ');
+    $('#job-cancel').hidden = !(state === 'queued' || state === 'running');
+  }
+
+  async function cancelJob() {
+    if (!currentJob) return;
+    try {
+      const st = await api('/jobs/' + encodeURIComponent(currentJob), { method: 'DELETE' });
+      if (st && st.status) renderJob(st);
+    } catch (e) {
+      showError($('#eval-error'), 'Could not cancel: ' + describe(e));
+    }
+  }
+
+  async function loadResult(id) {
+    const errEl = $('#eval-error');
+    try {
+      const res = await api('/jobs/' + encodeURIComponent(id) + '/result');
+      if (id !== currentJob) return;
+      renderTable(res);
+      $('#results').hidden = false;
+    } catch (e) {
+      showError(errEl, 'Job ' + id + ' result: ' + describe(e));
+      return;
+    }
+    // Figures come through fetch (not a plain <img src>) so that the bearer
+    // token goes with them; the picture is shown from a blob: URL.
+    for (const [imgId, name] of [['#fig3', 'figure3.svg'], ['#fig4', 'figure4.svg']]) {
+      const img = $(imgId);
+      try {
+        const blob = await api('/jobs/' + encodeURIComponent(id) + '/' + name, { as: 'blob' });
+        if (figureUrls[imgId]) URL.revokeObjectURL(figureUrls[imgId]);
+        const typed = blob.type ? blob : new Blob([blob], { type: 'image/svg+xml' });
+        figureUrls[imgId] = URL.createObjectURL(typed);
+        img.src = figureUrls[imgId];
+        img.closest('figure').hidden = false;
+      } catch (e) {
+        img.closest('figure').hidden = true;
+        showError(errEl, name + ': ' + describe(e));
+      }
+    }
+  }
+
+  function renderTable(res) {
+    const tbody = $('#result-table tbody');
+    tbody.textContent = '';
+    const n = res.n !== undefined ? fmtInt(res.n) + ' images' : '';
+    const cap = $('#result-table caption');
+    cap.dataset.n = n;
+    for (const row of res.table || []) {
+      const paper = PAPER[row.transform];
+      const tr = el('tr', { dataset: { transform: row.transform } }, [
+        el('th', { scope: 'row' }, [el('code', { text: row.transform })]),
+        el('td', { class: 'num', text: row.top1 === null || row.top1 === undefined ? '\u2013' : fmtP(row.top1) }),
+        el('td', { class: 'num', text: fmtP(row.mean_top_label_prob) }),
+        el('td', { class: 'num paper', text: paper ? paper[0].toFixed(2) : '' }),
+        el('td', { class: 'num paper', text: paper ? paper[1].toFixed(2) : '' }),
+      ]);
+      tbody.append(tr);
+    }
+    $('#job-text').textContent += n ? ' \u00b7 result over ' + n : '';
+  }
+
+  async function refreshJobs() {
+    const list = $('#jobs-list');
+    const errEl = $('#jobs-error');
+    if (!$('#jobs').open) return;
+    try {
+      const res = await api('/jobs');
+      const jobs = Array.isArray(res) ? res : res.jobs || [];
+      list.textContent = '';
+      showError(errEl, null);
+      if (!jobs.length) list.append(el('li', { class: 'hint', text: 'no jobs yet' }));
+      for (const j of jobs) {
+        const btn = el('button', { type: 'button', class: 'btn btn-small btn-quiet', text: 'show' });
+        btn.addEventListener('click', () => watchJob(j.id));
+        const prog = j.total ? ' \u00b7 ' + fmtInt(j.done || 0) + '/' + fmtInt(j.total) : '';
+        list.append(el('li', {}, [el('code', { text: j.id }), ' ',
+          el('span', { class: 'badge', dataset: { state: j.status || '' }, text: j.status || '?' }),
+          prog + ' ', btn]));
+      }
+    } catch (e) {
+      list.textContent = '';
+      showError(errEl, e.status === 404 ? 'This server has no /jobs yet.' : describe(e));
+    }
+  }
+
+  // ------------------------------------------------------------------ start
+
+  function start() {
+    setupToken();
+    setupDrop();
+    setupControls();
+    setupEval();
+    checkHealth();
+    loadModel();
+    setInterval(checkHealth, 15000);
+    let lastJob = null;
+    try {
+      lastJob = localStorage.getItem(JOB_KEY);
+    } catch (e) {
+      lastJob = null;
+    }
+    if (lastJob) {
+      // Reattach quietly to the last job; forget it if the server does not know it.
+      api('/jobs/' + encodeURIComponent(lastJob)).then((st) => watchJob(lastJob, st), () => {
+        try {
+          localStorage.removeItem(JOB_KEY);
+        } catch (e) {
+          // nothing to forget
+        }
+      });
+    }
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+  else start();
+})();

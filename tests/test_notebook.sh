@@ -1,0 +1,243 @@
+#!/bin/sh
+# test_notebook.sh - runs client/notebooks/advjpg.ipynb top to bottom against a
+# live advjpgd with a tiny random model; fails if any cell raises.
+#
+# Two runs: (1) with a bearer token and the notebook's generated images,
+# (2) without a token, on a folder of images (PPM, PNG and, with cjpeg, JPEG).
+# After each run the executed notebook must hold the panel figure, Figure 3
+# and Figure 4 (three PNG outputs at least), Table 1, and either a started
+# evaluation job or the "no /evaluate yet" notice.
+#
+# Environment (set by tests/meson.build):
+#   ADVJPGD   the daemon (required)
+#   PYTHON    a python3 with nbclient (or nbconvert), ipykernel, requests,
+#             pandas, matplotlib (default: the first of /usr/bin/python3,
+#             python3 that has them; Debian: jupyter-nbconvert
+#             python3-ipykernel python3-requests python3-pandas python3-matplotlib)
+#   KEEP_NOTEBOOK  if set, a path where the last executed notebook is copied
+#
+# Exit status: 0 when both runs passed, 1 otherwise, 77 (meson: skipped) when
+# the daemon or a Python package is missing.
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd)
+notebook="$here/../client/notebooks/advjpg.ipynb"
+ADVJPGD=${ADVJPGD:-}
+
+if [ -z "$ADVJPGD" ] || [ ! -x "$ADVJPGD" ]; then
+    echo "test_notebook: SKIP: no advjpgd (set ADVJPGD)" >&2
+    exit 77
+fi
+
+# A python that can run the notebook.
+modules="nbclient, nbformat, ipykernel, requests, pandas, matplotlib"
+if [ -z "${PYTHON:-}" ]; then
+    for p in /usr/bin/python3 python3; do
+        if command -v "$p" >/dev/null 2>&1 && "$p" -c "import $modules" 2>/dev/null; then
+            PYTHON=$p
+            break
+        fi
+    done
+fi
+if [ -z "${PYTHON:-}" ] || ! "$PYTHON" -c "import $modules" 2>/dev/null; then
+    echo "test_notebook: SKIP: no python3 with $modules" \
+        "(Debian: jupyter-nbconvert python3-ipykernel python3-requests python3-pandas" \
+        "python3-matplotlib)" >&2
+    exit 77
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/advjpg-notebook.XXXXXX")
+daemon_pid=""
+stop_daemon() {
+    if [ -n "$daemon_pid" ]; then
+        kill "$daemon_pid" 2>/dev/null
+        wait "$daemon_pid" 2>/dev/null
+        daemon_pid=""
+    fi
+}
+cleanup() {
+    stop_daemon
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' HUP INT TERM
+
+# ---- a tiny random model and test images ------------------------------------
+
+cat >"$tmp/spec.json" <<'EOF'
+{"name": "tiny", "channels": 3, "input_size": 32, "scale_size": 36,
+ "mean": 118.380948, "std": 61.896913, "classes": 10,
+ "layers": [{"type": "conv", "out": 8, "kernel": 3, "stride": 1, "pad": 1},
+            {"type": "relu"},
+            {"type": "maxpool", "kernel": 2, "stride": 2},
+            {"type": "fc", "out": 10}]}
+EOF
+mkdir "$tmp/images"
+"$PYTHON" - "$tmp" <<'EOF' || exit 1
+import random, struct, sys, zlib
+d = sys.argv[1]
+rng = random.Random(7)
+# conv 8x3x3x3 + 8, fc 10x(8*16*16) + 10: 20714 little-endian float32
+w = [rng.uniform(-0.1, 0.1) for _ in range(8 * 3 * 3 * 3 + 8 + 10 * 8 * 16 * 16 + 10)]
+assert len(w) == 20714
+open(d + "/w.bin", "wb").write(struct.pack("<%df" % len(w), *w))
+
+def picture(W, H, k):
+    px = bytearray()
+    for y in range(H):
+        for x in range(W):
+            px += bytes(((x * (3 + k) + y) % 256, (y * (5 + k)) % 256, ((x - y) * 3 + 40 * k) % 256))
+    return px
+
+def png(W, H, px):
+    raw = b"".join(b"\0" + bytes(px[y * W * 3:(y + 1) * W * 3]) for y in range(H))
+    def chunk(t, b):
+        return struct.pack(">I", len(b)) + t + b + struct.pack(">I", zlib.crc32(t + b))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", W, H, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+for k, (W, H) in enumerate([(48, 40), (40, 56), (64, 64), (50, 37)]):
+    px = picture(W, H, k)
+    ppm = b"P6\n%d %d\n255\n" % (W, H) + px
+    if k % 2:
+        open("%s/images/img%d.png" % (d, k), "wb").write(png(W, H, px))
+    else:
+        open("%s/images/img%d.ppm" % (d, k), "wb").write(ppm)
+    open("%s/src%d.ppm" % (d, k), "wb").write(ppm)
+EOF
+if command -v cjpeg >/dev/null 2>&1; then
+    cjpeg -quality 90 "$tmp/src0.ppm" >"$tmp/images/img4.jpg" || exit 1
+else
+    echo "test_notebook: note: no cjpeg, no JPEG among the test images" >&2
+fi
+
+# ---- the daemon ----------------------------------------------------------------
+
+: >"$tmp/empty.conf"
+# start_daemon NAME [OPTIONS...]: starts advjpgd, sets $port and $daemon_pid
+start_daemon() {
+    name=$1
+    shift
+    "$ADVJPGD" --config "$tmp/empty.conf" --listen 127.0.0.1:0 --port-file "$tmp/$name.port" \
+        --model "$tmp/spec.json" --weights "$tmp/w.bin" --jobs-dir "$tmp/jobs-$name" "$@" \
+        >"$tmp/$name.log" 2>&1 &
+    daemon_pid=$!
+    i=0
+    while [ ! -s "$tmp/$name.port" ]; do
+        if ! kill -0 "$daemon_pid" 2>/dev/null || [ $i -ge 600 ]; then
+            echo "FAIL: advjpgd did not start; its log:" >&2
+            cat "$tmp/$name.log" >&2
+            exit 1
+        fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    port=$(cat "$tmp/$name.port")
+    # ready when /health says so (the model may still be loading)
+    if ! "$PYTHON" - "http://127.0.0.1:$port/health" <<'EOF'; then
+import sys, time, urllib.request
+for _ in range(300):
+    try:
+        with urllib.request.urlopen(sys.argv[1], timeout=5) as r:
+            if r.status == 200:
+                sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.1)
+sys.exit(1)
+EOF
+        echo "FAIL: advjpgd never became healthy; its log:" >&2
+        cat "$tmp/$name.log" >&2
+        exit 1
+    fi
+}
+
+# ---- running the notebook -------------------------------------------------------
+
+failures=0
+# run_notebook NAME: executes the notebook with the current ADVJPG_* environment
+run_notebook() {
+    name=$1
+    out="$tmp/$name.ipynb"
+    # nbclient raises CellExecutionError (naming the cell) if any cell raises.
+    if ! "$PYTHON" - "$notebook" "$out" "$tmp" >"$tmp/$name.out" 2>&1 <<'EOF'; then
+import sys
+import nbclient
+import nbformat
+
+src, out, cwd = sys.argv[1:4]
+nb = nbformat.read(src, as_version=4)
+client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                                 resources={"metadata": {"path": cwd}})
+try:
+    client.execute()
+finally:
+    nbformat.write(nb, out)
+EOF
+        failures=$((failures + 1))
+        echo "FAIL: $name: a cell raised:" >&2
+        tail -n 30 "$tmp/$name.out" >&2
+        echo "--- advjpgd log:" >&2
+        tail -n 20 "$tmp/$name.log" >&2
+        return
+    fi
+    # What the executed notebook must show.
+    if ! "$PYTHON" - "$out" <<'EOF' >"$tmp/$name.check" 2>&1; then
+import json, sys
+nb = json.load(open(sys.argv[1]))
+pngs, text = 0, []
+for c in nb["cells"]:
+    for o in c.get("outputs", []):
+        if o.get("output_type") == "error":
+            sys.exit("error output: %s: %s" % (o.get("ename"), o.get("evalue")))
+        data = o.get("data", {})
+        pngs += "image/png" in data
+        t = o.get("text") or data.get("text/plain") or ""
+        text.append(t if isinstance(t, str) else "".join(t))
+text = "\n".join(text)
+problems = []
+if pngs < 3:
+    problems.append("%d PNG figures (want >= 3: panels, Figure 3, Figure 4)" % pngs)
+if "health: ok" not in text:
+    problems.append("no 'health: ok'")
+if "model: tiny" not in text:
+    problems.append("no 'model: tiny'")
+if "started job" not in text and "no /evaluate yet" not in text:
+    problems.append("neither a started job nor the 'no /evaluate yet' notice")
+if "JPG(Adv1(x))" not in text or "paper mean" not in text:
+    problems.append("no Table 1 with the paper's columns")
+if problems:
+    sys.exit("; ".join(problems))
+print("ok: %d figures" % pngs)
+EOF
+        failures=$((failures + 1))
+        echo "FAIL: $name: $(cat "$tmp/$name.check")" >&2
+        return
+    fi
+    if [ -n "${KEEP_NOTEBOOK:-}" ]; then
+        cp "$out" "$KEEP_NOTEBOOK"
+    fi
+    echo "ok: $name ($(cat "$tmp/$name.check"))"
+}
+
+unset ADVJPG_DATASET ADVJPG_GROUND_TRUTH ADVJPG_LABELS ADVJPG_EPS ADVJPG_QUALITY
+
+# 1. with a token, generated images
+token="nb-$$-secret"
+start_daemon token --token "$token"
+ADVJPG_SERVER="http://127.0.0.1:$port" ADVJPG_TOKEN="$token" ADVJPG_IMAGES_DIR="" \
+    ADVJPG_LIMIT=6 run_notebook token
+stop_daemon
+
+# 2. no token, a folder of images
+start_daemon plain
+ADVJPG_SERVER="http://127.0.0.1:$port" ADVJPG_TOKEN="" ADVJPG_IMAGES_DIR="$tmp/images" \
+    ADVJPG_LIMIT=20 run_notebook images
+stop_daemon
+
+if [ "$failures" -ne 0 ]; then
+    echo "test_notebook: $failures of 2 runs failed" >&2
+    exit 1
+fi
+echo "test_notebook: 2 runs passed"
+exit 0
