@@ -7,7 +7,6 @@ void lyr_im2col(const float *in, int B, int b0, int nb, const lyr_geom *g, float
 {
     const int ohw = g->oh * g->ow;
     const size_t ncols = (size_t)nb * ohw;
-#pragma omp parallel for schedule(static)
     for (int ci = 0; ci < g->c; ci++) {
         for (int i = 0; i < g->kh; i++) {
             for (int j = 0; j < g->kw; j++) {
@@ -54,7 +53,6 @@ void lyr_col2im(const float *col, int B, int b0, int nb, const lyr_geom *g, floa
 {
     const int ohw = g->oh * g->ow;
     const size_t ncols = (size_t)nb * ohw;
-#pragma omp parallel for schedule(static)
     for (int ci = 0; ci < g->c; ci++) { /* each channel's planes are its own */
         for (int i = 0; i < g->kh; i++) {
             for (int j = 0; j < g->kw; j++) {
@@ -83,7 +81,6 @@ void lyr_col2im(const float *col, int B, int b0, int nb, const lyr_geom *g, floa
 void lyr_maxpool(const float *in, int planes, const lyr_geom *g, float *out, int32_t *arg)
 {
     const size_t ip = (size_t)g->h * g->w, op = (size_t)g->oh * g->ow;
-#pragma omp parallel for schedule(static)
     for (int p = 0; p < planes; p++) {
         const float *src = in + p * ip;
         float *dst = out + p * op;
@@ -125,14 +122,12 @@ void lyr_maxpool_back(const float *dout, const int32_t *arg, int planes, const l
 
 void lyr_relu(const float *in, size_t n, float *out)
 {
-#pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++)
         out[i] = in[i] > 0.0f ? in[i] : 0.0f;
 }
 
 void lyr_relu_back(const float *out, const float *dout, size_t n, float *din)
 {
-#pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++)
         din[i] = out[i] > 0.0f ? dout[i] : 0.0f;
 }
@@ -217,7 +212,6 @@ void lyr_wino_input(const float *in, int C, int B, int h, int w, float *V)
 {
     const int th = (h + 1) / 2, tw = (w + 1) / 2;
     const size_t T = (size_t)B * th * tw, plane = (size_t)C * T;
-#pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++)
         for (int b = 0; b < B; b++) {
             const float *src = in + ((size_t)c * B + b) * h * w;
@@ -253,7 +247,6 @@ void lyr_wino_output(const float *P, int M, int B, int h, int w, const float *bi
 {
     const int th = (h + 1) / 2, tw = (w + 1) / 2;
     const size_t T = (size_t)B * th * tw, plane = (size_t)M * T;
-#pragma omp parallel for schedule(static)
     for (int m = 0; m < M; m++) {
         const float bm = bias ? bias[m] : 0.0f;
         for (int b = 0; b < B; b++) {

@@ -36,9 +36,6 @@ void adj_runtime_init(char **argv)
         snprintf(buf, sizeof buf, "%ld", n > 0 ? n : 1);
         setenv("OPENBLAS_NUM_THREADS", buf, 1);
     }
-    /* The OpenMP threads of the layer kernels take turns with OpenBLAS's own:
-     * let them sleep, not spin, between parallel loops. */
-    setenv("OMP_WAIT_POLICY", "passive", 0);
     /* Guard against a loop should the exec come back here. */
     setenv("ADVJPG_NO_REEXEC", "1", 1);
     /* exec the program's own path, so that its process name stays its own */

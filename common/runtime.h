@@ -7,9 +7,7 @@
  * adj_runtime_init(argv) first thing in main(): when OPENBLAS_CORETYPE is not
  * set it chooses the kernel family from the CPU's features (SkylakeX with
  * AVX-512, Haswell with AVX2), sets it, caps OpenBLAS's threads at the number
- * of online cores, makes the OpenMP threads of the layer kernels sleep rather
- * than spin between loops (OMP_WAIT_POLICY=passive, unless set), and
- * re-executes the program once (/proc/self/exe) so the
+ * of online cores, and re-executes the program once (/proc/self/exe) so the
  * library loads with it. A user's own OPENBLAS_CORETYPE is left alone.
  */
 #ifndef ADJ_RUNTIME_H
