@@ -5,7 +5,8 @@
  *                [--seconds 3]
  *
  * Without --weights the model gets random weights of the right size in
- * memory. For each batch size it times `forward` (net_forward) and
+ * memory (--save-weights FILE also writes them, e.g. to start advjpgd with).
+ * --layers adds a line per case with the milliseconds per image of each layer. For each batch size it times `forward` (net_forward) and
  * `gradient` (net_forward + net_backward to the input pixels), repeating
  * each case for at least --seconds after one warm-up pass, and prints
  *   {"model":..,"batch":16,"pass":"forward","ms_per_image":..,"gflops":..,
@@ -42,6 +43,7 @@ static uint64_t next(uint64_t *s)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: advjpg-bench --model NAME|FILE.json [--weights FILE] [--batch 1,16] [--seconds S] [--layers]\n"
+               "                    [--save-weights FILE]\n"
                "Times the engine's forward pass and forward + input gradient; one JSON line per case.\n"
                "Without --weights, random weights of the model's exact size are used.\n");
 }
@@ -52,10 +54,13 @@ int main(int argc, char **argv)
     const char *model_name = "overfeat-fast", *weights = NULL, *batches = "1,16";
     double seconds = 3.0;
     int layers = 0;
+    const char *save = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
+        } else if (!strcmp(argv[i], "--save-weights") && i + 1 < argc) {
+            save = argv[++i];
         } else if (!strcmp(argv[i], "--layers")) {
             layers = 1;
         } else if (!strcmp(argv[i], "--model") && i + 1 < argc) {
@@ -94,6 +99,13 @@ int main(int argc, char **argv)
         }
         for (size_t k = 0; k < n; k++)
             w[k] = ((float)(next(&s) >> 40) / (float)(1 << 24) - 0.5f) * 0.02f;
+        if (save) { /* the random weights as a file, e.g. to start advjpgd with */
+            FILE *f = fopen(save, "wb");
+            if (!f || fwrite(w, sizeof *w, n, f) != n || fclose(f) != 0) {
+                fprintf(stderr, "advjpg-bench: cannot write %s\n", save);
+                return 1;
+            }
+        }
         if (model_create(&spec, w, n, 0, &m, err, sizeof err)) {
             fprintf(stderr, "advjpg-bench: %s\n", err);
             return 1;

@@ -1,0 +1,167 @@
+/*
+ * advjpgd-load: drives a running advjpgd with concurrent clients and prints
+ * latency and throughput, one JSON line per run.
+ *
+ *   advjpgd-load --server http://127.0.0.1:8080 --image IMG [--path /classify]
+ *                [--clients 1,16] [--seconds 10]
+ *
+ * Each client is a thread with its own libcurl handle (keep-alive) that posts
+ * IMG as the raw body in a loop for the given time. Prints
+ *   {"path":"/classify","clients":16,"requests":..,"errors":..,
+ *    "ms_per_request_mean":..,"ms_p50":..,"ms_p90":..,"images_per_s":..}
+ * Compare with advjpg-bench's engine figures in the same session.
+ */
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct {
+    const char *url, *type;
+    const char *body;
+    size_t len;
+    double until;
+    double *lat;   /* latencies, seconds */
+    int n, cap, errors;
+} client;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static size_t sink(void *p, size_t s, size_t n, void *u)
+{
+    (void)p;
+    (void)u;
+    return s * n;
+}
+
+static void *run(void *arg)
+{
+    client *c = arg;
+    CURL *h = curl_easy_init();
+    struct curl_slist *hdr = curl_slist_append(NULL, c->type);
+    hdr = curl_slist_append(hdr, "Expect:");
+    curl_easy_setopt(h, CURLOPT_URL, c->url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, c->body);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)c->len);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink);
+    while (now() < c->until) {
+        double t0 = now();
+        long code = 0;
+        CURLcode rc = curl_easy_perform(h);
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+        if (rc != CURLE_OK || code != 200) {
+            c->errors++;
+            if (rc != CURLE_OK)
+                break;
+            continue;
+        }
+        if (c->n == c->cap) {
+            c->cap = c->cap ? 2 * c->cap : 256;
+            c->lat = realloc(c->lat, (size_t)c->cap * sizeof(double));
+        }
+        c->lat[c->n++] = now() - t0;
+    }
+    curl_slist_free_all(hdr);
+    curl_easy_cleanup(h);
+    return NULL;
+}
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+    const char *server = "http://127.0.0.1:8080", *image = NULL, *path = "/classify", *list = "1,16";
+    double seconds = 10;
+    for (int i = 1; i < argc; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            puts("usage: advjpgd-load --image IMG [--server URL] [--path /classify] [--clients 1,16] [--seconds S]");
+            return 0;
+        } else if (!v) {
+            fprintf(stderr, "advjpgd-load: option '%s' needs a value\n", argv[i]);
+            return 2;
+        } else if (!strcmp(argv[i], "--server")) server = v;
+        else if (!strcmp(argv[i], "--image")) image = v;
+        else if (!strcmp(argv[i], "--path")) path = v;
+        else if (!strcmp(argv[i], "--clients")) list = v;
+        else if (!strcmp(argv[i], "--seconds")) seconds = atof(v);
+        else {
+            fprintf(stderr, "advjpgd-load: unknown option '%s'\n", argv[i]);
+            return 2;
+        }
+        i++;
+    }
+    if (!image) {
+        fprintf(stderr, "advjpgd-load: --image is required\n");
+        return 2;
+    }
+    FILE *f = fopen(image, "rb");
+    if (!f) {
+        fprintf(stderr, "advjpgd-load: cannot read %s\n", image);
+        return 1;
+    }
+    static char body[64 << 20];
+    size_t len = fread(body, 1, sizeof body, f);
+    fclose(f);
+    const char *type = (len > 2 && (unsigned char)body[0] == 0xff) ? "Content-Type: image/jpeg"
+                       : (len > 2 && body[0] == 'P') ? "Content-Type: image/x-portable-pixmap"
+                                                     : "Content-Type: image/png";
+    char url[1024];
+    snprintf(url, sizeof url, "%s%s", server, path);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        int n = atoi(tok);
+        if (n < 1 || n > 256) {
+            fprintf(stderr, "advjpgd-load: clients '%s' not in 1..256\n", tok);
+            return 2;
+        }
+        client *cs = calloc((size_t)n, sizeof *cs);
+        pthread_t *th = calloc((size_t)n, sizeof *th);
+        double t0 = now();
+        for (int i = 0; i < n; i++) {
+            cs[i] = (client){.url = url, .type = type, .body = body, .len = len, .until = t0 + seconds};
+            pthread_create(&th[i], NULL, run, &cs[i]);
+        }
+        int total = 0, errors = 0;
+        for (int i = 0; i < n; i++) {
+            pthread_join(th[i], NULL);
+            total += cs[i].n;
+            errors += cs[i].errors;
+        }
+        double el = now() - t0;
+        double *all = malloc((size_t)(total ? total : 1) * sizeof(double)), sum = 0;
+        int k = 0;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < cs[i].n; j++) {
+                all[k++] = cs[i].lat[j];
+                sum += cs[i].lat[j];
+            }
+        qsort(all, (size_t)total, sizeof(double), cmp);
+        printf("{\"path\":\"%s\",\"clients\":%d,\"requests\":%d,\"errors\":%d,\"ms_per_request_mean\":%.2f,"
+               "\"ms_p50\":%.2f,\"ms_p90\":%.2f,\"images_per_s\":%.2f}\n",
+               path, n, total, errors, total ? sum / total * 1e3 : 0, total ? all[total / 2] * 1e3 : 0,
+               total ? all[total * 9 / 10] * 1e3 : 0, total / el);
+        fflush(stdout);
+        for (int i = 0; i < n; i++)
+            free(cs[i].lat);
+        free(all);
+        free(cs);
+        free(th);
+    }
+    curl_global_cleanup();
+    return 0;
+}
