@@ -6,6 +6,9 @@
  *   srv_config   options and the INI file
  *   srv_http     the listening socket, routes, responses (libmicrohttpd)
  *   srv_worker   the inference thread, its queue and dynamic batching
+ *   srv_jobs     evaluation jobs: their folders, the job-runner thread
+ *                (srv_eval: the request and its images; srv_rows: rows.csv
+ *                and the table; srv_svg: the figures)
  *   srv_metrics  /metrics
  *   srv_json     the JSON answers
  * The model is loaded in a background thread once the socket listens, so
@@ -30,6 +33,7 @@
 #include "runtime.h"
 #include "srv_config.h"
 #include "srv_http.h"
+#include "srv_jobs.h"
 #include "srv_metrics.h"
 #include "srv_worker.h"
 #include "status.h"
@@ -53,6 +57,7 @@ typedef struct {
     model_labels labels;
     char *labels_path; /* NULL without labels */
     srv_worker *worker;
+    srv_jobs *jobs;
     double load_seconds;
     int load_rc;
     char load_err[ADJ_ERRLEN];
@@ -86,6 +91,12 @@ static void *load_main(void *arg)
     if (!rc) {
         srv_worker_opts o = {a->cfg.max_batch, a->cfg.batch_delay_ms, a->cfg.queue_size, 1024};
         rc = srv_worker_new(a->model, &o, a->metrics, &a->worker, err, errsz);
+    }
+    if (!rc) {
+        /* resumes unfinished jobs: their images go to the worker from now on */
+        srv_jobs_opts jo = {a->cfg.jobs_dir, a->cfg.data_root, a->cfg.max_pixels,
+                            a->cfg.max_batch, a->cfg.job_batch, a->cfg.job_batch_ms};
+        rc = srv_jobs_new(&jo, a->model, a->worker, &a->jobs, err, errsz);
     }
     a->load_seconds = srv_now() - t0;
     a->load_rc = rc;
@@ -145,6 +156,9 @@ static void shutdown_app(app *a, int loaded)
     }
     if (a->loader_started)
         pthread_join(a->loader, NULL);
+    /* the job runner hands the worker no more images; the chunks it has
+     * queued are finished and written, the job resumes at the next start */
+    srv_jobs_stop(a->jobs);
     /* no job left behind: srv_worker_free runs what is queued, and every
      * suspended connection has been resumed once it returns */
     srv_worker_free(a->worker);
@@ -154,6 +168,8 @@ static void shutdown_app(app *a, int loaded)
         srv_http_stop(a->http);
         a->http = NULL;
     }
+    srv_jobs_free(a->jobs); /* after the HTTP server: requests read job states */
+    a->jobs = NULL;
     model_free(a->model);
     model_labels_free(&a->labels);
     free(a->labels_path);
@@ -235,7 +251,7 @@ int main(int argc, char **argv)
                     break;
                 }
                 srv_engine e = {a.model, a.labels_path ? &a.labels : NULL, a.labels_path,
-                                a.worker, a.cfg.max_batch, a.load_seconds};
+                                a.worker, a.jobs, a.cfg.max_batch, a.load_seconds};
                 srv_http_set_engine(a.http, &e);
                 loaded = 1;
                 if (*a.load_note)

@@ -37,7 +37,7 @@ enum opt_id {
     O_MODEL, O_WEIGHTS, O_LABELS,
     O_MAX_BODY, O_MAX_PIXELS, O_TIMEOUT,
     O_MAX_BATCH, O_BATCH_DELAY, O_QUEUE_SIZE,
-    O_DATA_ROOT, O_JOBS_DIR,
+    O_DATA_ROOT, O_JOBS_DIR, O_JOB_BATCH, O_JOB_BATCH_MS,
     O_HELP, O_VERSION,
     O_COUNT
 };
@@ -96,7 +96,14 @@ static const opt_def OPTS[O_COUNT] = {
     [O_DATA_ROOT] = {"data-root", "jobs", K_PATH, 0, 0, "DIR",
                      "the only folder tree evaluation jobs may read (default: none)"},
     [O_JOBS_DIR] = {"jobs-dir", "jobs", K_PATH, 0, 0, "DIR",
-                    "where evaluation jobs keep their state (default ~/.local/state/advjpg/jobs)"},
+                    "where evaluation jobs keep their state (default "
+                    "$XDG_STATE_HOME/advjpg/jobs or ~/.local/state/advjpg/jobs)"},
+    [O_JOB_BATCH] = {"job-batch", "jobs", K_INT, 0, 256, "N",
+                     "images per batch of an evaluation job; interactive requests wait at most "
+                     "one such batch (default 0: as many as take about --job-batch-ms)"},
+    [O_JOB_BATCH_MS] = {"job-batch-ms", "jobs", K_INT, 1, 600000, "MS",
+                        "with --job-batch 0, aim for job batches of about this long "
+                        "(default 250)"},
     [O_HELP] = {"help", NULL, K_FLAG, 0, 0, NULL, "print this help and exit"},
     [O_VERSION] = {"version", NULL, K_FLAG, 0, 0, NULL, "print the version and exit"},
 };
@@ -117,8 +124,10 @@ void srv_config_usage(FILE *out)
         fputc('\n', out);
     }
     fprintf(out,
-            "\nEndpoints: POST /classify, POST /attack, POST /recompress, GET /health,\n"
-            "GET /models, GET /metrics. Sizes take K, M, G suffixes (powers of 1024).\n"
+            "\nEndpoints: POST /classify, POST /attack, POST /recompress, POST /evaluate,\n"
+            "GET /jobs, GET|DELETE /jobs/ID, GET /jobs/ID/{result,rows,figure3.svg,figure4.svg},\n"
+            "GET /health, GET /models, GET /metrics, GET / (the demo page).\n"
+            "Sizes take K, M, G suffixes (powers of 1024).\n"
             "Exit status: 0 after a clean shutdown (SIGTERM, SIGINT), 1 on a runtime\n"
             "error, 2 on a bad option or config file.\n");
 }
@@ -301,6 +310,8 @@ static int apply_opt(srv_config *cfg, int id, const char *value, const char *whe
     case O_QUEUE_SIZE: cfg->queue_size = (int)iv; break;
     case O_DATA_ROOT: set_str(&cfg->data_root, str); break;
     case O_JOBS_DIR: set_str(&cfg->jobs_dir, str); break;
+    case O_JOB_BATCH: cfg->job_batch = (int)iv; break;
+    case O_JOB_BATCH_MS: cfg->job_batch_ms = (int)iv; break;
     default: free(str); break;
     }
     return ADJ_OK;
@@ -437,6 +448,8 @@ static int set_defaults(srv_config *cfg)
     cfg->max_batch = 16;
     cfg->batch_delay_ms = 2;
     cfg->queue_size = 64;
+    cfg->job_batch = 0;
+    cfg->job_batch_ms = 250;
     return cfg->listen ? ADJ_OK : ADJ_ERR_NOMEM;
 }
 

@@ -58,9 +58,11 @@ typedef struct {
     int max_batch;       /**< images per forward pass at most */
     int batch_delay_ms;  /**< how long a request may wait for others to join its batch */
     int queue_size;      /**< queued interactive requests at most */
-    /* [jobs] (for the evaluation jobs of a later version) */
+    /* [jobs] */
     char *data_root;     /**< NULL: server-side datasets disabled */
-    char *jobs_dir;
+    char *jobs_dir;      /**< where jobs keep their folders (created with the first job) */
+    int job_batch;       /**< images per background batch of a job, 0: automatic */
+    int job_batch_ms;    /**< automatic: aim for batches of about this long */
 } srv_config;
 
 /**

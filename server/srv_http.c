@@ -21,6 +21,7 @@
 #include "experiment.h"
 #include "image.h"
 #include "net.h"
+#include "srv_eval.h"
 #include "srv_json.h"
 #include "status.h"
 #include "web_assets.h"
@@ -104,6 +105,15 @@ typedef struct {
     size_t jpeg_len;
     int submit_failed; /* the job never reached the worker: err_status/err_msg say why */
     srv_job job;
+
+    /* 405 answers: the methods this path takes */
+    const char *allow;
+    /* POST /evaluate */
+    srv_eval_request *eval;
+    srv_upload *cur_upload;  /* the multipart 'image' field being received */
+    char fval[3][128];       /* multipart text fields eps, quality, seed */
+    size_t flen[3];
+    int fset[3];
 } srv_req;
 
 static void req_free(srv_req *r)
@@ -120,6 +130,8 @@ static void req_free(srv_req *r)
     free(r->probs);
     free(r->jpeg);
     exp_result_free(&r->job.result);
+    srv_eval_request_free(r->eval);
+    free(r->eval);
     free(r);
 }
 
@@ -131,6 +143,9 @@ static void req_free(srv_req *r)
  * Content-Type, the NULL-terminated name/value pairs in `headers` and, while
  * draining, Connection: close; queues it and destroys our reference.
  */
+static enum MHD_Result respond_with(srv_req *r, unsigned status, struct MHD_Response *resp,
+                                    const char *ctype, const char *const *headers);
+
 static enum MHD_Result respond(srv_req *r, unsigned status, const char *ctype, void *data,
                                size_t len, int owned, const char *const *headers)
 {
@@ -142,6 +157,13 @@ static enum MHD_Result respond(srv_req *r, unsigned status, const char *ctype, v
             free(data);
         return MHD_NO;
     }
+    return respond_with(r, status, resp, ctype, headers);
+}
+
+/* respond() for a response already made (which it takes over). */
+static enum MHD_Result respond_with(srv_req *r, unsigned status, struct MHD_Response *resp,
+                                    const char *ctype, const char *const *headers)
+{
     if (ctype)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     for (int i = 0; headers && headers[i]; i += 2)
@@ -188,7 +210,7 @@ static enum MHD_Result respond_error_msg(srv_req *r, unsigned status, const char
                            : "Bearer realm=\"advjpgd\"";
     } else if (status == MHD_HTTP_METHOD_NOT_ALLOWED) {
         headers[n++] = MHD_HTTP_HEADER_ALLOW;
-        headers[n++] = r->ep <= SRV_EP_RECOMPRESS ? "POST" : "GET, HEAD";
+        headers[n++] = r->allow ? r->allow : "GET, HEAD";
     }
     headers[n] = NULL;
     char *text = srv_json_error(msg);
@@ -611,6 +633,8 @@ static enum MHD_Result start_recompress(srv_req *r, img_rgb *im)
     return ret;
 }
 
+static enum MHD_Result eval_done(srv_req *r);
+
 /* The body is complete: decode, prepare, and answer or submit. */
 static enum MHD_Result body_done(srv_req *r)
 {
@@ -623,6 +647,8 @@ static enum MHD_Result body_done(srv_req *r)
     }
     if (r->err_status)
         return respond_error_msg(r, r->err_status, r->err_msg);
+    if (r->ep == SRV_EP_EVALUATE)
+        return eval_done(r);
     if (r->len == 0)
         return respond_error(r, 400,
                              r->multipart ? "no 'image' field in the multipart/form-data body"
@@ -715,6 +741,312 @@ static enum MHD_Result answer_job(srv_req *r)
     }
 }
 
+/* ---------------------------------------------------------------- evaluation jobs */
+
+/* The multipart fields of POST /evaluate that carry text parameters. */
+static const char *const EVAL_PARAMS[3] = {"eps", "quality", "seed"};
+
+/*
+ * POST /evaluate as multipart/form-data: 'image' fields (one file each,
+ * kept in memory until the body is complete), an optional 'labels' field
+ * and the text fields eps, quality, seed.
+ */
+static enum MHD_Result eval_post_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *filename, const char *content_type,
+                                      const char *transfer_encoding, const char *data,
+                                      uint64_t off, size_t size)
+{
+    srv_req *r = cls;
+    srv_eval_request *rq = r->eval;
+    (void)kind, (void)content_type, (void)transfer_encoding;
+    if (r->err_status)
+        return MHD_NO;
+    if (!key)
+        return MHD_YES;
+    if (strcmp(key, "image") == 0) {
+        const char *fn = filename ? filename : "";
+        srv_upload *u = r->cur_upload;
+        /* a new part starts at offset 0; a part may also begin with an empty call */
+        if (off == 0 && (!u || u->len > 0 || strcmp(u->name, fn) != 0)) {
+            if (rq->n_uploads >= SRV_EVAL_MAX_IMAGES) {
+                defer_error(r, 400, "more than %d images", SRV_EVAL_MAX_IMAGES);
+                return MHD_NO;
+            }
+            if (!(u = r->cur_upload = srv_eval_add_upload(rq, fn))) {
+                defer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory for the upload");
+                return MHD_NO;
+            }
+        }
+        if (size && srv_upload_append(u, data, size)) {
+            defer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory for the upload");
+            return MHD_NO;
+        }
+        return MHD_YES;
+    }
+    if (strcmp(key, "labels") == 0) {
+        char *t = realloc(rq->labels_text, rq->labels_len + size + 1);
+        if (!t) {
+            defer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory for the labels");
+            return MHD_NO;
+        }
+        memcpy(t + rq->labels_len, data, size);
+        rq->labels_len += size;
+        t[rq->labels_len] = '\0';
+        rq->labels_text = t;
+        return MHD_YES;
+    }
+    for (int i = 0; i < 3; i++)
+        if (strcmp(key, EVAL_PARAMS[i]) == 0) {
+            if (r->flen[i] + size >= sizeof r->fval[i]) {
+                defer_error(r, 400, "%s: value too long", key);
+                return MHD_NO;
+            }
+            memcpy(r->fval[i] + r->flen[i], data, size);
+            r->flen[i] += size;
+            r->fval[i][r->flen[i]] = '\0';
+            r->fset[i] = 1;
+            return MHD_YES;
+        }
+    defer_error(r, 400,
+                "unknown field '%.64s' in the multipart body (fields: image, labels, eps, quality, "
+                "seed; a dataset on the server is named in a JSON body)",
+                key);
+    return MHD_NO;
+}
+
+/* POST /evaluate: the body is complete: create the job, answer 202. */
+static enum MHD_Result eval_done(srv_req *r)
+{
+    char err[ADJ_ERRLEN];
+    srv_eval_request *rq = r->eval;
+    int rc;
+    if (r->multipart) {
+        for (int i = 0; i < 3; i++)
+            if (r->fset[i] && (rc = srv_eval_set_param(rq, EVAL_PARAMS[i], r->fval[i], err, sizeof err)))
+                return respond_error(r, 400, "%s", err);
+        /* an empty file input of a form sends a part without name or data */
+        int k = 0;
+        for (int i = 0; i < rq->n_uploads; i++) {
+            srv_upload *u = &rq->uploads[i];
+            if (u->len == 0 && !*u->name) {
+                free(u->name);
+                free(u->data);
+                continue;
+            }
+            rq->uploads[k++] = *u;
+        }
+        rq->n_uploads = k;
+        r->cur_upload = NULL;
+    } else {
+        if (r->len == 0)
+            return respond_error(r, 400,
+                                 "empty body: send JSON such as {\"dataset\": \"imagenet/val\"}, "
+                                 "or upload images as multipart/form-data fields 'image'");
+        rc = srv_eval_parse_json(rq, (const char *)r->body, r->len, err, sizeof err);
+        free(r->body);
+        r->body = NULL;
+        r->len = r->cap = 0;
+        if (rc)
+            return respond_error(r, rc == ADJ_ERR_NOMEM ? 503 : 400, "%s", err);
+    }
+    char id[SRV_JOB_ID_LEN + 1];
+    unsigned status;
+    if (srv_jobs_create(r->h->engine.jobs, rq, id, &status, err, sizeof err))
+        return respond_error(r, status, "%s", err);
+    char location[64];
+    snprintf(location, sizeof location, "/jobs/%s", id);
+    const char *headers[] = {MHD_HTTP_HEADER_LOCATION, location, NULL};
+    return respond_json(r, MHD_HTTP_ACCEPTED, json_pack("{s:s,s:s}", "id", id, "status", "queued"),
+                        headers);
+}
+
+/* What a Content-Type of POST /evaluate asks for: 2 multipart, 3 JSON, 0 unsupported. */
+static int eval_content_kind(const char *ct)
+{
+    static const char *const json_types[] = {
+        "application/json", "text/json",
+        /* curl -d's default: the body is JSON all the same */
+        "application/x-www-form-urlencoded",
+    };
+    if (!ct || !*ct)
+        return 3;
+    size_t n = strcspn(ct, "; \t");
+    if (n == strlen("multipart/form-data") && strncasecmp(ct, "multipart/form-data", n) == 0)
+        return 2;
+    for (size_t i = 0; i < sizeof json_types / sizeof json_types[0]; i++)
+        if (strlen(json_types[i]) == n && strncasecmp(ct, json_types[i], n) == 0)
+            return 3;
+    return 0;
+}
+
+/* Checks Content-Length against the limit and sets up the body's reception. */
+static enum MHD_Result start_body(srv_req *r, int multipart, MHD_PostDataIterator iter)
+{
+    srv_http *h = r->h;
+    struct MHD_Connection *c = r->conn;
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    unsigned long long clen = 0;
+    if (cl) {
+        char *end;
+        errno = 0;
+        clen = strtoull(cl, &end, 10);
+        if (errno || *end)
+            clen = 0;
+        if (clen > h->cfg->max_body)
+            return respond_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
+                                 "the body of %llu bytes is larger than the limit of %zu bytes",
+                                 clen, h->cfg->max_body);
+    }
+    if (multipart) {
+        r->multipart = 1;
+        r->pp = MHD_create_post_processor(c, POST_BUFFER_SIZE, iter, r);
+        if (!r->pp)
+            return respond_error(r, 400, "malformed multipart/form-data Content-Type (no boundary?)");
+    } else if (clen > 0) {
+        r->body = malloc(clen);
+        if (!r->body)
+            return respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory for the body");
+        r->cap = clen;
+    }
+    r->state = RS_BODY;
+    return MHD_YES;
+}
+
+/* POST /evaluate, headers in: parameters from the query string, then the body. */
+static enum MHD_Result begin_evaluate(srv_req *r)
+{
+    srv_http *h = r->h;
+    if (atomic_load(&h->draining))
+        return respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down");
+    r->allowed = P_EPS | P_QUALITY | P_SEED;
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, param_iter, r);
+    if (r->err_status)
+        return respond_error_msg(r, r->err_status, r->err_msg);
+    if (!(r->eval = malloc(sizeof *r->eval)))
+        return respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+    srv_eval_request_init(r->eval);
+    r->eval->params = r->params;
+    r->eval->seed = r->seed;
+    const char *ct =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    int kind = eval_content_kind(ct);
+    if (kind == 0)
+        return respond_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                             "unsupported Content-Type '%.80s' (send application/json naming a "
+                             "dataset, or multipart/form-data with 'image' fields)",
+                             ct);
+    return start_body(r, kind == 2, eval_post_iter);
+}
+
+/* Up to n - 1 bytes of s for a message: printable ASCII, anything else as '?'. */
+static const char *ascii_echo(const char *s, char *out, size_t n)
+{
+    size_t i = 0;
+    for (; s[i] && i + 1 < n; i++)
+        out[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+    out[i] = '\0';
+    return out;
+}
+
+/* GET /jobs, GET|DELETE /jobs/{id}, GET /jobs/{id}/{result,rows,figure3.svg,figure4.svg}. */
+static enum MHD_Result answer_jobs(srv_req *r, const char *url, const char *method)
+{
+    srv_jobs *js = r->h->engine.jobs;
+    char err[ADJ_ERRLEN];
+    if (srv_jobs_unavailable(js, err, sizeof err))
+        return respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "%s", err);
+    if (strcmp(url, "/jobs") == 0 || strcmp(url, "/jobs/") == 0)
+        return respond_json(r, MHD_HTTP_OK, srv_jobs_list(js), NULL);
+    const char *rest = url + strlen("/jobs/");
+    size_t n = strcspn(rest, "/");
+    const char *sub = rest + n;
+    char id[SRV_JOB_ID_LEN + 1];
+    /* the id is checked before anything touches the file system */
+    if (n != SRV_JOB_ID_LEN || (memcpy(id, rest, n), id[n] = '\0', !srv_job_id_ok(id))) {
+        char shown[41];
+        return respond_error(r, MHD_HTTP_NOT_FOUND,
+                             "no such job: '%s' (a job id is %d lowercase hex digits)",
+                             ascii_echo(rest, shown, sizeof shown), SRV_JOB_ID_LEN);
+    }
+    json_t *o = NULL;
+    int rc;
+    if (!*sub) {
+        rc = strcmp(method, "DELETE") == 0 ? srv_jobs_cancel(js, id, &o) : srv_jobs_status(js, id, &o);
+        if (rc == ADJ_ERR_ARG)
+            return respond_error(r, MHD_HTTP_NOT_FOUND, "no such job: %s", id);
+        if (rc)
+            return respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+        return respond_json(r, MHD_HTTP_OK, o, NULL);
+    }
+    if (strcmp(sub, "/result") == 0) {
+        rc = srv_jobs_result(js, id, &o, err, sizeof err);
+    } else if (strcmp(sub, "/rows") == 0) {
+        int fd;
+        uint64_t len;
+        if (!(rc = srv_jobs_rows(js, id, &fd, &len, err, sizeof err))) {
+            struct MHD_Response *resp = MHD_create_response_from_fd64(len, fd);
+            if (!resp) {
+                close(fd);
+                return respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+            }
+            char disp[96];
+            snprintf(disp, sizeof disp, "attachment; filename=\"rows-%s.csv\"", id);
+            const char *headers[] = {"Content-Disposition", disp, NULL};
+            return respond_with(r, MHD_HTTP_OK, resp, "text/csv; charset=utf-8; header=present",
+                                headers);
+        }
+    } else if (strcmp(sub, "/figure3.svg") == 0 || strcmp(sub, "/figure4.svg") == 0) {
+        char *svg;
+        size_t len;
+        if (!(rc = srv_jobs_figure(js, id, sub[7] == '3' ? SRV_FIGURE_3 : SRV_FIGURE_4, &svg, &len,
+                                   err, sizeof err)))
+            return respond(r, MHD_HTTP_OK, "image/svg+xml", svg, len, 1, NULL);
+    } else {
+        char shown[101];
+        return respond_error(r, MHD_HTTP_NOT_FOUND,
+                             "no such endpoint: %s (a job has /result, /rows, /figure3.svg, "
+                             "/figure4.svg)",
+                             ascii_echo(url, shown, sizeof shown));
+    }
+    if (rc == ADJ_ERR_ARG)
+        return respond_error(r, MHD_HTTP_NOT_FOUND, "no such job: %s", id);
+    if (rc)
+        return respond_error(r, rc == ADJ_ERR_NOMEM ? 503 : 500, "%s", err);
+    return respond_json(r, MHD_HTTP_OK, o, NULL);
+}
+
+/* The methods a path takes, as the Allow header lists them. */
+static const char *allowed_methods(srv_endpoint ep, const char *url)
+{
+    switch (ep) {
+    case SRV_EP_CLASSIFY:
+    case SRV_EP_ATTACK:
+    case SRV_EP_RECOMPRESS:
+    case SRV_EP_EVALUATE:
+        return "POST";
+    case SRV_EP_JOBS:
+        /* /jobs/{id} itself can be canceled */
+        return url[5] == '/' && url[6] && !strchr(url + 6, '/') ? "GET, HEAD, DELETE" : "GET, HEAD";
+    default:
+        return "GET, HEAD";
+    }
+}
+
+/* Whether method is listed in allow (HEAD wherever GET is). */
+static int method_allowed(const char *method, const char *allow)
+{
+    size_t n = strlen(method);
+    for (const char *p = allow; *p;) {
+        size_t k = strcspn(p, ", ");
+        if (k == n && strncmp(p, method, n) == 0)
+            return 1;
+        p += k;
+        while (*p == ',' || *p == ' ')
+            p++;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- the first call */
 
 static srv_endpoint route(const char *url)
@@ -726,10 +1058,13 @@ static srv_endpoint route(const char *url)
         {"/classify", SRV_EP_CLASSIFY}, {"/attack", SRV_EP_ATTACK},
         {"/recompress", SRV_EP_RECOMPRESS}, {"/health", SRV_EP_HEALTH},
         {"/models", SRV_EP_MODELS}, {"/metrics", SRV_EP_METRICS},
+        {"/evaluate", SRV_EP_EVALUATE}, {"/jobs", SRV_EP_JOBS},
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (strcmp(url, routes[i].path) == 0)
             return routes[i].ep;
+    if (strncmp(url, "/jobs/", 6) == 0)
+        return SRV_EP_JOBS;
     return SRV_EP_OTHER;
 }
 
@@ -778,14 +1113,15 @@ static enum MHD_Result begin(srv_req *r, const char *url, const char *method)
     if (r->ep == SRV_EP_OTHER)
         return respond_error(r, MHD_HTTP_NOT_FOUND,
                              "no such endpoint: %.100s (endpoints: POST /classify, POST /attack, "
-                             "POST /recompress, GET /health, GET /models, GET /metrics)",
+                             "POST /recompress, POST /evaluate, GET /jobs, GET /health, "
+                             "GET /models, GET /metrics, GET /)",
                              url);
 
-    int is_post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
-    int is_get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
-    if (r->ep <= SRV_EP_RECOMPRESS ? !is_post : !is_get)
+    r->allow = allowed_methods(r->ep, url);
+    if (!method_allowed(method, r->allow) &&
+        !(strcmp(method, MHD_HTTP_METHOD_HEAD) == 0 && method_allowed("GET", r->allow)))
         return respond_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "%s %s is not allowed (use %s)",
-                             method, url, r->ep <= SRV_EP_RECOMPRESS ? "POST" : "GET");
+                             method, url, r->allow);
 
     switch (r->ep) {
     case SRV_EP_HEALTH: return answer_health(r);
@@ -794,7 +1130,7 @@ static enum MHD_Result begin(srv_req *r, const char *url, const char *method)
     default: break;
     }
 
-    /* An image endpoint. */
+    /* An endpoint that needs the model. */
     if (!atomic_load_explicit(&h->ready, memory_order_acquire))
         return respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "model is loading");
     const model_spec *spec = model_get_spec(h->engine.model);
@@ -805,6 +1141,10 @@ static enum MHD_Result begin(srv_req *r, const char *url, const char *method)
     r->params.eps[2] = 10;
     r->params.quality = 75;
     r->seed = 1;
+    if (r->ep == SRV_EP_JOBS)
+        return answer_jobs(r, url, method);
+    if (r->ep == SRV_EP_EVALUATE)
+        return begin_evaluate(r);
     switch (r->ep) {
     case SRV_EP_CLASSIFY:
         r->allowed = P_TOP_K | P_RESIZE;
@@ -848,32 +1188,7 @@ static enum MHD_Result begin(srv_req *r, const char *url, const char *method)
                              "multipart/form-data with a field 'image')",
                              ct);
 
-    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    unsigned long long clen = 0;
-    if (cl) {
-        char *end;
-        errno = 0;
-        clen = strtoull(cl, &end, 10);
-        if (errno || *end)
-            clen = 0;
-        if (clen > h->cfg->max_body)
-            return respond_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
-                                 "the body of %llu bytes is larger than the limit of %zu bytes",
-                                 clen, h->cfg->max_body);
-    }
-    if (kind == 2) {
-        r->multipart = 1;
-        r->pp = MHD_create_post_processor(c, POST_BUFFER_SIZE, post_iter, r);
-        if (!r->pp)
-            return respond_error(r, 400, "malformed multipart/form-data Content-Type (no boundary?)");
-    } else if (clen > 0) {
-        r->body = malloc(clen);
-        if (!r->body)
-            return respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory for the body");
-        r->cap = clen;
-    }
-    r->state = RS_BODY;
-    return MHD_YES;
+    return start_body(r, kind == 2, post_iter);
 }
 
 /* ---------------------------------------------------------------- callbacks */

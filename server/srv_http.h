@@ -30,6 +30,7 @@
 
 #include "model.h"
 #include "srv_config.h"
+#include "srv_jobs.h"
 #include "srv_metrics.h"
 #include "srv_worker.h"
 
@@ -41,6 +42,7 @@ typedef struct {
     const model_labels *labels; /**< may be NULL or empty: answers carry indices only */
     const char *labels_path;    /**< NULL without labels */
     srv_worker *worker;
+    srv_jobs *jobs;             /**< evaluation jobs (/evaluate, /jobs) */
     int max_batch;
     double load_seconds;
 } srv_engine;

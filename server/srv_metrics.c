@@ -39,7 +39,7 @@ struct srv_metrics {
 
 static const char *const EP_NAMES[SRV_EP_COUNT] = {
     "/classify", "/attack", "/recompress", "/health", "/models", "/metrics", "/",
-    "other",
+    "/evaluate", "/jobs", "other",
 };
 static const char *const BATCH_NAMES[SRV_BATCH_KINDS] = {"forward", "attack"};
 

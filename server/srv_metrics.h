@@ -39,6 +39,8 @@ typedef enum {
     SRV_EP_MODELS,
     SRV_EP_METRICS,
     SRV_EP_WEB, /* the demo page's files: /, /index.html, /app.js, /style.css */
+    SRV_EP_EVALUATE, /**< POST /evaluate */
+    SRV_EP_JOBS,     /**< /jobs and everything under it */
     SRV_EP_OTHER,
     SRV_EP_COUNT
 } srv_endpoint;

@@ -59,7 +59,7 @@ static int same_params(const exp_params *a, const exp_params *b)
 /* Whether job may share a batch with head. */
 static int compatible(const srv_job *head, const srv_job *job)
 {
-    if (head->kind != job->kind)
+    if (head->kind != job->kind || head->group != job->group)
         return 0;
     return job->kind == SRV_JOB_FORWARD || same_params(&head->params, &job->params);
 }
@@ -259,7 +259,7 @@ static void *worker_main(void *arg)
         /* Dynamic batching: wait until batch_delay_ms after the oldest job
          * was queued, unless the batch is full; jobs that queued up while
          * the worker was busy have waited long enough already. */
-        if (!w->closed && !w->hurry && w->o.batch_delay_ms > 0) {
+        if (!w->closed && !w->hurry && w->o.batch_delay_ms > 0 && !head->group) {
             double ready = head->t_queued + w->o.batch_delay_ms * 1e-3;
             if (head->deadline > 0 && head->deadline < ready)
                 ready = head->deadline;
@@ -284,7 +284,7 @@ static void *worker_main(void *arg)
             j->status = SRV_JOB_OK;
             j->err[0] = '\0';
             j->batch_images = n_images;
-            if (w->metrics)
+            if (w->metrics && j->prio == SRV_PRIO_INTERACTIVE)
                 srv_metrics_queue_time(w->metrics, t0 - j->t_queued);
         }
         if (batch->kind == SRV_JOB_FORWARD)
@@ -311,7 +311,8 @@ static void *worker_main(void *arg)
 
 /* ---------------------------------------------------------------- API */
 
-int srv_worker_submit(srv_worker *w, srv_job *job, char *err, size_t errsz)
+/* Checks a job before it is queued and resets its output fields. */
+static int check_job(const srv_worker *w, srv_job *job, char *err, size_t errsz)
 {
     if (!job || !job->done || (unsigned)job->prio >= SRV_PRIO_COUNT)
         return adj_fail(err, errsz, ADJ_ERR_ARG, "malformed job");
@@ -326,31 +327,56 @@ int srv_worker_submit(srv_worker *w, srv_job *job, char *err, size_t errsz)
     } else {
         return adj_fail(err, errsz, ADJ_ERR_ARG, "unknown job kind");
     }
-    int cap = job->prio == SRV_PRIO_INTERACTIVE ? w->o.queue_size : w->o.background_size;
     job->next = NULL;
     job->status = SRV_JOB_OK;
     job->err[0] = '\0';
     memset(&job->result, 0, sizeof job->result);
+    return ADJ_OK;
+}
+
+int srv_worker_submit_many(srv_worker *w, srv_job *const *jobs, int n, char *err, size_t errsz)
+{
+    int added[SRV_PRIO_COUNT] = {0};
+    for (int i = 0; i < n; i++) {
+        int rc = check_job(w, jobs[i], err, errsz);
+        if (rc)
+            return rc;
+        added[jobs[i]->prio]++;
+    }
+    if (n < 1)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "no jobs");
 
     pthread_mutex_lock(&w->lock);
     int rc = ADJ_OK;
-    if (w->closed) {
+    if (w->closed)
         rc = adj_fail(err, errsz, ADJ_ERR_STATE, "the server is shutting down");
-    } else if (w->count[job->prio] >= cap) {
-        rc = adj_fail(err, errsz, ADJ_ERR_LIMIT, "the server is busy (%d requests queued)",
-                      w->count[job->prio]);
-    } else {
-        job->t_queued = srv_now();
-        if (w->tail[job->prio])
-            w->tail[job->prio]->next = job;
-        else
-            w->head[job->prio] = job;
-        w->tail[job->prio] = job;
-        w->count[job->prio]++;
+    for (int p = 0; p < SRV_PRIO_COUNT && !rc; p++) {
+        int cap = p == SRV_PRIO_INTERACTIVE ? w->o.queue_size : w->o.background_size;
+        if (added[p] && w->count[p] + added[p] > cap)
+            rc = adj_fail(err, errsz, ADJ_ERR_LIMIT, "the server is busy (%d requests queued)",
+                          w->count[p]);
+    }
+    if (!rc) {
+        double now = srv_now();
+        for (int i = 0; i < n; i++) {
+            srv_job *job = jobs[i];
+            job->t_queued = now;
+            if (w->tail[job->prio])
+                w->tail[job->prio]->next = job;
+            else
+                w->head[job->prio] = job;
+            w->tail[job->prio] = job;
+            w->count[job->prio]++;
+        }
         pthread_cond_signal(&w->cond);
     }
     pthread_mutex_unlock(&w->lock);
     return rc;
+}
+
+int srv_worker_submit(srv_worker *w, srv_job *job, char *err, size_t errsz)
+{
+    return srv_worker_submit_many(w, &job, 1, err, errsz);
 }
 
 int srv_worker_pending(srv_worker *w)

@@ -14,9 +14,13 @@
  *   - SRV_JOB_ATTACK jobs (1 image each) with equal exp_params share one
  *     exp_run_batch, each with its own seed.
  *   - SRV_PRIO_INTERACTIVE jobs always go before SRV_PRIO_BACKGROUND ones; a
- *     background job (a later evaluation job) only runs when no interactive
- *     job is waiting, and batches only with its own priority. Each priority
- *     has its own bound (queue_size for interactive).
+ *     background job (an evaluation job's images) only runs when no
+ *     interactive job is waiting, and batches only with its own priority.
+ *     Each priority has its own bound (queue_size for interactive). A job
+ *     with a nonzero `group` batches only with its group, so the submitter
+ *     decides the size of a background batch: an interactive request waits
+ *     for at most the one background batch being computed.
+ *   - Queue-time metrics count interactive jobs only.
  *   - A job still queued at its deadline is completed with
  *     SRV_JOB_TIMED_OUT by srv_worker_expire() or by the worker itself.
  *
@@ -67,6 +71,10 @@ struct srv_job {
     exp_params params;     /**< ATTACK: checked by the submitter */
     uint64_t seed;         /**< ATTACK: JPGnoise seed */
     double deadline;       /**< monotonic seconds (srv_now()); 0: none */
+    uint64_t group;        /**< nonzero: batches only with jobs of the same group,
+                                and never waits for a batch to fill (an
+                                evaluation job's chunk, queued at once with
+                                srv_worker_submit_many); 0: any compatible job */
     srv_job_done_fn done;
     void *done_arg;
     /* ---- set by the worker before done() ---- */
@@ -108,6 +116,14 @@ int srv_worker_new(const model *m, const srv_worker_opts *opts, srv_metrics *met
  * On error done is not called.
  */
 int srv_worker_submit(srv_worker *w, srv_job *job, char *err, size_t errsz);
+
+/**
+ * Queues n jobs at once, all or none (same errors as srv_worker_submit; the
+ * bound is checked for all n). The worker cannot start on some of them
+ * before the others are queued, so n jobs of one group form one batch
+ * (if they fit in max_batch images).
+ */
+int srv_worker_submit_many(srv_worker *w, srv_job *const *jobs, int n, char *err, size_t errsz);
 
 /** Completes every queued job whose deadline has passed (SRV_JOB_TIMED_OUT). */
 void srv_worker_expire(srv_worker *w);

@@ -1,8 +1,8 @@
 #!/bin/sh
 # test_client.sh - the client (advjpg) and the curl scripts (client/scripts)
 # against a live advjpgd with a tiny model, and against a fake server for
-# what the daemon cannot be made to do on demand (503, a slow answer) or
-# does not have yet (/evaluate, /jobs).
+# what the daemon cannot be made to do on demand (503, a slow answer, a
+# failed job).
 #
 # Environment (set by tests/meson.build):
 #   ADVJPG   the client
@@ -475,7 +475,11 @@ start_daemon() {
     done
 }
 
-start_daemon live
+# a data set for the evaluation jobs: two images and their labels
+mkdir -p "$tmp/data/set"
+cp "$tmp/img.ppm" "$tmp/img.png" "$tmp/data/set/"
+printf 'img.png\t3\nimg.ppm\t3\n' >"$tmp/data/set/labels.txt"
+start_daemon live --data-root "$tmp/data"
 LIVE=http://127.0.0.1:$port
 export ADVJPG_SERVER="$LIVE"
 
@@ -556,13 +560,44 @@ check "attack.sh" py 'len(J[0]["results"]) == 8 and "images" not in J[0]'
 run "$scripts/classify.sh" "$tmp/broken.jpg"
 check "classify.sh on 400: exit 1" rc_is 1
 
-# TODO(daemon): /evaluate and /jobs live, once advjpgd has them
+# evaluation jobs, live
+run "$ADVJPG" evaluate --dataset set --eps 1,2 --seed 3 --wait --interval 0.05
+check "evaluate --wait (live): exit 0 and the result table" py 'len(J) == 1 and J[0]["n"] == 2 and
+    J[0]["complete"] and J[0]["eps"] == [1, 2] and J[0]["seed"] == 3 and
+    [r["transform"] for r in J[0]["table"]] == ["x", "JPG(x)", "Adv1(x)", "JPG(Adv1(x))",
+        "JPGnoise(Adv1(x))", "Adv2(x)", "JPG(Adv2(x))", "JPGnoise(Adv2(x))"] and
+    all(r["top1"] in (0.0, 0.5, 1.0) and 0 <= r["mean_top_label_prob"] <= 1 for r in J[0]["table"])'
+check "evaluate --wait (live): progress on stderr" grep -q "^advjpg: job [0-9a-f]* done: 2/2 (100%)" "$tmp/err"
+jid=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$tmp/out")
+run "$ADVJPG" job "$jid"
+check "job ID (live)" py 'J[0]["id"] == A[0] and J[0]["status"] == "done" and J[0]["done"] == 2 and
+    J[0]["total"] == 2 and J[0]["dataset"] == "set"' "$jid"
+run "$ADVJPG" result "$jid"
+check "result ID (live)" py 'J[0]["id"] == A[0] and J[0]["n"] == 2 and len(J[0]["table"]) == 8 and
+    "whisker_high" in J[0]["table"][0]["box"]' "$jid"
+run "$ADVJPG" rows "$jid"
+check "rows ID (live): the CSV, a header and one row per image" \
+    rc_and 0 "$PYTHON" -c 'import csv, sys
+rows = list(csv.reader(open(sys.argv[1], newline="")))
+sys.exit(not (rows[0][:5] == ["file", "truth", "label_x", "x:prob", "x:label"] and
+              len(rows[0]) == 3 + 2 * 8 and [r[0] for r in rows[1:]] == ["img.png", "img.ppm"] and
+              all(r[1] == "3" for r in rows[1:])))' "$tmp/out"
 run "$ADVJPG" jobs
-if [ "$rc" -eq 0 ]; then
-    check "jobs (live)" py 'isinstance(J[0], (dict, list))'
-else
-    skip "advjpgd has no /jobs yet ($(cat "$tmp/err"))"
-fi
+check "jobs (live)" py 'A[0] in [j["id"] for j in J[0]["jobs"]]' "$jid"
+run "$ADVJPG" cancel "$jid"
+check "cancel of a finished job (live): it stays done" py 'J[0]["status"] == "done"'
+run "$ADVJPG" evaluate --dataset set --limit 1
+check "evaluate without --wait (live): queued" py 'J[0]["status"] == "queued" and len(J[0]["id"]) == 16'
+jid2=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$tmp/out")
+run "$ADVJPG" cancel "$jid2"
+check "cancel (live): canceled, or done if it was quicker" py 'J[0]["status"] in ("canceled", "done")'
+run "$ADVJPG" evaluate --dataset ../etc
+check "evaluate outside the data root (live): 400 in one line" \
+    server_error "server answered 400: dataset '../etc': '..' components are not allowed"
+run "$ADVJPG" job 0123456789abcdef
+check "job of an unknown id (live): 404" server_error "server answered 404: no such job"
+run "$ADVJPG" result "$jid" --wait --interval 0.05
+check "result --wait (live)" py 'J[-1]["n"] == 2'
 
 kill "$daemon_pid"
 wait "$daemon_pid" 2>/dev/null

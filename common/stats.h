@@ -1,0 +1,71 @@
+/*
+ * stats.h - box-plot statistics of a set of values (the paper's Figure 3
+ * and the "box" of every row of Table 1).
+ *
+ *     double v[] = {0.9, 0.1, 0.4, 0.5, 0.45};
+ *     stats_box b;
+ *     if (stats_box_of(v, 5, &b) == ADJ_OK)
+ *         printf("median %g, whiskers %g..%g, %zu outliers\n",
+ *                b.median, b.whisker_low, b.whisker_high, b.n_low + b.n_high);
+ *
+ * Definitions (the ones R's boxplot() and matplotlib use, so that a figure
+ * drawn elsewhere from the same values looks the same):
+ *
+ *   - quantile p of n sorted values x[0..n-1]: linear interpolation between
+ *     order statistics, Hyndman & Fan's type 7 (R's default, numpy's
+ *     "linear"): h = (n - 1) p, q = x[floor h] + (h - floor h)(x[floor h + 1]
+ *     - x[floor h]). q1 = quantile 0.25, median = quantile 0.5, q3 = 0.75.
+ *   - IQR = q3 - q1; the fences are q1 - 1.5 IQR and q3 + 1.5 IQR.
+ *   - whisker_low is the smallest value >= the lower fence, whisker_high the
+ *     largest value <= the upper fence ("the last values within 1.5 IQR").
+ *   - outliers are the values beyond the fences: below whisker_low (n_low of
+ *     them) or above whisker_high (n_high).
+ *   - mean is the arithmetic mean (summed in long double).
+ *
+ * Pure functions: no I/O, no global state; stats_box_of allocates one
+ * scratch copy of the values. Values must be finite (a NaN or an infinity
+ * is refused with ADJ_ERR_ARG).
+ */
+#ifndef ADJ_STATS_H
+#define ADJ_STATS_H
+
+#include <stddef.h>
+
+#include "status.h"
+
+/** The box-plot statistics of n >= 1 values. */
+typedef struct {
+    size_t n;                         /**< number of values */
+    double min, q1, median, q3, max;  /**< order statistics (type 7 quartiles) */
+    double mean;
+    double whisker_low, whisker_high; /**< last values within 1.5 IQR of the box */
+    size_t n_low, n_high;             /**< outliers below whisker_low / above whisker_high */
+} stats_box;
+
+/** Sorts n values ascending in place (NULL with n == 0 is fine). */
+void stats_sort(double *v, size_t n);
+
+/**
+ * Quantile p (0..1, clamped) of n >= 1 values sorted ascending, type 7
+ * (linear interpolation between order statistics, see above). Returns NaN
+ * for n == 0.
+ */
+double stats_quantile(const double *sorted, size_t n, double p);
+
+/**
+ * Box statistics of n >= 1 values sorted ascending (sorted is borrowed and
+ * not modified). *out is written only on success. ADJ_ERR_ARG when n == 0,
+ * sorted is NULL, or a value is not finite.
+ */
+int stats_box_sorted(const double *sorted, size_t n, stats_box *out);
+
+/**
+ * Box statistics of n >= 1 values in any order (not modified; a sorted
+ * copy is made). ADJ_ERR_ARG as stats_box_sorted, ADJ_ERR_NOMEM.
+ */
+int stats_box_of(const double *values, size_t n, stats_box *out);
+
+/** Whether v lies beyond the whiskers of b (an outlier of that box). */
+int stats_is_outlier(const stats_box *b, double v);
+
+#endif

@@ -1,0 +1,163 @@
+/*
+ * srv_eval.h - what POST /evaluate asks for: the request (a JSON body, or a
+ * multipart upload's fields), and the set of images it names, resolved
+ * safely under the data root with its labels.
+ *
+ *     srv_eval_request rq;
+ *     srv_eval_request_init(&rq);
+ *     if (srv_eval_parse_json(&rq, body, len, err, sizeof err)) ... 400 ...
+ *     srv_eval_set set;
+ *     if (srv_eval_resolve(root_real, &rq, classes, &set, err, sizeof err)) ... 400 ...
+ *     ... set.dir, set.files[i], set.truth ? set.truth[i] : -1 ...
+ *     srv_eval_set_free(&set);
+ *     srv_eval_request_free(&rq);
+ *
+ * Paths: "dataset", "ground_truth" and "labels" are relative to the data
+ * root. Refused (ADJ_ERR_ARG, never opened): an empty or absolute path, a
+ * ".." component, a path that does not exist, one whose real path (symbolic
+ * links resolved with realpath) lies outside the data root, a dataset that
+ * is not a folder, a labels or ground-truth file that is not a regular file.
+ * Every image of the folder is checked the same way (its real path must lie
+ * under the root).
+ *
+ * The images of a folder are its regular files (symbolic links followed)
+ * whose names end in .jpg, .jpeg, .png or .ppm (any case), sorted by name
+ * in byte order (strcmp). The selection is then: offset and limit first
+ * (images offset .. offset+limit-1 of the sorted list), then the shard:
+ * every count-th image of that slice, starting at its index-th. The shards
+ * 0..count-1 of one slice are disjoint and together are the slice.
+ *
+ * Labels, in this order of precedence:
+ *   - "ground_truth": the ImageNet validation layout: one ILSVRC2012_ID
+ *     (1..classes) per line; the class index is ID - 1. When every image is
+ *     named ILSVRC2012_val_NNNNNNNN.<ext>, image NNNNNNNN takes line
+ *     NNNNNNNN (so any subset of the folder works with the devkit's full
+ *     file); otherwise line i belongs to the i-th image of the sorted folder
+ *     and the counts must be equal.
+ *   - "labels": a file of "filename<TAB>class-index" lines (split at the
+ *     last TAB; blank lines and a trailing CR ignored); every selected
+ *     image must have a line.
+ *   - labels.txt in the dataset folder, in the same format, if it exists.
+ *   - none: the job reports no top-1 accuracy.
+ * An upload's "labels" field has the same format, naming the uploaded files.
+ */
+#ifndef SRV_EVAL_H
+#define SRV_EVAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "experiment.h"
+
+/** Largest number of images of one job. */
+#define SRV_EVAL_MAX_IMAGES 10000000
+
+/** One uploaded image. */
+typedef struct {
+    char *name;    /**< its file name in the job's folder (sanitised) */
+    uint8_t *data; /**< the file's bytes */
+    size_t len, cap;
+} srv_upload;
+
+typedef struct {
+    char *dataset;      /**< folder under the data root; NULL for an upload */
+    char *ground_truth; /**< ILSVRC2012 ground-truth file under the data root, or NULL */
+    char *labels;       /**< filename<TAB>index file under the data root, or NULL */
+    exp_params params;  /**< eps (default 1,5,10), quality (default 75) */
+    uint64_t seed;      /**< JPGnoise seed of the job (default 1) */
+    long offset;        /**< first image of the sorted list (default 0) */
+    long limit;         /**< images at most, -1: all (default) */
+    int shard_index, shard_count; /**< default 0, 1 */
+    /* an upload */
+    int n_uploads, cap_uploads;
+    srv_upload *uploads;
+    char *labels_text;  /**< the multipart "labels" field, NUL-terminated, or NULL */
+    size_t labels_len;
+} srv_eval_request;
+
+/** The images a request names. */
+typedef struct {
+    char *dir;          /**< real path of their folder (new) */
+    size_t n;
+    char **files;       /**< [n] names in dir, in job order (new) */
+    int *truth;         /**< [n] class indices, or NULL without labels (new) */
+    char *labels_from;  /**< where the labels came from ("labels.txt", a path), or NULL */
+    size_t n_folder;    /**< images in the folder before offset/limit/shard */
+} srv_eval_set;
+
+/** The defaults: no dataset, eps 1,5,10, quality 75, seed 1, all images, shard 0 of 1. */
+void srv_eval_request_init(srv_eval_request *rq);
+
+/** Frees what the request holds (a zeroed or initialised struct is fine). */
+void srv_eval_request_free(srv_eval_request *rq);
+
+/**
+ * Fills rq from a JSON object body: "dataset" (required), "ground_truth",
+ * "labels", "eps" (an array of integers, or one integer), "quality", "seed"
+ * (an integer >= 0, or a string of digits for values over 2^63 - 1),
+ * "offset", "limit", "shard" {"index", "count"}. Unknown fields, wrong
+ * types and values out of range are ADJ_ERR_ARG with a message naming the
+ * field; ADJ_ERR_NOMEM.
+ */
+int srv_eval_parse_json(srv_eval_request *rq, const char *body, size_t len, char *err,
+                        size_t errsz);
+
+/**
+ * Sets one text parameter: "eps" ("1,5,10"), "quality" or "seed" (from a
+ * multipart field or the query string). ADJ_ERR_ARG names the value;
+ * ADJ_ERR_UNSUPPORTED for another name.
+ */
+int srv_eval_set_param(srv_eval_request *rq, const char *name, const char *value, char *err,
+                       size_t errsz);
+
+/**
+ * Starts a new uploaded image from a multipart field's file name (may be
+ * NULL or empty: a name is made up later); returns it, NULL when out of
+ * memory.
+ */
+srv_upload *srv_eval_add_upload(srv_eval_request *rq, const char *filename);
+
+/** Appends bytes to an upload; ADJ_ERR_NOMEM. */
+int srv_upload_append(srv_upload *u, const char *data, size_t n);
+
+/**
+ * Resolves a dataset request under root_real (the data root's real path,
+ * or NULL when server-side datasets are disabled: then ADJ_ERR_ARG "server-
+ * side datasets are disabled ..."). classes bounds the labels. *out (new:
+ * srv_eval_set_free) is written only on success. ADJ_ERR_ARG (a refused
+ * path, bad labels, an empty selection: the message says which and why),
+ * ADJ_ERR_NOMEM.
+ */
+int srv_eval_resolve(const char *root_real, const srv_eval_request *rq, int classes,
+                     srv_eval_set *out, char *err, size_t errsz);
+
+/**
+ * Checks an upload request: at least one image, usable and distinct file
+ * names (a missing name becomes image_0001.<ext>, ...; a name is the part
+ * after the last / or \), every upload an image by its header (img_probe),
+ * the labels field. Sorts the uploads by name. *out gets the names and
+ * labels (dir NULL; the caller stores the files). ADJ_ERR_ARG, ADJ_ERR_NOMEM.
+ */
+int srv_eval_uploads(srv_eval_request *rq, int classes, srv_eval_set *out, char *err,
+                     size_t errsz);
+
+/** Frees a set (a zeroed struct is fine). */
+void srv_eval_set_free(srv_eval_set *s);
+
+/**
+ * Whether `real` (a real path) is root_real or lies under it.
+ */
+int srv_path_within(const char *root_real, const char *real);
+
+/**
+ * The real path of dir/name, checked to lie under root_real and to be a
+ * regular file, into out (PATH_MAX bytes). ADJ_ERR_IO (missing), ADJ_ERR_ARG
+ * (outside the root, not a regular file), with a message.
+ */
+int srv_path_file_under(const char *root_real, const char *dir, const char *name, char *out,
+                        char *err, size_t errsz);
+
+/** Whether s is valid UTF-8 without control characters other than TAB. */
+int srv_name_ok(const char *s);
+
+#endif

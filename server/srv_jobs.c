@@ -1,0 +1,1691 @@
+#include "srv_jobs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "image.h"
+#include "srv_rows.h"
+#include "srv_svg.h"
+#include "status.h"
+
+#define IMAGE_FILE_MAX ((size_t)256 << 20) /* an image file larger than this is skipped */
+#define MAX_INFLIGHT 2                      /* chunks queued on the worker at once */
+
+typedef enum { JS_QUEUED, JS_RUNNING, JS_DONE, JS_FAILED, JS_CANCELED } job_state;
+static const char *const STATE_NAMES[] = {"queued", "running", "done", "failed", "canceled"};
+
+typedef struct job {
+    char id[SRV_JOB_ID_LEN + 1];
+    char *dir;          /* the job's folder */
+    json_t *info;       /* request.json without "files" and "truth"; immutable */
+    exp_params params;
+    uint64_t seed;
+    int classes;        /* of the model the job was created with */
+    int has_truth;
+    int upload;
+    char *images_dir;   /* a dataset's real folder; NULL for an upload (dir/images) */
+    size_t total;
+    int64_t created_ms;
+    /* unfinished jobs only; read by the runner (and while loading) */
+    char **files;
+    int *truth;
+    /* guarded by srv_jobs.lock */
+    job_state state;
+    size_t done, skipped;
+    uint64_t rows_len;  /* bytes of rows.csv that hold complete rows */
+    char started[32], finished[32];
+    char error[ADJ_ERRLEN];
+    int cancel;         /* canceled while running: write no more rows */
+    double t0;          /* srv_now() when this run began */
+    size_t done0;       /* done when this run began */
+    double rate;        /* images/s of the last run, set when it ends; 0: unknown */
+    int batch;          /* images per chunk now (grid_k, or 1 while calibrating) */
+    /* the chunk grid (chunk.json): chunks are [0, grid_first), then grid_k
+     * images each, so that a resumed job computes every image in the same
+     * batch as an uninterrupted run would; grid_k 0: not decided yet */
+    int grid_k, grid_first;
+    /* held while rows are appended and while the job becomes final */
+    pthread_mutex_t io;
+    struct job *next;
+} job;
+
+struct srv_jobs {
+    srv_jobs_opts o;
+    char *jobs_dir;
+    char *root;         /* the data root's real path, or NULL */
+    const model *m;
+    const model_spec *spec;
+    srv_worker *w;
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* a job queued, a chunk's image done, stop */
+    job *head;           /* oldest first */
+    int stopping;
+    pthread_t runner;
+    int runner_started;
+    uint64_t next_group;
+    int lock_fd;                  /* jobs_dir/.lock, held (flock) while we use the folder */
+    char unavailable[ADJ_ERRLEN]; /* why jobs cannot be served, "" if they can (js->lock) */
+};
+
+/* ---------------------------------------------------------------- small helpers */
+
+/* One line on stderr, "advjpgd: job ID: ...", in one stdio call. */
+__attribute__((format(printf, 2, 3))) static void jlog(const char *id, const char *fmt, ...)
+{
+    char msg[ADJ_ERRLEN + 128], line[ADJ_ERRLEN + 200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(line, sizeof line, "advjpgd: job %s: %s\n", id, msg);
+    fputs(line, stderr);
+}
+
+static void iso_now(char buf[32])
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static char *path2(const char *a, const char *b)
+{
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s/%s", a, b);
+    return s;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+static void fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+/* Writes dir/name atomically: a temporary file, fsync, rename, fsync of dir. */
+static int write_atomic(const char *dir, const char *name, const char *data, size_t len,
+                        char *err, size_t errsz)
+{
+    char path[PATH_MAX], tmp[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
+    if (write_all(fd, data, len) || fsync(fd)) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot write %s: %s", tmp, strerror(e));
+    }
+    close(fd);
+    if (rename(tmp, path)) {
+        int e = errno;
+        unlink(tmp);
+        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot rename %s: %s", tmp, strerror(e));
+    }
+    fsync_dir(dir);
+    return ADJ_OK;
+}
+
+/* mkdir -p with mode for the folders it makes. */
+static int mkdir_p(const char *path, mode_t mode)
+{
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, mode) && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, mode) && errno != EEXIST)
+        return -1;
+    struct stat st;
+    if (stat(buf, &st) || !S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)ftw;
+    return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+/* rm -rf of a folder this module made (never follows symbolic links). */
+static void rmtree(const char *path)
+{
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Reads a whole file; new buffer (NUL-terminated), NULL with errno set. */
+static char *read_file(const char *path, size_t max, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    if (fstat(fd, &st) || (size_t)st.st_size > max) {
+        if (!errno || (size_t)st.st_size > max)
+            errno = EFBIG;
+        close(fd);
+        return NULL;
+    }
+    size_t cap = (size_t)st.st_size + 1, n = 0;
+    char *buf = malloc(cap);
+    while (buf && n < cap - 1) {
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    if (buf) {
+        buf[n] = '\0';
+        *len = n;
+    } else {
+        errno = ENOMEM;
+    }
+    return buf;
+}
+
+int srv_job_id_ok(const char *s)
+{
+    if (!s)
+        return 0;
+    for (int i = 0; i < SRV_JOB_ID_LEN; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return s[SRV_JOB_ID_LEN] == '\0';
+}
+
+static int new_id(char id[SRV_JOB_ID_LEN + 1])
+{
+    unsigned char b[SRV_JOB_ID_LEN / 2];
+    size_t got = 0;
+    while (got < sizeof b) {
+        ssize_t r = getrandom(b + got, sizeof b - got, 0);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        got += (size_t)r;
+    }
+    for (size_t i = 0; i < sizeof b; i++)
+        snprintf(id + 2 * i, 3, "%02x", b[i]);
+    return 0;
+}
+
+static json_t *seed_json(uint64_t seed)
+{
+    return seed <= (uint64_t)INT64_MAX ? json_integer((json_int_t)seed)
+                                       : json_sprintf("%llu", (unsigned long long)seed);
+}
+
+static void job_free(job *j)
+{
+    if (!j)
+        return;
+    free(j->dir);
+    json_decref(j->info);
+    free(j->images_dir);
+    for (size_t i = 0; j->files && i < j->total; i++)
+        free(j->files[i]);
+    free(j->files);
+    free(j->truth);
+    pthread_mutex_destroy(&j->io);
+    free(j);
+}
+
+static job *job_alloc(void)
+{
+    job *j = calloc(1, sizeof *j);
+    if (j)
+        pthread_mutex_init(&j->io, NULL);
+    return j;
+}
+
+/* The job of that id (lock held), or NULL. */
+static job *find(srv_jobs *js, const char *id)
+{
+    for (job *j = js->head; j; j = j->next)
+        if (strcmp(j->id, id) == 0)
+            return j;
+    return NULL;
+}
+
+/* images/s of the current run (running) or of the last one; 0 unknown. Lock held. */
+static double job_rate(const job *j)
+{
+    if (j->state == JS_RUNNING) {
+        double dt = srv_now() - j->t0;
+        return dt > 0 && j->done > j->done0 ? (double)(j->done - j->done0) / dt : 0;
+    }
+    return j->rate;
+}
+
+/* The job's state as JSON (GET /jobs/{id}). Lock held. */
+static json_t *job_json(const job *j)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    int bad = 0;
+#define PUT(k, v) (bad |= json_object_set_new(o, (k), (v)) != 0)
+    PUT("id", json_string(j->id));
+    PUT("status", json_string(STATE_NAMES[j->state]));
+    PUT("done", json_integer((json_int_t)j->done));
+    PUT("total", json_integer((json_int_t)j->total));
+    PUT("skipped", json_integer((json_int_t)j->skipped));
+    double rate = job_rate(j);
+    PUT("images_per_s", rate > 0 ? json_real(rate) : json_null());
+    if (j->state == JS_DONE)
+        PUT("eta_s", json_real(0));
+    else if ((j->state == JS_RUNNING) && rate > 0)
+        PUT("eta_s", json_real((double)(j->total - j->done) / rate));
+    else
+        PUT("eta_s", json_null());
+    PUT("created", json_incref(json_object_get(j->info, "created")));
+    PUT("started", j->started[0] ? json_string(j->started) : json_null());
+    PUT("finished", j->finished[0] ? json_string(j->finished) : json_null());
+    if (j->error[0])
+        PUT("error", json_string(j->error));
+    if (j->state == JS_RUNNING)
+        PUT("batch", json_integer(j->batch));
+    static const char *const keys[] = {"dataset", "upload", "ground_truth", "labels", "eps",
+                                       "quality", "seed", "offset", "limit", "shard", "model"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        json_t *v = json_object_get(j->info, keys[i]);
+        PUT(keys[i], v ? json_incref(v) : json_null());
+    }
+#undef PUT
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* status.json's text for a final job. Lock held. New string. */
+static char *status_text(const job *j)
+{
+    json_t *o = json_pack("{s:s,s:I,s:I,s:s}", "status", STATE_NAMES[j->state], "done",
+                          (json_int_t)j->done, "skipped", (json_int_t)j->skipped, "finished",
+                          j->finished);
+    if (!o)
+        return NULL;
+    if (j->started[0])
+        json_object_set_new(o, "started", json_string(j->started));
+    if (j->error[0])
+        json_object_set_new(o, "error", json_string(j->error));
+    if (j->rate > 0)
+        json_object_set_new(o, "images_per_s", json_real(j->rate));
+    char *s = json_dumps(o, JSON_INDENT(1) | JSON_REAL_PRECISION(6));
+    json_decref(o);
+    return s;
+}
+
+/* Writes status.json from the job's state (call with j->io held, not the lock). */
+static void save_status(srv_jobs *js, job *j)
+{
+    pthread_mutex_lock(&js->lock);
+    char *text = status_text(j);
+    pthread_mutex_unlock(&js->lock);
+    char err[ADJ_ERRLEN];
+    if (!text || write_atomic(j->dir, "status.json", text, strlen(text), err, sizeof err))
+        jlog(j->id, "cannot save its status: %s", text ? err : "out of memory");
+    free(text);
+}
+
+/* ---------------------------------------------------------------- loading */
+
+/* Reads request.json into a new job (files and truth kept when want_files). */
+static int load_request(const char *dir, const char *id, int want_files, job **out, char *why,
+                        size_t whysz)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/request.json", dir);
+    json_error_t je;
+    json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!o)
+        return adj_fail(why, whysz, ADJ_ERR_FORMAT, "request.json: %s", je.text);
+    job *j = job_alloc();
+    int rc = ADJ_OK;
+    json_t *eps = json_object_get(o, "eps"), *files = json_object_get(o, "files"),
+           *truth = json_object_get(o, "truth"), *seed = json_object_get(o, "seed"),
+           *model = json_object_get(o, "model");
+    if (!j) {
+        json_decref(o);
+        return adj_fail(why, whysz, ADJ_ERR_NOMEM, "out of memory");
+    }
+    snprintf(j->id, sizeof j->id, "%s", id);
+    j->dir = strdup(dir);
+    j->info = o;
+    if (!j->dir || strcmp(json_string_value(json_object_get(o, "id")) ?: "", id) != 0 ||
+        !json_is_array(eps) || json_array_size(eps) < 1 || json_array_size(eps) > EXP_MAX_EPS ||
+        !json_is_array(files) || !json_is_integer(json_object_get(model, "classes"))) {
+        rc = adj_fail(why, whysz, ADJ_ERR_FORMAT, "request.json: missing or malformed fields");
+        goto fail;
+    }
+    j->params.n_eps = (int)json_array_size(eps);
+    for (int i = 0; i < j->params.n_eps; i++)
+        j->params.eps[i] = (int)json_integer_value(json_array_get(eps, (size_t)i));
+    j->params.quality = (int)json_integer_value(json_object_get(o, "quality"));
+    if (exp_params_check(&j->params, NULL, 0)) {
+        rc = adj_fail(why, whysz, ADJ_ERR_FORMAT, "request.json: bad eps or quality");
+        goto fail;
+    }
+    if (json_is_integer(seed))
+        j->seed = (uint64_t)json_integer_value(seed);
+    else if (json_is_string(seed))
+        j->seed = strtoull(json_string_value(seed), NULL, 10);
+    j->classes = (int)json_integer_value(json_object_get(model, "classes"));
+    j->total = json_array_size(files);
+    j->has_truth = json_is_array(truth);
+    j->upload = json_is_true(json_object_get(o, "upload"));
+    j->created_ms = json_integer_value(json_object_get(o, "created_ms"));
+    const char *idir = json_string_value(json_object_get(o, "images_dir"));
+    if (j->classes < 1 || j->total < 1 || (j->has_truth && json_array_size(truth) != j->total) ||
+        (!j->upload && !idir)) {
+        rc = adj_fail(why, whysz, ADJ_ERR_FORMAT, "request.json: inconsistent fields");
+        goto fail;
+    }
+    if (!j->upload && !(j->images_dir = strdup(idir))) {
+        rc = adj_fail(why, whysz, ADJ_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (want_files) {
+        j->files = calloc(j->total, sizeof *j->files);
+        if (j->has_truth)
+            j->truth = malloc(j->total * sizeof *j->truth);
+        if (!j->files || (j->has_truth && !j->truth)) {
+            rc = adj_fail(why, whysz, ADJ_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        for (size_t i = 0; i < j->total; i++) {
+            const char *f = json_string_value(json_array_get(files, i));
+            if (!f || !*f || strchr(f, '/') || !(j->files[i] = strdup(f))) {
+                rc = adj_fail(why, whysz, ADJ_ERR_FORMAT, "request.json: file %zu is malformed",
+                              i + 1);
+                goto fail;
+            }
+            if (j->has_truth) {
+                json_int_t t = json_integer_value(json_array_get(truth, i));
+                if (t < 0 || t >= j->classes) {
+                    rc = adj_fail(why, whysz, ADJ_ERR_FORMAT,
+                                  "request.json: label %zu is out of range", i + 1);
+                    goto fail;
+                }
+                j->truth[i] = (int)t;
+            }
+        }
+    }
+    json_object_del(o, "files");
+    json_object_del(o, "truth");
+    *out = j;
+    return ADJ_OK;
+fail:
+    job_free(j);
+    return rc;
+}
+
+/* Reads status.json of a job that has ended; 1 if there is one. */
+static int load_status(job *j)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/status.json", j->dir);
+    json_t *o = json_load_file(path, 0, NULL);
+    if (!o)
+        return 0;
+    const char *st = json_string_value(json_object_get(o, "status"));
+    int ok = 1;
+    if (st && strcmp(st, "done") == 0)
+        j->state = JS_DONE;
+    else if (st && strcmp(st, "failed") == 0)
+        j->state = JS_FAILED;
+    else if (st && strcmp(st, "canceled") == 0)
+        j->state = JS_CANCELED;
+    else
+        ok = 0;
+    if (ok) {
+        j->done = (size_t)json_integer_value(json_object_get(o, "done"));
+        j->skipped = (size_t)json_integer_value(json_object_get(o, "skipped"));
+        j->rate = json_number_value(json_object_get(o, "images_per_s"));
+        snprintf(j->finished, sizeof j->finished, "%s",
+                 json_string_value(json_object_get(o, "finished")) ?: "");
+        snprintf(j->started, sizeof j->started, "%s",
+                 json_string_value(json_object_get(o, "started")) ?: "");
+        snprintf(j->error, sizeof j->error, "%s",
+                 json_string_value(json_object_get(o, "error")) ?: "");
+        struct stat sb;
+        snprintf(path, sizeof path, "%s/rows.csv", j->dir);
+        j->rows_len = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+    }
+    json_decref(o);
+    return ok;
+}
+
+/* Marks a job failed at load and saves that. */
+static void fail_at_load(srv_jobs *js, job *j, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fail_at_load(srv_jobs *js, job *j, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(j->error, sizeof j->error, fmt, ap);
+    va_end(ap);
+    j->state = JS_FAILED;
+    iso_now(j->finished);
+    save_status(js, j);
+    jlog(j->id, "failed: %s", j->error);
+}
+
+/*
+ * An unfinished job: keeps the valid prefix of rows.csv (cutting off a
+ * half-written or corrupt tail) and sets done, skipped and rows_len.
+ */
+static int repair_rows(job *j, char *why, size_t whysz)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/rows.csv", j->dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return adj_fail(why, whysz, ADJ_ERR_IO, "rows.csv: %s", strerror(errno));
+    size_t len = 0;
+    char *text = read_file(path, (size_t)1 << 40, &len);
+    if (!text) {
+        close(fd);
+        return adj_fail(why, whysz, ADJ_ERR_IO, "rows.csv: %s", strerror(errno));
+    }
+    srv_rows_check chk = {&j->params, j->classes, SIZE_MAX, (const char *const *)j->files,
+                          j->truth, j->total};
+    srv_rows rows;
+    size_t valid = 0;
+    char what[ADJ_ERRLEN];
+    int rc = srv_rows_parse(text, len, &chk, &rows, &valid, what, sizeof what);
+    free(text);
+    if (rc) {
+        close(fd);
+        return adj_fail(why, whysz, rc, "rows.csv: out of memory");
+    }
+    if (valid < len) {
+        if (ftruncate(fd, (off_t)valid) || fsync(fd)) {
+            rc = adj_fail(why, whysz, ADJ_ERR_IO, "rows.csv: cannot truncate: %s", strerror(errno));
+        } else {
+            jlog(j->id, "rows.csv: %s: cut off %zu bytes after %zu good rows; resuming there",
+                 what, len - valid, rows.n);
+        }
+    }
+    if (!rc && valid == 0) { /* no header yet: write it */
+        char *header = srv_rows_header(&j->params);
+        if (!header || write_all(fd, header, strlen(header)) || fsync(fd))
+            rc = adj_fail(why, whysz, ADJ_ERR_IO, "rows.csv: cannot write: %s",
+                          header ? strerror(errno) : "out of memory");
+        else
+            valid = strlen(header);
+        free(header);
+    }
+    close(fd);
+    if (!rc) {
+        j->done = rows.n;
+        j->skipped = rows.skipped;
+        j->rows_len = valid;
+    }
+    srv_rows_free(&rows);
+    return rc;
+}
+
+/* Reads chunk.json, if the job has one. */
+static void load_grid(job *j)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/chunk.json", j->dir);
+    json_t *o = json_load_file(path, 0, NULL);
+    json_int_t k = json_integer_value(json_object_get(o, "images"));
+    json_int_t f = json_integer_value(json_object_get(o, "first"));
+    if (k >= 1 && k <= 4096 && f >= 0) {
+        j->grid_k = (int)k;
+        j->grid_first = (int)f;
+    }
+    json_decref(o);
+}
+
+static int save_grid(const job *j, char *err, size_t errsz)
+{
+    char text[96];
+    snprintf(text, sizeof text, "{\"first\": %d, \"images\": %d}\n", j->grid_first, j->grid_k);
+    return write_atomic(j->dir, "chunk.json", text, strlen(text), err, errsz);
+}
+
+static int cmp_job(const void *a, const void *b)
+{
+    const job *x = *(job *const *)a, *y = *(job *const *)b;
+    if (x->created_ms != y->created_ms)
+        return x->created_ms < y->created_ms ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+/* Whether name is ".new-" followed by an id (a creation that never finished). */
+static int is_leftover(const char *name)
+{
+    return strncmp(name, ".new-", 5) == 0 && srv_job_id_ok(name + 5);
+}
+
+static int load_all(srv_jobs *js, char *err, size_t errsz)
+{
+    DIR *d = opendir(js->jobs_dir);
+    if (!d) {
+        if (errno == ENOENT)
+            return ADJ_OK;
+        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot read --jobs-dir %s: %s", js->jobs_dir,
+                        strerror(errno));
+    }
+    size_t n = 0, cap = 0;
+    job **v = NULL;
+    struct dirent *de;
+    int rc = ADJ_OK;
+    while ((de = readdir(d))) {
+        char *dir = path2(js->jobs_dir, de->d_name);
+        if (!dir) {
+            rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+            break;
+        }
+        if (is_leftover(de->d_name)) {
+            rmtree(dir);
+            free(dir);
+            continue;
+        }
+        struct stat st;
+        if (!srv_job_id_ok(de->d_name) || lstat(dir, &st) || !S_ISDIR(st.st_mode)) {
+            free(dir);
+            continue;
+        }
+        char why[ADJ_ERRLEN];
+        job *j = NULL;
+        /* files are needed only to resume: peek at status.json first */
+        char sp[PATH_MAX];
+        snprintf(sp, sizeof sp, "%s/status.json", dir);
+        int final = access(sp, F_OK) == 0;
+        int lrc = load_request(dir, de->d_name, !final, &j, why, sizeof why);
+        free(dir);
+        if (lrc == ADJ_ERR_NOMEM) {
+            rc = adj_fail(err, errsz, lrc, "out of memory");
+            break;
+        }
+        if (lrc) {
+            jlog(de->d_name, "ignored: %s", why);
+            continue;
+        }
+        if (!load_status(j)) {
+            j->state = JS_QUEUED;
+            const json_t *mo = json_object_get(j->info, "model");
+            const char *mname = json_string_value(json_object_get(mo, "name")) ?: "?";
+            if (strcmp(mname, js->spec->name) != 0 || j->classes != js->spec->classes ||
+                json_integer_value(json_object_get(mo, "input_size")) != js->spec->input_size) {
+                fail_at_load(js, j, "it was started with model %s (%d classes); the daemon now "
+                                    "serves %s (%d classes)",
+                             mname, j->classes, js->spec->name, js->spec->classes);
+            } else if (repair_rows(j, why, sizeof why)) {
+                fail_at_load(js, j, "%s", why);
+            } else if (j->done == j->total) {
+                j->state = JS_DONE;
+                iso_now(j->finished);
+                save_status(js, j);
+            } else {
+                load_grid(j);
+                jlog(j->id, "resuming at image %zu of %zu", j->done + 1, j->total);
+            }
+        }
+        if (j->state != JS_QUEUED) { /* the file list is not needed any more */
+            for (size_t i = 0; j->files && i < j->total; i++)
+                free(j->files[i]);
+            free(j->files);
+            free(j->truth);
+            j->files = NULL;
+            j->truth = NULL;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 32;
+            job **nv = realloc(v, cap * sizeof *nv);
+            if (!nv) {
+                job_free(j);
+                rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+                break;
+            }
+            v = nv;
+        }
+        v[n++] = j;
+    }
+    closedir(d);
+    if (rc) {
+        for (size_t i = 0; i < n; i++)
+            job_free(v[i]);
+        free(v);
+        return rc;
+    }
+    if (n)
+        qsort(v, n, sizeof *v, cmp_job);
+    for (size_t i = n; i-- > 0;) {
+        v[i]->next = js->head;
+        js->head = v[i];
+    }
+    free(v);
+    return ADJ_OK;
+}
+
+/* ---------------------------------------------------------------- the runner */
+
+typedef struct {
+    srv_jobs *js;
+    size_t first;   /* job index of its first image */
+    int n;          /* images */
+    int pending;    /* worker jobs not yet done (js->lock) */
+    int submitted;  /* worker jobs queued */
+    int refused;    /* the worker refused the chunk: shutting down */
+    srv_job *jobs;  /* [n]; jobs[i].x set when image i was prepared */
+    char **skip;    /* [n] why image i could not be prepared, or NULL */
+} chunk;
+
+static void chunk_free(chunk *c)
+{
+    for (int i = 0; i < c->n; i++) {
+        if (c->jobs) {
+            img_free(&c->jobs[i].x);
+            exp_result_free(&c->jobs[i].result);
+        }
+        if (c->skip)
+            free(c->skip[i]);
+    }
+    free(c->jobs);
+    free(c->skip);
+    memset(c, 0, sizeof *c);
+}
+
+static void on_image_done(srv_job *sj, void *arg)
+{
+    chunk *c = arg;
+    (void)sj;
+    pthread_mutex_lock(&c->js->lock);
+    c->pending--;
+    pthread_cond_broadcast(&c->js->cond);
+    pthread_mutex_unlock(&c->js->lock);
+}
+
+/* Reads, decodes and prepares one image of the job into *x. */
+static int load_image(srv_jobs *js, const char *root, const char *dir, const char *file, img_rgb *x,
+                      char *err, size_t errsz)
+{
+    char real[PATH_MAX];
+    int rc = srv_path_file_under(root, dir, file, real, err, errsz);
+    if (rc)
+        return rc;
+    size_t len = 0;
+    char *buf = read_file(real, IMAGE_FILE_MAX, &len);
+    if (!buf)
+        return adj_fail(err, errsz, ADJ_ERR_IO, "'%.200s': %s", file,
+                        errno == EFBIG ? "larger than 256 MiB" : strerror(errno));
+    img_rgb im;
+    char msg[ADJ_ERRLEN];
+    rc = img_decode((const uint8_t *)buf, len, js->o.max_pixels, &im, msg, sizeof msg);
+    free(buf);
+    if (rc)
+        return adj_fail(err, errsz, rc, "'%.200s': %s", file, msg);
+    rc = img_prepare(&im, js->spec->scale_size, js->spec->input_size, x, msg, sizeof msg);
+    img_free(&im);
+    if (rc)
+        return adj_fail(err, errsz, rc, "'%.200s': %s", file, msg);
+    return ADJ_OK;
+}
+
+/*
+ * Prepares images first .. first+n-1 of the job and queues them on the
+ * worker as one batch group. ADJ_ERR_NOMEM, or ADJ_OK (c->refused when the
+ * worker is shutting down: nothing queued).
+ */
+static int start_chunk(srv_jobs *js, job *j, const char *root, const char *dir, chunk *c,
+                       size_t first, int n, char *err, size_t errsz)
+{
+    memset(c, 0, sizeof *c);
+    c->js = js;
+    c->first = first;
+    c->n = n;
+    c->jobs = calloc((size_t)n, sizeof *c->jobs);
+    c->skip = calloc((size_t)n, sizeof *c->skip);
+    srv_job **queue = calloc((size_t)n, sizeof *queue);
+    if (!c->jobs || !c->skip || !queue) {
+        free(queue);
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    }
+    pthread_mutex_lock(&js->lock);
+    uint64_t group = ++js->next_group;
+    pthread_mutex_unlock(&js->lock);
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        const char *file = j->files[first + (size_t)i];
+        srv_job *sj = &c->jobs[i];
+        char msg[ADJ_ERRLEN];
+        int rc = load_image(js, root, dir, file, &sj->x, msg, sizeof msg);
+        if (rc) {
+            if (!(c->skip[i] = strdup(msg))) {
+                free(queue);
+                return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+            }
+            continue;
+        }
+        sj->kind = SRV_JOB_ATTACK;
+        sj->prio = SRV_PRIO_BACKGROUND;
+        sj->params = j->params;
+        sj->seed = exp_image_seed(j->seed, file);
+        sj->group = group;
+        sj->done = on_image_done;
+        sj->done_arg = c;
+        queue[k++] = sj;
+    }
+    if (k > 0) {
+        pthread_mutex_lock(&js->lock);
+        c->pending = k;
+        pthread_mutex_unlock(&js->lock);
+        char msg[ADJ_ERRLEN];
+        int rc;
+        while ((rc = srv_worker_submit_many(js->w, queue, k, msg, sizeof msg)) == ADJ_ERR_LIMIT)
+            usleep(10000); /* cannot happen with the bound at 1024; wait rather than fail */
+        if (rc) {
+            pthread_mutex_lock(&js->lock);
+            c->pending = 0;
+            pthread_mutex_unlock(&js->lock);
+            if (rc == ADJ_ERR_STATE) {
+                c->refused = 1;
+            } else {
+                free(queue);
+                return adj_fail(err, errsz, rc, "%s", msg);
+            }
+        } else {
+            c->submitted = k;
+        }
+    }
+    free(queue);
+    return ADJ_OK;
+}
+
+/*
+ * Appends the chunk's rows (and errors.log lines) and flushes them, unless
+ * the job was canceled meanwhile. 1 written, 0 discarded, -1 an I/O error
+ * (in err; rows.csv is cut back to its last complete row).
+ */
+static int write_chunk(srv_jobs *js, job *j, int fd, const chunk *c, char *err, size_t errsz)
+{
+    srv_buf rows = {0}, errs = {0};
+    int nskip = 0;
+    for (int i = 0; i < c->n; i++) {
+        size_t idx = c->first + (size_t)i;
+        int truth = j->truth ? j->truth[idx] : -1;
+        if (c->skip[i]) {
+            srv_rows_format_skipped(&rows, j->files[idx], truth, exp_n_transforms(&j->params));
+            srv_buf_printf(&errs, "%s\t%s\n", j->files[idx], c->skip[i]);
+            nskip++;
+        } else {
+            srv_rows_format(&rows, j->files[idx], truth, &c->jobs[i].result);
+        }
+    }
+    int ret = 1;
+    if (rows.failed || errs.failed) {
+        adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+        ret = -1;
+        goto out;
+    }
+    pthread_mutex_lock(&j->io);
+    pthread_mutex_lock(&js->lock);
+    int canceled = j->cancel;
+    uint64_t len0 = j->rows_len;
+    pthread_mutex_unlock(&js->lock);
+    if (canceled) {
+        pthread_mutex_unlock(&j->io);
+        ret = 0;
+        goto out;
+    }
+    if (errs.len) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/errors.log", j->dir);
+        int efd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        if (efd >= 0) {
+            if (write_all(efd, errs.s, errs.len) == 0)
+                fsync(efd);
+            close(efd);
+        }
+    }
+    if (write_all(fd, rows.s, rows.len) || fsync(fd)) {
+        adj_fail(err, errsz, ADJ_ERR_IO, "cannot write rows.csv: %s", strerror(errno));
+        if (ftruncate(fd, (off_t)len0) == 0)
+            fsync(fd);
+        pthread_mutex_unlock(&j->io);
+        ret = -1;
+        goto out;
+    }
+    pthread_mutex_lock(&js->lock);
+    j->done += (size_t)c->n;
+    j->skipped += (size_t)nskip;
+    j->rows_len += rows.len;
+    pthread_mutex_unlock(&js->lock);
+    pthread_mutex_unlock(&j->io);
+out:
+    srv_buf_free(&rows);
+    srv_buf_free(&errs);
+    return ret;
+}
+
+/*
+ * The size of the chunk that starts at image `next`: 1 while the grid is
+ * being calibrated, the rest of [0, grid_first), else up to the next grid
+ * line (a whole grid_k unless rows.csv was torn mid-chunk), never past the
+ * end or over the worker's batch.
+ */
+static int chunk_size(const srv_jobs *js, const job *j, size_t next)
+{
+    size_t n;
+    if (j->grid_k == 0)
+        n = 1;
+    else if (next < (size_t)j->grid_first)
+        n = (size_t)j->grid_first - next;
+    else
+        n = (size_t)j->grid_k - (next - (size_t)j->grid_first) % (size_t)j->grid_k;
+    if (n > j->total - next)
+        n = j->total - next;
+    if (n > (size_t)js->o.max_batch)
+        n = (size_t)js->o.max_batch;
+    return (int)n;
+}
+
+/*
+ * Decides the grid from a calibration chunk (one image): as many images
+ * per chunk as take about --job-batch-ms on the worker, 1..max-batch.
+ * 0 when the chunk has no timing (its image could not be read).
+ */
+static int calibrate(const srv_jobs *js, const chunk *c)
+{
+    if (c->submitted == 0)
+        return 0;
+    const srv_job *sj = &c->jobs[0];
+    double per = sj->t_finished - sj->t_started;
+    int k = per > 0 ? (int)(js->o.batch_ms * 1e-3 / per) : js->o.max_batch;
+    return k < 1 ? 1 : k > js->o.max_batch ? js->o.max_batch : k;
+}
+
+static int stop_asked(srv_jobs *js, job *j)
+{
+    pthread_mutex_lock(&js->lock);
+    int s = js->stopping || j->cancel;
+    pthread_mutex_unlock(&js->lock);
+    return s;
+}
+
+static void run_job(srv_jobs *js, job *j)
+{
+    char err[ADJ_ERRLEN] = "";
+    int failed = 0, fd = -1;
+    chunk ring[MAX_INFLIGHT];
+    memset(ring, 0, sizeof ring);
+    char upload_dir[PATH_MAX];
+    const char *root = js->root, *dir = j->images_dir;
+    if (j->upload) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s/images", j->dir);
+        if (!realpath(p, upload_dir)) {
+            failed = 1;
+            adj_fail(err, sizeof err, ADJ_ERR_IO, "its uploaded images are gone: %s",
+                     strerror(errno));
+        }
+        root = dir = upload_dir;
+    } else if (!js->root) {
+        failed = 1;
+        snprintf(err, sizeof err, "server-side datasets are disabled (start advjpgd with "
+                                  "--data-root) and this job reads a dataset");
+    } else if (!srv_path_within(js->root, j->images_dir)) {
+        failed = 1;
+        snprintf(err, sizeof err, "its dataset folder is no longer under --data-root %s",
+                 js->o.data_root);
+    }
+    if (!failed) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/rows.csv", j->dir);
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            failed = 1;
+            snprintf(err, sizeof err, "cannot open rows.csv: %s", strerror(errno));
+        }
+    }
+    if (!failed && j->rows_len == 0) {
+        char *header = srv_rows_header(&j->params);
+        if (!header || write_all(fd, header, strlen(header)) || fsync(fd)) {
+            failed = 1;
+            snprintf(err, sizeof err, "cannot write rows.csv: %s",
+                     header ? strerror(errno) : "out of memory");
+        } else {
+            pthread_mutex_lock(&js->lock);
+            j->rows_len = strlen(header);
+            pthread_mutex_unlock(&js->lock);
+        }
+        free(header);
+    }
+
+    /* The chunk grid: fixed by --job-batch, or calibrated by a first chunk
+     * of one image; kept in chunk.json for the job's whole life. */
+    if (!failed && j->grid_k == 0 && js->o.batch > 0) {
+        j->grid_k = js->o.batch < js->o.max_batch ? js->o.batch : js->o.max_batch;
+        j->grid_first = (int)j->done;
+        if (save_grid(j, err, sizeof err))
+            failed = 1;
+    }
+    pthread_mutex_lock(&js->lock);
+    j->batch = j->grid_k ? j->grid_k : 1;
+    pthread_mutex_unlock(&js->lock);
+
+    size_t next = j->done;
+    int head = 0, inflight = 0;
+    for (;;) {
+        while (!failed && inflight < MAX_INFLIGHT && next < j->total && !stop_asked(js, j) &&
+               !(j->grid_k == 0 && inflight > 0)) {
+            chunk *c = &ring[(head + inflight) % MAX_INFLIGHT];
+            int n = chunk_size(js, j, next);
+            if (start_chunk(js, j, root, dir, c, next, n, err, sizeof err)) {
+                chunk_free(c);
+                failed = 1;
+                break;
+            }
+            if (c->refused) { /* shutting down: these images stay undone */
+                chunk_free(c);
+                break;
+            }
+            next += (size_t)n;
+            inflight++;
+        }
+        if (inflight == 0)
+            break;
+        chunk *c = &ring[head];
+        pthread_mutex_lock(&js->lock);
+        while (c->pending > 0)
+            pthread_cond_wait(&js->cond, &js->lock);
+        pthread_mutex_unlock(&js->lock);
+        for (int i = 0; i < c->n && !failed; i++)
+            if (!c->skip[i] && c->jobs[i].status != SRV_JOB_OK) {
+                failed = 1;
+                snprintf(err, sizeof err, "the engine failed on '%.200s': %s",
+                         j->files[c->first + (size_t)i], c->jobs[i].err);
+            }
+        if (!failed && j->grid_k == 0 && (j->grid_k = calibrate(js, c)) > 0) {
+            /* saved before any row of the grid exists */
+            j->grid_first = (int)(c->first + (size_t)c->n);
+            if (save_grid(j, err, sizeof err))
+                failed = 1;
+            pthread_mutex_lock(&js->lock);
+            j->batch = j->grid_k;
+            pthread_mutex_unlock(&js->lock);
+        }
+        if (!failed && write_chunk(js, j, fd, c, err, sizeof err) < 0)
+            failed = 1;
+        chunk_free(c);
+        head = (head + 1) % MAX_INFLIGHT;
+        inflight--;
+    }
+    if (fd >= 0)
+        close(fd);
+
+    /* the outcome */
+    pthread_mutex_lock(&j->io);
+    pthread_mutex_lock(&js->lock);
+    int final = 1, canceled = j->cancel;
+    double rate = job_rate(j);
+    if (rate > 0)
+        j->rate = rate;
+    if (canceled) {
+        /* srv_jobs_cancel made it final already */
+    } else if (failed) {
+        j->state = JS_FAILED;
+        snprintf(j->error, sizeof j->error, "%s", err);
+        iso_now(j->finished);
+    } else if (j->done == j->total) {
+        j->state = JS_DONE;
+        iso_now(j->finished);
+    } else {
+        j->state = JS_QUEUED; /* stopped by the shutdown: resumes at the next start */
+        final = 0;
+    }
+    job_state st = j->state;
+    size_t done = j->done, total = j->total;
+    pthread_mutex_unlock(&js->lock);
+    if (final && !canceled)
+        save_status(js, j);
+    pthread_mutex_unlock(&j->io);
+
+    if (st == JS_DONE)
+        jlog(j->id, "done: %zu images, %.2f images/s", total, rate);
+    else if (st == JS_FAILED)
+        jlog(j->id, "failed after %zu of %zu images: %s", done, total, err);
+    else if (st == JS_CANCELED)
+        jlog(j->id, "canceled after %zu of %zu images", done, total);
+    else
+        jlog(j->id, "stopped after %zu of %zu images; it resumes at the next start", done, total);
+    if (final) {
+        for (size_t i = 0; j->files && i < j->total; i++)
+            free(j->files[i]);
+        free(j->files);
+        free(j->truth);
+        j->files = NULL;
+        j->truth = NULL;
+    }
+}
+
+static void *runner_main(void *arg)
+{
+    srv_jobs *js = arg;
+    pthread_mutex_lock(&js->lock);
+    while (!js->stopping) {
+        job *j = js->head;
+        while (j && j->state != JS_QUEUED)
+            j = j->next;
+        if (!j) {
+            pthread_cond_wait(&js->cond, &js->lock);
+            continue;
+        }
+        j->state = JS_RUNNING;
+        iso_now(j->started);
+        j->t0 = srv_now();
+        j->done0 = j->done;
+        pthread_mutex_unlock(&js->lock);
+        jlog(j->id, "running: %zu images, %zu done", j->total, j->done);
+        run_job(js, j);
+        pthread_mutex_lock(&js->lock);
+    }
+    pthread_mutex_unlock(&js->lock);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- the folder's lock */
+
+/*
+ * Takes jobs_dir/.lock (flock, held until the daemon ends), so that two
+ * daemons never run the jobs of one folder. Returns 1 when held; else 0 and
+ * js->unavailable says why (another daemon's pid when it is one).
+ * Call with js->lock held.
+ */
+static int take_folder_lock(srv_jobs *js)
+{
+    if (js->lock_fd >= 0)
+        return 1;
+    if (js->unavailable[0])
+        return 0;
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/.lock", js->jobs_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(js->unavailable, sizeof js->unavailable, "cannot use the jobs folder %s: %s",
+                 js->jobs_dir, strerror(errno));
+        return 0;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB)) {
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        snprintf(js->unavailable, sizeof js->unavailable,
+                 "the jobs folder %s is in use by another advjpgd%s%s%s (give this one its own "
+                 "--jobs-dir)",
+                 js->jobs_dir, *pid ? " (pid " : "", pid, *pid ? ")" : "");
+        close(fd);
+        return 0;
+    }
+    char text[32];
+    int len = snprintf(text, sizeof text, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) == 0 && pwrite(fd, text, (size_t)len, 0) < 0) {
+        /* the pid is only informative */
+    }
+    js->lock_fd = fd;
+    return 1;
+}
+
+/* ---------------------------------------------------------------- API */
+
+int srv_jobs_new(const srv_jobs_opts *o, const model *m, srv_worker *w, srv_jobs **out,
+                 char *err, size_t errsz)
+{
+    srv_jobs *js = calloc(1, sizeof *js);
+    if (!js)
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    js->o = *o;
+    js->lock_fd = -1;
+    if (js->o.max_batch < 1)
+        js->o.max_batch = 1;
+    if (js->o.batch_ms < 1)
+        js->o.batch_ms = 250;
+    js->m = m;
+    js->spec = model_get_spec(m);
+    js->w = w;
+    pthread_mutex_init(&js->lock, NULL);
+    pthread_cond_init(&js->cond, NULL);
+    int rc = ADJ_OK;
+    if (!(js->jobs_dir = strdup(o->jobs_dir))) {
+        rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (o->data_root) {
+        char real[PATH_MAX];
+        if (!realpath(o->data_root, real)) {
+            rc = adj_fail(err, errsz, ADJ_ERR_IO, "--data-root %s: %s", o->data_root,
+                          strerror(errno));
+            goto fail;
+        }
+        if (!(js->root = strdup(real))) {
+            rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+    }
+    struct stat st;
+    if (stat(js->jobs_dir, &st) == 0) { /* else it is made with the first job */
+        pthread_mutex_lock(&js->lock);
+        int held = take_folder_lock(js);
+        pthread_mutex_unlock(&js->lock);
+        if (!held)
+            fprintf(stderr, "advjpgd: warning: evaluation jobs are disabled: %s\n",
+                    js->unavailable);
+        else if ((rc = load_all(js, err, errsz)))
+            goto fail;
+    }
+    if (pthread_create(&js->runner, NULL, runner_main, js)) {
+        rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "cannot start the job-runner thread");
+        goto fail;
+    }
+    js->runner_started = 1;
+    *out = js;
+    return ADJ_OK;
+fail:
+    srv_jobs_free(js);
+    return rc;
+}
+
+void srv_jobs_stop(srv_jobs *js)
+{
+    if (!js)
+        return;
+    pthread_mutex_lock(&js->lock);
+    js->stopping = 1;
+    pthread_cond_broadcast(&js->cond);
+    pthread_mutex_unlock(&js->lock);
+    if (js->runner_started) {
+        pthread_join(js->runner, NULL);
+        js->runner_started = 0;
+    }
+}
+
+void srv_jobs_free(srv_jobs *js)
+{
+    if (!js)
+        return;
+    srv_jobs_stop(js);
+    for (job *j = js->head, *next; j; j = next) {
+        next = j->next;
+        job_free(j);
+    }
+    if (js->lock_fd >= 0)
+        close(js->lock_fd); /* releases the folder */
+    pthread_cond_destroy(&js->cond);
+    pthread_mutex_destroy(&js->lock);
+    free(js->jobs_dir);
+    free(js->root);
+    free(js);
+}
+
+/* The normalised request (request.json) of a new job. */
+static json_t *request_json(const srv_jobs *js, const char *id, const srv_eval_request *rq,
+                            const srv_eval_set *set, int64_t created_ms, const char *created)
+{
+    json_t *o = json_object(), *eps = json_array(), *files = json_array();
+    json_t *truth = set->truth ? json_array() : json_null();
+    int bad = !o || !eps || !files || !truth;
+    for (int i = 0; !bad && i < rq->params.n_eps; i++)
+        bad |= json_array_append_new(eps, json_integer(rq->params.eps[i])) != 0;
+    for (size_t i = 0; !bad && i < set->n; i++) {
+        bad |= json_array_append_new(files, json_string(set->files[i])) != 0;
+        if (set->truth)
+            bad |= json_array_append_new(truth, json_integer(set->truth[i])) != 0;
+    }
+    if (bad || !o) {
+        json_decref(o);
+        json_decref(eps);
+        json_decref(files);
+        json_decref(truth);
+        return NULL;
+    }
+#define PUT(k, v) (bad |= json_object_set_new(o, (k), (v)) != 0)
+    PUT("id", json_string(id));
+    PUT("created", json_string(created));
+    PUT("created_ms", json_integer(created_ms));
+    PUT("model", json_pack("{s:s,s:i,s:i,s:i}", "name", js->spec->name, "classes",
+                           js->spec->classes, "input_size", js->spec->input_size, "scale_size",
+                           js->spec->scale_size));
+    PUT("upload", json_boolean(rq->dataset == NULL));
+    PUT("dataset", rq->dataset ? json_string(rq->dataset) : json_null());
+    PUT("images_dir", set->dir ? json_string(set->dir) : json_null());
+    PUT("ground_truth", rq->ground_truth ? json_string(rq->ground_truth) : json_null());
+    PUT("labels", set->labels_from && !rq->ground_truth ? json_string(set->labels_from)
+                                                          : json_null());
+    PUT("eps", eps);
+    PUT("quality", json_integer(rq->params.quality));
+    PUT("seed", seed_json(rq->seed));
+    PUT("offset", json_integer(rq->offset));
+    PUT("limit", rq->limit >= 0 ? json_integer(rq->limit) : json_null());
+    PUT("shard", json_pack("{s:i,s:i}", "index", rq->shard_index, "count", rq->shard_count));
+    PUT("images_in_folder", json_integer((json_int_t)set->n_folder));
+    PUT("total", json_integer((json_int_t)set->n));
+    PUT("files", files);
+    PUT("truth", truth);
+#undef PUT
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Writes the uploaded images into dir/images. */
+static int store_uploads(const char *dir, const srv_eval_request *rq, char *err, size_t errsz)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/images", dir);
+    if (mkdir(path, 0700))
+        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+    for (int i = 0; i < rq->n_uploads; i++) {
+        const srv_upload *u = &rq->uploads[i];
+        char file[PATH_MAX];
+        if ((size_t)snprintf(file, sizeof file, "%s/%s", path, u->name) >= sizeof file)
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "file name too long");
+        int fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+            return adj_fail(err, errsz, ADJ_ERR_IO, "cannot write %s: %s", file, strerror(errno));
+        int bad = write_all(fd, u->data, u->len) || fsync(fd);
+        int e = errno;
+        close(fd);
+        if (bad)
+            return adj_fail(err, errsz, ADJ_ERR_IO, "cannot write %s: %s", file, strerror(e));
+    }
+    fsync_dir(path);
+    return ADJ_OK;
+}
+
+int srv_jobs_create(srv_jobs *js, srv_eval_request *rq, char id[SRV_JOB_ID_LEN + 1],
+                    unsigned *status, char *err, size_t errsz)
+{
+    *status = 400;
+    pthread_mutex_lock(&js->lock);
+    int stopping = js->stopping;
+    pthread_mutex_unlock(&js->lock);
+    if (stopping) {
+        *status = 503;
+        return adj_fail(err, errsz, ADJ_ERR_STATE, "shutting down");
+    }
+    int rc = exp_params_check(&rq->params, err, errsz);
+    if (rc)
+        return rc;
+    srv_eval_set set;
+    rc = rq->dataset ? srv_eval_resolve(js->root, rq, js->spec->classes, &set, err, errsz)
+                     : srv_eval_uploads(rq, js->spec->classes, &set, err, errsz);
+    if (rc) {
+        if (rc == ADJ_ERR_NOMEM)
+            *status = 503;
+        return rc;
+    }
+    *status = 500;
+    char tmp[PATH_MAX], final_dir[PATH_MAX], created[32];
+    json_t *req = NULL;
+    char *text = NULL;
+    job *j = NULL;
+    if (mkdir_p(js->jobs_dir, 0700)) {
+        rc = adj_fail(err, errsz, ADJ_ERR_IO, "cannot create the jobs folder %s: %s",
+                      js->jobs_dir, strerror(errno));
+        goto out;
+    }
+    pthread_mutex_lock(&js->lock);
+    int held = take_folder_lock(js);
+    pthread_mutex_unlock(&js->lock);
+    if (!held) {
+        *status = 503;
+        rc = adj_fail(err, errsz, ADJ_ERR_STATE, "%s", js->unavailable);
+        goto out;
+    }
+    for (int tries = 0;; tries++) {
+        if (new_id(id)) {
+            rc = adj_fail(err, errsz, ADJ_ERR_IO, "no random numbers: %s", strerror(errno));
+            goto out;
+        }
+        snprintf(tmp, sizeof tmp, "%s/.new-%s", js->jobs_dir, id);
+        snprintf(final_dir, sizeof final_dir, "%s/%s", js->jobs_dir, id);
+        if (access(final_dir, F_OK) != 0 && mkdir(tmp, 0700) == 0)
+            break;
+        if ((errno != EEXIST && access(final_dir, F_OK) != 0) || tries > 100) {
+            rc = adj_fail(err, errsz, ADJ_ERR_IO, "cannot create a job folder in %s: %s",
+                          js->jobs_dir, strerror(errno));
+            goto out;
+        }
+    }
+    int64_t cms = now_ms();
+    iso_now(created);
+    if (!rq->dataset && (rc = store_uploads(tmp, rq, err, errsz)))
+        goto out_rm;
+    req = request_json(js, id, rq, &set, cms, created);
+    text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    if (!text) {
+        *status = 503;
+        rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+        goto out_rm;
+    }
+    if ((rc = write_atomic(tmp, "request.json", text, strlen(text), err, errsz)))
+        goto out_rm;
+    char *header = srv_rows_header(&rq->params);
+    if (!header) {
+        *status = 503;
+        rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+        goto out_rm;
+    }
+    size_t header_len = strlen(header);
+    rc = write_atomic(tmp, "rows.csv", header, header_len, err, errsz);
+    free(header);
+    if (rc)
+        goto out_rm;
+    /* the job, in memory, before it appears on disk */
+    if (!(j = job_alloc()) || !(j->dir = strdup(final_dir))) {
+        *status = 503;
+        rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+        goto out_rm;
+    }
+    snprintf(j->id, sizeof j->id, "%s", id);
+    j->params = rq->params;
+    j->seed = rq->seed;
+    j->classes = js->spec->classes;
+    j->has_truth = set.truth != NULL;
+    j->upload = rq->dataset == NULL;
+    j->total = set.n;
+    j->created_ms = cms;
+    j->rows_len = header_len;
+    j->files = set.files;
+    j->truth = set.truth;
+    j->images_dir = set.dir;
+    set.files = NULL;
+    set.truth = NULL;
+    set.dir = NULL;
+    json_object_del(req, "files");
+    json_object_del(req, "truth");
+    j->info = req;
+    req = NULL;
+    if (rename(tmp, final_dir)) {
+        rc = adj_fail(err, errsz, ADJ_ERR_IO, "cannot create %s: %s", final_dir, strerror(errno));
+        goto out_rm;
+    }
+    fsync_dir(js->jobs_dir);
+    j->state = JS_QUEUED;
+    pthread_mutex_lock(&js->lock);
+    job **tail = &js->head;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = j;
+    pthread_cond_broadcast(&js->cond);
+    pthread_mutex_unlock(&js->lock);
+    jlog(id, "queued: %zu images from %s%s", j->total, rq->dataset ? "dataset " : "an upload",
+         rq->dataset ? rq->dataset : "");
+    j = NULL;
+    rc = ADJ_OK;
+    goto out;
+out_rm:
+    rmtree(tmp);
+out:
+    job_free(j);
+    json_decref(req);
+    free(text);
+    srv_eval_set_free(&set);
+    return rc;
+}
+
+int srv_jobs_unavailable(srv_jobs *js, char *msg, size_t msgsz)
+{
+    pthread_mutex_lock(&js->lock);
+    int un = js->unavailable[0] != '\0';
+    if (un)
+        snprintf(msg, msgsz, "%s", js->unavailable);
+    pthread_mutex_unlock(&js->lock);
+    return un;
+}
+
+int srv_jobs_status(srv_jobs *js, const char *id, json_t **out)
+{
+    pthread_mutex_lock(&js->lock);
+    job *j = find(js, id);
+    json_t *o = j ? job_json(j) : NULL;
+    pthread_mutex_unlock(&js->lock);
+    if (!j)
+        return ADJ_ERR_ARG;
+    if (!o)
+        return ADJ_ERR_NOMEM;
+    *out = o;
+    return ADJ_OK;
+}
+
+json_t *srv_jobs_list(srv_jobs *js)
+{
+    json_t *arr = json_array();
+    if (!arr)
+        return NULL;
+    pthread_mutex_lock(&js->lock);
+    int bad = 0;
+    for (job *j = js->head; j && !bad; j = j->next)
+        bad = json_array_append_new(arr, job_json(j)) != 0;
+    pthread_mutex_unlock(&js->lock);
+    json_t *o = bad ? NULL : json_pack("{s:o}", "jobs", arr);
+    if (!o && bad)
+        json_decref(arr);
+    return o;
+}
+
+int srv_jobs_cancel(srv_jobs *js, const char *id, json_t **out)
+{
+    pthread_mutex_lock(&js->lock);
+    job *j = find(js, id); /* jobs are never freed before the store */
+    pthread_mutex_unlock(&js->lock);
+    if (!j)
+        return ADJ_ERR_ARG;
+    pthread_mutex_lock(&j->io);
+    pthread_mutex_lock(&js->lock);
+    int changed = 0;
+    if (j->state == JS_QUEUED || j->state == JS_RUNNING) {
+        double rate = job_rate(j);
+        if (rate > 0)
+            j->rate = rate;
+        j->cancel = 1;
+        j->state = JS_CANCELED;
+        iso_now(j->finished);
+        changed = 1;
+        pthread_cond_broadcast(&js->cond);
+    }
+    size_t done = j->done, total = j->total;
+    pthread_mutex_unlock(&js->lock);
+    if (changed) {
+        save_status(js, j);
+        jlog(j->id, "canceled at %zu of %zu images", done, total);
+    }
+    pthread_mutex_unlock(&j->io);
+    return srv_jobs_status(js, id, out);
+}
+
+/* What reading a job's rows needs, copied under the lock. */
+typedef struct {
+    char dir[PATH_MAX];
+    uint64_t rows_len;
+    exp_params params;
+    int classes, has_truth;
+    job_state state;
+    size_t total;
+    json_t *info; /* borrowed: immutable and as long-lived as the store */
+} snapshot;
+
+static int take_snapshot(srv_jobs *js, const char *id, snapshot *s)
+{
+    pthread_mutex_lock(&js->lock);
+    job *j = find(js, id);
+    if (j) {
+        snprintf(s->dir, sizeof s->dir, "%s", j->dir);
+        s->rows_len = j->rows_len;
+        s->params = j->params;
+        s->classes = j->classes;
+        s->has_truth = j->has_truth;
+        s->state = j->state;
+        s->total = j->total;
+        s->info = j->info;
+    }
+    pthread_mutex_unlock(&js->lock);
+    return j ? ADJ_OK : ADJ_ERR_ARG;
+}
+
+/* The first rows_len bytes of rows.csv, parsed. */
+static int read_rows(const snapshot *s, srv_rows *rows, char *err, size_t errsz)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/rows.csv", s->dir);
+    char *text = NULL;
+    size_t len = 0;
+    if (s->rows_len > 0) {
+        text = read_file(path, (size_t)1 << 40, &len);
+        if (!text)
+            return adj_fail(err, errsz, ADJ_ERR_IO, "cannot read the job's rows: %s",
+                            strerror(errno));
+        if (len > s->rows_len)
+            len = (size_t)s->rows_len; /* rows being appended right now */
+    }
+    srv_rows_check chk = {&s->params, s->classes, SIZE_MAX, NULL, NULL, 0};
+    size_t valid;
+    int rc = srv_rows_parse(text ? text : "", len, &chk, rows, &valid, NULL, 0);
+    free(text);
+    if (rc)
+        return adj_fail(err, errsz, rc, "out of memory");
+    return ADJ_OK;
+}
+
+int srv_jobs_result(srv_jobs *js, const char *id, json_t **out, char *err, size_t errsz)
+{
+    snapshot s;
+    if (take_snapshot(js, id, &s))
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "no such job: %s", id);
+    srv_rows rows;
+    int rc = read_rows(&s, &rows, err, errsz);
+    if (rc)
+        return rc;
+    json_t *table = srv_rows_table(&rows, &s.params, s.has_truth);
+    json_t *eps = json_object_get(s.info, "eps");
+    json_t *o = table ? json_pack("{s:s,s:s,s:b,s:I,s:I,s:I,s:O,s:i,s:O,s:O,s:O,s:{s:s,s:s,s:s},s:o}",
+                                  "id", id, "status", STATE_NAMES[s.state], "complete",
+                                  s.state == JS_DONE && rows.n == s.total, "n",
+                                  (json_int_t)(rows.n - rows.skipped), "skipped",
+                                  (json_int_t)rows.skipped, "total", (json_int_t)s.total, "eps",
+                                  eps, "quality", s.params.quality, "seed",
+                                  json_object_get(s.info, "seed"), "model",
+                                  json_object_get(json_object_get(s.info, "model"), "name"),
+                                  "dataset", json_object_get(s.info, "dataset"), "notes",
+                                  "quartiles", "linear interpolation between order statistics (type 7)",
+                                  "whiskers", "the last values within 1.5 IQR of the box",
+                                  "outliers", "box.outliers counts the values beyond the whiskers; "
+                                              "the values are in the rows",
+                                  "table", table)
+                      : NULL;
+    srv_rows_free(&rows);
+    if (!o)
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    *out = o;
+    return ADJ_OK;
+}
+
+int srv_jobs_rows(srv_jobs *js, const char *id, int *fd, uint64_t *len, char *err, size_t errsz)
+{
+    snapshot s;
+    if (take_snapshot(js, id, &s))
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "no such job: %s", id);
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/rows.csv", s.dir);
+    int f = open(path, O_RDONLY | O_CLOEXEC);
+    if (f < 0)
+        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot read the job's rows: %s", strerror(errno));
+    *fd = f;
+    *len = s.rows_len;
+    return ADJ_OK;
+}
+
+int srv_jobs_figure(srv_jobs *js, const char *id, srv_figure which, char **svg, size_t *len,
+                    char *err, size_t errsz)
+{
+    snapshot s;
+    if (take_snapshot(js, id, &s))
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "no such job: %s", id);
+    srv_rows rows;
+    int rc = read_rows(&s, &rows, err, errsz);
+    if (rc)
+        return rc;
+    const char *dataset = json_string_value(json_object_get(s.info, "dataset"));
+    const char *mname =
+        json_string_value(json_object_get(json_object_get(s.info, "model"), "name"));
+    char caption[512];
+    snprintf(caption, sizeof caption, "job %s: %s, model %s, %zu of %zu images%s", id,
+             dataset ? dataset : "uploaded images", mname ? mname : "?", rows.n - rows.skipped,
+             s.total, s.state == JS_DONE ? "" : " (so far)");
+    rc = which == SRV_FIGURE_3 ? srv_svg_figure3(&rows, &s.params, caption, svg, len)
+                               : srv_svg_figure4(&rows, &s.params, caption, svg, len);
+    srv_rows_free(&rows);
+    if (rc)
+        return adj_fail(err, errsz, rc, "out of memory");
+    return ADJ_OK;
+}

@@ -1,0 +1,170 @@
+/*
+ * srv_jobs.h - evaluation jobs: the paper's experiment over a set of images,
+ * run in the background, kept on disk, resumed after a restart.
+ *
+ * Threads. HTTP threads create jobs (the data set is resolved and checked
+ * there, so a bad request is answered 400 at once) and read their state.
+ * One job-runner thread runs the queued jobs one after another, in the
+ * order they were created: it reads, decodes and prepares a chunk of
+ * images (img_decode, img_prepare), queues the chunk on the inference
+ * worker at SRV_PRIO_BACKGROUND as one batch group (srv_worker.h), and
+ * prepares the next chunk while the worker computes this one; at most two
+ * chunks are queued. The worker runs interactive requests before any
+ * background batch, so a request waits for at most the one chunk being
+ * computed. Each image's JPGnoise seed is exp_image_seed(job seed, file
+ * name).
+ *
+ * Chunks lie on a grid that is fixed for the job's whole life (chunk.json):
+ * grid_k images each (--job-batch, or, with --job-batch 0, as many as take
+ * about --job-batch-ms on the worker, measured on a first chunk of one
+ * image; 1..max-batch). The engine's results depend on the batch size in
+ * their last bits (matrix-vector products at batch 1, Winograd from batch
+ * 8), so the grid is what makes a resumed job compute every image exactly
+ * as an uninterrupted run does.
+ *
+ * On disk, one folder per job under the jobs folder, named by the job's id
+ * (16 lowercase hex digits from getrandom):
+ *
+ *   request.json  the normalised request: parameters, model, where the
+ *                 images are, and the resolved, sorted list of files with
+ *                 their labels (written once, atomically, before the 202)
+ *   rows.csv      srv_rows.h's format: the header, then one row per finished
+ *                 image, appended and flushed (write + fsync) per chunk
+ *   status.json   written atomically (temp file + rename) when the job ends:
+ *                 done, failed or canceled; absent while it is unfinished
+ *   chunk.json    the job's chunk grid (below), decided by its first run
+ *   images/       an upload's files
+ *   errors.log    "file<TAB>message" for each image that could not be read
+ *
+ * A job is created in ".new-<id>" and renamed into place, so a crash never
+ * leaves a half-made job (leftover ".new-*" folders are removed at start).
+ * The daemon holds an flock on <jobs folder>/.lock (with its pid in it):
+ * a second daemon on the same folder serves no jobs (503) rather than run
+ * the first one's jobs a second time.
+ *
+ * Resuming. At start every job folder is loaded; an unfinished one is parsed
+ * row by row against its file list (srv_rows_parse). The first row that is
+ * incomplete or invalid and everything after it are cut off (ftruncate +
+ * fsync) and the job is queued again: it resumes at its first unfinished
+ * image, with no finished row lost and none repeated. The table, figures and
+ * rows are always computed from rows.csv.
+ *
+ *     srv_jobs *js;
+ *     srv_jobs_new(&opts, model, worker, &js, err, sizeof err);   // resumes
+ *     srv_jobs_create(js, &request, id, &status, err, sizeof err); // HTTP thread
+ *     json_t *st; srv_jobs_status(js, id, &st);
+ *     ...
+ *     srv_jobs_stop(js);      // before srv_worker_free: the runner ends
+ *     srv_worker_free(w);
+ *     srv_jobs_free(js);      // after the HTTP server has stopped
+ */
+#ifndef SRV_JOBS_H
+#define SRV_JOBS_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+#include "srv_eval.h"
+#include "srv_worker.h"
+
+/** Characters of a job id (lowercase hex). */
+#define SRV_JOB_ID_LEN 16
+
+typedef struct {
+    const char *jobs_dir;   /**< the jobs folder (borrowed; created when the first job is) */
+    const char *data_root;  /**< the data root, or NULL: server-side datasets disabled */
+    size_t max_pixels;      /**< decoded image size limit */
+    int max_batch;          /**< images per chunk at most (the worker's max batch) */
+    int batch;              /**< fixed images per chunk, 0: automatic */
+    int batch_ms;           /**< automatic: aim for chunks of about this many ms */
+} srv_jobs_opts;
+
+typedef struct srv_jobs srv_jobs;
+
+/** Which figure srv_jobs_figure draws. */
+typedef enum { SRV_FIGURE_3 = 3, SRV_FIGURE_4 = 4 } srv_figure;
+
+/**
+ * Loads the jobs folder (if it exists), repairs and queues the unfinished
+ * jobs, and starts the job-runner thread. model and worker are borrowed and
+ * must outlive the store (until srv_jobs_stop). ADJ_ERR_IO when the jobs
+ * folder exists but cannot be read, or the data root cannot be resolved.
+ * *out is new: srv_jobs_stop, then srv_jobs_free.
+ */
+int srv_jobs_new(const srv_jobs_opts *o, const model *m, srv_worker *w, srv_jobs **out,
+                 char *err, size_t errsz);
+
+/** Whether s is a well-formed job id (exactly SRV_JOB_ID_LEN lowercase hex digits). */
+int srv_job_id_ok(const char *s);
+
+/**
+ * Creates a job from a request: a dataset (rq->dataset) or an upload
+ * (rq->uploads, whose names are cleaned and sorted). On success id gets the
+ * new job's id (NUL-terminated) and the job is queued. On failure *status is
+ * the HTTP status to answer (400 bad request, 500 the jobs folder is not
+ * writable, 503 shutting down or out of memory) and err says why.
+ */
+int srv_jobs_create(srv_jobs *js, srv_eval_request *rq, char id[SRV_JOB_ID_LEN + 1],
+                    unsigned *status, char *err, size_t errsz);
+
+/**
+ * Nonzero when evaluation jobs cannot be served: another advjpgd holds the
+ * jobs folder's lock (jobs_dir/.lock), or the folder is not usable; msg
+ * says which. Reading and creating jobs then fail; answer 503 with msg.
+ */
+int srv_jobs_unavailable(srv_jobs *js, char *msg, size_t msgsz);
+
+/**
+ * A job's state: {"id", "status", "done", "total", "skipped", "images_per_s",
+ * "eta_s", "created", "started", "finished", "error" (when failed), "batch",
+ * and the request's parameters: "dataset", "upload", "ground_truth",
+ * "labels", "eps", "quality", "seed", "offset", "limit", "shard",
+ * "model"}. *out is new. ADJ_ERR_ARG when there is no such job.
+ */
+int srv_jobs_status(srv_jobs *js, const char *id, json_t **out);
+
+/** {"jobs": [every job's state, oldest first]}; new reference, NULL if out of memory. */
+json_t *srv_jobs_list(srv_jobs *js);
+
+/**
+ * Cancels a queued or running job (a running job stops before its next
+ * chunk's rows are written; its status is canceled at once and on disk);
+ * a job that has ended is left as it is. *out (new) is the job's state
+ * afterwards. ADJ_ERR_ARG when there is no such job.
+ */
+int srv_jobs_cancel(srv_jobs *js, const char *id, json_t **out);
+
+/**
+ * Table 1 from the job's rows so far: {"id", "status", "complete", "n",
+ * "skipped", "total", "eps", "quality", "seed", "model", "dataset",
+ * "notes" (how quartiles, whiskers and outliers are defined), "table":
+ * srv_rows_table}. *out is new. ADJ_ERR_ARG: no such
+ * job; ADJ_ERR_IO: rows.csv unreadable (err says why); ADJ_ERR_NOMEM.
+ */
+int srv_jobs_result(srv_jobs *js, const char *id, json_t **out, char *err, size_t errsz);
+
+/**
+ * The job's rows.csv: *fd (new, read-only; the caller closes it) and *len,
+ * the bytes of complete rows to send. Errors as srv_jobs_result.
+ */
+int srv_jobs_rows(srv_jobs *js, const char *id, int *fd, uint64_t *len, char *err,
+                  size_t errsz);
+
+/** Figure 3 or 4 of the rows so far as SVG text; *svg is new (free()). Errors as srv_jobs_result. */
+int srv_jobs_figure(srv_jobs *js, const char *id, srv_figure which, char **svg, size_t *len,
+                    char *err, size_t errsz);
+
+/**
+ * Stops the runner: no new chunk is started; the chunks the worker holds are
+ * finished and their rows written; the running job stays unfinished (it
+ * resumes at the next start). New jobs are refused from now on; reading
+ * states, results and rows still works. Returns once the runner has ended.
+ */
+void srv_jobs_stop(srv_jobs *js);
+
+/** Stops (if not yet) and frees the store (NULL is fine). */
+void srv_jobs_free(srv_jobs *js);
+
+#endif

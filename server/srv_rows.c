@@ -1,0 +1,523 @@
+#include "srv_rows.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "status.h"
+
+/* ---------------------------------------------------------------- buffer */
+
+static int buf_reserve(srv_buf *b, size_t more)
+{
+    if (b->failed)
+        return 0;
+    if (b->len + more + 1 <= b->cap)
+        return 1;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + more + 1)
+        cap *= 2;
+    char *s = realloc(b->s, cap);
+    if (!s) {
+        b->failed = 1;
+        return 0;
+    }
+    b->s = s;
+    b->cap = cap;
+    return 1;
+}
+
+void srv_buf_add(srv_buf *b, const char *data, size_t n)
+{
+    if (!buf_reserve(b, n))
+        return;
+    memcpy(b->s + b->len, data, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+void srv_buf_printf(srv_buf *b, const char *fmt, ...)
+{
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        b->failed = 1;
+        return;
+    }
+    if ((size_t)n < sizeof small) {
+        srv_buf_add(b, small, (size_t)n);
+        return;
+    }
+    if (!buf_reserve(b, (size_t)n))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void srv_buf_free(srv_buf *b)
+{
+    if (!b)
+        return;
+    free(b->s);
+    memset(b, 0, sizeof *b);
+}
+
+void srv_csv_field(srv_buf *b, const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n")) {
+        srv_buf_add(b, s, strlen(s));
+        return;
+    }
+    srv_buf_add(b, "\"", 1);
+    for (const char *p = s; *p; p++) {
+        if (*p == '"')
+            srv_buf_add(b, "\"\"", 2);
+        else
+            srv_buf_add(b, p, 1);
+    }
+    srv_buf_add(b, "\"", 1);
+}
+
+/* ---------------------------------------------------------------- writing */
+
+char *srv_rows_header(const exp_params *p)
+{
+    srv_buf b = {0};
+    srv_buf_printf(&b, "file,truth,label_x");
+    for (int t = 0; t < exp_n_transforms(p); t++) {
+        char name[64];
+        exp_transform_name(p, t, name, sizeof name);
+        srv_buf_printf(&b, ",%s:prob,%s:label", name, name);
+    }
+    srv_buf_add(&b, "\n", 1);
+    if (b.failed) {
+        srv_buf_free(&b);
+        return NULL;
+    }
+    return b.s;
+}
+
+static void row_head(srv_buf *b, const char *file, int truth)
+{
+    srv_csv_field(b, file);
+    if (truth >= 0)
+        srv_buf_printf(b, ",%d", truth);
+    else
+        srv_buf_add(b, ",", 1);
+}
+
+void srv_rows_format(srv_buf *b, const char *file, int truth, const exp_result *r)
+{
+    row_head(b, file, truth);
+    srv_buf_printf(b, ",%d", r->label_x);
+    for (int t = 0; t < r->n_transforms; t++)
+        srv_buf_printf(b, ",%.9g,%d", (double)exp_top_label_prob(r, t), exp_label(r, t));
+    srv_buf_add(b, "\n", 1);
+}
+
+void srv_rows_format_skipped(srv_buf *b, const char *file, int truth, int n_transforms)
+{
+    row_head(b, file, truth);
+    srv_buf_add(b, ",", 1);
+    for (int t = 0; t < n_transforms; t++)
+        srv_buf_add(b, ",,", 2);
+    srv_buf_add(b, "\n", 1);
+}
+
+/* ---------------------------------------------------------------- parsing */
+
+/* One CSV record's fields, unquoted, NUL-terminated in buf. */
+typedef struct {
+    char *buf;
+    size_t cap;
+    size_t *off; /* [maxf] */
+    int nf, maxf;
+} record;
+
+/* Appends c to the record's buffer. 0 when out of memory. */
+static int put_char(record *r, size_t *o, char c)
+{
+    if (*o + 1 >= r->cap) {
+        size_t cap = r->cap * 2 + 64;
+        char *nb = realloc(r->buf, cap);
+        if (!nb)
+            return 0;
+        r->buf = nb;
+        r->cap = cap;
+    }
+    r->buf[(*o)++] = c;
+    return 1;
+}
+
+/*
+ * Reads the record at text[pos..len). Returns 1 with *end just past its LF,
+ * 0 when the text ends before the LF (incomplete), -1 when it is malformed
+ * (a quote inside an unquoted field, text after a closing quote, a lone
+ * CR), -2 when out of memory. At most maxf field offsets are kept; nf
+ * counts all fields. A CR right before a LF is dropped (CRLF lines).
+ */
+static int read_record(const char *text, size_t len, size_t pos, record *r, size_t *end)
+{
+    size_t o = 0, i = pos;
+    r->nf = 0;
+    for (;;) {
+        if (r->nf < r->maxf)
+            r->off[r->nf] = o;
+        r->nf++;
+        if (i < len && text[i] == '"') { /* a quoted field */
+            for (i++;; i++) {
+                if (i >= len)
+                    return 0;
+                if (text[i] == '"') {
+                    if (i + 1 < len && text[i + 1] == '"') {
+                        i++;
+                    } else {
+                        i++;
+                        break;
+                    }
+                }
+                if (!put_char(r, &o, text[i]))
+                    return -2;
+            }
+        } else {
+            for (; i < len && text[i] != ',' && text[i] != '\n' && text[i] != '\r'; i++) {
+                if (text[i] == '"')
+                    return -1;
+                if (!put_char(r, &o, text[i]))
+                    return -2;
+            }
+        }
+        if (i < len && text[i] == '\r') {
+            if (i + 1 >= len)
+                return 0;
+            if (text[i + 1] != '\n')
+                return -1;
+            i++;
+        }
+        if (i >= len)
+            return 0;
+        if (text[i] != ',' && text[i] != '\n')
+            return -1;
+        if (!put_char(r, &o, '\0'))
+            return -2;
+        if (text[i] == '\n') {
+            *end = i + 1;
+            return 1;
+        }
+        i++; /* the comma */
+    }
+}
+
+static const char *field(const record *r, int k)
+{
+    return r->buf + r->off[k];
+}
+
+/* A decimal integer in 0..hi-1, the whole field; -1 if not. */
+static int parse_index(const char *s, int hi)
+{
+    if (!*s || strlen(s) > 9)
+        return -1;
+    long v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        v = v * 10 + (*p - '0');
+    }
+    if (s[0] == '0' && s[1]) /* no leading zeros: one spelling per value */
+        return -1;
+    return v < hi ? (int)v : -1;
+}
+
+/* A probability 0..1, the whole field. */
+static int parse_prob(const char *s, float *out)
+{
+    if (!*s)
+        return 0;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || !isfinite(v) || v < 0 || v > 1)
+        return 0;
+    *out = (float)v;
+    return 1;
+}
+
+static int rows_grow(srv_rows *r)
+{
+    if (r->n < r->cap)
+        return 1;
+    size_t cap = r->cap ? r->cap * 2 : 256;
+    size_t T = (size_t)r->n_transforms;
+    char **file = realloc(r->file, cap * sizeof *file);
+    if (!file)
+        return 0;
+    r->file = file;
+    int *truth = realloc(r->truth, cap * sizeof *truth);
+    if (!truth)
+        return 0;
+    r->truth = truth;
+    int *lx = realloc(r->label_x, cap * sizeof *lx);
+    if (!lx)
+        return 0;
+    r->label_x = lx;
+    float *prob = realloc(r->prob, cap * T * sizeof *prob);
+    if (!prob)
+        return 0;
+    r->prob = prob;
+    int *label = realloc(r->label, cap * T * sizeof *label);
+    if (!label)
+        return 0;
+    r->label = label;
+    r->cap = cap;
+    return 1;
+}
+
+/* Checks a record as row number idx (0-based); fills out's next entry. */
+static int take_row(const record *rec, size_t idx, const srv_rows_check *c, srv_rows *out,
+                    char *why, size_t whysz)
+{
+    const int T = exp_n_transforms(c->params), F = 3 + 2 * T;
+    if (rec->nf != F)
+        return adj_fail(why, whysz, ADJ_ERR_FORMAT, "row %zu: %d fields, want %d", idx + 1,
+                        rec->nf, F);
+    const char *file = field(rec, 0);
+    if (!*file)
+        return adj_fail(why, whysz, ADJ_ERR_FORMAT, "row %zu: no file name", idx + 1);
+    if (c->files || c->truth) {
+        if (idx >= c->n_expected)
+            return adj_fail(why, whysz, ADJ_ERR_FORMAT, "row %zu: more rows than images (%zu)",
+                            idx + 1, c->n_expected);
+    }
+    if (c->files && strcmp(file, c->files[idx]) != 0)
+        return adj_fail(why, whysz, ADJ_ERR_FORMAT, "row %zu: file '%.100s', want '%.100s'",
+                        idx + 1, file, c->files[idx]);
+    int truth = -1;
+    if (*field(rec, 1) && (truth = parse_index(field(rec, 1), c->classes)) < 0)
+        return adj_fail(why, whysz, ADJ_ERR_FORMAT, "row %zu: truth '%.20s' is not a class index",
+                        idx + 1, field(rec, 1));
+    if (c->truth && truth != c->truth[idx])
+        return adj_fail(why, whysz, ADJ_ERR_FORMAT, "row %zu: truth %d, want %d", idx + 1, truth,
+                        c->truth[idx]);
+    if (!rows_grow(out))
+        return ADJ_ERR_NOMEM;
+    size_t n = out->n;
+    float *prob = out->prob + n * (size_t)T;
+    int *label = out->label + n * (size_t)T;
+    int lx = -1;
+    if (!*field(rec, 2)) { /* an image that could not be evaluated */
+        for (int k = 3; k < F; k++)
+            if (*field(rec, k))
+                return adj_fail(why, whysz, ADJ_ERR_FORMAT,
+                                "row %zu: empty label_x but field %d is not empty", idx + 1, k + 1);
+        for (int t = 0; t < T; t++) {
+            prob[t] = 0;
+            label[t] = -1;
+        }
+    } else {
+        if ((lx = parse_index(field(rec, 2), c->classes)) < 0)
+            return adj_fail(why, whysz, ADJ_ERR_FORMAT, "row %zu: label_x '%.20s' is not a class index",
+                            idx + 1, field(rec, 2));
+        for (int t = 0; t < T; t++) {
+            if (!parse_prob(field(rec, 3 + 2 * t), &prob[t]))
+                return adj_fail(why, whysz, ADJ_ERR_FORMAT,
+                                "row %zu: field %d '%.30s' is not a probability", idx + 1,
+                                4 + 2 * t, field(rec, 3 + 2 * t));
+            if ((label[t] = parse_index(field(rec, 4 + 2 * t), c->classes)) < 0)
+                return adj_fail(why, whysz, ADJ_ERR_FORMAT,
+                                "row %zu: field %d '%.20s' is not a class index", idx + 1, 5 + 2 * t,
+                                field(rec, 4 + 2 * t));
+        }
+        if (label[0] != lx)
+            return adj_fail(why, whysz, ADJ_ERR_FORMAT, "row %zu: x:label %d differs from label_x %d",
+                            idx + 1, label[0], lx);
+    }
+    if (!(out->file[n] = strdup(file)))
+        return ADJ_ERR_NOMEM;
+    out->truth[n] = truth;
+    out->label_x[n] = lx;
+    out->n++;
+    if (lx < 0)
+        out->skipped++;
+    return ADJ_OK;
+}
+
+int srv_rows_parse(const char *text, size_t len, const srv_rows_check *c, srv_rows *out,
+                   size_t *valid_len, char *why, size_t whysz)
+{
+    srv_rows r;
+    memset(&r, 0, sizeof r);
+    r.n_transforms = exp_n_transforms(c->params);
+    if (why && whysz)
+        why[0] = '\0';
+    char *header = srv_rows_header(c->params);
+    if (!header)
+        return ADJ_ERR_NOMEM;
+    size_t hl = strlen(header), valid = 0;
+    int rc = ADJ_OK;
+    record rec = {0};
+    rec.maxf = 3 + 2 * r.n_transforms;
+    rec.off = calloc((size_t)rec.maxf, sizeof *rec.off);
+    if (!rec.off) {
+        free(header);
+        return ADJ_ERR_NOMEM;
+    }
+    if (len < hl || memcmp(text, header, hl) != 0) {
+        if (len == 0)
+            adj_fail(why, whysz, ADJ_ERR_FORMAT, "empty");
+        else if (len < hl && memcmp(text, header, len) == 0)
+            adj_fail(why, whysz, ADJ_ERR_FORMAT, "the header line is incomplete");
+        else
+            adj_fail(why, whysz, ADJ_ERR_FORMAT, "the header line is not the job's");
+        goto out;
+    }
+    valid = hl;
+    for (size_t pos = hl; pos < len && r.n < c->max_rows;) {
+        size_t end = 0;
+        int got = read_record(text, len, pos, &rec, &end);
+        if (got == -2) {
+            rc = ADJ_ERR_NOMEM;
+            break;
+        }
+        if (got == 0) {
+            adj_fail(why, whysz, ADJ_ERR_FORMAT, "row %zu: incomplete (no line feed at its end)",
+                     r.n + 1);
+            break;
+        }
+        if (got < 0) {
+            adj_fail(why, whysz, ADJ_ERR_FORMAT, "row %zu: malformed quoting", r.n + 1);
+            break;
+        }
+        int trc = take_row(&rec, r.n, c, &r, why, whysz);
+        if (trc == ADJ_ERR_NOMEM) {
+            rc = trc;
+            break;
+        }
+        if (trc)
+            break;
+        pos = valid = end;
+    }
+out:
+    free(header);
+    free(rec.buf);
+    free(rec.off);
+    if (rc) {
+        srv_rows_free(&r);
+        return rc;
+    }
+    *out = r;
+    *valid_len = valid;
+    return ADJ_OK;
+}
+
+void srv_rows_free(srv_rows *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n && r->file; i++)
+        free(r->file[i]);
+    free(r->file);
+    free(r->truth);
+    free(r->label_x);
+    free(r->prob);
+    free(r->label);
+    memset(r, 0, sizeof *r);
+}
+
+/* ---------------------------------------------------------------- the table */
+
+int srv_rows_box(const srv_rows *r, int t, stats_box *out)
+{
+    size_t m = r->n - r->skipped;
+    if (m == 0)
+        return ADJ_ERR_ARG;
+    double *v = malloc(m * sizeof *v);
+    if (!v)
+        return ADJ_ERR_NOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < r->n; i++)
+        if (r->label_x[i] >= 0)
+            v[k++] = r->prob[i * (size_t)r->n_transforms + (size_t)t];
+    stats_sort(v, k);
+    int rc = stats_box_sorted(v, k, out);
+    free(v);
+    return rc;
+}
+
+static void put(json_t *o, const char *key, json_t *v, int *bad)
+{
+    if (!v || json_object_set_new(o, key, v))
+        *bad = 1;
+}
+
+static json_t *box_json(const stats_box *b, int have, int *bad)
+{
+    json_t *o = json_object();
+    if (!o) {
+        *bad = 1;
+        return NULL;
+    }
+    const struct {
+        const char *k;
+        double v;
+    } f[] = {{"min", b->min}, {"q1", b->q1}, {"median", b->median}, {"q3", b->q3},
+             {"max", b->max}, {"mean", b->mean}, {"whisker_low", b->whisker_low},
+             {"whisker_high", b->whisker_high}};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        put(o, f[i].k, have ? json_real(f[i].v) : json_null(), bad);
+    put(o, "outliers", json_integer(have ? (json_int_t)(b->n_low + b->n_high) : 0), bad);
+    put(o, "outliers_low", json_integer(have ? (json_int_t)b->n_low : 0), bad);
+    put(o, "outliers_high", json_integer(have ? (json_int_t)b->n_high : 0), bad);
+    return o;
+}
+
+json_t *srv_rows_table(const srv_rows *r, const exp_params *p, int has_truth)
+{
+    json_t *arr = json_array();
+    if (!arr)
+        return NULL;
+    const int T = exp_n_transforms(p);
+    int bad = 0;
+    for (int t = 0; t < T && !bad; t++) {
+        json_t *e = json_object();
+        if (!e || json_array_append_new(arr, e)) {
+            bad = 1;
+            break;
+        }
+        char name[64];
+        put(e, "transform", json_string(exp_transform_name(p, t, name, sizeof name)), &bad);
+        if (exp_transform_eps(p, t) > 0)
+            put(e, "eps", json_integer(exp_transform_eps(p, t)), &bad);
+        size_t labelled = 0, correct = 0;
+        for (size_t i = 0; i < r->n; i++)
+            if (r->label_x[i] >= 0 && r->truth[i] >= 0) {
+                labelled++;
+                correct += r->label[i * (size_t)T + (size_t)t] == r->truth[i];
+            }
+        put(e, "top1",
+            has_truth && labelled ? json_real((double)correct / (double)labelled) : json_null(),
+            &bad);
+        stats_box b;
+        int rc = srv_rows_box(r, t, &b);
+        if (rc == ADJ_ERR_NOMEM) {
+            bad = 1;
+            break;
+        }
+        put(e, "mean_top_label_prob", rc ? json_null() : json_real(b.mean), &bad);
+        put(e, "box", box_json(&b, rc == ADJ_OK, &bad), &bad);
+    }
+    if (bad) {
+        json_decref(arr);
+        return NULL;
+    }
+    return arr;
+}

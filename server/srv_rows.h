@@ -1,0 +1,130 @@
+/*
+ * srv_rows.h - an evaluation job's rows (rows.csv) and the table computed
+ * from them (Table 1 with the box-plot statistics of Figure 3).
+ *
+ * rows.csv is the job's only record of its results: one line per finished
+ * image, appended in the job's file order, and the table is always
+ * recomputed from it. Its format (RFC 4180 quoting, lines end with LF):
+ *
+ *   file,truth,label_x,x:prob,x:label,JPG(x):prob,JPG(x):label,Adv1(x):prob,...
+ *   img_000001.jpg,3,3,0.912345678,3,0.90123,3,0.41,7,...
+ *
+ *   - file: the image's name in its folder; quoted ("...", with "" for a
+ *     quote) when it holds a comma, a quote, CR or LF.
+ *   - truth: the ground-truth class index, empty without labels.
+ *   - label_x: l_x, the clean image's arg-max.
+ *   - per transform T in pipeline order (exp_transform_name): "T:prob",
+ *     p(l_x | T(x)) printed with 9 significant digits (a float survives the
+ *     round trip), and "T:label", the arg-max of T(x).
+ *   - an image that could not be read or decoded has label_x and every
+ *     transform field empty (it is counted as "skipped", not in n).
+ *
+ * srv_rows_parse reads a file's text and stops at the first line that is
+ * not a complete, valid row (no LF at its end, a wrong number of fields, a
+ * number that does not parse or is out of range, a file name that is not
+ * the expected next file): what comes before it is the valid prefix, which
+ * is what a restarted job keeps.
+ *
+ *     srv_rows rows;
+ *     size_t valid;
+ *     srv_rows_check chk = {&params, classes, SIZE_MAX, files, truth, n_files};
+ *     srv_rows_parse(text, len, &chk, &rows, &valid, why, sizeof why);
+ *     json_t *table = srv_rows_table(&rows, &params, has_truth);
+ *     srv_rows_free(&rows);
+ */
+#ifndef SRV_ROWS_H
+#define SRV_ROWS_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "experiment.h"
+#include "stats.h"
+
+/** Parsed rows; arrays of n entries (prob and label: [n][n_transforms]). */
+typedef struct {
+    int n_transforms;
+    size_t n;       /**< rows */
+    size_t skipped; /**< rows of images that could not be read (label_x < 0) */
+    char **file;    /**< [n] new strings */
+    int *truth;     /**< [n] class index, -1 when none */
+    int *label_x;   /**< [n] l_x, -1 for a skipped image */
+    float *prob;    /**< [n][T] p(l_x | T(x)); 0 for a skipped image */
+    int *label;     /**< [n][T] arg-max of T(x); -1 for a skipped image */
+    size_t cap;
+} srv_rows;
+
+/** What a valid row must look like. */
+typedef struct {
+    const exp_params *params;
+    int classes;               /**< labels are 0..classes-1 */
+    size_t max_rows;           /**< parse at most this many rows (SIZE_MAX: all) */
+    const char *const *files;  /**< the expected file of row i, or NULL: any name */
+    const int *truth;          /**< the expected truth of row i (-1: empty), or NULL: any */
+    size_t n_expected;         /**< entries of files / truth; more rows are invalid */
+} srv_rows_check;
+
+/** The header line of a job's rows.csv, LF included; new string (free()), NULL if out of memory. */
+char *srv_rows_header(const exp_params *p);
+
+/** A growable text buffer. */
+typedef struct {
+    char *s;
+    size_t len, cap;
+    int failed; /**< an allocation failed: s holds what fitted */
+} srv_buf;
+
+/** Appends printf-style text (sets failed when out of memory). */
+void srv_buf_printf(srv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** Appends n bytes. */
+void srv_buf_add(srv_buf *b, const char *data, size_t n);
+
+/** Frees the text (a zeroed buffer is fine). */
+void srv_buf_free(srv_buf *b);
+
+/** Appends a CSV field: as it is, or quoted when it holds , " CR or LF. */
+void srv_csv_field(srv_buf *b, const char *s);
+
+/**
+ * Appends one row for an evaluated image: file, truth (-1: empty), l_x and
+ * each transform's top-label probability and label from r.
+ */
+void srv_rows_format(srv_buf *b, const char *file, int truth, const exp_result *r);
+
+/** Appends the row of an image that could not be evaluated (empty fields). */
+void srv_rows_format_skipped(srv_buf *b, const char *file, int truth, int n_transforms);
+
+/**
+ * Parses text (len bytes: the header, then rows) into *out (new: free with
+ * srv_rows_free), keeping the valid prefix: *valid_len receives its length
+ * in bytes (0 when even the header is incomplete or wrong). When parsing
+ * stopped before len, why (may be NULL) says where and why ("row 37: 24
+ * fields, want 25"); otherwise it is set to "". Returns ADJ_OK (whatever
+ * the validity of the text) or ADJ_ERR_NOMEM.
+ */
+int srv_rows_parse(const char *text, size_t len, const srv_rows_check *chk, srv_rows *out,
+                   size_t *valid_len, char *why, size_t whysz);
+
+/** Frees parsed rows (a zeroed struct is fine). */
+void srv_rows_free(srv_rows *r);
+
+/**
+ * Table 1 over the evaluated (not skipped) rows, one entry per transform in
+ * pipeline order: [{"transform", "eps" (absent for x and JPG(x)), "top1"
+ * (null without truth or without rows), "mean_top_label_prob", "box":
+ * {"min", "q1", "median", "q3", "max", "mean", "whisker_low",
+ * "whisker_high", "outliers" (the number of values beyond the whiskers),
+ * "outliers_low", "outliers_high"}}]; the box's numbers are null without
+ * rows. Quartiles as stats.h defines them. New reference, NULL if out of
+ * memory.
+ */
+json_t *srv_rows_table(const srv_rows *r, const exp_params *p, int has_truth);
+
+/**
+ * The box statistics of transform t's top-label probabilities over the
+ * evaluated rows. ADJ_ERR_ARG when there are none, ADJ_ERR_NOMEM.
+ */
+int srv_rows_box(const srv_rows *r, int t, stats_box *out);
+
+#endif
