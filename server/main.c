@@ -159,15 +159,17 @@ static void shutdown_app(app *a, int loaded)
     /* the job runner hands the worker no more images; the chunks it has
      * queued are finished and written, the job resumes at the next start */
     srv_jobs_stop(a->jobs);
-    /* no job left behind: srv_worker_free runs what is queued, and every
+    /* no job left behind: srv_worker_stop runs what is queued, and every
      * suspended connection has been resumed once it returns */
-    srv_worker_free(a->worker);
-    a->worker = NULL;
+    srv_worker_stop(a->worker);
     if (a->http) {
         wait_idle(a, 5.0);
         srv_http_stop(a->http);
         a->http = NULL;
     }
+    /* only now: a keep-alive request may have reached the closed worker */
+    srv_worker_free(a->worker);
+    a->worker = NULL;
     srv_jobs_free(a->jobs); /* after the HTTP server: requests read job states */
     a->jobs = NULL;
     model_free(a->model);

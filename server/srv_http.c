@@ -104,6 +104,7 @@ typedef struct {
     uint8_t *jpeg;     /* /recompress */
     size_t jpeg_len;
     int submit_failed; /* the job never reached the worker: err_status/err_msg say why */
+    int expected;      /* counted in srv_worker_expect until submitted or done */
     srv_job job;
 
     /* 405 answers: the methods this path takes */
@@ -537,6 +538,10 @@ static enum MHD_Result submit(srv_req *r)
     r->job.deadline = r->t0 + h->cfg->timeout_s;
     r->job.done = on_job_done;
     r->job.done_arg = r;
+    if (r->expected) {
+        r->expected = 0;
+        srv_worker_expect(h->engine.worker, -1);
+    }
     /* Suspend first: the worker may resume the connection at once. */
     r->state = RS_QUEUED;
     MHD_suspend_connection(r->conn);
@@ -1188,6 +1193,10 @@ static enum MHD_Result begin(srv_req *r, const char *url, const char *method)
                              "multipart/form-data with a field 'image')",
                              ct);
 
+    if (h->engine.worker) { /* tell the worker that one more is on its way */
+        r->expected = 1;
+        srv_worker_expect(h->engine.worker, +1);
+    }
     return start_body(r, kind == 2, post_iter);
 }
 
@@ -1301,6 +1310,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     *con_cls = NULL;
     double secs = srv_now() - r->t0;
+    if (r->expected) /* answered (an error) before reaching the worker */
+        srv_worker_expect(h->engine.worker, -1);
     log_request(r, secs * 1e3, toe);
     srv_metrics_request_end(h->metrics, r->ep, r->status, secs);
     if (r->state == RS_QUEUED) {

@@ -27,6 +27,7 @@ struct srv_worker {
     int running; /* jobs of the batch being computed */
     int closed;
     int hurry;   /* no batch delay any more */
+    int expected; /* interactive requests accepted by HTTP, not yet submitted */
     pthread_t thread;
     int started;
 
@@ -261,6 +262,13 @@ static void *worker_main(void *arg)
          * the worker was busy have waited long enough already. */
         if (!w->closed && !w->hurry && w->o.batch_delay_ms > 0 && !head->group) {
             double ready = head->t_queued + w->o.batch_delay_ms * 1e-3;
+            /* More requests are on their way (body arriving, image being
+             * decoded): hold a partial batch for them, up to a bound. */
+            if (w->expected > 0 && head->prio == SRV_PRIO_INTERACTIVE) {
+                double gather = head->t_queued + SRV_GATHER_MS * 1e-3;
+                if (gather > ready)
+                    ready = gather;
+            }
             if (head->deadline > 0 && head->deadline < ready)
                 ready = head->deadline;
             if (now < ready && batchable_images(w, head) < w->o.max_batch) {
@@ -379,6 +387,18 @@ int srv_worker_submit(srv_worker *w, srv_job *job, char *err, size_t errsz)
     return srv_worker_submit_many(w, &job, 1, err, errsz);
 }
 
+void srv_worker_expect(srv_worker *w, int delta)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->expected += delta;
+    if (w->expected < 0)
+        w->expected = 0;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
 int srv_worker_pending(srv_worker *w)
 {
     if (!w)
@@ -423,13 +443,21 @@ void srv_worker_close(srv_worker *w)
     pthread_mutex_unlock(&w->lock);
 }
 
-void srv_worker_free(srv_worker *w)
+void srv_worker_stop(srv_worker *w)
 {
     if (!w)
         return;
     srv_worker_close(w);
     if (w->started)
         pthread_join(w->thread, NULL);
+    w->started = 0;
+}
+
+void srv_worker_free(srv_worker *w)
+{
+    if (!w)
+        return;
+    srv_worker_stop(w);
     net_ctx_free(w->ctx);
     pthread_cond_destroy(&w->cond);
     pthread_mutex_destroy(&w->lock);

@@ -128,6 +128,20 @@ int srv_worker_submit_many(srv_worker *w, srv_job *const *jobs, int n, char *err
 /** Completes every queued job whose deadline has passed (SRV_JOB_TIMED_OUT). */
 void srv_worker_expire(srv_worker *w);
 
+/** How long a partial interactive batch waits for expected requests, at most (ms). */
+#define SRV_GATHER_MS 50
+
+/**
+ * Counts interactive requests that the HTTP layer has accepted but not yet
+ * submitted (their body is arriving, their image is being decoded): +1 when
+ * one starts, -1 when it is submitted or given up. While some are expected,
+ * the worker holds a partial interactive batch for them, up to SRV_GATHER_MS
+ * after its oldest job was queued (never with batch_delay_ms 0). With one
+ * client nothing is expected, so it pays only batch_delay_ms; with many, the
+ * batches fill up instead of alternating between full and tiny ones.
+ */
+void srv_worker_expect(srv_worker *w, int delta);
+
 /** Jobs queued plus jobs running. */
 int srv_worker_pending(srv_worker *w);
 
@@ -142,6 +156,13 @@ void srv_worker_hurry(srv_worker *w);
 
 /** Refuses further submissions; queued jobs still run (without batch delay). */
 void srv_worker_close(srv_worker *w);
+
+/**
+ * Closes the queue (later submits fail with 503), runs what is queued and
+ * joins the worker thread; every job's done callback has run when it returns.
+ * The worker stays valid (HTTP threads may still call it) until srv_worker_free.
+ */
+void srv_worker_stop(srv_worker *w);
 
 /**
  * Closes, runs every job still queued, joins the thread and frees the worker
