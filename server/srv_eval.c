@@ -1,4 +1,5 @@
 #include "srv_eval.h"
+#include "srv_params.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -47,80 +48,26 @@ void srv_eval_request_free(srv_eval_request *rq)
     memset(rq, 0, sizeof *rq);
 }
 
-/* A decimal integer in lo..hi, the whole string. */
-static int parse_long(const char *s, long lo, long hi, long *out)
-{
-    if (!s || !isdigit((unsigned char)*s))
-        return 0;
-    errno = 0;
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || v < lo || v > hi)
-        return 0;
-    *out = v;
-    return 1;
-}
-
-static int parse_seed(const char *s, uint64_t *out)
-{
-    if (!s || !isdigit((unsigned char)*s))
-        return 0;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end)
-        return 0;
-    *out = v;
-    return 1;
-}
-
 int srv_eval_set_param(srv_eval_request *rq, const char *name, const char *value, char *err,
                        size_t errsz)
 {
     long v;
     if (strcmp(name, "quality") == 0) {
-        if (!parse_long(value, 1, 100, &v))
+        if (!srv_parse_long(value, 1, 100, &v))
             return adj_fail(err, errsz, ADJ_ERR_ARG, "quality: '%.40s' is not an integer in 1..100",
                             value);
         rq->params.quality = (int)v;
         return ADJ_OK;
     }
     if (strcmp(name, "seed") == 0) {
-        if (!parse_seed(value, &rq->seed))
+        if (!srv_parse_seed(value, &rq->seed))
             return adj_fail(err, errsz, ADJ_ERR_ARG,
                             "seed: '%.40s' is not an integer in 0..18446744073709551615", value);
         return ADJ_OK;
     }
     if (strcmp(name, "eps") != 0)
         return ADJ_ERR_UNSUPPORTED;
-    exp_params p = rq->params;
-    p.n_eps = 0;
-    const char *s = value;
-    for (;;) {
-        const char *comma = strchr(s, ',');
-        size_t n = comma ? (size_t)(comma - s) : strlen(s);
-        char item[32];
-        if (n >= sizeof item)
-            return adj_fail(err, errsz, ADJ_ERR_ARG, "eps: '%.*s' is not an integer in 1..255",
-                            (int)(n > 40 ? 40 : n), s);
-        memcpy(item, s, n);
-        item[n] = '\0';
-        while (n && isspace((unsigned char)item[n - 1]))
-            item[--n] = '\0';
-        const char *it = item;
-        while (isspace((unsigned char)*it))
-            it++;
-        if (!parse_long(it, 1, 255, &v))
-            return adj_fail(err, errsz, ADJ_ERR_ARG, "eps: '%s' is not an integer in 1..255", it);
-        if (p.n_eps == EXP_MAX_EPS)
-            return adj_fail(err, errsz, ADJ_ERR_ARG, "eps: more than %d values", EXP_MAX_EPS);
-        p.eps[p.n_eps++] = (int)v;
-        if (!comma)
-            break;
-        s = comma + 1;
-    }
-    rq->params = p;
-    return ADJ_OK;
+    return srv_parse_eps(value, &rq->params, err, errsz);
 }
 
 /* A JSON integer in lo..hi. */
@@ -208,7 +155,7 @@ int srv_eval_parse_json(srv_eval_request *rq, const char *body, size_t len, char
         } else if (strcmp(key, "seed") == 0) {
             if (json_is_integer(v) && json_integer_value(v) >= 0)
                 rq->seed = (uint64_t)json_integer_value(v);
-            else if (!json_is_string(v) || !parse_seed(json_string_value(v), &rq->seed))
+            else if (!json_is_string(v) || !srv_parse_seed(json_string_value(v), &rq->seed))
                 rc = adj_fail(err, errsz, ADJ_ERR_ARG,
                               "seed: give an integer in 0..18446744073709551615");
         } else if (strcmp(key, "offset") == 0) {
@@ -500,7 +447,7 @@ static int parse_labels(char *text, size_t len, int classes, const char *what, l
         size_t nl2 = strlen(num);
         while (nl2 && num[nl2 - 1] == ' ')
             num[--nl2] = '\0';
-        if (!parse_long(num, 0, classes - 1, &v)) {
+        if (!srv_parse_long(num, 0, classes - 1, &v)) {
             free(e);
             return adj_fail(err, errsz, ADJ_ERR_ARG,
                             "%s line %d: '%.20s' is not a class index in 0..%d", what, line, num,
@@ -593,7 +540,7 @@ static int apply_ground_truth(char *text, size_t len, int classes, const char *w
             continue;
         }
         long v;
-        if (blank_seen || !parse_long(s, 1, classes, &v)) {
+        if (blank_seen || !srv_parse_long(s, 1, classes, &v)) {
             free(ids);
             return blank_seen ? adj_fail(err, errsz, ADJ_ERR_ARG, "%s line %zu: empty", what,
                                          lines + 1)

@@ -23,6 +23,7 @@
 #include "net.h"
 #include "srv_eval.h"
 #include "srv_json.h"
+#include "srv_params.h"
 #include "status.h"
 #include "web_assets.h"
 
@@ -273,20 +274,6 @@ static int accept_has(const char *accept, const char *type)
     return 0;
 }
 
-/* Parses a decimal integer in lo..hi, the whole string. */
-static int parse_int(const char *s, long lo, long hi, long *out)
-{
-    if (!s || !isdigit((unsigned char)*s))
-        return 0;
-    errno = 0;
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || v < lo || v > hi)
-        return 0;
-    *out = v;
-    return 1;
-}
-
 static enum MHD_Result param_iter(void *cls, enum MHD_ValueKind kind, const char *key,
                                   const char *value)
 {
@@ -298,7 +285,7 @@ static enum MHD_Result param_iter(void *cls, enum MHD_ValueKind kind, const char
     if (r->err_status)
         return MHD_NO;
     if (strcmp(key, "top_k") == 0 && (r->allowed & P_TOP_K)) {
-        if (!parse_int(val, 1, spec->classes, &v)) {
+        if (!srv_parse_long(val, 1, spec->classes, &v)) {
             defer_error(r, 400, "top_k: '%s' is not an integer in 1..%d", val, spec->classes);
             return MHD_NO;
         }
@@ -313,55 +300,28 @@ static enum MHD_Result param_iter(void *cls, enum MHD_ValueKind kind, const char
             return MHD_NO;
         }
     } else if (strcmp(key, "quality") == 0 && (r->allowed & P_QUALITY)) {
-        if (!parse_int(val, 1, 100, &v)) {
+        if (!srv_parse_long(val, 1, 100, &v)) {
             defer_error(r, 400, "quality: '%s' is not an integer in 1..100", val);
             return MHD_NO;
         }
         r->params.quality = (int)v;
     } else if (strcmp(key, "seed") == 0 && (r->allowed & P_SEED)) {
-        char *end;
-        errno = 0;
-        unsigned long long s = strtoull(val, &end, 10);
-        if (!isdigit((unsigned char)*val) || *end || errno) {
+        if (!srv_parse_seed(val, &r->seed)) {
             defer_error(r, 400, "seed: '%s' is not an integer in 0..18446744073709551615", val);
             return MHD_NO;
         }
-        r->seed = s;
     } else if (strcmp(key, "images") == 0 && (r->allowed & P_IMAGES)) {
-        if (!parse_int(val, 0, 1, &v)) {
+        if (!srv_parse_long(val, 0, 1, &v)) {
             defer_error(r, 400, "images: '%s' is not 0 or 1", val);
             return MHD_NO;
         }
         r->images = (int)v;
     } else if (strcmp(key, "eps") == 0 && (r->allowed & P_EPS)) {
-        exp_params p = r->params;
-        p.n_eps = 0;
-        const char *s = val;
-        for (;;) {
-            const char *comma = strchr(s, ',');
-            size_t n = comma ? (size_t)(comma - s) : strlen(s);
-            char item[32];
-            if (n >= sizeof item) {
-                defer_error(r, 400, "eps: '%.*s' is not an integer in 1..255", (int)(n > 40 ? 40 : n), s);
-                return MHD_NO;
-            }
-            memcpy(item, s, n);
-            item[n] = '\0';
-            if (!parse_int(item, 1, 255, &v)) {
-                defer_error(r, 400, "eps: '%s' is not an integer in 1..255", item);
-                return MHD_NO;
-            }
-            if (p.n_eps == EXP_MAX_EPS) {
-                defer_error(r, 400, "eps: more than %d values", EXP_MAX_EPS);
-                return MHD_NO;
-            }
-            p.eps[p.n_eps++] = (int)v;
-            if (!comma)
-                break;
-            s = comma + 1;
+        char err[ADJ_ERRLEN];
+        if (srv_parse_eps(val, &r->params, err, sizeof err)) {
+            defer_error(r, 400, "%s", err);
+            return MHD_NO;
         }
-        r->params.n_eps = p.n_eps;
-        memcpy(r->params.eps, p.eps, sizeof p.eps);
     } else {
         static const char *const names[] = {"top_k", "resize", "eps", "quality", "seed", "images"};
         char known[96] = "";
