@@ -1,6 +1,7 @@
 #include "server_harness.h"
 
 #include <curl/curl.h>
+#include <math.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -488,4 +489,37 @@ uint8_t *sh_base64_decode(const char *s, size_t *len)
     }
     *len = o;
     return out;
+}
+
+const char *sh_jstr(const json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "";
+}
+
+double sh_jnum(const json_t *o, const char *key)
+{
+    return json_number_value(json_object_get(o, key));
+}
+
+long sh_jint(const json_t *o, const char *key)
+{
+    return (long)json_integer_value(json_object_get(o, key));
+}
+
+void sh_test_image(img_rgb *im, int w, int h, uint64_t seed)
+{
+    if (img_alloc(im, w, h)) {
+        fprintf(stderr, "img_alloc failed\n");
+        exit(1);
+    }
+    uint64_t s = seed * 7919 + 1;
+    double fx = 0.05 + 0.3 * tu_uniform(&s, 0, 1), fy = 0.05 + 0.3 * tu_uniform(&s, 0, 1);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++) {
+                double v = 128 + 90 * sin(fx * x * (c + 1) + fy * y + seed + c) +
+                           tu_uniform(&s, -25, 25);
+                im->px[(y * w + x) * 3 + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+            }
 }

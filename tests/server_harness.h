@@ -27,6 +27,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "image.h"
+
 typedef struct {
     pid_t pid;      /**< 0 once stopped */
     int port;
@@ -101,6 +103,16 @@ void sh_resp_free(sh_resp *r);
 
 /** Base64 decoding; new buffer (free()), NULL on bad input. */
 uint8_t *sh_base64_decode(const char *s, size_t *len);
+
+/** A JSON object's string member, "" when absent. */
+const char *sh_jstr(const json_t *o, const char *key);
+/** A JSON object's number member (integer or real), 0 when absent. */
+double sh_jnum(const json_t *o, const char *key);
+/** A JSON object's integer member, 0 when absent. */
+long sh_jint(const json_t *o, const char *key);
+
+/** A w x h test picture (smooth colour waves plus noise), different per seed; exits on ENOMEM. */
+void sh_test_image(img_rgb *im, int w, int h, uint64_t seed);
 
 /** Seconds on a monotonic clock. */
 double sh_now(void);

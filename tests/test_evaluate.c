@@ -59,37 +59,6 @@ static void tmp_path(char *buf, size_t size, const char *name)
     snprintf(buf, size, "%s/%s", TMP, name);
 }
 
-static const char *jstr(const json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? s : "";
-}
-
-static double jnum(const json_t *o, const char *key)
-{
-    return json_number_value(json_object_get(o, key));
-}
-
-static long jint(const json_t *o, const char *key)
-{
-    return (long)json_integer_value(json_object_get(o, key));
-}
-
-/* A w x h test picture, different per seed. */
-static void make_image(img_rgb *im, int w, int h, uint64_t seed)
-{
-    if (img_alloc(im, w, h))
-        exit(1);
-    uint64_t s = seed * 7919 + 1;
-    double fx = 0.05 + 0.3 * tu_uniform(&s, 0, 1), fy = 0.05 + 0.3 * tu_uniform(&s, 0, 1);
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++)
-            for (int c = 0; c < 3; c++) {
-                double v = 128 + 90 * sin(fx * x * (c + 1) + fy * y + (double)seed + c) +
-                           tu_uniform(&s, -25, 25);
-                im->px[(y * w + x) * 3 + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-            }
-}
 
 /* Writes im as PNG, PPM or JPEG (by the name's extension, any case). */
 static void write_image(const char *path, const img_rgb *im)
@@ -320,13 +289,13 @@ static long post_eval(int port, const char *body, char *id, char *msg, size_t ms
     sh_http(port, "POST", "/evaluate", headers, body, strlen(body), &r);
     json_t *j = sh_json(&r);
     if (id)
-        snprintf(id, 17, "%s", r.status == 202 ? jstr(j, "id") : "");
+        snprintf(id, 17, "%s", r.status == 202 ? sh_jstr(j, "id") : "");
     if (msg)
-        snprintf(msg, msgsz, "%s", r.status == 202 ? "" : jstr(j, "error"));
+        snprintf(msg, msgsz, "%s", r.status == 202 ? "" : sh_jstr(j, "error"));
     if (r.status == 202) {
         char loc[64];
         CHECK(sh_header(&r, "Location", loc, sizeof loc) && strncmp(loc, "/jobs/", 6) == 0 &&
-                  strcmp(loc + 6, jstr(j, "id")) == 0 && strcmp(jstr(j, "status"), "queued") == 0,
+                  strcmp(loc + 6, sh_jstr(j, "id")) == 0 && strcmp(sh_jstr(j, "status"), "queued") == 0,
               "202: {\"id\", \"status\": \"queued\"} and Location: /jobs/ID (%s)", (char *)r.body);
     }
     long st = r.status;
@@ -346,7 +315,7 @@ static json_t *wait_job(int port, const char *id, double timeout_s)
         long st;
         json_decref(j);
         j = get_json(port, path, &st);
-        const char *s = jstr(j, "status");
+        const char *s = sh_jstr(j, "status");
         if (!strcmp(s, "done") || !strcmp(s, "failed") || !strcmp(s, "canceled"))
             return j;
         usleep(20000);
@@ -430,14 +399,14 @@ static void check_table(const char *what, const json_t *res, const xrow *x, int 
 {
     const int T = exp_n_transforms(p);
     json_t *table = json_object_get(res, "table");
-    CHECK(jint(res, "n") == n, "%s: n = %d (got %ld)", what, n, jint(res, "n"));
+    CHECK(sh_jint(res, "n") == n, "%s: n = %d (got %ld)", what, n, sh_jint(res, "n"));
     CHECK((int)json_array_size(table) == T, "%s: one table row per transform", what);
     double *v = malloc((size_t)n * sizeof *v);
     for (int t = 0; t < T && t < (int)json_array_size(table); t++) {
         json_t *row = json_array_get(table, (size_t)t), *box = json_object_get(row, "box");
         char name[64];
         exp_transform_name(p, t, name, sizeof name);
-        CHECK(strcmp(jstr(row, "transform"), name) == 0, "%s: row %d is %s", what, t, name);
+        CHECK(strcmp(sh_jstr(row, "transform"), name) == 0, "%s: row %d is %s", what, t, name);
         int correct = 0;
         double sum = 0;
         for (int i = 0; i < n; i++) {
@@ -446,14 +415,14 @@ static void check_table(const char *what, const json_t *res, const xrow *x, int 
             correct += x[i].label[t] == x[i].truth;
         }
         if (has_truth)
-            CHECK(fabs(jnum(row, "top1") - (double)correct / n) < 1e-9, "%s: %s top1 %g, want %g",
-                  what, name, jnum(row, "top1"), (double)correct / n);
+            CHECK(fabs(sh_jnum(row, "top1") - (double)correct / n) < 1e-9, "%s: %s top1 %g, want %g",
+                  what, name, sh_jnum(row, "top1"), (double)correct / n);
         else
             CHECK(json_is_null(json_object_get(row, "top1")), "%s: %s top1 is null without labels",
                   what, name);
-        CHECK(fabs(jnum(row, "mean_top_label_prob") - sum / n) < 1e-6,
+        CHECK(fabs(sh_jnum(row, "mean_top_label_prob") - sum / n) < 1e-6,
               "%s: %s mean_top_label_prob %g, want %g", what, name,
-              jnum(row, "mean_top_label_prob"), sum / n);
+              sh_jnum(row, "mean_top_label_prob"), sum / n);
         qsort(v, (size_t)n, sizeof *v, cmp_d);
         double q1 = q7(v, n, .25), med = q7(v, n, .5), q3 = q7(v, n, .75), iqr = q3 - q1;
         double wl = v[n - 1], wh = v[0];
@@ -472,10 +441,10 @@ static void check_table(const char *what, const json_t *res, const xrow *x, int 
         } f[] = {{"min", v[0]}, {"q1", q1}, {"median", med}, {"q3", q3}, {"max", v[n - 1]},
                  {"mean", sum / n}, {"whisker_low", wl}, {"whisker_high", wh}};
         for (size_t k = 0; k < sizeof f / sizeof f[0]; k++)
-            CHECK(fabs(jnum(box, f[k].k) - f[k].want) < 1e-6, "%s: %s box.%s %g, want %g", what,
-                  name, f[k].k, jnum(box, f[k].k), f[k].want);
-        CHECK(jint(box, "outliers") == outl, "%s: %s box.outliers %ld, want %d", what, name,
-              jint(box, "outliers"), outl);
+            CHECK(fabs(sh_jnum(box, f[k].k) - f[k].want) < 1e-6, "%s: %s box.%s %g, want %g", what,
+                  name, f[k].k, sh_jnum(box, f[k].k), f[k].want);
+        CHECK(sh_jint(box, "outliers") == outl, "%s: %s box.outliers %ld, want %d", what, name,
+              sh_jint(box, "outliers"), outl);
     }
     free(v);
 }
@@ -626,7 +595,7 @@ static void make_data(void)
     mkdir_or_die(MIXED_DIR);
     for (int i = 0; i < 3; i++) {
         img_rgb im;
-        make_image(&im, 50 + 9 * i, 44 + 5 * i, (uint64_t)i + 1);
+        sh_test_image(&im, 50 + 9 * i, 44 + 5 * i, (uint64_t)i + 1);
         snprintf(p, sizeof p, "%s/%s", MIXED_DIR, MIXED_FILES[i]);
         write_image(p, &im);
         img_free(&im);
@@ -640,7 +609,7 @@ static void make_data(void)
     mkdir_or_die(INET_DIR);
     for (int i = 1; i <= 6; i++) {
         img_rgb im;
-        make_image(&im, 64, 48, (uint64_t)(20 + i));
+        sh_test_image(&im, 64, 48, (uint64_t)(20 + i));
         snprintf(p, sizeof p, "%s/ILSVRC2012_val_%08d.JPEG", INET_DIR, i);
         write_image(p, &im);
         img_free(&im);
@@ -650,7 +619,7 @@ static void make_data(void)
     mkdir_or_die(p);
     for (int i = 0; i < 2; i++) {
         img_rgb im;
-        make_image(&im, 48, 48, (uint64_t)(60 + i));
+        sh_test_image(&im, 48, 48, (uint64_t)(60 + i));
         snprintf(q, sizeof q, "%s/broken/ok%d.png", DATA, i);
         write_image(q, &im);
         img_free(&im);
@@ -665,7 +634,7 @@ static void make_data(void)
     mkdir_or_die(p);
     tmp_path(q, sizeof q, "outside/secret.jpg");
     img_rgb im;
-    make_image(&im, 40, 40, 99);
+    sh_test_image(&im, 40, 40, 99);
     write_image(q, &im);
     img_free(&im);
     tmp_path(q, sizeof q, "outside/labels.txt");
@@ -703,14 +672,14 @@ static void test_table(int port, xrow *x_set)
               202,
           "POST /evaluate set: 202 (%s)", msg);
     json_t *st = wait_job(port, id, 60);
-    CHECK(strcmp(jstr(st, "status"), "done") == 0 && jint(st, "done") == SET_N &&
-              jint(st, "total") == SET_N,
+    CHECK(strcmp(sh_jstr(st, "status"), "done") == 0 && sh_jint(st, "done") == SET_N &&
+              sh_jint(st, "total") == SET_N,
           "set: done, %d of %d", SET_N, SET_N);
-    CHECK(strcmp(jstr(st, "labels"), "set/labels.txt") == 0 && jint(st, "quality") == 75 &&
-              jint(st, "seed") == 1 && json_array_size(json_object_get(st, "eps")) == 3 &&
+    CHECK(strcmp(sh_jstr(st, "labels"), "set/labels.txt") == 0 && sh_jint(st, "quality") == 75 &&
+              sh_jint(st, "seed") == 1 && json_array_size(json_object_get(st, "eps")) == 3 &&
               json_is_string(json_object_get(st, "created")),
           "set: the status carries the request's parameters");
-    CHECK(jnum(st, "images_per_s") > 0 && jnum(st, "eta_s") == 0,
+    CHECK(sh_jnum(st, "images_per_s") > 0 && sh_jnum(st, "eta_s") == 0,
           "set: images_per_s > 0 and eta_s 0 when done");
     json_decref(st);
 
@@ -719,7 +688,7 @@ static void test_table(int port, xrow *x_set)
     snprintf(path, sizeof path, "/jobs/%s/result", id);
     json_t *res = get_json(port, path, &code);
     CHECK(code == 200 && json_is_true(json_object_get(res, "complete")) &&
-              jint(res, "quality") == 75 && jint(res, "seed") == 1,
+              sh_jint(res, "quality") == 75 && sh_jint(res, "seed") == 1,
           "set: result 200, complete");
     check_table("set", res, x_set, SET_N, &P3, 1);
     json_decref(res);
@@ -735,7 +704,7 @@ static void test_table(int port, xrow *x_set)
     int found = 0;
     size_t i;
     json_t *e;
-    json_array_foreach(jobs, i, e) found += strcmp(jstr(e, "id"), id) == 0;
+    json_array_foreach(jobs, i, e) found += strcmp(sh_jstr(e, "id"), id) == 0;
     CHECK(code == 200 && found == 1, "GET /jobs lists the job");
     json_decref(list);
 }
@@ -756,8 +725,8 @@ static void test_subsets(int port)
         files[n] = SET_FILES[k];
         truth[n++] = SET_TRUTH[k];
     }
-    CHECK(strcmp(jstr(st, "status"), "done") == 0 && jint(st, "total") == n,
-          "subset: %d images (got %ld)", n, jint(st, "total"));
+    CHECK(strcmp(sh_jstr(st, "status"), "done") == 0 && sh_jint(st, "total") == n,
+          "subset: %d images (got %ld)", n, sh_jint(st, "total"));
     json_decref(st);
     xrow *want = expected(SET_DIR, files, truth, n, &P3, 1);
     char *rows = get_text(port, id, "/rows", NULL, 0);
@@ -802,7 +771,7 @@ static void test_labels(int port)
                     sizeof msg) == 202,
           "mixed: 202 (%s)", msg);
     json_t *st = wait_job(port, id, 30);
-    CHECK(strcmp(jstr(st, "status"), "done") == 0 && jint(st, "total") == 3 &&
+    CHECK(strcmp(sh_jstr(st, "status"), "done") == 0 && sh_jint(st, "total") == 3 &&
               json_is_null(json_object_get(st, "labels")),
           "mixed: 3 images (not notes.txt, not a folder named .jpg), no labels");
     json_decref(st);
@@ -830,7 +799,7 @@ static void test_labels(int port)
                     id, msg, sizeof msg) == 202,
           "imagenet: 202 (%s)", msg);
     st = wait_job(port, id, 30);
-    CHECK(strcmp(jstr(st, "status"), "done") == 0 && jint(st, "total") == 3, "imagenet: done");
+    CHECK(strcmp(sh_jstr(st, "status"), "done") == 0 && sh_jint(st, "total") == 3, "imagenet: done");
     json_decref(st);
     rows = get_text(port, id, "/rows", NULL, 0);
     csv c;
@@ -857,16 +826,16 @@ static void test_skipped(int port)
     CHECK(post_eval(port, "{\"dataset\": \"broken\"}", id, msg, sizeof msg) == 202,
           "broken: 202 (%s)", msg);
     json_t *st = wait_job(port, id, 30);
-    CHECK(strcmp(jstr(st, "status"), "done") == 0 && jint(st, "done") == 3 &&
-              jint(st, "skipped") == 1,
+    CHECK(strcmp(sh_jstr(st, "status"), "done") == 0 && sh_jint(st, "done") == 3 &&
+              sh_jint(st, "skipped") == 1,
           "an image that does not decode is skipped, the job is done (%s, done %ld, skipped %ld)",
-          jstr(st, "status"), jint(st, "done"), jint(st, "skipped"));
+          sh_jstr(st, "status"), sh_jint(st, "done"), sh_jint(st, "skipped"));
     json_decref(st);
     char path[96];
     long code;
     snprintf(path, sizeof path, "/jobs/%s/result", id);
     json_t *res = get_json(port, path, &code);
-    CHECK(jint(res, "n") == 2 && jint(res, "skipped") == 1,
+    CHECK(sh_jint(res, "n") == 2 && sh_jint(res, "skipped") == 1,
           "broken: the table is over the 2 images that decode");
     json_decref(res);
     char *rows = get_text(port, id, "/rows", NULL, 0);
@@ -989,7 +958,7 @@ static long post_upload(int port, const char *const *names, const char *const *p
     body[got] = '\0';
     fclose(out);
     json_t *j = json_loads(body, 0, NULL);
-    snprintf(id, 17, "%s", status == 202 ? jstr(j, "id") : "");
+    snprintf(id, 17, "%s", status == 202 ? sh_jstr(j, "id") : "");
     if (status != 202)
         fprintf(stderr, "  upload: %ld %s\n", status, body);
     json_decref(j);
@@ -1007,7 +976,7 @@ static void test_upload(int port)
     const char *pp[3];
     for (int i = 0; i < 3; i++) {
         img_rgb im;
-        make_image(&im, 60 + i, 52, (uint64_t)(40 + i));
+        sh_test_image(&im, 60 + i, 52, (uint64_t)(40 + i));
         tmp_path(paths[i], sizeof paths[i], names[i]);
         write_image(paths[i], &im);
         img_free(&im);
@@ -1018,8 +987,8 @@ static void test_upload(int port)
                           "7", id);
     CHECK(st == 202, "upload: 202 (%ld)", st);
     json_t *j = wait_job(port, id, 30);
-    CHECK(strcmp(jstr(j, "status"), "done") == 0 && jint(j, "total") == 3 &&
-              json_is_true(json_object_get(j, "upload")) && jint(j, "seed") == 7,
+    CHECK(strcmp(sh_jstr(j, "status"), "done") == 0 && sh_jint(j, "total") == 3 &&
+              json_is_true(json_object_get(j, "upload")) && sh_jint(j, "seed") == 7,
           "upload: done, 3 images, seed 7");
     json_decref(j);
     /* the same files, in sorted order, through the pipeline here */
@@ -1072,18 +1041,18 @@ static void test_running(int port)
         json_decref(st);
         usleep(10000);
         st = get_json(port, path, &code);
-    } while (sh_now() < end && !(strcmp(jstr(st, "status"), "running") == 0 && jint(st, "done") > 0));
-    CHECK(strcmp(jstr(st, "status"), "running") == 0, "big: running");
+    } while (sh_now() < end && !(strcmp(sh_jstr(st, "status"), "running") == 0 && sh_jint(st, "done") > 0));
+    CHECK(strcmp(sh_jstr(st, "status"), "running") == 0, "big: running");
     json_decref(st);
     json_t *st2 = get_json(port, path2, &code);
-    CHECK(strcmp(jstr(st2, "status"), "queued") == 0 && jint(st2, "done") == 0 &&
+    CHECK(strcmp(sh_jstr(st2, "status"), "queued") == 0 && sh_jint(st2, "done") == 0 &&
               json_is_null(json_object_get(st2, "eta_s")),
           "the second job waits: queued (one job runs at a time)");
     json_decref(st2);
 
     /* interactive requests go between the job's batches */
     img_rgb im;
-    make_image(&im, 64, 48, 77);
+    sh_test_image(&im, 64, 48, 77);
     uint8_t *png;
     size_t len;
     char err[ADJ_ERRLEN];
@@ -1104,11 +1073,11 @@ static void test_running(int port)
     st = get_json(port, path, &code);
     fprintf(stderr, "  /classify while a job runs: slowest %.1f ms; job at %ld/%ld, batch %ld, "
                     "%.1f images/s, ETA %.1f s\n",
-            worst * 1e3, jint(st, "done"), jint(st, "total"), jint(st, "batch"),
-            jnum(st, "images_per_s"), jnum(st, "eta_s"));
+            worst * 1e3, sh_jint(st, "done"), sh_jint(st, "total"), sh_jint(st, "batch"),
+            sh_jnum(st, "images_per_s"), sh_jnum(st, "eta_s"));
     CHECK(worst < 2.0, "/classify while a job runs answers within 2 s (%.3f s)", worst);
-    CHECK(strcmp(jstr(st, "status"), "running") == 0 && jnum(st, "images_per_s") > 0 &&
-              jnum(st, "eta_s") > 0 && jint(st, "batch") >= 1,
+    CHECK(strcmp(sh_jstr(st, "status"), "running") == 0 && sh_jnum(st, "images_per_s") > 0 &&
+              sh_jnum(st, "eta_s") > 0 && sh_jint(st, "batch") >= 1,
           "a running job reports images_per_s, eta_s and its batch");
     json_decref(st);
 
@@ -1116,22 +1085,22 @@ static void test_running(int port)
     sh_resp r;
     sh_http(port, "DELETE", path2, NULL, NULL, 0, &r);
     st2 = sh_json(&r);
-    CHECK(r.status == 200 && strcmp(jstr(st2, "status"), "canceled") == 0 && jint(st2, "done") == 0,
+    CHECK(r.status == 200 && strcmp(sh_jstr(st2, "status"), "canceled") == 0 && sh_jint(st2, "done") == 0,
           "DELETE a queued job: canceled");
     json_decref(st2);
     sh_resp_free(&r);
     sh_http(port, "DELETE", path, NULL, NULL, 0, &r);
     st = sh_json(&r);
-    long done = jint(st, "done");
-    CHECK(r.status == 200 && strcmp(jstr(st, "status"), "canceled") == 0 && done < BIG_N,
+    long done = sh_jint(st, "done");
+    CHECK(r.status == 200 && strcmp(sh_jstr(st, "status"), "canceled") == 0 && done < BIG_N,
           "DELETE a running job: canceled at %ld of %d", done, BIG_N);
     json_decref(st);
     sh_resp_free(&r);
     usleep(400000);
     st = get_json(port, path, &code);
-    CHECK(strcmp(jstr(st, "status"), "canceled") == 0 && jint(st, "done") == done,
+    CHECK(strcmp(sh_jstr(st, "status"), "canceled") == 0 && sh_jint(st, "done") == done,
           "a canceled job stays canceled and writes no more rows (%ld, then %ld)", done,
-          jint(st, "done"));
+          sh_jint(st, "done"));
     json_decref(st);
     char *rows = get_text(port, id, "/rows", NULL, 0);
     CHECK(rows && count(rows, "\n") == done + 1, "canceled job: rows.csv has its %ld rows", done);
@@ -1142,7 +1111,7 @@ static void test_running(int port)
     snprintf(path, sizeof path, "/jobs/%s/result", id);
     json_t *res = get_json(port, path, &code);
     CHECK(code == 200 && json_is_false(json_object_get(res, "complete")) &&
-              jint(res, "n") == done,
+              sh_jint(res, "n") == done,
           "a partial job's result: complete false, n = rows so far");
     json_decref(res);
 }
@@ -1168,8 +1137,8 @@ static long wait_done_at_least(int port, const char *id, long want, double timeo
     while (sh_now() < end) {
         long code;
         json_t *j = get_json(port, path, &code);
-        done = jint(j, "done");
-        snprintf(status, stsz, "%s", jstr(j, "status"));
+        done = sh_jint(j, "done");
+        snprintf(status, stsz, "%s", sh_jstr(j, "status"));
         json_decref(j);
         if (done >= want || (strcmp(status, "running") && strcmp(status, "queued")))
             break;
@@ -1256,8 +1225,8 @@ static void test_kill_resume(const xrow *x_big, const exp_params *pb, const json
         free(log);
     }
     json_t *st = wait_job(d.port, id, 60);
-    CHECK(strcmp(jstr(st, "status"), "done") == 0 && jint(st, "done") == BIG_N,
-          "after 5 kills the job finishes: %s %ld/%d", jstr(st, "status"), jint(st, "done"), BIG_N);
+    CHECK(strcmp(sh_jstr(st, "status"), "done") == 0 && sh_jint(st, "done") == BIG_N,
+          "after 5 kills the job finishes: %s %ld/%d", sh_jstr(st, "status"), sh_jint(st, "done"), BIG_N);
     json_decref(st);
     char *rows = get_text(d.port, id, "/rows", NULL, 0);
     check_rows("killed and resumed", rows, x_big, BIG_N, pb);
@@ -1302,7 +1271,7 @@ static void test_sigterm_resume(const xrow *x_big, const exp_params *pb)
         return;
     }
     json_t *j = wait_job(d.port, id, 60);
-    CHECK(strcmp(jstr(j, "status"), "done") == 0, "after SIGTERM the job resumes and finishes");
+    CHECK(strcmp(sh_jstr(j, "status"), "done") == 0, "after SIGTERM the job resumes and finishes");
     json_decref(j);
     char *rows = get_text(d.port, id, "/rows", NULL, 0);
     check_rows("stopped with SIGTERM and resumed", rows, x_big, BIG_N, pb);

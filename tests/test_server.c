@@ -47,23 +47,6 @@ static void path_in_tmp(char *buf, size_t size, const char *name)
     snprintf(buf, size, "%s/%s", TMP, name);
 }
 
-/* A w x h test picture: smooth colour waves plus noise, different per seed. */
-static void make_image(img_rgb *im, int w, int h, uint64_t seed)
-{
-    if (img_alloc(im, w, h)) {
-        fprintf(stderr, "img_alloc failed\n");
-        exit(1);
-    }
-    uint64_t s = seed * 7919 + 1;
-    double fx = 0.05 + 0.3 * tu_uniform(&s, 0, 1), fy = 0.05 + 0.3 * tu_uniform(&s, 0, 1);
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++)
-            for (int c = 0; c < 3; c++) {
-                double v = 128 + 90 * sin(fx * x * (c + 1) + fy * y + seed + c) +
-                           tu_uniform(&s, -25, 25);
-                im->px[(y * w + x) * 3 + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-            }
-}
 
 static uint8_t *to_png(const img_rgb *im, size_t *len)
 {
@@ -125,22 +108,6 @@ static json_t *post_json(int port, const char *path, const char *ctype, const vo
     return j;
 }
 
-static int jint(const json_t *o, const char *key)
-{
-    return (int)json_integer_value(json_object_get(o, key));
-}
-
-static double jnum(const json_t *o, const char *key)
-{
-    return json_number_value(json_object_get(o, key));
-}
-
-static const char *jstr(const json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? s : "";
-}
-
 /* The full distribution from a "top" list of all classes; 0 if not all there. */
 static int probs_from_top(const json_t *top, double *p)
 {
@@ -149,10 +116,10 @@ static int probs_from_top(const json_t *top, double *p)
     size_t i;
     json_t *e;
     json_array_foreach(top, i, e) {
-        int idx = jint(e, "index");
+        int idx = sh_jint(e, "index");
         if (idx < 0 || idx >= CLASSES)
             return 0;
-        p[idx] = jnum(e, "prob");
+        p[idx] = sh_jnum(e, "prob");
     }
     for (int k = 0; k < CLASSES; k++)
         if (p[k] < 0)
@@ -179,20 +146,20 @@ static void check_classification(const json_t *o, int top_k, const char *what)
     if (!json_is_array(top) || json_array_size(top) == 0)
         return;
     json_t *t0 = json_array_get(top, 0);
-    CHECK(jint(o, "label") == jint(t0, "index"), "%s: label is top[0].index", what);
-    CHECK(fabs(jnum(o, "prob") - jnum(t0, "prob")) < 1e-12, "%s: prob is top[0].prob", what);
+    CHECK(sh_jint(o, "label") == sh_jint(t0, "index"), "%s: label is top[0].index", what);
+    CHECK(fabs(sh_jnum(o, "prob") - sh_jnum(t0, "prob")) < 1e-12, "%s: prob is top[0].prob", what);
     double prev = 2;
     int sorted = 1, named = 1;
     size_t i;
     json_t *e;
     json_array_foreach(top, i, e) {
-        double p = jnum(e, "prob");
+        double p = sh_jnum(e, "prob");
         if (p > prev || p < 0 || p > 1)
             sorted = 0;
         prev = p;
         char want[32];
-        snprintf(want, sizeof want, "class %d", jint(e, "index"));
-        if (strcmp(jstr(e, "label"), want) != 0)
+        snprintf(want, sizeof want, "class %ld", sh_jint(e, "index"));
+        if (strcmp(sh_jstr(e, "label"), want) != 0)
             named = 0;
     }
     CHECK(sorted, "%s: top sorted by decreasing probability in 0..1", what);
@@ -381,7 +348,7 @@ static void test_service(int port)
     sh_resp r;
     sh_http(port, "GET", "/health", NULL, NULL, 0, &r);
     json_t *j = sh_json(&r);
-    CHECK(r.status == 200 && json_object_size(j) == 1 && strcmp(jstr(j, "status"), "ok") == 0,
+    CHECK(r.status == 200 && json_object_size(j) == 1 && strcmp(sh_jstr(j, "status"), "ok") == 0,
           "/health: 200 {\"status\":\"ok\"}: %ld %s", r.status, (char *)r.body);
     json_decref(j);
     sh_resp_free(&r);
@@ -395,15 +362,15 @@ static void test_service(int port)
     sh_http(port, "GET", "/models", NULL, NULL, 0, &r);
     j = sh_json(&r);
     CHECK(r.status == 200 && json_is_object(j), "/models: 200 JSON");
-    CHECK(strcmp(jstr(j, "name"), "tiny") == 0, "/models: name");
-    CHECK(jint(j, "input_size") == 32 && jint(j, "scale_size") == 36, "/models: sizes");
-    CHECK(jint(j, "classes") == CLASSES, "/models: classes");
+    CHECK(strcmp(sh_jstr(j, "name"), "tiny") == 0, "/models: name");
+    CHECK(sh_jint(j, "input_size") == 32 && sh_jint(j, "scale_size") == 36, "/models: sizes");
+    CHECK(sh_jint(j, "classes") == CLASSES, "/models: classes");
     CHECK(json_integer_value(json_object_get(j, "parameters")) ==
               (json_int_t)model_spec_param_count(&spec),
           "/models: parameters %lld", (long long)json_integer_value(json_object_get(j, "parameters")));
-    CHECK(strcmp(jstr(j, "weights"), WEIGHTS) == 0, "/models: weight file '%s'", jstr(j, "weights"));
-    CHECK(strcmp(jstr(j, "labels"), LABELS) == 0, "/models: labels file");
-    CHECK(jint(j, "max_batch") == 16, "/models: max_batch");
+    CHECK(strcmp(sh_jstr(j, "weights"), WEIGHTS) == 0, "/models: weight file '%s'", sh_jstr(j, "weights"));
+    CHECK(strcmp(sh_jstr(j, "labels"), LABELS) == 0, "/models: labels file");
+    CHECK(sh_jint(j, "max_batch") == 16, "/models: max_batch");
     CHECK(json_is_object(json_object_get(j, "spec")), "/models: the spec");
     json_decref(j);
     sh_resp_free(&r);
@@ -423,7 +390,7 @@ static void test_service(int port)
 static void test_classify(int port)
 {
     img_rgb im;
-    make_image(&im, 48, 40, 1);
+    sh_test_image(&im, 48, 40, 1);
     size_t png_len, ppm_len, jpg_len;
     uint8_t *png = to_png(&im, &png_len), *ppm = to_ppm(&im, &ppm_len),
             *jpg = to_jpeg(&im, 90, &jpg_len);
@@ -431,8 +398,8 @@ static void test_classify(int port)
 
     json_t *a = post_json(port, "/classify", "image/png", png, png_len, &st);
     CHECK(st == 200, "classify PNG: 200");
-    CHECK(strcmp(jstr(a, "model"), "tiny") == 0 && jint(a, "width") == 48 &&
-              jint(a, "height") == 40 && jint(a, "input_size") == 32,
+    CHECK(strcmp(sh_jstr(a, "model"), "tiny") == 0 && sh_jint(a, "width") == 48 &&
+              sh_jint(a, "height") == 40 && sh_jint(a, "input_size") == 32,
           "classify: model, width, height, input_size");
     check_classification(a, 5, "classify PNG");
 
@@ -474,11 +441,11 @@ static void test_classify(int port)
 
     /* resize=none takes the model's input size only */
     img_rgb sq;
-    make_image(&sq, 32, 32, 2);
+    sh_test_image(&sq, 32, 32, 2);
     size_t sq_len;
     uint8_t *sq_png = to_png(&sq, &sq_len);
     b = post_json(port, "/classify?resize=none", "image/png", sq_png, sq_len, &st);
-    CHECK(st == 200 && jint(b, "width") == 32, "classify resize=none: 32x32 accepted");
+    CHECK(st == 200 && sh_jint(b, "width") == 32, "classify resize=none: 32x32 accepted");
     json_decref(b);
     request_error(port, "POST", "/classify?resize=none", "image/png", png, png_len, 400,
                   "resize=none needs a 32x32 image", "resize=none with 48x40");
@@ -515,7 +482,7 @@ static int image_of(const json_t *attack, const char *name, img_rgb *out, uint8_
 static void test_attack(int port)
 {
     img_rgb im;
-    make_image(&im, 48, 40, 3);
+    sh_test_image(&im, 48, 40, 3);
     size_t png_len;
     uint8_t *png = to_png(&im, &png_len);
     long st;
@@ -523,7 +490,7 @@ static void test_attack(int port)
     json_t *a = post_json(port, "/attack?eps=1,5&quality=60&seed=7&top_k=10&images=1", "image/png",
                           png, png_len, &st);
     CHECK(st == 200, "attack: 200");
-    CHECK(strcmp(jstr(a, "model"), "tiny") == 0 && jint(a, "quality") == 60 &&
+    CHECK(strcmp(sh_jstr(a, "model"), "tiny") == 0 && sh_jint(a, "quality") == 60 &&
               json_integer_value(json_object_get(a, "seed")) == 7,
           "attack: model, quality, seed");
     json_t *eps = json_object_get(a, "eps");
@@ -536,22 +503,22 @@ static void test_attack(int port)
     static const int name_eps[] = {0, 0, 1, 1, 1, 5, 5, 5};
     json_t *results = json_object_get(a, "results");
     CHECK(json_array_size(results) == 8, "attack: 8 results");
-    int label_x = jint(a, "label");
+    int label_x = sh_jint(a, "label");
     for (size_t t = 0; t < 8 && t < json_array_size(results); t++) {
         json_t *e = json_array_get(results, t);
         char what[64];
         snprintf(what, sizeof what, "attack %s", names[t]);
-        CHECK(strcmp(jstr(e, "transform"), names[t]) == 0, "%s: transform name '%s'", what,
-              jstr(e, "transform"));
-        CHECK(name_eps[t] ? jint(e, "eps") == name_eps[t] : !json_object_get(e, "eps"),
+        CHECK(strcmp(sh_jstr(e, "transform"), names[t]) == 0, "%s: transform name '%s'", what,
+              sh_jstr(e, "transform"));
+        CHECK(name_eps[t] ? sh_jint(e, "eps") == name_eps[t] : !json_object_get(e, "eps"),
               "%s: eps field", what);
         check_classification(e, 10, what);
         double p[CLASSES];
         CHECK(probs_from_top(json_object_get(e, "top"), p) &&
-                  fabs(jnum(e, "top_label_prob") - p[label_x]) < 1e-9,
+                  fabs(sh_jnum(e, "top_label_prob") - p[label_x]) < 1e-9,
               "%s: top_label_prob is p(l_x)", what);
         if (t == 0)
-            CHECK(jint(e, "label") == label_x, "attack: label is l_x, x's arg-max");
+            CHECK(sh_jint(e, "label") == label_x, "attack: label is l_x, x's arg-max");
 
         /* the PNG is the image whose probabilities were reported */
         img_rgb y = {0};
@@ -623,7 +590,7 @@ static void test_attack(int port)
     CHECK(st == 200 && !json_object_get(noimg, "images") &&
               json_array_size(json_object_get(noimg, "results")) == 11,
           "attack defaults: eps 1,5,10, no images");
-    CHECK(jint(noimg, "quality") == 75, "attack default quality 75");
+    CHECK(sh_jint(noimg, "quality") == 75, "attack default quality 75");
     json_decref(noimg);
 
     img_free(&x);
@@ -650,7 +617,7 @@ static void test_recompress(int port)
 {
     CHECK(system("command -v cjpeg >/dev/null 2>&1") == 0, "cjpeg (libjpeg-turbo-progs) is on PATH");
     img_rgb im;
-    make_image(&im, 48, 40, 4);
+    sh_test_image(&im, 48, 40, 4);
     size_t png_len, ref_len;
     uint8_t *png = to_png(&im, &png_len);
     sh_resp r;
@@ -683,7 +650,7 @@ static void test_recompress(int port)
 
     /* Accept: application/json for an input-size image: x and JPG(x) */
     img_rgb sq;
-    make_image(&sq, 32, 32, 5);
+    sh_test_image(&sq, 32, 32, 5);
     size_t sq_len;
     uint8_t *sq_png = to_png(&sq, &sq_len);
     const char *hjson[] = {"Content-Type: image/png", "Accept: application/json", NULL};
@@ -692,15 +659,15 @@ static void test_recompress(int port)
     CHECK(r.status == 200 && json_is_object(j), "recompress JSON: 200 (%ld)", r.status);
     json_t *res = json_object_get(j, "results");
     CHECK(json_array_size(res) == 2 &&
-              strcmp(jstr(json_array_get(res, 0), "transform"), "x") == 0 &&
-              strcmp(jstr(json_array_get(res, 1), "transform"), "JPG(x)") == 0,
+              strcmp(sh_jstr(json_array_get(res, 0), "transform"), "x") == 0 &&
+              strcmp(sh_jstr(json_array_get(res, 1), "transform"), "JPG(x)") == 0,
           "recompress JSON: results x, JPG(x)");
-    CHECK(jint(j, "quality") == 75 && jint(j, "width") == 32 && strcmp(jstr(j, "model"), "tiny") == 0,
+    CHECK(sh_jint(j, "quality") == 75 && sh_jint(j, "width") == 32 && strcmp(sh_jstr(j, "model"), "tiny") == 0,
           "recompress JSON: quality, width, model");
     for (int t = 0; t < 2 && json_array_size(res) == 2; t++)
         check_classification(json_array_get(res, t), 10, t ? "recompress JPG(x)" : "recompress x");
     size_t jl = 0;
-    uint8_t *jb = sh_base64_decode(jstr(j, "jpeg"), &jl);
+    uint8_t *jb = sh_base64_decode(sh_jstr(j, "jpeg"), &jl);
     ref = cjpeg(&sq, 75, &ref_len);
     CHECK(jb && ref && jl == ref_len && memcmp(jb, ref, jl) == 0 &&
               json_integer_value(json_object_get(j, "jpeg_bytes")) == (json_int_t)jl,
@@ -724,7 +691,7 @@ static void test_recompress(int port)
     sh_http(port, "POST", "/recompress", hjson, png, png_len, &r);
     j = sh_json(&r);
     CHECK(r.status == 200 && json_array_size(json_object_get(j, "results")) == 2 &&
-              jint(j, "width") == 48,
+              sh_jint(j, "width") == 48,
           "recompress JSON of a 48x40 image: 200 with two results");
     json_decref(j);
     sh_resp_free(&r);
@@ -738,7 +705,7 @@ static void test_recompress(int port)
 static void test_errors(int port)
 {
     img_rgb im;
-    make_image(&im, 48, 40, 6);
+    sh_test_image(&im, 48, 40, 6);
     size_t png_len, jpg_len;
     uint8_t *png = to_png(&im, &png_len), *jpg = to_jpeg(&im, 90, &jpg_len);
     sh_resp r;
@@ -856,9 +823,9 @@ static void test_limits(void)
         return;
     }
     img_rgb big, small, wide;
-    make_image(&big, 64, 64, 7);   /* 12 KB as PPM */
-    make_image(&small, 30, 30, 8); /* 900 pixels */
-    make_image(&wide, 48, 40, 9);  /* 1920 pixels, one colour: a small PNG */
+    sh_test_image(&big, 64, 64, 7);   /* 12 KB as PPM */
+    sh_test_image(&small, 30, 30, 8); /* 900 pixels */
+    sh_test_image(&wide, 48, 40, 9);  /* 1920 pixels, one colour: a small PNG */
     memset(wide.px, 90, (size_t)48 * 40 * 3);
     size_t big_len, small_len, wide_len;
     uint8_t *big_ppm = to_ppm(&big, &big_len), *small_ppm = to_ppm(&small, &small_len),
@@ -953,7 +920,7 @@ static void test_token(void)
     CHECK(r.status == 200, "token: the right one: 200");
     sh_resp_free(&r);
     img_rgb im;
-    make_image(&im, 40, 40, 10);
+    sh_test_image(&im, 40, 40, 10);
     size_t len;
     uint8_t *png = to_png(&im, &len);
     request_error(d.port, "POST", "/classify", "image/png", png, len, 401, NULL,
@@ -986,7 +953,7 @@ static void test_concurrency(void)
     size_t lens[CLIENTS];
     json_t *solo[CLIENTS];
     for (int i = 0; i < CLIENTS; i++) {
-        make_image(&ims[i], 40 + i, 36 + 2 * i, 100 + i);
+        sh_test_image(&ims[i], 40 + i, 36 + 2 * i, 100 + i);
         pngs[i] = to_png(&ims[i], &lens[i]);
         long st;
         solo[i] = post_json(d.port, "/classify?top_k=10", "image/png", pngs[i], lens[i], &st);
@@ -1009,8 +976,8 @@ static void test_concurrency(void)
         pthread_join(th[i], NULL);
         json_t *j = json_loads(ca[i].answer, 0, NULL);
         double dd = max_diff_top(json_object_get(j, "top"), json_object_get(solo[i], "top"));
-        if (ca[i].status == 200 && jint(j, "label") == jint(solo[i], "label") &&
-            jint(j, "width") == jint(solo[i], "width") && dd < TOL)
+        if (ca[i].status == 200 && sh_jint(j, "label") == sh_jint(solo[i], "label") &&
+            sh_jint(j, "width") == sh_jint(solo[i], "width") && dd < TOL)
             same++;
         else
             fprintf(stderr, "  client %d: %ld, max diff %g\n", i, ca[i].status, dd);
@@ -1101,7 +1068,7 @@ static void test_sigterm(void)
     pthread_t th[N];
     client_arg ca[N];
     for (int i = 0; i < N; i++) {
-        make_image(&ims[i], 40, 40, 200 + i);
+        sh_test_image(&ims[i], 40, 40, 200 + i);
         pngs[i] = to_png(&ims[i], &lens[i]);
         memset(&ca[i], 0, sizeof ca[i]);
         ca[i].port = d.port;
@@ -1188,30 +1155,30 @@ static void test_overfeat(void)
         sh_resp r;
         sh_http(d.port, "GET", "/models", NULL, NULL, 0, &r);
         json_t *j = sh_json(&r);
-        CHECK(r.status == 200 && strcmp(jstr(j, "name"), "overfeat-fast") == 0 &&
-                  jint(j, "input_size") == 231 && jint(j, "scale_size") == 256 &&
-                  jint(j, "classes") == 1000 &&
+        CHECK(r.status == 200 && strcmp(sh_jstr(j, "name"), "overfeat-fast") == 0 &&
+                  sh_jint(j, "input_size") == 231 && sh_jint(j, "scale_size") == 256 &&
+                  sh_jint(j, "classes") == 1000 &&
                   json_integer_value(json_object_get(j, "parameters")) == 145920872 &&
-                  strcmp(jstr(j, "weights"), w) == 0,
+                  strcmp(sh_jstr(j, "weights"), w) == 0,
               "overfeat /models: name, sizes, classes, 145,920,872 parameters, weight file");
         json_decref(j);
         sh_resp_free(&r);
 
         img_rgb im;
-        make_image(&im, 500, 375, 11);
+        sh_test_image(&im, 500, 375, 11);
         size_t len;
         uint8_t *jpg = to_jpeg(&im, 90, &len);
         t0 = sh_now();
         long st;
         j = post_json(d.port, "/classify", "image/jpeg", jpg, len, &st);
         fprintf(stderr, "  overfeat /classify took %.0f ms\n", (sh_now() - t0) * 1e3);
-        CHECK(st == 200 && strcmp(jstr(j, "model"), "overfeat-fast") == 0 &&
-                  jint(j, "width") == 500 && jint(j, "height") == 375 &&
-                  jint(j, "input_size") == 231,
+        CHECK(st == 200 && strcmp(sh_jstr(j, "model"), "overfeat-fast") == 0 &&
+                  sh_jint(j, "width") == 500 && sh_jint(j, "height") == 375 &&
+                  sh_jint(j, "input_size") == 231,
               "overfeat /classify: 200, model, width, height, input_size");
         json_t *top = json_object_get(j, "top");
-        CHECK(json_array_size(top) == 5 && jint(j, "label") == jint(json_array_get(top, 0), "index") &&
-                  strncmp(jstr(json_array_get(top, 0), "label"), "imagenet class ", 15) == 0,
+        CHECK(json_array_size(top) == 5 && sh_jint(j, "label") == sh_jint(json_array_get(top, 0), "index") &&
+                  strncmp(sh_jstr(json_array_get(top, 0), "label"), "imagenet class ", 15) == 0,
               "overfeat /classify: top 5 with names");
         json_decref(j);
         free(jpg);
