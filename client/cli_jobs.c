@@ -162,10 +162,10 @@ static int job_outcome(const char *id, const json_t *job)
                     why ? why : "");
 }
 
-/* GET /jobs/{id}/result and print it. */
-static int print_result(cli_ctx *ctx, const char *id)
+/* GET /jobs/{id}{suffix} ("" or "/result") and print the JSON. */
+static int print_job_json(cli_ctx *ctx, const char *id, const char *suffix)
 {
-    char *path = job_path(id, "/result");
+    char *path = job_path(id, suffix);
     json_t *j;
     if (!path)
         return cli_fail("out of memory");
@@ -325,7 +325,7 @@ static int run_evaluate(cli_ctx *ctx, int argc, char **argv)
         return rc;
     }
     json_decref(job);
-    return print_result(ctx, id);
+    return print_job_json(ctx, id, "/result");
 }
 
 const cli_command cli_cmd_evaluate = {
@@ -432,17 +432,7 @@ static int run_job(cli_ctx *ctx, int argc, char **argv)
         json_decref(j);
         return rc ? rc : out;
     }
-    char *path = job_path(id, "");
-    if (!path)
-        return cli_fail("out of memory");
-    cli_request q = {.method = "GET", .path = path};
-    rc = cli_call_json(ctx, &q, &j);
-    free(path);
-    if (rc)
-        return rc;
-    rc = cli_output(ctx, j);
-    json_decref(j);
-    return rc;
+    return print_job_json(ctx, id, "");
 }
 
 static int run_result(cli_ctx *ctx, int argc, char **argv)
@@ -461,7 +451,7 @@ static int run_result(cli_ctx *ctx, int argc, char **argv)
         if (rc)
             return rc;
     }
-    return print_result(ctx, id);
+    return print_job_json(ctx, id, "/result");
 }
 
 static int run_rows(cli_ctx *ctx, int argc, char **argv)

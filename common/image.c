@@ -256,19 +256,29 @@ static int jpeg_header(tjhandle tj, const uint8_t *buf, size_t len, int *w, int 
     return ADJ_OK;
 }
 
-/* Decodes a JPEG to RGB with the accurate IDCT and fancy upsampling, which
- * is what `djpeg -dct int` (= djpeg's defaults) writes. */
-static int jpeg_decode(const uint8_t *buf, size_t len, size_t max_pixels, img_rgb *out,
-                       char *err, size_t errsz)
+/* A TurboJPEG decompressor for a buffer of len bytes (its API takes an
+ * unsigned long). *tj is new: tjDestroy() it. */
+static int jpeg_open(size_t len, tjhandle *tj, char *err, size_t errsz)
 {
 #if SIZE_MAX > ULONG_MAX
     if (len > ULONG_MAX)
         return adj_fail(err, errsz, ADJ_ERR_LIMIT, "JPEG of %zu bytes is too large", len);
 #endif
-    tjhandle tj = tjInitDecompress();
-    if (!tj)
+    if (!(*tj = tjInitDecompress()))
         return adj_fail(err, errsz, ADJ_ERR_NOMEM, "cannot create a JPEG decoder: %s",
                         tjGetErrorStr2(NULL));
+    return ADJ_OK;
+}
+
+/* Decodes a JPEG to RGB with the accurate IDCT and fancy upsampling, which
+ * is what `djpeg -dct int` (= djpeg's defaults) writes. */
+static int jpeg_decode(const uint8_t *buf, size_t len, size_t max_pixels, img_rgb *out,
+                       char *err, size_t errsz)
+{
+    tjhandle tj;
+    int rc0 = jpeg_open(len, &tj, err, errsz);
+    if (rc0)
+        return rc0;
     int w = 0, h = 0, colorspace = TJCS_RGB, rc;
     img_rgb im = {0, 0, NULL};
     if ((rc = jpeg_header(tj, buf, len, &w, &h, &colorspace, err, errsz)))
@@ -694,14 +704,9 @@ int img_probe(const uint8_t *buf, size_t len, img_format *fmt, int *w, int *h,
     int pw = 0, ph = 0, rc;
     switch (f) {
     case IMG_FMT_JPEG: {
-#if SIZE_MAX > ULONG_MAX
-        if (len > ULONG_MAX)
-            return adj_fail(err, errsz, ADJ_ERR_LIMIT, "JPEG of %zu bytes is too large", len);
-#endif
-        tjhandle tj = tjInitDecompress();
-        if (!tj)
-            return adj_fail(err, errsz, ADJ_ERR_NOMEM, "cannot create a JPEG decoder: %s",
-                            tjGetErrorStr2(NULL));
+        tjhandle tj;
+        if ((rc = jpeg_open(len, &tj, err, errsz)))
+            return rc;
         int cs;
         rc = jpeg_header(tj, buf, len, &pw, &ph, &cs, err, errsz);
         tjDestroy(tj);
