@@ -1,26 +1,22 @@
 #include "net.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "gemm.h"
 #include "layers.h"
 
 /* Largest im2col buffer a context keeps, in floats (128 MiB). Convolutions
  * whose columns for the whole batch would not fit run in chunks of images. */
 #define NET_COL_LIMIT ((size_t)32 << 20)
 
-/* Fully connected layers over at most this many images use one matrix-vector
- * product per image: at batch 1 sgemm spends more time packing the weights
- * than the memory-bound product itself takes. */
-#define NET_GEMV_MAX 1
-
-/* Winograd's 16 products per layer are small matrices at small batches, where
- * OpenBLAS spends its time packing the transformed weights; below this batch
- * size im2col is faster (measured on overfeat-fast: see README). */
-#define NET_WINO_MIN_BATCH 8
+/* Batch invariance: an image's numbers never depend on the other images of
+ * its batch. Every product is gemm_f32 (each element one fma chain in a fixed
+ * order, whatever the shapes and threads), images are laid side by side in a
+ * product's columns (or rows), and the algorithm of a layer (im2col, 1x1,
+ * Winograd) is chosen from the layer alone, never from the batch size. */
 
 enum { LAYOUT_CNHW, LAYOUT_NC };
 
@@ -41,6 +37,7 @@ struct net_ctx {
     int wino[MODEL_MAX_LAYERS];
     float *U[MODEL_MAX_LAYERS], *Ut[MODEL_MAX_LAYERS];
     float *wv, *wp;
+    gemm_ws *gemm;
     size_t bytes;
     /* seconds spent per layer since the context was made: forward, backward */
     double t_fwd[MODEL_MAX_LAYERS], t_bwd[MODEL_MAX_LAYERS];
@@ -126,7 +123,10 @@ int net_ctx_new(const model *m, int max_batch, net_ctx **out, char *err, size_t 
         if (shape_size(&c->sh[i]) > max_act)
             max_act = shape_size(&c->sh[i]);
     const size_t B = (size_t)max_batch;
-    int ok = 1;
+    char gerr[ADJ_ERRLEN];
+    int ok = gemm_ws_new(0, &c->gemm, gerr, sizeof gerr) == ADJ_OK;
+    if (ok)
+        c->bytes += gemm_ws_bytes(c->gemm);
     for (int i = 0; i < s->n_layers && ok; i++)
         if (c->wino[i]) {
             size_t u = (size_t)16 * s->layers[i].out * c->sh[i].c * sizeof(float);
@@ -187,6 +187,7 @@ void net_ctx_free(net_ctx *c)
     free(c->g1);
     free(c->logits);
     free(c->probs);
+    gemm_ws_free(c->gemm);
     free(c);
 }
 
@@ -228,15 +229,14 @@ static void wino_conv(net_ctx *c, const float *U, const float *in, int C, int M,
     lyr_wino_input(in, C, n, h, w, c->wv);
     for (int q = 0; q < 16; q++)
         /* P[q][M][T] = U[q][M][C] x V[q][C][T] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, (int)T, C, 1.0f,
-                    U + (size_t)q * M * C, C, c->wv + (size_t)q * C * T, (int)T, 0.0f,
-                    c->wp + (size_t)q * M * T, (int)T);
+        gemm_f32(c->gemm, GEMM_N, GEMM_N, M, (int)T, C, U + (size_t)q * M * C, C,
+                 c->wv + (size_t)q * C * T, (int)T, 0, c->wp + (size_t)q * M * T, (int)T);
     lyr_wino_output(c->wp, M, n, h, w, bias, out);
 }
 
 static void conv_forward(net_ctx *c, int i, int n)
 {
-    if (c->wino[i] && n >= NET_WINO_MIN_BATCH) {
+    if (c->wino[i]) {
         const lyr_geom *g = &c->geom[i];
         const int M = c->spec->layers[i].out;
         wino_conv(c, c->U[i], c->act[i], g->c, M, n, g->h, g->w,
@@ -250,15 +250,14 @@ static void conv_forward(net_ctx *c, int i, int n)
     const size_t ld = (size_t)n * ohw;
     if (is_1x1(g)) {
         /* out[M][n*hw] = W[M][C] x in[C][n*hw] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, (int)ld, K, 1.0f, W, K, in,
-                    (int)ld, 0.0f, out, (int)ld);
+        gemm_f32(c->gemm, GEMM_N, GEMM_N, M, (int)ld, K, W, K, in, (int)ld, 0, out, (int)ld);
     } else {
         for (int b0 = 0; b0 < n; b0 += c->chunk[i]) {
             int nb = n - b0 < c->chunk[i] ? n - b0 : c->chunk[i];
             lyr_im2col(in, n, b0, nb, g, c->col);
             /* out[M][b0*ohw ..][nb*ohw] = W[M][K] x col[K][nb*ohw], row stride n*ohw */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, nb * ohw, K, 1.0f, W, K,
-                        c->col, nb * ohw, 0.0f, out + (size_t)b0 * ohw, (int)ld);
+            gemm_f32(c->gemm, GEMM_N, GEMM_N, M, nb * ohw, K, W, K, c->col, nb * ohw, 0,
+                     out + (size_t)b0 * ohw, (int)ld);
         }
     }
     add_bias_rows(out, W + (size_t)M * K, M, ld);
@@ -273,16 +272,8 @@ static void fc_forward(net_ctx *c, int i, int n)
         X = c->flat;
     }
     float *Y = c->act[i + 1];
-    if (n <= NET_GEMV_MAX) {
-        /* y_b[out] = W[out][in] x x_b[in]: streams W once without packing it */
-        for (int b = 0; b < n; b++)
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, W, in, X + (size_t)b * in, 1,
-                        0.0f, Y + (size_t)b * out, 1);
-    } else {
-        /* Y[n][out] = X[n][in] x W[out][in]^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, X, in, W, in, 0.0f,
-                    Y, out);
-    }
+    /* Y[n][out] = X[n][in] x W[out][in]^T: W is packed once for the batch */
+    gemm_f32(c->gemm, GEMM_N, GEMM_T, n, out, in, X, in, W, in, 0, Y, out);
     const float *bias = W + (size_t)out * in;
     for (int b = 0; b < n; b++)
         for (int k = 0; k < out; k++)
@@ -349,14 +340,12 @@ static void conv_backward(net_ctx *c, int i, int n, const float *dY, float *dx, 
     }
     if (is_1x1(g)) {
         if (dw) /* dW[M][C] += dY[M][n*hw] x in[C][n*hw]^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, (int)ld, 1.0f, dY, (int)ld,
-                        in, (int)ld, 1.0f, dw, K);
+            gemm_f32(c->gemm, GEMM_N, GEMM_T, M, K, (int)ld, dY, (int)ld, in, (int)ld, 1, dw, K);
         if (dx) /* dX[C][n*hw] = W[M][C]^T x dY[M][n*hw] */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)ld, M, 1.0f, W, K, dY,
-                        (int)ld, 0.0f, dx, (int)ld);
+            gemm_f32(c->gemm, GEMM_T, GEMM_N, K, (int)ld, M, W, K, dY, (int)ld, 0, dx, (int)ld);
         return;
     }
-    if (dx && c->wino[i] && n >= NET_WINO_MIN_BATCH) {
+    if (dx && c->wino[i]) {
         /* the input gradient of a 3x3 pad-1 convolution is one too */
         wino_conv(c, c->Ut[i], dY, M, g->c, n, g->h, g->w, NULL, dx);
         dx = NULL;
@@ -369,13 +358,13 @@ static void conv_backward(net_ctx *c, int i, int n, const float *dY, float *dx, 
         if (dw) {
             lyr_im2col(in, n, b0, nb, g, c->col);
             /* dW[M][K] += dY[M][nb*ohw] x col[K][nb*ohw]^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, nb * ohw, 1.0f, dYc, (int)ld,
-                        c->col, nb * ohw, 1.0f, dw, K);
+            gemm_f32(c->gemm, GEMM_N, GEMM_T, M, K, nb * ohw, dYc, (int)ld, c->col, nb * ohw, 1,
+                     dw, K);
         }
         if (dx) {
             /* dcol[K][nb*ohw] = W[M][K]^T x dY[M][nb*ohw] */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, nb * ohw, M, 1.0f, W, K, dYc,
-                        (int)ld, 0.0f, c->col, nb * ohw);
+            gemm_f32(c->gemm, GEMM_T, GEMM_N, K, nb * ohw, M, W, K, dYc, (int)ld, 0, c->col,
+                     nb * ohw);
             lyr_col2im(c->col, n, b0, nb, g, dx);
         }
     }
@@ -389,20 +378,60 @@ static void fc_backward(net_ctx *c, int i, int n, const float *dY, float *dx, fl
     const float *X = c->layout[i] == LAYOUT_CNHW ? c->flat : c->act[i];
     if (dw) {
         /* dW[out][in] += dY[n][out]^T x X[n][in] */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dY, out, X, in, 1.0f,
-                    dw, in);
+        gemm_f32(c->gemm, GEMM_T, GEMM_N, out, in, n, dY, out, X, in, 1, dw, in);
         float *db = dw + (size_t)out * in;
         for (int b = 0; b < n; b++)
             for (int k = 0; k < out; k++)
                 db[k] += dY[(size_t)b * out + k];
     }
-    if (dx && n <= NET_GEMV_MAX) {
-        for (int b = 0; b < n; b++) /* dx_b[in] = W[out][in]^T x dy_b[out] */
-            cblas_sgemv(CblasRowMajor, CblasTrans, out, in, 1.0f, W, in, dY + (size_t)b * out, 1,
-                        0.0f, dx + (size_t)b * in, 1);
-    } else if (dx) /* dX[n][in] = dY[n][out] x W[out][in] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dY, out, W, in,
-                    0.0f, dx, in);
+    if (dx) /* dX[n][in] = dY[n][out] x W[out][in] */
+        gemm_f32(c->gemm, GEMM_N, GEMM_N, n, in, out, dY, out, W, in, 0, dx, in);
+}
+
+/* Logit gradients below this (the softmax saturated far beyond float32's
+ * resolution) are scaled up for an input gradient, so that the backward pass
+ * does not underflow. */
+#define NET_TINY_GRAD 0x1p-64
+
+/*
+ * d[K] = d(-log p_l)/dz = p - onehot(l) for logits z, computed in double from
+ * the logits, with the label's entry as -sum_{k != l} p_k: formed as p_l - 1
+ * in float it is exactly 0 once p_l rounds to 1, which drops half of the
+ * direction. Returns the loss (m - z_l) + log1p(sum_{k != argmax} e^(z_k - m)),
+ * m the largest logit, right however small it is. With `rescale`, a d whose
+ * largest entry is below NET_TINY_GRAD is multiplied by a power of two (exact)
+ * to bring that entry to [0.5, 1).
+ */
+static double logit_grad(const float *z, int K, int l, int rescale, float *d)
+{
+    int am = 0;
+    for (int k = 1; k < K; k++)
+        if (z[k] > z[am])
+            am = k;
+    const double m = z[am];
+    double rest = 0, not_l = 0; /* sums of e^(z_k - m) over k != argmax and k != l */
+    for (int k = 0; k < K; k++) {
+        const double e = exp((double)z[k] - m);
+        if (k != am)
+            rest += e;
+        if (k != l)
+            not_l += e;
+    }
+    const double S = 1.0 + rest;
+    double big = not_l / S, scale = 1.0;
+    for (int k = 0; k < K; k++) {
+        const double p = exp((double)z[k] - m) / S;
+        if (k != l && p > big)
+            big = p;
+    }
+    if (rescale && big > 0 && big < NET_TINY_GRAD) {
+        int e;
+        frexp(big, &e);
+        scale = ldexp(1.0, -e);
+    }
+    for (int k = 0; k < K; k++)
+        d[k] = (float)((k == l ? -not_l : exp((double)z[k] - m)) / S * scale);
+    return (m - z[l]) + log1p(rest);
 }
 
 int net_backward(net_ctx *c, const int *labels, float *grad_input, float *grad_weights, float *losses)
@@ -416,25 +445,12 @@ int net_backward(net_ctx *c, const int *labels, float *grad_input, float *grad_w
     for (int b = 0; b < n; b++)
         if (labels[b] < 0 || labels[b] >= K)
             return ADJ_ERR_ARG;
-    /* d(-log p_l)/d logits = p - onehot(l) */
     float *cur = c->g0, *other = c->g1;
     for (int b = 0; b < n; b++) {
-        const float *p = c->probs + (size_t)b * K;
-        float *d = other + (size_t)b * K;
-        for (int k = 0; k < K; k++)
-            d[k] = p[k];
-        d[labels[b]] -= 1.0f;
-        if (losses) {
-            const float *lg = c->logits + (size_t)b * K;
-            float mx = lg[0];
-            for (int k = 1; k < K; k++)
-                if (lg[k] > mx)
-                    mx = lg[k];
-            double se = 0;
-            for (int k = 0; k < K; k++)
-                se += exp((double)lg[k] - mx);
-            losses[b] = (float)(log(se) + mx - lg[labels[b]]);
-        }
+        const double loss = logit_grad(c->logits + (size_t)b * K, K, labels[b], !grad_weights,
+                                       other + (size_t)b * K);
+        if (losses)
+            losses[b] = (float)loss;
     }
     if (c->layout[L] == LAYOUT_CNHW)
         lyr_nc_to_cnhw(other, c->sh[L].c, n, c->sh[L].h * c->sh[L].w, cur);

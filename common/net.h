@@ -14,7 +14,13 @@
  *     net_ctx_free(ctx);
  *
  * Internally activations are kept channel-major over the batch ([C][n*H*W]),
- * so that every convolution over the batch is one im2col and one sgemm.
+ * so that every convolution over the batch is one im2col and one product.
+ *
+ * Batch invariance: an image's probabilities, logits and gradient are the
+ * same, bit for bit, whatever other images share its batch (and whatever
+ * max_batch is): every product is gemm_f32 (gemm.h), whose elements do not
+ * depend on the shapes, and each layer's algorithm (im2col, 1x1, Winograd
+ * F(2x2,3x3) for 3x3 pad-1 convolutions) is chosen by the layer alone.
  */
 #ifndef ADJ_NET_H
 #define ADJ_NET_H
@@ -68,11 +74,19 @@ const float *net_logits(const net_ctx *ctx);
 /**
  * Backward pass of the loss sum_i -log p(labels[i] | x_i) for the images of
  * the last net_forward.
+ * The logits' gradient p - onehot(l) is formed in double from the logits,
+ * the label's entry as -sum_{k != l} p_k, so the direction stays right when
+ * p_l rounds to 1 in float32 (a confident model).
  * grad_input: [n][C][H][W] gradient with respect to the 0..255 pixels
- *             (written), or NULL to skip the input gradient.
+ *             (written), or NULL to skip the input gradient. Without
+ *             grad_weights, an image whose logits' gradient is below 2^-64
+ *             (a softmax saturated far past float32) gets its gradient times
+ *             a power of two that brings it to about 1, so that nothing
+ *             underflows: its direction and signs are exact, its size is not.
  * grad_weights: model_spec_param_count floats in weight-file layout that the
  *             weight gradients are ADDED to, or NULL to skip them.
- * losses: [n] per-image loss (written), or NULL.
+ * losses: [n] per-image loss (written), or NULL; right to float32's relative
+ *         precision however small (log1p of the other classes' mass).
  * Layers below the lowest one whose gradient is needed are not visited.
  * Returns ADJ_ERR_STATE without a preceding forward, ADJ_ERR_ARG for a label
  * out of range.

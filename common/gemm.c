@@ -1,0 +1,432 @@
+#include "gemm.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define GEMM_X86 1
+#endif
+
+#include "status.h"
+
+/* Micro-tile MR x NR; blocks of KC (depth) x NC (columns of B packed at once)
+ * and MC rows of A per pass over a packed block; products of at most MR rows
+ * (a few images through a fully connected layer) take deeper, narrower
+ * blocks (KC_THIN x NC_THIN) so that B's rows are read in longer runs.
+ * The tiling changes speed only, never a result (see the header's contract). */
+#define MR 6
+#define NR 16
+#define KC 256
+#define MC 96
+#define NC 4096
+#ifndef KC_THIN
+#define KC_THIN 4096
+#endif
+#define NC_THIN (KC * NC / KC_THIN)
+#ifndef ROWS_CHUNK
+#define ROWS_CHUNK 16384
+#endif /* gemm_rows: columns of C updated per pass over B */
+#define MAX_THREADS 64
+/* Products smaller than this many multiply-adds run on one thread. */
+#define PARALLEL_MIN 2e6
+
+struct gemm_ws {
+    int threads;
+    int portable; /* the portable kernels even where AVX2 is there (tests) */
+    size_t bytes;
+    float *pack[MAX_THREADS]; /* one packed block of B per thread: KC x NC floats */
+};
+
+int gemm_ws_new(int threads, gemm_ws **out, char *err, size_t errsz)
+{
+    if (threads <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? (int)n : 1;
+    }
+    if (threads > MAX_THREADS)
+        threads = MAX_THREADS;
+#ifndef _OPENMP
+    threads = 1;
+#endif
+    gemm_ws *ws = calloc(1, sizeof *ws);
+    if (!ws)
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    ws->threads = threads;
+    const size_t sz = (size_t)KC * NC * sizeof(float);
+    for (int t = 0; t < threads; t++) {
+        void *p = NULL;
+        if (posix_memalign(&p, 64, sz)) {
+            gemm_ws_free(ws);
+            return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory for matrix-product scratch");
+        }
+        ws->pack[t] = p;
+        ws->bytes += sz;
+    }
+    *out = ws;
+    return ADJ_OK;
+}
+
+void gemm_ws_free(gemm_ws *ws)
+{
+    if (!ws)
+        return;
+    for (int t = 0; t < MAX_THREADS; t++)
+        free(ws->pack[t]);
+    free(ws);
+}
+
+int gemm_ws_threads(const gemm_ws *ws) { return ws->threads; }
+void gemm_ws_set_portable(gemm_ws *ws, int on) { ws->portable = on; }
+size_t gemm_ws_bytes(const gemm_ws *ws) { return ws->bytes; }
+
+/* ------------------------------------------------------------- micro-kernels */
+
+/* Every kernel: C[mr][nr] (row stride ldc) = (load ? C : 0) + sum over the kc
+ * steps of a(i,k) * b(k,j), one fma per step in increasing k. a(i,k) is
+ * a[i*ars + k*acs]; b is a packed panel [kc][NR] (columns past nr are zero). */
+typedef void kernel_fn(int mr, int nr, int kc, const float *a, ptrdiff_t ars, ptrdiff_t acs,
+                       const float *b, float *c, ptrdiff_t ldc, int load);
+
+static void kern_portable(int mr, int nr, int kc, const float *a, ptrdiff_t ars, ptrdiff_t acs,
+                          const float *b, float *c, ptrdiff_t ldc, int load)
+{
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) {
+            float s = load ? c[i * ldc + j] : 0.0f;
+            const float *ai = a + i * ars;
+            for (int k = 0; k < kc; k++)
+                s = fmaf(ai[k * acs], b[(size_t)k * NR + j], s);
+            c[i * ldc + j] = s;
+        }
+}
+
+#ifdef GEMM_X86
+#define TGT __attribute__((target("avx2,fma")))
+
+/* One accumulator pair per row, named (arrays would live on the stack). */
+#define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+
+static inline __attribute__((always_inline)) TGT void
+kern_avx2_mr(const int mr, int kc, const float *a, ptrdiff_t ars, ptrdiff_t acs,
+             const float *b, float *c, ptrdiff_t ldc, int load)
+{
+#define DECL(i) __m256 c##i##0 = _mm256_setzero_ps(), c##i##1 = _mm256_setzero_ps(); \
+    const float *a##i = a + (mr > i ? i : 0) * ars;
+    ROWS(DECL)
+#define LOAD(i)                                                                                    \
+    if (mr > i && load) {                                                                          \
+        c##i##0 = _mm256_loadu_ps(c + i * ldc);                                                    \
+        c##i##1 = _mm256_loadu_ps(c + i * ldc + 8);                                                \
+    }
+    ROWS(LOAD)
+    for (int k = 0; k < kc; k++) {
+        const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        b += NR;
+#define STEP(i)                                                                                    \
+        if (mr > i) {                                                                              \
+            const __m256 av = _mm256_broadcast_ss(a##i);                                           \
+            c##i##0 = _mm256_fmadd_ps(av, b0, c##i##0);                                            \
+            c##i##1 = _mm256_fmadd_ps(av, b1, c##i##1);                                            \
+            a##i += acs;                                                                           \
+        }
+        ROWS(STEP)
+    }
+#define STORE(i)                                                                                   \
+    if (mr > i) {                                                                                  \
+        _mm256_storeu_ps(c + i * ldc, c##i##0);                                                    \
+        _mm256_storeu_ps(c + i * ldc + 8, c##i##1);                                                \
+    }
+    ROWS(STORE)
+#undef DECL
+#undef LOAD
+#undef STEP
+#undef STORE
+}
+
+static TGT void kern_avx2(int mr, int nr, int kc, const float *a, ptrdiff_t ars, ptrdiff_t acs,
+                          const float *b, float *c, ptrdiff_t ldc, int load)
+{
+    if (nr < NR) {
+        /* an edge tile: through a full-width copy (masked stores are slow on
+         * AMD processors); the padding columns compute zeros nobody reads */
+        float tmp[MR * NR] __attribute__((aligned(32)));
+        for (int i = 0; i < mr; i++)
+            for (int j = 0; j < NR; j++)
+                tmp[i * NR + j] = load && j < nr ? c[i * ldc + j] : 0.0f;
+        kern_avx2(mr, NR, kc, a, ars, acs, b, tmp, NR, load);
+        for (int i = 0; i < mr; i++)
+            memcpy(c + i * ldc, tmp + i * NR, (size_t)nr * sizeof(float));
+        return;
+    }
+    switch (mr) {
+    case 6: kern_avx2_mr(6, kc, a, ars, acs, b, c, ldc, load); break;
+    case 5: kern_avx2_mr(5, kc, a, ars, acs, b, c, ldc, load); break;
+    case 4: kern_avx2_mr(4, kc, a, ars, acs, b, c, ldc, load); break;
+    case 3: kern_avx2_mr(3, kc, a, ars, acs, b, c, ldc, load); break;
+    case 2: kern_avx2_mr(2, kc, a, ars, acs, b, c, ldc, load); break;
+    default: kern_avx2_mr(1, kc, a, ars, acs, b, c, ldc, load); break;
+    }
+}
+#endif
+
+static int have_avx2(void)
+{
+#ifdef GEMM_X86
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+const char *gemm_kernel_name(const gemm_ws *ws)
+{
+    return ws->portable || !have_avx2() ? "portable" : "avx2-fma 6x16";
+}
+
+/* ----------------------------------------------------------------- blocking */
+
+#ifdef GEMM_X86
+/* d[k][16] = B[j*cs + k] for 16 rows j of contiguous values: a transposition,
+ * 8x8 blocks in registers (the fully connected layers' weights, packed as the
+ * columns of W^T). */
+static TGT void pack_t16_avx2(int kc, const float *B, ptrdiff_t cs, float *d)
+{
+    int k = 0;
+    for (; k + 8 <= kc; k += 8)
+        for (int h = 0; h < 2; h++) {
+            __m256 r[8];
+            for (int j = 0; j < 8; j++)
+                r[j] = _mm256_loadu_ps(B + (h * 8 + j) * cs + k);
+            const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+            const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+            const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+            const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+            const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            float *o = d + (size_t)k * NR + h * 8;
+            _mm256_store_ps(o + 0 * NR, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_store_ps(o + 1 * NR, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_store_ps(o + 2 * NR, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_store_ps(o + 3 * NR, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_store_ps(o + 4 * NR, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_store_ps(o + 5 * NR, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_store_ps(o + 6 * NR, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_store_ps(o + 7 * NR, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+    for (; k < kc; k++)
+        for (int j = 0; j < NR; j++)
+            d[(size_t)k * NR + j] = B[j * cs + k];
+}
+#endif
+
+/* Packs the kc x nc block b(k,j) = B[k*rs + j*cs] into panels [nc/NR][kc][NR],
+ * zero past the last column. */
+static void pack_b(int simd, int kc, int nc, const float *B, ptrdiff_t rs, ptrdiff_t cs, float *dst)
+{
+    if (cs == 1) { /* row by row, so that each row of B is read in one run */
+        for (int k = 0; k < kc; k++)
+            for (int j0 = 0; j0 < nc; j0 += NR) {
+                const int nr = nc - j0 < NR ? nc - j0 : NR;
+                float *d = dst + (size_t)(j0 / NR) * kc * NR + (size_t)k * NR;
+                memcpy(d, B + k * rs + j0, (size_t)nr * sizeof(float));
+                if (nr < NR)
+                    memset(d + nr, 0, (size_t)(NR - nr) * sizeof(float));
+            }
+        return;
+    }
+    for (int j0 = 0; j0 < nc; j0 += NR) {
+        const int nr = nc - j0 < NR ? nc - j0 : NR;
+        float *d = dst + (size_t)(j0 / NR) * kc * NR;
+        {
+#ifdef GEMM_X86
+            if (nr == NR && rs == 1 && simd) {
+                pack_t16_avx2(kc, B + j0 * cs, cs, d);
+                continue;
+            }
+#endif
+            for (int j = 0; j < nr; j++) {
+                const float *s = B + (j0 + j) * cs;
+                for (int k = 0; k < kc; k++)
+                    d[(size_t)k * NR + j] = s[k * rs];
+            }
+            for (int j = nr; j < NR; j++)
+                for (int k = 0; k < kc; k++)
+                    d[(size_t)k * NR + j] = 0.0f;
+        }
+    }
+}
+
+typedef struct {
+    ptrdiff_t ars, acs; /* a(i,k) = A[i*ars + k*acs] */
+    ptrdiff_t brs, bcs; /* b(k,j) = B[k*brs + j*bcs] */
+} strides;
+
+/* C[i][j0..j1) = fma(a(i,k), B[k][j0..j1), C) for every k in order: the same
+ * chains as the kernels, with the accumulators in C (in cache) and B's rows
+ * read once, in long runs. */
+#ifdef GEMM_X86
+static TGT void rows_avx2(int M, int n, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs,
+                          const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc)
+{
+    for (int k = 0; k < K; k++) {
+        const float *b = B + k * ldb;
+        for (int i = 0; i < M; i++) {
+            const __m256 av = _mm256_broadcast_ss(A + i * ars + k * acs);
+            float *c = C + i * ldc;
+            int j = 0;
+            for (; j + 32 <= n; j += 32) {
+                __m256 c0 = _mm256_loadu_ps(c + j), c1 = _mm256_loadu_ps(c + j + 8);
+                __m256 c2 = _mm256_loadu_ps(c + j + 16), c3 = _mm256_loadu_ps(c + j + 24);
+                c0 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b + j), c0);
+                c1 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b + j + 8), c1);
+                c2 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b + j + 16), c2);
+                c3 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b + j + 24), c3);
+                _mm256_storeu_ps(c + j, c0);
+                _mm256_storeu_ps(c + j + 8, c1);
+                _mm256_storeu_ps(c + j + 16, c2);
+                _mm256_storeu_ps(c + j + 24, c3);
+            }
+            for (; j + 8 <= n; j += 8)
+                _mm256_storeu_ps(c + j, _mm256_fmadd_ps(av, _mm256_loadu_ps(b + j), _mm256_loadu_ps(c + j)));
+            const float a = A[i * ars + k * acs];
+            for (; j < n; j++)
+                c[j] = fmaf(a, b[j], c[j]);
+        }
+    }
+}
+#endif
+
+static void gemm_rows(int simd, int M, int N, int K, const float *A, const strides *st,
+                      const float *B, int accumulate, float *C, int ldc)
+{
+    if (!accumulate)
+        for (int i = 0; i < M; i++)
+            memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(float));
+    for (int j0 = 0; j0 < N; j0 += ROWS_CHUNK) {
+        const int n = N - j0 < ROWS_CHUNK ? N - j0 : ROWS_CHUNK;
+#ifdef GEMM_X86
+        if (simd) {
+            rows_avx2(M, n, K, A, st->ars, st->acs, B + j0, st->brs, C + j0, ldc);
+            continue;
+        }
+#endif
+        for (int k = 0; k < K; k++)
+            for (int i = 0; i < M; i++) {
+                const float a = A[i * st->ars + k * st->acs], *b = B + k * st->brs + j0;
+                float *c = C + (size_t)i * ldc + j0;
+                for (int j = 0; j < n; j++)
+                    c[j] = fmaf(a, b[j], c[j]);
+            }
+    }
+}
+
+/* The whole product on one thread, with one packing buffer. */
+static void gemm_serial(int simd, float *pack, const strides *st, int M, int N, int K,
+                        const float *A, const float *B, int accumulate, float *C, int ldc)
+{
+#ifdef GEMM_X86
+    kernel_fn *kern = simd ? kern_avx2 : kern_portable;
+#else
+    kernel_fn *kern = kern_portable;
+#endif
+    if (K == 0) {
+        if (!accumulate)
+            for (int i = 0; i < M; i++)
+                memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(float));
+        return;
+    }
+    if (M <= MR && st->bcs == 1) {
+        gemm_rows(simd, M, N, K, A, st, B, accumulate, C, ldc);
+        return;
+    }
+    const int KCb = M <= MR ? KC_THIN : KC, NCb = M <= MR ? NC_THIN : NC;
+    for (int jc = 0; jc < N; jc += NCb) {
+        const int nc = N - jc < NCb ? N - jc : NCb;
+        for (int pc = 0; pc < K; pc += KCb) {
+            const int kc = K - pc < KCb ? K - pc : KCb;
+            const int load = accumulate || pc > 0;
+            if (st->bcs == 1) /* rows of B: packed all at once, each row read in one run */
+                pack_b(simd, kc, nc, B + pc * st->brs + jc, st->brs, 1, pack);
+            for (int ic = 0; ic < M; ic += MC) {
+                const int mc = M - ic < MC ? M - ic : MC;
+                for (int jr = 0; jr < nc; jr += NR) {
+                    const int nr = nc - jr < NR ? nc - jr : NR;
+                    float *bp = pack + (size_t)(jr / NR) * kc * NR;
+                    if (ic == 0 && st->bcs != 1) /* columns of B: packed just before their first use */
+                        pack_b(simd, kc, nr, B + pc * st->brs + (jc + jr) * st->bcs, st->brs,
+                               st->bcs, bp);
+                    for (int ir = 0; ir < mc; ir += MR) {
+                        const int mr = mc - ir < MR ? mc - ir : MR;
+                        kern(mr, nr, kc, A + (ic + ir) * st->ars + pc * st->acs, st->ars, st->acs,
+                             bp, C + (size_t)(ic + ir) * ldc + jc + jr, ldc, load);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Slowest thread's share relative to a perfect split of `tiles` over t. */
+static double imbalance(int tiles, int t) { return (double)((tiles + t - 1) / t) * t / tiles; }
+
+void gemm_f32(gemm_ws *ws, gemm_op ta, gemm_op tb, int M, int N, int K, const float *A, int lda,
+              const float *B, int ldb, int accumulate, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    const strides st = {.ars = ta == GEMM_N ? lda : 1,
+                        .acs = ta == GEMM_N ? 1 : lda,
+                        .brs = tb == GEMM_N ? ldb : 1,
+                        .bcs = tb == GEMM_N ? 1 : ldb};
+    const int simd = !ws->portable && have_avx2();
+    const int tm = (M + MR - 1) / MR, tn = (N + NR - 1) / NR;
+    int T = ws->threads;
+    if ((double)M * N * K < PARALLEL_MIN)
+        T = 1;
+    if (T > (tm > tn ? tm : tn))
+        T = tm > tn ? tm : tn;
+    if (T <= 1) {
+        gemm_serial(simd, ws->pack[0], &st, M, N, K, A, B, accumulate, C, ldc);
+        return;
+    }
+    /* Split by columns (each part packs only its columns of B) unless rows
+     * balance better (then each part packs all of B: cheap next to the
+     * product when it pays), into a few parts per thread handed out as
+     * threads come free, so that a thread the system delays holds up little. */
+    const int by_cols = imbalance(tn, T) <= imbalance(tm, T);
+    const int tiles = by_cols ? tn : tm;
+    int parts = T * (by_cols ? 4 : 2);
+    if (parts > tiles)
+        parts = tiles;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(T) schedule(dynamic, 1)
+#endif
+    for (int t = 0; t < parts; t++) {
+#ifdef _OPENMP
+        float *pack = ws->pack[omp_get_thread_num()];
+#else
+        float *pack = ws->pack[0];
+#endif
+        const int lo = (int)((long)tiles * t / parts), hi = (int)((long)tiles * (t + 1) / parts);
+        if (by_cols) {
+            const int j0 = lo * NR, j1 = hi * NR < N ? hi * NR : N;
+            if (j1 > j0)
+                gemm_serial(simd, pack, &st, M, j1 - j0, K, A, B + j0 * st.bcs, accumulate, C + j0,
+                            ldc);
+        } else {
+            const int i0 = lo * MR, i1 = hi * MR < M ? hi * MR : M;
+            if (i1 > i0)
+                gemm_serial(simd, pack, &st, i1 - i0, N, K, A + i0 * st.ars, B, accumulate,
+                            C + (size_t)i0 * ldc, ldc);
+        }
+    }
+}

@@ -1,0 +1,76 @@
+/*
+ * gemm.h - single-precision matrix products whose every element is computed
+ * the same way whatever the shapes, the tiling, the threads or the processor.
+ *
+ *     gemm_ws *ws;
+ *     gemm_ws_new(0, &ws, err, sizeof err);          // 0: one thread per core
+ *     // C[M][N] = A[M][K] x B[K][N], all row-major
+ *     gemm_f32(ws, GEMM_N, GEMM_N, M, N, K, A, K, B, N, 0, C, N);
+ *     gemm_ws_free(ws);
+ *
+ * The contract (what makes results batch-invariant): every element is
+ *
+ *     C[i][j] = fma(a(i,K-1), b(K-1,j), ... fma(a(i,1), b(1,j), fma(a(i,0), b(0,j), c0)))
+ *
+ * with c0 = C[i][j] when accumulating and +0 otherwise: one fused
+ * multiply-add per k, in increasing k, rounded to float at every step. So an
+ * element depends only on its row of A and its column of B: not on M or N,
+ * not on where it falls in a tile or which thread computes it, and not on the
+ * instruction set (the AVX2 kernel and the portable one give the same bits).
+ * A batch of images laid side by side in N (or stacked in M) gives each image
+ * exactly the numbers it gets alone. OpenBLAS's sgemm does not promise this:
+ * its edge kernels, small-matrix paths and thread splits change the rounding
+ * of an element with the matrix's shape, which is why the engine uses this.
+ *
+ * Speed: an AVX2+FMA 6x16 micro-kernel on packed panels of B, A read in place,
+ * split over threads by rows or columns (OpenMP). Without AVX2 a portable
+ * kernel computes the same numbers, slowly.
+ */
+#ifndef ADJ_GEMM_H
+#define ADJ_GEMM_H
+
+#include <stddef.h>
+
+/** Whether an operand is used as stored (N) or transposed (T). */
+typedef enum { GEMM_N = 0, GEMM_T = 1 } gemm_op;
+
+/** Scratch space (packed panels) and the thread count of a caller's products. */
+typedef struct gemm_ws gemm_ws;
+
+/**
+ * New scratch space for products on up to `threads` threads (0 or less: one
+ * per online core, at most 64). *out is new: free with gemm_ws_free(). A
+ * workspace is used by one caller thread at a time.
+ * Returns ADJ_OK or ADJ_ERR_NOMEM.
+ */
+int gemm_ws_new(int threads, gemm_ws **out, char *err, size_t errsz);
+
+/** Frees the workspace (NULL is fine). */
+void gemm_ws_free(gemm_ws *ws);
+
+/** Threads the workspace's products use. */
+int gemm_ws_threads(const gemm_ws *ws);
+
+/** Bytes the workspace holds. */
+size_t gemm_ws_bytes(const gemm_ws *ws);
+
+/**
+ * C[M][N] = op(A)[M][K] x op(B)[K][N], or C += that when `accumulate`, all
+ * row-major with leading dimensions lda, ldb, ldc (op(A)(i,k) is A[i*lda+k]
+ * for GEMM_N and A[k*lda+i] for GEMM_T; likewise B). Each element as the
+ * header's contract says. M, N or K of 0 is fine (K = 0 writes zeros unless
+ * accumulating). A and B are borrowed and not modified; C must not overlap them.
+ */
+void gemm_f32(gemm_ws *ws, gemm_op ta, gemm_op tb, int M, int N, int K, const float *A, int lda,
+              const float *B, int ldb, int accumulate, float *C, int ldc);
+
+/**
+ * Makes the workspace use the portable kernels even where AVX2 is there
+ * (on: 1). They give the same bits, slowly: for tests that prove it.
+ */
+void gemm_ws_set_portable(gemm_ws *ws, int on);
+
+/** Name of the kernels the workspace uses ("avx2-fma 6x16" or "portable"). */
+const char *gemm_kernel_name(const gemm_ws *ws);
+
+#endif

@@ -1,0 +1,134 @@
+/* gemm_f32 against its contract: every element equals a plain fmaf chain over
+ * k in increasing order, bit for bit, for every shape (edge tiles, deep and
+ * wide blocks, the few-rows path), both transpositions of each operand,
+ * accumulation, and 1, 2 or 3 threads. Bit equality to this reference is what
+ * makes an image's numbers independent of the batch it is computed in. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm.h"
+#include "status.h"
+#include "testutil.h"
+
+/* The contract, written out with nothing but fmaf. */
+static void reference(gemm_op ta, gemm_op tb, int M, int N, int K, const float *A, int lda,
+                      const float *B, int ldb, int acc, float *C, int ldc)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float s = acc ? C[(size_t)i * ldc + j] : 0.0f;
+            for (int k = 0; k < K; k++) {
+                const float a = ta == GEMM_N ? A[(size_t)i * lda + k] : A[(size_t)k * lda + i];
+                const float b = tb == GEMM_N ? B[(size_t)k * ldb + j] : B[(size_t)j * ldb + k];
+                s = fmaf(a, b, s);
+            }
+            C[(size_t)i * ldc + j] = s;
+        }
+}
+
+static float *random_matrix(size_t n, uint64_t *seed)
+{
+    float *m = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++)
+        m[i] = tu_uniform(seed, -1.0f, 1.0f);
+    return m;
+}
+
+/* One product through every workspace, compared with the reference. */
+static void check_shape(gemm_ws *const *ws, int n_ws, gemm_op ta, gemm_op tb, int M, int N, int K,
+                        int acc, uint64_t seed)
+{
+    /* leading dimensions a little larger than needed, to catch stride mix-ups */
+    const int lda = (ta == GEMM_N ? K : M) + 3, ldb = (tb == GEMM_N ? N : K) + 5, ldc = N + 7;
+    const size_t na = (size_t)(ta == GEMM_N ? M : K) * lda + 1, nb = (size_t)(tb == GEMM_N ? K : N) * ldb + 1;
+    const size_t nc = (size_t)M * ldc;
+    float *A = random_matrix(na, &seed), *B = random_matrix(nb, &seed), *C0 = random_matrix(nc, &seed);
+    float *want = malloc(nc * sizeof(float)), *got = malloc(nc * sizeof(float));
+    memcpy(want, C0, nc * sizeof(float));
+    reference(ta, tb, M, N, K, A, lda, B, ldb, acc, want, ldc);
+    for (int w = 0; w < n_ws; w++) {
+        memcpy(got, C0, nc * sizeof(float));
+        gemm_f32(ws[w], ta, tb, M, N, K, A, lda, B, ldb, acc, got, ldc);
+        size_t bad = 0;
+        for (int i = 0; i < M; i++)
+            bad += memcmp(got + (size_t)i * ldc, want + (size_t)i * ldc, (size_t)N * sizeof(float)) != 0;
+        /* what lies between the rows (the leading-dimension gap) is untouched */
+        size_t gap = 0;
+        for (int i = 0; i < M; i++)
+            gap += memcmp(got + (size_t)i * ldc + N, C0 + (size_t)i * ldc + N, (size_t)(ldc - N) * sizeof(float)) != 0;
+        CHECK(bad == 0 && gap == 0,
+              "%c%c M=%d N=%d K=%d acc=%d threads=%d %s: %zu rows differ from the fma chain, %zu gaps written",
+              ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, acc, gemm_ws_threads(ws[w]),
+              gemm_kernel_name(ws[w]), bad, gap);
+    }
+    free(A);
+    free(B);
+    free(C0);
+    free(want);
+    free(got);
+}
+
+int main(void)
+{
+    char err[ADJ_ERRLEN];
+    /* 1, 2 and 3 threads, and the portable kernels on 2 threads */
+    gemm_ws *ws[4] = {NULL, NULL, NULL, NULL};
+    for (int t = 0; t < 4; t++)
+        CHECK(gemm_ws_new(t < 3 ? t + 1 : 2, &ws[t], err, sizeof err) == 0, "%s", err);
+    gemm_ws_set_portable(ws[3], 1);
+    fprintf(stderr, "kernels: %s and %s\n", gemm_kernel_name(ws[0]), gemm_kernel_name(ws[3]));
+
+    /* {M, N, K}: tile edges, one row, the few-rows path (M <= 6), deep K over
+     * several depth blocks, wide N over several column blocks, M over MC */
+    static const int shapes[][3] = {
+        {1, 1, 1},     {1, 17, 3},    {2, 16, 5},    {5, 33, 40},   {6, 16, 256},   {7, 15, 257},
+        {13, 47, 31},  {1, 3000, 700}, {4, 130, 2100}, {6, 9000, 20}, {16, 70, 600},  {97, 29, 300},
+        {101, 4200, 9}, {40, 1, 513},  {3, 2, 4100},  {12, 36, 64},  {0, 5, 5},      {5, 5, 0},
+    };
+    uint64_t seed = 11;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int acc = 0; acc < 2; acc++)
+                    check_shape(ws, 4, (gemm_op)ta, (gemm_op)tb, shapes[s][0], shapes[s][1],
+                                shapes[s][2], acc, seed++);
+
+    /* A product big enough for every thread (conv-like: 64 x 2304 x 1152) */
+    check_shape(ws, 3, GEMM_N, GEMM_N, 64, 2304, 1152, 0, 99);
+    check_shape(ws, 3, GEMM_T, GEMM_N, 300, 600, 64, 1, 98);
+
+    /* Columns of one image side by side with others (a batch): the image's
+     * block of C is the same whatever sits next to it. */
+    {
+        const int M = 37, K = 290, w = 50;
+        float *A = random_matrix((size_t)M * K, &seed);
+        float *alone = NULL;
+        int diff = 0;
+        for (int n = 1; n <= 9; n += 4) {
+            const int N = n * w;
+            float *B = malloc((size_t)K * N * sizeof(float)), *C = malloc((size_t)M * N * sizeof(float));
+            uint64_t s2 = 5, s3 = 1000 + n;
+            for (int k = 0; k < K; k++)
+                for (int j = 0; j < N; j++) /* image 0 first, then others */
+                    B[(size_t)k * N + j] = j < w ? tu_uniform(&s2, -1, 1) : tu_uniform(&s3, -1, 1);
+            gemm_f32(ws[1], GEMM_N, GEMM_N, M, N, K, A, K, B, N, 0, C, N);
+            if (!alone) {
+                alone = malloc((size_t)M * w * sizeof(float));
+                for (int i = 0; i < M; i++)
+                    memcpy(alone + (size_t)i * w, C + (size_t)i * N, w * sizeof(float));
+            } else
+                for (int i = 0; i < M; i++)
+                    diff += memcmp(alone + (size_t)i * w, C + (size_t)i * N, w * sizeof(float)) != 0;
+            free(B);
+            free(C);
+        }
+        CHECK(diff == 0, "an image's columns change with its neighbours in %d rows", diff);
+        free(A);
+        free(alone);
+    }
+    for (int t = 0; t < 4; t++)
+        gemm_ws_free(ws[t]);
+    gemm_ws_free(NULL);
+    return tu_done();
+}
