@@ -159,8 +159,8 @@ static int open_job_file(const char *path, int flags, mode_t mode)
     if (fd < 0)
         return -1;
     struct stat st;
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-        int e = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+    int e = fstat(fd, &st) ? errno : S_ISDIR(st.st_mode) ? EISDIR : !S_ISREG(st.st_mode) ? EINVAL : 0;
+    if (e) {
         close(fd);
         errno = e;
         return -1;
@@ -197,10 +197,7 @@ static char *read_fd(int fd, size_t max, size_t *len)
         errno = ENOMEM;
         return NULL;
     }
-    for (;;) {
-        if (n + 1 == cap) { /* the file grew while being read: keep what stat saw */
-            break;
-        }
+    while (n + 1 < cap) { /* what fstat saw; rows appended meanwhile are not wanted */
         ssize_t r = read(fd, buf + n, cap - 1 - n);
         if (r < 0 && errno == EINTR)
             continue;
@@ -857,22 +854,31 @@ static int load_job(srv_jobs *js, const char *dir, const char *id, job **out)
         size_t said = st > 0 ? j->done : 0;
         snprintf(before, sizeof before, "%s", j->error);
         j->done = j->skipped = 0;
+        char reason[ADJ_ERRLEN] = "";
         if ((rc = scan_rows(j, 0, what, sizeof what, why, sizeof why))) {
             if (rc != ADJ_ERR_NOMEM)
-                fail_at_load(js, j, "%s%s%s", why, before[0] ? "; before that: " : "", before);
+                snprintf(reason, sizeof reason, "%s", why);
         } else if (st < 0) {
-            fail_at_load(js, j, "its status.json was damaged (%s); its %zu valid rows are kept",
-                         swhy, j->done);
+            snprintf(reason, sizeof reason,
+                     "its status.json was damaged (%.300s); its %zu valid rows are kept", swhy,
+                     j->done);
         } else if (j->rows_len == 0) {
-            fail_at_load(js, j, "rows.csv is damaged: %s%s%s", what,
-                         before[0] ? "; before that: " : "", before);
+            snprintf(reason, sizeof reason, "rows.csv is damaged: %.400s", what);
         } else if (j->state == JS_DONE && j->done != j->total) {
-            fail_at_load(js, j, "it was done, but rows.csv holds %zu valid rows of %zu (%s)",
-                         j->done, j->total, what);
+            snprintf(reason, sizeof reason,
+                     "it was done, but rows.csv holds %zu valid rows of %zu (%.300s)", j->done,
+                     j->total, what);
         } else if (said != j->done || what[0]) {
-            jlog(j->id, "status.json says %zu images, rows.csv holds %zu valid rows%s%s; the rows "
-                        "count",
-                 said, j->done, what[0] ? " and then: " : "", what);
+            jlog(j->id, "status.json says %zu images; rows.csv holds %zu valid rows%s%s%s: the "
+                        "rows count",
+                 said, j->done, what[0] ? " (then " : "", what, what[0] ? ")" : "");
+        }
+        if (!reason[0] || (j->state == JS_FAILED && strstr(before, reason))) {
+            /* consistent, or failed for this reason at an earlier start already */
+        } else if (before[0]) {
+            fail_at_load(js, j, "%s; before that: %.300s", reason, before);
+        } else {
+            fail_at_load(js, j, "%s", reason);
         }
     }
     if (rc == ADJ_ERR_NOMEM) {

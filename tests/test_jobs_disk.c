@@ -417,6 +417,24 @@ static void test_damaged_finished(void)
           "all rows then garbage: /rows serves the rows only");
     free(rows);
     CHECK(log_has(&d, "ignored: not a folder"), "a file named like a job is logged and ignored");
+    char err_short[ADJ_ERRLEN], err_empty[ADJ_ERRLEN];
+    job_state(d.port, short_rows, st, &n, err_short, sizeof err_short);
+    job_state(d.port, empty, st, &n, err_empty, sizeof err_empty);
+    CHECK(sh_stop(&d, SIGTERM, 30) == 0, "damaged jobs: clean stop");
+
+    /* the next start finds the same, saved: the same answers, no new verdict */
+    if (start(&d, "damaged-again", jobs, NULL, NULL)) {
+        CHECK(0, "damaged jobs: the daemon restarts");
+        return;
+    }
+    CHECK(job_state(d.port, short_rows, st, &n, err, sizeof err) == 0 && !strcmp(st, "failed") &&
+              n == 17 && !strcmp(err, err_short),
+          "17 rows, restarted: the same error ('%s')", err);
+    CHECK(job_state(d.port, empty, st, &n, err, sizeof err) == 0 && !strcmp(st, "failed") &&
+              !strcmp(err, err_empty),
+          "empty rows.csv, restarted: the same error ('%s')", err);
+    CHECK(!log_has(&d, "00000000000000b1: failed") && !log_has(&d, "00000000000000b2: failed"),
+          "restarted: the saved verdicts are not made again");
     CHECK(sh_stop(&d, SIGTERM, 30) == 0, "damaged jobs: clean stop");
 }
 
