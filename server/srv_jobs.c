@@ -1933,10 +1933,17 @@ int srv_jobs_cancel(srv_jobs *js, const char *id, json_t **out)
     }
     size_t done = j->done, total = j->total;
     pthread_mutex_unlock(&js->lock);
-    if (changed) {
-        save_status(js, j, NULL, 0);
-        jlog(j->id, "canceled at %zu of %zu images", done, total);
+    char serr[ADJ_ERRLEN];
+    if (changed && save_status(js, j, serr, sizeof serr)) {
+        /* a full disk: the cancellation is not kept, and the next start resumes the job */
+        pthread_mutex_lock(&js->lock);
+        snprintf(j->error, sizeof j->error,
+                 "canceled, but that could not be saved (%.400s), so it resumes at the next start",
+                 serr);
+        pthread_mutex_unlock(&js->lock);
     }
+    if (changed)
+        jlog(j->id, "canceled at %zu of %zu images", done, total);
     pthread_mutex_unlock(&j->io);
     return srv_jobs_status(js, id, out);
 }
