@@ -257,11 +257,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 /*
- * By hand, from the source root (clang 14):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
- *     -Icommon -Iserver $(pkg-config --cflags jansson) tests/fuzz/fuzz_rows.c \
- *     server/srv_rows.c common/experiment.c common/stats.c common/status.c \
- *     common/net.c common/layers.c common/model.c common/attack.c common/image.c \
- *     -o fuzz_rows $(pkg-config --libs jansson) -lopenblas -lturbojpeg -lpng -lm -lpthread
- *   ./fuzz_rows -max_total_time=300 -max_len=4096 tests/fuzz/corpus/rows
+ * By hand, from the source root (clang 14; what was run for the jobs branch):
+ *   clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+ *     -fno-sanitize-recover=undefined -Icommon -Iserver -I/usr/include/stb \
+ *     $(pkg-config --cflags jansson) tests/fuzz/fuzz_rows.c server/srv_rows.c \
+ *     common/experiment.c common/stats.c common/status.c common/net.c common/layers.c \
+ *     common/model.c common/attack.c common/image.c -o fuzz_rows \
+ *     $(pkg-config --libs jansson libturbojpeg libpng openblas libjpeg) -lm -lpthread
+ *   mkdir -p work && ./fuzz_rows -max_total_time=300 -max_len=4096 work tests/fuzz/corpus/rows
+ * (new inputs go to work/; the corpus stays as it is).
  */
