@@ -658,6 +658,11 @@ static void test_full_disk(void)
               strstr(err, "rows.csv") && done > 0 && done < N_IMAGES,
           "full disk: the job fails with the reason (%s, %ld done, '%s')", sh_jstr(j, "status"),
           done, err);
+    path_of(p, sizeof p, "%s/%s/status.json", jobs, id);
+    int saved = access(p, F_OK) == 0;
+    CHECK(saved ||
+              (strstr(err, "could not be saved either") && strstr(err, "resumes at the next start")),
+          "full disk: when the failure cannot be saved, the error says the job resumes ('%s')", err);
     json_decref(j);
     size_t len = 0;
     path_of(p, sizeof p, "%s/%s/rows.csv", jobs, id);
@@ -680,8 +685,6 @@ static void test_full_disk(void)
 
     /* room again: the job resumes if its failure could not be saved, else stays failed */
     unlink(filler);
-    path_of(p, sizeof p, "%s/%s/status.json", jobs, id);
-    int saved = access(p, F_OK) == 0;
     if (start(&d, "full-again", jobs, NULL, NULL) == 0) {
         j = sh_wait_job(d.port, id, 60);
         if (saved)
