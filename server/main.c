@@ -18,8 +18,10 @@
  * Exit status: 0 after a clean shutdown, 1 on a runtime error (model or
  * weights that do not load, a port in use), 2 on a bad option.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -27,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "model.h"
@@ -119,6 +122,27 @@ static int write_port_file(const char *path, int port, char *err, size_t errsz)
         return adj_fail(err, errsz, ADJ_ERR_IO, "cannot write port file %s: %s", path, strerror(errno));
     }
     return ADJ_OK;
+}
+
+/*
+ * Whether the listening socket fd is bound to a loopback address only
+ * (127.0.0.0/8, ::1, or ::ffff:127.0.0.0/104): then only this machine can
+ * reach it. 0 for a wildcard (0.0.0.0, ::) or any other address, and when
+ * the address cannot be read.
+ */
+static int listens_on_loopback(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl))
+        return 0;
+    if (ss.ss_family == AF_INET)
+        return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+    if (ss.ss_family == AF_INET6) {
+        const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return 0;
 }
 
 static void install_signals(void)
@@ -219,6 +243,11 @@ int main(int argc, char **argv)
         shutdown_app(&a, 0);
         return 1;
     }
+    if (!a.cfg.token && !listens_on_loopback(fd))
+        fprintf(stderr, "advjpgd: warning: listening on %s, not a loopback address, without a "
+                        "token: anyone who can reach it can use this daemon and its jobs (give "
+                        "--token-file, or listen on 127.0.0.1)\n",
+                a.cfg.listen);
     if (srv_http_start(&a.cfg, a.metrics, fd, &a.http, err, sizeof err)) {
         close(fd);
         fprintf(stderr, "advjpgd: %s\n", err);

@@ -76,8 +76,11 @@ struct srv_jobs {
     pthread_t runner;
     int runner_started;
     uint64_t next_group;
-    int lock_fd;                  /* jobs_dir/.lock, held (flock) while we use the folder */
+    pthread_mutex_t claim;        /* serialises claim_folder */
+    int lock_fd;                  /* jobs_dir/.lock, held (flock) while we use the folder;
+                                   * written under claim and lock */
     char unavailable[ADJ_ERRLEN]; /* why jobs cannot be served, "" if they can (js->lock) */
+    int was_unavailable;          /* claim: the folder was unusable once (to log its return) */
 };
 
 /* ---------------------------------------------------------------- small helpers */
@@ -143,14 +146,137 @@ static void fsync_dir(const char *dir)
     }
 }
 
-/* Writes dir/name atomically: a temporary file, fsync, rename, fsync of dir. */
+/*
+ * Every file of a job folder is opened through this: never through a
+ * symbolic link (O_NOFOLLOW: ELOOP), never anything but a regular file
+ * (EISDIR for a folder, EINVAL for a FIFO, socket or device; O_NONBLOCK so
+ * that opening a FIFO does not hang). Returns the fd, or -1 with errno set;
+ * file_strerror says why in words.
+ */
+static int open_job_file(const char *path, int flags, mode_t mode)
+{
+    int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    int e = fstat(fd, &st) ? errno : S_ISDIR(st.st_mode) ? EISDIR : !S_ISREG(st.st_mode) ? EINVAL : 0;
+    if (e) {
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
+
+/* strerror for open_job_file's errors: a symbolic link or a non-regular file in words. */
+static const char *file_strerror(int e)
+{
+    if (e == ELOOP)
+        return "it is a symbolic link (refused)";
+    if (e == EINVAL)
+        return "it is not a regular file";
+    return strerror(e);
+}
+
+/* Reads the rest of fd, at most max bytes; new buffer (NUL-terminated), NULL with errno set. */
+static char *read_fd(int fd, size_t max, size_t *len)
+{
+    struct stat st;
+    if (fstat(fd, &st))
+        return NULL;
+    if ((uint64_t)st.st_size > max) {
+        errno = EFBIG;
+        return NULL;
+    }
+    size_t cap = (size_t)st.st_size + 1, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    while (n + 1 < cap) { /* what fstat saw; rows appended meanwhile are not wanted */
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            free(buf);
+            errno = e;
+            return NULL;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+/*
+ * Reads a whole file; new buffer (NUL-terminated), NULL with errno set.
+ * job_file: a file of a job folder (open_job_file's rules); else any file
+ * (an image under the data root, whose links srv_path_file_under checked).
+ */
+static char *read_file(const char *path, size_t max, size_t *len, int job_file)
+{
+    int fd = job_file ? open_job_file(path, O_RDONLY, 0) : open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    char *buf = read_fd(fd, max, len);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return buf;
+}
+
+/*
+ * A JSON file of a job folder (open_job_file's rules), new reference; NULL
+ * with why ("cannot read: ..." or the parser's message) and *missing set
+ * when the file does not exist.
+ */
+static json_t *load_json(const char *path, int *missing, char *why, size_t whysz)
+{
+    size_t len = 0;
+    *missing = 0;
+    char *text = read_file(path, (size_t)64 << 20, &len, 1);
+    if (!text) {
+        *missing = errno == ENOENT;
+        adj_fail(why, whysz, ADJ_ERR_IO, "cannot read it: %s", file_strerror(errno));
+        return NULL;
+    }
+    json_error_t je;
+    json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    free(text);
+    if (!o)
+        adj_fail(why, whysz, ADJ_ERR_FORMAT, "not valid JSON (line %d: %s)", je.line, je.text);
+    else if (!json_is_object(o)) {
+        adj_fail(why, whysz, ADJ_ERR_FORMAT, "not a JSON object");
+        json_decref(o);
+        o = NULL;
+    }
+    return o;
+}
+
+/*
+ * Writes dir/name atomically: a new temporary file (O_EXCL, so never
+ * through a link planted there; a leftover of a crash is removed first),
+ * fsync, rename over name (which replaces a link, never its target), fsync
+ * of dir. On failure (a full disk: ENOSPC) name is as it was and err gives
+ * the real errno.
+ */
 static int write_atomic(const char *dir, const char *name, const char *data, size_t len,
                         char *err, size_t errsz)
 {
     char path[PATH_MAX], tmp[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST && unlink(tmp) == 0)
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return adj_fail(err, errsz, ADJ_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
     if (write_all(fd, data, len) || fsync(fd)) {
@@ -159,7 +285,11 @@ static int write_atomic(const char *dir, const char *name, const char *data, siz
         unlink(tmp);
         return adj_fail(err, errsz, ADJ_ERR_IO, "cannot write %s: %s", tmp, strerror(e));
     }
-    close(fd);
+    if (close(fd)) {
+        int e = errno;
+        unlink(tmp);
+        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot write %s: %s", tmp, strerror(e));
+    }
     if (rename(tmp, path)) {
         int e = errno;
         unlink(tmp);
@@ -169,7 +299,7 @@ static int write_atomic(const char *dir, const char *name, const char *data, siz
     return ADJ_OK;
 }
 
-/* mkdir -p with mode for the folders it makes. */
+/* mkdir -p with mode for the folders it makes; -1 with the errno of the step that failed. */
 static int mkdir_p(const char *path, mode_t mode)
 {
     char buf[PATH_MAX];
@@ -188,7 +318,9 @@ static int mkdir_p(const char *path, mode_t mode)
     if (mkdir(buf, mode) && errno != EEXIST)
         return -1;
     struct stat st;
-    if (stat(buf, &st) || !S_ISDIR(st.st_mode)) {
+    if (stat(buf, &st))
+        return -1;
+    if (!S_ISDIR(st.st_mode)) {
         errno = ENOTDIR;
         return -1;
     }
@@ -205,39 +337,6 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 static void rmtree(const char *path)
 {
     nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* Reads a whole file; new buffer (NUL-terminated), NULL with errno set. */
-static char *read_file(const char *path, size_t max, size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
-    struct stat st;
-    if (fstat(fd, &st) || (size_t)st.st_size > max) {
-        if (!errno || (size_t)st.st_size > max)
-            errno = EFBIG;
-        close(fd);
-        return NULL;
-    }
-    size_t cap = (size_t)st.st_size + 1, n = 0;
-    char *buf = malloc(cap);
-    while (buf && n < cap - 1) {
-        ssize_t r = read(fd, buf + n, cap - 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    if (buf) {
-        buf[n] = '\0';
-        *len = n;
-    } else {
-        errno = ENOMEM;
-    }
-    return buf;
 }
 
 int srv_job_id_ok(const char *s)
@@ -377,30 +476,41 @@ static char *status_text(const job *j)
     return s;
 }
 
-/* Writes status.json from the job's state (call with j->io held, not the lock). */
-static void save_status(srv_jobs *js, job *j)
+/*
+ * Writes status.json from the job's state (call with j->io held, not the
+ * lock). ADJ_OK, or ADJ_ERR_IO / ADJ_ERR_NOMEM with err (may be NULL) giving
+ * the real errno (ENOSPC on a full disk); the failure is logged too.
+ */
+static int save_status(srv_jobs *js, job *j, char *err, size_t errsz)
 {
     pthread_mutex_lock(&js->lock);
     char *text = status_text(j);
     pthread_mutex_unlock(&js->lock);
-    char err[ADJ_ERRLEN];
-    if (!text || write_atomic(j->dir, "status.json", text, strlen(text), err, sizeof err))
-        jlog(j->id, "cannot save its status: %s", text ? err : "out of memory");
+    char msg[ADJ_ERRLEN];
+    int rc = text ? write_atomic(j->dir, "status.json", text, strlen(text), msg, sizeof msg)
+                  : adj_fail(msg, sizeof msg, ADJ_ERR_NOMEM, "out of memory");
+    if (rc) {
+        jlog(j->id, "cannot save its status: %s", msg);
+        adj_fail(err, errsz, rc, "%s", msg);
+    }
     free(text);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- loading */
 
-/* Reads request.json into a new job (files and truth kept when want_files). */
-static int load_request(const char *dir, const char *id, int want_files, job **out, char *why,
-                        size_t whysz)
+/*
+ * Reads request.json into a new job, with its file list and labels.
+ * ADJ_ERR_FORMAT / ADJ_ERR_IO (why says what is wrong) or ADJ_ERR_NOMEM.
+ */
+static int load_request(const char *dir, const char *id, job **out, char *why, size_t whysz)
 {
-    char path[PATH_MAX];
+    char path[PATH_MAX], msg[ADJ_ERRLEN];
     snprintf(path, sizeof path, "%s/request.json", dir);
-    json_error_t je;
-    json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    int missing;
+    json_t *o = load_json(path, &missing, msg, sizeof msg);
     if (!o)
-        return adj_fail(why, whysz, ADJ_ERR_FORMAT, "request.json: %s", je.text);
+        return adj_fail(why, whysz, ADJ_ERR_FORMAT, "request.json: %s", msg);
     job *j = job_alloc();
     int rc = ADJ_OK;
     json_t *eps = json_object_get(o, "eps"), *files = json_object_get(o, "files"),
@@ -413,7 +523,11 @@ static int load_request(const char *dir, const char *id, int want_files, job **o
     snprintf(j->id, sizeof j->id, "%s", id);
     j->dir = strdup(dir);
     j->info = o;
-    if (!j->dir || strcmp(json_string_value(json_object_get(o, "id")) ?: "", id) != 0 ||
+    if (!j->dir) {
+        rc = adj_fail(why, whysz, ADJ_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (strcmp(json_string_value(json_object_get(o, "id")) ?: "", id) != 0 ||
         !json_is_array(eps) || json_array_size(eps) < 1 || json_array_size(eps) > EXP_MAX_EPS ||
         !json_is_array(files) || !json_is_integer(json_object_get(model, "classes"))) {
         rc = adj_fail(why, whysz, ADJ_ERR_FORMAT, "request.json: missing or malformed fields");
@@ -438,7 +552,7 @@ static int load_request(const char *dir, const char *id, int want_files, job **o
     j->created_ms = json_integer_value(json_object_get(o, "created_ms"));
     const char *idir = json_string_value(json_object_get(o, "images_dir"));
     if (j->classes < 1 || j->total < 1 || (j->has_truth && json_array_size(truth) != j->total) ||
-        (!j->upload && !idir)) {
+        (!j->upload && !idir) || !json_is_string(json_object_get(o, "created"))) {
         rc = adj_fail(why, whysz, ADJ_ERR_FORMAT, "request.json: inconsistent fields");
         goto fail;
     }
@@ -446,30 +560,28 @@ static int load_request(const char *dir, const char *id, int want_files, job **o
         rc = adj_fail(why, whysz, ADJ_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    if (want_files) {
-        j->files = calloc(j->total, sizeof *j->files);
-        if (j->has_truth)
-            j->truth = malloc(j->total * sizeof *j->truth);
-        if (!j->files || (j->has_truth && !j->truth)) {
-            rc = adj_fail(why, whysz, ADJ_ERR_NOMEM, "out of memory");
+    j->files = calloc(j->total, sizeof *j->files);
+    if (j->has_truth)
+        j->truth = malloc(j->total * sizeof *j->truth);
+    if (!j->files || (j->has_truth && !j->truth)) {
+        rc = adj_fail(why, whysz, ADJ_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < j->total; i++) {
+        const char *f = json_string_value(json_array_get(files, i));
+        if (!f || !*f || strchr(f, '/') || !(j->files[i] = strdup(f))) {
+            rc = adj_fail(why, whysz, ADJ_ERR_FORMAT, "request.json: file %zu is malformed", i + 1);
             goto fail;
         }
-        for (size_t i = 0; i < j->total; i++) {
-            const char *f = json_string_value(json_array_get(files, i));
-            if (!f || !*f || strchr(f, '/') || !(j->files[i] = strdup(f))) {
-                rc = adj_fail(why, whysz, ADJ_ERR_FORMAT, "request.json: file %zu is malformed",
-                              i + 1);
+        if (j->has_truth) {
+            json_t *tv = json_array_get(truth, i);
+            json_int_t t = json_integer_value(tv);
+            if (!json_is_integer(tv) || t < 0 || t >= j->classes) {
+                rc = adj_fail(why, whysz, ADJ_ERR_FORMAT,
+                              "request.json: label %zu is out of range", i + 1);
                 goto fail;
             }
-            if (j->has_truth) {
-                json_int_t t = json_integer_value(json_array_get(truth, i));
-                if (t < 0 || t >= j->classes) {
-                    rc = adj_fail(why, whysz, ADJ_ERR_FORMAT,
-                                  "request.json: label %zu is out of range", i + 1);
-                    goto fail;
-                }
-                j->truth[i] = (int)t;
-            }
+            j->truth[i] = (int)t;
         }
     }
     json_object_del(o, "files");
@@ -481,43 +593,61 @@ fail:
     return rc;
 }
 
-/* Reads status.json of a job that has ended; 1 if there is one. */
-static int load_status(job *j)
+/* Frees the file list, which only an unfinished job needs. */
+static void drop_files(job *j)
 {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/status.json", j->dir);
-    json_t *o = json_load_file(path, 0, NULL);
-    if (!o)
-        return 0;
-    const char *st = json_string_value(json_object_get(o, "status"));
-    int ok = 1;
-    if (st && strcmp(st, "done") == 0)
-        j->state = JS_DONE;
-    else if (st && strcmp(st, "failed") == 0)
-        j->state = JS_FAILED;
-    else if (st && strcmp(st, "canceled") == 0)
-        j->state = JS_CANCELED;
-    else
-        ok = 0;
-    if (ok) {
-        j->done = (size_t)json_integer_value(json_object_get(o, "done"));
-        j->skipped = (size_t)json_integer_value(json_object_get(o, "skipped"));
-        j->rate = json_number_value(json_object_get(o, "images_per_s"));
-        snprintf(j->finished, sizeof j->finished, "%s",
-                 json_string_value(json_object_get(o, "finished")) ?: "");
-        snprintf(j->started, sizeof j->started, "%s",
-                 json_string_value(json_object_get(o, "started")) ?: "");
-        snprintf(j->error, sizeof j->error, "%s",
-                 json_string_value(json_object_get(o, "error")) ?: "");
-        struct stat sb;
-        snprintf(path, sizeof path, "%s/rows.csv", j->dir);
-        j->rows_len = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
-    }
-    json_decref(o);
-    return ok;
+    for (size_t i = 0; j->files && i < j->total; i++)
+        free(j->files[i]);
+    free(j->files);
+    free(j->truth);
+    j->files = NULL;
+    j->truth = NULL;
 }
 
-/* Marks a job failed at load and saves that. */
+/*
+ * Reads status.json: 1 when it says the job ended (state, done and skipped
+ * as it says them, times, error, rate), 0 when there is none (the job is
+ * unfinished), -1 when it is damaged (why says how; j is unchanged).
+ */
+static int load_status(job *j, char *why, size_t whysz)
+{
+    char path[PATH_MAX], msg[ADJ_ERRLEN];
+    snprintf(path, sizeof path, "%s/status.json", j->dir);
+    int missing;
+    json_t *o = load_json(path, &missing, msg, sizeof msg);
+    if (!o) {
+        if (missing)
+            return 0;
+        adj_fail(why, whysz, ADJ_ERR_FORMAT, "%s", msg);
+        return -1;
+    }
+    const char *st = json_string_value(json_object_get(o, "status"));
+    job_state s;
+    if (st && strcmp(st, "done") == 0)
+        s = JS_DONE;
+    else if (st && strcmp(st, "failed") == 0)
+        s = JS_FAILED;
+    else if (st && strcmp(st, "canceled") == 0)
+        s = JS_CANCELED;
+    else {
+        adj_fail(why, whysz, ADJ_ERR_FORMAT, "\"status\" is not done, failed or canceled");
+        json_decref(o);
+        return -1;
+    }
+    j->state = s;
+    j->done = (size_t)json_integer_value(json_object_get(o, "done"));
+    j->skipped = (size_t)json_integer_value(json_object_get(o, "skipped"));
+    j->rate = json_number_value(json_object_get(o, "images_per_s"));
+    snprintf(j->finished, sizeof j->finished, "%s",
+             json_string_value(json_object_get(o, "finished")) ?: "");
+    snprintf(j->started, sizeof j->started, "%s",
+             json_string_value(json_object_get(o, "started")) ?: "");
+    snprintf(j->error, sizeof j->error, "%s", json_string_value(json_object_get(o, "error")) ?: "");
+    json_decref(o);
+    return 1;
+}
+
+/* Marks a job failed at load, logs why and saves it (when the folder takes it). */
 static void fail_at_load(srv_jobs *js, job *j, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void fail_at_load(srv_jobs *js, job *j, const char *fmt, ...)
@@ -527,57 +657,75 @@ static void fail_at_load(srv_jobs *js, job *j, const char *fmt, ...)
     vsnprintf(j->error, sizeof j->error, fmt, ap);
     va_end(ap);
     j->state = JS_FAILED;
-    iso_now(j->finished);
-    save_status(js, j);
+    if (!j->finished[0])
+        iso_now(j->finished);
     jlog(j->id, "failed: %s", j->error);
+    save_status(js, j, NULL, 0);
 }
 
 /*
- * An unfinished job: keeps the valid prefix of rows.csv (cutting off a
- * half-written or corrupt tail) and sets done, skipped and rows_len.
+ * Parses the job's rows.csv against its file list and sets done, skipped
+ * and rows_len from its valid prefix: the rows are the job's record, and
+ * the status, the table, the figures and GET /rows all come from that
+ * prefix. repair (an unfinished job): a missing file is created, a
+ * half-written or invalid tail is cut off (ftruncate + fsync) and a missing
+ * header written, so that the runner appends right after the last good
+ * row. Otherwise the file is only read (a missing one reads as empty).
+ * *what gets where the valid prefix ends ("" when the whole file is
+ * valid). ADJ_ERR_IO (why: the file and the real errno) or ADJ_ERR_NOMEM;
+ * on error the job is unchanged.
  */
-static int repair_rows(job *j, char *why, size_t whysz)
+static int scan_rows(job *j, int repair, char *what, size_t whatsz, char *why, size_t whysz)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/rows.csv", j->dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return adj_fail(why, whysz, ADJ_ERR_IO, "rows.csv: %s", strerror(errno));
+    int fd = open_job_file(path, repair ? O_RDWR | O_CREAT : O_RDONLY, 0600);
+    if (fd < 0 && (repair || errno != ENOENT))
+        return adj_fail(why, whysz, ADJ_ERR_IO, "rows.csv: %s", file_strerror(errno));
     size_t len = 0;
-    char *text = read_file(path, (size_t)1 << 40, &len);
+    char *text = fd >= 0 ? read_fd(fd, (size_t)1 << 40, &len) : calloc(1, 1);
     if (!text) {
-        close(fd);
-        return adj_fail(why, whysz, ADJ_ERR_IO, "rows.csv: %s", strerror(errno));
+        int e = fd >= 0 ? errno : ENOMEM;
+        if (fd >= 0)
+            close(fd);
+        return adj_fail(why, whysz, e == ENOMEM ? ADJ_ERR_NOMEM : ADJ_ERR_IO, "rows.csv: %s",
+                        strerror(e));
     }
     srv_rows_check chk = {&j->params, j->classes, SIZE_MAX, (const char *const *)j->files,
                           j->truth, j->total};
     srv_rows rows;
     size_t valid = 0;
-    char what[ADJ_ERRLEN];
-    int rc = srv_rows_parse(text, len, &chk, &rows, &valid, what, sizeof what);
+    int rc = srv_rows_parse(text, len, &chk, &rows, &valid, what, whatsz);
     free(text);
     if (rc) {
-        close(fd);
+        if (fd >= 0)
+            close(fd);
         return adj_fail(why, whysz, rc, "rows.csv: out of memory");
     }
-    if (valid < len) {
-        if (ftruncate(fd, (off_t)valid) || fsync(fd)) {
-            rc = adj_fail(why, whysz, ADJ_ERR_IO, "rows.csv: cannot truncate: %s", strerror(errno));
-        } else {
+    if (repair && valid < len) {
+        if (ftruncate(fd, (off_t)valid) || fsync(fd))
+            rc = adj_fail(why, whysz, ADJ_ERR_IO, "rows.csv: cannot cut off its damaged tail: %s",
+                          strerror(errno));
+        else if (len > 0)
             jlog(j->id, "rows.csv: %s: cut off %zu bytes after %zu good rows; resuming there",
                  what, len - valid, rows.n);
-        }
     }
-    if (!rc && valid == 0) { /* no header yet: write it */
+    if (!rc && repair && valid == 0) { /* no header yet: write it */
         char *header = srv_rows_header(&j->params);
-        if (!header || write_all(fd, header, strlen(header)) || fsync(fd))
-            rc = adj_fail(why, whysz, ADJ_ERR_IO, "rows.csv: cannot write: %s",
-                          header ? strerror(errno) : "out of memory");
-        else
+        if (!header) {
+            rc = adj_fail(why, whysz, ADJ_ERR_NOMEM, "out of memory");
+        } else if (write_all(fd, header, strlen(header)) || fsync(fd)) {
+            rc = adj_fail(why, whysz, ADJ_ERR_IO, "rows.csv: cannot write its header: %s",
+                          strerror(errno));
+            if (ftruncate(fd, 0) == 0) /* no half header left behind */
+                fsync(fd);
+        } else {
             valid = strlen(header);
+        }
         free(header);
     }
-    close(fd);
+    if (fd >= 0)
+        close(fd);
     if (!rc) {
         j->done = rows.n;
         j->skipped = rows.skipped;
@@ -590,14 +738,18 @@ static int repair_rows(job *j, char *why, size_t whysz)
 /* Reads chunk.json, if the job has one. */
 static void load_grid(job *j)
 {
-    char path[PATH_MAX + 16];
+    char path[PATH_MAX + 16], why[ADJ_ERRLEN];
     snprintf(path, sizeof path, "%s/chunk.json", j->dir);
-    json_t *o = json_load_file(path, 0, NULL);
+    int missing;
+    json_t *o = load_json(path, &missing, why, sizeof why);
     json_int_t k = json_integer_value(json_object_get(o, "images"));
     json_int_t f = json_integer_value(json_object_get(o, "first"));
-    if (k >= 1 && k <= 4096 && f >= 0) {
+    if (k >= 1 && k <= 4096 && f >= 0 && f <= INT_MAX) {
         j->grid_k = (int)k;
         j->grid_first = (int)f;
+    } else if (!missing) {
+        jlog(j->id, "chunk.json: %s; the job's chunks are measured again",
+             o ? "no valid \"first\" and \"images\"" : why);
     }
     json_decref(o);
 }
@@ -623,78 +775,165 @@ static int is_leftover(const char *name)
     return strncmp(name, ".new-", 5) == 0 && srv_job_id_ok(name + 5);
 }
 
-static int load_all(srv_jobs *js, char *err, size_t errsz)
+/*
+ * A job whose request.json cannot be read: listed as failed with why, so
+ * that it does not vanish; created is the folder's time. Nothing is written
+ * to its folder (the same is found at every start). ADJ_ERR_NOMEM only.
+ */
+static int damaged_job(const char *dir, const char *id, const char *why, job **out)
+{
+    job *j = job_alloc();
+    if (!j || !(j->dir = strdup(dir))) {
+        job_free(j);
+        return ADJ_ERR_NOMEM;
+    }
+    snprintf(j->id, sizeof j->id, "%s", id);
+    char created[32] = "";
+    struct stat sb;
+    if (lstat(dir, &sb) == 0) {
+        struct tm tm;
+        gmtime_r(&sb.st_mtim.tv_sec, &tm);
+        strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        j->created_ms = (int64_t)sb.st_mtim.tv_sec * 1000 + sb.st_mtim.tv_nsec / 1000000;
+    }
+    j->info = json_pack("{s:s,s:o}", "id", id, "created",
+                        created[0] ? json_string(created) : json_null());
+    if (!j->info) {
+        job_free(j);
+        return ADJ_ERR_NOMEM;
+    }
+    j->state = JS_FAILED;
+    snprintf(j->error, sizeof j->error, "the job cannot be loaded: %.400s", why);
+    jlog(id, "failed: %s", j->error);
+    *out = j;
+    return ADJ_OK;
+}
+
+/*
+ * Loads the job in folder dir (id: its name) into a new *out. A damaged job
+ * never stops the daemon: it is loaded as a failed job whose error says
+ * what is wrong (saved in its status.json when the folder takes it), and
+ * whatever valid rows it has stay readable. The state is checked against
+ * the rows: a job is done only when rows.csv holds a valid row for every
+ * image. Only ADJ_ERR_NOMEM is an error.
+ */
+static int load_job(srv_jobs *js, const char *dir, const char *id, job **out)
+{
+    char why[ADJ_ERRLEN], what[ADJ_ERRLEN], before[ADJ_ERRLEN];
+    job *j = NULL;
+    int rc = load_request(dir, id, &j, why, sizeof why);
+    if (rc == ADJ_ERR_NOMEM)
+        return rc;
+    if (rc)
+        return damaged_job(dir, id, why, out);
+    char swhy[ADJ_ERRLEN];
+    int st = load_status(j, swhy, sizeof swhy);
+    if (st == 0) { /* unfinished: repaired and queued again */
+        j->state = JS_QUEUED;
+        const json_t *mo = json_object_get(j->info, "model");
+        const char *mname = json_string_value(json_object_get(mo, "name")) ?: "?";
+        if (strcmp(mname, js->spec->name) != 0 || j->classes != js->spec->classes ||
+            json_integer_value(json_object_get(mo, "input_size")) != js->spec->input_size) {
+            /* its rows are still read, for what it did */
+            rc = scan_rows(j, 0, what, sizeof what, why, sizeof why);
+            fail_at_load(js, j, "it was started with model %s (%d classes); the daemon now "
+                                "serves %s (%d classes)",
+                         mname, j->classes, js->spec->name, js->spec->classes);
+        } else if ((rc = scan_rows(j, 1, what, sizeof what, why, sizeof why))) {
+            if (rc != ADJ_ERR_NOMEM)
+                fail_at_load(js, j, "%s", why);
+        } else if (j->done == j->total) {
+            j->state = JS_DONE;
+            iso_now(j->finished);
+            save_status(js, j, NULL, 0);
+        } else {
+            load_grid(j);
+            jlog(j->id, "resuming at image %zu of %zu", j->done + 1, j->total);
+        }
+    } else {
+        size_t said = st > 0 ? j->done : 0;
+        snprintf(before, sizeof before, "%s", j->error);
+        j->done = j->skipped = 0;
+        char reason[ADJ_ERRLEN] = "";
+        if ((rc = scan_rows(j, 0, what, sizeof what, why, sizeof why))) {
+            if (rc != ADJ_ERR_NOMEM)
+                snprintf(reason, sizeof reason, "%s", why);
+        } else if (st < 0) {
+            snprintf(reason, sizeof reason,
+                     "its status.json was damaged (%.300s); its %zu valid rows are kept", swhy,
+                     j->done);
+        } else if (j->rows_len == 0) {
+            snprintf(reason, sizeof reason, "rows.csv is damaged: %.400s", what);
+        } else if (j->state == JS_DONE && j->done != j->total) {
+            snprintf(reason, sizeof reason,
+                     "it was done, but rows.csv holds %zu valid rows of %zu (%.300s)", j->done,
+                     j->total, what);
+        } else if (said != j->done || what[0]) {
+            jlog(j->id, "status.json says %zu images; rows.csv holds %zu valid rows%s%s%s: the "
+                        "rows count",
+                 said, j->done, what[0] ? " (then " : "", what, what[0] ? ")" : "");
+        }
+        if (!reason[0] || (j->state == JS_FAILED && strstr(before, reason))) {
+            /* consistent, or failed for this reason at an earlier start already */
+        } else if (before[0]) {
+            fail_at_load(js, j, "%s; before that: %.300s", reason, before);
+        } else {
+            fail_at_load(js, j, "%s", reason);
+        }
+    }
+    if (rc == ADJ_ERR_NOMEM) {
+        job_free(j);
+        return rc;
+    }
+    if (j->state != JS_QUEUED)
+        drop_files(j);
+    *out = j;
+    return ADJ_OK;
+}
+
+/*
+ * Loads every job folder of the jobs folder and adds the jobs to the list
+ * (the runner starts on the unfinished ones); removes what creations that
+ * never finished left. ADJ_ERR_IO when the folder cannot be read (err: the
+ * real errno), ADJ_ERR_NOMEM. Call without js->lock.
+ */
+static int load_all(srv_jobs *js, size_t *n_loaded, char *err, size_t errsz)
 {
     DIR *d = opendir(js->jobs_dir);
-    if (!d) {
-        if (errno == ENOENT)
-            return ADJ_OK;
-        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot read --jobs-dir %s: %s", js->jobs_dir,
-                        strerror(errno));
-    }
+    if (!d)
+        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot read it: %s", strerror(errno));
     size_t n = 0, cap = 0;
     job **v = NULL;
     struct dirent *de;
     int rc = ADJ_OK;
     while ((de = readdir(d))) {
+        int leftover = is_leftover(de->d_name);
+        if (!leftover && !srv_job_id_ok(de->d_name))
+            continue;
         char *dir = path2(js->jobs_dir, de->d_name);
         if (!dir) {
             rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
             break;
         }
-        if (is_leftover(de->d_name)) {
+        if (leftover) {
             rmtree(dir);
             free(dir);
             continue;
         }
         struct stat st;
-        if (!srv_job_id_ok(de->d_name) || lstat(dir, &st) || !S_ISDIR(st.st_mode)) {
+        if (lstat(dir, &st) || !S_ISDIR(st.st_mode)) {
+            int link = lstat(dir, &st) == 0 && S_ISLNK(st.st_mode);
+            jlog(de->d_name, "ignored: %s", link ? "a symbolic link, not a job folder"
+                                                 : "not a folder");
             free(dir);
             continue;
         }
-        char why[ADJ_ERRLEN];
         job *j = NULL;
-        /* files are needed only to resume: peek at status.json first */
-        char sp[PATH_MAX];
-        snprintf(sp, sizeof sp, "%s/status.json", dir);
-        int final = access(sp, F_OK) == 0;
-        int lrc = load_request(dir, de->d_name, !final, &j, why, sizeof why);
+        int lrc = load_job(js, dir, de->d_name, &j);
         free(dir);
-        if (lrc == ADJ_ERR_NOMEM) {
+        if (lrc) {
             rc = adj_fail(err, errsz, lrc, "out of memory");
             break;
-        }
-        if (lrc) {
-            jlog(de->d_name, "ignored: %s", why);
-            continue;
-        }
-        if (!load_status(j)) {
-            j->state = JS_QUEUED;
-            const json_t *mo = json_object_get(j->info, "model");
-            const char *mname = json_string_value(json_object_get(mo, "name")) ?: "?";
-            if (strcmp(mname, js->spec->name) != 0 || j->classes != js->spec->classes ||
-                json_integer_value(json_object_get(mo, "input_size")) != js->spec->input_size) {
-                fail_at_load(js, j, "it was started with model %s (%d classes); the daemon now "
-                                    "serves %s (%d classes)",
-                             mname, j->classes, js->spec->name, js->spec->classes);
-            } else if (repair_rows(j, why, sizeof why)) {
-                fail_at_load(js, j, "%s", why);
-            } else if (j->done == j->total) {
-                j->state = JS_DONE;
-                iso_now(j->finished);
-                save_status(js, j);
-            } else {
-                load_grid(j);
-                jlog(j->id, "resuming at image %zu of %zu", j->done + 1, j->total);
-            }
-        }
-        if (j->state != JS_QUEUED) { /* the file list is not needed any more */
-            for (size_t i = 0; j->files && i < j->total; i++)
-                free(j->files[i]);
-            free(j->files);
-            free(j->truth);
-            j->files = NULL;
-            j->truth = NULL;
         }
         if (n == cap) {
             cap = cap ? cap * 2 : 32;
@@ -717,11 +956,18 @@ static int load_all(srv_jobs *js, char *err, size_t errsz)
     }
     if (n)
         qsort(v, n, sizeof *v, cmp_job);
-    for (size_t i = n; i-- > 0;) {
-        v[i]->next = js->head;
-        js->head = v[i];
+    pthread_mutex_lock(&js->lock);
+    job **tail = &js->head;
+    while (*tail)
+        tail = &(*tail)->next;
+    for (size_t i = 0; i < n; i++) {
+        *tail = v[i];
+        tail = &v[i]->next;
     }
+    pthread_cond_broadcast(&js->cond);
+    pthread_mutex_unlock(&js->lock);
     free(v);
+    *n_loaded = n;
     return ADJ_OK;
 }
 
@@ -772,7 +1018,7 @@ static int load_image(srv_jobs *js, const char *root, const char *dir, const cha
     if (rc)
         return rc;
     size_t len = 0;
-    char *buf = read_file(real, IMAGE_FILE_MAX, &len);
+    char *buf = read_file(real, IMAGE_FILE_MAX, &len, 0);
     if (!buf)
         return adj_fail(err, errsz, ADJ_ERR_IO, "'%.200s': %s", file,
                         errno == EFBIG ? "larger than 256 MiB" : strerror(errno));
@@ -860,9 +1106,35 @@ static int start_chunk(srv_jobs *js, job *j, const char *root, const char *dir, 
 }
 
 /*
- * Appends the chunk's rows (and errors.log lines) and flushes them, unless
- * the job was canceled meanwhile. 1 written, 0 discarded, -1 an I/O error
- * (in err; rows.csv is cut back to its last complete row).
+ * Appends lines to the job's errors.log (informative only: the rows are the
+ * record). A failed append is cut back, so the log holds whole lines.
+ */
+static void append_errors(const job *j, const srv_buf *errs)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/errors.log", j->dir);
+    int efd = open_job_file(path, O_WRONLY | O_APPEND | O_CREAT, 0600);
+    if (efd < 0) {
+        jlog(j->id, "cannot write errors.log: %s", file_strerror(errno));
+        return;
+    }
+    struct stat st;
+    off_t len0 = fstat(efd, &st) == 0 ? st.st_size : -1;
+    if (write_all(efd, errs->s, errs->len) || fsync(efd)) {
+        jlog(j->id, "cannot write errors.log: %s", strerror(errno));
+        if (len0 >= 0 && ftruncate(efd, len0) == 0)
+            fsync(efd);
+    }
+    close(efd);
+}
+
+/*
+ * Appends the chunk's rows and flushes them (write + fsync), then its
+ * errors.log lines, unless the job was canceled meanwhile. 1 written, 0
+ * discarded, -1 an error (in err: the real errno, e.g. a full disk). On
+ * error rows.csv is cut back to its last complete row (no partial row
+ * stays; should even that fail, the next start cuts it off) and rows_len
+ * is unchanged, so the rows served never include a partial one.
  */
 static int write_chunk(srv_jobs *js, job *j, int fd, const chunk *c, char *err, size_t errsz)
 {
@@ -895,20 +1167,20 @@ static int write_chunk(srv_jobs *js, job *j, int fd, const chunk *c, char *err, 
         ret = 0;
         goto out;
     }
-    if (errs.len) {
-        char path[PATH_MAX];
-        snprintf(path, sizeof path, "%s/errors.log", j->dir);
-        int efd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-        if (efd >= 0) {
-            if (write_all(efd, errs.s, errs.len) == 0)
-                fsync(efd);
-            close(efd);
-        }
-    }
     if (write_all(fd, rows.s, rows.len) || fsync(fd)) {
-        adj_fail(err, errsz, ADJ_ERR_IO, "cannot write rows.csv: %s", strerror(errno));
-        if (ftruncate(fd, (off_t)len0) == 0)
-            fsync(fd);
+        int e = errno;
+        const char *cut = "";
+        char cutmsg[128] = "";
+        if (ftruncate(fd, (off_t)len0) || fsync(fd)) {
+            snprintf(cutmsg, sizeof cutmsg, " (and cutting its partial rows off failed: %s; the "
+                                            "next start does it)",
+                     strerror(errno));
+            cut = cutmsg;
+        }
+        adj_fail(err, errsz, ADJ_ERR_IO,
+                 "cannot append the rows of images %zu..%zu to rows.csv: %s; the %zu rows before "
+                 "them are kept%s",
+                 c->first + 1, c->first + (size_t)c->n, strerror(e), c->first, cut);
         pthread_mutex_unlock(&j->io);
         ret = -1;
         goto out;
@@ -918,6 +1190,8 @@ static int write_chunk(srv_jobs *js, job *j, int fd, const chunk *c, char *err, 
     j->skipped += (size_t)nskip;
     j->rows_len += rows.len;
     pthread_mutex_unlock(&js->lock);
+    if (errs.len)
+        append_errors(j, &errs);
     pthread_mutex_unlock(&j->io);
 out:
     srv_buf_free(&rows);
@@ -978,10 +1252,18 @@ static void run_job(srv_jobs *js, job *j)
     memset(ring, 0, sizeof ring);
     char upload_dir[PATH_MAX];
     const char *root = js->root, *dir = j->images_dir;
-    if (j->upload) {
+    struct stat sb;
+    if (!j->files) { /* only unfinished jobs are queued, and they keep their list */
+        failed = 1;
+        snprintf(err, sizeof err, "internal error: the job has no file list");
+    } else if (j->upload) {
         char p[PATH_MAX];
         snprintf(p, sizeof p, "%s/images", j->dir);
-        if (!realpath(p, upload_dir)) {
+        if (lstat(p, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
+            failed = 1;
+            snprintf(err, sizeof err, "its images/ is not a folder%s",
+                     S_ISLNK(sb.st_mode) ? " but a symbolic link (refused)" : "");
+        } else if (!realpath(p, upload_dir)) {
             failed = 1;
             adj_fail(err, sizeof err, ADJ_ERR_IO, "its uploaded images are gone: %s",
                      strerror(errno));
@@ -999,10 +1281,19 @@ static void run_job(srv_jobs *js, job *j)
     if (!failed) {
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/rows.csv", j->dir);
-        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        fd = open_job_file(path, O_WRONLY | O_APPEND | O_CREAT, 0600);
+        pthread_mutex_lock(&js->lock);
+        uint64_t have = j->rows_len;
+        pthread_mutex_unlock(&js->lock);
         if (fd < 0) {
             failed = 1;
-            snprintf(err, sizeof err, "cannot open rows.csv: %s", strerror(errno));
+            snprintf(err, sizeof err, "cannot open rows.csv: %s", file_strerror(errno));
+        } else if (fstat(fd, &sb) == 0 && (uint64_t)sb.st_size != have) {
+            /* rows are appended only here: anything else is not ours */
+            failed = 1;
+            snprintf(err, sizeof err, "rows.csv was changed behind the daemon's back (%llu bytes, "
+                                      "want %llu)",
+                     (unsigned long long)sb.st_size, (unsigned long long)have);
         }
     }
     if (!failed && j->rows_len == 0) {
@@ -1104,8 +1395,16 @@ static void run_job(srv_jobs *js, job *j)
     job_state st = j->state;
     size_t done = j->done, total = j->total;
     pthread_mutex_unlock(&js->lock);
-    if (final && !canceled)
-        save_status(js, j);
+    char serr[ADJ_ERRLEN];
+    if (final && !canceled && save_status(js, j, serr, sizeof serr) && st == JS_FAILED) {
+        /* a full disk: the state cannot be kept, and the next start resumes the job */
+        pthread_mutex_lock(&js->lock);
+        size_t el = strlen(j->error);
+        snprintf(j->error + el, sizeof j->error - el,
+                 "; its status could not be saved either (%s), so it resumes at the next start",
+                 serr);
+        pthread_mutex_unlock(&js->lock);
+    }
     pthread_mutex_unlock(&j->io);
 
     if (st == JS_DONE)
@@ -1116,14 +1415,8 @@ static void run_job(srv_jobs *js, job *j)
         jlog(j->id, "canceled after %zu of %zu images", done, total);
     else
         jlog(j->id, "stopped after %zu of %zu images; it resumes at the next start", done, total);
-    if (final) {
-        for (size_t i = 0; j->files && i < j->total; i++)
-            free(j->files[i]);
-        free(j->files);
-        free(j->truth);
-        j->files = NULL;
-        j->truth = NULL;
-    }
+    if (final)
+        drop_files(j);
 }
 
 static void *runner_main(void *arg)
@@ -1154,44 +1447,125 @@ static void *runner_main(void *arg)
 /* ---------------------------------------------------------------- the folder's lock */
 
 /*
- * Takes jobs_dir/.lock (flock, held until the daemon ends), so that two
- * daemons never run the jobs of one folder. Returns 1 when held; else 0 and
- * js->unavailable says why (another daemon's pid when it is one).
- * Call with js->lock held.
+ * Whether the jobs folder may be used: a folder (made, with its parents,
+ * when create), owned by this daemon's user, that no one else can write
+ * (others could plant links or edit the rows), and that this daemon can
+ * write. 1 yes; 0 it does not exist (and !create); -1 no, why says so with
+ * the real errno.
  */
-static int take_folder_lock(srv_jobs *js)
+static int check_folder(const char *dir, int create, char *why, size_t whysz)
 {
-    if (js->lock_fd >= 0)
-        return 1;
-    if (js->unavailable[0])
-        return 0;
-    char path[PATH_MAX + 16];
-    snprintf(path, sizeof path, "%s/.lock", js->jobs_dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        snprintf(js->unavailable, sizeof js->unavailable, "cannot use the jobs folder %s: %s",
-                 js->jobs_dir, strerror(errno));
-        return 0;
+    struct stat st;
+    if (create && mkdir_p(dir, 0700)) {
+        adj_fail(why, whysz, ADJ_ERR_IO, "cannot create the jobs folder %s: %s", dir,
+                 strerror(errno));
+        return -1;
     }
-    if (flock(fd, LOCK_EX | LOCK_NB)) {
-        char pid[32] = "";
-        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
-        pid[n > 0 ? n : 0] = '\0';
-        pid[strcspn(pid, "\n")] = '\0';
-        snprintf(js->unavailable, sizeof js->unavailable,
-                 "the jobs folder %s is in use by another advjpgd%s%s%s (give this one its own "
-                 "--jobs-dir)",
-                 js->jobs_dir, *pid ? " (pid " : "", pid, *pid ? ")" : "");
-        close(fd);
-        return 0;
+    if (stat(dir, &st)) {
+        if (errno == ENOENT && !create)
+            return 0;
+        adj_fail(why, whysz, ADJ_ERR_IO, "cannot use the jobs folder %s: %s", dir, strerror(errno));
+        return -1;
     }
-    char text[32];
-    int len = snprintf(text, sizeof text, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) == 0 && pwrite(fd, text, (size_t)len, 0) < 0) {
-        /* the pid is only informative */
+    if (!S_ISDIR(st.st_mode)) {
+        adj_fail(why, whysz, ADJ_ERR_IO, "cannot use the jobs folder %s: it is not a folder", dir);
+        return -1;
     }
-    js->lock_fd = fd;
+    if (st.st_uid != geteuid()) {
+        adj_fail(why, whysz, ADJ_ERR_IO,
+                 "cannot use the jobs folder %s: it belongs to uid %ld, not to this daemon's uid %ld",
+                 dir, (long)st.st_uid, (long)geteuid());
+        return -1;
+    }
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        adj_fail(why, whysz, ADJ_ERR_IO,
+                 "cannot use the jobs folder %s: others can write it (mode %04o); make it private "
+                 "(chmod 700)",
+                 dir, (unsigned)(st.st_mode & 07777));
+        return -1;
+    }
+    if (access(dir, R_OK | W_OK | X_OK)) {
+        adj_fail(why, whysz, ADJ_ERR_IO, "cannot use the jobs folder %s: it is not writable: %s",
+                 dir, strerror(errno));
+        return -1;
+    }
     return 1;
+}
+
+/*
+ * Makes this daemon the user of the jobs folder, if it is not yet: checks
+ * the folder (check_folder), takes jobs_dir/.lock (flock, held until the
+ * store is freed, with our pid in it) so that two daemons never run the
+ * jobs of one folder, then loads the folder's jobs, once. Nothing is cached
+ * when it fails: every call tries again, so jobs come back once the other
+ * daemon is gone or the folder is fixed. Returns 1 when the folder is
+ * ours; 0 when it does not exist yet (and !create: js->unavailable is ""),
+ * or when it cannot be used: then js->unavailable says why (the other
+ * daemon's pid when it is one). *rc (may be NULL) gets ADJ_ERR_NOMEM when
+ * loading ran out of memory, else ADJ_OK. Call without js->lock.
+ */
+static int claim_folder(srv_jobs *js, int create, int *rc)
+{
+    if (rc)
+        *rc = ADJ_OK;
+    pthread_mutex_lock(&js->claim);
+    if (js->lock_fd >= 0) {
+        pthread_mutex_unlock(&js->claim);
+        return 1;
+    }
+    char why[ADJ_ERRLEN] = "";
+    int fd = -1, ok = check_folder(js->jobs_dir, create, why, sizeof why);
+    if (ok > 0) {
+        char path[PATH_MAX + 16];
+        snprintf(path, sizeof path, "%s/.lock", js->jobs_dir);
+        fd = open_job_file(path, O_RDWR | O_CREAT, 0600);
+        if (fd < 0) {
+            adj_fail(why, sizeof why, ADJ_ERR_IO, "cannot use the jobs folder %s: cannot open %s: %s",
+                     js->jobs_dir, path, file_strerror(errno));
+            ok = -1;
+        } else if (flock(fd, LOCK_EX | LOCK_NB)) {
+            char pid[32] = "";
+            ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+            pid[n > 0 ? n : 0] = '\0';
+            pid[strcspn(pid, "\n")] = '\0';
+            adj_fail(why, sizeof why, ADJ_ERR_STATE,
+                     "the jobs folder %s is in use by another advjpgd%s%s%s (give this one its own "
+                     "--jobs-dir)",
+                     js->jobs_dir, *pid ? " (pid " : "", pid, *pid ? ")" : "");
+            close(fd);
+            fd = -1;
+            ok = -1;
+        } else {
+            char text[32];
+            int len = snprintf(text, sizeof text, "%ld\n", (long)getpid());
+            if (ftruncate(fd, 0) == 0 && pwrite(fd, text, (size_t)len, 0) < 0) {
+                /* the pid is only informative */
+            }
+            size_t n = 0;
+            char msg[ADJ_ERRLEN];
+            int lrc = load_all(js, &n, msg, sizeof msg);
+            if (lrc) {
+                if (rc && lrc == ADJ_ERR_NOMEM)
+                    *rc = lrc;
+                adj_fail(why, sizeof why, lrc, "cannot use the jobs folder %s: %s", js->jobs_dir,
+                         msg);
+                close(fd);
+                fd = -1;
+                ok = -1;
+            } else if (js->was_unavailable) {
+                fprintf(stderr, "advjpgd: the jobs folder %s is usable now: %zu jobs loaded\n",
+                        js->jobs_dir, n);
+            }
+        }
+    }
+    pthread_mutex_lock(&js->lock);
+    js->lock_fd = fd;
+    snprintf(js->unavailable, sizeof js->unavailable, "%s", ok < 0 ? why : "");
+    pthread_mutex_unlock(&js->lock);
+    if (ok < 0)
+        js->was_unavailable = 1;
+    pthread_mutex_unlock(&js->claim);
+    return ok > 0;
 }
 
 /* ---------------------------------------------------------------- API */
@@ -1212,6 +1586,7 @@ int srv_jobs_new(const srv_jobs_opts *o, const model *m, srv_worker *w, srv_jobs
     js->spec = model_get_spec(m);
     js->w = w;
     pthread_mutex_init(&js->lock, NULL);
+    pthread_mutex_init(&js->claim, NULL);
     pthread_cond_init(&js->cond, NULL);
     int rc = ADJ_OK;
     if (!(js->jobs_dir = strdup(o->jobs_dir))) {
@@ -1230,16 +1605,15 @@ int srv_jobs_new(const srv_jobs_opts *o, const model *m, srv_worker *w, srv_jobs
             goto fail;
         }
     }
-    struct stat st;
-    if (stat(js->jobs_dir, &st) == 0) { /* else it is made with the first job */
-        pthread_mutex_lock(&js->lock);
-        int held = take_folder_lock(js);
-        pthread_mutex_unlock(&js->lock);
-        if (!held)
-            fprintf(stderr, "advjpgd: warning: evaluation jobs are disabled: %s\n",
-                    js->unavailable);
-        else if ((rc = load_all(js, err, errsz)))
+    /* a folder that does not exist is made with the first job */
+    if (!claim_folder(js, 0, &rc) && js->unavailable[0]) {
+        if (rc) {
+            adj_fail(err, errsz, rc, "%s", js->unavailable);
             goto fail;
+        }
+        fprintf(stderr, "advjpgd: error: evaluation jobs are unavailable (tried again at each "
+                        "request): %s\n",
+                js->unavailable);
     }
     if (pthread_create(&js->runner, NULL, runner_main, js)) {
         rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "cannot start the job-runner thread");
@@ -1279,6 +1653,7 @@ void srv_jobs_free(srv_jobs *js)
     if (js->lock_fd >= 0)
         close(js->lock_fd); /* releases the folder */
     pthread_cond_destroy(&js->cond);
+    pthread_mutex_destroy(&js->claim);
     pthread_mutex_destroy(&js->lock);
     free(js->jobs_dir);
     free(js->root);
@@ -1389,17 +1764,11 @@ int srv_jobs_create(srv_jobs *js, srv_eval_request *rq, char id[SRV_JOB_ID_LEN +
     json_t *req = NULL;
     char *text = NULL;
     job *j = NULL;
-    if (mkdir_p(js->jobs_dir, 0700)) {
-        rc = adj_fail(err, errsz, ADJ_ERR_IO, "cannot create the jobs folder %s: %s",
-                      js->jobs_dir, strerror(errno));
-        goto out;
-    }
-    pthread_mutex_lock(&js->lock);
-    int held = take_folder_lock(js);
-    pthread_mutex_unlock(&js->lock);
-    if (!held) {
+    if (!claim_folder(js, 1, NULL)) {
         *status = 503;
+        pthread_mutex_lock(&js->lock);
         rc = adj_fail(err, errsz, ADJ_ERR_STATE, "%s", js->unavailable);
+        pthread_mutex_unlock(&js->lock);
         goto out;
     }
     for (int tries = 0;; tries++) {
@@ -1409,11 +1778,14 @@ int srv_jobs_create(srv_jobs *js, srv_eval_request *rq, char id[SRV_JOB_ID_LEN +
         }
         snprintf(tmp, sizeof tmp, "%s/.new-%s", js->jobs_dir, id);
         snprintf(final_dir, sizeof final_dir, "%s/%s", js->jobs_dir, id);
-        if (access(final_dir, F_OK) != 0 && mkdir(tmp, 0700) == 0)
+        struct stat sb;
+        int taken = lstat(final_dir, &sb) == 0;
+        if (!taken && mkdir(tmp, 0700) == 0)
             break;
-        if ((errno != EEXIST && access(final_dir, F_OK) != 0) || tries > 100) {
+        int e = taken ? EEXIST : errno; /* mkdir's errno, not a later call's */
+        if (e != EEXIST || tries > 100) {
             rc = adj_fail(err, errsz, ADJ_ERR_IO, "cannot create a job folder in %s: %s",
-                          js->jobs_dir, strerror(errno));
+                          js->jobs_dir, strerror(e));
             goto out;
         }
     }
@@ -1497,6 +1869,11 @@ out:
 int srv_jobs_unavailable(srv_jobs *js, char *msg, size_t msgsz)
 {
     pthread_mutex_lock(&js->lock);
+    int retry = js->unavailable[0] != '\0' && !js->stopping;
+    pthread_mutex_unlock(&js->lock);
+    if (retry)
+        claim_folder(js, 0, NULL);
+    pthread_mutex_lock(&js->lock);
     int un = js->unavailable[0] != '\0';
     if (un)
         snprintf(msg, msgsz, "%s", js->unavailable);
@@ -1556,10 +1933,17 @@ int srv_jobs_cancel(srv_jobs *js, const char *id, json_t **out)
     }
     size_t done = j->done, total = j->total;
     pthread_mutex_unlock(&js->lock);
-    if (changed) {
-        save_status(js, j);
-        jlog(j->id, "canceled at %zu of %zu images", done, total);
+    char serr[ADJ_ERRLEN];
+    if (changed && save_status(js, j, serr, sizeof serr)) {
+        /* a full disk: the cancellation is not kept, and the next start resumes the job */
+        pthread_mutex_lock(&js->lock);
+        snprintf(j->error, sizeof j->error,
+                 "canceled, but that could not be saved (%.400s), so it resumes at the next start",
+                 serr);
+        pthread_mutex_unlock(&js->lock);
     }
+    if (changed)
+        jlog(j->id, "canceled at %zu of %zu images", done, total);
     pthread_mutex_unlock(&j->io);
     return srv_jobs_status(js, id, out);
 }
@@ -1573,6 +1957,7 @@ typedef struct {
     job_state state;
     size_t total;
     json_t *info; /* borrowed: immutable and as long-lived as the store */
+    char error[ADJ_ERRLEN];
 } snapshot;
 
 static int take_snapshot(srv_jobs *js, const char *id, snapshot *s)
@@ -1588,32 +1973,67 @@ static int take_snapshot(srv_jobs *js, const char *id, snapshot *s)
         s->state = j->state;
         s->total = j->total;
         s->info = j->info;
+        snprintf(s->error, sizeof s->error, "%s", j->error);
     }
     pthread_mutex_unlock(&js->lock);
     return j ? ADJ_OK : ADJ_ERR_ARG;
 }
 
-/* The first rows_len bytes of rows.csv, parsed. */
-static int read_rows(const snapshot *s, srv_rows *rows, char *err, size_t errsz)
+/*
+ * Opens the job's rows.csv for reading (never through a link) and checks
+ * that it still holds the rows_len bytes of valid rows the job knows of: a
+ * job without a valid header (damaged rows.csv, unreadable request) has no
+ * rows to serve, and its error says why. New fd, or ADJ_ERR_IO with err.
+ */
+static int open_rows(const snapshot *s, const char *id, char *err, size_t errsz)
 {
+    if (s->rows_len == 0)
+        return adj_fail(err, errsz, ADJ_ERR_IO, "job %s has no readable rows: %.400s", id,
+                        s->error[0] ? s->error : "rows.csv has no header");
     char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/rows.csv", s->dir);
-    char *text = NULL;
-    size_t len = 0;
-    if (s->rows_len > 0) {
-        text = read_file(path, (size_t)1 << 40, &len);
-        if (!text)
-            return adj_fail(err, errsz, ADJ_ERR_IO, "cannot read the job's rows: %s",
-                            strerror(errno));
-        if (len > s->rows_len)
-            len = (size_t)s->rows_len; /* rows being appended right now */
+    int fd = open_job_file(path, O_RDONLY, 0);
+    if (fd < 0)
+        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot read the rows of job %s: %s", id,
+                        file_strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) || (uint64_t)st.st_size < s->rows_len) {
+        close(fd);
+        return adj_fail(err, errsz, ADJ_ERR_IO,
+                        "the rows of job %s were changed behind the daemon's back: rows.csv is "
+                        "shorter than its %llu bytes of rows",
+                        id, (unsigned long long)s->rows_len);
     }
+    return fd;
+}
+
+/* The first rows_len bytes of rows.csv, parsed (all of them valid, else ADJ_ERR_IO). */
+static int read_rows(const snapshot *s, const char *id, srv_rows *rows, char *err, size_t errsz)
+{
+    int fd = open_rows(s, id, err, errsz);
+    if (fd < 0)
+        return fd;
+    size_t len = 0;
+    char *text = read_fd(fd, (size_t)1 << 40, &len);
+    int e = errno;
+    close(fd);
+    if (!text)
+        return adj_fail(err, errsz, e == ENOMEM ? ADJ_ERR_NOMEM : ADJ_ERR_IO,
+                        "cannot read the rows of job %s: %s", id, strerror(e));
+    if (len > s->rows_len)
+        len = (size_t)s->rows_len; /* rows being appended right now */
     srv_rows_check chk = {&s->params, s->classes, SIZE_MAX, NULL, NULL, 0};
-    size_t valid;
-    int rc = srv_rows_parse(text ? text : "", len, &chk, rows, &valid, NULL, 0);
+    size_t valid = 0;
+    char why[ADJ_ERRLEN];
+    int rc = srv_rows_parse(text, len, &chk, rows, &valid, why, sizeof why);
     free(text);
     if (rc)
         return adj_fail(err, errsz, rc, "out of memory");
+    if (valid != s->rows_len) {
+        srv_rows_free(rows);
+        return adj_fail(err, errsz, ADJ_ERR_IO,
+                        "the rows of job %s were changed behind the daemon's back: %s", id, why);
+    }
     return ADJ_OK;
 }
 
@@ -1623,7 +2043,7 @@ int srv_jobs_result(srv_jobs *js, const char *id, json_t **out, char *err, size_
     if (take_snapshot(js, id, &s))
         return adj_fail(err, errsz, ADJ_ERR_ARG, "no such job: %s", id);
     srv_rows rows;
-    int rc = read_rows(&s, &rows, err, errsz);
+    int rc = read_rows(&s, id, &rows, err, errsz);
     if (rc)
         return rc;
     json_t *table = srv_rows_table(&rows, &s.params, s.has_truth);
@@ -1655,11 +2075,9 @@ int srv_jobs_rows(srv_jobs *js, const char *id, int *fd, uint64_t *len, char *er
     snapshot s;
     if (take_snapshot(js, id, &s))
         return adj_fail(err, errsz, ADJ_ERR_ARG, "no such job: %s", id);
-    char path[PATH_MAX + 16];
-    snprintf(path, sizeof path, "%s/rows.csv", s.dir);
-    int f = open(path, O_RDONLY | O_CLOEXEC);
+    int f = open_rows(&s, id, err, errsz);
     if (f < 0)
-        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot read the job's rows: %s", strerror(errno));
+        return f;
     *fd = f;
     *len = s.rows_len;
     return ADJ_OK;
@@ -1672,7 +2090,7 @@ int srv_jobs_figure(srv_jobs *js, const char *id, srv_figure which, char **svg, 
     if (take_snapshot(js, id, &s))
         return adj_fail(err, errsz, ADJ_ERR_ARG, "no such job: %s", id);
     srv_rows rows;
-    int rc = read_rows(&s, &rows, err, errsz);
+    int rc = read_rows(&s, id, &rows, err, errsz);
     if (rc)
         return rc;
     const char *dataset = json_string_value(json_object_get(s.info, "dataset"));

@@ -40,14 +40,34 @@
  * leaves a half-made job (leftover ".new-*" folders are removed at start).
  * The daemon holds an flock on <jobs folder>/.lock (with its pid in it):
  * a second daemon on the same folder serves no jobs (503) rather than run
- * the first one's jobs a second time.
+ * the first one's jobs a second time. The jobs folder must be a folder of
+ * this daemon's user that no one else can write (else 503 saying so); a
+ * folder that is busy or unusable is tried again at each request, so jobs
+ * come back once the other daemon is gone or the folder is fixed.
  *
- * Resuming. At start every job folder is loaded; an unfinished one is parsed
- * row by row against its file list (srv_rows_parse). The first row that is
- * incomplete or invalid and everything after it are cut off (ftruncate +
- * fsync) and the job is queued again: it resumes at its first unfinished
- * image, with no finished row lost and none repeated. The table, figures and
- * rows are always computed from rows.csv.
+ * Files of a job folder are never opened through a symbolic link
+ * (O_NOFOLLOW) and must be regular files; status.json and chunk.json are
+ * written through a temporary created with O_EXCL and renamed, which
+ * replaces a link rather than writing its target.
+ *
+ * Loading and resuming. At start every job folder is loaded and its rows
+ * are parsed against its file list (srv_rows_parse): the rows are the
+ * record, and done, skipped, GET /rows, the table and the figures all come
+ * from their valid prefix. An unfinished job (no status.json) has the
+ * first row that is incomplete or invalid and everything after it cut off
+ * (ftruncate + fsync) and is queued again: it resumes at its first
+ * unfinished image, with no finished row lost and none repeated. A damaged
+ * job never stops the daemon: it is failed with an error that says why
+ * (saved in its status.json when the folder takes it) and the others
+ * serve. Damaged means: request.json unreadable (the job is listed, without
+ * parameters), status.json unreadable, "done" with fewer valid rows than
+ * images, rows.csv without a valid header (then /result, /rows and the
+ * figures answer an error), a link or non-file where a job file goes.
+ *
+ * A full disk. Rows are appended a chunk at a time; a write that fails
+ * (ENOSPC) is cut back to the last complete row, and the job fails with the
+ * reason. If its status.json cannot be written either, the error says so
+ * and the job resumes at the next start.
  *
  *     srv_jobs *js;
  *     srv_jobs_new(&opts, model, worker, &js, err, sizeof err);   // resumes
@@ -89,8 +109,11 @@ typedef enum { SRV_FIGURE_3 = 3, SRV_FIGURE_4 = 4 } srv_figure;
 /**
  * Loads the jobs folder (if it exists), repairs and queues the unfinished
  * jobs, and starts the job-runner thread. model and worker are borrowed and
- * must outlive the store (until srv_jobs_stop). ADJ_ERR_IO when the jobs
- * folder exists but cannot be read, or the data root cannot be resolved.
+ * must outlive the store (until srv_jobs_stop). A jobs folder that cannot
+ * be used (another daemon's, not private, not writable, unreadable) is not
+ * an error: it is printed on stderr as one line with the folder and the
+ * real errno, and srv_jobs_unavailable says so until it is fixed.
+ * ADJ_ERR_IO when the data root cannot be resolved; ADJ_ERR_NOMEM.
  * *out is new: srv_jobs_stop, then srv_jobs_free.
  */
 int srv_jobs_new(const srv_jobs_opts *o, const model *m, srv_worker *w, srv_jobs **out,
@@ -103,8 +126,10 @@ int srv_job_id_ok(const char *s);
  * Creates a job from a request: a dataset (rq->dataset) or an upload
  * (rq->uploads, whose names are cleaned and sorted). On success id gets the
  * new job's id (NUL-terminated) and the job is queued. On failure *status is
- * the HTTP status to answer (400 bad request, 500 the jobs folder is not
- * writable, 503 shutting down or out of memory) and err says why.
+ * the HTTP status to answer (400 bad request, 500 the job cannot be written
+ * (err has the real errno, e.g. a full disk), 503 shutting down, out of
+ * memory, or the jobs folder cannot be used (srv_jobs_unavailable's
+ * reason)) and err says why.
  */
 int srv_jobs_create(srv_jobs *js, srv_eval_request *rq, char id[SRV_JOB_ID_LEN + 1],
                     unsigned *status, char *err, size_t errsz);
@@ -113,6 +138,8 @@ int srv_jobs_create(srv_jobs *js, srv_eval_request *rq, char id[SRV_JOB_ID_LEN +
  * Nonzero when evaluation jobs cannot be served: another advjpgd holds the
  * jobs folder's lock (jobs_dir/.lock), or the folder is not usable; msg
  * says which. Reading and creating jobs then fail; answer 503 with msg.
+ * While it is so, each call tries to take the folder again (and loads its
+ * jobs when it can), so nothing stale is reported.
  */
 int srv_jobs_unavailable(srv_jobs *js, char *msg, size_t msgsz);
 
@@ -141,13 +168,16 @@ int srv_jobs_cancel(srv_jobs *js, const char *id, json_t **out);
  * "skipped", "total", "eps", "quality", "seed", "model", "dataset",
  * "notes" (how quartiles, whiskers and outliers are defined), "table":
  * srv_rows_table}. *out is new. ADJ_ERR_ARG: no such
- * job; ADJ_ERR_IO: rows.csv unreadable (err says why); ADJ_ERR_NOMEM.
+ * job; ADJ_ERR_IO: the job has no readable rows (a damaged job: err gives
+ * its error), or rows.csv is unreadable or was changed behind the daemon's
+ * back (err says why); ADJ_ERR_NOMEM.
  */
 int srv_jobs_result(srv_jobs *js, const char *id, json_t **out, char *err, size_t errsz);
 
 /**
  * The job's rows.csv: *fd (new, read-only; the caller closes it) and *len,
- * the bytes of complete rows to send. Errors as srv_jobs_result.
+ * the bytes of the header and the complete, valid rows to send (never 0).
+ * Errors as srv_jobs_result.
  */
 int srv_jobs_rows(srv_jobs *js, const char *id, int *fd, uint64_t *len, char *err,
                   size_t errsz);

@@ -523,3 +523,47 @@ void sh_test_image(img_rgb *im, int w, int h, uint64_t seed)
                 im->px[(y * w + x) * 3 + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
             }
 }
+
+json_t *sh_get_json(int port, const char *path, long *status)
+{
+    sh_resp r;
+    sh_http(port, "GET", path, NULL, NULL, 0, &r);
+    *status = r.status;
+    json_t *j = sh_json(&r);
+    sh_resp_free(&r);
+    return j;
+}
+
+long sh_post_evaluate(int port, const char *body, char id[17], char *msg, size_t msgsz)
+{
+    const char *headers[] = {"Content-Type: application/json", NULL};
+    sh_resp r;
+    sh_http(port, "POST", "/evaluate", headers, body, strlen(body), &r);
+    json_t *j = sh_json(&r);
+    if (id)
+        snprintf(id, 17, "%s", r.status == 202 ? sh_jstr(j, "id") : "");
+    if (msg)
+        snprintf(msg, msgsz, "%s", r.status == 202 ? "" : sh_jstr(j, "error"));
+    long st = r.status;
+    json_decref(j);
+    sh_resp_free(&r);
+    return st;
+}
+
+json_t *sh_wait_job(int port, const char *id, double timeout_s)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/jobs/%s", id);
+    double end = sh_now() + timeout_s;
+    json_t *j = NULL;
+    while (sh_now() < end) {
+        long st;
+        json_decref(j);
+        j = sh_get_json(port, path, &st);
+        const char *s = sh_jstr(j, "status");
+        if (!strcmp(s, "done") || !strcmp(s, "failed") || !strcmp(s, "canceled"))
+            return j;
+        usleep(20000);
+    }
+    return j;
+}

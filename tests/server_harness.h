@@ -111,6 +111,19 @@ double sh_jnum(const json_t *o, const char *key);
 /** A JSON object's integer member, 0 when absent. */
 long sh_jint(const json_t *o, const char *key);
 
+/** GET path as JSON (new reference, NULL when the body is not JSON); *status gets the HTTP status. */
+json_t *sh_get_json(int port, const char *path, long *status);
+
+/**
+ * POST /evaluate with the JSON body. Returns the HTTP status; id (17 bytes,
+ * may be NULL) gets the job id on 202, else ""; msg (may be NULL) gets the
+ * answer's "error" on any other status.
+ */
+long sh_post_evaluate(int port, const char *body, char id[17], char *msg, size_t msgsz);
+
+/** Polls GET /jobs/ID until the job is done, failed or canceled, or timeout_s: its last state (new). */
+json_t *sh_wait_job(int port, const char *id, double timeout_s);
+
 /** A w x h test picture (smooth colour waves plus noise), different per seed; exits on ENOMEM. */
 void sh_test_image(img_rgb *im, int w, int h, uint64_t seed);
 
