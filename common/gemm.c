@@ -1,13 +1,13 @@
 #include "gemm.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include <pthread.h>
+#include <stdatomic.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define GEMM_X86 1
@@ -33,15 +33,103 @@
 #define ROWS_CHUNK 16384
 #endif /* gemm_rows: columns of C updated per pass over B */
 #define MAX_THREADS 64
-/* Products smaller than this many multiply-adds run on one thread. */
-#define PARALLEL_MIN 2e6
+/* Products smaller than this many multiply-adds run on the caller's thread
+ * alone (waking a helper costs more than it saves). */
+#define PARALLEL_MIN 4e6
 
+typedef struct gemm_job gemm_job;
+static int job_parts(const gemm_job *j);
+static void run_part(const gemm_job *j, int part, float *pack);
+
+/*
+ * The helpers: threads - 1 threads that sleep until the caller posts a job
+ * of `parts` independent parts. Everybody, the caller included, claims parts
+ * one at a time from an atomic counter; the caller returns once every part is
+ * finished and no helper is still claiming. A helper the system does not
+ * schedule in time simply claims nothing, so it delays no one (a barrier, as
+ * in an OpenMP loop, would make everybody wait for it).
+ */
 struct gemm_ws {
     int threads;
     int portable; /* the portable kernels even where AVX2 is there (tests) */
     size_t bytes;
     float *pack[MAX_THREADS]; /* one packed block of B per thread: KC x NC floats */
+    pthread_t tid[MAX_THREADS];
+    int started;              /* helpers running */
+    pthread_mutex_t mu;
+    pthread_cond_t wake, done;
+    /* under mu */
+    unsigned long gen; /* bumped for each job */
+    int stop;
+    const gemm_job *job; /* NULL between jobs */
+    int finished;        /* parts of the job finished */
+    int active;          /* helpers claiming parts of the job */
+    atomic_int next;     /* next part to claim */
 };
+
+typedef struct {
+    gemm_ws *ws;
+    int index; /* 1..threads-1: its packing buffer */
+} helper_arg;
+
+static void *helper_main(void *arg)
+{
+    gemm_ws *ws = ((helper_arg *)arg)->ws;
+    float *pack = ws->pack[((helper_arg *)arg)->index];
+    free(arg);
+    unsigned long seen = 0;
+    pthread_mutex_lock(&ws->mu);
+    for (;;) {
+        while (!ws->stop && ws->gen == seen)
+            pthread_cond_wait(&ws->wake, &ws->mu);
+        if (ws->stop)
+            break;
+        seen = ws->gen;
+        const gemm_job *j = ws->job;
+        if (!j)
+            continue;
+        ws->active++;
+        pthread_mutex_unlock(&ws->mu);
+        int part;
+        const int parts = job_parts(j);
+        while ((part = atomic_fetch_add(&ws->next, 1)) < parts) {
+            run_part(j, part, pack);
+            pthread_mutex_lock(&ws->mu);
+            if (++ws->finished == parts)
+                pthread_cond_signal(&ws->done);
+            pthread_mutex_unlock(&ws->mu);
+        }
+        pthread_mutex_lock(&ws->mu);
+        if (--ws->active == 0)
+            pthread_cond_signal(&ws->done);
+    }
+    pthread_mutex_unlock(&ws->mu);
+    return NULL;
+}
+
+/* Runs the job's parts on the caller and the helpers; returns when all are done. */
+static void run_job(gemm_ws *ws, const gemm_job *j, int parts)
+{
+    pthread_mutex_lock(&ws->mu);
+    ws->job = j;
+    ws->finished = 0;
+    atomic_store(&ws->next, 0);
+    ws->gen++;
+    pthread_cond_broadcast(&ws->wake);
+    pthread_mutex_unlock(&ws->mu);
+    int part;
+    while ((part = atomic_fetch_add(&ws->next, 1)) < parts) {
+        run_part(j, part, ws->pack[0]);
+        pthread_mutex_lock(&ws->mu);
+        ws->finished++;
+        pthread_mutex_unlock(&ws->mu);
+    }
+    pthread_mutex_lock(&ws->mu);
+    while (ws->finished < parts || ws->active > 0)
+        pthread_cond_wait(&ws->done, &ws->mu);
+    ws->job = NULL;
+    pthread_mutex_unlock(&ws->mu);
+}
 
 int gemm_ws_new(int threads, gemm_ws **out, char *err, size_t errsz)
 {
@@ -51,13 +139,13 @@ int gemm_ws_new(int threads, gemm_ws **out, char *err, size_t errsz)
     }
     if (threads > MAX_THREADS)
         threads = MAX_THREADS;
-#ifndef _OPENMP
-    threads = 1;
-#endif
     gemm_ws *ws = calloc(1, sizeof *ws);
     if (!ws)
         return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
     ws->threads = threads;
+    pthread_mutex_init(&ws->mu, NULL);
+    pthread_cond_init(&ws->wake, NULL);
+    pthread_cond_init(&ws->done, NULL);
     const size_t sz = (size_t)KC * NC * sizeof(float);
     for (int t = 0; t < threads; t++) {
         void *p = NULL;
@@ -68,6 +156,22 @@ int gemm_ws_new(int threads, gemm_ws **out, char *err, size_t errsz)
         ws->pack[t] = p;
         ws->bytes += sz;
     }
+    for (int t = 1; t < threads; t++) {
+        helper_arg *a = malloc(sizeof *a);
+        int rc = a ? 0 : ENOMEM;
+        if (a) {
+            *a = (helper_arg){ws, t};
+            rc = pthread_create(&ws->tid[t], NULL, helper_main, a);
+            if (rc)
+                free(a);
+        }
+        if (rc) {
+            gemm_ws_free(ws);
+            return adj_fail(err, errsz, ADJ_ERR_NOMEM, "cannot start a matrix-product thread: %s",
+                            strerror(rc));
+        }
+        ws->started = t;
+    }
     *out = ws;
     return ADJ_OK;
 }
@@ -76,6 +180,15 @@ void gemm_ws_free(gemm_ws *ws)
 {
     if (!ws)
         return;
+    pthread_mutex_lock(&ws->mu);
+    ws->stop = 1;
+    pthread_cond_broadcast(&ws->wake);
+    pthread_mutex_unlock(&ws->mu);
+    for (int t = 1; t <= ws->started; t++)
+        pthread_join(ws->tid[t], NULL);
+    pthread_mutex_destroy(&ws->mu);
+    pthread_cond_destroy(&ws->wake);
+    pthread_cond_destroy(&ws->done);
     for (int t = 0; t < MAX_THREADS; t++)
         free(ws->pack[t]);
     free(ws);
@@ -378,16 +491,47 @@ static void gemm_serial(int simd, float *pack, const strides *st, int M, int N, 
 /* Slowest thread's share relative to a perfect split of `tiles` over t. */
 static double imbalance(int tiles, int t) { return (double)((tiles + t - 1) / t) * t / tiles; }
 
+/* A product split into parts of whole tiles, by columns or by rows. */
+struct gemm_job {
+    int parts;
+    int by_cols, tiles, simd;
+    strides st;
+    int M, N, K, accumulate, ldc;
+    const float *A, *B;
+    float *C;
+};
+
+static int job_parts(const gemm_job *j) { return j->parts; }
+
+static void run_part(const gemm_job *j, int part, float *pack)
+{
+    const int lo = (int)((long)j->tiles * part / j->parts);
+    const int hi = (int)((long)j->tiles * (part + 1) / j->parts);
+    if (j->by_cols) {
+        const int j0 = lo * NR, j1 = hi * NR < j->N ? hi * NR : j->N;
+        if (j1 > j0)
+            gemm_serial(j->simd, pack, &j->st, j->M, j1 - j0, j->K, j->A, j->B + j0 * j->st.bcs,
+                        j->accumulate, j->C + j0, j->ldc);
+    } else {
+        const int i0 = lo * MR, i1 = hi * MR < j->M ? hi * MR : j->M;
+        if (i1 > i0)
+            gemm_serial(j->simd, pack, &j->st, i1 - i0, j->N, j->K, j->A + i0 * j->st.ars, j->B,
+                        j->accumulate, j->C + (size_t)i0 * j->ldc, j->ldc);
+    }
+}
+
 void gemm_f32(gemm_ws *ws, gemm_op ta, gemm_op tb, int M, int N, int K, const float *A, int lda,
               const float *B, int ldb, int accumulate, float *C, int ldc)
 {
     if (M <= 0 || N <= 0)
         return;
-    const strides st = {.ars = ta == GEMM_N ? lda : 1,
-                        .acs = ta == GEMM_N ? 1 : lda,
-                        .brs = tb == GEMM_N ? ldb : 1,
-                        .bcs = tb == GEMM_N ? 1 : ldb};
-    const int simd = !ws->portable && have_avx2();
+    gemm_job j = {.st = {.ars = ta == GEMM_N ? lda : 1,
+                         .acs = ta == GEMM_N ? 1 : lda,
+                         .brs = tb == GEMM_N ? ldb : 1,
+                         .bcs = tb == GEMM_N ? 1 : ldb},
+                  .simd = !ws->portable && have_avx2(),
+                  .M = M, .N = N, .K = K, .accumulate = accumulate, .ldc = ldc,
+                  .A = A, .B = B, .C = C};
     const int tm = (M + MR - 1) / MR, tn = (N + NR - 1) / NR;
     int T = ws->threads;
     if ((double)M * N * K < PARALLEL_MIN)
@@ -395,38 +539,16 @@ void gemm_f32(gemm_ws *ws, gemm_op ta, gemm_op tb, int M, int N, int K, const fl
     if (T > (tm > tn ? tm : tn))
         T = tm > tn ? tm : tn;
     if (T <= 1) {
-        gemm_serial(simd, ws->pack[0], &st, M, N, K, A, B, accumulate, C, ldc);
+        gemm_serial(j.simd, ws->pack[0], &j.st, M, N, K, A, B, accumulate, C, ldc);
         return;
     }
     /* Split by columns (each part packs only its columns of B) unless rows
      * balance better (then each part packs all of B: cheap next to the
-     * product when it pays), into a few parts per thread handed out as
-     * threads come free, so that a thread the system delays holds up little. */
-    const int by_cols = imbalance(tn, T) <= imbalance(tm, T);
-    const int tiles = by_cols ? tn : tm;
-    int parts = T * (by_cols ? 4 : 2);
-    if (parts > tiles)
-        parts = tiles;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(T) schedule(dynamic, 1)
-#endif
-    for (int t = 0; t < parts; t++) {
-#ifdef _OPENMP
-        float *pack = ws->pack[omp_get_thread_num()];
-#else
-        float *pack = ws->pack[0];
-#endif
-        const int lo = (int)((long)tiles * t / parts), hi = (int)((long)tiles * (t + 1) / parts);
-        if (by_cols) {
-            const int j0 = lo * NR, j1 = hi * NR < N ? hi * NR : N;
-            if (j1 > j0)
-                gemm_serial(simd, pack, &st, M, j1 - j0, K, A, B + j0 * st.bcs, accumulate, C + j0,
-                            ldc);
-        } else {
-            const int i0 = lo * MR, i1 = hi * MR < M ? hi * MR : M;
-            if (i1 > i0)
-                gemm_serial(simd, pack, &st, i1 - i0, N, K, A + i0 * st.ars, B, accumulate,
-                            C + (size_t)i0 * ldc, ldc);
-        }
-    }
+     * product when it pays), a few parts per thread. */
+    j.by_cols = imbalance(tn, T) <= imbalance(tm, T);
+    j.tiles = j.by_cols ? tn : tm;
+    j.parts = T * (j.by_cols ? 4 : 2);
+    if (j.parts > j.tiles)
+        j.parts = j.tiles;
+    run_job(ws, &j, j.parts);
 }

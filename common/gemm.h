@@ -22,9 +22,11 @@
  * its edge kernels, small-matrix paths and thread splits change the rounding
  * of an element with the matrix's shape, which is why the engine uses this.
  *
- * Speed: an AVX2+FMA 6x16 micro-kernel on packed panels of B, A read in place,
- * split over threads by rows or columns (OpenMP). Without AVX2 a portable
- * kernel computes the same numbers, slowly.
+ * Speed: an AVX2+FMA 6x16 micro-kernel on packed panels of B, A read in place;
+ * products of a few rows stream B's rows instead. A workspace owns threads - 1
+ * helper threads that, with the caller, claim parts of a product (whole tiles
+ * of rows or columns) as they come free. Without AVX2 a portable kernel
+ * computes the same numbers, slowly.
  */
 #ifndef ADJ_GEMM_H
 #define ADJ_GEMM_H
@@ -39,8 +41,9 @@ typedef struct gemm_ws gemm_ws;
 
 /**
  * New scratch space for products on up to `threads` threads (0 or less: one
- * per online core, at most 64). *out is new: free with gemm_ws_free(). A
- * workspace is used by one caller thread at a time.
+ * per online core, at most 64): starts threads - 1 helper threads, which
+ * sleep between products. *out is new: free with gemm_ws_free(), which stops
+ * them. A workspace is used by one caller thread at a time.
  * Returns ADJ_OK or ADJ_ERR_NOMEM.
  */
 int gemm_ws_new(int threads, gemm_ws **out, char *err, size_t errsz);
