@@ -6,11 +6,16 @@
  *
  * Without --weights the model gets random weights of the right size in
  * memory (--save-weights FILE also writes them, e.g. to start advjpgd with).
- * --layers adds a line per case with the milliseconds per image of each layer. For each batch size it times `forward` (net_forward) and
+ * --layers adds a line per case with the milliseconds per image of each layer
+ * and the algorithm each layer uses. For each batch size it times `forward` (net_forward) and
  * `gradient` (net_forward + net_backward to the input pixels), repeating
  * each case for at least --seconds after one warm-up pass, and prints
- *   {"model":..,"batch":16,"pass":"forward","ms_per_image":..,"gflops":..,
- *    "blas_core":"SkylakeX","blas_threads":2}
+ *   {"model":..,"batch":16,"pass":"forward","ms_per_image":..,"ms_per_image_min":..,
+ *    "gflops":..,"gemm":"avx2-fma 6x16","threads":2}
+ * ms_per_image is the mean over the repetitions, ms_per_image_min the fastest
+ * one (steadier on a shared machine). First comes one line with the peak of
+ * the engine's products and of OpenBLAS's cblas_sgemm on 2048^3 (the limit
+ * the engine's figures are measured against).
  * gflops counts 2 FLOP per multiply-add of the forward pass, and twice that
  * for `gradient` (the input-gradient products are as large as the forward
  * ones; the first layer's is counted although it is the only one that could
@@ -22,6 +27,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <cblas.h>
+
+#include "gemm.h"
 #include "net.h"
 #include "runtime.h"
 
@@ -111,6 +119,36 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    {   /* the limit: the engine's products and OpenBLAS's sgemm on 2048^3 */
+        const int n = 2048;
+        float *a = malloc((size_t)n * n * sizeof(float)), *bm = malloc((size_t)n * n * sizeof(float));
+        float *c = malloc((size_t)n * n * sizeof(float));
+        gemm_ws *ws;
+        if (!a || !bm || !c || gemm_ws_new(0, &ws, err, sizeof err)) {
+            fprintf(stderr, "advjpg-bench: out of memory\n");
+            return 1;
+        }
+        for (size_t k = 0; k < (size_t)n * n; k++)
+            a[k] = bm[k] = (float)(k % 7) * 0.1f;
+        double best_g = 1e9, best_b = 1e9;
+        for (int r = 0; r < 4; r++) {
+            double t = now();
+            gemm_f32(ws, GEMM_N, GEMM_N, n, n, n, a, n, bm, n, 0, c, n);
+            best_g = fmin(best_g, now() - t);
+            t = now();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, bm, n, 0.0f, c, n);
+            best_b = fmin(best_b, now() - t);
+        }
+        const double fl = 2.0 * n * n * n;
+        printf("{\"case\":\"product 2048^3\",\"gemm_gflops\":%.1f,\"sgemm_gflops\":%.1f,"
+               "\"gemm\":\"%s\",\"threads\":%d,\"blas_core\":\"%s\",\"blas_threads\":%d}\n",
+               fl / best_g * 1e-9, fl / best_b * 1e-9, gemm_kernel_name(ws), gemm_ws_threads(ws),
+               adj_blas_corename(), adj_blas_threads());
+        gemm_ws_free(ws);
+        free(a);
+        free(bm);
+        free(c);
+    }
     const double flops = model_spec_flops(&spec);
     char list[256];
     snprintf(list, sizeof list, "%s", batches);
@@ -130,24 +168,27 @@ int main(int argc, char **argv)
         double fprev[MODEL_MAX_LAYERS] = {0};
         for (int pass = 0; pass < 2; pass++) {
             int reps = 0;
-            double t0 = 0, t;
+            double t0 = 0, t, last = 0, fastest = 1e9;
             for (int i = -1;; i++) { /* i = -1 is the warm-up */
                 if (i == 0)
-                    t0 = now();
+                    t0 = last = now();
                 net_forward(ctx, x, b, NULL);
                 if (pass == 1)
                     net_backward(ctx, labels, g, NULL, NULL);
-                if (i >= 0)
-                    reps++;
                 t = now();
+                if (i >= 0) {
+                    reps++;
+                    fastest = fmin(fastest, t - last);
+                }
+                last = t;
                 if (i >= 0 && t - t0 >= seconds && reps >= 2)
                     break;
             }
             double per_img = (t - t0) / reps / b;
             printf("{\"model\":\"%s\",\"batch\":%d,\"pass\":\"%s\",\"ms_per_image\":%.2f,"
-                   "\"gflops\":%.1f,\"blas_core\":\"%s\",\"blas_threads\":%d}\n",
-                   spec.name, b, pass ? "gradient" : "forward", per_img * 1e3,
-                   flops * (pass ? 2 : 1) / per_img * 1e-9, adj_blas_corename(), adj_blas_threads());
+                   "\"ms_per_image_min\":%.2f,\"gflops\":%.1f,\"gemm\":\"%s\",\"threads\":%d}\n",
+                   spec.name, b, pass ? "gradient" : "forward", per_img * 1e3, fastest / b * 1e3,
+                   flops * (pass ? 2 : 1) / per_img * 1e-9, net_ctx_kernel(ctx), net_ctx_threads(ctx));
             fflush(stdout);
             if (layers) { /* where the time goes: per layer, ms per image */
                 double f[MODEL_MAX_LAYERS], bw[MODEL_MAX_LAYERS];
@@ -159,6 +200,9 @@ int main(int argc, char **argv)
                     printf("%s%.2f", l ? "," : "", v * 1e3 / (reps + 1) / b);
                     fprev[l] = f[l] + bw[l];
                 }
+                printf("],\"algorithms\":[");
+                for (int l = 0; l < spec.n_layers; l++)
+                    printf("%s\"%s\"", l ? "," : "", net_ctx_layer_algorithm(ctx, l));
                 printf("]}\n");
                 memcpy(fprev, f, sizeof f);
             }

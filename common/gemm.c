@@ -36,6 +36,12 @@
 /* Products smaller than this many multiply-adds run on the caller's thread
  * alone (waking a helper costs more than it saves). */
 #define PARALLEL_MIN 4e6
+/* Smallest share of a product worth handing out on its own, in tiles. */
+#define PART_TILES 16
+/* Products of at most this many rows with B used as stored stream B's rows. */
+#ifndef ROWS_MAX_M
+#define ROWS_MAX_M 16
+#endif
 
 typedef struct gemm_job gemm_job;
 static int job_parts(const gemm_job *j);
@@ -390,30 +396,104 @@ typedef struct {
 static TGT void rows_avx2(int M, int n, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs,
                           const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc)
 {
-    for (int k = 0; k < K; k++) {
+    int k = 0;
+    /* four rows of B per pass over C: C is loaded and stored once for four
+     * fmas, which still come in increasing k */
+    for (; k + 4 <= K; k += 4) {
+        const float *b0 = B + k * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
+        for (int i = 0; i < M; i++) {
+            const float *a = A + i * ars + k * acs;
+            const __m256 a0 = _mm256_broadcast_ss(a), a1 = _mm256_broadcast_ss(a + acs);
+            const __m256 a2 = _mm256_broadcast_ss(a + 2 * acs), a3 = _mm256_broadcast_ss(a + 3 * acs);
+            float *c = C + i * ldc;
+            int j = 0;
+            for (; j + 16 <= n; j += 16) {
+                __m256 c0 = _mm256_loadu_ps(c + j), c1 = _mm256_loadu_ps(c + j + 8);
+                c0 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b0 + j), c0);
+                c1 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b0 + j + 8), c1);
+                c0 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b1 + j), c0);
+                c1 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b1 + j + 8), c1);
+                c0 = _mm256_fmadd_ps(a2, _mm256_loadu_ps(b2 + j), c0);
+                c1 = _mm256_fmadd_ps(a2, _mm256_loadu_ps(b2 + j + 8), c1);
+                c0 = _mm256_fmadd_ps(a3, _mm256_loadu_ps(b3 + j), c0);
+                c1 = _mm256_fmadd_ps(a3, _mm256_loadu_ps(b3 + j + 8), c1);
+                _mm256_storeu_ps(c + j, c0);
+                _mm256_storeu_ps(c + j + 8, c1);
+            }
+            const float s0 = a[0], s1 = a[acs], s2 = a[2 * acs], s3 = a[3 * acs];
+            for (; j < n; j++)
+                c[j] = fmaf(s3, b3[j], fmaf(s2, b2[j], fmaf(s1, b1[j], fmaf(s0, b0[j], c[j]))));
+        }
+    }
+    for (; k < K; k++) {
         const float *b = B + k * ldb;
         for (int i = 0; i < M; i++) {
             const __m256 av = _mm256_broadcast_ss(A + i * ars + k * acs);
             float *c = C + i * ldc;
             int j = 0;
-            for (; j + 32 <= n; j += 32) {
-                __m256 c0 = _mm256_loadu_ps(c + j), c1 = _mm256_loadu_ps(c + j + 8);
-                __m256 c2 = _mm256_loadu_ps(c + j + 16), c3 = _mm256_loadu_ps(c + j + 24);
-                c0 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b + j), c0);
-                c1 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b + j + 8), c1);
-                c2 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b + j + 16), c2);
-                c3 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b + j + 24), c3);
-                _mm256_storeu_ps(c + j, c0);
-                _mm256_storeu_ps(c + j + 8, c1);
-                _mm256_storeu_ps(c + j + 16, c2);
-                _mm256_storeu_ps(c + j + 24, c3);
-            }
             for (; j + 8 <= n; j += 8)
                 _mm256_storeu_ps(c + j, _mm256_fmadd_ps(av, _mm256_loadu_ps(b + j), _mm256_loadu_ps(c + j)));
             const float a = A[i * ars + k * acs];
             for (; j < n; j++)
                 c[j] = fmaf(a, b[j], c[j]);
         }
+    }
+}
+#endif
+
+#ifdef GEMM_X86
+/* C[i][j..j+8) for i < M <= MR, b(k,j) = B[j*ldb + k] (rows of B contiguous
+ * in k, as a fully connected layer's weights): 8 rows of B read in one run
+ * each, transposed 8x8 in registers, one fma per k into each accumulator,
+ * in increasing k: the kernels' chains. */
+static TGT void rowsT_avx2(int M, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs,
+                           const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int load)
+{
+    __m256 acc[MR];
+    for (int i = 0; i < M; i++) {
+        if (load) {
+            float t[8];
+            memcpy(t, C + i * ldc, sizeof t);
+            acc[i] = _mm256_loadu_ps(t);
+        } else
+            acc[i] = _mm256_setzero_ps();
+    }
+    int k = 0;
+    for (; k + 8 <= K; k += 8) {
+        __m256 r[8];
+        for (int j = 0; j < 8; j++)
+            r[j] = _mm256_loadu_ps(B + j * ldb + k);
+        const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+        const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+        const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+        const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+        /* v[q] = b(k+q, j..j+8) */
+        const __m256 v[8] = {_mm256_permute2f128_ps(u0, u4, 0x20), _mm256_permute2f128_ps(u1, u5, 0x20),
+                             _mm256_permute2f128_ps(u2, u6, 0x20), _mm256_permute2f128_ps(u3, u7, 0x20),
+                             _mm256_permute2f128_ps(u0, u4, 0x31), _mm256_permute2f128_ps(u1, u5, 0x31),
+                             _mm256_permute2f128_ps(u2, u6, 0x31), _mm256_permute2f128_ps(u3, u7, 0x31)};
+        for (int i = 0; i < M; i++) {
+            const float *a = A + i * ars + k * acs;
+            for (int q = 0; q < 8; q++)
+                acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + q * acs), v[q], acc[i]);
+        }
+    }
+    for (; k < K; k++) {
+        float col[8];
+        for (int j = 0; j < 8; j++)
+            col[j] = B[j * ldb + k];
+        const __m256 v = _mm256_loadu_ps(col);
+        for (int i = 0; i < M; i++)
+            acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(A + i * ars + k * acs), v, acc[i]);
+    }
+    for (int i = 0; i < M; i++) {
+        float t[8];
+        _mm256_storeu_ps(t, acc[i]);
+        memcpy(C + i * ldc, t, sizeof t);
     }
 }
 #endif
@@ -457,10 +537,17 @@ static void gemm_serial(int simd, float *pack, const strides *st, int M, int N, 
                 memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(float));
         return;
     }
-    if (M <= MR && st->bcs == 1) {
+    if (M <= ROWS_MAX_M && st->bcs == 1) {
         gemm_rows(simd, M, N, K, A, st, B, accumulate, C, ldc);
         return;
     }
+#ifdef GEMM_X86
+    if (M <= MR && st->brs == 1 && simd && N % 8 == 0) {
+        for (int j = 0; j < N; j += 8)
+            rowsT_avx2(M, K, A, st->ars, st->acs, B + j * st->bcs, st->bcs, C + j, ldc, accumulate);
+        return;
+    }
+#endif
     const int KCb = M <= MR ? KC_THIN : KC, NCb = M <= MR ? NC_THIN : NC;
     for (int jc = 0; jc < N; jc += NCb) {
         const int nc = N - jc < NCb ? N - jc : NCb;
@@ -547,8 +634,12 @@ void gemm_f32(gemm_ws *ws, gemm_op ta, gemm_op tb, int M, int N, int K, const fl
      * product when it pays), a few parts per thread. */
     j.by_cols = imbalance(tn, T) <= imbalance(tm, T);
     j.tiles = j.by_cols ? tn : tm;
-    j.parts = T * (j.by_cols ? 4 : 2);
-    if (j.parts > j.tiles)
-        j.parts = j.tiles;
+    /* a few parts per thread, but each of at least PART_TILES tiles: every
+     * part reads all of A (by columns) or packs all of B (by rows) */
+    j.parts = j.tiles / PART_TILES;
+    if (j.parts > 4 * T)
+        j.parts = 4 * T;
+    if (j.parts < T)
+        j.parts = T;
     run_job(ws, &j, j.parts);
 }

@@ -203,7 +203,20 @@ void net_ctx_layer_seconds(const net_ctx *c, double *fwd, double *bwd)
     }
 }
 int net_ctx_max_batch(const net_ctx *c) { return c->max_batch; }
+
+const char *net_ctx_layer_algorithm(const net_ctx *c, int i)
+{
+    switch (c->spec->layers[i].kind) {
+    case MODEL_LAYER_CONV: return c->wino[i] ? "winograd-2x2-3x3" : is_1x1(&c->geom[i]) ? "1x1" : "im2col";
+    case MODEL_LAYER_RELU: return "relu";
+    case MODEL_LAYER_MAXPOOL: return "maxpool";
+    case MODEL_LAYER_FC: return "fc";
+    }
+    return "?";
+}
 size_t net_ctx_bytes(const net_ctx *c) { return c->bytes; }
+const char *net_ctx_kernel(const net_ctx *c) { return gemm_kernel_name(c->gemm); }
+int net_ctx_threads(const net_ctx *c) { return gemm_ws_threads(c->gemm); }
 
 static const float *layer_w(const net_ctx *c, int i)
 {

@@ -53,8 +53,21 @@ const model *net_ctx_model(const net_ctx *ctx);
  */
 void net_ctx_layer_seconds(const net_ctx *ctx, double *fwd, double *bwd);
 
+/**
+ * How layer i is computed, chosen from the layer alone (never from the batch
+ * size): "im2col", "1x1", "winograd-2x2-3x3" (3x3 pad-1 convolutions), "fc",
+ * "relu", "maxpool". A static string.
+ */
+const char *net_ctx_layer_algorithm(const net_ctx *ctx, int i);
+
 /** The largest batch this context takes. */
 int net_ctx_max_batch(const net_ctx *ctx);
+
+/** The matrix-product kernels the context uses ("avx2-fma 6x16", "portable"). */
+const char *net_ctx_kernel(const net_ctx *ctx);
+
+/** Threads the context's products use. */
+int net_ctx_threads(const net_ctx *ctx);
 
 /** Bytes of scratch memory the context holds. */
 size_t net_ctx_bytes(const net_ctx *ctx);
