@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,6 +31,31 @@
 #define POST_BUFFER_SIZE (64 * 1024)
 #define CONNECTION_MEMORY (128 * 1024)
 #define LOG_PATH_MAX 160
+/* How long the rest of a refused body is read and thrown away before the
+ * answer (nginx's lingering_time is 30 s) */
+#define DISCARD_SECONDS 10.0
+
+/* How often the reaper looks at the connections, seconds. */
+#define REAP_PERIOD 0.5
+
+/* What a connection is doing, as the reaper and the accept policy see it. */
+typedef enum {
+    CP_WAIT, /* waiting for a request's headers (new, or kept alive after an answer) */
+    CP_BODY, /* receiving a request's body */
+    CP_WORK, /* the request is being worked on or answered */
+} conn_phase;
+
+/* One open connection (MHD_OPTION_NOTIFY_CONNECTION), in srv_http's list. */
+typedef struct conn_rec {
+    struct conn_rec *prev, *next;
+    int fd;                      /* libmicrohttpd's; only shut down, never closed here */
+    struct sockaddr_storage addr;
+    conn_phase phase;
+    double since;                /* when the phase began (srv_now) */
+    uint64_t received;           /* CP_BODY: body bytes so far */
+    int closing;                 /* shut down by us: no longer counted */
+    int listed;                  /* in srv_http's list */
+} conn_rec;
 
 struct srv_http {
     struct MHD_Daemon *daemon;
@@ -40,7 +66,216 @@ struct srv_http {
     atomic_int ready;
     atomic_int draining;
     atomic_int active;
+    /* the connections, for deadlines and limits (conn_lock guards them) */
+    pthread_mutex_t conn_lock;
+    pthread_cond_t reaper_cond;
+    conn_rec *conns;
+    int reaper_stop;
+    int reaper_started;
+    pthread_t reaper;
+    unsigned long n_reaped, n_evicted; /* since the last log line */
+    double reap_logged;
 };
+
+/* ---------------------------------------------------------------- connections */
+
+/*
+ * Slow clients (slowloris) and full tables. libmicrohttpd's own timeout is
+ * idle-based: a client that sends a byte a second holds its connection
+ * for ever, and its connection limits refuse newcomers while such clients
+ * hold every slot. So every connection is tracked here:
+ *   - the reaper thread shuts down a connection that has not sent a whole
+ *     request's headers within header_timeout_s of its start (or of its
+ *     previous answer), and one whose body arrives slower than min_rate
+ *     bytes/s on average after header_timeout_s;
+ *   - the accept policy enforces conn_limit and per_ip_limit itself: when
+ *     one is reached, the oldest connection (of that address, for the
+ *     per-address limit) that waits for a request is shut down to make
+ *     room, so /health and other clients still get in while idle or slow
+ *     connections fill the table (a newcomer that sends its request at
+ *     once is busy before it becomes the oldest); only when every
+ *     connection is busy with a request is the newcomer refused.
+ * A connection is shut down (shutdown(2)), never closed: libmicrohttpd
+ * then sees the end of the stream and closes it on its own thread. Its
+ * record lives until MHD_CONNECTION_NOTIFY_CLOSED, which comes before
+ * libmicrohttpd closes the socket, so the fd is never reused under us.
+ */
+
+/* Whether two socket addresses are the same host (the port aside). */
+static int same_host(const struct sockaddr_storage *a, const struct sockaddr *b)
+{
+    if (a->ss_family != b->sa_family)
+        return 0;
+    if (b->sa_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    if (b->sa_family == AF_INET6)
+        return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                      &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+    return 0;
+}
+
+/* Shuts a connection down (conn_lock held). */
+static void conn_shut(conn_rec *c)
+{
+    c->closing = 1;
+    shutdown(c->fd, SHUT_RDWR);
+}
+
+/*
+ * Makes room for one more connection (of host, or of anyone when host is
+ * NULL) when `limit` of them are open: shuts down the one that has waited
+ * longest for a request. Returns 1 if there is room (then), 0 if every one
+ * is busy. conn_lock held.
+ */
+static int conn_make_room(srv_http *h, const struct sockaddr *host, int limit)
+{
+    int n = 0;
+    conn_rec *oldest = NULL;
+    for (conn_rec *c = h->conns; c; c = c->next) {
+        if (c->closing || (host && !same_host(&c->addr, host)))
+            continue;
+        n++;
+        if (c->phase == CP_WAIT && (!oldest || c->since < oldest->since))
+            oldest = c;
+    }
+    if (n < limit)
+        return 1;
+    if (!oldest)
+        return 0;
+    conn_shut(oldest);
+    h->n_evicted++;
+    return 1;
+}
+
+/* MHD's accept policy: the connection and per-address limits (above). */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    srv_http *h = cls;
+    (void)addrlen;
+    pthread_mutex_lock(&h->conn_lock);
+    int ok = conn_make_room(h, NULL, h->cfg->conn_limit) &&
+             conn_make_room(h, addr, h->cfg->per_ip_limit);
+    pthread_mutex_unlock(&h->conn_lock);
+    return ok ? MHD_YES : MHD_NO;
+}
+
+/* MHD_OPTION_NOTIFY_CONNECTION: keeps h->conns. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    srv_http *h = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        conn_rec *c = calloc(1, sizeof *c);
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ad =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        *socket_context = c;
+        if (!c || !fd)
+            return; /* untracked: only the idle timeout applies */
+        c->fd = fd->connect_fd;
+        if (ad && ad->client_addr) {
+            socklen_t len = ad->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                                   : sizeof(struct sockaddr_in);
+            memcpy(&c->addr, ad->client_addr, len);
+        }
+        c->phase = CP_WAIT;
+        c->since = srv_now();
+        c->listed = 1;
+        pthread_mutex_lock(&h->conn_lock);
+        c->next = h->conns;
+        if (h->conns)
+            h->conns->prev = c;
+        h->conns = c;
+        pthread_mutex_unlock(&h->conn_lock);
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        conn_rec *c = *socket_context;
+        *socket_context = NULL;
+        if (!c)
+            return;
+        pthread_mutex_lock(&h->conn_lock);
+        if (c->listed) {
+            if (c->prev)
+                c->prev->next = c->next;
+            else if (h->conns == c)
+                h->conns = c->next;
+            if (c->next)
+                c->next->prev = c->prev;
+        }
+        pthread_mutex_unlock(&h->conn_lock);
+        free(c);
+    }
+}
+
+/* The record of a connection (NULL if untracked). */
+static conn_rec *conn_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *i =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return i ? i->socket_context : NULL;
+}
+
+/* Moves a connection to a phase (c may be NULL); resets its byte count. */
+static void conn_phase_set(srv_http *h, conn_rec *c, conn_phase phase)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&h->conn_lock);
+    c->phase = phase;
+    c->since = srv_now();
+    c->received = 0;
+    pthread_mutex_unlock(&h->conn_lock);
+}
+
+/* Counts body bytes of a connection (c may be NULL). */
+static void conn_received(srv_http *h, conn_rec *c, size_t n)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&h->conn_lock);
+    c->received += n;
+    pthread_mutex_unlock(&h->conn_lock);
+}
+
+/* The reaper thread: header deadlines and the minimum body rate. */
+static void *reaper_main(void *arg)
+{
+    srv_http *h = arg;
+    double hto = h->cfg->header_timeout_s, rate = (double)h->cfg->min_rate;
+    pthread_mutex_lock(&h->conn_lock);
+    while (!h->reaper_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)(REAP_PERIOD * 1e9);
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&h->reaper_cond, &h->conn_lock, &ts);
+        double now = srv_now();
+        for (conn_rec *c = h->conns; c; c = c->next) {
+            double age = now - c->since;
+            if (c->closing)
+                continue;
+            if ((c->phase == CP_WAIT && age > hto) ||
+                (c->phase == CP_BODY && age > hto && (double)c->received < rate * (age - hto))) {
+                conn_shut(c);
+                h->n_reaped++;
+            }
+        }
+        if ((h->n_reaped || h->n_evicted) && now - h->reap_logged >= 10.0) {
+            fprintf(stderr,
+                    "advjpgd: closed %lu connections too slow to send a request (header "
+                    "timeout %d s, min rate %zu B/s) and %lu idle ones to make room\n",
+                    h->n_reaped, h->cfg->header_timeout_s, h->cfg->min_rate, h->n_evicted);
+            h->n_reaped = h->n_evicted = 0;
+            h->reap_logged = now;
+        }
+    }
+    pthread_mutex_unlock(&h->conn_lock);
+    return NULL;
+}
 
 /* ---------------------------------------------------------------- requests */
 
@@ -75,6 +310,8 @@ typedef struct {
      * response queued that early. */
     int first_call;
     int has_body;
+    int close; /* answer with Connection: close (the framing is in doubt) */
+    conn_rec *crec; /* the connection's record, NULL if untracked */
     struct MHD_Response *pending;
     unsigned pending_status;
 
@@ -96,6 +333,7 @@ typedef struct {
     uint64_t received;  /* raw body bytes seen */
     unsigned err_status; /* an error found while reading the body; answered at its end */
     char err_msg[ADJ_ERRLEN];
+    double err_t;        /* when err_status was set (srv_now) */
 
     /* the work */
     int width, height; /* the uploaded image */
@@ -112,10 +350,7 @@ typedef struct {
     const char *allow;
     /* POST /evaluate */
     srv_eval_request *eval;
-    srv_upload *cur_upload;  /* the multipart 'image' field being received */
-    char fval[3][128];       /* multipart text fields eps, quality, seed */
-    size_t flen[3];
-    int fset[3];
+    srv_eval_form form;      /* its multipart fields as they arrive */
 } srv_req;
 
 static void req_free(srv_req *r)
@@ -170,7 +405,7 @@ static enum MHD_Result respond_with(srv_req *r, unsigned status, struct MHD_Resp
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     for (int i = 0; headers && headers[i]; i += 2)
         MHD_add_response_header(resp, headers[i], headers[i + 1]);
-    if (atomic_load(&r->h->draining))
+    if (r->close || atomic_load(&r->h->draining))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     r->status = status;
     r->state = RS_ANSWERED;
@@ -239,6 +474,7 @@ __attribute__((format(printf, 3, 4))) static void defer_error(srv_req *r, unsign
     if (r->err_status)
         return;
     r->err_status = status;
+    r->err_t = srv_now();
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(r->err_msg, sizeof r->err_msg, fmt, ap);
@@ -708,13 +944,22 @@ static enum MHD_Result answer_job(srv_req *r)
 
 /* ---------------------------------------------------------------- evaluation jobs */
 
-/* The multipart fields of POST /evaluate that carry text parameters. */
-static const char *const EVAL_PARAMS[3] = {"eps", "quality", "seed"};
+/* The HTTP status of a refused upload field (srv_eval_form_field). */
+static unsigned form_status(int rc)
+{
+    switch (rc) {
+    case ADJ_ERR_ARG: return MHD_HTTP_BAD_REQUEST;
+    case ADJ_ERR_LIMIT: return MHD_HTTP_CONTENT_TOO_LARGE;
+    case ADJ_ERR_NOMEM: return MHD_HTTP_SERVICE_UNAVAILABLE;
+    default: return MHD_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
 
 /*
- * POST /evaluate as multipart/form-data: 'image' fields (one file each,
- * kept in memory until the body is complete), an optional 'labels' field
- * and the text fields eps, quality, seed.
+ * POST /evaluate as multipart/form-data (srv_eval_form_field): 'image'
+ * parts are streamed to the request's spool file in the jobs folder as they
+ * arrive, at most SRV_EVAL_MAX_UPLOADS; memory per request is the post
+ * processor's buffer, one srv_upload per part and the labels text.
  */
 static enum MHD_Result eval_post_iter(void *cls, enum MHD_ValueKind kind, const char *key,
                                       const char *filename, const char *content_type,
@@ -722,61 +967,17 @@ static enum MHD_Result eval_post_iter(void *cls, enum MHD_ValueKind kind, const 
                                       uint64_t off, size_t size)
 {
     srv_req *r = cls;
-    srv_eval_request *rq = r->eval;
     (void)kind, (void)content_type, (void)transfer_encoding;
     if (r->err_status)
         return MHD_NO;
-    if (!key)
-        return MHD_YES;
-    if (strcmp(key, "image") == 0) {
-        const char *fn = filename ? filename : "";
-        srv_upload *u = r->cur_upload;
-        /* a new part starts at offset 0; a part may also begin with an empty call */
-        if (off == 0 && (!u || u->len > 0 || strcmp(u->name, fn) != 0)) {
-            if (rq->n_uploads >= SRV_EVAL_MAX_IMAGES) {
-                defer_error(r, 400, "more than %d images", SRV_EVAL_MAX_IMAGES);
-                return MHD_NO;
-            }
-            if (!(u = r->cur_upload = srv_eval_add_upload(rq, fn))) {
-                defer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory for the upload");
-                return MHD_NO;
-            }
-        }
-        if (size && srv_upload_append(u, data, size)) {
-            defer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory for the upload");
-            return MHD_NO;
-        }
-        return MHD_YES;
+    char err[ADJ_ERRLEN];
+    int rc = srv_eval_form_field(r->eval, &r->form, key, filename, data, off, size,
+                                 r->h->cfg->jobs_dir, err, sizeof err);
+    if (rc) {
+        defer_error(r, form_status(rc), "%s", err);
+        return MHD_NO;
     }
-    if (strcmp(key, "labels") == 0) {
-        char *t = realloc(rq->labels_text, rq->labels_len + size + 1);
-        if (!t) {
-            defer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory for the labels");
-            return MHD_NO;
-        }
-        memcpy(t + rq->labels_len, data, size);
-        rq->labels_len += size;
-        t[rq->labels_len] = '\0';
-        rq->labels_text = t;
-        return MHD_YES;
-    }
-    for (int i = 0; i < 3; i++)
-        if (strcmp(key, EVAL_PARAMS[i]) == 0) {
-            if (r->flen[i] + size >= sizeof r->fval[i]) {
-                defer_error(r, 400, "%s: value too long", key);
-                return MHD_NO;
-            }
-            memcpy(r->fval[i] + r->flen[i], data, size);
-            r->flen[i] += size;
-            r->fval[i][r->flen[i]] = '\0';
-            r->fset[i] = 1;
-            return MHD_YES;
-        }
-    defer_error(r, 400,
-                "unknown field '%.64s' in the multipart body (fields: image, labels, eps, quality, "
-                "seed; a dataset on the server is named in a JSON body)",
-                key);
-    return MHD_NO;
+    return MHD_YES;
 }
 
 /* POST /evaluate: the body is complete: create the job, answer 202. */
@@ -786,22 +987,8 @@ static enum MHD_Result eval_done(srv_req *r)
     srv_eval_request *rq = r->eval;
     int rc;
     if (r->multipart) {
-        for (int i = 0; i < 3; i++)
-            if (r->fset[i] && (rc = srv_eval_set_param(rq, EVAL_PARAMS[i], r->fval[i], err, sizeof err)))
-                return respond_error(r, 400, "%s", err);
-        /* an empty file input of a form sends a part without name or data */
-        int k = 0;
-        for (int i = 0; i < rq->n_uploads; i++) {
-            srv_upload *u = &rq->uploads[i];
-            if (u->len == 0 && !*u->name) {
-                free(u->name);
-                free(u->data);
-                continue;
-            }
-            rq->uploads[k++] = *u;
-        }
-        rq->n_uploads = k;
-        r->cur_upload = NULL;
+        if ((rc = srv_eval_form_finish(rq, &r->form, err, sizeof err)))
+            return respond_error(r, 400, "%s", err);
     } else {
         if (r->len == 0)
             return respond_error(r, 400,
@@ -844,7 +1031,12 @@ static int eval_content_kind(const char *ct)
     return 0;
 }
 
-/* Checks Content-Length against the limit and sets up the body's reception. */
+/*
+ * Checks Content-Length against the limit and sets up the body's reception.
+ * A body over the limit is answered 413 after it has been read and
+ * discarded (clients such as Python's urllib send the whole body before
+ * they read), for at most DISCARD_SECONDS.
+ */
 static enum MHD_Result start_body(srv_req *r, int multipart, MHD_PostDataIterator iter)
 {
     srv_http *h = r->h;
@@ -857,10 +1049,13 @@ static enum MHD_Result start_body(srv_req *r, int multipart, MHD_PostDataIterato
         clen = strtoull(cl, &end, 10);
         if (errno || *end)
             clen = 0;
-        if (clen > h->cfg->max_body)
-            return respond_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
-                                 "the body of %llu bytes is larger than the limit of %zu bytes",
-                                 clen, h->cfg->max_body);
+        if (clen > h->cfg->max_body) {
+            defer_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
+                        "the body of %llu bytes is larger than the limit of %zu bytes", clen,
+                        h->cfg->max_body);
+            r->state = RS_BODY;
+            return MHD_YES;
+        }
     }
     if (multipart) {
         r->multipart = 1;
@@ -1162,6 +1357,38 @@ static enum MHD_Result begin(srv_req *r, const char *url, const char *method)
 
 /* ---------------------------------------------------------------- callbacks */
 
+/* Counts the Content-Length headers (an int *). */
+static enum MHD_Result count_content_length(void *cls, enum MHD_ValueKind kind, const char *key,
+                                            const char *value)
+{
+    (void)kind, (void)value;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+        ++*(int *)cls;
+    return MHD_YES;
+}
+
+/*
+ * A request whose body framing is ambiguous (RFC 9112 6.3: two
+ * Content-Length headers, or Content-Length with Transfer-Encoding) is
+ * refused with 400 and the connection closed: a proxy in front may frame
+ * it otherwise (request smuggling). 0 when the framing is clear.
+ */
+static int framing_ambiguous(struct MHD_Connection *conn, char *msg, size_t msgsz)
+{
+    int n = 0;
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_content_length, &n);
+    if (n > 1) {
+        snprintf(msg, msgsz, "%d Content-Length headers: send one", n);
+        return 1;
+    }
+    if (n == 1 && MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                              MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        snprintf(msg, msgsz, "Content-Length and Transfer-Encoding together: send one");
+        return 1;
+    }
+    return 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -1190,7 +1417,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&h->active, 1);
         srv_metrics_request_begin(h->metrics);
         r->first_call = 1;
-        enum MHD_Result ret = begin(r, url, method);
+        r->crec = conn_of(conn);
+        conn_phase_set(h, r->crec, r->has_body ? CP_BODY : CP_WORK);
+        char msg[128];
+        enum MHD_Result ret;
+        if (framing_ambiguous(conn, msg, sizeof msg)) {
+            r->close = 1;
+            r->has_body = 1; /* answer now: the body cannot be read */
+            ret = respond_error_msg(r, MHD_HTTP_BAD_REQUEST, msg);
+        } else {
+            ret = begin(r, url, method);
+        }
         r->first_call = 0;
         return ret;
     }
@@ -1207,9 +1444,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             size_t size = *upload_data_size;
             *upload_data_size = 0;
             r->received += size;
+            conn_received(h, r->crec, size);
             if (r->err_status) {
-                /* Discarding the rest of a refused body; give up on floods. */
-                return r->received > 2 * (uint64_t)h->cfg->max_body + (1u << 20) ? MHD_NO : MHD_YES;
+                /* Discarding the rest of a refused body, so that a client
+                 * that reads the answer only after sending everything gets
+                 * it (as nginx does); after DISCARD_SECONDS, answer now
+                 * (the close may then reset what the client has not read). */
+                if (srv_now() - r->err_t > DISCARD_SECONDS)
+                    return respond_error_msg(r, r->err_status, r->err_msg);
+                return MHD_YES;
             }
             if (r->received > h->cfg->max_body) {
                 defer_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
@@ -1227,6 +1470,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             }
             return MHD_YES;
         }
+        conn_phase_set(h, r->crec, CP_WORK);
         return body_done(r);
     case RS_DONE:
         return answer_job(r);
@@ -1237,9 +1481,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
 }
 
+/* One line on stderr per request; the method and path are escaped
+ * (srv_utf8_escape, ASCII only): a request cannot forge log lines. */
 static void log_request(const srv_req *r, double ms, enum MHD_RequestTerminationCode toe)
 {
-    char line[LOG_PATH_MAX + 128];
+    char line[4 * (LOG_PATH_MAX + sizeof r->method) + 128];
     char when[32];
     time_t now = time(NULL);
     struct tm tm;
@@ -1249,13 +1495,16 @@ static void log_request(const srv_req *r, double ms, enum MHD_RequestTermination
                       : toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? " (connection timed out)"
                       : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? " (shutdown)"
                                                                       : " (client went away)";
+    char *method = srv_utf8_escape(r->method, 1), *path = srv_utf8_escape(r->path, 1);
     int n;
+    const char *m = method ? method : "?", *p = path ? path : "?";
     if (r->status)
-        n = snprintf(line, sizeof line, "%s %s %s %u %.1f ms%s\n", when, r->method, r->path,
-                     r->status, ms, why);
+        n = snprintf(line, sizeof line, "%s %s %s %u %.1f ms%s\n", when, m, p, r->status, ms, why);
     else
-        n = snprintf(line, sizeof line, "%s %s %s - %.1f ms%s\n", when, r->method, r->path, ms,
+        n = snprintf(line, sizeof line, "%s %s %s - %.1f ms%s\n", when, m, p, ms,
                      *why ? why : " (no answer)");
+    free(method);
+    free(path);
     if (n > 0)
         fputs(line, stderr); /* one stdio call: one line, not interleaved */
 }
@@ -1273,6 +1522,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (r->expected) /* answered (an error) before reaching the worker */
         srv_worker_expect(h->engine.worker, -1);
     log_request(r, secs * 1e3, toe);
+    conn_phase_set(h, r->crec, CP_WAIT); /* kept alive: waits for the next request */
     srv_metrics_request_end(h->metrics, r->ep, r->status, secs);
     if (r->state == RS_QUEUED) {
         /* The worker still holds the job: never free it under its feet.
@@ -1293,7 +1543,14 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
-    fprintf(stderr, "advjpgd: libmicrohttpd: %s\n", msg);
+    /* one line per closed slow connection would flood the log: the reaper
+     * writes a summary instead */
+    if (strstr(msg, "closed by remote side with incomplete request") ||
+        strstr(msg, "closed when reading request"))
+        return;
+    char *clean = srv_utf8_escape(msg, 1); /* it may quote the request */
+    fprintf(stderr, "advjpgd: libmicrohttpd: %s\n", clean ? clean : msg);
+    free(clean);
 }
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -1358,21 +1615,35 @@ int srv_http_start(const srv_config *cfg, srv_metrics *metrics, int fd, srv_http
     atomic_init(&h->ready, 0);
     atomic_init(&h->draining, 0);
     atomic_init(&h->active, 0);
+    pthread_mutex_init(&h->conn_lock, NULL);
+    pthread_cond_init(&h->reaper_cond, NULL);
+    if (pthread_create(&h->reaper, NULL, reaper_main, h)) {
+        pthread_cond_destroy(&h->reaper_cond);
+        pthread_mutex_destroy(&h->conn_lock);
+        free(h);
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "cannot start the connection reaper thread");
+    }
+    h->reaper_started = 1;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    /* libmicrohttpd's own limits are off or far: the accept policy
+     * (on_accept) enforces ours, making room by closing idle connections,
+     * and libmicrohttpd splits its limit between its threads. The slack
+     * covers connections shut down but not yet closed. */
+    unsigned mhd_limit = 2u * (unsigned)cfg->conn_limit + 64u;
     h->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, h,
+        flags, 0, on_accept, h, on_request, h,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, /* first, so that it gets every message */
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->conn_timeout_s,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->conn_limit,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)cfg->per_ip_limit,
+        MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
         MHD_OPTION_END);
     if (!h->daemon) {
-        free(h);
+        srv_http_stop(h);
         return adj_fail(err, errsz, ADJ_ERR_IO, "cannot start the HTTP server (libmicrohttpd)");
     }
     *out = h;
@@ -1404,6 +1675,16 @@ void srv_http_stop(srv_http *h)
 {
     if (!h)
         return;
-    MHD_stop_daemon(h->daemon);
+    if (h->daemon)
+        MHD_stop_daemon(h->daemon);
+    if (h->reaper_started) {
+        pthread_mutex_lock(&h->conn_lock);
+        h->reaper_stop = 1;
+        pthread_cond_signal(&h->reaper_cond);
+        pthread_mutex_unlock(&h->conn_lock);
+        pthread_join(h->reaper, NULL);
+    }
+    pthread_cond_destroy(&h->reaper_cond);
+    pthread_mutex_destroy(&h->conn_lock);
     free(h);
 }
