@@ -62,7 +62,8 @@ static const opt_def OPTS[O_COUNT] = {
     [O_LISTEN] = {"listen", "server", K_STR, 0, 0, "ADDR:PORT",
                   "where to listen; port 0 picks a free port (default 127.0.0.1:8080)"},
     [O_THREADS] = {"threads", "server", K_INT, 1, 64, "N",
-                   "HTTP threads that decode and encode images (default: cores, 2..4)"},
+                   "threads that decode and encode images, and as many HTTP threads "
+                   "(default: cores, 2..4)"},
     [O_CONN_TIMEOUT] = {"connection-timeout", "server", K_INT, 1, 86400, "SECONDS",
                         "close a connection idle this long (default 30)"},
     [O_HEADER_TIMEOUT] = {"header-timeout", "server", K_INT, 1, 3600, "SECONDS",

@@ -75,6 +75,14 @@ struct srv_http {
     pthread_t reaper;
     unsigned long n_reaped, n_evicted; /* since the last log line */
     double reap_logged;
+    /* the decode pool (pool_lock guards the queue) */
+    pthread_mutex_t pool_lock;
+    pthread_cond_t pool_cond;
+    struct srv_req **pool_q; /* ring of pool_cap */
+    int pool_cap, pool_head, pool_n, pool_stop;
+    int pool_threads;        /* started */
+    int pool_started;        /* pool_lock and pool_cond exist */
+    pthread_t *pool_tid;
 };
 
 /* ---------------------------------------------------------------- connections */
@@ -281,6 +289,8 @@ static void *reaper_main(void *arg)
 
 typedef enum {
     RS_BODY,     /* receiving the body */
+    RS_WORKING,  /* suspended, a decode-pool thread has it */
+    RS_WORKED,   /* the decode pool is done (or refused it): go on */
     RS_QUEUED,   /* suspended, the worker has the job */
     RS_DONE,     /* the worker is done (or the submit failed): answer now */
     RS_ANSWERED, /* a response is queued */
@@ -296,7 +306,7 @@ enum {
     P_IMAGES = 1 << 5,
 };
 
-typedef struct {
+typedef struct srv_req {
     srv_http *h;
     struct MHD_Connection *conn;
     srv_endpoint ep;
@@ -338,6 +348,7 @@ typedef struct {
     /* the work */
     int width, height; /* the uploaded image */
     img_rgb x;         /* the prepared crop */
+    img_rgb pair[2];   /* /recompress as JSON: the crops before and after JPG */
     float *input;      /* forward jobs: [n][3][S][S] */
     float *probs;      /* forward jobs: [n][classes] */
     uint8_t *jpeg;     /* /recompress */
@@ -363,6 +374,8 @@ static void req_free(srv_req *r)
         MHD_destroy_response(r->pending);
     free(r->body);
     img_free(&r->x);
+    img_free(&r->pair[0]);
+    img_free(&r->pair[1]);
     free(r->input);
     free(r->probs);
     free(r->jpeg);
@@ -690,31 +703,30 @@ static unsigned decode_status(int rc)
     }
 }
 
-/* The model's input crop of im according to resize; moves or frees im. */
-static enum MHD_Result prepare(srv_req *r, img_rgb *im, int center, img_rgb *x, int *ok)
+/* The model's input crop of im according to center (resize=center|none)
+ * into *x; moves or frees im. 0, or -1 with the error in r (defer_error). */
+static int prepare(srv_req *r, img_rgb *im, int center, img_rgb *x)
 {
     const model_spec *spec = model_get_spec(r->h->engine.model);
     char err[ADJ_ERRLEN];
-    *ok = 0;
     if (!center) {
         if (im->w != spec->input_size || im->h != spec->input_size) {
-            int w = im->w, hgt = im->h;
+            defer_error(r, 400, "resize=none needs a %dx%d image (the model's input size), got %dx%d",
+                        spec->input_size, spec->input_size, im->w, im->h);
             img_free(im);
-            return respond_error(r, 400,
-                                 "resize=none needs a %dx%d image (the model's input size), got %dx%d",
-                                 spec->input_size, spec->input_size, w, hgt);
+            return -1;
         }
         *x = *im;
         memset(im, 0, sizeof *im);
-        *ok = 1;
-        return MHD_YES;
+        return 0;
     }
     int rc = img_prepare(im, spec->scale_size, spec->input_size, x, err, sizeof err);
     img_free(im);
-    if (rc)
-        return respond_error(r, rc == ADJ_ERR_NOMEM ? 503 : 400, "%s", err);
-    *ok = 1;
-    return MHD_YES;
+    if (rc) {
+        defer_error(r, rc == ADJ_ERR_NOMEM ? 503 : 400, "%s", err);
+        return -1;
+    }
+    return 0;
 }
 
 static void on_job_done(srv_job *job, void *arg)
@@ -778,68 +790,117 @@ static enum MHD_Result start_forward(srv_req *r, const img_rgb *ims, int n)
     return submit(r);
 }
 
-static enum MHD_Result start_recompress(srv_req *r, img_rgb *im)
+/*
+ * /recompress off the HTTP threads: the JPEG of im (or of its crop) into
+ * r->jpeg and, for a JSON answer, the crops before and after the JPEG round
+ * trip into r->pair. Frees im. 0, or -1 with the error in r.
+ */
+static int work_recompress(srv_req *r, img_rgb *im)
 {
     const model_spec *spec = model_get_spec(r->h->engine.model);
     char err[ADJ_ERRLEN];
-    int ok, rc;
+    int rc;
     img_rgb base = {0}; /* what gets encoded: the upload, or its crop */
-    enum MHD_Result ret;
-
     if (r->resize_center) {
-        ret = prepare(r, im, 1, &base, &ok);
-        if (!ok)
-            return ret;
+        if (prepare(r, im, 1, &base))
+            return -1;
     } else {
         base = *im;
         memset(im, 0, sizeof *im);
     }
     rc = img_encode_jpeg(&base, r->params.quality, &r->jpeg, &r->jpeg_len, err, sizeof err);
-    if (rc) {
+    if (rc || !r->want_json) {
         img_free(&base);
-        return respond_error(r, rc == ADJ_ERR_NOMEM ? 503 : 500, "%s", err);
-    }
-    if (!r->want_json) {
-        img_free(&base);
-        uint8_t *jpeg = r->jpeg;
-        r->jpeg = NULL;
-        return respond(r, MHD_HTTP_OK, "image/jpeg", jpeg, r->jpeg_len, 1, NULL);
+        if (rc)
+            defer_error(r, rc == ADJ_ERR_NOMEM ? 503 : 500, "%s", err);
+        return rc ? -1 : 0;
     }
     /* JSON: classify the crop before and after the JPEG round trip. The
      * experiment's JPG() (accurate IDCT) gives the "after" image. */
-    img_rgb pair[2] = {{0}, {0}}, after = {0};
+    img_rgb after = {0};
     rc = img_jpeg_roundtrip(&base, r->params.quality, &after, err, sizeof err);
     if (rc) {
         img_free(&base);
-        return respond_error(r, rc == ADJ_ERR_NOMEM ? 503 : 500, "%s", err);
+        defer_error(r, rc == ADJ_ERR_NOMEM ? 503 : 500, "%s", err);
+        return -1;
     }
     if (base.w == spec->input_size && base.h == spec->input_size) {
-        pair[0] = base;
-        pair[1] = after;
-    } else {
-        rc = img_prepare(&base, spec->scale_size, spec->input_size, &pair[0], err, sizeof err);
-        if (!rc)
-            rc = img_prepare(&after, spec->scale_size, spec->input_size, &pair[1], err, sizeof err);
-        img_free(&base);
-        img_free(&after);
-        if (rc) {
-            img_free(&pair[0]);
-            img_free(&pair[1]);
-            return respond_error(r, rc == ADJ_ERR_NOMEM ? 503 : 400, "%s", err);
-        }
+        r->pair[0] = base;
+        r->pair[1] = after;
+        return 0;
     }
-    ret = start_forward(r, pair, 2);
-    img_free(&pair[0]);
-    img_free(&pair[1]);
-    return ret;
+    rc = img_prepare(&base, spec->scale_size, spec->input_size, &r->pair[0], err, sizeof err);
+    if (!rc)
+        rc = img_prepare(&after, spec->scale_size, spec->input_size, &r->pair[1], err, sizeof err);
+    img_free(&base);
+    img_free(&after);
+    if (rc) {
+        defer_error(r, rc == ADJ_ERR_NOMEM ? 503 : 400, "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * The work of an image request, on a decode-pool thread while the
+ * connection is suspended: decode the body, then the crop (/classify,
+ * /attack) or the JPEG (/recompress). Results in r->x, r->jpeg, r->pair;
+ * an error in r->err_status / r->err_msg. Touches no libmicrohttpd state.
+ */
+static void work_image(srv_req *r)
+{
+    char err[ADJ_ERRLEN];
+    img_rgb im = {0};
+    int rc = img_decode(r->body, r->len, r->h->cfg->max_pixels, &im, err, sizeof err);
+    free(r->body);
+    r->body = NULL;
+    r->len = r->cap = 0;
+    if (rc) {
+        defer_error(r, decode_status(rc), "%s", err);
+        return;
+    }
+    r->width = im.w;
+    r->height = im.h;
+    if (r->ep == SRV_EP_RECOMPRESS)
+        work_recompress(r, &im);
+    else
+        prepare(r, &im, r->resize_center, &r->x);
+}
+
+/* The decode pool is done with r (on the HTTP thread again): answer or
+ * hand the prepared input to the worker. */
+static enum MHD_Result after_work(srv_req *r)
+{
+    if (r->err_status)
+        return respond_error_msg(r, r->err_status, r->err_msg);
+    switch (r->ep) {
+    case SRV_EP_CLASSIFY:
+        return start_forward(r, &r->x, 1);
+    case SRV_EP_ATTACK:
+        r->job.kind = SRV_JOB_ATTACK;
+        r->job.x = r->x;
+        r->job.params = r->params;
+        r->job.seed = r->seed;
+        return submit(r);
+    case SRV_EP_RECOMPRESS:
+        if (!r->want_json) {
+            uint8_t *jpeg = r->jpeg;
+            r->jpeg = NULL;
+            return respond(r, MHD_HTTP_OK, "image/jpeg", jpeg, r->jpeg_len, 1, NULL);
+        }
+        return start_forward(r, r->pair, 2);
+    default:
+        return respond_error(r, 500, "no handler");
+    }
 }
 
 static enum MHD_Result eval_done(srv_req *r);
+static int pool_submit(srv_http *h, srv_req *r);
 
-/* The body is complete: decode, prepare, and answer or submit. */
+/* The body is complete: check it, and hand the image work to the decode
+ * pool (the connection is suspended until it is done). */
 static enum MHD_Result body_done(srv_req *r)
 {
-    char err[ADJ_ERRLEN];
     if (r->pp) {
         enum MHD_Result ok = MHD_destroy_post_processor(r->pp);
         r->pp = NULL;
@@ -855,40 +916,106 @@ static enum MHD_Result body_done(srv_req *r)
                              r->multipart ? "no 'image' field in the multipart/form-data body"
                                           : "empty body: send the image as the request body "
                                             "or as the multipart/form-data field 'image'");
-
-    img_rgb im = {0};
-    int rc = img_decode(r->body, r->len, r->h->cfg->max_pixels, &im, err, sizeof err);
-    free(r->body);
-    r->body = NULL;
-    r->len = r->cap = 0;
-    if (rc)
-        return respond_error(r, decode_status(rc), "%s", err);
-    r->width = im.w;
-    r->height = im.h;
-
-    int ok;
-    enum MHD_Result ret;
-    switch (r->ep) {
-    case SRV_EP_CLASSIFY:
-        ret = prepare(r, &im, r->resize_center, &r->x, &ok);
-        if (!ok)
-            return ret;
-        return start_forward(r, &r->x, 1);
-    case SRV_EP_ATTACK:
-        ret = prepare(r, &im, r->resize_center, &r->x, &ok);
-        if (!ok)
-            return ret;
-        r->job.kind = SRV_JOB_ATTACK;
-        r->job.x = r->x;
-        r->job.params = r->params;
-        r->job.seed = r->seed;
-        return submit(r);
-    case SRV_EP_RECOMPRESS:
-        return start_recompress(r, &im);
-    default:
-        img_free(&im);
-        return respond_error(r, 500, "no handler");
+    /* Suspend first: a pool thread may resume the connection at once. */
+    r->state = RS_WORKING;
+    MHD_suspend_connection(r->conn);
+    if (pool_submit(r->h, r)) {
+        defer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                    "too many images waiting to be decoded (%d): try again", r->h->cfg->queue_size);
+        r->state = RS_WORKED;
+        MHD_resume_connection(r->conn);
     }
+    return MHD_YES;
+}
+
+/* ---------------------------------------------------------------- the decode pool */
+
+/*
+ * Decoding, cropping and JPEG-encoding an upload cost up to a second of CPU
+ * (within --max-pixels and the JPEG work budget). On a libmicrohttpd thread
+ * that would hold up every other connection of that thread, /health
+ * included. So the HTTP threads only move bytes: an image request is
+ * suspended and queued here (at most --queue-size waiting, else 503), one
+ * of --threads pool threads runs work_image on it and resumes it.
+ */
+static void *pool_main(void *arg)
+{
+    srv_http *h = arg;
+    pthread_mutex_lock(&h->pool_lock);
+    for (;;) {
+        while (!h->pool_n && !h->pool_stop)
+            pthread_cond_wait(&h->pool_cond, &h->pool_lock);
+        if (!h->pool_n)
+            break; /* stopping, and nothing left */
+        srv_req *r = h->pool_q[h->pool_head];
+        h->pool_head = (h->pool_head + 1) % h->pool_cap;
+        h->pool_n--;
+        int stopping = h->pool_stop;
+        pthread_mutex_unlock(&h->pool_lock);
+        if (stopping)
+            defer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down");
+        else
+            work_image(r);
+        r->state = RS_WORKED;
+        MHD_resume_connection(r->conn);
+        pthread_mutex_lock(&h->pool_lock);
+    }
+    pthread_mutex_unlock(&h->pool_lock);
+    return NULL;
+}
+
+/* Queues a suspended request for the pool; -1 when the queue is full. */
+static int pool_submit(srv_http *h, srv_req *r)
+{
+    pthread_mutex_lock(&h->pool_lock);
+    int full = h->pool_n == h->pool_cap || h->pool_stop;
+    if (!full) {
+        h->pool_q[(h->pool_head + h->pool_n) % h->pool_cap] = r;
+        h->pool_n++;
+        pthread_cond_signal(&h->pool_cond);
+    }
+    pthread_mutex_unlock(&h->pool_lock);
+    return full ? -1 : 0;
+}
+
+/* Starts n pool threads with a queue of cap; ADJ_ERR_NOMEM. */
+static int pool_start(srv_http *h, int n, int cap)
+{
+    pthread_mutex_init(&h->pool_lock, NULL);
+    pthread_cond_init(&h->pool_cond, NULL);
+    h->pool_cap = cap;
+    if (!(h->pool_q = calloc((size_t)cap, sizeof *h->pool_q)) ||
+        !(h->pool_tid = calloc((size_t)n, sizeof *h->pool_tid)))
+        return ADJ_ERR_NOMEM;
+    for (; h->pool_threads < n; h->pool_threads++)
+        if (pthread_create(&h->pool_tid[h->pool_threads], NULL, pool_main, h))
+            return ADJ_ERR_NOMEM;
+    return ADJ_OK;
+}
+
+/* Stops the pool: what is queued is resumed with 503, the running work
+ * finishes, later submissions are refused; returns when every thread has
+ * ended. Safe on a half-started pool. */
+static void pool_stop(srv_http *h)
+{
+    pthread_mutex_lock(&h->pool_lock);
+    h->pool_stop = 1;
+    pthread_cond_broadcast(&h->pool_cond);
+    pthread_mutex_unlock(&h->pool_lock);
+    for (int i = 0; i < h->pool_threads; i++)
+        pthread_join(h->pool_tid[i], NULL);
+    h->pool_threads = 0;
+}
+
+/* Frees the stopped pool, once no HTTP thread can call pool_submit. */
+static void pool_free(srv_http *h)
+{
+    free(h->pool_q);
+    free(h->pool_tid);
+    h->pool_q = NULL;
+    h->pool_tid = NULL;
+    pthread_cond_destroy(&h->pool_cond);
+    pthread_mutex_destroy(&h->pool_lock);
 }
 
 /* The worker is done (or the submit failed): build the answer. */
@@ -1472,8 +1599,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         conn_phase_set(h, r->crec, CP_WORK);
         return body_done(r);
+    case RS_WORKED:
+        return after_work(r);
     case RS_DONE:
         return answer_job(r);
+    case RS_WORKING:  /* cannot happen: suspended */
     case RS_QUEUED:   /* cannot happen: suspended */
     case RS_ANSWERED: /* cannot happen: MHD does not call again */
     default:
@@ -1524,7 +1654,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     log_request(r, secs * 1e3, toe);
     conn_phase_set(h, r->crec, CP_WAIT); /* kept alive: waits for the next request */
     srv_metrics_request_end(h->metrics, r->ep, r->status, secs);
-    if (r->state == RS_QUEUED) {
+    if (r->state == RS_QUEUED || r->state == RS_WORKING) {
         /* The worker still holds the job: never free it under its feet.
          * Cannot happen while every suspended connection is resumed before
          * MHD_stop_daemon; leak rather than crash if it ever does. */
@@ -1624,6 +1754,11 @@ int srv_http_start(const srv_config *cfg, srv_metrics *metrics, int fd, srv_http
         return adj_fail(err, errsz, ADJ_ERR_NOMEM, "cannot start the connection reaper thread");
     }
     h->reaper_started = 1;
+    h->pool_started = 1;
+    if (pool_start(h, cfg->threads, cfg->queue_size)) {
+        srv_http_stop(h);
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "cannot start the decode threads");
+    }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ITC | MHD_USE_ERROR_LOG;
     /* libmicrohttpd's own limits are off or far: the accept policy
@@ -1675,6 +1810,10 @@ void srv_http_stop(srv_http *h)
 {
     if (!h)
         return;
+    /* the pool first: it resumes every request it holds, and
+     * MHD_stop_daemon needs every connection resumed */
+    if (h->pool_started)
+        pool_stop(h);
     if (h->daemon)
         MHD_stop_daemon(h->daemon);
     if (h->reaper_started) {
@@ -1684,6 +1823,8 @@ void srv_http_stop(srv_http *h)
         pthread_mutex_unlock(&h->conn_lock);
         pthread_join(h->reaper, NULL);
     }
+    if (h->pool_started)
+        pool_free(h);
     pthread_cond_destroy(&h->reaper_cond);
     pthread_mutex_destroy(&h->conn_lock);
     free(h);

@@ -6,6 +6,7 @@
  *   - the JPEG decode work budget (many progressive scans) in img_decode
  *     and as a 400 from /classify;
  *   - multipart /evaluate bodies of tiny parts: answered, memory bounded;
+ *   - decoding runs on the decode pool, not on the HTTP threads;
  *   - slow connections (headers a byte a second, a body below the minimum
  *     rate) are closed and /health still gets in, also past the per-address
  *     limit with idle keep-alive connections;
@@ -24,6 +25,7 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -411,6 +413,65 @@ static void test_progressive(int port)
     free(jpg);
 }
 
+/* One /classify of a big image on its own thread, for test_decode_pool. */
+typedef struct {
+    int port;
+    const uint8_t *jpg;
+    size_t len;
+    long status;
+    double end;
+} classify_call;
+
+static void *classify_thread(void *arg)
+{
+    classify_call *c = arg;
+    const char *hdr[] = {"Content-Type: image/jpeg", NULL};
+    sh_resp r;
+    sh_http(c->port, "POST", "/classify", hdr, c->jpg, c->len, &r);
+    c->status = r.status;
+    c->end = sh_now();
+    sh_resp_free(&r);
+    return NULL;
+}
+
+/*
+ * Decoding runs off the HTTP threads: with one HTTP thread and one decode
+ * thread, /health sent while three 16-megapixel JPEGs are being decoded
+ * one after another is answered before the last of them (decoded on the
+ * HTTP thread, it would wait for all three). An order, not a duration.
+ */
+static void test_decode_pool(void)
+{
+    sh_daemon d;
+    const char *args[] = {"--jobs-dir", TMP, "--threads", "1", NULL};
+    if (sh_start(&d, "pool", args, 60)) {
+        CHECK(0, "the one-thread daemon starts");
+        return;
+    }
+    size_t len;
+    uint8_t *jpg = make_progressive(4096, 4096, 0, &len);
+    classify_call calls[3];
+    pthread_t tid[3];
+    for (int i = 0; i < 3; i++) {
+        calls[i] = (classify_call){d.port, jpg, len, 0, 0};
+        pthread_create(&tid[i], NULL, classify_thread, &calls[i]);
+    }
+    usleep(300 * 1000); /* the bodies are in, the decodes under way */
+    int ok = health_ok(d.port);
+    double health_end = sh_now(), last = 0;
+    for (int i = 0; i < 3; i++) {
+        pthread_join(tid[i], NULL);
+        last = calls[i].end > last ? calls[i].end : last;
+        CHECK(calls[i].status == 200, "a 4096x4096 progressive JPEG is classified (%ld)",
+              calls[i].status);
+    }
+    CHECK(ok && health_end < last,
+          "/health is answered while the decode thread works (%.2f s before the last decode)",
+          last - health_end);
+    free(jpg);
+    CHECK(sh_stop(&d, SIGTERM, 30) == 0, "the one-thread daemon stops cleanly");
+}
+
 /* ---------------------------------------------------------------- slow clients */
 
 /* n connections that send a partial request line and then nothing. */
@@ -567,5 +628,6 @@ int main(void)
         CHECK(0, "the 1M daemon starts");
     }
     test_slow_clients();
+    test_decode_pool();
     return tu_done();
 }
