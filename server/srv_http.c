@@ -22,6 +22,7 @@
 #include "experiment.h"
 #include "image.h"
 #include "net.h"
+#include "srv_conns.h"
 #include "srv_eval.h"
 #include "srv_json.h"
 #include "srv_params.h"
@@ -35,28 +36,6 @@
  * answer (nginx's lingering_time is 30 s) */
 #define DISCARD_SECONDS 10.0
 
-/* How often the reaper looks at the connections, seconds. */
-#define REAP_PERIOD 0.5
-
-/* What a connection is doing, as the reaper and the accept policy see it. */
-typedef enum {
-    CP_WAIT, /* waiting for a request's headers (new, or kept alive after an answer) */
-    CP_BODY, /* receiving a request's body */
-    CP_WORK, /* the request is being worked on or answered */
-} conn_phase;
-
-/* One open connection (MHD_OPTION_NOTIFY_CONNECTION), in srv_http's list. */
-typedef struct conn_rec {
-    struct conn_rec *prev, *next;
-    int fd;                      /* libmicrohttpd's; only shut down, never closed here */
-    struct sockaddr_storage addr;
-    conn_phase phase;
-    double since;                /* when the phase began (srv_now) */
-    uint64_t received;           /* CP_BODY: body bytes so far */
-    int closing;                 /* shut down by us: no longer counted */
-    int listed;                  /* in srv_http's list */
-} conn_rec;
-
 struct srv_http {
     struct MHD_Daemon *daemon;
     const srv_config *cfg;
@@ -66,15 +45,7 @@ struct srv_http {
     atomic_int ready;
     atomic_int draining;
     atomic_int active;
-    /* the connections, for deadlines and limits (conn_lock guards them) */
-    pthread_mutex_t conn_lock;
-    pthread_cond_t reaper_cond;
-    conn_rec *conns;
-    int reaper_stop;
-    int reaper_started;
-    pthread_t reaper;
-    unsigned long n_reaped, n_evicted; /* since the last log line */
-    double reap_logged;
+    srv_conns *conns; /* every open connection: deadlines and limits */
     /* the decode pool (pool_lock guards the queue) */
     pthread_mutex_t pool_lock;
     pthread_cond_t pool_cond;
@@ -84,206 +55,6 @@ struct srv_http {
     int pool_started;        /* pool_lock and pool_cond exist */
     pthread_t *pool_tid;
 };
-
-/* ---------------------------------------------------------------- connections */
-
-/*
- * Slow clients (slowloris) and full tables. libmicrohttpd's own timeout is
- * idle-based: a client that sends a byte a second holds its connection
- * for ever, and its connection limits refuse newcomers while such clients
- * hold every slot. So every connection is tracked here:
- *   - the reaper thread shuts down a connection that has not sent a whole
- *     request's headers within header_timeout_s of its start (or of its
- *     previous answer), and one whose body arrives slower than min_rate
- *     bytes/s on average after header_timeout_s;
- *   - the accept policy enforces conn_limit and per_ip_limit itself: when
- *     one is reached, the oldest connection (of that address, for the
- *     per-address limit) that waits for a request is shut down to make
- *     room, so /health and other clients still get in while idle or slow
- *     connections fill the table (a newcomer that sends its request at
- *     once is busy before it becomes the oldest); only when every
- *     connection is busy with a request is the newcomer refused.
- * A connection is shut down (shutdown(2)), never closed: libmicrohttpd
- * then sees the end of the stream and closes it on its own thread. Its
- * record lives until MHD_CONNECTION_NOTIFY_CLOSED, which comes before
- * libmicrohttpd closes the socket, so the fd is never reused under us.
- */
-
-/* Whether two socket addresses are the same host (the port aside). */
-static int same_host(const struct sockaddr_storage *a, const struct sockaddr *b)
-{
-    if (a->ss_family != b->sa_family)
-        return 0;
-    if (b->sa_family == AF_INET)
-        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-    if (b->sa_family == AF_INET6)
-        return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                      &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
-    return 0;
-}
-
-/* Shuts a connection down (conn_lock held). */
-static void conn_shut(conn_rec *c)
-{
-    c->closing = 1;
-    shutdown(c->fd, SHUT_RDWR);
-}
-
-/*
- * Makes room for one more connection (of host, or of anyone when host is
- * NULL) when `limit` of them are open: shuts down the one that has waited
- * longest for a request. Returns 1 if there is room (then), 0 if every one
- * is busy. conn_lock held.
- */
-static int conn_make_room(srv_http *h, const struct sockaddr *host, int limit)
-{
-    int n = 0;
-    conn_rec *oldest = NULL;
-    for (conn_rec *c = h->conns; c; c = c->next) {
-        if (c->closing || (host && !same_host(&c->addr, host)))
-            continue;
-        n++;
-        if (c->phase == CP_WAIT && (!oldest || c->since < oldest->since))
-            oldest = c;
-    }
-    if (n < limit)
-        return 1;
-    if (!oldest)
-        return 0;
-    conn_shut(oldest);
-    h->n_evicted++;
-    return 1;
-}
-
-/* MHD's accept policy: the connection and per-address limits (above). */
-static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
-{
-    srv_http *h = cls;
-    (void)addrlen;
-    pthread_mutex_lock(&h->conn_lock);
-    int ok = conn_make_room(h, NULL, h->cfg->conn_limit) &&
-             conn_make_room(h, addr, h->cfg->per_ip_limit);
-    pthread_mutex_unlock(&h->conn_lock);
-    return ok ? MHD_YES : MHD_NO;
-}
-
-/* MHD_OPTION_NOTIFY_CONNECTION: keeps h->conns. */
-static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-                          enum MHD_ConnectionNotificationCode code)
-{
-    srv_http *h = cls;
-    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        conn_rec *c = calloc(1, sizeof *c);
-        const union MHD_ConnectionInfo *fd =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        const union MHD_ConnectionInfo *ad =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        *socket_context = c;
-        if (!c || !fd)
-            return; /* untracked: only the idle timeout applies */
-        c->fd = fd->connect_fd;
-        if (ad && ad->client_addr) {
-            socklen_t len = ad->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                                   : sizeof(struct sockaddr_in);
-            memcpy(&c->addr, ad->client_addr, len);
-        }
-        c->phase = CP_WAIT;
-        c->since = srv_now();
-        c->listed = 1;
-        pthread_mutex_lock(&h->conn_lock);
-        c->next = h->conns;
-        if (h->conns)
-            h->conns->prev = c;
-        h->conns = c;
-        pthread_mutex_unlock(&h->conn_lock);
-    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-        conn_rec *c = *socket_context;
-        *socket_context = NULL;
-        if (!c)
-            return;
-        pthread_mutex_lock(&h->conn_lock);
-        if (c->listed) {
-            if (c->prev)
-                c->prev->next = c->next;
-            else if (h->conns == c)
-                h->conns = c->next;
-            if (c->next)
-                c->next->prev = c->prev;
-        }
-        pthread_mutex_unlock(&h->conn_lock);
-        free(c);
-    }
-}
-
-/* The record of a connection (NULL if untracked). */
-static conn_rec *conn_of(struct MHD_Connection *conn)
-{
-    const union MHD_ConnectionInfo *i =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    return i ? i->socket_context : NULL;
-}
-
-/* Moves a connection to a phase (c may be NULL); resets its byte count. */
-static void conn_phase_set(srv_http *h, conn_rec *c, conn_phase phase)
-{
-    if (!c)
-        return;
-    pthread_mutex_lock(&h->conn_lock);
-    c->phase = phase;
-    c->since = srv_now();
-    c->received = 0;
-    pthread_mutex_unlock(&h->conn_lock);
-}
-
-/* Counts body bytes of a connection (c may be NULL). */
-static void conn_received(srv_http *h, conn_rec *c, size_t n)
-{
-    if (!c)
-        return;
-    pthread_mutex_lock(&h->conn_lock);
-    c->received += n;
-    pthread_mutex_unlock(&h->conn_lock);
-}
-
-/* The reaper thread: header deadlines and the minimum body rate. */
-static void *reaper_main(void *arg)
-{
-    srv_http *h = arg;
-    double hto = h->cfg->header_timeout_s, rate = (double)h->cfg->min_rate;
-    pthread_mutex_lock(&h->conn_lock);
-    while (!h->reaper_stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)(REAP_PERIOD * 1e9);
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&h->reaper_cond, &h->conn_lock, &ts);
-        double now = srv_now();
-        for (conn_rec *c = h->conns; c; c = c->next) {
-            double age = now - c->since;
-            if (c->closing)
-                continue;
-            if ((c->phase == CP_WAIT && age > hto) ||
-                (c->phase == CP_BODY && age > hto && (double)c->received < rate * (age - hto))) {
-                conn_shut(c);
-                h->n_reaped++;
-            }
-        }
-        if ((h->n_reaped || h->n_evicted) && now - h->reap_logged >= 10.0) {
-            fprintf(stderr,
-                    "advjpgd: closed %lu connections too slow to send a request (header "
-                    "timeout %d s, min rate %zu B/s) and %lu idle ones to make room\n",
-                    h->n_reaped, h->cfg->header_timeout_s, h->cfg->min_rate, h->n_evicted);
-            h->n_reaped = h->n_evicted = 0;
-            h->reap_logged = now;
-        }
-    }
-    pthread_mutex_unlock(&h->conn_lock);
-    return NULL;
-}
 
 /* ---------------------------------------------------------------- requests */
 
@@ -321,7 +92,7 @@ typedef struct srv_req {
     int first_call;
     int has_body;
     int close; /* answer with Connection: close (the framing is in doubt) */
-    conn_rec *crec; /* the connection's record, NULL if untracked */
+    srv_conn *crec; /* the connection's record, NULL if untracked */
     struct MHD_Response *pending;
     unsigned pending_status;
 
@@ -1544,8 +1315,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&h->active, 1);
         srv_metrics_request_begin(h->metrics);
         r->first_call = 1;
-        r->crec = conn_of(conn);
-        conn_phase_set(h, r->crec, r->has_body ? CP_BODY : CP_WORK);
+        r->crec = srv_conns_of(conn);
+        srv_conns_phase(h->conns, r->crec, r->has_body ? SRV_CONN_BODY : SRV_CONN_WORK);
         char msg[128];
         enum MHD_Result ret;
         if (framing_ambiguous(conn, msg, sizeof msg)) {
@@ -1571,7 +1342,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             size_t size = *upload_data_size;
             *upload_data_size = 0;
             r->received += size;
-            conn_received(h, r->crec, size);
+            srv_conns_received(h->conns, r->crec, size);
             if (r->err_status) {
                 /* Discarding the rest of a refused body, so that a client
                  * that reads the answer only after sending everything gets
@@ -1597,7 +1368,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             }
             return MHD_YES;
         }
-        conn_phase_set(h, r->crec, CP_WORK);
+        srv_conns_phase(h->conns, r->crec, SRV_CONN_WORK);
         return body_done(r);
     case RS_WORKED:
         return after_work(r);
@@ -1652,7 +1423,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (r->expected) /* answered (an error) before reaching the worker */
         srv_worker_expect(h->engine.worker, -1);
     log_request(r, secs * 1e3, toe);
-    conn_phase_set(h, r->crec, CP_WAIT); /* kept alive: waits for the next request */
+    srv_conns_phase(h->conns, r->crec, SRV_CONN_WAIT); /* kept alive: waits for the next request */
     srv_metrics_request_end(h->metrics, r->ep, r->status, secs);
     if (r->state == RS_QUEUED || r->state == RS_WORKING) {
         /* The worker still holds the job: never free it under its feet.
@@ -1745,15 +1516,10 @@ int srv_http_start(const srv_config *cfg, srv_metrics *metrics, int fd, srv_http
     atomic_init(&h->ready, 0);
     atomic_init(&h->draining, 0);
     atomic_init(&h->active, 0);
-    pthread_mutex_init(&h->conn_lock, NULL);
-    pthread_cond_init(&h->reaper_cond, NULL);
-    if (pthread_create(&h->reaper, NULL, reaper_main, h)) {
-        pthread_cond_destroy(&h->reaper_cond);
-        pthread_mutex_destroy(&h->conn_lock);
+    if (srv_conns_new(cfg, &h->conns, err, errsz)) {
         free(h);
-        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "cannot start the connection reaper thread");
+        return ADJ_ERR_NOMEM;
     }
-    h->reaper_started = 1;
     h->pool_started = 1;
     if (pool_start(h, cfg->threads, cfg->queue_size)) {
         srv_http_stop(h);
@@ -1762,12 +1528,12 @@ int srv_http_start(const srv_config *cfg, srv_metrics *metrics, int fd, srv_http
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ITC | MHD_USE_ERROR_LOG;
     /* libmicrohttpd's own limits are off or far: the accept policy
-     * (on_accept) enforces ours, making room by closing idle connections,
+     * (srv_conns_accept) enforces ours, making room by closing idle connections,
      * and libmicrohttpd splits its limit between its threads. The slack
      * covers connections shut down but not yet closed. */
     unsigned mhd_limit = 2u * (unsigned)cfg->conn_limit + 64u;
     h->daemon = MHD_start_daemon(
-        flags, 0, on_accept, h, on_request, h,
+        flags, 0, srv_conns_accept, h->conns, on_request, h,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, /* first, so that it gets every message */
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
@@ -1775,7 +1541,7 @@ int srv_http_start(const srv_config *cfg, srv_metrics *metrics, int fd, srv_http
         MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+        MHD_OPTION_NOTIFY_CONNECTION, srv_conns_notify, h->conns,
         MHD_OPTION_END);
     if (!h->daemon) {
         srv_http_stop(h);
@@ -1816,16 +1582,8 @@ void srv_http_stop(srv_http *h)
         pool_stop(h);
     if (h->daemon)
         MHD_stop_daemon(h->daemon);
-    if (h->reaper_started) {
-        pthread_mutex_lock(&h->conn_lock);
-        h->reaper_stop = 1;
-        pthread_cond_signal(&h->reaper_cond);
-        pthread_mutex_unlock(&h->conn_lock);
-        pthread_join(h->reaper, NULL);
-    }
+    srv_conns_free(h->conns); /* after the daemon: no callback can come */
     if (h->pool_started)
         pool_free(h);
-    pthread_cond_destroy(&h->reaper_cond);
-    pthread_mutex_destroy(&h->conn_lock);
     free(h);
 }
