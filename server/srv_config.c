@@ -103,7 +103,8 @@ static const opt_def OPTS[O_COUNT] = {
     [O_BATCH_DELAY] = {"batch-delay-ms", "batching", K_INT, 0, 10000, "MS",
                        "how long a request waits for others to share its batch (default 2)"},
     [O_QUEUE_SIZE] = {"queue-size", "batching", K_INT, 1, 1000000, "N",
-                      "queued requests at most; more get 503 (default 64)"},
+                      "requests waiting for the model, and images waiting for a decode "
+                      "thread, at most; more get 503 (default 64)"},
     [O_DATA_ROOT] = {"data-root", "jobs", K_PATH, 0, 0, "DIR",
                      "the only folder tree evaluation jobs may read (default: none)"},
     [O_JOBS_DIR] = {"jobs-dir", "jobs", K_PATH, 0, 0, "DIR",

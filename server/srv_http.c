@@ -933,7 +933,8 @@ static int eval_content_kind(const char *ct)
  * Checks Content-Length against the limit and sets up the body's reception.
  * A body over the limit is answered 413 after it has been read and
  * discarded (clients such as Python's urllib send the whole body before
- * they read), for at most DISCARD_SECONDS.
+ * they read), for at most DISCARD_SECONDS; at once to a client that waits
+ * for "100 Continue" (curl, for bodies over 1 MiB).
  */
 static enum MHD_Result start_body(srv_req *r, int multipart, MHD_PostDataIterator iter)
 {
@@ -947,6 +948,14 @@ static enum MHD_Result start_body(srv_req *r, int multipart, MHD_PostDataIterato
         clen = strtoull(cl, &end, 10);
         if (errno || *end)
             clen = 0;
+        /* A client that waits for "100 Continue" has sent nothing yet:
+         * answer at once, it never sends the body. */
+        const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                         MHD_HTTP_HEADER_EXPECT);
+        if (clen > h->cfg->max_body && expect && strcasecmp(expect, "100-continue") == 0)
+            return respond_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
+                                 "the body of %llu bytes is larger than the limit of %zu bytes",
+                                 clen, h->cfg->max_body);
         if (clen > h->cfg->max_body) {
             defer_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
                         "the body of %llu bytes is larger than the limit of %zu bytes", clen,

@@ -368,6 +368,13 @@ static void test_413(int port)
     off += (size_t)sprintf(req + off, "0\r\n\r\n");
     st = raw_request(port, req, off, body, sizeof body);
     CHECK(st == 413 && is_json_error(body), "3 MiB chunked, sent whole: %d %s", st, body);
+    /* a client that waits for 100 Continue sends only the headers */
+    h = sprintf(req, "POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                     "Content-Length: %zu\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+                big);
+    st = raw_request(port, req, (size_t)h, body, sizeof body);
+    CHECK(st == 413 && is_json_error(body), "Expect: 100-continue: 413 before the body (%d %s)",
+          st, body);
     free(req);
 }
 
