@@ -9,6 +9,10 @@
 #   ./run.sh demo    deps + build + start advjpgd on the embedded model and run
 #                    the paper's experiment on the demo image set
 #   ./run.sh bench   deps + build + the engine benchmark (overfeat-fast)
+#   ./run.sh fuzz [SECONDS]
+#                    clang + libFuzzer build in build-fuzz/ (ASan, UBSan), then
+#                    each tests/fuzz target for SECONDS (default 60), new
+#                    inputs in build-fuzz/corpus/NAME, crashes in build-fuzz/
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -71,11 +75,33 @@ tests() {
   [ "$FAILED" -eq 0 ]
 }
 
+# The fuzz targets of tests/fuzz/meson.build, one after another.
+fuzz() {
+  local secs=${1:-60} t
+  PACKAGES+=(clang libclang-rt-dev)
+  deps
+  [ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true \
+    -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debugoptimized
+  ninja -C build-fuzz
+  for t in $(sed -n "s/^  \['\([a-z_]*\)',.*/\1/p" tests/fuzz/meson.build); do
+    mkdir -p "build-fuzz/corpus/$t"
+    echo "fuzz_$t: $secs s"
+    build-fuzz/tests/fuzz/fuzz_"$t" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
+      -artifact_prefix="build-fuzz/crash-$t-" "build-fuzz/corpus/$t" "tests/fuzz/corpus/$t" \
+      2>&1 | grep -E '^(#[0-9]+ +DONE|==[0-9]+==|SUMMARY|Done)' || true
+  done
+  if compgen -G "build-fuzz/crash-*" >/dev/null; then
+    echo "fuzz: inputs that crash are in build-fuzz/crash-*"
+    return 1
+  fi
+}
+
 case "${1:-}" in
   deps) deps ;;
   build) deps; build ;;
   test) tests ;;
   demo) deps; build; exec bash tools/demo.sh ;;
   bench) deps; build; ./build/bench/advjpg-bench --model overfeat-fast ;;
-  *) sed -n '2,12p' "$0"; exit 2 ;;
+  fuzz) fuzz "${2:-60}" ;;
+  *) sed -n '2,16p' "$0"; exit 2 ;;
 esac

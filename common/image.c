@@ -270,6 +270,78 @@ static int jpeg_open(size_t len, tjhandle *tj, char *err, size_t errsz)
     return ADJ_OK;
 }
 
+/*
+ * The decode work of a JPEG: the 8x8 blocks its scans entropy-decode, summed
+ * over the scans (a block of a component counts once per scan that codes
+ * that component). A baseline image is one pass over its blocks; each
+ * progressive scan is another pass over the blocks of its components, so a
+ * file of a few hundred scans over a large image costs hundreds of passes,
+ * seconds of CPU, although its pixel count is within the limit.
+ *
+ * A walk over the marker segments (no entropy decoding): SOF gives the
+ * components and their sampling factors, each SOS the components of a
+ * scan; entropy-coded data is skipped up to the next marker (0xFF followed
+ * by neither 0x00 nor RSTn). The walk stops at EOI, at the end of the data
+ * or at anything malformed (libjpeg then fails the decode, every warning
+ * being fatal), so *blocks counts at least the scans libjpeg would run
+ * before it gives up. Pure: reads buf only.
+ */
+static unsigned long long jpeg_work_blocks(const uint8_t *buf, size_t len)
+{
+    unsigned long long comp_blocks[256] = {0}; /* by component id */
+    unsigned long long total = 0;
+    size_t i = 2; /* after SOI */
+    while (i + 4 <= len) {
+        if (buf[i] != 0xFF)
+            break;
+        uint8_t m = buf[i + 1];
+        if (m == 0xFF) { /* fill byte */
+            i++;
+            continue;
+        }
+        if (m == 0xD9) /* EOI */
+            break;
+        if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) { /* no length */
+            i += 2;
+            continue;
+        }
+        size_t seg = (size_t)buf[i + 2] << 8 | buf[i + 3];
+        if (seg < 2 || i + 2 + seg > len)
+            break;
+        const uint8_t *p = buf + i + 4;
+        size_t plen = seg - 2;
+        int is_sof = m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
+        if (is_sof && plen >= 6) {
+            unsigned h = (unsigned)p[1] << 8 | p[2], w = (unsigned)p[3] << 8 | p[4];
+            unsigned nc = p[5], hmax = 1, vmax = 1;
+            if (plen < 6 + 3 * (size_t)nc)
+                break;
+            for (unsigned c = 0; c < nc; c++) {
+                unsigned hs = p[6 + 3 * c + 1] >> 4, vs = p[6 + 3 * c + 1] & 15;
+                hmax = hs > hmax ? hs : hmax;
+                vmax = vs > vmax ? vs : vmax;
+            }
+            for (unsigned c = 0; c < nc; c++) {
+                unsigned hs = p[6 + 3 * c + 1] >> 4, vs = p[6 + 3 * c + 1] & 15;
+                unsigned long long cw = ((unsigned long long)w * hs + hmax - 1) / hmax;
+                unsigned long long ch = ((unsigned long long)h * vs + vmax - 1) / vmax;
+                comp_blocks[p[6 + 3 * c]] = ((cw + 7) / 8) * ((ch + 7) / 8);
+            }
+        }
+        i += 2 + seg;
+        if (m != 0xDA) /* SOS */
+            continue;
+        unsigned ns = plen >= 1 ? p[0] : 0;
+        for (unsigned c = 0; c < ns && 1 + 2 * (size_t)c < plen; c++)
+            total += comp_blocks[p[1 + 2 * c]];
+        /* skip the entropy-coded data */
+        while (i + 1 < len && !(buf[i] == 0xFF && buf[i + 1] != 0x00 &&
+                                !(buf[i + 1] >= 0xD0 && buf[i + 1] <= 0xD7)))
+            i++;
+    }
+    return total;
+}
+
 /* Decodes a JPEG to RGB with the accurate IDCT and fancy upsampling, which
  * is what `djpeg -dct int` (= djpeg's defaults) writes. */
 static int jpeg_decode(const uint8_t *buf, size_t len, size_t max_pixels, img_rgb *out,
@@ -285,6 +357,16 @@ static int jpeg_decode(const uint8_t *buf, size_t len, size_t max_pixels, img_rg
         goto done;
     if ((rc = check_limit(w, h, max_pixels, err, errsz)))
         goto done;
+    unsigned long long work = jpeg_work_blocks(buf, len);
+    unsigned long long budget = (unsigned long long)IMG_JPEG_WORK_PASSES * (max_pixels / 64);
+    if (work > budget) {
+        rc = adj_fail(err, errsz, ADJ_ERR_LIMIT,
+                      "JPEG of %d x %d pixels needs %llu block decodes over its scans, over the "
+                      "limit of %llu (%d passes over an image of the pixel limit): too many "
+                      "progressive scans for its size",
+                      w, h, work, budget, IMG_JPEG_WORK_PASSES);
+        goto done;
+    }
     if (colorspace == TJCS_CMYK || colorspace == TJCS_YCCK) {
         rc = adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED, "CMYK JPEG images are not supported");
         goto done;

@@ -25,6 +25,18 @@
 /** Default limit on width * height of a decoded image: 64 megapixels. */
 #define IMG_DEFAULT_MAX_PIXELS (64u * 1024u * 1024u)
 
+/**
+ * The JPEG decode work budget, in passes over the 8x8 blocks of an image at
+ * the pixel limit: a JPEG may entropy-decode at most
+ * IMG_JPEG_WORK_PASSES * max_pixels / 64 blocks summed over its scans (each
+ * scan decodes every block of its components once). A baseline JPEG is one
+ * pass (1.5 at 4:2:0 counting chroma), libjpeg's standard progressive
+ * script 8 (4:2:0) to 14 (4:4:4); a file of hundreds of scans over a large
+ * image is refused before any pixel is decoded (about 10-20 ns per block and
+ * scan on one core: the budget caps a decode at the pixel limit near 0.5 s).
+ */
+#define IMG_JPEG_WORK_PASSES 24
+
 typedef struct {
     int w, h;
     uint8_t *px; /**< h * w * 3 bytes, RGB interleaved, owned */
@@ -65,7 +77,8 @@ int img_probe(const uint8_t *buf, size_t len, img_format *fmt, int *w, int *h,
  *
  * The pixel count width * height is checked against max_pixels from the
  * header before any pixel buffer is allocated (ADJ_ERR_LIMIT, "image is W x H
- * pixels, over the limit of N"). Corrupt or truncated data is ADJ_ERR_FORMAT,
+ * pixels, over the limit of N"); so is a JPEG's decode work (ADJ_ERR_LIMIT,
+ * IMG_JPEG_WORK_PASSES: the blocks its scans decode, from its markers). Corrupt or truncated data is ADJ_ERR_FORMAT,
  * never a half-decoded image: a JPEG that raises any libjpeg warning or has
  * over 500 progressive scans, a PNG with any CRC error (critical or ancillary
  * chunk), a bad zlib stream or a missing IEND, a PPM with a short pixel block.

@@ -22,6 +22,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -212,6 +215,16 @@ static void shutdown_app(app *a, int loaded)
 int main(int argc, char **argv)
 {
     adj_runtime_init(argv);
+#ifdef __GLIBC__
+    /* Request bodies and decoded images (up to --max-body, --max-pixels)
+     * are large, short-lived buffers allocated on several HTTP threads.
+     * glibc raises its mmap threshold to the size of the largest block
+     * freed, after which such buffers come from per-thread arenas and their
+     * pages stay resident after free (eight 12 MiB bodies: RSS 15 -> 52 MiB,
+     * for good). A fixed threshold keeps every block of 1 MiB or more
+     * mmapped, so that its memory goes back to the system when freed. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+#endif
 
     app a;
     memset(&a, 0, sizeof a);

@@ -32,7 +32,8 @@
 #endif
 
 enum opt_id {
-    O_CONFIG, O_LISTEN, O_THREADS, O_CONN_TIMEOUT, O_CONN_LIMIT, O_PER_IP_LIMIT, O_PORT_FILE,
+    O_CONFIG, O_LISTEN, O_THREADS, O_CONN_TIMEOUT, O_HEADER_TIMEOUT, O_MIN_RATE, O_CONN_LIMIT,
+    O_PER_IP_LIMIT, O_PORT_FILE,
     O_TOKEN, O_TOKEN_FILE,
     O_MODEL, O_WEIGHTS, O_LABELS,
     O_MAX_BODY, O_MAX_PIXELS, O_TIMEOUT,
@@ -61,13 +62,23 @@ static const opt_def OPTS[O_COUNT] = {
     [O_LISTEN] = {"listen", "server", K_STR, 0, 0, "ADDR:PORT",
                   "where to listen; port 0 picks a free port (default 127.0.0.1:8080)"},
     [O_THREADS] = {"threads", "server", K_INT, 1, 64, "N",
-                   "HTTP threads that decode and encode images (default: cores, 2..4)"},
+                   "threads that decode and encode images, and as many HTTP threads "
+                   "(default: cores, 2..4)"},
     [O_CONN_TIMEOUT] = {"connection-timeout", "server", K_INT, 1, 86400, "SECONDS",
                         "close a connection idle this long (default 30)"},
+    [O_HEADER_TIMEOUT] = {"header-timeout", "server", K_INT, 1, 3600, "SECONDS",
+                          "a connection must send a request's headers within this of its "
+                          "start or its previous answer, and its body gets this long before "
+                          "--min-rate applies (default 10)"},
+    [O_MIN_RATE] = {"min-rate", "server", K_SIZE, 1, (long)1 << 30, "BYTES",
+                    "slowest body upload, in bytes per second after --header-timeout; "
+                    "slower connections are closed (default 4K)"},
     [O_CONN_LIMIT] = {"connection-limit", "server", K_INT, 1, 100000, "N",
-                      "open connections at most (default 256)"},
+                      "open connections at most; when full, a new one closes the oldest "
+                      "connection that is waiting for a request (default 256)"},
     [O_PER_IP_LIMIT] = {"per-ip-limit", "server", K_INT, 1, 100000, "N",
-                        "open connections per client address at most (default 64)"},
+                        "open connections per client address at most, the same way "
+                        "(default 16)"},
     [O_PORT_FILE] = {"port-file", "server", K_PATH, 0, 0, "FILE",
                      "write the bound port number to FILE once listening"},
     [O_TOKEN] = {"token", "server", K_STR, 0, 0, "TOKEN",
@@ -84,7 +95,7 @@ static const opt_def OPTS[O_COUNT] = {
     [O_MAX_BODY] = {"max-body", "limits", K_SIZE, 1, (long)1 << 40, "BYTES",
                     "largest request body; larger ones get 413 (default 32M)"},
     [O_MAX_PIXELS] = {"max-pixels", "limits", K_SIZE, 1, (long)1 << 40, "N",
-                      "largest width x height of an image; larger ones get 400 (default 64M)"},
+                      "largest width x height of an image; larger ones get 400 (default 16M)"},
     [O_TIMEOUT] = {"timeout", "limits", K_INT, 1, 86400, "SECONDS",
                    "a request still queued after this gets 503 (default 60)"},
     [O_MAX_BATCH] = {"max-batch", "batching", K_INT, 1, 256, "N",
@@ -92,7 +103,8 @@ static const opt_def OPTS[O_COUNT] = {
     [O_BATCH_DELAY] = {"batch-delay-ms", "batching", K_INT, 0, 10000, "MS",
                        "how long a request waits for others to share its batch (default 2)"},
     [O_QUEUE_SIZE] = {"queue-size", "batching", K_INT, 1, 1000000, "N",
-                      "queued requests at most; more get 503 (default 64)"},
+                      "requests waiting for the model, and images waiting for a decode "
+                      "thread, at most; more get 503 (default 64)"},
     [O_DATA_ROOT] = {"data-root", "jobs", K_PATH, 0, 0, "DIR",
                      "the only folder tree evaluation jobs may read (default: none)"},
     [O_JOBS_DIR] = {"jobs-dir", "jobs", K_PATH, 0, 0, "DIR",
@@ -288,6 +300,8 @@ static int apply_opt(srv_config *cfg, int id, const char *value, const char *whe
     }
     case O_THREADS: cfg->threads = (int)iv; break;
     case O_CONN_TIMEOUT: cfg->conn_timeout_s = (int)iv; break;
+    case O_HEADER_TIMEOUT: cfg->header_timeout_s = (int)iv; break;
+    case O_MIN_RATE: cfg->min_rate = sv; break;
     case O_CONN_LIMIT: cfg->conn_limit = (int)iv; break;
     case O_PER_IP_LIMIT: cfg->per_ip_limit = (int)iv; break;
     case O_PORT_FILE: set_str(&cfg->port_file, str); break;
@@ -440,10 +454,12 @@ static int set_defaults(srv_config *cfg)
     cfg->listen = strdup("127.0.0.1:8080");
     cfg->threads = cores < 2 ? 2 : cores > 4 ? 4 : (int)cores;
     cfg->conn_timeout_s = 30;
+    cfg->header_timeout_s = 10;
+    cfg->min_rate = 4096;
     cfg->conn_limit = 256;
-    cfg->per_ip_limit = 64;
+    cfg->per_ip_limit = 16;
     cfg->max_body = (size_t)32 << 20;
-    cfg->max_pixels = 64u << 20;
+    cfg->max_pixels = 16u << 20;
     cfg->timeout_s = 60;
     cfg->max_batch = 16;
     cfg->batch_delay_ms = 2;

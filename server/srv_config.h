@@ -38,8 +38,10 @@ typedef struct {
     char *config_path;   /**< the file that was read, NULL if none */
     /* [server] */
     char *listen;        /**< "ADDR:PORT", "[v6]:PORT" or ":PORT" (all IPv4 interfaces) */
-    int threads;         /**< HTTP threads (libmicrohttpd's pool) */
+    int threads;         /**< decode-pool threads, and as many HTTP threads (libmicrohttpd's pool) */
     int conn_timeout_s;  /**< idle connection timeout, seconds */
+    int header_timeout_s; /**< a request's headers must arrive within this, seconds */
+    size_t min_rate;     /**< slowest body upload after header_timeout_s, bytes per second */
     int conn_limit;      /**< open connections at most */
     int per_ip_limit;    /**< open connections per client address at most */
     char *port_file;     /**< write the bound port here, or NULL */

@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "image.h"
 #include "status.h"
@@ -39,11 +41,11 @@ void srv_eval_request_free(srv_eval_request *rq)
     free(rq->dataset);
     free(rq->ground_truth);
     free(rq->labels);
-    for (int i = 0; i < rq->n_uploads; i++) {
+    for (int i = 0; i < rq->n_uploads; i++)
         free(rq->uploads[i].name);
-        free(rq->uploads[i].data);
-    }
     free(rq->uploads);
+    if (rq->has_spool)
+        close(rq->spool_fd);
     free(rq->labels_text);
     memset(rq, 0, sizeof *rq);
 }
@@ -201,8 +203,48 @@ out:
     return rc;
 }
 
+/* An unlinked temporary file in dir; -1 with errno. */
+static int tmpfile_in(const char *dir)
+{
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+        return fd;
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof path, "%s/.upload-XXXXXX", dir) >= sizeof path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    if ((fd = mkostemp(path, O_CLOEXEC)) >= 0)
+        unlink(path);
+    return fd;
+}
+
+int srv_eval_spool_open(srv_eval_request *rq, const char *dir, char *err, size_t errsz)
+{
+    if (rq->has_spool)
+        return ADJ_OK;
+    int fd = -1;
+    if (dir) {
+        mkdir(dir, 0700); /* its parent may be missing: then the fallback */
+        fd = tmpfile_in(dir);
+    }
+    if (fd < 0) {
+        const char *t = getenv("TMPDIR");
+        fd = tmpfile_in(t && *t ? t : "/tmp");
+    }
+    if (fd < 0)
+        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot create a file for the upload in %s: %s",
+                        dir ? dir : "/tmp", strerror(errno));
+    rq->spool_fd = fd;
+    rq->has_spool = 1;
+    rq->spool_len = 0;
+    return ADJ_OK;
+}
+
 srv_upload *srv_eval_add_upload(srv_eval_request *rq, const char *filename)
 {
+    if (rq->n_uploads >= SRV_EVAL_MAX_UPLOADS)
+        return NULL;
     if (rq->n_uploads == rq->cap_uploads) {
         int cap = rq->cap_uploads ? rq->cap_uploads * 2 : 16;
         srv_upload *u = realloc(rq->uploads, (size_t)cap * sizeof *u);
@@ -215,24 +257,155 @@ srv_upload *srv_eval_add_upload(srv_eval_request *rq, const char *filename)
     memset(u, 0, sizeof *u);
     if (!(u->name = strdup(filename ? filename : "")))
         return NULL;
+    u->off = rq->spool_len;
     rq->n_uploads++;
     return u;
 }
 
-int srv_upload_append(srv_upload *u, const char *data, size_t n)
+int srv_upload_append(srv_eval_request *rq, srv_upload *u, const char *data, size_t n,
+                      char *err, size_t errsz)
 {
-    if (u->len + n > u->cap) {
-        size_t cap = u->cap ? u->cap * 2 : 64 * 1024;
-        while (cap < u->len + n)
-            cap *= 2;
-        uint8_t *d = realloc(u->data, cap);
-        if (!d)
-            return ADJ_ERR_NOMEM;
-        u->data = d;
-        u->cap = cap;
+    if (!rq->has_spool || u->off + u->len != rq->spool_len)
+        return adj_fail(err, errsz, ADJ_ERR_STATE, "srv_upload_append: not the last upload");
+    if (u->len < SRV_UPLOAD_HEAD) {
+        size_t k = SRV_UPLOAD_HEAD - u->len < n ? SRV_UPLOAD_HEAD - u->len : n;
+        memcpy(u->head + u->len, data, k);
     }
-    memcpy(u->data + u->len, data, n);
+    for (size_t done = 0; done < n;) {
+        ssize_t w = pwrite(rq->spool_fd, data + done, n - done, (off_t)(rq->spool_len + done));
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return adj_fail(err, errsz, ADJ_ERR_IO, "cannot store the upload: %s",
+                            w < 0 ? strerror(errno) : "short write");
+        done += (size_t)w;
+    }
+    rq->spool_len += n;
     u->len += n;
+    return ADJ_OK;
+}
+
+/* The multipart fields of POST /evaluate that carry text parameters. */
+static const char *const FORM_PARAMS[3] = {"eps", "quality", "seed"};
+
+int srv_eval_form_field(srv_eval_request *rq, srv_eval_form *f, const char *key,
+                        const char *filename, const char *data, uint64_t off, size_t size,
+                        const char *spool_dir, char *err, size_t errsz)
+{
+    if (!key)
+        return ADJ_OK;
+    if (strcmp(key, "image") == 0) {
+        const char *fn = filename ? filename : "";
+        srv_upload *u = f->cur;
+        /* a new part starts at offset 0; a part may also begin with an empty call */
+        if (off == 0 && (!u || u->len > 0 || strcmp(u->name, fn) != 0)) {
+            if (rq->n_uploads >= SRV_EVAL_MAX_UPLOADS)
+                return adj_fail(err, errsz, ADJ_ERR_LIMIT,
+                                "more than %d 'image' parts in one upload", SRV_EVAL_MAX_UPLOADS);
+            int rc = srv_eval_spool_open(rq, spool_dir, err, errsz);
+            if (rc)
+                return rc;
+            if (!(u = f->cur = srv_eval_add_upload(rq, fn)))
+                return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory for the upload");
+        }
+        return size ? srv_upload_append(rq, u, data, size, err, errsz) : ADJ_OK;
+    }
+    if (strcmp(key, "labels") == 0) {
+        char *t = realloc(rq->labels_text, rq->labels_len + size + 1);
+        if (!t)
+            return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory for the labels");
+        memcpy(t + rq->labels_len, data, size);
+        rq->labels_len += size;
+        t[rq->labels_len] = '\0';
+        rq->labels_text = t;
+        return ADJ_OK;
+    }
+    for (int i = 0; i < 3; i++)
+        if (strcmp(key, FORM_PARAMS[i]) == 0) {
+            if (f->flen[i] + size >= sizeof f->fval[i])
+                return adj_fail(err, errsz, ADJ_ERR_ARG, "%s: value too long", key);
+            memcpy(f->fval[i] + f->flen[i], data, size);
+            f->flen[i] += size;
+            f->fval[i][f->flen[i]] = '\0';
+            f->fset[i] = 1;
+            return ADJ_OK;
+        }
+    return adj_fail(err, errsz, ADJ_ERR_ARG,
+                    "unknown field '%.64s' in the multipart body (fields: image, labels, eps, "
+                    "quality, seed; a dataset on the server is named in a JSON body)",
+                    key);
+}
+
+int srv_eval_form_finish(srv_eval_request *rq, srv_eval_form *f, char *err, size_t errsz)
+{
+    int rc;
+    for (int i = 0; i < 3; i++)
+        if (f->fset[i] && (rc = srv_eval_set_param(rq, FORM_PARAMS[i], f->fval[i], err, errsz)))
+            return rc;
+    int k = 0;
+    for (int i = 0; i < rq->n_uploads; i++) {
+        srv_upload *u = &rq->uploads[i];
+        if (u->len == 0 && !*u->name) {
+            free(u->name);
+            continue;
+        }
+        rq->uploads[k++] = *u;
+    }
+    rq->n_uploads = k;
+    f->cur = NULL;
+    return ADJ_OK;
+}
+
+/* Reads n bytes at off of the spool into buf. */
+static int spool_read(const srv_eval_request *rq, uint64_t off, void *buf, size_t n, char *err,
+                      size_t errsz)
+{
+    for (size_t done = 0; done < n;) {
+        ssize_t r = pread(rq->spool_fd, (char *)buf + done, n - done, (off_t)(off + done));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return adj_fail(err, errsz, ADJ_ERR_IO, "cannot read the upload back: %s",
+                            r < 0 ? strerror(errno) : "short file");
+        done += (size_t)r;
+    }
+    return ADJ_OK;
+}
+
+int srv_upload_read(const srv_eval_request *rq, const srv_upload *u, uint8_t **data, char *err,
+                    size_t errsz)
+{
+    uint8_t *d = malloc(u->len ? u->len : 1);
+    if (!d)
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    int rc = u->len ? spool_read(rq, u->off, d, u->len, err, errsz) : ADJ_OK;
+    if (rc) {
+        free(d);
+        return rc;
+    }
+    *data = d;
+    return ADJ_OK;
+}
+
+int srv_upload_copy(const srv_eval_request *rq, const srv_upload *u, int fd, char *err,
+                    size_t errsz)
+{
+    char buf[64 * 1024];
+    for (size_t done = 0; done < u->len;) {
+        size_t n = u->len - done < sizeof buf ? u->len - done : sizeof buf;
+        int rc = spool_read(rq, u->off + done, buf, n, err, errsz);
+        if (rc)
+            return rc;
+        for (size_t k = 0; k < n;) {
+            ssize_t w = write(fd, buf + k, n - k);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                return adj_fail(err, errsz, ADJ_ERR_IO, "%s", w < 0 ? strerror(errno) : "short write");
+            k += (size_t)w;
+        }
+        done += n;
+    }
     return ADJ_OK;
 }
 
@@ -806,7 +979,7 @@ static int clean_upload_name(srv_upload *u, int index)
         if (*p == '/' || *p == '\\')
             base = p + 1;
     if (!*base) {
-        img_format f = img_sniff(u->data, u->len);
+        img_format f = img_sniff(u->head, u->len < SRV_UPLOAD_HEAD ? u->len : SRV_UPLOAD_HEAD);
         const char *ext = f == IMG_FMT_PNG ? "png" : f == IMG_FMT_PPM ? "ppm" : "jpg";
         char made[64];
         snprintf(made, sizeof made, "image_%04d.%s", index + 1, ext);
@@ -838,9 +1011,16 @@ int srv_eval_uploads(srv_eval_request *rq, int classes, srv_eval_set *out, char 
                             "image %d: the file name '%.60s' cannot be used (no leading '.', no "
                             "control characters, UTF-8, at most 200 bytes)", i + 1, shown);
         char msg[ADJ_ERRLEN];
-        if (u->len == 0 || img_probe(u->data, u->len, NULL, NULL, NULL, msg, sizeof msg))
-            return adj_fail(err, errsz, ADJ_ERR_ARG, "image '%.100s': %s", u->name,
-                            u->len ? msg : "empty file");
+        if (u->len == 0)
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "image '%.100s': empty file", u->name);
+        uint8_t *data = NULL; /* one upload in memory at a time, for its header */
+        int rc = srv_upload_read(rq, u, &data, err, errsz);
+        if (rc)
+            return rc;
+        rc = img_probe(data, u->len, NULL, NULL, NULL, msg, sizeof msg);
+        free(data);
+        if (rc)
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "image '%.100s': %s", u->name, msg);
     }
     qsort(rq->uploads, (size_t)rq->n_uploads, sizeof *rq->uploads, cmp_upload);
     for (int i = 1; i < rq->n_uploads; i++)

@@ -52,11 +52,21 @@
 /** Largest number of images of one job. */
 #define SRV_EVAL_MAX_IMAGES 10000000
 
-/** One uploaded image. */
+/** Largest number of 'image' parts of one upload (each costs a file and a name). */
+#define SRV_EVAL_MAX_UPLOADS 10000
+
+/** Bytes of an upload kept in memory for sniffing its format. */
+#define SRV_UPLOAD_HEAD 16
+
+/**
+ * One uploaded image. Its bytes are not held in memory: they lie in the
+ * request's spool file (srv_eval_spool_open) at off .. off + len - 1.
+ */
 typedef struct {
     char *name;    /**< its file name in the job's folder (sanitised) */
-    uint8_t *data; /**< the file's bytes */
-    size_t len, cap;
+    uint64_t off;  /**< where its bytes start in the spool file */
+    size_t len;    /**< its bytes */
+    uint8_t head[SRV_UPLOAD_HEAD]; /**< its first min(len, SRV_UPLOAD_HEAD) bytes */
 } srv_upload;
 
 typedef struct {
@@ -71,6 +81,9 @@ typedef struct {
     /* an upload */
     int n_uploads, cap_uploads;
     srv_upload *uploads;
+    int has_spool;      /**< spool_fd is open */
+    int spool_fd;       /**< an unlinked temporary file: every upload's bytes, back to back */
+    uint64_t spool_len; /**< bytes in it */
     char *labels_text;  /**< the multipart "labels" field, NUL-terminated, or NULL */
     size_t labels_len;
 } srv_eval_request;
@@ -111,14 +124,76 @@ int srv_eval_set_param(srv_eval_request *rq, const char *name, const char *value
                        size_t errsz);
 
 /**
+ * Opens the request's spool file, where uploads are streamed instead of
+ * held in memory: an unlinked temporary file in dir (the jobs folder, so
+ * that the bytes land on the disk that keeps the job; created if missing),
+ * else in $TMPDIR or /tmp. It is closed (and its space freed) by
+ * srv_eval_request_free. Nothing happens when it is open already.
+ * ADJ_ERR_IO with a message.
+ */
+int srv_eval_spool_open(srv_eval_request *rq, const char *dir, char *err, size_t errsz);
+
+/**
  * Starts a new uploaded image from a multipart field's file name (may be
- * NULL or empty: a name is made up later); returns it, NULL when out of
- * memory.
+ * NULL or empty: a name is made up later), at the end of the spool file;
+ * returns it (valid until the next srv_eval_add_upload), NULL when out of
+ * memory or when SRV_EVAL_MAX_UPLOADS images exist already.
  */
 srv_upload *srv_eval_add_upload(srv_eval_request *rq, const char *filename);
 
-/** Appends bytes to an upload; ADJ_ERR_NOMEM. */
-int srv_upload_append(srv_upload *u, const char *data, size_t n);
+/**
+ * Appends bytes to the last upload started (u), writing them to the spool
+ * file (which must be open). ADJ_ERR_IO (disk full...) with a message.
+ */
+int srv_upload_append(srv_eval_request *rq, srv_upload *u, const char *data, size_t n,
+                      char *err, size_t errsz);
+
+/**
+ * Reads an upload's bytes from the spool: *data is new (free()), u->len
+ * bytes. ADJ_ERR_IO, ADJ_ERR_NOMEM.
+ */
+int srv_upload_read(const srv_eval_request *rq, const srv_upload *u, uint8_t **data, char *err,
+                    size_t errsz);
+
+/**
+ * Copies an upload's bytes from the spool to fd (at its current offset)
+ * through a small buffer. ADJ_ERR_IO with errno's text.
+ */
+int srv_upload_copy(const srv_eval_request *rq, const srv_upload *u, int fd, char *err,
+                    size_t errsz);
+
+/**
+ * The multipart/form-data body of POST /evaluate as it arrives: 'image'
+ * parts (one file each, streamed to the spool file), one optional 'labels'
+ * part and the text fields eps, quality and seed. Zero it before the first
+ * field; it holds nothing to free (the request does).
+ */
+typedef struct {
+    srv_upload *cur;      /**< the 'image' part being received (in the request) */
+    char fval[3][128];    /**< eps, quality, seed as received */
+    size_t flen[3];
+    int fset[3];
+} srv_eval_form;
+
+/**
+ * One piece of a field, as libmicrohttpd's post processor hands it over
+ * (key, the part's filename or NULL, size bytes of data at offset off of the
+ * field). spool_dir: where the spool file is made (srv_eval_spool_open).
+ * Refused: ADJ_ERR_ARG (an unknown field, a text field over 127 bytes),
+ * ADJ_ERR_LIMIT (more than SRV_EVAL_MAX_UPLOADS images), ADJ_ERR_IO (the
+ * spool), ADJ_ERR_NOMEM; err says which. Memory: one srv_upload per part
+ * and the labels text; image bytes go to the spool file.
+ */
+int srv_eval_form_field(srv_eval_request *rq, srv_eval_form *f, const char *key,
+                        const char *filename, const char *data, uint64_t off, size_t size,
+                        const char *spool_dir, char *err, size_t errsz);
+
+/**
+ * The body is complete: applies the text fields (ADJ_ERR_ARG names a bad
+ * value) and drops the empty parts without a name that an empty file input
+ * of a form sends.
+ */
+int srv_eval_form_finish(srv_eval_request *rq, srv_eval_form *f, char *err, size_t errsz);
 
 /**
  * Resolves a dataset request under root_real (the data root's real path,

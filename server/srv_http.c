@@ -15,12 +15,14 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "experiment.h"
 #include "image.h"
 #include "net.h"
+#include "srv_conns.h"
 #include "srv_eval.h"
 #include "srv_json.h"
 #include "srv_params.h"
@@ -30,6 +32,9 @@
 #define POST_BUFFER_SIZE (64 * 1024)
 #define CONNECTION_MEMORY (128 * 1024)
 #define LOG_PATH_MAX 160
+/* How long the rest of a refused body is read and thrown away before the
+ * answer (nginx's lingering_time is 30 s) */
+#define DISCARD_SECONDS 10.0
 
 struct srv_http {
     struct MHD_Daemon *daemon;
@@ -40,12 +45,23 @@ struct srv_http {
     atomic_int ready;
     atomic_int draining;
     atomic_int active;
+    srv_conns *conns; /* every open connection: deadlines and limits */
+    /* the decode pool (pool_lock guards the queue) */
+    pthread_mutex_t pool_lock;
+    pthread_cond_t pool_cond;
+    struct srv_req **pool_q; /* ring of pool_cap */
+    int pool_cap, pool_head, pool_n, pool_stop;
+    int pool_threads;        /* started */
+    int pool_started;        /* pool_lock and pool_cond exist */
+    pthread_t *pool_tid;
 };
 
 /* ---------------------------------------------------------------- requests */
 
 typedef enum {
     RS_BODY,     /* receiving the body */
+    RS_WORKING,  /* suspended, a decode-pool thread has it */
+    RS_WORKED,   /* the decode pool is done (or refused it): go on */
     RS_QUEUED,   /* suspended, the worker has the job */
     RS_DONE,     /* the worker is done (or the submit failed): answer now */
     RS_ANSWERED, /* a response is queued */
@@ -61,7 +77,7 @@ enum {
     P_IMAGES = 1 << 5,
 };
 
-typedef struct {
+typedef struct srv_req {
     srv_http *h;
     struct MHD_Connection *conn;
     srv_endpoint ep;
@@ -75,6 +91,8 @@ typedef struct {
      * response queued that early. */
     int first_call;
     int has_body;
+    int close; /* answer with Connection: close (the framing is in doubt) */
+    srv_conn *crec; /* the connection's record, NULL if untracked */
     struct MHD_Response *pending;
     unsigned pending_status;
 
@@ -96,10 +114,12 @@ typedef struct {
     uint64_t received;  /* raw body bytes seen */
     unsigned err_status; /* an error found while reading the body; answered at its end */
     char err_msg[ADJ_ERRLEN];
+    double err_t;        /* when err_status was set (srv_now) */
 
     /* the work */
     int width, height; /* the uploaded image */
     img_rgb x;         /* the prepared crop */
+    img_rgb pair[2];   /* /recompress as JSON: the crops before and after JPG */
     float *input;      /* forward jobs: [n][3][S][S] */
     float *probs;      /* forward jobs: [n][classes] */
     uint8_t *jpeg;     /* /recompress */
@@ -112,10 +132,7 @@ typedef struct {
     const char *allow;
     /* POST /evaluate */
     srv_eval_request *eval;
-    srv_upload *cur_upload;  /* the multipart 'image' field being received */
-    char fval[3][128];       /* multipart text fields eps, quality, seed */
-    size_t flen[3];
-    int fset[3];
+    srv_eval_form form;      /* its multipart fields as they arrive */
 } srv_req;
 
 static void req_free(srv_req *r)
@@ -128,6 +145,8 @@ static void req_free(srv_req *r)
         MHD_destroy_response(r->pending);
     free(r->body);
     img_free(&r->x);
+    img_free(&r->pair[0]);
+    img_free(&r->pair[1]);
     free(r->input);
     free(r->probs);
     free(r->jpeg);
@@ -170,7 +189,7 @@ static enum MHD_Result respond_with(srv_req *r, unsigned status, struct MHD_Resp
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     for (int i = 0; headers && headers[i]; i += 2)
         MHD_add_response_header(resp, headers[i], headers[i + 1]);
-    if (atomic_load(&r->h->draining))
+    if (r->close || atomic_load(&r->h->draining))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     r->status = status;
     r->state = RS_ANSWERED;
@@ -239,6 +258,7 @@ __attribute__((format(printf, 3, 4))) static void defer_error(srv_req *r, unsign
     if (r->err_status)
         return;
     r->err_status = status;
+    r->err_t = srv_now();
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(r->err_msg, sizeof r->err_msg, fmt, ap);
@@ -454,31 +474,30 @@ static unsigned decode_status(int rc)
     }
 }
 
-/* The model's input crop of im according to resize; moves or frees im. */
-static enum MHD_Result prepare(srv_req *r, img_rgb *im, int center, img_rgb *x, int *ok)
+/* The model's input crop of im according to center (resize=center|none)
+ * into *x; moves or frees im. 0, or -1 with the error in r (defer_error). */
+static int prepare(srv_req *r, img_rgb *im, int center, img_rgb *x)
 {
     const model_spec *spec = model_get_spec(r->h->engine.model);
     char err[ADJ_ERRLEN];
-    *ok = 0;
     if (!center) {
         if (im->w != spec->input_size || im->h != spec->input_size) {
-            int w = im->w, hgt = im->h;
+            defer_error(r, 400, "resize=none needs a %dx%d image (the model's input size), got %dx%d",
+                        spec->input_size, spec->input_size, im->w, im->h);
             img_free(im);
-            return respond_error(r, 400,
-                                 "resize=none needs a %dx%d image (the model's input size), got %dx%d",
-                                 spec->input_size, spec->input_size, w, hgt);
+            return -1;
         }
         *x = *im;
         memset(im, 0, sizeof *im);
-        *ok = 1;
-        return MHD_YES;
+        return 0;
     }
     int rc = img_prepare(im, spec->scale_size, spec->input_size, x, err, sizeof err);
     img_free(im);
-    if (rc)
-        return respond_error(r, rc == ADJ_ERR_NOMEM ? 503 : 400, "%s", err);
-    *ok = 1;
-    return MHD_YES;
+    if (rc) {
+        defer_error(r, rc == ADJ_ERR_NOMEM ? 503 : 400, "%s", err);
+        return -1;
+    }
+    return 0;
 }
 
 static void on_job_done(srv_job *job, void *arg)
@@ -542,68 +561,117 @@ static enum MHD_Result start_forward(srv_req *r, const img_rgb *ims, int n)
     return submit(r);
 }
 
-static enum MHD_Result start_recompress(srv_req *r, img_rgb *im)
+/*
+ * /recompress off the HTTP threads: the JPEG of im (or of its crop) into
+ * r->jpeg and, for a JSON answer, the crops before and after the JPEG round
+ * trip into r->pair. Frees im. 0, or -1 with the error in r.
+ */
+static int work_recompress(srv_req *r, img_rgb *im)
 {
     const model_spec *spec = model_get_spec(r->h->engine.model);
     char err[ADJ_ERRLEN];
-    int ok, rc;
+    int rc;
     img_rgb base = {0}; /* what gets encoded: the upload, or its crop */
-    enum MHD_Result ret;
-
     if (r->resize_center) {
-        ret = prepare(r, im, 1, &base, &ok);
-        if (!ok)
-            return ret;
+        if (prepare(r, im, 1, &base))
+            return -1;
     } else {
         base = *im;
         memset(im, 0, sizeof *im);
     }
     rc = img_encode_jpeg(&base, r->params.quality, &r->jpeg, &r->jpeg_len, err, sizeof err);
-    if (rc) {
+    if (rc || !r->want_json) {
         img_free(&base);
-        return respond_error(r, rc == ADJ_ERR_NOMEM ? 503 : 500, "%s", err);
-    }
-    if (!r->want_json) {
-        img_free(&base);
-        uint8_t *jpeg = r->jpeg;
-        r->jpeg = NULL;
-        return respond(r, MHD_HTTP_OK, "image/jpeg", jpeg, r->jpeg_len, 1, NULL);
+        if (rc)
+            defer_error(r, rc == ADJ_ERR_NOMEM ? 503 : 500, "%s", err);
+        return rc ? -1 : 0;
     }
     /* JSON: classify the crop before and after the JPEG round trip. The
      * experiment's JPG() (accurate IDCT) gives the "after" image. */
-    img_rgb pair[2] = {{0}, {0}}, after = {0};
+    img_rgb after = {0};
     rc = img_jpeg_roundtrip(&base, r->params.quality, &after, err, sizeof err);
     if (rc) {
         img_free(&base);
-        return respond_error(r, rc == ADJ_ERR_NOMEM ? 503 : 500, "%s", err);
+        defer_error(r, rc == ADJ_ERR_NOMEM ? 503 : 500, "%s", err);
+        return -1;
     }
     if (base.w == spec->input_size && base.h == spec->input_size) {
-        pair[0] = base;
-        pair[1] = after;
-    } else {
-        rc = img_prepare(&base, spec->scale_size, spec->input_size, &pair[0], err, sizeof err);
-        if (!rc)
-            rc = img_prepare(&after, spec->scale_size, spec->input_size, &pair[1], err, sizeof err);
-        img_free(&base);
-        img_free(&after);
-        if (rc) {
-            img_free(&pair[0]);
-            img_free(&pair[1]);
-            return respond_error(r, rc == ADJ_ERR_NOMEM ? 503 : 400, "%s", err);
-        }
+        r->pair[0] = base;
+        r->pair[1] = after;
+        return 0;
     }
-    ret = start_forward(r, pair, 2);
-    img_free(&pair[0]);
-    img_free(&pair[1]);
-    return ret;
+    rc = img_prepare(&base, spec->scale_size, spec->input_size, &r->pair[0], err, sizeof err);
+    if (!rc)
+        rc = img_prepare(&after, spec->scale_size, spec->input_size, &r->pair[1], err, sizeof err);
+    img_free(&base);
+    img_free(&after);
+    if (rc) {
+        defer_error(r, rc == ADJ_ERR_NOMEM ? 503 : 400, "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * The work of an image request, on a decode-pool thread while the
+ * connection is suspended: decode the body, then the crop (/classify,
+ * /attack) or the JPEG (/recompress). Results in r->x, r->jpeg, r->pair;
+ * an error in r->err_status / r->err_msg. Touches no libmicrohttpd state.
+ */
+static void work_image(srv_req *r)
+{
+    char err[ADJ_ERRLEN];
+    img_rgb im = {0};
+    int rc = img_decode(r->body, r->len, r->h->cfg->max_pixels, &im, err, sizeof err);
+    free(r->body);
+    r->body = NULL;
+    r->len = r->cap = 0;
+    if (rc) {
+        defer_error(r, decode_status(rc), "%s", err);
+        return;
+    }
+    r->width = im.w;
+    r->height = im.h;
+    if (r->ep == SRV_EP_RECOMPRESS)
+        work_recompress(r, &im);
+    else
+        prepare(r, &im, r->resize_center, &r->x);
+}
+
+/* The decode pool is done with r (on the HTTP thread again): answer or
+ * hand the prepared input to the worker. */
+static enum MHD_Result after_work(srv_req *r)
+{
+    if (r->err_status)
+        return respond_error_msg(r, r->err_status, r->err_msg);
+    switch (r->ep) {
+    case SRV_EP_CLASSIFY:
+        return start_forward(r, &r->x, 1);
+    case SRV_EP_ATTACK:
+        r->job.kind = SRV_JOB_ATTACK;
+        r->job.x = r->x;
+        r->job.params = r->params;
+        r->job.seed = r->seed;
+        return submit(r);
+    case SRV_EP_RECOMPRESS:
+        if (!r->want_json) {
+            uint8_t *jpeg = r->jpeg;
+            r->jpeg = NULL;
+            return respond(r, MHD_HTTP_OK, "image/jpeg", jpeg, r->jpeg_len, 1, NULL);
+        }
+        return start_forward(r, r->pair, 2);
+    default:
+        return respond_error(r, 500, "no handler");
+    }
 }
 
 static enum MHD_Result eval_done(srv_req *r);
+static int pool_submit(srv_http *h, srv_req *r);
 
-/* The body is complete: decode, prepare, and answer or submit. */
+/* The body is complete: check it, and hand the image work to the decode
+ * pool (the connection is suspended until it is done). */
 static enum MHD_Result body_done(srv_req *r)
 {
-    char err[ADJ_ERRLEN];
     if (r->pp) {
         enum MHD_Result ok = MHD_destroy_post_processor(r->pp);
         r->pp = NULL;
@@ -619,40 +687,106 @@ static enum MHD_Result body_done(srv_req *r)
                              r->multipart ? "no 'image' field in the multipart/form-data body"
                                           : "empty body: send the image as the request body "
                                             "or as the multipart/form-data field 'image'");
-
-    img_rgb im = {0};
-    int rc = img_decode(r->body, r->len, r->h->cfg->max_pixels, &im, err, sizeof err);
-    free(r->body);
-    r->body = NULL;
-    r->len = r->cap = 0;
-    if (rc)
-        return respond_error(r, decode_status(rc), "%s", err);
-    r->width = im.w;
-    r->height = im.h;
-
-    int ok;
-    enum MHD_Result ret;
-    switch (r->ep) {
-    case SRV_EP_CLASSIFY:
-        ret = prepare(r, &im, r->resize_center, &r->x, &ok);
-        if (!ok)
-            return ret;
-        return start_forward(r, &r->x, 1);
-    case SRV_EP_ATTACK:
-        ret = prepare(r, &im, r->resize_center, &r->x, &ok);
-        if (!ok)
-            return ret;
-        r->job.kind = SRV_JOB_ATTACK;
-        r->job.x = r->x;
-        r->job.params = r->params;
-        r->job.seed = r->seed;
-        return submit(r);
-    case SRV_EP_RECOMPRESS:
-        return start_recompress(r, &im);
-    default:
-        img_free(&im);
-        return respond_error(r, 500, "no handler");
+    /* Suspend first: a pool thread may resume the connection at once. */
+    r->state = RS_WORKING;
+    MHD_suspend_connection(r->conn);
+    if (pool_submit(r->h, r)) {
+        defer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                    "too many images waiting to be decoded (%d): try again", r->h->cfg->queue_size);
+        r->state = RS_WORKED;
+        MHD_resume_connection(r->conn);
     }
+    return MHD_YES;
+}
+
+/* ---------------------------------------------------------------- the decode pool */
+
+/*
+ * Decoding, cropping and JPEG-encoding an upload cost up to a second of CPU
+ * (within --max-pixels and the JPEG work budget). On a libmicrohttpd thread
+ * that would hold up every other connection of that thread, /health
+ * included. So the HTTP threads only move bytes: an image request is
+ * suspended and queued here (at most --queue-size waiting, else 503), one
+ * of --threads pool threads runs work_image on it and resumes it.
+ */
+static void *pool_main(void *arg)
+{
+    srv_http *h = arg;
+    pthread_mutex_lock(&h->pool_lock);
+    for (;;) {
+        while (!h->pool_n && !h->pool_stop)
+            pthread_cond_wait(&h->pool_cond, &h->pool_lock);
+        if (!h->pool_n)
+            break; /* stopping, and nothing left */
+        srv_req *r = h->pool_q[h->pool_head];
+        h->pool_head = (h->pool_head + 1) % h->pool_cap;
+        h->pool_n--;
+        int stopping = h->pool_stop;
+        pthread_mutex_unlock(&h->pool_lock);
+        if (stopping)
+            defer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down");
+        else
+            work_image(r);
+        r->state = RS_WORKED;
+        MHD_resume_connection(r->conn);
+        pthread_mutex_lock(&h->pool_lock);
+    }
+    pthread_mutex_unlock(&h->pool_lock);
+    return NULL;
+}
+
+/* Queues a suspended request for the pool; -1 when the queue is full. */
+static int pool_submit(srv_http *h, srv_req *r)
+{
+    pthread_mutex_lock(&h->pool_lock);
+    int full = h->pool_n == h->pool_cap || h->pool_stop;
+    if (!full) {
+        h->pool_q[(h->pool_head + h->pool_n) % h->pool_cap] = r;
+        h->pool_n++;
+        pthread_cond_signal(&h->pool_cond);
+    }
+    pthread_mutex_unlock(&h->pool_lock);
+    return full ? -1 : 0;
+}
+
+/* Starts n pool threads with a queue of cap; ADJ_ERR_NOMEM. */
+static int pool_start(srv_http *h, int n, int cap)
+{
+    pthread_mutex_init(&h->pool_lock, NULL);
+    pthread_cond_init(&h->pool_cond, NULL);
+    h->pool_cap = cap;
+    if (!(h->pool_q = calloc((size_t)cap, sizeof *h->pool_q)) ||
+        !(h->pool_tid = calloc((size_t)n, sizeof *h->pool_tid)))
+        return ADJ_ERR_NOMEM;
+    for (; h->pool_threads < n; h->pool_threads++)
+        if (pthread_create(&h->pool_tid[h->pool_threads], NULL, pool_main, h))
+            return ADJ_ERR_NOMEM;
+    return ADJ_OK;
+}
+
+/* Stops the pool: what is queued is resumed with 503, the running work
+ * finishes, later submissions are refused; returns when every thread has
+ * ended. Safe on a half-started pool. */
+static void pool_stop(srv_http *h)
+{
+    pthread_mutex_lock(&h->pool_lock);
+    h->pool_stop = 1;
+    pthread_cond_broadcast(&h->pool_cond);
+    pthread_mutex_unlock(&h->pool_lock);
+    for (int i = 0; i < h->pool_threads; i++)
+        pthread_join(h->pool_tid[i], NULL);
+    h->pool_threads = 0;
+}
+
+/* Frees the stopped pool, once no HTTP thread can call pool_submit. */
+static void pool_free(srv_http *h)
+{
+    free(h->pool_q);
+    free(h->pool_tid);
+    h->pool_q = NULL;
+    h->pool_tid = NULL;
+    pthread_cond_destroy(&h->pool_cond);
+    pthread_mutex_destroy(&h->pool_lock);
 }
 
 /* The worker is done (or the submit failed): build the answer. */
@@ -708,13 +842,22 @@ static enum MHD_Result answer_job(srv_req *r)
 
 /* ---------------------------------------------------------------- evaluation jobs */
 
-/* The multipart fields of POST /evaluate that carry text parameters. */
-static const char *const EVAL_PARAMS[3] = {"eps", "quality", "seed"};
+/* The HTTP status of a refused upload field (srv_eval_form_field). */
+static unsigned form_status(int rc)
+{
+    switch (rc) {
+    case ADJ_ERR_ARG: return MHD_HTTP_BAD_REQUEST;
+    case ADJ_ERR_LIMIT: return MHD_HTTP_CONTENT_TOO_LARGE;
+    case ADJ_ERR_NOMEM: return MHD_HTTP_SERVICE_UNAVAILABLE;
+    default: return MHD_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
 
 /*
- * POST /evaluate as multipart/form-data: 'image' fields (one file each,
- * kept in memory until the body is complete), an optional 'labels' field
- * and the text fields eps, quality, seed.
+ * POST /evaluate as multipart/form-data (srv_eval_form_field): 'image'
+ * parts are streamed to the request's spool file in the jobs folder as they
+ * arrive, at most SRV_EVAL_MAX_UPLOADS; memory per request is the post
+ * processor's buffer, one srv_upload per part and the labels text.
  */
 static enum MHD_Result eval_post_iter(void *cls, enum MHD_ValueKind kind, const char *key,
                                       const char *filename, const char *content_type,
@@ -722,61 +865,17 @@ static enum MHD_Result eval_post_iter(void *cls, enum MHD_ValueKind kind, const 
                                       uint64_t off, size_t size)
 {
     srv_req *r = cls;
-    srv_eval_request *rq = r->eval;
     (void)kind, (void)content_type, (void)transfer_encoding;
     if (r->err_status)
         return MHD_NO;
-    if (!key)
-        return MHD_YES;
-    if (strcmp(key, "image") == 0) {
-        const char *fn = filename ? filename : "";
-        srv_upload *u = r->cur_upload;
-        /* a new part starts at offset 0; a part may also begin with an empty call */
-        if (off == 0 && (!u || u->len > 0 || strcmp(u->name, fn) != 0)) {
-            if (rq->n_uploads >= SRV_EVAL_MAX_IMAGES) {
-                defer_error(r, 400, "more than %d images", SRV_EVAL_MAX_IMAGES);
-                return MHD_NO;
-            }
-            if (!(u = r->cur_upload = srv_eval_add_upload(rq, fn))) {
-                defer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory for the upload");
-                return MHD_NO;
-            }
-        }
-        if (size && srv_upload_append(u, data, size)) {
-            defer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory for the upload");
-            return MHD_NO;
-        }
-        return MHD_YES;
+    char err[ADJ_ERRLEN];
+    int rc = srv_eval_form_field(r->eval, &r->form, key, filename, data, off, size,
+                                 r->h->cfg->jobs_dir, err, sizeof err);
+    if (rc) {
+        defer_error(r, form_status(rc), "%s", err);
+        return MHD_NO;
     }
-    if (strcmp(key, "labels") == 0) {
-        char *t = realloc(rq->labels_text, rq->labels_len + size + 1);
-        if (!t) {
-            defer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory for the labels");
-            return MHD_NO;
-        }
-        memcpy(t + rq->labels_len, data, size);
-        rq->labels_len += size;
-        t[rq->labels_len] = '\0';
-        rq->labels_text = t;
-        return MHD_YES;
-    }
-    for (int i = 0; i < 3; i++)
-        if (strcmp(key, EVAL_PARAMS[i]) == 0) {
-            if (r->flen[i] + size >= sizeof r->fval[i]) {
-                defer_error(r, 400, "%s: value too long", key);
-                return MHD_NO;
-            }
-            memcpy(r->fval[i] + r->flen[i], data, size);
-            r->flen[i] += size;
-            r->fval[i][r->flen[i]] = '\0';
-            r->fset[i] = 1;
-            return MHD_YES;
-        }
-    defer_error(r, 400,
-                "unknown field '%.64s' in the multipart body (fields: image, labels, eps, quality, "
-                "seed; a dataset on the server is named in a JSON body)",
-                key);
-    return MHD_NO;
+    return MHD_YES;
 }
 
 /* POST /evaluate: the body is complete: create the job, answer 202. */
@@ -786,22 +885,8 @@ static enum MHD_Result eval_done(srv_req *r)
     srv_eval_request *rq = r->eval;
     int rc;
     if (r->multipart) {
-        for (int i = 0; i < 3; i++)
-            if (r->fset[i] && (rc = srv_eval_set_param(rq, EVAL_PARAMS[i], r->fval[i], err, sizeof err)))
-                return respond_error(r, 400, "%s", err);
-        /* an empty file input of a form sends a part without name or data */
-        int k = 0;
-        for (int i = 0; i < rq->n_uploads; i++) {
-            srv_upload *u = &rq->uploads[i];
-            if (u->len == 0 && !*u->name) {
-                free(u->name);
-                free(u->data);
-                continue;
-            }
-            rq->uploads[k++] = *u;
-        }
-        rq->n_uploads = k;
-        r->cur_upload = NULL;
+        if ((rc = srv_eval_form_finish(rq, &r->form, err, sizeof err)))
+            return respond_error(r, 400, "%s", err);
     } else {
         if (r->len == 0)
             return respond_error(r, 400,
@@ -844,7 +929,13 @@ static int eval_content_kind(const char *ct)
     return 0;
 }
 
-/* Checks Content-Length against the limit and sets up the body's reception. */
+/*
+ * Checks Content-Length against the limit and sets up the body's reception.
+ * A body over the limit is answered 413 after it has been read and
+ * discarded (clients such as Python's urllib send the whole body before
+ * they read), for at most DISCARD_SECONDS; at once to a client that waits
+ * for "100 Continue" (curl, for bodies over 1 MiB).
+ */
 static enum MHD_Result start_body(srv_req *r, int multipart, MHD_PostDataIterator iter)
 {
     srv_http *h = r->h;
@@ -857,10 +948,21 @@ static enum MHD_Result start_body(srv_req *r, int multipart, MHD_PostDataIterato
         clen = strtoull(cl, &end, 10);
         if (errno || *end)
             clen = 0;
-        if (clen > h->cfg->max_body)
+        /* A client that waits for "100 Continue" has sent nothing yet:
+         * answer at once, it never sends the body. */
+        const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                         MHD_HTTP_HEADER_EXPECT);
+        if (clen > h->cfg->max_body && expect && strcasecmp(expect, "100-continue") == 0)
             return respond_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
                                  "the body of %llu bytes is larger than the limit of %zu bytes",
                                  clen, h->cfg->max_body);
+        if (clen > h->cfg->max_body) {
+            defer_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
+                        "the body of %llu bytes is larger than the limit of %zu bytes", clen,
+                        h->cfg->max_body);
+            r->state = RS_BODY;
+            return MHD_YES;
+        }
     }
     if (multipart) {
         r->multipart = 1;
@@ -1162,6 +1264,38 @@ static enum MHD_Result begin(srv_req *r, const char *url, const char *method)
 
 /* ---------------------------------------------------------------- callbacks */
 
+/* Counts the Content-Length headers (an int *). */
+static enum MHD_Result count_content_length(void *cls, enum MHD_ValueKind kind, const char *key,
+                                            const char *value)
+{
+    (void)kind, (void)value;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+        ++*(int *)cls;
+    return MHD_YES;
+}
+
+/*
+ * A request whose body framing is ambiguous (RFC 9112 6.3: two
+ * Content-Length headers, or Content-Length with Transfer-Encoding) is
+ * refused with 400 and the connection closed: a proxy in front may frame
+ * it otherwise (request smuggling). 0 when the framing is clear.
+ */
+static int framing_ambiguous(struct MHD_Connection *conn, char *msg, size_t msgsz)
+{
+    int n = 0;
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_content_length, &n);
+    if (n > 1) {
+        snprintf(msg, msgsz, "%d Content-Length headers: send one", n);
+        return 1;
+    }
+    if (n == 1 && MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                              MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        snprintf(msg, msgsz, "Content-Length and Transfer-Encoding together: send one");
+        return 1;
+    }
+    return 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -1190,7 +1324,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&h->active, 1);
         srv_metrics_request_begin(h->metrics);
         r->first_call = 1;
-        enum MHD_Result ret = begin(r, url, method);
+        r->crec = srv_conns_of(conn);
+        srv_conns_phase(h->conns, r->crec, r->has_body ? SRV_CONN_BODY : SRV_CONN_WORK);
+        char msg[128];
+        enum MHD_Result ret;
+        if (framing_ambiguous(conn, msg, sizeof msg)) {
+            r->close = 1;
+            r->has_body = 1; /* answer now: the body cannot be read */
+            ret = respond_error_msg(r, MHD_HTTP_BAD_REQUEST, msg);
+        } else {
+            ret = begin(r, url, method);
+        }
         r->first_call = 0;
         return ret;
     }
@@ -1207,9 +1351,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             size_t size = *upload_data_size;
             *upload_data_size = 0;
             r->received += size;
+            srv_conns_received(h->conns, r->crec, size);
             if (r->err_status) {
-                /* Discarding the rest of a refused body; give up on floods. */
-                return r->received > 2 * (uint64_t)h->cfg->max_body + (1u << 20) ? MHD_NO : MHD_YES;
+                /* Discarding the rest of a refused body, so that a client
+                 * that reads the answer only after sending everything gets
+                 * it (as nginx does); after DISCARD_SECONDS, answer now
+                 * (the close may then reset what the client has not read). */
+                if (srv_now() - r->err_t > DISCARD_SECONDS)
+                    return respond_error_msg(r, r->err_status, r->err_msg);
+                return MHD_YES;
             }
             if (r->received > h->cfg->max_body) {
                 defer_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
@@ -1227,9 +1377,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             }
             return MHD_YES;
         }
+        srv_conns_phase(h->conns, r->crec, SRV_CONN_WORK);
         return body_done(r);
+    case RS_WORKED:
+        return after_work(r);
     case RS_DONE:
         return answer_job(r);
+    case RS_WORKING:  /* cannot happen: suspended */
     case RS_QUEUED:   /* cannot happen: suspended */
     case RS_ANSWERED: /* cannot happen: MHD does not call again */
     default:
@@ -1237,9 +1391,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
 }
 
+/* One line on stderr per request; the method and path are escaped
+ * (srv_utf8_escape, ASCII only): a request cannot forge log lines. */
 static void log_request(const srv_req *r, double ms, enum MHD_RequestTerminationCode toe)
 {
-    char line[LOG_PATH_MAX + 128];
+    char line[4 * (LOG_PATH_MAX + sizeof r->method) + 128];
     char when[32];
     time_t now = time(NULL);
     struct tm tm;
@@ -1249,13 +1405,16 @@ static void log_request(const srv_req *r, double ms, enum MHD_RequestTermination
                       : toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? " (connection timed out)"
                       : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? " (shutdown)"
                                                                       : " (client went away)";
+    char *method = srv_utf8_escape(r->method, 1), *path = srv_utf8_escape(r->path, 1);
     int n;
+    const char *m = method ? method : "?", *p = path ? path : "?";
     if (r->status)
-        n = snprintf(line, sizeof line, "%s %s %s %u %.1f ms%s\n", when, r->method, r->path,
-                     r->status, ms, why);
+        n = snprintf(line, sizeof line, "%s %s %s %u %.1f ms%s\n", when, m, p, r->status, ms, why);
     else
-        n = snprintf(line, sizeof line, "%s %s %s - %.1f ms%s\n", when, r->method, r->path, ms,
+        n = snprintf(line, sizeof line, "%s %s %s - %.1f ms%s\n", when, m, p, ms,
                      *why ? why : " (no answer)");
+    free(method);
+    free(path);
     if (n > 0)
         fputs(line, stderr); /* one stdio call: one line, not interleaved */
 }
@@ -1273,8 +1432,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (r->expected) /* answered (an error) before reaching the worker */
         srv_worker_expect(h->engine.worker, -1);
     log_request(r, secs * 1e3, toe);
+    srv_conns_phase(h->conns, r->crec, SRV_CONN_WAIT); /* kept alive: waits for the next request */
     srv_metrics_request_end(h->metrics, r->ep, r->status, secs);
-    if (r->state == RS_QUEUED) {
+    if (r->state == RS_QUEUED || r->state == RS_WORKING) {
         /* The worker still holds the job: never free it under its feet.
          * Cannot happen while every suspended connection is resumed before
          * MHD_stop_daemon; leak rather than crash if it ever does. */
@@ -1293,7 +1453,14 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
-    fprintf(stderr, "advjpgd: libmicrohttpd: %s\n", msg);
+    /* one line per closed slow connection would flood the log: the reaper
+     * writes a summary instead */
+    if (strstr(msg, "closed by remote side with incomplete request") ||
+        strstr(msg, "closed when reading request"))
+        return;
+    char *clean = srv_utf8_escape(msg, 1); /* it may quote the request */
+    fprintf(stderr, "advjpgd: libmicrohttpd: %s\n", clean ? clean : msg);
+    free(clean);
 }
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -1358,21 +1525,35 @@ int srv_http_start(const srv_config *cfg, srv_metrics *metrics, int fd, srv_http
     atomic_init(&h->ready, 0);
     atomic_init(&h->draining, 0);
     atomic_init(&h->active, 0);
+    if (srv_conns_new(cfg, &h->conns, err, errsz)) {
+        free(h);
+        return ADJ_ERR_NOMEM;
+    }
+    h->pool_started = 1;
+    if (pool_start(h, cfg->threads, cfg->queue_size)) {
+        srv_http_stop(h);
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "cannot start the decode threads");
+    }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    /* libmicrohttpd's own limits are off or far: the accept policy
+     * (srv_conns_accept) enforces ours, making room by closing idle connections,
+     * and libmicrohttpd splits its limit between its threads. The slack
+     * covers connections shut down but not yet closed. */
+    unsigned mhd_limit = 2u * (unsigned)cfg->conn_limit + 64u;
     h->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, h,
+        flags, 0, srv_conns_accept, h->conns, on_request, h,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, /* first, so that it gets every message */
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->conn_timeout_s,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->conn_limit,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)cfg->per_ip_limit,
+        MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        MHD_OPTION_NOTIFY_CONNECTION, srv_conns_notify, h->conns,
         MHD_OPTION_END);
     if (!h->daemon) {
-        free(h);
+        srv_http_stop(h);
         return adj_fail(err, errsz, ADJ_ERR_IO, "cannot start the HTTP server (libmicrohttpd)");
     }
     *out = h;
@@ -1404,6 +1585,14 @@ void srv_http_stop(srv_http *h)
 {
     if (!h)
         return;
-    MHD_stop_daemon(h->daemon);
+    /* the pool first: it resumes every request it holds, and
+     * MHD_stop_daemon needs every connection resumed */
+    if (h->pool_started)
+        pool_stop(h);
+    if (h->daemon)
+        MHD_stop_daemon(h->daemon);
+    srv_conns_free(h->conns); /* after the daemon: no callback can come */
+    if (h->pool_started)
+        pool_free(h);
     free(h);
 }

@@ -3,12 +3,18 @@
  * routes, per-request state, parameter checks, responses, the request log.
  *
  * Threads: libmicrohttpd's internal pool (epoll) runs every callback. For an
- * image endpoint the callback reads the body chunk by chunk, decodes and
- * prepares the image once the body is complete, suspends the connection and
- * submits a job to the inference worker (srv_worker.h); the worker's done
- * callback resumes the connection, and the answer is built (JSON, PNG) on
- * the HTTP thread again. /recompress returning image/jpeg and the GET
- * endpoints never touch the worker.
+ * image endpoint the callback reads the body chunk by chunk; once the body
+ * is complete it suspends the connection and queues it for the decode pool
+ * (cfg->threads threads, at most cfg->queue_size waiting), which decodes and
+ * prepares the image (or encodes the JPEG of /recompress) and resumes it, so
+ * that a costly image never holds up an HTTP thread; the HTTP thread then
+ * suspends it again and submits a job to the inference worker
+ * (srv_worker.h), whose done callback resumes the connection, and the
+ * answer is built (JSON, PNG) on the HTTP thread. /recompress returning
+ * image/jpeg and the GET endpoints never touch the worker.
+ *
+ * Connections are tracked for deadlines and limits (--header-timeout,
+ * --min-rate, --connection-limit, --per-ip-limit): see srv_http.c.
  *
  *     int fd, port;
  *     srv_http_listen("127.0.0.1:0", &fd, &port, err, sizeof err);

@@ -1712,7 +1712,8 @@ static json_t *request_json(const srv_jobs *js, const char *id, const srv_eval_r
     return o;
 }
 
-/* Writes the uploaded images into dir/images. */
+/* Writes the uploaded images into dir/images, copied from the request's
+ * spool file a buffer at a time (an upload is never whole in memory). */
 static int store_uploads(const char *dir, const srv_eval_request *rq, char *err, size_t errsz)
 {
     char path[PATH_MAX + 16];
@@ -1727,11 +1728,13 @@ static int store_uploads(const char *dir, const srv_eval_request *rq, char *err,
         int fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
             return adj_fail(err, errsz, ADJ_ERR_IO, "cannot write %s: %s", file, strerror(errno));
-        int bad = write_all(fd, u->data, u->len) || fsync(fd);
-        int e = errno;
+        char msg[ADJ_ERRLEN];
+        int rc = srv_upload_copy(rq, u, fd, msg, sizeof msg);
+        if (!rc && fsync(fd))
+            rc = adj_fail(msg, sizeof msg, ADJ_ERR_IO, "%s", strerror(errno));
         close(fd);
-        if (bad)
-            return adj_fail(err, errsz, ADJ_ERR_IO, "cannot write %s: %s", file, strerror(e));
+        if (rc)
+            return adj_fail(err, errsz, ADJ_ERR_IO, "cannot write %s: %s", file, msg);
     }
     fsync_dir(path);
     return ADJ_OK;

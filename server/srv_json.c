@@ -43,9 +43,72 @@ char *srv_json_dump(json_t *j)
     return s;
 }
 
+/* The length of the valid UTF-8 sequence at s (1..4), 0 if it is not one. */
+static size_t utf8_seq(const unsigned char *s)
+{
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t n;
+    unsigned lo = 0x80, hi = 0xBF; /* the second byte's range */
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0)
+            lo = 0xA0; /* no overlong forms */
+        else if (c == 0xED)
+            hi = 0x9F; /* no surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F; /* nothing over U+10FFFF */
+    } else
+        return 0;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF) /* a NUL ends the loop here too */
+            return 0;
+    return n;
+}
+
+char *srv_utf8_escape(const char *s, int ascii_only)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    char *out = malloc(4 * strlen((const char *)p) + 1), *o = out;
+    if (!out)
+        return NULL;
+    while (*p) {
+        size_t n = utf8_seq(p);
+        int escape = n == 0 || (ascii_only && (n > 1 || *p < 0x20 || *p == 0x7f || *p == '\\'));
+        if (escape) {
+            *o++ = '\\';
+            *o++ = 'x';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+            p++;
+            continue;
+        }
+        memcpy(o, p, n);
+        o += n;
+        p += n;
+    }
+    *o = '\0';
+    return out;
+}
+
 char *srv_json_error(const char *msg)
 {
-    return srv_json_dump(json_pack("{s:s}", "error", msg ? msg : "error"));
+    char *clean = srv_utf8_escape(msg ? msg : "error", 0);
+    if (!clean)
+        return NULL;
+    char *text = srv_json_dump(json_pack("{s:s}", "error", clean));
+    free(clean);
+    return text;
 }
 
 /* A probability as a JSON number, or null if it is not finite. */

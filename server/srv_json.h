@@ -40,8 +40,22 @@ char *srv_base64(const uint8_t *data, size_t len);
  */
 char *srv_json_dump(json_t *j);
 
-/** {"error": msg} as a new string (free()); NULL if out of memory. */
+/**
+ * {"error": msg} as a new string (free()); NULL if out of memory. msg may
+ * hold any bytes (it often echoes a request): it is made valid UTF-8 with
+ * srv_utf8_escape first, so an answer is always sent.
+ */
 char *srv_json_error(const char *msg);
+
+/**
+ * A copy of the NUL-terminated s that is valid UTF-8 (RFC 3629: no overlong
+ * forms, no surrogates, nothing over U+10FFFF): every byte that does not
+ * belong to a valid sequence becomes the four characters \xHH (a cut-off
+ * sequence at the end too). With ascii_only, control characters (under
+ * 0x20, 0x7f), the backslash and every byte over 0x7f become \xHH as well,
+ * so that a log line cannot be forged or misread. New string (free()), NULL if out of memory.
+ */
+char *srv_utf8_escape(const char *s, int ascii_only);
 
 /**
  * The top-k list [{"index", "label" (name, when labels exist), "prob"}] of
