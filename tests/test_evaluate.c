@@ -304,25 +304,6 @@ static long post_eval(int port, const char *body, char *id, char *msg, size_t ms
     return st;
 }
 
-/* Polls a job until it has ended (or timeout_s): its last state (new). */
-static json_t *wait_job(int port, const char *id, double timeout_s)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/jobs/%s", id);
-    double end = sh_now() + timeout_s;
-    json_t *j = NULL;
-    while (sh_now() < end) {
-        long st;
-        json_decref(j);
-        j = get_json(port, path, &st);
-        const char *s = sh_jstr(j, "status");
-        if (!strcmp(s, "done") || !strcmp(s, "failed") || !strcmp(s, "canceled"))
-            return j;
-        usleep(20000);
-    }
-    return j;
-}
-
 /* GET a job's sub-resource as text (new string), NULL unless 200. */
 static char *get_text(int port, const char *id, const char *sub, char *ctype, size_t ctsz)
 {
@@ -671,7 +652,7 @@ static void test_table(int port, xrow *x_set)
     CHECK(post_eval(port, "{\"dataset\": \"set\", \"eps\": [1, 5, 10]}", id, msg, sizeof msg) ==
               202,
           "POST /evaluate set: 202 (%s)", msg);
-    json_t *st = wait_job(port, id, 60);
+    json_t *st = sh_wait_job(port, id, 60);
     CHECK(strcmp(sh_jstr(st, "status"), "done") == 0 && sh_jint(st, "done") == SET_N &&
               sh_jint(st, "total") == SET_N,
           "set: done, %d of %d", SET_N, SET_N);
@@ -718,7 +699,7 @@ static void test_subsets(int port)
              "{\"dataset\": \"set\", \"offset\": 5, \"limit\": 31, \"shard\": {\"index\": 1, "
              "\"count\": 3}}");
     CHECK(post_eval(port, body, id, msg, sizeof msg) == 202, "subset: 202 (%s)", msg);
-    json_t *st = wait_job(port, id, 60);
+    json_t *st = sh_wait_job(port, id, 60);
     char *files[64];
     int truth[64], n = 0;
     for (int k = 5 + 1; k < 5 + 31; k += 3) {
@@ -740,7 +721,7 @@ static void test_subsets(int port)
         snprintf(body, sizeof body,
                  "{\"dataset\": \"set\", \"shard\": {\"index\": %d, \"count\": 3}}", s);
         CHECK(post_eval(port, body, id, msg, sizeof msg) == 202, "shard %d: 202 (%s)", s, msg);
-        json_t *j = wait_job(port, id, 60);
+        json_t *j = sh_wait_job(port, id, 60);
         json_decref(j);
         rows = get_text(port, id, "/rows", NULL, 0);
         csv c;
@@ -770,7 +751,7 @@ static void test_labels(int port)
     CHECK(post_eval(port, "{\"dataset\": \"mixed\", \"eps\": [1, 5, 10], \"seed\": 5}", id, msg,
                     sizeof msg) == 202,
           "mixed: 202 (%s)", msg);
-    json_t *st = wait_job(port, id, 30);
+    json_t *st = sh_wait_job(port, id, 30);
     CHECK(strcmp(sh_jstr(st, "status"), "done") == 0 && sh_jint(st, "total") == 3 &&
               json_is_null(json_object_get(st, "labels")),
           "mixed: 3 images (not notes.txt, not a folder named .jpg), no labels");
@@ -798,7 +779,7 @@ static void test_labels(int port)
                     "\"limit\": 3, \"eps\": [2]}",
                     id, msg, sizeof msg) == 202,
           "imagenet: 202 (%s)", msg);
-    st = wait_job(port, id, 30);
+    st = sh_wait_job(port, id, 30);
     CHECK(strcmp(sh_jstr(st, "status"), "done") == 0 && sh_jint(st, "total") == 3, "imagenet: done");
     json_decref(st);
     rows = get_text(port, id, "/rows", NULL, 0);
@@ -825,7 +806,7 @@ static void test_skipped(int port)
     char id[17], msg[512];
     CHECK(post_eval(port, "{\"dataset\": \"broken\"}", id, msg, sizeof msg) == 202,
           "broken: 202 (%s)", msg);
-    json_t *st = wait_job(port, id, 30);
+    json_t *st = sh_wait_job(port, id, 30);
     CHECK(strcmp(sh_jstr(st, "status"), "done") == 0 && sh_jint(st, "done") == 3 &&
               sh_jint(st, "skipped") == 1,
           "an image that does not decode is skipped, the job is done (%s, done %ld, skipped %ld)",
@@ -986,7 +967,7 @@ static void test_upload(int port)
     long st = post_upload(port, names, pp, 3, "zeta.ppm\t4\nalpha.png\t0\nmid.jpg\t13\n", "2,3",
                           "7", id);
     CHECK(st == 202, "upload: 202 (%ld)", st);
-    json_t *j = wait_job(port, id, 30);
+    json_t *j = sh_wait_job(port, id, 30);
     CHECK(strcmp(sh_jstr(j, "status"), "done") == 0 && sh_jint(j, "total") == 3 &&
               json_is_true(json_object_get(j, "upload")) && sh_jint(j, "seed") == 7,
           "upload: done, 3 images, seed 7");
@@ -1224,7 +1205,7 @@ static void test_kill_resume(const xrow *x_big, const exp_params *pb, const json
               "kill round %d: the bad tail of rows.csv is found and cut off", round);
         free(log);
     }
-    json_t *st = wait_job(d.port, id, 60);
+    json_t *st = sh_wait_job(d.port, id, 60);
     CHECK(strcmp(sh_jstr(st, "status"), "done") == 0 && sh_jint(st, "done") == BIG_N,
           "after 5 kills the job finishes: %s %ld/%d", sh_jstr(st, "status"), sh_jint(st, "done"), BIG_N);
     json_decref(st);
@@ -1270,7 +1251,7 @@ static void test_sigterm_resume(const xrow *x_big, const exp_params *pb)
         CHECK(0, "the term daemon restarts");
         return;
     }
-    json_t *j = wait_job(d.port, id, 60);
+    json_t *j = sh_wait_job(d.port, id, 60);
     CHECK(strcmp(sh_jstr(j, "status"), "done") == 0, "after SIGTERM the job resumes and finishes");
     json_decref(j);
     char *rows = get_text(d.port, id, "/rows", NULL, 0);
@@ -1368,7 +1349,7 @@ int main(int argc, char **argv)
         /* the uninterrupted reference run of the kill test's job */
         char id[17], msg[512];
         post_eval(d.port, "{\"dataset\": \"big\", \"eps\": [1,2,3,4]}", id, msg, sizeof msg);
-        json_t *st = wait_job(d.port, id, 60);
+        json_t *st = sh_wait_job(d.port, id, 60);
         json_decref(st);
         char path[96];
         long code;

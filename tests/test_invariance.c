@@ -18,43 +18,16 @@
 
 static char TMP[4096];
 
-/* POST /evaluate with a JSON body; the job id into id. Returns the status. */
-static long start_job(int port, const char *body, char id[17])
-{
-    const char *h[] = {"Content-Type: application/json", NULL};
-    sh_resp r;
-    sh_http(port, "POST", "/evaluate", h, body, strlen(body), &r);
-    json_t *j = sh_json(&r);
-    snprintf(id, 17, "%s", r.status == 202 ? sh_jstr(j, "id") : "");
-    long st = r.status;
-    if (st != 202)
-        fprintf(stderr, "POST /evaluate %s: %ld %s\n", body, st, (char *)r.body);
-    json_decref(j);
-    sh_resp_free(&r);
-    return st;
-}
-
 /* Waits for the job to end and returns its rows CSV (new string), NULL unless done. */
 static char *job_rows(int port, const char *id)
 {
-    char path[96];
-    snprintf(path, sizeof path, "/jobs/%s", id);
-    const double end = sh_now() + 240;
-    int done = 0;
-    while (!done && sh_now() < end) {
-        sh_resp r;
-        sh_http(port, "GET", path, NULL, NULL, 0, &r);
-        json_t *j = sh_json(&r);
-        const char *s = sh_jstr(j, "status");
-        done = !strcmp(s, "done") ? 1 : (!strcmp(s, "failed") || !strcmp(s, "canceled")) ? -1 : 0;
-        json_decref(j);
-        sh_resp_free(&r);
-        if (!done)
-            usleep(20000);
-    }
-    CHECK(done == 1, "job %s is done", id);
-    if (done != 1)
+    json_t *st = sh_wait_job(port, id, 240);
+    const int done = !strcmp(sh_jstr(st, "status"), "done");
+    json_decref(st);
+    CHECK(done, "job %s is done", id);
+    if (!done)
         return NULL;
+    char path[96];
     snprintf(path, sizeof path, "/jobs/%s/rows", id);
     sh_resp r;
     sh_http(port, "GET", path, NULL, NULL, 0, &r);
@@ -157,9 +130,9 @@ int main(void)
     }
     const char *body = "{\"dataset\": \"set\", \"eps\": [1, 5, 10], \"quality\": 75, \"seed\": 1}";
     char id[3][17];
-    CHECK(start_job(d.port, body, id[0]) == 202, "first job");
+    CHECK(sh_post_evaluate(d.port, body, id[0], NULL, 0) == 202, "first job");
     char *rows_a = job_rows(d.port, id[0]);
-    CHECK(start_job(d.port, body, id[1]) == 202, "second job");
+    CHECK(sh_post_evaluate(d.port, body, id[1], NULL, 0) == 202, "second job");
     char *rows_b = job_rows(d.port, id[1]);
     CHECK(rows_a && rows_b && strcmp(rows_a, rows_b) == 0, "two runs of one job give the same rows, byte for byte");
 
@@ -172,7 +145,7 @@ int main(void)
         snprintf(sb, sizeof sb,
                  "{\"dataset\": \"set\", \"eps\": [1, 5, 10], \"quality\": 75, \"seed\": 1,"
                  " \"shard\": {\"index\": %d, \"count\": 3}}", s);
-        CHECK(start_job(d.port, sb, id[2]) == 202, "shard %d", s);
+        CHECK(sh_post_evaluate(d.port, sb, id[2], NULL, 0) == 202, "shard %d", s);
         shard_rows[s] = job_rows(d.port, id[2]);
         shard_lines[s] = shard_rows[s] ? data_lines(shard_rows[s], &shard_n[s]) : calloc(1, sizeof(char *));
         if (!shard_rows[s])
