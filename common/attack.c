@@ -1,5 +1,6 @@
 #include "attack.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -105,23 +106,87 @@ int atk_gradient(net_ctx *ctx, const img_rgb *xs, int n, int *labels, int argmax
     return ADJ_OK;
 }
 
-int atk_iterative(net_ctx *ctx, const img_rgb *xs, int n, const int *labels,
-                  const atk_iter_params *p, img_rgb *outs, char *err, size_t errsz)
+int atk_iter_params_check(const atk_iter_params *p, char *err, size_t errsz)
 {
-    if (p->eps < 0 || p->eps > 255 || p->steps < 1 || p->step_size < 1 || p->step_size > 255)
-        return adj_fail(err, errsz, ADJ_ERR_ARG,
-                        "iterative attack needs eps 0..255, steps >= 1, step size 1..255");
-    const int B = net_ctx_max_batch(ctx);
-    img_rgb *ys = calloc((size_t)n, sizeof *ys);
-    if (!ys)
+    if (p->eps < 0 || p->eps > 255)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "eps %d is not in 0..255", p->eps);
+    if (p->steps < 1 || p->steps > 10000)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "steps %d is not in 1..10000", p->steps);
+    if (p->step_size < 1 || p->step_size > 255)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "step size %d is not in 1..255", p->step_size);
+    if (p->n_qualities < 0 || p->n_qualities > ATK_MAX_QUALITIES)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "%d qualities: at most %d", p->n_qualities,
+                        ATK_MAX_QUALITIES);
+    for (int q = 0; q < p->n_qualities; q++)
+        if (p->qualities[q] < 1 || p->qualities[q] > 100)
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "quality %d is not in 1..100", p->qualities[q]);
+    return ADJ_OK;
+}
+
+/* g[k] (interleaved) of the step for nb images ys: at ys, or the BPDA/EOT mean
+ * over p's qualities of the gradients at JPG_q(ys), each weighed back to its
+ * true size (net_grad_exponent) relative to the largest. zs: nb images of scratch. */
+static int step_gradient(net_ctx *ctx, const img_rgb *ys, int nb, const int *labels,
+                         const atk_iter_params *p, float *g, img_rgb *zs, char *err, size_t errsz)
+{
+    if (p->n_qualities == 0)
+        return atk_gradient(ctx, ys, nb, (int *)labels, 0, g, NULL, err, errsz);
+    const size_t per = (size_t)3 * ys[0].w * ys[0].h;
+    int rc = ADJ_OK, ex[ATK_MAX_QUALITIES][64];
+    double *acc = calloc(per * nb, sizeof *acc);
+    float *all = malloc(per * nb * p->n_qualities * sizeof(float));
+    if (!acc || !all)
+        rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    for (int q = 0; q < p->n_qualities && !rc; q++) {
+        for (int i = 0; i < nb && !rc; i++)
+            rc = img_jpeg_roundtrip(&ys[i], p->qualities[q], &zs[i], err, errsz);
+        if (!rc)
+            rc = atk_gradient(ctx, zs, nb, (int *)labels, 0, all + per * nb * q, NULL, err, errsz);
+        for (int i = 0; i < nb; i++) {
+            ex[q][i] = net_grad_exponent(ctx, i);
+            img_free(&zs[i]);
+        }
+    }
+    for (int i = 0; i < nb && !rc; i++) {
+        int top = ex[0][i]; /* the least scaled-up gradient is the largest */
+        for (int q = 1; q < p->n_qualities; q++)
+            top = ex[q][i] < top ? ex[q][i] : top;
+        for (int q = 0; q < p->n_qualities; q++) {
+            const double w = ldexp(1.0, top - ex[q][i]);
+            const float *src = all + per * nb * q + per * i;
+            for (size_t k = 0; k < per; k++)
+                acc[per * i + k] += w * src[k];
+        }
+        for (size_t k = 0; k < per; k++)
+            g[per * i + k] = (float)(acc[per * i + k] / p->n_qualities);
+    }
+    free(acc);
+    free(all);
+    return rc;
+}
+
+int atk_iterative(net_ctx *ctx, const img_rgb *xs, int n, const int *labels,
+                  const uint64_t *seeds, const atk_iter_params *p, img_rgb *outs, char *err,
+                  size_t errsz)
+{
+    int rc = atk_iter_params_check(p, err, errsz);
+    if (rc)
+        return rc;
+    if (p->random_start && !seeds)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "a random start needs a seed per image");
+    const int B = net_ctx_max_batch(ctx) < 64 ? net_ctx_max_batch(ctx) : 64;
+    img_rgb *ys = calloc((size_t)n, sizeof *ys), *zs = calloc((size_t)B, sizeof *zs);
+    if (!ys || !zs) {
+        free(ys);
+        free(zs);
         return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
-    int rc = ADJ_OK;
-    atk_rng rng;
-    atk_rng_seed(&rng, p->seed);
+    }
     for (int i = 0; i < n && !rc; i++) {
         if ((rc = img_copy(&xs[i], &ys[i])))
             adj_fail(err, errsz, rc, "out of memory");
         else if (p->random_start) {
+            atk_rng rng;
+            atk_rng_seed(&rng, seeds[i]);
             const size_t len = (size_t)3 * xs[i].w * xs[i].h;
             for (size_t k = 0; k < len; k++) {
                 int d = (int)atk_rng_below(&rng, (uint64_t)(2 * p->eps + 1)) - p->eps;
@@ -133,17 +198,18 @@ int atk_iterative(net_ctx *ctx, const img_rgb *xs, int n, const int *labels,
     float *grad = rc ? NULL : malloc(per * (size_t)(n < B ? n : B) * sizeof(float));
     if (!rc && !grad)
         rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    const int dir = p->targeted ? -1 : 1;
     for (int b0 = 0; b0 < n && !rc; b0 += B) {
         const int nb = n - b0 < B ? n - b0 : B;
         for (int step = 0; step < p->steps && !rc; step++) {
-            rc = atk_gradient(ctx, ys + b0, nb, (int *)(labels + b0), 0, grad, NULL, err, errsz);
+            rc = step_gradient(ctx, ys + b0, nb, labels + b0, p, grad, zs, err, errsz);
             for (int i = 0; i < nb && !rc; i++) {
                 const uint8_t *x = xs[b0 + i].px;
                 uint8_t *y = ys[b0 + i].px;
                 const float *g = grad + per * i;
                 for (size_t k = 0; k < per; k++) {
                     int s = g[k] > 0.0f ? 1 : g[k] < 0.0f ? -1 : 0;
-                    int v = y[k] + s * p->step_size;
+                    int v = y[k] + dir * s * p->step_size;
                     int lo = x[k] - p->eps, hi = x[k] + p->eps;
                     v = v < lo ? lo : v > hi ? hi : v;
                     y[k] = clip255(v);
@@ -152,6 +218,7 @@ int atk_iterative(net_ctx *ctx, const img_rgb *xs, int n, const int *labels,
         }
     }
     free(grad);
+    free(zs);
     if (rc) {
         for (int i = 0; i < n; i++)
             img_free(&ys[i]);
@@ -162,6 +229,23 @@ int atk_iterative(net_ctx *ctx, const img_rgb *xs, int n, const int *labels,
         outs[i] = ys[i];
     free(ys);
     return ADJ_OK;
+}
+
+atk_norms atk_perturbation(const img_rgb *x, const img_rgb *y)
+{
+    const size_t n = (size_t)3 * x->w * x->h;
+    atk_norms r = {0, 0, INFINITY};
+    double ss = 0;
+    for (size_t k = 0; k < n; k++) {
+        const int d = y->px[k] - x->px[k];
+        if (abs(d) > r.linf)
+            r.linf = abs(d);
+        ss += (double)d * d;
+    }
+    r.l2 = sqrt(ss);
+    if (ss > 0)
+        r.psnr = 10.0 * log10(255.0 * 255.0 / (ss / (double)n));
+    return r;
 }
 
 int atk_jpeg_noise(const img_rgb *y, const img_rgb *jpg, uint64_t seed, img_rgb *out, char *err,

@@ -47,25 +47,57 @@ void atk_fgsm(const uint8_t *x, const float *grad, size_t n, int eps, uint8_t *o
 int atk_gradient(net_ctx *ctx, const img_rgb *xs, int n, int *labels, int argmax_labels,
                  float *grad, float *probs, char *err, size_t errsz);
 
+/** Most qualities an EOT attack averages over. */
+#define ATK_MAX_QUALITIES 16
+
 /** Parameters of the iterative attacks. */
 typedef struct {
-    int eps;          /**< L-infinity radius in pixel levels, >= 0 */
+    int eps;          /**< L-infinity radius in pixel levels, 0..255 */
     int steps;        /**< iterations, >= 1 */
-    int step_size;    /**< pixel levels per step (alpha), >= 1 */
+    int step_size;    /**< pixel levels per step (alpha), 1..255 */
     int random_start; /**< PGD: start from a uniform point of the eps ball */
-    uint64_t seed;    /**< PGD's random start */
+    int targeted;     /**< labels are targets: descend their loss (iterative least-likely class) */
+    /** The threat model: 0 attacks the classifier f (the paper); 1 attacks
+     *  f(JPG_q(.)) with BPDA (the gradient taken at JPG_q(y), JPEG's backward
+     *  pass the identity); more is EOT, the mean of the BPDA gradients over
+     *  the qualities. */
+    int n_qualities;
+    int qualities[ATK_MAX_QUALITIES]; /**< 1..100 each */
 } atk_iter_params;
 
+/** Checks the parameters; the message names the bad value. */
+int atk_iter_params_check(const atk_iter_params *p, char *err, size_t errsz);
+
 /**
- * BIM / I-FGSM (Kurakin et al.) and, with random_start, PGD (Madry et al.):
- * y_0 = x (or x + uniform integers in [-eps, eps], clipped), then for each
- * step y = clip(clip(y + step_size * sign(grad_y), x - eps, x + eps), 0, 255),
- * where grad_y is the gradient of -log p(labels[i] | y). Every iterate is an
- * exact 8-bit image in the eps ball. outs[i] (new) get the final images.
- * Works in chunks of ctx's max batch.
+ * The iterative attacks, all on exact 8-bit images:
+ * - BIM / I-FGSM (Kurakin et al.): y_0 = x; PGD (Madry et al.), with
+ *   random_start: y_0 = clip_{x,eps}(x + u), u uniform integers in
+ *   [-eps, eps] drawn by atk_rng from seeds[i] (image i's start depends on
+ *   its seed only, not on the other images);
+ * - each step y = clip_{x,eps}(y + s * step_size * sign(g)), clip_{x,eps}
+ *   projecting to the eps ball around x and to 0..255, with s = +1 and g the
+ *   gradient of -log p(labels[i] | .) or, targeted, s = -1 and labels[i] the
+ *   target (the least-likely class for Kurakin's iterative LL);
+ * - g is taken at y (non-adaptive), at JPG_q(y) (BPDA), or is the mean over
+ *   the qualities of those (EOT), weighed by their true sizes.
+ * outs[i] (new) get the final images. seeds may be NULL without random_start.
+ * A step costs one forward and one backward pass per image (per quality).
+ * Works in chunks of ctx's max batch; an image's result does not depend on
+ * the chunk it is in.
  */
 int atk_iterative(net_ctx *ctx, const img_rgb *xs, int n, const int *labels,
-                  const atk_iter_params *p, img_rgb *outs, char *err, size_t errsz);
+                  const uint64_t *seeds, const atk_iter_params *p, img_rgb *outs, char *err,
+                  size_t errsz);
+
+/** The size of a perturbation y - x of two images of one size. */
+typedef struct {
+    int linf;    /**< largest |y - x| over all values, in pixel levels */
+    double l2;   /**< sqrt(sum (y - x)^2), in pixel levels */
+    double psnr; /**< 10 log10(255^2 / mean (y - x)^2) in dB; INFINITY when y == x */
+} atk_norms;
+
+/** The perturbation's sizes; x and y must have one size. */
+atk_norms atk_perturbation(const img_rgb *x, const img_rgb *y);
 
 /**
  * JPGnoise(y) = clip(y + P (jpg - y), 0, 255): the JPEG change of every one of

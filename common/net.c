@@ -38,6 +38,7 @@ struct net_ctx {
     float *U[MODEL_MAX_LAYERS], *Ut[MODEL_MAX_LAYERS];
     float *wv, *wp;
     gemm_ws *gemm;
+    int *grad_exp; /* [max_batch]: the last input gradient is the true one times 2^grad_exp */
     size_t bytes;
     /* seconds spent per layer since the context was made: forward, backward */
     double t_fwd[MODEL_MAX_LAYERS], t_bwd[MODEL_MAX_LAYERS];
@@ -144,7 +145,8 @@ int net_ctx_new(const model *m, int max_batch, net_ctx **out, char *err, size_t 
              (c->g0 = ctx_alloc(c, B * max_act * sizeof(float))) &&
              (c->g1 = ctx_alloc(c, B * max_act * sizeof(float))) &&
              (c->logits = ctx_alloc(c, B * s->classes * sizeof(float))) &&
-             (c->probs = ctx_alloc(c, B * s->classes * sizeof(float)));
+             (c->probs = ctx_alloc(c, B * s->classes * sizeof(float))) &&
+             (c->grad_exp = ctx_alloc(c, B * sizeof(int)));
     if (!ok) {
         size_t want = c->bytes;
         net_ctx_free(c);
@@ -187,6 +189,7 @@ void net_ctx_free(net_ctx *c)
     free(c->g1);
     free(c->logits);
     free(c->probs);
+    free(c->grad_exp);
     gemm_ws_free(c->gemm);
     free(c);
 }
@@ -334,6 +337,8 @@ int net_forward(net_ctx *c, const float *input, int n, float *probs)
 
 const float *net_logits(const net_ctx *c) { return c->logits; }
 
+int net_grad_exponent(const net_ctx *c, int i) { return i >= 0 && i < c->n ? c->grad_exp[i] : 0; }
+
 /* Backward through conv layer i: dY (CNHW) -> weight grads (if dw) and dX (if dx). */
 static void conv_backward(net_ctx *c, int i, int n, const float *dY, float *dx, float *dw)
 {
@@ -415,7 +420,7 @@ static void fc_backward(net_ctx *c, int i, int n, const float *dY, float *dx, fl
  * largest entry is below NET_TINY_GRAD is multiplied by a power of two (exact)
  * to bring that entry to [0.5, 1).
  */
-static double logit_grad(const float *z, int K, int l, int rescale, float *d)
+static double logit_grad(const float *z, int K, int l, int rescale, float *d, int *exp2)
 {
     int am = 0;
     for (int k = 1; k < K; k++)
@@ -437,10 +442,12 @@ static double logit_grad(const float *z, int K, int l, int rescale, float *d)
         if (k != l && p > big)
             big = p;
     }
+    *exp2 = 0;
     if (rescale && big > 0 && big < NET_TINY_GRAD) {
         int e;
         frexp(big, &e);
         scale = ldexp(1.0, -e);
+        *exp2 = -e;
     }
     for (int k = 0; k < K; k++)
         d[k] = (float)((k == l ? -not_l : exp((double)z[k] - m)) / S * scale);
@@ -461,7 +468,7 @@ int net_backward(net_ctx *c, const int *labels, float *grad_input, float *grad_w
     float *cur = c->g0, *other = c->g1;
     for (int b = 0; b < n; b++) {
         const double loss = logit_grad(c->logits + (size_t)b * K, K, labels[b], !grad_weights,
-                                       other + (size_t)b * K);
+                                       other + (size_t)b * K, &c->grad_exp[b]);
         if (losses)
             losses[b] = (float)loss;
     }

@@ -107,6 +107,14 @@ const float *net_logits(const net_ctx *ctx);
 int net_backward(net_ctx *ctx, const int *labels, float *grad_input, float *grad_weights,
                  float *losses);
 
+/**
+ * e such that image i's input gradient from the last net_backward is the true
+ * gradient times 2^e: 0 unless it was scaled up against underflow (see
+ * net_backward). Callers that add gradients of several passes (EOT) weigh
+ * them with it.
+ */
+int net_grad_exponent(const net_ctx *ctx, int i);
+
 /** Index of the largest of n values (the first one on a tie). */
 int net_argmax(const float *v, int n);
 

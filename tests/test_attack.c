@@ -6,6 +6,7 @@
 
 #include "attack.h"
 #include "experiment.h"
+#include "synth.h"
 #include "testutil.h"
 
 static const char *SPEC =
@@ -146,13 +147,23 @@ static void test_iterative(void)
     for (int pgd = 0; pgd < 2; pgd++) {
         double l_last = 0;
         for (int steps = 1; steps <= 6; steps++) { /* every iterate, one run per length */
-            atk_iter_params p = {.eps = eps, .steps = steps, .step_size = 1, .random_start = pgd, .seed = 3};
+            atk_iter_params p = {.eps = eps, .steps = steps, .step_size = 1, .random_start = pgd};
             img_rgb out[N];
-            CHECK(atk_iterative(CTX, XS, N, labels, &p, out, err, sizeof err) == 0, "%s", err);
+            uint64_t seeds[N];
+            for (int i = 0; i < N; i++)
+                seeds[i] = 3 + i;
+            CHECK(atk_iterative(CTX, XS, N, labels, seeds, &p, out, err, sizeof err) == 0, "%s", err);
             long outside = 0;
             for (int i = 0; i < N; i++)
                 for (size_t k = 0; k < per; k++)
                     outside += abs(out[i].px[k] - XS[i].px[k]) > eps;
+            if (pgd && steps == 2) { /* image 5 alone, with its seed: the same image */
+                img_rgb one;
+                CHECK(atk_iterative(CTX, XS + 5, 1, labels + 5, seeds + 5, &p, &one, err, sizeof err) == 0,
+                      "%s", err);
+                CHECK(memcmp(one.px, out[5].px, per) == 0, "PGD: an image's result depends on its seed only");
+                img_free(&one);
+            }
             CHECK(outside == 0, "%s step %d: %ld values outside the eps ball", pgd ? "PGD" : "BIM", steps, outside);
             l_last = mean_loss(out, labels);
             for (int i = 0; i < N; i++)
@@ -161,9 +172,24 @@ static void test_iterative(void)
         CHECK(l_last >= l_fgsm, "%s: loss after 6 steps %g below one FGSM step %g", pgd ? "PGD" : "BIM",
               l_last, l_fgsm);
     }
-    atk_iter_params bad = {.eps = 5, .steps = 0, .step_size = 1};
+    const atk_iter_params bad[] = {
+        {.eps = 5, .steps = 0, .step_size = 1},
+        {.eps = 256, .steps = 1, .step_size = 1},
+        {.eps = 5, .steps = 1, .step_size = 0},
+        {.eps = 5, .steps = 1, .step_size = 1, .n_qualities = 1, .qualities = {0}},
+        {.eps = 5, .steps = 1, .step_size = 1, .n_qualities = 17},
+    };
+    const char *why[] = {"steps 0", "eps 256", "step size 0", "quality 0", "17 qualities"};
     img_rgb out[N];
-    CHECK(atk_iterative(CTX, XS, N, labels, &bad, out, err, sizeof err) == ADJ_ERR_ARG, "steps 0 refused");
+    for (int b = 0; b < 5; b++) {
+        err[0] = 0;
+        CHECK(atk_iterative(CTX, XS, N, labels, NULL, &bad[b], out, err, sizeof err) == ADJ_ERR_ARG &&
+                  strstr(err, why[b]),
+              "%s refused: '%s'", why[b], err);
+    }
+    atk_iter_params pgd = {.eps = 5, .steps = 1, .step_size = 1, .random_start = 1};
+    CHECK(atk_iterative(CTX, XS, N, labels, NULL, &pgd, out, err, sizeof err) == ADJ_ERR_ARG,
+          "a random start without seeds refused");
     for (int i = 0; i < N; i++)
         img_free(&fgsm[i]);
     free(grad);
@@ -260,6 +286,155 @@ static void test_pipeline_invariance(void)
         exp_result_free(&ref[i]);
 }
 
+/* ---- on the embedded model: what the attacks do to a real classifier */
+
+static double top1(net_ctx *ctx, const img_rgb *ims, int n, const int *truth, int cls, float *pl,
+                   const int *plabel)
+{
+    const int S = ims[0].w;
+    float *x = malloc((size_t)3 * S * S * sizeof(float)), *p = malloc((size_t)cls * sizeof(float));
+    int right = 0;
+    for (int i = 0; i < n; i++) {
+        img_to_planar(&ims[i], x);
+        net_forward(ctx, x, 1, p);
+        right += net_argmax(p, cls) == truth[i];
+        if (pl)
+            pl[i] = p[plabel[i]];
+    }
+    free(x);
+    free(p);
+    return (double)right / n;
+}
+
+static void jpg_all(const img_rgb *in, int n, int q, img_rgb *out)
+{
+    char err[ADJ_ERRLEN];
+    for (int i = 0; i < n; i++)
+        CHECK(img_jpeg_roundtrip(&in[i], q, &out[i], err, sizeof err) == 0, "%s", err);
+}
+
+static void free_all(img_rgb *ims, int n)
+{
+    for (int i = 0; i < n; i++)
+        img_free(&ims[i]);
+}
+
+static void test_embedded_attacks(void)
+{
+    const char *dir = getenv("ADVJPG_CONFIG_DIR");
+    if (!dir) {
+        fprintf(stderr, "embedded-model attacks skipped: ADVJPG_CONFIG_DIR is not set\n");
+        return;
+    }
+    char err[ADJ_ERRLEN], spec_path[4200], w_path[4200];
+    snprintf(spec_path, sizeof spec_path, "%s/advjpg-shapes.json", dir);
+    snprintf(w_path, sizeof w_path, "%s/advjpg-shapes.weights", dir);
+    model_spec s;
+    model *m;
+    net_ctx *ctx;
+    if (model_spec_load(spec_path, &s, err, sizeof err) || model_load(&s, w_path, &m, err, sizeof err) ||
+        net_ctx_new(m, 16, &ctx, err, sizeof err)) {
+        CHECK(0, "embedded model: %s", err);
+        return;
+    }
+    enum { E = 48 };
+    const int K = s.classes, S = s.input_size, per = 3 * S * S, eps = 5;
+    img_rgb xs[E], adv[E], jadv[E], tmp[E];
+    int truth[E], lx[E], ll[E];
+    uint64_t seeds[E];
+    float *grad = malloc((size_t)per * 16 * sizeof(float)), *probs = malloc((size_t)16 * K * sizeof(float));
+    for (int i = 0; i < E; i++) {
+        img_rgb im;
+        truth[i] = i % K;
+        CHECK(synth_render(truth[i], 900 + i, &im, err, sizeof err) == 0, "%s", err);
+        CHECK(img_prepare(&im, s.scale_size, S, &xs[i], err, sizeof err) == 0, "%s", err);
+        img_free(&im);
+        seeds[i] = 40 + i;
+    }
+    /* FGSM at eps 5, and l_x / the least-likely class of each image */
+    for (int b0 = 0; b0 < E; b0 += 16) {
+        CHECK(atk_gradient(ctx, xs + b0, 16, lx + b0, 1, grad, probs, err, sizeof err) == 0, "%s", err);
+        for (int i = 0; i < 16; i++) {
+            img_alloc(&adv[b0 + i], S, S);
+            atk_fgsm(xs[b0 + i].px, grad + (size_t)per * i, (size_t)per, eps, adv[b0 + i].px);
+            ll[b0 + i] = 0;
+            for (int k = 1; k < K; k++)
+                if (probs[i * K + k] < probs[i * K + ll[b0 + i]])
+                    ll[b0 + i] = k;
+        }
+    }
+    const double clean = top1(ctx, xs, E, truth, K, NULL, NULL), t_fgsm = top1(ctx, adv, E, truth, K, NULL, NULL);
+    jpg_all(adv, E, 75, jadv);
+    const double t_jfgsm = top1(ctx, jadv, E, truth, K, NULL, NULL);
+    free_all(jadv, E);
+
+    /* BIM-10 at eps 5 is at least as strong as FGSM */
+    atk_iter_params bim = {.eps = eps, .steps = 10, .step_size = 1};
+    CHECK(atk_iterative(ctx, xs, E, lx, NULL, &bim, tmp, err, sizeof err) == 0, "%s", err);
+    const double t_bim = top1(ctx, tmp, E, truth, K, NULL, NULL);
+    jpg_all(tmp, E, 75, jadv);
+    const double t_jbim = top1(ctx, jadv, E, truth, K, NULL, NULL);
+    free_all(jadv, E);
+    atk_norms nb = atk_perturbation(&xs[0], &tmp[0]);
+    CHECK(nb.linf <= eps && nb.l2 > 0 && nb.psnr > 20 * log10(255.0 / eps) - 1e-9,
+          "BIM's perturbation: L-inf %d, L2 %g, PSNR %g dB", nb.linf, nb.l2, nb.psnr);
+    free_all(tmp, E);
+    CHECK(t_bim <= t_fgsm, "BIM-10 top-1 %.3f is at most FGSM's %.3f", t_bim, t_fgsm);
+
+    /* iterative least-likely class: the target's probability rises */
+    float before[E], after[E];
+    top1(ctx, xs, E, truth, K, before, ll);
+    atk_iter_params llp = {.eps = eps, .steps = 10, .step_size = 1, .targeted = 1};
+    CHECK(atk_iterative(ctx, xs, E, ll, NULL, &llp, tmp, err, sizeof err) == 0, "%s", err);
+    top1(ctx, tmp, E, truth, K, after, ll);
+    int rose = 0;
+    for (int i = 0; i < E; i++)
+        rose += after[i] > before[i];
+    CHECK(rose >= E * 9 / 10, "LL: the target's probability rose on %d of %d images", rose, E);
+    free_all(tmp, E);
+
+    /* BPDA against f(JPG_75): the defended output's top-1 falls below what
+     * the non-adaptive BIM leaves; EOT over {75} is BPDA at 75, bit for bit */
+    atk_iter_params bpda = {.eps = eps, .steps = 10, .step_size = 1, .n_qualities = 1, .qualities = {75}};
+    CHECK(atk_iterative(ctx, xs, E, lx, NULL, &bpda, tmp, err, sizeof err) == 0, "%s", err);
+    jpg_all(tmp, E, 75, jadv);
+    const double t_jbpda = top1(ctx, jadv, E, truth, K, NULL, NULL);
+    free_all(jadv, E);
+    CHECK(t_jbpda < t_jbim, "BPDA: top-1 of JPG(Adv) %.3f is below the non-adaptive %.3f", t_jbpda, t_jbim);
+    free_all(adv, E); /* the FGSM images: adv takes EOT's next */
+    atk_iter_params eot1 = bpda;
+    eot1.n_qualities = 2;
+    eot1.qualities[1] = 75; /* the mean of two equal gradients is that gradient */
+    CHECK(atk_iterative(ctx, xs, E, lx, NULL, &eot1, adv + 0, err, sizeof err) == 0, "%s", err);
+    int same = 0;
+    for (int i = 0; i < E; i++)
+        same += memcmp(adv[i].px, tmp[i].px, (size_t)per) == 0;
+    CHECK(same == E, "EOT over {75, 75} equals BPDA at 75 on %d of %d images", same, E);
+    free_all(adv, E);
+    free_all(tmp, E);
+    atk_iter_params eot = {.eps = eps, .steps = 5, .step_size = 1, .random_start = 1, .n_qualities = 3,
+                           .qualities = {50, 75, 90}};
+    img_rgb again[E];
+    CHECK(atk_iterative(ctx, xs, E, lx, seeds, &eot, tmp, err, sizeof err) == 0 &&
+              atk_iterative(ctx, xs, E, lx, seeds, &eot, again, err, sizeof err) == 0,
+          "%s", err);
+    same = 0;
+    for (int i = 0; i < E; i++)
+        same += memcmp(again[i].px, tmp[i].px, (size_t)per) == 0;
+    CHECK(same == E, "EOT-PGD is reproducible for its seeds (%d of %d)", same, E);
+    free_all(tmp, E);
+    free_all(again, E);
+    fprintf(stderr,
+            "embedded model, %d images, eps %d: top-1 clean %.3f, FGSM %.3f (JPG %.3f), BIM-10 %.3f "
+            "(JPG %.3f), BPDA-BIM-10 then JPG %.3f\n",
+            E, eps, clean, t_fgsm, t_jfgsm, t_bim, t_jbim, t_jbpda);
+    free_all(xs, E);
+    free(grad);
+    free(probs);
+    net_ctx_free(ctx);
+    model_free(m);
+}
+
 int main(void)
 {
     char err[ADJ_ERRLEN];
@@ -277,6 +452,7 @@ int main(void)
     test_iterative();
     test_pipeline();
     test_pipeline_invariance();
+    test_embedded_attacks();
     for (int i = 0; i < N; i++)
         img_free(&XS[i]);
     net_ctx_free(CTX);
