@@ -4,45 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-void atk_rng_seed(atk_rng *r, uint64_t seed)
-{
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&seed);
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-uint64_t atk_rng_next(atk_rng *r)
-{
-    uint64_t *s = r->s;
-    const uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-uint64_t atk_rng_below(atk_rng *r, uint64_t bound)
-{
-    /* rejection sampling: accept r >= 2^64 mod bound, then r mod bound is uniform */
-    const uint64_t threshold = (0 - bound) % bound;
-    for (;;) {
-        uint64_t x = atk_rng_next(r);
-        if (x >= threshold)
-            return x % bound;
-    }
-}
 
 static uint8_t clip255(int v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }
 
@@ -185,11 +146,11 @@ int atk_iterative(net_ctx *ctx, const img_rgb *xs, int n, const int *labels,
         if ((rc = img_copy(&xs[i], &ys[i])))
             adj_fail(err, errsz, rc, "out of memory");
         else if (p->random_start) {
-            atk_rng rng;
-            atk_rng_seed(&rng, seeds[i]);
+            rng gen;
+            rng_seed(&gen, seeds[i]);
             const size_t len = (size_t)3 * xs[i].w * xs[i].h;
             for (size_t k = 0; k < len; k++) {
-                int d = (int)atk_rng_below(&rng, (uint64_t)(2 * p->eps + 1)) - p->eps;
+                int d = (int)rng_below(&gen, (uint64_t)(2 * p->eps + 1)) - p->eps;
                 ys[i].px[k] = clip255(xs[i].px[k] + d);
             }
         }
@@ -262,10 +223,10 @@ int atk_jpeg_noise(const img_rgb *y, const img_rgb *jpg, uint64_t seed, img_rgb 
     }
     for (size_t k = 0; k < n; k++)
         d[k] = (int16_t)(jpg->px[k] - y->px[k]);
-    atk_rng rng;
-    atk_rng_seed(&rng, seed);
+    rng gen;
+    rng_seed(&gen, seed);
     for (size_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
-        size_t j = (size_t)atk_rng_below(&rng, (uint64_t)i + 1);
+        size_t j = (size_t)rng_below(&gen, (uint64_t)i + 1);
         int16_t t = d[i];
         d[i] = d[j];
         d[j] = t;

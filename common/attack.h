@@ -7,8 +7,8 @@
  * adversarial image survives a lossless PNG round trip and classifies the
  * same again.
  *
- * Random numbers come from atk_rng (xoshiro256** seeded through splitmix64):
- * the same seed gives the same numbers on every machine.
+ * Random numbers come from rng.h: the same seed gives the same numbers on
+ * every machine.
  */
 #ifndef ADJ_ATTACK_H
 #define ADJ_ATTACK_H
@@ -17,18 +17,7 @@
 
 #include "image.h"
 #include "net.h"
-
-/** xoshiro256** state; seed with atk_rng_seed. */
-typedef struct { uint64_t s[4]; } atk_rng;
-
-/** Seeds the generator from one 64-bit value (splitmix64 expansion). */
-void atk_rng_seed(atk_rng *r, uint64_t seed);
-
-/** The next 64 random bits. */
-uint64_t atk_rng_next(atk_rng *r);
-
-/** A uniform integer in [0, bound) without modulo bias (bound >= 1). */
-uint64_t atk_rng_below(atk_rng *r, uint64_t bound);
+#include "rng.h"
 
 /**
  * FGSM: out = clip(x + eps * sign(grad), 0, 255) elementwise over n values.
@@ -72,7 +61,7 @@ int atk_iter_params_check(const atk_iter_params *p, char *err, size_t errsz);
  * The iterative attacks, all on exact 8-bit images:
  * - BIM / I-FGSM (Kurakin et al.): y_0 = x; PGD (Madry et al.), with
  *   random_start: y_0 = clip_{x,eps}(x + u), u uniform integers in
- *   [-eps, eps] drawn by atk_rng from seeds[i] (image i's start depends on
+ *   [-eps, eps] drawn by rng.h from seeds[i] (image i's start depends on
  *   its seed only, not on the other images);
  * - each step y = clip_{x,eps}(y + s * step_size * sign(g)), clip_{x,eps}
  *   projecting to the eps ball around x and to 0..255, with s = +1 and g the
@@ -102,7 +91,7 @@ atk_norms atk_perturbation(const img_rgb *x, const img_rgb *y);
 /**
  * JPGnoise(y) = clip(y + P (jpg - y), 0, 255): the JPEG change of every one of
  * the 3*w*h entries, moved by a uniform random permutation P (Fisher-Yates
- * with atk_rng seeded by seed), added back to y. out (new) has y's size.
+ * with rng seeded by seed), added back to y. out (new) has y's size.
  */
 int atk_jpeg_noise(const img_rgb *y, const img_rgb *jpg, uint64_t seed, img_rgb *out,
                    char *err, size_t errsz);

@@ -23,13 +23,16 @@
  *   - mean is the arithmetic mean (summed in long double).
  *
  * Pure functions: no I/O, no global state; stats_box_of allocates one
- * scratch copy of the values. Values must be finite (a NaN or an infinity
+ * scratch copy of the values. The bootstrap, McNemar and Wilcoxon functions
+ * at the end give Table 1's intervals and paired tests (experiment.md,
+ * "Statistics"). Values must be finite (a NaN or an infinity
  * is refused with ADJ_ERR_ARG).
  */
 #ifndef ADJ_STATS_H
 #define ADJ_STATS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "status.h"
 
@@ -67,5 +70,45 @@ int stats_box_of(const double *values, size_t n, stats_box *out);
 
 /** Whether v lies beyond the whiskers of b (an outlier of that box). */
 int stats_is_outlier(const stats_box *b, double v);
+
+/* ------------------------------------------------ what a reviewer asks for */
+
+/**
+ * Percentile bootstrap interval of the mean of n >= 1 values: `resamples`
+ * means of n values drawn uniformly with replacement (index rng_below(n) of
+ * rng.h seeded by seed, values in order), sorted, and their type-7
+ * quantiles (1 - level) / 2 and (1 + level) / 2 into ci[0], ci[1]. The same
+ * seed gives the same interval. For top-1 accuracy the values are 0 and 1.
+ * ADJ_ERR_ARG for n == 0, resamples < 1, level outside (0, 1) or a value not
+ * finite; ADJ_ERR_NOMEM.
+ */
+int stats_bootstrap_mean(const double *v, size_t n, int resamples, uint64_t seed, double level,
+                         double ci[2]);
+
+/**
+ * McNemar's exact test on paired right/wrong outcomes: b pairs went right to
+ * wrong, c wrong to right. The two-sided binomial test of b out of b + c at
+ * 1/2: p = min(1, 2 sum_{k <= min(b, c)} C(b + c, k) / 2^(b + c)); 1 when b + c
+ * is 0. b, c >= 0.
+ */
+double stats_mcnemar_exact(long b, long c);
+
+/** The Wilcoxon signed-rank test of n paired values. */
+typedef struct {
+    size_t n;     /**< pairs with a nonzero difference (zero differences are dropped) */
+    double w;     /**< min(W+, W-): the sums of the ranks of |d| of positive / negative d */
+    double w_plus, w_minus;
+    double z, p;  /**< normal approximation with the tie correction; two-sided p */
+} stats_wilcoxon;
+
+/**
+ * Wilcoxon's signed-rank test of y - x: differences of 0 dropped, ties of |d|
+ * given their mean rank, z = (w - n(n+1)/4) / sqrt(n(n+1)(2n+1)/24 -
+ * sum(t^3 - t)/48) over the groups of t tied |d|, p = 2 Phi(-|z|), no
+ * continuity correction (SciPy's wilcoxon(x, y, zero_method="wilcox",
+ * correction=False, mode="approx")). With no nonzero difference, z = 0 and
+ * p = 1. ADJ_ERR_ARG for a value that is not finite; ADJ_ERR_NOMEM.
+ */
+int stats_wilcoxon_test(const double *x, const double *y, size_t n, stats_wilcoxon *out);
 
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "attack.h"
+#include "rng.h"
 
 struct trn_state {
     model *m;
@@ -108,8 +109,8 @@ void trn_init_weights(model *m, uint64_t seed)
     model_shape sh[MODEL_MAX_LAYERS + 1];
     model_spec_shapes(s, sh, NULL, 0);
     float *w = model_weights_mut(m);
-    atk_rng r;
-    atk_rng_seed(&r, seed);
+    rng r;
+    rng_seed(&r, seed);
     for (int i = 0; i < s->n_layers; i++) {
         long off = model_layer_offset(m, i);
         if (off < 0)
@@ -120,7 +121,7 @@ void trn_init_weights(model *m, uint64_t seed)
         float a = sqrtf(6.0f / (float)fan);
         float *p = w + off;
         for (size_t k = 0; k < (size_t)l->out * fan; k++)
-            p[k] = a * (2.0f * (float)((atk_rng_next(&r) >> 40) / (double)(1 << 24)) - 1.0f);
+            p[k] = a * (2.0f * (float)((rng_next(&r) >> 40) / (double)(1 << 24)) - 1.0f);
         memset(p + (size_t)l->out * fan, 0, (size_t)l->out * sizeof(float));
     }
 }

@@ -254,8 +254,8 @@ int main(int argc, char **argv)
     const size_t per = (size_t)3 * S * S, sq = (size_t)3 * side * side;
     float *x = malloc(per * batch * sizeof(float)), *probs = malloc((size_t)batch * spec.classes * sizeof(float));
     int *order = malloc((size_t)tr.n * sizeof(int)), *labels = malloc((size_t)batch * sizeof(int));
-    atk_rng rng;
-    atk_rng_seed(&rng, seed ^ 0x5eed);
+    rng gen;
+    rng_seed(&gen, seed ^ 0x5eed);
     const long steps_total = (long)epochs * ((tr.n + batch - 1) / batch);
     long step = 0;
     double acc = 0;
@@ -263,7 +263,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < tr.n; i++)
             order[i] = i;
         for (int i = tr.n - 1; i > 0; i--) {
-            int j = (int)atk_rng_below(&rng, (uint64_t)i + 1), tmp = order[i];
+            int j = (int)rng_below(&gen, (uint64_t)i + 1), tmp = order[i];
             order[i] = order[j];
             order[j] = tmp;
         }
@@ -273,9 +273,9 @@ int main(int argc, char **argv)
             const int nb = tr.n - b0 < batch ? tr.n - b0 : batch;
             for (int i = 0; i < nb; i++) {
                 const int k = order[b0 + i];
-                int ox = (int)atk_rng_below(&rng, (uint64_t)(side - S + 1));
-                int oy = (int)atk_rng_below(&rng, (uint64_t)(side - S + 1));
-                int fl = flip && (atk_rng_next(&rng) >> 63);
+                int ox = (int)rng_below(&gen, (uint64_t)(side - S + 1));
+                int oy = (int)rng_below(&gen, (uint64_t)(side - S + 1));
+                int fl = flip && (rng_next(&gen) >> 63);
                 crop_planar(tr.px + sq * k, side, ox, oy, S, fl, x + per * i);
                 labels[i] = tr.labels[k];
             }
