@@ -53,7 +53,7 @@ static void test_against_scipy(void)
         return;
     }
     const char *dir = tu_tmpdir();
-    char in[4200], out[4200], cmd[9000];
+    char in[4200], out[4200], cmd[12000];
     snprintf(in, sizeof in, "%s/cases.txt", dir);
     snprintf(out, sizeof out, "%s/scipy.txt", dir);
     enum { CASES = 12, N = 60 };
