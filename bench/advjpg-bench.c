@@ -31,7 +31,7 @@
 
 #include "gemm.h"
 #include "net.h"
-#include "runtime.h"
+#include "blas_runtime.h"
 
 static double now(void)
 {

@@ -306,7 +306,7 @@ static int have_avx2(void)
 
 const char *gemm_kernel_name(const gemm_ws *ws)
 {
-    return ws->portable || !have_avx2() ? "portable" : "avx2-fma 6x16";
+    return (ws && ws->portable) || !have_avx2() ? "portable" : "avx2-fma 6x16";
 }
 
 /* ----------------------------------------------------------------- blocking */

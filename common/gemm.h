@@ -73,7 +73,7 @@ void gemm_f32(gemm_ws *ws, gemm_op ta, gemm_op tb, int M, int N, int K, const fl
  */
 void gemm_ws_set_portable(gemm_ws *ws, int on);
 
-/** Name of the kernels the workspace uses ("avx2-fma 6x16" or "portable"). */
+/** Name of the kernels the workspace uses ("avx2-fma 6x16" or "portable"); NULL: a new one's. */
 const char *gemm_kernel_name(const gemm_ws *ws);
 
 #endif

@@ -35,8 +35,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "gemm.h"
 #include "model.h"
-#include "runtime.h"
 #include "srv_config.h"
 #include "srv_http.h"
 #include "srv_jobs.h"
@@ -214,7 +214,6 @@ static void shutdown_app(app *a, int loaded)
 
 int main(int argc, char **argv)
 {
-    adj_runtime_init(argv);
 #ifdef __GLIBC__
     /* Request bodies and decoded images (up to --max-body, --max-pixels)
      * are large, short-lived buffers allocated on several HTTP threads.
@@ -302,9 +301,9 @@ int main(int argc, char **argv)
                     fprintf(stderr, "advjpgd: warning: %s\n", a.load_note);
                 fprintf(stderr,
                         "advjpgd: serving %s on %s (port %d): %zu parameters, loaded in %.2f s; "
-                        "BLAS %s x%d; max batch %d, batch delay %d ms%s\n",
+                        "products %s; max batch %d, batch delay %d ms%s\n",
                         a.spec.name, a.cfg.listen, a.port, model_spec_param_count(&a.spec),
-                        a.load_seconds, adj_blas_corename(), adj_blas_threads(), a.cfg.max_batch,
+                        a.load_seconds, gemm_kernel_name(NULL), a.cfg.max_batch,
                         a.cfg.batch_delay_ms, a.cfg.token ? "; bearer token required" : "");
             }
         }

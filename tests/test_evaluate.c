@@ -27,7 +27,6 @@
 #include "image.h"
 #include "model.h"
 #include "net.h"
-#include "runtime.h"
 #include "server_harness.h"
 #include "stats.h"
 #include "synth.h"
@@ -1305,7 +1304,6 @@ static void test_no_data_root(void)
 int main(int argc, char **argv)
 {
     (void)argc;
-    adj_runtime_init(argv); /* the daemon's BLAS kernels, so that results compare exactly */
     if (!sh_program()) {
         fprintf(stderr, "test_evaluate: ADVJPGD is not set (tests/meson.build sets it)\n");
         return 1;

@@ -38,7 +38,6 @@
 
 #include "image.h"
 #include "model.h"
-#include "runtime.h"
 #include "server_harness.h"
 #include "testutil.h"
 
@@ -770,7 +769,6 @@ static void test_listen_warning(void)
 int main(int argc, char **argv)
 {
     (void)argc;
-    adj_runtime_init(argv);
     if (!sh_program()) {
         fprintf(stderr, "test_jobs_disk: ADVJPGD is not set (tests/meson.build sets it)\n");
         return 1;

@@ -23,7 +23,6 @@
 
 #include "attack.h"
 #include "image.h"
-#include "runtime.h"
 #include "train.h"
 
 typedef struct {
@@ -193,7 +192,6 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    adj_runtime_init(argv);
     const char *train_dir = NULL, *val_dir = NULL, *out = NULL, *model_name = MODEL_DEFAULT_NAME;
     int epochs = 12, batch = 64, flip = 1;
     double lr0 = 0.05;

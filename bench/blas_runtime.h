@@ -1,5 +1,7 @@
 /*
- * runtime.h - getting the fast BLAS kernels without the user setting anything.
+ * blas_runtime.h - OpenBLAS's fast kernels for advjpg-bench's reference
+ * figures (cblas_sgemm beside the engine's own products), without the user
+ * setting anything. The engine itself does not use BLAS.
  *
  * Debian's OpenBLAS 0.3.21 does not recognise recent processors and falls back
  * to its slowest x86-64 kernels; it reads OPENBLAS_CORETYPE only when the

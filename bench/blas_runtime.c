@@ -1,4 +1,4 @@
-#include "runtime.h"
+#include "blas_runtime.h"
 
 #include <cblas.h>
 #include <stdio.h>
