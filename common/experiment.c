@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "attack.h"
+/* Images per call of the iterative attacks (their seeds on the stack). */
+#define EXP_MAX_BATCH_SEEDS 64
 
 int exp_params_check(const exp_params *p, char *err, size_t errsz)
 {
@@ -17,7 +18,58 @@ int exp_params_check(const exp_params *p, char *err, size_t errsz)
                             p->eps[i]);
     if (p->quality < 1 || p->quality > 100)
         return adj_fail(err, errsz, ADJ_ERR_ARG, "quality: %d is not in 1..100", p->quality);
+    const exp_attack *a = &p->attack;
+    if (a->kind < EXP_FGSM || a->kind > EXP_LL)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "attack: unknown kind %d", (int)a->kind);
+    if (a->adaptive < EXP_ADAPT_NONE || a->adaptive > EXP_ADAPT_EOT)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "adaptive: unknown kind %d", (int)a->adaptive);
+    if (a->kind == EXP_FGSM && (a->steps || a->step_size))
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "steps and step_size: FGSM takes one step of eps");
+    if (a->kind == EXP_FGSM && a->adaptive)
+        return adj_fail(err, errsz, ADJ_ERR_ARG,
+                        "adaptive: the adaptive attacks are iterative (bim, pgd or ll), not fgsm");
+    if (a->n_eot && a->adaptive != EXP_ADAPT_EOT)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "eot_qualities: only with adaptive=eot");
+    if (a->steps < 0 || a->steps > 10000)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "steps: %d is not in 1..10000", a->steps);
+    if (a->step_size < 0 || a->step_size > 255)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "step_size: %d is not in 1..255", a->step_size);
+    if (a->n_eot < 0 || a->n_eot > 16)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "eot_qualities: give 1..16 values, not %d", a->n_eot);
+    for (int q = 0; q < a->n_eot; q++)
+        if (a->eot_qualities[q] < 1 || a->eot_qualities[q] > 100)
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "eot_qualities: %d is not in 1..100",
+                            a->eot_qualities[q]);
     return ADJ_OK;
+}
+
+/* PGD's start for an image (its seed) at eps e: its own stream per eps. */
+static uint64_t start_seed(uint64_t image_seed, int eps)
+{
+    char name[24];
+    snprintf(name, sizeof name, "PGD%d", eps);
+    return exp_image_seed(image_seed, name);
+}
+
+/* The iterative attack's parameters for eps e, defaults filled in. */
+static atk_iter_params iter_params(const exp_params *p, int e)
+{
+    static const int eot_default[] = {50, 60, 70, 75, 80, 90};
+    const exp_attack *a = &p->attack;
+    atk_iter_params ip = {.eps = e,
+                          .steps = a->steps ? a->steps : 10,
+                          .step_size = a->step_size ? a->step_size : 1,
+                          .random_start = a->kind == EXP_PGD,
+                          .targeted = a->kind == EXP_LL};
+    if (a->adaptive == EXP_ADAPT_BPDA) {
+        ip.n_qualities = 1;
+        ip.qualities[0] = p->quality;
+    } else if (a->adaptive == EXP_ADAPT_EOT) {
+        ip.n_qualities = a->n_eot ? a->n_eot : 6;
+        for (int q = 0; q < ip.n_qualities; q++)
+            ip.qualities[q] = a->n_eot ? a->eot_qualities[q] : eot_default[q];
+    }
+    return ip;
 }
 
 int exp_n_transforms(const exp_params *p) { return 2 + 3 * p->n_eps; }
@@ -78,7 +130,9 @@ uint64_t exp_image_seed(uint64_t seed, const char *name)
     return z ^ (z >> 31);
 }
 
-/* Builds every transformed image of one result from x and its gradient. */
+/* Builds every transformed image of one result from x and its gradient
+ * (FGSM), or from the adversarial images already in place (the iterative
+ * attacks: grad NULL). */
 static int make_variants(const exp_params *p, const float *grad, uint64_t seed, exp_result *r,
                          char *err, size_t errsz)
 {
@@ -86,9 +140,12 @@ static int make_variants(const exp_params *p, const float *grad, uint64_t seed, 
     int rc = img_jpeg_roundtrip(x, p->quality, &r->images[1], err, errsz);
     for (int e = 0; e < p->n_eps && !rc; e++) {
         img_rgb *adv = &r->images[2 + 3 * e];
-        if ((rc = img_alloc(adv, x->w, x->h)))
-            return adj_fail(err, errsz, rc, "out of memory");
-        atk_fgsm(x->px, grad, (size_t)3 * x->w * x->h, p->eps[e], adv->px);
+        if (grad) {
+            if ((rc = img_alloc(adv, x->w, x->h)))
+                return adj_fail(err, errsz, rc, "out of memory");
+            atk_fgsm(x->px, grad, (size_t)3 * x->w * x->h, p->eps[e], adv->px);
+        }
+        r->norms[e] = atk_perturbation(x, adv);
         rc = img_jpeg_roundtrip(adv, p->quality, adv + 1, err, errsz);
         if (!rc)
             rc = atk_jpeg_noise(adv, adv + 1, seed, adv + 2, err, errsz);
@@ -132,7 +189,10 @@ int exp_run_batch(net_ctx *ctx, const img_rgb *xs, int n, const exp_params *p,
         if (!r[i].probs || !r[i].images || img_copy(&xs[i], &r[i].images[0]))
             rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
     }
-    /* 1. the clean images: one forward and one backward pass per chunk */
+    /* 1. the clean images: one forward and one backward pass per chunk; the
+     * iterative attacks then make Adv for each eps from l_x (or, for LL, the
+     * least-likely class of x) */
+    const int fgsm = p->attack.kind == EXP_FGSM;
     for (int b0 = 0; b0 < n && !rc; b0 += B) {
         const int nb = n - b0 < B ? n - b0 : B;
         if ((rc = atk_gradient(ctx, xs + b0, nb, labels, 1, grad, probs, err, errsz)))
@@ -140,9 +200,28 @@ int exp_run_batch(net_ctx *ctx, const img_rgb *xs, int n, const exp_params *p,
         for (int i = 0; i < nb; i++) {
             r[b0 + i].label_x = labels[i];
             memcpy(r[b0 + i].probs, probs + (size_t)i * K, (size_t)K * sizeof(float));
+            if (p->attack.kind == EXP_LL) {
+                int ll = 0;
+                for (int k = 1; k < K; k++)
+                    ll = probs[(size_t)i * K + k] < probs[(size_t)i * K + ll] ? k : ll;
+                labels[i] = ll;
+            }
+        }
+        for (int e = 0; e < p->n_eps && !fgsm && !rc; e++) {
+            const atk_iter_params ip = iter_params(p, p->eps[e]);
+            uint64_t s[EXP_MAX_BATCH_SEEDS];
+            img_rgb adv[EXP_MAX_BATCH_SEEDS];
+            for (int c0 = 0; c0 < nb && !rc; c0 += EXP_MAX_BATCH_SEEDS) {
+                const int nc = nb - c0 < EXP_MAX_BATCH_SEEDS ? nb - c0 : EXP_MAX_BATCH_SEEDS;
+                for (int i = 0; i < nc; i++)
+                    s[i] = start_seed(seeds[b0 + c0 + i], p->eps[e]);
+                rc = atk_iterative(ctx, xs + b0 + c0, nc, labels + c0, s, &ip, adv, err, errsz);
+                for (int i = 0; i < nc && !rc; i++)
+                    r[b0 + c0 + i].images[2 + 3 * e] = adv[i];
+            }
         }
         for (int i = 0; i < nb && !rc; i++)
-            rc = make_variants(p, grad + per * i, seeds[b0 + i], &r[b0 + i], err, errsz);
+            rc = make_variants(p, fgsm ? grad + per * i : NULL, seeds[b0 + i], &r[b0 + i], err, errsz);
     }
     /* 2. every variant but x, classified in batches of B */
     const long total = (long)n * (T - 1);

@@ -21,23 +21,45 @@
 
 #include <stdint.h>
 
+#include "attack.h"
 #include "image.h"
 #include "net.h"
 
 #define EXP_MAX_EPS 16
 #define EXP_MAX_TRANSFORMS (2 + 3 * EXP_MAX_EPS)
 
+/** Which attack makes Adv_eps(x) (experiment.md, "Beyond FGSM"). */
+typedef enum { EXP_FGSM = 0, EXP_BIM, EXP_PGD, EXP_LL } exp_attack_kind;
+
+/** The threat model: the paper's attack on f, or an adaptive one on f(JPG_q(.)). */
+typedef enum { EXP_ADAPT_NONE = 0, EXP_ADAPT_BPDA, EXP_ADAPT_EOT } exp_adaptive;
+
+/** The attack; all zeros is the paper's FGSM. */
+typedef struct {
+    exp_attack_kind kind;
+    int steps;         /**< iterative attacks; 0: 10 */
+    int step_size;     /**< levels per step; 0: 1 */
+    exp_adaptive adaptive; /**< BPDA at the job's quality, or EOT over eot_qualities */
+    int n_eot;         /**< EOT's qualities; 0: 50, 60, 70, 75, 80, 90 */
+    int eot_qualities[16];
+} exp_attack;
+
 typedef struct {
     int n_eps;
     int eps[EXP_MAX_EPS]; /**< pixel levels, 1..255 */
     int quality;          /**< JPEG quality 1..100 (the paper: 75) */
+    exp_attack attack;    /**< zeros: FGSM */
 } exp_params;
 
 typedef enum {
     EXP_T_X, EXP_T_JPG_X, EXP_T_ADV, EXP_T_JPG_ADV, EXP_T_NOISE_ADV
 } exp_transform_kind;
 
-/** Checks eps (1..255, at most EXP_MAX_EPS) and quality; errors name the value. */
+/**
+ * Checks eps (1..255, at most EXP_MAX_EPS), quality and the attack (steps
+ * 1..10000, step size 1..255, EOT qualities 1..100, an adaptive attack only
+ * with an iterative one, EOT's qualities only with EOT); errors name the value.
+ */
 int exp_params_check(const exp_params *p, char *err, size_t errsz);
 
 /** Number of transforms: 2 + 3 * n_eps. */
@@ -59,14 +81,18 @@ typedef struct {
     int classes;
     float *probs;     /**< [n_transforms][classes], owned */
     img_rgb *images;  /**< [n_transforms] the transformed 8-bit images, owned */
+    atk_norms norms[EXP_MAX_EPS]; /**< the size of Adv_eps(x) - x for each eps */
 } exp_result;
 
 /**
  * Runs the pipeline for n prepared images (all of the model's input size):
  * one forward pass of the clean images, one backward pass for the gradient of
- * -log p(l_x | x), FGSM for every eps, JPG and JPGnoise (image i's permutation
- * seeded by seeds[i]), and the variants classified in batches of the
- * context's max batch. out[i] (new) for each image: free with exp_result_free.
+ * -log p(l_x | x), FGSM for every eps (or p->attack: BIM, PGD or iterative
+ * least-likely class per eps, adaptive through JPG_q with BPDA or EOT; PGD's
+ * start for image i and eps e seeded from seeds[i] and e), JPG and JPGnoise
+ * (image i's permutation seeded by seeds[i]), and the variants classified in
+ * batches of the context's max batch. out[i] (new) for each image: free with
+ * exp_result_free.
  */
 int exp_run_batch(net_ctx *ctx, const img_rgb *xs, int n, const exp_params *p,
                   const uint64_t *seeds, exp_result *out, char *err, size_t errsz);

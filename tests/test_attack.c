@@ -248,13 +248,36 @@ static void test_pipeline(void)
     exp_result_free(&r1);
 }
 
+/* Attack settings the pipeline refuses, each with a message naming it. */
+static void test_attack_params(void)
+{
+    const struct {
+        exp_attack a;
+        const char *why;
+    } bad[] = {
+        {{.kind = EXP_FGSM, .steps = 3}, "steps"},
+        {{.kind = EXP_FGSM, .adaptive = EXP_ADAPT_BPDA}, "iterative"},
+        {{.kind = EXP_BIM, .n_eot = 2, .eot_qualities = {50, 60}}, "only with adaptive=eot"},
+        {{.kind = EXP_PGD, .steps = -1}, "steps"},
+        {{.kind = EXP_PGD, .step_size = 300}, "step_size"},
+        {{.kind = EXP_PGD, .adaptive = EXP_ADAPT_EOT, .n_eot = 1, .eot_qualities = {0}}, "eot_qualities"},
+        {{.kind = (exp_attack_kind)9}, "unknown"},
+    };
+    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+        exp_params p = {.n_eps = 1, .eps = {5}, .quality = 75, .attack = bad[b].a};
+        char err[ADJ_ERRLEN] = "";
+        CHECK(exp_params_check(&p, err, sizeof err) == ADJ_ERR_ARG && strstr(err, bad[b].why),
+              "bad attack %zu refused: '%s'", b, err);
+    }
+}
+
 /* The pipeline in chunks of 1, 3 and 8 images, by contexts of 1, 3 and 8
  * (which also classify the variants in batches of that size): every image's
  * label, probabilities and transformed images are the same bytes. */
-static void test_pipeline_invariance(void)
+static void test_pipeline_invariance(const exp_attack *attack)
 {
     char err[ADJ_ERRLEN];
-    exp_params p = {.n_eps = 3, .eps = {1, 5, 10}, .quality = 75};
+    exp_params p = {.n_eps = 3, .eps = {1, 5, 10}, .quality = 75, .attack = *attack};
     const int T = exp_n_transforms(&p);
     uint64_t seeds[N];
     for (int i = 0; i < N; i++)
@@ -269,17 +292,21 @@ static void test_pipeline_invariance(void)
             int n = N - b0 < sizes[si] ? N - b0 : sizes[si];
             CHECK(exp_run_batch(ctx, XS + b0, n, &p, seeds + b0, r + b0, err, sizeof err) == 0, "%s", err);
         }
-        int dl = 0, dp = 0, di = 0;
+        int dl = 0, dp = 0, di = 0, big = 0;
         for (int i = 0; i < N; i++) {
+            for (int e = 0; e < 3; e++)
+                big += r[i].norms[e].linf > p.eps[e] || r[i].norms[e].linf != ref[i].norms[e].linf ||
+                       (r[i].norms[e].linf == 0) != isinf(r[i].norms[e].psnr);
             dl += r[i].label_x != ref[i].label_x;
             dp += memcmp(r[i].probs, ref[i].probs, (size_t)T * 10 * sizeof(float)) != 0;
             for (int t = 0; t < T; t++)
                 di += memcmp(r[i].images[t].px, ref[i].images[t].px, 3 * 24 * 24) != 0;
             exp_result_free(&r[i]);
         }
-        CHECK(dl == 0 && dp == 0 && di == 0,
-              "chunks of %d: %d labels, %d images' probabilities, %d transformed images differ", sizes[si],
-              dl, dp, di);
+        CHECK(dl == 0 && dp == 0 && di == 0 && big == 0,
+              "attack %d/%d, chunks of %d: %d labels, %d images' probabilities, %d transformed images "
+              "differ, %d perturbation sizes wrong",
+              (int)attack->kind, (int)attack->adaptive, sizes[si], dl, dp, di, big);
         net_ctx_free(ctx);
     }
     for (int i = 0; i < N; i++)
@@ -451,7 +478,13 @@ int main(void)
     test_jpeg_noise();
     test_iterative();
     test_pipeline();
-    test_pipeline_invariance();
+    const exp_attack fgsm = {0}, pgd = {.kind = EXP_PGD, .steps = 3, .adaptive = EXP_ADAPT_BPDA},
+                     ll = {.kind = EXP_LL, .steps = 2, .adaptive = EXP_ADAPT_EOT, .n_eot = 2,
+                           .eot_qualities = {60, 90}};
+    test_pipeline_invariance(&fgsm);
+    test_pipeline_invariance(&pgd);
+    test_pipeline_invariance(&ll);
+    test_attack_params();
     test_embedded_attacks();
     for (int i = 0; i < N; i++)
         img_free(&XS[i]);

@@ -640,7 +640,7 @@ static void make_data(void)
     tu_write_file(q, "x", 1);
 }
 
-static const exp_params P3 = {3, {1, 5, 10}, 75};
+static const exp_params P3 = {.n_eps = 3, .eps = {1, 5, 10}, .quality = 75};
 
 /* ---------------------------------------------------------------- tests */
 
@@ -978,7 +978,7 @@ static void test_upload(int port)
     int truth[3] = {0, 13, 4};
     for (int i = 0; i < 3; i++)
         files[i] = (char *)sorted[i];
-    exp_params p = {2, {2, 3}, 75};
+    exp_params p = {.n_eps = 2, .eps = {2, 3}, .quality = 75};
     xrow *x = expected(dir, files, truth, 3, &p, 7);
     char path[96];
     long code;
@@ -1328,7 +1328,7 @@ int main(int argc, char **argv)
     }
     make_data();
     xrow *x_set = expected(SET_DIR, SET_FILES, SET_TRUTH, SET_N, &P3, 1);
-    const exp_params pb = {4, {1, 2, 3, 4}, 75};
+    const exp_params pb = {.n_eps = 4, .eps = {1, 2, 3, 4}, .quality = 75};
     xrow *x_big = expected(BIG_DIR, BIG_FILES, BIG_TRUTH, BIG_N, &pb, 1);
 
     char jobs[4400];

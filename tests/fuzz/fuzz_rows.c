@@ -69,7 +69,7 @@ static void append_rows(srv_buf *b, const exp_params *p, int classes, char *cons
             srv_rows_format_skipped(b, files[i], tr, T);
             continue;
         }
-        exp_result r = {(int)(i % (size_t)classes), T, classes, probs, NULL};
+        exp_result r = {.label_x = (int)(i % (size_t)classes), .n_transforms = T, .classes = classes, .probs = probs};
         for (int t = 0; t < T; t++) {
             float *row = probs + (size_t)t * (size_t)classes;
             for (int c = 0; c < classes; c++)
@@ -104,7 +104,7 @@ static void format_parsed(srv_buf *b, const srv_rows *r, size_t from, size_t to,
             if (r->label[i * T + k] != r->label_x[i])
                 row[r->label[i * T + k]] = 2.0f; /* the arg-max */
         }
-        exp_result e = {r->label_x[i], (int)T, classes, probs, NULL};
+        exp_result e = {.label_x = r->label_x[i], .n_transforms = (int)T, .classes = classes, .probs = probs};
         srv_rows_format(b, r->file[i], r->truth[i], &e);
     }
     free(probs);
@@ -131,7 +131,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 2)
         return 0;
     const uint8_t flags = data[0];
-    const exp_params p = {1 + (flags & 3), {1, 5, 10, 255}, 75};
+    const exp_params p = {.n_eps = 1 + (flags & 3), .eps = {1, 5, 10, 255}, .quality = 75};
     const int classes = 1 + data[1] % 16;
     const int with_header = flags & 4, check_files = flags & 8, check_truth = flags & 16;
     const size_t max_rows = (flags >> 5) ? (size_t)(flags >> 5) * 3 : SIZE_MAX;
