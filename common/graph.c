@@ -487,6 +487,12 @@ int gr_finalize(gr_graph *g, char *err, size_t errsz)
         if (!t->is_const && t->producer < 0 && g->outputs[i] != g->input)
             return adj_fail(err, errsz, ADJ_ERR_FORMAT, "output '%s' is computed by no node",
                             t->name);
+        if (t->is_const && t->t.dtype == OP_INT64)
+            for (size_t j = 0; j < op_numel(&t->t.shape); j++)
+                if (((const int64_t *)t->t.data)[j] == OP_BATCH_VALUE)
+                    return adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED,
+                                    "output '%s' holds the batch size (a graph output computed "
+                                    "from the batch)", t->name);
     }
     g->finalized = 1;
     return ADJ_OK;

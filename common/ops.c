@@ -1296,13 +1296,15 @@ static int reshape_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out
     }
     if (neg >= 0) {
         if (known == 0 || total % known)
-            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "cannot reshape %s", op_shape_str(s, b1, sizeof b1));
+            return adj_fail(err, errsz, bat ? UNSUP : ADJ_ERR_FORMAT, "cannot reshape %s%s",
+                            op_shape_str(s, b1, sizeof b1), bat ? " keeping the batch" : "");
         o.d[neg] = (int64_t)(total / known);
         known = total;
     }
-    if (known != total)
-        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "cannot reshape %s (%zu values) into %zu values",
-                        op_shape_str(s, b1, sizeof b1), total, known);
+    if (known != total) /* with a batch: the target does not keep it in dimension 0 */
+        return adj_fail(err, errsz, bat ? UNSUP : ADJ_ERR_FORMAT,
+                        "cannot reshape %s (%zu values%s) into %zu values",
+                        op_shape_str(s, b1, sizeof b1), total, bat ? " per image" : "", known);
     set_out(&out[0], in[0].dtype, bat, &o);
     return 0;
 }

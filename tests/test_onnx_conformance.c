@@ -10,7 +10,10 @@
  * backend-test tolerances (|got - want| <= 1e-7 + 1e-3 |want|). A case the
  * loader refuses (ADJ_ERR_UNSUPPORTED: an attribute value, a type, an
  * opset this engine does not implement) is counted and listed, never run;
- * any other load error or any mismatch fails the test. Cases with other
+ * any other load error or any mismatch fails the test. Each passing case
+ * runs again batched (input 0's first dimension as the batch, the batch
+ * size being that dimension): it must pass or be refused (an operator that
+ * would mix images, a constant that would broadcast across the batch). Cases with other
  * operators are skipped and counted. Without the package the test is
  * skipped (exit 77).
  *
@@ -49,7 +52,7 @@ static int all_supported(const char *ops)
 enum { R_PASS, R_REFUSED, R_FAIL };
 
 /* Runs one case; msg gets what happened. */
-static int run_case(const char *dir, const onnx_info *info, char *msg, size_t msz)
+static int run_case(const char *dir, const onnx_info *info, int batched, char *msg, size_t msz)
 {
     char path[4400], err[ADJ_ERRLEN];
     onnx_tensor *ins[16] = {0}, *want = NULL;
@@ -79,7 +82,7 @@ static int run_case(const char *dir, const onnx_info *info, char *msg, size_t ms
         snprintf(msg, msz, "%d input files for %d graph inputs", n_in, info->n_inputs);
         goto done;
     }
-    onnx_opts o = {.unbatched = 1, .n_bind = n_in > 0 ? n_in - 1 : 0, .bind_names = names + 1,
+    onnx_opts o = {.unbatched = !batched, .n_bind = n_in > 0 ? n_in - 1 : 0, .bind_names = names + 1,
                    .bind = (const onnx_tensor *const *)ins + 1};
     snprintf(path, sizeof path, "%s/model.onnx", dir);
     if ((rc = onnx_load(path, &o, &g, err, sizeof err))) {
@@ -92,8 +95,10 @@ static int run_case(const char *dir, const onnx_info *info, char *msg, size_t ms
         result = R_REFUSED;
         goto done;
     }
-    if ((rc = gr_ctx_new(g, 1, 0, &c, err, sizeof err)) ||
-        (rc = gr_forward(c, ins[0]->data, 1, err, sizeof err))) {
+    /* batched: input 0's first dimension is the batch */
+    const int nb = batched ? (int)ins[0]->shape.d[0] : 1;
+    if ((rc = gr_ctx_new(g, nb, 0, &c, err, sizeof err)) ||
+        (rc = gr_forward(c, ins[0]->data, nb, err, sizeof err))) {
         snprintf(msg, msz, "%s", err);
         goto done;
     }
@@ -174,7 +179,7 @@ int main(int argc, char **argv)
     }
     closedir(d);
     qsort(cases, n, sizeof *cases, cmp_str);
-    int pass = 0, refused = 0, fail = 0, other = 0;
+    int pass = 0, refused = 0, fail = 0, other = 0, bpass = 0, brefused = 0;
     for (size_t i = 0; i < n; i++) {
         char dir[4096], path[4200], err[ADJ_ERRLEN], msg[1024];
         onnx_info info;
@@ -185,7 +190,7 @@ int main(int argc, char **argv)
             free(cases[i]);
             continue;
         }
-        int r = run_case(dir, &info, msg, sizeof msg);
+        int r = run_case(dir, &info, 0, msg, sizeof msg);
         if (r == R_PASS)
             pass++;
         else if (r == R_REFUSED)
@@ -196,10 +201,26 @@ int main(int argc, char **argv)
             printf("%-8s %s [%s opset %d]: %s\n",
                    r == R_PASS ? "PASS" : r == R_REFUSED ? "REFUSED" : "FAIL", cases[i], info.ops,
                    info.opset, msg);
+        if (r != R_PASS)
+            goto next;
+        /* the same case with input 0's first dimension as the batch */
+        r = run_case(dir, &info, 1, msg, sizeof msg);
+        if (r == R_PASS)
+            bpass++;
+        else if (r == R_REFUSED)
+            brefused++;
+        else
+            fail++;
+        if (verbose || r == R_FAIL)
+            printf("%-8s %s batched: %s\n",
+                   r == R_PASS ? "PASS" : r == R_REFUSED ? "REFUSED" : "FAIL", cases[i], msg);
+    next:
         free(cases[i]);
     }
     free(cases);
     printf("%d cases of supported operators: %d passed, %d refused at load, %d failed; "
            "%d cases of other operators skipped\n", pass + refused + fail, pass, refused, fail, other);
+    printf("batched (input 0's first dimension as the batch): %d of the %d passed cases pass, "
+           "%d are refused at load (they mix or move the batch)\n", bpass, pass, brefused);
     return fail ? 1 : 0;
 }
