@@ -399,9 +399,15 @@ static int add_node(load_state *st, const Onnx__NodeProto *nd, int k, int opset,
     if (nd->n_input > 64 || nd->n_output > 8)
         return adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED, "node '%s' (%s): %zu inputs, %zu outputs",
                         nname, op, nd->n_input, nd->n_output);
-    if (!op_find(op))
+    const op_def *d = op_find(op);
+    if (!d)
         return adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED, "node '%s': operator %s is not supported",
                         nname, op);
+    const int lo = d->min_opset ? d->min_opset : ONNX_OPSET_MIN;
+    if (opset < lo)
+        return adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED,
+                        "opset %d (advjpg reads opsets %d to %d; %s from opset %d)", opset,
+                        ONNX_OPSET_MIN, ONNX_OPSET_MAX, op, lo);
     int in[64], out[8], rc;
     for (size_t i = 0; i < nd->n_input; i++) {
         const char *nm = nd->input[i];
@@ -464,7 +470,7 @@ static int build(load_state *st, const Onnx__ModelProto *m, const onnx_opts *opt
         return adj_fail(err, errsz, ADJ_ERR_FORMAT, "not an ONNX model: IR version %lld",
                         (long long)m->ir_version);
     const int opset = model_opset(m);
-    if (opset < ONNX_OPSET_MIN || opset > ONNX_OPSET_MAX)
+    if (opset < 1 || opset > ONNX_OPSET_MAX) /* older opsets: per operator, see add_node */
         return adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED, "opset %d (advjpg reads opsets %d to %d)",
                         opset, ONNX_OPSET_MIN, ONNX_OPSET_MAX);
     const Onnx__GraphProto *gp = m->graph;

@@ -121,6 +121,12 @@ typedef struct op_def {
     int min_in, max_in;      /**< number of inputs (optional ones may be absent) */
     int min_out, max_out;
     int flags;               /**< OPF_* */
+    /**
+     * Oldest ai.onnx opset whose definition of this operator is the one
+     * implemented here (0: the loader's ONNX_OPSET_MIN, 11). Older only for
+     * operators unchanged since (GlobalAveragePool 1, HardSigmoid 6).
+     */
+    int min_opset;
     size_t params_size;      /**< bytes of the node's parameter block (zeroed before parse) */
 
     /**
