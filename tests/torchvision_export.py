@@ -31,7 +31,9 @@ for name in names:
                 mod.running_var.uniform_(0.5, 2.0)
                 mod.weight.uniform_(0.5, 1.5)
                 mod.bias.uniform_(-0.2, 0.2)
-        last = [mod for mod in m.modules() if isinstance(mod, torch.nn.Linear)][-1]
+        last = [mod for mod in m.modules() if isinstance(mod, torch.nn.Linear)] or \
+            [mod for mod in m.modules() if isinstance(mod, torch.nn.Conv2d)]  # squeezenet
+        last = last[-1]
         last.weight.mul_(20.0)
     x = torch.rand(n, 3, 224, 224)
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
