@@ -212,6 +212,7 @@ typedef struct {
     /* resolved by infer */
     int64_t C, H, W, M, OH, OW;
     int direct; /* conv 1x1, stride 1, no pads: the input is the column matrix */
+    int depthwise; /* conv with one input and one output channel per group: a direct loop */
 } win_params;
 
 static int parse_auto_pad(const op_attr *a, int n, int *out, char *err, size_t errsz)
@@ -412,6 +413,7 @@ static int conv_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, i
         return rc;
     p->direct = p->k[0] == 1 && p->k[1] == 1 && p->s[0] == 1 && p->s[1] == 1 && !p->pb[0] &&
                 !p->pb[1] && !p->pe[0] && !p->pe[1];
+    p->depthwise = p->group > 1 && p->group == p->C && p->M == p->C;
     op_shape s = {4, {x->shape.d[0], p->M, p->OH, p->OW}};
     set_out(&out[0], OP_FLOAT, x->batched, &s);
     return 0;
@@ -420,7 +422,43 @@ static int conv_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, i
 static size_t conv_scratch(const void *pp, const op_tensor *in, int n_in, const op_tensor *out)
 {
     const win_params *p = pp;
-    return p->direct ? 0 : (size_t)(p->C / p->group) * p->k[0] * p->k[1] * p->OH * p->OW;
+    return p->direct || p->depthwise ? 0 : (size_t)(p->C / p->group) * p->k[0] * p->k[1] * p->OH * p->OW;
+}
+
+/*
+ * Depthwise convolution of one plane [H][W] by one kh x kw kernel into
+ * y [OH][OW] (OVERWRITTEN): y = bias + sum over taps in row-major order.
+ * An sgemm with M = 1 per channel would spend its time packing.
+ */
+static void conv_dw_plane(const win_params *p, const float *plane, const float *w, float bias,
+                          float *y)
+{
+    const int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW, sh = p->s[0], sw = p->s[1];
+    for (int64_t oy = 0; oy < OH; oy++) {
+        float *yr = y + oy * OW;
+        for (int64_t x = 0; x < OW; x++)
+            yr[x] = bias;
+        for (int64_t i = 0; i < p->k[0]; i++) {
+            const int64_t iy = oy * sh + i * p->d[0] - p->pb[0];
+            if (iy < 0 || iy >= H)
+                continue;
+            for (int64_t j = 0; j < p->k[1]; j++) {
+                const float wv = w[i * p->k[1] + j];
+                const int64_t off = j * p->d[1] - p->pb[1];
+                int64_t x0 = off >= 0 ? 0 : (-off + sw - 1) / sw;
+                int64_t x1 = W - off <= 0 ? 0 : (W - off + sw - 1) / sw;
+                if (x1 > OW)
+                    x1 = OW;
+                const float *src = plane + iy * W + off;
+                if (sw == 1)
+                    for (int64_t x = x0; x < x1; x++)
+                        yr[x] += wv * src[x];
+                else
+                    for (int64_t x = x0; x < x1; x++)
+                        yr[x] += wv * src[x * sw];
+            }
+        }
+    }
 }
 
 static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
@@ -432,6 +470,12 @@ static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tenso
     float *y = out[0].data;
     const int64_t N = in[0].shape.d[0], G = p->group, Cg = p->C / G, Mg = p->M / G;
     const int64_t K = Cg * p->k[0] * p->k[1], OHW = p->OH * p->OW, HW = p->H * p->W;
+    if (p->depthwise) {
+        for (int64_t pl = 0; pl < N * p->C; pl++)
+            conv_dw_plane(p, x + pl * HW, w + (pl % p->C) * K, bias ? bias[pl % p->C] : 0.0f,
+                          y + pl * OHW);
+        return;
+    }
     for (int64_t b = 0; b < N; b++) { /* one image at a time: batch invariance */
         for (int64_t g = 0; g < G; g++) {
             const float *xg = x + (b * p->C + g * Cg) * HW;
