@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 typedef struct {
     char *name;
@@ -546,6 +547,7 @@ struct gr_ctx {
     float *scratch;
     const float *input;
     size_t bytes;
+    double *seconds;   /* per run-time node, summed over forwards */
 };
 
 void gr_ctx_free(gr_ctx *c)
@@ -557,7 +559,20 @@ void gr_ctx_free(gr_ctx *c)
     free(c->bufs);
     free(c->buf_of);
     free(c->scratch);
+    free(c->seconds);
     free(c);
+}
+
+void gr_ctx_node_seconds(const gr_ctx *c, double *fwd)
+{
+    memcpy(fwd, c->seconds, sizeof(double) * (size_t)c->g->n_order);
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 size_t gr_ctx_bytes(const gr_ctx *c) { return c->bytes; }
@@ -579,7 +594,8 @@ int gr_ctx_new(const gr_graph *g, int max_batch, int flags, gr_ctx **out, char *
     size_t *cap = calloc((size_t)g->nt + 1, sizeof *cap);
     int *busy = calloc((size_t)g->nt + 1, sizeof *busy);
     int *left = calloc((size_t)g->nt + 1, sizeof *left);
-    if (!c || !cap || !busy || !left || !(c->buf_of = malloc(sizeof(int) * (size_t)(g->nt + 1)))) {
+    if (!c || !cap || !busy || !left || !(c->buf_of = malloc(sizeof(int) * (size_t)(g->nt + 1))) ||
+        !(c->seconds = calloc((size_t)g->n_order + 1, sizeof(double)))) {
         free(cap), free(busy), free(left), gr_ctx_free(c);
         return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
     }
@@ -692,7 +708,9 @@ int gr_forward(gr_ctx *c, const float *input, int n, char *err, size_t errsz)
                 run_view(c, nd->out[i], &out[i]);
             else
                 memset(&out[i], 0, sizeof out[i]);
+        const double t0 = now_seconds();
         nd->def->forward(nd->params, in, nd->n_in, out, nd->n_out, c->scratch);
+        c->seconds[o] += now_seconds() - t0;
     }
     c->input = NULL; /* borrowed for the call only */
     return ADJ_OK;

@@ -139,6 +139,12 @@ int gr_ctx_new(const gr_graph *g, int max_batch, int flags, gr_ctx **out, char *
 /** Frees the context (NULL is fine). */
 void gr_ctx_free(gr_ctx *c);
 
+/**
+ * Seconds each run-time node (0 .. gr_n_nodes-1, see gr_node_op) spent in
+ * the forward passes of this context so far: fwd gets gr_n_nodes values.
+ */
+void gr_ctx_node_seconds(const gr_ctx *c, double *fwd);
+
 /** Bytes of activation and scratch memory the context holds. */
 size_t gr_ctx_bytes(const gr_ctx *c);
 

@@ -996,7 +996,7 @@ static void binary_forward(const void *pp, const op_tensor *in, int n_in, op_ten
     const op_shape *o = &out[0].shape;
     const size_t n = op_numel(o);
     const int R = o->rank;
-    int64_t sa[OP_MAX_RANK], sb[OP_MAX_RANK], idx[OP_MAX_RANK] = {0};
+    int64_t sa[OP_MAX_RANK] = {0}, sb[OP_MAX_RANK] = {0}, idx[OP_MAX_RANK] = {0};
     bcast_strides(&in[0], o, sa);
     bcast_strides(&in[1], o, sb);
     const int isf = out[0].dtype == OP_FLOAT;
@@ -1012,6 +1012,22 @@ static void binary_forward(const void *pp, const op_tensor *in, int n_in, op_ten
     }
     if (n == 0)
         return;
+    if (isf && op_numel(&in[1].shape) == 1 && op_numel(&in[0].shape) == n) { /* x op scalar */
+        const float *a = in[0].data, b = *(const float *)in[1].data;
+        float *y = out[0].data;
+        switch (kind) {
+        case B_ADD: for (size_t i = 0; i < n; i++) y[i] = a[i] + b; break;
+        case B_SUB: for (size_t i = 0; i < n; i++) y[i] = a[i] - b; break;
+        case B_MUL: for (size_t i = 0; i < n; i++) y[i] = a[i] * b; break;
+        case B_DIV: for (size_t i = 0; i < n; i++) y[i] = a[i] / b; break;
+        default:
+            if (b == 2.0f)
+                for (size_t i = 0; i < n; i++) y[i] = a[i] * a[i];
+            else
+                for (size_t i = 0; i < n; i++) y[i] = powf(a[i], b);
+        }
+        return;
+    }
     const int64_t inner = R ? o->d[R - 1] : 1, ia = R ? sa[R - 1] : 0, ib = R ? sb[R - 1] : 0;
     for (size_t done = 0; done < n; done += (size_t)inner) {
         int64_t oa = 0, ob = 0;
@@ -1020,8 +1036,21 @@ static void binary_forward(const void *pp, const op_tensor *in, int n_in, op_ten
         if (isf) {
             const float *a = (const float *)in[0].data + oa, *b = (const float *)in[1].data + ob;
             float *y = (float *)out[0].data + done;
-            for (int64_t i = 0; i < inner; i++)
-                y[i] = fbin(kind, a[i * ia], b[i * ib]);
+            if (ia == 1 && ib == 1 && kind == B_ADD)
+                for (int64_t i = 0; i < inner; i++)
+                    y[i] = a[i] + b[i];
+            else if (ia == 1 && ib == 1 && kind == B_MUL)
+                for (int64_t i = 0; i < inner; i++)
+                    y[i] = a[i] * b[i];
+            else if (ia == 1 && ib == 0 && kind == B_ADD)
+                for (int64_t i = 0; i < inner; i++)
+                    y[i] = a[i] + b[0];
+            else if (ia == 1 && ib == 0 && kind == B_MUL)
+                for (int64_t i = 0; i < inner; i++)
+                    y[i] = a[i] * b[0];
+            else
+                for (int64_t i = 0; i < inner; i++)
+                    y[i] = fbin(kind, a[i * ia], b[i * ib]);
         } else {
             const int64_t *a = (const int64_t *)in[0].data + oa, *b = (const int64_t *)in[1].data + ob;
             int64_t *y = (int64_t *)out[0].data + done;
@@ -1044,6 +1073,8 @@ typedef struct {
     int64_t M, K, N;
     /* MatMul: broadcast batch of matrices */
     int mm, a_vec, b_vec; /* MatMul; A or B was 1-D */
+    int rows_are_images;  /* MatMul: A is [N,K], one row per image */
+    int flat_a;           /* MatMul: B is a [K,N] matrix and A has rank >= 3: all of an image's rows at once */
     op_shape bshape;      /* MatMul: broadcast batch dims of the output */
 } gemm_params;
 
@@ -1173,6 +1204,8 @@ static int matmul_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out,
         s.d[s.rank++] = p->N;
     if (a.batched && ra == 2)
         s.d[0] = OP_DIM_BATCH;
+    p->rows_are_images = a.batched && ra == 2;
+    p->flat_a = ra >= 3 && rb == 2 && !b.batched && !p->b_vec;
     set_out(&out[0], OP_FLOAT, in[0].batched || in[1].batched, &s);
     return 0;
 }
@@ -1181,6 +1214,15 @@ static void matmul_forward(const void *pp, const op_tensor *in, int n_in, op_ten
                            int n_out, float *scratch)
 {
     const gemm_params *p = pp;
+    if (p->flat_a) { /* y [rows][N] = a [rows][K] x B [K][N] per image (or all rows unbatched) */
+        const int64_t imgs = in[0].batched ? in[0].shape.d[0] : 1;
+        const int64_t rows = (int64_t)op_numel(&in[0].shape) / p->K / imgs;
+        for (int64_t b = 0; b < imgs; b++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)p->N, (int)p->K,
+                        1.0f, (const float *)in[0].data + b * rows * p->K, (int)p->K, in[1].data,
+                        (int)p->N, 0.0f, (float *)out[0].data + b * rows * p->N, (int)p->N);
+        return;
+    }
     op_shape sa = in[0].shape, sb = in[1].shape, bs = p->bshape;
     if (p->a_vec)
         sa.rank = 2, sa.d[1] = sa.d[0], sa.d[0] = 1;
@@ -1204,9 +1246,13 @@ static void matmul_forward(const void *pp, const op_tensor *in, int n_in, op_ten
             oa += idx[k] * st_a[k], ob += idx[k] * st_b[k];
         const float *a = A + oa * M * K, *b = B + ob * K * N;
         float *y = Y + (int64_t)m * M * N;
-        for (int64_t i = 0; i < M; i++) /* one row at a time: batch invariance */
-            cblas_sgemv(CblasRowMajor, CblasTrans, (int)K, (int)N, 1.0f, b, (int)N, a + i * K, 1,
-                        0.0f, y + i * N, 1);
+        if (p->rows_are_images) /* one row (image) at a time: batch invariance */
+            for (int64_t i = 0; i < M; i++)
+                cblas_sgemv(CblasRowMajor, CblasTrans, (int)K, (int)N, 1.0f, b, (int)N, a + i * K,
+                            1, 0.0f, y + i * N, 1);
+        else /* y [M][N] = a [M][K] x b [K][N]: the same shape for every matrix */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, a,
+                        (int)K, b, (int)N, 0.0f, y, (int)N);
         for (int k = bs.rank - 1; k >= 0; k--) {
             if (++idx[k] < bs.d[k])
                 break;
@@ -1481,14 +1527,26 @@ static void transpose_forward(const void *pp, const op_tensor *in, int n_in, op_
     strides_of(&in[0].shape, ist);
     for (int i = 0; i < R; i++)
         st[i] = ist[p->v[i]];
-    const char *x = in[0].data;
-    char *y = out[0].data;
-    for (size_t e = 0; e < n; e++) {
+    if (n == 0)
+        return;
+    /* odometer over the outer output axes; the last one is a strided run */
+    const int64_t inner = R ? o->d[R - 1] : 1, is = R ? st[R - 1] : 0;
+    for (size_t e = 0; e < n; e += (size_t)inner) {
         int64_t off = 0;
-        for (int k = 0; k < R; k++)
+        for (int k = 0; k < R - 1; k++)
             off += idx[k] * st[k];
-        memcpy(y + e * es, x + off * (int64_t)es, es);
-        for (int k = R - 1; k >= 0; k--) {
+        if (es == 4) {
+            const float *x = (const float *)in[0].data + off;
+            float *y = (float *)out[0].data + e;
+            for (int64_t i = 0; i < inner; i++)
+                y[i] = x[i * is];
+        } else {
+            const int64_t *x = (const int64_t *)in[0].data + off;
+            int64_t *y = (int64_t *)out[0].data + e;
+            for (int64_t i = 0; i < inner; i++)
+                y[i] = x[i * is];
+        }
+        for (int k = R - 2; k >= 0; k--) {
             if (++idx[k] < o->d[k])
                 break;
             idx[k] = 0;

@@ -107,6 +107,24 @@ static void run_model(const char *dir, int n, const char *name)
            "max |p - p_torch| %.2g, top-5 %s, batch-invariant %s\n", name, gr_n_nodes(g),
            gr_param_count(g), t1 - t0, t3 - t2, n, worst, same_top5 ? "identical" : "DIFFERENT",
            invariant ? "yes" : "NO");
+    if (getenv("TORCHVISION_PROFILE")) { /* seconds per operator type, both forwards */
+        int nn = gr_n_nodes(g);
+        double *sec = calloc((size_t)nn, sizeof *sec);
+        gr_ctx_node_seconds(c, sec);
+        for (int i = 0; i < nn; i++) {
+            int first = 1;
+            for (int j = 0; j < i; j++)
+                first &= strcmp(gr_node_op(g, j), gr_node_op(g, i)) != 0;
+            if (!first)
+                continue;
+            double t = 0;
+            for (int j = i; j < nn; j++)
+                if (!strcmp(gr_node_op(g, j), gr_node_op(g, i)))
+                    t += sec[j];
+            printf("  %-20s %.3f s\n", gr_node_op(g, i), t);
+        }
+        free(sec);
+    }
     free(all), free(p);
 done:
     gr_ctx_free(c);
