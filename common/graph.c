@@ -548,6 +548,7 @@ struct gr_ctx {
     const float *input;
     size_t bytes;
     double *seconds;   /* per run-time node, summed over forwards */
+    unsigned char *alias; /* per run-time node: output 0 shares input 0's buffer, nothing to run */
 };
 
 void gr_ctx_free(gr_ctx *c)
@@ -560,6 +561,7 @@ void gr_ctx_free(gr_ctx *c)
     free(c->buf_of);
     free(c->scratch);
     free(c->seconds);
+    free(c->alias);
     free(c);
 }
 
@@ -595,7 +597,8 @@ int gr_ctx_new(const gr_graph *g, int max_batch, int flags, gr_ctx **out, char *
     int *busy = calloc((size_t)g->nt + 1, sizeof *busy);
     int *left = calloc((size_t)g->nt + 1, sizeof *left);
     if (!c || !cap || !busy || !left || !(c->buf_of = malloc(sizeof(int) * (size_t)(g->nt + 1))) ||
-        !(c->seconds = calloc((size_t)g->n_order + 1, sizeof(double)))) {
+        !(c->seconds = calloc((size_t)g->n_order + 1, sizeof(double))) ||
+        !(c->alias = calloc((size_t)g->n_order + 1, 1))) {
         free(cap), free(busy), free(left), gr_ctx_free(c);
         return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
     }
@@ -607,17 +610,25 @@ int gr_ctx_new(const gr_graph *g, int max_batch, int flags, gr_ctx **out, char *
     }
     /* Greedy plan in run order: an output takes the smallest free buffer
      * that fits (else the largest free one, grown; else a new one); a
-     * tensor's buffer is freed after its last reader, unless it is a graph
-     * output or GR_KEEP_ALL. At most one buffer per run-time tensor. */
+     * buffer is free again once every tensor in it has had its last reader,
+     * unless one is a graph output or GR_KEEP_ALL. busy[b] counts the live
+     * tensors in buffer b: an OPF_ALIAS node (Reshape, Flatten, Identity...)
+     * gives its output its input's buffer and does not run. */
     int nb = 0;
     size_t scratch = 0;
     for (int o = 0; o < g->n_order; o++) {
         const gr_node *nd = &g->nodes[g->order[o]];
         if (nd->scratch > scratch)
             scratch = nd->scratch;
+        if ((nd->def->flags & OPF_ALIAS) && nd->in[0] >= 0 && c->buf_of[nd->in[0]] >= 0 &&
+            nd->out[0] >= 0 && g->t[nd->out[0]].t.dtype == g->t[nd->in[0]].t.dtype) {
+            c->alias[o] = 1;
+            c->buf_of[nd->out[0]] = c->buf_of[nd->in[0]];
+            busy[c->buf_of[nd->out[0]]]++;
+        }
         for (int i = 0; i < nd->n_out; i++) {
             int t = nd->out[i];
-            if (t < 0)
+            if (t < 0 || (i == 0 && c->alias[o]))
                 continue;
             size_t need = tensor_bytes(&g->t[t], max_batch);
             int best = -1, big = -1;
@@ -640,7 +651,7 @@ int gr_ctx_new(const gr_graph *g, int max_batch, int flags, gr_ctx **out, char *
         }
         for (int i = 0; i < nd->n_out && !(flags & GR_KEEP_ALL); i++)
             if (nd->out[i] >= 0 && left[nd->out[i]] == 0) /* an output nobody reads */
-                busy[c->buf_of[nd->out[i]]] = 0;
+                busy[c->buf_of[nd->out[i]]]--;
         if (flags & GR_KEEP_ALL)
             continue;
         for (int i = 0; i < nd->n_in; i++) {
@@ -648,7 +659,7 @@ int gr_ctx_new(const gr_graph *g, int max_batch, int flags, gr_ctx **out, char *
             if (t < 0 || c->buf_of[t] < 0)
                 continue;
             if (--left[t] == 0)
-                busy[c->buf_of[t]] = 0;
+                busy[c->buf_of[t]]--;
         }
     }
     /* graph outputs hold their buffers (their uses were counted, never reach 0) */
@@ -708,6 +719,8 @@ int gr_forward(gr_ctx *c, const float *input, int n, char *err, size_t errsz)
                 run_view(c, nd->out[i], &out[i]);
             else
                 memset(&out[i], 0, sizeof out[i]);
+        if (c->alias[o])
+            continue; /* output 0 is input 0's buffer */
         const double t0 = now_seconds();
         nd->def->forward(nd->params, in, nd->n_in, out, nd->n_out, c->scratch);
         c->seconds[o] += now_seconds() - t0;

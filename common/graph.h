@@ -28,7 +28,9 @@
  *
  * Memory plan: a context gives every run-time tensor a buffer for max_batch
  * images; a buffer is reused once the last node reading its tensor has run
- * (GR_KEEP_ALL keeps every activation, which the backward pass will need).
+ * (GR_KEEP_ALL keeps every activation, which the backward pass will need);
+ * Reshape, Flatten, Squeeze, Unsqueeze, Identity and Dropout share their
+ * input's buffer instead of copying it.
  *
  * Limits of this first version: no backward pass yet; int64 tensors only as
  * constants (shape computations); the graph input is borrowed for the call.

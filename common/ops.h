@@ -112,7 +112,8 @@ typedef struct {
 /** Row flags. */
 enum {
     OPF_SHAPE_ONLY = 1, /**< reads only its inputs' shapes (Shape): always folded at load */
-    OPF_ALIAS = 2,      /**< output 0 has input 0's bytes (Identity, Reshape...) */
+    OPF_ALIAS = 2,      /**< output 0 has input 0's bytes (Identity, Reshape...): the
+                             graph may give both one buffer and not call forward */
 };
 
 typedef struct op_def {
