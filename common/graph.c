@@ -10,6 +10,9 @@
 #include <sys/mman.h>
 #include <time.h>
 
+/* Largest tensor, in values per image: keeps every size computation exact. */
+#define GR_MAX_ELEMS 4294967296.0
+
 typedef struct {
     char *name;
     op_tensor t;      /* dtype, batched, shape (d[0] OP_DIM_BATCH if batched), const data */
@@ -413,6 +416,26 @@ int gr_finalize(gr_graph *g, char *err, size_t errsz)
         int rc = nd->def->infer(nd->params, in, nd->n_in, out, nd->n_out, msg, sizeof msg);
         if (rc)
             return adj_fail(err, errsz, rc, "node '%s' (%s): %s", nd->name, nd->def->name, msg);
+        for (int i = 0; i < nd->n_out; i++) { /* every tensor: positive dims, bounded size */
+            if (nd->out[i] < 0 || out[i].dtype == OP_NONE)
+                continue;
+            double elems = 1;
+            for (int k = 0; k < out[i].shape.rank; k++) {
+                int64_t dk = out[i].shape.d[k];
+                if (dk == OP_DIM_BATCH && k == 0 && out[i].batched)
+                    continue;
+                if (dk < 1)
+                    return adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED,
+                                    "node '%s' (%s): output %d has dimension %d = %lld (empty "
+                                    "tensors are not supported)", nd->name, nd->def->name, i, k,
+                                    (long long)dk);
+                elems *= (double)dk;
+            }
+            if (elems > GR_MAX_ELEMS)
+                return adj_fail(err, errsz, ADJ_ERR_LIMIT,
+                                "node '%s' (%s): output %d has %.3g values per image (at most 2^32)",
+                                nd->name, nd->def->name, i, elems);
+        }
         int all_const = 1;
         for (int i = 0; i < nd->n_in; i++)
             if (nd->in[i] >= 0 && !g->t[nd->in[i]].is_const)

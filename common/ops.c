@@ -16,6 +16,11 @@
 
 #define UNSUP ADJ_ERR_UNSUPPORTED
 
+/* Largest window size, stride, dilation and pad accepted (no overflow below). */
+#define WIN_MAX ((int64_t)1 << 24)
+/* Largest dimension and |pad| in shape computations. */
+#define DIM_MAX ((int64_t)1 << 40)
+
 size_t op_dtype_size(op_dtype t)
 {
     switch (t) {
@@ -251,16 +256,16 @@ static int parse_window(win_params *p, const op_attr *a, int n, char *err, size_
                             "attribute 'kernel_shape' has %d values: only 2-D windows are supported",
                             cnt);
         p->k[0] = v[0], p->k[1] = v[1], p->nk = 1;
-        if (v[0] < 1 || v[1] < 1)
-            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'kernel_shape' must be positive");
+        if (v[0] < 1 || v[1] < 1 || v[0] > WIN_MAX || v[1] > WIN_MAX)
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'kernel_shape' must be 1..2^24");
     }
     if ((rc = attr_ints(a, n, "strides", 8, v, &cnt, err, errsz)))
         return rc;
     if (cnt >= 0) {
         if (cnt != 2)
             return adj_fail(err, errsz, UNSUP, "attribute 'strides' has %d values, 2 supported", cnt);
-        if (v[0] < 1 || v[1] < 1)
-            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'strides' must be positive");
+        if (v[0] < 1 || v[1] < 1 || v[0] > WIN_MAX || v[1] > WIN_MAX)
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'strides' must be 1..2^24");
         p->s[0] = v[0], p->s[1] = v[1];
     }
     if ((rc = attr_ints(a, n, "dilations", 8, v, &cnt, err, errsz)))
@@ -269,8 +274,8 @@ static int parse_window(win_params *p, const op_attr *a, int n, char *err, size_
         if (cnt != 2)
             return adj_fail(err, errsz, UNSUP, "attribute 'dilations' has %d values, 2 supported",
                             cnt);
-        if (v[0] < 1 || v[1] < 1)
-            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'dilations' must be positive");
+        if (v[0] < 1 || v[1] < 1 || v[0] > WIN_MAX || v[1] > WIN_MAX)
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'dilations' must be 1..2^24");
         p->d[0] = v[0], p->d[1] = v[1];
     }
     if ((rc = attr_ints(a, n, "pads", 8, v, &cnt, err, errsz)))
@@ -279,8 +284,9 @@ static int parse_window(win_params *p, const op_attr *a, int n, char *err, size_
         if (cnt != 4)
             return adj_fail(err, errsz, UNSUP, "attribute 'pads' has %d values, 4 supported", cnt);
         for (int i = 0; i < 4; i++)
-            if (v[i] < 0)
-                return adj_fail(err, errsz, UNSUP, "attribute 'pads' has a negative value");
+            if (v[i] < 0 || v[i] > WIN_MAX)
+                return adj_fail(err, errsz, UNSUP, "attribute 'pads' has %lld (0..2^24 supported)",
+                                (long long)v[i]);
         if (p->auto_pad != PAD_NOTSET)
             return adj_fail(err, errsz, ADJ_ERR_FORMAT,
                             "attributes 'pads' and 'auto_pad' are both given");
@@ -402,6 +408,8 @@ static int conv_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, i
         return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'kernel_shape' does not match W %s",
                         op_shape_str(&w->shape, b2, sizeof b2));
     p->k[0] = w->shape.d[2], p->k[1] = w->shape.d[3];
+    if (p->k[0] > WIN_MAX || p->k[1] > WIN_MAX)
+        return adj_fail(err, errsz, UNSUP, "a kernel over 2^24");
     if (n_in > 2 && in[2].dtype != OP_NONE) {
         if ((rc = check_float(&in[2], "B", err, errsz)))
             return rc;
@@ -411,6 +419,12 @@ static int conv_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, i
     }
     if ((rc = win_axis(p, 0, p->H, &p->OH, err, errsz)) || (rc = win_axis(p, 1, p->W, &p->OW, err, errsz)))
         return rc;
+    /* BLAS takes int dimensions; the im2col scratch of one image must fit too */
+    const double kk = (double)(p->C / p->group) * p->k[0] * p->k[1];
+    if (kk > INT32_MAX || (double)p->OH * p->OW > INT32_MAX || kk * p->OH * p->OW > 4e9 ||
+        p->M > INT32_MAX)
+        return adj_fail(err, errsz, ADJ_ERR_LIMIT, "a convolution too large (%g columns)",
+                        kk * p->OH * p->OW);
     p->direct = p->k[0] == 1 && p->k[1] == 1 && p->s[0] == 1 && p->s[1] == 1 && !p->pb[0] &&
                 !p->pb[1] && !p->pe[0] && !p->pe[1];
     p->depthwise = p->group > 1 && p->group == p->C && p->M == p->C;
@@ -1111,6 +1125,8 @@ static int gemm_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, i
     if ((p->tb ? B->d[1] : B->d[0]) != p->K)
         return adj_fail(err, errsz, ADJ_ERR_FORMAT, "inputs A %s and B %s do not agree",
                         op_shape_str(A, b1, sizeof b1), op_shape_str(B, b2, sizeof b2));
+    if (p->M > INT32_MAX || p->K > INT32_MAX || p->N > INT32_MAX)
+        return adj_fail(err, errsz, ADJ_ERR_LIMIT, "a product over 2^31 rows or columns");
     op_shape s = {2, {p->M, p->N}};
     if (n_in > 2 && in[2].dtype != OP_NONE) {
         op_tensor o = {OP_FLOAT, in[0].batched, s, NULL};
@@ -1187,6 +1203,9 @@ static int matmul_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out,
     if (b.shape.d[rb - 2] != p->K)
         return adj_fail(err, errsz, ADJ_ERR_FORMAT, "inputs A %s and B %s do not agree",
                         op_shape_str(&in[0].shape, b1, sizeof b1), op_shape_str(&in[1].shape, b2, sizeof b2));
+    if (p->M > INT32_MAX || p->K > INT32_MAX || p->N > INT32_MAX ||
+        (double)op_numel(&a.shape) / (double)p->K > INT32_MAX)
+        return adj_fail(err, errsz, ADJ_ERR_LIMIT, "a product over 2^31 rows or columns");
     /* broadcast the leading (matrix batch) dims */
     op_tensor ha = a, hb = b;
     ha.shape.rank = ra - 2, hb.shape.rank = rb - 2;
@@ -1379,10 +1398,14 @@ static int reshape_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out
             neg = i;
             continue;
         }
-        if (v < 0)
+        if (v < 0 || v > DIM_MAX)
             return adj_fail(err, errsz, ADJ_ERR_FORMAT, "target shape has %lld", (long long)v);
         o.d[i] = v;
         known *= (size_t)v;
+        if (known > total) /* also keeps the product from overflowing */
+            return adj_fail(err, errsz, bat ? UNSUP : ADJ_ERR_FORMAT,
+                            "cannot reshape %s (%zu values%s) into more", op_shape_str(s, b1, sizeof b1),
+                            total, bat ? " per image" : "");
     }
     if (neg >= 0) {
         if (known == 0 || total % known)
@@ -1727,6 +1750,10 @@ static int slice_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, 
             return adj_fail(err, errsz, ADJ_ERR_FORMAT, "axis %lld repeated", (long long)a);
         if (step == 0)
             return adj_fail(err, errsz, ADJ_ERR_FORMAT, "a step of 0");
+        if (step > DIM_MAX) /* a step past the end takes one element either way */
+            step = DIM_MAX;
+        if (step < -DIM_MAX)
+            step = -DIM_MAX;
         int64_t d = s->d[a], b = st[i], e = en[i];
         if (in[0].batched && a == 0) {
             if (b == 0 && step == 1 && e >= INT32_MAX)
@@ -1823,6 +1850,9 @@ static int pad_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, in
                 return adj_fail(err, errsz, UNSUP, "padding the batch dimension");
             continue;
         }
+        if (pads[i] > DIM_MAX || pads[i] < -DIM_MAX || pads[i + s->rank] > DIM_MAX ||
+            pads[i + s->rank] < -DIM_MAX)
+            return adj_fail(err, errsz, ADJ_ERR_LIMIT, "input 'pads' over 2^40 (axis %d)", i);
         o.d[i] = s->d[i] + pads[i] + pads[i + s->rank];
         if (o.d[i] < 1)
             return adj_fail(err, errsz, UNSUP, "an empty result (axis %d)", i);

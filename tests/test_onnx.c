@@ -648,6 +648,33 @@ static void test_bad_files(void)
         expect_fail(bad, len, ADJ_ERR_FORMAT, w, "output of no node");
         free(bad);
     }
+    /* sizes that would overflow: a Reshape to 2^62 values, a Pad by 2^50, a huge window */
+    for (int k = 0; k < 3; k++) {
+        mb b = {0};
+        int64_t xd[2] = {-1, 4}, x4[4] = {-1, 2, 4, 4};
+        b.ins[b.nin++] = vi("x", k == 2 ? 4 : 2, k == 2 ? x4 : xd);
+        b.outs[b.nout++] = vi("out", 0, NULL);
+        if (k == 0) {
+            int64_t t[3] = {0, (int64_t)1 << 31, (int64_t)1 << 31};
+            b.inits[b.ni++] = t_int64("t", 3, t);
+            mb_node(&b, "Reshape", "the_node", "x,t", "out");
+        } else if (k == 1) {
+            int64_t pads[4] = {0, (int64_t)1 << 50, 0, 0};
+            b.inits[b.ni++] = t_int64("pads", 4, pads);
+            mb_node(&b, "Pad", "the_node", "x,pads", "out");
+        } else {
+            int64_t ks[2] = {(int64_t)1 << 40, 2};
+            Onnx__NodeProto *n = mb_node(&b, "MaxPool", "the_node", "x", "out");
+            n_attr(n, a_ints("kernel_shape", 2, ks));
+        }
+        bad = mb_pack(&b, &len);
+        gr_graph *g = NULL;
+        int rc = onnx_load_buffer(bad, len, NULL, NULL, &g, err, sizeof err);
+        CHECK(rc != 0 && g == NULL && strstr(err, "the_node"), "oversized case %d: rc %d: %s", k, rc,
+              err);
+        gr_free(g);
+        free(bad);
+    }
     /* external data: too short a file, a wrong length, a location outside */
     const char *dir = tu_tmpdir();
     for (int k = 0; k < 3; k++) {
