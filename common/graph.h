@@ -34,6 +34,23 @@
  *
  * Limits of this first version: no backward pass yet; int64 tensors only as
  * constants (shape computations); the graph input is borrowed for the call.
+ *
+ * For the next steps:
+ * - Backward: add `backward` to op_def (input gradient given the output
+ *   gradient and the saved forward values; weight gradients a separate
+ *   member where training needs them), run the live nodes in reverse order
+ *   in a context made with GR_KEEP_ALL (or teach the plan to keep only what
+ *   each backward reads), accumulate gradients of tensors read twice.
+ * - OverFeat / JSON specs and the embedded model: each layer is a node (conv
+ *   -> Conv with per-side pads, relu -> Relu, maxpool -> MaxPool, fc ->
+ *   Flatten + Gemm transB=1: OverFeat's fc weights [out][c][h][w] are exactly
+ *   Gemm's B over the NCHW Flatten); standardisation (x - mean) / std as Sub
+ *   and Div, or folded into the first Conv. Winograd F(2x2,3x3)
+ *   (layers.h) can become a Conv algorithm chosen from the node's shapes
+ *   only (batch invariance), with its transformed weights made at finalize.
+ * - The batch is always dimension 0 here. Models that move it (torch's
+ *   MultiheadAttention transposes to [L, N, E] and merges N with the heads)
+ *   need a per-tensor batch axis (and a "batch times k" dimension), not a flag.
  */
 #ifndef ADJ_GRAPH_H
 #define ADJ_GRAPH_H
