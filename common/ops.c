@@ -2208,7 +2208,7 @@ static const op_def table[] = {
      unary_forward},
     {"HardSigmoid", "alpha,beta", 1, 1, 1, 1, 0, 6, sizeof(unary_params), hardsigmoid_parse,
      unary_infer, NULL, unary_forward},
-    {"HardSwish", "", 1, 1, 1, 1, 0, 0, sizeof(unary_params), hardswish_parse, unary_infer, NULL,
+    {"HardSwish", "", 1, 1, 1, 1, 0, 14, sizeof(unary_params), hardswish_parse, unary_infer, NULL,
      unary_forward},
     {"Erf", "", 1, 1, 1, 1, 0, 0, sizeof(unary_params), erf_parse, unary_infer, NULL, unary_forward},
     {"Sqrt", "", 1, 1, 1, 1, 0, 0, sizeof(unary_params), sqrt_parse, unary_infer, NULL, unary_forward},
@@ -2251,7 +2251,7 @@ static const op_def table[] = {
      softmax_forward},
     {"ReduceMean", "axes,keepdims", 1, 1, 1, 1, 0, 0, sizeof(norm_params), reducemean_parse,
      reducemean_infer, NULL, reducemean_forward},
-    {"LayerNormalization", "axis,epsilon,stash_type", 2, 3, 1, 3, 0, 0, sizeof(norm_params),
+    {"LayerNormalization", "axis,epsilon,stash_type", 2, 3, 1, 3, 0, 17, sizeof(norm_params),
      layernorm_parse, layernorm_infer, NULL, layernorm_forward},
     {"Cast", "to", 1, 1, 1, 1, 0, 0, sizeof(cast_params), cast_parse, cast_infer, NULL, cast_forward},
 };

@@ -125,7 +125,8 @@ typedef struct op_def {
     /**
      * Oldest ai.onnx opset whose definition of this operator is the one
      * implemented here (0: the loader's ONNX_OPSET_MIN, 11). Older only for
-     * operators unchanged since (GlobalAveragePool 1, HardSigmoid 6).
+     * operators unchanged since (GlobalAveragePool 1, HardSigmoid 6); newer
+     * for operators added later (HardSwish 14, LayerNormalization 17).
      */
     int min_opset;
     size_t params_size;      /**< bytes of the node's parameter block (zeroed before parse) */
