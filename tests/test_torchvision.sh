@@ -7,12 +7,12 @@
 #   TORCHVISION_BATCH   images per batch (default 4)
 #   PYTHON              a python3 with torch and torchvision (default /usr/bin/python3;
 #                       Debian: python3-torch python3-torchvision)
-# Skipped (exit 77) when that python has no torch or torchvision.
+# Skipped (exit 77) when that python has no torch or torchvision (run.sh installs them).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 py=${PYTHON:-/usr/bin/python3}
-if ! "$py" -c 'import torch, torchvision, onnx' 2>/dev/null; then
-  echo "SKIP: $py has no torch, torchvision or onnx (python3-torch python3-torchvision python3-onnx)"
+if ! "$py" -c 'import torch, torchvision' 2>/dev/null; then
+  echo "SKIP: $py has no torch or torchvision (python3-torch python3-torchvision)"
   exit 77
 fi
 models=${TORCHVISION_MODELS:-resnet18}
