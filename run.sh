@@ -21,7 +21,9 @@ PACKAGES=(meson ninja-build pkg-config gcc libc6-dev
   libpng-dev libstb-dev libopenblas-dev libinih-dev libcurl4-openssl-dev
   curl python3 libxml2-utils
   chromium nodejs jupyter-nbconvert python3-ipykernel python3-nbclient python3-requests
-  python3-pandas python3-matplotlib python3-scipy)
+  python3-pandas python3-matplotlib python3-scipy
+  libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata
+  python3-torch python3-torchvision)
 
 deps() {
   local missing=()

@@ -1,0 +1,767 @@
+/*
+ * graph.c - the graph engine (see graph.h): building, shape inference,
+ * constant and BatchNormalization folding, the memory plan, the forward pass.
+ */
+#include "graph.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+/* Largest tensor, in values per image: keeps every size computation exact. */
+#define GR_MAX_ELEMS 4294967296.0
+
+typedef struct {
+    char *name;
+    op_tensor t;      /* dtype, batched, shape (d[0] OP_DIM_BATCH if batched), const data */
+    int is_const;
+    int hold;         /* GR_DATA_OWN / GR_DATA_EXTERN */
+    int producer;     /* node index, -1 for inputs and constants */
+    int uses;         /* live consumers (+1 per graph output) after finalize */
+} gr_tensor;
+
+typedef struct {
+    char *name;
+    const op_def *def;
+    void *params;
+    int n_in, n_out;
+    int *in, *out;    /* tensor indices, -1 absent */
+    int live;         /* runs at forward time */
+    size_t scratch;   /* floats */
+} gr_node;
+
+typedef struct {
+    void *addr;
+    size_t len;
+} gr_map;
+
+struct gr_graph {
+    gr_tensor *t;
+    int nt, cap_t;
+    gr_node *nodes;
+    int nn, cap_n;
+    gr_map *maps;
+    int nm, cap_m;
+    int input;
+    int *outputs;
+    int n_outputs;
+    int finalized;
+    int *order;       /* live nodes in run order */
+    int n_order;
+};
+
+static int grow(void **p, int *cap, int need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    int nc = *cap ? *cap * 2 : 16;
+    while (nc < need)
+        nc *= 2;
+    void *q = realloc(*p, (size_t)nc * elem);
+    if (!q)
+        return -1;
+    memset((char *)q + (size_t)*cap * elem, 0, (size_t)(nc - *cap) * elem);
+    *p = q;
+    *cap = nc;
+    return 0;
+}
+
+static void *aligned_alloc64(size_t bytes)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? (bytes + 63) & ~(size_t)63 : 64))
+        return NULL;
+    return p;
+}
+
+int gr_new(gr_graph **out, char *err, size_t errsz)
+{
+    gr_graph *g = calloc(1, sizeof *g);
+    if (!g)
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    g->input = -1;
+    *out = g;
+    return ADJ_OK;
+}
+
+void gr_free(gr_graph *g)
+{
+    if (!g)
+        return;
+    for (int i = 0; i < g->nt; i++) {
+        free(g->t[i].name);
+        if (g->t[i].hold == GR_DATA_OWN)
+            free(g->t[i].t.data);
+    }
+    for (int i = 0; i < g->nn; i++) {
+        free(g->nodes[i].name);
+        free(g->nodes[i].params);
+        free(g->nodes[i].in);
+        free(g->nodes[i].out);
+    }
+    for (int i = 0; i < g->nm; i++)
+        munmap(g->maps[i].addr, g->maps[i].len);
+    free(g->t);
+    free(g->nodes);
+    free(g->maps);
+    free(g->outputs);
+    free(g->order);
+    free(g);
+}
+
+int gr_find_tensor(const gr_graph *g, const char *name)
+{
+    for (int i = g->nt - 1; i >= 0; i--)
+        if (!strcmp(g->t[i].name, name))
+            return i;
+    return -1;
+}
+
+int gr_add_tensor(gr_graph *g, const char *name, op_dtype dtype, const op_shape *shape,
+                  int batched, int is_const, void *data, int hold, int *id, char *err,
+                  size_t errsz)
+{
+    int rc = ADJ_OK;
+    char *nm = NULL;
+    if (g->finalized)
+        rc = adj_fail(err, errsz, ADJ_ERR_STATE, "graph already finalized");
+    else if (!name || !*name)
+        rc = adj_fail(err, errsz, ADJ_ERR_FORMAT, "a tensor without a name");
+    else if (gr_find_tensor(g, name) >= 0)
+        rc = adj_fail(err, errsz, ADJ_ERR_FORMAT, "tensor '%s' defined twice", name);
+    else if (shape->rank < 0 || shape->rank > OP_MAX_RANK)
+        rc = adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED, "tensor '%s' has rank %d (at most %d)", name,
+                      shape->rank, OP_MAX_RANK);
+    else if (op_dtype_size(dtype) == 0)
+        rc = adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED, "tensor '%s' has an unsupported type", name);
+    else if (batched && (is_const || shape->rank < 1 || shape->d[0] != OP_DIM_BATCH))
+        rc = adj_fail(err, errsz, ADJ_ERR_ARG, "tensor '%s': only a run-time tensor is batched", name);
+    for (int i = batched ? 1 : 0; rc == ADJ_OK && i < shape->rank; i++)
+        if (shape->d[i] < 0 || shape->d[i] > ((int64_t)1 << 40))
+            rc = adj_fail(err, errsz, ADJ_ERR_FORMAT, "tensor '%s' has dimension %d = %lld", name, i,
+                          (long long)shape->d[i]);
+    if (rc == ADJ_OK && (grow((void **)&g->t, &g->cap_t, g->nt + 1, sizeof *g->t) ||
+                         !(nm = strdup(name))))
+        rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    if (rc) {
+        if (hold == GR_DATA_OWN)
+            free(data);
+        return rc;
+    }
+    gr_tensor *t = &g->t[g->nt];
+    memset(t, 0, sizeof *t);
+    t->name = nm;
+    t->t.dtype = dtype;
+    t->t.batched = batched;
+    t->t.shape = *shape;
+    t->t.data = is_const ? data : NULL;
+    t->is_const = is_const;
+    t->hold = hold;
+    t->producer = -1;
+    if (!is_const && hold == GR_DATA_OWN)
+        free(data);
+    *id = g->nt++;
+    return ADJ_OK;
+}
+
+int gr_add_mapping(gr_graph *g, void *addr, size_t len, char *err, size_t errsz)
+{
+    if (grow((void **)&g->maps, &g->cap_m, g->nm + 1, sizeof *g->maps)) {
+        munmap(addr, len);
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    }
+    g->maps[g->nm++] = (gr_map){addr, len};
+    return ADJ_OK;
+}
+
+int gr_add_node(gr_graph *g, const char *name, const char *op_type, const int *in, int n_in,
+                const int *out, int n_out, const op_attr *attrs, int n_attrs, int opset,
+                char *err, size_t errsz)
+{
+    char msg[ADJ_ERRLEN];
+    const char *nm = name && *name ? name : "(unnamed)";
+    if (g->finalized)
+        return adj_fail(err, errsz, ADJ_ERR_STATE, "graph already finalized");
+    const op_def *d = op_find(op_type);
+    if (!d)
+        return adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED, "node '%s': operator %s is not supported",
+                        nm, op_type);
+    if (n_in < d->min_in || n_in > d->max_in || n_out < d->min_out || n_out > d->max_out)
+        return adj_fail(err, errsz, n_out > d->max_out ? ADJ_ERR_UNSUPPORTED : ADJ_ERR_FORMAT,
+                        "node '%s' (%s): %d inputs and %d outputs (takes %d..%d and %d..%d)", nm,
+                        op_type, n_in, n_out, d->min_in, d->max_in, d->min_out, d->max_out);
+    for (int i = 0; i < n_in; i++) {
+        if (in[i] >= g->nt || in[i] < -1)
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "node '%s' (%s): input %d is not a tensor", nm,
+                            op_type, i);
+        if (in[i] < 0 && i < d->min_in)
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "node '%s' (%s): input %d is missing", nm,
+                            op_type, i);
+    }
+    for (int i = 0; i < n_out; i++) {
+        if (out[i] < 0 || out[i] >= g->nt)
+            continue; /* an unnamed (unused) optional output */
+        const gr_tensor *t = &g->t[out[i]];
+        if (t->is_const || t->producer >= 0 || out[i] == g->input)
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "node '%s' (%s): output '%s' is defined twice",
+                            nm, op_type, t->name);
+    }
+    for (int i = 0; i < n_attrs; i++)
+        if (!op_attr_accepted(d, attrs[i].name))
+            return adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED,
+                            "node '%s' (%s): attribute '%s' is not supported", nm, op_type,
+                            attrs[i].name);
+    void *params = calloc(1, d->params_size ? d->params_size : 1);
+    int *ins = malloc(sizeof(int) * (size_t)(n_in > 3 ? n_in : 3));
+    int *outs = malloc(sizeof(int) * (size_t)n_out);
+    char *nmc = strdup(nm);
+    int rc = ADJ_OK;
+    if (!params || !ins || !outs || !nmc ||
+        grow((void **)&g->nodes, &g->cap_n, g->nn + 1, sizeof *g->nodes))
+        rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    else if (d->parse && (rc = d->parse(params, attrs, n_attrs, opset, msg, sizeof msg)))
+        adj_fail(err, errsz, rc, "node '%s' (%s): %s", nm, op_type, msg);
+    if (rc) {
+        free(params), free(ins), free(outs), free(nmc);
+        return rc;
+    }
+    for (int i = 0; i < 3; i++)
+        ins[i] = -1;
+    memcpy(ins, in, sizeof(int) * (size_t)n_in);
+    for (int i = 0; i < n_out; i++) {
+        outs[i] = out[i] >= 0 && out[i] < g->nt ? out[i] : -1;
+        if (outs[i] >= 0)
+            g->t[outs[i]].producer = g->nn;
+    }
+    g->nodes[g->nn++] = (gr_node){nmc, d, params, n_in, n_out, ins, outs, 1, 0};
+    return ADJ_OK;
+}
+
+int gr_set_io(gr_graph *g, int input, const int *outputs, int n_out, char *err, size_t errsz)
+{
+    if (input < 0 || input >= g->nt || g->t[input].is_const || g->t[input].producer >= 0)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "the graph input is not an input tensor");
+    if (g->t[input].t.dtype != OP_FLOAT)
+        return adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED, "input '%s' is %s (only float)",
+                        g->t[input].name, op_dtype_name(g->t[input].t.dtype));
+    if (n_out < 1)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "the graph has no output");
+    int *o = malloc(sizeof(int) * (size_t)n_out);
+    if (!o)
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n_out; i++) {
+        if (outputs[i] < 0 || outputs[i] >= g->nt) {
+            free(o);
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "output %d is not a tensor", i);
+        }
+        o[i] = outputs[i];
+    }
+    free(g->outputs);
+    g->outputs = o;
+    g->n_outputs = n_out;
+    g->input = input;
+    return ADJ_OK;
+}
+
+/* The op_tensor views of a node's inputs and outputs at load time. */
+static void node_views(const gr_graph *g, const gr_node *nd, op_tensor *in, op_tensor *out)
+{
+    for (int i = 0; i < nd->n_in; i++) {
+        if (nd->in[i] < 0) {
+            memset(&in[i], 0, sizeof in[i]);
+            continue;
+        }
+        const gr_tensor *t = &g->t[nd->in[i]];
+        in[i] = t->t;
+        in[i].data = t->is_const ? t->t.data : NULL;
+    }
+    for (int i = 0; i < nd->n_out; i++) {
+        memset(&out[i], 0, sizeof out[i]);
+        if (nd->out[i] >= 0)
+            out[i] = g->t[nd->out[i]].t;
+    }
+}
+
+/* Counts, for every tensor, the live nodes that read it and the graph outputs. */
+static void count_uses(gr_graph *g)
+{
+    for (int i = 0; i < g->nt; i++)
+        g->t[i].uses = 0;
+    for (int k = 0; k < g->nn; k++)
+        if (g->nodes[k].live)
+            for (int i = 0; i < g->nodes[k].n_in; i++)
+                if (g->nodes[k].in[i] >= 0)
+                    g->t[g->nodes[k].in[i]].uses++;
+    for (int i = 0; i < g->n_outputs; i++)
+        g->t[g->outputs[i]].uses++;
+}
+
+/* Runs a node whose inputs are all constants at load time; its outputs become constants. */
+static int fold_node(gr_graph *g, gr_node *nd, op_tensor *in, op_tensor *out, char *err,
+                     size_t errsz)
+{
+    float *scratch = NULL;
+    size_t sc = nd->def->scratch ? nd->def->scratch(nd->params, in, nd->n_in, out) : 0;
+    if (sc && !(scratch = aligned_alloc64(sc * sizeof(float))))
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < nd->n_out; i++) {
+        if (nd->out[i] < 0 || out[i].dtype == OP_NONE)
+            continue;
+        out[i].data = aligned_alloc64(op_numel(&out[i].shape) * op_dtype_size(out[i].dtype));
+        if (!out[i].data) {
+            for (int j = 0; j < i; j++)
+                if (nd->out[j] >= 0 && out[j].dtype != OP_NONE) {
+                    free(out[j].data);
+                    out[j].data = NULL;
+                }
+            free(scratch);
+            return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+        }
+    }
+    nd->def->forward(nd->params, in, nd->n_in, out, nd->n_out, scratch);
+    free(scratch);
+    for (int i = 0; i < nd->n_out; i++) {
+        if (nd->out[i] < 0 || out[i].dtype == OP_NONE)
+            continue;
+        gr_tensor *t = &g->t[nd->out[i]];
+        t->t.data = out[i].data;
+        t->is_const = 1;
+        t->hold = GR_DATA_OWN;
+    }
+    nd->live = 0;
+    return ADJ_OK;
+}
+
+/* Folds BatchNormalization node k into the Conv producing its input, if it can. */
+static int fold_bn(gr_graph *g, int k, char *err, size_t errsz)
+{
+    gr_node *bn = &g->nodes[k];
+    const int x = bn->in[0];
+    const gr_tensor *xt = &g->t[x];
+    if (xt->producer < 0 || xt->uses != 1)
+        return ADJ_OK;
+    gr_node *cv = &g->nodes[xt->producer];
+    if (!cv->live || strcmp(cv->def->name, "Conv"))
+        return ADJ_OK;
+    for (int i = 1; i < 5; i++)
+        if (!g->t[bn->in[i]].is_const)
+            return ADJ_OK;
+    const gr_tensor *w = &g->t[cv->in[1]];
+    const gr_tensor *b = cv->in[2] >= 0 ? &g->t[cv->in[2]] : NULL;
+    if (!w->is_const || (b && !b->is_const))
+        return ADJ_OK;
+    const int M = (int)w->t.shape.d[0];
+    const size_t K = op_numel(&w->t.shape) / (size_t)M;
+    float *w2 = aligned_alloc64(sizeof(float) * (size_t)M * K);
+    float *b2 = aligned_alloc64(sizeof(float) * (size_t)M);
+    if (!w2 || !b2) {
+        free(w2), free(b2);
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    }
+    op_fold_bn(w->t.data, b ? b->t.data : NULL, M, K, g->t[bn->in[1]].t.data,
+               g->t[bn->in[2]].t.data, g->t[bn->in[3]].t.data, g->t[bn->in[4]].t.data,
+               op_bn_epsilon(bn->params), w2, b2);
+    /* new constants named after the BatchNormalization node */
+    char *nw = malloc(strlen(bn->name) + 16), *nb = malloc(strlen(bn->name) + 16);
+    int iw, ib, rc;
+    if (!nw || !nb) {
+        free(nw), free(nb), free(w2), free(b2);
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    }
+    sprintf(nw, "%s#W%d", bn->name, k);
+    sprintf(nb, "%s#B%d", bn->name, k);
+    op_shape bs = {1, {M}};
+    op_shape ws = w->t.shape;
+    rc = gr_add_tensor(g, nw, OP_FLOAT, &ws, 0, 1, w2, GR_DATA_OWN, &iw, err, errsz);
+    if (rc == ADJ_OK)
+        rc = gr_add_tensor(g, nb, OP_FLOAT, &bs, 0, 1, b2, GR_DATA_OWN, &ib, err, errsz);
+    else
+        free(b2);
+    free(nw), free(nb);
+    if (rc)
+        return rc;
+    cv = &g->nodes[g->t[x].producer]; /* g->t may have moved; nodes did not */
+    bn = &g->nodes[k];
+    cv->in[1] = iw;
+    cv->in[2] = ib;
+    if (cv->n_in < 3)
+        cv->n_in = 3;
+    cv->out[0] = bn->out[0];
+    g->t[bn->out[0]].producer = (int)(cv - g->nodes);
+    g->t[x].producer = -1;
+    bn->live = 0;
+    return ADJ_OK;
+}
+
+int gr_finalize(gr_graph *g, char *err, size_t errsz)
+{
+    char msg[ADJ_ERRLEN];
+    op_tensor in[64], out[8];
+    if (g->finalized)
+        return adj_fail(err, errsz, ADJ_ERR_STATE, "graph already finalized");
+    if (g->input < 0)
+        return adj_fail(err, errsz, ADJ_ERR_STATE, "graph input and outputs not set");
+    count_uses(g);
+    /* 1. shape inference and constant folding, in node order (topological) */
+    for (int k = 0; k < g->nn; k++) {
+        gr_node *nd = &g->nodes[k];
+        node_views(g, nd, in, out);
+        for (int i = 0; i < nd->n_out; i++)
+            if (nd->out[i] >= 0 && (g->t[nd->out[i]].uses > 0 || i == 0))
+                out[i].dtype = OP_FLOAT; /* "used": infer sets the real type */
+            else
+                out[i].dtype = OP_NONE;
+        int rc = nd->def->infer(nd->params, in, nd->n_in, out, nd->n_out, msg, sizeof msg);
+        if (rc)
+            return adj_fail(err, errsz, rc, "node '%s' (%s): %s", nd->name, nd->def->name, msg);
+        for (int i = 0; i < nd->n_out; i++) { /* every tensor: positive dims, bounded size */
+            if (nd->out[i] < 0 || out[i].dtype == OP_NONE)
+                continue;
+            double elems = 1;
+            for (int k = 0; k < out[i].shape.rank; k++) {
+                int64_t dk = out[i].shape.d[k];
+                if (dk == OP_DIM_BATCH && k == 0 && out[i].batched)
+                    continue;
+                if (dk < 1)
+                    return adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED,
+                                    "node '%s' (%s): output %d has dimension %d = %lld (empty "
+                                    "tensors are not supported)", nd->name, nd->def->name, i, k,
+                                    (long long)dk);
+                elems *= (double)dk;
+            }
+            if (elems > GR_MAX_ELEMS)
+                return adj_fail(err, errsz, ADJ_ERR_LIMIT,
+                                "node '%s' (%s): output %d has %.3g values per image (at most 2^32)",
+                                nd->name, nd->def->name, i, elems);
+        }
+        int all_const = 1;
+        for (int i = 0; i < nd->n_in; i++)
+            if (nd->in[i] >= 0 && !g->t[nd->in[i]].is_const)
+                all_const = 0;
+        for (int i = 0; i < nd->n_out; i++)
+            if (nd->out[i] >= 0) {
+                gr_tensor *t = &g->t[nd->out[i]];
+                t->t.dtype = out[i].dtype ? out[i].dtype : OP_FLOAT;
+                t->t.batched = out[i].batched;
+                t->t.shape = out[i].shape;
+                if (out[i].batched)
+                    all_const = 0;
+            }
+        if (all_const || (nd->def->flags & OPF_SHAPE_ONLY)) {
+            if ((rc = fold_node(g, nd, in, out, msg, sizeof msg)))
+                return adj_fail(err, errsz, rc, "node '%s' (%s): %s", nd->name, nd->def->name, msg);
+            continue;
+        }
+        for (int i = 0; i < nd->n_out; i++)
+            if (nd->out[i] >= 0 && g->t[nd->out[i]].t.dtype != OP_FLOAT)
+                return adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED,
+                                "node '%s' (%s): computes a %s tensor at run time (only float; "
+                                "integer tensors must fold into constants at load)",
+                                nd->name, nd->def->name, op_dtype_name(g->t[nd->out[i]].t.dtype));
+    }
+    /* 2. dead nodes: nothing an output depends on */
+    for (int k = g->nn - 1; k >= 0; k--) {
+        count_uses(g);
+        gr_node *nd = &g->nodes[k];
+        if (!nd->live)
+            continue;
+        int used = 0;
+        for (int i = 0; i < nd->n_out; i++)
+            if (nd->out[i] >= 0 && g->t[nd->out[i]].uses > 0)
+                used = 1;
+        nd->live = used;
+    }
+    count_uses(g);
+    /* 3. BatchNormalization into the Conv before it */
+    for (int k = 0; k < g->nn; k++)
+        if (g->nodes[k].live && !strcmp(g->nodes[k].def->name, "BatchNormalization")) {
+            int rc = fold_bn(g, k, msg, sizeof msg);
+            if (rc)
+                return adj_fail(err, errsz, rc, "node '%s' (BatchNormalization): %s",
+                                g->nodes[k].name, msg);
+            count_uses(g);
+        }
+    /* 4. free constants no live node reads; the run order and scratch sizes */
+    for (int i = 0; i < g->nt; i++)
+        if (g->t[i].is_const && g->t[i].uses == 0 && g->t[i].hold == GR_DATA_OWN) {
+            free(g->t[i].t.data);
+            g->t[i].t.data = NULL;
+            g->t[i].hold = GR_DATA_EXTERN; /* nothing left to free */
+        }
+    free(g->order);
+    g->order = malloc(sizeof(int) * (size_t)(g->nn ? g->nn : 1));
+    if (!g->order)
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    g->n_order = 0;
+    for (int k = 0; k < g->nn; k++) {
+        gr_node *nd = &g->nodes[k];
+        if (!nd->live)
+            continue;
+        for (int i = 1; i < nd->n_out; i++) /* optional outputs nobody reads: not computed */
+            if (nd->out[i] >= 0 && g->t[nd->out[i]].uses == 0)
+                nd->out[i] = -1;
+        node_views(g, nd, in, out);
+        nd->scratch = nd->def->scratch ? nd->def->scratch(nd->params, in, nd->n_in, out) : 0;
+        g->order[g->n_order++] = k;
+    }
+    for (int i = 0; i < g->n_outputs; i++) {
+        const gr_tensor *t = &g->t[g->outputs[i]];
+        if (!t->is_const && t->producer < 0 && g->outputs[i] != g->input)
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "output '%s' is computed by no node",
+                            t->name);
+        if (t->is_const && t->t.dtype == OP_INT64)
+            for (size_t j = 0; j < op_numel(&t->t.shape); j++)
+                if (((const int64_t *)t->t.data)[j] == OP_BATCH_VALUE)
+                    return adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED,
+                                    "output '%s' holds the batch size (a graph output computed "
+                                    "from the batch)", t->name);
+    }
+    g->finalized = 1;
+    return ADJ_OK;
+}
+
+/* ---- inspecting ------------------------------------------------------- */
+
+void gr_input_shape(const gr_graph *g, op_shape *shape, int *batched)
+{
+    if (shape)
+        *shape = g->t[g->input].t.shape;
+    if (batched)
+        *batched = g->t[g->input].t.batched;
+}
+
+int gr_n_outputs(const gr_graph *g) { return g->n_outputs; }
+
+void gr_output_info(const gr_graph *g, int i, op_shape *shape, op_dtype *dtype, const char **name)
+{
+    const gr_tensor *t = &g->t[g->outputs[i]];
+    if (shape)
+        *shape = t->t.shape;
+    if (dtype)
+        *dtype = t->t.dtype;
+    if (name)
+        *name = t->name;
+}
+
+int gr_n_nodes(const gr_graph *g) { return g->n_order; }
+
+const char *gr_node_op(const gr_graph *g, int i) { return g->nodes[g->order[i]].def->name; }
+
+size_t gr_param_count(const gr_graph *g)
+{
+    size_t n = 0;
+    for (int i = 0; i < g->nt; i++)
+        if (g->t[i].is_const && g->t[i].uses > 0 && g->t[i].t.dtype == OP_FLOAT)
+            n += op_numel(&g->t[i].t.shape);
+    return n;
+}
+
+/* ---- contexts: the memory plan and the forward pass ------------------- */
+
+struct gr_ctx {
+    const gr_graph *g;
+    int max_batch;
+    int n;             /* images in the last forward, 0 before */
+    int *buf_of;       /* tensor -> buffer index, -1: none (constants, the input) */
+    float **bufs;
+    int n_bufs;
+    float *scratch;
+    const float *input;
+    size_t bytes;
+    double *seconds;   /* per run-time node, summed over forwards */
+    unsigned char *alias; /* per run-time node: output 0 shares input 0's buffer, nothing to run */
+};
+
+void gr_ctx_free(gr_ctx *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->n_bufs; i++)
+        free(c->bufs[i]);
+    free(c->bufs);
+    free(c->buf_of);
+    free(c->scratch);
+    free(c->seconds);
+    free(c->alias);
+    free(c);
+}
+
+void gr_ctx_node_seconds(const gr_ctx *c, double *fwd)
+{
+    memcpy(fwd, c->seconds, sizeof(double) * (size_t)c->g->n_order);
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+size_t gr_ctx_bytes(const gr_ctx *c) { return c->bytes; }
+
+static size_t tensor_bytes(const gr_tensor *t, int max_batch)
+{
+    return op_numel(&t->t.shape) * (t->t.batched ? (size_t)max_batch : 1) * op_dtype_size(t->t.dtype);
+}
+
+int gr_ctx_new(const gr_graph *g, int max_batch, int flags, gr_ctx **out, char *err, size_t errsz)
+{
+    if (!g || !g->finalized)
+        return adj_fail(err, errsz, ADJ_ERR_STATE, "the graph is not finalized");
+    const int batched = g->t[g->input].t.batched;
+    if (max_batch < 1 || max_batch > 4096 || (!batched && max_batch != 1))
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "max_batch must be %s, not %d",
+                        batched ? "1..4096" : "1 (an unbatched graph)", max_batch);
+    gr_ctx *c = calloc(1, sizeof *c);
+    size_t *cap = calloc((size_t)g->nt + 1, sizeof *cap);
+    int *busy = calloc((size_t)g->nt + 1, sizeof *busy);
+    int *left = calloc((size_t)g->nt + 1, sizeof *left);
+    if (!c || !cap || !busy || !left || !(c->buf_of = malloc(sizeof(int) * (size_t)(g->nt + 1))) ||
+        !(c->seconds = calloc((size_t)g->n_order + 1, sizeof(double))) ||
+        !(c->alias = calloc((size_t)g->n_order + 1, 1))) {
+        free(cap), free(busy), free(left), gr_ctx_free(c);
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    }
+    c->g = g;
+    c->max_batch = max_batch;
+    for (int i = 0; i < g->nt; i++) {
+        c->buf_of[i] = -1;
+        left[i] = g->t[i].uses;
+    }
+    /* Greedy plan in run order: an output takes the smallest free buffer
+     * that fits (else the largest free one, grown; else a new one); a
+     * buffer is free again once every tensor in it has had its last reader,
+     * unless one is a graph output or GR_KEEP_ALL. busy[b] counts the live
+     * tensors in buffer b: an OPF_ALIAS node (Reshape, Flatten, Identity...)
+     * gives its output its input's buffer and does not run. */
+    int nb = 0;
+    size_t scratch = 0;
+    for (int o = 0; o < g->n_order; o++) {
+        const gr_node *nd = &g->nodes[g->order[o]];
+        if (nd->scratch > scratch)
+            scratch = nd->scratch;
+        if ((nd->def->flags & OPF_ALIAS) && nd->in[0] >= 0 && c->buf_of[nd->in[0]] >= 0 &&
+            nd->out[0] >= 0 && g->t[nd->out[0]].t.dtype == g->t[nd->in[0]].t.dtype) {
+            c->alias[o] = 1;
+            c->buf_of[nd->out[0]] = c->buf_of[nd->in[0]];
+            busy[c->buf_of[nd->out[0]]]++;
+        }
+        for (int i = 0; i < nd->n_out; i++) {
+            int t = nd->out[i];
+            if (t < 0 || (i == 0 && c->alias[o]))
+                continue;
+            size_t need = tensor_bytes(&g->t[t], max_batch);
+            int best = -1, big = -1;
+            for (int b = 0; b < nb; b++) {
+                if (busy[b])
+                    continue;
+                if (cap[b] >= need && (best < 0 || cap[b] < cap[best]))
+                    best = b;
+                if (big < 0 || cap[b] > cap[big])
+                    big = b;
+            }
+            if (best < 0 && big >= 0)
+                best = big;
+            if (best < 0)
+                best = nb++;
+            if (cap[best] < need)
+                cap[best] = need;
+            busy[best] = 1;
+            c->buf_of[t] = best;
+        }
+        for (int i = 0; i < nd->n_out && !(flags & GR_KEEP_ALL); i++)
+            if (nd->out[i] >= 0 && left[nd->out[i]] == 0) /* an output nobody reads */
+                busy[c->buf_of[nd->out[i]]]--;
+        if (flags & GR_KEEP_ALL)
+            continue;
+        for (int i = 0; i < nd->n_in; i++) {
+            int t = nd->in[i];
+            if (t < 0 || c->buf_of[t] < 0)
+                continue;
+            if (--left[t] == 0)
+                busy[c->buf_of[t]]--;
+        }
+    }
+    /* graph outputs hold their buffers (their uses were counted, never reach 0) */
+    c->n_bufs = nb;
+    int ok = (c->bufs = calloc((size_t)nb + 1, sizeof *c->bufs)) != NULL;
+    for (int b = 0; ok && b < nb; b++) {
+        ok = (c->bufs[b] = aligned_alloc64(cap[b])) != NULL;
+        c->bytes += cap[b];
+    }
+    if (ok && scratch) {
+        ok = (c->scratch = aligned_alloc64(scratch * sizeof(float))) != NULL;
+        c->bytes += scratch * sizeof(float);
+    }
+    free(cap), free(busy), free(left);
+    if (!ok) {
+        gr_ctx_free(c);
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory for the activations");
+    }
+    *out = c;
+    return ADJ_OK;
+}
+
+/* A tensor's run-time view: batch size n in d[0]. */
+static void run_view(const gr_ctx *c, int id, op_tensor *v)
+{
+    const gr_tensor *t = &c->g->t[id];
+    *v = t->t;
+    if (t->t.batched)
+        v->shape.d[0] = c->n;
+    if (t->is_const)
+        v->data = t->t.data;
+    else if (id == c->g->input)
+        v->data = (void *)c->input;
+    else
+        v->data = c->buf_of[id] >= 0 ? c->bufs[c->buf_of[id]] : NULL;
+}
+
+int gr_forward(gr_ctx *c, const float *input, int n, char *err, size_t errsz)
+{
+    if (n < 1 || n > c->max_batch)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "batch of %d images (1..%d)", n, c->max_batch);
+    if (!input)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "no input");
+    const gr_graph *g = c->g;
+    op_tensor in[64], out[8];
+    c->n = n;
+    c->input = input;
+    for (int o = 0; o < g->n_order; o++) {
+        const gr_node *nd = &g->nodes[g->order[o]];
+        for (int i = 0; i < nd->n_in; i++)
+            if (nd->in[i] >= 0)
+                run_view(c, nd->in[i], &in[i]);
+            else
+                memset(&in[i], 0, sizeof in[i]);
+        for (int i = 0; i < nd->n_out; i++)
+            if (nd->out[i] >= 0)
+                run_view(c, nd->out[i], &out[i]);
+            else
+                memset(&out[i], 0, sizeof out[i]);
+        if (c->alias[o])
+            continue; /* output 0 is input 0's buffer */
+        const double t0 = now_seconds();
+        nd->def->forward(nd->params, in, nd->n_in, out, nd->n_out, c->scratch);
+        c->seconds[o] += now_seconds() - t0;
+    }
+    c->input = NULL; /* borrowed for the call only */
+    return ADJ_OK;
+}
+
+const void *gr_output(const gr_ctx *c, int i, op_shape *shape)
+{
+    if (!c->n || i < 0 || i >= c->g->n_outputs)
+        return NULL;
+    op_tensor v;
+    int id = c->g->outputs[i];
+    if (id == c->g->input)
+        return NULL; /* the input itself is not kept */
+    run_view(c, id, &v);
+    if (shape)
+        *shape = v.shape;
+    return v.data;
+}

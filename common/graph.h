@@ -1,0 +1,185 @@
+/*
+ * graph.h - the graph engine: an immutable DAG of operators (common/ops.h)
+ * run in topological order over a batch of images, and a per-worker context
+ * with its activation buffers.
+ *
+ *     gr_graph *g;                       // built by a loader: onnx_load() (onnx.h)
+ *     gr_ctx *ctx;
+ *     char err[ADJ_ERRLEN];
+ *     if (onnx_load("resnet18.onnx", NULL, &g, err, sizeof err) ||
+ *         gr_ctx_new(g, 16, 0, &ctx, err, sizeof err))
+ *         die(err);
+ *     gr_forward(ctx, pixels, n, err, sizeof err);   // pixels [n][3][224][224]
+ *     op_shape s;
+ *     const float *logits = gr_output(ctx, 0, &s);   // [n][1000], borrowed
+ *     gr_ctx_free(ctx);
+ *     gr_free(g);
+ *
+ * A graph has one float input whose first dimension is the batch (or, for a
+ * graph built unbatched, e.g. an ONNX conformance case, a fully static input
+ * and n = 1) and one or more outputs. Building (gr_add_*, then gr_finalize)
+ * infers every tensor's shape, folds every node whose inputs are all
+ * constants into a constant (so shape computations such as
+ * Shape -> Gather -> Unsqueeze -> Concat -> Reshape disappear), folds each
+ * inference BatchNormalization into the Conv before it when that Conv feeds
+ * only it, and drops nodes no output depends on. After gr_finalize the graph
+ * is immutable and may be shared by any number of threads, each with its own
+ * gr_ctx.
+ *
+ * Memory plan: a context gives every run-time tensor a buffer for max_batch
+ * images; a buffer is reused once the last node reading its tensor has run
+ * (GR_KEEP_ALL keeps every activation, which the backward pass will need);
+ * Reshape, Flatten, Squeeze, Unsqueeze, Identity and Dropout share their
+ * input's buffer instead of copying it.
+ *
+ * Limits of this first version: no backward pass yet; int64 tensors only as
+ * constants (shape computations); the graph input is borrowed for the call.
+ *
+ * For the next steps:
+ * - Backward: add `backward` to op_def (input gradient given the output
+ *   gradient and the saved forward values; weight gradients a separate
+ *   member where training needs them), run the live nodes in reverse order
+ *   in a context made with GR_KEEP_ALL (or teach the plan to keep only what
+ *   each backward reads), accumulate gradients of tensors read twice.
+ * - OverFeat / JSON specs and the embedded model: each layer is a node (conv
+ *   -> Conv with per-side pads, relu -> Relu, maxpool -> MaxPool, fc ->
+ *   Flatten + Gemm transB=1: OverFeat's fc weights [out][c][h][w] are exactly
+ *   Gemm's B over the NCHW Flatten); standardisation (x - mean) / std as Sub
+ *   and Div, or folded into the first Conv. Winograd F(2x2,3x3)
+ *   (layers.h) can become a Conv algorithm chosen from the node's shapes
+ *   only (batch invariance), with its transformed weights made at finalize.
+ * - The batch is always dimension 0 here. Models that move it (torch's
+ *   MultiheadAttention transposes to [L, N, E] and merges N with the heads)
+ *   need a per-tensor batch axis (and a "batch times k" dimension), not a flag.
+ */
+#ifndef ADJ_GRAPH_H
+#define ADJ_GRAPH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ops.h"
+#include "status.h"
+
+typedef struct gr_graph gr_graph;
+typedef struct gr_ctx gr_ctx;
+
+/* ---- building (loaders) ----------------------------------------------- */
+
+/** A new, empty graph; *out is new: free with gr_free(). */
+int gr_new(gr_graph **out, char *err, size_t errsz);
+
+/** How gr_add_tensor's data is held. */
+enum {
+    GR_DATA_OWN = 0,  /**< malloc'd; the graph takes it and frees it */
+    GR_DATA_EXTERN,   /**< lives as long as the graph (a mapping given to gr_add_mapping) */
+};
+
+/**
+ * Adds a named tensor. For a constant (initializer), data holds its
+ * op_numel(shape) elements of dtype (data may be NULL for an empty tensor),
+ * held as `hold` says, also when the call fails; for a value computed at run
+ * time (the graph input, node outputs) data is NULL and is_const 0.
+ * batched: dimension 0 is the batch (shape->d[0] == OP_DIM_BATCH); only for
+ * the graph input. Names must be unique. *id gets the tensor's index.
+ */
+int gr_add_tensor(gr_graph *g, const char *name, op_dtype dtype, const op_shape *shape,
+                  int batched, int is_const, void *data, int hold, int *id, char *err,
+                  size_t errsz);
+
+/** Index of the tensor of that name, or -1. */
+int gr_find_tensor(const gr_graph *g, const char *name);
+
+/**
+ * Adds a node of the operator op_type (a row of ops.h's table; unknown types
+ * are refused). in: n_in tensor indices (-1 for an absent optional input),
+ * all already added; out: n_out tensors not yet produced by any node (add
+ * them with gr_add_tensor, is_const 0). attrs are parsed now (borrowed for
+ * the call); an attribute the operator does not take is refused. opset: the
+ * model's ai.onnx version. Errors name the node, the operator and the
+ * attribute.
+ */
+int gr_add_node(gr_graph *g, const char *name, const char *op_type, const int *in, int n_in,
+                const int *out, int n_out, const op_attr *attrs, int n_attrs, int opset,
+                char *err, size_t errsz);
+
+/**
+ * A read-only mapping (mmap) the graph unmaps when it is freed; the graph
+ * takes it even when the call fails.
+ */
+int gr_add_mapping(gr_graph *g, void *addr, size_t len, char *err, size_t errsz);
+
+/** Sets the graph input (one tensor) and outputs (n_out tensors). */
+int gr_set_io(gr_graph *g, int input, const int *outputs, int n_out, char *err, size_t errsz);
+
+/**
+ * Shape inference, constant folding, BatchNormalization folding, dead-node
+ * removal; then the graph is immutable. Errors name the node and operator.
+ */
+int gr_finalize(gr_graph *g, char *err, size_t errsz);
+
+/** Frees the graph and what it holds (NULL and half-built graphs are fine). */
+void gr_free(gr_graph *g);
+
+/* ---- inspecting ------------------------------------------------------- */
+
+/** The input's shape (d[0] OP_DIM_BATCH if batched) and whether it is batched. */
+void gr_input_shape(const gr_graph *g, op_shape *shape, int *batched);
+
+/** Number of outputs. */
+int gr_n_outputs(const gr_graph *g);
+
+/** Output i's shape, dtype and name (borrowed); any pointer may be NULL. */
+void gr_output_info(const gr_graph *g, int i, op_shape *shape, op_dtype *dtype, const char **name);
+
+/** Nodes that run at forward time (after folding). */
+int gr_n_nodes(const gr_graph *g);
+
+/** Operator name of run-time node i (0 .. gr_n_nodes-1), borrowed. */
+const char *gr_node_op(const gr_graph *g, int i);
+
+/** Float parameters (constants read by run-time nodes). */
+size_t gr_param_count(const gr_graph *g);
+
+/* ---- running ---------------------------------------------------------- */
+
+/** gr_ctx_new flags. */
+enum {
+    GR_KEEP_ALL = 1, /**< keep every activation after the forward (no buffer reuse) */
+};
+
+/**
+ * A context for batches of up to max_batch images (1 for an unbatched
+ * graph). *out is new: free with gr_ctx_free(). The graph must outlive it.
+ */
+int gr_ctx_new(const gr_graph *g, int max_batch, int flags, gr_ctx **out, char *err,
+               size_t errsz);
+
+/** Frees the context (NULL is fine). */
+void gr_ctx_free(gr_ctx *c);
+
+/**
+ * Seconds each run-time node (0 .. gr_n_nodes-1, see gr_node_op) spent in
+ * the forward passes of this context so far: fwd gets gr_n_nodes values.
+ */
+void gr_ctx_node_seconds(const gr_ctx *c, double *fwd);
+
+/** Bytes of activation and scratch memory the context holds. */
+size_t gr_ctx_bytes(const gr_ctx *c);
+
+/**
+ * Forward pass over n images (1 <= n <= max_batch). input: n images of the
+ * input's per-image shape, row-major float (borrowed for the call).
+ * Returns ADJ_OK or ADJ_ERR_ARG for a bad n.
+ */
+int gr_forward(gr_ctx *c, const float *input, int n, char *err, size_t errsz);
+
+/**
+ * Output i of the last forward (borrowed; valid until the next forward or
+ * the context's end); shape (may be NULL) gets its shape with the batch
+ * size in d[0]. Data is float unless gr_output_info says int64. NULL before
+ * any forward.
+ */
+const void *gr_output(const gr_ctx *c, int i, op_shape *shape);
+
+#endif

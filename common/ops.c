@@ -1,0 +1,2271 @@
+/*
+ * ops.c - operator kernels and the operator table (see ops.h).
+ *
+ * Layout of this file: helpers (attributes, shapes, broadcasting), then one
+ * section per operator family (params struct, parse, infer, scratch,
+ * forward), then the table. ONNX's pads order is [x1_begin, x2_begin, ...,
+ * x1_end, x2_end]; here pads are kept per side as pb[] (begin) and pe[] (end).
+ */
+#include "ops.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define UNSUP ADJ_ERR_UNSUPPORTED
+
+/* Largest window size, stride, dilation and pad accepted (no overflow below). */
+#define WIN_MAX ((int64_t)1 << 24)
+/* Largest dimension and |pad| in shape computations. */
+#define DIM_MAX ((int64_t)1 << 40)
+
+size_t op_dtype_size(op_dtype t)
+{
+    switch (t) {
+    case OP_FLOAT: return 4;
+    case OP_INT64: return 8;
+    default: return 0;
+    }
+}
+
+const char *op_dtype_name(op_dtype t)
+{
+    switch (t) {
+    case OP_FLOAT: return "float";
+    case OP_INT64: return "int64";
+    default: return "none";
+    }
+}
+
+size_t op_numel(const op_shape *s)
+{
+    size_t n = 1;
+    for (int i = 0; i < s->rank; i++)
+        n *= s->d[i] == OP_DIM_BATCH ? 1 : (size_t)s->d[i];
+    return n;
+}
+
+char *op_shape_str(const op_shape *s, char *buf, size_t size)
+{
+    size_t o = 0;
+    o += (size_t)snprintf(buf + o, o < size ? size - o : 0, "[");
+    for (int i = 0; i < s->rank; i++) {
+        if (s->d[i] == OP_DIM_BATCH)
+            o += (size_t)snprintf(buf + o, o < size ? size - o : 0, "%sN", i ? "," : "");
+        else
+            o += (size_t)snprintf(buf + o, o < size ? size - o : 0, "%s%lld", i ? "," : "",
+                                  (long long)s->d[i]);
+    }
+    snprintf(buf + o, o < size ? size - o : 0, "]");
+    return buf;
+}
+
+int op_attr_accepted(const op_def *d, const char *name)
+{
+    size_t n = strlen(name);
+    const char *p = d->attrs;
+    while (p && *p) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && !memcmp(p, name, n))
+            return 1;
+        p = e ? e + 1 : NULL;
+    }
+    return 0;
+}
+
+/* ---- attribute helpers ------------------------------------------------ */
+
+static const op_attr *attr_find(const op_attr *a, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(a[i].name, name))
+            return &a[i];
+    return NULL;
+}
+
+static int attr_int(const op_attr *a, int n, const char *name, int64_t def, int64_t *v, char *err,
+                    size_t errsz)
+{
+    const op_attr *x = attr_find(a, n, name);
+    *v = def;
+    if (!x)
+        return 0;
+    if (x->type != OP_ATTR_INT)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute '%s' must be an int", name);
+    *v = x->i;
+    return 0;
+}
+
+static int attr_float(const op_attr *a, int n, const char *name, float def, float *v, char *err,
+                      size_t errsz)
+{
+    const op_attr *x = attr_find(a, n, name);
+    *v = def;
+    if (!x)
+        return 0;
+    if (x->type != OP_ATTR_FLOAT)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute '%s' must be a float", name);
+    *v = x->f;
+    return 0;
+}
+
+/* Copies up to max ints; *cnt gets their number (-1 when absent). */
+static int attr_ints(const op_attr *a, int n, const char *name, int max, int64_t *v, int *cnt,
+                     char *err, size_t errsz)
+{
+    const op_attr *x = attr_find(a, n, name);
+    *cnt = -1;
+    if (!x)
+        return 0;
+    if (x->type != OP_ATTR_INTS)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute '%s' must be a list of ints", name);
+    if (x->n > (size_t)max)
+        return adj_fail(err, errsz, UNSUP, "attribute '%s' has %zu values, at most %d supported",
+                        name, x->n, max);
+    memcpy(v, x->ints, x->n * sizeof *v);
+    *cnt = (int)x->n;
+    return 0;
+}
+
+static int attr_str(const op_attr *a, int n, const char *name, const char **v, char *err,
+                    size_t errsz)
+{
+    const op_attr *x = attr_find(a, n, name);
+    *v = NULL;
+    if (!x)
+        return 0;
+    if (x->type != OP_ATTR_STRING)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute '%s' must be a string", name);
+    *v = x->s;
+    return 0;
+}
+
+/* ---- shape helpers ---------------------------------------------------- */
+
+static void strides_of(const op_shape *s, int64_t *st)
+{
+    int64_t acc = 1;
+    for (int i = s->rank - 1; i >= 0; i--) {
+        st[i] = acc;
+        acc *= s->d[i];
+    }
+}
+
+static int norm_axis(int64_t axis, int rank, int64_t *out, const char *what, char *err,
+                     size_t errsz)
+{
+    *out = 0;
+    if (axis < -rank || axis >= rank)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "%s %lld out of range for rank %d", what,
+                        (long long)axis, rank);
+    *out = axis < 0 ? axis + rank : axis;
+    return 0;
+}
+
+static const int64_t *const_ints(const op_tensor *t)
+{
+    return t->dtype == OP_INT64 ? (const int64_t *)t->data : NULL;
+}
+
+/* Reads a constant int64 1-D input (n values, at most max) into v. */
+static int input_ints(const op_tensor *t, const char *what, int max, int64_t *v, int *n, char *err,
+                      size_t errsz)
+{
+    *n = 0;
+    if (t->dtype != OP_INT64)
+        return adj_fail(err, errsz, UNSUP, "input '%s' must be int64, not %s", what,
+                        op_dtype_name(t->dtype));
+    if (!t->data)
+        return adj_fail(err, errsz, UNSUP, "input '%s' must be a constant (computed at load time)",
+                        what);
+    if (t->shape.rank > 1)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "input '%s' must be 1-D", what);
+    size_t k = op_numel(&t->shape);
+    if (k > (size_t)max)
+        return adj_fail(err, errsz, UNSUP, "input '%s' has %zu values, at most %d supported", what,
+                        k, max);
+    memcpy(v, t->data, k * sizeof *v);
+    *n = (int)k;
+    return 0;
+}
+
+static int check_float(const op_tensor *t, const char *what, char *err, size_t errsz)
+{
+    if (t->dtype != OP_FLOAT)
+        return adj_fail(err, errsz, UNSUP, "input '%s' must be float, not %s", what,
+                        op_dtype_name(t->dtype));
+    return 0;
+}
+
+static void set_out(op_tensor *o, op_dtype t, int batched, const op_shape *s)
+{
+    o->dtype = t;
+    o->batched = batched;
+    o->shape = *s;
+}
+
+/* ---- windows: Conv, MaxPool, AveragePool ------------------------------ */
+
+enum { PAD_NOTSET, PAD_VALID, PAD_SAME_UPPER, PAD_SAME_LOWER };
+
+typedef struct {
+    int64_t k[2], s[2], d[2], pb[2], pe[2];
+    int auto_pad, ceil, count_include_pad, group, nk; /* nk: kernel_shape given */
+    /* resolved by infer */
+    int64_t C, H, W, M, OH, OW;
+    int direct; /* conv 1x1, stride 1, no pads: the input is the column matrix */
+    int depthwise; /* conv with one input and one output channel per group: a direct loop */
+} win_params;
+
+static int parse_auto_pad(const op_attr *a, int n, int *out, char *err, size_t errsz)
+{
+    const char *s;
+    int rc = attr_str(a, n, "auto_pad", &s, err, errsz);
+    if (rc)
+        return rc;
+    if (!s || !strcmp(s, "NOTSET"))
+        *out = PAD_NOTSET;
+    else if (!strcmp(s, "VALID"))
+        *out = PAD_VALID;
+    else if (!strcmp(s, "SAME_UPPER"))
+        *out = PAD_SAME_UPPER;
+    else if (!strcmp(s, "SAME_LOWER"))
+        *out = PAD_SAME_LOWER;
+    else
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'auto_pad' has value '%s'", s);
+    return 0;
+}
+
+/* Reads kernel_shape, strides, dilations, pads (2-D windows only). */
+static int parse_window(win_params *p, const op_attr *a, int n, char *err, size_t errsz)
+{
+    int64_t v[8];
+    int cnt, rc;
+    p->k[0] = p->k[1] = 0;
+    p->s[0] = p->s[1] = p->d[0] = p->d[1] = 1;
+    if ((rc = parse_auto_pad(a, n, &p->auto_pad, err, errsz)))
+        return rc;
+    if ((rc = attr_ints(a, n, "kernel_shape", 8, v, &cnt, err, errsz)))
+        return rc;
+    if (cnt >= 0) {
+        if (cnt != 2)
+            return adj_fail(err, errsz, UNSUP,
+                            "attribute 'kernel_shape' has %d values: only 2-D windows are supported",
+                            cnt);
+        p->k[0] = v[0], p->k[1] = v[1], p->nk = 1;
+        if (v[0] < 1 || v[1] < 1 || v[0] > WIN_MAX || v[1] > WIN_MAX)
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'kernel_shape' must be 1..2^24");
+    }
+    if ((rc = attr_ints(a, n, "strides", 8, v, &cnt, err, errsz)))
+        return rc;
+    if (cnt >= 0) {
+        if (cnt != 2)
+            return adj_fail(err, errsz, UNSUP, "attribute 'strides' has %d values, 2 supported", cnt);
+        if (v[0] < 1 || v[1] < 1 || v[0] > WIN_MAX || v[1] > WIN_MAX)
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'strides' must be 1..2^24");
+        p->s[0] = v[0], p->s[1] = v[1];
+    }
+    if ((rc = attr_ints(a, n, "dilations", 8, v, &cnt, err, errsz)))
+        return rc;
+    if (cnt >= 0) {
+        if (cnt != 2)
+            return adj_fail(err, errsz, UNSUP, "attribute 'dilations' has %d values, 2 supported",
+                            cnt);
+        if (v[0] < 1 || v[1] < 1 || v[0] > WIN_MAX || v[1] > WIN_MAX)
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'dilations' must be 1..2^24");
+        p->d[0] = v[0], p->d[1] = v[1];
+    }
+    if ((rc = attr_ints(a, n, "pads", 8, v, &cnt, err, errsz)))
+        return rc;
+    if (cnt >= 0) {
+        if (cnt != 4)
+            return adj_fail(err, errsz, UNSUP, "attribute 'pads' has %d values, 4 supported", cnt);
+        for (int i = 0; i < 4; i++)
+            if (v[i] < 0 || v[i] > WIN_MAX)
+                return adj_fail(err, errsz, UNSUP, "attribute 'pads' has %lld (0..2^24 supported)",
+                                (long long)v[i]);
+        if (p->auto_pad != PAD_NOTSET)
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT,
+                            "attributes 'pads' and 'auto_pad' are both given");
+        p->pb[0] = v[0], p->pb[1] = v[1], p->pe[0] = v[2], p->pe[1] = v[3];
+    }
+    return 0;
+}
+
+/* Output size of one axis; resolves auto_pad into pads. */
+static int win_axis(win_params *p, int ax, int64_t in, int64_t *out, char *err, size_t errsz)
+{
+    const int64_t eff = (p->k[ax] - 1) * p->d[ax] + 1, s = p->s[ax];
+    if (p->auto_pad == PAD_SAME_UPPER || p->auto_pad == PAD_SAME_LOWER) {
+        int64_t o = (in + s - 1) / s;
+        int64_t total = (o - 1) * s + eff - in;
+        if (total < 0)
+            total = 0;
+        int64_t small = total / 2;
+        p->pb[ax] = p->auto_pad == PAD_SAME_UPPER ? small : total - small;
+        p->pe[ax] = total - p->pb[ax];
+        *out = o;
+        return 0;
+    }
+    if (p->auto_pad == PAD_VALID)
+        p->pb[ax] = p->pe[ax] = 0;
+    const int64_t span = in + p->pb[ax] + p->pe[ax] - eff;
+    if (span < 0)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT,
+                        "window %lld (dilated) larger than the padded input %lld", (long long)eff,
+                        (long long)(in + p->pb[ax] + p->pe[ax]));
+    int64_t o = (p->ceil ? (span + s - 1) / s : span / s) + 1;
+    /* ceil_mode: the last window must start inside the input or its left padding */
+    if (p->ceil && (o - 1) * s >= in + p->pb[ax])
+        o--;
+    *out = o;
+    return 0;
+}
+
+/*
+ * col [C*kh*kw][OH*OW] (OVERWRITTEN) of one image [C][H][W]: row
+ * (c*kh + i)*kw + j, column y*OW + x holds
+ * in[c][y*sh + i*dh - pt][x*sw + j*dw - pl], 0 in the padding.
+ */
+static void im2col(const float *in, const win_params *p, int64_t C, float *col)
+{
+    const int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW;
+    const int64_t kh = p->k[0], kw = p->k[1], sh = p->s[0], sw = p->s[1];
+    const int64_t dh = p->d[0], dw = p->d[1], pt = p->pb[0], pl = p->pb[1];
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t i = 0; i < kh; i++)
+            for (int64_t j = 0; j < kw; j++) {
+                float *row = col + ((c * kh + i) * kw + j) * OH * OW;
+                const float *plane = in + c * H * W;
+                /* output columns x with 0 <= x*sw + j*dw - pl < W */
+                const int64_t off = j * dw - pl;
+                int64_t x0 = off >= 0 ? 0 : (-off + sw - 1) / sw;
+                int64_t x1 = W - off <= 0 ? 0 : (W - off + sw - 1) / sw;
+                if (x1 > OW)
+                    x1 = OW;
+                if (x0 > x1)
+                    x0 = x1;
+                for (int64_t y = 0; y < OH; y++) {
+                    float *d = row + y * OW;
+                    const int64_t iy = y * sh + i * dh - pt;
+                    if (iy < 0 || iy >= H) {
+                        memset(d, 0, sizeof(float) * (size_t)OW);
+                        continue;
+                    }
+                    const float *src = plane + iy * W + off;
+                    for (int64_t x = 0; x < x0; x++)
+                        d[x] = 0.0f;
+                    if (sw == 1)
+                        memcpy(d + x0, src + x0, sizeof(float) * (size_t)(x1 - x0));
+                    else
+                        for (int64_t x = x0; x < x1; x++)
+                            d[x] = src[x * sw];
+                    for (int64_t x = x1; x < OW; x++)
+                        d[x] = 0.0f;
+                }
+            }
+}
+
+/* ---- Conv ------------------------------------------------------------- */
+
+static int conv_parse(void *pp, const op_attr *a, int n, int opset, char *err, size_t errsz)
+{
+    win_params *p = pp;
+    int64_t g;
+    int rc = parse_window(p, a, n, err, errsz);
+    if (rc || (rc = attr_int(a, n, "group", 1, &g, err, errsz)))
+        return rc;
+    if (g < 1 || g > (1 << 20))
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'group' is %lld", (long long)g);
+    p->group = (int)g;
+    return 0;
+}
+
+static int conv_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                      char *err, size_t errsz)
+{
+    win_params *p = pp;
+    const op_tensor *x = &in[0], *w = &in[1];
+    char b1[64], b2[64];
+    int rc;
+    if ((rc = check_float(x, "X", err, errsz)) || (rc = check_float(w, "W", err, errsz)))
+        return rc;
+    if (x->shape.rank != 4 || w->shape.rank != 4)
+        return adj_fail(err, errsz, UNSUP, "input X %s and W %s: only 2-D convolutions (rank 4)",
+                        op_shape_str(&x->shape, b1, sizeof b1), op_shape_str(&w->shape, b2, sizeof b2));
+    if (w->batched)
+        return adj_fail(err, errsz, UNSUP, "input 'W' depends on the batch");
+    p->C = x->shape.d[1], p->H = x->shape.d[2], p->W = x->shape.d[3], p->M = w->shape.d[0];
+    if (p->C % p->group || p->M % p->group || w->shape.d[1] != p->C / p->group)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT,
+                        "input X %s, W %s and group %d do not agree",
+                        op_shape_str(&x->shape, b1, sizeof b1), op_shape_str(&w->shape, b2, sizeof b2),
+                        p->group);
+    if (p->nk && (p->k[0] != w->shape.d[2] || p->k[1] != w->shape.d[3]))
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'kernel_shape' does not match W %s",
+                        op_shape_str(&w->shape, b2, sizeof b2));
+    p->k[0] = w->shape.d[2], p->k[1] = w->shape.d[3];
+    if (p->k[0] > WIN_MAX || p->k[1] > WIN_MAX)
+        return adj_fail(err, errsz, UNSUP, "a kernel over 2^24");
+    if (n_in > 2 && in[2].dtype != OP_NONE) {
+        if ((rc = check_float(&in[2], "B", err, errsz)))
+            return rc;
+        if (in[2].batched || op_numel(&in[2].shape) != (size_t)p->M || in[2].shape.rank != 1)
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "input 'B' must have %lld values",
+                            (long long)p->M);
+    }
+    if ((rc = win_axis(p, 0, p->H, &p->OH, err, errsz)) || (rc = win_axis(p, 1, p->W, &p->OW, err, errsz)))
+        return rc;
+    /* BLAS takes int dimensions; the im2col scratch of one image must fit too */
+    const double kk = (double)(p->C / p->group) * p->k[0] * p->k[1];
+    if (kk > INT32_MAX || (double)p->OH * p->OW > INT32_MAX || kk * p->OH * p->OW > 4e9 ||
+        p->M > INT32_MAX)
+        return adj_fail(err, errsz, ADJ_ERR_LIMIT, "a convolution too large (%g columns)",
+                        kk * p->OH * p->OW);
+    p->direct = p->k[0] == 1 && p->k[1] == 1 && p->s[0] == 1 && p->s[1] == 1 && !p->pb[0] &&
+                !p->pb[1] && !p->pe[0] && !p->pe[1];
+    p->depthwise = p->group > 1 && p->group == p->C && p->M == p->C;
+    op_shape s = {4, {x->shape.d[0], p->M, p->OH, p->OW}};
+    set_out(&out[0], OP_FLOAT, x->batched, &s);
+    return 0;
+}
+
+static size_t conv_scratch(const void *pp, const op_tensor *in, int n_in, const op_tensor *out)
+{
+    const win_params *p = pp;
+    return p->direct || p->depthwise ? 0 : (size_t)(p->C / p->group) * p->k[0] * p->k[1] * p->OH * p->OW;
+}
+
+/*
+ * Depthwise convolution of one plane [H][W] by one kh x kw kernel into
+ * y [OH][OW] (OVERWRITTEN): y = bias + sum over taps in row-major order.
+ * An sgemm with M = 1 per channel would spend its time packing.
+ */
+static void conv_dw_plane(const win_params *p, const float *plane, const float *w, float bias,
+                          float *y)
+{
+    const int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW, sh = p->s[0], sw = p->s[1];
+    for (int64_t oy = 0; oy < OH; oy++) {
+        float *yr = y + oy * OW;
+        for (int64_t x = 0; x < OW; x++)
+            yr[x] = bias;
+        for (int64_t i = 0; i < p->k[0]; i++) {
+            const int64_t iy = oy * sh + i * p->d[0] - p->pb[0];
+            if (iy < 0 || iy >= H)
+                continue;
+            for (int64_t j = 0; j < p->k[1]; j++) {
+                const float wv = w[i * p->k[1] + j];
+                const int64_t off = j * p->d[1] - p->pb[1];
+                int64_t x0 = off >= 0 ? 0 : (-off + sw - 1) / sw;
+                int64_t x1 = W - off <= 0 ? 0 : (W - off + sw - 1) / sw;
+                if (x1 > OW)
+                    x1 = OW;
+                const float *src = plane + iy * W + off;
+                if (sw == 1)
+                    for (int64_t x = x0; x < x1; x++)
+                        yr[x] += wv * src[x];
+                else
+                    for (int64_t x = x0; x < x1; x++)
+                        yr[x] += wv * src[x * sw];
+            }
+        }
+    }
+}
+
+static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                         float *scratch)
+{
+    const win_params *p = pp;
+    const float *x = in[0].data, *w = in[1].data;
+    const float *bias = n_in > 2 && in[2].dtype != OP_NONE ? in[2].data : NULL;
+    float *y = out[0].data;
+    const int64_t N = in[0].shape.d[0], G = p->group, Cg = p->C / G, Mg = p->M / G;
+    const int64_t K = Cg * p->k[0] * p->k[1], OHW = p->OH * p->OW, HW = p->H * p->W;
+    if (p->depthwise) {
+        for (int64_t pl = 0; pl < N * p->C; pl++)
+            conv_dw_plane(p, x + pl * HW, w + (pl % p->C) * K, bias ? bias[pl % p->C] : 0.0f,
+                          y + pl * OHW);
+        return;
+    }
+    for (int64_t b = 0; b < N; b++) { /* one image at a time: batch invariance */
+        for (int64_t g = 0; g < G; g++) {
+            const float *xg = x + (b * p->C + g * Cg) * HW;
+            const float *col = xg;
+            if (!p->direct) {
+                im2col(xg, p, Cg, scratch);
+                col = scratch;
+            }
+            float *yg = y + (b * p->M + g * Mg) * OHW;
+            /* yg [Mg][OHW] = W_g [Mg][K] x col [K][OHW] */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Mg, (int)OHW, (int)K, 1.0f,
+                        w + g * Mg * K, (int)K, col, (int)OHW, 0.0f, yg, (int)OHW);
+        }
+        if (bias)
+            for (int64_t m = 0; m < p->M; m++) {
+                float *ym = y + (b * p->M + m) * OHW;
+                for (int64_t i = 0; i < OHW; i++)
+                    ym[i] += bias[m];
+            }
+    }
+}
+
+/* ---- MaxPool, AveragePool --------------------------------------------- */
+
+static int maxpool_parse(void *pp, const op_attr *a, int n, int opset, char *err, size_t errsz)
+{
+    win_params *p = pp;
+    int64_t v;
+    int rc = parse_window(p, a, n, err, errsz);
+    if (rc)
+        return rc;
+    if (!p->nk)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'kernel_shape' is missing");
+    if ((rc = attr_int(a, n, "ceil_mode", 0, &v, err, errsz)))
+        return rc;
+    p->ceil = v != 0;
+    if ((rc = attr_int(a, n, "storage_order", 0, &v, err, errsz)))
+        return rc;
+    if (v != 0)
+        return adj_fail(err, errsz, UNSUP, "attribute 'storage_order' = %lld (only 0)", (long long)v);
+    return 0;
+}
+
+static int avgpool_parse(void *pp, const op_attr *a, int n, int opset, char *err, size_t errsz)
+{
+    win_params *p = pp;
+    int64_t v;
+    int rc = parse_window(p, a, n, err, errsz);
+    if (rc)
+        return rc;
+    if (!p->nk)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'kernel_shape' is missing");
+    if (p->d[0] != 1 || p->d[1] != 1)
+        return adj_fail(err, errsz, UNSUP, "attribute 'dilations' (AveragePool takes none before opset 19)");
+    if ((rc = attr_int(a, n, "ceil_mode", 0, &v, err, errsz)))
+        return rc;
+    p->ceil = v != 0;
+    if ((rc = attr_int(a, n, "count_include_pad", 0, &v, err, errsz)))
+        return rc;
+    p->count_include_pad = v != 0;
+    return 0;
+}
+
+static int pool_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                      char *err, size_t errsz)
+{
+    win_params *p = pp;
+    const op_tensor *x = &in[0];
+    char b1[64];
+    int rc;
+    if ((rc = check_float(x, "X", err, errsz)))
+        return rc;
+    if (x->shape.rank != 4)
+        return adj_fail(err, errsz, UNSUP, "input X %s: only 2-D pooling (rank 4)",
+                        op_shape_str(&x->shape, b1, sizeof b1));
+    if (n_out > 1 && out[1].dtype != OP_NONE)
+        return adj_fail(err, errsz, UNSUP, "output 'Indices'");
+    p->C = x->shape.d[1], p->H = x->shape.d[2], p->W = x->shape.d[3];
+    if ((rc = win_axis(p, 0, p->H, &p->OH, err, errsz)) || (rc = win_axis(p, 1, p->W, &p->OW, err, errsz)))
+        return rc;
+    op_shape s = {4, {x->shape.d[0], p->C, p->OH, p->OW}};
+    set_out(&out[0], OP_FLOAT, x->batched, &s);
+    return 0;
+}
+
+static void maxpool_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
+                            int n_out, float *scratch)
+{
+    const win_params *p = pp;
+    const float *x = in[0].data;
+    float *y = out[0].data;
+    const int64_t planes = in[0].shape.d[0] * p->C;
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *xp = x + pl * p->H * p->W;
+        float *yp = y + pl * p->OH * p->OW;
+        for (int64_t oy = 0; oy < p->OH; oy++)
+            for (int64_t ox = 0; ox < p->OW; ox++) {
+                float m = -INFINITY;
+                for (int64_t i = 0; i < p->k[0]; i++) {
+                    const int64_t iy = oy * p->s[0] + i * p->d[0] - p->pb[0];
+                    if (iy < 0 || iy >= p->H)
+                        continue;
+                    for (int64_t j = 0; j < p->k[1]; j++) {
+                        const int64_t ix = ox * p->s[1] + j * p->d[1] - p->pb[1];
+                        if (ix >= 0 && ix < p->W && xp[iy * p->W + ix] > m)
+                            m = xp[iy * p->W + ix];
+                    }
+                }
+                yp[oy * p->OW + ox] = m;
+            }
+    }
+}
+
+static void avgpool_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
+                            int n_out, float *scratch)
+{
+    const win_params *p = pp;
+    const float *x = in[0].data;
+    float *y = out[0].data;
+    const int64_t planes = in[0].shape.d[0] * p->C;
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *xp = x + pl * p->H * p->W;
+        float *yp = y + pl * p->OH * p->OW;
+        for (int64_t oy = 0; oy < p->OH; oy++) {
+            int64_t y0 = oy * p->s[0] - p->pb[0], y1 = y0 + p->k[0];
+            int64_t py1 = y1 < p->H + p->pe[0] ? y1 : p->H + p->pe[0]; /* padded extent */
+            int64_t cy0 = y0 < 0 ? 0 : y0, cy1 = y1 < p->H ? y1 : p->H;
+            for (int64_t ox = 0; ox < p->OW; ox++) {
+                int64_t x0 = ox * p->s[1] - p->pb[1], x1 = x0 + p->k[1];
+                int64_t px1 = x1 < p->W + p->pe[1] ? x1 : p->W + p->pe[1];
+                int64_t cx0 = x0 < 0 ? 0 : x0, cx1 = x1 < p->W ? x1 : p->W;
+                float s = 0.0f;
+                for (int64_t iy = cy0; iy < cy1; iy++)
+                    for (int64_t ix = cx0; ix < cx1; ix++)
+                        s += xp[iy * p->W + ix];
+                int64_t cnt = p->count_include_pad ? (py1 - y0) * (px1 - x0)
+                                                   : (cy1 - cy0) * (cx1 - cx0);
+                yp[oy * p->OW + ox] = cnt > 0 ? s / (float)cnt : 0.0f;
+            }
+        }
+    }
+}
+
+/* ---- GlobalAveragePool ------------------------------------------------ */
+
+static int gap_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                     char *err, size_t errsz)
+{
+    int rc = check_float(&in[0], "X", err, errsz);
+    if (rc)
+        return rc;
+    if (in[0].shape.rank < 3)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "input 'X' must have rank >= 3");
+    op_shape s = in[0].shape;
+    for (int i = 2; i < s.rank; i++)
+        s.d[i] = 1;
+    set_out(&out[0], OP_FLOAT, in[0].batched, &s);
+    return 0;
+}
+
+static void gap_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                        float *scratch)
+{
+    const op_shape *s = &in[0].shape;
+    size_t planes = (size_t)s->d[0] * s->d[1], hw = op_numel(s) / planes;
+    const float *x = in[0].data;
+    float *y = out[0].data;
+    for (size_t i = 0; i < planes; i++) {
+        double acc = 0.0;
+        for (size_t j = 0; j < hw; j++)
+            acc += x[i * hw + j];
+        y[i] = (float)(acc / (double)hw);
+    }
+}
+
+/* ---- BatchNormalization (inference) ----------------------------------- */
+
+typedef struct {
+    float eps;
+} bn_params;
+
+float op_bn_epsilon(const void *pp) { return ((const bn_params *)pp)->eps; }
+
+static int bn_parse(void *pp, const op_attr *a, int n, int opset, char *err, size_t errsz)
+{
+    bn_params *p = pp;
+    int64_t tm;
+    float mom;
+    int rc = attr_float(a, n, "epsilon", 1e-5f, &p->eps, err, errsz);
+    if (rc || (rc = attr_float(a, n, "momentum", 0.9f, &mom, err, errsz)) ||
+        (rc = attr_int(a, n, "training_mode", 0, &tm, err, errsz)))
+        return rc;
+    if (tm)
+        return adj_fail(err, errsz, UNSUP, "attribute 'training_mode' = 1 (inference only)");
+    return 0;
+}
+
+static int bn_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                    char *err, size_t errsz)
+{
+    static const char *names[] = {"X", "scale", "B", "input_mean", "input_var"};
+    char b1[64];
+    for (int i = 0; i < 5; i++) {
+        int rc = check_float(&in[i], names[i], err, errsz);
+        if (rc)
+            return rc;
+    }
+    if (in[0].shape.rank < 2)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "input 'X' must have rank >= 2");
+    for (int i = 1; i < 5; i++)
+        if (in[i].batched || in[i].shape.rank != 1 || in[i].shape.d[0] != in[0].shape.d[1])
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "input '%s' %s must have %lld values",
+                            names[i], op_shape_str(&in[i].shape, b1, sizeof b1),
+                            (long long)in[0].shape.d[1]);
+    for (int i = 1; i < n_out; i++)
+        if (out[i].dtype != OP_NONE)
+            return adj_fail(err, errsz, UNSUP, "output %d (running statistics: training mode)", i);
+    set_out(&out[0], OP_FLOAT, in[0].batched, &in[0].shape);
+    return 0;
+}
+
+static void bn_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                       float *scratch)
+{
+    const bn_params *p = pp;
+    const float *x = in[0].data, *sc = in[1].data, *bb = in[2].data, *mean = in[3].data,
+                *var = in[4].data;
+    float *y = out[0].data;
+    const op_shape *s = &in[0].shape;
+    const int64_t N = s->d[0], C = s->d[1];
+    const size_t inner = op_numel(s) / (size_t)(N * C);
+    for (int64_t b = 0; b < N; b++)
+        for (int64_t c = 0; c < C; c++) {
+            const float a = sc[c] / sqrtf(var[c] + p->eps), sh = bb[c] - mean[c] * a;
+            const float *xp = x + ((size_t)(b * C + c)) * inner;
+            float *yp = y + ((size_t)(b * C + c)) * inner;
+            for (size_t i = 0; i < inner; i++)
+                yp[i] = xp[i] * a + sh;
+        }
+}
+
+void op_fold_bn(const float *W, const float *bias, int M, size_t K, const float *scale,
+                const float *beta, const float *mean, const float *var, float eps, float *w_out,
+                float *b_out)
+{
+    for (int m = 0; m < M; m++) {
+        const float a = scale[m] / sqrtf(var[m] + eps);
+        for (size_t k = 0; k < K; k++)
+            w_out[(size_t)m * K + k] = W[(size_t)m * K + k] * a;
+        b_out[m] = ((bias ? bias[m] : 0.0f) - mean[m]) * a + beta[m];
+    }
+}
+
+/* ---- unary elementwise ------------------------------------------------ */
+
+enum { U_RELU, U_SIGMOID, U_HARDSIGMOID, U_HARDSWISH, U_ERF, U_SQRT, U_CLIP, U_IDENTITY,
+       U_TANH, U_EXP, U_NEG, U_ABS };
+
+typedef struct {
+    int kind;
+    float alpha, beta;
+    float lo, hi; /* Clip, resolved by infer */
+} unary_params;
+
+static int unary_set(void *pp, int kind)
+{
+    ((unary_params *)pp)->kind = kind;
+    return 0;
+}
+
+static int relu_parse(void *p, const op_attr *a, int n, int o, char *e, size_t z) { return unary_set(p, U_RELU); }
+static int sigmoid_parse(void *p, const op_attr *a, int n, int o, char *e, size_t z) { return unary_set(p, U_SIGMOID); }
+static int erf_parse(void *p, const op_attr *a, int n, int o, char *e, size_t z) { return unary_set(p, U_ERF); }
+static int sqrt_parse(void *p, const op_attr *a, int n, int o, char *e, size_t z) { return unary_set(p, U_SQRT); }
+static int identity_parse(void *p, const op_attr *a, int n, int o, char *e, size_t z) { return unary_set(p, U_IDENTITY); }
+static int hardswish_parse(void *p, const op_attr *a, int n, int o, char *e, size_t z) { return unary_set(p, U_HARDSWISH); }
+static int tanh_parse(void *p, const op_attr *a, int n, int o, char *e, size_t z) { return unary_set(p, U_TANH); }
+static int exp_parse(void *p, const op_attr *a, int n, int o, char *e, size_t z) { return unary_set(p, U_EXP); }
+static int neg_parse(void *p, const op_attr *a, int n, int o, char *e, size_t z) { return unary_set(p, U_NEG); }
+static int abs_parse(void *p, const op_attr *a, int n, int o, char *e, size_t z) { return unary_set(p, U_ABS); }
+static int clip_parse(void *p, const op_attr *a, int n, int o, char *e, size_t z) { return unary_set(p, U_CLIP); }
+
+static int hardsigmoid_parse(void *pp, const op_attr *a, int n, int opset, char *err, size_t errsz)
+{
+    unary_params *p = pp;
+    p->kind = U_HARDSIGMOID;
+    int rc = attr_float(a, n, "alpha", 0.2f, &p->alpha, err, errsz);
+    return rc ? rc : attr_float(a, n, "beta", 0.5f, &p->beta, err, errsz);
+}
+
+static int dropout_parse(void *pp, const op_attr *a, int n, int opset, char *err, size_t errsz)
+{
+    int64_t seed;
+    unary_set(pp, U_IDENTITY);
+    return attr_int(a, n, "seed", 0, &seed, err, errsz);
+}
+
+static int unary_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                       char *err, size_t errsz)
+{
+    unary_params *p = pp;
+    int rc;
+    if (p->kind != U_IDENTITY || in[0].dtype != OP_INT64)
+        if ((rc = check_float(&in[0], "X", err, errsz)))
+            return rc;
+    if (p->kind == U_CLIP) {
+        p->lo = -INFINITY, p->hi = INFINITY;
+        for (int i = 1; i < n_in && i < 3; i++) {
+            if (in[i].dtype == OP_NONE)
+                continue;
+            const char *name = i == 1 ? "min" : "max";
+            if ((rc = check_float(&in[i], name, err, errsz)))
+                return rc;
+            if (!in[i].data)
+                return adj_fail(err, errsz, UNSUP, "input '%s' must be a constant", name);
+            if (op_numel(&in[i].shape) != 1 || in[i].batched)
+                return adj_fail(err, errsz, ADJ_ERR_FORMAT, "input '%s' must be a scalar", name);
+            *(i == 1 ? &p->lo : &p->hi) = *(const float *)in[i].data;
+        }
+    }
+    if (n_in > 1 && p->kind == U_IDENTITY) { /* Dropout: ratio, training_mode */
+        if (n_in > 2 && in[2].dtype != OP_NONE) {
+            if (!in[2].data)
+                return adj_fail(err, errsz, UNSUP, "input 'training_mode' must be a constant");
+            if (op_dtype_size(in[2].dtype) == 0 || op_numel(&in[2].shape) != 1)
+                return adj_fail(err, errsz, ADJ_ERR_FORMAT, "input 'training_mode' must be a scalar");
+            if (in[2].dtype == OP_INT64 ? *(const int64_t *)in[2].data != 0
+                                        : *(const float *)in[2].data != 0.0f)
+                return adj_fail(err, errsz, UNSUP, "input 'training_mode' true (inference only)");
+        }
+    }
+    if (n_out > 1 && out[1].dtype != OP_NONE)
+        return adj_fail(err, errsz, UNSUP, "output 'mask'");
+    set_out(&out[0], in[0].dtype, in[0].batched, &in[0].shape);
+    return 0;
+}
+
+static void unary_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
+                          int n_out, float *scratch)
+{
+    const unary_params *p = pp;
+    const size_t n = op_numel(&in[0].shape);
+    if (p->kind == U_IDENTITY) {
+        memcpy(out[0].data, in[0].data, n * op_dtype_size(in[0].dtype));
+        return;
+    }
+    const float *x = in[0].data;
+    float *y = out[0].data;
+    switch (p->kind) {
+    case U_RELU:
+        for (size_t i = 0; i < n; i++)
+            y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        break;
+    case U_SIGMOID:
+        for (size_t i = 0; i < n; i++)
+            y[i] = x[i] >= 0.0f ? 1.0f / (1.0f + expf(-x[i])) : expf(x[i]) / (1.0f + expf(x[i]));
+        break;
+    case U_HARDSIGMOID:
+        for (size_t i = 0; i < n; i++) {
+            float v = p->alpha * x[i] + p->beta;
+            y[i] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+        }
+        break;
+    case U_HARDSWISH:
+        for (size_t i = 0; i < n; i++) {
+            float v = x[i] / 6.0f + 0.5f;
+            y[i] = x[i] * (v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v);
+        }
+        break;
+    case U_ERF:
+        for (size_t i = 0; i < n; i++)
+            y[i] = erff(x[i]);
+        break;
+    case U_SQRT:
+        for (size_t i = 0; i < n; i++)
+            y[i] = sqrtf(x[i]);
+        break;
+    case U_CLIP:
+        for (size_t i = 0; i < n; i++)
+            y[i] = x[i] < p->lo ? p->lo : x[i] > p->hi ? p->hi : x[i];
+        break;
+    case U_TANH:
+        for (size_t i = 0; i < n; i++)
+            y[i] = tanhf(x[i]);
+        break;
+    case U_EXP:
+        for (size_t i = 0; i < n; i++)
+            y[i] = expf(x[i]);
+        break;
+    case U_NEG:
+        for (size_t i = 0; i < n; i++)
+            y[i] = -x[i];
+        break;
+    case U_ABS:
+        for (size_t i = 0; i < n; i++)
+            y[i] = fabsf(x[i]);
+        break;
+    }
+}
+
+/* ---- binary elementwise with broadcasting ----------------------------- */
+
+enum { B_ADD, B_SUB, B_MUL, B_DIV, B_POW };
+
+typedef struct {
+    int kind;
+} binary_params;
+
+static int add_parse(void *p, const op_attr *a, int n, int o, char *e, size_t z) { ((binary_params *)p)->kind = B_ADD; return 0; }
+static int sub_parse(void *p, const op_attr *a, int n, int o, char *e, size_t z) { ((binary_params *)p)->kind = B_SUB; return 0; }
+static int mul_parse(void *p, const op_attr *a, int n, int o, char *e, size_t z) { ((binary_params *)p)->kind = B_MUL; return 0; }
+static int div_parse(void *p, const op_attr *a, int n, int o, char *e, size_t z) { ((binary_params *)p)->kind = B_DIV; return 0; }
+static int pow_parse(void *p, const op_attr *a, int n, int o, char *e, size_t z) { ((binary_params *)p)->kind = B_POW; return 0; }
+
+/*
+ * Multidirectional broadcasting of a and b into out; a batched input must
+ * have the output's rank (its batch stays dimension 0) and the other's
+ * dimension 0 then must be 1 or absent.
+ */
+static int broadcast_shape(const op_tensor *a, const op_tensor *b, op_shape *out, int *batched,
+                           char *err, size_t errsz)
+{
+    char b1[64], b2[64];
+    const int R = a->shape.rank > b->shape.rank ? a->shape.rank : b->shape.rank;
+    out->rank = R;
+    for (int i = 0; i < R; i++) {
+        int ia = i - (R - a->shape.rank), ib = i - (R - b->shape.rank);
+        int64_t da = ia >= 0 ? a->shape.d[ia] : 1, db = ib >= 0 ? b->shape.d[ib] : 1;
+        int bat_a = a->batched && ia == 0, bat_b = b->batched && ib == 0;
+        if ((a->batched && ia == 0 && i != 0) || (b->batched && ib == 0 && i != 0))
+            return adj_fail(err, errsz, UNSUP, "broadcasting %s with %s moves the batch dimension",
+                            op_shape_str(&a->shape, b1, sizeof b1), op_shape_str(&b->shape, b2, sizeof b2));
+        if (bat_a || bat_b) {
+            if ((bat_a && !bat_b && db != 1) || (bat_b && !bat_a && da != 1))
+                return adj_fail(err, errsz, UNSUP, "broadcasting %s with %s across the batch",
+                                op_shape_str(&a->shape, b1, sizeof b1), op_shape_str(&b->shape, b2, sizeof b2));
+            out->d[i] = OP_DIM_BATCH;
+            continue;
+        }
+        if (da != db && da != 1 && db != 1)
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "shapes %s and %s do not broadcast",
+                            op_shape_str(&a->shape, b1, sizeof b1), op_shape_str(&b->shape, b2, sizeof b2));
+        out->d[i] = da == 1 ? db : da;
+    }
+    *batched = a->batched || b->batched;
+    return 0;
+}
+
+static int has_batch_value(const op_tensor *t)
+{
+    const int64_t *v = const_ints(t);
+    if (!v)
+        return 0;
+    size_t n = op_numel(&t->shape);
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == OP_BATCH_VALUE)
+            return 1;
+    return 0;
+}
+
+static int binary_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                        char *err, size_t errsz)
+{
+    binary_params *p = pp;
+    if (in[0].dtype != in[1].dtype)
+        return adj_fail(err, errsz, UNSUP, "inputs of types %s and %s", op_dtype_name(in[0].dtype),
+                        op_dtype_name(in[1].dtype));
+    if (in[0].dtype != OP_FLOAT && in[0].dtype != OP_INT64)
+        return adj_fail(err, errsz, UNSUP, "inputs of type %s", op_dtype_name(in[0].dtype));
+    if (in[0].dtype == OP_INT64 && p->kind == B_POW)
+        return adj_fail(err, errsz, UNSUP, "integer Pow");
+    if (has_batch_value(&in[0]) || has_batch_value(&in[1]))
+        return adj_fail(err, errsz, UNSUP, "arithmetic on the batch size (a dynamic batch)");
+    op_shape s;
+    int batched, rc = broadcast_shape(&in[0], &in[1], &s, &batched, err, errsz);
+    if (rc)
+        return rc;
+    set_out(&out[0], in[0].dtype, batched, &s);
+    return 0;
+}
+
+/* Element strides of t broadcast to the output shape (0 on broadcast axes). */
+static void bcast_strides(const op_tensor *t, const op_shape *o, int64_t *st)
+{
+    int64_t own[OP_MAX_RANK];
+    strides_of(&t->shape, own);
+    for (int i = 0; i < o->rank; i++) {
+        int j = i - (o->rank - t->shape.rank);
+        st[i] = (j < 0 || t->shape.d[j] == 1) ? 0 : own[j];
+    }
+}
+
+static float fbin(int kind, float a, float b)
+{
+    switch (kind) {
+    case B_ADD: return a + b;
+    case B_SUB: return a - b;
+    case B_MUL: return a * b;
+    case B_DIV: return a / b;
+    default: return powf(a, b);
+    }
+}
+
+static int64_t ibin(int kind, int64_t a, int64_t b)
+{
+    switch (kind) {
+    case B_ADD: return a + b;
+    case B_SUB: return a - b;
+    case B_MUL: return a * b;
+    default: return b ? a / b : 0; /* ONNX integer Div truncates; by zero is undefined */
+    }
+}
+
+static void binary_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
+                           int n_out, float *scratch)
+{
+    const int kind = ((const binary_params *)pp)->kind;
+    const op_shape *o = &out[0].shape;
+    const size_t n = op_numel(o);
+    const int R = o->rank;
+    int64_t sa[OP_MAX_RANK] = {0}, sb[OP_MAX_RANK] = {0}, idx[OP_MAX_RANK] = {0};
+    bcast_strides(&in[0], o, sa);
+    bcast_strides(&in[1], o, sb);
+    const int isf = out[0].dtype == OP_FLOAT;
+    if (isf && op_numel(&in[0].shape) == n && op_numel(&in[1].shape) == n) {
+        const float *a = in[0].data, *b = in[1].data;
+        float *y = out[0].data;
+        switch (kind) {
+        case B_ADD: for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i]; break;
+        case B_MUL: for (size_t i = 0; i < n; i++) y[i] = a[i] * b[i]; break;
+        default: for (size_t i = 0; i < n; i++) y[i] = fbin(kind, a[i], b[i]); break;
+        }
+        return;
+    }
+    if (n == 0)
+        return;
+    if (isf && op_numel(&in[1].shape) == 1 && op_numel(&in[0].shape) == n) { /* x op scalar */
+        const float *a = in[0].data, b = *(const float *)in[1].data;
+        float *y = out[0].data;
+        switch (kind) {
+        case B_ADD: for (size_t i = 0; i < n; i++) y[i] = a[i] + b; break;
+        case B_SUB: for (size_t i = 0; i < n; i++) y[i] = a[i] - b; break;
+        case B_MUL: for (size_t i = 0; i < n; i++) y[i] = a[i] * b; break;
+        case B_DIV: for (size_t i = 0; i < n; i++) y[i] = a[i] / b; break;
+        default:
+            if (b == 2.0f)
+                for (size_t i = 0; i < n; i++) y[i] = a[i] * a[i];
+            else
+                for (size_t i = 0; i < n; i++) y[i] = powf(a[i], b);
+        }
+        return;
+    }
+    const int64_t inner = R ? o->d[R - 1] : 1, ia = R ? sa[R - 1] : 0, ib = R ? sb[R - 1] : 0;
+    for (size_t done = 0; done < n; done += (size_t)inner) {
+        int64_t oa = 0, ob = 0;
+        for (int k = 0; k < R - 1; k++)
+            oa += idx[k] * sa[k], ob += idx[k] * sb[k];
+        if (isf) {
+            const float *a = (const float *)in[0].data + oa, *b = (const float *)in[1].data + ob;
+            float *y = (float *)out[0].data + done;
+            if (ia == 1 && ib == 1 && kind == B_ADD)
+                for (int64_t i = 0; i < inner; i++)
+                    y[i] = a[i] + b[i];
+            else if (ia == 1 && ib == 1 && kind == B_MUL)
+                for (int64_t i = 0; i < inner; i++)
+                    y[i] = a[i] * b[i];
+            else if (ia == 1 && ib == 0 && kind == B_ADD)
+                for (int64_t i = 0; i < inner; i++)
+                    y[i] = a[i] + b[0];
+            else if (ia == 1 && ib == 0 && kind == B_MUL)
+                for (int64_t i = 0; i < inner; i++)
+                    y[i] = a[i] * b[0];
+            else
+                for (int64_t i = 0; i < inner; i++)
+                    y[i] = fbin(kind, a[i * ia], b[i * ib]);
+        } else {
+            const int64_t *a = (const int64_t *)in[0].data + oa, *b = (const int64_t *)in[1].data + ob;
+            int64_t *y = (int64_t *)out[0].data + done;
+            for (int64_t i = 0; i < inner; i++)
+                y[i] = ibin(kind, a[i * ia], b[i * ib]);
+        }
+        for (int k = R - 2; k >= 0; k--) {
+            if (++idx[k] < o->d[k])
+                break;
+            idx[k] = 0;
+        }
+    }
+}
+
+/* ---- Gemm, MatMul ----------------------------------------------------- */
+
+typedef struct {
+    float alpha, beta;
+    int ta, tb;
+    int64_t M, K, N;
+    /* MatMul: broadcast batch of matrices */
+    int mm, a_vec, b_vec; /* MatMul; A or B was 1-D */
+    int rows_are_images;  /* MatMul: A is [N,K], one row per image */
+    int flat_a;           /* MatMul: B is a [K,N] matrix and A has rank >= 3: all of an image's rows at once */
+    op_shape bshape;      /* MatMul: broadcast batch dims of the output */
+} gemm_params;
+
+static int gemm_parse(void *pp, const op_attr *a, int n, int opset, char *err, size_t errsz)
+{
+    gemm_params *p = pp;
+    int64_t ta, tb;
+    int rc = attr_float(a, n, "alpha", 1.0f, &p->alpha, err, errsz);
+    if (rc || (rc = attr_float(a, n, "beta", 1.0f, &p->beta, err, errsz)) ||
+        (rc = attr_int(a, n, "transA", 0, &ta, err, errsz)) ||
+        (rc = attr_int(a, n, "transB", 0, &tb, err, errsz)))
+        return rc;
+    p->ta = ta != 0, p->tb = tb != 0;
+    return 0;
+}
+
+static int gemm_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                      char *err, size_t errsz)
+{
+    gemm_params *p = pp;
+    char b1[64], b2[64];
+    int rc;
+    if ((rc = check_float(&in[0], "A", err, errsz)) || (rc = check_float(&in[1], "B", err, errsz)))
+        return rc;
+    const op_shape *A = &in[0].shape, *B = &in[1].shape;
+    if (A->rank != 2 || B->rank != 2)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "inputs A %s and B %s must be 2-D",
+                        op_shape_str(A, b1, sizeof b1), op_shape_str(B, b2, sizeof b2));
+    if (in[1].batched || (in[0].batched && p->ta))
+        return adj_fail(err, errsz, UNSUP, "a product across the batch (batched B or transA)");
+    p->M = p->ta ? A->d[1] : A->d[0];
+    p->K = p->ta ? A->d[0] : A->d[1];
+    p->N = p->tb ? B->d[0] : B->d[1];
+    if ((p->tb ? B->d[1] : B->d[0]) != p->K)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "inputs A %s and B %s do not agree",
+                        op_shape_str(A, b1, sizeof b1), op_shape_str(B, b2, sizeof b2));
+    if (p->M > INT32_MAX || p->K > INT32_MAX || p->N > INT32_MAX)
+        return adj_fail(err, errsz, ADJ_ERR_LIMIT, "a product over 2^31 rows or columns");
+    op_shape s = {2, {p->M, p->N}};
+    if (n_in > 2 && in[2].dtype != OP_NONE) {
+        op_tensor o = {OP_FLOAT, in[0].batched, s, NULL};
+        op_shape bs;
+        int bat;
+        if ((rc = check_float(&in[2], "C", err, errsz)) ||
+            (rc = broadcast_shape(&o, &in[2], &bs, &bat, err, errsz)))
+            return rc;
+        if (bs.rank != 2 || (bs.d[1] != p->N) || (!in[0].batched && bs.d[0] != p->M))
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "input C %s does not broadcast to [M,N]",
+                            op_shape_str(&in[2].shape, b1, sizeof b1));
+    }
+    set_out(&out[0], OP_FLOAT, in[0].batched, &s);
+    return 0;
+}
+
+static void gemm_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                         float *scratch)
+{
+    const gemm_params *p = pp;
+    const float *A = in[0].data, *B = in[1].data;
+    float *Y = out[0].data;
+    const int64_t M = p->ta ? in[0].shape.d[1] : in[0].shape.d[0], K = p->K, N = p->N;
+    const op_tensor *C = n_in > 2 && in[2].dtype != OP_NONE ? &in[2] : NULL;
+    int64_t cs[2] = {0, 0};
+    if (C) {
+        op_shape o = {2, {M, N}};
+        bcast_strides(C, &o, cs);
+    }
+    for (int64_t i = 0; i < M; i++) { /* one row (image) at a time: batch invariance */
+        const float *a = p->ta ? A + i : A + i * K;
+        const int inc = p->ta ? (int)M : 1;
+        float *y = Y + i * N;
+        if (p->tb) /* B [N][K]: y = alpha B a */
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)N, (int)K, p->alpha, B, (int)K, a, inc,
+                        0.0f, y, 1);
+        else /* B [K][N]: y = alpha B^T a */
+            cblas_sgemv(CblasRowMajor, CblasTrans, (int)K, (int)N, p->alpha, B, (int)N, a, inc,
+                        0.0f, y, 1);
+        if (C) {
+            const float *c = (const float *)C->data + i * cs[0];
+            for (int64_t j = 0; j < N; j++)
+                y[j] += p->beta * c[j * cs[1]];
+        }
+    }
+}
+
+static int matmul_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                        char *err, size_t errsz)
+{
+    gemm_params *p = pp;
+    char b1[64], b2[64];
+    int rc;
+    if ((rc = check_float(&in[0], "A", err, errsz)) || (rc = check_float(&in[1], "B", err, errsz)))
+        return rc;
+    op_tensor a = in[0], b = in[1];
+    p->mm = 1, p->alpha = 1.0f;
+    if (a.shape.rank == 0 || b.shape.rank == 0)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "MatMul of a scalar");
+    if (a.shape.rank == 1) { /* [K] -> [1,K] */
+        if (a.batched)
+            return adj_fail(err, errsz, UNSUP, "a 1-D batched A");
+        a.shape.rank = 2, a.shape.d[1] = a.shape.d[0], a.shape.d[0] = 1, p->a_vec = 1;
+    }
+    if (b.shape.rank == 1) { /* [K] -> [K,1] */
+        if (b.batched)
+            return adj_fail(err, errsz, UNSUP, "a 1-D batched B");
+        b.shape.rank = 2, b.shape.d[1] = 1, p->b_vec = 1;
+    }
+    if ((a.batched && a.shape.rank == 2 && b.batched) || (b.batched && b.shape.rank == 2))
+        return adj_fail(err, errsz, UNSUP, "a product across the batch");
+    int ra = a.shape.rank, rb = b.shape.rank;
+    p->M = a.shape.d[ra - 2], p->K = a.shape.d[ra - 1], p->N = b.shape.d[rb - 1];
+    if (b.shape.d[rb - 2] != p->K)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "inputs A %s and B %s do not agree",
+                        op_shape_str(&in[0].shape, b1, sizeof b1), op_shape_str(&in[1].shape, b2, sizeof b2));
+    if (p->M > INT32_MAX || p->K > INT32_MAX || p->N > INT32_MAX ||
+        (double)op_numel(&a.shape) / (double)p->K > INT32_MAX)
+        return adj_fail(err, errsz, ADJ_ERR_LIMIT, "a product over 2^31 rows or columns");
+    /* broadcast the leading (matrix batch) dims */
+    op_tensor ha = a, hb = b;
+    ha.shape.rank = ra - 2, hb.shape.rank = rb - 2;
+    if (ra == 2 && a.batched) /* rows of A are images: the batch is M */
+        ha.batched = 0;
+    op_shape bs;
+    int bat;
+    if ((rc = broadcast_shape(&ha, &hb, &bs, &bat, err, errsz)))
+        return rc;
+    p->bshape = bs;
+    op_shape s = bs;
+    if (!p->a_vec)
+        s.d[s.rank++] = p->M;
+    if (!p->b_vec)
+        s.d[s.rank++] = p->N;
+    if (a.batched && ra == 2)
+        s.d[0] = OP_DIM_BATCH;
+    p->rows_are_images = a.batched && ra == 2;
+    p->flat_a = ra >= 3 && rb == 2 && !b.batched && !p->b_vec;
+    set_out(&out[0], OP_FLOAT, in[0].batched || in[1].batched, &s);
+    return 0;
+}
+
+static void matmul_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
+                           int n_out, float *scratch)
+{
+    const gemm_params *p = pp;
+    if (p->flat_a) { /* y [rows][N] = a [rows][K] x B [K][N] per image (or all rows unbatched) */
+        const int64_t imgs = in[0].batched ? in[0].shape.d[0] : 1;
+        const int64_t rows = (int64_t)op_numel(&in[0].shape) / p->K / imgs;
+        for (int64_t b = 0; b < imgs; b++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)p->N, (int)p->K,
+                        1.0f, (const float *)in[0].data + b * rows * p->K, (int)p->K, in[1].data,
+                        (int)p->N, 0.0f, (float *)out[0].data + b * rows * p->N, (int)p->N);
+        return;
+    }
+    op_shape sa = in[0].shape, sb = in[1].shape, bs = p->bshape;
+    if (p->a_vec)
+        sa.rank = 2, sa.d[1] = sa.d[0], sa.d[0] = 1;
+    if (p->b_vec)
+        sb.rank = 2, sb.d[1] = 1;
+    const int64_t M = sa.d[sa.rank - 1 - 1], K = p->K, N = p->N;
+    /* run-time batch size into the broadcast shape */
+    if (bs.rank && bs.d[0] == OP_DIM_BATCH)
+        bs.d[0] = in[0].batched ? in[0].shape.d[0] : in[1].shape.d[0];
+    op_tensor ha = {OP_FLOAT, 0, sa, NULL}, hb = {OP_FLOAT, 0, sb, NULL};
+    ha.shape.rank -= 2, hb.shape.rank -= 2;
+    int64_t st_a[OP_MAX_RANK], st_b[OP_MAX_RANK], idx[OP_MAX_RANK] = {0};
+    bcast_strides(&ha, &bs, st_a);
+    bcast_strides(&hb, &bs, st_b);
+    const size_t nmat = op_numel(&bs);
+    const float *A = in[0].data, *B = in[1].data;
+    float *Y = out[0].data;
+    for (size_t m = 0; m < nmat; m++) {
+        int64_t oa = 0, ob = 0;
+        for (int k = 0; k < bs.rank; k++)
+            oa += idx[k] * st_a[k], ob += idx[k] * st_b[k];
+        const float *a = A + oa * M * K, *b = B + ob * K * N;
+        float *y = Y + (int64_t)m * M * N;
+        if (p->rows_are_images) /* one row (image) at a time: batch invariance */
+            for (int64_t i = 0; i < M; i++)
+                cblas_sgemv(CblasRowMajor, CblasTrans, (int)K, (int)N, 1.0f, b, (int)N, a + i * K,
+                            1, 0.0f, y + i * N, 1);
+        else /* y [M][N] = a [M][K] x b [K][N]: the same shape for every matrix */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, a,
+                        (int)K, b, (int)N, 0.0f, y, (int)N);
+        for (int k = bs.rank - 1; k >= 0; k--) {
+            if (++idx[k] < bs.d[k])
+                break;
+            idx[k] = 0;
+        }
+    }
+}
+
+/* ---- shape and layout operators --------------------------------------- */
+
+typedef struct {
+    int64_t axis;
+    int64_t start, end;         /* Shape */
+    int64_t v[OP_MAX_RANK];     /* Transpose perm; Squeeze/Unsqueeze axes */
+    int nv;                     /* number of v (-1: attribute absent) */
+    int allowzero;              /* Reshape */
+    int opset;
+    int64_t outer, len, inner;  /* Concat/Gather/Softmax geometry */
+} shape_params;
+
+static int axis_parse(void *pp, const op_attr *a, int n, int opset, char *err, size_t errsz)
+{
+    shape_params *p = pp;
+    p->opset = opset;
+    return attr_int(a, n, "axis", 0, &p->axis, err, errsz);
+}
+
+static int flatten_parse(void *pp, const op_attr *a, int n, int opset, char *err, size_t errsz)
+{
+    shape_params *p = pp;
+    return attr_int(a, n, "axis", 1, &p->axis, err, errsz);
+}
+
+static int concat_parse(void *pp, const op_attr *a, int n, int opset, char *err, size_t errsz)
+{
+    shape_params *p = pp;
+    if (!attr_find(a, n, "axis"))
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'axis' is missing");
+    return attr_int(a, n, "axis", 0, &p->axis, err, errsz);
+}
+
+static int copy_forward_bytes(const op_tensor *in, op_tensor *out)
+{
+    memcpy(out->data, in->data, op_numel(&in->shape) * op_dtype_size(in->dtype));
+    return 0;
+}
+
+static void copy_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                         float *scratch)
+{
+    copy_forward_bytes(&in[0], &out[0]);
+}
+
+static int flatten_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                         char *err, size_t errsz)
+{
+    shape_params *p = pp;
+    const op_shape *s = &in[0].shape;
+    int64_t axis;
+    if (p->axis < -s->rank || p->axis > s->rank)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'axis' %lld out of range",
+                        (long long)p->axis);
+    axis = p->axis < 0 ? p->axis + s->rank : p->axis;
+    if (in[0].batched && axis != 1)
+        return adj_fail(err, errsz, UNSUP, "attribute 'axis' = %lld on a batched input (only 1)",
+                        (long long)p->axis);
+    op_shape o = {2, {1, 1}};
+    for (int i = 0; i < s->rank; i++)
+        o.d[i < axis ? 0 : 1] *= (i == 0 && in[0].batched) ? 1 : s->d[i];
+    if (in[0].batched)
+        o.d[0] = OP_DIM_BATCH;
+    set_out(&out[0], in[0].dtype, in[0].batched, &o);
+    return 0;
+}
+
+static int reshape_parse(void *pp, const op_attr *a, int n, int opset, char *err, size_t errsz)
+{
+    shape_params *p = pp;
+    int64_t az;
+    int rc = attr_int(a, n, "allowzero", 0, &az, err, errsz);
+    p->allowzero = az != 0;
+    return rc;
+}
+
+static int reshape_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                         char *err, size_t errsz)
+{
+    shape_params *p = pp;
+    int64_t t[OP_MAX_RANK];
+    int nt, rc = input_ints(&in[1], "shape", OP_MAX_RANK, t, &nt, err, errsz);
+    char b1[64];
+    if (rc)
+        return rc;
+    const op_shape *s = &in[0].shape;
+    const int bat = in[0].batched;
+    op_shape o = {nt, {0}};
+    int first = 0;
+    if (bat) {
+        /* the first target dimension must be the batch: 0 (copy), the batch
+         * value from Shape, -1 or 1 (a model exported with batch 1) */
+        if (nt < 1 || !(t[0] == 0 || t[0] == OP_BATCH_VALUE || t[0] == -1 || t[0] == 1))
+            return adj_fail(err, errsz, UNSUP,
+                            "target shape's first value %lld on a batched input (the batch must "
+                            "stay dimension 0)", nt ? (long long)t[0] : 0LL);
+        o.d[0] = OP_DIM_BATCH, first = 1;
+    }
+    int neg = -1;
+    size_t known = 1, total = op_numel(s);
+    for (int i = first; i < nt; i++) {
+        int64_t v = t[i];
+        if (v == OP_BATCH_VALUE)
+            return adj_fail(err, errsz, UNSUP, "the batch size in dimension %d of a target shape", i);
+        if (v == 0 && !p->allowzero) {
+            if (i >= s->rank)
+                return adj_fail(err, errsz, ADJ_ERR_FORMAT, "target shape copies dimension %d of %s",
+                                i, op_shape_str(s, b1, sizeof b1));
+            v = s->d[i];
+        }
+        if (v == 0)
+            return adj_fail(err, errsz, UNSUP, "an empty tensor (a dimension 0)");
+        if (v == -1) {
+            if (neg >= 0)
+                return adj_fail(err, errsz, ADJ_ERR_FORMAT, "target shape has two -1");
+            neg = i;
+            continue;
+        }
+        if (v < 0 || v > DIM_MAX)
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "target shape has %lld", (long long)v);
+        o.d[i] = v;
+        known *= (size_t)v;
+        if (known > total) /* also keeps the product from overflowing */
+            return adj_fail(err, errsz, bat ? UNSUP : ADJ_ERR_FORMAT,
+                            "cannot reshape %s (%zu values%s) into more", op_shape_str(s, b1, sizeof b1),
+                            total, bat ? " per image" : "");
+    }
+    if (neg >= 0) {
+        if (known == 0 || total % known)
+            return adj_fail(err, errsz, bat ? UNSUP : ADJ_ERR_FORMAT, "cannot reshape %s%s",
+                            op_shape_str(s, b1, sizeof b1), bat ? " keeping the batch" : "");
+        o.d[neg] = (int64_t)(total / known);
+        known = total;
+    }
+    if (known != total) /* with a batch: the target does not keep it in dimension 0 */
+        return adj_fail(err, errsz, bat ? UNSUP : ADJ_ERR_FORMAT,
+                        "cannot reshape %s (%zu values%s) into %zu values",
+                        op_shape_str(s, b1, sizeof b1), total, bat ? " per image" : "", known);
+    set_out(&out[0], in[0].dtype, bat, &o);
+    return 0;
+}
+
+static int shape_parse(void *pp, const op_attr *a, int n, int opset, char *err, size_t errsz)
+{
+    shape_params *p = pp;
+    int rc = attr_int(a, n, "start", 0, &p->start, err, errsz);
+    p->nv = attr_find(a, n, "end") != NULL;
+    return rc ? rc : attr_int(a, n, "end", 0, &p->end, err, errsz);
+}
+
+static int shape_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                       char *err, size_t errsz)
+{
+    shape_params *p = pp;
+    const int r = in[0].shape.rank;
+    int64_t st = p->start < 0 ? p->start + r : p->start, en = p->nv ? p->end : r;
+    if (en < 0)
+        en += r;
+    st = st < 0 ? 0 : st > r ? r : st;
+    en = en < 0 ? 0 : en > r ? r : en;
+    p->outer = st, p->len = en > st ? en - st : 0;
+    op_shape o = {1, {p->len}};
+    set_out(&out[0], OP_INT64, 0, &o);
+    return 0;
+}
+
+static void shape_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
+                          int n_out, float *scratch)
+{
+    const shape_params *p = pp;
+    int64_t *y = out[0].data;
+    for (int64_t i = 0; i < p->len; i++) {
+        int64_t d = in[0].shape.d[p->outer + i];
+        y[i] = (in[0].batched && p->outer + i == 0) ? OP_BATCH_VALUE : d;
+    }
+}
+
+static int concat_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                        char *err, size_t errsz)
+{
+    shape_params *p = pp;
+    char b1[64], b2[64];
+    const op_shape *s0 = &in[0].shape;
+    int64_t axis;
+    int rc = norm_axis(p->axis, s0->rank, &axis, "attribute 'axis'", err, errsz);
+    if (rc)
+        return rc;
+    if (in[0].batched && axis == 0)
+        return adj_fail(err, errsz, UNSUP, "attribute 'axis' = 0 on batched inputs");
+    op_shape o = *s0;
+    o.d[axis] = 0;
+    for (int i = 0; i < n_in; i++) {
+        const op_shape *s = &in[i].shape;
+        if (in[i].dtype != in[0].dtype || in[i].batched != in[0].batched || s->rank != s0->rank)
+            return adj_fail(err, errsz, UNSUP, "input %d %s %s does not match input 0 %s %s", i,
+                            op_dtype_name(in[i].dtype), op_shape_str(s, b1, sizeof b1),
+                            op_dtype_name(in[0].dtype), op_shape_str(s0, b2, sizeof b2));
+        for (int k = 0; k < s->rank; k++)
+            if (k != axis && s->d[k] != s0->d[k])
+                return adj_fail(err, errsz, ADJ_ERR_FORMAT, "input %d %s does not match input 0 %s",
+                                i, op_shape_str(s, b1, sizeof b1), op_shape_str(s0, b2, sizeof b2));
+        o.d[axis] += s->d[axis];
+    }
+    p->len = axis; /* the resolved axis */
+    set_out(&out[0], in[0].dtype, in[0].batched, &o);
+    return 0;
+}
+
+static void concat_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
+                           int n_out, float *scratch)
+{
+    const shape_params *p = pp;
+    const int axis = (int)p->len;
+    const size_t es = op_dtype_size(out[0].dtype);
+    size_t outer = 1;
+    for (int k = 0; k < axis; k++)
+        outer *= (size_t)out[0].shape.d[k];
+    const size_t orow = op_numel(&out[0].shape) / outer * es;
+    size_t off = 0;
+    for (int i = 0; i < n_in; i++) {
+        const size_t row = op_numel(&in[i].shape) / outer * es;
+        for (size_t o = 0; o < outer; o++)
+            memcpy((char *)out[0].data + o * orow + off, (const char *)in[i].data + o * row, row);
+        off += row;
+    }
+}
+
+static int transpose_parse(void *pp, const op_attr *a, int n, int opset, char *err, size_t errsz)
+{
+    shape_params *p = pp;
+    return attr_ints(a, n, "perm", OP_MAX_RANK, p->v, &p->nv, err, errsz);
+}
+
+static int transpose_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                           char *err, size_t errsz)
+{
+    shape_params *p = pp;
+    const op_shape *s = &in[0].shape;
+    if (p->nv < 0) {
+        p->nv = s->rank;
+        for (int i = 0; i < s->rank; i++)
+            p->v[i] = s->rank - 1 - i;
+    }
+    if (p->nv != s->rank)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'perm' has %d values for rank %d",
+                        p->nv, s->rank);
+    int seen[OP_MAX_RANK] = {0};
+    op_shape o = {s->rank, {0}};
+    for (int i = 0; i < s->rank; i++) {
+        if (p->v[i] < 0 || p->v[i] >= s->rank || seen[p->v[i]]++)
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'perm' is not a permutation");
+        o.d[i] = s->d[p->v[i]];
+    }
+    if (in[0].batched && p->v[0] != 0)
+        return adj_fail(err, errsz, UNSUP, "attribute 'perm' moves the batch dimension");
+    set_out(&out[0], in[0].dtype, in[0].batched, &o);
+    return 0;
+}
+
+static void transpose_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
+                              int n_out, float *scratch)
+{
+    const shape_params *p = pp;
+    const op_shape *o = &out[0].shape;
+    const int R = o->rank;
+    const size_t n = op_numel(o), es = op_dtype_size(in[0].dtype);
+    int64_t ist[OP_MAX_RANK], st[OP_MAX_RANK], idx[OP_MAX_RANK] = {0};
+    strides_of(&in[0].shape, ist);
+    for (int i = 0; i < R; i++)
+        st[i] = ist[p->v[i]];
+    if (n == 0)
+        return;
+    /* odometer over the outer output axes; the last one is a strided run */
+    const int64_t inner = R ? o->d[R - 1] : 1, is = R ? st[R - 1] : 0;
+    for (size_t e = 0; e < n; e += (size_t)inner) {
+        int64_t off = 0;
+        for (int k = 0; k < R - 1; k++)
+            off += idx[k] * st[k];
+        if (es == 4) {
+            const float *x = (const float *)in[0].data + off;
+            float *y = (float *)out[0].data + e;
+            for (int64_t i = 0; i < inner; i++)
+                y[i] = x[i * is];
+        } else {
+            const int64_t *x = (const int64_t *)in[0].data + off;
+            int64_t *y = (int64_t *)out[0].data + e;
+            for (int64_t i = 0; i < inner; i++)
+                y[i] = x[i * is];
+        }
+        for (int k = R - 2; k >= 0; k--) {
+            if (++idx[k] < o->d[k])
+                break;
+            idx[k] = 0;
+        }
+    }
+}
+
+static int squeeze_parse(void *pp, const op_attr *a, int n, int opset, char *err, size_t errsz)
+{
+    shape_params *p = pp;
+    p->opset = opset;
+    return attr_ints(a, n, "axes", OP_MAX_RANK, p->v, &p->nv, err, errsz);
+}
+
+/* axes from the attribute (opset < 13) or the constant second input */
+static int axes_of(shape_params *p, const op_tensor *in, int n_in, char *err, size_t errsz)
+{
+    if (n_in > 1 && in[1].dtype != OP_NONE) {
+        if (p->nv >= 0)
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "axes given as attribute and input");
+        return input_ints(&in[1], "axes", OP_MAX_RANK, p->v, &p->nv, err, errsz);
+    }
+    return 0;
+}
+
+static int squeeze_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                         char *err, size_t errsz)
+{
+    shape_params *p = pp;
+    const op_shape *s = &in[0].shape;
+    int rc = axes_of(p, in, n_in, err, errsz);
+    if (rc)
+        return rc;
+    int drop[OP_MAX_RANK] = {0};
+    if (p->nv < 0) {
+        for (int i = 0; i < s->rank; i++)
+            drop[i] = s->d[i] == 1 && !(i == 0 && in[0].batched);
+    } else
+        for (int i = 0; i < p->nv; i++) {
+            int64_t ax;
+            if ((rc = norm_axis(p->v[i], s->rank, &ax, "axis", err, errsz)))
+                return rc;
+            if (ax == 0 && in[0].batched)
+                return adj_fail(err, errsz, UNSUP, "squeezing the batch dimension");
+            if (s->d[ax] != 1)
+                return adj_fail(err, errsz, ADJ_ERR_FORMAT, "axis %lld has size %lld, not 1",
+                                (long long)p->v[i], (long long)s->d[ax]);
+            drop[ax] = 1;
+        }
+    op_shape o = {0, {0}};
+    for (int i = 0; i < s->rank; i++)
+        if (!drop[i])
+            o.d[o.rank++] = s->d[i];
+    set_out(&out[0], in[0].dtype, in[0].batched, &o);
+    return 0;
+}
+
+static int unsqueeze_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                           char *err, size_t errsz)
+{
+    shape_params *p = pp;
+    const op_shape *s = &in[0].shape;
+    int rc = axes_of(p, in, n_in, err, errsz);
+    if (rc)
+        return rc;
+    if (p->nv < 0)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "axes are missing");
+    const int R = s->rank + p->nv;
+    if (R > OP_MAX_RANK)
+        return adj_fail(err, errsz, UNSUP, "rank %d (at most %d)", R, OP_MAX_RANK);
+    int ins[OP_MAX_RANK] = {0};
+    for (int i = 0; i < p->nv; i++) {
+        int64_t ax;
+        if ((rc = norm_axis(p->v[i], R, &ax, "axis", err, errsz)))
+            return rc;
+        if (ins[ax]++)
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "axis %lld repeated", (long long)p->v[i]);
+    }
+    if (in[0].batched && ins[0])
+        return adj_fail(err, errsz, UNSUP, "inserting a dimension before the batch");
+    op_shape o = {R, {0}};
+    for (int i = 0, j = 0; i < R; i++)
+        o.d[i] = ins[i] ? 1 : s->d[j++];
+    set_out(&out[0], in[0].dtype, in[0].batched, &o);
+    return 0;
+}
+
+static int gather_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                        char *err, size_t errsz)
+{
+    shape_params *p = pp;
+    const op_shape *s = &in[0].shape, *is = &in[1].shape;
+    int64_t axis;
+    int rc = norm_axis(p->axis, s->rank, &axis, "attribute 'axis'", err, errsz);
+    if (rc)
+        return rc;
+    if (in[0].batched && axis == 0)
+        return adj_fail(err, errsz, UNSUP, "attribute 'axis' = 0 on a batched input");
+    if (in[1].dtype != OP_INT64 || !in[1].data)
+        return adj_fail(err, errsz, UNSUP, "input 'indices' must be a constant int64 tensor");
+    if (s->rank - 1 + is->rank > OP_MAX_RANK)
+        return adj_fail(err, errsz, UNSUP, "output rank over %d", OP_MAX_RANK);
+    const int64_t *iv = in[1].data;
+    for (size_t i = 0; i < op_numel(is); i++)
+        if (iv[i] < -s->d[axis] || iv[i] >= s->d[axis])
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "index %lld out of range for size %lld",
+                            (long long)iv[i], (long long)s->d[axis]);
+    op_shape o = {0, {0}};
+    for (int i = 0; i < axis; i++)
+        o.d[o.rank++] = s->d[i];
+    for (int i = 0; i < is->rank; i++)
+        o.d[o.rank++] = is->d[i];
+    for (int i = (int)axis + 1; i < s->rank; i++)
+        o.d[o.rank++] = s->d[i];
+    p->len = axis;
+    set_out(&out[0], in[0].dtype, in[0].batched, &o);
+    return 0;
+}
+
+static void gather_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
+                           int n_out, float *scratch)
+{
+    const shape_params *p = pp;
+    const op_shape *s = &in[0].shape;
+    const int axis = (int)p->len;
+    const size_t es = op_dtype_size(in[0].dtype), ni = op_numel(&in[1].shape);
+    size_t outer = 1, inner = es;
+    for (int k = 0; k < axis; k++)
+        outer *= (size_t)s->d[k];
+    for (int k = axis + 1; k < s->rank; k++)
+        inner *= (size_t)s->d[k];
+    const int64_t *iv = in[1].data, dim = s->d[axis];
+    char *y = out[0].data;
+    for (size_t o = 0; o < outer; o++)
+        for (size_t i = 0; i < ni; i++) {
+            int64_t k = iv[i] < 0 ? iv[i] + dim : iv[i];
+            memcpy(y, (const char *)in[0].data + (o * (size_t)dim + (size_t)k) * inner, inner);
+            y += inner;
+        }
+}
+
+/* ---- Slice, Pad -------------------------------------------------------- */
+
+typedef struct {
+    int64_t start[OP_MAX_RANK], step[OP_MAX_RANK]; /* per input axis, resolved */
+    int mode; /* Pad: 0 constant, 1 reflect, 2 edge */
+    float value;
+    int64_t pb[OP_MAX_RANK];
+} slice_params;
+
+static int slice_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                       char *err, size_t errsz)
+{
+    slice_params *p = pp;
+    const op_shape *s = &in[0].shape;
+    int64_t st[OP_MAX_RANK], en[OP_MAX_RANK], ax[OP_MAX_RANK], sp[OP_MAX_RANK];
+    int ns, ne, na = -1, nsp = -1, rc;
+    if ((rc = input_ints(&in[1], "starts", OP_MAX_RANK, st, &ns, err, errsz)) ||
+        (rc = input_ints(&in[2], "ends", OP_MAX_RANK, en, &ne, err, errsz)))
+        return rc;
+    if (n_in > 3 && in[3].dtype != OP_NONE &&
+        (rc = input_ints(&in[3], "axes", OP_MAX_RANK, ax, &na, err, errsz)))
+        return rc;
+    if (n_in > 4 && in[4].dtype != OP_NONE &&
+        (rc = input_ints(&in[4], "steps", OP_MAX_RANK, sp, &nsp, err, errsz)))
+        return rc;
+    if (ns != ne || (na >= 0 && na != ns) || (nsp >= 0 && nsp != ns))
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "starts, ends, axes and steps differ in length");
+    op_shape o = *s;
+    for (int i = 0; i < s->rank; i++)
+        p->start[i] = 0, p->step[i] = 1;
+    int seen[OP_MAX_RANK] = {0};
+    for (int i = 0; i < ns; i++) {
+        int64_t a = na >= 0 ? ax[i] : i, step = nsp >= 0 ? sp[i] : 1;
+        if ((rc = norm_axis(a, s->rank, &a, "axis", err, errsz)))
+            return rc;
+        if (seen[a]++)
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "axis %lld repeated", (long long)a);
+        if (step == 0)
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "a step of 0");
+        if (step > DIM_MAX) /* a step past the end takes one element either way */
+            step = DIM_MAX;
+        if (step < -DIM_MAX)
+            step = -DIM_MAX;
+        int64_t d = s->d[a], b = st[i], e = en[i];
+        if (in[0].batched && a == 0) {
+            if (b == 0 && step == 1 && e >= INT32_MAX)
+                continue; /* the whole batch */
+            return adj_fail(err, errsz, UNSUP, "slicing the batch dimension");
+        }
+        if (b < 0)
+            b += d;
+        if (e < 0)
+            e += d;
+        if (step > 0) {
+            b = b < 0 ? 0 : b > d ? d : b;
+            e = e < 0 ? 0 : e > d ? d : e;
+            o.d[a] = e > b ? (e - b + step - 1) / step : 0;
+        } else {
+            b = b < 0 ? -1 : b > d - 1 ? d - 1 : b;
+            e = e < -1 ? -1 : e > d - 1 ? d - 1 : e;
+            o.d[a] = b > e ? (b - e + (-step) - 1) / (-step) : 0;
+        }
+        if (o.d[a] == 0)
+            return adj_fail(err, errsz, UNSUP, "an empty slice (axis %lld)", (long long)a);
+        p->start[a] = b, p->step[a] = step;
+    }
+    set_out(&out[0], in[0].dtype, in[0].batched, &o);
+    return 0;
+}
+
+static void slice_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
+                          int n_out, float *scratch)
+{
+    const slice_params *p = pp;
+    const op_shape *o = &out[0].shape;
+    const int R = o->rank;
+    const size_t n = op_numel(o), es = op_dtype_size(in[0].dtype);
+    int64_t ist[OP_MAX_RANK], idx[OP_MAX_RANK] = {0};
+    strides_of(&in[0].shape, ist);
+    for (size_t e = 0; e < n; e++) {
+        int64_t off = 0;
+        for (int k = 0; k < R; k++)
+            off += (p->start[k] + idx[k] * p->step[k]) * ist[k];
+        memcpy((char *)out[0].data + e * es, (const char *)in[0].data + off * (int64_t)es, es);
+        for (int k = R - 1; k >= 0; k--) {
+            if (++idx[k] < o->d[k])
+                break;
+            idx[k] = 0;
+        }
+    }
+}
+
+static int pad_parse(void *pp, const op_attr *a, int n, int opset, char *err, size_t errsz)
+{
+    slice_params *p = pp;
+    const char *m;
+    int rc = attr_str(a, n, "mode", &m, err, errsz);
+    if (rc)
+        return rc;
+    if (!m || !strcmp(m, "constant"))
+        p->mode = 0;
+    else if (!strcmp(m, "reflect"))
+        p->mode = 1;
+    else if (!strcmp(m, "edge"))
+        p->mode = 2;
+    else
+        return adj_fail(err, errsz, UNSUP, "attribute 'mode' = '%s'", m);
+    return 0;
+}
+
+static int pad_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                     char *err, size_t errsz)
+{
+    slice_params *p = pp;
+    const op_shape *s = &in[0].shape;
+    int64_t pads[2 * OP_MAX_RANK];
+    int np, rc = input_ints(&in[1], "pads", 2 * OP_MAX_RANK, pads, &np, err, errsz);
+    if (rc)
+        return rc;
+    if (np != 2 * s->rank)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "input 'pads' has %d values for rank %d", np,
+                        s->rank);
+    if (in[0].dtype != OP_FLOAT)
+        return adj_fail(err, errsz, UNSUP, "input 'data' of type %s", op_dtype_name(in[0].dtype));
+    p->value = 0.0f;
+    if (n_in > 2 && in[2].dtype != OP_NONE) {
+        if ((rc = check_float(&in[2], "constant_value", err, errsz)))
+            return rc;
+        if (!in[2].data || op_numel(&in[2].shape) != 1)
+            return adj_fail(err, errsz, UNSUP, "input 'constant_value' must be a constant scalar");
+        p->value = *(const float *)in[2].data;
+    }
+    op_shape o = *s;
+    for (int i = 0; i < s->rank; i++) {
+        if (in[0].batched && i == 0) {
+            if (pads[0] || pads[s->rank])
+                return adj_fail(err, errsz, UNSUP, "padding the batch dimension");
+            continue;
+        }
+        if (pads[i] > DIM_MAX || pads[i] < -DIM_MAX || pads[i + s->rank] > DIM_MAX ||
+            pads[i + s->rank] < -DIM_MAX)
+            return adj_fail(err, errsz, ADJ_ERR_LIMIT, "input 'pads' over 2^40 (axis %d)", i);
+        o.d[i] = s->d[i] + pads[i] + pads[i + s->rank];
+        if (o.d[i] < 1)
+            return adj_fail(err, errsz, UNSUP, "an empty result (axis %d)", i);
+        if (p->mode == 1 && (pads[i] >= s->d[i] || pads[i + s->rank] >= s->d[i]))
+            return adj_fail(err, errsz, UNSUP, "reflect padding wider than the input (axis %d)", i);
+        p->pb[i] = pads[i];
+    }
+    set_out(&out[0], OP_FLOAT, in[0].batched, &o);
+    return 0;
+}
+
+static void pad_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                        float *scratch)
+{
+    const slice_params *p = pp;
+    const op_shape *o = &out[0].shape, *s = &in[0].shape;
+    const int R = o->rank;
+    const size_t n = op_numel(o);
+    int64_t ist[OP_MAX_RANK], idx[OP_MAX_RANK] = {0};
+    strides_of(s, ist);
+    const float *x = in[0].data;
+    float *y = out[0].data;
+    for (size_t e = 0; e < n; e++) {
+        int64_t off = 0;
+        int outside = 0;
+        for (int k = 0; k < R; k++) {
+            int64_t i = idx[k] - p->pb[k], d = s->d[k];
+            if (i < 0 || i >= d) {
+                if (p->mode == 0)
+                    outside = 1;
+                else if (p->mode == 1)
+                    i = i < 0 ? -i : 2 * (d - 1) - i;
+                else
+                    i = i < 0 ? 0 : d - 1;
+            }
+            off += i * ist[k];
+        }
+        y[e] = outside ? p->value : x[off];
+        for (int k = R - 1; k >= 0; k--) {
+            if (++idx[k] < o->d[k])
+                break;
+            idx[k] = 0;
+        }
+    }
+}
+
+/* ---- Softmax, ReduceMean, LayerNormalization -------------------------- */
+
+typedef struct {
+    int64_t axis;
+    int opset, keepdims, nv;
+    int64_t axes[OP_MAX_RANK];
+    float eps;
+    int64_t outer, len, inner; /* resolved: rows x len (stride inner) */
+    int red[OP_MAX_RANK];      /* ReduceMean: reduced axes of the input */
+} norm_params;
+
+static int softmax_parse(void *pp, const op_attr *a, int n, int opset, char *err, size_t errsz)
+{
+    norm_params *p = pp;
+    p->opset = opset;
+    return attr_int(a, n, "axis", opset < 13 ? 1 : -1, &p->axis, err, errsz);
+}
+
+static int softmax_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                         char *err, size_t errsz)
+{
+    norm_params *p = pp;
+    const op_shape *s = &in[0].shape;
+    int64_t axis;
+    int rc = check_float(&in[0], "input", err, errsz);
+    if (rc || (rc = norm_axis(p->axis, s->rank, &axis, "attribute 'axis'", err, errsz)))
+        return rc;
+    if (in[0].batched && axis == 0)
+        return adj_fail(err, errsz, UNSUP, "attribute 'axis' = 0 on a batched input");
+    p->axis = axis;
+    set_out(&out[0], OP_FLOAT, in[0].batched, s);
+    return 0;
+}
+
+static void softmax_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
+                            int n_out, float *scratch)
+{
+    const norm_params *p = pp;
+    const op_shape *s = &in[0].shape;
+    size_t outer = 1, len = 1, inner = 1;
+    for (int k = 0; k < s->rank; k++) {
+        size_t d = (size_t)s->d[k];
+        if (k < p->axis)
+            outer *= d;
+        else if (k == p->axis || p->opset < 13) /* before opset 13: all of axis.. as one row */
+            len *= d;
+        else
+            inner *= d;
+    }
+    const float *x = in[0].data;
+    float *y = out[0].data;
+    for (size_t o = 0; o < outer; o++)
+        for (size_t i = 0; i < inner; i++) {
+            const float *xr = x + o * len * inner + i;
+            float *yr = y + o * len * inner + i;
+            float m = xr[0];
+            for (size_t j = 1; j < len; j++)
+                if (xr[j * inner] > m)
+                    m = xr[j * inner];
+            double sum = 0.0;
+            for (size_t j = 0; j < len; j++) {
+                yr[j * inner] = expf(xr[j * inner] - m);
+                sum += yr[j * inner];
+            }
+            const float inv = (float)(1.0 / sum);
+            for (size_t j = 0; j < len; j++)
+                yr[j * inner] *= inv;
+        }
+}
+
+static int reducemean_parse(void *pp, const op_attr *a, int n, int opset, char *err, size_t errsz)
+{
+    norm_params *p = pp;
+    int64_t kd;
+    int rc = attr_int(a, n, "keepdims", 1, &kd, err, errsz);
+    p->keepdims = kd != 0;
+    return rc ? rc : attr_ints(a, n, "axes", OP_MAX_RANK, p->axes, &p->nv, err, errsz);
+}
+
+static int reducemean_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                            char *err, size_t errsz)
+{
+    norm_params *p = pp;
+    const op_shape *s = &in[0].shape;
+    int rc = check_float(&in[0], "data", err, errsz);
+    if (rc)
+        return rc;
+    memset(p->red, 0, sizeof p->red);
+    for (int i = 0; i < s->rank; i++)
+        p->red[i] = p->nv < 0;
+    for (int i = 0; i < p->nv; i++) {
+        int64_t ax;
+        if ((rc = norm_axis(p->axes[i], s->rank, &ax, "axis", err, errsz)))
+            return rc;
+        p->red[ax] = 1;
+    }
+    if (in[0].batched && s->rank && p->red[0])
+        return adj_fail(err, errsz, UNSUP, "reducing over the batch dimension");
+    op_shape o = {0, {0}};
+    for (int i = 0; i < s->rank; i++)
+        if (!p->red[i])
+            o.d[o.rank++] = s->d[i];
+        else if (p->keepdims)
+            o.d[o.rank++] = 1;
+    set_out(&out[0], OP_FLOAT, in[0].batched, &o);
+    return 0;
+}
+
+static void reducemean_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
+                               int n_out, float *scratch)
+{
+    const norm_params *p = pp;
+    const op_shape *s = &in[0].shape;
+    const int R = s->rank;
+    int64_t st[OP_MAX_RANK], idx[OP_MAX_RANK] = {0};
+    strides_of(s, st);
+    /* kept (k) and reduced (r) axes as two odometers */
+    int ka[OP_MAX_RANK], ra[OP_MAX_RANK], nk = 0, nr = 0;
+    size_t cnt = 1, nout = 1;
+    for (int i = 0; i < R; i++) {
+        if (p->red[i])
+            ra[nr++] = i, cnt *= (size_t)s->d[i];
+        else
+            ka[nk++] = i, nout *= (size_t)s->d[i];
+    }
+    const float *x = in[0].data;
+    float *y = out[0].data;
+    for (size_t o = 0; o < nout; o++) {
+        int64_t base = 0;
+        for (int k = 0; k < nk; k++)
+            base += idx[ka[k]] * st[ka[k]];
+        int64_t ridx[OP_MAX_RANK] = {0};
+        double acc = 0.0;
+        for (size_t r = 0; r < cnt; r++) {
+            int64_t off = base;
+            for (int k = 0; k < nr; k++)
+                off += ridx[k] * st[ra[k]];
+            acc += x[off];
+            for (int k = nr - 1; k >= 0; k--) {
+                if (++ridx[k] < s->d[ra[k]])
+                    break;
+                ridx[k] = 0;
+            }
+        }
+        y[o] = (float)(acc / (double)cnt);
+        for (int k = nk - 1; k >= 0; k--) {
+            if (++idx[ka[k]] < s->d[ka[k]])
+                break;
+            idx[ka[k]] = 0;
+        }
+    }
+}
+
+static int layernorm_parse(void *pp, const op_attr *a, int n, int opset, char *err, size_t errsz)
+{
+    norm_params *p = pp;
+    int64_t stash;
+    int rc = attr_int(a, n, "axis", -1, &p->axis, err, errsz);
+    if (rc || (rc = attr_float(a, n, "epsilon", 1e-5f, &p->eps, err, errsz)) ||
+        (rc = attr_int(a, n, "stash_type", 1, &stash, err, errsz)))
+        return rc;
+    if (stash != 1)
+        return adj_fail(err, errsz, UNSUP, "attribute 'stash_type' = %lld (only 1)", (long long)stash);
+    return 0;
+}
+
+static int layernorm_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                           char *err, size_t errsz)
+{
+    norm_params *p = pp;
+    const op_shape *s = &in[0].shape;
+    int64_t axis;
+    char b1[64];
+    int rc = check_float(&in[0], "X", err, errsz);
+    if (rc || (rc = norm_axis(p->axis, s->rank, &axis, "attribute 'axis'", err, errsz)))
+        return rc;
+    if (in[0].batched && axis == 0)
+        return adj_fail(err, errsz, UNSUP, "attribute 'axis' = 0 on a batched input");
+    p->axis = axis;
+    size_t len = 1;
+    for (int i = (int)axis; i < s->rank; i++)
+        len *= (size_t)s->d[i];
+    for (int i = 1; i < n_in && i < 3; i++) {
+        if (in[i].dtype == OP_NONE)
+            continue;
+        const char *nm = i == 1 ? "Scale" : "B";
+        if ((rc = check_float(&in[i], nm, err, errsz)))
+            return rc;
+        if (in[i].batched || op_numel(&in[i].shape) != len)
+            return adj_fail(err, errsz, UNSUP, "input '%s' %s (only the shape of X's last axes)", nm,
+                            op_shape_str(&in[i].shape, b1, sizeof b1));
+    }
+    set_out(&out[0], OP_FLOAT, in[0].batched, s);
+    op_shape st = *s;
+    for (int i = (int)axis; i < s->rank; i++)
+        st.d[i] = 1;
+    for (int i = 1; i < n_out && i < 3; i++)
+        if (out[i].dtype != OP_NONE)
+            set_out(&out[i], OP_FLOAT, in[0].batched, &st);
+    return 0;
+}
+
+static void layernorm_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
+                              int n_out, float *scratch)
+{
+    const norm_params *p = pp;
+    const op_shape *s = &in[0].shape;
+    size_t rows = 1, len = 1;
+    for (int k = 0; k < s->rank; k++)
+        *(k < p->axis ? &rows : &len) *= (size_t)s->d[k];
+    const float *x = in[0].data, *sc = in[1].data;
+    const float *bb = n_in > 2 && in[2].dtype != OP_NONE ? in[2].data : NULL;
+    float *y = out[0].data;
+    float *mo = n_out > 1 && out[1].dtype != OP_NONE ? out[1].data : NULL;
+    float *io = n_out > 2 && out[2].dtype != OP_NONE ? out[2].data : NULL;
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * len;
+        float *yr = y + r * len;
+        double m = 0.0, v = 0.0;
+        for (size_t j = 0; j < len; j++)
+            m += xr[j];
+        m /= (double)len;
+        for (size_t j = 0; j < len; j++)
+            v += (xr[j] - m) * (xr[j] - m);
+        v /= (double)len;
+        const float inv = (float)(1.0 / sqrt(v + p->eps)), mf = (float)m;
+        for (size_t j = 0; j < len; j++)
+            yr[j] = (xr[j] - mf) * inv * sc[j] + (bb ? bb[j] : 0.0f);
+        if (mo)
+            mo[r] = mf;
+        if (io)
+            io[r] = inv;
+    }
+}
+
+/* ---- Cast -------------------------------------------------------------- */
+
+typedef struct {
+    int to;
+} cast_params;
+
+static int cast_parse(void *pp, const op_attr *a, int n, int opset, char *err, size_t errsz)
+{
+    cast_params *p = pp;
+    int64_t to;
+    int rc = attr_int(a, n, "to", 0, &to, err, errsz);
+    if (rc)
+        return rc;
+    if (to != OP_FLOAT && to != OP_INT64)
+        return adj_fail(err, errsz, UNSUP, "attribute 'to' = %lld (only float and int64)",
+                        (long long)to);
+    p->to = (int)to;
+    return 0;
+}
+
+static int cast_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                      char *err, size_t errsz)
+{
+    cast_params *p = pp;
+    if (in[0].dtype != OP_FLOAT && in[0].dtype != OP_INT64)
+        return adj_fail(err, errsz, UNSUP, "input of type %s", op_dtype_name(in[0].dtype));
+    if (p->to == OP_INT64 && !in[0].data)
+        return adj_fail(err, errsz, UNSUP, "a cast to int64 of a tensor computed at run time");
+    if (p->to == OP_FLOAT && has_batch_value(&in[0]))
+        return adj_fail(err, errsz, UNSUP, "a cast of the batch size");
+    set_out(&out[0], (op_dtype)p->to, in[0].batched, &in[0].shape);
+    return 0;
+}
+
+static void cast_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                         float *scratch)
+{
+    const size_t n = op_numel(&in[0].shape);
+    if (in[0].dtype == out[0].dtype) {
+        copy_forward_bytes(&in[0], &out[0]);
+        return;
+    }
+    if (in[0].dtype == OP_FLOAT) {
+        const float *x = in[0].data;
+        int64_t *y = out[0].data;
+        for (size_t i = 0; i < n; i++)
+            y[i] = (int64_t)x[i];
+    } else {
+        const int64_t *x = in[0].data;
+        float *y = out[0].data;
+        for (size_t i = 0; i < n; i++)
+            y[i] = (float)x[i];
+    }
+}
+
+/* ---- the table -------------------------------------------------------- */
+
+#define WIN_ATTRS "auto_pad,kernel_shape,strides,dilations,pads"
+
+static const op_def table[] = {
+    {"Conv", WIN_ATTRS ",group", 2, 3, 1, 1, 0, 0, sizeof(win_params), conv_parse, conv_infer,
+     conv_scratch, conv_forward},
+    {"MaxPool", WIN_ATTRS ",ceil_mode,storage_order", 1, 1, 1, 2, 0, 0, sizeof(win_params),
+     maxpool_parse, pool_infer, NULL, maxpool_forward},
+    {"AveragePool", WIN_ATTRS ",ceil_mode,count_include_pad", 1, 1, 1, 1, 0, 0, sizeof(win_params),
+     avgpool_parse, pool_infer, NULL, avgpool_forward},
+    {"GlobalAveragePool", "", 1, 1, 1, 1, 0, 1, sizeof(int), NULL, gap_infer, NULL, gap_forward},
+    {"BatchNormalization", "epsilon,momentum,training_mode", 5, 5, 1, 3, 0, 0, sizeof(bn_params),
+     bn_parse, bn_infer, NULL, bn_forward},
+    {"Relu", "", 1, 1, 1, 1, 0, 0, sizeof(unary_params), relu_parse, unary_infer, NULL, unary_forward},
+    {"Sigmoid", "", 1, 1, 1, 1, 0, 0, sizeof(unary_params), sigmoid_parse, unary_infer, NULL,
+     unary_forward},
+    {"HardSigmoid", "alpha,beta", 1, 1, 1, 1, 0, 6, sizeof(unary_params), hardsigmoid_parse,
+     unary_infer, NULL, unary_forward},
+    {"HardSwish", "", 1, 1, 1, 1, 0, 14, sizeof(unary_params), hardswish_parse, unary_infer, NULL,
+     unary_forward},
+    {"Erf", "", 1, 1, 1, 1, 0, 0, sizeof(unary_params), erf_parse, unary_infer, NULL, unary_forward},
+    {"Sqrt", "", 1, 1, 1, 1, 0, 0, sizeof(unary_params), sqrt_parse, unary_infer, NULL, unary_forward},
+    {"Tanh", "", 1, 1, 1, 1, 0, 0, sizeof(unary_params), tanh_parse, unary_infer, NULL, unary_forward},
+    {"Exp", "", 1, 1, 1, 1, 0, 0, sizeof(unary_params), exp_parse, unary_infer, NULL, unary_forward},
+    {"Neg", "", 1, 1, 1, 1, 0, 0, sizeof(unary_params), neg_parse, unary_infer, NULL, unary_forward},
+    {"Abs", "", 1, 1, 1, 1, 0, 0, sizeof(unary_params), abs_parse, unary_infer, NULL, unary_forward},
+    {"Clip", "", 1, 3, 1, 1, 0, 0, sizeof(unary_params), clip_parse, unary_infer, NULL, unary_forward},
+    {"Identity", "", 1, 1, 1, 1, OPF_ALIAS, 0, sizeof(unary_params), identity_parse, unary_infer, NULL,
+     unary_forward},
+    {"Dropout", "seed,ratio", 1, 3, 1, 2, OPF_ALIAS, 0, sizeof(unary_params), dropout_parse, unary_infer,
+     NULL, unary_forward},
+    {"Add", "", 2, 2, 1, 1, 0, 0, sizeof(binary_params), add_parse, binary_infer, NULL, binary_forward},
+    {"Sub", "", 2, 2, 1, 1, 0, 0, sizeof(binary_params), sub_parse, binary_infer, NULL, binary_forward},
+    {"Mul", "", 2, 2, 1, 1, 0, 0, sizeof(binary_params), mul_parse, binary_infer, NULL, binary_forward},
+    {"Div", "", 2, 2, 1, 1, 0, 0, sizeof(binary_params), div_parse, binary_infer, NULL, binary_forward},
+    {"Pow", "", 2, 2, 1, 1, 0, 0, sizeof(binary_params), pow_parse, binary_infer, NULL, binary_forward},
+    {"Gemm", "alpha,beta,transA,transB", 2, 3, 1, 1, 0, 0, sizeof(gemm_params), gemm_parse,
+     gemm_infer, NULL, gemm_forward},
+    {"MatMul", "", 2, 2, 1, 1, 0, 0, sizeof(gemm_params), NULL, matmul_infer, NULL, matmul_forward},
+    {"Flatten", "axis", 1, 1, 1, 1, OPF_ALIAS, 0, sizeof(shape_params), flatten_parse, flatten_infer,
+     NULL, copy_forward},
+    {"Reshape", "allowzero", 2, 2, 1, 1, OPF_ALIAS, 0, sizeof(shape_params), reshape_parse,
+     reshape_infer, NULL, copy_forward},
+    {"Squeeze", "axes", 1, 2, 1, 1, OPF_ALIAS, 0, sizeof(shape_params), squeeze_parse, squeeze_infer,
+     NULL, copy_forward},
+    {"Unsqueeze", "axes", 1, 2, 1, 1, OPF_ALIAS, 0, sizeof(shape_params), squeeze_parse,
+     unsqueeze_infer, NULL, copy_forward},
+    {"Shape", "start,end", 1, 1, 1, 1, OPF_SHAPE_ONLY, 0, sizeof(shape_params), shape_parse,
+     shape_infer, NULL, shape_forward},
+    {"Concat", "axis", 1, 64, 1, 1, 0, 0, sizeof(shape_params), concat_parse, concat_infer, NULL,
+     concat_forward},
+    {"Gather", "axis", 2, 2, 1, 1, 0, 0, sizeof(shape_params), axis_parse, gather_infer, NULL,
+     gather_forward},
+    {"Transpose", "perm", 1, 1, 1, 1, 0, 0, sizeof(shape_params), transpose_parse, transpose_infer,
+     NULL, transpose_forward},
+    {"Slice", "", 3, 5, 1, 1, 0, 0, sizeof(slice_params), NULL, slice_infer, NULL, slice_forward},
+    {"Pad", "mode", 2, 3, 1, 1, 0, 0, sizeof(slice_params), pad_parse, pad_infer, NULL, pad_forward},
+    {"Softmax", "axis", 1, 1, 1, 1, 0, 0, sizeof(norm_params), softmax_parse, softmax_infer, NULL,
+     softmax_forward},
+    {"ReduceMean", "axes,keepdims", 1, 1, 1, 1, 0, 0, sizeof(norm_params), reducemean_parse,
+     reducemean_infer, NULL, reducemean_forward},
+    {"LayerNormalization", "axis,epsilon,stash_type", 2, 3, 1, 3, 0, 17, sizeof(norm_params),
+     layernorm_parse, layernorm_infer, NULL, layernorm_forward},
+    {"Cast", "to", 1, 1, 1, 1, 0, 0, sizeof(cast_params), cast_parse, cast_infer, NULL, cast_forward},
+};
+
+const op_def *op_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (!strcmp(table[i].name, name))
+            return &table[i];
+    return NULL;
+}
+
+const op_def *op_table(int *n)
+{
+    *n = (int)(sizeof table / sizeof table[0]);
+    return table;
+}

@@ -1,0 +1,188 @@
+/*
+ * ops.h - the operator kernels of the graph engine (common/graph.h), one row
+ * per operator in a table: its name, the attributes it accepts, how it reads
+ * them (parse), how it computes its outputs' shapes (infer), how much scratch
+ * a call needs, and its forward kernel. The input gradient goes in the same
+ * row later (a `backward` member), so that adding an operator is adding a row.
+ *
+ *     const op_def *d = op_find("Conv");           // NULL: not supported
+ *     void *params = calloc(1, d->params_size);
+ *     d->parse(params, attrs, n_attrs, opset, err, sizeof err);
+ *     d->infer(params, in, n_in, out, n_out, err, sizeof err);  // once, at load
+ *     d->forward(params, in_at_run_time, n_in, out, n_out, scratch);
+ *
+ * Tensors. A tensor is an op_tensor: element type, shape, row-major data. A
+ * *batched* tensor's first dimension is the batch: at load time (parse,
+ * infer) it holds OP_DIM_BATCH, at run time the number of images n. Shape
+ * inference keeps the batch in dimension 0 of every batched tensor and
+ * refuses an operator that would move it or mix images (a Concat, Softmax,
+ * Transpose or Flatten across axis 0 of a batched tensor). Unbatched tensors
+ * have fully static shapes.
+ *
+ * Batch invariance. Every kernel gives an image the same bits whatever batch
+ * it is in: algorithms are chosen from the node's per-image shapes, never
+ * from n, and products (Conv, Gemm, MatMul) loop over the images with one
+ * BLAS call of the same shape per image.
+ *
+ * Kernels take const inputs, allocate nothing and do no I/O; any memory they
+ * need beyond their outputs is `scratch` (op_def.scratch floats, 64-byte
+ * aligned). Outputs never alias inputs.
+ *
+ * Integer tensors (int64) exist for shape computations (Shape, Gather,
+ * Concat, Unsqueeze, Reshape, Slice, arithmetic...): the graph folds them
+ * into constants at load time; at run time every non-constant tensor is float.
+ */
+#ifndef ADJ_OPS_H
+#define ADJ_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+/** Largest tensor rank. */
+#define OP_MAX_RANK 8
+
+/** A batched tensor's first dimension at load time (its size comes at run time). */
+#define OP_DIM_BATCH (-1)
+
+/**
+ * The batch size as a value inside an int64 shape tensor (what Shape gives
+ * for dimension 0 of a batched tensor); Reshape reads it back as "the batch".
+ * No arithmetic is done on it: an operator that would is refused.
+ */
+#define OP_BATCH_VALUE (INT64_MIN + 7)
+
+/** Element types, numbered as ONNX's TensorProto.DataType. 0: absent input. */
+typedef enum {
+    OP_NONE = 0,
+    OP_FLOAT = 1,
+    OP_INT64 = 7,
+} op_dtype;
+
+/** Size in bytes of one element of a dtype (0 for OP_NONE). */
+size_t op_dtype_size(op_dtype t);
+
+/** ONNX's name of a dtype ("float", "int64"). */
+const char *op_dtype_name(op_dtype t);
+
+typedef struct {
+    int rank;                 /**< 0 .. OP_MAX_RANK; 0 is a scalar */
+    int64_t d[OP_MAX_RANK];   /**< dimensions; d[0] may be OP_DIM_BATCH */
+} op_shape;
+
+/** Number of elements; a dimension OP_DIM_BATCH counts as 1 (one image). */
+size_t op_numel(const op_shape *s);
+
+/** Writes "[1,3,224,224]" ("N" for the batch) into buf; returns buf. */
+char *op_shape_str(const op_shape *s, char *buf, size_t size);
+
+typedef struct {
+    op_dtype dtype;   /**< OP_NONE for an absent optional input */
+    int batched;      /**< d[0] is the batch */
+    op_shape shape;
+    void *data;       /**< row-major elements; at load time non-NULL only for constants */
+} op_tensor;
+
+/* ---- attributes ------------------------------------------------------- */
+
+typedef enum {
+    OP_ATTR_INT,
+    OP_ATTR_FLOAT,
+    OP_ATTR_STRING,
+    OP_ATTR_INTS,
+    OP_ATTR_FLOATS,
+    OP_ATTR_OTHER,    /**< a type no operator here reads (tensor, graph...) */
+} op_attr_type;
+
+/** One attribute of a node, borrowed from the loader for the parse call. */
+typedef struct {
+    const char *name;
+    op_attr_type type;
+    int64_t i;
+    float f;
+    const char *s;          /**< OP_ATTR_STRING, NUL-terminated */
+    const int64_t *ints;    /**< OP_ATTR_INTS: n values */
+    const float *floats;    /**< OP_ATTR_FLOATS: n values */
+    size_t n;
+} op_attr;
+
+/* ---- the table -------------------------------------------------------- */
+
+/** Row flags. */
+enum {
+    OPF_SHAPE_ONLY = 1, /**< reads only its inputs' shapes (Shape): always folded at load */
+    OPF_ALIAS = 2,      /**< output 0 has input 0's bytes (Identity, Reshape...): the
+                             graph may give both one buffer and not call forward */
+};
+
+typedef struct op_def {
+    const char *name;        /**< ONNX op_type */
+    const char *attrs;       /**< accepted attribute names, comma-separated ("" none) */
+    int min_in, max_in;      /**< number of inputs (optional ones may be absent) */
+    int min_out, max_out;
+    int flags;               /**< OPF_* */
+    /**
+     * Oldest ai.onnx opset whose definition of this operator is the one
+     * implemented here (0: the loader's ONNX_OPSET_MIN, 11). Older only for
+     * operators unchanged since (GlobalAveragePool 1, HardSigmoid 6); newer
+     * for operators added later (HardSwish 14, LayerNormalization 17).
+     */
+    int min_opset;
+    size_t params_size;      /**< bytes of the node's parameter block (zeroed before parse) */
+
+    /**
+     * Reads the attributes (only names from `attrs` are passed) into params;
+     * opset is the model's ai.onnx version. Refuses an unsupported value with
+     * ADJ_ERR_UNSUPPORTED and a message naming the attribute (the caller
+     * prefixes the node and operator).
+     */
+    int (*parse)(void *params, const op_attr *a, int n_attr, int opset, char *err, size_t errsz);
+
+    /**
+     * Shape inference: from the inputs (dtype, batched, shape; data of
+     * constant inputs) sets each present output's dtype, batched and shape,
+     * and may complete params (resolved pads, target shapes). Inputs that
+     * must be constants (Reshape's shape, Slice's starts...) are refused
+     * otherwise. On entry out[i].dtype is OP_NONE for an output the graph
+     * does not use and nonzero for one it uses. Errors as parse.
+     */
+    int (*infer)(void *params, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                 char *err, size_t errsz);
+
+    /** Scratch floats one forward call needs (per-image shapes as infer saw them); may be NULL. */
+    size_t (*scratch)(const void *params, const op_tensor *in, int n_in, const op_tensor *out);
+
+    /**
+     * The kernel: OVERWRITES every present output (shapes as infer gave
+     * them, with the run's n in dimension 0 of batched tensors). Cannot fail.
+     */
+    void (*forward)(const void *params, const op_tensor *in, int n_in, op_tensor *out,
+                    int n_out, float *scratch);
+} op_def;
+
+/** The row of an ONNX operator type, or NULL if it is not supported. */
+const op_def *op_find(const char *name);
+
+/** All rows (borrowed, static); *n gets their number. */
+const op_def *op_table(int *n);
+
+/** Nonzero if name is in the comma-separated list attrs. */
+int op_attr_accepted(const op_def *d, const char *name);
+
+/* ---- helpers other modules use --------------------------------------- */
+
+/**
+ * Folds an inference-mode BatchNormalization into the convolution before it:
+ * W [M][K] (K = C/group*kh*kw) and bias [M] (may be NULL: then zeros) become
+ * W' = W * s, b' = (b - mean) * s + beta with s = scale / sqrt(var + eps).
+ * w_out [M*K] and b_out [M] are written (w_out may equal W).
+ */
+void op_fold_bn(const float *W, const float *bias, int M, size_t K, const float *scale,
+                const float *beta, const float *mean, const float *var, float eps, float *w_out,
+                float *b_out);
+
+/** The epsilon of a parsed BatchNormalization node's params. */
+float op_bn_epsilon(const void *bn_params);
+
+#endif

@@ -1,0 +1,145 @@
+/*
+ * test_torchvision DIR N NAME... - advjpg's graph engine against PyTorch on
+ * torchvision models exported by torchvision_export.py (see
+ * test_torchvision.sh): for each model, DIR/NAME.onnx run on DIR/NAME.input
+ * (N images) must give the same top-5 classes as DIR/NAME.probs for every
+ * image and probabilities within 1e-4; each image's logits must be
+ * bit-identical when it runs alone (batch invariance). Prints the time of a
+ * batch.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "graph.h"
+#include "onnx.h"
+#include "runtime.h"
+#include "testutil.h"
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static void softmax(const float *l, int k, float *p)
+{
+    float m = l[0];
+    for (int j = 1; j < k; j++)
+        m = l[j] > m ? l[j] : m;
+    double s = 0;
+    for (int j = 0; j < k; j++)
+        s += (p[j] = expf(l[j] - m));
+    for (int j = 0; j < k; j++)
+        p[j] = (float)(p[j] / s);
+}
+
+static void top5(const float *p, int k, int *idx)
+{
+    for (int t = 0; t < 5; t++) {
+        int best = -1;
+        for (int j = 0; j < k; j++) {
+            int used = 0;
+            for (int u = 0; u < t; u++)
+                used |= idx[u] == j;
+            if (!used && (best < 0 || p[j] > p[best]))
+                best = j;
+        }
+        idx[t] = best;
+    }
+}
+
+static void run_model(const char *dir, int n, const char *name)
+{
+    char path[4200], err[ADJ_ERRLEN];
+    const size_t per = 3 * 224 * 224, K = 1000;
+    snprintf(path, sizeof path, "%s/%s.input", dir, name);
+    size_t len;
+    float *x = (float *)tu_read_file(path, &len);
+    CHECK(x && len == (size_t)n * per * 4, "%s: input", path);
+    snprintf(path, sizeof path, "%s/%s.probs", dir, name);
+    float *want = (float *)tu_read_file(path, &len);
+    CHECK(want && len == (size_t)n * K * 4, "%s: probabilities", path);
+    gr_graph *g = NULL;
+    gr_ctx *c = NULL;
+    snprintf(path, sizeof path, "%s/%s.onnx", dir, name);
+    double t0 = now();
+    int rc = onnx_load(path, NULL, &g, err, sizeof err);
+    CHECK(rc == 0, "%s: %s", name, err);
+    if (rc || !x || !want)
+        goto done;
+    double t1 = now();
+    CHECK(gr_ctx_new(g, n, 0, &c, err, sizeof err) == 0, "%s: %s", name, err);
+    if (!c)
+        goto done;
+    gr_forward(c, x, n, err, sizeof err); /* warm-up */
+    double t2 = now();
+    CHECK(gr_forward(c, x, n, err, sizeof err) == 0, "%s: %s", name, err);
+    double t3 = now();
+    op_shape s;
+    const float *logits = gr_output(c, 0, &s);
+    CHECK(s.rank == 2 && s.d[0] == n && s.d[1] == (int64_t)K, "%s: output shape", name);
+    float *all = malloc(sizeof(float) * n * K), *p = malloc(sizeof(float) * K);
+    memcpy(all, logits, sizeof(float) * n * K);
+    double worst = 0;
+    int same_top5 = 1;
+    for (int i = 0; i < n; i++) {
+        softmax(all + i * K, (int)K, p);
+        int a[5], b[5];
+        top5(p, (int)K, a);
+        top5(want + i * K, (int)K, b);
+        same_top5 &= !memcmp(a, b, sizeof a);
+        for (size_t j = 0; j < K; j++)
+            worst = fmax(worst, fabs(p[j] - want[i * K + j]));
+    }
+    CHECK(same_top5, "%s: top-5 differs from PyTorch's", name);
+    CHECK(worst <= 1e-4, "%s: max |p - p_torch| = %g", name, worst);
+    int invariant = 1;
+    for (int i = 0; i < n; i++) {
+        gr_forward(c, x + i * per, 1, err, sizeof err);
+        invariant &= !memcmp(gr_output(c, 0, NULL), all + i * K, sizeof(float) * K);
+    }
+    CHECK(invariant, "%s: an image's logits differ alone and in a batch of %d", name, n);
+    printf("%s: %d nodes, %zu parameters, load %.2f s, advjpg %.3f s per batch of %d, "
+           "max |p - p_torch| %.2g, top-5 %s, batch-invariant %s\n", name, gr_n_nodes(g),
+           gr_param_count(g), t1 - t0, t3 - t2, n, worst, same_top5 ? "identical" : "DIFFERENT",
+           invariant ? "yes" : "NO");
+    if (getenv("TORCHVISION_PROFILE")) { /* seconds per operator type, both forwards */
+        int nn = gr_n_nodes(g);
+        double *sec = calloc((size_t)nn, sizeof *sec);
+        gr_ctx_node_seconds(c, sec);
+        for (int i = 0; i < nn; i++) {
+            int first = 1;
+            for (int j = 0; j < i; j++)
+                first &= strcmp(gr_node_op(g, j), gr_node_op(g, i)) != 0;
+            if (!first)
+                continue;
+            double t = 0;
+            for (int j = i; j < nn; j++)
+                if (!strcmp(gr_node_op(g, j), gr_node_op(g, i)))
+                    t += sec[j];
+            printf("  %-20s %.3f s\n", gr_node_op(g, i), t);
+        }
+        free(sec);
+    }
+    free(all), free(p);
+done:
+    gr_ctx_free(c);
+    gr_free(g);
+    free(x), free(want);
+}
+
+int main(int argc, char **argv)
+{
+    adj_runtime_init(argv);
+    if (argc < 4) {
+        fprintf(stderr, "usage: test_torchvision DIR N NAME...\n");
+        return 2;
+    }
+    for (int i = 3; i < argc; i++)
+        run_model(argv[1], atoi(argv[2]), argv[i]);
+    return tu_done();
+}

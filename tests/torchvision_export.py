@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""Exports torchvision models with seeded random weights to ONNX, with an input
+batch and PyTorch's probabilities for it (test_torchvision.sh runs this).
+
+    torchvision_export.py OUTDIR N NAME...
+
+For each NAME (a torchvision.models constructor: resnet18, mobilenet_v3_small...)
+writes OUTDIR/NAME.onnx (opset 13, dynamic batch, BatchNormalization kept as
+nodes so that advjpg folds them itself), OUTDIR/NAME.input (N x 3 x 224 x 224
+float32, standardised pixels) and OUTDIR/NAME.probs (N x 1000 float32 softmax
+probabilities from PyTorch), and prints PyTorch's forward time per batch. The
+weights are torchvision's random initialisation under torch.manual_seed(0),
+with random BatchNormalization statistics and a final layer scaled so that
+the top classes are well separated."""
+import sys
+import time
+
+import numpy as np
+import torch
+import torchvision
+
+out, n, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+torch.set_num_threads(2)
+for name in names:
+    torch.manual_seed(0)
+    m = getattr(torchvision.models, name)(weights=None).eval()
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.2, 0.2)
+                mod.running_var.uniform_(0.5, 2.0)
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.2, 0.2)
+        last = [mod for mod in m.modules() if isinstance(mod, torch.nn.Linear)] or \
+            [mod for mod in m.modules() if isinstance(mod, torch.nn.Conv2d)]  # squeezenet
+        last = last[-1]
+        last.weight.mul_(20.0)
+    x = torch.rand(n, 3, 224, 224)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    x = (x - mean) / std
+    with torch.no_grad():
+        m(x)
+        t = time.time()
+        p = m(x).softmax(1)
+        dt = time.time() - t
+    torch.onnx.export(m, x, f"{out}/{name}.onnx", opset_version=13,
+                      training=torch.onnx.TrainingMode.PRESERVE,
+                      input_names=["input"], output_names=["logits"],
+                      dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}})
+    x.numpy().astype(np.float32).tofile(f"{out}/{name}.input")
+    p.numpy().astype(np.float32).tofile(f"{out}/{name}.probs")
+    print(f"{name}: PyTorch {dt:.3f} s per batch of {n}", flush=True)
