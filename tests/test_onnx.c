@@ -16,7 +16,6 @@
 #include "graph.h"
 #include "onnx.h"
 #include "onnx.pb-c.h"
-#include "runtime.h"
 #include "testutil.h"
 
 /* ---- a small model builder over protobuf-c's structs (all malloc'd, so that
@@ -709,7 +708,6 @@ static void test_bad_files(void)
 
 int main(int argc, char **argv)
 {
-    adj_runtime_init(argv);
     test_convs();
     test_network();
     test_bad_files();

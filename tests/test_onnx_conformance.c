@@ -30,7 +30,6 @@
 
 #include "graph.h"
 #include "onnx.h"
-#include "runtime.h"
 
 #define DEFAULT_DIR "/usr/share/libonnx-testdata/data/node"
 
@@ -181,7 +180,6 @@ done:
 
 int main(int argc, char **argv)
 {
-    adj_runtime_init(argv);
     const int verbose = argc > 1 && !strcmp(argv[1], "-v");
     const char *root = getenv("ONNX_NODE_TESTS") ? getenv("ONNX_NODE_TESTS") : DEFAULT_DIR;
     DIR *d = opendir(root);

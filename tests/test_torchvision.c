@@ -15,7 +15,6 @@
 
 #include "graph.h"
 #include "onnx.h"
-#include "runtime.h"
 #include "testutil.h"
 
 static double now(void)
@@ -134,7 +133,6 @@ done:
 
 int main(int argc, char **argv)
 {
-    adj_runtime_init(argv);
     if (argc < 4) {
         fprintf(stderr, "usage: test_torchvision DIR N NAME...\n");
         return 2;
