@@ -15,7 +15,9 @@
  * ms_per_image is the mean over the repetitions, ms_per_image_min the fastest
  * one (steadier on a shared machine). First comes one line with the peak of
  * the engine's products and of OpenBLAS's cblas_sgemm on 2048^3 (the limit
- * the engine's figures are measured against).
+ * the engine's figures are measured against), then one with the rate at
+ * which the machine reads the model's weights (all cores, best of 3) and the
+ * batch-1 bound it sets (each weight is read once per pass).
  * gflops counts 2 FLOP per multiply-add of the forward pass, and twice that
  * for `gradient` (the input-gradient products are as large as the forward
  * ones; the first layer's is counted although it is the only one that could
@@ -28,6 +30,8 @@
 #include <time.h>
 
 #include <cblas.h>
+#include <pthread.h>
+#include <unistd.h>
 
 #include "gemm.h"
 #include "net.h"
@@ -46,6 +50,55 @@ static uint64_t next(uint64_t *s)
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
+}
+
+/* One thread's share of a streaming read: sums its floats (so that nothing
+ * is optimised away) with 8 independent sums. */
+typedef struct {
+    const float *p;
+    size_t n;
+    double sum;
+} read_part;
+
+static void *read_main(void *arg)
+{
+    read_part *r = arg;
+    float acc[8] = {0};
+    size_t k = 0;
+    for (; k + 8 <= r->n; k += 8)
+        for (int j = 0; j < 8; j++)
+            acc[j] += r->p[k + j];
+    for (; k < r->n; k++)
+        acc[0] += r->p[k];
+    r->sum = 0;
+    for (int j = 0; j < 8; j++)
+        r->sum += acc[j];
+    return NULL;
+}
+
+/* GB/s of reading n floats once on every core: the bound of a batch-1 pass,
+ * which reads each weight once. */
+static double read_bandwidth(const float *p, size_t n, double *sum)
+{
+    long t = sysconf(_SC_NPROCESSORS_ONLN);
+    int T = t < 1 ? 1 : t > 16 ? 16 : (int)t;
+    read_part parts[16];
+    pthread_t tid[16];
+    double best = 1e9;
+    *sum = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = now();
+        for (int i = 0; i < T; i++) {
+            parts[i] = (read_part){p + n * i / T, n * (i + 1) / T - n * i / T, 0};
+            pthread_create(&tid[i], NULL, read_main, &parts[i]);
+        }
+        for (int i = 0; i < T; i++) {
+            pthread_join(tid[i], NULL);
+            *sum += parts[i].sum;
+        }
+        best = fmin(best, now() - t0);
+    }
+    return (double)n * sizeof(float) / best * 1e-9;
 }
 
 static void usage(FILE *f)
@@ -150,6 +203,14 @@ int main(int argc, char **argv)
         free(c);
     }
     const double flops = model_spec_flops(&spec);
+    {   /* the batch-1 limit: every weight is read once per pass */
+        const size_t n = model_spec_param_count(&spec);
+        double sum;
+        const double gbs = read_bandwidth(model_weights(m), n, &sum);
+        printf("{\"case\":\"read the weights\",\"bytes\":%zu,\"gbytes_per_s\":%.1f,"
+               "\"batch1_bound_ms\":%.2f,\"checksum\":%.3g}\n",
+               n * sizeof(float), gbs, n * sizeof(float) / gbs * 1e-6, sum);
+    }
     char list[256];
     snprintf(list, sizeof list, "%s", batches);
     for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
