@@ -320,7 +320,18 @@ static int fold_node(gr_graph *g, gr_node *nd, op_tensor *in, op_tensor *out, ch
             return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
         }
     }
-    nd->def->forward(nd->params, in, nd->n_in, out, nd->n_out, scratch);
+    gemm_ws *gemm = NULL; /* a product at load: one thread */
+    if (gemm_ws_new(1, &gemm, err, errsz)) {
+        free(scratch);
+        for (int i = 0; i < nd->n_out; i++)
+            if (nd->out[i] >= 0 && out[i].dtype != OP_NONE) {
+                free(out[i].data);
+                out[i].data = NULL;
+            }
+        return ADJ_ERR_NOMEM;
+    }
+    nd->def->forward(nd->params, in, nd->n_in, out, nd->n_out, scratch, gemm);
+    gemm_ws_free(gemm);
     free(scratch);
     for (int i = 0; i < nd->n_out; i++) {
         if (nd->out[i] < 0 || out[i].dtype == OP_NONE)
@@ -568,6 +579,7 @@ struct gr_ctx {
     float **bufs;
     int n_bufs;
     float *scratch;
+    gemm_ws *gemm;     /* the products' scratch and helper threads */
     const float *input;
     size_t bytes;
     double *seconds;   /* per run-time node, summed over forwards */
@@ -583,6 +595,7 @@ void gr_ctx_free(gr_ctx *c)
     free(c->bufs);
     free(c->buf_of);
     free(c->scratch);
+    gemm_ws_free(c->gemm);
     free(c->seconds);
     free(c->alias);
     free(c);
@@ -621,7 +634,8 @@ int gr_ctx_new(const gr_graph *g, int max_batch, int flags, gr_ctx **out, char *
     int *left = calloc((size_t)g->nt + 1, sizeof *left);
     if (!c || !cap || !busy || !left || !(c->buf_of = malloc(sizeof(int) * (size_t)(g->nt + 1))) ||
         !(c->seconds = calloc((size_t)g->n_order + 1, sizeof(double))) ||
-        !(c->alias = calloc((size_t)g->n_order + 1, 1))) {
+        !(c->alias = calloc((size_t)g->n_order + 1, 1)) ||
+        gemm_ws_new(0, &c->gemm, err, errsz)) {
         free(cap), free(busy), free(left), gr_ctx_free(c);
         return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
     }
@@ -745,7 +759,7 @@ int gr_forward(gr_ctx *c, const float *input, int n, char *err, size_t errsz)
         if (c->alias[o])
             continue; /* output 0 is input 0's buffer */
         const double t0 = now_seconds();
-        nd->def->forward(nd->params, in, nd->n_in, out, nd->n_out, c->scratch);
+        nd->def->forward(nd->params, in, nd->n_in, out, nd->n_out, c->scratch, c->gemm);
         c->seconds[o] += now_seconds() - t0;
     }
     c->input = NULL; /* borrowed for the call only */

@@ -8,7 +8,6 @@
  */
 #include "ops.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -476,7 +475,7 @@ static void conv_dw_plane(const win_params *p, const float *plane, const float *
 }
 
 static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
-                         float *scratch)
+                         float *scratch, gemm_ws *gemm)
 {
     const win_params *p = pp;
     const float *x = in[0].data, *w = in[1].data;
@@ -500,8 +499,8 @@ static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tenso
             }
             float *yg = y + (b * p->M + g * Mg) * OHW;
             /* yg [Mg][OHW] = W_g [Mg][K] x col [K][OHW] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Mg, (int)OHW, (int)K, 1.0f,
-                        w + g * Mg * K, (int)K, col, (int)OHW, 0.0f, yg, (int)OHW);
+            gemm_f32(gemm, GEMM_N, GEMM_N, (int)Mg, (int)OHW, (int)K, w + g * Mg * K, (int)K, col,
+                     (int)OHW, 0, yg, (int)OHW);
         }
         if (bias)
             for (int64_t m = 0; m < p->M; m++) {
@@ -576,7 +575,7 @@ static int pool_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, i
 }
 
 static void maxpool_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
-                            int n_out, float *scratch)
+                            int n_out, float *scratch, gemm_ws *gemm)
 {
     const win_params *p = pp;
     const float *x = in[0].data;
@@ -604,7 +603,7 @@ static void maxpool_forward(const void *pp, const op_tensor *in, int n_in, op_te
 }
 
 static void avgpool_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
-                            int n_out, float *scratch)
+                            int n_out, float *scratch, gemm_ws *gemm)
 {
     const win_params *p = pp;
     const float *x = in[0].data;
@@ -651,7 +650,7 @@ static int gap_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, in
 }
 
 static void gap_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
-                        float *scratch)
+                        float *scratch, gemm_ws *gemm)
 {
     const op_shape *s = &in[0].shape;
     size_t planes = (size_t)s->d[0] * s->d[1], hw = op_numel(s) / planes;
@@ -712,7 +711,7 @@ static int bn_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int
 }
 
 static void bn_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
-                       float *scratch)
+                       float *scratch, gemm_ws *gemm)
 {
     const bn_params *p = pp;
     const float *x = in[0].data, *sc = in[1].data, *bb = in[2].data, *mean = in[3].data,
@@ -828,7 +827,7 @@ static int unary_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, 
 }
 
 static void unary_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
-                          int n_out, float *scratch)
+                          int n_out, float *scratch, gemm_ws *gemm)
 {
     const unary_params *p = pp;
     const size_t n = op_numel(&in[0].shape);
@@ -1004,7 +1003,7 @@ static int64_t ibin(int kind, int64_t a, int64_t b)
 }
 
 static void binary_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
-                           int n_out, float *scratch)
+                           int n_out, float *scratch, gemm_ws *gemm)
 {
     const int kind = ((const binary_params *)pp)->kind;
     const op_shape *o = &out[0].shape;
@@ -1087,7 +1086,6 @@ typedef struct {
     int64_t M, K, N;
     /* MatMul: broadcast batch of matrices */
     int mm, a_vec, b_vec; /* MatMul; A or B was 1-D */
-    int rows_are_images;  /* MatMul: A is [N,K], one row per image */
     int flat_a;           /* MatMul: B is a [K,N] matrix and A has rank >= 3: all of an image's rows at once */
     op_shape bshape;      /* MatMul: broadcast batch dims of the output */
 } gemm_params;
@@ -1144,7 +1142,7 @@ static int gemm_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, i
 }
 
 static void gemm_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
-                         float *scratch)
+                         float *scratch, gemm_ws *gemm)
 {
     const gemm_params *p = pp;
     const float *A = in[0].data, *B = in[1].data;
@@ -1156,16 +1154,15 @@ static void gemm_forward(const void *pp, const op_tensor *in, int n_in, op_tenso
         op_shape o = {2, {M, N}};
         bcast_strides(C, &o, cs);
     }
-    for (int64_t i = 0; i < M; i++) { /* one row (image) at a time: batch invariance */
-        const float *a = p->ta ? A + i : A + i * K;
-        const int inc = p->ta ? (int)M : 1;
+    /* Y [M][N] = op(A) [M][K] x op(B) [K][N]: each element a fixed chain
+     * (gemm.h), so a row (an image) does not depend on the others */
+    gemm_f32(gemm, p->ta ? GEMM_T : GEMM_N, p->tb ? GEMM_T : GEMM_N, (int)M, (int)N, (int)K, A,
+             p->ta ? (int)M : (int)K, B, p->tb ? (int)K : (int)N, 0, Y, (int)N);
+    for (int64_t i = 0; i < M; i++) {
         float *y = Y + i * N;
-        if (p->tb) /* B [N][K]: y = alpha B a */
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)N, (int)K, p->alpha, B, (int)K, a, inc,
-                        0.0f, y, 1);
-        else /* B [K][N]: y = alpha B^T a */
-            cblas_sgemv(CblasRowMajor, CblasTrans, (int)K, (int)N, p->alpha, B, (int)N, a, inc,
-                        0.0f, y, 1);
+        if (p->alpha != 1.0f)
+            for (int64_t j = 0; j < N; j++)
+                y[j] *= p->alpha;
         if (C) {
             const float *c = (const float *)C->data + i * cs[0];
             for (int64_t j = 0; j < N; j++)
@@ -1223,23 +1220,21 @@ static int matmul_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out,
         s.d[s.rank++] = p->N;
     if (a.batched && ra == 2)
         s.d[0] = OP_DIM_BATCH;
-    p->rows_are_images = a.batched && ra == 2;
     p->flat_a = ra >= 3 && rb == 2 && !b.batched && !p->b_vec;
     set_out(&out[0], OP_FLOAT, in[0].batched || in[1].batched, &s);
     return 0;
 }
 
 static void matmul_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
-                           int n_out, float *scratch)
+                           int n_out, float *scratch, gemm_ws *gemm)
 {
     const gemm_params *p = pp;
     if (p->flat_a) { /* y [rows][N] = a [rows][K] x B [K][N] per image (or all rows unbatched) */
         const int64_t imgs = in[0].batched ? in[0].shape.d[0] : 1;
         const int64_t rows = (int64_t)op_numel(&in[0].shape) / p->K / imgs;
-        for (int64_t b = 0; b < imgs; b++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)p->N, (int)p->K,
-                        1.0f, (const float *)in[0].data + b * rows * p->K, (int)p->K, in[1].data,
-                        (int)p->N, 0.0f, (float *)out[0].data + b * rows * p->N, (int)p->N);
+        /* all images' rows in one product: its elements do not depend on the others */
+        gemm_f32(gemm, GEMM_N, GEMM_N, (int)(rows * imgs), (int)p->N, (int)p->K, in[0].data,
+                 (int)p->K, in[1].data, (int)p->N, 0, out[0].data, (int)p->N);
         return;
     }
     op_shape sa = in[0].shape, sb = in[1].shape, bs = p->bshape;
@@ -1265,13 +1260,8 @@ static void matmul_forward(const void *pp, const op_tensor *in, int n_in, op_ten
             oa += idx[k] * st_a[k], ob += idx[k] * st_b[k];
         const float *a = A + oa * M * K, *b = B + ob * K * N;
         float *y = Y + (int64_t)m * M * N;
-        if (p->rows_are_images) /* one row (image) at a time: batch invariance */
-            for (int64_t i = 0; i < M; i++)
-                cblas_sgemv(CblasRowMajor, CblasTrans, (int)K, (int)N, 1.0f, b, (int)N, a + i * K,
-                            1, 0.0f, y + i * N, 1);
-        else /* y [M][N] = a [M][K] x b [K][N]: the same shape for every matrix */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, a,
-                        (int)K, b, (int)N, 0.0f, y, (int)N);
+        /* y [M][N] = a [M][K] x b [K][N]; rows (images) independent by gemm.h's contract */
+        gemm_f32(gemm, GEMM_N, GEMM_N, (int)M, (int)N, (int)K, a, (int)K, b, (int)N, 0, y, (int)N);
         for (int k = bs.rank - 1; k >= 0; k--) {
             if (++idx[k] < bs.d[k])
                 break;
@@ -1320,7 +1310,7 @@ static int copy_forward_bytes(const op_tensor *in, op_tensor *out)
 }
 
 static void copy_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
-                         float *scratch)
+                         float *scratch, gemm_ws *gemm)
 {
     copy_forward_bytes(&in[0], &out[0]);
 }
@@ -1447,7 +1437,7 @@ static int shape_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, 
 }
 
 static void shape_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
-                          int n_out, float *scratch)
+                          int n_out, float *scratch, gemm_ws *gemm)
 {
     const shape_params *p = pp;
     int64_t *y = out[0].data;
@@ -1489,7 +1479,7 @@ static int concat_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out,
 }
 
 static void concat_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
-                           int n_out, float *scratch)
+                           int n_out, float *scratch, gemm_ws *gemm)
 {
     const shape_params *p = pp;
     const int axis = (int)p->len;
@@ -1540,7 +1530,7 @@ static int transpose_infer(void *pp, const op_tensor *in, int n_in, op_tensor *o
 }
 
 static void transpose_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
-                              int n_out, float *scratch)
+                              int n_out, float *scratch, gemm_ws *gemm)
 {
     const shape_params *p = pp;
     const op_shape *o = &out[0].shape;
@@ -1690,7 +1680,7 @@ static int gather_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out,
 }
 
 static void gather_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
-                           int n_out, float *scratch)
+                           int n_out, float *scratch, gemm_ws *gemm)
 {
     const shape_params *p = pp;
     const op_shape *s = &in[0].shape;
@@ -1782,7 +1772,7 @@ static int slice_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, 
 }
 
 static void slice_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
-                          int n_out, float *scratch)
+                          int n_out, float *scratch, gemm_ws *gemm)
 {
     const slice_params *p = pp;
     const op_shape *o = &out[0].shape;
@@ -1865,7 +1855,7 @@ static int pad_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, in
 }
 
 static void pad_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
-                        float *scratch)
+                        float *scratch, gemm_ws *gemm)
 {
     const slice_params *p = pp;
     const op_shape *o = &out[0].shape, *s = &in[0].shape;
@@ -1934,7 +1924,7 @@ static int softmax_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out
 }
 
 static void softmax_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
-                            int n_out, float *scratch)
+                            int n_out, float *scratch, gemm_ws *gemm)
 {
     const norm_params *p = pp;
     const op_shape *s = &in[0].shape;
@@ -2008,7 +1998,7 @@ static int reducemean_infer(void *pp, const op_tensor *in, int n_in, op_tensor *
 }
 
 static void reducemean_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
-                               int n_out, float *scratch)
+                               int n_out, float *scratch, gemm_ws *gemm)
 {
     const norm_params *p = pp;
     const op_shape *s = &in[0].shape;
@@ -2102,7 +2092,7 @@ static int layernorm_infer(void *pp, const op_tensor *in, int n_in, op_tensor *o
 }
 
 static void layernorm_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
-                              int n_out, float *scratch)
+                              int n_out, float *scratch, gemm_ws *gemm)
 {
     const norm_params *p = pp;
     const op_shape *s = &in[0].shape;
@@ -2169,7 +2159,7 @@ static int cast_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, i
 }
 
 static void cast_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
-                         float *scratch)
+                         float *scratch, gemm_ws *gemm)
 {
     const size_t n = op_numel(&in[0].shape);
     if (in[0].dtype == out[0].dtype) {

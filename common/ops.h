@@ -21,8 +21,9 @@
  *
  * Batch invariance. Every kernel gives an image the same bits whatever batch
  * it is in: algorithms are chosen from the node's per-image shapes, never
- * from n, and products (Conv, Gemm, MatMul) loop over the images with one
- * BLAS call of the same shape per image.
+ * from n, and products (Conv, Gemm, MatMul) are gemm_f32 (gemm.h), whose
+ * elements do not depend on the matrix's shape: a Conv runs one product per
+ * image and group, Gemm and MatMul one for the whole batch.
  *
  * Kernels take const inputs, allocate nothing and do no I/O; any memory they
  * need beyond their outputs is `scratch` (op_def.scratch floats, 64-byte
@@ -38,6 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gemm.h"
 #include "status.h"
 
 /** Largest tensor rank. */
@@ -156,9 +158,11 @@ typedef struct op_def {
     /**
      * The kernel: OVERWRITES every present output (shapes as infer gave
      * them, with the run's n in dimension 0 of batched tensors). Cannot fail.
+     * Products go through gemm (the caller's workspace, gemm.h), whose
+     * elements do not depend on the batch.
      */
     void (*forward)(const void *params, const op_tensor *in, int n_in, op_tensor *out,
-                    int n_out, float *scratch);
+                    int n_out, float *scratch, gemm_ws *gemm);
 } op_def;
 
 /** The row of an ONNX operator type, or NULL if it is not supported. */
