@@ -27,6 +27,7 @@
 #include "srv_json.h"
 #include "srv_params.h"
 #include "status.h"
+#include "ut_clock.h"
 #include "web_assets.h"
 
 #define POST_BUFFER_SIZE (64 * 1024)
@@ -114,7 +115,7 @@ typedef struct srv_req {
     uint64_t received;  /* raw body bytes seen */
     unsigned err_status; /* an error found while reading the body; answered at its end */
     char err_msg[ADJ_ERRLEN];
-    double err_t;        /* when err_status was set (srv_now) */
+    double err_t;        /* when err_status was set (ut_now) */
 
     /* the work */
     int width, height; /* the uploaded image */
@@ -258,7 +259,7 @@ __attribute__((format(printf, 3, 4))) static void defer_error(srv_req *r, unsign
     if (r->err_status)
         return;
     r->err_status = status;
-    r->err_t = srv_now();
+    r->err_t = ut_now();
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(r->err_msg, sizeof r->err_msg, fmt, ap);
@@ -1311,7 +1312,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         r->h = h;
         r->conn = conn;
-        r->t0 = srv_now();
+        r->t0 = ut_now();
         r->ep = SRV_EP_OTHER;
         snprintf(r->method, sizeof r->method, "%s", method);
         snprintf(r->path, sizeof r->path, "%s", url);
@@ -1357,7 +1358,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                  * that reads the answer only after sending everything gets
                  * it (as nginx does); after DISCARD_SECONDS, answer now
                  * (the close may then reset what the client has not read). */
-                if (srv_now() - r->err_t > DISCARD_SECONDS)
+                if (ut_now() - r->err_t > DISCARD_SECONDS)
                     return respond_error_msg(r, r->err_status, r->err_msg);
                 return MHD_YES;
             }
@@ -1428,7 +1429,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r)
         return;
     *con_cls = NULL;
-    double secs = srv_now() - r->t0;
+    double secs = ut_now() - r->t0;
     if (r->expected) /* answered (an error) before reaching the worker */
         srv_worker_expect(h->engine.worker, -1);
     log_request(r, secs * 1e3, toe);

@@ -70,7 +70,7 @@ struct srv_job {
     img_rgb x;             /**< ATTACK: the prepared image (borrowed pixels) */
     exp_params params;     /**< ATTACK: checked by the submitter */
     uint64_t seed;         /**< ATTACK: JPGnoise seed */
-    double deadline;       /**< monotonic seconds (srv_now()); 0: none */
+    double deadline;       /**< monotonic seconds (ut_now()); 0: none */
     uint64_t group;        /**< nonzero: batches only with jobs of the same group,
                                 and never waits for a batch to fill (an
                                 evaluation job's chunk, queued at once with
@@ -95,9 +95,6 @@ typedef struct {
 } srv_worker_opts;
 
 typedef struct srv_worker srv_worker;
-
-/** Monotonic clock in seconds. */
-double srv_now(void);
 
 /**
  * Creates the worker: a net_ctx for opts->max_batch images (created here, in
