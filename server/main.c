@@ -44,6 +44,7 @@
 #include "srv_worker.h"
 #include "status.h"
 #include "ut_clock.h"
+#include "ut_file.h"
 
 /* The only global: the signal handler sets it, the main loop reads it. */
 static volatile sig_atomic_t g_stop_signal;
@@ -113,18 +114,22 @@ static void *load_main(void *arg)
     return NULL;
 }
 
+/* Writes "PORT\n" into path atomically (ut_write_atomic: a reader never sees half a number). */
 static int write_port_file(const char *path, int port, char *err, size_t errsz)
 {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot write port file %s: %s", tmp, strerror(errno));
-    fprintf(f, "%d\n", port);
-    if (fclose(f) != 0 || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot write port file %s: %s", path, strerror(errno));
-    }
+    char dir[4096], text[32], msg[ADJ_ERRLEN];
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "port file name too long: %.64s...", path);
+    char *slash = strrchr(dir, '/');
+    const char *name = slash ? slash + 1 : dir;
+    if (slash == dir)
+        dir[1] = '\0', name = path + 1;
+    else if (slash)
+        *slash = '\0';
+    int n = snprintf(text, sizeof text, "%d\n", port);
+    int rc = ut_write_atomic(slash ? dir : ".", name, text, (size_t)n, 0644, msg, sizeof msg);
+    if (rc)
+        return adj_fail(err, errsz, rc, "cannot write port file %s: %s", path, msg);
     return ADJ_OK;
 }
 

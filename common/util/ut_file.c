@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,20 @@
 #include <unistd.h>
 
 #include "status.h"
+
+/* adj_fail that leaves errno as e (the header promises the failing call's errno). */
+__attribute__((format(printf, 5, 6))) static int fail(int e, char *err, size_t errsz, int status,
+                                                       const char *fmt, ...)
+{
+    if (err && errsz > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errsz, fmt, ap);
+        va_end(ap);
+    }
+    errno = e;
+    return status;
+}
 
 int ut_open_regular(const char *path, int flags, mode_t mode)
 {
@@ -39,17 +54,17 @@ int ut_read_fd(int fd, size_t max, char **out, size_t *len, char *err, size_t er
     if (max > SIZE_MAX - 2)
         max = SIZE_MAX - 2;
     if (fstat(fd, &st))
-        return adj_fail(err, errsz, ADJ_ERR_IO, "%s", strerror(errno));
+        return fail(errno, err, errsz, ADJ_ERR_IO, "%s", strerror(errno));
     int regular = S_ISREG(st.st_mode);
     if (regular && (uint64_t)st.st_size > max) {
         errno = EFBIG;
-        return adj_fail(err, errsz, ADJ_ERR_LIMIT, "larger than %zu bytes", max);
+        return fail(errno, err, errsz, ADJ_ERR_LIMIT, "larger than %zu bytes", max);
     }
     size_t cap = regular ? (size_t)st.st_size + 1 : 4096, n = 0;
     char *buf = malloc(cap);
     if (!buf) {
         errno = ENOMEM;
-        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+        return fail(errno, err, errsz, ADJ_ERR_NOMEM, "out of memory");
     }
     for (;;) {
         if (n + 1 == cap) {
@@ -58,14 +73,14 @@ int ut_read_fd(int fd, size_t max, char **out, size_t *len, char *err, size_t er
             if (n > max) {
                 free(buf);
                 errno = EFBIG;
-                return adj_fail(err, errsz, ADJ_ERR_LIMIT, "larger than %zu bytes", max);
+                return fail(errno, err, errsz, ADJ_ERR_LIMIT, "larger than %zu bytes", max);
             }
             size_t nc = cap > (max + 2) / 2 ? max + 2 : cap * 2;
             char *nb = realloc(buf, nc);
             if (!nb) {
                 free(buf);
                 errno = ENOMEM;
-                return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+                return fail(errno, err, errsz, ADJ_ERR_NOMEM, "out of memory");
             }
             buf = nb;
             cap = nc;
@@ -77,7 +92,7 @@ int ut_read_fd(int fd, size_t max, char **out, size_t *len, char *err, size_t er
             int e = errno;
             free(buf);
             errno = e;
-            return adj_fail(err, errsz, ADJ_ERR_IO, "%s", strerror(e));
+            return fail(errno, err, errsz, ADJ_ERR_IO, "%s", strerror(e));
         }
         if (r == 0)
             break;
@@ -86,7 +101,7 @@ int ut_read_fd(int fd, size_t max, char **out, size_t *len, char *err, size_t er
     if (n > max) {
         free(buf);
         errno = EFBIG;
-        return adj_fail(err, errsz, ADJ_ERR_LIMIT, "larger than %zu bytes", max);
+        return fail(errno, err, errsz, ADJ_ERR_LIMIT, "larger than %zu bytes", max);
     }
     buf[n] = '\0';
     *out = buf;
@@ -102,7 +117,7 @@ int ut_read_file(const char *path, size_t max, int flags, char **out, size_t *le
                                    : open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        adj_fail(err, errsz, e == ENOENT ? ADJ_ERR_NOTFOUND : ADJ_ERR_IO, "cannot read %s: %s", path,
+        fail(errno, err, errsz, e == ENOENT ? ADJ_ERR_NOTFOUND : ADJ_ERR_IO, "cannot read %s: %s", path,
                  e == ELOOP && (flags & UT_NOFOLLOW) ? "it is a symbolic link (refused)"
                  : e == EINVAL && (flags & UT_NOFOLLOW) ? "it is not a regular file"
                                                         : strerror(e));
@@ -115,7 +130,7 @@ int ut_read_file(const char *path, size_t max, int flags, char **out, size_t *le
     close(fd);
     errno = e;
     if (rc)
-        return adj_fail(err, errsz, rc, "cannot read %s: %s", path, msg);
+        return fail(errno, err, errsz, rc, "cannot read %s: %s", path, msg);
     return ADJ_OK;
 }
 
@@ -154,31 +169,31 @@ int ut_write_atomic(const char *dir, const char *name, const void *data, size_t 
     if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path ||
         snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name) >= (int)sizeof tmp) {
         errno = ENAMETOOLONG;
-        return adj_fail(err, errsz, ADJ_ERR_ARG, "path too long: %.64s/%.64s", dir, name);
+        return fail(errno, err, errsz, ADJ_ERR_ARG, "path too long: %.64s/%.64s", dir, name);
     }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0 && errno == EEXIST && unlink(tmp) == 0)
         fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0)
-        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
+        return fail(errno, err, errsz, ADJ_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
     if (ut_write_all(fd, data, len) || fsync(fd)) {
         int e = errno;
         close(fd);
         unlink(tmp);
         errno = e;
-        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot write %s: %s", tmp, strerror(e));
+        return fail(errno, err, errsz, ADJ_ERR_IO, "cannot write %s: %s", tmp, strerror(e));
     }
     if (close(fd)) {
         int e = errno;
         unlink(tmp);
         errno = e;
-        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot write %s: %s", tmp, strerror(e));
+        return fail(errno, err, errsz, ADJ_ERR_IO, "cannot write %s: %s", tmp, strerror(e));
     }
     if (rename(tmp, path)) {
         int e = errno;
         unlink(tmp);
         errno = e;
-        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot rename %s: %s", tmp, strerror(e));
+        return fail(errno, err, errsz, ADJ_ERR_IO, "cannot rename %s: %s", tmp, strerror(e));
     }
     ut_fsync_dir(dir);
     return ADJ_OK;
@@ -189,27 +204,27 @@ int ut_mkdir_p(const char *path, mode_t mode, char *err, size_t errsz)
     char buf[PATH_MAX];
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
         errno = ENAMETOOLONG;
-        return adj_fail(err, errsz, ADJ_ERR_ARG, "directory name too long: %.64s...", path);
+        return fail(errno, err, errsz, ADJ_ERR_ARG, "directory name too long: %.64s...", path);
     }
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/')
             continue;
         *p = '\0';
         if (mkdir(buf, mode) && errno != EEXIST)
-            return adj_fail(err, errsz, ADJ_ERR_IO, "cannot create directory %s: %s", buf,
+            return fail(errno, err, errsz, ADJ_ERR_IO, "cannot create directory %s: %s", buf,
                             strerror(errno));
         *p = '/';
     }
     if (mkdir(buf, mode) && errno != EEXIST)
-        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot create directory %s: %s", buf,
+        return fail(errno, err, errsz, ADJ_ERR_IO, "cannot create directory %s: %s", buf,
                         strerror(errno));
     struct stat st;
     if (stat(buf, &st))
-        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot create directory %s: %s", buf,
+        return fail(errno, err, errsz, ADJ_ERR_IO, "cannot create directory %s: %s", buf,
                         strerror(errno));
     if (!S_ISDIR(st.st_mode)) {
         errno = ENOTDIR;
-        return adj_fail(err, errsz, ADJ_ERR_IO, "%s is not a directory", path);
+        return fail(errno, err, errsz, ADJ_ERR_IO, "%s is not a directory", path);
     }
     return ADJ_OK;
 }
@@ -227,14 +242,14 @@ int ut_rmtree(const char *path, char *err, size_t errsz)
     struct stat st;
     if (lstat(path, &st))
         return errno == ENOENT ? ADJ_OK
-                               : adj_fail(err, errsz, ADJ_ERR_IO, "cannot remove %s: %s", path,
+                               : fail(errno, err, errsz, ADJ_ERR_IO, "cannot remove %s: %s", path,
                                           strerror(errno));
     if (!S_ISDIR(st.st_mode)) {
         if (unlink(path) && errno != ENOENT)
-            return adj_fail(err, errsz, ADJ_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+            return fail(errno, err, errsz, ADJ_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
         return ADJ_OK;
     }
     if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS))
-        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+        return fail(errno, err, errsz, ADJ_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
     return ADJ_OK;
 }
