@@ -897,7 +897,7 @@ static int start_chunk(srv_jobs *js, job *j, const char *root, const char *dir, 
         pthread_mutex_unlock(&js->lock);
         char msg[ADJ_ERRLEN];
         int rc;
-        while ((rc = srv_worker_submit_many(js->w, queue, k, msg, sizeof msg)) == ADJ_ERR_LIMIT)
+        while ((rc = srv_worker_submit_many(js->w, queue, k, msg, sizeof msg)) == ADJ_ERR_BUSY)
             usleep(10000); /* cannot happen with the bound at 1024; wait rather than fail */
         if (rc) {
             pthread_mutex_lock(&js->lock);
@@ -1553,34 +1553,26 @@ static int store_uploads(const char *dir, const srv_eval_request *rq, char *err,
 }
 
 int srv_jobs_create(srv_jobs *js, srv_eval_request *rq, char id[SRV_JOB_ID_LEN + 1],
-                    unsigned *status, char *err, size_t errsz)
+                    char *err, size_t errsz)
 {
-    *status = 400;
     pthread_mutex_lock(&js->lock);
     int stopping = js->stopping;
     pthread_mutex_unlock(&js->lock);
-    if (stopping) {
-        *status = 503;
-        return adj_fail(err, errsz, ADJ_ERR_STATE, "shutting down");
-    }
+    if (stopping)
+        return adj_fail(err, errsz, ADJ_ERR_BUSY, "shutting down");
     int rc = exp_params_check(&rq->params, err, errsz);
     if (rc)
-        return rc;
+        return rc == ADJ_ERR_NOMEM ? rc : ADJ_ERR_ARG;
     srv_eval_set set;
     rc = rq->dataset ? srv_eval_resolve(js->root, rq, js->spec->classes, &set, err, errsz)
                      : srv_eval_uploads(rq, js->spec->classes, &set, err, errsz);
-    if (rc) {
-        if (rc == ADJ_ERR_NOMEM)
-            *status = 503;
-        return rc;
-    }
-    *status = 500;
+    if (rc) /* the request names something wrong (a folder, a file, a label) */
+        return rc == ADJ_ERR_NOMEM ? rc : ADJ_ERR_ARG;
     char tmp[PATH_MAX], final_dir[PATH_MAX], created[32];
     json_t *req = NULL;
     char *text = NULL;
     job *j = NULL;
     if (!claim_folder(js, 1, NULL)) {
-        *status = 503;
         pthread_mutex_lock(&js->lock);
         rc = adj_fail(err, errsz, ADJ_ERR_STATE, "%s", js->unavailable);
         pthread_mutex_unlock(&js->lock);
@@ -1611,7 +1603,6 @@ int srv_jobs_create(srv_jobs *js, srv_eval_request *rq, char id[SRV_JOB_ID_LEN +
     req = request_json(js, id, rq, &set, cms, created);
     text = req ? json_dumps(req, JSON_COMPACT) : NULL;
     if (!text) {
-        *status = 503;
         rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
         goto out_rm;
     }
@@ -1619,7 +1610,6 @@ int srv_jobs_create(srv_jobs *js, srv_eval_request *rq, char id[SRV_JOB_ID_LEN +
         goto out_rm;
     char *header = srv_rows_header(&rq->params);
     if (!header) {
-        *status = 503;
         rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
         goto out_rm;
     }
@@ -1630,7 +1620,6 @@ int srv_jobs_create(srv_jobs *js, srv_eval_request *rq, char id[SRV_JOB_ID_LEN +
         goto out_rm;
     /* the job, in memory, before it appears on disk */
     if (!(j = job_alloc()) || !(j->dir = strdup(final_dir))) {
-        *status = 503;
         rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
         goto out_rm;
     }
@@ -1703,7 +1692,7 @@ int srv_jobs_status(srv_jobs *js, const char *id, json_t **out)
     json_t *o = j ? job_json(j) : NULL;
     pthread_mutex_unlock(&js->lock);
     if (!j)
-        return ADJ_ERR_ARG;
+        return ADJ_ERR_NOTFOUND;
     if (!o)
         return ADJ_ERR_NOMEM;
     *out = o;
@@ -1732,7 +1721,7 @@ int srv_jobs_cancel(srv_jobs *js, const char *id, json_t **out)
     job *j = find(js, id); /* jobs are never freed before the store */
     pthread_mutex_unlock(&js->lock);
     if (!j)
-        return ADJ_ERR_ARG;
+        return ADJ_ERR_NOTFOUND;
     pthread_mutex_lock(&j->io);
     pthread_mutex_lock(&js->lock);
     int changed = 0;
@@ -1791,7 +1780,7 @@ static int take_snapshot(srv_jobs *js, const char *id, snapshot *s)
         snprintf(s->error, sizeof s->error, "%s", j->error);
     }
     pthread_mutex_unlock(&js->lock);
-    return j ? ADJ_OK : ADJ_ERR_ARG;
+    return j ? ADJ_OK : ADJ_ERR_NOTFOUND;
 }
 
 /*
@@ -1858,7 +1847,7 @@ int srv_jobs_result(srv_jobs *js, const char *id, json_t **out, char *err, size_
 {
     snapshot s;
     if (take_snapshot(js, id, &s))
-        return adj_fail(err, errsz, ADJ_ERR_ARG, "no such job: %s", id);
+        return adj_fail(err, errsz, ADJ_ERR_NOTFOUND, "no such job: %s", id);
     srv_rows rows;
     int rc = read_rows(&s, id, &rows, err, errsz);
     if (rc)
@@ -1891,7 +1880,7 @@ int srv_jobs_rows(srv_jobs *js, const char *id, int *fd, uint64_t *len, char *er
 {
     snapshot s;
     if (take_snapshot(js, id, &s))
-        return adj_fail(err, errsz, ADJ_ERR_ARG, "no such job: %s", id);
+        return adj_fail(err, errsz, ADJ_ERR_NOTFOUND, "no such job: %s", id);
     int f = open_rows(&s, id, err, errsz);
     if (f < 0)
         return f;
@@ -1905,7 +1894,7 @@ int srv_jobs_figure(srv_jobs *js, const char *id, srv_figure which, char **svg, 
 {
     snapshot s;
     if (take_snapshot(js, id, &s))
-        return adj_fail(err, errsz, ADJ_ERR_ARG, "no such job: %s", id);
+        return adj_fail(err, errsz, ADJ_ERR_NOTFOUND, "no such job: %s", id);
     srv_rows rows;
     int rc = read_rows(&s, id, &rows, err, errsz);
     if (rc)

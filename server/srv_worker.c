@@ -355,7 +355,7 @@ int srv_worker_submit_many(srv_worker *w, srv_job *const *jobs, int n, char *err
     for (int p = 0; p < SRV_PRIO_COUNT && !rc; p++) {
         int cap = p == SRV_PRIO_INTERACTIVE ? w->o.queue_size : w->o.background_size;
         if (added[p] && w->count[p] + added[p] > cap)
-            rc = adj_fail(err, errsz, ADJ_ERR_LIMIT, "the server is busy (%d requests queued)",
+            rc = adj_fail(err, errsz, ADJ_ERR_BUSY, "the server is busy (%d requests queued)",
                           w->count[p]);
     }
     if (!rc) {

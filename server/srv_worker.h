@@ -108,7 +108,7 @@ int srv_worker_new(const model *m, const srv_worker_opts *opts, srv_metrics *met
 
 /**
  * Queues a job. Returns ADJ_OK (the worker now owns it until done),
- * ADJ_ERR_LIMIT when that priority's queue is full, ADJ_ERR_STATE after
+ * ADJ_ERR_BUSY when that priority's queue is full, ADJ_ERR_STATE after
  * srv_worker_close, ADJ_ERR_ARG for a malformed job; err says which.
  * On error done is not called.
  */
