@@ -1134,8 +1134,9 @@ static enum MHD_Result begin(srv_req *r, const char *url, const char *method)
     struct MHD_Connection *c = r->conn;
     r->ep = route(url);
 
-    /* The demo page (server/web, built in): served without the token, like
-     * /health, because the token is typed into the page; it holds no data. */
+    /* The demo page (server/web, built in) and /openapi.yaml: served without
+     * the token, like /health, because the token is typed into the page and
+     * a client reads the API's description first; they hold no data. */
     const unsigned char *page;
     size_t page_len;
     const char *page_type;
