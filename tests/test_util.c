@@ -47,6 +47,11 @@ static void test_buf(void)
     CHECK(ut_buf_take(&f, NULL) == NULL, "take of a failed buffer");
     ut_buf_free(&f);
     ut_buf_free(NULL);
+    ut_buf r = {0};
+    CHECK(ut_buf_reserve(&r, 100) == ADJ_OK && r.cap >= 101 && r.s && !*r.s, "reserve: an empty string");
+    s = ut_buf_take(&r, &n);
+    CHECK(s && n == 0 && !*s, "take after reserve");
+    free(s);
 }
 
 static void test_clock(void)

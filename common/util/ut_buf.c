@@ -25,6 +25,7 @@ int ut_buf_reserve(ut_buf *b, size_t more)
         b->failed = 1;
         return ADJ_ERR_NOMEM;
     }
+    s[b->len] = '\0'; /* NUL-terminated even before the first append */
     b->s = s;
     b->cap = cap;
     return ADJ_OK;
