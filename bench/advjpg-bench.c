@@ -36,13 +36,7 @@
 #include "gemm.h"
 #include "net.h"
 #include "blas_runtime.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "ut_clock.h"
 
 static uint64_t next(uint64_t *s)
 {
@@ -87,7 +81,7 @@ static double read_bandwidth(const float *p, size_t n, double *sum)
     double best = 1e9;
     *sum = 0;
     for (int rep = 0; rep < 3; rep++) {
-        double t0 = now();
+        double t0 = ut_now();
         for (int i = 0; i < T; i++) {
             parts[i] = (read_part){p + n * i / T, n * (i + 1) / T - n * i / T, 0};
             pthread_create(&tid[i], NULL, read_main, &parts[i]);
@@ -96,7 +90,7 @@ static double read_bandwidth(const float *p, size_t n, double *sum)
             pthread_join(tid[i], NULL);
             *sum += parts[i].sum;
         }
-        best = fmin(best, now() - t0);
+        best = fmin(best, ut_now() - t0);
     }
     return (double)n * sizeof(float) / best * 1e-9;
 }
@@ -185,12 +179,12 @@ int main(int argc, char **argv)
             a[k] = bm[k] = (float)(k % 7) * 0.1f;
         double best_g = 1e9, best_b = 1e9;
         for (int r = 0; r < 4; r++) {
-            double t = now();
+            double t = ut_now();
             gemm_f32(ws, GEMM_N, GEMM_N, n, n, n, a, n, bm, n, 0, c, n);
-            best_g = fmin(best_g, now() - t);
-            t = now();
+            best_g = fmin(best_g, ut_now() - t);
+            t = ut_now();
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, bm, n, 0.0f, c, n);
-            best_b = fmin(best_b, now() - t);
+            best_b = fmin(best_b, ut_now() - t);
         }
         const double fl = 2.0 * n * n * n;
         printf("{\"case\":\"product 2048^3\",\"gemm_gflops\":%.1f,\"sgemm_gflops\":%.1f,"
@@ -232,11 +226,11 @@ int main(int argc, char **argv)
             double t0 = 0, t, last = 0, fastest = 1e9;
             for (int i = -1;; i++) { /* i = -1 is the warm-up */
                 if (i == 0)
-                    t0 = last = now();
+                    t0 = last = ut_now();
                 net_forward(ctx, x, b, NULL);
                 if (pass == 1)
                     net_backward(ctx, labels, g, NULL, NULL);
-                t = now();
+                t = ut_now();
                 if (i >= 0) {
                     reps++;
                     fastest = fmin(fastest, t - last);

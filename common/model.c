@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ut_file.h"
+
 struct model {
     model_spec spec;
     const float *weights;   /* mmap'd or owned */
@@ -364,20 +366,21 @@ int model_spec_load(const char *name_or_path, model_spec *out, char *err, size_t
     if (!strcmp(name_or_path, "overfeat-fast") || !strcmp(name_or_path, "overfeat-accurate") ||
         !strcmp(name_or_path, MODEL_DEFAULT_NAME))
         return model_spec_builtin(name_or_path, out, err, errsz);
-    FILE *f = fopen(name_or_path, "rb");
-    if (!f)
+    char *buf = NULL;
+    size_t n = 0;
+    int rc = ut_read_file(name_or_path, ((size_t)64 << 10) - 1, 0, &buf, &n, NULL, 0);
+    if (rc == ADJ_ERR_LIMIT)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "model spec '%s' is over 64 KiB", name_or_path);
+    if (rc == ADJ_ERR_NOMEM)
+        return adj_fail(err, errsz, rc, "out of memory");
+    if (rc)
         return adj_fail(err, errsz, ADJ_ERR_IO,
                         "model '%s' is neither a built-in name (overfeat-fast, overfeat-accurate, %s) "
                         "nor a readable spec file: %s",
                         name_or_path, MODEL_DEFAULT_NAME, strerror(errno));
-    char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf, f);
-    int big = !feof(f);
-    fclose(f);
-    if (big)
-        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "model spec '%s' is over 64 KiB", name_or_path);
     char msg[ADJ_ERRLEN];
-    int rc = model_spec_parse(buf, n, out, msg, sizeof msg);
+    rc = model_spec_parse(buf, n, out, msg, sizeof msg);
+    free(buf);
     if (rc)
         return adj_fail(err, errsz, rc, "%s: %s", name_or_path, msg);
     return ADJ_OK;

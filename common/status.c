@@ -14,6 +14,8 @@ const char *adj_strerror(int status)
     case ADJ_ERR_LIMIT: return "over a limit";
     case ADJ_ERR_UNSUPPORTED: return "unsupported";
     case ADJ_ERR_STATE: return "call out of order";
+    case ADJ_ERR_NOTFOUND: return "not found";
+    case ADJ_ERR_BUSY: return "busy";
     default: return "unknown error";
     }
 }

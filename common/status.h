@@ -29,6 +29,8 @@ enum adj_status {
     ADJ_ERR_LIMIT = -5,       /**< over a configured limit (pixels, bytes) */
     ADJ_ERR_UNSUPPORTED = -6, /**< a valid but unsupported format or feature */
     ADJ_ERR_STATE = -7,       /**< call out of order (e.g. backward before forward) */
+    ADJ_ERR_NOTFOUND = -8,    /**< the named thing (file, job, route) does not exist */
+    ADJ_ERR_BUSY = -9,        /**< temporarily unable: a queue is full, a resource is held */
 };
 
 /** Short English name of a status code ("bad argument", ...). Never NULL. */

@@ -29,6 +29,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "ut_file.h"
+#include "ut_path.h"
+
 /* ---- classes ------------------------------------------------------------ */
 
 enum {
@@ -730,30 +733,6 @@ int synth_plan(int n, uint64_t seed, synth_item *items)
     return ADJ_OK;
 }
 
-/** mkdir -p: creates path and its missing parents. */
-static int make_dirs(const char *path, char *err, size_t errsz)
-{
-    char buf[4096];
-    size_t len = strlen(path);
-    if (len >= sizeof buf)
-        return adj_fail(err, errsz, ADJ_ERR_ARG, "directory name too long: %.64s...", path);
-    memcpy(buf, path, len + 1);
-    for (size_t i = 1; i <= len; i++) {
-        if (buf[i] != '/' && buf[i] != '\0')
-            continue;
-        char keep = buf[i];
-        buf[i] = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return adj_fail(err, errsz, ADJ_ERR_IO, "cannot create directory %s: %s", buf,
-                            strerror(errno));
-        buf[i] = keep;
-    }
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-        return adj_fail(err, errsz, ADJ_ERR_IO, "%s is not a directory", path);
-    return ADJ_OK;
-}
-
 static int write_file(const char *path, const void *data, size_t len, char *err, size_t errsz)
 {
     FILE *f = fopen(path, "wb");
@@ -767,21 +746,11 @@ static int write_file(const char *path, const void *data, size_t len, char *err,
     return ADJ_OK;
 }
 
-/** Builds dir/name into buf; ADJ_ERR_ARG if it does not fit. */
-static int join(char *buf, size_t bufsz, const char *dir, const char *name, char *err,
-                size_t errsz)
-{
-    int k = snprintf(buf, bufsz, "%s/%s", dir, name);
-    if (k < 0 || (size_t)k >= bufsz)
-        return adj_fail(err, errsz, ADJ_ERR_ARG, "path too long: %.64s/%s", dir, name);
-    return ADJ_OK;
-}
-
 static int write_lists(const char *dir, const synth_item *items, int n, int digits, char *err,
                        size_t errsz)
 {
     char path[4200];
-    int rc = join(path, sizeof path, dir, "classes.txt", err, errsz);
+    int rc = ut_path_join_buf(path, sizeof path, dir, "classes.txt", err, errsz);
     if (rc)
         return rc;
     size_t cap = 64 * (size_t)N_CLASSES + 64 * (size_t)n, len = 0;
@@ -792,7 +761,7 @@ static int write_lists(const char *dir, const synth_item *items, int n, int digi
         len += (size_t)snprintf(txt + len, cap - len, "%s\n", class_names[c]);
     rc = write_file(path, txt, len, err, errsz);
     if (!rc)
-        rc = join(path, sizeof path, dir, "labels.txt", err, errsz);
+        rc = ut_path_join_buf(path, sizeof path, dir, "labels.txt", err, errsz);
     if (!rc) {
         len = 0;
         for (int i = 0; i < n; i++)
@@ -812,7 +781,7 @@ int synth_write_set(const char *dir, int n, uint64_t seed, int with_labels, char
     if (n < 1 || n > SYNTH_MAX_SET)
         return adj_fail(err, errsz, ADJ_ERR_ARG, "image count %d out of range 1..%d", n,
                         SYNTH_MAX_SET);
-    int rc = make_dirs(dir, err, errsz);
+    int rc = ut_mkdir_p(dir, 0777, err, errsz);
     if (rc)
         return rc;
     synth_item *items = malloc((size_t)n * sizeof *items);
@@ -830,7 +799,7 @@ int synth_write_set(const char *dir, int n, uint64_t seed, int with_labels, char
         uint8_t *jpg = NULL;
         size_t jlen = 0;
         snprintf(name, sizeof name, "img_%0*d.jpg", digits, i + 1);
-        rc = join(path, sizeof path, dir, name, err, errsz);
+        rc = ut_path_join_buf(path, sizeof path, dir, name, err, errsz);
         if (!rc)
             rc = synth_render(items[i].cls, items[i].seed, &im, err, errsz);
         if (!rc)

@@ -43,6 +43,8 @@
 #include "srv_metrics.h"
 #include "srv_worker.h"
 #include "status.h"
+#include "ut_clock.h"
+#include "ut_file.h"
 
 /* The only global: the signal handler sets it, the main loop reads it. */
 static volatile sig_atomic_t g_stop_signal;
@@ -76,7 +78,7 @@ typedef struct {
 static void *load_main(void *arg)
 {
     app *a = arg;
-    double t0 = srv_now();
+    double t0 = ut_now();
     char *err = a->load_err;
     size_t errsz = sizeof a->load_err;
     int rc = model_load(&a->spec, a->cfg.weights, &a->model, err, errsz);
@@ -104,7 +106,7 @@ static void *load_main(void *arg)
                             a->cfg.max_batch, a->cfg.job_batch, a->cfg.job_batch_ms};
         rc = srv_jobs_new(&jo, a->model, a->worker, &a->jobs, err, errsz);
     }
-    a->load_seconds = srv_now() - t0;
+    a->load_seconds = ut_now() - t0;
     a->load_rc = rc;
     char c = rc ? 'F' : 'R';
     while (write(a->event_pipe[1], &c, 1) < 0 && errno == EINTR)
@@ -112,18 +114,22 @@ static void *load_main(void *arg)
     return NULL;
 }
 
+/* Writes "PORT\n" into path atomically (ut_write_atomic: a reader never sees half a number). */
 static int write_port_file(const char *path, int port, char *err, size_t errsz)
 {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot write port file %s: %s", tmp, strerror(errno));
-    fprintf(f, "%d\n", port);
-    if (fclose(f) != 0 || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot write port file %s: %s", path, strerror(errno));
-    }
+    char dir[4096], text[32], msg[ADJ_ERRLEN];
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "port file name too long: %.64s...", path);
+    char *slash = strrchr(dir, '/');
+    const char *name = slash ? slash + 1 : dir;
+    if (slash == dir)
+        dir[1] = '\0', name = path + 1;
+    else if (slash)
+        *slash = '\0';
+    int n = snprintf(text, sizeof text, "%d\n", port);
+    int rc = ut_write_atomic(slash ? dir : ".", name, text, (size_t)n, 0644, msg, sizeof msg);
+    if (rc)
+        return adj_fail(err, errsz, rc, "cannot write port file %s: %s", path, msg);
     return ADJ_OK;
 }
 
@@ -163,8 +169,8 @@ static void install_signals(void)
 /* Waits until no request is in progress, or until `limit` seconds passed. */
 static void wait_idle(app *a, double limit)
 {
-    double end = srv_now() + limit;
-    while (srv_http_active(a->http) > 0 && srv_now() < end) {
+    double end = ut_now() + limit;
+    while (srv_http_active(a->http) > 0 && ut_now() < end) {
         srv_worker_expire(a->worker);
         poll(NULL, 0, 10);
     }
@@ -279,7 +285,7 @@ int main(int argc, char **argv)
     a.loader_started = 1;
 
     int loaded = 0, status = 0;
-    double next_expire = srv_now() + 1.0;
+    double next_expire = ut_now() + 1.0;
     while (!g_stop_signal) {
         struct pollfd pfd = {a.event_pipe[0], POLLIN, 0};
         int n = poll(&pfd, 1, 100);
@@ -307,9 +313,9 @@ int main(int argc, char **argv)
                         a.cfg.batch_delay_ms, a.cfg.token ? "; bearer token required" : "");
             }
         }
-        if (loaded && srv_now() >= next_expire) {
+        if (loaded && ut_now() >= next_expire) {
             srv_worker_expire(a.worker);
-            next_expire = srv_now() + 1.0;
+            next_expire = ut_now() + 1.0;
         }
     }
     if (g_stop_signal && !status)

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "srv_worker.h" /* srv_now */
+#include "ut_clock.h"
 #include "status.h"
 
 /* How often the reaper looks at the connections, seconds. */
@@ -21,7 +21,7 @@ struct srv_conn {
     int fd;                      /* libmicrohttpd's; only shut down, never closed here */
     struct sockaddr_storage addr;
     srv_conn_phase phase;
-    double since;                /* when the phase began (srv_now) */
+    double since;                /* when the phase began (ut_now) */
     uint64_t received;           /* SRV_CONN_BODY: body bytes so far */
     int closing;                 /* shut down by us: no longer counted */
     int listed;                  /* in the set's list */
@@ -116,7 +116,7 @@ void srv_conns_notify(void *cls, struct MHD_Connection *conn, void **socket_cont
             memcpy(&c->addr, ad->client_addr, len);
         }
         c->phase = SRV_CONN_WAIT;
-        c->since = srv_now();
+        c->since = ut_now();
         c->listed = 1;
         pthread_mutex_lock(&cs->lock);
         c->next = cs->head;
@@ -156,7 +156,7 @@ void srv_conns_phase(srv_conns *cs, srv_conn *c, srv_conn_phase phase)
         return;
     pthread_mutex_lock(&cs->lock);
     c->phase = phase;
-    c->since = srv_now();
+    c->since = ut_now();
     c->received = 0;
     pthread_mutex_unlock(&cs->lock);
 }
@@ -185,7 +185,7 @@ static void *reaper_main(void *arg)
             ts.tv_nsec -= 1000000000L;
         }
         pthread_cond_timedwait(&cs->cond, &cs->lock, &ts);
-        double now = srv_now();
+        double now = ut_now();
         for (srv_conn *c = cs->head; c; c = c->next) {
             double age = now - c->since;
             if (c->closing)

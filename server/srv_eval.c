@@ -16,6 +16,7 @@
 
 #include "image.h"
 #include "status.h"
+#include "ut_file.h"
 
 #define TEXT_FILE_MAX (256u << 20) /* labels / ground-truth files */
 
@@ -516,52 +517,18 @@ int srv_path_file_under(const char *root, const char *dir, const char *name, cha
     return ADJ_OK;
 }
 
-/* Reads a whole text file (at most TEXT_FILE_MAX bytes), NUL-terminated. */
+/* Reads a whole text file (at most TEXT_FILE_MAX bytes), NUL-terminated; NULL with err. */
 static char *read_text(const char *path, size_t *len, char *err, size_t errsz, const char *what)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        adj_fail(err, errsz, ADJ_ERR_ARG, "%s: cannot read: %s", what, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 64 * 1024, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n + 1 >= cap) {
-            if (cap > TEXT_FILE_MAX) {
-                adj_fail(err, errsz, ADJ_ERR_ARG, "%s: larger than %u MiB", what,
-                         TEXT_FILE_MAX >> 20);
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    if (buf && ferror(f)) {
-        adj_fail(err, errsz, ADJ_ERR_ARG, "%s: read error", what);
-        free(buf);
-        buf = NULL;
-    } else if (!buf && err && !*err) {
+    char *buf = NULL, msg[ADJ_ERRLEN];
+    int rc = ut_read_file(path, TEXT_FILE_MAX, 0, &buf, len, msg, sizeof msg);
+    if (rc == ADJ_ERR_LIMIT)
+        adj_fail(err, errsz, ADJ_ERR_ARG, "%s: larger than %u MiB", what, TEXT_FILE_MAX >> 20);
+    else if (rc == ADJ_ERR_NOMEM)
         adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
-    }
-    fclose(f);
-    if (buf) {
-        buf[n] = '\0';
-        *len = n;
-    }
-    return buf;
+    else if (rc)
+        adj_fail(err, errsz, ADJ_ERR_ARG, "%s: cannot read: %s", what, strerror(errno));
+    return rc ? NULL : buf;
 }
 
 /* ---------------------------------------------------------------- labels */

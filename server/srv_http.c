@@ -26,7 +26,9 @@
 #include "srv_eval.h"
 #include "srv_json.h"
 #include "srv_params.h"
+#include "srv_status.h"
 #include "status.h"
+#include "ut_clock.h"
 #include "web_assets.h"
 
 #define POST_BUFFER_SIZE (64 * 1024)
@@ -114,7 +116,7 @@ typedef struct srv_req {
     uint64_t received;  /* raw body bytes seen */
     unsigned err_status; /* an error found while reading the body; answered at its end */
     char err_msg[ADJ_ERRLEN];
-    double err_t;        /* when err_status was set (srv_now) */
+    double err_t;        /* when err_status was set (ut_now) */
 
     /* the work */
     int width, height; /* the uploaded image */
@@ -258,7 +260,7 @@ __attribute__((format(printf, 3, 4))) static void defer_error(srv_req *r, unsign
     if (r->err_status)
         return;
     r->err_status = status;
-    r->err_t = srv_now();
+    r->err_t = ut_now();
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(r->err_msg, sizeof r->err_msg, fmt, ap);
@@ -306,7 +308,8 @@ static enum MHD_Result param_iter(void *cls, enum MHD_ValueKind kind, const char
         return MHD_NO;
     if (strcmp(key, "top_k") == 0 && (r->allowed & P_TOP_K)) {
         if (!srv_parse_long(val, 1, spec->classes, &v)) {
-            defer_error(r, 400, "top_k: '%s' is not an integer in 1..%d", val, spec->classes);
+            defer_error(r, MHD_HTTP_BAD_REQUEST,
+                        "top_k: '%s' is not an integer in 1..%d", val, spec->classes);
             return MHD_NO;
         }
         r->top_k = (int)v;
@@ -316,30 +319,31 @@ static enum MHD_Result param_iter(void *cls, enum MHD_ValueKind kind, const char
         else if (strcmp(val, "none") == 0)
             r->resize_center = 0;
         else {
-            defer_error(r, 400, "resize: '%s' is not one of center, none", val);
+            defer_error(r, MHD_HTTP_BAD_REQUEST, "resize: '%s' is not one of center, none", val);
             return MHD_NO;
         }
     } else if (strcmp(key, "quality") == 0 && (r->allowed & P_QUALITY)) {
         if (!srv_parse_long(val, 1, 100, &v)) {
-            defer_error(r, 400, "quality: '%s' is not an integer in 1..100", val);
+            defer_error(r, MHD_HTTP_BAD_REQUEST, "quality: '%s' is not an integer in 1..100", val);
             return MHD_NO;
         }
         r->params.quality = (int)v;
     } else if (strcmp(key, "seed") == 0 && (r->allowed & P_SEED)) {
         if (!srv_parse_seed(val, &r->seed)) {
-            defer_error(r, 400, "seed: '%s' is not an integer in 0..18446744073709551615", val);
+            defer_error(r, MHD_HTTP_BAD_REQUEST,
+                        "seed: '%s' is not an integer in 0..18446744073709551615", val);
             return MHD_NO;
         }
     } else if (strcmp(key, "images") == 0 && (r->allowed & P_IMAGES)) {
         if (!srv_parse_long(val, 0, 1, &v)) {
-            defer_error(r, 400, "images: '%s' is not 0 or 1", val);
+            defer_error(r, MHD_HTTP_BAD_REQUEST, "images: '%s' is not 0 or 1", val);
             return MHD_NO;
         }
         r->images = (int)v;
     } else if (strcmp(key, "eps") == 0 && (r->allowed & P_EPS)) {
         char err[ADJ_ERRLEN];
         if (srv_parse_eps(val, &r->params, err, sizeof err)) {
-            defer_error(r, 400, "%s", err);
+            defer_error(r, MHD_HTTP_BAD_REQUEST, "%s", err);
             return MHD_NO;
         }
     } else {
@@ -350,7 +354,7 @@ static enum MHD_Result param_iter(void *cls, enum MHD_ValueKind kind, const char
                 strcat(known, *known ? ", " : "");
                 strcat(known, names[i]);
             }
-        defer_error(r, 400, "unknown parameter '%.64s' for %s (it takes: %s)", key,
+        defer_error(r, MHD_HTTP_BAD_REQUEST, "unknown parameter '%.64s' for %s (it takes: %s)", key,
                     srv_endpoint_name(r->ep), known);
         return MHD_NO;
     }
@@ -401,7 +405,8 @@ static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char 
     if (!key || strcmp(key, "image") != 0 || size == 0)
         return MHD_YES; /* other fields are ignored */
     if (off == 0 && r->len > 0) {
-        defer_error(r, 400, "more than one 'image' field: send one image per request");
+        defer_error(r, MHD_HTTP_BAD_REQUEST,
+                    "more than one 'image' field: send one image per request");
         return MHD_NO;
     }
     return body_append(r, data, size) ? MHD_YES : MHD_NO;
@@ -465,15 +470,6 @@ static enum MHD_Result answer_metrics(srv_req *r)
 
 /* ---------------------------------------------------------------- POST endpoints */
 
-static unsigned decode_status(int rc)
-{
-    switch (rc) {
-    case ADJ_ERR_UNSUPPORTED: return MHD_HTTP_UNSUPPORTED_MEDIA_TYPE;
-    case ADJ_ERR_NOMEM: return MHD_HTTP_SERVICE_UNAVAILABLE;
-    default: return MHD_HTTP_BAD_REQUEST; /* corrupt, truncated, over the pixel limit */
-    }
-}
-
 /* The model's input crop of im according to center (resize=center|none)
  * into *x; moves or frees im. 0, or -1 with the error in r (defer_error). */
 static int prepare(srv_req *r, img_rgb *im, int center, img_rgb *x)
@@ -482,7 +478,8 @@ static int prepare(srv_req *r, img_rgb *im, int center, img_rgb *x)
     char err[ADJ_ERRLEN];
     if (!center) {
         if (im->w != spec->input_size || im->h != spec->input_size) {
-            defer_error(r, 400, "resize=none needs a %dx%d image (the model's input size), got %dx%d",
+            defer_error(r, MHD_HTTP_BAD_REQUEST,
+                        "resize=none needs a %dx%d image (the model's input size), got %dx%d",
                         spec->input_size, spec->input_size, im->w, im->h);
             img_free(im);
             return -1;
@@ -494,7 +491,7 @@ static int prepare(srv_req *r, img_rgb *im, int center, img_rgb *x)
     int rc = img_prepare(im, spec->scale_size, spec->input_size, x, err, sizeof err);
     img_free(im);
     if (rc) {
-        defer_error(r, rc == ADJ_ERR_NOMEM ? 503 : 400, "%s", err);
+        defer_error(r, srv_status_http(rc), "%s", err);
         return -1;
     }
     return 0;
@@ -527,8 +524,8 @@ static enum MHD_Result submit(srv_req *r)
     int rc = srv_worker_submit(h->engine.worker, &r->job, err, sizeof err);
     if (rc) {
         r->submit_failed = 1;
-        r->err_status = rc == ADJ_ERR_ARG ? MHD_HTTP_INTERNAL_SERVER_ERROR
-                                          : MHD_HTTP_SERVICE_UNAVAILABLE;
+        /* a malformed job is this server's bug; a full queue or shutting down is 503 */
+        r->err_status = rc == ADJ_ERR_ARG ? srv_status_http_internal(rc) : srv_status_http(rc);
         snprintf(r->err_msg, sizeof r->err_msg, "%s", err);
         r->state = RS_DONE;
         MHD_resume_connection(r->conn);
@@ -583,7 +580,7 @@ static int work_recompress(srv_req *r, img_rgb *im)
     if (rc || !r->want_json) {
         img_free(&base);
         if (rc)
-            defer_error(r, rc == ADJ_ERR_NOMEM ? 503 : 500, "%s", err);
+            defer_error(r, srv_status_http_internal(rc), "%s", err);
         return rc ? -1 : 0;
     }
     /* JSON: classify the crop before and after the JPEG round trip. The
@@ -592,7 +589,7 @@ static int work_recompress(srv_req *r, img_rgb *im)
     rc = img_jpeg_roundtrip(&base, r->params.quality, &after, err, sizeof err);
     if (rc) {
         img_free(&base);
-        defer_error(r, rc == ADJ_ERR_NOMEM ? 503 : 500, "%s", err);
+        defer_error(r, srv_status_http_internal(rc), "%s", err);
         return -1;
     }
     if (base.w == spec->input_size && base.h == spec->input_size) {
@@ -606,7 +603,7 @@ static int work_recompress(srv_req *r, img_rgb *im)
     img_free(&base);
     img_free(&after);
     if (rc) {
-        defer_error(r, rc == ADJ_ERR_NOMEM ? 503 : 400, "%s", err);
+        defer_error(r, srv_status_http(rc), "%s", err);
         return -1;
     }
     return 0;
@@ -627,7 +624,7 @@ static void work_image(srv_req *r)
     r->body = NULL;
     r->len = r->cap = 0;
     if (rc) {
-        defer_error(r, decode_status(rc), "%s", err);
+        defer_error(r, srv_status_http(rc), "%s", err);
         return;
     }
     r->width = im.w;
@@ -661,7 +658,7 @@ static enum MHD_Result after_work(srv_req *r)
         }
         return start_forward(r, r->pair, 2);
     default:
-        return respond_error(r, 500, "no handler");
+        return respond_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "no handler");
     }
 }
 
@@ -676,14 +673,14 @@ static enum MHD_Result body_done(srv_req *r)
         enum MHD_Result ok = MHD_destroy_post_processor(r->pp);
         r->pp = NULL;
         if (ok != MHD_YES)
-            defer_error(r, 400, "malformed multipart/form-data body");
+            defer_error(r, MHD_HTTP_BAD_REQUEST, "malformed multipart/form-data body");
     }
     if (r->err_status)
         return respond_error_msg(r, r->err_status, r->err_msg);
     if (r->ep == SRV_EP_EVALUATE)
         return eval_done(r);
     if (r->len == 0)
-        return respond_error(r, 400,
+        return respond_error(r, MHD_HTTP_BAD_REQUEST,
                              r->multipart ? "no 'image' field in the multipart/form-data body"
                                           : "empty body: send the image as the request body "
                                             "or as the multipart/form-data field 'image'");
@@ -826,31 +823,28 @@ static enum MHD_Result answer_job(srv_req *r)
             size_t len;
             if (t == j->result.n_transforms ||
                 img_encode_png(&j->result.images[t], &png, &len, err, sizeof err))
-                return respond_error(r, 500, "%s", t == j->result.n_transforms ? "no Adv image" : err);
+                return respond_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                                     "%s", t == j->result.n_transforms ? "no Adv image" : err);
             return respond(r, MHD_HTTP_OK, "image/png", png, len, 1, NULL);
         } else {
             json_t *o = srv_json_attack(&c, &r->params, r->seed, &j->result, r->width, r->height,
                                         r->images, err, sizeof err);
             if (!o)
-                return respond_error(r, 500, "%s", err);
+                return respond_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", err);
             return respond_json(r, MHD_HTTP_OK, o, NULL);
         }
     default:
-        return respond_error(r, 500, "no handler");
+        return respond_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "no handler");
     }
 }
 
 /* ---------------------------------------------------------------- evaluation jobs */
 
-/* The HTTP status of a refused upload field (srv_eval_form_field). */
+/* The HTTP status of a refused upload field (srv_eval_form_field): its byte
+ * limits are the body's (413), everything else as the error map says. */
 static unsigned form_status(int rc)
 {
-    switch (rc) {
-    case ADJ_ERR_ARG: return MHD_HTTP_BAD_REQUEST;
-    case ADJ_ERR_LIMIT: return MHD_HTTP_CONTENT_TOO_LARGE;
-    case ADJ_ERR_NOMEM: return MHD_HTTP_SERVICE_UNAVAILABLE;
-    default: return MHD_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    return rc == ADJ_ERR_LIMIT ? MHD_HTTP_CONTENT_TOO_LARGE : srv_status_http(rc);
 }
 
 /*
@@ -886,10 +880,10 @@ static enum MHD_Result eval_done(srv_req *r)
     int rc;
     if (r->multipart) {
         if ((rc = srv_eval_form_finish(rq, &r->form, err, sizeof err)))
-            return respond_error(r, 400, "%s", err);
+            return respond_error(r, MHD_HTTP_BAD_REQUEST, "%s", err);
     } else {
         if (r->len == 0)
-            return respond_error(r, 400,
+            return respond_error(r, MHD_HTTP_BAD_REQUEST,
                                  "empty body: send JSON such as {\"dataset\": \"imagenet/val\"}, "
                                  "or upload images as multipart/form-data fields 'image'");
         rc = srv_eval_parse_json(rq, (const char *)r->body, r->len, err, sizeof err);
@@ -897,12 +891,11 @@ static enum MHD_Result eval_done(srv_req *r)
         r->body = NULL;
         r->len = r->cap = 0;
         if (rc)
-            return respond_error(r, rc == ADJ_ERR_NOMEM ? 503 : 400, "%s", err);
+            return respond_error(r, srv_status_http(rc), "%s", err);
     }
     char id[SRV_JOB_ID_LEN + 1];
-    unsigned status;
-    if (srv_jobs_create(r->h->engine.jobs, rq, id, &status, err, sizeof err))
-        return respond_error(r, status, "%s", err);
+    if ((rc = srv_jobs_create(r->h->engine.jobs, rq, id, err, sizeof err)))
+        return respond_error(r, srv_status_http(rc), "%s", err);
     char location[64];
     snprintf(location, sizeof location, "/jobs/%s", id);
     const char *headers[] = {MHD_HTTP_HEADER_LOCATION, location, NULL};
@@ -968,7 +961,8 @@ static enum MHD_Result start_body(srv_req *r, int multipart, MHD_PostDataIterato
         r->multipart = 1;
         r->pp = MHD_create_post_processor(c, POST_BUFFER_SIZE, iter, r);
         if (!r->pp)
-            return respond_error(r, 400, "malformed multipart/form-data Content-Type (no boundary?)");
+            return respond_error(r, MHD_HTTP_BAD_REQUEST,
+                                 "malformed multipart/form-data Content-Type (no boundary?)");
     } else if (clen > 0) {
         r->body = malloc(clen);
         if (!r->body)
@@ -1039,10 +1033,10 @@ static enum MHD_Result answer_jobs(srv_req *r, const char *url, const char *meth
     int rc;
     if (!*sub) {
         rc = strcmp(method, "DELETE") == 0 ? srv_jobs_cancel(js, id, &o) : srv_jobs_status(js, id, &o);
-        if (rc == ADJ_ERR_ARG)
-            return respond_error(r, MHD_HTTP_NOT_FOUND, "no such job: %s", id);
+        if (rc == ADJ_ERR_NOTFOUND)
+            return respond_error(r, srv_status_http(rc), "no such job: %s", id);
         if (rc)
-            return respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+            return respond_error(r, srv_status_http(rc), "out of memory");
         return respond_json(r, MHD_HTTP_OK, o, NULL);
     }
     if (strcmp(sub, "/result") == 0) {
@@ -1075,10 +1069,8 @@ static enum MHD_Result answer_jobs(srv_req *r, const char *url, const char *meth
                              "/figure4.svg)",
                              ascii_echo(url, shown, sizeof shown));
     }
-    if (rc == ADJ_ERR_ARG)
-        return respond_error(r, MHD_HTTP_NOT_FOUND, "no such job: %s", id);
     if (rc)
-        return respond_error(r, rc == ADJ_ERR_NOMEM ? 503 : 500, "%s", err);
+        return respond_error(r, srv_status_http(rc), "%s", err);
     return respond_json(r, MHD_HTTP_OK, o, NULL);
 }
 
@@ -1142,8 +1134,9 @@ static enum MHD_Result begin(srv_req *r, const char *url, const char *method)
     struct MHD_Connection *c = r->conn;
     r->ep = route(url);
 
-    /* The demo page (server/web, built in): served without the token, like
-     * /health, because the token is typed into the page; it holds no data. */
+    /* The demo page (server/web, built in) and /openapi.yaml: served without
+     * the token, like /health, because the token is typed into the page and
+     * a client reads the API's description first; they hold no data. */
     const unsigned char *page;
     size_t page_len;
     const char *page_type;
@@ -1231,7 +1224,7 @@ static enum MHD_Result begin(srv_req *r, const char *url, const char *method)
         return respond_error_msg(r, r->err_status, r->err_msg);
     char err[ADJ_ERRLEN];
     if (r->ep == SRV_EP_ATTACK && exp_params_check(&r->params, err, sizeof err))
-        return respond_error(r, 400, "%s", err);
+        return respond_error(r, MHD_HTTP_BAD_REQUEST, "%s", err);
 
     const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
     if (accept && r->ep == SRV_EP_ATTACK && accept_has(accept, "image/png") &&
@@ -1311,7 +1304,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         r->h = h;
         r->conn = conn;
-        r->t0 = srv_now();
+        r->t0 = ut_now();
         r->ep = SRV_EP_OTHER;
         snprintf(r->method, sizeof r->method, "%s", method);
         snprintf(r->path, sizeof r->path, "%s", url);
@@ -1357,7 +1350,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                  * that reads the answer only after sending everything gets
                  * it (as nginx does); after DISCARD_SECONDS, answer now
                  * (the close may then reset what the client has not read). */
-                if (srv_now() - r->err_t > DISCARD_SECONDS)
+                if (ut_now() - r->err_t > DISCARD_SECONDS)
                     return respond_error_msg(r, r->err_status, r->err_msg);
                 return MHD_YES;
             }
@@ -1371,7 +1364,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             }
             if (r->pp) {
                 if (MHD_post_process(r->pp, upload_data, size) != MHD_YES)
-                    defer_error(r, 400, "malformed multipart/form-data body");
+                    defer_error(r, MHD_HTTP_BAD_REQUEST, "malformed multipart/form-data body");
             } else {
                 body_append(r, upload_data, size);
             }
@@ -1428,7 +1421,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r)
         return;
     *con_cls = NULL;
-    double secs = srv_now() - r->t0;
+    double secs = ut_now() - r->t0;
     if (r->expected) /* answered (an error) before reaching the worker */
         srv_worker_expect(h->engine.worker, -1);
     log_request(r, secs * 1e3, toe);

@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -20,6 +19,10 @@
 #include "srv_rows.h"
 #include "srv_svg.h"
 #include "status.h"
+#include "ut_buf.h"
+#include "ut_clock.h"
+#include "ut_file.h"
+#include "ut_path.h"
 
 #define IMAGE_FILE_MAX ((size_t)256 << 20) /* an image file larger than this is skipped */
 #define MAX_INFLIGHT 2                      /* chunks queued on the worker at once */
@@ -49,7 +52,7 @@ typedef struct job {
     char started[32], finished[32];
     char error[ADJ_ERRLEN];
     int cancel;         /* canceled while running: write no more rows */
-    double t0;          /* srv_now() when this run began */
+    double t0;          /* ut_now() when this run began */
     size_t done0;       /* done when this run began */
     double rate;        /* images/s of the last run, set when it ends; 0: unknown */
     int batch;          /* images per chunk now (grid_k, or 1 while calibrating) */
@@ -105,73 +108,7 @@ static void iso_now(char buf[32])
     strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static char *path2(const char *a, const char *b)
-{
-    size_t n = strlen(a) + strlen(b) + 2;
-    char *s = malloc(n);
-    if (s)
-        snprintf(s, n, "%s/%s", a, b);
-    return s;
-}
-
-static int write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
-static void fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
-/*
- * Every file of a job folder is opened through this: never through a
- * symbolic link (O_NOFOLLOW: ELOOP), never anything but a regular file
- * (EISDIR for a folder, EINVAL for a FIFO, socket or device; O_NONBLOCK so
- * that opening a FIFO does not hang). Returns the fd, or -1 with errno set;
- * file_strerror says why in words.
- */
-static int open_job_file(const char *path, int flags, mode_t mode)
-{
-    int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
-    if (fd < 0)
-        return -1;
-    struct stat st;
-    int e = fstat(fd, &st) ? errno : S_ISDIR(st.st_mode) ? EISDIR : !S_ISREG(st.st_mode) ? EINVAL : 0;
-    if (e) {
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    int fl = fcntl(fd, F_GETFL);
-    if (fl >= 0)
-        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-    return fd;
-}
-
-/* strerror for open_job_file's errors: a symbolic link or a non-regular file in words. */
+/* strerror for ut_open_regular's errors (UT_NOFOLLOW): a symbolic link or a non-regular file in words. */
 static const char *file_strerror(int e)
 {
     if (e == ELOOP)
@@ -181,60 +118,8 @@ static const char *file_strerror(int e)
     return strerror(e);
 }
 
-/* Reads the rest of fd, at most max bytes; new buffer (NUL-terminated), NULL with errno set. */
-static char *read_fd(int fd, size_t max, size_t *len)
-{
-    struct stat st;
-    if (fstat(fd, &st))
-        return NULL;
-    if ((uint64_t)st.st_size > max) {
-        errno = EFBIG;
-        return NULL;
-    }
-    size_t cap = (size_t)st.st_size + 1, n = 0;
-    char *buf = malloc(cap);
-    if (!buf) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    while (n + 1 < cap) { /* what fstat saw; rows appended meanwhile are not wanted */
-        ssize_t r = read(fd, buf + n, cap - 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int e = errno;
-            free(buf);
-            errno = e;
-            return NULL;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 /*
- * Reads a whole file; new buffer (NUL-terminated), NULL with errno set.
- * job_file: a file of a job folder (open_job_file's rules); else any file
- * (an image under the data root, whose links srv_path_file_under checked).
- */
-static char *read_file(const char *path, size_t max, size_t *len, int job_file)
-{
-    int fd = job_file ? open_job_file(path, O_RDONLY, 0) : open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
-    char *buf = read_fd(fd, max, len);
-    int e = errno;
-    close(fd);
-    errno = e;
-    return buf;
-}
-
-/*
- * A JSON file of a job folder (open_job_file's rules), new reference; NULL
+ * A JSON file of a job folder (UT_NOFOLLOW's rules), new reference; NULL
  * with why ("cannot read: ..." or the parser's message) and *missing set
  * when the file does not exist.
  */
@@ -242,8 +127,8 @@ static json_t *load_json(const char *path, int *missing, char *why, size_t whysz
 {
     size_t len = 0;
     *missing = 0;
-    char *text = read_file(path, (size_t)64 << 20, &len, 1);
-    if (!text) {
+    char *text = NULL;
+    if (ut_read_file(path, (size_t)64 << 20, UT_NOFOLLOW, &text, &len, NULL, 0)) {
         *missing = errno == ENOENT;
         adj_fail(why, whysz, ADJ_ERR_IO, "cannot read it: %s", file_strerror(errno));
         return NULL;
@@ -259,84 +144,6 @@ static json_t *load_json(const char *path, int *missing, char *why, size_t whysz
         o = NULL;
     }
     return o;
-}
-
-/*
- * Writes dir/name atomically: a new temporary file (O_EXCL, so never
- * through a link planted there; a leftover of a crash is removed first),
- * fsync, rename over name (which replaces a link, never its target), fsync
- * of dir. On failure (a full disk: ENOSPC) name is as it was and err gives
- * the real errno.
- */
-static int write_atomic(const char *dir, const char *name, const char *data, size_t len,
-                        char *err, size_t errsz)
-{
-    char path[PATH_MAX], tmp[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0 && errno == EEXIST && unlink(tmp) == 0)
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
-    if (write_all(fd, data, len) || fsync(fd)) {
-        int e = errno;
-        close(fd);
-        unlink(tmp);
-        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot write %s: %s", tmp, strerror(e));
-    }
-    if (close(fd)) {
-        int e = errno;
-        unlink(tmp);
-        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot write %s: %s", tmp, strerror(e));
-    }
-    if (rename(tmp, path)) {
-        int e = errno;
-        unlink(tmp);
-        return adj_fail(err, errsz, ADJ_ERR_IO, "cannot rename %s: %s", tmp, strerror(e));
-    }
-    fsync_dir(dir);
-    return ADJ_OK;
-}
-
-/* mkdir -p with mode for the folders it makes; -1 with the errno of the step that failed. */
-static int mkdir_p(const char *path, mode_t mode)
-{
-    char buf[PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, mode) && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    if (mkdir(buf, mode) && errno != EEXIST)
-        return -1;
-    struct stat st;
-    if (stat(buf, &st))
-        return -1;
-    if (!S_ISDIR(st.st_mode)) {
-        errno = ENOTDIR;
-        return -1;
-    }
-    return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)ftw;
-    return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
-/* rm -rf of a folder this module made (never follows symbolic links). */
-static void rmtree(const char *path)
-{
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 int srv_job_id_ok(const char *s)
@@ -409,7 +216,7 @@ static job *find(srv_jobs *js, const char *id)
 static double job_rate(const job *j)
 {
     if (j->state == JS_RUNNING) {
-        double dt = srv_now() - j->t0;
+        double dt = ut_now() - j->t0;
         return dt > 0 && j->done > j->done0 ? (double)(j->done - j->done0) / dt : 0;
     }
     return j->rate;
@@ -487,7 +294,7 @@ static int save_status(srv_jobs *js, job *j, char *err, size_t errsz)
     char *text = status_text(j);
     pthread_mutex_unlock(&js->lock);
     char msg[ADJ_ERRLEN];
-    int rc = text ? write_atomic(j->dir, "status.json", text, strlen(text), msg, sizeof msg)
+    int rc = text ? ut_write_atomic(j->dir, "status.json", text, strlen(text), 0600, msg, sizeof msg)
                   : adj_fail(msg, sizeof msg, ADJ_ERR_NOMEM, "out of memory");
     if (rc) {
         jlog(j->id, "cannot save its status: %s", msg);
@@ -520,7 +327,7 @@ static int load_request(const char *dir, const char *id, job **out, char *why, s
         json_decref(o);
         return adj_fail(why, whysz, ADJ_ERR_NOMEM, "out of memory");
     }
-    snprintf(j->id, sizeof j->id, "%s", id);
+    snprintf(j->id, sizeof j->id, "%.*s", SRV_JOB_ID_LEN, id);
     j->dir = strdup(dir);
     j->info = o;
     if (!j->dir) {
@@ -679,11 +486,15 @@ static int scan_rows(job *j, int repair, char *what, size_t whatsz, char *why, s
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/rows.csv", j->dir);
-    int fd = open_job_file(path, repair ? O_RDWR | O_CREAT : O_RDONLY, 0600);
+    int fd = ut_open_regular(path, repair ? O_RDWR | O_CREAT : O_RDONLY, 0600);
     if (fd < 0 && (repair || errno != ENOENT))
         return adj_fail(why, whysz, ADJ_ERR_IO, "rows.csv: %s", file_strerror(errno));
     size_t len = 0;
-    char *text = fd >= 0 ? read_fd(fd, (size_t)1 << 40, &len) : calloc(1, 1);
+    char *text = NULL;
+    if (fd < 0)
+        text = calloc(1, 1);
+    else if (ut_read_fd(fd, (size_t)1 << 40, &text, &len, NULL, 0))
+        text = NULL;
     if (!text) {
         int e = fd >= 0 ? errno : ENOMEM;
         if (fd >= 0)
@@ -714,7 +525,7 @@ static int scan_rows(job *j, int repair, char *what, size_t whatsz, char *why, s
         char *header = srv_rows_header(&j->params);
         if (!header) {
             rc = adj_fail(why, whysz, ADJ_ERR_NOMEM, "out of memory");
-        } else if (write_all(fd, header, strlen(header)) || fsync(fd)) {
+        } else if (ut_write_all(fd, header, strlen(header)) || fsync(fd)) {
             rc = adj_fail(why, whysz, ADJ_ERR_IO, "rows.csv: cannot write its header: %s",
                           strerror(errno));
             if (ftruncate(fd, 0) == 0) /* no half header left behind */
@@ -758,7 +569,7 @@ static int save_grid(const job *j, char *err, size_t errsz)
 {
     char text[96];
     snprintf(text, sizeof text, "{\"first\": %d, \"images\": %d}\n", j->grid_first, j->grid_k);
-    return write_atomic(j->dir, "chunk.json", text, strlen(text), err, errsz);
+    return ut_write_atomic(j->dir, "chunk.json", text, strlen(text), 0600, err, errsz);
 }
 
 static int cmp_job(const void *a, const void *b)
@@ -787,7 +598,7 @@ static int damaged_job(const char *dir, const char *id, const char *why, job **o
         job_free(j);
         return ADJ_ERR_NOMEM;
     }
-    snprintf(j->id, sizeof j->id, "%s", id);
+    snprintf(j->id, sizeof j->id, "%.*s", SRV_JOB_ID_LEN, id);
     char created[32] = "";
     struct stat sb;
     if (lstat(dir, &sb) == 0) {
@@ -910,13 +721,13 @@ static int load_all(srv_jobs *js, size_t *n_loaded, char *err, size_t errsz)
         int leftover = is_leftover(de->d_name);
         if (!leftover && !srv_job_id_ok(de->d_name))
             continue;
-        char *dir = path2(js->jobs_dir, de->d_name);
+        char *dir = ut_path_join(js->jobs_dir, de->d_name);
         if (!dir) {
             rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
             break;
         }
         if (leftover) {
-            rmtree(dir);
+            ut_rmtree(dir, NULL, 0);
             free(dir);
             continue;
         }
@@ -1018,8 +829,8 @@ static int load_image(srv_jobs *js, const char *root, const char *dir, const cha
     if (rc)
         return rc;
     size_t len = 0;
-    char *buf = read_file(real, IMAGE_FILE_MAX, &len, 0);
-    if (!buf)
+    char *buf = NULL;
+    if (ut_read_file(real, IMAGE_FILE_MAX, 0, &buf, &len, NULL, 0))
         return adj_fail(err, errsz, ADJ_ERR_IO, "'%.200s': %s", file,
                         errno == EFBIG ? "larger than 256 MiB" : strerror(errno));
     img_rgb im;
@@ -1085,7 +896,7 @@ static int start_chunk(srv_jobs *js, job *j, const char *root, const char *dir, 
         pthread_mutex_unlock(&js->lock);
         char msg[ADJ_ERRLEN];
         int rc;
-        while ((rc = srv_worker_submit_many(js->w, queue, k, msg, sizeof msg)) == ADJ_ERR_LIMIT)
+        while ((rc = srv_worker_submit_many(js->w, queue, k, msg, sizeof msg)) == ADJ_ERR_BUSY)
             usleep(10000); /* cannot happen with the bound at 1024; wait rather than fail */
         if (rc) {
             pthread_mutex_lock(&js->lock);
@@ -1109,18 +920,18 @@ static int start_chunk(srv_jobs *js, job *j, const char *root, const char *dir, 
  * Appends lines to the job's errors.log (informative only: the rows are the
  * record). A failed append is cut back, so the log holds whole lines.
  */
-static void append_errors(const job *j, const srv_buf *errs)
+static void append_errors(const job *j, const ut_buf *errs)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/errors.log", j->dir);
-    int efd = open_job_file(path, O_WRONLY | O_APPEND | O_CREAT, 0600);
+    int efd = ut_open_regular(path, O_WRONLY | O_APPEND | O_CREAT, 0600);
     if (efd < 0) {
         jlog(j->id, "cannot write errors.log: %s", file_strerror(errno));
         return;
     }
     struct stat st;
     off_t len0 = fstat(efd, &st) == 0 ? st.st_size : -1;
-    if (write_all(efd, errs->s, errs->len) || fsync(efd)) {
+    if (ut_write_all(efd, errs->s, errs->len) || fsync(efd)) {
         jlog(j->id, "cannot write errors.log: %s", strerror(errno));
         if (len0 >= 0 && ftruncate(efd, len0) == 0)
             fsync(efd);
@@ -1138,14 +949,14 @@ static void append_errors(const job *j, const srv_buf *errs)
  */
 static int write_chunk(srv_jobs *js, job *j, int fd, const chunk *c, char *err, size_t errsz)
 {
-    srv_buf rows = {0}, errs = {0};
+    ut_buf rows = {0}, errs = {0};
     int nskip = 0;
     for (int i = 0; i < c->n; i++) {
         size_t idx = c->first + (size_t)i;
         int truth = j->truth ? j->truth[idx] : -1;
         if (c->skip[i]) {
             srv_rows_format_skipped(&rows, j->files[idx], truth, exp_n_transforms(&j->params));
-            srv_buf_printf(&errs, "%s\t%s\n", j->files[idx], c->skip[i]);
+            ut_buf_printf(&errs, "%s\t%s\n", j->files[idx], c->skip[i]);
             nskip++;
         } else {
             srv_rows_format(&rows, j->files[idx], truth, &c->jobs[i].result);
@@ -1167,7 +978,7 @@ static int write_chunk(srv_jobs *js, job *j, int fd, const chunk *c, char *err, 
         ret = 0;
         goto out;
     }
-    if (write_all(fd, rows.s, rows.len) || fsync(fd)) {
+    if (ut_write_all(fd, rows.s, rows.len) || fsync(fd)) {
         int e = errno;
         const char *cut = "";
         char cutmsg[128] = "";
@@ -1194,8 +1005,8 @@ static int write_chunk(srv_jobs *js, job *j, int fd, const chunk *c, char *err, 
         append_errors(j, &errs);
     pthread_mutex_unlock(&j->io);
 out:
-    srv_buf_free(&rows);
-    srv_buf_free(&errs);
+    ut_buf_free(&rows);
+    ut_buf_free(&errs);
     return ret;
 }
 
@@ -1281,7 +1092,7 @@ static void run_job(srv_jobs *js, job *j)
     if (!failed) {
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/rows.csv", j->dir);
-        fd = open_job_file(path, O_WRONLY | O_APPEND | O_CREAT, 0600);
+        fd = ut_open_regular(path, O_WRONLY | O_APPEND | O_CREAT, 0600);
         pthread_mutex_lock(&js->lock);
         uint64_t have = j->rows_len;
         pthread_mutex_unlock(&js->lock);
@@ -1298,7 +1109,7 @@ static void run_job(srv_jobs *js, job *j)
     }
     if (!failed && j->rows_len == 0) {
         char *header = srv_rows_header(&j->params);
-        if (!header || write_all(fd, header, strlen(header)) || fsync(fd)) {
+        if (!header || ut_write_all(fd, header, strlen(header)) || fsync(fd)) {
             failed = 1;
             snprintf(err, sizeof err, "cannot write rows.csv: %s",
                      header ? strerror(errno) : "out of memory");
@@ -1433,7 +1244,7 @@ static void *runner_main(void *arg)
         }
         j->state = JS_RUNNING;
         iso_now(j->started);
-        j->t0 = srv_now();
+        j->t0 = ut_now();
         j->done0 = j->done;
         pthread_mutex_unlock(&js->lock);
         jlog(j->id, "running: %zu images, %zu done", j->total, j->done);
@@ -1456,7 +1267,7 @@ static void *runner_main(void *arg)
 static int check_folder(const char *dir, int create, char *why, size_t whysz)
 {
     struct stat st;
-    if (create && mkdir_p(dir, 0700)) {
+    if (create && ut_mkdir_p(dir, 0700, NULL, 0)) {
         adj_fail(why, whysz, ADJ_ERR_IO, "cannot create the jobs folder %s: %s", dir,
                  strerror(errno));
         return -1;
@@ -1518,7 +1329,7 @@ static int claim_folder(srv_jobs *js, int create, int *rc)
     if (ok > 0) {
         char path[PATH_MAX + 16];
         snprintf(path, sizeof path, "%s/.lock", js->jobs_dir);
-        fd = open_job_file(path, O_RDWR | O_CREAT, 0600);
+        fd = ut_open_regular(path, O_RDWR | O_CREAT, 0600);
         if (fd < 0) {
             adj_fail(why, sizeof why, ADJ_ERR_IO, "cannot use the jobs folder %s: cannot open %s: %s",
                      js->jobs_dir, path, file_strerror(errno));
@@ -1736,39 +1547,31 @@ static int store_uploads(const char *dir, const srv_eval_request *rq, char *err,
         if (rc)
             return adj_fail(err, errsz, ADJ_ERR_IO, "cannot write %s: %s", file, msg);
     }
-    fsync_dir(path);
+    ut_fsync_dir(path);
     return ADJ_OK;
 }
 
 int srv_jobs_create(srv_jobs *js, srv_eval_request *rq, char id[SRV_JOB_ID_LEN + 1],
-                    unsigned *status, char *err, size_t errsz)
+                    char *err, size_t errsz)
 {
-    *status = 400;
     pthread_mutex_lock(&js->lock);
     int stopping = js->stopping;
     pthread_mutex_unlock(&js->lock);
-    if (stopping) {
-        *status = 503;
-        return adj_fail(err, errsz, ADJ_ERR_STATE, "shutting down");
-    }
+    if (stopping)
+        return adj_fail(err, errsz, ADJ_ERR_BUSY, "shutting down");
     int rc = exp_params_check(&rq->params, err, errsz);
     if (rc)
-        return rc;
+        return rc == ADJ_ERR_NOMEM ? rc : ADJ_ERR_ARG;
     srv_eval_set set;
     rc = rq->dataset ? srv_eval_resolve(js->root, rq, js->spec->classes, &set, err, errsz)
                      : srv_eval_uploads(rq, js->spec->classes, &set, err, errsz);
-    if (rc) {
-        if (rc == ADJ_ERR_NOMEM)
-            *status = 503;
-        return rc;
-    }
-    *status = 500;
+    if (rc) /* the request names something wrong (a folder, a file, a label) */
+        return rc == ADJ_ERR_NOMEM ? rc : ADJ_ERR_ARG;
     char tmp[PATH_MAX], final_dir[PATH_MAX], created[32];
     json_t *req = NULL;
     char *text = NULL;
     job *j = NULL;
     if (!claim_folder(js, 1, NULL)) {
-        *status = 503;
         pthread_mutex_lock(&js->lock);
         rc = adj_fail(err, errsz, ADJ_ERR_STATE, "%s", js->unavailable);
         pthread_mutex_unlock(&js->lock);
@@ -1792,37 +1595,34 @@ int srv_jobs_create(srv_jobs *js, srv_eval_request *rq, char id[SRV_JOB_ID_LEN +
             goto out;
         }
     }
-    int64_t cms = now_ms();
+    int64_t cms = ut_wall_ms();
     iso_now(created);
     if (!rq->dataset && (rc = store_uploads(tmp, rq, err, errsz)))
         goto out_rm;
     req = request_json(js, id, rq, &set, cms, created);
     text = req ? json_dumps(req, JSON_COMPACT) : NULL;
     if (!text) {
-        *status = 503;
         rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
         goto out_rm;
     }
-    if ((rc = write_atomic(tmp, "request.json", text, strlen(text), err, errsz)))
+    if ((rc = ut_write_atomic(tmp, "request.json", text, strlen(text), 0600, err, errsz)))
         goto out_rm;
     char *header = srv_rows_header(&rq->params);
     if (!header) {
-        *status = 503;
         rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
         goto out_rm;
     }
     size_t header_len = strlen(header);
-    rc = write_atomic(tmp, "rows.csv", header, header_len, err, errsz);
+    rc = ut_write_atomic(tmp, "rows.csv", header, header_len, 0600, err, errsz);
     free(header);
     if (rc)
         goto out_rm;
     /* the job, in memory, before it appears on disk */
     if (!(j = job_alloc()) || !(j->dir = strdup(final_dir))) {
-        *status = 503;
         rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
         goto out_rm;
     }
-    snprintf(j->id, sizeof j->id, "%s", id);
+    snprintf(j->id, sizeof j->id, "%.*s", SRV_JOB_ID_LEN, id);
     j->params = rq->params;
     j->seed = rq->seed;
     j->classes = js->spec->classes;
@@ -1845,7 +1645,7 @@ int srv_jobs_create(srv_jobs *js, srv_eval_request *rq, char id[SRV_JOB_ID_LEN +
         rc = adj_fail(err, errsz, ADJ_ERR_IO, "cannot create %s: %s", final_dir, strerror(errno));
         goto out_rm;
     }
-    fsync_dir(js->jobs_dir);
+    ut_fsync_dir(js->jobs_dir);
     j->state = JS_QUEUED;
     pthread_mutex_lock(&js->lock);
     job **tail = &js->head;
@@ -1860,7 +1660,7 @@ int srv_jobs_create(srv_jobs *js, srv_eval_request *rq, char id[SRV_JOB_ID_LEN +
     rc = ADJ_OK;
     goto out;
 out_rm:
-    rmtree(tmp);
+    ut_rmtree(tmp, NULL, 0);
 out:
     job_free(j);
     json_decref(req);
@@ -1891,7 +1691,7 @@ int srv_jobs_status(srv_jobs *js, const char *id, json_t **out)
     json_t *o = j ? job_json(j) : NULL;
     pthread_mutex_unlock(&js->lock);
     if (!j)
-        return ADJ_ERR_ARG;
+        return ADJ_ERR_NOTFOUND;
     if (!o)
         return ADJ_ERR_NOMEM;
     *out = o;
@@ -1920,7 +1720,7 @@ int srv_jobs_cancel(srv_jobs *js, const char *id, json_t **out)
     job *j = find(js, id); /* jobs are never freed before the store */
     pthread_mutex_unlock(&js->lock);
     if (!j)
-        return ADJ_ERR_ARG;
+        return ADJ_ERR_NOTFOUND;
     pthread_mutex_lock(&j->io);
     pthread_mutex_lock(&js->lock);
     int changed = 0;
@@ -1979,7 +1779,7 @@ static int take_snapshot(srv_jobs *js, const char *id, snapshot *s)
         snprintf(s->error, sizeof s->error, "%s", j->error);
     }
     pthread_mutex_unlock(&js->lock);
-    return j ? ADJ_OK : ADJ_ERR_ARG;
+    return j ? ADJ_OK : ADJ_ERR_NOTFOUND;
 }
 
 /*
@@ -1995,7 +1795,7 @@ static int open_rows(const snapshot *s, const char *id, char *err, size_t errsz)
                         s->error[0] ? s->error : "rows.csv has no header");
     char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/rows.csv", s->dir);
-    int fd = open_job_file(path, O_RDONLY, 0);
+    int fd = ut_open_regular(path, O_RDONLY, 0);
     if (fd < 0)
         return adj_fail(err, errsz, ADJ_ERR_IO, "cannot read the rows of job %s: %s", id,
                         file_strerror(errno));
@@ -2017,7 +1817,9 @@ static int read_rows(const snapshot *s, const char *id, srv_rows *rows, char *er
     if (fd < 0)
         return fd;
     size_t len = 0;
-    char *text = read_fd(fd, (size_t)1 << 40, &len);
+    char *text = NULL;
+    if (ut_read_fd(fd, (size_t)1 << 40, &text, &len, NULL, 0))
+        text = NULL;
     int e = errno;
     close(fd);
     if (!text)
@@ -2044,7 +1846,7 @@ int srv_jobs_result(srv_jobs *js, const char *id, json_t **out, char *err, size_
 {
     snapshot s;
     if (take_snapshot(js, id, &s))
-        return adj_fail(err, errsz, ADJ_ERR_ARG, "no such job: %s", id);
+        return adj_fail(err, errsz, ADJ_ERR_NOTFOUND, "no such job: %s", id);
     srv_rows rows;
     int rc = read_rows(&s, id, &rows, err, errsz);
     if (rc)
@@ -2077,7 +1879,7 @@ int srv_jobs_rows(srv_jobs *js, const char *id, int *fd, uint64_t *len, char *er
 {
     snapshot s;
     if (take_snapshot(js, id, &s))
-        return adj_fail(err, errsz, ADJ_ERR_ARG, "no such job: %s", id);
+        return adj_fail(err, errsz, ADJ_ERR_NOTFOUND, "no such job: %s", id);
     int f = open_rows(&s, id, err, errsz);
     if (f < 0)
         return f;
@@ -2091,7 +1893,7 @@ int srv_jobs_figure(srv_jobs *js, const char *id, srv_figure which, char **svg, 
 {
     snapshot s;
     if (take_snapshot(js, id, &s))
-        return adj_fail(err, errsz, ADJ_ERR_ARG, "no such job: %s", id);
+        return adj_fail(err, errsz, ADJ_ERR_NOTFOUND, "no such job: %s", id);
     srv_rows rows;
     int rc = read_rows(&s, id, &rows, err, errsz);
     if (rc)

@@ -71,7 +71,7 @@
  *
  *     srv_jobs *js;
  *     srv_jobs_new(&opts, model, worker, &js, err, sizeof err);   // resumes
- *     srv_jobs_create(js, &request, id, &status, err, sizeof err); // HTTP thread
+ *     srv_jobs_create(js, &request, id, err, sizeof err); // HTTP thread
  *     json_t *st; srv_jobs_status(js, id, &st);
  *     ...
  *     srv_jobs_stop(js);      // before srv_worker_free: the runner ends
@@ -125,14 +125,15 @@ int srv_job_id_ok(const char *s);
 /**
  * Creates a job from a request: a dataset (rq->dataset) or an upload
  * (rq->uploads, whose names are cleaned and sorted). On success id gets the
- * new job's id (NUL-terminated) and the job is queued. On failure *status is
- * the HTTP status to answer (400 bad request, 500 the job cannot be written
- * (err has the real errno, e.g. a full disk), 503 shutting down, out of
- * memory, or the jobs folder cannot be used (srv_jobs_unavailable's
- * reason)) and err says why.
+ * new job's id (NUL-terminated) and the job is queued. On failure err says
+ * why and the code tells whose fault it is (srv_status_http maps it):
+ * ADJ_ERR_ARG the request (its parameters, folder, files or labels);
+ * ADJ_ERR_IO the job cannot be written (err has the real errno, e.g. a
+ * full disk); ADJ_ERR_BUSY shutting down; ADJ_ERR_STATE the jobs folder
+ * cannot be used (srv_jobs_unavailable's reason); ADJ_ERR_NOMEM.
  */
 int srv_jobs_create(srv_jobs *js, srv_eval_request *rq, char id[SRV_JOB_ID_LEN + 1],
-                    unsigned *status, char *err, size_t errsz);
+                    char *err, size_t errsz);
 
 /**
  * Nonzero when evaluation jobs cannot be served: another advjpgd holds the
@@ -148,7 +149,7 @@ int srv_jobs_unavailable(srv_jobs *js, char *msg, size_t msgsz);
  * "eta_s", "created", "started", "finished", "error" (when failed), "batch",
  * and the request's parameters: "dataset", "upload", "ground_truth",
  * "labels", "eps", "quality", "seed", "offset", "limit", "shard",
- * "model"}. *out is new. ADJ_ERR_ARG when there is no such job.
+ * "model"}. *out is new. ADJ_ERR_NOTFOUND when there is no such job.
  */
 int srv_jobs_status(srv_jobs *js, const char *id, json_t **out);
 
@@ -159,7 +160,7 @@ json_t *srv_jobs_list(srv_jobs *js);
  * Cancels a queued or running job (a running job stops before its next
  * chunk's rows are written; its status is canceled at once and on disk);
  * a job that has ended is left as it is. *out (new) is the job's state
- * afterwards. ADJ_ERR_ARG when there is no such job.
+ * afterwards. ADJ_ERR_NOTFOUND when there is no such job.
  */
 int srv_jobs_cancel(srv_jobs *js, const char *id, json_t **out);
 
@@ -167,7 +168,7 @@ int srv_jobs_cancel(srv_jobs *js, const char *id, json_t **out);
  * Table 1 from the job's rows so far: {"id", "status", "complete", "n",
  * "skipped", "total", "eps", "quality", "seed", "model", "dataset",
  * "notes" (how quartiles, whiskers and outliers are defined), "table":
- * srv_rows_table}. *out is new. ADJ_ERR_ARG: no such
+ * srv_rows_table}. *out is new. ADJ_ERR_NOTFOUND: no such
  * job; ADJ_ERR_IO: the job has no readable rows (a damaged job: err gives
  * its error), or rows.csv is unreadable or was changed behind the daemon's
  * back (err says why); ADJ_ERR_NOMEM.

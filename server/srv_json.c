@@ -7,32 +7,7 @@
 
 #include "image.h"
 #include "net.h"
-
-char *srv_base64(const uint8_t *data, size_t len)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t out_len = 4 * ((len + 2) / 3);
-    char *out = malloc(out_len + 1), *o = out;
-    if (!out)
-        return NULL;
-    size_t i = 0;
-    for (; i + 2 < len; i += 3) {
-        uint32_t v = (uint32_t)data[i] << 16 | (uint32_t)data[i + 1] << 8 | data[i + 2];
-        *o++ = tab[v >> 18];
-        *o++ = tab[(v >> 12) & 63];
-        *o++ = tab[(v >> 6) & 63];
-        *o++ = tab[v & 63];
-    }
-    if (i < len) {
-        uint32_t v = (uint32_t)data[i] << 16 | (i + 1 < len ? (uint32_t)data[i + 1] << 8 : 0);
-        *o++ = tab[v >> 18];
-        *o++ = tab[(v >> 12) & 63];
-        *o++ = i + 1 < len ? tab[(v >> 6) & 63] : '=';
-        *o++ = '=';
-    }
-    *o = '\0';
-    return out;
-}
+#include "ut_base64.h"
 
 char *srv_json_dump(json_t *j)
 {
@@ -248,7 +223,7 @@ json_t *srv_json_attack(const srv_json_ctx *c, const exp_params *p, uint64_t see
                 json_decref(o);
                 return NULL;
             }
-            char *b64 = srv_base64(png, len);
+            char *b64 = ut_base64_encode(png, len, NULL);
             free(png);
             if (!b64 || json_object_set_new(images, name, json_string(b64)))
                 bad = 1;
@@ -285,7 +260,7 @@ json_t *srv_json_recompress(const srv_json_ctx *c, int quality, const float *pro
     }
     put(o, "results", results, &bad);
     put(o, "jpeg_bytes", json_integer((json_int_t)jpeg_len), &bad);
-    char *b64 = srv_base64(jpeg, jpeg_len);
+    char *b64 = ut_base64_encode(jpeg, jpeg_len, NULL);
     put(o, "jpeg", b64 ? json_string(b64) : NULL, &bad);
     free(b64);
     if (bad) {

@@ -1,5 +1,5 @@
 /*
- * srv_json.h - the JSON answers of advjpgd (jansson), and base64.
+ * srv_json.h - the JSON answers of advjpgd (jansson); base64 is ut_base64.h.
  *
  * Builders return a new json_t reference (the caller owns it: json_decref,
  * or hand it to srv_json_dump which consumes it), or NULL when out of
@@ -30,9 +30,6 @@ typedef struct {
     const model_labels *labels; /**< names for top[].label; NULL or n == 0: none */
     int top_k;                  /**< 1..classes */
 } srv_json_ctx;
-
-/** Standard base64 (RFC 4648, with padding) of len bytes; new string (free()), NULL if out of memory. */
-char *srv_base64(const uint8_t *data, size_t len);
 
 /**
  * Serialises j compactly and releases j (NULL j gives NULL). New string

@@ -1,11 +1,12 @@
 #include "srv_metrics.h"
 
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "ut_buf.h"
 
 /* Status codes counted one by one; any other lands in the last slot. */
 static const unsigned CODES[] = {0, 200, 202, 400, 401, 404, 405, 406, 413, 415, 500, 503, 504};
@@ -140,41 +141,7 @@ int srv_metrics_in_flight(srv_metrics *m)
 
 /* ---------------------------------------------------------------- render */
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-__attribute__((format(printf, 2, 3))) static void sb_printf(sbuf *b, const char *fmt, ...)
-{
-    if (b->oom)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->buf + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->oom = 1;
-            return;
-        }
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = b->cap * 2 + (size_t)n + 1;
-        char *p = realloc(b->buf, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->buf = p;
-        b->cap = cap;
-    }
-}
-
-static void render_hist(sbuf *b, const char *name, const char *labels, const histogram *h)
+static void render_hist(ut_buf *b, const char *name, const char *labels, const histogram *h)
 {
     uint64_t cum = 0;
     const char *sep = labels && *labels ? "," : "";
@@ -182,80 +149,79 @@ static void render_hist(sbuf *b, const char *name, const char *labels, const his
         labels = "";
     for (size_t i = 0; i < h->n; i++) {
         cum += h->counts[i];
-        sb_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, h->bounds[i],
+        ut_buf_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, h->bounds[i],
                   (unsigned long long)cum);
     }
     cum += h->counts[h->n];
-    sb_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)cum);
+    ut_buf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)cum);
     if (*labels) {
-        sb_printf(b, "%s_sum{%s} %.9g\n", name, labels, h->sum);
-        sb_printf(b, "%s_count{%s} %llu\n", name, labels, (unsigned long long)h->count);
+        ut_buf_printf(b, "%s_sum{%s} %.9g\n", name, labels, h->sum);
+        ut_buf_printf(b, "%s_count{%s} %llu\n", name, labels, (unsigned long long)h->count);
     } else {
-        sb_printf(b, "%s_sum %.9g\n", name, h->sum);
-        sb_printf(b, "%s_count %llu\n", name, (unsigned long long)h->count);
+        ut_buf_printf(b, "%s_sum %.9g\n", name, h->sum);
+        ut_buf_printf(b, "%s_count %llu\n", name, (unsigned long long)h->count);
     }
 }
 
 char *srv_metrics_render(srv_metrics *m, const srv_metrics_gauges *g)
 {
-    sbuf b = {malloc(8192), 0, 8192, 0};
-    if (!b.buf)
+    ut_buf b = {0};
+    if (ut_buf_reserve(&b, 8192))
         return NULL;
-    b.buf[0] = '\0';
 
     pthread_mutex_lock(&m->lock);
-    sb_printf(&b, "# HELP advjpgd_requests_total HTTP requests answered, by endpoint.\n"
+    ut_buf_printf(&b, "# HELP advjpgd_requests_total HTTP requests answered, by endpoint.\n"
                   "# TYPE advjpgd_requests_total counter\n");
     for (int e = 0; e < SRV_EP_COUNT; e++)
-        sb_printf(&b, "advjpgd_requests_total{endpoint=\"%s\"} %llu\n", EP_NAMES[e],
+        ut_buf_printf(&b, "advjpgd_requests_total{endpoint=\"%s\"} %llu\n", EP_NAMES[e],
                   (unsigned long long)m->requests[e]);
-    sb_printf(&b, "# HELP advjpgd_request_failures_total Requests answered with a status >= 400 "
+    ut_buf_printf(&b, "# HELP advjpgd_request_failures_total Requests answered with a status >= 400 "
                   "or not answered.\n"
                   "# TYPE advjpgd_request_failures_total counter\n");
     for (int e = 0; e < SRV_EP_COUNT; e++)
-        sb_printf(&b, "advjpgd_request_failures_total{endpoint=\"%s\"} %llu\n", EP_NAMES[e],
+        ut_buf_printf(&b, "advjpgd_request_failures_total{endpoint=\"%s\"} %llu\n", EP_NAMES[e],
                   (unsigned long long)m->failures[e]);
-    sb_printf(&b, "# HELP advjpgd_responses_total Responses by endpoint and status code.\n"
+    ut_buf_printf(&b, "# HELP advjpgd_responses_total Responses by endpoint and status code.\n"
                   "# TYPE advjpgd_responses_total counter\n");
     for (int e = 0; e < SRV_EP_COUNT; e++)
         for (size_t c = 0; c <= N_CODES; c++) {
             if (!m->codes[e][c])
                 continue;
             if (c == CODE_OTHER)
-                sb_printf(&b, "advjpgd_responses_total{endpoint=\"%s\",code=\"other\"} %llu\n",
+                ut_buf_printf(&b, "advjpgd_responses_total{endpoint=\"%s\",code=\"other\"} %llu\n",
                           EP_NAMES[e], (unsigned long long)m->codes[e][c]);
             else
-                sb_printf(&b, "advjpgd_responses_total{endpoint=\"%s\",code=\"%u\"} %llu\n",
+                ut_buf_printf(&b, "advjpgd_responses_total{endpoint=\"%s\",code=\"%u\"} %llu\n",
                           EP_NAMES[e], CODES[c], (unsigned long long)m->codes[e][c]);
         }
-    sb_printf(&b, "# HELP advjpgd_request_duration_seconds From the request's headers to its "
+    ut_buf_printf(&b, "# HELP advjpgd_request_duration_seconds From the request's headers to its "
                   "response being queued.\n"
                   "# TYPE advjpgd_request_duration_seconds histogram\n");
     render_hist(&b, "advjpgd_request_duration_seconds", NULL, &m->duration);
-    sb_printf(&b, "# HELP advjpgd_queue_seconds Time a job waited for the inference worker.\n"
+    ut_buf_printf(&b, "# HELP advjpgd_queue_seconds Time a job waited for the inference worker.\n"
                   "# TYPE advjpgd_queue_seconds histogram\n");
     render_hist(&b, "advjpgd_queue_seconds", NULL, &m->queue);
-    sb_printf(&b, "# HELP advjpgd_compute_seconds Time of one worker batch.\n"
+    ut_buf_printf(&b, "# HELP advjpgd_compute_seconds Time of one worker batch.\n"
                   "# TYPE advjpgd_compute_seconds histogram\n");
     for (int k = 0; k < SRV_BATCH_KINDS; k++) {
         char lab[32];
         snprintf(lab, sizeof lab, "kind=\"%s\"", BATCH_NAMES[k]);
         render_hist(&b, "advjpgd_compute_seconds", lab, &m->compute[k]);
     }
-    sb_printf(&b, "# HELP advjpgd_batch_size Images per worker batch.\n"
+    ut_buf_printf(&b, "# HELP advjpgd_batch_size Images per worker batch.\n"
                   "# TYPE advjpgd_batch_size histogram\n");
     for (int k = 0; k < SRV_BATCH_KINDS; k++) {
         char lab[32];
         snprintf(lab, sizeof lab, "kind=\"%s\"", BATCH_NAMES[k]);
         render_hist(&b, "advjpgd_batch_size", lab, &m->batch[k]);
     }
-    sb_printf(&b, "# HELP advjpgd_in_flight_requests Requests being handled now.\n"
+    ut_buf_printf(&b, "# HELP advjpgd_in_flight_requests Requests being handled now.\n"
                   "# TYPE advjpgd_in_flight_requests gauge\n"
                   "advjpgd_in_flight_requests %d\n",
               m->in_flight);
     pthread_mutex_unlock(&m->lock);
 
-    sb_printf(&b, "# HELP advjpgd_queue_depth Jobs waiting for the inference worker.\n"
+    ut_buf_printf(&b, "# HELP advjpgd_queue_depth Jobs waiting for the inference worker.\n"
                   "# TYPE advjpgd_queue_depth gauge\n"
                   "advjpgd_queue_depth %d\n"
                   "# HELP advjpgd_model_ready 1 once the model is loaded.\n"
@@ -265,9 +231,5 @@ char *srv_metrics_render(srv_metrics *m, const srv_metrics_gauges *g)
                   "# TYPE advjpgd_model_load_seconds gauge\n"
                   "advjpgd_model_load_seconds %.6f\n",
               g ? g->queue_depth : 0, g ? g->model_ready : 0, g ? g->model_load_seconds : 0.0);
-    if (b.oom) {
-        free(b.buf);
-        return NULL;
-    }
-    return b.buf;
+    return ut_buf_take(&b, NULL); /* NULL when an append ran out of memory */
 }

@@ -10,127 +10,68 @@
 
 #include "status.h"
 
-/* ---------------------------------------------------------------- buffer */
+/* ---------------------------------------------------------------- CSV */
 
-static int buf_reserve(srv_buf *b, size_t more)
-{
-    if (b->failed)
-        return 0;
-    if (b->len + more + 1 <= b->cap)
-        return 1;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + more + 1)
-        cap *= 2;
-    char *s = realloc(b->s, cap);
-    if (!s) {
-        b->failed = 1;
-        return 0;
-    }
-    b->s = s;
-    b->cap = cap;
-    return 1;
-}
-
-void srv_buf_add(srv_buf *b, const char *data, size_t n)
-{
-    if (!buf_reserve(b, n))
-        return;
-    memcpy(b->s + b->len, data, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-void srv_buf_printf(srv_buf *b, const char *fmt, ...)
-{
-    char small[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        b->failed = 1;
-        return;
-    }
-    if ((size_t)n < sizeof small) {
-        srv_buf_add(b, small, (size_t)n);
-        return;
-    }
-    if (!buf_reserve(b, (size_t)n))
-        return;
-    va_start(ap, fmt);
-    vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-void srv_buf_free(srv_buf *b)
-{
-    if (!b)
-        return;
-    free(b->s);
-    memset(b, 0, sizeof *b);
-}
-
-void srv_csv_field(srv_buf *b, const char *s)
+void srv_csv_field(ut_buf *b, const char *s)
 {
     if (!strpbrk(s, ",\"\r\n")) {
-        srv_buf_add(b, s, strlen(s));
+        ut_buf_add(b, s, strlen(s));
         return;
     }
-    srv_buf_add(b, "\"", 1);
+    ut_buf_add(b, "\"", 1);
     for (const char *p = s; *p; p++) {
         if (*p == '"')
-            srv_buf_add(b, "\"\"", 2);
+            ut_buf_add(b, "\"\"", 2);
         else
-            srv_buf_add(b, p, 1);
+            ut_buf_add(b, p, 1);
     }
-    srv_buf_add(b, "\"", 1);
+    ut_buf_add(b, "\"", 1);
 }
 
 /* ---------------------------------------------------------------- writing */
 
 char *srv_rows_header(const exp_params *p)
 {
-    srv_buf b = {0};
-    srv_buf_printf(&b, "file,truth,label_x");
+    ut_buf b = {0};
+    ut_buf_printf(&b, "file,truth,label_x");
     for (int t = 0; t < exp_n_transforms(p); t++) {
         char name[64];
         exp_transform_name(p, t, name, sizeof name);
-        srv_buf_printf(&b, ",%s:prob,%s:label", name, name);
+        ut_buf_printf(&b, ",%s:prob,%s:label", name, name);
     }
-    srv_buf_add(&b, "\n", 1);
+    ut_buf_add(&b, "\n", 1);
     if (b.failed) {
-        srv_buf_free(&b);
+        ut_buf_free(&b);
         return NULL;
     }
     return b.s;
 }
 
-static void row_head(srv_buf *b, const char *file, int truth)
+static void row_head(ut_buf *b, const char *file, int truth)
 {
     srv_csv_field(b, file);
     if (truth >= 0)
-        srv_buf_printf(b, ",%d", truth);
+        ut_buf_printf(b, ",%d", truth);
     else
-        srv_buf_add(b, ",", 1);
+        ut_buf_add(b, ",", 1);
 }
 
-void srv_rows_format(srv_buf *b, const char *file, int truth, const exp_result *r)
+void srv_rows_format(ut_buf *b, const char *file, int truth, const exp_result *r)
 {
     row_head(b, file, truth);
-    srv_buf_printf(b, ",%d", r->label_x);
+    ut_buf_printf(b, ",%d", r->label_x);
     for (int t = 0; t < r->n_transforms; t++)
-        srv_buf_printf(b, ",%.9g,%d", (double)exp_top_label_prob(r, t), exp_label(r, t));
-    srv_buf_add(b, "\n", 1);
+        ut_buf_printf(b, ",%.9g,%d", (double)exp_top_label_prob(r, t), exp_label(r, t));
+    ut_buf_add(b, "\n", 1);
 }
 
-void srv_rows_format_skipped(srv_buf *b, const char *file, int truth, int n_transforms)
+void srv_rows_format_skipped(ut_buf *b, const char *file, int truth, int n_transforms)
 {
     row_head(b, file, truth);
-    srv_buf_add(b, ",", 1);
+    ut_buf_add(b, ",", 1);
     for (int t = 0; t < n_transforms; t++)
-        srv_buf_add(b, ",,", 2);
-    srv_buf_add(b, "\n", 1);
+        ut_buf_add(b, ",,", 2);
+    ut_buf_add(b, "\n", 1);
 }
 
 /* ---------------------------------------------------------------- parsing */

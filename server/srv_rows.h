@@ -40,6 +40,7 @@
 
 #include "experiment.h"
 #include "stats.h"
+#include "ut_buf.h"
 
 /** Parsed rows; arrays of n entries (prob and label: [n][n_transforms]). */
 typedef struct {
@@ -67,33 +68,17 @@ typedef struct {
 /** The header line of a job's rows.csv, LF included; new string (free()), NULL if out of memory. */
 char *srv_rows_header(const exp_params *p);
 
-/** A growable text buffer. */
-typedef struct {
-    char *s;
-    size_t len, cap;
-    int failed; /**< an allocation failed: s holds what fitted */
-} srv_buf;
-
-/** Appends printf-style text (sets failed when out of memory). */
-void srv_buf_printf(srv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/** Appends n bytes. */
-void srv_buf_add(srv_buf *b, const char *data, size_t n);
-
-/** Frees the text (a zeroed buffer is fine). */
-void srv_buf_free(srv_buf *b);
-
 /** Appends a CSV field: as it is, or quoted when it holds , " CR or LF. */
-void srv_csv_field(srv_buf *b, const char *s);
+void srv_csv_field(ut_buf *b, const char *s);
 
 /**
  * Appends one row for an evaluated image: file, truth (-1: empty), l_x and
  * each transform's top-label probability and label from r.
  */
-void srv_rows_format(srv_buf *b, const char *file, int truth, const exp_result *r);
+void srv_rows_format(ut_buf *b, const char *file, int truth, const exp_result *r);
 
 /** Appends the row of an image that could not be evaluated (empty fields). */
-void srv_rows_format_skipped(srv_buf *b, const char *file, int truth, int n_transforms);
+void srv_rows_format_skipped(ut_buf *b, const char *file, int truth, int n_transforms);
 
 /**
  * Parses text (len bytes: the header, then rows) into *out (new: free with

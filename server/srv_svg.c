@@ -8,37 +8,37 @@
 #include "stats.h"
 #include "status.h"
 
-void srv_svg_escape(srv_buf *b, const char *s)
+void srv_svg_escape(ut_buf *b, const char *s)
 {
     for (; *s; s++) {
         switch (*s) {
-        case '&': srv_buf_add(b, "&amp;", 5); break;
-        case '<': srv_buf_add(b, "&lt;", 4); break;
-        case '>': srv_buf_add(b, "&gt;", 4); break;
-        case '"': srv_buf_add(b, "&quot;", 6); break;
-        case '\'': srv_buf_add(b, "&apos;", 6); break;
+        case '&': ut_buf_add(b, "&amp;", 5); break;
+        case '<': ut_buf_add(b, "&lt;", 4); break;
+        case '>': ut_buf_add(b, "&gt;", 4); break;
+        case '"': ut_buf_add(b, "&quot;", 6); break;
+        case '\'': ut_buf_add(b, "&apos;", 6); break;
         default:
             /* XML 1.0 allows no other control characters than TAB, LF, CR */
             if ((unsigned char)*s < 0x20 && *s != '\t' && *s != '\n' && *s != '\r')
-                srv_buf_add(b, "?", 1);
+                ut_buf_add(b, "?", 1);
             else
-                srv_buf_add(b, s, 1);
+                ut_buf_add(b, s, 1);
         }
     }
 }
 
-static void open_svg(srv_buf *b, int w, int h, const char *title, const char *caption)
+static void open_svg(ut_buf *b, int w, int h, const char *title, const char *caption)
 {
-    srv_buf_printf(b,
+    ut_buf_printf(b,
                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
                    "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%d\" "
                    "height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"DejaVu Sans, Helvetica, "
                    "Arial, sans-serif\" font-size=\"12\">\n<title>",
                    w, h, w, h);
     srv_svg_escape(b, title);
-    srv_buf_printf(b, "</title>\n<desc>");
+    ut_buf_printf(b, "</title>\n<desc>");
     srv_svg_escape(b, caption);
-    srv_buf_printf(b,
+    ut_buf_printf(b,
                    "</desc>\n<style>\n"
                    ".axis{stroke:#333;stroke-width:1;fill:none}\n"
                    ".grid{stroke:#ddd;stroke-width:1}\n"
@@ -57,16 +57,16 @@ static void open_svg(srv_buf *b, int w, int h, const char *title, const char *ca
                    "<text x=\"%d\" y=\"22\" font-size=\"15\" font-weight=\"bold\">",
                    16);
     srv_svg_escape(b, title);
-    srv_buf_printf(b, "</text>\n<text class=\"small\" x=\"16\" y=\"40\">");
+    ut_buf_printf(b, "</text>\n<text class=\"small\" x=\"16\" y=\"40\">");
     srv_svg_escape(b, caption);
-    srv_buf_printf(b, "</text>\n");
+    ut_buf_printf(b, "</text>\n");
 }
 
-static int close_svg(srv_buf *b, char **out, size_t *len)
+static int close_svg(ut_buf *b, char **out, size_t *len)
 {
-    srv_buf_printf(b, "</svg>\n");
+    ut_buf_printf(b, "</svg>\n");
     if (b->failed) {
-        srv_buf_free(b);
+        ut_buf_free(b);
         return ADJ_ERR_NOMEM;
     }
     *out = b->s;
@@ -95,45 +95,45 @@ int srv_svg_figure3(const srv_rows *r, const exp_params *p, const char *caption,
     const int T = exp_n_transforms(p);
     const int W = F3_LEFT + T * F3_COL + F3_RIGHT, H = F3_TOP + F3_PLOT + F3_BOTTOM;
     const size_t m = r->n - r->skipped;
-    srv_buf b = {0};
+    ut_buf b = {0};
     open_svg(&b, W, H, "Figure 3: top-label probability p(l_x | f(x)) per transform", caption);
 
     /* axis, ticks, grid */
     const int x0 = F3_LEFT, x1 = F3_LEFT + T * F3_COL;
     for (int k = 0; k <= 10; k++) {
         double y = f3_y(k / 10.0);
-        srv_buf_printf(&b, "<line class=\"grid\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>\n",
+        ut_buf_printf(&b, "<line class=\"grid\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>\n",
                        x0, y, x1, y);
-        srv_buf_printf(&b, "<line class=\"axis\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>\n",
+        ut_buf_printf(&b, "<line class=\"axis\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>\n",
                        x0 - (k % 2 ? 3 : 6), y, x0, y);
         if (k % 2 == 0)
-            srv_buf_printf(&b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.1f</text>\n",
+            ut_buf_printf(&b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.1f</text>\n",
                            x0 - 9, y + 4, k / 10.0);
     }
-    srv_buf_printf(&b, "<line class=\"axis\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>\n", x0,
+    ut_buf_printf(&b, "<line class=\"axis\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>\n", x0,
                    f3_y(0), x0, f3_y(1));
-    srv_buf_printf(&b, "<line class=\"axis\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>\n", x0,
+    ut_buf_printf(&b, "<line class=\"axis\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>\n", x0,
                    f3_y(0), x1, f3_y(0));
-    srv_buf_printf(&b,
+    ut_buf_printf(&b,
                    "<text transform=\"translate(18 %.1f) rotate(-90)\" text-anchor=\"middle\">"
                    "p(l_x | f(x))</text>\n",
                    f3_y(0.5));
 
     double *v = m ? malloc(m * sizeof *v) : NULL;
     if (m && !v) {
-        srv_buf_free(&b);
+        ut_buf_free(&b);
         return ADJ_ERR_NOMEM;
     }
     for (int t = 0; t < T; t++) {
         const double cx = F3_LEFT + F3_COL * (t + 0.5);
         char name[64];
         exp_transform_name(p, t, name, sizeof name);
-        srv_buf_printf(&b,
+        ut_buf_printf(&b,
                        "<text transform=\"translate(%.1f %.1f) rotate(-40)\" "
                        "text-anchor=\"end\">",
                        cx + 4, f3_y(0) + 16);
         srv_svg_escape(&b, name);
-        srv_buf_printf(&b, "</text>\n");
+        ut_buf_printf(&b, "</text>\n");
         if (!m)
             continue;
         size_t k = 0;
@@ -145,15 +145,15 @@ int srv_svg_figure3(const srv_rows *r, const exp_params *p, const char *caption,
         if (stats_box_sorted(v, k, &s))
             continue;
         const double hw = F3_COL * 0.28;
-        srv_buf_printf(&b, "<g>\n<title>");
+        ut_buf_printf(&b, "<g>\n<title>");
         srv_svg_escape(&b, name);
-        srv_buf_printf(&b,
+        ut_buf_printf(&b,
                        ": median %.3f, mean %.3f, quartiles %.3f..%.3f, whiskers %.3f..%.3f, "
                        "%zu outliers</title>\n",
                        s.median, s.mean, s.q1, s.q3, s.whisker_low, s.whisker_high,
                        s.n_low + s.n_high);
         /* whiskers and caps */
-        srv_buf_printf(&b,
+        ut_buf_printf(&b,
                        "<line class=\"whisker\" x1=\"%.1f\" y1=\"%.2f\" x2=\"%.1f\" y2=\"%.2f\"/>\n"
                        "<line class=\"whisker\" x1=\"%.1f\" y1=\"%.2f\" x2=\"%.1f\" y2=\"%.2f\"/>\n"
                        "<line class=\"whisker\" x1=\"%.1f\" y1=\"%.2f\" x2=\"%.1f\" y2=\"%.2f\"/>\n"
@@ -163,19 +163,19 @@ int srv_svg_figure3(const srv_rows *r, const exp_params *p, const char *caption,
                        f3_y(s.whisker_low), cx - hw / 2, f3_y(s.whisker_high), cx + hw / 2,
                        f3_y(s.whisker_high));
         double bh = f3_y(s.q1) - f3_y(s.q3);
-        srv_buf_printf(&b,
+        ut_buf_printf(&b,
                        "<rect class=\"box\" x=\"%.1f\" y=\"%.2f\" width=\"%.1f\" "
                        "height=\"%.2f\"/>\n",
                        cx - hw, f3_y(s.q3), 2 * hw, bh < 0.5 ? 0.5 : bh);
-        srv_buf_printf(&b,
+        ut_buf_printf(&b,
                        "<line class=\"median\" x1=\"%.1f\" y1=\"%.2f\" x2=\"%.1f\" y2=\"%.2f\"/>\n",
                        cx - hw, f3_y(s.median), cx + hw, f3_y(s.median));
         double my = f3_y(s.mean);
-        srv_buf_printf(&b,
+        ut_buf_printf(&b,
                        "<path class=\"mean\" d=\"M%.1f %.2fl5 5l-5 5l-5 -5z\"/>\n",
                        cx, my - 5);
         /* outliers: one circle per half pixel of height */
-        srv_buf_printf(&b, "<g class=\"outliers\">");
+        ut_buf_printf(&b, "<g class=\"outliers\">");
         long last = -1;
         for (size_t i = 0; i < k; i++) {
             if (!stats_is_outlier(&s, v[i]))
@@ -184,18 +184,18 @@ int srv_svg_figure3(const srv_rows *r, const exp_params *p, const char *caption,
             if (q == last)
                 continue;
             last = q;
-            srv_buf_printf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\"/>", cx, q / 2.0);
+            ut_buf_printf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\"/>", cx, q / 2.0);
         }
-        srv_buf_printf(&b, "</g>\n</g>\n");
+        ut_buf_printf(&b, "</g>\n</g>\n");
     }
     free(v);
     if (!m)
-        srv_buf_printf(&b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#888\">"
+        ut_buf_printf(&b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#888\">"
                            "no finished images yet</text>\n",
                        (x0 + x1) / 2, f3_y(0.5));
     /* legend */
     const int ly = H - 22;
-    srv_buf_printf(&b,
+    ut_buf_printf(&b,
                    "<g class=\"small\">"
                    "<rect class=\"box legend\" x=\"16\" y=\"%d\" width=\"14\" height=\"10\"/>"
                    "<text x=\"34\" y=\"%d\">quartiles (linear interpolation, type 7)</text>"
@@ -230,15 +230,15 @@ int srv_svg_figure4(const srv_rows *r, const exp_params *p, const char *caption,
     char title[128];
     snprintf(title, sizeof title,
              "Figure 4: p(l_x | f1(x)) against p(l_x | f2(x)) per image, eps = %d", p->eps[e]);
-    srv_buf b = {0};
+    ut_buf b = {0};
     open_svg(&b, W, H, title, caption);
     if (stride > 1)
-        srv_buf_printf(&b,
+        ut_buf_printf(&b,
                        "<text class=\"small\" x=\"16\" y=\"58\">%zu of the %zu images shown "
                        "(one in %zu, in file order)</text>\n",
                        (m + stride - 1) / stride, m, stride);
     else if (m == 0)
-        srv_buf_printf(&b, "<text class=\"small\" x=\"16\" y=\"58\">no finished images "
+        ut_buf_printf(&b, "<text class=\"small\" x=\"16\" y=\"58\">no finished images "
                            "yet</text>\n");
     for (int k = 0; k < 5; k++) {
         const int f1 = pairs[k][0], f2 = pairs[k][1];
@@ -246,41 +246,41 @@ int srv_svg_figure4(const srv_rows *r, const exp_params *p, const char *caption,
         char n1[64], n2[64];
         exp_transform_name(p, f1, n1, sizeof n1);
         exp_transform_name(p, f2, n2, sizeof n2);
-        srv_buf_printf(&b, "<g>\n<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" "
+        ut_buf_printf(&b, "<g>\n<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" "
                            "font-weight=\"bold\">(",
                        px + F4_PANEL / 2.0, py - 10);
         srv_svg_escape(&b, n1);
-        srv_buf_add(&b, ", ", 2);
+        ut_buf_add(&b, ", ", 2);
         srv_svg_escape(&b, n2);
-        srv_buf_printf(&b, ")</text>\n");
-        srv_buf_printf(&b,
+        ut_buf_printf(&b, ")</text>\n");
+        ut_buf_printf(&b,
                        "<rect class=\"frame\" x=\"%.1f\" y=\"%.1f\" width=\"%d\" height=\"%d\"/>\n",
                        px, py, F4_PANEL, F4_PANEL);
         for (int t = 0; t <= 4; t++) {
             double f = t / 4.0;
             double tx = px + f * F4_PANEL, ty = py + F4_PANEL * (1 - f);
-            srv_buf_printf(&b,
+            ut_buf_printf(&b,
                            "<line class=\"axis\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
                            "<line class=\"axis\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n",
                            tx, py + F4_PANEL, tx, py + F4_PANEL + 4, px - 4, ty, px, ty);
             if (t % 2 == 0)
-                srv_buf_printf(&b,
+                ut_buf_printf(&b,
                                "<text class=\"small\" x=\"%.1f\" y=\"%.1f\" "
                                "text-anchor=\"middle\">%.1f</text>"
                                "<text class=\"small\" x=\"%.1f\" y=\"%.1f\" "
                                "text-anchor=\"end\">%.1f</text>\n",
                                tx, py + F4_PANEL + 16, f, px - 7, ty + 4, f);
         }
-        srv_buf_printf(&b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">p(l_x | ",
+        ut_buf_printf(&b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">p(l_x | ",
                        px + F4_PANEL / 2.0, py + F4_PANEL + 36);
         srv_svg_escape(&b, n1);
-        srv_buf_printf(&b, ")</text>\n<text transform=\"translate(%.1f %.1f) rotate(-90)\" "
+        ut_buf_printf(&b, ")</text>\n<text transform=\"translate(%.1f %.1f) rotate(-90)\" "
                            "text-anchor=\"middle\">p(l_x | ",
                        px - 34, py + F4_PANEL / 2.0);
         srv_svg_escape(&b, n2);
         /* dots: bigger when there are few of them */
         const size_t shown = (m + stride - 1) / stride;
-        srv_buf_printf(&b, ")</text>\n<path class=\"points\" style=\"stroke-width:%.1f\" d=\"",
+        ut_buf_printf(&b, ")</text>\n<path class=\"points\" style=\"stroke-width:%.1f\" d=\"",
                        shown <= 200 ? 6.0 : shown <= 2000 ? 4.5 : 3.0);
         size_t seen = 0;
         int any = 0;
@@ -290,13 +290,13 @@ int srv_svg_figure4(const srv_rows *r, const exp_params *p, const char *caption,
             if (seen++ % stride)
                 continue;
             const float *pr = r->prob + i * (size_t)r->n_transforms;
-            srv_buf_printf(&b, "M%.1f %.1fh0", px + pr[f1] * F4_PANEL,
+            ut_buf_printf(&b, "M%.1f %.1fh0", px + pr[f1] * F4_PANEL,
                            py + F4_PANEL * (1 - pr[f2]));
             any = 1;
         }
         if (!any)
-            srv_buf_add(&b, "M0 0", 4); /* a path needs data; this draws nothing */
-        srv_buf_printf(&b,
+            ut_buf_add(&b, "M0 0", 4); /* a path needs data; this draws nothing */
+        ut_buf_printf(&b,
                        "\"/>\n<line class=\"diagonal\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" "
                        "y2=\"%.1f\"/>\n</g>\n",
                        px, py + F4_PANEL, px + F4_PANEL, py);

@@ -34,7 +34,7 @@
 #define SRV_SVG_MAX_POINTS 10000
 
 /** Appends s with & < > " ' escaped as XML entities. */
-void srv_svg_escape(srv_buf *b, const char *s);
+void srv_svg_escape(ut_buf *b, const char *s);
 
 /**
  * Figure 3 of rows (transforms of p) with a caption line under the title.

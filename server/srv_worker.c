@@ -10,6 +10,7 @@
 
 #include "net.h"
 #include "status.h"
+#include "ut_clock.h"
 
 struct srv_worker {
     const model *m;
@@ -37,13 +38,6 @@ struct srv_worker {
     srv_job **slot_job; /* [max_batch] owner of each image of a chunk */
     int *slot_idx;      /* [max_batch] its index within the job */
 };
-
-double srv_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* ---------------------------------------------------------------- queue */
 
@@ -165,7 +159,7 @@ void srv_worker_expire(srv_worker *w)
 {
     if (!w)
         return;
-    double now = srv_now();
+    double now = ut_now();
     pthread_mutex_lock(&w->lock);
     srv_job *dead = take_expired(w, now);
     pthread_mutex_unlock(&w->lock);
@@ -239,7 +233,7 @@ static void *worker_main(void *arg)
     srv_worker *w = arg;
     pthread_mutex_lock(&w->lock);
     for (;;) {
-        double now = srv_now();
+        double now = ut_now();
         srv_job *dead = take_expired(w, now);
         if (dead) {
             pthread_mutex_unlock(&w->lock);
@@ -286,7 +280,7 @@ static void *worker_main(void *arg)
         w->running = n_jobs;
         pthread_mutex_unlock(&w->lock);
 
-        double t0 = srv_now();
+        double t0 = ut_now();
         for (srv_job *j = batch; j; j = j->next) {
             j->t_started = t0;
             j->status = SRV_JOB_OK;
@@ -299,7 +293,7 @@ static void *worker_main(void *arg)
             run_forward(w, batch);
         else
             run_attack(w, batch, n_jobs);
-        double t1 = srv_now();
+        double t1 = ut_now();
         if (w->metrics)
             srv_metrics_batch(w->metrics,
                               batch->kind == SRV_JOB_FORWARD ? SRV_BATCH_FORWARD : SRV_BATCH_ATTACK,
@@ -361,11 +355,11 @@ int srv_worker_submit_many(srv_worker *w, srv_job *const *jobs, int n, char *err
     for (int p = 0; p < SRV_PRIO_COUNT && !rc; p++) {
         int cap = p == SRV_PRIO_INTERACTIVE ? w->o.queue_size : w->o.background_size;
         if (added[p] && w->count[p] + added[p] > cap)
-            rc = adj_fail(err, errsz, ADJ_ERR_LIMIT, "the server is busy (%d requests queued)",
+            rc = adj_fail(err, errsz, ADJ_ERR_BUSY, "the server is busy (%d requests queued)",
                           w->count[p]);
     }
     if (!rc) {
-        double now = srv_now();
+        double now = ut_now();
         for (int i = 0; i < n; i++) {
             srv_job *job = jobs[i];
             job->t_queued = now;

@@ -70,7 +70,7 @@ struct srv_job {
     img_rgb x;             /**< ATTACK: the prepared image (borrowed pixels) */
     exp_params params;     /**< ATTACK: checked by the submitter */
     uint64_t seed;         /**< ATTACK: JPGnoise seed */
-    double deadline;       /**< monotonic seconds (srv_now()); 0: none */
+    double deadline;       /**< monotonic seconds (ut_now()); 0: none */
     uint64_t group;        /**< nonzero: batches only with jobs of the same group,
                                 and never waits for a batch to fill (an
                                 evaluation job's chunk, queued at once with
@@ -96,9 +96,6 @@ typedef struct {
 
 typedef struct srv_worker srv_worker;
 
-/** Monotonic clock in seconds. */
-double srv_now(void);
-
 /**
  * Creates the worker: a net_ctx for opts->max_batch images (created here, in
  * the calling thread, then used only by the worker thread), one warm-up
@@ -111,7 +108,7 @@ int srv_worker_new(const model *m, const srv_worker_opts *opts, srv_metrics *met
 
 /**
  * Queues a job. Returns ADJ_OK (the worker now owns it until done),
- * ADJ_ERR_LIMIT when that priority's queue is full, ADJ_ERR_STATE after
+ * ADJ_ERR_BUSY when that priority's queue is full, ADJ_ERR_STATE after
  * srv_worker_close, ADJ_ERR_ARG for a malformed job; err says which.
  * On error done is not called.
  */

@@ -20,6 +20,7 @@
 #include "image.h"
 #include "status.h"
 #include "synth.h"
+#include "ut_clock.h"
 
 static const char usage[] =
     "usage: advjpg-gen --out DIR --count N --seed S [--no-labels]\n"
@@ -41,13 +42,6 @@ static const char usage[] =
     "                  examples (default 8) per row\n"
     "  --help          this text\n";
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /** Parses a non-negative decimal integer <= max; -1 on error. */
 static int parse_u64(const char *s, uint64_t max, uint64_t *out)
 {
@@ -65,13 +59,13 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
 static int write_set(const char *dir, int n, uint64_t seed, int labels)
 {
     char err[ADJ_ERRLEN];
-    double t0 = now();
+    double t0 = ut_now();
     if (synth_write_set(dir, n, seed, labels, err, sizeof err)) {
         fprintf(stderr, "advjpg-gen: %s\n", err);
         return 1;
     }
     fprintf(stderr, "advjpg-gen: wrote %d images to %s (seed %llu, %.1f s)\n", n, dir,
-            (unsigned long long)seed, now() - t0);
+            (unsigned long long)seed, ut_now() - t0);
     return 0;
 }
 

@@ -24,19 +24,13 @@
 #include "attack.h"
 #include "image.h"
 #include "train.h"
+#include "ut_clock.h"
 
 typedef struct {
     int n, size;         /* images, side of each square */
     uint8_t *px;         /* n * size * size * 3 */
     int *labels;
 } dataset;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static uint8_t *read_file(const char *path, size_t *len)
 {
@@ -242,12 +236,12 @@ int main(int argc, char **argv)
     trn_params tp = {.momentum = 0.9f, .weight_decay = 5e-4f};
     if (trn_new(m, batch, &tp, &t, err, sizeof err))
         goto fail;
-    double t0 = now();
+    double t0 = ut_now();
     if (load_set(train_dir, spec.scale_size, spec.scale_size, spec.classes, &tr, err, sizeof err) ||
         load_set(val_dir, spec.scale_size, spec.input_size, spec.classes, &va, err, sizeof err))
         goto fail;
     fprintf(stderr, "advjpg-train: %s, %zu parameters, %d training and %d validation images (loaded in %.1f s)\n",
-            spec.name, np, tr.n, va.n, now() - t0);
+            spec.name, np, tr.n, va.n, ut_now() - t0);
     const int S = spec.input_size, side = tr.size;
     const size_t per = (size_t)3 * S * S, sq = (size_t)3 * side * side;
     float *x = malloc(per * batch * sizeof(float)), *probs = malloc((size_t)batch * spec.classes * sizeof(float));
@@ -265,7 +259,7 @@ int main(int argc, char **argv)
             order[i] = order[j];
             order[j] = tmp;
         }
-        double te = now(), loss_sum = 0;
+        double te = ut_now(), loss_sum = 0;
         long correct = 0;
         for (int b0 = 0; b0 < tr.n; b0 += batch, step++) {
             const int nb = tr.n - b0 < batch ? tr.n - b0 : batch;
@@ -294,7 +288,7 @@ int main(int argc, char **argv)
             correct += ok;
         }
         acc = evaluate(trn_ctx(t), &va, batch, spec.classes, x, probs);
-        double dt = now() - te;
+        double dt = ut_now() - te;
         printf("epoch %d/%d  loss %.4f  train accuracy %.4f  validation accuracy %.4f  %.0f images/s\n",
                e + 1, epochs, loss_sum / tr.n, (double)correct / tr.n, acc, tr.n / dt);
         fflush(stdout);
@@ -302,7 +296,7 @@ int main(int argc, char **argv)
     if (write_outputs(out, m, train_dir, err, sizeof err))
         goto fail;
     printf("wrote %s.weights (%zu bytes), %s.json, %s.labels; validation accuracy %.4f; %.0f s in all\n",
-           out, np * sizeof(float), out, out, acc, now() - t0);
+           out, np * sizeof(float), out, out, acc, ut_now() - t0);
     trn_free(t);
     model_free(m);
     return 0;

@@ -26,6 +26,7 @@ TYPES = {
     ".ico": "image/x-icon",
     ".json": "application/json",
     ".txt": "text/plain; charset=utf-8",
+    ".yaml": "application/yaml",  # RFC 9512; the API description, server/openapi.yaml
 }
 
 

@@ -1,6 +1,7 @@
 /*
- * web_assets.h - the demo page's files (index.html, app.js, style.css),
- * built into advjpgd.
+ * web_assets.h - the demo page's files (index.html, app.js, style.css) and
+ * the OpenAPI description (server/openapi.yaml, at /openapi.yaml), built
+ * into advjpgd.
  *
  * The files in server/web/ are turned into the C source web_assets.c at build
  * time by server/web/embed.py (see server/web/meson.build), byte for byte, so
@@ -29,7 +30,8 @@
  * Looks up one of the embedded files by its URL path.
  *
  * @param path          the request path without the query string, e.g. "/",
- *                      "/index.html", "/app.js", "/style.css". "/" maps to
+ *                      "/index.html", "/app.js", "/style.css",
+ *                      "/openapi.yaml". "/" maps to
  *                      "/index.html". Matching is exact and case-sensitive.
  *                      NULL is treated as not found.
  * @param data          out: the file's bytes; *borrowed*, static for the life

@@ -55,7 +55,7 @@ static void fail(const char *what)
 }
 
 /* Appends rows for files first..first+n-1 as the runner does; odd i evaluated, even i skipped. */
-static void append_rows(srv_buf *b, const exp_params *p, int classes, char *const *files,
+static void append_rows(ut_buf *b, const exp_params *p, int classes, char *const *files,
                         const int *truth, size_t first, size_t n)
 {
     const int T = exp_n_transforms(p);
@@ -85,7 +85,7 @@ static void append_rows(srv_buf *b, const exp_params *p, int classes, char *cons
 }
 
 /* Appends rows from..to-1 of parsed rows, formatted as the runner formats them. */
-static void format_parsed(srv_buf *b, const srv_rows *r, size_t from, size_t to, int classes)
+static void format_parsed(ut_buf *b, const srv_rows *r, size_t from, size_t to, int classes)
 {
     const size_t T = (size_t)r->n_transforms;
     float *probs = malloc(T * (size_t)classes * sizeof *probs);
@@ -144,14 +144,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!files[i])
             fail("out of memory");
     }
-    srv_buf text = {0};
+    ut_buf text = {0};
     char *header = srv_rows_header(&p);
     if (!header)
         fail("out of memory");
     const size_t hl = strlen(header);
     if (with_header)
-        srv_buf_add(&text, header, hl);
-    srv_buf_add(&text, (const char *)data + 2, size - 2);
+        ut_buf_add(&text, header, hl);
+    ut_buf_add(&text, (const char *)data + 2, size - 2);
     if (text.failed)
         fail("out of memory");
     const char *t = text.s ? text.s : "";
@@ -190,11 +190,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* a resumed job: the prefix (or a new header), then the next files' rows */
     if (check_files && (max_rows == SIZE_MAX) && rows.n < N_FILES) {
-        srv_buf resumed = {0};
+        ut_buf resumed = {0};
         if (valid)
-            srv_buf_add(&resumed, t, valid);
+            ut_buf_add(&resumed, t, valid);
         else
-            srv_buf_add(&resumed, header, hl);
+            ut_buf_add(&resumed, header, hl);
         size_t more = N_FILES - rows.n;
         append_rows(&resumed, &p, classes, files, check_truth ? truth : NULL, rows.n, more);
         if (resumed.failed)
@@ -210,23 +210,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!same_rows(&rows, &full, rows.n))
             fail("the kept rows changed");
         /* what was written is what is read: format the appended rows again */
-        srv_buf once = {0}, twice = {0};
+        ut_buf once = {0}, twice = {0};
         append_rows(&once, &p, classes, files, check_truth ? truth : NULL, rows.n, more);
         format_parsed(&twice, &full, rows.n, full.n, classes);
         if (once.failed || twice.failed)
             fail("out of memory");
         if (once.len != twice.len || memcmp(once.s, twice.s, once.len))
             fail("rows read back do not format to the same text");
-        srv_buf_free(&once);
-        srv_buf_free(&twice);
+        ut_buf_free(&once);
+        ut_buf_free(&twice);
         srv_rows_free(&full);
-        srv_buf_free(&resumed);
+        ut_buf_free(&resumed);
     }
 
     /* every row kept can be written again as it was read */
     if (max_rows == SIZE_MAX) {
-        srv_buf re = {0};
-        srv_buf_add(&re, header, hl);
+        ut_buf re = {0};
+        ut_buf_add(&re, header, hl);
         format_parsed(&re, &rows, 0, rows.n, classes);
         srv_rows back;
         size_t valid4 = 0;
@@ -237,7 +237,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fail("the kept rows, written again, do not read back the same");
         }
         srv_rows_free(&back);
-        srv_buf_free(&re);
+        ut_buf_free(&re);
     }
 
     /* the table and the box statistics */
@@ -249,7 +249,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_decref(table);
 
     srv_rows_free(&rows);
-    srv_buf_free(&text);
+    ut_buf_free(&text);
     free(header);
     for (int i = 0; i < N_FILES; i++)
         free(files[i]);
