@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
+
+#include "ut_clock.h"
 
 /* Largest tensor, in values per image: keeps every size computation exact. */
 #define GR_MAX_ELEMS 4294967296.0
@@ -606,13 +607,6 @@ void gr_ctx_node_seconds(const gr_ctx *c, double *fwd)
     memcpy(fwd, c->seconds, sizeof(double) * (size_t)c->g->n_order);
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 size_t gr_ctx_bytes(const gr_ctx *c) { return c->bytes; }
 
 static size_t tensor_bytes(const gr_tensor *t, int max_batch)
@@ -758,9 +752,9 @@ int gr_forward(gr_ctx *c, const float *input, int n, char *err, size_t errsz)
                 memset(&out[i], 0, sizeof out[i]);
         if (c->alias[o])
             continue; /* output 0 is input 0's buffer */
-        const double t0 = now_seconds();
+        const double t0 = ut_now();
         nd->def->forward(nd->params, in, nd->n_in, out, nd->n_out, c->scratch, c->gemm);
-        c->seconds[o] += now_seconds() - t0;
+        c->seconds[o] += ut_now() - t0;
     }
     c->input = NULL; /* borrowed for the call only */
     return ADJ_OK;

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "gemm.h"
+#include "ut_clock.h"
 #include "layers.h"
 
 /* Largest im2col buffer a context keeps, in floats (128 MiB). Convolutions
@@ -43,13 +44,6 @@ struct net_ctx {
     /* seconds spent per layer since the context was made: forward, backward */
     double t_fwd[MODEL_MAX_LAYERS], t_bwd[MODEL_MAX_LAYERS];
 };
-
-static double seconds_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static size_t shape_size(const model_shape *s) { return (size_t)s->c * s->h * s->w; }
 
@@ -312,7 +306,7 @@ int net_forward(net_ctx *c, const float *input, int n, float *probs)
         }
     for (int i = 0; i < s->n_layers; i++) {
         const size_t len = (size_t)n * shape_size(&c->sh[i + 1]);
-        const double t0 = seconds_now();
+        const double t0 = ut_now();
         switch (s->layers[i].kind) {
         case MODEL_LAYER_CONV: conv_forward(c, i, n); break;
         case MODEL_LAYER_RELU: lyr_relu(c->act[i], len, c->act[i + 1]); break;
@@ -321,7 +315,7 @@ int net_forward(net_ctx *c, const float *input, int n, float *probs)
             break;
         case MODEL_LAYER_FC: fc_forward(c, i, n); break;
         }
-        c->t_fwd[i] += seconds_now() - t0;
+        c->t_fwd[i] += ut_now() - t0;
     }
     const int L = s->n_layers;
     if (c->layout[L] == LAYOUT_CNHW)
@@ -491,7 +485,7 @@ int net_backward(net_ctx *c, const int *labels, float *grad_input, float *grad_w
         if (!need_dx && !dw)
             break;
         const size_t in_len = (size_t)n * shape_size(&c->sh[i]);
-        const double t0 = seconds_now();
+        const double t0 = ut_now();
         switch (s->layers[i].kind) {
         case MODEL_LAYER_CONV:
             conv_backward(c, i, n, cur, need_dx ? other : NULL, dw);
@@ -506,12 +500,12 @@ int net_backward(net_ctx *c, const int *labels, float *grad_input, float *grad_w
             fc_backward(c, i, n, cur, need_dx ? other : NULL, dw);
             if (need_dx && c->layout[i] == LAYOUT_CNHW) {
                 lyr_nc_to_cnhw(other, c->sh[i].c, n, c->sh[i].h * c->sh[i].w, cur);
-                c->t_bwd[i] += seconds_now() - t0;
+                c->t_bwd[i] += ut_now() - t0;
                 continue; /* the gradient is already in cur */
             }
             break;
         }
-        c->t_bwd[i] += seconds_now() - t0;
+        c->t_bwd[i] += ut_now() - t0;
         if (!need_dx)
             break;
         float *t = cur;
