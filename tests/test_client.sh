@@ -336,6 +336,26 @@ run "$ADVJPG" evaluate --limit 3
 check "evaluate without --dataset" usage_error
 run "$ADVJPG" evaluate --dataset d --shard 4/4
 check "evaluate --shard 4/4" usage_error
+run "$ADVJPG" evaluate --dataset d "$tmp/img.png"
+check "evaluate --dataset and images" usage_error
+run "$ADVJPG" evaluate "$tmp/img.png" --ground-truth gt.txt
+check "evaluate images with --ground-truth" usage_error
+run "$ADVJPG" evaluate --dataset d --labels "$tmp/notes.txt"
+check "evaluate --dataset with --labels" usage_error
+run "$ADVJPG" evaluate "$tmp/img.png" "$tmp/notes.txt"
+check "evaluate a text file" usage_error
+mkdir -p "$tmp/dup"
+cp "$tmp/img.png" "$tmp/dup/img.png"
+run "$ADVJPG" evaluate "$tmp/img.png" "$tmp/dup/img.png"
+check "evaluate two images of one name" rc_and 2 err_has "have the same name"
+run "$ADVJPG" evaluate --upload "$tmp/missing"
+check "evaluate --upload a missing folder" usage_error
+mkdir -p "$tmp/noimages"
+cp "$tmp/notes.txt" "$tmp/noimages/"
+run "$ADVJPG" evaluate --upload "$tmp/noimages"
+check "evaluate --upload a folder without images" rc_and 2 err_has "no JPEG, PNG or PPM images"
+run "$ADVJPG" evaluate "$tmp/img.png" --labels "$tmp/missing.txt"
+check "evaluate --labels a missing file" usage_error
 for s in classify.sh attack.sh recompress.sh evaluate.sh job.sh result.sh rows.sh cancel.sh; do
     run "$scripts/$s"
     check "$s without arguments: usage error" usage_error
@@ -599,6 +619,45 @@ check "job of an unknown id (live): 404" server_error "server answered 404: no s
 run "$ADVJPG" result "$jid" --wait --interval 0.05
 check "result --wait (live)" py 'J[-1]["n"] == 2'
 
+# uploads (multipart image fields and a labels field)
+mkdir -p "$tmp/up"
+cp "$tmp/img.png" "$tmp/up/b.png"
+cp "$tmp/img.ppm" "$tmp/up/a.ppm"
+cp "$tmp/img.png" "$tmp/up/c.png"
+cp "$tmp/notes.txt" "$tmp/up/"
+printf 'a.ppm\t1\nb.png\t2\nc.png\t4\n' >"$tmp/up/labels.txt"
+printf 'a.ppm\t7\nb.png\t7\nc.png\t7\n' >"$tmp/labels7.txt"
+# rows_are FILE:TRUTH...: the rows CSV in $tmp/out has these files and truths, in order
+rows_are() {
+    "$PYTHON" -c 'import csv, sys
+rows = list(csv.reader(open(sys.argv[1], newline="")))
+sys.exit(not (rows[0][:3] == ["file", "truth", "label_x"] and
+              [r[0] + ":" + r[1] for r in rows[1:]] == sys.argv[2:]))' "$tmp/out" "$@"
+}
+run "$ADVJPG" evaluate "$tmp/up/c.png" "$tmp/up/a.ppm" --labels "$tmp/labels7.txt" --eps 1,2 \
+    --seed 3 --wait --interval 0.05
+check "evaluate IMG... --labels --wait (live): the result with top-1" py 'len(J) == 1 and
+    J[0]["n"] == 2 and J[0]["eps"] == [1, 2] and J[0]["seed"] == 3 and
+    all(r["top1"] is not None for r in J[0]["table"])'
+jid=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$tmp/out")
+run "$ADVJPG" rows "$jid"
+check "evaluate IMG... --labels (live): the images and their labels" rows_are a.ppm:7 c.png:7
+run "$ADVJPG" evaluate --upload "$tmp/up" --wait --interval 0.05
+check "evaluate --upload DIR (live): every image, labels.txt used" \
+    py 'J[0]["n"] == 3 and J[0]["table"][0]["top1"] is not None'
+jid=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$tmp/out")
+run "$ADVJPG" rows "$jid"
+check "evaluate --upload DIR (live): rows of a.ppm, b.png, c.png with labels.txt's classes" \
+    rows_are a.ppm:1 b.png:2 c.png:4
+run "$ADVJPG" evaluate --upload "$tmp/up" --offset 1 --limit 2 --shard 1/2 --wait --interval 0.05
+jid=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$tmp/out")
+run "$ADVJPG" rows "$jid"
+check "evaluate --upload DIR --offset 1 --limit 2 --shard 1/2 (live): the slice c.png" \
+    rows_are c.png:4
+run "$ADVJPG" evaluate "$tmp/up/a.ppm" --labels "$tmp/notes.txt"
+check "evaluate with a bad labels file (live): the server's 400 in one line" \
+    server_error "server answered 400: labels line 1"
+
 kill "$daemon_pid"
 wait "$daemon_pid" 2>/dev/null
 run "$ADVJPG" health
@@ -634,6 +693,12 @@ run env ADVJPG_TOKEN=s3cret "$scripts/models.sh"
 check "models.sh with \$ADVJPG_TOKEN" py 'J[0]["name"] == "tiny"'
 run env ADVJPG_TOKEN=s3cret "$scripts/classify.sh" "$jpg"
 check "classify.sh with \$ADVJPG_TOKEN" py '"top" in J[0]'
+# a daemon without --data-root, as a user starts it: uploads still evaluate
+run env ADVJPG_TOKEN=s3cret "$ADVJPG" evaluate --upload "$tmp/up" --eps 1 --wait --interval 0.05
+check "evaluate --upload on a daemon without --data-root, with the token" \
+    py 'J[0]["n"] == 3 and J[0]["complete"]'
+run "$ADVJPG" evaluate --upload "$tmp/up"
+check "evaluate --upload without the token: 401" server_error "server answered 401: "
 
 echo "test_client: $checks checks, $failures failed, $skipped skipped"
 [ "$failures" -eq 0 ]
