@@ -640,7 +640,7 @@ static int run_jobs(cli_ctx *ctx, int argc, char **argv)
 
 static int run_job(cli_ctx *ctx, int argc, char **argv)
 {
-    const char *id;
+    const char *id = NULL;
     int wait = 0, rc;
     double interval = 1.0;
     json_t *j;
@@ -659,7 +659,7 @@ static int run_job(cli_ctx *ctx, int argc, char **argv)
 
 static int run_result(cli_ctx *ctx, int argc, char **argv)
 {
-    const char *id;
+    const char *id = NULL;
     int wait = 0, rc;
     double interval = 1.0;
     if ((rc = parse_id_command(ctx, argc, argv, 1, &wait, &interval, &id)) >= 0)
@@ -678,10 +678,32 @@ static int run_result(cli_ctx *ctx, int argc, char **argv)
 
 static int run_rows(cli_ctx *ctx, int argc, char **argv)
 {
-    const char *id;
-    int rc;
-    if ((rc = parse_id_command(ctx, argc, argv, 0, NULL, NULL, &id)) >= 0)
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'},
+        CLI_GLOBAL_OPTIONS,
+        {NULL, 0, NULL, 0},
+    };
+    const char *id, *out = NULL;
+    char err[CLI_ERRLEN];
+    int c, rc;
+    while ((c = getopt_long(argc, argv, ":ho:", opts, NULL)) != -1) {
+        if (c == 'o') {
+            if (!*optarg)
+                return cli_usage(ctx, "-o wants a file name");
+            out = optarg;
+        } else if ((rc = cli_common_option(ctx, c, argv)) >= 0) {
+            return rc;
+        }
+    }
+    if (optind >= argc)
+        return cli_usage(ctx, "which job? (advjpg rows ID [-o FILE])");
+    if (argc - optind > 1)
+        return cli_usage(ctx, "one job id, not %d", argc - optind);
+    id = argv[optind];
+    if ((rc = check_id(ctx, id)))
         return rc;
+    if (out && !strcmp(out, "-"))
+        out = NULL;
     char *path = job_path(id, "/rows");
     if (!path)
         return cli_fail("out of memory");
@@ -691,15 +713,19 @@ static int run_rows(cli_ctx *ctx, int argc, char **argv)
     free(path);
     if (rc)
         return rc;
-    if (fwrite(r.body, 1, r.len, stdout) != r.len || fflush(stdout))
+    if (out) {
+        if (cli_write_file(out, r.body, r.len, err, sizeof err))
+            rc = cli_fail("%s", err);
+    } else if (fwrite(r.body, 1, r.len, stdout) != r.len || fflush(stdout)) {
         rc = cli_fail("cannot write the output: %s", strerror(errno));
+    }
     cli_response_free(&r);
     return rc;
 }
 
 static int run_cancel(cli_ctx *ctx, int argc, char **argv)
 {
-    const char *id;
+    const char *id = NULL;
     int rc;
     if ((rc = parse_id_command(ctx, argc, argv, 0, NULL, NULL, &id)) >= 0)
         return rc;
@@ -749,10 +775,14 @@ const cli_command cli_cmd_result = {
 
 const cli_command cli_cmd_rows = {
     "rows", run_rows, "a job's per-image rows as CSV (GET /jobs/ID/rows)",
-    "usage: advjpg rows ID\n"
+    "usage: advjpg rows ID [-o FILE]\n"
     "\n"
     "Prints the job's CSV as the server sends it: one row per image with file,\n"
-    "truth, label_x and, per transform, its top-label probability and label.\n",
+    "truth, label_x and, per transform, its top-label probability and label.\n"
+    "\n"
+    "Options:\n"
+    "  -o, --output FILE     write the CSV to FILE instead (replaced atomically, so\n"
+    "                        FILE is only ever a whole answer; '-' is standard output)\n",
 };
 
 const cli_command cli_cmd_cancel = {

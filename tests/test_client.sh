@@ -177,6 +177,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 port_file, log_file = sys.argv[1], sys.argv[2]
 lock = threading.Lock()
 polls = {}
+LONG = "3f2a9c0b1d4e5f60"
 
 RESULT = {"n": 4, "eps": [1, 5], "quality": 75, "seed": 1, "table": [
     {"transform": "x", "top1": 0.5, "mean_top_label_prob": 0.43,
@@ -216,7 +217,7 @@ class H(BaseHTTPRequestHandler):
             return self.send(200, {"name": "slow"})
         if p == "/evaluate" and method == "POST":
             req = json.loads(body)
-            jid = "jobfail" if req.get("dataset") == "fail" else "job1"
+            jid = {"fail": "jobfail", "long": LONG}.get(req.get("dataset"), "job1")
             with lock:
                 polls[jid] = 0
             return self.send(202, {"id": jid, "status": "queued"},
@@ -226,13 +227,20 @@ class H(BaseHTTPRequestHandler):
                                              "done": 1, "total": 4}]})
         if p == "/jobs/job1" and method == "DELETE":
             return self.send(200, {"id": "job1", "status": "canceled"})
-        if p == "/jobs/job1":
+        if p in ("/jobs/job1", "/jobs/" + LONG):
+            jid = p[6:]
             with lock:
-                k = polls.get("job1", 4)
-                polls["job1"] = k + 1
+                k = polls.get(jid, 4)
+                polls[jid] = k + 1
             st = "queued" if k == 0 else "running" if k < 4 else "done"
-            return self.send(200, {"id": "job1", "status": st, "done": min(k, 4), "total": 4,
-                                   "images_per_s": 3.5, "eta_s": max(0, 4 - k) / 3.5})
+            # rates of different lengths: the bar must keep its width
+            rate = {0: 0.25, 3: 123.5}.get(k, 3.5)
+            return self.send(200, {"id": jid, "status": st, "done": min(k, 4), "total": 4,
+                                   "images_per_s": rate, "eta_s": max(0, 4 - k) / rate})
+        if p == "/jobs/jobcancel":
+            # a canceled job whose server still sends an eta_s
+            return self.send(200, {"id": "jobcancel", "status": "canceled", "done": 1,
+                                   "total": 4, "images_per_s": 2.0, "eta_s": 1.5})
         if p == "/jobs/jobfail":
             return self.send(200, {"id": "jobfail", "status": "failed", "done": 1, "total": 4,
                                    "error": "disk full"})
@@ -322,8 +330,10 @@ run "$ADVJPG" attack "$jpg" --eps 1,x
 check "attack --eps 1,x" usage_error
 run "$ADVJPG" attack "$jpg" --quality 101
 check "attack --quality 101" usage_error
-run "$ADVJPG" attack "$jpg" "$jpg"
-check "attack with two images" usage_error
+run "$ADVJPG" attack "$jpg" "$tmp/img.png" --out "$tmp/adv2"
+check "attack --out with two images of one stem" rc_and 2 err_has "two images would write to"
+run "$ADVJPG" attack "$jpg" "$tmp/notes.txt"
+check "attack with a text file among the images" usage_error
 run "$ADVJPG" recompress "$jpg"
 check "recompress without -o" usage_error
 run "$ADVJPG" --timeout soon health
@@ -421,6 +431,16 @@ if command -v script >/dev/null 2>&1; then
         "$PYTHON" -c 'import sys; t = open(sys.argv[1], "rb").read()
 sys.exit(not (t.count(b"\rjob job1 ") >= 5 and b"advjpg: job" not in t))' "$tmp/out"
     check "JSON indented on a terminal" grep -q '^  "table": \[' "$tmp/out"
+    check "evaluate --wait on a terminal: the bar keeps its width whatever the rate" \
+        "$PYTHON" -c 'import sys; t = open(sys.argv[1], "rb").read().decode()
+ends = {s.index("]") for s in t.split("\r") if s.startswith("job job1 ")}
+sys.exit(len(ends) != 1)' "$tmp/out"
+    run script -qec "'$ADVJPG' --server '$FAKE' evaluate --dataset long --wait --interval 0.05" /dev/null
+    check "evaluate --wait on a terminal: the whole job id" \
+        grep -q "job 3f2a9c0b1d4e5f60 running" "$tmp/out"
+    run script -qec "'$ADVJPG' --server '$FAKE' job jobcancel --wait --interval 0.05" /dev/null
+    check "job --wait on a terminal after a cancel: no ETA" \
+        rc_and 1 sh -c '! grep -q ETA "$1"' sh "$tmp/out"
 else
     skip "no script(1): the terminal progress bar and indented output"
 fi
@@ -440,6 +460,15 @@ check "cancel ID" py 'J[0]["status"] == "canceled"'
 run "$ADVJPG" --server "$FAKE" job jobfail --wait --interval 0.05
 check "job --wait on a failed job: exit 1" \
     rc_and 1 grep -q "job jobfail failed: disk full" "$tmp/err"
+run "$ADVJPG" --server "$FAKE" job jobcancel --wait --interval 0.05
+check "job --wait after a cancel: exit 1, no ETA" \
+    rc_and 1 sh -c 'grep -q "job jobcancel canceled: 1/4" "$1" && ! grep -q ETA "$1"' sh "$tmp/err"
+run "$ADVJPG" --server "$FAKE" rows job1 -o "$tmp/rows-o.csv"
+check "rows ID -o FILE: nothing printed, the CSV in FILE" \
+    rc_and 0 sh -c '[ ! -s "$1" ] && cmp -s "$2" "$3"' sh "$tmp/out" "$tmp/rows-o.csv" "$tmp/rows.csv"
+run "$ADVJPG" --server "$FAKE" rows jobx -o "$tmp/rows-404.csv"
+check "rows ID -o FILE on 404: exit 1, no FILE" \
+    rc_and 1 test ! -e "$tmp/rows-404.csv"
 run "$ADVJPG" --server "$FAKE" result job1 --wait --interval 0.05
 check "result --wait" py 'J[-1]["n"] == 4'
 
@@ -540,6 +569,17 @@ check "attack --out: every listed file is a PNG in DIR" py 'len(J[0]["files"]) >
     p.startswith(A[0]) and open(p, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     for p in J[0]["files"].values())' "$tmp/adv/"
 check "attack --out: nothing but PNGs in DIR" only_pngs "$tmp/adv"
+rm -rf "$tmp/adv2"
+cp "$tmp/img.ppm" "$tmp/a1.ppm"
+cp "$tmp/img.png" "$tmp/c1.png"
+run "$ADVJPG" attack "$tmp/a1.ppm" "$tmp/broken.jpg" "$tmp/c1.png" --eps 1 --out "$tmp/adv2"
+check "attack of three images, one broken: exit 1, one object per image in order" \
+    py '[j["file"] for j in J] == A and J[1]["status"] == 400 and
+        len(J[0]["results"]) == 5 and len(J[2]["results"]) == 5' \
+    "$tmp/a1.ppm" "$tmp/broken.jpg" "$tmp/c1.png"
+check "attack of three images: one line about the broken one" server_error "broken.jpg: server answered 400: "
+check "attack --out with several images: DIR/<name>/<transform>.png" \
+    sh -c 'for n in a1 c1; do [ -f "$1/$n/JPG(Adv1(x)).png" ] || exit 1; done' sh "$tmp/adv2"
 run "$ADVJPG" attack "$jpg" --eps 5
 check "attack without --out: no images" py '"images" not in J[0] and "files" not in J[0] and
     len(J[0]["results"]) == 5'
@@ -602,6 +642,9 @@ rows = list(csv.reader(open(sys.argv[1], newline="")))
 sys.exit(not (rows[0][:5] == ["file", "truth", "label_x", "x:prob", "x:label"] and
               len(rows[0]) == 3 + 2 * 8 and [r[0] for r in rows[1:]] == ["img.png", "img.ppm"] and
               all(r[1] == "3" for r in rows[1:])))' "$tmp/out"
+cp "$tmp/out" "$tmp/rows-live.csv"
+run "$ADVJPG" rows "$jid" -o "$tmp/rows-live-o.csv"
+check "rows ID -o FILE (live): the same CSV" rc_and 0 cmp -s "$tmp/rows-live.csv" "$tmp/rows-live-o.csv"
 run "$ADVJPG" jobs
 check "jobs (live)" py 'A[0] in [j["id"] for j in J[0]["jobs"]]' "$jid"
 run "$ADVJPG" cancel "$jid"
