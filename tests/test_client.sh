@@ -374,6 +374,8 @@ for s in classify.sh attack.sh recompress.sh evaluate.sh job.sh result.sh rows.s
     health.sh models.sh metrics.sh jobs.sh; do
     run "$scripts/$s" -h
     check "$s -h" rc_and 0 grep -q "^usage: $s" "$tmp/out"
+    check "$s -h names ADVJPG_SERVER and ADVJPG_TOKEN" \
+        sh -c 'grep -q "^  ADVJPG_SERVER " "$1" && grep -q "^  ADVJPG_TOKEN " "$1"' sh "$tmp/out"
 done
 run "$scripts/health.sh" extra
 check "health.sh extra: usage error" usage_error
@@ -486,6 +488,19 @@ check "evaluate.sh: the JSON body (quotes escaped) and the token" py 'J[0]["auth
     json.loads(J[0]["body"]) == {"dataset": "my \"set\"", "ground_truth": "gt.txt", "eps": [1, 5]}'
 run env ADVJPG_SERVER="$FAKE" "$scripts/job.sh" nosuch
 check "job.sh on 404: exit 1 with the error body" rc_and 1 grep -q "no such thing" "$tmp/out"
+check "job.sh on 404: the body ends its line; curl's message on stderr" \
+    sh -c '[ "$(tail -c 1 "$1" | od -An -c | tr -d " ")" = "\\n" ] && grep -q "^curl: (22)" "$2"' \
+    sh "$tmp/out" "$tmp/err"
+if command -v script >/dev/null 2>&1; then
+    run script -qec "ADVJPG_SERVER='$FAKE' '$scripts/job.sh' nosuch" /dev/null
+    check "job.sh on 404 on a terminal: curl's message on a line of its own" \
+        grep -q "^curl: (22)" "$tmp/out"
+fi
+: >"$tmp/fake.log"
+run env ADVJPG_SERVER="$FAKE" "$scripts/evaluate.sh" 'back\slash	tab' gt.txt
+cp "$tmp/fake.log" "$tmp/out"
+check "evaluate.sh: a backslash and a tab in the JSON body (jq)" py \
+    'json.loads(J[0]["body"]) == {"dataset": "back\\slash\ttab", "ground_truth": "gt.txt", "eps": [1, 5, 10]}'
 
 # ---- the live daemon ---------------------------------------------------------
 
