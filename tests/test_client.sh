@@ -377,6 +377,13 @@ for s in classify.sh attack.sh recompress.sh evaluate.sh job.sh result.sh rows.s
     check "$s -h names ADVJPG_SERVER and ADVJPG_TOKEN" \
         sh -c 'grep -q "^  ADVJPG_SERVER " "$1" && grep -q "^  ADVJPG_TOKEN " "$1"' sh "$tmp/out"
 done
+if command -v shellcheck >/dev/null 2>&1; then
+    # from their folder, where shellcheck follows the scripts' ". common.sh"
+    run sh -c 'cd "$1" && shellcheck -s sh ./*.sh' sh "$scripts"
+    check "the scripts are shellcheck-clean as POSIX sh" rc_is 0
+else
+    skip "no shellcheck: the scripts' lint"
+fi
 run "$scripts/health.sh" extra
 check "health.sh extra: usage error" usage_error
 run "$scripts/classify.sh" "$tmp/notes.txt"
