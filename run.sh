@@ -2,13 +2,13 @@
 # run.sh - one entry point for a fresh Debian machine.
 #
 #   ./run.sh deps    install the build and test dependencies (apt-get; needs root)
-#   ./run.sh build   configure and build the release build in build/
-#   ./run.sh test    deps + build + the whole test suite, twice: the release
-#                    build and a debug build with AddressSanitizer and UBSan;
-#                    ends with the line "N passed, N failed"
-#   ./run.sh demo    deps + build + start advjpgd on the embedded model and run
-#                    the paper's experiment on the demo image set
-#   ./run.sh bench   deps + build + the engine benchmark (overfeat-fast)
+#   ./run.sh build   build dependencies + the release build in build/
+#   ./run.sh test    build and test dependencies + build + every test, twice: the
+#                    release build and a debug build with ASan and UBSan; ends
+#                    with the line "N passed, N failed"
+#   ./run.sh demo    build dependencies, curl, python3 + build + advjpgd on the
+#                    embedded model running the paper's experiment on the demo set
+#   ./run.sh bench   build dependencies + build + the engine benchmark (overfeat-fast)
 #   ./run.sh fuzz [SECONDS]
 #                    clang + libFuzzer build in build-fuzz/ (ASan, UBSan), then
 #                    each tests/fuzz target for SECONDS (default 60), new
@@ -16,22 +16,24 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PACKAGES=(meson ninja-build pkg-config gcc libc6-dev
-  libmicrohttpd-dev libjansson-dev libturbojpeg0-dev libjpeg62-turbo-dev libjpeg-turbo-progs
+# What building needs; what the demo runs besides (tools/demo.sh: curl, python3);
+# what only the tests need. `build`, `demo` and `bench` install no test packages.
+BUILD_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev
+  libmicrohttpd-dev libjansson-dev libturbojpeg0-dev libjpeg62-turbo-dev
   libpng-dev libstb-dev libopenblas-dev libinih-dev libcurl4-openssl-dev
-  curl python3 libxml2-utils
+  libprotobuf-c-dev protobuf-c-compiler libonnx-dev)
+DEMO_PACKAGES=(curl python3)
+TEST_PACKAGES=(curl python3 libjpeg-turbo-progs libxml2-utils jq shellcheck systemd
   chromium nodejs jupyter-nbconvert python3-ipykernel python3-nbclient python3-requests
   python3-pandas python3-matplotlib python3-scipy
-  libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata
-  python3-torch python3-torchvision)
+  libonnx-testdata python3-torch python3-torchvision)
 
-deps() {
-  local missing=()
-  for p in "${PACKAGES[@]}"; do
+# install_pkgs PACKAGE...: apt-get installs those that are missing (as root or through sudo)
+install_pkgs() {
+  local missing=() p
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
-  # Debian's nodejs comes without npm; another nodejs package may bring its own
-  command -v npm >/dev/null || missing+=(npm)
   if [ ${#missing[@]} -gt 0 ]; then
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -39,6 +41,15 @@ deps() {
     $sudo apt-get update -q
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
   fi
+}
+
+build_deps() { install_pkgs "${BUILD_PACKAGES[@]}"; }
+
+test_deps() {
+  local extra=()
+  # Debian's nodejs comes without npm; another nodejs package may bring its own
+  command -v npm >/dev/null || extra+=(npm)
+  install_pkgs "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}" "${extra[@]}"
 }
 
 build() {
@@ -65,7 +76,7 @@ run_tests() {
 }
 
 tests() {
-  deps
+  test_deps
   build
   run_tests build
   [ -f build-asan/build.ninja ] ||
@@ -80,8 +91,7 @@ tests() {
 # The fuzz targets of tests/fuzz/meson.build, one after another.
 fuzz() {
   local secs=${1:-60} t
-  PACKAGES+=(clang libclang-rt-dev)
-  deps
+  install_pkgs "${BUILD_PACKAGES[@]}" clang libclang-rt-dev
   [ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true \
     -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debugoptimized
   ninja -C build-fuzz
@@ -99,11 +109,11 @@ fuzz() {
 }
 
 case "${1:-}" in
-  deps) deps ;;
-  build) deps; build ;;
+  deps) test_deps ;;
+  build) build_deps; build ;;
   test) tests ;;
-  demo) deps; build; exec bash tools/demo.sh ;;
-  bench) deps; build; ./build/bench/advjpg-bench --model overfeat-fast ;;
+  demo) install_pkgs "${BUILD_PACKAGES[@]}" "${DEMO_PACKAGES[@]}"; build; exec bash tools/demo.sh ;;
+  bench) build_deps; build; ./build/bench/advjpg-bench --model overfeat-fast ;;
   fuzz) fuzz "${2:-60}" ;;
-  *) sed -n '2,16p' "$0"; exit 2 ;;
+  *) sed -n '2,15p' "$0"; exit 2 ;;
 esac

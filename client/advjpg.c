@@ -117,7 +117,8 @@ static void program_help(FILE *f)
           "  -V, --version      the client's version\n"
           "\n"
           "Images (JPEG, PNG, PPM/PGM) are sent as the raw request body, with the\n"
-          "Content-Type of their first bytes.\n"
+          "Content-Type of their first bytes; evaluate uploads them as multipart\n"
+          "form-data instead.\n"
           "\n"
           "Output: the server's JSON on standard output, indented when that is a\n"
           "terminal and compact (one line per answer) otherwise; problems go to\n"
@@ -135,6 +136,7 @@ static void program_help(FILE *f)
           "  advjpg classify cat.jpg dog.png\n"
           "  advjpg attack cat.jpg --eps 1,5,10 --out adv/\n"
           "  advjpg recompress cat.png -q 75 -o cat-q75.jpg\n"
+          "  advjpg evaluate photos/*.jpg --labels labels.txt --wait\n"
           "  ADVJPG_SERVER=http://gpu-box:8080 advjpg evaluate --dataset imagenet/val --wait\n",
           f);
 }

@@ -290,6 +290,9 @@ static void transport_message(cli_http *h, CURLcode rc, const char *curlerr, cha
         set_err(err, errsz, "the answer from %s is larger than %zu MiB or memory ran out",
                 h->base, CLI_MAX_BODY >> 20);
         break;
+    case CURLE_READ_ERROR:
+        set_err(err, errsz, "cannot read a file to upload to %s: %s", h->base, detail);
+        break;
     case CURLE_GOT_NOTHING:
         set_err(err, errsz, "%s closed the connection without answering", h->base);
         break;
@@ -313,6 +316,35 @@ static int add_header(struct curl_slist **l, const char *line)
     return 1;
 }
 
+/* A multipart body of n parts for handle c; NULL with a message in err. */
+static curl_mime *build_mime(CURL *c, const cli_part *parts, size_t n, char *err, size_t errsz)
+{
+    curl_mime *m = curl_mime_init(c);
+    if (!m) {
+        set_err(err, errsz, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const cli_part *p = &parts[i];
+        curl_mimepart *mp = curl_mime_addpart(m);
+        CURLcode rc = mp ? curl_mime_name(mp, p->name) : CURLE_OUT_OF_MEMORY;
+        if (rc == CURLE_OK)
+            rc = p->path ? curl_mime_filedata(mp, p->path)
+                         : curl_mime_data(mp, p->data ? p->data : "", p->len);
+        if (rc == CURLE_OK && p->filename)
+            rc = curl_mime_filename(mp, p->filename);
+        if (rc == CURLE_OK && p->type)
+            rc = curl_mime_type(mp, p->type);
+        if (rc != CURLE_OK) {
+            set_err(err, errsz, "cannot add the part '%s'%s%s to the request: %s", p->name,
+                    p->path ? " from " : "", p->path ? p->path : "", curl_easy_strerror(rc));
+            curl_mime_free(m);
+            return NULL;
+        }
+    }
+    return m;
+}
+
 int cli_http_do(cli_http *h, const cli_request *req, cli_response *resp, char *err, size_t errsz)
 {
     memset(resp, 0, sizeof *resp);
@@ -321,6 +353,7 @@ int cli_http_do(cli_http *h, const cli_request *req, cli_response *resp, char *e
     char *url = malloc(n);
     char ct[160], accept[160], curlerr[CURL_ERROR_SIZE] = "";
     struct curl_slist *hdr = NULL;
+    curl_mime *mime = NULL;
     int ok = 1;
     if (!url) {
         set_err(err, errsz, "out of memory");
@@ -332,7 +365,7 @@ int cli_http_do(cli_http *h, const cli_request *req, cli_response *resp, char *e
     ok &= add_header(&hdr, accept);
     /* no "Expect: 100-continue" round trip before image bodies */
     ok &= add_header(&hdr, "Expect:");
-    if (req->content_type) {
+    if (req->content_type && !req->n_parts) {
         snprintf(ct, sizeof ct, "Content-Type: %s", req->content_type);
         ok &= add_header(&hdr, ct);
     }
@@ -367,7 +400,16 @@ int cli_http_do(cli_http *h, const cli_request *req, cli_response *resp, char *e
         connect_ms = h->timeout_ms;
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, h->timeout_ms);
-    if (!strcmp(req->method, "POST")) {
+    if (!strcmp(req->method, "POST") && req->n_parts) {
+        if (!(mime = build_mime(c, req->parts, req->n_parts, err, errsz))) {
+            curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+            curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+            curl_slist_free_all(hdr);
+            free(url);
+            return -1;
+        }
+        curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
+    } else if (!strcmp(req->method, "POST")) {
         curl_easy_setopt(c, CURLOPT_POST, 1L);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body ? (const char *)req->body : "");
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(req->body ? req->body_len : 0));
@@ -384,6 +426,10 @@ int cli_http_do(cli_http *h, const cli_request *req, cli_response *resp, char *e
         transport_message(h, rc, curlerr, err, errsz);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+    if (mime) {
+        curl_easy_setopt(c, CURLOPT_MIMEPOST, NULL);
+        curl_mime_free(mime);
+    }
     curl_slist_free_all(hdr);
     free(url);
     if (rc != CURLE_OK)

@@ -46,6 +46,20 @@ typedef struct {
     CURL *curl;        /**< reused handle (connection cache) */
 } cli_http;
 
+/**
+ * One part of a multipart/form-data body: its content is either a file,
+ * streamed while the request is sent (never held in memory whole), or
+ * bytes in memory. Everything is borrowed until cli_http_do() returns.
+ */
+typedef struct {
+    const char *name;         /**< field name, e.g. "image" */
+    const char *filename;     /**< the part's file name; NULL: the base name of path, or none */
+    const char *path;         /**< a file whose bytes are the content, or NULL */
+    const char *data;         /**< else the content (len bytes) */
+    size_t len;
+    const char *type;         /**< the part's Content-Type; NULL: none sent */
+} cli_part;
+
 typedef struct {
     const char *method;       /**< "GET", "POST" or "DELETE" */
     const char *path;         /**< appended to the base URL: "/classify?top_k=5" */
@@ -53,6 +67,9 @@ typedef struct {
     size_t body_len;
     const char *content_type; /**< of the body, e.g. "image/jpeg"; NULL = none */
     const char *accept;       /**< Accept header; NULL = "application/json" */
+    const cli_part *parts;    /**< n_parts > 0: a POST whose body is multipart/form-data
+                                   made of these (body and content_type are ignored) */
+    size_t n_parts;
 } cli_request;
 
 typedef struct {

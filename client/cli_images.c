@@ -28,6 +28,70 @@ static int load_image(cli_ctx *ctx, const char *path, char **data, size_t *len,
     return 0;
 }
 
+/*
+ * POSTs the image file to path (a checked query included). On an answer:
+ * 0 and *out (new) = {"file": file, ...the server's JSON object} for a 2xx,
+ * or {"file", "error", "status"} when the server refused this image (400,
+ * 413, 415, 422: *refused is set and a line goes to stderr). Anything else
+ * (no answer, another error status, an answer that is not a JSON object):
+ * the exit status, printed.
+ */
+static int post_image(cli_ctx *ctx, const char *path, const char *file, json_t **out,
+                      int *refused)
+{
+    char err[CLI_ERRLEN];
+    const char *type;
+    char *data;
+    size_t len;
+    cli_response r;
+    int rc;
+    if ((rc = cli_connect(ctx)) || (rc = load_image(ctx, file, &data, &len, &type)))
+        return rc;
+    cli_request q = {.method = "POST", .path = path, .body = data, .body_len = len,
+                     .content_type = type};
+    rc = cli_http_do(&ctx->http, &q, &r, err, sizeof err);
+    free(data);
+    if (rc) {
+        cli_response_free(&r);
+        return cli_fail("%s", err);
+    }
+    json_t *o = json_object(), *ans = NULL;
+    json_object_set_new(o, "file", cli_json_path(file));
+    if (r.status >= 200 && r.status < 300) {
+        ans = json_loadb(r.body, r.len, 0, NULL);
+        if (!json_is_object(ans)) {
+            json_decref(ans);
+            json_decref(o);
+            cli_response_free(&r);
+            return cli_fail("%s: server answered %ld with something that is not a JSON "
+                            "object", file, r.status);
+        }
+        json_object_update(o, ans);
+        json_decref(ans);
+    } else if (image_status(r.status)) {
+        /* this image's fault: report it in the output too, and go on */
+        cli_http_status_message(&r, err, sizeof err);
+        ans = json_loadb(r.body, r.len, 0, NULL);
+        json_t *e = json_object_get(ans, "error");
+        if (json_is_string(e))
+            json_object_set(o, "error", e);
+        else
+            json_object_set_new(o, "error", json_string(err));
+        json_object_set_new(o, "status", json_integer(r.status));
+        json_decref(ans);
+        fprintf(stderr, "advjpg: %s: %s\n", file, err);
+        *refused = 1;
+    } else {
+        cli_http_status_message(&r, err, sizeof err);
+        json_decref(o);
+        cli_response_free(&r);
+        return cli_fail("%s", err);
+    }
+    cli_response_free(&r);
+    *out = o;
+    return 0;
+}
+
 /* ---- classify ---------------------------------------------------------- */
 
 static int run_classify(cli_ctx *ctx, int argc, char **argv)
@@ -76,53 +140,9 @@ static int run_classify(cli_ctx *ctx, int argc, char **argv)
 
     int failed = 0;
     for (int i = optind; i < argc; i++) {
-        const char *file = argv[i], *type;
-        char *data;
-        size_t len;
-        cli_response r;
-        if ((rc = load_image(ctx, file, &data, &len, &type)))
+        json_t *out = NULL;
+        if ((rc = post_image(ctx, path, argv[i], &out, &failed)))
             return rc;
-        cli_request q = {.method = "POST", .path = path, .body = data, .body_len = len,
-                         .content_type = type};
-        rc = cli_http_do(&ctx->http, &q, &r, err, sizeof err);
-        free(data);
-        if (rc) {
-            cli_response_free(&r);
-            return cli_fail("%s", err);
-        }
-        json_t *out = json_object(), *ans = NULL;
-        json_object_set_new(out, "file", cli_json_path(file));
-        if (r.status >= 200 && r.status < 300) {
-            ans = json_loadb(r.body, r.len, 0, NULL);
-            if (!json_is_object(ans)) {
-                json_decref(ans);
-                json_decref(out);
-                cli_response_free(&r);
-                return cli_fail("%s: server answered %ld with something that is not a JSON "
-                                "object", file, r.status);
-            }
-            json_object_update(out, ans);
-            json_decref(ans);
-        } else if (image_status(r.status)) {
-            /* this image's fault: report it in the output too, and go on */
-            cli_http_status_message(&r, err, sizeof err);
-            ans = json_loadb(r.body, r.len, 0, NULL);
-            json_t *e = json_object_get(ans, "error");
-            if (json_is_string(e))
-                json_object_set(out, "error", e);
-            else
-                json_object_set_new(out, "error", json_string(err));
-            json_object_set_new(out, "status", json_integer(r.status));
-            json_decref(ans);
-            fprintf(stderr, "advjpg: %s: %s\n", file, err);
-            failed = 1;
-        } else {
-            cli_http_status_message(&r, err, sizeof err);
-            json_decref(out);
-            cli_response_free(&r);
-            return cli_fail("%s", err);
-        }
-        cli_response_free(&r);
         rc = cli_output(ctx, out);
         json_decref(out);
         if (rc)
@@ -268,9 +288,33 @@ static int run_attack(cli_ctx *ctx, int argc, char **argv)
         }
     }
     if (optind >= argc)
-        return cli_usage(ctx, "which image? (advjpg attack IMG --eps 1,5,10)");
-    if (argc - optind > 1)
-        return cli_usage(ctx, "one image at a time, not %d", argc - optind);
+        return cli_usage(ctx, "which image? (advjpg attack IMG... --eps 1,5,10)");
+    int several = argc - optind > 1;
+    /* every file is checked before the first request; with several images
+     * and --out, each gets its own folder DIR/<name>, and the names differ */
+    json_t *dirs = json_object();
+    for (int i = optind; i < argc; i++) {
+        const char *type, *base = strrchr(argv[i], '/');
+        char stem[256];
+        base = base ? base + 1 : argv[i];
+        const char *dot = strrchr(base, '.');
+        size_t sl = dot && dot != base ? (size_t)(dot - base) : strlen(base);
+        if (cli_image_check(argv[i], &type, err, sizeof err)) {
+            json_decref(dirs);
+            return cli_usage(ctx, "%s", err);
+        }
+        if (!(out && several))
+            continue;
+        snprintf(stem, sizeof stem, "%.*s", (int)sl, base);
+        char name[256];
+        cli_safe_name(stem, NULL, name, sizeof name);
+        if (json_object_get(dirs, name)) {
+            json_decref(dirs);
+            return cli_usage(ctx, "two images would write to %s/%s; attack them in separate "
+                                  "runs or rename one", out, name);
+        }
+        json_object_set_new(dirs, name, json_string(argv[i]));
+    }
 
     char path[768] = "/attack";
     if (cli_query_add(path, sizeof path, "images=%d", out ? 1 : 0) ||
@@ -278,57 +322,72 @@ static int run_attack(cli_ctx *ctx, int argc, char **argv)
         (quality > 0 && cli_query_add(path, sizeof path, "quality=%ld", quality)) ||
         (have_seed && cli_query_add(path, sizeof path, "seed=%llu", seed)) ||
         (top_k > 0 && cli_query_add(path, sizeof path, "top_k=%ld", top_k)) ||
-        (resize && cli_query_add(path, sizeof path, "resize=%s", resize)))
+        (resize && cli_query_add(path, sizeof path, "resize=%s", resize))) {
+        json_decref(dirs);
         return cli_fail("the request's URL is too long");
-
-    const char *type;
-    char *data;
-    size_t len;
-    if ((rc = load_image(ctx, argv[optind], &data, &len, &type)))
-        return rc;
-    /* the folder exists before the (possibly long) request */
+    }
+    /* the folders exist before the (possibly long) requests */
     if (out && cli_mkdirs(out, err, sizeof err)) {
-        free(data);
+        json_decref(dirs);
         return cli_fail("%s", err);
     }
-    cli_request q = {.method = "POST", .path = path, .body = data, .body_len = len,
-                     .content_type = type};
-    json_t *ans;
-    rc = cli_call_json(ctx, &q, &ans);
-    free(data);
-    if (rc)
-        return rc;
-    if (!json_is_object(ans)) {
+    int failed = 0;
+    rc = 0;
+    for (int i = optind; !rc && i < argc; i++) {
+        json_t *ans = NULL;
+        char sub[4096];
+        if ((rc = post_image(ctx, path, argv[i], &ans, &failed)))
+            break;
+        if (out && !json_object_get(ans, "error")) {
+            const char *dir = out;
+            if (several) {
+                const char *key;
+                json_t *v;
+                json_object_foreach(dirs, key, v) {
+                    if (!strcmp(json_string_value(v), argv[i]))
+                        break;
+                }
+                snprintf(sub, sizeof sub, "%s%s%s", out,
+                         out[strlen(out) - 1] == '/' ? "" : "/", key);
+                dir = sub;
+                if (cli_mkdirs(dir, err, sizeof err))
+                    rc = cli_fail("%s", err);
+            }
+            if (!rc)
+                rc = save_images(ans, dir);
+        }
+        if (!rc)
+            rc = cli_output(ctx, ans);
         json_decref(ans);
-        return cli_fail("server answered with JSON that is not an object");
     }
-    if (out && (rc = save_images(ans, out))) {
-        json_decref(ans);
-        return rc;
-    }
-    rc = cli_output(ctx, ans);
-    json_decref(ans);
-    return rc;
+    json_decref(dirs);
+    return rc ? rc : failed ? CLI_EXIT_SERVER : CLI_EXIT_OK;
 }
 
 const cli_command cli_cmd_attack = {
     "attack", run_attack, "adversarial images and their JPEG re-compressions (POST /attack)",
-    "usage: advjpg attack IMG [--eps 1,5,10] [--quality Q] [--seed S] [--top-k K]\n"
-    "                         [--resize center|none] [--out DIR]\n"
+    "usage: advjpg attack IMG... [--eps 1,5,10] [--quality Q] [--seed S] [--top-k K]\n"
+    "                            [--resize center|none] [--out DIR]\n"
     "\n"
-    "Runs the per-image experiment on IMG: classifies x and JPG(x), and for each\n"
-    "eps the adversarial Adv_eps(x), JPG(Adv_eps(x)) and JPGnoise(Adv_eps(x)).\n"
-    "Prints the server's JSON (\"label\", \"results\" with one entry per transform).\n"
+    "Runs the per-image experiment on each IMG, one request per image: classifies\n"
+    "x and JPG(x), and for each eps the adversarial Adv_eps(x), JPG(Adv_eps(x))\n"
+    "and JPGnoise(Adv_eps(x)). Prints the server's JSON per image (JSON Lines\n"
+    "when standard output is not a terminal) with the image's path added first\n"
+    "as \"file\": \"label\", \"results\" with one entry per transform. An image the\n"
+    "server refuses gives {\"file\", \"error\", \"status\"} and a line on standard\n"
+    "error, the others are still attacked and the exit status is 1.\n"
     "\n"
     "Options (server defaults when left out):\n"
     "  -e, --eps LIST        eps values, integers 1..255: 1,5,10\n"
     "  -q, --quality Q       JPEG quality 1..100 of JPG()\n"
-    "  -s, --seed S          seed of JPGnoise's random signs\n"
+    "  -s, --seed S          seed of JPGnoise's random permutation of the JPEG change\n"
     "  -k, --top-k K         classes per \"top\" list\n"
     "      --resize MODE     center (default) or none (IMG is the input size)\n"
     "  -o, --out DIR         also fetch the images (images=1) and write each as\n"
     "                        DIR/<transform>.png, e.g. DIR/x.png, DIR/Adv1(x).png,\n"
     "                        DIR/JPG(Adv1(x)).png; DIR is created if missing.\n"
+    "                        With several images, each goes to its own folder\n"
+    "                        DIR/<file name without extension>/.\n"
     "                        The printed JSON then has \"files\": {transform: path}\n"
     "                        instead of the base64 \"images\".\n"
     "\n"
@@ -340,7 +399,8 @@ const cli_command cli_cmd_attack = {
     "\n"
     "Examples:\n"
     "  advjpg attack cat.jpg --eps 1,5,10\n"
-    "  advjpg attack cat.jpg --eps 1 --quality 75 --out adv/ && ls adv/\n",
+    "  advjpg attack cat.jpg --eps 1 --quality 75 --out adv/ && ls adv/\n"
+    "  advjpg attack cat.jpg dog.png --eps 5 --out adv/ && ls adv/cat adv/dog\n",
 };
 
 /* ---- recompress -------------------------------------------------------- */

@@ -2,14 +2,17 @@
  * cli_jobs.c - evaluation jobs: evaluate, jobs, job, result, rows, cancel,
  * and waiting for a job with a progress display.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cli_cmd.h"
+#include "cli_io.h"
 #include "cli_progress.h"
 
 #define WAIT_MAX_MISSES 10 /* polls in a row without an answer before giving up */
@@ -181,124 +184,113 @@ static int print_job_json(cli_ctx *ctx, const char *id, const char *suffix)
 
 /* ---- evaluate ---------------------------------------------------------- */
 
-static int run_evaluate(cli_ctx *ctx, int argc, char **argv)
-{
-    enum { O_DATASET = OPT_FIRST_LOCAL, O_TRUTH, O_OFFSET, O_LIMIT, O_SHARD, O_WAIT, O_INTERVAL };
-    static const struct option opts[] = {
-        {"dataset", required_argument, NULL, O_DATASET},
-        {"ground-truth", required_argument, NULL, O_TRUTH},
-        {"eps", required_argument, NULL, 'e'},
-        {"quality", required_argument, NULL, 'q'},
-        {"seed", required_argument, NULL, 's'},
-        {"offset", required_argument, NULL, O_OFFSET},
-        {"limit", required_argument, NULL, O_LIMIT},
-        {"shard", required_argument, NULL, O_SHARD},
-        {"wait", no_argument, NULL, O_WAIT},
-        {"interval", required_argument, NULL, O_INTERVAL},
-        CLI_GLOBAL_OPTIONS,
-        {NULL, 0, NULL, 0},
-    };
-    json_t *body = json_object(), *eps = NULL;
-    const char *dataset = NULL;
-    long v;
-    int wait = 0, c, rc = 0;
-    double interval = 1.0;
-    char norm[512];
-    if (!body)
-        return cli_fail("out of memory");
-    while (!rc && (c = getopt_long(argc, argv, ":he:q:s:", opts, NULL)) != -1) {
-        switch (c) {
-        case O_DATASET:
-            if (!*optarg)
-                rc = cli_usage(ctx, "--dataset wants a folder under the server's --data-root");
-            dataset = optarg;
-            break;
-        case O_TRUTH:
-            if (!*optarg)
-                rc = cli_usage(ctx, "--ground-truth wants a file under the server's --data-root");
-            json_object_set_new(body, "ground_truth", json_string(optarg));
-            break;
-        case 'e':
-            json_decref(eps);
-            eps = NULL;
-            rc = cli_parse_eps(ctx, optarg, norm, sizeof norm, &eps);
-            break;
-        case 'q':
-            if (!(rc = cli_parse_long(ctx, "--quality", optarg, 1, 100, &v)))
-                json_object_set_new(body, "quality", json_integer(v));
-            break;
-        case 's': {
-            unsigned long long seed;
-            /* jansson's integers are signed 64-bit */
-            if (!(rc = cli_parse_seed(ctx, optarg, LLONG_MAX, &seed)))
-                json_object_set_new(body, "seed", json_integer((json_int_t)seed));
-            break;
-        }
-        case O_OFFSET:
-            if (!(rc = cli_parse_long(ctx, "--offset", optarg, 0, 2147483647L, &v)))
-                json_object_set_new(body, "offset", json_integer(v));
-            break;
-        case O_LIMIT:
-            if (!(rc = cli_parse_long(ctx, "--limit", optarg, 1, 2147483647L, &v)))
-                json_object_set_new(body, "limit", json_integer(v));
-            break;
-        case O_SHARD: {
-            long idx, cnt;
-            char extra;
-            if (sscanf(optarg, "%ld/%ld%c", &idx, &cnt, &extra) != 2 || cnt < 1 || idx < 0 ||
-                idx >= cnt || cnt > 1000000)
-                rc = cli_usage(ctx, "--shard wants INDEX/COUNT with 0 <= INDEX < COUNT, such "
-                                    "as 0/4, not '%s'", optarg);
-            else
-                json_object_set_new(body, "shard",
-                                    json_pack("{s:I,s:I}", "index", (json_int_t)idx, "count",
-                                              (json_int_t)cnt));
-            break;
-        }
-        case O_WAIT:
-            wait = 1;
-            break;
-        case O_INTERVAL:
-            rc = cli_parse_seconds(ctx, "--interval", optarg, &interval);
-            if (!rc && interval < 0.05)
-                rc = cli_usage(ctx, "--interval is at least 0.05 seconds");
-            break;
-        default:
-            if ((rc = cli_common_option(ctx, c, argv)) >= 0) {
-                json_decref(body);
-                json_decref(eps);
-                return rc;
-            }
-            rc = 0;
-        }
-    }
-    if (!rc && optind < argc)
-        rc = cli_usage(ctx, "unexpected argument '%s'", argv[optind]);
-    if (!rc && !dataset)
-        rc = cli_usage(ctx, "which data set? --dataset DIR (a folder under the server's "
-                            "--data-root)");
-    if (rc) {
-        json_decref(body);
-        json_decref(eps);
-        return rc;
-    }
-    json_object_set_new(body, "dataset", json_string(dataset));
-    if (eps)
-        json_object_set_new(body, "eps", eps);
+/* The images of an upload: each path with its base name (the name the
+ * server keys it by) and its type. */
+typedef struct {
+    char *path;       /* owned */
+    const char *name; /* the base name, inside path */
+    const char *type; /* cli_image_type()'s answer */
+} upload_image;
 
-    char *text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    if (!text)
-        return cli_fail("out of memory");
-    cli_request q = {.method = "POST", .path = "/evaluate", .body = text,
-                     .body_len = strlen(text), .content_type = "application/json"};
-    json_t *ans;
-    rc = cli_call_json(ctx, &q, &ans);
-    free(text);
-    if (rc)
-        return rc;
+typedef struct {
+    upload_image *v;
+    size_t n, cap;
+} upload_list;
+
+static void upload_list_free(upload_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i].path);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+/* Appends path (copied) with its type; 0, or -1 when memory ran out. */
+static int upload_add(upload_list *l, const char *path, const char *type)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 16;
+        upload_image *v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        l->v = v;
+        l->cap = cap;
+    }
+    char *p = strdup(path);
+    if (!p)
+        return -1;
+    const char *slash = strrchr(p, '/');
+    l->v[l->n++] = (upload_image){p, slash ? slash + 1 : p, type};
+    return 0;
+}
+
+static int cmp_upload(const void *a, const void *b)
+{
+    return strcmp(((const upload_image *)a)->name, ((const upload_image *)b)->name);
+}
+
+/*
+ * Adds every image of folder dir (regular files, not hidden, whose first
+ * bytes are a JPEG, PNG or PPM/PGM; anything else is passed over, like the
+ * server does for a dataset folder). Exit status (usage error printed).
+ */
+static int upload_add_dir(cli_ctx *ctx, upload_list *l, const char *dir)
+{
+    char err[CLI_ERRLEN], path[4096];
+    DIR *d = opendir(dir);
+    if (!d)
+        return cli_usage(ctx, "--upload %s: %s", dir, strerror(errno));
+    size_t before = l->n;
+    struct dirent *e;
+    int rc = 0;
+    size_t dl = strlen(dir);
+    while (dl > 1 && dir[dl - 1] == '/')
+        dl--;
+    while (!rc && (e = readdir(d))) {
+        const char *type;
+        struct stat st;
+        if (e->d_name[0] == '.')
+            continue;
+        int n = snprintf(path, sizeof path, "%.*s/%s", (int)dl, dir, e->d_name);
+        if (n < 0 || (size_t)n >= sizeof path || stat(path, &st) || !S_ISREG(st.st_mode) ||
+            cli_image_check(path, &type, err, sizeof err))
+            continue;
+        if (upload_add(l, path, type))
+            rc = cli_fail("out of memory");
+    }
+    closedir(d);
+    if (!rc && l->n == before)
+        rc = cli_usage(ctx, "--upload %s: no JPEG, PNG or PPM images in the folder", dir);
+    return rc;
+}
+
+/* The labels file of an upload: --labels, else DIR/labels.txt if there is one. */
+static int upload_labels(cli_ctx *ctx, const char *labels, const char *dir, char **text,
+                         size_t *len)
+{
+    char err[CLI_ERRLEN], path[4096];
+    *text = NULL;
+    *len = 0;
+    if (!labels && dir) {
+        struct stat st;
+        int n = snprintf(path, sizeof path, "%s/labels.txt", dir);
+        if (n < 0 || (size_t)n >= sizeof path || stat(path, &st) || !S_ISREG(st.st_mode))
+            return 0;
+        labels = path;
+    }
+    if (!labels)
+        return 0;
+    if (cli_read_file(labels, text, len, err, sizeof err))
+        return cli_usage(ctx, "--labels: %s", err);
+    return 0;
+}
+
+/* Prints the answer to POST /evaluate, or waits for the job and prints its result. */
+static int evaluate_started(cli_ctx *ctx, json_t *ans, int wait, double interval)
+{
     const json_t *idv = json_object_get(ans, "id");
     char id[256];
+    int rc;
     if (json_is_string(idv))
         snprintf(id, sizeof id, "%s", json_string_value(idv));
     else if (json_is_integer(idv))
@@ -328,27 +320,251 @@ static int run_evaluate(cli_ctx *ctx, int argc, char **argv)
     return print_job_json(ctx, id, "/result");
 }
 
+static int run_evaluate(cli_ctx *ctx, int argc, char **argv)
+{
+    enum {
+        O_DATASET = OPT_FIRST_LOCAL, O_TRUTH, O_LABELS, O_UPLOAD, O_OFFSET, O_LIMIT, O_SHARD,
+        O_WAIT, O_INTERVAL
+    };
+    static const struct option opts[] = {
+        {"dataset", required_argument, NULL, O_DATASET},
+        {"ground-truth", required_argument, NULL, O_TRUTH},
+        {"labels", required_argument, NULL, O_LABELS},
+        {"upload", required_argument, NULL, O_UPLOAD},
+        {"eps", required_argument, NULL, 'e'},
+        {"quality", required_argument, NULL, 'q'},
+        {"seed", required_argument, NULL, 's'},
+        {"offset", required_argument, NULL, O_OFFSET},
+        {"limit", required_argument, NULL, O_LIMIT},
+        {"shard", required_argument, NULL, O_SHARD},
+        {"wait", no_argument, NULL, O_WAIT},
+        {"interval", required_argument, NULL, O_INTERVAL},
+        CLI_GLOBAL_OPTIONS,
+        {NULL, 0, NULL, 0},
+    };
+    const char *dataset = NULL, *truth = NULL, *labels = NULL, *dir = NULL;
+    long quality = -1, offset = -1, limit = -1, shard_i = -1, shard_n = -1;
+    unsigned long long seed = 0;
+    int have_seed = 0, wait = 0, c, rc = 0;
+    double interval = 1.0;
+    char eps[512] = "", err[CLI_ERRLEN];
+    while ((c = getopt_long(argc, argv, ":he:q:s:", opts, NULL)) != -1) {
+        switch (c) {
+        case O_DATASET:
+            if (!*optarg)
+                return cli_usage(ctx, "--dataset wants a folder under the server's --data-root");
+            dataset = optarg;
+            break;
+        case O_TRUTH:
+            if (!*optarg)
+                return cli_usage(ctx, "--ground-truth wants a file under the server's --data-root");
+            truth = optarg;
+            break;
+        case O_LABELS:
+            if (!*optarg)
+                return cli_usage(ctx, "--labels wants a local file of filename<TAB>class lines");
+            labels = optarg;
+            break;
+        case O_UPLOAD:
+            if (!*optarg)
+                return cli_usage(ctx, "--upload wants a local folder of images");
+            if (dir)
+                return cli_usage(ctx, "one --upload folder (or list the images)");
+            dir = optarg;
+            break;
+        case 'e':
+            if ((rc = cli_parse_eps(ctx, optarg, eps, sizeof eps, NULL)))
+                return rc;
+            break;
+        case 'q':
+            if ((rc = cli_parse_long(ctx, "--quality", optarg, 1, 100, &quality)))
+                return rc;
+            break;
+        case 's':
+            /* jansson's integers are signed 64-bit */
+            if ((rc = cli_parse_seed(ctx, optarg, LLONG_MAX, &seed)))
+                return rc;
+            have_seed = 1;
+            break;
+        case O_OFFSET:
+            if ((rc = cli_parse_long(ctx, "--offset", optarg, 0, 2147483647L, &offset)))
+                return rc;
+            break;
+        case O_LIMIT:
+            if ((rc = cli_parse_long(ctx, "--limit", optarg, 1, 2147483647L, &limit)))
+                return rc;
+            break;
+        case O_SHARD: {
+            char extra;
+            if (sscanf(optarg, "%ld/%ld%c", &shard_i, &shard_n, &extra) != 2 || shard_n < 1 ||
+                shard_i < 0 || shard_i >= shard_n || shard_n > 1000000)
+                return cli_usage(ctx, "--shard wants INDEX/COUNT with 0 <= INDEX < COUNT, such "
+                                      "as 0/4, not '%s'", optarg);
+            break;
+        }
+        case O_WAIT:
+            wait = 1;
+            break;
+        case O_INTERVAL:
+            if ((rc = cli_parse_seconds(ctx, "--interval", optarg, &interval)))
+                return rc;
+            if (interval < 0.05)
+                return cli_usage(ctx, "--interval is at least 0.05 seconds");
+            break;
+        default:
+            if ((rc = cli_common_option(ctx, c, argv)) >= 0)
+                return rc;
+        }
+    }
+    int upload = dir || optind < argc;
+    if (dataset && upload)
+        return cli_usage(ctx, "--dataset names images on the server; IMG... and --upload "
+                              "send local ones: not both");
+    if (!dataset && !upload)
+        return cli_usage(ctx, "which images? IMG... or --upload DIR (sent to the server), or "
+                              "--dataset DIR (a folder under the server's --data-root)");
+    if (dataset && labels)
+        return cli_usage(ctx, "--labels goes with uploaded images; for a --dataset give "
+                              "--ground-truth or put labels.txt in its folder");
+    if (upload && truth)
+        return cli_usage(ctx, "--ground-truth names a file on the server; with uploaded "
+                              "images give --labels FILE (filename<TAB>class lines)");
+
+    if (dataset) {
+        json_t *body = json_pack("{s:s}", "dataset", dataset), *arr = NULL;
+        if (!body)
+            return cli_fail("out of memory");
+        if (truth)
+            json_object_set_new(body, "ground_truth", json_string(truth));
+        char norm[sizeof eps];
+        if (eps[0] && !cli_parse_eps(ctx, eps, norm, sizeof norm, &arr)) /* checked: no error */
+            json_object_set_new(body, "eps", arr);
+        if (quality > 0)
+            json_object_set_new(body, "quality", json_integer(quality));
+        if (have_seed)
+            json_object_set_new(body, "seed", json_integer((json_int_t)seed));
+        if (offset >= 0)
+            json_object_set_new(body, "offset", json_integer(offset));
+        if (limit > 0)
+            json_object_set_new(body, "limit", json_integer(limit));
+        if (shard_n > 0)
+            json_object_set_new(body, "shard", json_pack("{s:I,s:I}", "index",
+                                                         (json_int_t)shard_i, "count",
+                                                         (json_int_t)shard_n));
+        char *text = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+        if (!text)
+            return cli_fail("out of memory");
+        cli_request q = {.method = "POST", .path = "/evaluate", .body = text,
+                         .body_len = strlen(text), .content_type = "application/json"};
+        json_t *ans;
+        rc = cli_call_json(ctx, &q, &ans);
+        free(text);
+        return rc ? rc : evaluate_started(ctx, ans, wait, interval);
+    }
+
+    /* an upload: the images, sorted by name as the server sorts them, sliced
+     * by --offset, --limit and --shard as the server slices a dataset */
+    upload_list l = {0};
+    for (int i = optind; !rc && i < argc; i++) {
+        const char *type;
+        if (cli_image_check(argv[i], &type, err, sizeof err))
+            rc = cli_usage(ctx, "%s", err);
+        else if (upload_add(&l, argv[i], type))
+            rc = cli_fail("out of memory");
+    }
+    if (!rc && dir)
+        rc = upload_add_dir(ctx, &l, dir);
+    if (rc) {
+        upload_list_free(&l);
+        return rc;
+    }
+    qsort(l.v, l.n, sizeof *l.v, cmp_upload);
+    for (size_t i = 1; i < l.n; i++)
+        if (!strcmp(l.v[i].name, l.v[i - 1].name)) {
+            rc = cli_usage(ctx, "%s and %s have the same name; the server keys uploaded images "
+                                "by file name", l.v[i - 1].path, l.v[i].path);
+            upload_list_free(&l);
+            return rc;
+        }
+    size_t from = offset > 0 ? (size_t)offset : 0, to = l.n;
+    if (from > l.n)
+        from = l.n;
+    if (limit > 0 && (size_t)limit < to - from)
+        to = from + (size_t)limit;
+    size_t step = shard_n > 0 ? (size_t)shard_n : 1, first = from + (shard_n > 0 ? (size_t)shard_i : 0);
+    size_t n_parts = 0;
+    cli_part *parts = calloc(to - from + 1, sizeof *parts);
+    if (!parts) {
+        upload_list_free(&l);
+        return cli_fail("out of memory");
+    }
+    for (size_t i = first; i < to; i += step)
+        parts[n_parts++] = (cli_part){.name = "image", .filename = l.v[i].name,
+                                      .path = l.v[i].path, .type = l.v[i].type};
+    if (!n_parts) {
+        free(parts);
+        upload_list_free(&l);
+        return cli_usage(ctx, "--offset, --limit and --shard leave none of the %zu images", l.n);
+    }
+    char *text = NULL;
+    size_t text_len = 0;
+    if ((rc = upload_labels(ctx, labels, dir, &text, &text_len))) {
+        free(parts);
+        upload_list_free(&l);
+        return rc;
+    }
+    if (text)
+        parts[n_parts++] = (cli_part){.name = "labels", .filename = "labels.txt", .data = text,
+                                      .len = text_len, .type = "text/plain"};
+    char path[768] = "/evaluate";
+    if ((eps[0] && cli_query_add(path, sizeof path, "eps=%s", eps)) ||
+        (quality > 0 && cli_query_add(path, sizeof path, "quality=%ld", quality)) ||
+        (have_seed && cli_query_add(path, sizeof path, "seed=%llu", seed)))
+        rc = cli_fail("the request's URL is too long");
+    json_t *ans = NULL;
+    if (!rc) {
+        cli_request q = {.method = "POST", .path = path, .parts = parts, .n_parts = n_parts};
+        rc = cli_call_json(ctx, &q, &ans);
+    }
+    free(text);
+    free(parts);
+    upload_list_free(&l);
+    return rc ? rc : evaluate_started(ctx, ans, wait, interval);
+}
+
 const cli_command cli_cmd_evaluate = {
-    "evaluate", run_evaluate, "start an evaluation job over a data set (POST /evaluate)",
-    "usage: advjpg evaluate --dataset DIR [--ground-truth FILE] [--eps 1,5,10]\n"
-    "                       [--quality Q] [--seed S] [--offset N] [--limit N]\n"
-    "                       [--shard I/C] [--wait [--interval S]]\n"
+    "evaluate", run_evaluate, "start an evaluation job over a set of images (POST /evaluate)",
+    "usage: advjpg evaluate IMG... [--labels FILE] [OPTIONS]\n"
+    "       advjpg evaluate --upload DIR [--labels FILE] [OPTIONS]\n"
+    "       advjpg evaluate --dataset DIR [--ground-truth FILE] [OPTIONS]\n"
     "\n"
-    "Starts the experiment over every image of DIR, a folder under the server's\n"
-    "--data-root (the files are read by the server, not sent). Without --wait,\n"
-    "prints the server's answer, {\"id\": \"...\", \"status\": \"queued\"}; follow the job\n"
-    "with 'advjpg job ID' and fetch its table with 'advjpg result ID'.\n"
+    "Starts the experiment over a set of images: local images sent with the\n"
+    "request (IMG..., or every JPEG, PNG and PPM of the folder given to --upload;\n"
+    "one multipart/form-data upload, streamed from the files), or DIR, a folder\n"
+    "under the server's --data-root (the files are read by the server, not sent).\n"
+    "Without --wait, prints the server's answer, {\"id\": \"...\", \"status\": \"queued\"};\n"
+    "follow the job with 'advjpg job ID' and fetch its table with 'advjpg result ID'.\n"
     "\n"
     "Options (server defaults when left out):\n"
+    "      --upload DIR         send the images of this local folder (not hidden,\n"
+    "                           not in subfolders); its labels.txt, if any, is sent\n"
+    "                           as the labels unless --labels is given\n"
+    "      --labels FILE        a local file of filename<TAB>class-index lines, one\n"
+    "                           per uploaded image (by its base name); gives top-1\n"
+    "                           accuracy\n"
     "      --dataset DIR        the images, relative to the server's --data-root\n"
-    "      --ground-truth FILE  one class index per line, in the sorted order of\n"
-    "                           the images (ILSVRC2012 style); gives top-1 accuracy\n"
+    "      --ground-truth FILE  with --dataset: one class index per line, in the\n"
+    "                           sorted order of the images (ILSVRC2012 style), a file\n"
+    "                           under the server's --data-root\n"
     "  -e, --eps LIST           eps values, integers 1..255: 1,5,10\n"
     "  -q, --quality Q          JPEG quality 1..100\n"
-    "  -s, --seed S             seed of JPGnoise's random signs\n"
+    "  -s, --seed S             seed of JPGnoise's random permutation of the JPEG change\n"
     "      --offset N           skip the first N images of the sorted list\n"
     "      --limit N            take at most N images\n"
     "      --shard I/C          every C-th image starting at the I-th (0 <= I < C)\n"
+    "                           (with uploads the client takes this slice of the\n"
+    "                           images sorted by file name, and sends only those)\n"
     "      --wait               wait for the job, then print its result table; the\n"
     "                           progress goes to standard error, as a bar redrawn in\n"
     "                           place on a terminal (done/total, rate, ETA) and as\n"
@@ -356,7 +572,13 @@ const cli_command cli_cmd_evaluate = {
     "                           the job. A job that fails gives exit status 1.\n"
     "      --interval S         seconds between polls while waiting (default 1)\n"
     "\n"
+    "Uploaded images are keyed by their base names, which must differ; one\n"
+    "request holds at most the server's --max-body (32 MiB by default) and\n"
+    "10,000 images.\n"
+    "\n"
     "Examples:\n"
+    "  advjpg evaluate photos/*.jpg --labels photos/labels.txt --wait\n"
+    "  advjpg evaluate --upload data/shapes/demo --eps 1,5,10 --wait\n"
     "  advjpg evaluate --dataset imagenet/val --limit 1000 --eps 1,5,10\n"
     "  advjpg evaluate --dataset imagenet/val \\\n"
     "      --ground-truth imagenet/ILSVRC2012_validation_ground_truth.txt --wait\n",
@@ -418,7 +640,7 @@ static int run_jobs(cli_ctx *ctx, int argc, char **argv)
 
 static int run_job(cli_ctx *ctx, int argc, char **argv)
 {
-    const char *id;
+    const char *id = NULL;
     int wait = 0, rc;
     double interval = 1.0;
     json_t *j;
@@ -437,7 +659,7 @@ static int run_job(cli_ctx *ctx, int argc, char **argv)
 
 static int run_result(cli_ctx *ctx, int argc, char **argv)
 {
-    const char *id;
+    const char *id = NULL;
     int wait = 0, rc;
     double interval = 1.0;
     if ((rc = parse_id_command(ctx, argc, argv, 1, &wait, &interval, &id)) >= 0)
@@ -456,10 +678,32 @@ static int run_result(cli_ctx *ctx, int argc, char **argv)
 
 static int run_rows(cli_ctx *ctx, int argc, char **argv)
 {
-    const char *id;
-    int rc;
-    if ((rc = parse_id_command(ctx, argc, argv, 0, NULL, NULL, &id)) >= 0)
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'},
+        CLI_GLOBAL_OPTIONS,
+        {NULL, 0, NULL, 0},
+    };
+    const char *id, *out = NULL;
+    char err[CLI_ERRLEN];
+    int c, rc;
+    while ((c = getopt_long(argc, argv, ":ho:", opts, NULL)) != -1) {
+        if (c == 'o') {
+            if (!*optarg)
+                return cli_usage(ctx, "-o wants a file name");
+            out = optarg;
+        } else if ((rc = cli_common_option(ctx, c, argv)) >= 0) {
+            return rc;
+        }
+    }
+    if (optind >= argc)
+        return cli_usage(ctx, "which job? (advjpg rows ID [-o FILE])");
+    if (argc - optind > 1)
+        return cli_usage(ctx, "one job id, not %d", argc - optind);
+    id = argv[optind];
+    if ((rc = check_id(ctx, id)))
         return rc;
+    if (out && !strcmp(out, "-"))
+        out = NULL;
     char *path = job_path(id, "/rows");
     if (!path)
         return cli_fail("out of memory");
@@ -469,15 +713,19 @@ static int run_rows(cli_ctx *ctx, int argc, char **argv)
     free(path);
     if (rc)
         return rc;
-    if (fwrite(r.body, 1, r.len, stdout) != r.len || fflush(stdout))
+    if (out) {
+        if (cli_write_file(out, r.body, r.len, err, sizeof err))
+            rc = cli_fail("%s", err);
+    } else if (fwrite(r.body, 1, r.len, stdout) != r.len || fflush(stdout)) {
         rc = cli_fail("cannot write the output: %s", strerror(errno));
+    }
     cli_response_free(&r);
     return rc;
 }
 
 static int run_cancel(cli_ctx *ctx, int argc, char **argv)
 {
-    const char *id;
+    const char *id = NULL;
     int rc;
     if ((rc = parse_id_command(ctx, argc, argv, 0, NULL, NULL, &id)) >= 0)
         return rc;
@@ -527,10 +775,14 @@ const cli_command cli_cmd_result = {
 
 const cli_command cli_cmd_rows = {
     "rows", run_rows, "a job's per-image rows as CSV (GET /jobs/ID/rows)",
-    "usage: advjpg rows ID\n"
+    "usage: advjpg rows ID [-o FILE]\n"
     "\n"
     "Prints the job's CSV as the server sends it: one row per image with file,\n"
-    "truth, label_x and, per transform, its top-label probability and label.\n",
+    "truth, label_x and, per transform, its top-label probability and label.\n"
+    "\n"
+    "Options:\n"
+    "  -o, --output FILE     write the CSV to FILE instead (replaced atomically, so\n"
+    "                        FILE is only ever a whole answer; '-' is standard output)\n",
 };
 
 const cli_command cli_cmd_cancel = {

@@ -65,10 +65,13 @@ void cli_progress_update(cli_progress *p, const char *id, const char *status, lo
         rate = (done - p->done0) / (now - p->t0);
     if (eta < 0 && rate > 0 && total > 0 && done <= total)
         eta = (total - done) / rate;
-    char ratebuf[32] = "", etabuf[32], counts[48];
+    /* only a job that goes on has an ETA: not one done, failed or canceled */
+    int going = !strcmp(status, "queued") || !strcmp(status, "running");
+    char ratebuf[32] = "", etabuf[32] = "", counts[48];
     if (rate >= 0)
         snprintf(ratebuf, sizeof ratebuf, "%.3g img/s", rate);
-    fmt_duration(etabuf, sizeof etabuf, eta);
+    if (going)
+        fmt_duration(etabuf, sizeof etabuf, eta); /* "?" when unknown */
     int pct = total > 0 ? (int)(100.0 * done / total) : -1;
     if (pct > 100)
         pct = 100;
@@ -78,13 +81,19 @@ void cli_progress_update(cli_progress *p, const char *id, const char *status, lo
         snprintf(counts, sizeof counts, "%ld/?", done);
 
     if (p->tty) {
-        char head[96], tail[128], bar[256];
-        snprintf(head, sizeof head, "job %.12s %-8.8s ", id, status);
+        /* Every field has a fixed width (the counts that of "total/total"),
+         * so the bar keeps its length from one redraw to the next. The id
+         * is whole: it is what 'advjpg job ID' wants. */
+        char head[256], tail[160], bar[256], etafield[24] = "";
+        int cw = total > 0 ? 2 * snprintf(NULL, 0, "%ld", total) + 1 : 0;
+        snprintf(head, sizeof head, "job %.200s %-8.8s ", id, status);
+        if (etabuf[0])
+            snprintf(etafield, sizeof etafield, "ETA %s", etabuf);
         if (pct >= 0)
-            snprintf(tail, sizeof tail, " %s %3d%%  %s  ETA %s", counts, pct,
-                     rate >= 0 ? ratebuf : "", etabuf);
+            snprintf(tail, sizeof tail, " %*s %3d%%  %-13s  %-12s", cw, counts, pct, ratebuf,
+                     etafield);
         else
-            snprintf(tail, sizeof tail, " %s  %s", counts, rate >= 0 ? ratebuf : "");
+            snprintf(tail, sizeof tail, " %s  %-13s", counts, ratebuf);
         int width = term_width(p->f) - 1; /* never touch the last column: no wrap */
         int room = width - (int)strlen(head) - (int)strlen(tail) - 2;
         if (room > 40)
@@ -113,7 +122,7 @@ void cli_progress_update(cli_progress *p, const char *id, const char *status, lo
                 fprintf(p->f, " (%d%%)", pct);
             if (rate >= 0)
                 fprintf(p->f, ", %.3g images/s", rate);
-            if (eta >= 0 && strcmp(status, "done"))
+            if (going && eta >= 0)
                 fprintf(p->f, ", ETA %s", etabuf);
             fputc('\n', p->f);
             p->last_log = now;

@@ -3,15 +3,17 @@
  *
  * On a terminal one line is redrawn in place with '\r':
  *
- *   job 3f2a9c  running [########------------]  120/1000  12%  3.1 img/s  ETA 4m44s
+ *   job 3f2a9c0b1d4e5f60 running  [########------------]  120/1000  12%  3.1 img/s      ETA 4m44s
  *
  * Elsewhere (a log file, a CI job) plain lines are printed, one when the
  * state changes and otherwise at most one every CLI_PROGRESS_LOG_S seconds:
  *
- *   advjpg: job 3f2a9c running: 120/1000 (12%), 3.1 images/s, ETA 4m44s
+ *   advjpg: job 3f2a9c0b1d4e5f60 running: 120/1000 (12%), 3.1 images/s, ETA 4m44s
  *
  * The rate and ETA are the server's (images_per_s, eta_s) when it sends
- * them, else estimated from what the client has seen.
+ * them, else estimated from what the client has seen. Every field of the bar
+ * has a fixed width, so the bar keeps its length between redraws; the ETA is
+ * shown only while the job is queued or running.
  */
 #ifndef CLI_PROGRESS_H
 #define CLI_PROGRESS_H

@@ -177,6 +177,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 port_file, log_file = sys.argv[1], sys.argv[2]
 lock = threading.Lock()
 polls = {}
+LONG = "3f2a9c0b1d4e5f60"
 
 RESULT = {"n": 4, "eps": [1, 5], "quality": 75, "seed": 1, "table": [
     {"transform": "x", "top1": 0.5, "mean_top_label_prob": 0.43,
@@ -216,7 +217,7 @@ class H(BaseHTTPRequestHandler):
             return self.send(200, {"name": "slow"})
         if p == "/evaluate" and method == "POST":
             req = json.loads(body)
-            jid = "jobfail" if req.get("dataset") == "fail" else "job1"
+            jid = {"fail": "jobfail", "long": LONG}.get(req.get("dataset"), "job1")
             with lock:
                 polls[jid] = 0
             return self.send(202, {"id": jid, "status": "queued"},
@@ -226,13 +227,20 @@ class H(BaseHTTPRequestHandler):
                                              "done": 1, "total": 4}]})
         if p == "/jobs/job1" and method == "DELETE":
             return self.send(200, {"id": "job1", "status": "canceled"})
-        if p == "/jobs/job1":
+        if p in ("/jobs/job1", "/jobs/" + LONG):
+            jid = p[6:]
             with lock:
-                k = polls.get("job1", 4)
-                polls["job1"] = k + 1
+                k = polls.get(jid, 4)
+                polls[jid] = k + 1
             st = "queued" if k == 0 else "running" if k < 4 else "done"
-            return self.send(200, {"id": "job1", "status": st, "done": min(k, 4), "total": 4,
-                                   "images_per_s": 3.5, "eta_s": max(0, 4 - k) / 3.5})
+            # rates of different lengths: the bar must keep its width
+            rate = {0: 0.25, 3: 123.5}.get(k, 3.5)
+            return self.send(200, {"id": jid, "status": st, "done": min(k, 4), "total": 4,
+                                   "images_per_s": rate, "eta_s": max(0, 4 - k) / rate})
+        if p == "/jobs/jobcancel":
+            # a canceled job whose server still sends an eta_s
+            return self.send(200, {"id": "jobcancel", "status": "canceled", "done": 1,
+                                   "total": 4, "images_per_s": 2.0, "eta_s": 1.5})
         if p == "/jobs/jobfail":
             return self.send(200, {"id": "jobfail", "status": "failed", "done": 1, "total": 4,
                                    "error": "disk full"})
@@ -322,8 +330,10 @@ run "$ADVJPG" attack "$jpg" --eps 1,x
 check "attack --eps 1,x" usage_error
 run "$ADVJPG" attack "$jpg" --quality 101
 check "attack --quality 101" usage_error
-run "$ADVJPG" attack "$jpg" "$jpg"
-check "attack with two images" usage_error
+run "$ADVJPG" attack "$jpg" "$tmp/img.png" --out "$tmp/adv2"
+check "attack --out with two images of one stem" rc_and 2 err_has "two images would write to"
+run "$ADVJPG" attack "$jpg" "$tmp/notes.txt"
+check "attack with a text file among the images" usage_error
 run "$ADVJPG" recompress "$jpg"
 check "recompress without -o" usage_error
 run "$ADVJPG" --timeout soon health
@@ -336,6 +346,26 @@ run "$ADVJPG" evaluate --limit 3
 check "evaluate without --dataset" usage_error
 run "$ADVJPG" evaluate --dataset d --shard 4/4
 check "evaluate --shard 4/4" usage_error
+run "$ADVJPG" evaluate --dataset d "$tmp/img.png"
+check "evaluate --dataset and images" usage_error
+run "$ADVJPG" evaluate "$tmp/img.png" --ground-truth gt.txt
+check "evaluate images with --ground-truth" usage_error
+run "$ADVJPG" evaluate --dataset d --labels "$tmp/notes.txt"
+check "evaluate --dataset with --labels" usage_error
+run "$ADVJPG" evaluate "$tmp/img.png" "$tmp/notes.txt"
+check "evaluate a text file" usage_error
+mkdir -p "$tmp/dup"
+cp "$tmp/img.png" "$tmp/dup/img.png"
+run "$ADVJPG" evaluate "$tmp/img.png" "$tmp/dup/img.png"
+check "evaluate two images of one name" rc_and 2 err_has "have the same name"
+run "$ADVJPG" evaluate --upload "$tmp/missing"
+check "evaluate --upload a missing folder" usage_error
+mkdir -p "$tmp/noimages"
+cp "$tmp/notes.txt" "$tmp/noimages/"
+run "$ADVJPG" evaluate --upload "$tmp/noimages"
+check "evaluate --upload a folder without images" rc_and 2 err_has "no JPEG, PNG or PPM images"
+run "$ADVJPG" evaluate "$tmp/img.png" --labels "$tmp/missing.txt"
+check "evaluate --labels a missing file" usage_error
 for s in classify.sh attack.sh recompress.sh evaluate.sh job.sh result.sh rows.sh cancel.sh; do
     run "$scripts/$s"
     check "$s without arguments: usage error" usage_error
@@ -344,7 +374,16 @@ for s in classify.sh attack.sh recompress.sh evaluate.sh job.sh result.sh rows.s
     health.sh models.sh metrics.sh jobs.sh; do
     run "$scripts/$s" -h
     check "$s -h" rc_and 0 grep -q "^usage: $s" "$tmp/out"
+    check "$s -h names ADVJPG_SERVER and ADVJPG_TOKEN" \
+        sh -c 'grep -q "^  ADVJPG_SERVER " "$1" && grep -q "^  ADVJPG_TOKEN " "$1"' sh "$tmp/out"
 done
+if command -v shellcheck >/dev/null 2>&1; then
+    # from their folder, where shellcheck follows the scripts' ". common.sh"
+    run sh -c 'cd "$1" && shellcheck -s sh ./*.sh' sh "$scripts"
+    check "the scripts are shellcheck-clean as POSIX sh" rc_is 0
+else
+    skip "no shellcheck: the scripts' lint"
+fi
 run "$scripts/health.sh" extra
 check "health.sh extra: usage error" usage_error
 run "$scripts/classify.sh" "$tmp/notes.txt"
@@ -401,6 +440,16 @@ if command -v script >/dev/null 2>&1; then
         "$PYTHON" -c 'import sys; t = open(sys.argv[1], "rb").read()
 sys.exit(not (t.count(b"\rjob job1 ") >= 5 and b"advjpg: job" not in t))' "$tmp/out"
     check "JSON indented on a terminal" grep -q '^  "table": \[' "$tmp/out"
+    check "evaluate --wait on a terminal: the bar keeps its width whatever the rate" \
+        "$PYTHON" -c 'import sys; t = open(sys.argv[1], "rb").read().decode()
+ends = {s.index("]") for s in t.split("\r") if s.startswith("job job1 ")}
+sys.exit(len(ends) != 1)' "$tmp/out"
+    run script -qec "'$ADVJPG' --server '$FAKE' evaluate --dataset long --wait --interval 0.05" /dev/null
+    check "evaluate --wait on a terminal: the whole job id" \
+        grep -q "job 3f2a9c0b1d4e5f60 running" "$tmp/out"
+    run script -qec "'$ADVJPG' --server '$FAKE' job jobcancel --wait --interval 0.05" /dev/null
+    check "job --wait on a terminal after a cancel: no ETA" \
+        rc_and 1 sh -c '! grep -q ETA "$1"' sh "$tmp/out"
 else
     skip "no script(1): the terminal progress bar and indented output"
 fi
@@ -420,6 +469,15 @@ check "cancel ID" py 'J[0]["status"] == "canceled"'
 run "$ADVJPG" --server "$FAKE" job jobfail --wait --interval 0.05
 check "job --wait on a failed job: exit 1" \
     rc_and 1 grep -q "job jobfail failed: disk full" "$tmp/err"
+run "$ADVJPG" --server "$FAKE" job jobcancel --wait --interval 0.05
+check "job --wait after a cancel: exit 1, no ETA" \
+    rc_and 1 sh -c 'grep -q "job jobcancel canceled: 1/4" "$1" && ! grep -q ETA "$1"' sh "$tmp/err"
+run "$ADVJPG" --server "$FAKE" rows job1 -o "$tmp/rows-o.csv"
+check "rows ID -o FILE: nothing printed, the CSV in FILE" \
+    rc_and 0 sh -c '[ ! -s "$1" ] && cmp -s "$2" "$3"' sh "$tmp/out" "$tmp/rows-o.csv" "$tmp/rows.csv"
+run "$ADVJPG" --server "$FAKE" rows jobx -o "$tmp/rows-404.csv"
+check "rows ID -o FILE on 404: exit 1, no FILE" \
+    rc_and 1 test ! -e "$tmp/rows-404.csv"
 run "$ADVJPG" --server "$FAKE" result job1 --wait --interval 0.05
 check "result --wait" py 'J[-1]["n"] == 4'
 
@@ -437,6 +495,19 @@ check "evaluate.sh: the JSON body (quotes escaped) and the token" py 'J[0]["auth
     json.loads(J[0]["body"]) == {"dataset": "my \"set\"", "ground_truth": "gt.txt", "eps": [1, 5]}'
 run env ADVJPG_SERVER="$FAKE" "$scripts/job.sh" nosuch
 check "job.sh on 404: exit 1 with the error body" rc_and 1 grep -q "no such thing" "$tmp/out"
+check "job.sh on 404: the body ends its line; curl's message on stderr" \
+    sh -c '[ "$(tail -c 1 "$1" | od -An -c | tr -d " ")" = "\\n" ] && grep -q "^curl: (22)" "$2"' \
+    sh "$tmp/out" "$tmp/err"
+if command -v script >/dev/null 2>&1; then
+    run script -qec "ADVJPG_SERVER='$FAKE' '$scripts/job.sh' nosuch" /dev/null
+    check "job.sh on 404 on a terminal: curl's message on a line of its own" \
+        grep -q "^curl: (22)" "$tmp/out"
+fi
+: >"$tmp/fake.log"
+run env ADVJPG_SERVER="$FAKE" "$scripts/evaluate.sh" 'back\slash	tab' gt.txt
+cp "$tmp/fake.log" "$tmp/out"
+check "evaluate.sh: a backslash and a tab in the JSON body (jq)" py \
+    'json.loads(J[0]["body"]) == {"dataset": "back\\slash\ttab", "ground_truth": "gt.txt", "eps": [1, 5, 10]}'
 
 # ---- the live daemon ---------------------------------------------------------
 
@@ -520,6 +591,17 @@ check "attack --out: every listed file is a PNG in DIR" py 'len(J[0]["files"]) >
     p.startswith(A[0]) and open(p, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     for p in J[0]["files"].values())' "$tmp/adv/"
 check "attack --out: nothing but PNGs in DIR" only_pngs "$tmp/adv"
+rm -rf "$tmp/adv2"
+cp "$tmp/img.ppm" "$tmp/a1.ppm"
+cp "$tmp/img.png" "$tmp/c1.png"
+run "$ADVJPG" attack "$tmp/a1.ppm" "$tmp/broken.jpg" "$tmp/c1.png" --eps 1 --out "$tmp/adv2"
+check "attack of three images, one broken: exit 1, one object per image in order" \
+    py '[j["file"] for j in J] == A and J[1]["status"] == 400 and
+        len(J[0]["results"]) == 5 and len(J[2]["results"]) == 5' \
+    "$tmp/a1.ppm" "$tmp/broken.jpg" "$tmp/c1.png"
+check "attack of three images: one line about the broken one" server_error "broken.jpg: server answered 400: "
+check "attack --out with several images: DIR/<name>/<transform>.png" \
+    sh -c 'for n in a1 c1; do [ -f "$1/$n/JPG(Adv1(x)).png" ] || exit 1; done' sh "$tmp/adv2"
 run "$ADVJPG" attack "$jpg" --eps 5
 check "attack without --out: no images" py '"images" not in J[0] and "files" not in J[0] and
     len(J[0]["results"]) == 5'
@@ -582,6 +664,9 @@ rows = list(csv.reader(open(sys.argv[1], newline="")))
 sys.exit(not (rows[0][:5] == ["file", "truth", "label_x", "x:prob", "x:label"] and
               len(rows[0]) == 3 + 2 * 8 and [r[0] for r in rows[1:]] == ["img.png", "img.ppm"] and
               all(r[1] == "3" for r in rows[1:])))' "$tmp/out"
+cp "$tmp/out" "$tmp/rows-live.csv"
+run "$ADVJPG" rows "$jid" -o "$tmp/rows-live-o.csv"
+check "rows ID -o FILE (live): the same CSV" rc_and 0 cmp -s "$tmp/rows-live.csv" "$tmp/rows-live-o.csv"
 run "$ADVJPG" jobs
 check "jobs (live)" py 'A[0] in [j["id"] for j in J[0]["jobs"]]' "$jid"
 run "$ADVJPG" cancel "$jid"
@@ -598,6 +683,45 @@ run "$ADVJPG" job 0123456789abcdef
 check "job of an unknown id (live): 404" server_error "server answered 404: no such job"
 run "$ADVJPG" result "$jid" --wait --interval 0.05
 check "result --wait (live)" py 'J[-1]["n"] == 2'
+
+# uploads (multipart image fields and a labels field)
+mkdir -p "$tmp/up"
+cp "$tmp/img.png" "$tmp/up/b.png"
+cp "$tmp/img.ppm" "$tmp/up/a.ppm"
+cp "$tmp/img.png" "$tmp/up/c.png"
+cp "$tmp/notes.txt" "$tmp/up/"
+printf 'a.ppm\t1\nb.png\t2\nc.png\t4\n' >"$tmp/up/labels.txt"
+printf 'a.ppm\t7\nb.png\t7\nc.png\t7\n' >"$tmp/labels7.txt"
+# rows_are FILE:TRUTH...: the rows CSV in $tmp/out has these files and truths, in order
+rows_are() {
+    "$PYTHON" -c 'import csv, sys
+rows = list(csv.reader(open(sys.argv[1], newline="")))
+sys.exit(not (rows[0][:3] == ["file", "truth", "label_x"] and
+              [r[0] + ":" + r[1] for r in rows[1:]] == sys.argv[2:]))' "$tmp/out" "$@"
+}
+run "$ADVJPG" evaluate "$tmp/up/c.png" "$tmp/up/a.ppm" --labels "$tmp/labels7.txt" --eps 1,2 \
+    --seed 3 --wait --interval 0.05
+check "evaluate IMG... --labels --wait (live): the result with top-1" py 'len(J) == 1 and
+    J[0]["n"] == 2 and J[0]["eps"] == [1, 2] and J[0]["seed"] == 3 and
+    all(r["top1"] is not None for r in J[0]["table"])'
+jid=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$tmp/out")
+run "$ADVJPG" rows "$jid"
+check "evaluate IMG... --labels (live): the images and their labels" rows_are a.ppm:7 c.png:7
+run "$ADVJPG" evaluate --upload "$tmp/up" --wait --interval 0.05
+check "evaluate --upload DIR (live): every image, labels.txt used" \
+    py 'J[0]["n"] == 3 and J[0]["table"][0]["top1"] is not None'
+jid=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$tmp/out")
+run "$ADVJPG" rows "$jid"
+check "evaluate --upload DIR (live): rows of a.ppm, b.png, c.png with labels.txt's classes" \
+    rows_are a.ppm:1 b.png:2 c.png:4
+run "$ADVJPG" evaluate --upload "$tmp/up" --offset 1 --limit 2 --shard 1/2 --wait --interval 0.05
+jid=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$tmp/out")
+run "$ADVJPG" rows "$jid"
+check "evaluate --upload DIR --offset 1 --limit 2 --shard 1/2 (live): the slice c.png" \
+    rows_are c.png:4
+run "$ADVJPG" evaluate "$tmp/up/a.ppm" --labels "$tmp/notes.txt"
+check "evaluate with a bad labels file (live): the server's 400 in one line" \
+    server_error "server answered 400: labels line 1"
 
 kill "$daemon_pid"
 wait "$daemon_pid" 2>/dev/null
@@ -634,6 +758,12 @@ run env ADVJPG_TOKEN=s3cret "$scripts/models.sh"
 check "models.sh with \$ADVJPG_TOKEN" py 'J[0]["name"] == "tiny"'
 run env ADVJPG_TOKEN=s3cret "$scripts/classify.sh" "$jpg"
 check "classify.sh with \$ADVJPG_TOKEN" py '"top" in J[0]'
+# a daemon without --data-root, as a user starts it: uploads still evaluate
+run env ADVJPG_TOKEN=s3cret "$ADVJPG" evaluate --upload "$tmp/up" --eps 1 --wait --interval 0.05
+check "evaluate --upload on a daemon without --data-root, with the token" \
+    py 'J[0]["n"] == 3 and J[0]["complete"]'
+run "$ADVJPG" evaluate --upload "$tmp/up"
+check "evaluate --upload without the token: 401" server_error "server answered 401: "
 
 echo "test_client: $checks checks, $failures failed, $skipped skipped"
 [ "$failures" -eq 0 ]

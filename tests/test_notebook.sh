@@ -46,6 +46,10 @@ if [ -z "${PYTHON:-}" ] || ! "$PYTHON" -c "import $modules" 2>/dev/null; then
     exit 77
 fi
 
+# the notebook imports the Python client, client/python/advjpg.py
+PYTHONPATH="$here/../client/python${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH
+
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/advjpg-notebook.XXXXXX")
 daemon_pid=""
 stop_daemon() {

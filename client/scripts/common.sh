@@ -20,6 +20,22 @@ args() {
     case ${1:-} in
         -h | --help)
             echo "$usage"
+            # the script's header comment, but its usage line and the pointer here
+            sed -n '2,/^[^#]/{
+                /^# usage:/d
+                /^# Environment and exit statuses/d
+                /^#/s/^# \{0,1\}//p
+            }' "$0"
+            cat <<EOF
+Environment:
+  ADVJPG_SERVER  the server (default http://127.0.0.1:8080)
+  ADVJPG_TOKEN   the bearer token of a server started with --token or
+                 --token-file (given to curl on its standard input, never on
+                 its command line)
+Exit status: 0 success, 1 server or connection error (the server's JSON
+error, if any, on standard output, curl's message on standard error),
+2 usage error.
+EOF
             exit 0
             ;;
     esac
@@ -81,7 +97,18 @@ auth() {
     fi
 }
 
-# api CURL-ARGS...: one request with the token; exit 1 on any failure.
+# api CURL-ARGS...: one request with the token; exit 1 on any failure. On an
+# HTTP error the server's body (its {"error": ...}) goes to stdout, ended by a
+# newline, and then curl's own message to stderr, so the two never share a
+# line on a terminal.
 api() {
-    auth | curl -sS --fail-with-body -H @- "$@" || exit 1
+    rc=0
+    # curl's stderr is held back (fd 3 keeps stdout) until the body's line ends
+    { err=$(auth | curl -sS --fail-with-body -H @- "$@" 2>&1 >&3) || rc=$?; } 3>&1
+    if [ "$rc" -ne 0 ]; then
+        [ "$rc" -ne 22 ] || echo
+        [ -z "$err" ] || printf '%s\n' "$err" >&2
+        exit 1
+    fi
+    [ -z "$err" ] || printf '%s\n' "$err" >&2
 }

@@ -9,15 +9,11 @@ set -eu
 args "DATASET [GROUND_TRUTH]" 1 2 "$@"
 eps=${EPS:-1,5,10}
 check_eps EPS "$eps"
-# A JSON string: backslashes and double quotes escaped.
-json_str() {
-    printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')"
-}
-body="{\"dataset\": $(json_str "$1")"
-if [ $# -ge 2 ]; then
-    body="$body, \"ground_truth\": $(json_str "$2")"
-fi
-body="$body, \"eps\": [$eps]}"
+command -v jq >/dev/null 2>&1 || usage_error "needs jq to write the JSON body (Debian: apt-get install jq)"
+# jq writes the JSON: any bytes of the names are escaped as JSON wants
+body=$(jq -cn --arg dataset "$1" --arg gt "${2:-}" --arg eps "$eps" \
+    '{dataset: $dataset} + (if $gt != "" then {ground_truth: $gt} else {} end)
+     + {eps: ($eps | split(",") | map(tonumber))}')
 # The answer is {"id": ..., "status": "queued"}; follow it with job.sh ID.
 api -H 'Content-Type: application/json' --data-binary "$body" "$server/evaluate"
 echo
