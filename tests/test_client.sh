@@ -36,19 +36,9 @@ if ! command -v curl >/dev/null 2>&1; then
     exit 77
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/advjpg-client.XXXXXX")
-pids=""
-cleanup() {
-    for p in $pids; do
-        kill "$p" 2>/dev/null
-    done
-    for p in $pids; do
-        wait "$p" 2>/dev/null
-    done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' HUP INT TERM
+# shellcheck source=tests/lib.sh
+. "$here/lib.sh"
+lib_tmp advjpg-client
 
 checks=0
 failures=0
@@ -117,14 +107,7 @@ server_error() { rc_is 1 && err_lines_are 1 && err_has "$1"; }
 
 # ---- inputs: a tiny model, test images -------------------------------------
 
-cat >"$tmp/spec.json" <<'EOF'
-{"name": "tiny", "channels": 3, "input_size": 32, "scale_size": 36,
- "mean": 118.380948, "std": 61.896913, "classes": 10,
- "layers": [{"type": "conv", "out": 8, "kernel": 3, "stride": 1, "pad": 1},
-            {"type": "relu"},
-            {"type": "maxpool", "kernel": 2, "stride": 2},
-            {"type": "fc", "out": 10}]}
-EOF
+cp "$here/specs/tiny.json" "$tmp/spec.json"
 "$PYTHON" - "$tmp" <<'EOF'
 import random, struct, sys, zlib
 d = sys.argv[1]

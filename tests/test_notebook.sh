@@ -68,14 +68,7 @@ trap 'exit 1' HUP INT TERM
 
 # ---- a tiny random model and test images ------------------------------------
 
-cat >"$tmp/spec.json" <<'EOF'
-{"name": "tiny", "channels": 3, "input_size": 32, "scale_size": 36,
- "mean": 118.380948, "std": 61.896913, "classes": 10,
- "layers": [{"type": "conv", "out": 8, "kernel": 3, "stride": 1, "pad": 1},
-            {"type": "relu"},
-            {"type": "maxpool", "kernel": 2, "stride": 2},
-            {"type": "fc", "out": 10}]}
-EOF
+cp "$here/specs/tiny.json" "$tmp/spec.json"
 mkdir "$tmp/images"
 "$PYTHON" - "$tmp" <<'EOF' || exit 1
 import random, struct, sys, zlib

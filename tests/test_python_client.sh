@@ -32,28 +32,11 @@ if [ -z "${PYTHON:-}" ] || ! "$PYTHON" -c "import requests" 2>/dev/null; then
     exit 77
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/advjpg-py.XXXXXX")
-pids=""
-cleanup() {
-    for p in $pids; do
-        kill "$p" 2>/dev/null
-    done
-    for p in $pids; do
-        wait "$p" 2>/dev/null
-    done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' HUP INT TERM
+# shellcheck source=tests/lib.sh
+. "$here/lib.sh"
+lib_tmp advjpg-py
 
-cat >"$tmp/spec.json" <<'JSON'
-{"name": "tiny", "channels": 3, "input_size": 32, "scale_size": 36,
- "mean": 118.380948, "std": 61.896913, "classes": 10,
- "layers": [{"type": "conv", "out": 8, "kernel": 3, "stride": 1, "pad": 1},
-            {"type": "relu"},
-            {"type": "maxpool", "kernel": 2, "stride": 2},
-            {"type": "fc", "out": 10}]}
-JSON
+cp "$here/specs/tiny.json" "$tmp/spec.json"
 mkdir -p "$tmp/data/set"
 "$PYTHON" - "$tmp" <<'PY' || exit 1
 import random, struct, sys, zlib
