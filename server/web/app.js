@@ -180,10 +180,14 @@
     }
   }
 
+  let modelClasses = 0; // classes of the loaded model, 0 while unknown
+
   async function loadModel() {
     const errEl = $('#model-error');
     try {
       const m = await api('/models');
+      modelClasses = Number(m.classes) || 0;
+      if (modelClasses) $('#truth').max = String(modelClasses - 1);
       $('#model-name').textContent = m.name || '?';
       const inSize = m.input_size ? m.input_size + '\u00d7' + m.input_size : '?';
       $('#model-input').textContent = inSize + (m.scale_size ? ' (from ' + m.scale_size + ')' : '');
@@ -345,11 +349,12 @@
       showError(errEl, 'Choose an image first.');
       return;
     }
-    let eps, quality, seed;
+    let eps, quality, seed, truth;
     try {
       eps = readInt($('#eps'), 1, 255, '\u03b5');
       quality = readInt($('#quality'), 1, 100, 'The JPEG quality');
       seed = readInt($('#seed'), 0, 4294967295, 'The seed');
+      truth = readTruth();
     } catch (e) {
       showError(errEl, e.message);
       return;
@@ -369,7 +374,7 @@
         method: 'POST', body: chosenFile, type: imageType(chosenFile),
       });
       if (seq !== attackSeq) return; // a newer request is under way
-      renderAttack(res, eps, quality);
+      renderAttack(res, eps, quality, truth);
       const ms = Math.round(performance.now() - t0);
       status.textContent = 'Done in ' + ms + ' ms: ' + res.width + '\u00d7' + res.height +
         ' image, ' + res.input_size + '\u00d7' + res.input_size + ' crop, \u03b5 = ' + eps +
@@ -380,6 +385,7 @@
       // The panels of an earlier image would be mistaken for this one's.
       $('#panels').textContent = '';
       $('#summary').hidden = true;
+      $('#perturbation').hidden = true;
       showError(errEl, describe(e));
     } finally {
       if (seq === attackSeq) {
@@ -389,10 +395,11 @@
     }
   }
 
-  /** The four panels the page shows, for one eps, in order. */
+  /** The five panels the page shows, for one eps, in order. */
   function panelSpecs(eps) {
     return [
       { name: 'x', title: 'x', sub: 'the clean crop' },
+      { name: 'JPG(x)', title: 'JPG(x)', sub: 'the clean crop as JPEG: JPEG\u2019s own effect' },
       { name: 'Adv' + eps + '(x)', title: 'Adv\u03b5(x)', sub: 'after the FGSM step, \u03b5 = ' + eps },
       { name: 'JPG(Adv' + eps + '(x))', title: 'JPG(Adv\u03b5(x))', sub: 'the attack, re-compressed as JPEG' },
       { name: 'JPGnoise(Adv' + eps + '(x))', title: 'JPGnoise(Adv\u03b5(x))', sub: 'control: JPEG\u2019s change, shuffled' },
@@ -410,7 +417,17 @@
     return h;
   }
 
-  function renderAttack(res, eps, quality) {
+  /** The true class typed in, or null when the field is empty. */
+  function readTruth() {
+    const input = $('#truth');
+    if (!input.value.trim()) {
+      input.removeAttribute('aria-invalid');
+      return null;
+    }
+    return readInt(input, 0, modelClasses ? modelClasses - 1 : 1e6, 'The true class');
+  }
+
+  function renderAttack(res, eps, quality, truth) {
     const panels = $('#panels');
     panels.textContent = '';
     const byName = new Map((res.results || []).map((r) => [r.transform, r]));
@@ -428,12 +445,13 @@
         ]));
         continue;
       }
-      panels.append(renderPanel(spec, r, res, lx, lxName));
+      panels.append(renderPanel(spec, r, res, lx, lxName, truth));
     }
-    renderSummary(byName, eps, quality, lx, lxName);
+    renderSummary(byName, eps, quality, lx, lxName, truth);
+    renderPerturbation(res, eps);
   }
 
-  function renderPanel(spec, r, res, lx, lxName) {
+  function renderPanel(spec, r, res, lx, lxName, truth) {
     const png = res.images && res.images[spec.name];
     const top = r.top || [];
     const predicted = className(top.find((t) => t.index === r.label) || { index: r.label });
@@ -451,7 +469,7 @@
     for (const t of top) {
       const isLx = t.index === lx;
       lxShown = lxShown || isLx;
-      list.append(barRow(t, isLx));
+      list.append(barRow(t, isLx, false, t.index === truth));
     }
     if (!lxShown && typeof r.top_label_prob === 'number') {
       // l_x fell out of the top k: still show where it went.
@@ -474,6 +492,11 @@
       el('strong', { class: 'pred-label', text: predicted, dataset: { index: String(r.label) } }),
       kept ? ' (= l\u2093)' : ' (\u2260 l\u2093)',
     ]);
+    const right = truth === null ? null : r.label === truth;
+    const verdict = right === null ? null : el('p', {
+      class: 'truth-mark ' + (right ? 'is-right' : 'is-wrong'), dataset: { correct: String(right) },
+    }, [right ? '\u2713 right: the true class' : '\u2717 wrong: the true class is ' +
+      className(top.find((t) => t.index === truth) || { index: truth })]);
 
     return el('article', {
       class: 'panel ' + (kept ? 'is-kept' : 'is-changed'),
@@ -482,13 +505,13 @@
     }, [
       el('header', { class: 'panel-head' }, [titleNode(spec.title),
         el('p', { class: 'panel-sub', text: spec.sub })]),
-      figure, tlp, meter, pred, list,
+      figure, tlp, meter, el('div', { class: 'preds' }, [pred, verdict]), list,
     ]);
   }
 
   const pct = (p) => (Math.max(0, Math.min(1, Number(p) || 0)) * 100).toFixed(1) + '%';
 
-  function barRow(t, isLx, outside) {
+  function barRow(t, isLx, outside, isTruth) {
     const fill = el('span', { class: 'bar-fill' });
     fill.style.width = pct(t.prob);
     return el('li', {
@@ -498,13 +521,14 @@
       el('span', { class: 'bar-name' }, [
         el('span', { class: 'bar-label', text: className(t) }),
         isLx ? el('span', { class: 'lx-tag', title: 'the clean image\u2019s top class', text: 'l\u2093' }) : null,
+        isTruth ? el('span', { class: 'truth-tag', title: 'the true class', text: 'true' }) : null,
       ]),
       el('span', { class: 'bar-track', 'aria-hidden': 'true' }, [fill]),
       el('span', { class: 'bar-value', text: fmtP(t.prob) }),
     ]);
   }
 
-  function renderSummary(byName, eps, quality, lx, lxName) {
+  function renderSummary(byName, eps, quality, lx, lxName, truth) {
     const box = $('#summary');
     const get = (n) => byName.get(n);
     const x = get('x');
@@ -534,15 +558,124 @@
       parts.push(' JPEG noise gives ' + name(nadv) + ' (p(l\u2093) = ' + fmtP(nadv.top_label_prob) + ').');
     }
     if (jx) parts.push(' For reference, JPG(x) alone: p(l\u2093) = ' + fmtP(jx.top_label_prob) + '.');
+    if (truth !== null) {
+      const right = [x, jx, adv, jadv, nadv].filter((r) => r && r.label === truth).length;
+      const all = [x, jx, adv, jadv, nadv].filter((r) => r).length;
+      parts.push(' True class: ' + (truth === lx ? lxName : 'class ' + truth) + ', ' + right +
+        ' of ' + all + ' panels right.');
+    }
     box.append(el('p', {}, parts));
     box.hidden = false;
+  }
+
+  // ------------------------------------------------------------------ the perturbation, amplified
+
+  // The decoded crops of the last attack, kept so that a new gain or mode
+  // redraws without decoding again: { eps, pixels: Map(name -> ImageData) }.
+  let pert = null;
+  let pertSeq = 0;
+
+  /** The differences shown, each a - b, for one eps. */
+  function pertSpecs(eps) {
+    const adv = 'Adv' + eps + '(x)';
+    const jadv = 'JPG(' + adv + ')';
+    return [
+      { a: adv, b: 'x', title: 'Adv\u03b5(x) \u2212 x', sub: 'the attack' },
+      { a: jadv, b: 'JPG(x)', title: 'JPG(Adv\u03b5(x)) \u2212 JPG(x)', sub: 'what JPEG leaves of the attack' },
+      { a: jadv, b: adv, title: 'JPG(Adv\u03b5(x)) \u2212 Adv\u03b5(x)', sub: 'JPEG\u2019s change (JPGnoise shuffles it)' },
+    ];
+  }
+
+  /** A base64 PNG as ImageData (exact pixel values: no colour conversion). */
+  async function decodePng(b64) {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const bmp = await createImageBitmap(new Blob([bytes], { type: 'image/png' }),
+      { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+    const c = document.createElement('canvas');
+    c.width = bmp.width;
+    c.height = bmp.height;
+    const ctx = c.getContext('2d', { willReadFrequently: true });
+    ctx.drawImage(bmp, 0, 0);
+    bmp.close();
+    return ctx.getImageData(0, 0, c.width, c.height);
+  }
+
+  async function renderPerturbation(res, eps) {
+    const box = $('#perturbation');
+    const seq = ++pertSeq;
+    const images = res.images || {};
+    const names = new Set(pertSpecs(eps).flatMap((d) => [d.a, d.b]));
+    if (![...names].every((n) => images[n])) {
+      box.hidden = true;
+      return;
+    }
+    try {
+      const pixels = new Map();
+      for (const n of names) pixels.set(n, await decodePng(images[n]));
+      if (seq !== pertSeq) return;
+      pert = { eps: eps, pixels: pixels };
+      drawPerturbation();
+      box.hidden = false;
+    } catch (e) {
+      box.hidden = true; // a browser that cannot decode them: no view, the panels stay
+    }
+  }
+
+  /**
+   * Draws |a - b| x gain (mode "abs") or 128 + (a - b) x gain ("signed") per
+   * channel, clipped to 0..255, with the difference's L-inf and RMS in levels.
+   */
+  function drawPerturbation() {
+    if (!pert) return;
+    const gainIn = $('#pert-gain');
+    const gain = Number(gainIn.value) >= 1 ? Math.min(255, Number(gainIn.value)) : 10;
+    const signed = $('#pert-mode').value === 'signed';
+    const views = $('#pert-views');
+    views.textContent = '';
+    for (const d of pertSpecs(pert.eps)) {
+      const A = pert.pixels.get(d.a);
+      const B = pert.pixels.get(d.b);
+      if (A.width !== B.width || A.height !== B.height) continue;
+      const out = new ImageData(A.width, A.height);
+      let linf = 0;
+      let sq = 0;
+      for (let i = 0; i < A.data.length; i += 4) {
+        for (let c = 0; c < 3; c++) {
+          const diff = A.data[i + c] - B.data[i + c];
+          linf = Math.max(linf, Math.abs(diff));
+          sq += diff * diff;
+          const v = signed ? 128 + diff * gain : Math.abs(diff) * gain;
+          out.data[i + c] = Math.max(0, Math.min(255, v));
+        }
+        out.data[i + 3] = 255;
+      }
+      const rms = Math.sqrt(sq / (3 * A.width * A.height));
+      const canvas = el('canvas', { width: A.width, height: A.height, role: 'img',
+        'aria-label': d.a + ' minus ' + d.b + ', amplified ' + gain + ' times (' +
+          (signed ? 'signed' : 'absolute') + '); largest difference ' + linf + ' levels' });
+      canvas.getContext('2d').putImageData(out, 0, 0);
+      views.append(el('figure', { class: 'pert-view', dataset: { a: d.a, b: d.b, linf: String(linf),
+        rms: rms.toFixed(3), gain: String(gain), mode: signed ? 'signed' : 'abs' } }, [
+        canvas,
+        el('figcaption', {}, [titleNode(d.title), el('span', { class: 'hint', text: d.sub }),
+          el('span', { class: 'pert-stats', text: 'largest ' + linf + ' levels \u00b7 RMS ' +
+            rms.toFixed(2) })]),
+      ]));
+    }
+  }
+
+  function setupPerturbation() {
+    $('#pert-gain').addEventListener('input', drawPerturbation);
+    $('#pert-mode').addEventListener('change', drawPerturbation);
   }
 
   // ------------------------------------------------------------------ evaluation jobs
 
   let pollTimer = null;
   let currentJob = null;
+  let currentResult = null; // the /result answer of the job shown
   const figureUrls = {};
+  const ACTIVE = new Set(['queued', 'running']);
 
   function source() {
     return document.querySelector('input[name="source"]:checked').value;
@@ -560,11 +693,17 @@
       ev.preventDefault();
       startEvaluation();
     });
-    $('#job-cancel').addEventListener('click', cancelJob);
+    $('#job-cancel').addEventListener('click', () => cancelJob(currentJob));
     $('#jobs-refresh').addEventListener('click', refreshJobs);
     $('#jobs').addEventListener('toggle', () => {
       if ($('#jobs').open) refreshJobs();
     });
+    for (const a of document.querySelectorAll('[data-download]')) {
+      a.addEventListener('click', (ev) => {
+        ev.preventDefault();
+        download(a.dataset.download);
+      });
+    }
   }
 
   function parseEpsList(text) {
@@ -582,8 +721,8 @@
   /**
    * Builds the POST /evaluate request. A server-side data set goes as JSON
    * (the contract's body); an upload goes as multipart/form-data with one
-   * "image" field per file, and the parameters in the query string, as for
-   * /attack (the contract does not fix where they go for an upload).
+   * "image" field per file and an optional "labels" field, the parameters in
+   * the query string, as for /attack.
    */
   function evaluationRequest() {
     const eps = parseEpsList($('#eval-eps').value);
@@ -597,6 +736,8 @@
       const body = { dataset: dataset, eps: eps, quality: quality };
       const gt = $('#ground-truth').value.trim();
       if (gt) body.ground_truth = gt;
+      const labels = $('#ds-labels').value.trim();
+      if (labels) body.labels = labels;
       if ($('#limit').value.trim()) body.limit = readInt($('#limit'), 1, 1e9, 'The limit');
       return { path: '/evaluate', body: JSON.stringify(body), type: 'application/json' };
     }
@@ -607,6 +748,8 @@
     }
     const form = new FormData();
     for (const f of files) form.append('image', f, f.name);
+    const labels = $('#eval-labels').files[0];
+    if (labels) form.append('labels', labels, labels.name);
     const q = new URLSearchParams({ eps: eps.join(','), quality: String(quality) });
     return { path: '/evaluate?' + q, body: form, type: null };
   }
@@ -629,11 +772,7 @@
       watchJob(job.id, job);
       refreshJobs();
     } catch (e) {
-      if (e instanceof ApiError && e.status === 404) {
-        showError(errEl, 'This server has no /evaluate yet (' + describe(e) + ')');
-      } else {
-        showError(errEl, e instanceof ApiError ? describe(e) : e.message);
-      }
+      showError(errEl, e instanceof ApiError ? describe(e) : e.message);
     } finally {
       btn.disabled = false;
     }
@@ -642,6 +781,7 @@
   function watchJob(id, first) {
     clearTimeout(pollTimer);
     currentJob = id;
+    currentResult = null;
     try {
       localStorage.setItem(JOB_KEY, id);
     } catch (e) {
@@ -650,6 +790,7 @@
     $('#job').hidden = false;
     $('#results').hidden = true;
     $('#job-id').textContent = id;
+    $('#job-meta').textContent = '';
     if (first) renderJob(first);
     poll();
   }
@@ -662,17 +803,30 @@
       if (id !== currentJob) return;
       showError($('#eval-error'), null);
       renderJob(st);
-      if (st.status === 'done') {
-        loadResult(id);
+      if (!ACTIVE.has(st.status)) {
+        refreshJobs(); // the list shows the new state too
+        if (st.status === 'done') loadResult(id);
         return;
       }
-      if (st.status === 'failed' || st.status === 'canceled') return;
     } catch (e) {
       if (id !== currentJob) return;
       showError($('#eval-error'), 'Job ' + id + ': ' + describe(e));
       if (e.status === 404 || e.status === 401) return; // gone, or needs a token: stop
     }
     pollTimer = setTimeout(poll, POLL_MS);
+  }
+
+  /** Where a job's images come from, in words. */
+  const jobSource = (j) => (j.dataset ? j.dataset : j.upload ? 'uploaded images' : '\u2013');
+  const jobModel = (j) => (j.model && j.model.name ? j.model.name : '\u2013');
+
+  /** An ISO 8601 time as a short local date and time ("2026-12-01 13:02"). */
+  function fmtDate(iso) {
+    const d = new Date(iso);
+    if (!iso || isNaN(d)) return '\u2013';
+    const p2 = (n) => String(n).padStart(2, '0');
+    return d.getFullYear() + '-' + p2(d.getMonth() + 1) + '-' + p2(d.getDate()) + ' ' +
+      p2(d.getHours()) + ':' + p2(d.getMinutes());
   }
 
   function renderJob(st) {
@@ -694,26 +848,37 @@
     }
     const bits = [];
     if (total > 0) bits.push(fmtInt(done) + ' of ' + fmtInt(total) + ' images');
+    if (st.skipped) bits.push(fmtInt(st.skipped) + ' unreadable');
     if (typeof st.images_per_s === 'number' && st.images_per_s > 0) {
       bits.push(st.images_per_s.toFixed(1) + ' images/s');
     }
-    if ((state === 'running' || state === 'queued') && typeof st.eta_s === 'number') {
+    if (ACTIVE.has(state) && typeof st.eta_s === 'number') {
       bits.push('about ' + fmtDuration(st.eta_s) + ' left');
     }
     if (state === 'failed') bits.push('failed' + (st.error ? ': ' + st.error : ''));
     if (state === 'canceled') bits.push('canceled');
     $('#job-text').textContent = bits.join(' \u00b7 ');
-    $('#job-cancel').hidden = !(state === 'queued' || state === 'running');
+    if (st.created) {
+      const meta = [jobSource(st), 'model ' + jobModel(st)];
+      if (Array.isArray(st.eps)) meta.push('\u03b5 ' + st.eps.join(', '));
+      if (st.quality !== undefined) meta.push('quality ' + st.quality);
+      if (st.labels || st.ground_truth) meta.push('labels from ' + (st.ground_truth || st.labels));
+      else meta.push('no labels (no top-1)');
+      meta.push('created ' + fmtDate(st.created));
+      $('#job-meta').textContent = meta.join(' \u00b7 ');
+    }
+    $('#job-cancel').hidden = !ACTIVE.has(state);
   }
 
-  async function cancelJob() {
-    if (!currentJob) return;
+  async function cancelJob(id) {
+    if (!id) return;
     try {
-      const st = await api('/jobs/' + encodeURIComponent(currentJob), { method: 'DELETE' });
-      if (st && st.status) renderJob(st);
+      const st = await api('/jobs/' + encodeURIComponent(id), { method: 'DELETE' });
+      if (id === currentJob && st && st.status) renderJob(st);
     } catch (e) {
-      showError($('#eval-error'), 'Could not cancel: ' + describe(e));
+      showError($('#eval-error'), 'Could not cancel job ' + id + ': ' + describe(e));
     }
+    refreshJobs();
   }
 
   async function loadResult(id) {
@@ -721,6 +886,7 @@
     try {
       const res = await api('/jobs/' + encodeURIComponent(id) + '/result');
       if (id !== currentJob) return;
+      currentResult = res;
       renderTable(res);
       $('#results').hidden = false;
     } catch (e) {
@@ -732,10 +898,10 @@
     for (const [imgId, name] of [['#fig3', 'figure3.svg'], ['#fig4', 'figure4.svg']]) {
       const img = $(imgId);
       try {
-        const blob = await api('/jobs/' + encodeURIComponent(id) + '/' + name, { as: 'blob' });
+        const blob = await fetchJobFile(id, name);
+        if (id !== currentJob) return;
         if (figureUrls[imgId]) URL.revokeObjectURL(figureUrls[imgId]);
-        const typed = blob.type ? blob : new Blob([blob], { type: 'image/svg+xml' });
-        figureUrls[imgId] = URL.createObjectURL(typed);
+        figureUrls[imgId] = URL.createObjectURL(blob);
         img.src = figureUrls[imgId];
         img.closest('figure').hidden = false;
       } catch (e) {
@@ -745,23 +911,93 @@
     }
   }
 
+  /** A file of a job (rows, figures) as a Blob of the right type. */
+  async function fetchJobFile(id, name) {
+    const blob = await api('/jobs/' + encodeURIComponent(id) + '/' + name, { as: 'blob' });
+    const type = name.endsWith('.svg') ? 'image/svg+xml' : name === 'rows' ? 'text/csv' : blob.type;
+    return blob.type === type ? blob : new Blob([blob], { type: type });
+  }
+
+  // The paper's columns and the box statistics, in the table download.
+  const BOX_KEYS = ['min', 'q1', 'median', 'q3', 'max', 'mean', 'whisker_low', 'whisker_high',
+    'outliers', 'outliers_low', 'outliers_high'];
+
+  /** A CSV field: quoted when it holds a comma, a quote or a line break (RFC 4180). */
+  const csvField = (v) => {
+    const s = v === null || v === undefined ? '' : String(v);
+    return /[",\r\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+  };
+
+  /** Table 1 of a /result answer as CSV: one line per transform, the paper's figures beside. */
+  function tableCsv(res) {
+    const head = ['transform', 'eps', 'n', 'top1', 'mean_top_label_prob']
+      .concat(BOX_KEYS.map((k) => 'box_' + k), ['paper_top1', 'paper_mean_top_label_prob']);
+    const lines = [head.join(',')];
+    for (const row of res.table || []) {
+      const paper = PAPER[row.transform] || [null, null];
+      const box = row.box || {};
+      lines.push([row.transform, row.eps, res.n, row.top1, row.mean_top_label_prob]
+        .concat(BOX_KEYS.map((k) => box[k]), paper).map(csvField).join(','));
+    }
+    return lines.join('\n') + '\n';
+  }
+
+  /** Saves one of the job's files: fetched with the token, then handed to the browser. */
+  async function download(what) {
+    const id = currentJob;
+    if (!id) return;
+    const errEl = $('#eval-error');
+    let blob;
+    let name;
+    try {
+      if (what === 'table' || what === 'result') {
+        if (!currentResult) throw new Error('no result loaded yet');
+        blob = what === 'table'
+          ? new Blob([tableCsv(currentResult)], { type: 'text/csv' })
+          : new Blob([JSON.stringify(currentResult, null, 2) + '\n'], { type: 'application/json' });
+        name = what + '-' + id + (what === 'table' ? '.csv' : '.json');
+      } else {
+        const file = what === 'rows' ? 'rows' : what + '.svg';
+        blob = await fetchJobFile(id, file);
+        name = what + '-' + id + (what === 'rows' ? '.csv' : '.svg');
+      }
+    } catch (e) {
+      showError(errEl, 'Download of ' + what + ': ' + (e instanceof ApiError ? describe(e) : e.message));
+      return;
+    }
+    const url = URL.createObjectURL(blob);
+    const a = el('a', { href: url, download: name, hidden: true });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+  }
+
   function renderTable(res) {
     const tbody = $('#result-table tbody');
     tbody.textContent = '';
     const n = res.n !== undefined ? fmtInt(res.n) + ' images' : '';
     const cap = $('#result-table caption');
     cap.dataset.n = n;
+    let anyTop1 = false;
     for (const row of res.table || []) {
       const paper = PAPER[row.transform];
+      const hasTop1 = typeof row.top1 === 'number';
+      anyTop1 = anyTop1 || hasTop1;
       const tr = el('tr', { dataset: { transform: row.transform } }, [
         el('th', { scope: 'row' }, [el('code', { text: row.transform })]),
-        el('td', { class: 'num', text: row.top1 === null || row.top1 === undefined ? '\u2013' : fmtP(row.top1) }),
+        el('td', { class: 'num', text: hasTop1 ? fmtP(row.top1) : '\u2013',
+          title: hasTop1 ? null : 'no labels: no top-1' }),
         el('td', { class: 'num', text: fmtP(row.mean_top_label_prob) }),
         el('td', { class: 'num paper', text: paper ? paper[0].toFixed(2) : '' }),
         el('td', { class: 'num paper', text: paper ? paper[1].toFixed(2) : '' }),
       ]);
       tbody.append(tr);
     }
+    const note = $('#result-note');
+    note.textContent = anyTop1 ? '' : 'Top-1 needs the images\u2019 true classes: upload a labels ' +
+      'file with the images, or name a ground truth or labels file for a data set.';
+    note.hidden = anyTop1;
     $('#job-text').textContent += n ? ' \u00b7 result over ' + n : '';
   }
 
@@ -771,22 +1007,45 @@
     if (!$('#jobs').open) return;
     try {
       const res = await api('/jobs');
-      const jobs = Array.isArray(res) ? res : res.jobs || [];
+      const jobs = (Array.isArray(res) ? res : res.jobs || []).slice().reverse(); // newest first
       list.textContent = '';
       showError(errEl, null);
-      if (!jobs.length) list.append(el('li', { class: 'hint', text: 'no jobs yet' }));
-      for (const j of jobs) {
-        const btn = el('button', { type: 'button', class: 'btn btn-small btn-quiet', text: 'show' });
-        btn.addEventListener('click', () => watchJob(j.id));
-        const prog = j.total ? ' \u00b7 ' + fmtInt(j.done || 0) + '/' + fmtInt(j.total) : '';
-        list.append(el('li', {}, [el('code', { text: j.id }), ' ',
-          el('span', { class: 'badge', dataset: { state: j.status || '' }, text: j.status || '?' }),
-          prog + ' ', btn]));
+      if (!jobs.length) {
+        list.append(el('tr', {}, [el('td', { colspan: 9, class: 'hint', text: 'no jobs yet' })]));
       }
+      for (const j of jobs) list.append(jobRow(j));
     } catch (e) {
       list.textContent = '';
-      showError(errEl, e.status === 404 ? 'This server has no /jobs yet.' : describe(e));
+      showError(errEl, describe(e));
     }
+  }
+
+  function jobRow(j) {
+    const show = el('button', { type: 'button', class: 'btn btn-small', text: 'Show',
+      'aria-label': 'show job ' + j.id });
+    show.addEventListener('click', () => watchJob(j.id));
+    const actions = [show];
+    if (ACTIVE.has(j.status)) {
+      const cancel = el('button', { type: 'button', class: 'btn btn-small btn-danger', text: 'Cancel',
+        'aria-label': 'cancel job ' + j.id });
+      cancel.addEventListener('click', () => cancelJob(j.id));
+      actions.push(cancel);
+    }
+    const progress = j.total ? fmtInt(j.done || 0) + ' / ' + fmtInt(j.total) : '\u2013';
+    return el('tr', { dataset: { id: j.id, status: j.status || '' },
+      class: j.id === currentJob ? 'is-current' : null }, [
+      el('td', { dataset: { label: 'job' } }, [el('code', { text: j.id, title: j.id })]),
+      el('td', { dataset: { label: 'status' } }, [el('span', { class: 'badge', dataset: { state: j.status || '' },
+        text: j.status || '?' })]),
+      el('td', { class: 'num', dataset: { label: 'images' }, text: progress }),
+      el('td', { class: 'job-src', dataset: { label: 'from' }, text: jobSource(j) }),
+      el('td', { dataset: { label: '\u03b5' }, text: Array.isArray(j.eps) ? j.eps.join(', ') : '\u2013' }),
+      el('td', { class: 'num', dataset: { label: 'quality' },
+        text: j.quality !== undefined ? String(j.quality) : '\u2013' }),
+      el('td', { dataset: { label: 'model' }, text: jobModel(j) }),
+      el('td', { dataset: { label: 'created' }, text: fmtDate(j.created), title: j.created || '' }),
+      el('td', { class: 'job-actions' }, actions),
+    ]);
   }
 
   // ------------------------------------------------------------------ start
@@ -795,10 +1054,12 @@
     setupToken();
     setupDrop();
     setupControls();
+    setupPerturbation();
     setupEval();
     checkHealth();
     loadModel();
     setInterval(checkHealth, 15000);
+    refreshJobs();
     let lastJob = null;
     try {
       lastJob = localStorage.getItem(JOB_KEY);

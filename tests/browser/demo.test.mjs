@@ -1,18 +1,24 @@
 // demo.test.mjs - the demo page in headless Chromium against a live advjpgd.
 //
-// Starts advjpgd (env ADVJPGD) with a tiny random model, opens the page, picks
-// an image with the keyboard (Enter on the drop zone's file input), waits for
-// the four panels and checks every label and probability shown against the
-// /attack JSON for the same image and parameters; then the accessibility
-// basics, the server's errors in words, the evaluation form, and "cannot reach
-// the server". Saves a screenshot of the panels to env SCREENSHOT (default
-// tests/browser/demo.png).
-//
-// The page is loaded from the daemon's own "/" when it serves it. A daemon
-// that answers 404 there (the embedded page not wired yet) gets a small
-// static server in front of it, serving server/web/ and passing every other
-// path to the daemon, so the page still runs against the real API on one
-// origin; set ADVJPG_WEB_EMBEDDED=1 to make that a failure instead.
+// Starts advjpgd (env ADVJPGD) with the tiny model of tests/specs/tiny.json
+// (random weights), a --data-root of generated images and --job-batch 1, opens
+// the page the daemon serves at "/", and checks what the page shows against
+// what the test computes or fetches itself:
+//   - the single-image half: an image picked with the keyboard, the five panels
+//     (labels, probabilities, images) against the /attack JSON for the same
+//     image, the true-class marks, and the amplified perturbation views pixel
+//     by pixel against the test's own PNG decoding of the crops;
+//   - the evaluation half: an upload with a labels file (progress, Table 1
+//     against /result, top-1 against the test's count over /rows, Figure 3
+//     and Figure 4 shown at the width they need, the five downloads against
+//     the server's files and the result), a data-set job canceled while it
+//     runs and a queued one canceled from the job list, the job list's columns
+//     against GET /jobs, the server's errors in words;
+//   - a daemon with a bearer token (the page asks for it, keeps it, sends it
+//     with the figures and downloads), and "cannot reach the server".
+// Screenshots (light, dark, phone width) go next to env SCREENSHOT (default
+// tests/browser/demo.png): demo.png, demo-evaluate.png, demo-dark.png,
+// demo-phone.png, demo-phone-evaluate.png.
 //
 // Run: node --test demo.test.mjs (see run.sh). Chromium: /usr/bin/chromium or
 // env CHROMIUM; never downloaded.
@@ -20,7 +26,6 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,9 +37,9 @@ const webDir = path.resolve(here, '../../server/web');
 const ADVJPGD = process.env.ADVJPGD || '';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SCREENSHOT = path.resolve(process.env.SCREENSHOT || path.join(here, 'demo.png'));
-const REQUIRE_EMBEDDED = process.env.ADVJPG_WEB_EMBEDDED === '1';
 const EPS = 5;
 const QUALITY = 60;
+const TRUTH = 3; // the true class typed into the single-image half
 
 const skip = !ADVJPGD ? 'ADVJPGD is not set' : !fs.existsSync(CHROMIUM) ? 'no ' + CHROMIUM : false;
 
@@ -52,16 +57,7 @@ function rng(seed) {
   };
 }
 
-const SPEC = {
-  name: 'tiny', channels: 3, input_size: 32, scale_size: 36,
-  mean: 118.380948, std: 61.896913, classes: 10,
-  layers: [
-    { type: 'conv', out: 8, kernel: 3, stride: 1, pad: 1 },
-    { type: 'relu' },
-    { type: 'maxpool', kernel: 2, stride: 2 },
-    { type: 'fc', out: 10 },
-  ],
-};
+const SPEC = JSON.parse(fs.readFileSync(path.resolve(here, '../specs/tiny.json'), 'utf8'));
 
 /** 20714 little-endian float32 in [-0.1, 0.1): conv 8x3x3x3 + 8, fc 10x(8*16*16) + 10. */
 function weights() {
@@ -73,19 +69,19 @@ function weights() {
   return buf;
 }
 
-/** A W x H RGB picture: smooth colour fields with a disc. */
-function picture(W, H) {
+/** A W x H RGB picture: smooth colour fields with a disc; k varies it. */
+function picture(W, H, k = 0) {
   const px = Buffer.alloc(W * H * 3);
   for (let y = 0; y < H; y++) {
     for (let x = 0; x < W; x++) {
       const i = 3 * (y * W + x);
-      const d = Math.hypot(x - W * 0.5, y - H * 0.5);
-      if (d < H * 0.3) {
-        px[i] = 232; px[i + 1] = 176; px[i + 2] = 48;
+      const d = Math.hypot(x - W * (0.5 + 0.04 * k), y - H * 0.5);
+      if (d < H * (0.3 - 0.02 * k)) {
+        px[i] = 232 - 30 * k; px[i + 1] = 176; px[i + 2] = 48 + 25 * k;
       } else {
-        px[i] = 128 + 127 * Math.sin(x / 23) * Math.cos(y / 31);
-        px[i + 1] = 128 + 127 * Math.sin((x + y) / 40);
-        px[i + 2] = (255 * ((x * y) % 97)) / 97;
+        px[i] = 128 + 127 * Math.sin(x / (23 + 3 * k)) * Math.cos(y / 31);
+        px[i + 1] = 128 + 127 * Math.sin((x + y) / (40 - 4 * k));
+        px[i + 2] = (255 * ((x * y + 13 * k) % 97)) / 97;
       }
     }
   }
@@ -123,6 +119,90 @@ function png(W, H, px) {
     Buffer.concat([Buffer.from([0]), px.subarray(y * W * 3, (y + 1) * W * 3)])));
   return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
     chunk('IHDR', ihdr), chunk('IDAT', zlib.deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+}
+
+/**
+ * Decodes an 8-bit, non-interlaced PNG (grey, RGB, grey+alpha or RGBA) to
+ * { width, height, rgb } with 3 bytes a pixel: the test's own reading of the
+ * crops the server sends, independent of the browser's.
+ */
+function decodePng(buf) {
+  assert.ok(buf.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])), 'a PNG');
+  let W = 0, H = 0, channels = 0;
+  const idat = [];
+  for (let o = 8; o < buf.length;) {
+    const len = buf.readUInt32BE(o);
+    const type = buf.toString('latin1', o + 4, o + 8);
+    const data = buf.subarray(o + 8, o + 8 + len);
+    if (type === 'IHDR') {
+      W = data.readUInt32BE(0);
+      H = data.readUInt32BE(4);
+      assert.equal(data[8], 8, 'bit depth 8');
+      assert.equal(data[12], 0, 'not interlaced');
+      channels = { 0: 1, 2: 3, 4: 2, 6: 4 }[data[9]];
+      assert.ok(channels, 'colour type ' + data[9]);
+    } else if (type === 'IDAT') {
+      idat.push(data);
+    }
+    o += 12 + len;
+  }
+  const raw = zlib.inflateSync(Buffer.concat(idat));
+  const stride = W * channels;
+  const img = Buffer.alloc(H * stride);
+  for (let y = 0; y < H; y++) {
+    const f = raw[y * (stride + 1)];
+    const line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
+    for (let i = 0; i < stride; i++) {
+      const a = i >= channels ? img[y * stride + i - channels] : 0;
+      const b = y > 0 ? img[(y - 1) * stride + i] : 0;
+      const c = y > 0 && i >= channels ? img[(y - 1) * stride + i - channels] : 0;
+      const p = a + b - c;
+      const pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
+      const pred = [0, a, b, (a + b) >> 1, pa <= pb && pa <= pc ? a : pb <= pc ? b : c][f];
+      assert.ok(pred !== undefined, 'PNG filter ' + f);
+      img[y * stride + i] = (line[i] + pred) & 0xff;
+    }
+  }
+  const rgb = Buffer.alloc(W * H * 3);
+  for (let i = 0; i < W * H; i++) {
+    for (let c = 0; c < 3; c++) rgb[3 * i + c] = img[i * channels + (channels < 3 ? 0 : c)];
+  }
+  return { width: W, height: H, rgb };
+}
+
+/** Splits CSV text (RFC 4180, LF lines) into rows of fields. */
+function parseCsv(text) {
+  const rows = [];
+  let row = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (ch === '"') {
+        quoted = false;
+      } else {
+        field += ch;
+      }
+    } else if (ch === '"') {
+      quoted = true;
+    } else if (ch === ',') {
+      row.push(field);
+      field = '';
+    } else if (ch === '\n') {
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = '';
+    } else if (ch !== '\r') {
+      field += ch;
+    }
+  }
+  if (field || row.length) rows.push([...row, field]);
+  return rows;
 }
 
 // ---------------------------------------------------------------- processes
@@ -180,61 +260,13 @@ function stopProcess(proc) {
   });
 }
 
-/**
- * The stand-in for the daemon's "/" while it does not serve the page: serves
- * server/web/ and passes everything else to the daemon. Resolves to the server.
- */
-function startFrontProxy(upstreamPort) {
-  const types = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8',
-    '.css': 'text/css; charset=utf-8' };
-  const server = http.createServer((req, res) => {
-    const p = req.url.split('?')[0];
-    const file = p === '/' ? 'index.html' : p.slice(1);
-    if ((req.method === 'GET' || req.method === 'HEAD') && Object.hasOwn(types, path.extname(file)) &&
-        !file.includes('/') && fs.existsSync(path.join(webDir, file))) {
-      res.writeHead(200, { 'Content-Type': types[path.extname(file)], 'Cache-Control': 'no-cache' });
-      return res.end(fs.readFileSync(path.join(webDir, file)));
-    }
-    const up = http.request({ host: '127.0.0.1', port: upstreamPort, path: req.url, method: req.method,
-      headers: req.headers }, (ur) => {
-      res.writeHead(ur.statusCode, ur.headers);
-      ur.pipe(res);
-    });
-    up.on('error', () => {
-      // the daemon is gone: drop the connection, as the daemon itself would be unreachable
-      req.socket.destroy();
-    });
-    req.pipe(up);
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
-
-/**
- * Where the page of `daemon` is: the daemon itself when it serves "/", else
- * a front proxy (returned too, to be closed).
- */
-let embedded = null; // whether the first daemon served "/" itself
+/** The page's origin: the daemon's own, which must serve the page at "/". */
 async function pageOrigin(daemon) {
-  const apiOrigin = `http://127.0.0.1:${daemon.port}`;
-  const root = await fetch(apiOrigin + '/');
+  const origin = `http://127.0.0.1:${daemon.port}`;
+  const root = await fetch(origin + '/');
   await root.arrayBuffer();
-  if (embedded === null) embedded = root.status === 200;
-  if (root.status === 200) return { origin: apiOrigin, front: null };
-  assert.ok(!REQUIRE_EMBEDDED, `advjpgd answers ${root.status} for / (ADVJPG_WEB_EMBEDDED=1)`);
-  // A daemon that serves the page must serve it to everyone: the token is
-  // typed into the page, so the page cannot need it.
-  assert.ok(!embedded, `advjpgd answers ${root.status} for / with --token: the page and its ` +
-    'files must be served without the token');
-  console.log(`# advjpgd answers ${root.status} for /: serving server/web/ from the test`);
-  const front = await startFrontProxy(daemon.port);
-  return { origin: `http://127.0.0.1:${front.address().port}`, front };
-}
-
-function closeFront(front) {
-  if (front) {
-    front.closeAllConnections();
-    front.close();
-  }
+  assert.equal(root.status, 200, 'advjpgd serves the page at /');
+  return origin;
 }
 
 /** The path of a second screenshot next to SCREENSHOT: demo.png -> demo-NAME.png. */
@@ -245,11 +277,39 @@ function screenshotVariant(name) {
 
 // ---------------------------------------------------------------- the test
 
-describe('demo page', { skip, timeout: 180000 }, () => {
-  let tmp, daemon, front, origin, apiOrigin, context, page;
-  let tokenDaemon, tokenFront;
+const UPLOADS = 6; // images of the upload evaluation
+const BIG = 600; // images of the data-set job that is canceled while it runs
+
+/** What the page must show for a probability (3 decimals) or a missing one. */
+const shownP = (p) => (typeof p === 'number' ? p.toFixed(3) : '\u2013');
+
+/** A local "YYYY-MM-DD HH:MM" of an ISO time, computed here (the page's own is in app.js). */
+function localMinute(iso) {
+  const d = new Date(iso);
+  const p2 = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p2(d.getMonth() + 1)}-${p2(d.getDate())} ${p2(d.getHours())}:${p2(d.getMinutes())}`;
+}
+
+describe('demo page', { skip, timeout: 240000 }, () => {
+  let tmp, daemon, origin, context, page;
+  let tokenDaemon;
   let jpeg, jpegType;
+  const uploads = []; // { file, truth }
   const pageErrors = [];
+
+  /** GET of the daemon's API from the test itself (not through the page). */
+  const apiGet = async (p, as = 'json') => {
+    const r = await fetch(origin + p);
+    assert.equal(r.status, 200, p);
+    return as === 'json' ? r.json() : as === 'text' ? r.text() : Buffer.from(await r.arrayBuffer());
+  };
+
+  /** Clicks a download link and resolves to the saved file's name and bytes. */
+  async function downloadOf(p, selector) {
+    const [dl] = await Promise.all([p.waitForEvent('download'), p.click(selector)]);
+    const file = await dl.path();
+    return { name: dl.suggestedFilename(), bytes: fs.readFileSync(file) };
+  }
 
   before(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'advjpg-browser-'));
@@ -272,14 +332,39 @@ describe('demo page', { skip, timeout: 180000 }, () => {
     fs.writeFileSync(path.join(tmp, 'broken.jpg'),
       Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.from('not really a jpeg'.repeat(8))]));
 
-    daemon = await startDaemon(tmp, 'plain');
-    apiOrigin = `http://127.0.0.1:${daemon.port}`;
-    ({ origin, front } = await pageOrigin(daemon));
+    // the upload set: PPM and PNG of different pictures, with a labels file
+    fs.mkdirSync(path.join(tmp, 'up'));
+    const lines = [];
+    for (let k = 0; k < UPLOADS; k++) {
+      const [w, h] = [64 + 8 * k, 48 + 4 * k];
+      const name = k % 2 ? `up${k}.png` : `up${k}.ppm`;
+      const file = path.join(tmp, 'up', name);
+      fs.writeFileSync(file, k % 2 ? png(w, h, picture(w, h, k)) : ppm(w, h, picture(w, h, k)));
+      uploads.push({ file, truth: (3 * k + 1) % SPEC.classes });
+      lines.push(`${name}\t${(3 * k + 1) % SPEC.classes}`);
+    }
+    fs.writeFileSync(path.join(tmp, 'labels.txt'), lines.join('\n') + '\n');
+
+    // the data root: a folder of BIG large images (one file, hard-linked), slow enough to cancel
+    const big = path.join(tmp, 'data', 'big');
+    fs.mkdirSync(big, { recursive: true });
+    const [BW, BH] = [1600, 1200];
+    const bigSrc = path.join(tmp, 'big.ppm');
+    fs.writeFileSync(bigSrc, ppm(BW, BH, picture(BW, BH, 2)));
+    let one = path.join(tmp, 'big.jpg');
+    if (spawnSync('cjpeg', ['-quality', '90', '-outfile', one, bigSrc]).status !== 0) one = bigSrc;
+    for (let i = 0; i < BIG; i++) {
+      fs.linkSync(one, path.join(big, `b${String(i).padStart(4, '0')}${path.extname(one)}`));
+    }
+
+    daemon = await startDaemon(tmp, 'plain', ['--data-root', path.join(tmp, 'data'), '--job-batch', '1']);
+    origin = await pageOrigin(daemon);
 
     const userDataDir = fs.mkdtempSync(path.join(tmp, 'chromium-'));
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: CHROMIUM,
       headless: true,
+      acceptDownloads: true,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
       viewport: { width: 1280, height: 900 },
@@ -297,8 +382,6 @@ describe('demo page', { skip, timeout: 180000 }, () => {
 
   after(async () => {
     if (context) await context.close().catch(() => {});
-    closeFront(front);
-    closeFront(tokenFront);
     if (daemon) await stopProcess(daemon.proc);
     if (tokenDaemon) await stopProcess(tokenDaemon.proc);
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
@@ -312,6 +395,10 @@ describe('demo page', { skip, timeout: 180000 }, () => {
       assert.match(r.headers.get('content-type') || '', new RegExp(type), p);
       assert.match(r.headers.get('cache-control') || '', /no-cache/, p);
       assert.ok(Buffer.from(await r.arrayBuffer()).equals(fs.readFileSync(path.join(webDir, file))), p);
+    }
+    for (const file of ['index.html', 'app.js']) {
+      assert.doesNotMatch(fs.readFileSync(path.join(webDir, file), 'utf8'), /has no \/(evaluate|jobs) yet/,
+        file + ' still says an endpoint is missing');
     }
   });
 
@@ -343,23 +430,25 @@ describe('demo page', { skip, timeout: 180000 }, () => {
       e.value = String(q);
       e.dispatchEvent(new Event('input', { bubbles: true }));
     }, QUALITY);
+    await page.fill('#truth', String(TRUTH));
     assert.equal(await page.inputValue('#eps'), String(EPS));
     assert.equal(await page.textContent('#quality-out'), String(QUALITY));
 
     await page.focus('#file');
     const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.keyboard.press('Enter')]);
     await chooser.setFiles(jpeg);
-    await page.waitForFunction(() => document.querySelectorAll('#panels .panel img').length === 4 &&
-      /^Done/.test(document.querySelector('#attack-status').textContent), null, { timeout: 60000 });
+    await page.waitForFunction(() => document.querySelectorAll('#panels .panel img').length === 5 &&
+      /^Done/.test(document.querySelector('#attack-status').textContent) &&
+      document.querySelectorAll('#pert-views canvas').length === 3, null, { timeout: 60000 });
 
     const q = new URLSearchParams({ eps: String(EPS), quality: String(QUALITY), seed: '1', images: '1', top_k: '5' });
-    const r = await fetch(`${apiOrigin}/attack?${q}`, {
+    const r = await fetch(`${origin}/attack?${q}`, {
       method: 'POST', body: fs.readFileSync(jpeg), headers: { 'Content-Type': jpegType },
     });
     assert.equal(r.status, 200);
     const want = await r.json();
     const byName = new Map(want.results.map((x) => [x.transform, x]));
-    const names = ['x', `Adv${EPS}(x)`, `JPG(Adv${EPS}(x))`, `JPGnoise(Adv${EPS}(x))`];
+    const names = ['x', 'JPG(x)', `Adv${EPS}(x)`, `JPG(Adv${EPS}(x))`, `JPGnoise(Adv${EPS}(x))`];
 
     const shown = await page.$$eval('#panels .panel', (panels) => panels.map((p) => ({
       transform: p.dataset.transform,
@@ -368,11 +457,12 @@ describe('demo page', { skip, timeout: 180000 }, () => {
       topLabelProbText: p.querySelector('.tlp-value').textContent,
       predicted: p.querySelector('.pred-label').textContent,
       predictedIndex: p.querySelector('.pred-label').dataset.index,
+      correct: p.querySelector('.truth-mark') && p.querySelector('.truth-mark').dataset.correct,
       img: p.querySelector('img').getAttribute('src'),
       alt: p.querySelector('img').getAttribute('alt'),
       bars: Array.from(p.querySelectorAll('.bar')).map((b) => ({
         index: b.dataset.index, prob: b.dataset.prob, lx: b.classList.contains('is-lx'),
-        outside: b.classList.contains('is-outside'),
+        outside: b.classList.contains('is-outside'), truth: !!b.querySelector('.truth-tag'),
         name: b.querySelector('.bar-label').textContent, value: b.querySelector('.bar-value').textContent,
       })),
     })));
@@ -385,6 +475,7 @@ describe('demo page', { skip, timeout: 180000 }, () => {
       assert.equal(s.predicted, 'class ' + w.label, s.transform + ' predicted name');
       assert.equal(Number(s.topLabelProb), w.top_label_prob, s.transform + ' p(l_x)');
       assert.equal(s.topLabelProbText, w.top_label_prob.toFixed(3), s.transform + ' p(l_x) text');
+      assert.equal(s.correct, String(w.label === TRUTH), s.transform + ' right or wrong');
       assert.equal(s.img, 'data:image/png;base64,' + want.images[s.transform], s.transform + ' image');
       assert.ok(s.alt && s.alt.includes(s.transform), s.transform + ' alt');
       const inTop = s.bars.filter((b) => !b.outside);
@@ -392,6 +483,7 @@ describe('demo page', { skip, timeout: 180000 }, () => {
       assert.deepEqual(inTop.map((b) => Number(b.prob)), w.top.map((t) => t.prob), s.transform + ' top-5 p');
       assert.deepEqual(inTop.map((b) => b.value), w.top.map((t) => t.prob.toFixed(3)), s.transform + ' text');
       assert.deepEqual(inTop.map((b) => b.name), w.top.map((t) => t.label || 'class ' + t.index));
+      assert.deepEqual(inTop.map((b) => b.truth), w.top.map((t) => t.index === TRUTH), s.transform + ' true tag');
       // l_x is marked in every panel: in the top 5, or on an extra row with p(l_x)
       const lx = s.bars.filter((b) => b.lx);
       assert.equal(lx.length, 1, s.transform + ' one l_x bar');
@@ -399,7 +491,52 @@ describe('demo page', { skip, timeout: 180000 }, () => {
       assert.equal(Number(lx[0].prob), w.top_label_prob, s.transform + ' l_x bar p');
       assert.equal(lx[0].outside, !w.top.some((t) => t.index === want.label), s.transform + ' l_x row');
     }
-    assert.match(await page.textContent('#summary'), new RegExp('class ' + want.label));
+    const summary = await page.textContent('#summary');
+    assert.match(summary, new RegExp('class ' + want.label));
+    const right = names.filter((n) => byName.get(n).label === TRUTH).length;
+    assert.match(summary, new RegExp(`${right} of 5 panels right`));
+
+    // the amplified perturbation, against the test's own decoding of the crops
+    const px = Object.fromEntries(names.map((n) => [n, decodePng(Buffer.from(want.images[n], 'base64'))]));
+    const adv = `Adv${EPS}(x)`;
+    const jadv = `JPG(${adv})`;
+    const pairs = [[adv, 'x'], [jadv, 'JPG(x)'], [jadv, adv]];
+    const views = async () => page.$$eval('#pert-views .pert-view', (figs) => figs.map((f) => {
+      const c = f.querySelector('canvas');
+      return { a: f.dataset.a, b: f.dataset.b, linf: Number(f.dataset.linf), stats: f.querySelector('.pert-stats').textContent,
+        w: c.width, h: c.height, data: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data) };
+    }));
+    const expectView = (v, [a, b], gain, signed) => {
+      const A = px[a];
+      const B = px[b];
+      assert.deepEqual([v.a, v.b, v.w, v.h], [a, b, A.width, A.height], 'view ' + a + ' - ' + b);
+      let linf = 0;
+      let bad = 0;
+      for (let i = 0; i < A.width * A.height; i++) {
+        for (let c = 0; c < 3; c++) {
+          const d = A.rgb[3 * i + c] - B.rgb[3 * i + c];
+          linf = Math.max(linf, Math.abs(d));
+          const want = Math.max(0, Math.min(255, signed ? 128 + gain * d : gain * Math.abs(d)));
+          if (v.data[4 * i + c] !== want) bad++;
+        }
+        if (v.data[4 * i + 3] !== 255) bad++;
+      }
+      assert.equal(bad, 0, `${a} - ${b}: ${bad} pixel values differ from |a - b| x ${gain}`);
+      assert.equal(v.linf, linf, a + ' - ' + b + ' L-inf');
+      assert.match(v.stats, new RegExp(`^largest ${linf} levels`));
+      return linf;
+    };
+    let got = await views();
+    assert.equal(got.length, 3);
+    got.forEach((v, i) => expectView(v, pairs[i], 10, false));
+    // FGSM moves each channel by eps at most, and by eps where nothing clips
+    assert.equal(got[0].linf, EPS, 'the attack moves pixels by eps');
+    await page.selectOption('#pert-mode', 'signed');
+    await page.fill('#pert-gain', '20');
+    got = await views();
+    got.forEach((v, i) => expectView(v, pairs[i], 20, true));
+    await page.selectOption('#pert-mode', 'abs');
+    await page.fill('#pert-gain', '10');
 
     fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
@@ -407,7 +544,7 @@ describe('demo page', { skip, timeout: 180000 }, () => {
   });
 
   it('shows the server\'s error in words', async () => {
-    const r = await fetch(`${apiOrigin}/attack?eps=${EPS}&quality=${QUALITY}&seed=1&images=1&top_k=5`, {
+    const r = await fetch(`${origin}/attack?eps=${EPS}&quality=${QUALITY}&seed=1&images=1&top_k=5`, {
       method: 'POST', body: fs.readFileSync(path.join(tmp, 'broken.jpg')), headers: { 'Content-Type': 'image/jpeg' },
     });
     const want = { status: r.status, error: (await r.json()).error };
@@ -418,6 +555,7 @@ describe('demo page', { skip, timeout: 180000 }, () => {
     assert.ok(text.startsWith(`Error ${want.status}`), text);
     assert.ok(text.includes(want.error), text);
     assert.equal(await page.$$eval('#panels .panel', (p) => p.length), 0, 'no stale panels');
+    assert.equal(await page.isHidden('#perturbation'), true, 'no stale perturbation');
 
     // a bad eps is caught in the page, in words
     await page.fill('#eps', '300');
@@ -427,119 +565,197 @@ describe('demo page', { skip, timeout: 180000 }, () => {
     await page.fill('#eps', String(EPS));
   });
 
-  it('starts an evaluation or says why not, as the server does', async () => {
+  it('says why a data set is refused, in the server\'s words', async () => {
     const body = { dataset: 'no-such-set', eps: [1, 5, 10], quality: 75, limit: 100 };
-    const r = await fetch(apiOrigin + '/evaluate', {
+    const r = await fetch(origin + '/evaluate', {
       method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' },
     });
-    const answer = await r.json().catch(() => ({}));
+    const answer = await r.json();
+    assert.equal(r.status, 400, JSON.stringify(answer));
     await page.fill('#dataset', body.dataset);
     await page.click('#eval-run');
-    if (r.ok) {
-      // a server that accepts it: the job appears with a progress bar
-      await page.waitForSelector('#job:not([hidden])');
-      await page.waitForFunction(() => document.querySelector('#job-id').textContent !== '');
-    } else {
-      await page.waitForSelector('#eval-error:not([hidden])');
-      const text = await page.textContent('#eval-error');
-      if (r.status === 404) assert.match(text, /no \/evaluate yet/);
-      assert.ok(text.includes(`Error ${r.status}`), text);
-      assert.ok(text.includes(answer.error), text);
-    }
+    await page.waitForSelector('#eval-error:not([hidden])');
+    const text = await page.textContent('#eval-error');
+    assert.ok(text.startsWith('Error 400 (bad request): '), text);
+    assert.ok(text.includes(answer.error), text);
   });
 
-  it('runs an evaluation job: progress, Table 1, figures (contract-shaped answers)', async () => {
-    // /evaluate and /jobs are answered here, in the shapes of docs/api.md, so
-    // that the page's job flow is tested whatever the daemon has yet.
-    const TOKEN = 'eval-token';
-    const seen = [];
-    let polls = 0;
-    const json = (route, status, obj, headers) => route.fulfill({ status, contentType: 'application/json',
-      headers: headers || {}, body: JSON.stringify(obj) });
-    const box = { min: 0.1, q1: 0.2, median: 0.3, q3: 0.5, max: 0.9, mean: 0.35,
-      whisker_low: 0.1, whisker_high: 0.9, outliers: [] };
-    const table = [['x', 0.75, 0.61], ['JPG(x)', 0.75, 0.58], ['Adv1(x)', 0.25, 0.13],
-      ['JPG(Adv1(x))', 0.5, 0.41], ['JPGnoise(Adv1(x))', null, 0.06]]
-      .map(([t, top1, m]) => ({ transform: t, top1, mean_top_label_prob: m, box }));
-    const svg = (title) => `<svg xmlns="http://www.w3.org/2000/svg" width="640" height="400" viewBox="0 0 640 400">
-      <rect width="640" height="400" fill="#fff"/><text x="20" y="40" font-size="24">${title}</text>
-      <rect x="60" y="120" width="80" height="160" fill="none" stroke="#333"/></svg>`;
-    await page.route(/\/(evaluate|jobs)(\/|\?|$)/, async (route) => {
-      const req = route.request();
-      const u = new URL(req.url());
-      seen.push({ method: req.method(), path: u.pathname, search: u.search,
-        auth: await req.headerValue('authorization'), type: await req.headerValue('content-type'),
-        body: req.postDataBuffer() });
-      if (u.pathname === '/evaluate') {
-        return json(route, 202, { id: 'job1', status: 'queued' }, { Location: '/jobs/job1' });
-      }
-      if (u.pathname === '/jobs/job1') {
-        polls++;
-        const done = Math.min(4, polls - 1);
-        const status = polls === 1 ? 'queued' : done < 4 ? 'running' : 'done';
-        return json(route, 200, { id: 'job1', status, done, total: 4, images_per_s: 3.5,
-          eta_s: (4 - done) / 3.5 });
-      }
-      if (u.pathname === '/jobs/job1/result') {
-        return json(route, 200, { n: 4, eps: [1], quality: 75, seed: 1, table });
-      }
-      if (u.pathname.startsWith('/jobs/job1/figure')) {
-        return route.fulfill({ status: 200, contentType: 'image/svg+xml',
-          body: svg(u.pathname.includes('3') ? 'Figure 3' : 'Figure 4') });
-      }
-      if (u.pathname === '/jobs') return json(route, 200, { jobs: [{ id: 'job1', status: 'done', done: 4, total: 4 }] });
-      return json(route, 404, { error: 'no such job' });
+  it('evaluates uploaded images with labels: progress, Table 1, figures, downloads, job list', async () => {
+    await page.check('input[name="source"][value="upload"]');
+    assert.equal(await page.isVisible('#eval-files'), true);
+    assert.equal(await page.isVisible('#dataset'), false);
+    await page.setInputFiles('#eval-files', uploads.map((u) => u.file));
+    await page.setInputFiles('#eval-labels', path.join(tmp, 'labels.txt'));
+    await page.fill('#eval-eps', '1,5');
+    await page.fill('#eval-quality', '75');
+    await page.click('#eval-run');
+    await page.waitForFunction(() => document.querySelectorAll('#result-table tbody tr').length > 0 &&
+      document.querySelector('#fig3').naturalWidth > 0 && document.querySelector('#fig4').naturalWidth > 0,
+    null, { timeout: 60000 });
+    const id = await page.textContent('#job-id');
+    assert.match(id, /^[0-9a-f]{16}$/);
+
+    const job = await apiGet('/jobs/' + id);
+    assert.equal(job.status, 'done');
+    assert.equal(job.total, UPLOADS);
+    assert.equal(await page.getAttribute('#job-state', 'data-state'), 'done');
+    assert.equal(await page.$eval('#job-progress', (e) => [e.value, e.max].join('/')), `${UPLOADS}/${UPLOADS}`);
+    assert.match(await page.textContent('#job-text'), new RegExp(`${UPLOADS} of ${UPLOADS} images`));
+    const meta = await page.textContent('#job-meta');
+    for (const bit of ['uploaded images', 'model tiny', '\u03b5 1, 5', 'quality 75', 'labels from ']) {
+      assert.ok(meta.includes(bit), `job meta "${meta}" lacks "${bit}"`);
+    }
+
+    // Table 1: the server's table, and top-1 counted here from the rows and the labels
+    const result = await apiGet(`/jobs/${id}/result`);
+    const rowsText = await apiGet(`/jobs/${id}/rows`, 'text');
+    const csv = parseCsv(rowsText);
+    const header = csv[0];
+    const body = csv.slice(1);
+    assert.equal(body.length, UPLOADS);
+    const truthOf = new Map(uploads.map((u) => [path.basename(u.file), u.truth]));
+    for (const line of body) assert.equal(Number(line[header.indexOf('truth')]), truthOf.get(line[0]), line[0]);
+    const shownRows = await page.$$eval('#result-table tbody tr', (trs) => trs.map((tr) =>
+      Array.from(tr.children).map((c) => c.textContent.trim())));
+    assert.deepEqual(shownRows.map((r) => r[0]), result.table.map((t) => t.transform));
+    for (const [i, t] of result.table.entries()) {
+      const col = header.indexOf(t.transform + ':label');
+      assert.ok(col > 0, t.transform + ' in the rows');
+      const top1 = body.filter((l) => Number(l[col]) === truthOf.get(l[0])).length / body.length;
+      const mean = body.reduce((s, l) => s + Number(l[header.indexOf(t.transform + ':prob')]), 0) / body.length;
+      assert.equal(shownRows[i][1], top1.toFixed(3), t.transform + ' top-1 (counted from the rows)');
+      assert.equal(shownRows[i][2], shownP(t.mean_top_label_prob), t.transform + ' mean');
+      assert.ok(Math.abs(mean - t.mean_top_label_prob) < 1e-6, t.transform + ' mean from the rows');
+    }
+    assert.equal(shownRows[0][3], '0.58', 'the paper beside');
+    assert.equal(await page.isHidden('#result-note'), true, 'no "top-1 needs labels" note');
+
+    // the figures: Figure 4 across the whole results width, Figure 3 readable
+    const sizes = await page.evaluate(() => {
+      const w = (s) => document.querySelector(s).getBoundingClientRect().width;
+      return { results: w('#results'), fig3: w('#fig3'), fig4: w('#fig4'),
+        fig4h: document.querySelector('#fig4').getBoundingClientRect().height,
+        n4: [document.querySelector('#fig4').naturalWidth, document.querySelector('#fig4').naturalHeight] };
     });
+    assert.ok(sizes.fig4 >= 0.95 * sizes.results, `Figure 4 ${sizes.fig4}px of ${sizes.results}px`);
+    assert.ok(Math.abs(sizes.fig4h / sizes.fig4 - sizes.n4[1] / sizes.n4[0]) < 0.02, 'Figure 4 keeps its aspect');
+    assert.ok(sizes.fig3 >= 600, `Figure 3 ${sizes.fig3}px wide`);
+
+    // the downloads, against the server's own files and answers
+    const rowsDl = await downloadOf(page, '[data-download="rows"]');
+    assert.equal(rowsDl.name, `rows-${id}.csv`);
+    assert.ok(rowsDl.bytes.equals(Buffer.from(rowsText)), 'rows download = GET /rows');
+    for (const f of ['figure3', 'figure4']) {
+      const dl = await downloadOf(page, `[data-download="${f}"]`);
+      assert.equal(dl.name, `${f}-${id}.svg`);
+      assert.ok(dl.bytes.equals(await apiGet(`/jobs/${id}/${f}.svg`, 'buffer')), f + ' download = GET ' + f + '.svg');
+    }
+    const resDl = await downloadOf(page, '[data-download="result"]');
+    assert.deepEqual(JSON.parse(resDl.bytes.toString()), result, 'result download = GET /result');
+    const tableDl = await downloadOf(page, '[data-download="table"]');
+    assert.equal(tableDl.name, `table-${id}.csv`);
+    const tcsv = parseCsv(tableDl.bytes.toString());
+    const th = tcsv[0];
+    assert.deepEqual(th.slice(0, 5), ['transform', 'eps', 'n', 'top1', 'mean_top_label_prob']);
+    assert.deepEqual(tcsv.slice(1).map((l) => l[0]), result.table.map((t) => t.transform));
+    for (const [i, t] of result.table.entries()) {
+      const l = tcsv[i + 1];
+      assert.equal(l[1], t.eps === undefined ? '' : String(t.eps));
+      assert.equal(Number(l[2]), result.n);
+      assert.equal(Number(l[3]), t.top1, t.transform + ' top1 in table.csv');
+      assert.equal(Number(l[4]), t.mean_top_label_prob, t.transform + ' mean in table.csv');
+      for (const k of ['median', 'q1', 'q3', 'outliers']) {
+        assert.equal(Number(l[th.indexOf('box_' + k)]), t.box[k], `${t.transform} box ${k} in table.csv`);
+      }
+    }
+
+    // the job list: one row per job, the columns from GET /jobs
+    await page.click('#jobs-refresh');
+    await page.waitForSelector(`#jobs-list tr[data-id="${id}"]`);
+    const cells = await page.$$eval(`#jobs-list tr[data-id="${id}"] td`, (tds) => tds.map((t) => t.textContent.trim()));
+    assert.deepEqual(cells.slice(0, 8), [id, 'done', `${UPLOADS} / ${UPLOADS}`, 'uploaded images', '1, 5', '75',
+      'tiny', localMinute(job.created)]);
+    assert.equal(await page.$$eval(`#jobs-list tr[data-id="${id}"] button`, (b) => b.map((x) => x.textContent).join()),
+      'Show', 'an ended job has no Cancel');
+
+    await page.screenshot({ path: screenshotVariant('evaluate'), fullPage: true });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.screenshot({ path: screenshotVariant('dark'), fullPage: true });
+    await page.emulateMedia({ colorScheme: 'light' });
+  });
+
+  it('cancels a running data-set job, and a queued one from the job list', async () => {
+    await page.check('input[name="source"][value="dataset"]');
+    await page.fill('#dataset', 'big');
+    await page.fill('#limit', '');
+    await page.fill('#eval-eps', '1');
+    const before = await page.textContent('#job-id');
+    await page.click('#eval-run');
+    await page.waitForFunction((id) => document.querySelector('#job-id').textContent !== id &&
+      document.querySelector('#job-state').dataset.state === 'running' &&
+      document.querySelector('#job-progress').value > 0, before, { timeout: 60000 }).catch(async (e) => {
+      const state = await page.evaluate(() => ['#job-id', '#job-state', '#job-text', '#eval-error']
+        .map((s) => s + ': ' + document.querySelector(s).textContent).join('; '));
+      throw new Error('the data-set job never ran: ' + state + ' (' + e.message + ')');
+    });
+    const running = await page.textContent('#job-id');
+    // a second job waits behind it
+    const r = await fetch(origin + '/evaluate', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ dataset: 'big', eps: [1], quality: 50 }) });
+    assert.equal(r.status, 202);
+    const queued = (await r.json()).id;
+    await page.click('#jobs-refresh');
+    const row = `#jobs-list tr[data-id="${queued}"]`;
+    await page.waitForSelector(row);
+    const cells = await page.$$eval(`${row} td`, (tds) => tds.map((t) => t.textContent.trim()));
+    assert.deepEqual(cells.slice(0, 7), [queued, 'queued', `0 / ${BIG}`, 'big', '1', '50', 'tiny']);
+    assert.equal(await page.textContent(`#jobs-list tr[data-id="${running}"] td:nth-child(4)`), 'big');
+
+    await page.click(`${row} button:has-text("Cancel")`);
+    await page.waitForSelector(`${row}[data-status="canceled"]`);
+    assert.equal((await apiGet('/jobs/' + queued)).status, 'canceled');
+
+    assert.equal(await page.isVisible('#job-cancel'), true);
+    await page.click('#job-cancel');
+    await page.waitForFunction(() => document.querySelector('#job-state').dataset.state === 'canceled');
+    const st = await apiGet('/jobs/' + running);
+    assert.equal(st.status, 'canceled');
+    assert.ok(st.done < BIG, `canceled after ${st.done} of ${BIG}`);
+    assert.match(await page.textContent('#job-text'), /canceled/);
+    assert.doesNotMatch(await page.textContent('#job-text'), /left/, 'no ETA after a cancel');
+    assert.equal(await page.isHidden('#job-cancel'), true);
+    await page.waitForSelector(`#jobs-list tr[data-id="${running}"][data-status="canceled"]`);
+  });
+
+  it('fits a phone\'s width', async () => {
+    const p = await context.newPage();
+    p.on('pageerror', (e) => pageErrors.push(e.message));
     try {
-      await page.fill('#token', TOKEN);
-      await page.click('#token-form button[type="submit"]');
-      await page.check('input[name="source"][value="upload"]');
-      assert.equal(await page.isVisible('#eval-files'), true);
-      assert.equal(await page.isVisible('#dataset'), false);
-      await page.setInputFiles('#eval-files', [jpeg, path.join(tmp, 'pic.ppm')]);
-      await page.fill('#eval-eps', '1');
-      await page.click('#eval-run');
-      await page.waitForFunction(() => document.querySelectorAll('#result-table tbody tr').length === 5 &&
-        document.querySelector('#fig3').naturalWidth > 0 && document.querySelector('#fig4').naturalWidth > 0,
-      null, { timeout: 30000 });
-
-      const post = seen.find((r) => r.path === '/evaluate');
-      assert.equal(post.method, 'POST');
-      assert.match(post.type, /^multipart\/form-data; boundary=/);
-      const body = post.body.toString('latin1');
-      assert.equal(body.split('name="image"').length - 1, 2, 'two image fields');
-      assert.deepEqual(Object.fromEntries(new URLSearchParams(post.search)), { eps: '1', quality: '75' });
-      for (const r of seen) assert.equal(r.auth, 'Bearer ' + TOKEN, r.path + ' carries the token');
-      assert.ok(seen.some((r) => r.path === '/jobs/job1/figure3.svg'));
-
-      assert.equal(await page.textContent('#job-id'), 'job1');
-      assert.equal(await page.getAttribute('#job-state', 'data-state'), 'done');
-      assert.equal(await page.$eval('#job-progress', (e) => [e.value, e.max].join('/')), '4/4');
-      assert.match(await page.textContent('#job-text'), /4 of 4 images/);
-      const rows = await page.$$eval('#result-table tbody tr', (trs) => trs.map((tr) =>
-        Array.from(tr.children).map((c) => c.textContent.trim())));
-      assert.deepEqual(rows, [
-        ['x', '0.750', '0.610', '0.58', '0.61'],
-        ['JPG(x)', '0.750', '0.580', '', ''],
-        ['Adv1(x)', '0.250', '0.130', '0.23', '0.13'],
-        ['JPG(Adv1(x))', '0.500', '0.410', '0.48', '0.41'],
-        ['JPGnoise(Adv1(x))', '\u2013', '0.060', '0.07', '0.06'],
-      ]);
-      for (const id of ['#fig3', '#fig4']) assert.ok((await page.getAttribute(id, 'alt')).length > 20);
-      await page.screenshot({ path: screenshotVariant('evaluate'), fullPage: true });
+      await p.setViewportSize({ width: 390, height: 844 });
+      await p.goto(origin + '/');
+      await p.waitForFunction(() => document.querySelector('#model-name').textContent === 'tiny');
+      await p.setInputFiles('#file', jpeg);
+      await p.waitForFunction(() => document.querySelectorAll('#panels .panel img').length === 5 &&
+        document.querySelectorAll('#pert-views canvas').length === 3, null, { timeout: 60000 });
+      const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `the page is ${overflow}px wider than the phone`);
+      await p.screenshot({ path: screenshotVariant('phone'), fullPage: true });
+      // the job this browser watched last comes back with its results
+      await p.waitForFunction(() => !document.querySelector('#job').hidden);
+      await p.click('#jobs-list tr button:has-text("Show") >> nth=-1'); // the oldest: the upload
+      await p.waitForFunction(() => document.querySelector('#fig4').naturalWidth > 0, null, { timeout: 30000 });
+      const wide = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(wide <= 0, `with results the page is ${wide}px wider than the phone`);
+      await p.screenshot({ path: screenshotVariant('phone-evaluate'), fullPage: true });
     } finally {
-      await page.unrouteAll({ behavior: 'ignoreErrors' });
-      await page.fill('#token', '');
-      await page.click('#token-clear');
-      await page.evaluate(() => localStorage.removeItem('advjpg.job'));
+      await p.close();
     }
   });
 
   it('works with a bearer token', async () => {
     const TOKEN = 's3cret-token';
     tokenDaemon = await startDaemon(tmp, 'token', ['--token', TOKEN]);
-    let tokenOrigin;
-    ({ origin: tokenOrigin, front: tokenFront } = await pageOrigin(tokenDaemon));
+    const tokenOrigin = await pageOrigin(tokenDaemon);
     const p = await context.newPage();
     p.on('pageerror', (e) => pageErrors.push(e.message));
     try {
@@ -555,8 +771,18 @@ describe('demo page', { skip, timeout: 180000 }, () => {
       assert.equal(await p.isHidden('#model-error'), true);
       assert.equal(await p.evaluate(() => localStorage.getItem('advjpg.token')), TOKEN);
       await p.setInputFiles('#file', jpeg);
-      await p.waitForFunction(() => document.querySelectorAll('#panels .panel img').length === 4,
+      await p.waitForFunction(() => document.querySelectorAll('#panels .panel img').length === 5,
         null, { timeout: 60000 });
+      // an evaluation: every call, figures and downloads too, carries the token
+      await p.check('input[name="source"][value="upload"]');
+      await p.setInputFiles('#eval-files', uploads.slice(0, 2).map((u) => u.file));
+      await p.click('#eval-run');
+      await p.waitForFunction(() => document.querySelector('#fig3').naturalWidth > 0 &&
+        document.querySelector('#fig4').naturalWidth > 0, null, { timeout: 60000 });
+      assert.equal(await p.isVisible('#result-note'), true, 'top-1 without labels is explained');
+      assert.match(await p.textContent('#result-note'), /labels/);
+      const dl = await downloadOf(p, '[data-download="rows"]');
+      assert.equal(parseCsv(dl.bytes.toString()).length, 3, 'header and two rows');
       // kept across a reload
       await p.reload();
       await p.waitForFunction(() => document.querySelector('#model-name').textContent === 'tiny');
@@ -573,7 +799,6 @@ describe('demo page', { skip, timeout: 180000 }, () => {
 
   it('says so when it cannot reach the server', async () => {
     await stopProcess(daemon.proc);
-    closeFront(front);
     await page.setInputFiles('#file', jpeg);
     await page.waitForSelector('#attack-error:not([hidden])');
     assert.match(await page.textContent('#attack-error'), /Cannot reach the server/);
