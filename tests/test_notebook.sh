@@ -2,11 +2,17 @@
 # test_notebook.sh - runs client/notebooks/advjpg.ipynb top to bottom against a
 # live advjpgd with a tiny random model; fails if any cell raises.
 #
-# Two runs: (1) with a bearer token and the notebook's generated images,
-# (2) without a token, on a folder of images (PPM, PNG and, with cjpeg, JPEG).
-# After each run the executed notebook must hold the panel figure, Figure 3
-# and Figure 4 (three PNG outputs at least), Table 1, and either a started
-# evaluation job.
+# Three runs: (1) with a bearer token and the notebook's generated images,
+# (2) without a token, on a folder of images (PPM, PNG and, with cjpeg, JPEG)
+# with a labels.txt, (3) a data set on the server (ADVJPG_DATASET, its
+# labels.txt there) seen from here through ADVJPG_DATA_ROOT, with class names
+# (--labels). After each run the executed notebook must hold the panel
+# figure, Figure 3 and Figure 4 (three PNG outputs at least), Table 1 and a
+# started evaluation job, and its OUT_DIR the saved files (panels, figures,
+# Table 1, rows, result, the server's SVGs); with labels, Table 1 has top-1;
+# run 3 attacks the data set's own images (no generated ones) and titles
+# them with class names. The notebook itself must have a cell tagged
+# "parameters", no outputs and no "no /evaluate yet".
 #
 # Environment (set by tests/meson.build):
 #   ADVJPGD   the daemon (required)
@@ -101,12 +107,20 @@ for k, (W, H) in enumerate([(48, 40), (40, 56), (64, 64), (50, 37)]):
     else:
         open("%s/images/img%d.ppm" % (d, k), "wb").write(ppm)
     open("%s/src%d.ppm" % (d, k), "wb").write(ppm)
+    with open(d + "/images/labels.txt", "a") as f:
+        f.write("img%d.%s\t%d\n" % (k, "png" if k % 2 else "ppm", (2 * k + 1) % 10))
+# the class names of run 3 (--labels): one per class of the tiny model
+open(d + "/names.txt", "w").write("".join("class-name-%d\n" % i for i in range(10)))
 EOF
+# run 3's data set: the same images, under a data root
 if command -v cjpeg >/dev/null 2>&1; then
     cjpeg -quality 90 "$tmp/src0.ppm" >"$tmp/images/img4.jpg" || exit 1
+    printf 'img4.jpg\t9\n' >>"$tmp/images/labels.txt"
 else
     echo "test_notebook: note: no cjpeg, no JPEG among the test images" >&2
 fi
+mkdir -p "$tmp/root"
+cp -r "$tmp/images" "$tmp/root/set"
 
 # ---- the daemon ----------------------------------------------------------------
 
@@ -179,9 +193,10 @@ EOF
         return
     fi
     # What the executed notebook must show.
-    if ! "$PYTHON" - "$out" <<'EOF' >"$tmp/$name.check" 2>&1; then
-import json, sys
+    if ! "$PYTHON" - "$out" "$ADVJPG_OUT" "${EXPECT:-}" <<'EOF' >"$tmp/$name.check" 2>&1; then
+import csv, json, os, sys
 nb = json.load(open(sys.argv[1]))
+out_dir, expect = sys.argv[2], sys.argv[3].split(",") if sys.argv[3] else []
 pngs, text = 0, []
 for c in nb["cells"]:
     for o in c.get("outputs", []):
@@ -203,6 +218,20 @@ if "started job" not in text:
     problems.append("no evaluation job was started")
 if "JPG(Adv1(x))" not in text or "paper mean" not in text:
     problems.append("no Table 1 with the paper's columns")
+for f in ["figure3.png", "figure4.png", "table1.csv", "rows.csv", "result.json",
+          "server-figure3.svg", "server-figure4.svg"] + (["panels.png"] if "panels" in expect else []):
+    p = os.path.join(out_dir, f)
+    if not os.path.isfile(p) or os.path.getsize(p) == 0:
+        problems.append("OUT_DIR has no " + f)
+if "top1" in expect and os.path.isfile(os.path.join(out_dir, "table1.csv")):
+    rows = list(csv.DictReader(open(os.path.join(out_dir, "table1.csv"))))
+    if not rows or rows[0].get("top-1") in (None, "", "nan"):
+        problems.append("Table 1 has no top-1 although the images have labels")
+if "dataset" in expect:
+    if "generated-" in text:
+        problems.append("a data-set run attacked generated images")
+    if "img0.ppm l_x = class-name-" not in text:
+        problems.append("no panel of the data set's img0.ppm titled with a class name")
 if problems:
     sys.exit("; ".join(problems))
 print("ok: %d figures" % pngs)
@@ -217,24 +246,49 @@ EOF
     echo "ok: $name ($(cat "$tmp/$name.check"))"
 }
 
-unset ADVJPG_DATASET ADVJPG_GROUND_TRUTH ADVJPG_LABELS ADVJPG_EPS ADVJPG_QUALITY
+unset ADVJPG_DATASET ADVJPG_GROUND_TRUTH ADVJPG_LABELS ADVJPG_EPS ADVJPG_QUALITY ADVJPG_DATA_ROOT
+
+# the notebook as shipped
+if ! "$PYTHON" - "$notebook" <<'EOF'; then
+import json, sys
+nb = json.load(open(sys.argv[1]))
+text = "".join("".join(c["source"]) for c in nb["cells"])
+problems = []
+if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb["cells"]):
+    problems.append("no cell tagged 'parameters'")
+if "no /evaluate yet" in text:
+    problems.append("still says the server has no /evaluate")
+if any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"):
+    problems.append("shipped with outputs")
+sys.exit("; ".join(problems) if problems else 0)
+EOF
+    failures=$((failures + 1))
+    echo "FAIL: the notebook as shipped (above)" >&2
+fi
 
 # 1. with a token, generated images
 token="nb-$$-secret"
 start_daemon token --token "$token"
 ADVJPG_SERVER="http://127.0.0.1:$port" ADVJPG_TOKEN="$token" ADVJPG_IMAGES_DIR="" \
-    ADVJPG_LIMIT=6 run_notebook token
+    ADVJPG_LIMIT=6 ADVJPG_OUT="$tmp/out-token" EXPECT=panels run_notebook token
 stop_daemon
 
 # 2. no token, a folder of images
 start_daemon plain
 ADVJPG_SERVER="http://127.0.0.1:$port" ADVJPG_TOKEN="" ADVJPG_IMAGES_DIR="$tmp/images" \
-    ADVJPG_LIMIT=20 run_notebook images
+    ADVJPG_LIMIT=20 ADVJPG_OUT="$tmp/out-images" EXPECT=panels,top1 run_notebook images
+stop_daemon
+
+# 3. a data set on the server, seen from here through ADVJPG_DATA_ROOT, with class names
+start_daemon dataset --data-root "$tmp/root" --labels "$tmp/names.txt"
+ADVJPG_SERVER="http://127.0.0.1:$port" ADVJPG_TOKEN="" ADVJPG_IMAGES_DIR="" ADVJPG_DATASET=set \
+    ADVJPG_DATA_ROOT="$tmp/root" ADVJPG_LIMIT=20 ADVJPG_OUT="$tmp/out-dataset" \
+    EXPECT=panels,top1,dataset run_notebook dataset
 stop_daemon
 
 if [ "$failures" -ne 0 ]; then
-    echo "test_notebook: $failures of 2 runs failed" >&2
+    echo "test_notebook: $failures checks failed" >&2
     exit 1
 fi
-echo "test_notebook: 2 runs passed"
+echo "test_notebook: 3 runs passed"
 exit 0

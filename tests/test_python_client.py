@@ -87,6 +87,13 @@ class Plain(unittest.TestCase):
         rows = self.c.rows(jid, as_dataframe=False)
         self.assertEqual([(r["file"], r["truth"]) for r in rows], [("a.ppm", "7"), ("c.png", "7")])
         self.assertTrue(self.c.rows_csv(jid).startswith("file,truth,label_x,"))
+        import urllib.request
+        for n in (3, 4):  # the SVG as the server serves it, fetched here without the client
+            with urllib.request.urlopen(f"{PLAIN}/jobs/{jid}/figure{n}.svg", timeout=30) as r:
+                self.assertEqual(self.c.figure(jid, n), r.read().decode("utf-8"))
+            self.assertIn(f"<title>Figure {n}", self.c.figure(jid, n))
+        with self.assertRaises(ValueError):
+            self.c.figure(jid, 5)
 
     def test_evaluate_upload_folder_uses_labels_txt(self):
         jid = self.c.evaluate(images=IMAGES, eps=(1,))

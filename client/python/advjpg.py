@@ -16,6 +16,7 @@ on ``sys.path``.
     c.wait(job, progress=print)       # polls GET /jobs/{id} until it has ended
     table = c.result(job)["table"]    # Table 1
     df = c.rows(job)                  # one row per image (a DataFrame with pandas)
+    svg = c.figure(job, 4)            # Figure 4 as the server draws it (SVG text)
 
 Every method returns the server's JSON as Python values. An error answer, or
 no answer at all, raises ServerError carrying the server's message
@@ -364,6 +365,13 @@ class Client:
             else:
                 return pd.read_csv(io.StringIO(text))
         return list(csv.DictReader(io.StringIO(text)))
+
+    def figure(self, job_id, number):
+        """GET /jobs/{id}/figure3.svg or figure4.svg (number 3 or 4) as the SVG text."""
+        if number not in (3, 4):
+            raise ValueError(f"the server draws Figures 3 and 4, not {number!r}")
+        return self.request("GET", self._job_path(job_id, f"/figure{number}.svg"),
+                            headers={"Accept": "image/svg+xml"}).text
 
     def cancel(self, job_id):
         """DELETE /jobs/{id}: the job's state after the cancel."""
