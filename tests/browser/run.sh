@@ -1,13 +1,14 @@
 #!/bin/sh
 # run.sh - the browser test of the demo page: installs playwright-core from the
 # npm registry (npm ci, from package-lock.json; never a browser download) and
-# runs demo.test.mjs with node's built-in test runner in headless Chromium.
+# runs demo.test.mjs with node's built-in test runner in headless Chromium,
+# against the daemon's own page and API (a tiny model, generated images).
 #
 # Environment:
 #   ADVJPGD      the daemon to test (required)
 #   CHROMIUM     the browser (default /usr/bin/chromium, Debian's chromium)
-#   SCREENSHOT   where the screenshot goes (default tests/browser/demo.png)
-#   ADVJPG_WEB_EMBEDDED=1  fail if the daemon does not serve the page at /
+#   SCREENSHOT   where the screenshots go (default tests/browser/demo.png, and
+#                demo-evaluate.png, demo-dark.png, demo-phone*.png beside it)
 #
 # Exit status: 0 passed, 1 failed, 77 (meson: skipped) when node, npm,
 # Chromium or the daemon is missing, or npm cannot install playwright-core.
