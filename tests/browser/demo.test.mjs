@@ -295,6 +295,8 @@ describe('demo page', { skip, timeout: 240000 }, () => {
   let tokenDaemon;
   let jpeg, jpegType;
   const uploads = []; // { file, truth }
+  let attackAnswer = null; // the /attack answer the panels were checked against
+  let upload = null; // the upload job: { id, job, result, rowsText }
   const pageErrors = [];
 
   /** GET of the daemon's API from the test itself (not through the page). */
@@ -495,8 +497,13 @@ describe('demo page', { skip, timeout: 240000 }, () => {
     assert.match(summary, new RegExp('class ' + want.label));
     const right = names.filter((n) => byName.get(n).label === TRUTH).length;
     assert.match(summary, new RegExp(`${right} of 5 panels right`));
+    attackAnswer = want;
+  });
 
-    // the amplified perturbation, against the test's own decoding of the crops
+  it('shows the perturbation amplified, pixel by pixel as the test decodes the crops', async () => {
+    const want = attackAnswer;
+    assert.ok(want, 'the attack above ran');
+    const names = ['x', 'JPG(x)', `Adv${EPS}(x)`, `JPG(Adv${EPS}(x))`];
     const px = Object.fromEntries(names.map((n) => [n, decodePng(Buffer.from(want.images[n], 'base64'))]));
     const adv = `Adv${EPS}(x)`;
     const jadv = `JPG(${adv})`;
@@ -580,7 +587,7 @@ describe('demo page', { skip, timeout: 240000 }, () => {
     assert.ok(text.includes(answer.error), text);
   });
 
-  it('evaluates uploaded images with labels: progress, Table 1, figures, downloads, job list', async () => {
+  it('evaluates uploaded images with a labels file: the job, its progress and parameters', async () => {
     await page.check('input[name="source"][value="upload"]');
     assert.equal(await page.isVisible('#eval-files'), true);
     assert.equal(await page.isVisible('#dataset'), false);
@@ -605,6 +612,12 @@ describe('demo page', { skip, timeout: 240000 }, () => {
     for (const bit of ['uploaded images', 'model tiny', '\u03b5 1, 5', 'quality 75', 'labels from ']) {
       assert.ok(meta.includes(bit), `job meta "${meta}" lacks "${bit}"`);
     }
+    upload = { id, job };
+  });
+
+  it('shows the upload\'s Table 1: the server\'s numbers, top-1 as counted from the rows', async () => {
+    assert.ok(upload, 'the upload evaluation above ran');
+    const { id } = upload;
 
     // Table 1: the server's table, and top-1 counted here from the rows and the labels
     const result = await apiGet(`/jobs/${id}/result`);
@@ -629,6 +642,11 @@ describe('demo page', { skip, timeout: 240000 }, () => {
     }
     assert.equal(shownRows[0][3], '0.58', 'the paper beside');
     assert.equal(await page.isHidden('#result-note'), true, 'no "top-1 needs labels" note');
+    Object.assign(upload, { result, rowsText });
+  });
+
+  it('shows Figure 3 readable and Figure 4 across the whole width', async () => {
+    assert.ok(upload, 'the upload evaluation above ran');
 
     // the figures: Figure 4 across the whole results width, Figure 3 readable
     const sizes = await page.evaluate(() => {
@@ -640,6 +658,11 @@ describe('demo page', { skip, timeout: 240000 }, () => {
     assert.ok(sizes.fig4 >= 0.95 * sizes.results, `Figure 4 ${sizes.fig4}px of ${sizes.results}px`);
     assert.ok(Math.abs(sizes.fig4h / sizes.fig4 - sizes.n4[1] / sizes.n4[0]) < 0.02, 'Figure 4 keeps its aspect');
     assert.ok(sizes.fig3 >= 600, `Figure 3 ${sizes.fig3}px wide`);
+  });
+
+  it('downloads the rows, Table 1, the result and the figures as the server has them', async () => {
+    assert.ok(upload && upload.result, 'the upload evaluation above ran');
+    const { id, result, rowsText } = upload;
 
     // the downloads, against the server's own files and answers
     const rowsDl = await downloadOf(page, '[data-download="rows"]');
@@ -668,6 +691,11 @@ describe('demo page', { skip, timeout: 240000 }, () => {
         assert.equal(Number(l[th.indexOf('box_' + k)]), t.box[k], `${t.transform} box ${k} in table.csv`);
       }
     }
+  });
+
+  it('lists the job with its source, eps, quality, model and date, as GET /jobs has them', async () => {
+    assert.ok(upload, 'the upload evaluation above ran');
+    const { id, job } = upload;
 
     // the job list: one row per job, the columns from GET /jobs
     await page.click('#jobs-refresh');
