@@ -6,6 +6,10 @@
  *
  * Without --weights the model gets random weights of the right size in
  * memory (--save-weights FILE also writes them, e.g. to start advjpgd with).
+ * --winograd LIST times each case once per setting of the 3x3 pad-1
+ * layers ("default", 4 or 2 for F(4x4,3x3) or F(2x2,3x3) everywhere, 0 for
+ * im2col; e.g. --winograd default,2), in one run, and adds "winograd" to
+ * each line.
  * --layers adds a line per case with the milliseconds per image of each layer
  * and the algorithm each layer uses. For each batch size it times `forward` (net_forward) and
  * `gradient` (net_forward + net_backward to the input pixels), repeating
@@ -98,7 +102,7 @@ static double read_bandwidth(const float *p, size_t n, double *sum)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: advjpg-bench --model NAME|FILE.json [--weights FILE] [--batch 1,16] [--seconds S] [--layers]\n"
-               "                    [--save-weights FILE]\n"
+               "                    [--winograd default,4,2,0] [--save-weights FILE]\n"
                "Times the engine's forward pass and forward + input gradient; one JSON line per case.\n"
                "Without --weights, random weights of the model's exact size are used.\n");
 }
@@ -109,6 +113,7 @@ int main(int argc, char **argv)
     const char *model_name = "overfeat-fast", *weights = NULL, *batches = "1,16";
     double seconds = 3.0;
     int layers = 0;
+    const char *winos = "default";
     const char *save = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -116,6 +121,8 @@ int main(int argc, char **argv)
             return 0;
         } else if (!strcmp(argv[i], "--save-weights") && i + 1 < argc) {
             save = argv[++i];
+        } else if (!strcmp(argv[i], "--winograd") && i + 1 < argc) {
+            winos = argv[++i];
         } else if (!strcmp(argv[i], "--layers")) {
             layers = 1;
         } else if (!strcmp(argv[i], "--model") && i + 1 < argc) {
@@ -205,13 +212,20 @@ int main(int argc, char **argv)
                "\"batch1_bound_ms\":%.2f,\"checksum\":%.3g}\n",
                n * sizeof(float), gbs, n * sizeof(float) / gbs * 1e-6, sum);
     }
-    char list[256];
+    char list[256], wlist[256];
     snprintf(list, sizeof list, "%s", batches);
-    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+    for (char *bsave, *tok = strtok_r(list, ",", &bsave); tok; tok = strtok_r(NULL, ",", &bsave)) {
+      snprintf(wlist, sizeof wlist, "%s", winos);
+      for (char *wsave, *wtok = strtok_r(wlist, ",", &wsave); wtok; wtok = strtok_r(NULL, ",", &wsave)) {
         int b = atoi(tok);
+        const int wino = strcmp(wtok, "default") ? atoi(wtok) : -1;
         net_ctx *ctx;
         if (b < 1 || net_ctx_new(m, b, &ctx, err, sizeof err)) {
             fprintf(stderr, "advjpg-bench: batch '%s': %s\n", tok, b < 1 ? "not a positive integer" : err);
+            return 2;
+        }
+        if (net_ctx_set_winograd(ctx, wino)) {
+            fprintf(stderr, "advjpg-bench: --winograd '%s': default, 4, 2 or 0 (or out of memory)\n", wtok);
             return 2;
         }
         const size_t per = (size_t)spec.channels * spec.input_size * spec.input_size;
@@ -241,9 +255,11 @@ int main(int argc, char **argv)
             }
             double per_img = (t - t0) / reps / b;
             printf("{\"model\":\"%s\",\"batch\":%d,\"pass\":\"%s\",\"ms_per_image\":%.2f,"
-                   "\"ms_per_image_min\":%.2f,\"gflops\":%.1f,\"gemm\":\"%s\",\"threads\":%d}\n",
+                   "\"ms_per_image_min\":%.2f,\"gflops\":%.1f,\"gemm\":\"%s\",\"threads\":%d,"
+                   "\"winograd\":\"%s\",\"context_mb\":%.0f}\n",
                    spec.name, b, pass ? "gradient" : "forward", per_img * 1e3, fastest / b * 1e3,
-                   flops * (pass ? 2 : 1) / per_img * 1e-9, net_ctx_kernel(ctx), net_ctx_threads(ctx));
+                   flops * (pass ? 2 : 1) / per_img * 1e-9, net_ctx_kernel(ctx), net_ctx_threads(ctx),
+                   wtok, net_ctx_bytes(ctx) / 1048576.0);
             fflush(stdout);
             if (layers) { /* where the time goes: per layer, ms per image */
                 double f[MODEL_MAX_LAYERS], bw[MODEL_MAX_LAYERS];
@@ -266,6 +282,7 @@ int main(int argc, char **argv)
         free(g);
         free(labels);
         net_ctx_free(ctx);
+      }
     }
     model_free(m);
     return 0;

@@ -168,110 +168,182 @@ void lyr_softmax(const float *logits, int n, int k, float *probs)
     }
 }
 
-/* ---- Winograd F(2x2, 3x3) -------------------------------------------- */
+/* ---- Winograd F(m x m, 3x3), m = 2 or 4 ---------------------------------
+ *
+ * The 1-D transforms of Lavin and Gray (2016), with interpolation points
+ * 0, 1, -1 (m = 2) and 0, 1, -1, 2, -2 (m = 4) and infinity: B^T (a x a, input
+ * tile -> products), G (a x 3, kernel -> products), A^T (m x a, products ->
+ * outputs), a = m + 2. Each 2-D transform applies the 1-D one to the columns
+ * and then to the rows of a tile. */
 
-size_t lyr_wino_tiles(int B, int h, int w)
+enum { WINO_MAX_A = 6 };
+
+static void bt2(const float *d, float *r)
 {
-    return (size_t)B * ((h + 1) / 2) * ((w + 1) / 2);
+    r[0] = d[0] - d[2];
+    r[1] = d[1] + d[2];
+    r[2] = d[2] - d[1];
+    r[3] = d[1] - d[3];
 }
 
-void lyr_wino_weights(const float *W, int M, int C, int transpose, float *U)
+static void at2(const float *p, float *o)
 {
+    o[0] = p[0] + p[1] + p[2];
+    o[1] = p[1] - p[2] - p[3];
+}
+
+static void g2(const double *g, double *u)
+{
+    u[0] = g[0];
+    u[1] = 0.5 * (g[0] + g[1] + g[2]);
+    u[2] = 0.5 * (g[0] - g[1] + g[2]);
+    u[3] = g[2];
+}
+
+static void bt4(const float *d, float *r)
+{
+    r[0] = 4 * d[0] - 5 * d[2] + d[4];
+    r[1] = -4 * (d[1] + d[2]) + d[3] + d[4];
+    r[2] = 4 * (d[1] - d[2]) - d[3] + d[4];
+    r[3] = 2 * (d[3] - d[1]) - d[2] + d[4];
+    r[4] = 2 * (d[1] - d[3]) - d[2] + d[4];
+    r[5] = 4 * d[1] - 5 * d[3] + d[5];
+}
+
+static void at4(const float *p, float *o)
+{
+    const float s12 = p[1] + p[2], d12 = p[1] - p[2], s34 = p[3] + p[4], d34 = p[3] - p[4];
+    o[0] = p[0] + s12 + s34;
+    o[1] = d12 + 2 * d34;
+    o[2] = s12 + 4 * s34;
+    o[3] = d12 + 8 * d34 + p[5];
+}
+
+static void g4(const double *g, double *u)
+{
+    u[0] = g[0] / 4;
+    u[1] = -(g[0] + g[1] + g[2]) / 6;
+    u[2] = -(g[0] - g[1] + g[2]) / 6;
+    u[3] = g[0] / 24 + g[1] / 12 + g[2] / 6;
+    u[4] = g[0] / 24 - g[1] / 12 + g[2] / 6;
+    u[5] = g[2];
+}
+
+typedef struct {
+    void (*bt)(const float *d, float *r);  /* a -> a */
+    void (*at)(const float *p, float *o);  /* a -> m */
+    void (*g)(const double *g, double *u); /* 3 -> a */
+} wino_kind;
+
+static const wino_kind *wino_of(int m)
+{
+    static const wino_kind f2 = {bt2, at2, g2}, f4 = {bt4, at4, g4};
+    return m == 4 ? &f4 : &f2;
+}
+
+size_t lyr_wino_tiles(int m, int B, int h, int w)
+{
+    return (size_t)B * ((h + m - 1) / m) * ((w + m - 1) / m);
+}
+
+int lyr_wino_choose(int h, int w)
+{
+    /* products per image: a^2 planes x tiles */
+    return 36 * lyr_wino_tiles(4, 1, h, w) < 16 * lyr_wino_tiles(2, 1, h, w) ? 4 : 2;
+}
+
+void lyr_wino_weights(int m, const float *W, int M, int C, int transpose, float *U)
+{
+    const wino_kind *k = wino_of(m);
+    const int a = m + 2;
     const size_t plane = (size_t)M * C;
-    for (int m = 0; m < M; m++)
+    for (int o = 0; o < M; o++)
         for (int c = 0; c < C; c++) {
-            const float *g = W + ((size_t)m * C + c) * 9;
-            float k[9];
-            if (transpose)
-                for (int q = 0; q < 9; q++)
-                    k[q] = g[8 - q]; /* rotated by 180 degrees */
-            else
-                memcpy(k, g, sizeof k);
-            /* t = G k (4x3), G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1] */
-            float t[4][3];
-            for (int j = 0; j < 3; j++) {
-                t[0][j] = k[j];
-                t[1][j] = 0.5f * (k[j] + k[3 + j] + k[6 + j]);
-                t[2][j] = 0.5f * (k[j] - k[3 + j] + k[6 + j]);
-                t[3][j] = k[6 + j];
+            const float *g = W + ((size_t)o * C + c) * 9;
+            double kk[9], t[WINO_MAX_A][3], col[3], u[WINO_MAX_A], row[WINO_MAX_A];
+            for (int q = 0; q < 9; q++)
+                kk[q] = transpose ? g[8 - q] : g[q]; /* the adjoint: rotated by 180 degrees */
+            for (int j = 0; j < 3; j++) { /* t = G k: each column */
+                for (int i = 0; i < 3; i++)
+                    col[i] = kk[i * 3 + j];
+                k->g(col, u);
+                for (int i = 0; i < a; i++)
+                    t[i][j] = u[i];
             }
-            /* u = t G^T (4x4) */
-            const size_t at = transpose ? (size_t)c * M + m : (size_t)m * C + c;
-            for (int i = 0; i < 4; i++) {
-                float u0 = t[i][0], u1 = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-                float u2 = 0.5f * (t[i][0] - t[i][1] + t[i][2]), u3 = t[i][2];
-                U[(size_t)(i * 4 + 0) * plane + at] = u0;
-                U[(size_t)(i * 4 + 1) * plane + at] = u1;
-                U[(size_t)(i * 4 + 2) * plane + at] = u2;
-                U[(size_t)(i * 4 + 3) * plane + at] = u3;
+            const size_t at = transpose ? (size_t)c * M + o : (size_t)o * C + c;
+            for (int i = 0; i < a; i++) { /* u = t G^T: each row, rounded once */
+                k->g(t[i], row);
+                for (int j = 0; j < a; j++)
+                    U[(size_t)(i * a + j) * plane + at] = (float)row[j];
             }
         }
 }
 
-void lyr_wino_input(const float *in, int C, int B, int h, int w, float *V)
+void lyr_wino_input(int m, const float *in, int C, int B, int h, int w, float *V)
 {
-    const int th = (h + 1) / 2, tw = (w + 1) / 2;
+    const wino_kind *k = wino_of(m);
+    const int a = m + 2, th = (h + m - 1) / m, tw = (w + m - 1) / m;
     const size_t T = (size_t)B * th * tw, plane = (size_t)C * T;
     for (int c = 0; c < C; c++)
         for (int b = 0; b < B; b++) {
             const float *src = in + ((size_t)c * B + b) * h * w;
             for (int ty = 0; ty < th; ty++)
                 for (int tx = 0; tx < tw; tx++) {
-                    float d[4][4];
-                    const int y0 = 2 * ty - 1, x0 = 2 * tx - 1;
-                    for (int i = 0; i < 4; i++)
-                        for (int j = 0; j < 4; j++) {
+                    float d[WINO_MAX_A][WINO_MAX_A], t[WINO_MAX_A][WINO_MAX_A];
+                    float col[WINO_MAX_A], r[WINO_MAX_A];
+                    const int y0 = m * ty - 1, x0 = m * tx - 1;
+                    for (int i = 0; i < a; i++)
+                        for (int j = 0; j < a; j++) {
                             int y = y0 + i, x = x0 + j;
                             d[i][j] = (y >= 0 && y < h && x >= 0 && x < w) ? src[y * w + x] : 0.0f;
                         }
-                    /* t = B^T d, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1] */
-                    float t[4][4];
-                    for (int j = 0; j < 4; j++) {
-                        t[0][j] = d[0][j] - d[2][j];
-                        t[1][j] = d[1][j] + d[2][j];
-                        t[2][j] = d[2][j] - d[1][j];
-                        t[3][j] = d[1][j] - d[3][j];
+                    for (int j = 0; j < a; j++) { /* t = B^T d */
+                        for (int i = 0; i < a; i++)
+                            col[i] = d[i][j];
+                        k->bt(col, r);
+                        for (int i = 0; i < a; i++)
+                            t[i][j] = r[i];
                     }
                     const size_t at = (size_t)c * T + ((size_t)b * th + ty) * tw + tx;
-                    for (int i = 0; i < 4; i++) {
-                        V[(size_t)(i * 4 + 0) * plane + at] = t[i][0] - t[i][2];
-                        V[(size_t)(i * 4 + 1) * plane + at] = t[i][1] + t[i][2];
-                        V[(size_t)(i * 4 + 2) * plane + at] = t[i][2] - t[i][1];
-                        V[(size_t)(i * 4 + 3) * plane + at] = t[i][1] - t[i][3];
+                    for (int i = 0; i < a; i++) { /* V = t B */
+                        k->bt(t[i], r);
+                        for (int j = 0; j < a; j++)
+                            V[(size_t)(i * a + j) * plane + at] = r[j];
                     }
                 }
         }
 }
 
-void lyr_wino_output(const float *P, int M, int B, int h, int w, const float *bias, float *out)
+void lyr_wino_output(int m, const float *P, int M, int B, int h, int w, const float *bias, float *out)
 {
-    const int th = (h + 1) / 2, tw = (w + 1) / 2;
+    const wino_kind *k = wino_of(m);
+    const int a = m + 2, th = (h + m - 1) / m, tw = (w + m - 1) / m;
     const size_t T = (size_t)B * th * tw, plane = (size_t)M * T;
-    for (int m = 0; m < M; m++) {
-        const float bm = bias ? bias[m] : 0.0f;
+    for (int o = 0; o < M; o++) {
+        const float bm = bias ? bias[o] : 0.0f;
         for (int b = 0; b < B; b++) {
-            float *dst = out + ((size_t)m * B + b) * h * w;
+            float *dst = out + ((size_t)o * B + b) * h * w;
             for (int ty = 0; ty < th; ty++)
                 for (int tx = 0; tx < tw; tx++) {
-                    const size_t at = (size_t)m * T + ((size_t)b * th + ty) * tw + tx;
-                    float p[4][4];
-                    for (int q = 0; q < 16; q++)
-                        p[q / 4][q % 4] = P[(size_t)q * plane + at];
-                    /* s = A^T p, A^T = [1 1 1 0; 0 1 -1 -1] */
-                    float s[2][4];
-                    for (int j = 0; j < 4; j++) {
-                        s[0][j] = p[0][j] + p[1][j] + p[2][j];
-                        s[1][j] = p[1][j] - p[2][j] - p[3][j];
+                    const size_t at = (size_t)o * T + ((size_t)b * th + ty) * tw + tx;
+                    float p[WINO_MAX_A][WINO_MAX_A], s[WINO_MAX_A][WINO_MAX_A];
+                    float col[WINO_MAX_A], r[WINO_MAX_A];
+                    for (int q = 0; q < a * a; q++)
+                        p[q / a][q % a] = P[(size_t)q * plane + at];
+                    for (int j = 0; j < a; j++) { /* s = A^T p */
+                        for (int i = 0; i < a; i++)
+                            col[i] = p[i][j];
+                        k->at(col, r);
+                        for (int i = 0; i < m; i++)
+                            s[i][j] = r[i];
                     }
-                    for (int i = 0; i < 2; i++) {
-                        const int y = 2 * ty + i;
+                    for (int i = 0; i < m; i++) { /* out = s A */
+                        const int y = m * ty + i;
                         if (y >= h)
-                            continue;
-                        const float o0 = s[i][0] + s[i][1] + s[i][2] + bm;
-                        const float o1 = s[i][1] - s[i][2] - s[i][3] + bm;
-                        dst[y * w + 2 * tx] = o0;
-                        if (2 * tx + 1 < w)
-                            dst[y * w + 2 * tx + 1] = o1;
+                            break;
+                        k->at(s[i], r);
+                        for (int j = 0; j < m && m * tx + j < w; j++)
+                            dst[y * w + m * tx + j] = r[j] + bm;
                     }
                 }
         }

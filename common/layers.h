@@ -40,32 +40,39 @@ void lyr_im2col(const float *in, int B, int b0, int nb, const lyr_geom *g, float
 void lyr_col2im(const float *col, int B, int b0, int nb, const lyr_geom *g, float *din);
 
 /*
- * Winograd F(2x2, 3x3) for 3x3 convolutions with stride 1 and zero padding 1
- * on every side (OverFeat's layers 3-5 / 3-6): 16 products per 2x2 output
- * tile instead of 36. With T = B * ceil(h/2) * ceil(w/2) tiles,
- *   out = A^T [ U[xi] x V[xi] ] A  for the 16 positions xi of a 4x4 tile,
- * U[xi] = (G g G^T)[xi] ([16][M][C]) from the weights, V[xi] = (B^T d B)[xi]
- * ([16][C][T]) from the input, each product one sgemm [M][C] x [C][T].
+ * Winograd F(m x m, 3x3), m = 2 or 4, for 3x3 convolutions with stride 1 and
+ * zero padding 1 on every side (OverFeat's layers 3-5 / 3-6): a^2 products per
+ * m x m output tile (a = m + 2: 16 per 2x2 tile, 36 per 4x4 tile) instead of
+ * 9 m^2. With T = B * ceil(h/m) * ceil(w/m) tiles,
+ *   out = A^T [ U[xi] x V[xi] ] A  for the a^2 positions xi of an a x a tile,
+ * U[xi] = (G g G^T)[xi] ([a^2][M][C]) from the weights, V[xi] = (B^T d B)[xi]
+ * ([a^2][C][T]) from the input, each product one gemm [M][C] x [C][T].
+ * F(4x4) does 0.56 of F(2x2)'s multiplications on tiles that fit, with
+ * larger rounding errors (its transforms have entries up to 8 and 1/24: the
+ * weight transform is done in double and rounded once).
  */
 
-/** Number of 2x2 output tiles of a B-image batch of h x w planes. */
-size_t lyr_wino_tiles(int B, int h, int w);
+/** Number of m x m output tiles of a B-image batch of h x w planes. */
+size_t lyr_wino_tiles(int m, int B, int h, int w);
+
+/** The tile size m (2 or 4) with fewer products for h x w planes (2 on a tie). */
+int lyr_wino_choose(int h, int w);
 
 /**
- * Transformed weights U [16][M][C] of 3x3 kernels W [M][C][3][3]. With
+ * Transformed weights U [a^2][M][C] of 3x3 kernels W [M][C][3][3]. With
  * transpose nonzero, the weights of the adjoint convolution (the input
- * gradient): U [16][C][M] of the kernels W'[c][m][i][j] = W[m][c][2-i][2-j].
+ * gradient): U [a^2][C][M] of the kernels W'[c][m][i][j] = W[m][c][2-i][2-j].
  */
-void lyr_wino_weights(const float *W, int M, int C, int transpose, float *U);
+void lyr_wino_weights(int m, const float *W, int M, int C, int transpose, float *U);
 
-/** Transformed input V [16][C][T] of a CNHW input [C][B][h][w] (padding 1). */
-void lyr_wino_input(const float *in, int C, int B, int h, int w, float *V);
+/** Transformed input V [a^2][C][T] of a CNHW input [C][B][h][w] (padding 1). */
+void lyr_wino_input(int m, const float *in, int C, int B, int h, int w, float *V);
 
 /**
  * Output transform: out [M][B][h][w] (CNHW, OVERWRITTEN) from the products
- * P [16][M][T], plus bias[m] (bias may be NULL).
+ * P [a^2][M][T], plus bias[o] (bias may be NULL).
  */
-void lyr_wino_output(const float *P, int M, int B, int h, int w, const float *bias, float *out);
+void lyr_wino_output(int m, const float *P, int M, int B, int h, int w, const float *bias, float *out);
 
 /**
  * Max-pooling over `planes` independent h x w planes (any layout whose planes

@@ -32,9 +32,11 @@ struct net_ctx {
     float *act[MODEL_MAX_LAYERS + 1];
     int32_t *arg[MODEL_MAX_LAYERS];
     float *col, *flat, *g0, *g1, *logits, *probs;
-    /* Winograd F(2x2,3x3) layers: transformed weights for the forward pass
-     * (U) and for the input gradient (Ut), and the tile buffers */
+    /* Winograd F(m x m,3x3) layers (wino[i] = m, 0 for none): transformed
+     * weights for the forward pass (U) and for the input gradient (Ut), and
+     * the tile buffers (wbuf floats each) */
     int wino[MODEL_MAX_LAYERS];
+    size_t wbuf, wino_bytes;
     float *U[MODEL_MAX_LAYERS], *Ut[MODEL_MAX_LAYERS];
     float *wv, *wp;
     gemm_ws *gemm;
@@ -70,6 +72,50 @@ static int is_1x1(const lyr_geom *g)
            !g->pad_r;
 }
 
+/* Allocates the transformed weights of the Winograd layers (as c->wino says)
+ * and the tile buffers for max_batch images. */
+static int wino_alloc(net_ctx *c)
+{
+    const size_t before = c->bytes;
+    c->wbuf = 0;
+    for (int i = 0; i < c->spec->n_layers; i++) {
+        const int m = c->wino[i], a2 = (m + 2) * (m + 2);
+        if (!m)
+            continue;
+        const lyr_geom *g = &c->geom[i];
+        const int M = c->spec->layers[i].out;
+        const size_t u = (size_t)a2 * M * g->c * sizeof(float);
+        if (!(c->U[i] = ctx_alloc(c, u)) || !(c->Ut[i] = ctx_alloc(c, u)))
+            return ADJ_ERR_NOMEM;
+        const size_t ch = (size_t)(g->c > M ? g->c : M);
+        const size_t need = a2 * ch * lyr_wino_tiles(m, c->max_batch, g->h, g->w);
+        if (need > c->wbuf)
+            c->wbuf = need;
+    }
+    if (c->wbuf && (!(c->wv = ctx_alloc(c, c->wbuf * sizeof(float))) ||
+                    !(c->wp = ctx_alloc(c, c->wbuf * sizeof(float)))))
+        return ADJ_ERR_NOMEM;
+    c->wino_bytes = c->bytes - before;
+    return ADJ_OK;
+}
+
+/* Frees what wino_alloc made and forgets the tile sizes. */
+static void wino_release(net_ctx *c)
+{
+    for (int i = 0; i < c->spec->n_layers; i++) {
+        free(c->U[i]);
+        free(c->Ut[i]);
+        c->U[i] = c->Ut[i] = NULL;
+        c->wino[i] = 0;
+    }
+    free(c->wv);
+    free(c->wp);
+    c->wv = c->wp = NULL;
+    c->wbuf = 0;
+    c->bytes -= c->wino_bytes;
+    c->wino_bytes = 0;
+}
+
 int net_ctx_new(const model *m, int max_batch, net_ctx **out, char *err, size_t errsz)
 {
     if (!m || max_batch < 1 || max_batch > 4096)
@@ -82,7 +128,7 @@ int net_ctx_new(const model *m, int max_batch, net_ctx **out, char *err, size_t 
     c->max_batch = max_batch;
     const model_spec *s = c->spec;
     model_spec_shapes(s, c->sh, NULL, 0);
-    size_t max_act = 0, col = 0, flat = 0, wbuf = 0;
+    size_t max_act = 0, col = 0, flat = 0;
     c->layout[0] = LAYOUT_CNHW;
     for (int i = 0; i < s->n_layers; i++) {
         const model_layer *l = &s->layers[i];
@@ -103,13 +149,8 @@ int net_ctx_new(const model *m, int max_batch, net_ctx **out, char *err, size_t 
             if (per * nb > col)
                 col = per * nb;
         }
-        if (l->kind == MODEL_LAYER_CONV && is_wino(g)) {
-            c->wino[i] = 1;
-            size_t ch = (size_t)(g->c > l->out ? g->c : l->out);
-            size_t need = 16 * ch * lyr_wino_tiles(max_batch, g->h, g->w);
-            if (need > wbuf)
-                wbuf = need;
-        }
+        if (l->kind == MODEL_LAYER_CONV && is_wino(g))
+            c->wino[i] = lyr_wino_choose(g->h, g->w);
         if (l->kind == MODEL_LAYER_FC && c->layout[i] == LAYOUT_CNHW && shape_size(&c->sh[i]) > flat)
             flat = shape_size(&c->sh[i]);
     }
@@ -121,13 +162,7 @@ int net_ctx_new(const model *m, int max_batch, net_ctx **out, char *err, size_t 
     int ok = gemm_ws_new(0, &c->gemm, gerr, sizeof gerr) == ADJ_OK;
     if (ok)
         c->bytes += gemm_ws_bytes(c->gemm);
-    for (int i = 0; i < s->n_layers && ok; i++)
-        if (c->wino[i]) {
-            size_t u = (size_t)16 * s->layers[i].out * c->sh[i].c * sizeof(float);
-            ok = (c->U[i] = ctx_alloc(c, u)) && (c->Ut[i] = ctx_alloc(c, u));
-        }
-    if (ok && wbuf)
-        ok = (c->wv = ctx_alloc(c, wbuf * sizeof(float))) && (c->wp = ctx_alloc(c, wbuf * sizeof(float)));
+    ok = ok && wino_alloc(c) == ADJ_OK;
     for (int i = 0; i <= s->n_layers && ok; i++) {
         ok = (c->act[i] = ctx_alloc(c, B * shape_size(&c->sh[i]) * sizeof(float))) != NULL;
         if (ok && i < s->n_layers && s->layers[i].kind == MODEL_LAYER_MAXPOOL)
@@ -157,9 +192,23 @@ void net_ctx_refresh(net_ctx *c)
     for (int i = 0; i < c->spec->n_layers; i++)
         if (c->wino[i]) {
             const float *W = model_weights(c->m) + model_layer_offset(c->m, i);
-            lyr_wino_weights(W, c->spec->layers[i].out, c->sh[i].c, 0, c->U[i]);
-            lyr_wino_weights(W, c->spec->layers[i].out, c->sh[i].c, 1, c->Ut[i]);
+            lyr_wino_weights(c->wino[i], W, c->spec->layers[i].out, c->sh[i].c, 0, c->U[i]);
+            lyr_wino_weights(c->wino[i], W, c->spec->layers[i].out, c->sh[i].c, 1, c->Ut[i]);
         }
+}
+
+int net_ctx_set_winograd(net_ctx *c, int m)
+{
+    if (m != -1 && m != 0 && m != 2 && m != 4)
+        return ADJ_ERR_ARG;
+    wino_release(c);
+    for (int i = 0; i < c->spec->n_layers; i++)
+        if (c->spec->layers[i].kind == MODEL_LAYER_CONV && is_wino(&c->geom[i]))
+            c->wino[i] = m == -1 ? lyr_wino_choose(c->geom[i].h, c->geom[i].w) : m;
+    int rc = wino_alloc(c);
+    if (rc == ADJ_OK)
+        net_ctx_refresh(c);
+    return rc;
 }
 
 void net_ctx_free(net_ctx *c)
@@ -203,7 +252,10 @@ int net_ctx_max_batch(const net_ctx *c) { return c->max_batch; }
 const char *net_ctx_layer_algorithm(const net_ctx *c, int i)
 {
     switch (c->spec->layers[i].kind) {
-    case MODEL_LAYER_CONV: return c->wino[i] ? "winograd-2x2-3x3" : is_1x1(&c->geom[i]) ? "1x1" : "im2col";
+    case MODEL_LAYER_CONV:
+        return c->wino[i] == 4 ? "winograd-4x4-3x3"
+               : c->wino[i]    ? "winograd-2x2-3x3"
+               : is_1x1(&c->geom[i]) ? "1x1" : "im2col";
     case MODEL_LAYER_RELU: return "relu";
     case MODEL_LAYER_MAXPOOL: return "maxpool";
     case MODEL_LAYER_FC: return "fc";
@@ -229,18 +281,18 @@ static void add_bias_rows(float *y, const float *bias, int M, size_t len)
     }
 }
 
-/* A 3x3 pad-1 convolution by Winograd: out[M] (CNHW) from in[C] (CNHW),
- * with transformed weights U [16][M][C]. */
-static void wino_conv(net_ctx *c, const float *U, const float *in, int C, int M, int n, int h, int w,
-                      const float *bias, float *out)
+/* A 3x3 pad-1 convolution by Winograd F(m x m): out[M] (CNHW) from in[C]
+ * (CNHW), with transformed weights U [(m+2)^2][M][C]. */
+static void wino_conv(net_ctx *c, int m, const float *U, const float *in, int C, int M, int n, int h,
+                      int w, const float *bias, float *out)
 {
-    const size_t T = lyr_wino_tiles(n, h, w);
-    lyr_wino_input(in, C, n, h, w, c->wv);
-    for (int q = 0; q < 16; q++)
+    const size_t T = lyr_wino_tiles(m, n, h, w);
+    lyr_wino_input(m, in, C, n, h, w, c->wv);
+    for (int q = 0; q < (m + 2) * (m + 2); q++)
         /* P[q][M][T] = U[q][M][C] x V[q][C][T] */
         gemm_f32(c->gemm, GEMM_N, GEMM_N, M, (int)T, C, U + (size_t)q * M * C, C,
                  c->wv + (size_t)q * C * T, (int)T, 0, c->wp + (size_t)q * M * T, (int)T);
-    lyr_wino_output(c->wp, M, n, h, w, bias, out);
+    lyr_wino_output(m, c->wp, M, n, h, w, bias, out);
 }
 
 static void conv_forward(net_ctx *c, int i, int n)
@@ -248,7 +300,7 @@ static void conv_forward(net_ctx *c, int i, int n)
     if (c->wino[i]) {
         const lyr_geom *g = &c->geom[i];
         const int M = c->spec->layers[i].out;
-        wino_conv(c, c->U[i], c->act[i], g->c, M, n, g->h, g->w,
+        wino_conv(c, c->wino[i], c->U[i], c->act[i], g->c, M, n, g->h, g->w,
                   layer_w(c, i) + (size_t)M * g->c * 9, c->act[i + 1]);
         return;
     }
@@ -358,7 +410,7 @@ static void conv_backward(net_ctx *c, int i, int n, const float *dY, float *dx, 
     }
     if (dx && c->wino[i]) {
         /* the input gradient of a 3x3 pad-1 convolution is one too */
-        wino_conv(c, c->Ut[i], dY, M, g->c, n, g->h, g->w, NULL, dx);
+        wino_conv(c, c->wino[i], c->Ut[i], dY, M, g->c, n, g->h, g->w, NULL, dx);
         dx = NULL;
     }
     if (dx)

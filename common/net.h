@@ -41,6 +41,16 @@ int net_ctx_new(const model *m, int max_batch, net_ctx **out, char *err, size_t 
  */
 void net_ctx_refresh(net_ctx *ctx);
 
+/**
+ * How the context computes its 3x3 pad-1 convolutions: m = 4 or 2, Winograd
+ * F(m x m, 3x3) in every such layer; 0, im2col; -1, the default (per layer,
+ * the tile size with fewer products: lyr_wino_choose). For benchmarks and
+ * accuracy tests; the choice never depends on the batch. Returns ADJ_OK,
+ * ADJ_ERR_ARG for another m, or ADJ_ERR_NOMEM (the context then has no
+ * Winograd layer buffers and must not be used).
+ */
+int net_ctx_set_winograd(net_ctx *ctx, int m);
+
 /** Frees the context (NULL is fine). */
 void net_ctx_free(net_ctx *ctx);
 
@@ -55,7 +65,7 @@ void net_ctx_layer_seconds(const net_ctx *ctx, double *fwd, double *bwd);
 
 /**
  * How layer i is computed, chosen from the layer alone (never from the batch
- * size): "im2col", "1x1", "winograd-2x2-3x3" (3x3 pad-1 convolutions), "fc",
+ * size): "im2col", "1x1", "winograd-2x2-3x3" or "winograd-4x4-3x3" (3x3 pad-1 convolutions), "fc",
  * "relu", "maxpool". A static string.
  */
 const char *net_ctx_layer_algorithm(const net_ctx *ctx, int i);

@@ -65,6 +65,9 @@ static void test_conv_against_direct(void)
     struct { int c, size; model_layer l; } cases[] = {
         {3, 9, conv(4, 3, 3, 1, 1, 1, 1, 1)},    /* 3x3 pad 1: Winograd, odd size */
         {4, 12, conv(6, 3, 3, 1, 1, 1, 1, 1)},   /* Winograd, even size */
+        {3, 5, conv(4, 3, 3, 1, 1, 1, 1, 1)},    /* Winograd, 5 = 4 + 1: a partial 4x4 tile */
+        {4, 7, conv(3, 3, 3, 1, 1, 1, 1, 1)},    /* Winograd, 7 = 4 + 3 */
+        {2, 2, conv(3, 3, 3, 1, 1, 1, 1, 1)},    /* Winograd, smaller than one 4x4 tile */
         {3, 9, conv(4, 3, 3, 2, 1, 1, 1, 1)},    /* 3x3 pad 1 stride 2: im2col */
         {3, 11, conv(5, 5, 5, 2, 1, 2, 0, 1)},   /* stride 2, different pad per side */
         {2, 8, conv(3, 1, 1, 1, 0, 0, 0, 0)},    /* 1x1: the direct sgemm path */
@@ -85,6 +88,11 @@ static void test_conv_against_direct(void)
         net_ctx *ctx;
         CHECK(model_create(&s, w, model_spec_param_count(&s), 0, &m, err, sizeof err) == 0, "%s", err);
         CHECK(net_ctx_new(m, n, &ctx, err, sizeof err) == 0, "%s", err);
+        /* 3x3 pad-1 layers: by default, and by each algorithm */
+        const int wino_layer = strncmp(net_ctx_layer_algorithm(ctx, 0), "winograd", 8) == 0;
+        const int algos[] = {-1, 0, 2, 4};
+        for (int ai = 0; ai < (wino_layer ? 4 : 1); ai++) {
+        CHECK(net_ctx_set_winograd(ctx, algos[ai]) == 0, "set_winograd %d", algos[ai]);
         const size_t per = (size_t)s.channels * s.input_size * s.input_size;
         float *x = malloc(per * n * sizeof(float)), *ref = malloc((size_t)s.classes * sizeof(float));
         uint64_t seed = 99 + t;
@@ -102,10 +110,12 @@ static void test_conv_against_direct(void)
                     maxerr = e;
             }
         }
-        CHECK(maxerr < 1e-4, "conv case %zu (%dx%d k%dx%d s%d): im2col differs from direct by %g",
-              t, cases[t].size, cases[t].size, cases[t].l.kh, cases[t].l.kw, cases[t].l.stride, maxerr);
+        CHECK(maxerr < 1e-4, "conv case %zu (%dx%d k%dx%d s%d, %s): differs from direct by %g",
+              t, cases[t].size, cases[t].size, cases[t].l.kh, cases[t].l.kw, cases[t].l.stride,
+              net_ctx_layer_algorithm(ctx, 0), maxerr);
         free(x);
         free(ref);
+        }
         net_ctx_free(ctx);
         model_free(m);
     }

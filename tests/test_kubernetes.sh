@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# test_kubernetes.sh - the manifests in deploy/kubernetes/ checked without a
+# cluster: tests/k8s/validate.mjs (schemas of the API versions they name, no
+# unknown fields, only options advjpgd --help lists) over each file, the
+# validator itself shown to refuse broken copies, and advjpgd started with the
+# container's entry point (deploy/Containerfile) plus the Deployment's args,
+# paths moved under a temporary folder, until /health answers.
+# Skipped (77) when npm is missing or the registry cannot be reached.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$here/..
+. "$here/lib.sh"
+lib_tmp advjpg-k8s
+if ! command -v npm >/dev/null; then
+  echo "SKIP: npm is not installed (./run.sh deps installs it)"
+  exit 77
+fi
+if ! (cd "$tmp" && timeout 240 npm install --no-audit --no-fund --silent --no-save \
+        kubernetes-models@4.5.1 @kubernetes/client-node@2.0.1 yaml@2.9.1 >"$tmp/npm.log" 2>&1); then
+  echo "SKIP: npm could not install the validator's packages:"
+  tail -5 "$tmp/npm.log"
+  exit 77
+fi
+cp "$here/k8s/validate.mjs" "$tmp/"
+"$ADVJPGD" --help >"$tmp/help.txt"
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+for f in "$root"/deploy/kubernetes/*.yaml; do
+  node "$tmp/validate.mjs" "$tmp/help.txt" "$f" || fail "$f"
+done
+
+# broken copies must be refused, each for its own reason
+m=$root/deploy/kubernetes/advjpgd.yaml
+check_refused() { # NAME SED-EXPRESSION EXPECTED-TEXT
+  sed "$2" "$m" >"$tmp/$1.yaml"
+  if node "$tmp/validate.mjs" "$tmp/help.txt" "$tmp/$1.yaml" >"$tmp/$1.out"; then
+    fail "validator accepted $1"
+  elif ! grep -q -- "$3" "$tmp/$1.out"; then
+    fail "validator refused $1 but not for '$3':"; cat "$tmp/$1.out"
+  fi
+}
+check_refused unknown-field 's/livenessProbe/livenesProbe/' 'livenesProbe: no such field'
+check_refused bad-enum 's/type: Recreate/type: Recreat/' 'strategy/type must be equal'
+check_refused bad-type 's/replicas: 1/replicas: "1"/' 'replicas must be integer'
+check_refused bad-option 's/--data-root/--data-rot/' 'no option --data-rot'
+check_refused bad-kind 's/^kind: Service$/kind: Servic/' 'unknown apiVersion/kind'
+
+# the daemon as the pod runs it: entry point + args, paths under $tmp
+cat >"$tmp/argv.mjs" <<'JS'
+import { readFileSync } from "node:fs";
+import { parseAllDocuments } from "yaml";
+const [containerfile, manifest] = process.argv.slice(2);
+const entry = JSON.parse(/^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(readFileSync(containerfile, "utf8"))[1]);
+const dep = parseAllDocuments(readFileSync(manifest, "utf8")).map((d) => d.toJS()).find((d) => d?.kind === "Deployment");
+const c = dep.spec.template.spec.containers[0];
+for (const a of [...(c.command ?? entry), ...(c.args ?? [])]) console.log(a);
+JS
+mapfile -t argv < <(cd "$tmp" && node argv.mjs "$root/deploy/Containerfile" "$m")
+[ "${#argv[@]}" -gt 1 ] || fail "no entry point or args found"
+mkdir -p "$tmp/var/lib/advjpg/data" "$tmp/etc/advjpg/token"
+echo "k8s-test-token" >"$tmp/etc/advjpg/token/token"
+args=()
+for a in "${argv[@]:1}"; do
+  case $a in
+    *:8080) a=127.0.0.1:0 ;;
+    /*) a=$tmp$a ;;
+  esac
+  args+=("$a")
+done
+: >"$tmp/empty.conf"
+echo "advjpgd ${args[*]}"
+"$ADVJPGD" --config "$tmp/empty.conf" "${args[@]}" --port-file "$tmp/port" >"$tmp/daemon.log" 2>&1 &
+pids="$pids $!"
+ok=0
+for _ in $(seq 1 300); do
+  if [ -s "$tmp/port" ] && curl -sf "http://127.0.0.1:$(cat "$tmp/port")/health" >/dev/null 2>&1; then
+    ok=1; break
+  fi
+  sleep 0.1
+done
+if [ $ok = 1 ]; then
+  port=$(cat "$tmp/port")
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/models")
+  [ "$code" = 401 ] || fail "/models without the Secret's token answered $code, not 401"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer k8s-test-token' "http://127.0.0.1:$port/models")
+  [ "$code" = 200 ] || fail "/models with the Secret's token answered $code"
+else
+  fail "advjpgd with the pod's arguments never became healthy:"; cat "$tmp/daemon.log"
+fi
+[ $failures = 0 ] && echo "PASS: deploy/kubernetes validated and its daemon arguments run"
+[ $failures = 0 ]
