@@ -46,31 +46,33 @@ check_refused bad-type 's/replicas: 1/replicas: "1"/' 'replicas must be integer'
 check_refused bad-option 's/--data-root/--data-rot/' 'no option --data-rot'
 check_refused bad-kind 's/^kind: Service$/kind: Servic/' 'unknown apiVersion/kind'
 
-# the daemon as the pod runs it: entry point + args, paths under $tmp
-cat >"$tmp/argv.mjs" <<'JS'
+# the daemon as the pod runs it: the image's entry point (deploy/Containerfile:
+# deploy/container-entrypoint.sh) with the Deployment's args, paths under $tmp
+grep -q '^ENTRYPOINT \["/usr/local/bin/advjpg-container-entrypoint"\]' "$root/deploy/Containerfile" ||
+  fail "the Containerfile's entry point is no longer deploy/container-entrypoint.sh: update this test"
+cat >"$tmp/args.mjs" <<'JS'
 import { readFileSync } from "node:fs";
 import { parseAllDocuments } from "yaml";
-const [containerfile, manifest] = process.argv.slice(2);
-const entry = JSON.parse(/^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(readFileSync(containerfile, "utf8"))[1]);
-const dep = parseAllDocuments(readFileSync(manifest, "utf8")).map((d) => d.toJS()).find((d) => d?.kind === "Deployment");
+const dep = parseAllDocuments(readFileSync(process.argv[2], "utf8")).map((d) => d.toJS()).find((d) => d?.kind === "Deployment");
 const c = dep.spec.template.spec.containers[0];
-for (const a of [...(c.command ?? entry), ...(c.args ?? [])]) console.log(a);
+if (c.command) console.log("COMMAND-SET");
+for (const a of c.args ?? []) console.log(a);
 JS
-mapfile -t argv < <(cd "$tmp" && node argv.mjs "$root/deploy/Containerfile" "$m")
-[ "${#argv[@]}" -gt 1 ] || fail "no entry point or args found"
+mapfile -t pod_args < <(cd "$tmp" && node args.mjs "$m")
+[ "${#pod_args[@]}" -gt 0 ] && [ "${pod_args[0]}" != COMMAND-SET ] ||
+  fail "the Deployment should pass args to the image's entry point (and set no command)"
 mkdir -p "$tmp/var/lib/advjpg/data" "$tmp/etc/advjpg/token"
 echo "k8s-test-token" >"$tmp/etc/advjpg/token/token"
 args=()
-for a in "${argv[@]:1}"; do
-  case $a in
-    *:8080) a=127.0.0.1:0 ;;
-    /*) a=$tmp$a ;;
-  esac
+for a in "${pod_args[@]}"; do
+  case $a in /*) a=$tmp$a ;; esac
   args+=("$a")
 done
 : >"$tmp/empty.conf"
-echo "advjpgd ${args[*]}"
-"$ADVJPGD" --config "$tmp/empty.conf" "${args[@]}" --port-file "$tmp/port" >"$tmp/daemon.log" 2>&1 &
+echo "container-entrypoint.sh ${args[*]}"
+ADVJPGD="$ADVJPGD" ADVJPGD_LISTEN=127.0.0.1:0 ADVJPGD_JOBS_DIR="$tmp/var/lib/advjpg/jobs" \
+  "$root/deploy/container-entrypoint.sh" "${args[@]}" --config "$tmp/empty.conf" --port-file "$tmp/port" \
+  >"$tmp/daemon.log" 2>&1 &
 pids="$pids $!"
 ok=0
 for _ in $(seq 1 300); do
