@@ -193,8 +193,9 @@ static enum MHD_Result respond_with(srv_req *r, unsigned status, struct MHD_Resp
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     for (int i = 0; headers && headers[i]; i += 2)
         MHD_add_response_header(resp, headers[i], headers[i + 1]);
-    /* always: the next request must come on a new connection, through srv_front */
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    /* without --keep-alive 1, the next request comes on a new connection, through srv_front */
+    if (r->close || atomic_load(&r->h->draining) || !r->h->cfg->keep_alive)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     r->status = status;
     r->state = RS_ANSWERED;
     if (r->first_call && !r->has_body) {
