@@ -87,6 +87,13 @@ static srv_head_verdict check_request_line(const char *s, size_t len, unsigned *
         if (is_ctl((unsigned char)*p))
             return refuse(status, 400, msg, msgsz,
                           "malformed request line: a control character in the target");
+    const char *q = memchr(t, '?', (size_t)(tend - t));
+    int params = q ? 1 : 0;
+    for (const char *p = q; p && p < tend; p++)
+        params += *p == '&';
+    if (params > SRV_FRONT_PARAMS_MAX)
+        return refuse(status, 400, msg, msgsz, "more than %d query parameters",
+                      SRV_FRONT_PARAMS_MAX);
     if (!sp2)
         return refuse(status, 505, msg, msgsz,
                       "HTTP/0.9 requests (no version) are not supported: send HTTP/1.1");
@@ -216,6 +223,8 @@ srv_head_verdict srv_front_check(const char *buf, size_t n, int full, size_t *he
         } else if (len == 0) {
             *head_len = pos;
             return SRV_HEAD_OK;
+        } else if (line > SRV_FRONT_HEADERS_MAX) {
+            v = refuse(status, 431, msg, msgsz, "more than %d header lines", SRV_FRONT_HEADERS_MAX);
         } else {
             v = check_header_line(s, len, &hs, status, msg, msgsz);
         }

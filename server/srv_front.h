@@ -16,7 +16,8 @@
  *     request line (a method token, a target without control characters or
  *     spaces, HTTP/1.x; any other version is 505), the header lines (a
  *     token, a colon, a value without control characters; no folded lines),
- *     the head's size, the Content-Length values (digits only; two
+ *     the head's size and its number of header lines and query parameters
+ *     (SRV_FRONT_HEADERS_MAX, SRV_FRONT_PARAMS_MAX), the Content-Length values (digits only; two
  *     different values are refused) and Transfer-Encoding (chunked only,
  *     else 501: libmicrohttpd would wait for a body it cannot frame);
  *   - a good head: the socket goes to libmicrohttpd (MHD_add_connection,
@@ -52,6 +53,11 @@
 
 /** The longest request head (request line and headers) accepted, bytes: 431 (414) beyond. */
 #define SRV_FRONT_HEAD_MAX (32 * 1024)
+/** The most header lines and query parameters accepted (431, 400 beyond): libmicrohttpd
+ * keeps each in its 128 KiB per-connection pool and answers HTML (or nothing) past about
+ * 1,500 header lines or 1,000 parameters. */
+#define SRV_FRONT_HEADERS_MAX 100
+#define SRV_FRONT_PARAMS_MAX 100
 /** How long the rest of a refused request is read and thrown away before the close, seconds. */
 #define SRV_FRONT_LINGER_S 2.0
 

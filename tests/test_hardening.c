@@ -642,8 +642,9 @@ static const struct {
                                "\r\nabc", 501},
 };
 
-/* Heads over the 32 KiB limit: a header of 40 KiB and of 200 KiB (past
- * libmicrohttpd's own 128 KiB), a request line of 40 KiB. */
+/* Heads over the limits: a header of 40 KiB and of 200 KiB (past
+ * libmicrohttpd's own 128 KiB), a request line of 40 KiB, too many header
+ * lines or query parameters. */
 static void test_front_sizes(int port)
 {
     size_t big = 200 * 1024;
@@ -665,6 +666,23 @@ static void test_front_sizes(int port)
     int st = raw_answer(port, req, (size_t)h + 40 * 1024 + (size_t)t, ans, 1 << 16, &secs);
     const char *b = strstr(ans, "\r\n\r\n");
     CHECK(st == 414 && b && is_json_error(b + 4), "a 40 KiB request line: %d (want 414 and JSON)",
+          st);
+    /* 2,000 header lines and 2,000 query parameters (within 32 KiB): libmicrohttpd
+     * ran out of its pool (431 HTML, and no answer at all for the parameters) */
+    h = sprintf(req, "GET /health HTTP/1.1\r\n");
+    for (int i = 0; i < 2000; i++)
+        h += sprintf(req + h, "a:b\r\n");
+    h += sprintf(req + h, "\r\n");
+    st = raw_answer(port, req, (size_t)h, ans, 1 << 16, &secs);
+    b = strstr(ans, "\r\n\r\n");
+    CHECK(st == 431 && b && is_json_error(b + 4), "2,000 header lines: %d (want 431 and JSON)", st);
+    h = sprintf(req, "GET /health?");
+    for (int i = 0; i < 2000; i++)
+        h += sprintf(req + h, "a=1&");
+    h += sprintf(req + h, " HTTP/1.1\r\nHost: x\r\n\r\n");
+    st = raw_answer(port, req, (size_t)h, ans, 1 << 16, &secs);
+    b = strstr(ans, "\r\n\r\n");
+    CHECK(st == 400 && b && is_json_error(b + 4), "2,000 query parameters: %d (want 400 and JSON)",
           st);
     free(req);
     free(ans);
