@@ -1428,7 +1428,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (r->expected) /* answered (an error) before reaching the worker */
         srv_worker_expect(h->engine.worker, -1);
     log_request(r, secs * 1e3, toe);
-    srv_conns_phase(h->conns, r->crec, SRV_CONN_WAIT); /* kept alive: waits for the next request */
+    /* kept alive: waits for the next request; else closing (srv_front: Connection: close) */
+    srv_conns_phase(h->conns, r->crec,
+                    r->close || atomic_load(&h->draining) || !h->cfg->keep_alive ? SRV_CONN_DONE
+                                                                                 : SRV_CONN_WAIT);
     srv_metrics_request_end(h->metrics, r->ep, r->status, secs);
     if (r->state == RS_QUEUED || r->state == RS_WORKING) {
         /* The worker still holds the job: never free it under its feet.
