@@ -11,6 +11,7 @@ bash-completion package's helpers).
 import os
 import sys
 
+sys.dont_write_bytecode = True  # nothing written into the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import advjpg_help  # noqa: E402
 
