@@ -21,12 +21,14 @@ cd "$(dirname "$0")"
 BUILD_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev
   libmicrohttpd-dev libjansson-dev libturbojpeg0-dev libjpeg62-turbo-dev
   libpng-dev libstb-dev libopenblas-dev libinih-dev libcurl4-openssl-dev
-  libprotobuf-c-dev protobuf-c-compiler libonnx-dev)
+  libprotobuf-c-dev protobuf-c-compiler libonnx-dev
+  help2man bash-completion)
 DEMO_PACKAGES=(curl python3)
 TEST_PACKAGES=(curl python3 libjpeg-turbo-progs libxml2-utils jq shellcheck systemd
   chromium nodejs jupyter-nbconvert python3-ipykernel python3-nbclient python3-requests
   python3-pandas python3-matplotlib python3-scipy
-  libonnx-testdata python3-torch python3-torchvision)
+  libonnx-testdata python3-torch python3-torchvision
+  groff-base man-db)
 
 # install_pkgs PACKAGE...: apt-get installs those that are missing (as root or through sudo)
 install_pkgs() {

@@ -33,7 +33,7 @@
 
 enum opt_id {
     O_CONFIG, O_LISTEN, O_THREADS, O_CONN_TIMEOUT, O_HEADER_TIMEOUT, O_MIN_RATE, O_CONN_LIMIT,
-    O_PER_IP_LIMIT, O_PORT_FILE,
+    O_PER_IP_LIMIT, O_KEEP_ALIVE, O_PORT_FILE,
     O_TOKEN, O_TOKEN_FILE,
     O_MODEL, O_WEIGHTS, O_LABELS,
     O_MAX_BODY, O_MAX_PIXELS, O_TIMEOUT,
@@ -79,6 +79,11 @@ static const opt_def OPTS[O_COUNT] = {
     [O_PER_IP_LIMIT] = {"per-ip-limit", "server", K_INT, 1, 100000, "N",
                         "open connections per client address at most, the same way "
                         "(default 16)"},
+    [O_KEEP_ALIVE] = {"keep-alive", "server", K_INT, 0, 1, "0|1",
+                      "1: keep connections open between requests (faster for many small "
+                      "requests, but only a connection's first request head is checked, so a "
+                      "later malformed one may get libmicrohttpd's HTML error); 0: close "
+                      "after every answer (default 0)"},
     [O_PORT_FILE] = {"port-file", "server", K_PATH, 0, 0, "FILE",
                      "write the bound port number to FILE once listening"},
     [O_TOKEN] = {"token", "server", K_STR, 0, 0, "TOKEN",
@@ -304,6 +309,7 @@ static int apply_opt(srv_config *cfg, int id, const char *value, const char *whe
     case O_MIN_RATE: cfg->min_rate = sv; break;
     case O_CONN_LIMIT: cfg->conn_limit = (int)iv; break;
     case O_PER_IP_LIMIT: cfg->per_ip_limit = (int)iv; break;
+    case O_KEEP_ALIVE: cfg->keep_alive = (int)iv; break;
     case O_PORT_FILE: set_str(&cfg->port_file, str); break;
     case O_TOKEN: /* the later of token / token-file wins */
         set_str(&cfg->token, str);

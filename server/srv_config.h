@@ -44,6 +44,7 @@ typedef struct {
     size_t min_rate;     /**< slowest body upload after header_timeout_s, bytes per second */
     int conn_limit;      /**< open connections at most */
     int per_ip_limit;    /**< open connections per client address at most */
+    int keep_alive;      /**< 0: Connection: close on every answer (each request passes srv_front) */
     char *port_file;     /**< write the bound port here, or NULL */
     char *token;         /**< required bearer token, or NULL (no auth) */
     char *token_file;    /**< where the token was read from, or NULL */

@@ -70,7 +70,7 @@ static int make_room(srv_conns *cs, const struct sockaddr *host, int limit)
     int n = 0;
     srv_conn *oldest = NULL;
     for (srv_conn *c = cs->head; c; c = c->next) {
-        if (c->closing || (host && !same_host(&c->addr, host)))
+        if (c->closing || c->phase == SRV_CONN_DONE || (host && !same_host(&c->addr, host)))
             continue;
         n++;
         if (c->phase == SRV_CONN_WAIT && (!oldest || c->since < oldest->since))

@@ -52,6 +52,7 @@ typedef enum {
     SRV_CONN_WAIT, /**< waiting for a request's headers (new, or kept alive after an answer) */
     SRV_CONN_BODY, /**< receiving a request's body */
     SRV_CONN_WORK, /**< its request is being worked on or answered: never shut down */
+    SRV_CONN_DONE, /**< answered with Connection: close: closing, no longer counted */
 } srv_conn_phase;
 
 /**

@@ -24,6 +24,7 @@
 #include "net.h"
 #include "srv_conns.h"
 #include "srv_eval.h"
+#include "srv_front.h"
 #include "srv_json.h"
 #include "srv_params.h"
 #include "srv_status.h"
@@ -48,6 +49,7 @@ struct srv_http {
     atomic_int draining;
     atomic_int active;
     srv_conns *conns; /* every open connection: deadlines and limits */
+    srv_front *front; /* accepts and checks each request head first (srv_front.h) */
     /* the decode pool (pool_lock guards the queue) */
     pthread_mutex_t pool_lock;
     pthread_cond_t pool_cond;
@@ -191,7 +193,8 @@ static enum MHD_Result respond_with(srv_req *r, unsigned status, struct MHD_Resp
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     for (int i = 0; headers && headers[i]; i += 2)
         MHD_add_response_header(resp, headers[i], headers[i + 1]);
-    if (r->close || atomic_load(&r->h->draining))
+    /* without --keep-alive 1, the next request comes on a new connection, through srv_front */
+    if (r->close || atomic_load(&r->h->draining) || !r->h->cfg->keep_alive)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     r->status = status;
     r->state = RS_ANSWERED;
@@ -1425,7 +1428,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (r->expected) /* answered (an error) before reaching the worker */
         srv_worker_expect(h->engine.worker, -1);
     log_request(r, secs * 1e3, toe);
-    srv_conns_phase(h->conns, r->crec, SRV_CONN_WAIT); /* kept alive: waits for the next request */
+    /* kept alive: waits for the next request; else closing (srv_front: Connection: close) */
+    srv_conns_phase(h->conns, r->crec,
+                    r->close || atomic_load(&h->draining) || !h->cfg->keep_alive ? SRV_CONN_DONE
+                                                                                 : SRV_CONN_WAIT);
     srv_metrics_request_end(h->metrics, r->ep, r->status, secs);
     if (r->state == RS_QUEUED || r->state == RS_WORKING) {
         /* The worker still holds the job: never free it under its feet.
@@ -1528,7 +1534,7 @@ int srv_http_start(const srv_config *cfg, srv_metrics *metrics, int fd, srv_http
         return adj_fail(err, errsz, ADJ_ERR_NOMEM, "cannot start the decode threads");
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ITC | MHD_USE_ERROR_LOG;
+                     MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
     /* libmicrohttpd's own limits are off or far: the accept policy
      * (srv_conns_accept) enforces ours, making room by closing idle connections,
      * and libmicrohttpd splits its limit between its threads. The slack
@@ -1537,7 +1543,6 @@ int srv_http_start(const srv_config *cfg, srv_metrics *metrics, int fd, srv_http
     h->daemon = MHD_start_daemon(
         flags, 0, srv_conns_accept, h->conns, on_request, h,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, /* first, so that it gets every message */
-        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->conn_timeout_s,
         MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
@@ -1548,6 +1553,10 @@ int srv_http_start(const srv_config *cfg, srv_metrics *metrics, int fd, srv_http
     if (!h->daemon) {
         srv_http_stop(h);
         return adj_fail(err, errsz, ADJ_ERR_IO, "cannot start the HTTP server (libmicrohttpd)");
+    }
+    if (srv_front_start(cfg, fd, h->daemon, &h->front, err, errsz)) { /* takes fd */
+        srv_http_stop(h);
+        return ADJ_ERR_IO;
     }
     *out = h;
     return ADJ_OK;
@@ -1563,9 +1572,7 @@ void srv_http_quiesce(srv_http *h)
 {
     if (!h || atomic_exchange(&h->draining, 1))
         return;
-    MHD_socket fd = MHD_quiesce_daemon(h->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    srv_front_quiesce(h->front); /* closes the listen socket */
     h->listen_fd = -1;
 }
 
@@ -1582,6 +1589,7 @@ void srv_http_stop(srv_http *h)
      * MHD_stop_daemon needs every connection resumed */
     if (h->pool_started)
         pool_stop(h);
+    srv_front_stop(h->front); /* before the daemon: it adds connections to it */
     if (h->daemon)
         MHD_stop_daemon(h->daemon);
     srv_conns_free(h->conns); /* after the daemon: no callback can come */

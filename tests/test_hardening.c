@@ -15,12 +15,20 @@
  *     is answered 413 to a client that sends it all before reading;
  *   - control characters never reach the request log raw;
  *   - a load round that repeats every bad kind keeps the daemon's RSS
- *     bounded and /health answering.
+ *     bounded and /health answering;
+ *   - the front (srv_front): request heads libmicrohttpd would answer with
+ *     its own HTML (a garbage request line, HTTP/2.0, HTTP/0.9, a header
+ *     line without a colon, an oversized head, ...) get a JSON error, a
+ *     slow head 408, while good requests (HTTP/1.0, pipelined, Expect:
+ *     100-continue, chunked) still work; every answer closes the connection
+ *     unless --keep-alive 1; repeated bad heads leak neither memory nor
+ *     descriptors.
  *
  * Nothing asserts on timing beyond generous deadlines (a shared, noisy
  * machine); memory bounds have a wide margin.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -566,6 +574,265 @@ static void test_slow_clients(void)
     CHECK(sh_stop(&d, SIGTERM, 30) == 0, "the slow-clients daemon stops cleanly");
 }
 
+/* ---------------------------------------------------------------- the front */
+
+/* One raw request sent whole; the whole answer (headers and body) in out,
+ * and how long the server took to close. Returns the status, 0 if none. */
+static int raw_answer(int port, const void *req, size_t len, char *out, size_t outsz,
+                      double *secs)
+{
+    int fd = tcp_connect(port), status = 0;
+    out[0] = '\0';
+    if (fd < 0)
+        return 0;
+    double t0 = sh_now();
+    send_all(fd, req, len);
+    read_until_close(fd, out, outsz, 20);
+    *secs = sh_now() - t0;
+    close(fd);
+    if (sscanf(out, "HTTP/1.%*d %d", &status) != 1)
+        status = 0;
+    return status;
+}
+
+/* The number of descriptors the daemon has open, -1 if unknown. */
+static int fd_count(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *dir = opendir(path);
+    int n = 0;
+    if (!dir)
+        return -1;
+    for (struct dirent *e; (e = readdir(dir));)
+        n += e->d_name[0] != '.';
+    closedir(dir);
+    return n;
+}
+
+/* An 8x8 PPM for /classify, in ppm (at least 256 bytes); its length. */
+static size_t tiny_ppm(char *ppm)
+{
+    int h = sprintf(ppm, "P6\n8 8\n255\n");
+    for (int i = 0; i < 8 * 8 * 3; i++)
+        ppm[h + i] = (char)(i * 37);
+    return (size_t)h + 8 * 8 * 3;
+}
+
+/* The heads libmicrohttpd would answer itself (with HTML), and a few more. */
+static const struct {
+    const char *what;
+    const char *req;
+    int status;
+} front_bad[] = {
+    {"a garbage request line", "GARBAGE\r\n\r\n", 400},
+    {"HTTP/2.0", "GET /health HTTP/2.0\r\nHost: x\r\n\r\n", 505},
+    {"an HTTP/0.9-style line", "GET /health\r\n", 505},
+    {"a lower-case version", "GET /health http/1.1\r\nHost: x\r\n\r\n", 400},
+    {"a bare CR in the request line", "GET /health HTTP/1.1\rHost: x\r\n\r\n", 400},
+    {"a header line without a colon", "GET /health HTTP/1.1\r\nHost x\r\n\r\n", 400},
+    {"a space before the colon", "GET /health HTTP/1.1\r\nHost : x\r\n\r\n", 400},
+    {"a folded header line", "GET /health HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400},
+    {"a control character in a value", "GET /health HTTP/1.1\r\nHost: x\r\nX: a\x01z\r\n\r\n", 400},
+    {"two different Content-Length", "POST /classify HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                                     "Content-Length: 5\r\n\r\nabcde", 400},
+    {"a Content-Length that is not a number", "POST /classify HTTP/1.1\r\nHost: x\r\n"
+                                              "Content-Length: 5x\r\n\r\nabcde", 400},
+    {"Transfer-Encoding gzip", "POST /classify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n"
+                               "\r\nabc", 501},
+};
+
+/* Heads over the limits: a header of 40 KiB and of 200 KiB (past
+ * libmicrohttpd's own 128 KiB), a request line of 40 KiB, too many header
+ * lines or query parameters. */
+static void test_front_sizes(int port)
+{
+    size_t big = 200 * 1024;
+    char *req = malloc(big + 256), *ans = malloc(1 << 16);
+    double secs;
+    static const size_t sizes[] = {40 * 1024, 200 * 1024};
+    for (int i = 0; i < 2; i++) {
+        int h = sprintf(req, "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ");
+        memset(req + h, 'a', sizes[i]);
+        int t = sprintf(req + h + sizes[i], "\r\n\r\n");
+        int st = raw_answer(port, req, (size_t)h + sizes[i] + (size_t)t, ans, 1 << 16, &secs);
+        const char *b = strstr(ans, "\r\n\r\n");
+        CHECK(st == 431 && b && is_json_error(b + 4), "a %zu KiB header: %d (want 431 and JSON)",
+              sizes[i] / 1024, st);
+    }
+    int h = sprintf(req, "GET /");
+    memset(req + h, 'a', 40 * 1024);
+    int t = sprintf(req + h + 40 * 1024, " HTTP/1.1\r\nHost: x\r\n\r\n");
+    int st = raw_answer(port, req, (size_t)h + 40 * 1024 + (size_t)t, ans, 1 << 16, &secs);
+    const char *b = strstr(ans, "\r\n\r\n");
+    CHECK(st == 414 && b && is_json_error(b + 4), "a 40 KiB request line: %d (want 414 and JSON)",
+          st);
+    /* 2,000 header lines and 2,000 query parameters (within 32 KiB): libmicrohttpd
+     * ran out of its pool (431 HTML, and no answer at all for the parameters) */
+    h = sprintf(req, "GET /health HTTP/1.1\r\n");
+    for (int i = 0; i < 2000; i++)
+        h += sprintf(req + h, "a:b\r\n");
+    h += sprintf(req + h, "\r\n");
+    st = raw_answer(port, req, (size_t)h, ans, 1 << 16, &secs);
+    b = strstr(ans, "\r\n\r\n");
+    CHECK(st == 431 && b && is_json_error(b + 4), "2,000 header lines: %d (want 431 and JSON)", st);
+    h = sprintf(req, "GET /health?");
+    for (int i = 0; i < 2000; i++)
+        h += sprintf(req + h, "a=1&");
+    h += sprintf(req + h, " HTTP/1.1\r\nHost: x\r\n\r\n");
+    st = raw_answer(port, req, (size_t)h, ans, 1 << 16, &secs);
+    b = strstr(ans, "\r\n\r\n");
+    CHECK(st == 400 && b && is_json_error(b + 4), "2,000 query parameters: %d (want 400 and JSON)",
+          st);
+    free(req);
+    free(ans);
+}
+
+/* A head that stops (slowloris: 408 after --header-timeout 2) or is cut
+ * by the client's shutdown (400). */
+static void test_front_slow(int port)
+{
+    char ans[4096];
+    int fd = tcp_connect(port);
+    double t0 = sh_now();
+    send_all(fd, "GET /health HTTP/1.1\r\nHost: x\r\n", 32);
+    read_until_close(fd, ans, sizeof ans, 10);
+    double secs = sh_now() - t0;
+    close(fd);
+    int st = 0;
+    sscanf(ans, "HTTP/1.1 %d", &st);
+    const char *b = strstr(ans, "\r\n\r\n");
+    CHECK(st == 408 && b && is_json_error(b + 4) && secs > 1.5 && secs < 8,
+          "a head that stops: %d after %.1f s (want 408 and JSON after about 2 s)", st, secs);
+    fd = tcp_connect(port);
+    send_all(fd, "GET /health HTTP/1.1\r\nHost: x\r\n", 32);
+    shutdown(fd, SHUT_WR);
+    read_until_close(fd, ans, sizeof ans, 10);
+    close(fd);
+    st = 0;
+    sscanf(ans, "HTTP/1.1 %d", &st);
+    b = strstr(ans, "\r\n\r\n");
+    CHECK(st == 400 && b && is_json_error(b + 4), "a head cut by the client: %d (want 400)", st);
+}
+
+/* Count of answers in a stream (status lines; the bodies here are JSON
+ * without that text, and a body does not end in a newline). */
+static int answers_in(const char *s)
+{
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, "HTTP/1.1 ")); p++)
+        n++;
+    return n;
+}
+
+/* Good requests: closed after the answer (the default), HTTP/1.0, a
+ * leading empty line, pipelined, Expect: 100-continue, a chunked body. */
+static void test_front_good(int port)
+{
+    static char ans[1 << 16];
+    double secs;
+    static const char ka[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    int st = raw_answer(port, ka, sizeof ka - 1, ans, sizeof ans, &secs);
+    CHECK(st == 200 && strstr(ans, "\r\nConnection: close\r\n") && secs < 5,
+          "a keep-alive request: 200 with Connection: close, closed after %.1f s", secs);
+    static const char v10[] = "\r\nGET /health HTTP/1.0\r\n\r\n";
+    st = raw_answer(port, v10, sizeof v10 - 1, ans, sizeof ans, &secs);
+    CHECK(st == 200, "HTTP/1.0 after an empty line: %d", st);
+    static const char two[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+                              "GET /models HTTP/1.1\r\nHost: x\r\n\r\n";
+    st = raw_answer(port, two, sizeof two - 1, ans, sizeof ans, &secs);
+    CHECK(st == 200 && answers_in(ans) == 1,
+          "two pipelined requests: the first answered (%d), then the close (%d answers)", st,
+          answers_in(ans));
+
+    char ppm[512], req[1024];
+    size_t plen = tiny_ppm(ppm);
+    int h = sprintf(req, "POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/x-portable-"
+                         "pixmap\r\nContent-Length: %zu\r\nExpect: 100-continue\r\n\r\n", plen);
+    int fd = tcp_connect(port);
+    send_all(fd, req, (size_t)h);
+    char cont[256] = "";
+    struct pollfd p = {fd, POLLIN, 0};
+    ssize_t n = poll(&p, 1, 5000) > 0 ? recv(fd, cont, sizeof cont - 1, 0) : -1;
+    cont[n > 0 ? n : 0] = '\0';
+    send_all(fd, ppm, plen);
+    read_until_close(fd, ans, sizeof ans, 20);
+    close(fd);
+    CHECK(strstr(cont, "HTTP/1.1 100") && strstr(ans, "HTTP/1.1 200") && strstr(ans, "\"top\""),
+          "Expect: 100-continue: 100, then the body, then 200 (%.40s / %.40s)", cont, ans);
+
+    h = sprintf(req, "POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/x-portable-pixmap"
+                     "\r\nTransfer-Encoding: chunked\r\n\r\n%zx\r\n", (size_t)100);
+    memcpy(req + h, ppm, 100);
+    h += 100;
+    h += sprintf(req + h, "\r\n%zx\r\n", plen - 100);
+    memcpy(req + h, ppm + 100, plen - 100);
+    h += (int)(plen - 100);
+    h += sprintf(req + h, "\r\n0\r\n\r\n");
+    st = raw_answer(port, req, (size_t)h, ans, sizeof ans, &secs);
+    CHECK(st == 200 && strstr(ans, "\"top\""), "a chunked body in two chunks: %d", st);
+}
+
+/* Every malformed kind, repeated: JSON each time, no memory or descriptor kept. */
+static void test_front_load(sh_daemon *d)
+{
+    char body[4096];
+    int before_fd = fd_count(d->pid), ok = 0, total = 0;
+    long before = rss_mib(d->pid);
+    for (int round = 0; round < 100; round++)
+        for (size_t i = 0; i < sizeof front_bad / sizeof front_bad[0]; i++, total++)
+            ok += raw_request(d->port, front_bad[i].req, strlen(front_bad[i].req), body,
+                              sizeof body) == front_bad[i].status && is_json_error(body);
+    sleep(3); /* the lingering closes end after 2 s */
+    long after = rss_mib(d->pid);
+    int after_fd = fd_count(d->pid);
+    CHECK(ok == total, "%d of %d repeated malformed heads answered with their JSON error", ok,
+          total);
+    CHECK(after - before < 20, "RSS %ld MiB -> %ld MiB over %d malformed heads", before, after,
+          total);
+    CHECK(after_fd <= before_fd + 2, "descriptors %d -> %d over %d malformed heads", before_fd,
+          after_fd, total);
+    CHECK(health_ok(d->port), "/health after the malformed heads");
+}
+
+static void test_front(void)
+{
+    sh_daemon d;
+    const char *args[] = {"--jobs-dir", TMP, "--header-timeout", "2", NULL};
+    if (sh_start(&d, "front", args, 60)) {
+        CHECK(0, "the front daemon starts");
+        return;
+    }
+    char body[4096];
+    for (size_t i = 0; i < sizeof front_bad / sizeof front_bad[0]; i++) {
+        int st = raw_request(d.port, front_bad[i].req, strlen(front_bad[i].req), body, sizeof body);
+        CHECK(st == front_bad[i].status && is_json_error(body), "%s: %d %s (want %d and JSON)",
+              front_bad[i].what, st, body, front_bad[i].status);
+    }
+    test_front_sizes(d.port);
+    test_front_slow(d.port);
+    test_front_good(d.port);
+    test_front_load(&d);
+    CHECK(sh_stop(&d, SIGTERM, 30) == 0, "the front daemon stops cleanly");
+
+    /* --keep-alive 1: two pipelined requests, two answers on one connection */
+    const char *ka[] = {"--jobs-dir", TMP, "--keep-alive", "1", NULL};
+    if (sh_start(&d, "keepalive", ka, 60)) {
+        CHECK(0, "the keep-alive daemon starts");
+        return;
+    }
+    int fd = tcp_connect(d.port);
+    static const char two[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+                              "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    static char ans[8192];
+    send_all(fd, two, sizeof two - 1);
+    read_until_close(fd, ans, sizeof ans, 10);
+    close(fd);
+    CHECK(answers_in(ans) == 2, "--keep-alive 1: two pipelined requests, %d answers",
+          answers_in(ans));
+    CHECK(sh_stop(&d, SIGTERM, 30) == 0, "the keep-alive daemon stops cleanly");
+}
+
 /* ---------------------------------------------------------------- load */
 
 /* Every bad kind, repeated, against one daemon: RSS bounded, /health up. */
@@ -636,5 +903,6 @@ int main(void)
     }
     test_slow_clients();
     test_decode_pool();
+    test_front();
     return tu_done();
 }
