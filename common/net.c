@@ -7,6 +7,7 @@
 #include "gemm.h"
 #include "ut_clock.h"
 #include "layers.h"
+#include "ops.h"
 
 /* Largest im2col buffer a context keeps, in floats (128 MiB). Convolutions
  * whose columns for the whole batch would not fit run in chunks of images. */
@@ -399,54 +400,6 @@ static void fc_backward(net_ctx *c, int i, int n, const float *dY, float *dx, fl
         gemm_f32(c->gemm, GEMM_N, GEMM_N, n, in, out, dY, out, W, in, 0, dx, in);
 }
 
-/* Logit gradients below this (the softmax saturated far beyond float32's
- * resolution) are scaled up for an input gradient, so that the backward pass
- * does not underflow. */
-#define NET_TINY_GRAD 0x1p-64
-
-/*
- * d[K] = d(-log p_l)/dz = p - onehot(l) for logits z, computed in double from
- * the logits, with the label's entry as -sum_{k != l} p_k: formed as p_l - 1
- * in float it is exactly 0 once p_l rounds to 1, which drops half of the
- * direction. Returns the loss (m - z_l) + log1p(sum_{k != argmax} e^(z_k - m)),
- * m the largest logit, right however small it is. With `rescale`, a d whose
- * largest entry is below NET_TINY_GRAD is multiplied by a power of two (exact)
- * to bring that entry to [0.5, 1).
- */
-static double logit_grad(const float *z, int K, int l, int rescale, float *d, int *exp2)
-{
-    int am = 0;
-    for (int k = 1; k < K; k++)
-        if (z[k] > z[am])
-            am = k;
-    const double m = z[am];
-    double rest = 0, not_l = 0; /* sums of e^(z_k - m) over k != argmax and k != l */
-    for (int k = 0; k < K; k++) {
-        const double e = exp((double)z[k] - m);
-        if (k != am)
-            rest += e;
-        if (k != l)
-            not_l += e;
-    }
-    const double S = 1.0 + rest;
-    double big = not_l / S, scale = 1.0;
-    for (int k = 0; k < K; k++) {
-        const double p = exp((double)z[k] - m) / S;
-        if (k != l && p > big)
-            big = p;
-    }
-    *exp2 = 0;
-    if (rescale && big > 0 && big < NET_TINY_GRAD) {
-        int e;
-        frexp(big, &e);
-        scale = ldexp(1.0, -e);
-        *exp2 = -e;
-    }
-    for (int k = 0; k < K; k++)
-        d[k] = (float)((k == l ? -not_l : exp((double)z[k] - m)) / S * scale);
-    return (m - z[l]) + log1p(rest);
-}
-
 int net_backward(net_ctx *c, const int *labels, float *grad_input, float *grad_weights, float *losses)
 {
     if (!c || !labels)
@@ -460,8 +413,8 @@ int net_backward(net_ctx *c, const int *labels, float *grad_input, float *grad_w
             return ADJ_ERR_ARG;
     float *cur = c->g0, *other = c->g1;
     for (int b = 0; b < n; b++) {
-        const double loss = logit_grad(c->logits + (size_t)b * K, K, labels[b], !grad_weights,
-                                       other + (size_t)b * K, &c->grad_exp[b]);
+        const double loss = op_xent_grad(c->logits + (size_t)b * K, K, labels[b], !grad_weights,
+                                         other + (size_t)b * K, &c->grad_exp[b]);
         if (losses)
             losses[b] = (float)loss;
     }
