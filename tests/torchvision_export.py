@@ -7,11 +7,16 @@ batch and PyTorch's probabilities for it (test_torchvision.sh runs this).
 For each NAME (a torchvision.models constructor: resnet18, mobilenet_v3_small...)
 writes OUTDIR/NAME.onnx (opset 13, dynamic batch, BatchNormalization kept as
 nodes so that advjpg folds them itself), OUTDIR/NAME.input (N x 3 x 224 x 224
-float32, standardised pixels) and OUTDIR/NAME.probs (N x 1000 float32 softmax
-probabilities from PyTorch), and prints PyTorch's forward time per batch. The
+float32, standardised pixels), OUTDIR/NAME.probs (N x 1000 float32 softmax
+probabilities from PyTorch), OUTDIR/NAME.labels (N int32: image i's top class
+for even i, its fifth for odd i) and OUTDIR/NAME.grad (N x 3 x 224 x 224
+float64: the gradient of sum_i -log p(labels_i | x_i) with respect to the
+input, by autograd on the model converted to double), and prints PyTorch's
+forward and gradient times per batch. The
 weights are torchvision's random initialisation under torch.manual_seed(0),
 with random BatchNormalization statistics and a final layer scaled so that
 the top classes are well separated."""
+import copy
 import sys
 import time
 
@@ -50,4 +55,17 @@ for name in names:
                       dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}})
     x.numpy().astype(np.float32).tofile(f"{out}/{name}.input")
     p.numpy().astype(np.float32).tofile(f"{out}/{name}.probs")
-    print(f"{name}: PyTorch {dt:.3f} s per batch of {n}", flush=True)
+    # the reference input gradient, in double: the model and the pixels converted
+    m64 = copy.deepcopy(m).double()
+    x64 = x.double().requires_grad_(True)
+    t = time.time()
+    z = m64(x64)
+    order = z.detach().argsort(dim=1, descending=True)
+    labels = torch.tensor([int(order[i, 0 if i % 2 == 0 else 4]) for i in range(n)])
+    loss = torch.nn.functional.cross_entropy(z, labels, reduction="sum")
+    (g,) = torch.autograd.grad(loss, x64)
+    dg = time.time() - t
+    labels.numpy().astype(np.int32).tofile(f"{out}/{name}.labels")
+    g.numpy().astype(np.float64).tofile(f"{out}/{name}.grad")
+    print(f"{name}: PyTorch {dt:.3f} s per batch of {n}, gradient (double) {dg:.3f} s",
+          flush=True)
