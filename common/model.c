@@ -3,12 +3,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "graph.h"
+#include "onnx.h"
 
 #include "ut_file.h"
 
@@ -20,6 +24,10 @@ struct model {
     size_t n_params;
     long offsets[MODEL_MAX_LAYERS];
     char path[4096];
+    /* ONNX models */
+    gr_graph *graph;        /* NULL for a layer-list model */
+    model_preproc pre;
+    char pre_source[4096];  /* the preprocessing's file, or "torchvision default" */
 };
 
 /* ---- built-in specs ---------------------------------------------------- */
@@ -527,6 +535,7 @@ void model_free(model *m)
     if (m->map_bytes)
         munmap((void *)m->weights, m->map_bytes);
     free(m->owned);
+    gr_free(m->graph);
     free(m);
 }
 
@@ -595,4 +604,197 @@ void model_labels_free(model_labels *l)
     free(l->names);
     l->names = NULL;
     l->n = 0;
+}
+
+/* ---- ONNX models -------------------------------------------------------- */
+
+int model_is_onnx_path(const char *path)
+{
+    size_t n = path ? strlen(path) : 0;
+    return n > 5 && !strcmp(path + n - 5, ".onnx");
+}
+
+const gr_graph *model_graph(const model *m) { return m->graph; }
+
+const model_preproc *model_get_preproc(const model *m) { return m->graph ? &m->pre : NULL; }
+
+/* mean or std: one number (all channels) or three. */
+static int preproc_triple(const json_t *v, const char *key, float *out, char *err, size_t errsz)
+{
+    if (json_is_number(v)) {
+        out[0] = out[1] = out[2] = (float)json_number_value(v);
+    } else if (json_is_array(v) && json_array_size(v) == 3) {
+        for (int i = 0; i < 3; i++) {
+            if (!json_is_number(json_array_get(v, (size_t)i)))
+                return adj_fail(err, errsz, ADJ_ERR_FORMAT, "'%s' must hold numbers", key);
+            out[i] = (float)json_number_value(json_array_get(v, (size_t)i));
+        }
+    } else
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "'%s' must be a number or three", key);
+    for (int i = 0; i < 3; i++)
+        if (!isfinite(out[i]) || (!strcmp(key, "std") && !(out[i] > 0)))
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "'%s' has %g", key, (double)out[i]);
+    return ADJ_OK;
+}
+
+/* Reads a preprocessing spec (JSON text) into p and the sizes (0: not given). */
+static int preproc_parse(const char *text, size_t len, model_preproc *p, int *input_size,
+                         int *scale_size, char *err, size_t errsz)
+{
+    json_error_t je;
+    json_t *o = json_loadb(text, len, 0, &je);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "not a JSON object (line %d: %s)", je.line,
+                        je.text);
+    }
+    int rc = ADJ_OK;
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v) {
+        const char *str = json_string_value(v);
+        if (!strcmp(k, "input_size") || !strcmp(k, "scale_size")) {
+            json_int_t x = json_is_integer(v) ? json_integer_value(v) : -1;
+            if (x < 1 || x > 8192)
+                rc = adj_fail(err, errsz, ADJ_ERR_FORMAT, "'%s' must be 1..8192", k);
+            *(!strcmp(k, "input_size") ? input_size : scale_size) = (int)x;
+        } else if (!strcmp(k, "mean") || !strcmp(k, "std"))
+            rc = preproc_triple(v, k, !strcmp(k, "mean") ? p->mean : p->std, err, errsz);
+        else if (!strcmp(k, "pixel_scale")) {
+            p->pixel_scale = (float)json_number_value(v);
+            if (!json_is_number(v) || !(p->pixel_scale > 0) || !isfinite(p->pixel_scale))
+                rc = adj_fail(err, errsz, ADJ_ERR_FORMAT, "'pixel_scale' must be positive");
+        } else if (!strcmp(k, "channel_order") && str && (!strcmp(str, "RGB") || !strcmp(str, "BGR")))
+            p->bgr = !strcmp(str, "BGR");
+        else if (!strcmp(k, "output") && str &&
+                 (!strcmp(str, "logits") || !strcmp(str, "probabilities")))
+            p->probabilities = !strcmp(str, "probabilities");
+        else if (!strcmp(k, "channel_order") || !strcmp(k, "output"))
+            rc = adj_fail(err, errsz, ADJ_ERR_FORMAT, "'%s' has an unknown value", k);
+        else
+            rc = adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED, "key '%s' is not supported", k);
+        if (rc)
+            break;
+    }
+    json_decref(o);
+    return rc;
+}
+
+/* The preprocessing of an ONNX model at path: explicit file, sidecar, or torchvision's. */
+static int preproc_load(model *m, const char *path, const char *pre_path, int *input_size,
+                        int *scale_size, char *err, size_t errsz)
+{
+    static const model_preproc torchvision = {{0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f},
+                                              1.0f / 255.0f, 0, 0};
+    char side[4096];
+    m->pre = torchvision;
+    *input_size = *scale_size = 0;
+    snprintf(m->pre_source, sizeof m->pre_source, "torchvision default");
+    if (!pre_path && snprintf(side, sizeof side, "%.*s.json", (int)(strlen(path) - 5), path) <
+                         (int)sizeof side && access(side, F_OK) == 0)
+        pre_path = side;
+    if (!pre_path)
+        return ADJ_OK;
+    char *buf = NULL, msg[ADJ_ERRLEN];
+    size_t n = 0;
+    int rc = ut_read_file(pre_path, 64 << 10, 0, &buf, &n, msg, sizeof msg);
+    if (rc)
+        return adj_fail(err, errsz, rc, "preprocessing %s: %s", pre_path, msg);
+    rc = preproc_parse(buf, n, &m->pre, input_size, scale_size, msg, sizeof msg);
+    free(buf);
+    if (rc)
+        return adj_fail(err, errsz, rc, "preprocessing %s: %s", pre_path, msg);
+    snprintf(m->pre_source, sizeof m->pre_source, "%s", pre_path);
+    return ADJ_OK;
+}
+
+/* The spec of a loaded graph: sizes and classes from its input and output 0. */
+static int onnx_spec(model *m, const char *path, int input_size, int scale_size, char *err,
+                     size_t errsz)
+{
+    op_shape in, out;
+    int batched;
+    char b1[64], b2[64];
+    gr_input_shape(m->graph, &in, &batched);
+    gr_output_info(m->graph, 0, &out, NULL, NULL);
+    if (!batched || in.rank != 4 || in.d[1] != 3 || in.d[2] != in.d[3] || out.rank != 2 ||
+        out.d[1] < 2 || out.d[1] > 1000000)
+        return adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED,
+                        "%s: input %s and output %s: an image classifier takes [N,3,S,S] and gives "
+                        "[N,classes]", path, op_shape_str(&in, b1, sizeof b1),
+                        op_shape_str(&out, b2, sizeof b2));
+    if (input_size && input_size != in.d[2])
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "%s: input_size %d but the model takes %lld",
+                        path, input_size, (long long)in.d[2]);
+    model_spec *s = &m->spec;
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    snprintf(s->name, sizeof s->name, "%.*s", (int)(strlen(base) - 5), base);
+    s->channels = 3;
+    s->input_size = (int)in.d[2];
+    s->scale_size = scale_size ? scale_size : (int)((s->input_size * 256 + 112) / 224);
+    if (s->scale_size < s->input_size)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "%s: scale_size %d below input_size %d", path,
+                        s->scale_size, s->input_size);
+    s->mean = 0.0f, s->std = 1.0f; /* per channel: model_get_preproc */
+    s->classes = (int)out.d[1];
+    s->n_layers = 0;
+    return ADJ_OK;
+}
+
+int model_load_onnx(const char *path, const char *preprocess_path, model **out, char *err,
+                    size_t errsz)
+{
+    if (!model_is_onnx_path(path))
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "%s is not a .onnx file", path ? path : "(null)");
+    model *m = calloc(1, sizeof *m);
+    if (!m)
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    int input_size, scale_size;
+    int rc = preproc_load(m, path, preprocess_path, &input_size, &scale_size, err, errsz);
+    if (!rc)
+        rc = onnx_load(path, NULL, &m->graph, err, errsz);
+    if (!rc)
+        rc = onnx_spec(m, path, input_size, scale_size, err, errsz);
+    if (!rc) {
+        char msg[ADJ_ERRLEN];
+        if ((rc = gr_backward_check(m->graph, msg, sizeof msg)))
+            adj_fail(err, errsz, rc, "%s: no input gradient (attacks need one): %s", path, msg);
+    }
+    if (rc) {
+        model_free(m);
+        return rc;
+    }
+    snprintf(m->path, sizeof m->path, "%s", path);
+    m->n_params = gr_param_count(m->graph);
+    *out = m;
+    return ADJ_OK;
+}
+
+int model_onnx_info_json(const model *m, char **out)
+{
+    *out = NULL;
+    if (!m->graph)
+        return ADJ_ERR_ARG;
+    const model_preproc *p = &m->pre;
+    json_t *ops = json_object();
+    for (int i = 0; ops && i < gr_n_nodes(m->graph); i++) {
+        const char *op = gr_node_op(m->graph, i);
+        json_t *c = json_object_get(ops, op);
+        json_object_set_new(ops, op, json_integer(c ? json_integer_value(c) + 1 : 1));
+    }
+    json_t *o = json_pack("{s:s, s:s, s:{s:i, s:i, s:[f,f,f], s:[f,f,f], s:f, s:s, s:s}, s:s, "
+                          "s:I, s:i, s:o}",
+                          "format", "onnx", "file", m->path, "preprocessing", "input_size",
+                          m->spec.input_size, "scale_size", m->spec.scale_size, "mean",
+                          (double)p->mean[0], (double)p->mean[1], (double)p->mean[2], "std",
+                          (double)p->std[0], (double)p->std[1], (double)p->std[2], "pixel_scale",
+                          (double)p->pixel_scale, "channel_order", p->bgr ? "BGR" : "RGB", "output",
+                          p->probabilities ? "probabilities" : "logits", "preprocessing_source",
+                          m->pre_source, "parameters", (json_int_t)m->n_params, "nodes",
+                          gr_n_nodes(m->graph), "operators", ops);
+    if (!o)
+        return ADJ_ERR_NOMEM;
+    *out = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return *out ? ADJ_OK : ADJ_ERR_NOMEM;
 }

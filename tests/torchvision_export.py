@@ -24,9 +24,13 @@ import numpy as np
 import torch
 import torchvision
 
-out, n, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-torch.set_num_threads(2)
-for name in names:
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+def seeded_model(name):
+    """torchvision.models.NAME with random weights under torch.manual_seed(0), random
+    BatchNormalization statistics and a final layer scaled by 20, in eval mode."""
     torch.manual_seed(0)
     m = getattr(torchvision.models, name)(weights=None).eval()
     with torch.no_grad():
@@ -40,19 +44,36 @@ for name in names:
             [mod for mod in m.modules() if isinstance(mod, torch.nn.Conv2d)]  # squeezenet
         last = last[-1]
         last.weight.mul_(20.0)
+    return m
+
+
+def export(m, x, path):
+    """m to ONNX at path: opset 13, dynamic batch, BatchNormalization kept."""
+    torch.onnx.export(m, x, path, opset_version=13,
+                      training=torch.onnx.TrainingMode.PRESERVE,
+                      input_names=["input"], output_names=["logits"],
+                      dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}})
+
+
+def main():
+    out, n, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+    torch.set_num_threads(2)
+    for name in names:
+        export_one(out, n, name)
+
+
+def export_one(out, n, name):
+    m = seeded_model(name)
     x = torch.rand(n, 3, 224, 224)
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
     x = (x - mean) / std
     with torch.no_grad():
         m(x)
         t = time.time()
         p = m(x).softmax(1)
         dt = time.time() - t
-    torch.onnx.export(m, x, f"{out}/{name}.onnx", opset_version=13,
-                      training=torch.onnx.TrainingMode.PRESERVE,
-                      input_names=["input"], output_names=["logits"],
-                      dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}})
+    export(m, x, f"{out}/{name}.onnx")
     x.numpy().astype(np.float32).tofile(f"{out}/{name}.input")
     p.numpy().astype(np.float32).tofile(f"{out}/{name}.probs")
     # the reference input gradient, in double: the model and the pixels converted
@@ -69,3 +90,7 @@ for name in names:
     g.numpy().astype(np.float64).tofile(f"{out}/{name}.grad")
     print(f"{name}: PyTorch {dt:.3f} s per batch of {n}, gradient (double) {dg:.3f} s",
           flush=True)
+
+
+if __name__ == "__main__":
+    main()
