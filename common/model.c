@@ -28,6 +28,7 @@ struct model {
     gr_graph *graph;        /* NULL for a layer-list model */
     model_preproc pre;
     char pre_source[4096];  /* the preprocessing's file, or "torchvision default" */
+    char sha256[65];        /* of the .onnx file, hex */
 };
 
 /* ---- built-in specs ---------------------------------------------------- */
@@ -741,6 +742,81 @@ static int onnx_spec(model *m, const char *path, int input_size, int scale_size,
     return ADJ_OK;
 }
 
+/* SHA-256 (FIPS 180-4) of a file: hex into out[65]. ADJ_OK or ADJ_ERR_IO. */
+static void sha256_block(uint32_t h[8], const unsigned char *p)
+{
+    static const uint32_t k[64] = {
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0xc67178f2};
+#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+    uint32_t w[64], v[8];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 |
+               p[4 * i + 3];
+    for (int i = 16; i < 64; i++)
+        w[i] = w[i - 16] + (ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3)) + w[i - 7] +
+               (ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10));
+    memcpy(v, h, sizeof v);
+    for (int i = 0; i < 64; i++) {
+        uint32_t t1 = v[7] + (ROR(v[4], 6) ^ ROR(v[4], 11) ^ ROR(v[4], 25)) +
+                      ((v[4] & v[5]) ^ (~v[4] & v[6])) + k[i] + w[i];
+        uint32_t t2 = (ROR(v[0], 2) ^ ROR(v[0], 13) ^ ROR(v[0], 22)) +
+                      ((v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]));
+        memmove(v + 1, v, 7 * sizeof v[0]);
+        v[4] += t1;
+        v[0] = t1 + t2;
+    }
+#undef ROR
+    for (int i = 0; i < 8; i++)
+        h[i] += v[i];
+}
+
+static int sha256_file(const char *path, char out[65])
+{
+    uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c,
+                     0x1f83d9ab, 0x5be0cd19};
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return ADJ_ERR_IO;
+    unsigned char buf[1 << 16], tail[128];
+    uint64_t total = 0;
+    size_t n, have = 0;
+    while ((n = fread(buf + have, 1, sizeof buf - have, f)) > 0 || have) {
+        n += have;
+        total += n - have;
+        size_t full = n / 64 * 64;
+        for (size_t i = 0; i < full; i += 64)
+            sha256_block(h, buf + i);
+        have = n - full;
+        memmove(buf, buf + full, have);
+        if (feof(f) || ferror(f))
+            break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad)
+        return ADJ_ERR_IO;
+    memset(tail, 0, sizeof tail);
+    memcpy(tail, buf, have);
+    tail[have] = 0x80;
+    const size_t len = have + 1 + 8 <= 64 ? 64 : 128;
+    for (int i = 0; i < 8; i++)
+        tail[len - 1 - i] = (unsigned char)((total * 8) >> (8 * i));
+    for (size_t i = 0; i < len; i += 64)
+        sha256_block(h, tail + i);
+    for (int i = 0; i < 8; i++)
+        snprintf(out + 8 * i, 9, "%08x", h[i]);
+    return ADJ_OK;
+}
+
 int model_load_onnx(const char *path, const char *preprocess_path, model **out, char *err,
                     size_t errsz)
 {
@@ -766,6 +842,11 @@ int model_load_onnx(const char *path, const char *preprocess_path, model **out, 
     }
     snprintf(m->path, sizeof m->path, "%s", path);
     m->n_params = gr_param_count(m->graph);
+    if (sha256_file(path, m->sha256)) {
+        int e = errno;
+        model_free(m);
+        return adj_fail(err, errsz, ADJ_ERR_IO, "%s: %s", path, strerror(e));
+    }
     *out = m;
     return ADJ_OK;
 }
@@ -783,7 +864,7 @@ int model_onnx_info_json(const model *m, char **out)
         json_object_set_new(ops, op, json_integer(c ? json_integer_value(c) + 1 : 1));
     }
     json_t *o = json_pack("{s:s, s:s, s:{s:i, s:i, s:[f,f,f], s:[f,f,f], s:f, s:s, s:s}, s:s, "
-                          "s:I, s:i, s:o}",
+                          "s:I, s:i, s:o, s:s}",
                           "format", "onnx", "file", m->path, "preprocessing", "input_size",
                           m->spec.input_size, "scale_size", m->spec.scale_size, "mean",
                           (double)p->mean[0], (double)p->mean[1], (double)p->mean[2], "std",
@@ -791,7 +872,7 @@ int model_onnx_info_json(const model *m, char **out)
                           (double)p->pixel_scale, "channel_order", p->bgr ? "BGR" : "RGB", "output",
                           p->probabilities ? "probabilities" : "logits", "preprocessing_source",
                           m->pre_source, "parameters", (json_int_t)m->n_params, "nodes",
-                          gr_n_nodes(m->graph), "operators", ops);
+                          gr_n_nodes(m->graph), "operators", ops, "sha256", m->sha256);
     if (!o)
         return ADJ_ERR_NOMEM;
     *out = json_dumps(o, JSON_COMPACT);

@@ -191,7 +191,8 @@ const model_preproc *model_get_preproc(const model *m);
 /**
  * What /models reports of an ONNX model beyond its spec, as JSON text:
  * {"format": "onnx", "file", "preprocessing": {...}, "preprocessing_source",
- * "parameters", "nodes", "operators": {"Conv": 20, ...}}. *out is new (free());
+ * "parameters", "nodes", "operators": {"Conv": 20, ...}, "sha256": the .onnx
+ * file's (computed at load)}. *out is new (free());
  * NULL for a layer-list model.
  */
 int model_onnx_info_json(const model *m, char **out);

@@ -16,6 +16,15 @@
  * Internally activations are kept channel-major over the batch ([C][n*H*W]),
  * so that every convolution over the batch is one im2col and one product.
  *
+ * An ONNX model (model_load_onnx, model_graph non-NULL) runs on the graph
+ * engine (graph.h) behind the same calls: its per-channel preprocessing
+ * (model_get_preproc) instead of the spec's mean and std, the same loss and
+ * logit gradient (op_xent_grad), the gradient with respect to the 0..255
+ * pixels; no weight gradients (net_backward gives ADJ_ERR_UNSUPPORTED for
+ * grad_weights), and no per-layer seconds or algorithms (n_layers is 0).
+ * Later: OverFeat's specs and the JSON specs compiled to graphs too
+ * (graph.h), when this file's layer list can go.
+ *
  * Batch invariance: an image's probabilities, logits and gradient are the
  * same, bit for bit, whatever other images share its batch (and whatever
  * max_batch is): every product is gemm_f32 (gemm.h), whose elements do not

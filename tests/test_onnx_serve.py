@@ -6,7 +6,8 @@
 Exports torchvision's resnet18 with seeded random weights (torchvision_export.py),
 starts advjpgd on it with the torchvision default preprocessing, and checks with
 a random 224x224 PNG (resize=none, so that both see the same pixels):
-- /models reports the ONNX format, the preprocessing and the operators;
+- /models reports the ONNX format, the preprocessing, the operators and the
+  file's sha256 (against hashlib);
 - /classify's top-5 probabilities equal PyTorch's within 1e-4 (same classes);
 - /attack (eps 1, images=1): the clean result's probabilities equal PyTorch's;
   the returned Adv1(x) image moves each pixel against the sign of PyTorch's
@@ -129,6 +130,9 @@ try:
     check(o.get("format") == "onnx" and o.get("preprocessing", {}).get("channel_order") == "RGB"
           and o.get("operators", {}).get("Conv") == 20 and info.get("classes") == 1000,
           "/models reports the ONNX format, preprocessing and operators")
+    import hashlib
+    sha = hashlib.sha256(open(onnx, "rb").read()).hexdigest()
+    check(o.get("sha256") == sha, f"/models: sha256 {o.get('sha256')} is the file's ({sha})")
     r = post(url, "/classify?top_k=5&resize=none", body)
     close(r, want, "/classify")
     a = post(url, "/attack?eps=1&top_k=5&resize=none&images=1", body)
