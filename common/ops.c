@@ -2877,30 +2877,31 @@ double op_xent_grad(const float *z, int K, int l, int rescale, float *d, int *ex
         if (z[k] > z[am])
             am = k;
     const double m = z[am];
-    double rest = 0, not_l = 0; /* sums of e^(z_k - m) over k != argmax and k != l */
+    double m2 = -INFINITY; /* the largest logit but the label's */
+    for (int k = 0; k < K; k++)
+        if (k != l && z[k] > m2)
+            m2 = z[k];
+    double rest = 0, not_l = 0; /* sums of e^(z_k - m) over k != argmax, of e^(z_k - m2) over k != l */
     for (int k = 0; k < K; k++) {
-        const double e = exp((double)z[k] - m);
         if (k != am)
-            rest += e;
+            rest += exp((double)z[k] - m);
         if (k != l)
-            not_l += e;
+            not_l += exp((double)z[k] - m2);
     }
-    const double S = 1.0 + rest;
-    double big = not_l / S, scale = 1.0;
-    for (int k = 0; k < K; k++) {
-        const double p = exp((double)z[k] - m) / S;
-        if (k != l && p > big)
-            big = p;
-    }
+    /* in logs (nothing underflows however far the softmax saturates): the label's
+     * entry -not_l e^(m2 - m) / S is the largest in size, the others e^(z_k - m) / S */
+    const double logS = log1p(rest), big = log(not_l) + (m2 - m) - logS;
+    double shift = 0.0;
     *exp2 = 0;
-    if (rescale && big > 0 && big < OP_TINY_GRAD) {
-        int e;
-        frexp(big, &e);
-        scale = ldexp(1.0, -e);
-        *exp2 = -e;
+    if (K > 1 && rescale && big < log(OP_TINY_GRAD)) {
+        const double e = floor(big / M_LN2) + 1; /* the entry times 2^-e in [0.5, 1) */
+        *exp2 = e < -OP_MAX_GRAD_EXP ? OP_MAX_GRAD_EXP : (int)-e;
+        shift = -e * M_LN2;
     }
     for (int k = 0; k < K; k++)
-        d[k] = (float)((k == l ? -not_l : exp((double)z[k] - m)) / S * scale);
+        d[k] = K < 2 ? 0.0f
+             : k == l ? (float)-exp(big + shift)
+                      : (float)exp((double)z[k] - m - logS + shift);
     return (m - z[l]) + log1p(rest);
 }
 

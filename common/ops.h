@@ -225,6 +225,8 @@ float op_bn_epsilon(const void *bn_params);
 
 /** Logit gradients below this are scaled up by op_xent_grad (see there). */
 #define OP_TINY_GRAD 0x1p-64
+/** op_xent_grad's largest exponent (a softmax saturated past e^-(7e8)). */
+#define OP_MAX_GRAD_EXP (1 << 30)
 
 /**
  * The softmax cross-entropy loss -log p_l of logits z[K] and its gradient
@@ -235,7 +237,9 @@ float op_bn_epsilon(const void *bn_params);
  * logit, right however small it is. With `rescale`, a d whose largest entry
  * is below OP_TINY_GRAD is multiplied by a power of two (exact) bringing that
  * entry to [0.5, 1), and *exp2 gets its exponent (the true d is d * 2^exp2);
- * else *exp2 is 0. Shared by net.c and graph.c.
+ * else *exp2 is 0. Computed in logs, so that nothing underflows even when
+ * the logits' gaps exceed double's range (e^-745); *exp2 is capped at
+ * OP_MAX_GRAD_EXP (the direction stays exact). Shared by net.c and graph.c.
  */
 double op_xent_grad(const float *z, int K, int l, int rescale, float *d, int *exp2);
 

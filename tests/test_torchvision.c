@@ -86,8 +86,17 @@ static void check_gradient(const char *dir, int n, const char *name, const gr_gr
     double t0 = now();
     CHECK(gr_backward_loss(c, labels, grad, NULL, err, sizeof err) == 0, "%s: %s", name, err);
     double t1 = now();
+    if (getenv("TORCHVISION_VERBOSE")) { /* DIR/NAME.ours: the gradient, float32 */
+        snprintf(path, sizeof path, "%s/%s.ours", dir, name);
+        FILE *f = fopen(path, "wb");
+        if (f) {
+            fwrite(grad, sizeof(float), n * per, f);
+            fclose(f);
+        }
+    }
     size_t counted = 0, agree = 0;
     for (int i = 0; i < n; i++) {
+        const size_t c0 = counted, a0 = agree;
         double big = 0;
         for (size_t j = 0; j < per; j++)
             big = fmax(big, fabs(want[i * per + j]));
@@ -99,6 +108,10 @@ static void check_gradient(const char *dir, int n, const char *name, const gr_gr
             counted++;
             agree += (w > 0 && v > 0) || (w < 0 && v < 0);
         }
+        if (getenv("TORCHVISION_VERBOSE"))
+            printf("%s: image %d (label %d, gradient times 2^%d): signs agree at %.4f\n", name, i,
+                   labels[i], gr_grad_exponent(c, i),
+                   counted > c0 ? (double)(agree - a0) / (double)(counted - c0) : 0.0);
     }
     const double frac = counted ? (double)agree / (double)counted : 0;
     CHECK(frac >= SIGN_AGREEMENT, "%s: gradient signs agree with PyTorch's at %.4f of %zu pixels",

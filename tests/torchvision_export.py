@@ -81,10 +81,21 @@ def export_one(out, n, name):
     x64 = x.double().requires_grad_(True)
     t = time.time()
     z = m64(x64)
-    order = z.detach().argsort(dim=1, descending=True)
+    zd = z.detach()
+    order = zd.argsort(dim=1, descending=True)
     labels = torch.tensor([int(order[i, 0 if i % 2 == 0 else 4]) for i in range(n)])
-    loss = torch.nn.functional.cross_entropy(z, labels, reduction="sum")
-    (g,) = torch.autograd.grad(loss, x64)
+    # dL/dz = p - onehot(l) without cancellation: p_l - 1 is 0 in double once p_l rounds
+    # to 1 (a confident model), so the label's entry is -sum_{k != l} p_k, and each row is
+    # scaled by a positive factor (e^(z_k - max_{k != l} z_k)) so that nothing underflows:
+    # the gradient's direction per image, exactly
+    d = torch.zeros_like(zd)
+    for i in range(n):
+        zo = zd[i].clone()
+        zo[labels[i]] = -float("inf")
+        e = torch.exp(zo - zo.max())
+        d[i] = e
+        d[i, labels[i]] = -e.sum()
+    (g,) = torch.autograd.grad(z, x64, grad_outputs=d)
     dg = time.time() - t
     labels.numpy().astype(np.int32).tofile(f"{out}/{name}.labels")
     g.numpy().astype(np.float64).tofile(f"{out}/{name}.grad")
