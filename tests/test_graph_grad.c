@@ -475,7 +475,8 @@ static void layout_case(const char *name, const char *op, const int *extra, int 
                         const op_attr *a, int na, bld *b, int x)
 {
     int in[8] = {x};
-    memcpy(in + 1, extra, sizeof(int) * (size_t)n_extra);
+    if (n_extra)
+        memcpy(in + 1, extra, sizeof(int) * (size_t)n_extra);
     int y = b_node(b, op, in, 1 + n_extra, a, na);
     b_finish(b, x, y);
     check_case(name, b, SMOOTH);
