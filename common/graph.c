@@ -585,6 +585,17 @@ struct gr_ctx {
     size_t bytes;
     double *seconds;   /* per run-time node, summed over forwards */
     unsigned char *alias; /* per run-time node: output 0 shares input 0's buffer, nothing to run */
+    /* GR_BACKWARD */
+    int flags;
+    unsigned char *saved; /* tensor -> kept after the forward for a backward kernel */
+    float *in_copy;    /* the graph input, when a backward reads it */
+    int *gbuf_of;      /* tensor -> gradient buffer, -1: none */
+    float **gbufs;
+    int n_gbufs;
+    unsigned char *ginit; /* tensor -> its gradient buffer holds this pass's sum */
+    float *dlogits;    /* gr_backward_loss: output 0's gradient */
+    int *grad_exp;     /* per image: the power of two of gr_backward_loss */
+    double *bseconds;  /* per run-time node, summed over backwards */
 };
 
 void gr_ctx_free(gr_ctx *c)
@@ -599,6 +610,16 @@ void gr_ctx_free(gr_ctx *c)
     gemm_ws_free(c->gemm);
     free(c->seconds);
     free(c->alias);
+    free(c->saved);
+    free(c->in_copy);
+    free(c->gbuf_of);
+    for (int i = 0; i < c->n_gbufs; i++)
+        free(c->gbufs[i]);
+    free(c->gbufs);
+    free(c->ginit);
+    free(c->dlogits);
+    free(c->grad_exp);
+    free(c->bseconds);
     free(c);
 }
 
@@ -607,11 +628,153 @@ void gr_ctx_node_seconds(const gr_ctx *c, double *fwd)
     memcpy(fwd, c->seconds, sizeof(double) * (size_t)c->g->n_order);
 }
 
+void gr_ctx_node_seconds_backward(const gr_ctx *c, double *bwd)
+{
+    for (int i = 0; i < c->g->n_order; i++)
+        bwd[i] = c->bseconds ? c->bseconds[i] : 0.0;
+}
+
 size_t gr_ctx_bytes(const gr_ctx *c) { return c->bytes; }
 
 static size_t tensor_bytes(const gr_tensor *t, int max_batch)
 {
     return op_numel(&t->t.shape) * (t->t.batched ? (size_t)max_batch : 1) * op_dtype_size(t->t.dtype);
+}
+
+/* A node that reads tensor t (-1 if none). */
+static int reader_of(const gr_graph *g, int t)
+{
+    for (int o = 0; o < g->n_order; o++) {
+        const gr_node *nd = &g->nodes[g->order[o]];
+        for (int i = 0; i < nd->n_in; i++)
+            if (nd->in[i] == t)
+                return g->order[o];
+    }
+    return -1;
+}
+
+int gr_backward_check(const gr_graph *g, char *err, size_t errsz)
+{
+    if (!g || !g->finalized)
+        return adj_fail(err, errsz, ADJ_ERR_STATE, "the graph is not finalized");
+    const gr_tensor *o0 = &g->t[g->outputs[0]];
+    if (g->outputs[0] == g->input || o0->t.dtype != OP_FLOAT)
+        return adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED,
+                        "no gradient: output '%s' is the input or not float", o0->name);
+    for (int o = 0; o < g->n_order; o++) {
+        const gr_node *nd = &g->nodes[g->order[o]];
+        const char *op = nd->def->name;
+        if (!nd->def->backward)
+            return adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED,
+                            "node '%s' (%s): operator %s has no backward (input gradient) yet",
+                            nd->name, op, op);
+        for (int i = 0; i < nd->n_in; i++) {
+            const int t = nd->in[i];
+            if (t >= 0 && !g->t[t].is_const && !op_grad_input(nd->def, i))
+                return adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED,
+                                "node '%s' (%s): no gradient with respect to input %d ('%s'), "
+                                "which is computed at run time", nd->name, op, i, g->t[t].name);
+        }
+        for (int i = 1; i < nd->n_out; i++) {
+            const int t = nd->out[i];
+            if (t >= 0 && (reader_of(g, t) >= 0 || t == g->outputs[0]))
+                return adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED,
+                                "node '%s' (%s): output %d ('%s') is read, and the backward "
+                                "takes only output 0's gradient", nd->name, op, i, g->t[t].name);
+        }
+    }
+    return ADJ_OK;
+}
+
+/* GR_BACKWARD: c->saved marks the run-time tensors some backward kernel reads. */
+static int mark_saved(gr_ctx *c, char *err, size_t errsz)
+{
+    const gr_graph *g = c->g;
+    int rc = gr_backward_check(g, err, errsz);
+    if (rc)
+        return rc;
+    if (!(c->saved = calloc((size_t)g->nt + 1, 1)))
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    for (int o = 0; o < g->n_order; o++) {
+        const gr_node *nd = &g->nodes[g->order[o]];
+        for (int i = 0; i < nd->n_in; i++)
+            if (nd->in[i] >= 0 && ((c->flags & GR_KEEP_ALL) || op_bwd_reads(nd->def, i)))
+                c->saved[nd->in[i]] = 1;
+        for (int i = 0; i < nd->n_out; i++)
+            if (nd->out[i] >= 0 && ((c->flags & GR_KEEP_ALL) || (i == 0 && op_bwd_reads(nd->def, -1))))
+                c->saved[nd->out[i]] = 1;
+    }
+    for (int t = 0; t < g->nt; t++)
+        if (g->t[t].is_const)
+            c->saved[t] = 0; /* always there */
+    return ADJ_OK;
+}
+
+/* Gradient buffer for tensor t: the smallest free one that fits, else the largest grown. */
+static void grad_take(gr_ctx *c, int t, size_t *cap, unsigned char *busy)
+{
+    const size_t need = tensor_bytes(&c->g->t[t], c->max_batch);
+    int best = -1, big = -1;
+    for (int b = 0; b < c->n_gbufs; b++) {
+        if (busy[b])
+            continue;
+        if (cap[b] >= need && (best < 0 || cap[b] < cap[best]))
+            best = b;
+        if (big < 0 || cap[b] > cap[big])
+            big = b;
+    }
+    if (best < 0)
+        best = big >= 0 ? big : c->n_gbufs++;
+    if (cap[best] < need)
+        cap[best] = need;
+    busy[best] = 1;
+    c->gbuf_of[t] = best;
+}
+
+/*
+ * GR_BACKWARD: the gradient buffers, planned in reverse run order (a
+ * tensor's gradient lives from its last reader's backward to its
+ * producer's), the input copy and the loss buffers. 0 or -1 (out of memory).
+ */
+static int plan_grads(gr_ctx *c)
+{
+    const gr_graph *g = c->g;
+    const int nt = g->nt, out0 = g->outputs[0];
+    size_t *cap = calloc((size_t)nt + 1, sizeof *cap);
+    unsigned char *busy = calloc((size_t)nt + 1, 1);
+    int ok = cap && busy && (c->gbuf_of = malloc(sizeof(int) * (size_t)(nt + 1))) &&
+             (c->ginit = calloc((size_t)nt + 1, 1)) &&
+             (c->grad_exp = calloc((size_t)c->max_batch, sizeof(int))) &&
+             (c->bseconds = calloc((size_t)g->n_order + 1, sizeof(double)));
+    for (int t = 0; ok && t < nt; t++)
+        c->gbuf_of[t] = -1;
+    if (ok && !g->t[out0].is_const)
+        grad_take(c, out0, cap, busy);
+    for (int o = g->n_order - 1; ok && o >= 0; o--) {
+        const gr_node *nd = &g->nodes[g->order[o]];
+        for (int i = 0; i < nd->n_in; i++) {
+            const int t = nd->in[i];
+            if (t >= 0 && !g->t[t].is_const && t != g->input && c->gbuf_of[t] < 0)
+                grad_take(c, t, cap, busy);
+        }
+        for (int i = 0; i < nd->n_out; i++)
+            if (nd->out[i] >= 0 && c->gbuf_of[nd->out[i]] >= 0)
+                busy[c->gbuf_of[nd->out[i]]] = 0;
+    }
+    ok = ok && (c->gbufs = calloc((size_t)c->n_gbufs + 1, sizeof *c->gbufs)) != NULL;
+    for (int b = 0; ok && b < c->n_gbufs; b++) {
+        ok = (c->gbufs[b] = aligned_alloc64(cap[b])) != NULL;
+        c->bytes += cap[b];
+    }
+    if (ok && c->saved[g->input]) {
+        const size_t bytes = tensor_bytes(&g->t[g->input], c->max_batch);
+        ok = (c->in_copy = aligned_alloc64(bytes)) != NULL;
+        c->bytes += bytes;
+    }
+    if (ok)
+        ok = (c->dlogits = aligned_alloc64(tensor_bytes(&g->t[out0], c->max_batch))) != NULL;
+    free(cap), free(busy);
+    return ok ? 0 : -1;
 }
 
 int gr_ctx_new(const gr_graph *g, int max_batch, int flags, gr_ctx **out, char *err, size_t errsz)
@@ -635,10 +798,17 @@ int gr_ctx_new(const gr_graph *g, int max_batch, int flags, gr_ctx **out, char *
     }
     c->g = g;
     c->max_batch = max_batch;
+    c->flags = flags;
     for (int i = 0; i < g->nt; i++) {
         c->buf_of[i] = -1;
         left[i] = g->t[i].uses;
     }
+    int rc;
+    if ((flags & GR_BACKWARD) && (rc = mark_saved(c, err, errsz))) {
+        free(cap), free(busy), free(left), gr_ctx_free(c);
+        return rc;
+    }
+    const unsigned char *keep = c->saved; /* NULL: keep nothing beyond the readers */
     /* Greedy plan in run order: an output takes the smallest free buffer
      * that fits (else the largest free one, grown; else a new one); a
      * buffer is free again once every tensor in it has had its last reader,
@@ -651,6 +821,13 @@ int gr_ctx_new(const gr_graph *g, int max_batch, int flags, gr_ctx **out, char *
         const gr_node *nd = &g->nodes[g->order[o]];
         if (nd->scratch > scratch)
             scratch = nd->scratch;
+        if ((flags & GR_BACKWARD) && nd->def->bwd_scratch) {
+            op_tensor vi[64], vo[8];
+            node_views(g, nd, vi, vo);
+            size_t bs = nd->def->bwd_scratch(nd->params, vi, nd->n_in, vo);
+            if (bs > scratch)
+                scratch = bs;
+        }
         if ((nd->def->flags & OPF_ALIAS) && nd->in[0] >= 0 && c->buf_of[nd->in[0]] >= 0 &&
             nd->out[0] >= 0 && g->t[nd->out[0]].t.dtype == g->t[nd->in[0]].t.dtype) {
             c->alias[o] = 1;
@@ -681,7 +858,8 @@ int gr_ctx_new(const gr_graph *g, int max_batch, int flags, gr_ctx **out, char *
             c->buf_of[t] = best;
         }
         for (int i = 0; i < nd->n_out && !(flags & GR_KEEP_ALL); i++)
-            if (nd->out[i] >= 0 && left[nd->out[i]] == 0) /* an output nobody reads */
+            if (nd->out[i] >= 0 && left[nd->out[i]] == 0 && !(keep && keep[nd->out[i]]))
+                /* an output nobody reads */
                 busy[c->buf_of[nd->out[i]]]--;
         if (flags & GR_KEEP_ALL)
             continue;
@@ -689,7 +867,7 @@ int gr_ctx_new(const gr_graph *g, int max_batch, int flags, gr_ctx **out, char *
             int t = nd->in[i];
             if (t < 0 || c->buf_of[t] < 0)
                 continue;
-            if (--left[t] == 0)
+            if (--left[t] == 0 && !(keep && keep[t]))
                 busy[c->buf_of[t]]--;
         }
     }
@@ -705,6 +883,8 @@ int gr_ctx_new(const gr_graph *g, int max_batch, int flags, gr_ctx **out, char *
         c->bytes += scratch * sizeof(float);
     }
     free(cap), free(busy), free(left);
+    if (ok && (flags & GR_BACKWARD))
+        ok = plan_grads(c) == 0;
     if (!ok) {
         gr_ctx_free(c);
         return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory for the activations");
@@ -738,6 +918,8 @@ int gr_forward(gr_ctx *c, const float *input, int n, char *err, size_t errsz)
     op_tensor in[64], out[8];
     c->n = n;
     c->input = input;
+    if (c->in_copy)
+        memcpy(c->in_copy, input, (size_t)n * op_numel(&g->t[g->input].t.shape) * sizeof(float));
     for (int o = 0; o < g->n_order; o++) {
         const gr_node *nd = &g->nodes[g->order[o]];
         for (int i = 0; i < nd->n_in; i++)
@@ -772,4 +954,99 @@ const void *gr_output(const gr_ctx *c, int i, op_shape *shape)
     if (shape)
         *shape = v.shape;
     return v.data;
+}
+
+/* ---- the backward pass ------------------------------------------------ */
+
+/* A tensor's view for a backward kernel: data only where it is kept (else NULL). */
+static void bwd_view(const gr_ctx *c, int id, op_tensor *v)
+{
+    if (id < 0) {
+        memset(v, 0, sizeof *v);
+        return;
+    }
+    run_view(c, id, v);
+    if (c->g->t[id].is_const)
+        return;
+    if (id == c->g->input)
+        v->data = c->in_copy;
+    else if (!c->saved[id])
+        v->data = NULL;
+}
+
+/* Tensor t's gradient buffer, zeroed before its first writer of this pass. */
+static float *grad_of(gr_ctx *c, int t)
+{
+    float *b = c->gbufs[c->gbuf_of[t]];
+    if (!c->ginit[t]) {
+        memset(b, 0, (size_t)c->n * op_numel(&c->g->t[t].t.shape) * sizeof(float));
+        c->ginit[t] = 1;
+    }
+    return b;
+}
+
+int gr_backward(gr_ctx *c, const float *grad_out, float *grad_input, char *err, size_t errsz)
+{
+    if (!(c->flags & GR_BACKWARD))
+        return adj_fail(err, errsz, ADJ_ERR_STATE, "the context was made without GR_BACKWARD");
+    if (!c->n)
+        return adj_fail(err, errsz, ADJ_ERR_STATE, "a backward pass without a forward");
+    if (!grad_out || !grad_input)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "no output gradient or no input gradient");
+    const gr_graph *g = c->g;
+    const int out0 = g->outputs[0];
+    memset(c->ginit, 0, (size_t)g->nt);
+    memset(grad_input, 0, (size_t)c->n * op_numel(&g->t[g->input].t.shape) * sizeof(float));
+    if (c->gbuf_of[out0] < 0)
+        return ADJ_OK; /* a constant output: the gradient is 0 */
+    memcpy(grad_of(c, out0), grad_out, (size_t)c->n * op_numel(&g->t[out0].t.shape) * sizeof(float));
+    op_tensor in[64], out[8];
+    float *dx[64];
+    for (int o = g->n_order - 1; o >= 0; o--) {
+        const gr_node *nd = &g->nodes[g->order[o]];
+        const int y = nd->out[0];
+        if (y < 0 || c->gbuf_of[y] < 0 || !c->ginit[y])
+            continue; /* no gradient reaches this node */
+        for (int i = 0; i < nd->n_in; i++) {
+            const int t = nd->in[i];
+            bwd_view(c, t, &in[i]);
+            dx[i] = t < 0 || g->t[t].is_const ? NULL : t == g->input ? grad_input : grad_of(c, t);
+        }
+        for (int i = 0; i < nd->n_out; i++)
+            bwd_view(c, nd->out[i], &out[i]);
+        const double t0 = ut_now();
+        nd->def->backward(nd->params, in, nd->n_in, out, nd->n_out, c->gbufs[c->gbuf_of[y]], dx,
+                          c->scratch, c->gemm);
+        c->bseconds[o] += ut_now() - t0;
+    }
+    return ADJ_OK;
+}
+
+int gr_backward_loss(gr_ctx *c, const int *labels, float *grad_input, float *losses, char *err,
+                     size_t errsz)
+{
+    op_shape s;
+    const float *z = c->n ? gr_output(c, 0, &s) : NULL;
+    if (!(c->flags & GR_BACKWARD) || !z)
+        return adj_fail(err, errsz, ADJ_ERR_STATE, "a backward pass without a forward (or a "
+                        "context without GR_BACKWARD)");
+    if (s.rank != 2 || s.d[0] != c->n || s.d[1] < 1 || s.d[1] > INT32_MAX)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "output 0 is not [n][classes] logits");
+    const int K = (int)s.d[1];
+    for (int b = 0; b < c->n; b++)
+        if (!labels || labels[b] < 0 || labels[b] >= K)
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "label %d of image %d out of range 0..%d",
+                            labels ? labels[b] : -1, b, K - 1);
+    for (int b = 0; b < c->n; b++) {
+        const double loss = op_xent_grad(z + (size_t)b * K, K, labels[b], 1,
+                                         c->dlogits + (size_t)b * K, &c->grad_exp[b]);
+        if (losses)
+            losses[b] = (float)loss;
+    }
+    return gr_backward(c, c->dlogits, grad_input, err, errsz);
+}
+
+int gr_grad_exponent(const gr_ctx *c, int i)
+{
+    return c->grad_exp && i >= 0 && i < c->max_batch ? c->grad_exp[i] : 0;
 }

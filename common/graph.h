@@ -28,19 +28,30 @@
  *
  * Memory plan: a context gives every run-time tensor a buffer for max_batch
  * images; a buffer is reused once the last node reading its tensor has run
- * (GR_KEEP_ALL keeps every activation, which the backward pass will need);
- * Reshape, Flatten, Squeeze, Unsqueeze, Identity and Dropout share their
- * input's buffer instead of copying it.
+ * (GR_KEEP_ALL keeps every activation); Reshape, Flatten, Squeeze,
+ * Unsqueeze, Identity and Dropout share their input's buffer instead of
+ * copying it. A GR_BACKWARD context also keeps every tensor a backward
+ * kernel reads (op_def.bwd_reads: Relu's output, MaxPool's input, Mul's
+ * inputs... but not a Conv's input, whose input gradient needs only the
+ * weights), copies the graph input if one reads it, and plans the gradient
+ * buffers the same way in reverse order: a tensor's gradient gets a buffer
+ * when its last reader's backward first adds to it and frees it once its
+ * producer's backward has run.
  *
- * Limits of this first version: no backward pass yet; int64 tensors only as
- * constants (shape computations); the graph input is borrowed for the call.
+ * Backward: gr_backward runs the live nodes in reverse order, each row's
+ * backward adding its inputs' gradients (ops.h); the input gradient only
+ * (weight gradients are the next step: a second member in op_def, where the
+ * trainer needs them). Operators without a backward, or with a run-time
+ * input it does not differentiate (Conv's W, LayerNormalization's Scale),
+ * are refused by gr_backward_check / gr_ctx_new(GR_BACKWARD).
+ *
+ * Limits of this version: int64 tensors only as constants (shape
+ * computations); the graph input is borrowed for the forward call.
  *
  * For the next steps:
- * - Backward: add `backward` to op_def (input gradient given the output
- *   gradient and the saved forward values; weight gradients a separate
- *   member where training needs them), run the live nodes in reverse order
- *   in a context made with GR_KEEP_ALL (or teach the plan to keep only what
- *   each backward reads), accumulate gradients of tensors read twice.
+ * - Weight gradients: a `backward_params` member in op_def for Conv, Gemm,
+ *   MatMul (constant B) and the biases, and gr_backward filling a gradient
+ *   per float constant (the trainer's layout).
  * - OverFeat / JSON specs and the embedded model: each layer is a node (conv
  *   -> Conv with per-side pads, relu -> Relu, maxpool -> MaxPool, fc ->
  *   Flatten + Gemm transB=1: OverFeat's fc weights [out][c][h][w] are exactly
@@ -146,11 +157,22 @@ size_t gr_param_count(const gr_graph *g);
 /** gr_ctx_new flags. */
 enum {
     GR_KEEP_ALL = 1, /**< keep every activation after the forward (no buffer reuse) */
+    GR_BACKWARD = 2, /**< the context runs gr_backward: it keeps the activations the
+                          backward kernels read (op_def.bwd_reads), and gradient buffers */
 };
+
+/**
+ * Whether gr_backward can run on the graph: every run-time input of every
+ * live node has a gradient in its operator's row, and no output other than
+ * a node's first is read (the backward takes only output 0's gradient).
+ * Otherwise an error naming the node, the operator and the input.
+ */
+int gr_backward_check(const gr_graph *g, char *err, size_t errsz);
 
 /**
  * A context for batches of up to max_batch images (1 for an unbatched
  * graph). *out is new: free with gr_ctx_free(). The graph must outlive it.
+ * With GR_BACKWARD, fails as gr_backward_check does.
  */
 int gr_ctx_new(const gr_graph *g, int max_batch, int flags, gr_ctx **out, char *err,
                size_t errsz);
@@ -163,6 +185,9 @@ void gr_ctx_free(gr_ctx *c);
  * the forward passes of this context so far: fwd gets gr_n_nodes values.
  */
 void gr_ctx_node_seconds(const gr_ctx *c, double *fwd);
+
+/** The same for the backward passes (gr_n_nodes values). */
+void gr_ctx_node_seconds_backward(const gr_ctx *c, double *bwd);
 
 /** Bytes of activation and scratch memory the context holds. */
 size_t gr_ctx_bytes(const gr_ctx *c);
@@ -181,5 +206,33 @@ int gr_forward(gr_ctx *c, const float *input, int n, char *err, size_t errsz);
  * any forward.
  */
 const void *gr_output(const gr_ctx *c, int i, op_shape *shape);
+
+/**
+ * Backward pass of the last gr_forward (a context made with GR_BACKWARD):
+ * given grad_out = dL/d output 0 (its shape with the run's n; borrowed),
+ * writes grad_input = dL/d input ([n][input's per-image shape]). The live
+ * nodes run in reverse order; a tensor read by several nodes sums their
+ * parts in that order, so an image's gradient does not depend on its batch.
+ * Returns ADJ_ERR_STATE without a forward or a GR_BACKWARD context.
+ */
+int gr_backward(gr_ctx *c, const float *grad_out, float *grad_input, char *err, size_t errsz);
+
+/**
+ * The loss sum_i -log softmax(z_i)[labels[i]] of output 0's logits z
+ * ([n][K], K classes) and its input gradient, as net_backward (net.h):
+ * the logits' gradient p - onehot(l) formed in double without cancellation
+ * (op_xent_grad), an image's gradient scaled by a power of two when it
+ * would underflow (gr_grad_exponent gives the exponent). grad_input as
+ * gr_backward; losses: [n] (written) or NULL. ADJ_ERR_ARG for a label out
+ * of range or an output 0 that is not [n][K].
+ */
+int gr_backward_loss(gr_ctx *c, const int *labels, float *grad_input, float *losses, char *err,
+                     size_t errsz);
+
+/**
+ * e such that image i's gradient from the last gr_backward_loss is the true
+ * gradient times 2^e (0 unless it was scaled up against underflow).
+ */
+int gr_grad_exponent(const gr_ctx *c, int i);
 
 #endif

@@ -3,12 +3,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "graph.h"
+#include "onnx.h"
 
 #include "ut_file.h"
 
@@ -20,6 +24,11 @@ struct model {
     size_t n_params;
     long offsets[MODEL_MAX_LAYERS];
     char path[4096];
+    /* ONNX models */
+    gr_graph *graph;        /* NULL for a layer-list model */
+    model_preproc pre;
+    char pre_source[4096];  /* the preprocessing's file, or "torchvision default" */
+    char sha256[65];        /* of the .onnx file, hex */
 };
 
 /* ---- built-in specs ---------------------------------------------------- */
@@ -527,6 +536,7 @@ void model_free(model *m)
     if (m->map_bytes)
         munmap((void *)m->weights, m->map_bytes);
     free(m->owned);
+    gr_free(m->graph);
     free(m);
 }
 
@@ -595,4 +605,277 @@ void model_labels_free(model_labels *l)
     free(l->names);
     l->names = NULL;
     l->n = 0;
+}
+
+/* ---- ONNX models -------------------------------------------------------- */
+
+int model_is_onnx_path(const char *path)
+{
+    size_t n = path ? strlen(path) : 0;
+    return n > 5 && !strcmp(path + n - 5, ".onnx");
+}
+
+const gr_graph *model_graph(const model *m) { return m->graph; }
+
+const model_preproc *model_get_preproc(const model *m) { return m->graph ? &m->pre : NULL; }
+
+/* mean or std: one number (all channels) or three. */
+static int preproc_triple(const json_t *v, const char *key, float *out, char *err, size_t errsz)
+{
+    if (json_is_number(v)) {
+        out[0] = out[1] = out[2] = (float)json_number_value(v);
+    } else if (json_is_array(v) && json_array_size(v) == 3) {
+        for (int i = 0; i < 3; i++) {
+            if (!json_is_number(json_array_get(v, (size_t)i)))
+                return adj_fail(err, errsz, ADJ_ERR_FORMAT, "'%s' must hold numbers", key);
+            out[i] = (float)json_number_value(json_array_get(v, (size_t)i));
+        }
+    } else
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "'%s' must be a number or three", key);
+    for (int i = 0; i < 3; i++)
+        if (!isfinite(out[i]) || (!strcmp(key, "std") && !(out[i] > 0)))
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "'%s' has %g", key, (double)out[i]);
+    return ADJ_OK;
+}
+
+/* Reads a preprocessing spec (JSON text) into p and the sizes (0: not given). */
+static int preproc_parse(const char *text, size_t len, model_preproc *p, int *input_size,
+                         int *scale_size, char *err, size_t errsz)
+{
+    json_error_t je;
+    json_t *o = json_loadb(text, len, 0, &je);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "not a JSON object (line %d: %s)", je.line,
+                        je.text);
+    }
+    int rc = ADJ_OK;
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v) {
+        const char *str = json_string_value(v);
+        if (!strcmp(k, "input_size") || !strcmp(k, "scale_size")) {
+            json_int_t x = json_is_integer(v) ? json_integer_value(v) : -1;
+            if (x < 1 || x > 8192)
+                rc = adj_fail(err, errsz, ADJ_ERR_FORMAT, "'%s' must be 1..8192", k);
+            *(!strcmp(k, "input_size") ? input_size : scale_size) = (int)x;
+        } else if (!strcmp(k, "mean") || !strcmp(k, "std"))
+            rc = preproc_triple(v, k, !strcmp(k, "mean") ? p->mean : p->std, err, errsz);
+        else if (!strcmp(k, "pixel_scale")) {
+            p->pixel_scale = (float)json_number_value(v);
+            if (!json_is_number(v) || !(p->pixel_scale > 0) || !isfinite(p->pixel_scale))
+                rc = adj_fail(err, errsz, ADJ_ERR_FORMAT, "'pixel_scale' must be positive");
+        } else if (!strcmp(k, "channel_order") && str && (!strcmp(str, "RGB") || !strcmp(str, "BGR")))
+            p->bgr = !strcmp(str, "BGR");
+        else if (!strcmp(k, "output") && str &&
+                 (!strcmp(str, "logits") || !strcmp(str, "probabilities")))
+            p->probabilities = !strcmp(str, "probabilities");
+        else if (!strcmp(k, "channel_order") || !strcmp(k, "output"))
+            rc = adj_fail(err, errsz, ADJ_ERR_FORMAT, "'%s' has an unknown value", k);
+        else
+            rc = adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED, "key '%s' is not supported", k);
+        if (rc)
+            break;
+    }
+    json_decref(o);
+    return rc;
+}
+
+/* The preprocessing of an ONNX model at path: explicit file, sidecar, or torchvision's. */
+static int preproc_load(model *m, const char *path, const char *pre_path, int *input_size,
+                        int *scale_size, char *err, size_t errsz)
+{
+    static const model_preproc torchvision = {{0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f},
+                                              1.0f / 255.0f, 0, 0};
+    char side[4096];
+    m->pre = torchvision;
+    *input_size = *scale_size = 0;
+    snprintf(m->pre_source, sizeof m->pre_source, "torchvision default");
+    if (!pre_path && snprintf(side, sizeof side, "%.*s.json", (int)(strlen(path) - 5), path) <
+                         (int)sizeof side && access(side, F_OK) == 0)
+        pre_path = side;
+    if (!pre_path)
+        return ADJ_OK;
+    char *buf = NULL, msg[ADJ_ERRLEN];
+    size_t n = 0;
+    int rc = ut_read_file(pre_path, 64 << 10, 0, &buf, &n, msg, sizeof msg);
+    if (rc)
+        return adj_fail(err, errsz, rc, "preprocessing %s: %s", pre_path, msg);
+    rc = preproc_parse(buf, n, &m->pre, input_size, scale_size, msg, sizeof msg);
+    free(buf);
+    if (rc)
+        return adj_fail(err, errsz, rc, "preprocessing %s: %s", pre_path, msg);
+    snprintf(m->pre_source, sizeof m->pre_source, "%s", pre_path);
+    return ADJ_OK;
+}
+
+/* The spec of a loaded graph: sizes and classes from its input and output 0. */
+static int onnx_spec(model *m, const char *path, int input_size, int scale_size, char *err,
+                     size_t errsz)
+{
+    op_shape in, out;
+    int batched;
+    char b1[64], b2[64];
+    gr_input_shape(m->graph, &in, &batched);
+    gr_output_info(m->graph, 0, &out, NULL, NULL);
+    if (!batched || in.rank != 4 || in.d[1] != 3 || in.d[2] != in.d[3] || out.rank != 2 ||
+        out.d[1] < 2 || out.d[1] > 1000000)
+        return adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED,
+                        "%s: input %s and output %s: an image classifier takes [N,3,S,S] and gives "
+                        "[N,classes]", path, op_shape_str(&in, b1, sizeof b1),
+                        op_shape_str(&out, b2, sizeof b2));
+    if (input_size && input_size != in.d[2])
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "%s: input_size %d but the model takes %lld",
+                        path, input_size, (long long)in.d[2]);
+    model_spec *s = &m->spec;
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    snprintf(s->name, sizeof s->name, "%.*s", (int)(strlen(base) - 5), base);
+    s->channels = 3;
+    s->input_size = (int)in.d[2];
+    s->scale_size = scale_size ? scale_size : (int)((s->input_size * 256 + 112) / 224);
+    if (s->scale_size < s->input_size)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "%s: scale_size %d below input_size %d", path,
+                        s->scale_size, s->input_size);
+    s->mean = 0.0f, s->std = 1.0f; /* per channel: model_get_preproc */
+    s->classes = (int)out.d[1];
+    s->n_layers = 0;
+    return ADJ_OK;
+}
+
+/* SHA-256 (FIPS 180-4) of a file: hex into out[65]. ADJ_OK or ADJ_ERR_IO. */
+static void sha256_block(uint32_t h[8], const unsigned char *p)
+{
+    static const uint32_t k[64] = {
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0xc67178f2};
+#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+    uint32_t w[64], v[8];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 |
+               p[4 * i + 3];
+    for (int i = 16; i < 64; i++)
+        w[i] = w[i - 16] + (ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3)) + w[i - 7] +
+               (ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10));
+    memcpy(v, h, sizeof v);
+    for (int i = 0; i < 64; i++) {
+        uint32_t t1 = v[7] + (ROR(v[4], 6) ^ ROR(v[4], 11) ^ ROR(v[4], 25)) +
+                      ((v[4] & v[5]) ^ (~v[4] & v[6])) + k[i] + w[i];
+        uint32_t t2 = (ROR(v[0], 2) ^ ROR(v[0], 13) ^ ROR(v[0], 22)) +
+                      ((v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]));
+        memmove(v + 1, v, 7 * sizeof v[0]);
+        v[4] += t1;
+        v[0] = t1 + t2;
+    }
+#undef ROR
+    for (int i = 0; i < 8; i++)
+        h[i] += v[i];
+}
+
+static int sha256_file(const char *path, char out[65])
+{
+    uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c,
+                     0x1f83d9ab, 0x5be0cd19};
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return ADJ_ERR_IO;
+    unsigned char buf[1 << 16], tail[128];
+    uint64_t total = 0;
+    size_t n, have = 0;
+    while ((n = fread(buf + have, 1, sizeof buf - have, f)) > 0 || have) {
+        n += have;
+        total += n - have;
+        size_t full = n / 64 * 64;
+        for (size_t i = 0; i < full; i += 64)
+            sha256_block(h, buf + i);
+        have = n - full;
+        memmove(buf, buf + full, have);
+        if (feof(f) || ferror(f))
+            break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad)
+        return ADJ_ERR_IO;
+    memset(tail, 0, sizeof tail);
+    memcpy(tail, buf, have);
+    tail[have] = 0x80;
+    const size_t len = have + 1 + 8 <= 64 ? 64 : 128;
+    for (int i = 0; i < 8; i++)
+        tail[len - 1 - i] = (unsigned char)((total * 8) >> (8 * i));
+    for (size_t i = 0; i < len; i += 64)
+        sha256_block(h, tail + i);
+    for (int i = 0; i < 8; i++)
+        snprintf(out + 8 * i, 9, "%08x", h[i]);
+    return ADJ_OK;
+}
+
+int model_load_onnx(const char *path, const char *preprocess_path, model **out, char *err,
+                    size_t errsz)
+{
+    if (!model_is_onnx_path(path))
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "%s is not a .onnx file", path ? path : "(null)");
+    model *m = calloc(1, sizeof *m);
+    if (!m)
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    int input_size, scale_size;
+    int rc = preproc_load(m, path, preprocess_path, &input_size, &scale_size, err, errsz);
+    if (!rc)
+        rc = onnx_load(path, NULL, &m->graph, err, errsz);
+    if (!rc)
+        rc = onnx_spec(m, path, input_size, scale_size, err, errsz);
+    if (!rc) {
+        char msg[ADJ_ERRLEN];
+        if ((rc = gr_backward_check(m->graph, msg, sizeof msg)))
+            adj_fail(err, errsz, rc, "%s: no input gradient (attacks need one): %s", path, msg);
+    }
+    if (rc) {
+        model_free(m);
+        return rc;
+    }
+    snprintf(m->path, sizeof m->path, "%s", path);
+    m->n_params = gr_param_count(m->graph);
+    if (sha256_file(path, m->sha256)) {
+        int e = errno;
+        model_free(m);
+        return adj_fail(err, errsz, ADJ_ERR_IO, "%s: %s", path, strerror(e));
+    }
+    *out = m;
+    return ADJ_OK;
+}
+
+int model_onnx_info_json(const model *m, char **out)
+{
+    *out = NULL;
+    if (!m->graph)
+        return ADJ_ERR_ARG;
+    const model_preproc *p = &m->pre;
+    json_t *ops = json_object();
+    for (int i = 0; ops && i < gr_n_nodes(m->graph); i++) {
+        const char *op = gr_node_op(m->graph, i);
+        json_t *c = json_object_get(ops, op);
+        json_object_set_new(ops, op, json_integer(c ? json_integer_value(c) + 1 : 1));
+    }
+    json_t *o = json_pack("{s:s, s:s, s:{s:i, s:i, s:[f,f,f], s:[f,f,f], s:f, s:s, s:s}, s:s, "
+                          "s:I, s:i, s:o, s:s}",
+                          "format", "onnx", "file", m->path, "preprocessing", "input_size",
+                          m->spec.input_size, "scale_size", m->spec.scale_size, "mean",
+                          (double)p->mean[0], (double)p->mean[1], (double)p->mean[2], "std",
+                          (double)p->std[0], (double)p->std[1], (double)p->std[2], "pixel_scale",
+                          (double)p->pixel_scale, "channel_order", p->bgr ? "BGR" : "RGB", "output",
+                          p->probabilities ? "probabilities" : "logits", "preprocessing_source",
+                          m->pre_source, "parameters", (json_int_t)m->n_params, "nodes",
+                          gr_n_nodes(m->graph), "operators", ops, "sha256", m->sha256);
+    if (!o)
+        return ADJ_ERR_NOMEM;
+    *out = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return *out ? ADJ_OK : ADJ_ERR_NOMEM;
 }

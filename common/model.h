@@ -147,6 +147,56 @@ const char *model_weights_path(const model *m);
  */
 long model_layer_offset(const model *m, int layer);
 
+/* ---- ONNX models (common/graph.h engine) ------------------------------- */
+
+typedef struct gr_graph gr_graph;
+
+/**
+ * An ONNX model's preprocessing: a pixel v (0..255) of the model's channel
+ * c becomes (v * pixel_scale - mean[c]) / std[c]; mean and std are in the
+ * model's channel order (the order of its input's channels).
+ */
+typedef struct {
+    float mean[3], std[3];
+    float pixel_scale;   /**< 1/255 (torchvision) or 1 */
+    int bgr;             /**< the model's channels are B, G, R (images are RGB) */
+    int probabilities;   /**< output 0 holds probabilities, not logits */
+} model_preproc;
+
+/** Nonzero if path names an ONNX model (ends in ".onnx"). */
+int model_is_onnx_path(const char *path);
+
+/**
+ * Loads an ONNX image classifier (onnx.h): one input [N, 3, S, S], output 0
+ * [N, classes]; every node must have an input gradient (gr_backward_check):
+ * the service attacks it. The preprocessing comes from preprocess_path, else
+ * FILE.json beside FILE.onnx if it exists, else the torchvision convention
+ * (input 224, scale 256, mean 0.485 0.456 0.406, std 0.229 0.224 0.225,
+ * pixel_scale 1/255, RGB, logits). The JSON keys: input_size, scale_size,
+ * mean and std (a number or three), pixel_scale, channel_order ("RGB" or
+ * "BGR"), output ("logits" or "probabilities"); another key is refused. The
+ * model's spec (model_get_spec) has n_layers 0, mean 0, std 1, the name of
+ * the file without ".onnx", the sizes and the classes; net.h runs it on the
+ * graph engine. *out is new: free with model_free().
+ */
+int model_load_onnx(const char *path, const char *preprocess_path, model **out, char *err,
+                    size_t errsz);
+
+/** The graph of an ONNX model (borrowed), NULL for a layer-list model. */
+const gr_graph *model_graph(const model *m);
+
+/** The preprocessing of an ONNX model (borrowed), NULL for a layer-list model. */
+const model_preproc *model_get_preproc(const model *m);
+
+/**
+ * What /models reports of an ONNX model beyond its spec, as JSON text:
+ * {"format": "onnx", "file", "preprocessing": {...}, "preprocessing_source",
+ * "parameters", "nodes", "operators": {"Conv": 20, ...}, "sha256": the .onnx
+ * file's (computed at load)}. *out is new (free());
+ * NULL for a layer-list model.
+ */
+int model_onnx_info_json(const model *m, char **out);
+
 /** Class names, one per line of a text file, in output-index order. */
 typedef struct {
     int n;

@@ -6,7 +6,9 @@
 
 #include "gemm.h"
 #include "ut_clock.h"
+#include "graph.h"
 #include "layers.h"
+#include "ops.h"
 
 /* Largest im2col buffer a context keeps, in floats (128 MiB). Convolutions
  * whose columns for the whole batch would not fit run in chunks of images. */
@@ -44,6 +46,10 @@ struct net_ctx {
     size_t bytes;
     /* seconds spent per layer since the context was made: forward, backward */
     double t_fwd[MODEL_MAX_LAYERS], t_bwd[MODEL_MAX_LAYERS];
+    /* an ONNX model (model_graph): the graph engine's context, the
+     * preprocessed input and its gradient [B][3][S][S] */
+    gr_ctx *gc;
+    float *pre, *pre_grad;
 };
 
 static size_t shape_size(const model_shape *s) { return (size_t)s->c * s->h * s->w; }
@@ -116,6 +122,11 @@ static void wino_release(net_ctx *c)
     c->wino_bytes = 0;
 }
 
+static int graph_ctx_new(net_ctx *c, net_ctx **out, char *err, size_t errsz);
+static int graph_forward(net_ctx *c, const float *input, int n, float *probs);
+static int graph_backward(net_ctx *c, const int *labels, float *grad_input, float *grad_weights,
+                          float *losses);
+
 int net_ctx_new(const model *m, int max_batch, net_ctx **out, char *err, size_t errsz)
 {
     if (!m || max_batch < 1 || max_batch > 4096)
@@ -126,6 +137,8 @@ int net_ctx_new(const model *m, int max_batch, net_ctx **out, char *err, size_t 
     c->m = m;
     c->spec = model_get_spec(m);
     c->max_batch = max_batch;
+    if (model_graph(m))
+        return graph_ctx_new(c, out, err, errsz);
     const model_spec *s = c->spec;
     model_spec_shapes(s, c->sh, NULL, 0);
     size_t max_act = 0, col = 0, flat = 0;
@@ -201,6 +214,8 @@ int net_ctx_set_winograd(net_ctx *c, int m)
 {
     if (m != -1 && m != 0 && m != 2 && m != 4)
         return ADJ_ERR_ARG;
+    if (model_graph(c->m)) /* the graph engine chooses its own algorithms */
+        return m == -1 ? ADJ_OK : ADJ_ERR_ARG;
     wino_release(c);
     for (int i = 0; i < c->spec->n_layers; i++)
         if (c->spec->layers[i].kind == MODEL_LAYER_CONV && is_wino(&c->geom[i]))
@@ -233,6 +248,9 @@ void net_ctx_free(net_ctx *c)
     free(c->probs);
     free(c->grad_exp);
     gemm_ws_free(c->gemm);
+    gr_ctx_free(c->gc);
+    free(c->pre);
+    free(c->pre_grad);
     free(c);
 }
 
@@ -264,7 +282,7 @@ const char *net_ctx_layer_algorithm(const net_ctx *c, int i)
 }
 size_t net_ctx_bytes(const net_ctx *c) { return c->bytes; }
 const char *net_ctx_kernel(const net_ctx *c) { return gemm_kernel_name(c->gemm); }
-int net_ctx_threads(const net_ctx *c) { return gemm_ws_threads(c->gemm); }
+int net_ctx_threads(const net_ctx *c) { return c->gemm ? gemm_ws_threads(c->gemm) : 1; }
 
 static const float *layer_w(const net_ctx *c, int i)
 {
@@ -345,6 +363,8 @@ int net_forward(net_ctx *c, const float *input, int n, float *probs)
 {
     if (!c || !input || n < 1 || n > c->max_batch)
         return ADJ_ERR_ARG;
+    if (c->gc)
+        return graph_forward(c, input, n, probs);
     const model_spec *s = c->spec;
     const int C = s->channels, hw = s->input_size * s->input_size;
     /* standardise into CNHW */
@@ -451,60 +471,14 @@ static void fc_backward(net_ctx *c, int i, int n, const float *dY, float *dx, fl
         gemm_f32(c->gemm, GEMM_N, GEMM_N, n, in, out, dY, out, W, in, 0, dx, in);
 }
 
-/* Logit gradients below this (the softmax saturated far beyond float32's
- * resolution) are scaled up for an input gradient, so that the backward pass
- * does not underflow. */
-#define NET_TINY_GRAD 0x1p-64
-
-/*
- * d[K] = d(-log p_l)/dz = p - onehot(l) for logits z, computed in double from
- * the logits, with the label's entry as -sum_{k != l} p_k: formed as p_l - 1
- * in float it is exactly 0 once p_l rounds to 1, which drops half of the
- * direction. Returns the loss (m - z_l) + log1p(sum_{k != argmax} e^(z_k - m)),
- * m the largest logit, right however small it is. With `rescale`, a d whose
- * largest entry is below NET_TINY_GRAD is multiplied by a power of two (exact)
- * to bring that entry to [0.5, 1).
- */
-static double logit_grad(const float *z, int K, int l, int rescale, float *d, int *exp2)
-{
-    int am = 0;
-    for (int k = 1; k < K; k++)
-        if (z[k] > z[am])
-            am = k;
-    const double m = z[am];
-    double rest = 0, not_l = 0; /* sums of e^(z_k - m) over k != argmax and k != l */
-    for (int k = 0; k < K; k++) {
-        const double e = exp((double)z[k] - m);
-        if (k != am)
-            rest += e;
-        if (k != l)
-            not_l += e;
-    }
-    const double S = 1.0 + rest;
-    double big = not_l / S, scale = 1.0;
-    for (int k = 0; k < K; k++) {
-        const double p = exp((double)z[k] - m) / S;
-        if (k != l && p > big)
-            big = p;
-    }
-    *exp2 = 0;
-    if (rescale && big > 0 && big < NET_TINY_GRAD) {
-        int e;
-        frexp(big, &e);
-        scale = ldexp(1.0, -e);
-        *exp2 = -e;
-    }
-    for (int k = 0; k < K; k++)
-        d[k] = (float)((k == l ? -not_l : exp((double)z[k] - m)) / S * scale);
-    return (m - z[l]) + log1p(rest);
-}
-
 int net_backward(net_ctx *c, const int *labels, float *grad_input, float *grad_weights, float *losses)
 {
     if (!c || !labels)
         return ADJ_ERR_ARG;
     if (c->n < 1)
         return ADJ_ERR_STATE;
+    if (c->gc)
+        return graph_backward(c, labels, grad_input, grad_weights, losses);
     const model_spec *s = c->spec;
     const int n = c->n, K = s->classes, L = s->n_layers;
     for (int b = 0; b < n; b++)
@@ -512,8 +486,8 @@ int net_backward(net_ctx *c, const int *labels, float *grad_input, float *grad_w
             return ADJ_ERR_ARG;
     float *cur = c->g0, *other = c->g1;
     for (int b = 0; b < n; b++) {
-        const double loss = logit_grad(c->logits + (size_t)b * K, K, labels[b], !grad_weights,
-                                       other + (size_t)b * K, &c->grad_exp[b]);
+        const double loss = op_xent_grad(c->logits + (size_t)b * K, K, labels[b], !grad_weights,
+                                         other + (size_t)b * K, &c->grad_exp[b]);
         if (losses)
             losses[b] = (float)loss;
     }
@@ -602,4 +576,121 @@ int net_topk(const float *p, int n, int k, int *idx)
         idx[j] = best;
     }
     return k;
+}
+
+/* ---- ONNX models: the graph engine (graph.h) behind the same calls ---- */
+
+/* net_ctx_new for a model_graph model: a GR_BACKWARD graph context. */
+static int graph_ctx_new(net_ctx *c, net_ctx **out, char *err, size_t errsz)
+{
+    const model_spec *s = c->spec;
+    const size_t B = (size_t)c->max_batch, per = (size_t)3 * s->input_size * s->input_size;
+    int rc = gr_ctx_new(model_graph(c->m), c->max_batch, GR_BACKWARD, &c->gc, err, errsz);
+    if (rc) {
+        net_ctx_free(c);
+        return rc;
+    }
+    c->bytes += gr_ctx_bytes(c->gc);
+    if (!(c->pre = ctx_alloc(c, B * per * sizeof(float))) ||
+        !(c->pre_grad = ctx_alloc(c, B * per * sizeof(float))) ||
+        !(c->logits = ctx_alloc(c, B * s->classes * sizeof(float))) ||
+        !(c->probs = ctx_alloc(c, B * s->classes * sizeof(float))) ||
+        !(c->grad_exp = ctx_alloc(c, B * sizeof(int)))) {
+        net_ctx_free(c);
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory for a batch-%d context of %s",
+                        (int)B, s->name);
+    }
+    *out = c;
+    return ADJ_OK;
+}
+
+/* The model's channel ch reads image channel (RGB) src_channel(p, ch). */
+static int src_channel(const model_preproc *p, int ch) { return p->bgr ? 2 - ch : ch; }
+
+static int graph_forward(net_ctx *c, const float *input, int n, float *probs)
+{
+    const model_preproc *p = model_get_preproc(c->m);
+    const model_spec *s = c->spec;
+    const size_t hw = (size_t)s->input_size * s->input_size;
+    const int K = s->classes;
+    const float div = 1.0f / p->pixel_scale; /* 255: v / 255 as torchvision's ToTensor */
+    for (int b = 0; b < n; b++)
+        for (int ch = 0; ch < 3; ch++) {
+            const float *src = input + ((size_t)b * 3 + src_channel(p, ch)) * hw;
+            float *dst = c->pre + ((size_t)b * 3 + ch) * hw;
+            for (size_t k = 0; k < hw; k++)
+                dst[k] = (src[k] / div - p->mean[ch]) / p->std[ch];
+        }
+    char err[ADJ_ERRLEN];
+    if (gr_forward(c->gc, c->pre, n, err, sizeof err))
+        return ADJ_ERR_ARG;
+    const float *z = gr_output(c->gc, 0, NULL);
+    for (size_t i = 0; i < (size_t)n * K; i++) /* probabilities: their logs are logits */
+        c->logits[i] = p->probabilities ? logf(z[i] > 0.0f ? z[i] : 0x1p-149f) : z[i];
+    lyr_softmax(c->logits, n, K, c->probs);
+    if (probs)
+        memcpy(probs, c->probs, (size_t)n * K * sizeof(float));
+    c->n = n;
+    return ADJ_OK;
+}
+
+/*
+ * net_backward for a graph: the loss and logit gradient as net.c's
+ * (op_xent_grad, through gr_backward_loss), then through the
+ * preprocessing to the 0..255 pixels. A probabilities output differentiates
+ * -log p_l directly (-1 / p_l at the label). No weight gradients yet.
+ */
+static int graph_backward(net_ctx *c, const int *labels, float *grad_input, float *grad_weights,
+                          float *losses)
+{
+    const model_preproc *p = model_get_preproc(c->m);
+    const model_spec *s = c->spec;
+    const int n = c->n, K = s->classes;
+    const size_t hw = (size_t)s->input_size * s->input_size;
+    char err[ADJ_ERRLEN];
+    if (grad_weights)
+        return ADJ_ERR_UNSUPPORTED;
+    for (int b = 0; b < n; b++)
+        if (labels[b] < 0 || labels[b] >= K)
+            return ADJ_ERR_ARG;
+    if (!grad_input || p->probabilities) {
+        for (int b = 0; b < n; b++) {
+            /* the loss only: the logit gradient goes into probs, restored below */
+            const double loss = op_xent_grad(c->logits + (size_t)b * K, K, labels[b], 1,
+                                             c->probs + (size_t)b * K, &c->grad_exp[b]);
+            if (losses)
+                losses[b] = (float)loss;
+        }
+        lyr_softmax(c->logits, n, K, c->probs); /* restore the probabilities */
+        if (!grad_input)
+            return ADJ_OK;
+        const float *z = gr_output(c->gc, 0, NULL);
+        float *dy = c->probs; /* borrowed for the call, restored below */
+        for (int b = 0; b < n; b++) {
+            for (int k = 0; k < K; k++)
+                dy[(size_t)b * K + k] = 0.0f;
+            const float pl = z[(size_t)b * K + labels[b]];
+            dy[(size_t)b * K + labels[b]] = -1.0f / (pl > 0x1p-126f ? pl : 0x1p-126f);
+            c->grad_exp[b] = 0;
+        }
+        int rc = gr_backward(c->gc, dy, c->pre_grad, err, sizeof err);
+        lyr_softmax(c->logits, n, K, c->probs);
+        if (rc)
+            return rc;
+    } else {
+        int rc = gr_backward_loss(c->gc, labels, c->pre_grad, losses, err, sizeof err);
+        if (rc)
+            return rc;
+        for (int b = 0; b < n; b++)
+            c->grad_exp[b] = gr_grad_exponent(c->gc, b);
+    }
+    for (int b = 0; b < n; b++)
+        for (int ch = 0; ch < 3; ch++) {
+            const float *src = c->pre_grad + ((size_t)b * 3 + ch) * hw;
+            float *dst = grad_input + ((size_t)b * 3 + src_channel(p, ch)) * hw;
+            const float f = p->pixel_scale / p->std[ch];
+            for (size_t k = 0; k < hw; k++)
+                dst[k] = src[k] * f;
+        }
+    return ADJ_OK;
 }

@@ -16,6 +16,15 @@
  * Internally activations are kept channel-major over the batch ([C][n*H*W]),
  * so that every convolution over the batch is one im2col and one product.
  *
+ * An ONNX model (model_load_onnx, model_graph non-NULL) runs on the graph
+ * engine (graph.h) behind the same calls: its per-channel preprocessing
+ * (model_get_preproc) instead of the spec's mean and std, the same loss and
+ * logit gradient (op_xent_grad), the gradient with respect to the 0..255
+ * pixels; no weight gradients (net_backward gives ADJ_ERR_UNSUPPORTED for
+ * grad_weights), and no per-layer seconds or algorithms (n_layers is 0).
+ * Later: OverFeat's specs and the JSON specs compiled to graphs too
+ * (graph.h), when this file's layer list can go.
+ *
  * Batch invariance: an image's probabilities, logits and gradient are the
  * same, bit for bit, whatever other images share its batch (and whatever
  * max_batch is): every product is gemm_f32 (gemm.h), whose elements do not
@@ -45,8 +54,9 @@ void net_ctx_refresh(net_ctx *ctx);
  * How the context computes its 3x3 pad-1 convolutions: m = 4 or 2, Winograd
  * F(m x m, 3x3) in every such layer; 0, im2col; -1, the default (per layer,
  * the tile size with fewer products: lyr_wino_choose). For benchmarks and
- * accuracy tests; the choice never depends on the batch. Returns ADJ_OK,
- * ADJ_ERR_ARG for another m, or ADJ_ERR_NOMEM (the context then has no
+ * accuracy tests; the choice never depends on the batch. Layer models only
+ * (an ONNX model's context takes -1 alone). Returns ADJ_OK, ADJ_ERR_ARG for
+ * another m, or ADJ_ERR_NOMEM (the context then has no
  * Winograd layer buffers and must not be used).
  */
 int net_ctx_set_winograd(net_ctx *ctx, int m);

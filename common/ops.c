@@ -2179,71 +2179,836 @@ static void cast_forward(const void *pp, const op_tensor *in, int n_in, op_tenso
     }
 }
 
+/* ---- backward kernels (input gradients; see op_def.backward) ---------- */
+
+/* The value at offset off of a tensor the backward may not have (NULL): 0. */
+static float at(const float *p, int64_t off) { return p ? p[off] : 0.0f; }
+
+/* dx[i] += dy[i], n values (Identity, Dropout, the layout operators, Cast). */
+static void accum_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
+                           int n_out, const float *dy, float *const *dx, float *scratch,
+                           gemm_ws *gemm)
+{
+    const size_t n = op_numel(&in[0].shape);
+    float *d = dx[0];
+    if (d)
+        for (size_t i = 0; i < n; i++)
+            d[i] += dy[i];
+}
+
+/*
+ * dx [C][H][W] += col2im(col [C*kh*kw][OH*OW]): the transpose of im2col,
+ * summed in the fixed order (c, i, j, y, x).
+ */
+static void col2im_add(const float *col, const win_params *p, int64_t C, float *dx)
+{
+    const int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW;
+    const int64_t kh = p->k[0], kw = p->k[1], sh = p->s[0], sw = p->s[1];
+    const int64_t dh = p->d[0], dw = p->d[1], pt = p->pb[0], pl = p->pb[1];
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t i = 0; i < kh; i++)
+            for (int64_t j = 0; j < kw; j++) {
+                const float *row = col + ((c * kh + i) * kw + j) * OH * OW;
+                float *plane = dx + c * H * W;
+                const int64_t off = j * dw - pl;
+                int64_t x0 = off >= 0 ? 0 : (-off + sw - 1) / sw;
+                int64_t x1 = W - off <= 0 ? 0 : (W - off + sw - 1) / sw;
+                if (x1 > OW)
+                    x1 = OW;
+                for (int64_t y = 0; y < OH; y++) {
+                    const int64_t iy = y * sh + i * dh - pt;
+                    if (iy < 0 || iy >= H)
+                        continue;
+                    float *dst = plane + iy * W + off;
+                    const float *src = row + y * OW;
+                    for (int64_t x = x0; x < x1; x++)
+                        dst[x * sw] += src[x];
+                }
+            }
+}
+
+static size_t conv_bwd_scratch(const void *pp, const op_tensor *in, int n_in, const op_tensor *out)
+{
+    const win_params *p = pp;
+    return p->direct || p->depthwise ? 0 : conv_scratch(pp, in, n_in, out);
+}
+
+/* Depthwise: dx plane [H][W] += the transpose of conv_dw_plane applied to dy [OH][OW]. */
+static void conv_dw_plane_back(const win_params *p, const float *dy, const float *w, float *dx)
+{
+    const int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW, sh = p->s[0], sw = p->s[1];
+    for (int64_t oy = 0; oy < OH; oy++) {
+        const float *dr = dy + oy * OW;
+        for (int64_t i = 0; i < p->k[0]; i++) {
+            const int64_t iy = oy * sh + i * p->d[0] - p->pb[0];
+            if (iy < 0 || iy >= H)
+                continue;
+            for (int64_t j = 0; j < p->k[1]; j++) {
+                const float wv = w[i * p->k[1] + j];
+                const int64_t off = j * p->d[1] - p->pb[1];
+                int64_t x0 = off >= 0 ? 0 : (-off + sw - 1) / sw;
+                int64_t x1 = W - off <= 0 ? 0 : (W - off + sw - 1) / sw;
+                if (x1 > OW)
+                    x1 = OW;
+                float *dst = dx + iy * W + off;
+                for (int64_t x = x0; x < x1; x++)
+                    dst[x * sw] += wv * dr[x];
+            }
+        }
+    }
+}
+
+static void conv_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
+                          int n_out, const float *dy, float *const *dx, float *scratch,
+                          gemm_ws *gemm)
+{
+    const win_params *p = pp;
+    const float *w = in[1].data;
+    float *d = dx[0];
+    if (!d)
+        return;
+    const int64_t N = in[0].shape.d[0], G = p->group, Cg = p->C / G, Mg = p->M / G;
+    const int64_t K = Cg * p->k[0] * p->k[1], OHW = p->OH * p->OW, HW = p->H * p->W;
+    if (p->depthwise) {
+        for (int64_t pl = 0; pl < N * p->C; pl++)
+            conv_dw_plane_back(p, dy + pl * OHW, w + (pl % p->C) * K, d + pl * HW);
+        return;
+    }
+    for (int64_t b = 0; b < N; b++)
+        for (int64_t g = 0; g < G; g++) {
+            const float *dyg = dy + (b * p->M + g * Mg) * OHW;
+            float *dxg = d + (b * p->C + g * Cg) * HW;
+            /* dcol [K][OHW] = W_g^T [K][Mg] x dy_g [Mg][OHW] */
+            if (p->direct) /* the column matrix is the input itself: add in place */
+                gemm_f32(gemm, GEMM_T, GEMM_N, (int)K, (int)OHW, (int)Mg, w + g * Mg * K, (int)K,
+                         dyg, (int)OHW, 1, dxg, (int)HW);
+            else {
+                gemm_f32(gemm, GEMM_T, GEMM_N, (int)K, (int)OHW, (int)Mg, w + g * Mg * K, (int)K,
+                         dyg, (int)OHW, 0, scratch, (int)OHW);
+                col2im_add(scratch, p, Cg, dxg);
+            }
+        }
+}
+
+/* MaxPool: each output's gradient to the first largest input of its window (as forward). */
+static void maxpool_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
+                             int n_out, const float *dy, float *const *dx, float *scratch,
+                             gemm_ws *gemm)
+{
+    const win_params *p = pp;
+    const float *x = in[0].data;
+    if (!dx[0])
+        return;
+    const int64_t planes = in[0].shape.d[0] * p->C;
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *xp = x + pl * p->H * p->W;
+        float *dp = dx[0] + pl * p->H * p->W;
+        const float *gp = dy + pl * p->OH * p->OW;
+        for (int64_t oy = 0; oy < p->OH; oy++)
+            for (int64_t ox = 0; ox < p->OW; ox++) {
+                float m = -INFINITY;
+                int64_t arg = -1;
+                for (int64_t i = 0; i < p->k[0]; i++) {
+                    const int64_t iy = oy * p->s[0] + i * p->d[0] - p->pb[0];
+                    if (iy < 0 || iy >= p->H)
+                        continue;
+                    for (int64_t j = 0; j < p->k[1]; j++) {
+                        const int64_t ix = ox * p->s[1] + j * p->d[1] - p->pb[1];
+                        if (ix >= 0 && ix < p->W && (arg < 0 || xp[iy * p->W + ix] > m))
+                            m = xp[iy * p->W + ix], arg = iy * p->W + ix;
+                    }
+                }
+                if (arg >= 0)
+                    dp[arg] += gp[oy * p->OW + ox];
+            }
+    }
+}
+
+/* AveragePool: each output's gradient over its window, divided as forward divides. */
+static void avgpool_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
+                             int n_out, const float *dy, float *const *dx, float *scratch,
+                             gemm_ws *gemm)
+{
+    const win_params *p = pp;
+    if (!dx[0])
+        return;
+    const int64_t planes = in[0].shape.d[0] * p->C;
+    for (int64_t pl = 0; pl < planes; pl++) {
+        float *dp = dx[0] + pl * p->H * p->W;
+        const float *gp = dy + pl * p->OH * p->OW;
+        for (int64_t oy = 0; oy < p->OH; oy++) {
+            int64_t y0 = oy * p->s[0] - p->pb[0], y1 = y0 + p->k[0];
+            int64_t py1 = y1 < p->H + p->pe[0] ? y1 : p->H + p->pe[0];
+            int64_t cy0 = y0 < 0 ? 0 : y0, cy1 = y1 < p->H ? y1 : p->H;
+            for (int64_t ox = 0; ox < p->OW; ox++) {
+                int64_t x0 = ox * p->s[1] - p->pb[1], x1 = x0 + p->k[1];
+                int64_t px1 = x1 < p->W + p->pe[1] ? x1 : p->W + p->pe[1];
+                int64_t cx0 = x0 < 0 ? 0 : x0, cx1 = x1 < p->W ? x1 : p->W;
+                int64_t cnt = p->count_include_pad ? (py1 - y0) * (px1 - x0)
+                                                   : (cy1 - cy0) * (cx1 - cx0);
+                if (cnt <= 0)
+                    continue;
+                const float g = gp[oy * p->OW + ox] / (float)cnt;
+                for (int64_t iy = cy0; iy < cy1; iy++)
+                    for (int64_t ix = cx0; ix < cx1; ix++)
+                        dp[iy * p->W + ix] += g;
+            }
+        }
+    }
+}
+
+static void gap_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
+                         int n_out, const float *dy, float *const *dx, float *scratch,
+                         gemm_ws *gemm)
+{
+    const op_shape *s = &in[0].shape;
+    size_t planes = (size_t)s->d[0] * s->d[1], hw = op_numel(s) / planes;
+    if (!dx[0])
+        return;
+    for (size_t i = 0; i < planes; i++) {
+        const float g = (float)((double)dy[i] / (double)hw);
+        for (size_t j = 0; j < hw; j++)
+            dx[0][i * hw + j] += g;
+    }
+}
+
+static void bn_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
+                        int n_out, const float *dy, float *const *dx, float *scratch,
+                        gemm_ws *gemm)
+{
+    const bn_params *p = pp;
+    const float *sc = in[1].data, *var = in[4].data;
+    const op_shape *s = &in[0].shape;
+    const int64_t N = s->d[0], C = s->d[1];
+    const size_t inner = op_numel(s) / (size_t)(N * C);
+    if (!dx[0])
+        return;
+    for (int64_t b = 0; b < N; b++)
+        for (int64_t c = 0; c < C; c++) {
+            const float a = sc[c] / sqrtf(var[c] + p->eps);
+            const size_t o = (size_t)(b * C + c) * inner;
+            for (size_t i = 0; i < inner; i++)
+                dx[0][o + i] += dy[o + i] * a;
+        }
+}
+
+static void unary_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
+                           int n_out, const float *dy, float *const *dx, float *scratch,
+                           gemm_ws *gemm)
+{
+    const unary_params *p = pp;
+    const size_t n = op_numel(&in[0].shape);
+    const float *x = in[0].data, *y = out[0].data;
+    float *d = dx[0];
+    if (!d)
+        return;
+    switch (p->kind) {
+    case U_RELU: /* y > 0 exactly where x > 0 */
+        for (size_t i = 0; i < n; i++)
+            d[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+        break;
+    case U_SIGMOID:
+        for (size_t i = 0; i < n; i++)
+            d[i] += dy[i] * (y[i] * (1.0f - y[i]));
+        break;
+    case U_HARDSIGMOID:
+        for (size_t i = 0; i < n; i++) {
+            float v = p->alpha * x[i] + p->beta;
+            d[i] += v > 0.0f && v < 1.0f ? dy[i] * p->alpha : 0.0f;
+        }
+        break;
+    case U_HARDSWISH: /* as PyTorch: 0 below -3, x/3 + 1/2 up to 3, 1 above */
+        for (size_t i = 0; i < n; i++)
+            d[i] += x[i] < -3.0f ? 0.0f : x[i] <= 3.0f ? dy[i] * (x[i] / 3.0f + 0.5f) : dy[i];
+        break;
+    case U_ERF:
+        for (size_t i = 0; i < n; i++)
+            d[i] += dy[i] * (float)(M_2_SQRTPI * exp(-(double)x[i] * x[i]));
+        break;
+    case U_SQRT:
+        for (size_t i = 0; i < n; i++)
+            d[i] += dy[i] * 0.5f / y[i];
+        break;
+    case U_CLIP: /* passes strictly inside (lo, hi), as PyTorch's hardtanh and ReLU6 */
+        for (size_t i = 0; i < n; i++)
+            d[i] += x[i] > p->lo && x[i] < p->hi ? dy[i] : 0.0f;
+        break;
+    case U_TANH:
+        for (size_t i = 0; i < n; i++)
+            d[i] += dy[i] * (1.0f - y[i] * y[i]);
+        break;
+    case U_EXP:
+        for (size_t i = 0; i < n; i++)
+            d[i] += dy[i] * y[i];
+        break;
+    case U_NEG:
+        for (size_t i = 0; i < n; i++)
+            d[i] -= dy[i];
+        break;
+    case U_ABS:
+        for (size_t i = 0; i < n; i++)
+            d[i] += x[i] > 0.0f ? dy[i] : x[i] < 0.0f ? -dy[i] : 0.0f;
+        break;
+    default: /* U_IDENTITY */
+        for (size_t i = 0; i < n; i++)
+            d[i] += dy[i];
+    }
+}
+
+/* The partial derivatives of a op b at (a, b) with y = a op b, times g. */
+static float bin_da(int kind, float g, float a, float b, float y)
+{
+    switch (kind) {
+    case B_ADD:
+    case B_SUB: return g;
+    case B_MUL: return g * b;
+    case B_DIV: return g / b;
+    default: return b == 2.0f ? g * 2.0f * a : g * b * powf(a, b - 1.0f);
+    }
+}
+
+static float bin_db(int kind, float g, float a, float b, float y)
+{
+    switch (kind) {
+    case B_ADD: return g;
+    case B_SUB: return -g;
+    case B_MUL: return g * a;
+    case B_DIV: return -g * y / b;
+    default: return g * y * logf(a);
+    }
+}
+
+/*
+ * Broadcasting: each output element adds its part to the input element it
+ * came from, in output order (a broadcast input sums its parts in that fixed
+ * order; the batch is never broadcast, so an image's sums are its own).
+ */
+static void binary_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
+                            int n_out, const float *dy, float *const *dx, float *scratch,
+                            gemm_ws *gemm)
+{
+    const int kind = ((const binary_params *)pp)->kind;
+    const op_shape *o = &out[0].shape;
+    const size_t n = op_numel(o);
+    const int R = o->rank;
+    const float *A = in[0].data, *B = in[1].data, *Y = out[0].data;
+    float *da = dx[0], *db = dx[1];
+    int64_t sa[OP_MAX_RANK] = {0}, sb[OP_MAX_RANK] = {0}, idx[OP_MAX_RANK] = {0};
+    bcast_strides(&in[0], o, sa);
+    bcast_strides(&in[1], o, sb);
+    if (op_numel(&in[0].shape) == n && op_numel(&in[1].shape) == n) {
+        for (size_t i = 0; i < n; i++) {
+            const float a = at(A, (int64_t)i), b = at(B, (int64_t)i), y = at(Y, (int64_t)i);
+            if (da)
+                da[i] += bin_da(kind, dy[i], a, b, y);
+            if (db)
+                db[i] += bin_db(kind, dy[i], a, b, y);
+        }
+        return;
+    }
+    for (size_t e = 0; e < n; e++) {
+        int64_t oa = 0, ob = 0;
+        for (int k = 0; k < R; k++)
+            oa += idx[k] * sa[k], ob += idx[k] * sb[k];
+        const float a = at(A, oa), b = at(B, ob), y = at(Y, (int64_t)e);
+        if (da)
+            da[oa] += bin_da(kind, dy[e], a, b, y);
+        if (db)
+            db[ob] += bin_db(kind, dy[e], a, b, y);
+        for (int k = R - 1; k >= 0; k--) {
+            if (++idx[k] < o->d[k])
+                break;
+            idx[k] = 0;
+        }
+    }
+}
+
+static size_t gemm_bwd_scratch(const void *pp, const op_tensor *in, int n_in, const op_tensor *out)
+{
+    const gemm_params *p = pp;
+    return p->ta ? (size_t)(p->M * p->K) : p->alpha != 1.0f ? (size_t)p->K : 0;
+}
+
+/* Gemm: dA += alpha dY op(B)^T (op(A) = A) or alpha op(B) dY^T (transA); dC += beta dY. */
+static void gemm_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
+                          int n_out, const float *dy, float *const *dx, float *scratch,
+                          gemm_ws *gemm)
+{
+    const gemm_params *p = pp;
+    const float *Bm = in[1].data;
+    const int64_t M = p->ta ? in[0].shape.d[1] : in[0].shape.d[0], K = p->K, N = p->N;
+    const gemm_op tbt = p->tb ? GEMM_N : GEMM_T; /* op(B)^T of the stored B */
+    const int ldb = p->tb ? (int)K : (int)N;
+    if (dx[0] && p->ta) { /* unbatched only: A [K][M] */
+        gemm_f32(gemm, p->tb ? GEMM_T : GEMM_N, GEMM_T, (int)K, (int)M, (int)N, Bm, ldb, dy,
+                 (int)N, 0, scratch, (int)M);
+        for (int64_t i = 0; i < M * K; i++)
+            dx[0][i] += p->alpha * scratch[i];
+    } else if (dx[0] && p->alpha == 1.0f)
+        gemm_f32(gemm, GEMM_N, tbt, (int)M, (int)K, (int)N, dy, (int)N, Bm, ldb, 1, dx[0], (int)K);
+    else if (dx[0])
+        for (int64_t i = 0; i < M; i++) { /* a row (an image) at a time into K floats */
+            gemm_f32(gemm, GEMM_N, tbt, 1, (int)K, (int)N, dy + i * N, (int)N, Bm, ldb, 0,
+                     scratch, (int)K);
+            for (int64_t k = 0; k < K; k++)
+                dx[0][i * K + k] += p->alpha * scratch[k];
+        }
+    if (n_in > 2 && dx[2]) {
+        int64_t cs[2] = {0, 0};
+        op_shape o = {2, {M, N}};
+        bcast_strides(&in[2], &o, cs);
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++)
+                dx[2][i * cs[0] + j * cs[1]] += p->beta * dy[i * N + j];
+    }
+}
+
+/* MatMul: dA_m += dY_m B_m^T, dB_m += A_m^T dY_m for each (broadcast) matrix m. */
+static void matmul_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
+                            int n_out, const float *dy, float *const *dx, float *scratch,
+                            gemm_ws *gemm)
+{
+    const gemm_params *p = pp;
+    const float *A = in[0].data, *B = in[1].data;
+    const int64_t K = p->K, N = p->N;
+    if (p->flat_a) {
+        const int64_t rows = (int64_t)op_numel(&in[0].shape) / K;
+        if (dx[0])
+            gemm_f32(gemm, GEMM_N, GEMM_T, (int)rows, (int)K, (int)N, dy, (int)N, B, (int)N, 1,
+                     dx[0], (int)K);
+        if (dx[1]) /* B computed at run time: an unbatched graph */
+            gemm_f32(gemm, GEMM_T, GEMM_N, (int)K, (int)N, (int)rows, A, (int)K, dy, (int)N, 1,
+                     dx[1], (int)N);
+        return;
+    }
+    op_shape sa = in[0].shape, sb = in[1].shape, bs = p->bshape;
+    if (p->a_vec)
+        sa.rank = 2, sa.d[1] = sa.d[0], sa.d[0] = 1;
+    if (p->b_vec)
+        sb.rank = 2, sb.d[1] = 1;
+    const int64_t M = sa.d[sa.rank - 2];
+    if (bs.rank && bs.d[0] == OP_DIM_BATCH)
+        bs.d[0] = in[0].batched ? in[0].shape.d[0] : in[1].shape.d[0];
+    op_tensor ha = {OP_FLOAT, 0, sa, NULL}, hb = {OP_FLOAT, 0, sb, NULL};
+    ha.shape.rank -= 2, hb.shape.rank -= 2;
+    int64_t st_a[OP_MAX_RANK], st_b[OP_MAX_RANK], idx[OP_MAX_RANK] = {0};
+    bcast_strides(&ha, &bs, st_a);
+    bcast_strides(&hb, &bs, st_b);
+    const size_t nmat = op_numel(&bs);
+    for (size_t m = 0; m < nmat; m++) {
+        int64_t oa = 0, ob = 0;
+        for (int k = 0; k < bs.rank; k++)
+            oa += idx[k] * st_a[k], ob += idx[k] * st_b[k];
+        const float *g = dy + (int64_t)m * M * N;
+        if (dx[0]) /* [M][K] += g [M][N] x b^T */
+            gemm_f32(gemm, GEMM_N, GEMM_T, (int)M, (int)K, (int)N, g, (int)N, B + ob * K * N,
+                     (int)N, 1, dx[0] + oa * M * K, (int)K);
+        if (dx[1]) /* [K][N] += a^T [K][M] x g */
+            gemm_f32(gemm, GEMM_T, GEMM_N, (int)K, (int)N, (int)M, A + oa * M * K, (int)K, g,
+                     (int)N, 1, dx[1] + ob * K * N, (int)N);
+        for (int k = bs.rank - 1; k >= 0; k--) {
+            if (++idx[k] < bs.d[k])
+                break;
+            idx[k] = 0;
+        }
+    }
+}
+
+static void concat_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
+                            int n_out, const float *dy, float *const *dx, float *scratch,
+                            gemm_ws *gemm)
+{
+    const shape_params *p = pp;
+    size_t outer = 1;
+    for (int k = 0; k < (int)p->len; k++)
+        outer *= (size_t)out[0].shape.d[k];
+    const size_t orow = op_numel(&out[0].shape) / outer;
+    size_t off = 0;
+    for (int i = 0; i < n_in; i++) {
+        const size_t row = op_numel(&in[i].shape) / outer;
+        if (dx[i])
+            for (size_t o = 0; o < outer; o++)
+                for (size_t j = 0; j < row; j++)
+                    dx[i][o * row + j] += dy[o * orow + off + j];
+        off += row;
+    }
+}
+
+static void transpose_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
+                               int n_out, const float *dy, float *const *dx, float *scratch,
+                               gemm_ws *gemm)
+{
+    const shape_params *p = pp;
+    const op_shape *o = &out[0].shape;
+    const int R = o->rank;
+    const size_t n = op_numel(o);
+    int64_t ist[OP_MAX_RANK], st[OP_MAX_RANK], idx[OP_MAX_RANK] = {0};
+    strides_of(&in[0].shape, ist);
+    for (int i = 0; i < R; i++)
+        st[i] = ist[p->v[i]];
+    if (!dx[0] || n == 0)
+        return;
+    const int64_t inner = R ? o->d[R - 1] : 1, is = R ? st[R - 1] : 0;
+    for (size_t e = 0; e < n; e += (size_t)inner) {
+        int64_t off = 0;
+        for (int k = 0; k < R - 1; k++)
+            off += idx[k] * st[k];
+        for (int64_t i = 0; i < inner; i++)
+            dx[0][off + i * is] += dy[e + (size_t)i];
+        for (int k = R - 2; k >= 0; k--) {
+            if (++idx[k] < o->d[k])
+                break;
+            idx[k] = 0;
+        }
+    }
+}
+
+static void gather_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
+                            int n_out, const float *dy, float *const *dx, float *scratch,
+                            gemm_ws *gemm)
+{
+    const shape_params *p = pp;
+    const op_shape *s = &in[0].shape;
+    const int axis = (int)p->len;
+    const size_t ni = op_numel(&in[1].shape);
+    size_t outer = 1, inner = 1;
+    for (int k = 0; k < axis; k++)
+        outer *= (size_t)s->d[k];
+    for (int k = axis + 1; k < s->rank; k++)
+        inner *= (size_t)s->d[k];
+    const int64_t *iv = in[1].data, dim = s->d[axis];
+    if (!dx[0])
+        return;
+    for (size_t o = 0; o < outer; o++)
+        for (size_t i = 0; i < ni; i++, dy += inner) {
+            int64_t k = iv[i] < 0 ? iv[i] + dim : iv[i];
+            float *d = dx[0] + (o * (size_t)dim + (size_t)k) * inner;
+            for (size_t j = 0; j < inner; j++)
+                d[j] += dy[j];
+        }
+}
+
+static void slice_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
+                           int n_out, const float *dy, float *const *dx, float *scratch,
+                           gemm_ws *gemm)
+{
+    const slice_params *p = pp;
+    const op_shape *o = &out[0].shape;
+    const int R = o->rank;
+    const size_t n = op_numel(o);
+    int64_t ist[OP_MAX_RANK], idx[OP_MAX_RANK] = {0};
+    strides_of(&in[0].shape, ist);
+    if (!dx[0])
+        return;
+    for (size_t e = 0; e < n; e++) {
+        int64_t off = 0;
+        for (int k = 0; k < R; k++)
+            off += (p->start[k] + idx[k] * p->step[k]) * ist[k];
+        dx[0][off] += dy[e];
+        for (int k = R - 1; k >= 0; k--) {
+            if (++idx[k] < o->d[k])
+                break;
+            idx[k] = 0;
+        }
+    }
+}
+
+/* Pad: each output element's gradient to the input element it copies (none for the constant). */
+static void pad_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
+                         int n_out, const float *dy, float *const *dx, float *scratch,
+                         gemm_ws *gemm)
+{
+    const slice_params *p = pp;
+    const op_shape *o = &out[0].shape, *s = &in[0].shape;
+    const int R = o->rank;
+    const size_t n = op_numel(o);
+    int64_t ist[OP_MAX_RANK], idx[OP_MAX_RANK] = {0};
+    strides_of(s, ist);
+    if (!dx[0])
+        return;
+    for (size_t e = 0; e < n; e++) {
+        int64_t off = 0;
+        int outside = 0;
+        for (int k = 0; k < R; k++) {
+            int64_t i = idx[k] - p->pb[k], d = s->d[k];
+            if (i < 0 || i >= d) {
+                if (p->mode == 0)
+                    outside = 1;
+                else if (p->mode == 1)
+                    i = i < 0 ? -i : 2 * (d - 1) - i;
+                else
+                    i = i < 0 ? 0 : d - 1;
+            }
+            off += i * ist[k];
+        }
+        if (!outside)
+            dx[0][off] += dy[e];
+        for (int k = R - 1; k >= 0; k--) {
+            if (++idx[k] < o->d[k])
+                break;
+            idx[k] = 0;
+        }
+    }
+}
+
+/* Softmax: dx = y (dy - sum_j dy_j y_j) along the axis, the sum in double. */
+static void softmax_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
+                             int n_out, const float *dy, float *const *dx, float *scratch,
+                             gemm_ws *gemm)
+{
+    const norm_params *p = pp;
+    const op_shape *s = &in[0].shape;
+    size_t outer = 1, len = 1, inner = 1;
+    for (int k = 0; k < s->rank; k++) {
+        size_t d = (size_t)s->d[k];
+        if (k < p->axis)
+            outer *= d;
+        else if (k == p->axis || p->opset < 13)
+            len *= d;
+        else
+            inner *= d;
+    }
+    const float *y = out[0].data;
+    if (!dx[0])
+        return;
+    for (size_t o = 0; o < outer; o++)
+        for (size_t i = 0; i < inner; i++) {
+            const size_t base = o * len * inner + i;
+            double dot = 0.0;
+            for (size_t j = 0; j < len; j++)
+                dot += (double)dy[base + j * inner] * y[base + j * inner];
+            const float df = (float)dot;
+            for (size_t j = 0; j < len; j++)
+                dx[0][base + j * inner] += y[base + j * inner] * (dy[base + j * inner] - df);
+        }
+}
+
+static void reducemean_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
+                                int n_out, const float *dy, float *const *dx, float *scratch,
+                                gemm_ws *gemm)
+{
+    const norm_params *p = pp;
+    const op_shape *s = &in[0].shape;
+    const int R = s->rank;
+    int64_t st[OP_MAX_RANK], idx[OP_MAX_RANK] = {0};
+    strides_of(s, st);
+    int ka[OP_MAX_RANK], ra[OP_MAX_RANK], nk = 0, nr = 0;
+    size_t cnt = 1, nout = 1;
+    for (int i = 0; i < R; i++) {
+        if (p->red[i])
+            ra[nr++] = i, cnt *= (size_t)s->d[i];
+        else
+            ka[nk++] = i, nout *= (size_t)s->d[i];
+    }
+    if (!dx[0])
+        return;
+    for (size_t o = 0; o < nout; o++) {
+        int64_t base = 0;
+        for (int k = 0; k < nk; k++)
+            base += idx[ka[k]] * st[ka[k]];
+        const float g = (float)((double)dy[o] / (double)cnt);
+        int64_t ridx[OP_MAX_RANK] = {0};
+        for (size_t r = 0; r < cnt; r++) {
+            int64_t off = base;
+            for (int k = 0; k < nr; k++)
+                off += ridx[k] * st[ra[k]];
+            dx[0][off] += g;
+            for (int k = nr - 1; k >= 0; k--) {
+                if (++ridx[k] < s->d[ra[k]])
+                    break;
+                ridx[k] = 0;
+            }
+        }
+        for (int k = nk - 1; k >= 0; k--) {
+            if (++idx[ka[k]] < s->d[ka[k]])
+                break;
+            idx[ka[k]] = 0;
+        }
+    }
+}
+
+/*
+ * LayerNormalization: with xh = (x - m) inv and g = dy scale,
+ * dx = inv (g - mean(g) - xh mean(g xh)); m and inv recomputed as forward.
+ */
+static void layernorm_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
+                               int n_out, const float *dy, float *const *dx, float *scratch,
+                               gemm_ws *gemm)
+{
+    const norm_params *p = pp;
+    const op_shape *s = &in[0].shape;
+    size_t rows = 1, len = 1;
+    for (int k = 0; k < s->rank; k++)
+        *(k < p->axis ? &rows : &len) *= (size_t)s->d[k];
+    const float *x = in[0].data, *sc = in[1].data;
+    if (!dx[0])
+        return;
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * len, *gr = dy + r * len;
+        float *dr = dx[0] + r * len;
+        double m = 0.0, v = 0.0;
+        for (size_t j = 0; j < len; j++)
+            m += xr[j];
+        m /= (double)len;
+        for (size_t j = 0; j < len; j++)
+            v += (xr[j] - m) * (xr[j] - m);
+        v /= (double)len;
+        const double inv = 1.0 / sqrt(v + p->eps);
+        double mg = 0.0, mgx = 0.0;
+        for (size_t j = 0; j < len; j++) {
+            const double g = (double)gr[j] * sc[j];
+            mg += g;
+            mgx += g * ((xr[j] - m) * inv);
+        }
+        mg /= (double)len, mgx /= (double)len;
+        for (size_t j = 0; j < len; j++) {
+            const double g = (double)gr[j] * sc[j], xh = (xr[j] - m) * inv;
+            dr[j] += (float)(inv * (g - mg - xh * mgx));
+        }
+    }
+}
+
+/* ---- the loss: softmax cross-entropy ---------------------------------- */
+
+double op_xent_grad(const float *z, int K, int l, int rescale, float *d, int *exp2)
+{
+    int am = 0;
+    for (int k = 1; k < K; k++)
+        if (z[k] > z[am])
+            am = k;
+    const double m = z[am];
+    double m2 = -INFINITY; /* the largest logit but the label's */
+    for (int k = 0; k < K; k++)
+        if (k != l && z[k] > m2)
+            m2 = z[k];
+    double rest = 0, not_l = 0; /* sums of e^(z_k - m) over k != argmax, of e^(z_k - m2) over k != l */
+    for (int k = 0; k < K; k++) {
+        if (k != am)
+            rest += exp((double)z[k] - m);
+        if (k != l)
+            not_l += exp((double)z[k] - m2);
+    }
+    /* in logs (nothing underflows however far the softmax saturates): the label's
+     * entry -not_l e^(m2 - m) / S is the largest in size, the others e^(z_k - m) / S */
+    const double logS = log1p(rest), big = log(not_l) + (m2 - m) - logS;
+    double shift = 0.0;
+    *exp2 = 0;
+    if (K > 1 && rescale && big < log(OP_TINY_GRAD)) {
+        const double e = floor(big / M_LN2) + 1; /* the entry times 2^-e in [0.5, 1) */
+        *exp2 = e < -OP_MAX_GRAD_EXP ? OP_MAX_GRAD_EXP : (int)-e;
+        shift = -e * M_LN2;
+    }
+    for (int k = 0; k < K; k++)
+        d[k] = K < 2 ? 0.0f
+             : k == l ? (float)-exp(big + shift)
+                      : (float)exp((double)z[k] - m - logS + shift);
+    return (m - z[l]) + log1p(rest);
+}
+
 /* ---- the table -------------------------------------------------------- */
 
 #define WIN_ATTRS "auto_pad,kernel_shape,strides,dilations,pads"
 
 static const op_def table[] = {
     {"Conv", WIN_ATTRS ",group", 2, 3, 1, 1, 0, 0, sizeof(win_params), conv_parse, conv_infer,
-     conv_scratch, conv_forward},
+     conv_scratch, conv_forward,
+     conv_backward, conv_bwd_scratch, 0, OPB_IN(0)},
     {"MaxPool", WIN_ATTRS ",ceil_mode,storage_order", 1, 1, 1, 2, 0, 0, sizeof(win_params),
-     maxpool_parse, pool_infer, NULL, maxpool_forward},
+     maxpool_parse, pool_infer, NULL, maxpool_forward,
+     maxpool_backward, NULL, OPB_IN(0), OPB_IN(0)},
     {"AveragePool", WIN_ATTRS ",ceil_mode,count_include_pad", 1, 1, 1, 1, 0, 0, sizeof(win_params),
-     avgpool_parse, pool_infer, NULL, avgpool_forward},
-    {"GlobalAveragePool", "", 1, 1, 1, 1, 0, 1, sizeof(int), NULL, gap_infer, NULL, gap_forward},
+     avgpool_parse, pool_infer, NULL, avgpool_forward,
+     avgpool_backward, NULL, 0, OPB_IN(0)},
+    {"GlobalAveragePool", "", 1, 1, 1, 1, 0, 1, sizeof(int), NULL, gap_infer, NULL, gap_forward,
+     gap_backward, NULL, 0, OPB_IN(0)},
     {"BatchNormalization", "epsilon,momentum,training_mode", 5, 5, 1, 3, 0, 0, sizeof(bn_params),
-     bn_parse, bn_infer, NULL, bn_forward},
-    {"Relu", "", 1, 1, 1, 1, 0, 0, sizeof(unary_params), relu_parse, unary_infer, NULL, unary_forward},
+     bn_parse, bn_infer, NULL, bn_forward,
+     bn_backward, NULL, 0, OPB_IN(0)},
+    {"Relu", "", 1, 1, 1, 1, 0, 0, sizeof(unary_params), relu_parse, unary_infer, NULL, unary_forward,
+     unary_backward, NULL, OPB_OUT, OPB_IN(0)},
     {"Sigmoid", "", 1, 1, 1, 1, 0, 0, sizeof(unary_params), sigmoid_parse, unary_infer, NULL,
-     unary_forward},
+     unary_forward,
+     unary_backward, NULL, OPB_OUT, OPB_IN(0)},
     {"HardSigmoid", "alpha,beta", 1, 1, 1, 1, 0, 6, sizeof(unary_params), hardsigmoid_parse,
-     unary_infer, NULL, unary_forward},
+     unary_infer, NULL, unary_forward,
+     unary_backward, NULL, OPB_IN(0), OPB_IN(0)},
     {"HardSwish", "", 1, 1, 1, 1, 0, 14, sizeof(unary_params), hardswish_parse, unary_infer, NULL,
-     unary_forward},
-    {"Erf", "", 1, 1, 1, 1, 0, 0, sizeof(unary_params), erf_parse, unary_infer, NULL, unary_forward},
-    {"Sqrt", "", 1, 1, 1, 1, 0, 0, sizeof(unary_params), sqrt_parse, unary_infer, NULL, unary_forward},
-    {"Tanh", "", 1, 1, 1, 1, 0, 0, sizeof(unary_params), tanh_parse, unary_infer, NULL, unary_forward},
-    {"Exp", "", 1, 1, 1, 1, 0, 0, sizeof(unary_params), exp_parse, unary_infer, NULL, unary_forward},
-    {"Neg", "", 1, 1, 1, 1, 0, 0, sizeof(unary_params), neg_parse, unary_infer, NULL, unary_forward},
-    {"Abs", "", 1, 1, 1, 1, 0, 0, sizeof(unary_params), abs_parse, unary_infer, NULL, unary_forward},
-    {"Clip", "", 1, 3, 1, 1, 0, 0, sizeof(unary_params), clip_parse, unary_infer, NULL, unary_forward},
+     unary_forward,
+     unary_backward, NULL, OPB_IN(0), OPB_IN(0)},
+    {"Erf", "", 1, 1, 1, 1, 0, 0, sizeof(unary_params), erf_parse, unary_infer, NULL, unary_forward,
+     unary_backward, NULL, OPB_IN(0), OPB_IN(0)},
+    {"Sqrt", "", 1, 1, 1, 1, 0, 0, sizeof(unary_params), sqrt_parse, unary_infer, NULL, unary_forward,
+     unary_backward, NULL, OPB_OUT, OPB_IN(0)},
+    {"Tanh", "", 1, 1, 1, 1, 0, 0, sizeof(unary_params), tanh_parse, unary_infer, NULL, unary_forward,
+     unary_backward, NULL, OPB_OUT, OPB_IN(0)},
+    {"Exp", "", 1, 1, 1, 1, 0, 0, sizeof(unary_params), exp_parse, unary_infer, NULL, unary_forward,
+     unary_backward, NULL, OPB_OUT, OPB_IN(0)},
+    {"Neg", "", 1, 1, 1, 1, 0, 0, sizeof(unary_params), neg_parse, unary_infer, NULL, unary_forward,
+     unary_backward, NULL, 0, OPB_IN(0)},
+    {"Abs", "", 1, 1, 1, 1, 0, 0, sizeof(unary_params), abs_parse, unary_infer, NULL, unary_forward,
+     unary_backward, NULL, OPB_IN(0), OPB_IN(0)},
+    {"Clip", "", 1, 3, 1, 1, 0, 0, sizeof(unary_params), clip_parse, unary_infer, NULL, unary_forward,
+     unary_backward, NULL, OPB_IN(0), OPB_IN(0)},
     {"Identity", "", 1, 1, 1, 1, OPF_ALIAS, 0, sizeof(unary_params), identity_parse, unary_infer, NULL,
-     unary_forward},
+     unary_forward,
+     unary_backward, NULL, 0, OPB_IN(0)},
     {"Dropout", "seed,ratio", 1, 3, 1, 2, OPF_ALIAS, 0, sizeof(unary_params), dropout_parse, unary_infer,
-     NULL, unary_forward},
-    {"Add", "", 2, 2, 1, 1, 0, 0, sizeof(binary_params), add_parse, binary_infer, NULL, binary_forward},
-    {"Sub", "", 2, 2, 1, 1, 0, 0, sizeof(binary_params), sub_parse, binary_infer, NULL, binary_forward},
-    {"Mul", "", 2, 2, 1, 1, 0, 0, sizeof(binary_params), mul_parse, binary_infer, NULL, binary_forward},
-    {"Div", "", 2, 2, 1, 1, 0, 0, sizeof(binary_params), div_parse, binary_infer, NULL, binary_forward},
-    {"Pow", "", 2, 2, 1, 1, 0, 0, sizeof(binary_params), pow_parse, binary_infer, NULL, binary_forward},
+     NULL, unary_forward,
+     unary_backward, NULL, 0, OPB_IN(0)},
+    {"Add", "", 2, 2, 1, 1, 0, 0, sizeof(binary_params), add_parse, binary_infer, NULL, binary_forward,
+     binary_backward, NULL, 0, OPB_IN(0) | OPB_IN(1)},
+    {"Sub", "", 2, 2, 1, 1, 0, 0, sizeof(binary_params), sub_parse, binary_infer, NULL, binary_forward,
+     binary_backward, NULL, 0, OPB_IN(0) | OPB_IN(1)},
+    {"Mul", "", 2, 2, 1, 1, 0, 0, sizeof(binary_params), mul_parse, binary_infer, NULL, binary_forward,
+     binary_backward, NULL, OPB_IN(0) | OPB_IN(1), OPB_IN(0) | OPB_IN(1)},
+    {"Div", "", 2, 2, 1, 1, 0, 0, sizeof(binary_params), div_parse, binary_infer, NULL, binary_forward,
+     binary_backward, NULL, OPB_IN(1) | OPB_OUT, OPB_IN(0) | OPB_IN(1)},
+    {"Pow", "", 2, 2, 1, 1, 0, 0, sizeof(binary_params), pow_parse, binary_infer, NULL, binary_forward,
+     binary_backward, NULL, OPB_IN(0) | OPB_IN(1) | OPB_OUT, OPB_IN(0) | OPB_IN(1)},
     {"Gemm", "alpha,beta,transA,transB", 2, 3, 1, 1, 0, 0, sizeof(gemm_params), gemm_parse,
-     gemm_infer, NULL, gemm_forward},
-    {"MatMul", "", 2, 2, 1, 1, 0, 0, sizeof(gemm_params), NULL, matmul_infer, NULL, matmul_forward},
+     gemm_infer, NULL, gemm_forward,
+     gemm_backward, gemm_bwd_scratch, OPB_IN(1), OPB_IN(0) | OPB_IN(2)},
+    {"MatMul", "", 2, 2, 1, 1, 0, 0, sizeof(gemm_params), NULL, matmul_infer, NULL, matmul_forward,
+     matmul_backward, NULL, OPB_IN(0) | OPB_IN(1), OPB_IN(0) | OPB_IN(1)},
     {"Flatten", "axis", 1, 1, 1, 1, OPF_ALIAS, 0, sizeof(shape_params), flatten_parse, flatten_infer,
-     NULL, copy_forward},
+     NULL, copy_forward,
+     accum_backward, NULL, 0, OPB_IN(0)},
     {"Reshape", "allowzero", 2, 2, 1, 1, OPF_ALIAS, 0, sizeof(shape_params), reshape_parse,
-     reshape_infer, NULL, copy_forward},
+     reshape_infer, NULL, copy_forward,
+     accum_backward, NULL, 0, OPB_IN(0)},
     {"Squeeze", "axes", 1, 2, 1, 1, OPF_ALIAS, 0, sizeof(shape_params), squeeze_parse, squeeze_infer,
-     NULL, copy_forward},
+     NULL, copy_forward,
+     accum_backward, NULL, 0, OPB_IN(0)},
     {"Unsqueeze", "axes", 1, 2, 1, 1, OPF_ALIAS, 0, sizeof(shape_params), squeeze_parse,
-     unsqueeze_infer, NULL, copy_forward},
+     unsqueeze_infer, NULL, copy_forward,
+     accum_backward, NULL, 0, OPB_IN(0)},
     {"Shape", "start,end", 1, 1, 1, 1, OPF_SHAPE_ONLY, 0, sizeof(shape_params), shape_parse,
-     shape_infer, NULL, shape_forward},
+     shape_infer, NULL, shape_forward,
+     NULL, NULL, 0, 0},
     {"Concat", "axis", 1, 64, 1, 1, 0, 0, sizeof(shape_params), concat_parse, concat_infer, NULL,
-     concat_forward},
+     concat_forward,
+     concat_backward, NULL, 0, OPB_ALL},
     {"Gather", "axis", 2, 2, 1, 1, 0, 0, sizeof(shape_params), axis_parse, gather_infer, NULL,
-     gather_forward},
+     gather_forward,
+     gather_backward, NULL, 0, OPB_IN(0)},
     {"Transpose", "perm", 1, 1, 1, 1, 0, 0, sizeof(shape_params), transpose_parse, transpose_infer,
-     NULL, transpose_forward},
-    {"Slice", "", 3, 5, 1, 1, 0, 0, sizeof(slice_params), NULL, slice_infer, NULL, slice_forward},
-    {"Pad", "mode", 2, 3, 1, 1, 0, 0, sizeof(slice_params), pad_parse, pad_infer, NULL, pad_forward},
+     NULL, transpose_forward,
+     transpose_backward, NULL, 0, OPB_IN(0)},
+    {"Slice", "", 3, 5, 1, 1, 0, 0, sizeof(slice_params), NULL, slice_infer, NULL, slice_forward,
+     slice_backward, NULL, 0, OPB_IN(0)},
+    {"Pad", "mode", 2, 3, 1, 1, 0, 0, sizeof(slice_params), pad_parse, pad_infer, NULL, pad_forward,
+     pad_backward, NULL, 0, OPB_IN(0)},
     {"Softmax", "axis", 1, 1, 1, 1, 0, 0, sizeof(norm_params), softmax_parse, softmax_infer, NULL,
-     softmax_forward},
+     softmax_forward,
+     softmax_backward, NULL, OPB_OUT, OPB_IN(0)},
     {"ReduceMean", "axes,keepdims", 1, 1, 1, 1, 0, 0, sizeof(norm_params), reducemean_parse,
-     reducemean_infer, NULL, reducemean_forward},
+     reducemean_infer, NULL, reducemean_forward,
+     reducemean_backward, NULL, 0, OPB_IN(0)},
     {"LayerNormalization", "axis,epsilon,stash_type", 2, 3, 1, 3, 0, 17, sizeof(norm_params),
-     layernorm_parse, layernorm_infer, NULL, layernorm_forward},
-    {"Cast", "to", 1, 1, 1, 1, 0, 0, sizeof(cast_params), cast_parse, cast_infer, NULL, cast_forward},
+     layernorm_parse, layernorm_infer, NULL, layernorm_forward,
+     layernorm_backward, NULL, OPB_IN(0) | OPB_IN(1), OPB_IN(0)},
+    {"Cast", "to", 1, 1, 1, 1, 0, 0, sizeof(cast_params), cast_parse, cast_infer, NULL, cast_forward,
+     accum_backward, NULL, 0, OPB_IN(0)},
 };
 
 const op_def *op_find(const char *name)
@@ -2252,6 +3017,16 @@ const op_def *op_find(const char *name)
         if (!strcmp(table[i].name, name))
             return &table[i];
     return NULL;
+}
+
+int op_grad_input(const op_def *d, int i)
+{
+    return d->backward && (d->bwd_inputs == OPB_ALL || (i < 16 && (d->bwd_inputs >> i & 1)));
+}
+
+int op_bwd_reads(const op_def *d, int i)
+{
+    return i < 0 ? (d->bwd_reads & OPB_OUT) != 0 : i < 16 && (d->bwd_reads >> i & 1);
 }
 
 const op_def *op_table(int *n)

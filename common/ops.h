@@ -2,14 +2,15 @@
  * ops.h - the operator kernels of the graph engine (common/graph.h), one row
  * per operator in a table: its name, the attributes it accepts, how it reads
  * them (parse), how it computes its outputs' shapes (infer), how much scratch
- * a call needs, and its forward kernel. The input gradient goes in the same
- * row later (a `backward` member), so that adding an operator is adding a row.
+ * a call needs, its forward kernel, and its backward kernel (the input
+ * gradient), so that adding an operator is adding a row.
  *
  *     const op_def *d = op_find("Conv");           // NULL: not supported
  *     void *params = calloc(1, d->params_size);
  *     d->parse(params, attrs, n_attrs, opset, err, sizeof err);
  *     d->infer(params, in, n_in, out, n_out, err, sizeof err);  // once, at load
  *     d->forward(params, in_at_run_time, n_in, out, n_out, scratch);
+ *     d->backward(params, in, n_in, out, n_out, dy, dx, scratch, gemm); // dx += dL/din
  *
  * Tensors. A tensor is an op_tensor: element type, shape, row-major data. A
  * *batched* tensor's first dimension is the batch: at load time (parse,
@@ -118,6 +119,11 @@ enum {
                              graph may give both one buffer and not call forward */
 };
 
+/** What a backward kernel reads of the forward values (op_def.bwd_reads). */
+#define OPB_IN(i) (1 << (i))  /**< input i (0..7) */
+#define OPB_OUT (1 << 16)     /**< output 0 */
+#define OPB_ALL (~0)          /**< bwd_inputs: every input, however many (Concat) */
+
 typedef struct op_def {
     const char *name;        /**< ONNX op_type */
     const char *attrs;       /**< accepted attribute names, comma-separated ("" none) */
@@ -163,6 +169,28 @@ typedef struct op_def {
      */
     void (*forward)(const void *params, const op_tensor *in, int n_in, op_tensor *out,
                     int n_out, float *scratch, gemm_ws *gemm);
+
+    /**
+     * The input gradient (NULL: the operator has none; a graph that needs
+     * its gradient is refused): ADDS dL/d in[i] to dx[i] for every i with
+     * dx[i] != NULL (the caller zeroes a gradient before its first writer,
+     * so that a tensor read by several nodes, or twice by one, sums its
+     * parts), given dy = dL/d out[0] (the gradient of the other outputs is
+     * taken as zero: the graph refuses a backward through an operator whose
+     * other outputs are read). in and out are the forward's views (run-time
+     * shapes); only the data that bwd_reads names (and constants) is valid,
+     * the rest is NULL. dx[i] and dy have in[i]'s and out[0]'s shapes.
+     * Batch invariant as forward: an image's gradient does not depend on the
+     * others (per-image loops, gemm_f32, fixed summation orders). Cannot fail.
+     * Weight gradients (the trainer's) will be a separate member, so that an
+     * input-gradient pass never pays for them.
+     */
+    void (*backward)(const void *params, const op_tensor *in, int n_in, const op_tensor *out,
+                     int n_out, const float *dy, float *const *dx, float *scratch, gemm_ws *gemm);
+    /** Scratch floats one backward call needs (as `scratch`); may be NULL. */
+    size_t (*bwd_scratch)(const void *params, const op_tensor *in, int n_in, const op_tensor *out);
+    int bwd_reads;           /**< OPB_* bits: the forward values backward reads */
+    int bwd_inputs;          /**< OPB_IN bits: the inputs whose gradient backward gives */
 } op_def;
 
 /** The row of an ONNX operator type, or NULL if it is not supported. */
@@ -170,6 +198,12 @@ const op_def *op_find(const char *name);
 
 /** All rows (borrowed, static); *n gets their number. */
 const op_def *op_table(int *n);
+
+/** Nonzero if the row's backward gives the gradient of input i. */
+int op_grad_input(const op_def *d, int i);
+
+/** Nonzero if the row's backward reads input i (output 0 for i = -1) of the forward. */
+int op_bwd_reads(const op_def *d, int i);
 
 /** Nonzero if name is in the comma-separated list attrs. */
 int op_attr_accepted(const op_def *d, const char *name);
@@ -188,5 +222,25 @@ void op_fold_bn(const float *W, const float *bias, int M, size_t K, const float 
 
 /** The epsilon of a parsed BatchNormalization node's params. */
 float op_bn_epsilon(const void *bn_params);
+
+/** Logit gradients below this are scaled up by op_xent_grad (see there). */
+#define OP_TINY_GRAD 0x1p-64
+/** op_xent_grad's largest exponent (a softmax saturated past e^-(7e8)). */
+#define OP_MAX_GRAD_EXP (1 << 30)
+
+/**
+ * The softmax cross-entropy loss -log p_l of logits z[K] and its gradient
+ * d[K] = p - onehot(l) (written), computed in double from the logits with
+ * the label's entry as -sum_{k != l} p_k: formed as p_l - 1 in float it is
+ * exactly 0 once p_l rounds to 1, which drops half of the direction. Returns
+ * the loss (m - z_l) + log1p(sum_{k != argmax} e^(z_k - m)), m the largest
+ * logit, right however small it is. With `rescale`, a d whose largest entry
+ * is below OP_TINY_GRAD is multiplied by a power of two (exact) bringing that
+ * entry to [0.5, 1), and *exp2 gets its exponent (the true d is d * 2^exp2);
+ * else *exp2 is 0. Computed in logs, so that nothing underflows even when
+ * the logits' gaps exceed double's range (e^-745); *exp2 is capped at
+ * OP_MAX_GRAD_EXP (the direction stays exact). Shared by net.c and graph.c.
+ */
+double op_xent_grad(const float *z, int K, int l, int rescale, float *d, int *exp2);
 
 #endif

@@ -81,7 +81,11 @@ static void *load_main(void *arg)
     double t0 = ut_now();
     char *err = a->load_err;
     size_t errsz = sizeof a->load_err;
-    int rc = model_load(&a->spec, a->cfg.weights, &a->model, err, errsz);
+    int rc = model_is_onnx_path(a->cfg.model)
+                 ? model_load_onnx(a->cfg.model, a->cfg.preprocess, &a->model, err, errsz)
+                 : model_load(&a->spec, a->cfg.weights, &a->model, err, errsz);
+    if (!rc)
+        a->spec = *model_get_spec(a->model); /* an ONNX model's spec comes with it */
     if (!rc && a->cfg.labels) {
         char lerr[ADJ_ERRLEN];
         int lrc = model_labels_load(a->cfg.labels, &a->labels, lerr, sizeof lerr);
@@ -243,7 +247,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "advjpgd: %s\n", err);
         return 2;
     }
-    if (model_spec_load(a.cfg.model, &a.spec, err, sizeof err)) {
+    if (!model_is_onnx_path(a.cfg.model) && model_spec_load(a.cfg.model, &a.spec, err, sizeof err)) {
         fprintf(stderr, "advjpgd: %s\n", err);
         srv_config_free(&a.cfg);
         return 2;

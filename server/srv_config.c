@@ -35,7 +35,7 @@ enum opt_id {
     O_CONFIG, O_LISTEN, O_THREADS, O_CONN_TIMEOUT, O_HEADER_TIMEOUT, O_MIN_RATE, O_CONN_LIMIT,
     O_PER_IP_LIMIT, O_KEEP_ALIVE, O_PORT_FILE,
     O_TOKEN, O_TOKEN_FILE,
-    O_MODEL, O_WEIGHTS, O_LABELS,
+    O_MODEL, O_WEIGHTS, O_LABELS, O_PREPROCESS,
     O_MAX_BODY, O_MAX_PIXELS, O_TIMEOUT,
     O_MAX_BATCH, O_BATCH_DELAY, O_QUEUE_SIZE,
     O_DATA_ROOT, O_JOBS_DIR, O_JOB_BATCH, O_JOB_BATCH_MS,
@@ -90,11 +90,14 @@ static const opt_def OPTS[O_COUNT] = {
                  "require 'Authorization: Bearer TOKEN' on every endpoint but /health"},
     [O_TOKEN_FILE] = {"token-file", "server", K_PATH, 0, 0, "FILE",
                       "read that token from the first line of FILE"},
-    [O_MODEL] = {"model", "model", K_STR, 0, 0, "NAME|FILE.json",
-                 "built-in model (" MODEL_DEFAULT_NAME ", overfeat-fast, overfeat-accurate) "
-                 "or a spec file (default " MODEL_DEFAULT_NAME ")"},
+    [O_MODEL] = {"model", "model", K_STR, 0, 0, "NAME|FILE.json|FILE.onnx",
+                 "built-in model (" MODEL_DEFAULT_NAME ", overfeat-fast, overfeat-accurate), "
+                 "a spec file or an ONNX model (default " MODEL_DEFAULT_NAME ")"},
     [O_WEIGHTS] = {"weights", "model", K_PATH, 0, 0, "FILE",
                    "weight file of that model (required unless the model is the default one)"},
+    [O_PREPROCESS] = {"preprocess", "model", K_PATH, 0, 0, "FILE.json",
+                      "an ONNX model's preprocessing (default: FILE.json beside it, else "
+                      "torchvision's)"},
     [O_LABELS] = {"labels", "model", K_PATH, 0, 0, "FILE",
                   "class names, one per line, in output order (optional)"},
     [O_MAX_BODY] = {"max-body", "limits", K_SIZE, 1, (long)1 << 40, "BYTES",
@@ -322,6 +325,7 @@ static int apply_opt(srv_config *cfg, int id, const char *value, const char *whe
     case O_MODEL: set_str(&cfg->model, str); break;
     case O_WEIGHTS: set_str(&cfg->weights, str); break;
     case O_LABELS: set_str(&cfg->labels, str); break;
+    case O_PREPROCESS: set_str(&cfg->preprocess, str); break;
     case O_MAX_BODY: cfg->max_body = sv; break;
     case O_MAX_PIXELS: cfg->max_pixels = sv; break;
     case O_TIMEOUT: cfg->timeout_s = (int)iv; break;
@@ -508,6 +512,9 @@ static int finish_model(srv_config *cfg, char *err, size_t errsz)
             return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
         if (!cfg->labels && !(cfg->labels = path_join(dir, MODEL_DEFAULT_NAME ".labels")))
             return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    } else if (!cfg->weights && model_is_onnx_path(cfg->model)) { /* weights in the file */
+        if (!(cfg->weights = strdup(cfg->model)))
+            return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
     } else if (!cfg->weights) {
         return adj_fail(err, errsz, ADJ_ERR_ARG, "--model %s needs --weights FILE", cfg->model);
     }
@@ -679,6 +686,7 @@ void srv_config_free(srv_config *cfg)
     free(cfg->model);
     free(cfg->weights);
     free(cfg->labels);
+    free(cfg->preprocess);
     free(cfg->data_root);
     free(cfg->jobs_dir);
     memset(cfg, 0, sizeof *cfg);

@@ -52,6 +52,7 @@ typedef struct {
     char *model;         /**< built-in name or spec file (never NULL after load) */
     char *weights;       /**< weight file (never NULL after load) */
     char *labels;        /**< labels file, or NULL */
+    char *preprocess;    /**< an ONNX model's preprocessing spec, or NULL (model.h) */
     int labels_required; /**< nonzero when the labels file was named explicitly */
     /* [limits] */
     size_t max_body;     /**< request body bytes at most */

@@ -292,6 +292,13 @@ json_t *srv_json_models(const model *m, const char *labels_path, const model_lab
     put(e, "labels", labels_path && labels && labels->n ? json_string(labels_path) : json_null(),
         &bad);
     put(e, "max_batch", json_integer(max_batch), &bad);
+    char *onnx_text = NULL; /* an ONNX model: format, preprocessing, operators */
+    if (model_onnx_info_json(m, &onnx_text) == ADJ_OK && onnx_text) {
+        json_t *info = json_loads(onnx_text, 0, NULL);
+        if (info)
+            put(e, "onnx", info, &bad);
+        free(onnx_text);
+    }
     char *spec_text = NULL;
     if (model_spec_to_json(s, &spec_text) == ADJ_OK && spec_text) {
         json_t *spec = json_loads(spec_text, 0, NULL);

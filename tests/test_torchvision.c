@@ -4,8 +4,13 @@
  * test_torchvision.sh): for each model, DIR/NAME.onnx run on DIR/NAME.input
  * (N images) must give the same top-5 classes as DIR/NAME.probs for every
  * image and probabilities within 1e-4; each image's logits must be
- * bit-identical when it runs alone (batch invariance). Prints the time of a
- * batch.
+ * bit-identical when it runs alone (batch invariance). When the export wrote
+ * DIR/NAME.labels and DIR/NAME.grad (PyTorch's input gradient of the
+ * cross-entropy, by autograd in double), gr_backward_loss's gradient must
+ * have the same sign (FGSM's direction) at >= 99.5% of the pixels where the
+ * gradient is not negligible: |g_torch| >= GRAD_FLOOR times the image's
+ * largest |g_torch|; and each image's gradient must be bit-identical alone
+ * and in the batch. Prints the times of a batch.
  */
 #include <math.h>
 #include <stdio.h>
@@ -49,6 +54,86 @@ static void top5(const float *p, int k, int *idx)
         }
         idx[t] = best;
     }
+}
+
+/* Pixels whose reference gradient is below this fraction of the image's largest are negligible. */
+#define GRAD_FLOOR 1e-3
+/* Least fraction of the other pixels whose gradient sign must agree with PyTorch's. */
+#define SIGN_AGREEMENT 0.995
+
+/* The input gradient against PyTorch's (double) and its batch invariance. */
+static void check_gradient(const char *dir, int n, const char *name, const gr_graph *g,
+                           const float *x)
+{
+    char path[4200], err[ADJ_ERRLEN];
+    const size_t per = 3 * 224 * 224;
+    size_t len_l = 0, len_g = 0;
+    snprintf(path, sizeof path, "%s/%s.labels", dir, name);
+    int *labels = (int *)tu_read_file(path, &len_l);
+    snprintf(path, sizeof path, "%s/%s.grad", dir, name);
+    double *want = (double *)tu_read_file(path, &len_g);
+    gr_ctx *c = NULL;
+    float *grad = malloc(sizeof(float) * n * per), *one = malloc(sizeof(float) * per);
+    if (!labels || !want) {
+        printf("%s: no reference gradient (an older export): gradient not checked\n", name);
+        goto done;
+    }
+    CHECK(len_l == (size_t)n * 4 && len_g == (size_t)n * per * 8, "%s: labels and gradient", name);
+    CHECK(gr_ctx_new(g, n, GR_BACKWARD, &c, err, sizeof err) == 0, "%s: backward: %s", name, err);
+    if (!c || len_g != (size_t)n * per * 8)
+        goto done;
+    gr_forward(c, x, n, err, sizeof err);
+    double t0 = now();
+    CHECK(gr_backward_loss(c, labels, grad, NULL, err, sizeof err) == 0, "%s: %s", name, err);
+    double t1 = now();
+    if (getenv("TORCHVISION_VERBOSE")) { /* DIR/NAME.ours: the gradient, float32 */
+        snprintf(path, sizeof path, "%s/%s.ours", dir, name);
+        FILE *f = fopen(path, "wb");
+        if (f) {
+            fwrite(grad, sizeof(float), n * per, f);
+            fclose(f);
+        }
+    }
+    size_t counted = 0, agree = 0;
+    for (int i = 0; i < n; i++) {
+        const size_t c0 = counted, a0 = agree;
+        double big = 0;
+        for (size_t j = 0; j < per; j++)
+            big = fmax(big, fabs(want[i * per + j]));
+        for (size_t j = 0; j < per; j++) {
+            const double w = want[i * per + j];
+            const float v = grad[i * per + j];
+            if (fabs(w) < GRAD_FLOOR * big)
+                continue;
+            counted++;
+            agree += (w > 0 && v > 0) || (w < 0 && v < 0);
+        }
+        if (getenv("TORCHVISION_VERBOSE"))
+            printf("%s: image %d (label %d, gradient times 2^%d): signs agree at %.4f\n", name, i,
+                   labels[i], gr_grad_exponent(c, i),
+                   counted > c0 ? (double)(agree - a0) / (double)(counted - c0) : 0.0);
+    }
+    const double frac = counted ? (double)agree / (double)counted : 0;
+    CHECK(frac >= SIGN_AGREEMENT, "%s: gradient signs agree with PyTorch's at %.4f of %zu pixels",
+          name, frac, counted);
+    int invariant = 1;
+    for (int i = 0; i < n; i++) {
+        gr_forward(c, x + i * per, 1, err, sizeof err);
+        gr_backward_loss(c, labels + i, one, NULL, err, sizeof err);
+        invariant &= !memcmp(one, grad + i * per, sizeof(float) * per);
+    }
+    CHECK(invariant, "%s: an image's gradient differs alone and in a batch of %d", name, n);
+    gr_ctx *all = NULL; /* the memory plan's saving: against keeping every activation */
+    size_t all_kb = gr_ctx_new(g, n, GR_BACKWARD | GR_KEEP_ALL, &all, err, sizeof err) ? 0
+                    : gr_ctx_bytes(all) / 1024;
+    gr_ctx_free(all);
+    printf("%s: gradient %.3f s per batch of %d, %zu KB activations and gradients (%zu KB "
+           "keeping every activation), sign agreement %.4f of %zu pixels (|g| >= %g max), "
+           "batch-invariant %s\n", name, t1 - t0, n, gr_ctx_bytes(c) / 1024, all_kb, frac,
+           counted, GRAD_FLOOR, invariant ? "yes" : "NO");
+done:
+    gr_ctx_free(c);
+    free(labels), free(want), free(grad), free(one);
 }
 
 static void run_model(const char *dir, int n, const char *name)
@@ -125,6 +210,7 @@ static void run_model(const char *dir, int n, const char *name)
         free(sec);
     }
     free(all), free(p);
+    check_gradient(dir, n, name, g, x);
 done:
     gr_ctx_free(c);
     gr_free(g);

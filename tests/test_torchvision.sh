@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # test_torchvision.sh - advjpg's graph engine against PyTorch on torchvision
 # models with seeded random weights (torchvision_export.py, test_torchvision.c):
-# top-5 identical, max |p - p_torch| <= 1e-4, batch invariance.
+# top-5 identical, max |p - p_torch| <= 1e-4, batch invariance; the input
+# gradient's signs against PyTorch's autograd in double.
 #
 #   TORCHVISION_MODELS  models to check (default: resnet18)
 #   TORCHVISION_BATCH   images per batch (default 4)
+#   TORCHVISION_VERBOSE set: per-image gradient sign agreement, and the gradient
+#                       written to DIR/NAME.ours (float32)
 #   PYTHON              a python3 with torch and torchvision (default /usr/bin/python3;
 #                       Debian: python3-torch python3-torchvision)
 # Skipped (exit 77) when that python has no torch or torchvision (run.sh installs them).

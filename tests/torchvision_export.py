@@ -7,11 +7,16 @@ batch and PyTorch's probabilities for it (test_torchvision.sh runs this).
 For each NAME (a torchvision.models constructor: resnet18, mobilenet_v3_small...)
 writes OUTDIR/NAME.onnx (opset 13, dynamic batch, BatchNormalization kept as
 nodes so that advjpg folds them itself), OUTDIR/NAME.input (N x 3 x 224 x 224
-float32, standardised pixels) and OUTDIR/NAME.probs (N x 1000 float32 softmax
-probabilities from PyTorch), and prints PyTorch's forward time per batch. The
+float32, standardised pixels), OUTDIR/NAME.probs (N x 1000 float32 softmax
+probabilities from PyTorch), OUTDIR/NAME.labels (N int32: image i's top class
+for even i, its fifth for odd i) and OUTDIR/NAME.grad (N x 3 x 224 x 224
+float64: the gradient of sum_i -log p(labels_i | x_i) with respect to the
+input, by autograd on the model converted to double), and prints PyTorch's
+forward and gradient times per batch. The
 weights are torchvision's random initialisation under torch.manual_seed(0),
 with random BatchNormalization statistics and a final layer scaled so that
 the top classes are well separated."""
+import copy
 import sys
 import time
 
@@ -19,9 +24,13 @@ import numpy as np
 import torch
 import torchvision
 
-out, n, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-torch.set_num_threads(2)
-for name in names:
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+def seeded_model(name):
+    """torchvision.models.NAME with random weights under torch.manual_seed(0), random
+    BatchNormalization statistics and a final layer scaled by 20, in eval mode."""
     torch.manual_seed(0)
     m = getattr(torchvision.models, name)(weights=None).eval()
     with torch.no_grad():
@@ -35,19 +44,64 @@ for name in names:
             [mod for mod in m.modules() if isinstance(mod, torch.nn.Conv2d)]  # squeezenet
         last = last[-1]
         last.weight.mul_(20.0)
+    return m
+
+
+def export(m, x, path):
+    """m to ONNX at path: opset 13, dynamic batch, BatchNormalization kept."""
+    torch.onnx.export(m, x, path, opset_version=13,
+                      training=torch.onnx.TrainingMode.PRESERVE,
+                      input_names=["input"], output_names=["logits"],
+                      dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}})
+
+
+def main():
+    out, n, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+    torch.set_num_threads(2)
+    for name in names:
+        export_one(out, n, name)
+
+
+def export_one(out, n, name):
+    m = seeded_model(name)
     x = torch.rand(n, 3, 224, 224)
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
     x = (x - mean) / std
     with torch.no_grad():
         m(x)
         t = time.time()
         p = m(x).softmax(1)
         dt = time.time() - t
-    torch.onnx.export(m, x, f"{out}/{name}.onnx", opset_version=13,
-                      training=torch.onnx.TrainingMode.PRESERVE,
-                      input_names=["input"], output_names=["logits"],
-                      dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}})
+    export(m, x, f"{out}/{name}.onnx")
     x.numpy().astype(np.float32).tofile(f"{out}/{name}.input")
     p.numpy().astype(np.float32).tofile(f"{out}/{name}.probs")
-    print(f"{name}: PyTorch {dt:.3f} s per batch of {n}", flush=True)
+    # the reference input gradient, in double: the model and the pixels converted
+    m64 = copy.deepcopy(m).double()
+    x64 = x.double().requires_grad_(True)
+    t = time.time()
+    z = m64(x64)
+    zd = z.detach()
+    order = zd.argsort(dim=1, descending=True)
+    labels = torch.tensor([int(order[i, 0 if i % 2 == 0 else 4]) for i in range(n)])
+    # dL/dz = p - onehot(l) without cancellation: p_l - 1 is 0 in double once p_l rounds
+    # to 1 (a confident model), so the label's entry is -sum_{k != l} p_k, and each row is
+    # scaled by a positive factor (e^(z_k - max_{k != l} z_k)) so that nothing underflows:
+    # the gradient's direction per image, exactly
+    d = torch.zeros_like(zd)
+    for i in range(n):
+        zo = zd[i].clone()
+        zo[labels[i]] = -float("inf")
+        e = torch.exp(zo - zo.max())
+        d[i] = e
+        d[i, labels[i]] = -e.sum()
+    (g,) = torch.autograd.grad(z, x64, grad_outputs=d)
+    dg = time.time() - t
+    labels.numpy().astype(np.int32).tofile(f"{out}/{name}.labels")
+    g.numpy().astype(np.float64).tofile(f"{out}/{name}.grad")
+    print(f"{name}: PyTorch {dt:.3f} s per batch of {n}, gradient (double) {dg:.3f} s",
+          flush=True)
+
+
+if __name__ == "__main__":
+    main()

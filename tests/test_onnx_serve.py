@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""test_onnx_serve.py - advjpgd --model FILE.onnx end to end against PyTorch.
+
+    test_onnx_serve.py ADVJPGD TMPDIR
+
+Exports torchvision's resnet18 with seeded random weights (torchvision_export.py),
+starts advjpgd on it with the torchvision default preprocessing, and checks with
+a random 224x224 PNG (resize=none, so that both see the same pixels):
+- /models reports the ONNX format, the preprocessing, the operators and the
+  file's sha256 (against hashlib);
+- /classify's top-5 probabilities equal PyTorch's within 1e-4 (same classes);
+- /attack (eps 1, images=1): the clean result's probabilities equal PyTorch's;
+  the returned Adv1(x) image moves each pixel against the sign of PyTorch's
+  input gradient (autograd in double) at >= 99.5% of the pixels where that
+  gradient is not negligible (|g| >= 1e-3 max |g|) and the image is not
+  clipped; and the daemon's probabilities for Adv1(x) equal PyTorch's on that
+  image within 1e-4;
+- a sidecar FILE.json with BGR order and a different std is read (probabilities
+  equal PyTorch's on the model with that preprocessing).
+Exit 77 (skip) without torch/torchvision/PIL."""
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+try:
+    import numpy as np
+    import torch
+    from PIL import Image
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import torchvision_export as tv
+except ImportError as e:
+    print(f"SKIP: {e}")
+    sys.exit(77)
+
+daemon, tmp = sys.argv[1], sys.argv[2]
+failures = 0
+
+
+def check(cond, msg):
+    global failures
+    print(("ok   " if cond else "FAIL ") + msg, flush=True)
+    failures += not cond
+
+
+def start(model, *extra):
+    port_file = os.path.join(tmp, "port")
+    if os.path.exists(port_file):
+        os.unlink(port_file)
+    log = open(os.path.join(tmp, "daemon.log"), "ab")
+    p = subprocess.Popen([daemon, "--model", model, "--listen", "127.0.0.1:0", "--port-file",
+                          port_file, "--jobs-dir", os.path.join(tmp, "jobs"), *extra],
+                         stdout=log, stderr=log)
+    for _ in range(600):
+        if os.path.exists(port_file) and open(port_file).read().strip():
+            break
+        if p.poll() is not None:
+            break
+        time.sleep(0.1)
+    url = f"http://127.0.0.1:{open(port_file).read().strip()}"
+    for _ in range(600):  # the model loads in the background
+        try:
+            with urllib.request.urlopen(url + "/models") as r:
+                return p, url, json.load(r)
+        except Exception:
+            if p.poll() is not None:
+                raise RuntimeError("advjpgd exited: " + open(os.path.join(tmp, "daemon.log")).read())
+            time.sleep(0.1)
+    raise RuntimeError("advjpgd did not load the model")
+
+
+def post(url, path, body):
+    req = urllib.request.Request(url + path, data=body, headers={"Content-Type": "image/png"})
+    with urllib.request.urlopen(req) as r:
+        return json.load(r)
+
+
+def png(a):
+    b = io.BytesIO()
+    Image.fromarray(a).save(b, format="PNG")
+    return b.getvalue()
+
+
+def probs_of(m, a, mean, std, bgr=False):
+    """PyTorch's probabilities for an HxWx3 uint8 RGB image with that preprocessing."""
+    x = torch.from_numpy(a.astype(np.float32)).permute(2, 0, 1)[None] / 255.0
+    if bgr:
+        x = x[:, [2, 1, 0]]
+    x = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        return m(x).softmax(1)[0].numpy()
+
+
+def grad_of(m, a, label):
+    """d(-log p_label)/d pixel (0..255 scale) in double."""
+    m64 = m.double()
+    x = torch.from_numpy(a.astype(np.float64)).permute(2, 0, 1)[None].requires_grad_(True)
+    z = m64(((x / 255.0) - torch.tensor(tv.MEAN, dtype=torch.float64).view(1, 3, 1, 1))
+            / torch.tensor(tv.STD, dtype=torch.float64).view(1, 3, 1, 1))
+    loss = torch.nn.functional.cross_entropy(z, torch.tensor([label]))
+    (g,) = torch.autograd.grad(loss, x)
+    m.float()
+    return g[0].permute(1, 2, 0).numpy()
+
+
+def close(result, want, what):
+    top = result["top"]
+    worst = max(abs(t["prob"] - float(want[t["index"]])) for t in top)
+    same = [t["index"] for t in top] == list(np.argsort(-want, kind="stable")[:len(top)])
+    check(same and worst <= 1e-4, f"{what}: top-{len(top)} as PyTorch's, max |p - p_torch| "
+          f"{worst:.2g}")
+
+
+torch.set_num_threads(2)
+m = tv.seeded_model("resnet18")
+onnx = os.path.join(tmp, "resnet18.onnx")
+tv.export(m, torch.zeros(1, 3, 224, 224), onnx)
+rng = np.random.default_rng(1)
+img = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
+body = png(img)
+want = probs_of(m, img, tv.MEAN, tv.STD)
+
+p, url, models = start(onnx, "--max-batch", "4")
+try:
+    info = models["models"][0] if "models" in models else models
+    o = info.get("onnx", {})
+    check(o.get("format") == "onnx" and o.get("preprocessing", {}).get("channel_order") == "RGB"
+          and o.get("operators", {}).get("Conv") == 20 and info.get("classes") == 1000,
+          "/models reports the ONNX format, preprocessing and operators")
+    import hashlib
+    sha = hashlib.sha256(open(onnx, "rb").read()).hexdigest()
+    check(o.get("sha256") == sha, f"/models: sha256 {o.get('sha256')} is the file's ({sha})")
+    r = post(url, "/classify?top_k=5&resize=none", body)
+    close(r, want, "/classify")
+    a = post(url, "/attack?eps=1&top_k=5&resize=none&images=1", body)
+    res = {x["transform"]: x for x in a["results"]}
+    close(res["x"], want, "/attack x")
+    import base64
+    adv = np.array(Image.open(io.BytesIO(base64.b64decode(a["images"]["Adv1(x)"]))).convert("RGB"))
+    g = grad_of(m, img, a["label"])
+    moved = adv.astype(int) - img.astype(int)
+    big = np.abs(g) >= 1e-3 * np.abs(g).max()
+    free = (img > 0) & (img < 255)
+    sel = big & free
+    agree = float(np.mean(np.sign(moved[sel]) == np.sign(g[sel])))
+    check(agree >= 0.995, f"/attack Adv1(x) follows sign(grad) of PyTorch (double) at {agree:.4f} "
+          f"of {int(sel.sum())} pixels")
+    close(res["Adv1(x)"], probs_of(m, adv, tv.MEAN, tv.STD), "/attack Adv1(x)")
+finally:
+    p.terminate()
+    p.wait()
+
+# a sidecar spec: BGR, other std
+side = dict(channel_order="BGR", std=[0.25, 0.25, 0.25], mean=0.5)
+with open(os.path.join(tmp, "resnet18.json"), "w") as f:
+    json.dump(side, f)
+p, url, models = start(onnx)
+try:
+    r = post(url, "/classify?top_k=5&resize=none", body)
+    close(r, probs_of(m, img, (0.5,) * 3, (0.25,) * 3, bgr=True), "/classify with a sidecar (BGR)")
+finally:
+    p.terminate()
+    p.wait()
+print(f"{failures} failed")
+sys.exit(1 if failures else 0)
