@@ -13,11 +13,12 @@ int exp_params_check(const exp_params *p, char *err, size_t errsz)
         return adj_fail(err, errsz, ADJ_ERR_ARG, "eps: give 1..%d values, not %d", EXP_MAX_EPS,
                         p->n_eps);
     for (int i = 0; i < p->n_eps; i++)
-        if (p->eps[i] < 1 || p->eps[i] > 255)
-            return adj_fail(err, errsz, ADJ_ERR_ARG, "eps: %d is not an integer in 1..255",
-                            p->eps[i]);
-    if (p->quality < 1 || p->quality > 100)
-        return adj_fail(err, errsz, ADJ_ERR_ARG, "quality: %d is not in 1..100", p->quality);
+        if (p->eps[i] < EXP_EPS_MIN || p->eps[i] > EXP_EPS_MAX)
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "eps: %d is not an integer in %d..%d",
+                            p->eps[i], EXP_EPS_MIN, EXP_EPS_MAX);
+    if (p->quality < EXP_QUALITY_MIN || p->quality > EXP_QUALITY_MAX)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "quality: %d is not in %d..%d", p->quality,
+                        EXP_QUALITY_MIN, EXP_QUALITY_MAX);
     const exp_attack *a = &p->attack;
     if (a->kind < EXP_FGSM || a->kind > EXP_LL)
         return adj_fail(err, errsz, ADJ_ERR_ARG, "attack: unknown kind %d", (int)a->kind);

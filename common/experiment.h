@@ -22,10 +22,10 @@
 #include <stdint.h>
 
 #include "attack.h"
+#include "exp_param.h"
 #include "image.h"
 #include "net.h"
 
-#define EXP_MAX_EPS 16
 #define EXP_MAX_TRANSFORMS (2 + 3 * EXP_MAX_EPS)
 
 /** Which attack makes Adv_eps(x) (experiment.md, "Beyond FGSM"). */

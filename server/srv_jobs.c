@@ -791,7 +791,7 @@ typedef struct {
     int pending;    /* worker jobs not yet done (js->lock) */
     int submitted;  /* worker jobs queued */
     int refused;    /* the worker refused the chunk: shutting down */
-    srv_job *jobs;  /* [n]; jobs[i].x set when image i was prepared */
+    srv_task *jobs;  /* [n]; jobs[i].x set when image i was prepared */
     char **skip;    /* [n] why image i could not be prepared, or NULL */
 } chunk;
 
@@ -810,7 +810,7 @@ static void chunk_free(chunk *c)
     memset(c, 0, sizeof *c);
 }
 
-static void on_image_done(srv_job *sj, void *arg)
+static void on_image_done(srv_task *sj, void *arg)
 {
     chunk *c = arg;
     (void)sj;
@@ -860,7 +860,7 @@ static int start_chunk(srv_jobs *js, job *j, const char *root, const char *dir, 
     c->n = n;
     c->jobs = calloc((size_t)n, sizeof *c->jobs);
     c->skip = calloc((size_t)n, sizeof *c->skip);
-    srv_job **queue = calloc((size_t)n, sizeof *queue);
+    srv_task **queue = calloc((size_t)n, sizeof *queue);
     if (!c->jobs || !c->skip || !queue) {
         free(queue);
         return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
@@ -871,7 +871,7 @@ static int start_chunk(srv_jobs *js, job *j, const char *root, const char *dir, 
     int k = 0;
     for (int i = 0; i < n; i++) {
         const char *file = j->files[first + (size_t)i];
-        srv_job *sj = &c->jobs[i];
+        srv_task *sj = &c->jobs[i];
         char msg[ADJ_ERRLEN];
         int rc = load_image(js, root, dir, file, &sj->x, msg, sizeof msg);
         if (rc) {
@@ -881,7 +881,7 @@ static int start_chunk(srv_jobs *js, job *j, const char *root, const char *dir, 
             }
             continue;
         }
-        sj->kind = SRV_JOB_ATTACK;
+        sj->kind = SRV_TASK_ATTACK;
         sj->prio = SRV_PRIO_BACKGROUND;
         sj->params = j->params;
         sj->seed = exp_image_seed(j->seed, file);
@@ -1041,7 +1041,7 @@ static int calibrate(const srv_jobs *js, const chunk *c)
 {
     if (c->submitted == 0)
         return 0;
-    const srv_job *sj = &c->jobs[0];
+    const srv_task *sj = &c->jobs[0];
     double per = sj->t_finished - sj->t_started;
     int k = per > 0 ? (int)(js->o.batch_ms * 1e-3 / per) : js->o.max_batch;
     return k < 1 ? 1 : k > js->o.max_batch ? js->o.max_batch : k;
@@ -1160,7 +1160,7 @@ static void run_job(srv_jobs *js, job *j)
             pthread_cond_wait(&js->cond, &js->lock);
         pthread_mutex_unlock(&js->lock);
         for (int i = 0; i < c->n && !failed; i++)
-            if (!c->skip[i] && c->jobs[i].status != SRV_JOB_OK) {
+            if (!c->skip[i] && c->jobs[i].status != SRV_TASK_OK) {
                 failed = 1;
                 snprintf(err, sizeof err, "the engine failed on '%.200s': %s",
                          j->files[c->first + (size_t)i], c->jobs[i].err);
