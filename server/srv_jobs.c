@@ -296,6 +296,111 @@ static int store_uploads(const char *dir, const srv_eval_request *rq, char *err,
     return ADJ_OK;
 }
 
+/* A new id and its folder tmp (jobs_dir/.new-ID), whose final name is final_dir. */
+static int new_job_folder(srv_jobs *js, char id[SRV_JOB_ID_LEN + 1], char tmp[PATH_MAX],
+                          char final_dir[PATH_MAX], char *err, size_t errsz)
+{
+    for (int tries = 0;; tries++) {
+        if (srv_js_new_id(id))
+            return adj_fail(err, errsz, ADJ_ERR_IO, "no random numbers: %s", strerror(errno));
+        snprintf(tmp, PATH_MAX, "%s/.new-%s", js->jobs_dir, id);
+        snprintf(final_dir, PATH_MAX, "%s/%s", js->jobs_dir, id);
+        struct stat sb;
+        int taken = lstat(final_dir, &sb) == 0;
+        if (!taken && mkdir(tmp, 0700) == 0)
+            return ADJ_OK;
+        int e = taken ? EEXIST : errno; /* mkdir's errno, not a later call's */
+        if (e != EEXIST || tries > 100)
+            return adj_fail(err, errsz, ADJ_ERR_IO, "cannot create a job folder in %s: %s",
+                            js->jobs_dir, strerror(e));
+    }
+}
+
+/* request.json (text) and the header of rows.csv (*header_len bytes) into tmp. */
+static int write_job_files(const char *tmp, const char *text, const exp_params *p,
+                           size_t *header_len, char *err, size_t errsz)
+{
+    int rc = ut_write_atomic(tmp, "request.json", text, strlen(text), 0600, err, errsz);
+    if (rc)
+        return rc;
+    char *header = srv_rows_header(p);
+    if (!header)
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    *header_len = strlen(header);
+    rc = ut_write_atomic(tmp, "rows.csv", header, *header_len, 0600, err, errsz);
+    free(header);
+    return rc;
+}
+
+/* The job in memory (new), taking set's lists and req (without "files" and "truth"). */
+static job *job_of_request(const srv_jobs *js, const char *id, const char *dir,
+                           const srv_eval_request *rq, srv_eval_set *set, json_t *req,
+                           int64_t cms, size_t header_len)
+{
+    job *j = srv_js_job_alloc();
+    if (!j || !(j->dir = strdup(dir))) {
+        srv_js_job_free(j);
+        return NULL;
+    }
+    snprintf(j->id, sizeof j->id, "%.*s", SRV_JOB_ID_LEN, id);
+    j->params = rq->params;
+    j->seed = rq->seed;
+    j->classes = js->spec->classes;
+    j->has_truth = set->truth != NULL;
+    j->upload = rq->dataset == NULL;
+    j->total = set->n;
+    j->created_ms = cms;
+    j->rows_len = header_len;
+    j->files = set->files;
+    j->truth = set->truth;
+    j->images_dir = set->dir;
+    set->files = NULL;
+    set->truth = NULL;
+    set->dir = NULL;
+    json_object_del(req, "files");
+    json_object_del(req, "truth");
+    j->info = json_incref(req);
+    j->state = JS_QUEUED;
+    return j;
+}
+
+/* Appends j to the queue and wakes the runner. */
+static void enqueue(srv_jobs *js, job *j)
+{
+    pthread_mutex_lock(&js->lock);
+    job **tail = &js->head;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = j;
+    pthread_cond_broadcast(&js->cond);
+    pthread_mutex_unlock(&js->lock);
+}
+
+/* The job's folder filled in tmp, then renamed final_dir; *out the job, in memory before. */
+static int create_job(srv_jobs *js, srv_eval_request *rq, srv_eval_set *set, const char *id,
+                      const char *tmp, const char *final_dir, job **out, char *err, size_t errsz)
+{
+    char created[32];
+    int64_t cms = ut_wall_ms();
+    srv_js_iso_now(created);
+    int rc;
+    if (!rq->dataset && (rc = store_uploads(tmp, rq, err, errsz)))
+        return rc;
+    json_t *req = request_json(js, id, rq, set, cms, created);
+    char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    size_t header_len = 0;
+    if (!text)
+        rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    else if (!(rc = write_job_files(tmp, text, &rq->params, &header_len, err, errsz)) &&
+             !(*out = job_of_request(js, id, final_dir, rq, set, req, cms, header_len)))
+        rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    free(text);
+    json_decref(req);
+    if (!rc && rename(tmp, final_dir))
+        rc = adj_fail(err, errsz, ADJ_ERR_IO, "cannot create %s: %s", final_dir, strerror(errno));
+    return rc;
+}
+
 int srv_jobs_create(srv_jobs *js, srv_eval_request *rq, char id[SRV_JOB_ID_LEN + 1],
                     char *err, size_t errsz)
 {
@@ -312,104 +417,25 @@ int srv_jobs_create(srv_jobs *js, srv_eval_request *rq, char id[SRV_JOB_ID_LEN +
                      : srv_eval_uploads(rq, js->spec->classes, &set, err, errsz);
     if (rc) /* the request names something wrong (a folder, a file, a label) */
         return rc == ADJ_ERR_NOMEM ? rc : ADJ_ERR_ARG;
-    char tmp[PATH_MAX], final_dir[PATH_MAX], created[32];
-    json_t *req = NULL;
-    char *text = NULL;
+    char tmp[PATH_MAX], final_dir[PATH_MAX];
     job *j = NULL;
     if (!claim_folder(js, 1, NULL)) {
         pthread_mutex_lock(&js->lock);
         rc = adj_fail(err, errsz, ADJ_ERR_STATE, "%s", js->unavailable);
         pthread_mutex_unlock(&js->lock);
-        goto out;
+    } else if (!(rc = new_job_folder(js, id, tmp, final_dir, err, errsz))) {
+        rc = create_job(js, rq, &set, id, tmp, final_dir, &j, err, errsz);
+        if (rc)
+            ut_rmtree(tmp, NULL, 0);
     }
-    for (int tries = 0;; tries++) {
-        if (srv_js_new_id(id)) {
-            rc = adj_fail(err, errsz, ADJ_ERR_IO, "no random numbers: %s", strerror(errno));
-            goto out;
-        }
-        snprintf(tmp, sizeof tmp, "%s/.new-%s", js->jobs_dir, id);
-        snprintf(final_dir, sizeof final_dir, "%s/%s", js->jobs_dir, id);
-        struct stat sb;
-        int taken = lstat(final_dir, &sb) == 0;
-        if (!taken && mkdir(tmp, 0700) == 0)
-            break;
-        int e = taken ? EEXIST : errno; /* mkdir's errno, not a later call's */
-        if (e != EEXIST || tries > 100) {
-            rc = adj_fail(err, errsz, ADJ_ERR_IO, "cannot create a job folder in %s: %s",
-                          js->jobs_dir, strerror(e));
-            goto out;
-        }
+    if (!rc) {
+        ut_fsync_dir(js->jobs_dir);
+        enqueue(js, j);
+        srv_js_log(id, "queued: %zu images from %s%s", j->total,
+                   rq->dataset ? "dataset " : "an upload", rq->dataset ? rq->dataset : "");
+        j = NULL;
     }
-    int64_t cms = ut_wall_ms();
-    srv_js_iso_now(created);
-    if (!rq->dataset && (rc = store_uploads(tmp, rq, err, errsz)))
-        goto out_rm;
-    req = request_json(js, id, rq, &set, cms, created);
-    text = req ? json_dumps(req, JSON_COMPACT) : NULL;
-    if (!text) {
-        rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
-        goto out_rm;
-    }
-    if ((rc = ut_write_atomic(tmp, "request.json", text, strlen(text), 0600, err, errsz)))
-        goto out_rm;
-    char *header = srv_rows_header(&rq->params);
-    if (!header) {
-        rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
-        goto out_rm;
-    }
-    size_t header_len = strlen(header);
-    rc = ut_write_atomic(tmp, "rows.csv", header, header_len, 0600, err, errsz);
-    free(header);
-    if (rc)
-        goto out_rm;
-    /* the job, in memory, before it appears on disk */
-    if (!(j = srv_js_job_alloc()) || !(j->dir = strdup(final_dir))) {
-        rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
-        goto out_rm;
-    }
-    snprintf(j->id, sizeof j->id, "%.*s", SRV_JOB_ID_LEN, id);
-    j->params = rq->params;
-    j->seed = rq->seed;
-    j->classes = js->spec->classes;
-    j->has_truth = set.truth != NULL;
-    j->upload = rq->dataset == NULL;
-    j->total = set.n;
-    j->created_ms = cms;
-    j->rows_len = header_len;
-    j->files = set.files;
-    j->truth = set.truth;
-    j->images_dir = set.dir;
-    set.files = NULL;
-    set.truth = NULL;
-    set.dir = NULL;
-    json_object_del(req, "files");
-    json_object_del(req, "truth");
-    j->info = req;
-    req = NULL;
-    if (rename(tmp, final_dir)) {
-        rc = adj_fail(err, errsz, ADJ_ERR_IO, "cannot create %s: %s", final_dir, strerror(errno));
-        goto out_rm;
-    }
-    ut_fsync_dir(js->jobs_dir);
-    j->state = JS_QUEUED;
-    pthread_mutex_lock(&js->lock);
-    job **tail = &js->head;
-    while (*tail)
-        tail = &(*tail)->next;
-    *tail = j;
-    pthread_cond_broadcast(&js->cond);
-    pthread_mutex_unlock(&js->lock);
-    srv_js_log(id, "queued: %zu images from %s%s", j->total, rq->dataset ? "dataset " : "an upload",
-         rq->dataset ? rq->dataset : "");
-    j = NULL;
-    rc = ADJ_OK;
-    goto out;
-out_rm:
-    ut_rmtree(tmp, NULL, 0);
-out:
     srv_js_job_free(j);
-    json_decref(req);
-    free(text);
     srv_eval_set_free(&set);
     return rc;
 }

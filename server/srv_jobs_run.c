@@ -274,92 +274,123 @@ static int stop_asked(srv_jobs *js, job *j)
     return s;
 }
 
-static void run_job(srv_jobs *js, job *j)
+/*
+ * Where the job's images are read from: *root and *dir (the data root and
+ * the dataset, or the upload's images/ folder, resolved into upload_dir).
+ * 0, or -1 with the reason in err.
+ */
+static int job_source(const srv_jobs *js, const job *j, const char **root, const char **dir,
+                      char upload_dir[PATH_MAX], char *err, size_t errsz)
 {
-    char err[ADJ_ERRLEN] = "";
-    int failed = 0, fd = -1;
-    chunk ring[MAX_INFLIGHT];
-    memset(ring, 0, sizeof ring);
-    char upload_dir[PATH_MAX];
-    const char *root = js->root, *dir = j->images_dir;
     struct stat sb;
-    if (!j->files) { /* only unfinished jobs are queued, and they keep their list */
-        failed = 1;
-        snprintf(err, sizeof err, "internal error: the job has no file list");
-    } else if (j->upload) {
+    *root = js->root;
+    *dir = j->images_dir;
+    if (!j->files) /* only unfinished jobs are queued, and they keep their list */
+        return snprintf(err, errsz, "internal error: the job has no file list"), -1;
+    if (j->upload) {
         char p[PATH_MAX];
         snprintf(p, sizeof p, "%s/images", j->dir);
-        if (lstat(p, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
-            failed = 1;
-            snprintf(err, sizeof err, "its images/ is not a folder%s",
-                     S_ISLNK(sb.st_mode) ? " but a symbolic link (refused)" : "");
-        } else if (!realpath(p, upload_dir)) {
-            failed = 1;
-            adj_fail(err, sizeof err, ADJ_ERR_IO, "its uploaded images are gone: %s",
-                     strerror(errno));
-        }
-        root = dir = upload_dir;
-    } else if (!js->root) {
-        failed = 1;
-        snprintf(err, sizeof err, "server-side datasets are disabled (start advjpgd with "
-                                  "--data-root) and this job reads a dataset");
-    } else if (!srv_path_within(js->root, j->images_dir)) {
-        failed = 1;
-        snprintf(err, sizeof err, "its dataset folder is no longer under --data-root %s",
-                 js->o.data_root);
+        *root = *dir = upload_dir;
+        if (lstat(p, &sb) == 0 && !S_ISDIR(sb.st_mode))
+            return snprintf(err, errsz, "its images/ is not a folder%s",
+                            S_ISLNK(sb.st_mode) ? " but a symbolic link (refused)" : ""), -1;
+        if (!realpath(p, upload_dir))
+            return adj_fail(err, errsz, ADJ_ERR_IO, "its uploaded images are gone: %s",
+                            strerror(errno)), -1;
+        return 0;
     }
-    if (!failed) {
-        char path[PATH_MAX];
-        snprintf(path, sizeof path, "%s/rows.csv", j->dir);
-        fd = ut_open_regular(path, O_WRONLY | O_APPEND | O_CREAT, 0600);
-        pthread_mutex_lock(&js->lock);
-        uint64_t have = j->rows_len;
-        pthread_mutex_unlock(&js->lock);
-        if (fd < 0) {
-            failed = 1;
-            snprintf(err, sizeof err, "cannot open rows.csv: %s", srv_js_file_strerror(errno));
-        } else if (fstat(fd, &sb) == 0 && (uint64_t)sb.st_size != have) {
-            /* rows are appended only here: anything else is not ours */
-            failed = 1;
-            snprintf(err, sizeof err, "rows.csv was changed behind the daemon's back (%llu bytes, "
-                                      "want %llu)",
-                     (unsigned long long)sb.st_size, (unsigned long long)have);
-        }
-    }
-    if (!failed && j->rows_len == 0) {
-        char *header = srv_rows_header(&j->params);
-        if (!header || ut_write_all(fd, header, strlen(header)) || fsync(fd)) {
-            failed = 1;
-            snprintf(err, sizeof err, "cannot write rows.csv: %s",
-                     header ? strerror(errno) : "out of memory");
-        } else {
-            pthread_mutex_lock(&js->lock);
-            j->rows_len = strlen(header);
-            pthread_mutex_unlock(&js->lock);
-        }
-        free(header);
-    }
+    if (!js->root)
+        return snprintf(err, errsz, "server-side datasets are disabled (start advjpgd with "
+                                    "--data-root) and this job reads a dataset"), -1;
+    if (!srv_path_within(js->root, j->images_dir))
+        return snprintf(err, errsz, "its dataset folder is no longer under --data-root %s",
+                        js->o.data_root), -1;
+    return 0;
+}
 
-    /* The chunk grid: fixed by --job-batch, or calibrated by a first chunk
-     * of one image; kept in chunk.json for the job's whole life. */
-    if (!failed && j->grid_k == 0 && js->o.batch > 0) {
-        j->grid_k = js->o.batch < js->o.max_batch ? js->o.batch : js->o.max_batch;
-        j->grid_first = (int)j->done;
-        if (srv_js_save_grid(j, err, sizeof err))
-            failed = 1;
-    }
+/*
+ * rows.csv opened for appending (*fd), checked to hold what the job wrote
+ * and nothing else, with its header written if it is new. 0, or -1 with err.
+ */
+static int open_rows(srv_jobs *js, job *j, int *fd, char *err, size_t errsz)
+{
+    char path[PATH_MAX];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/rows.csv", j->dir);
+    *fd = ut_open_regular(path, O_WRONLY | O_APPEND | O_CREAT, 0600);
     pthread_mutex_lock(&js->lock);
-    j->batch = j->grid_k ? j->grid_k : 1;
+    uint64_t have = j->rows_len;
     pthread_mutex_unlock(&js->lock);
+    if (*fd < 0)
+        return snprintf(err, errsz, "cannot open rows.csv: %s", srv_js_file_strerror(errno)), -1;
+    if (fstat(*fd, &sb) == 0 && (uint64_t)sb.st_size != have)
+        /* rows are appended only here: anything else is not ours */
+        return snprintf(err, errsz, "rows.csv was changed behind the daemon's back (%llu bytes, "
+                                    "want %llu)",
+                        (unsigned long long)sb.st_size, (unsigned long long)have), -1;
+    if (have)
+        return 0;
+    char *header = srv_rows_header(&j->params);
+    int rc = 0;
+    if (!header || ut_write_all(*fd, header, strlen(header)) || fsync(*fd)) {
+        rc = -1;
+        snprintf(err, errsz, "cannot write rows.csv: %s", header ? strerror(errno) : "out of memory");
+    } else {
+        pthread_mutex_lock(&js->lock);
+        j->rows_len = strlen(header);
+        pthread_mutex_unlock(&js->lock);
+    }
+    free(header);
+    return rc;
+}
 
+/* Sets the chunk grid to k images from first on, saved before any row of it exists. */
+static int set_grid(srv_jobs *js, job *j, int k, int first, char *err, size_t errsz)
+{
+    j->grid_k = k;
+    j->grid_first = first;
+    pthread_mutex_lock(&js->lock);
+    j->batch = k ? k : 1;
+    pthread_mutex_unlock(&js->lock);
+    return k ? srv_js_save_grid(j, err, errsz) : 0;
+}
+
+/* The oldest chunk in flight is done: checked, the grid calibrated, its rows written. */
+static int finish_chunk(srv_jobs *js, job *j, int fd, chunk *c, char *err, size_t errsz)
+{
+    pthread_mutex_lock(&js->lock);
+    while (c->pending > 0)
+        pthread_cond_wait(&js->cond, &js->lock);
+    pthread_mutex_unlock(&js->lock);
+    for (int i = 0; i < c->n; i++)
+        if (!c->skip[i] && c->jobs[i].status != SRV_TASK_OK)
+            return snprintf(err, errsz, "the engine failed on '%.200s': %s",
+                            j->files[c->first + (size_t)i], c->jobs[i].err), -1;
+    int k;
+    if (j->grid_k == 0 && (k = calibrate(js, c)) > 0 &&
+        set_grid(js, j, k, (int)(c->first + (size_t)c->n), err, errsz))
+        return -1;
+    return write_chunk(js, j, fd, c, err, errsz) < 0 ? -1 : 0;
+}
+
+/*
+ * The job's images from j->done on, in chunks of the grid, at most
+ * MAX_INFLIGHT chunks on the worker at once (one while calibrating), until
+ * the last, a failure, a cancel or the shutdown. 0, or -1 with err.
+ */
+static int run_chunks(srv_jobs *js, job *j, const char *root, const char *dir, int fd,
+                      char *err, size_t errsz)
+{
+    chunk ring[MAX_INFLIGHT];
+    memset(ring, 0, sizeof ring);
     size_t next = j->done;
-    int head = 0, inflight = 0;
+    int head = 0, inflight = 0, failed = 0;
     for (;;) {
         while (!failed && inflight < MAX_INFLIGHT && next < j->total && !stop_asked(js, j) &&
                !(j->grid_k == 0 && inflight > 0)) {
             chunk *c = &ring[(head + inflight) % MAX_INFLIGHT];
             int n = chunk_size(js, j, next);
-            if (start_chunk(js, j, root, dir, c, next, n, err, sizeof err)) {
+            if (start_chunk(js, j, root, dir, c, next, n, err, errsz)) {
                 chunk_free(c);
                 failed = 1;
                 break;
@@ -374,35 +405,24 @@ static void run_job(srv_jobs *js, job *j)
         if (inflight == 0)
             break;
         chunk *c = &ring[head];
-        pthread_mutex_lock(&js->lock);
-        while (c->pending > 0)
-            pthread_cond_wait(&js->cond, &js->lock);
-        pthread_mutex_unlock(&js->lock);
-        for (int i = 0; i < c->n && !failed; i++)
-            if (!c->skip[i] && c->jobs[i].status != SRV_TASK_OK) {
-                failed = 1;
-                snprintf(err, sizeof err, "the engine failed on '%.200s': %s",
-                         j->files[c->first + (size_t)i], c->jobs[i].err);
-            }
-        if (!failed && j->grid_k == 0 && (j->grid_k = calibrate(js, c)) > 0) {
-            /* saved before any row of the grid exists */
-            j->grid_first = (int)(c->first + (size_t)c->n);
-            if (srv_js_save_grid(j, err, sizeof err))
-                failed = 1;
+        if (!failed && finish_chunk(js, j, fd, c, err, errsz))
+            failed = 1;
+        if (failed) { /* the rest still has to come back from the worker */
             pthread_mutex_lock(&js->lock);
-            j->batch = j->grid_k;
+            while (c->pending > 0)
+                pthread_cond_wait(&js->cond, &js->lock);
             pthread_mutex_unlock(&js->lock);
         }
-        if (!failed && write_chunk(js, j, fd, c, err, sizeof err) < 0)
-            failed = 1;
         chunk_free(c);
         head = (head + 1) % MAX_INFLIGHT;
         inflight--;
     }
-    if (fd >= 0)
-        close(fd);
+    return failed ? -1 : 0;
+}
 
-    /* the outcome */
+/* The job's outcome: its state, status.json, the log line; the file list freed if final. */
+static void finish_job(srv_jobs *js, job *j, int failed, const char *err)
+{
     pthread_mutex_lock(&j->io);
     pthread_mutex_lock(&js->lock);
     int final = 1, canceled = j->cancel;
@@ -444,9 +464,34 @@ static void run_job(srv_jobs *js, job *j)
     else if (st == JS_CANCELED)
         srv_js_log(j->id, "canceled after %zu of %zu images", done, total);
     else
-        srv_js_log(j->id, "stopped after %zu of %zu images; it resumes at the next start", done, total);
+        srv_js_log(j->id, "stopped after %zu of %zu images; it resumes at the next start", done,
+                   total);
     if (final)
         srv_js_drop_files(j);
+}
+
+static void run_job(srv_jobs *js, job *j)
+{
+    char err[ADJ_ERRLEN] = "", upload_dir[PATH_MAX];
+    const char *root, *dir;
+    int fd = -1;
+    int failed = job_source(js, j, &root, &dir, upload_dir, err, sizeof err) ||
+                 open_rows(js, j, &fd, err, sizeof err);
+    /* The chunk grid: fixed by --job-batch, or calibrated by a first chunk
+     * of one image; kept in chunk.json for the job's whole life. */
+    if (!failed && j->grid_k == 0 && js->o.batch > 0)
+        failed = set_grid(js, j, js->o.batch < js->o.max_batch ? js->o.batch : js->o.max_batch,
+                          (int)j->done, err, sizeof err) != 0;
+    else {
+        pthread_mutex_lock(&js->lock);
+        j->batch = j->grid_k ? j->grid_k : 1;
+        pthread_mutex_unlock(&js->lock);
+    }
+    if (!failed)
+        failed = run_chunks(js, j, root, dir, fd, err, sizeof err) != 0;
+    if (fd >= 0)
+        close(fd);
+    finish_job(js, j, failed, err);
 }
 
 void *srv_js_runner_main(void *arg)
