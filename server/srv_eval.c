@@ -25,12 +25,10 @@
 void srv_eval_request_init(srv_eval_request *rq)
 {
     memset(rq, 0, sizeof *rq);
-    rq->params.n_eps = 3;
-    rq->params.eps[0] = 1;
-    rq->params.eps[1] = 5;
-    rq->params.eps[2] = 10;
-    rq->params.quality = 75;
-    rq->seed = 1;
+    srv_query q; /* the parameter table's defaults (the paper's) */
+    srv_params_defaults(&q, 1);
+    rq->params = q.params;
+    rq->seed = q.seed;
     rq->limit = -1;
     rq->shard_count = 1;
 }
@@ -54,23 +52,17 @@ void srv_eval_request_free(srv_eval_request *rq)
 int srv_eval_set_param(srv_eval_request *rq, const char *name, const char *value, char *err,
                        size_t errsz)
 {
-    long v;
-    if (strcmp(name, "quality") == 0) {
-        if (!srv_parse_long(value, 1, 100, &v))
-            return adj_fail(err, errsz, ADJ_ERR_ARG, "quality: '%.40s' is not an integer in 1..100",
-                            value);
-        rq->params.quality = (int)v;
-        return ADJ_OK;
-    }
-    if (strcmp(name, "seed") == 0) {
-        if (!srv_parse_seed(value, &rq->seed))
-            return adj_fail(err, errsz, ADJ_ERR_ARG,
-                            "seed: '%.40s' is not an integer in 0..18446744073709551615", value);
-        return ADJ_OK;
-    }
-    if (strcmp(name, "eps") != 0)
+    int id = srv_params_lookup(name, SRV_P(EXP_PARAM_EPS) | SRV_P(EXP_PARAM_QUALITY) |
+                                         SRV_P(EXP_PARAM_SEED));
+    if (id < 0)
         return ADJ_ERR_UNSUPPORTED;
-    return srv_parse_eps(value, &rq->params, err, errsz);
+    srv_query q = {.params = rq->params, .seed = rq->seed};
+    int rc = srv_params_set(&q, (exp_param_id)id, value, 1, err, errsz);
+    if (!rc) {
+        rq->params = q.params;
+        rq->seed = q.seed;
+    }
+    return rc;
 }
 
 /* A JSON integer in lo..hi. */
@@ -83,6 +75,37 @@ static int json_long(const json_t *v, long lo, long hi, long *out)
         return 0;
     *out = (long)x;
     return 1;
+}
+
+/* "eps" of a JSON body: an integer or an array of them, in EXP_EPS_MIN..EXP_EPS_MAX. */
+static int json_eps(const json_t *v, exp_params *out, char *err, size_t errsz)
+{
+    exp_params p = *out;
+    long n;
+    p.n_eps = 0;
+    if (json_is_integer(v)) {
+        if (!json_long(v, EXP_EPS_MIN, EXP_EPS_MAX, &n))
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "eps: give integers in %d..%d", EXP_EPS_MIN,
+                            EXP_EPS_MAX);
+        p.eps[p.n_eps++] = (int)n;
+    } else if (!json_is_array(v) || json_array_size(v) == 0) {
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "eps: give an array of integers in %d..%d",
+                        EXP_EPS_MIN, EXP_EPS_MAX);
+    } else if (json_array_size(v) > EXP_MAX_EPS) {
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "eps: more than %d values", EXP_MAX_EPS);
+    } else {
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) {
+            if (!json_long(e, EXP_EPS_MIN, EXP_EPS_MAX, &n))
+                return adj_fail(err, errsz, ADJ_ERR_ARG,
+                                "eps: item %zu is not an integer in %d..%d", i + 1, EXP_EPS_MIN,
+                                EXP_EPS_MAX);
+            p.eps[p.n_eps++] = (int)n;
+        }
+    }
+    *out = p;
+    return ADJ_OK;
 }
 
 /* A relative path field: a non-empty string; copied into *slot. */
@@ -125,34 +148,11 @@ int srv_eval_parse_json(srv_eval_request *rq, const char *body, size_t len, char
             if (!json_is_null(v))
                 rc = json_path(v, key, &rq->labels, err, errsz);
         } else if (strcmp(key, "eps") == 0) {
-            exp_params p = rq->params;
-            p.n_eps = 0;
-            if (json_is_integer(v)) {
-                if (!json_long(v, 1, 255, &n))
-                    rc = adj_fail(err, errsz, ADJ_ERR_ARG, "eps: give integers in 1..255");
-                else
-                    p.eps[p.n_eps++] = (int)n;
-            } else if (!json_is_array(v) || json_array_size(v) == 0) {
-                rc = adj_fail(err, errsz, ADJ_ERR_ARG, "eps: give an array of integers in 1..255");
-            } else if (json_array_size(v) > EXP_MAX_EPS) {
-                rc = adj_fail(err, errsz, ADJ_ERR_ARG, "eps: more than %d values", EXP_MAX_EPS);
-            } else {
-                size_t i;
-                json_t *e;
-                json_array_foreach(v, i, e) {
-                    if (!json_long(e, 1, 255, &n)) {
-                        rc = adj_fail(err, errsz, ADJ_ERR_ARG,
-                                      "eps: item %zu is not an integer in 1..255", i + 1);
-                        break;
-                    }
-                    p.eps[p.n_eps++] = (int)n;
-                }
-            }
-            if (!rc)
-                rq->params = p;
+            rc = json_eps(v, &rq->params, err, errsz);
         } else if (strcmp(key, "quality") == 0) {
-            if (!json_long(v, 1, 100, &n))
-                rc = adj_fail(err, errsz, ADJ_ERR_ARG, "quality: give an integer in 1..100");
+            if (!json_long(v, EXP_QUALITY_MIN, EXP_QUALITY_MAX, &n))
+                rc = adj_fail(err, errsz, ADJ_ERR_ARG, "quality: give an integer in %d..%d",
+                              EXP_QUALITY_MIN, EXP_QUALITY_MAX);
             else
                 rq->params.quality = (int)n;
         } else if (strcmp(key, "seed") == 0) {
