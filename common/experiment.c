@@ -108,14 +108,20 @@ int exp_label(const exp_result *r, int t)
     return net_argmax(r->probs + (size_t)t * r->classes, r->classes);
 }
 
+/* Frees a result's images (the scores stay). */
+static void drop_images(exp_result *r)
+{
+    for (int t = 0; r->images && t < r->n_transforms; t++)
+        img_free(&r->images[t]);
+    free(r->images);
+    r->images = NULL;
+}
+
 void exp_result_free(exp_result *r)
 {
     if (!r)
         return;
-    if (r->images)
-        for (int t = 0; t < r->n_transforms; t++)
-            img_free(&r->images[t]);
-    free(r->images);
+    drop_images(r);
     free(r->probs);
     memset(r, 0, sizeof *r);
 }
@@ -156,6 +162,13 @@ static int make_variants(const exp_params *p, const float *grad, uint64_t seed, 
 
 int exp_run_batch(net_ctx *ctx, const img_rgb *xs, int n, const exp_params *p,
                   const uint64_t *seeds, exp_result *out, char *err, size_t errsz)
+{
+    return exp_run_batch_keep(ctx, xs, n, p, seeds, NULL, out, err, errsz);
+}
+
+int exp_run_batch_keep(net_ctx *ctx, const img_rgb *xs, int n, const exp_params *p,
+                       const uint64_t *seeds, const int *keep, exp_result *out, char *err,
+                       size_t errsz)
 {
     int rc = exp_params_check(p, err, errsz);
     if (rc)
@@ -238,8 +251,11 @@ int exp_run_batch(net_ctx *ctx, const img_rgb *xs, int n, const exp_params *p,
         }
         for (int q = 0; q < nb; q++) {
             long j = j0 + q;
-            memcpy(r[j / (T - 1)].probs + (size_t)(1 + j % (T - 1)) * K, probs + (size_t)q * K,
+            exp_result *ri = &r[j / (T - 1)];
+            memcpy(ri->probs + (size_t)(1 + j % (T - 1)) * K, probs + (size_t)q * K,
                    (size_t)K * sizeof(float));
+            if (j % (T - 1) == T - 2 && keep && !keep[j / (T - 1)])
+                drop_images(ri); /* its last variant: only the scores are wanted */
         }
     }
     if (!rc)

@@ -101,6 +101,7 @@ static int start_chunk(srv_jobs *js, job *j, const char *root, const char *dir, 
             continue;
         }
         sj->kind = SRV_TASK_ATTACK;
+        sj->scores_only = 1; /* rows.csv holds scores only */
         sj->prio = SRV_PRIO_BACKGROUND;
         sj->params = j->params;
         sj->seed = exp_image_seed(j->seed, file);

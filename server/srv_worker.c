@@ -204,15 +204,18 @@ static void run_attack(srv_worker *w, srv_task *batch, int n)
     img_rgb *xs = calloc((size_t)n, sizeof *xs);
     uint64_t *seeds = calloc((size_t)n, sizeof *seeds);
     exp_result *res = calloc((size_t)n, sizeof *res);
+    int *keep = calloc((size_t)n, sizeof *keep);
     char err[256] = "out of memory";
     int rc = ADJ_ERR_NOMEM;
-    if (xs && seeds && res) {
+    if (xs && seeds && res && keep) {
         int i = 0;
         for (srv_task *j = batch; j; j = j->next, i++) {
             xs[i] = j->x;
             seeds[i] = j->seed;
+            keep[i] = !j->scores_only;
         }
-        rc = exp_run_batch(w->ctx, xs, n, &batch->params, seeds, res, err, sizeof err);
+        rc = exp_run_batch_keep(w->ctx, xs, n, &batch->params, seeds, keep, res, err,
+                                sizeof err);
     }
     int i = 0;
     for (srv_task *j = batch; j; j = j->next, i++) {
@@ -226,6 +229,7 @@ static void run_attack(srv_worker *w, srv_task *batch, int n)
     free(xs);
     free(seeds);
     free(res);
+    free(keep);
 }
 
 static void *worker_main(void *arg)

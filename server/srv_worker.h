@@ -70,6 +70,8 @@ struct srv_task {
     img_rgb x;             /**< ATTACK: the prepared image (borrowed pixels) */
     exp_params params;     /**< ATTACK: checked by the submitter */
     uint64_t seed;         /**< ATTACK: JPGnoise seed */
+    int scores_only;       /**< ATTACK: result.images NULL (an evaluation job keeps
+                                only the scores; freed as soon as classified) */
     double deadline;       /**< monotonic seconds (ut_now()); 0: none */
     uint64_t group;        /**< nonzero: batches only with jobs of the same group,
                                 and never waits for a batch to fill (an
