@@ -555,7 +555,12 @@ typedef struct {
     const char *value;
 } cli_opt;
 
-int srv_config_load(srv_config *cfg, int argc, char **argv, FILE *out, char *err, size_t errsz)
+/*
+ * Pass 1: the command line into cli[] (applied after the file), *config_arg
+ * the --config value. SRV_CONFIG_EXIT after --help or --version.
+ */
+static int read_command_line(int argc, char **argv, FILE *out, cli_opt *cli, int *ncli,
+                             const char **config_arg, char *err, size_t errsz)
 {
     struct option longopts[O_COUNT + 1];
     for (int i = 0; i < O_COUNT; i++) {
@@ -565,14 +570,6 @@ int srv_config_load(srv_config *cfg, int argc, char **argv, FILE *out, char *err
         longopts[i].val = 1000 + i;
     }
     memset(&longopts[O_COUNT], 0, sizeof longopts[O_COUNT]);
-
-    cli_opt *cli = calloc((size_t)argc + 1, sizeof *cli);
-    if (!cli)
-        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
-    int ncli = 0, rc = ADJ_OK;
-    const char *config_arg = NULL;
-
-    /* Pass 1: collect the command line (it is applied after the file). */
     opterr = 0;
     optind = 1;
     for (;;) {
@@ -582,95 +579,103 @@ int srv_config_load(srv_config *cfg, int argc, char **argv, FILE *out, char *err
             break;
         if (c == 'h' || c == 1000 + O_HELP) {
             srv_config_usage(out);
-            free(cli);
             return SRV_CONFIG_EXIT;
         }
         if (c == 'V' || c == 1000 + O_VERSION) {
             fprintf(out, "advjpgd %s\n", ADVJPG_VERSION);
-            free(cli);
             return SRV_CONFIG_EXIT;
         }
         const char *arg = prev < argc ? argv[prev] : "?";
-        if (c == '?') {
-            rc = adj_fail(err, errsz, ADJ_ERR_ARG, "unknown option '%s' (see advjpgd --help)", arg);
-            goto out;
-        }
-        if (c == ':') {
-            rc = adj_fail(err, errsz, ADJ_ERR_ARG, "option '%s' needs a value (see advjpgd --help)",
-                          arg);
-            goto out;
-        }
-        cli[ncli].id = c - 1000;
-        cli[ncli].value = optarg;
+        if (c == '?')
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "unknown option '%s' (see advjpgd --help)",
+                            arg);
+        if (c == ':')
+            return adj_fail(err, errsz, ADJ_ERR_ARG,
+                            "option '%s' needs a value (see advjpgd --help)", arg);
+        cli[*ncli].id = c - 1000;
+        cli[*ncli].value = optarg;
         if (c - 1000 == O_CONFIG)
-            config_arg = optarg;
-        ncli++;
+            *config_arg = optarg;
+        ++*ncli;
     }
-    if (optind < argc) {
-        rc = adj_fail(err, errsz, ADJ_ERR_ARG, "unexpected argument '%s' (see advjpgd --help)",
-                      argv[optind]);
-        goto out;
-    }
+    if (optind < argc)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "unexpected argument '%s' (see advjpgd --help)",
+                        argv[optind]);
+    return ADJ_OK;
+}
 
-    if ((rc = set_defaults(cfg, err, errsz)))
-        goto fail;
-
-    /* The config file. */
+/* The config file: --config's (which must exist), else the default one if it exists. */
+static int read_config_file(srv_config *cfg, const char *config_arg, char *err, size_t errsz)
+{
+    int rc;
     if (config_arg) {
-        if (!*config_arg) {
-            rc = adj_fail(err, errsz, ADJ_ERR_ARG, "--config: empty path");
-            goto fail;
-        }
+        if (!*config_arg)
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "--config: empty path");
         if ((rc = load_ini(cfg, config_arg, 1, err, errsz)))
-            goto fail;
+            return rc;
         set_str(&cfg->config_path, strdup(config_arg));
-    } else {
-        char *def = path_join(in_build_tree() ? ADVJPG_SOURCE_CONFIG_DIR : ADVJPG_INSTALL_CONFIG_DIR,
-                              "advjpgd.conf");
-        if (!def) {
-            rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
-            goto fail;
-        }
-        if ((rc = load_ini(cfg, def, 0, err, errsz))) {
-            free(def);
-            goto fail;
-        }
-        if (access(def, R_OK) == 0)
-            set_str(&cfg->config_path, def);
-        else
-            free(def);
+        return ADJ_OK;
     }
+    char *def = path_join(in_build_tree() ? ADVJPG_SOURCE_CONFIG_DIR : ADVJPG_INSTALL_CONFIG_DIR,
+                          "advjpgd.conf");
+    if (!def)
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    if ((rc = load_ini(cfg, def, 0, err, errsz))) {
+        free(def);
+        return rc;
+    }
+    if (access(def, R_OK) == 0)
+        set_str(&cfg->config_path, def);
+    else
+        free(def);
+    return ADJ_OK;
+}
 
+/* After file and command line: the model's files, the token, the folders. */
+static int finish(srv_config *cfg, char *err, size_t errsz)
+{
+    int rc;
+    if ((rc = finish_model(cfg, err, errsz)))
+        return rc;
+    if (cfg->token_file && (rc = read_token_file(cfg, err, errsz)))
+        return rc;
+    if (cfg->data_root) {
+        struct stat st;
+        if (stat(cfg->data_root, &st) || !S_ISDIR(st.st_mode))
+            return adj_fail(err, errsz, ADJ_ERR_IO, "--data-root %s is not a folder",
+                            cfg->data_root);
+    }
+    if (!cfg->jobs_dir && !(cfg->jobs_dir = default_jobs_dir()))
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    return ADJ_OK;
+}
+
+int srv_config_load(srv_config *cfg, int argc, char **argv, FILE *out, char *err, size_t errsz)
+{
+    cli_opt *cli = calloc((size_t)argc + 1, sizeof *cli);
+    if (!cli)
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    int ncli = 0;
+    const char *config_arg = NULL;
+    int rc = read_command_line(argc, argv, out, cli, &ncli, &config_arg, err, errsz);
+    if (rc) {
+        free(cli);
+        return rc;
+    }
+    if (!(rc = set_defaults(cfg, err, errsz)))
+        rc = read_config_file(cfg, config_arg, err, errsz);
     /* The command line wins. */
-    for (int i = 0; i < ncli; i++) {
+    for (int i = 0; i < ncli && !rc; i++) {
         if (cli[i].id == O_CONFIG)
             continue;
         char where[80];
         snprintf(where, sizeof where, "--%s", OPTS[cli[i].id].name);
-        if ((rc = apply_opt(cfg, cli[i].id, cli[i].value, where, NULL, err, errsz)))
-            goto fail;
+        rc = apply_opt(cfg, cli[i].id, cli[i].value, where, NULL, err, errsz);
     }
-
-    if ((rc = finish_model(cfg, err, errsz)))
-        goto fail;
-    if (cfg->token_file && (rc = read_token_file(cfg, err, errsz)))
-        goto fail;
-    if (cfg->data_root) {
-        struct stat st;
-        if (stat(cfg->data_root, &st) || !S_ISDIR(st.st_mode)) {
-            rc = adj_fail(err, errsz, ADJ_ERR_IO, "--data-root %s is not a folder", cfg->data_root);
-            goto fail;
-        }
-    }
-    if (!cfg->jobs_dir && !(cfg->jobs_dir = default_jobs_dir())) {
-        rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-    goto out;
-
-fail:
-    srv_config_free(cfg);
-out:
+    if (!rc)
+        rc = finish(cfg, err, errsz);
+    if (rc)
+        srv_config_free(cfg);
     free(cli);
     return rc;
 }
