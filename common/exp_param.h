@@ -18,7 +18,7 @@
 /** The most eps values one request may list. */
 #define EXP_MAX_EPS 16
 
-/** The paper's values (docs/experiment.md): eps 1,5,10 levels, JPEG quality 75, seed 1. */
+/** The paper's values (Dziugaite et al. 2016): eps 1,5,10 levels, JPEG quality 75; seed 1. */
 #define EXP_EPS_MIN 1
 #define EXP_EPS_MAX 255
 #define EXP_QUALITY_MIN 1

@@ -1,5 +1,5 @@
 /*
- * experiment.h - the paper's per-image pipeline (shared docs/experiment.md)
+ * experiment.h - the paper's per-image pipeline (README, "The experiment's transforms")
  * and the statistics over a set of images.
  *
  * For a prepared clean image x and a list of eps, the transforms are, in this
@@ -28,7 +28,7 @@
 
 #define EXP_MAX_TRANSFORMS (2 + 3 * EXP_MAX_EPS)
 
-/** Which attack makes Adv_eps(x) (experiment.md, "Beyond FGSM"). */
+/** Which attack makes Adv_eps(x): the paper's FGSM, or an iterative one. */
 typedef enum { EXP_FGSM = 0, EXP_BIM, EXP_PGD, EXP_LL } exp_attack_kind;
 
 /** The threat model: the paper's attack on f, or an adaptive one on f(JPG_q(.)). */

@@ -1,6 +1,6 @@
 /*
  * advjpgd - serves an image classifier and the paper's adversarial / JPEG
- * experiment over HTTP (shared docs/api.md).
+ * experiment over HTTP (the contract: server/openapi.yaml, served at /openapi.yaml).
  *
  * main() wires the modules together:
  *   srv_config   options and the INI file

@@ -131,14 +131,6 @@ void srv_metrics_batch(srv_metrics *m, srv_batch_kind kind, int images, double s
     pthread_mutex_unlock(&m->lock);
 }
 
-int srv_metrics_in_flight(srv_metrics *m)
-{
-    pthread_mutex_lock(&m->lock);
-    int n = m->in_flight;
-    pthread_mutex_unlock(&m->lock);
-    return n;
-}
-
 /* ---------------------------------------------------------------- render */
 
 static void render_hist(ut_buf *b, const char *name, const char *labels, const histogram *h)

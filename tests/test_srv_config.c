@@ -1,6 +1,6 @@
 /*
  * test_srv_config.c - server/srv_config.c without a daemon: the defaults
- * that docs/serving.md and --help state, the config file under the command
+ * that the README and --help state, the config file under the command
  * line, relative paths resolved against the file's folder, refused values
  * named with their file and line, and every "(default X)" of --help equal
  * to what an empty command line gives.
@@ -41,7 +41,7 @@ int main(void)
     write_file(conf, "");
     srv_config cfg;
     CHECK(load(&cfg, conf, NULL, NULL, err) == 0, "empty file: %s", err);
-    /* the documented defaults (docs/serving.md, the paper's batching aside) */
+    /* the documented defaults (the README's "The daemon: advjpgd") */
     CHECK(!strcmp(cfg.listen, "127.0.0.1:8080") && cfg.conn_timeout_s == 30 &&
               cfg.header_timeout_s == 10 && cfg.min_rate == 4096 && cfg.conn_limit == 256 &&
               cfg.per_ip_limit == 16 && cfg.max_body == 32u << 20 &&

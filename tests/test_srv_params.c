@@ -1,6 +1,6 @@
 /*
  * test_srv_params.c - server/srv_params.c and srv_routes.c without a daemon:
- * the parameter table's defaults are the paper's (docs/experiment.md: eps
+ * the parameter table's defaults are the paper's (eps
  * 1,5,10; quality 75; seed 1), every range edge is taken and the value past
  * it refused, eps lists against strtol on random text, and the route table
  * (paths with {id}, the 404 list, the paths under a job).
