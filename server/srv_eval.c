@@ -286,8 +286,11 @@ int srv_upload_append(srv_eval_request *rq, srv_upload *u, const char *data, siz
     return ADJ_OK;
 }
 
-/* The multipart fields of POST /evaluate that carry text parameters. */
-static const char *const FORM_PARAMS[3] = {"eps", "quality", "seed"};
+/* The multipart fields of POST /evaluate that carry text parameters (srv_eval_form's fval). */
+static const exp_param_id FORM_PARAMS[] = {EXP_PARAM_EPS, EXP_PARAM_QUALITY, EXP_PARAM_SEED};
+_Static_assert(sizeof FORM_PARAMS / sizeof FORM_PARAMS[0] ==
+                   sizeof ((srv_eval_form *)0)->fval / sizeof ((srv_eval_form *)0)->fval[0],
+               "one fval per form parameter");
 
 int srv_eval_form_field(srv_eval_request *rq, srv_eval_form *f, const char *key,
                         const char *filename, const char *data, uint64_t off, size_t size,
@@ -322,7 +325,7 @@ int srv_eval_form_field(srv_eval_request *rq, srv_eval_form *f, const char *key,
         return ADJ_OK;
     }
     for (int i = 0; i < 3; i++)
-        if (strcmp(key, FORM_PARAMS[i]) == 0) {
+        if (strcmp(key, exp_param_defs[FORM_PARAMS[i]].name) == 0) {
             if (f->flen[i] + size >= sizeof f->fval[i])
                 return adj_fail(err, errsz, ADJ_ERR_ARG, "%s: value too long", key);
             memcpy(f->fval[i] + f->flen[i], data, size);
@@ -341,7 +344,8 @@ int srv_eval_form_finish(srv_eval_request *rq, srv_eval_form *f, char *err, size
 {
     int rc;
     for (int i = 0; i < 3; i++)
-        if (f->fset[i] && (rc = srv_eval_set_param(rq, FORM_PARAMS[i], f->fval[i], err, errsz)))
+        if (f->fset[i] && (rc = srv_eval_set_param(rq, exp_param_defs[FORM_PARAMS[i]].name, f->fval[i], err,
+                                                      errsz)))
             return rc;
     int k = 0;
     for (int i = 0; i < rq->n_uploads; i++) {

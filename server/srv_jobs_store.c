@@ -5,6 +5,7 @@ const char *const srv_js_state_names[JS_STATE_COUNT] = {
     [JS_QUEUED] = "queued", [JS_RUNNING] = "running", [JS_DONE] = "done",
     [JS_FAILED] = "failed", [JS_CANCELED] = "canceled",
 };
+_Static_assert(JS_CANCELED + 1 == JS_STATE_COUNT, "a name per job state");
 
 /* ---------------------------------------------------------------- small helpers */
 
