@@ -450,36 +450,77 @@ static size_t select_subset(const srv_eval_request *rq, char **names, int *truth
     return k;
 }
 
+/*
+ * The labels' file of a dataset request, checked before anything is read:
+ * ground_truth or labels if named, else the folder's labels.txt if there is
+ * one. *lab its real path, *field its name for messages; 0 when none (*lab
+ * empty), else ADJ_OK or an error.
+ */
+static int find_labels(const char *root, const srv_eval_request *rq, const char *dir,
+                       char lab[PATH_MAX], const char **field, char *err, size_t errsz)
+{
+    const char *rel = rq->ground_truth ? rq->ground_truth : rq->labels;
+    lab[0] = '\0';
+    *field = rq->ground_truth ? "ground_truth" : "labels";
+    if (rel)
+        return resolve_rel(root, rel, 0, *field, lab, err, errsz);
+    char joined[PATH_MAX], own[PATH_MAX];
+    struct stat st;
+    if ((size_t)snprintf(joined, sizeof joined, "%s/labels.txt", dir) >= sizeof joined ||
+        lstat(joined, &st) != 0)
+        return ADJ_OK;
+    snprintf(own, sizeof own, "%s/labels.txt", rq->dataset);
+    *field = "labels.txt";
+    return resolve_rel(root, own, 0, "labels", lab, err, errsz);
+}
+
+/* The truth of the selected images from the labels' file lab; s->n is the selection. */
+static int read_truth(const srv_eval_request *rq, int classes, const char *lab,
+                      const char *field, srv_eval_set *s, char *err, size_t errsz)
+{
+    char rel[PATH_MAX];
+    snprintf(rel, sizeof rel, "%s/labels.txt", rq->dataset);
+    const char *named = rq->ground_truth ? rq->ground_truth : rq->labels;
+    if (!(s->labels_from = strdup(named ? named : rel)) ||
+        !(s->truth = malloc(s->n * sizeof *s->truth)))
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    size_t len;
+    char *text = read_text(lab, &len, err, errsz, field);
+    if (!text)
+        return ADJ_ERR_ARG;
+    int rc;
+    if (rq->ground_truth) {
+        /* lines map onto the whole folder: select afterwards */
+        rc = apply_ground_truth(text, len, classes, field, s->files, s->n, s->truth, err, errsz);
+        if (!rc)
+            s->n = select_subset(rq, s->files, s->truth, s->n);
+    } else {
+        /* only the selected images need a label: select first */
+        label_entry *e = NULL;
+        size_t ne = 0;
+        rc = parse_labels(text, len, classes, field, &e, &ne, err, errsz);
+        if (!rc) {
+            s->n = select_subset(rq, s->files, NULL, s->n);
+            rc = apply_labels(e, ne, s->files, s->n, s->truth, field, err, errsz);
+        }
+        free(e);
+    }
+    free(text);
+    return rc;
+}
+
 int srv_eval_resolve(const char *root, const srv_eval_request *rq, int classes, srv_eval_set *out,
                      char *err, size_t errsz)
 {
     char dir[PATH_MAX], lab[PATH_MAX];
+    const char *field;
     int rc = resolve_rel(root, rq->dataset ? rq->dataset : "", 1, "dataset", dir, err, errsz);
+    if (!rc)
+        rc = find_labels(root, rq, dir, lab, &field, err, errsz);
     if (rc)
         return rc;
     srv_eval_set s;
     memset(&s, 0, sizeof s);
-    /* the labels' file, checked before anything is read */
-    const char *lab_field = rq->ground_truth ? "ground_truth" : rq->labels ? "labels" : NULL;
-    const char *lab_rel = rq->ground_truth ? rq->ground_truth : rq->labels;
-    int have_lab = 0;
-    if (lab_rel) {
-        if ((rc = resolve_rel(root, lab_rel, 0, lab_field, lab, err, errsz)))
-            return rc;
-        have_lab = 1;
-    } else {
-        char joined[PATH_MAX];
-        struct stat st;
-        if ((size_t)snprintf(joined, sizeof joined, "%s/labels.txt", dir) < sizeof joined &&
-            lstat(joined, &st) == 0) {
-            char rel[PATH_MAX];
-            snprintf(rel, sizeof rel, "%s/labels.txt", rq->dataset);
-            if ((rc = resolve_rel(root, rel, 0, "labels", lab, err, errsz)))
-                return rc;
-            have_lab = 1;
-            lab_field = "labels.txt";
-        }
-    }
     if (!(s.dir = strdup(dir)))
         return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
     if ((rc = list_images(root, dir, rq->dataset, &s.files, &s.n, err, errsz)))
@@ -491,43 +532,10 @@ int srv_eval_resolve(const char *root, const srv_eval_request *rq, int classes, 
                       rq->dataset);
         goto fail;
     }
-    if (!have_lab) {
+    if (!lab[0])
         s.n = select_subset(rq, s.files, NULL, s.n);
-    } else {
-        char rel[PATH_MAX];
-        snprintf(rel, sizeof rel, "%s/labels.txt", rq->dataset);
-        if (!(s.labels_from = strdup(lab_rel ? lab_rel : rel)) ||
-            !(s.truth = malloc(s.n * sizeof *s.truth))) {
-            rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
-            goto fail;
-        }
-        size_t len;
-        char *text = read_text(lab, &len, err, errsz, lab_field);
-        if (!text) {
-            rc = ADJ_ERR_ARG;
-            goto fail;
-        }
-        if (rq->ground_truth) {
-            /* lines map onto the whole folder: select afterwards */
-            rc = apply_ground_truth(text, len, classes, lab_field, s.files, s.n, s.truth, err,
-                                    errsz);
-            if (!rc)
-                s.n = select_subset(rq, s.files, s.truth, s.n);
-        } else {
-            /* only the selected images need a label: select first */
-            label_entry *e = NULL;
-            size_t ne = 0;
-            rc = parse_labels(text, len, classes, lab_field, &e, &ne, err, errsz);
-            if (!rc) {
-                s.n = select_subset(rq, s.files, NULL, s.n);
-                rc = apply_labels(e, ne, s.files, s.n, s.truth, lab_field, err, errsz);
-            }
-            free(e);
-        }
-        free(text);
-        if (rc)
-            goto fail;
-    }
+    else if ((rc = read_truth(rq, classes, lab, field, &s, err, errsz)))
+        goto fail;
     if (s.n == 0) {
         rc = adj_fail(err, errsz, ADJ_ERR_ARG,
                       "dataset '%.200s' has %zu images: offset %ld, limit %ld, shard %d/%d "
