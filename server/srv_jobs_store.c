@@ -227,6 +227,31 @@ int srv_js_save_status(srv_jobs *js, job *j, char *err, size_t errsz)
 
 /* ---------------------------------------------------------------- loading */
 
+/* request.json's "files" and "truth" into j->files, j->truth (j->total of them). */
+static int load_files(job *j, const json_t *files, const json_t *truth, char *why, size_t whysz)
+{
+    j->files = calloc(j->total, sizeof *j->files);
+    if (j->has_truth)
+        j->truth = malloc(j->total * sizeof *j->truth);
+    if (!j->files || (j->has_truth && !j->truth))
+        return adj_fail(why, whysz, ADJ_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < j->total; i++) {
+        const char *f = json_string_value(json_array_get(files, i));
+        if (!f || !*f || strchr(f, '/') || !(j->files[i] = strdup(f)))
+            return adj_fail(why, whysz, ADJ_ERR_FORMAT, "request.json: file %zu is malformed",
+                            i + 1);
+        if (j->has_truth) {
+            json_t *tv = json_array_get(truth, i);
+            json_int_t t = json_integer_value(tv);
+            if (!json_is_integer(tv) || t < 0 || t >= j->classes)
+                return adj_fail(why, whysz, ADJ_ERR_FORMAT,
+                                "request.json: label %zu is out of range", i + 1);
+            j->truth[i] = (int)t;
+        }
+    }
+    return ADJ_OK;
+}
+
 /*
  * Reads request.json into a new job, with its file list and labels.
  * ADJ_ERR_FORMAT / ADJ_ERR_IO (why says what is wrong) or ADJ_ERR_NOMEM.
@@ -288,30 +313,8 @@ static int load_request(const char *dir, const char *id, job **out, char *why, s
         rc = adj_fail(why, whysz, ADJ_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    j->files = calloc(j->total, sizeof *j->files);
-    if (j->has_truth)
-        j->truth = malloc(j->total * sizeof *j->truth);
-    if (!j->files || (j->has_truth && !j->truth)) {
-        rc = adj_fail(why, whysz, ADJ_ERR_NOMEM, "out of memory");
+    if ((rc = load_files(j, files, truth, why, whysz)))
         goto fail;
-    }
-    for (size_t i = 0; i < j->total; i++) {
-        const char *f = json_string_value(json_array_get(files, i));
-        if (!f || !*f || strchr(f, '/') || !(j->files[i] = strdup(f))) {
-            rc = adj_fail(why, whysz, ADJ_ERR_FORMAT, "request.json: file %zu is malformed", i + 1);
-            goto fail;
-        }
-        if (j->has_truth) {
-            json_t *tv = json_array_get(truth, i);
-            json_int_t t = json_integer_value(tv);
-            if (!json_is_integer(tv) || t < 0 || t >= j->classes) {
-                rc = adj_fail(why, whysz, ADJ_ERR_FORMAT,
-                              "request.json: label %zu is out of range", i + 1);
-                goto fail;
-            }
-            j->truth[i] = (int)t;
-        }
-    }
     json_object_del(o, "files");
     json_object_del(o, "truth");
     *out = j;
