@@ -221,6 +221,26 @@ int srv_svg_figure3(const srv_rows *r, const exp_params *p, const char *caption,
 
 enum { F4_LEFT = 70, F4_TOP = 96, F4_PANEL = 220, F4_GAP = 70, F4_BOTTOM = 76 };
 
+/* A Figure 4 panel's ticks and their values (0, 0.5, 1) at px, py. */
+static void f4_ticks(ut_buf *b, double px, double py)
+{
+    for (int t = 0; t <= 4; t++) {
+        double f = t / 4.0;
+        double tx = px + f * F4_PANEL, ty = py + F4_PANEL * (1 - f);
+        ut_buf_printf(b,
+                      "<line class=\"axis\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
+                      "<line class=\"axis\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n",
+                      tx, py + F4_PANEL, tx, py + F4_PANEL + 4, px - 4, ty, px, ty);
+        if (t % 2 == 0)
+            ut_buf_printf(b,
+                          "<text class=\"small\" x=\"%.1f\" y=\"%.1f\" "
+                          "text-anchor=\"middle\">%.1f</text>"
+                          "<text class=\"small\" x=\"%.1f\" y=\"%.1f\" "
+                          "text-anchor=\"end\">%.1f</text>\n",
+                          tx, py + F4_PANEL + 16, f, px - 7, ty + 4, f);
+    }
+}
+
 int srv_svg_figure4(const srv_rows *r, const exp_params *p, const char *caption, char **out,
                     size_t *len)
 {
@@ -264,21 +284,7 @@ int srv_svg_figure4(const srv_rows *r, const exp_params *p, const char *caption,
         ut_buf_printf(&b,
                        "<rect class=\"frame\" x=\"%.1f\" y=\"%.1f\" width=\"%d\" height=\"%d\"/>\n",
                        px, py, F4_PANEL, F4_PANEL);
-        for (int t = 0; t <= 4; t++) {
-            double f = t / 4.0;
-            double tx = px + f * F4_PANEL, ty = py + F4_PANEL * (1 - f);
-            ut_buf_printf(&b,
-                           "<line class=\"axis\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
-                           "<line class=\"axis\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n",
-                           tx, py + F4_PANEL, tx, py + F4_PANEL + 4, px - 4, ty, px, ty);
-            if (t % 2 == 0)
-                ut_buf_printf(&b,
-                               "<text class=\"small\" x=\"%.1f\" y=\"%.1f\" "
-                               "text-anchor=\"middle\">%.1f</text>"
-                               "<text class=\"small\" x=\"%.1f\" y=\"%.1f\" "
-                               "text-anchor=\"end\">%.1f</text>\n",
-                               tx, py + F4_PANEL + 16, f, px - 7, ty + 4, f);
-        }
+        f4_ticks(&b, px, py);
         ut_buf_printf(&b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">p(l_x | ",
                        px + F4_PANEL / 2.0, py + F4_PANEL + 36);
         srv_svg_escape(&b, n1);
