@@ -90,31 +90,19 @@ static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char 
     return srv_req_body_append(r, data, size) ? MHD_YES : MHD_NO;
 }
 
-/* What a Content-Type asks for: 1 raw image bytes, 2 multipart, 0 unsupported. */
-static int content_kind(const char *ct)
-{
-    static const char *const raw[] = {
-        "image/jpeg", "image/jpg", "image/pjpeg", "image/png", "image/x-portable-pixmap",
-        "image/x-portable-anymap", "application/octet-stream",
-        /* curl --data-binary's default; the bytes are sniffed anyway */
-        "application/x-www-form-urlencoded",
-    };
-    if (!ct || !*ct)
-        return 1;
-    size_t n = strcspn(ct, "; \t");
-    if (n == strlen("multipart/form-data") && strncasecmp(ct, "multipart/form-data", n) == 0)
-        return 2;
-    for (size_t i = 0; i < sizeof raw / sizeof raw[0]; i++)
-        if (strlen(raw[i]) == n && strncasecmp(ct, raw[i], n) == 0)
-            return 1;
-    return 0;
-}
+/* The Content-Types of raw image bytes (or multipart/form-data). */
+static const char *const IMAGE_TYPES[] = {
+    "image/jpeg", "image/jpg", "image/pjpeg", "image/png", "image/x-portable-pixmap",
+    "image/x-portable-anymap", "application/octet-stream",
+    /* curl --data-binary's default; the bytes are sniffed anyway */
+    "application/x-www-form-urlencoded",
+};
 
 /* The Content-Type, then the body's reception. */
 static enum MHD_Result img_body_begin(srv_req *r, img_state *s)
 {
     const char *ct = srv_req_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
-    int kind = content_kind(ct);
+    int kind = srv_req_content_kind(ct, IMAGE_TYPES, sizeof IMAGE_TYPES / sizeof IMAGE_TYPES[0]);
     if (kind == 0)
         return srv_req_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
                              "unsupported Content-Type '%.80s' (send image/jpeg, image/png, "

@@ -64,24 +64,12 @@ static enum MHD_Result eval_post_iter(void *cls, enum MHD_ValueKind kind, const 
     return MHD_YES;
 }
 
-/* What a Content-Type of POST /evaluate asks for: 2 multipart, 3 JSON, 0 unsupported. */
-static int eval_content_kind(const char *ct)
-{
-    static const char *const json_types[] = {
-        "application/json", "text/json",
-        /* curl -d's default: the body is JSON all the same */
-        "application/x-www-form-urlencoded",
-    };
-    if (!ct || !*ct)
-        return 3;
-    size_t n = strcspn(ct, "; \t");
-    if (n == strlen("multipart/form-data") && strncasecmp(ct, "multipart/form-data", n) == 0)
-        return 2;
-    for (size_t i = 0; i < sizeof json_types / sizeof json_types[0]; i++)
-        if (strlen(json_types[i]) == n && strncasecmp(ct, json_types[i], n) == 0)
-            return 3;
-    return 0;
-}
+/* The Content-Types of a JSON body (or multipart/form-data) for POST /evaluate. */
+static const char *const JSON_TYPES[] = {
+    "application/json", "text/json",
+    /* curl -d's default: the body is JSON all the same */
+    "application/x-www-form-urlencoded",
+};
 
 /* POST /evaluate, headers in: parameters from the query string, then the body. */
 enum MHD_Result srv_ep_eval_begin(srv_req *r)
@@ -98,7 +86,7 @@ enum MHD_Result srv_ep_eval_begin(srv_req *r)
     s->rq.params = r->q.params;
     s->rq.seed = r->q.seed;
     const char *ct = srv_req_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
-    int kind = eval_content_kind(ct);
+    int kind = srv_req_content_kind(ct, JSON_TYPES, sizeof JSON_TYPES / sizeof JSON_TYPES[0]);
     if (kind == 0)
         return srv_req_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
                              "unsupported Content-Type '%.80s' (send application/json naming a "

@@ -137,6 +137,19 @@ int srv_req_accept_has(const char *accept, const char *type)
     return 0;
 }
 
+int srv_req_content_kind(const char *ct, const char *const *types, size_t n)
+{
+    if (!ct || !*ct)
+        return 1;
+    size_t len = strcspn(ct, "; \t");
+    if (len == strlen("multipart/form-data") && strncasecmp(ct, "multipart/form-data", len) == 0)
+        return 2;
+    for (size_t i = 0; i < n; i++)
+        if (strlen(types[i]) == len && strncasecmp(ct, types[i], len) == 0)
+            return 1;
+    return 0;
+}
+
 static int classes_of(const srv_req *r)
 {
     const srv_engine *e = srv_req_engine(r);

@@ -147,6 +147,12 @@ __attribute__((format(printf, 3, 4))) void srv_req_defer(srv_req *r, unsigned st
 /** A request header, NULL if absent. */
 const char *srv_req_header(const srv_req *r, const char *name);
 
+/**
+ * What a Content-Type asks for: 2 multipart/form-data, 1 one of types (n of
+ * them; no Content-Type counts as one), 0 none of them (415).
+ */
+int srv_req_content_kind(const char *ct, const char *const *types, size_t n);
+
 /** Whether a comma-separated Accept header lists this media type. */
 int srv_req_accept_has(const char *accept, const char *type);
 
