@@ -22,6 +22,9 @@ const exp_param_def exp_param_defs[EXP_PARAM_COUNT] = {
                         .help = "seed of JPGnoise's random permutation of the JPEG change"},
     [EXP_PARAM_IMAGES] = {.name = "images", .kind = EXP_PK_INT, .lo = 0, .hi = 1, .def = "0",
                           .help = "1: the answer carries every transformed image (PNG, base64)"},
+    [EXP_PARAM_STATUS] = {.name = "status", .kind = EXP_PK_CHOICE,
+                          .choices = "queued,running,done,failed,canceled",
+                          .help = "only the jobs in this state"},
 };
 
 _Static_assert(sizeof exp_param_defs / sizeof exp_param_defs[0] == EXP_PARAM_COUNT,

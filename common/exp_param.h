@@ -35,6 +35,7 @@ typedef enum {
     EXP_PARAM_QUALITY,
     EXP_PARAM_SEED,
     EXP_PARAM_IMAGES,
+    EXP_PARAM_STATUS, /**< GET /jobs: only the jobs in this state */
     EXP_PARAM_COUNT
 } exp_param_id;
 
@@ -50,7 +51,8 @@ typedef struct {
     const char *name;    /**< the query parameter ("eps"); the client's --name */
     exp_param_kind kind;
     long lo, hi;         /**< EXP_PK_INT(_LIST) range; hi 0: the model's classes */
-    const char *def;     /**< the default, as text the parser takes ("1,5,10") */
+    const char *def;     /**< the default, as text the parser takes ("1,5,10"); NULL: none
+                              (the parameter is a filter, unset when not given) */
     const char *choices; /**< EXP_PK_CHOICE: "center,none" */
     const char *help;    /**< one line for --help and error messages */
 } exp_param_def;

@@ -7,6 +7,8 @@
 
 enum MHD_Result srv_ep_health(srv_req *r)
 {
+    if (srv_req_query(r)) /* none taken: unknown parameters are refused */
+        return srv_req_error_deferred(r);
     if (srv_req_draining(r))
         return srv_req_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down");
     if (!srv_req_engine(r))
@@ -17,6 +19,8 @@ enum MHD_Result srv_ep_health(srv_req *r)
 enum MHD_Result srv_ep_models(srv_req *r)
 {
     const srv_engine *e = srv_req_engine(r);
+    if (srv_req_query(r))
+        return srv_req_error_deferred(r);
     if (!e)
         return srv_req_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "model is loading");
     return srv_req_respond_json(
@@ -26,6 +30,8 @@ enum MHD_Result srv_ep_models(srv_req *r)
 enum MHD_Result srv_ep_metrics(srv_req *r)
 {
     const srv_engine *e = srv_req_engine(r);
+    if (srv_req_query(r))
+        return srv_req_error_deferred(r);
     srv_metrics_gauges g = {0, 0, 0.0};
     if (e) {
         g.model_ready = 1;

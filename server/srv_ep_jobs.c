@@ -144,6 +144,10 @@ static srv_jobs *job_of(srv_req *r, char id[SRV_JOB_ID_LEN + 1], enum MHD_Result
 {
     srv_jobs *js = srv_req_engine(r)->jobs;
     char err[ADJ_ERRLEN];
+    if (srv_req_query(r)) { /* none taken: unknown parameters are refused */
+        *ret = srv_req_error_deferred(r);
+        return NULL;
+    }
     if (srv_jobs_unavailable(js, err, sizeof err)) {
         *ret = srv_req_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "%s", err);
         return NULL;
@@ -172,9 +176,11 @@ enum MHD_Result srv_ep_jobs_list(srv_req *r)
 {
     srv_jobs *js = srv_req_engine(r)->jobs;
     char err[ADJ_ERRLEN];
+    if (srv_req_query(r))
+        return srv_req_error_deferred(r);
     if (srv_jobs_unavailable(js, err, sizeof err))
         return srv_req_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "%s", err);
-    return srv_req_respond_json(r, MHD_HTTP_OK, srv_jobs_list(js), NULL);
+    return srv_req_respond_json(r, MHD_HTTP_OK, srv_jobs_list(js, r->q.status), NULL);
 }
 
 enum MHD_Result srv_ep_job(srv_req *r)

@@ -469,7 +469,7 @@ int srv_jobs_status(srv_jobs *js, const char *id, json_t **out)
     return ADJ_OK;
 }
 
-json_t *srv_jobs_list(srv_jobs *js)
+json_t *srv_jobs_list(srv_jobs *js, const char *status)
 {
     json_t *arr = json_array();
     if (!arr)
@@ -477,7 +477,8 @@ json_t *srv_jobs_list(srv_jobs *js)
     pthread_mutex_lock(&js->lock);
     int bad = 0;
     for (job *j = js->head; j && !bad; j = j->next)
-        bad = json_array_append_new(arr, srv_js_job_json(j)) != 0;
+        if (!status || !*status || strcmp(status, srv_js_state_names[j->state]) == 0)
+            bad = json_array_append_new(arr, srv_js_job_json(j)) != 0;
     pthread_mutex_unlock(&js->lock);
     json_t *o = bad ? NULL : json_pack("{s:o}", "jobs", arr);
     if (!o && bad)

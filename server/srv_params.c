@@ -99,6 +99,7 @@ static void store(srv_query *q, exp_param_id id, long v, uint64_t u, const char 
     case EXP_PARAM_QUALITY: q->params.quality = (int)v; break;
     case EXP_PARAM_SEED: q->seed = u; break;
     case EXP_PARAM_IMAGES: q->images = (int)v; break;
+    case EXP_PARAM_STATUS: snprintf(q->status, sizeof q->status, "%s", word); break;
     case EXP_PARAM_EPS: /* stored by srv_parse_eps */
     case EXP_PARAM_COUNT: break;
     }
@@ -145,7 +146,7 @@ void srv_params_defaults(srv_query *q, int classes)
     memset(q, 0, sizeof *q);
     for (int i = 0; i < EXP_PARAM_COUNT; i++) {
         const exp_param_def *d = &exp_param_defs[i];
-        if (srv_params_set(q, (exp_param_id)i, d->def, classes, err, sizeof err) &&
+        if (d->def && srv_params_set(q, (exp_param_id)i, d->def, classes, err, sizeof err) &&
             d->kind == EXP_PK_INT && !d->hi)
             store(q, (exp_param_id)i, classes, 0, d->def); /* above a small model's classes */
     }
@@ -162,7 +163,7 @@ int srv_params_lookup(const char *name, unsigned mask)
 const char *srv_params_names(unsigned mask, char *buf, size_t n)
 {
     size_t o = 0;
-    buf[0] = '\0';
+    snprintf(buf, n, "none");
     for (int i = 0; i < EXP_PARAM_COUNT && o < n; i++)
         if (mask & SRV_P(i))
             o += (size_t)snprintf(buf + o, n - o, "%s%s", o ? ", " : "", exp_param_defs[i].name);

@@ -27,6 +27,7 @@ typedef struct {
     exp_params params; /**< EXP_PARAM_EPS, EXP_PARAM_QUALITY */
     uint64_t seed;     /**< EXP_PARAM_SEED */
     int images;        /**< EXP_PARAM_IMAGES */
+    char status[16];   /**< EXP_PARAM_STATUS, "" when not given */
 } srv_query;
 
 /** Every parameter's default (top_k at most classes). */
@@ -42,7 +43,7 @@ int srv_params_set(srv_query *q, exp_param_id id, const char *val, int classes, 
 /** The parameter named name among those of mask, or -1. */
 int srv_params_lookup(const char *name, unsigned mask);
 
-/** "top_k, resize, ..." of mask into buf (cut to n); returns buf. */
+/** "top_k, resize, ..." of mask into buf (cut to n), "none" for 0; returns buf. */
 const char *srv_params_names(unsigned mask, char *buf, size_t n);
 
 /** A decimal integer in lo..hi, the whole string (no sign, no spaces). 1 if so, else 0. */

@@ -26,7 +26,8 @@ static void test_defaults(void)
     srv_params_defaults(&q, 3);
     CHECK(q.top_k == 3, "top_k of a 3-class model: %d", q.top_k);
     for (int i = 0; i < EXP_PARAM_COUNT; i++)
-        CHECK(exp_param_defs[i].name && exp_param_defs[i].def && exp_param_defs[i].help &&
+        CHECK(exp_param_defs[i].name && (exp_param_defs[i].def || i == EXP_PARAM_STATUS) &&
+                  exp_param_defs[i].help &&
                   exp_param_find(exp_param_defs[i].name) == &exp_param_defs[i], "row %d", i);
 }
 
@@ -62,6 +63,10 @@ static void test_ranges(void)
           "seed 2^64 taken");
     CHECK(srv_params_set(&q, EXP_PARAM_RESIZE, "none", classes, err, sizeof err) == ADJ_OK &&
               q.resize_center == 0, "resize=none");
+    CHECK(!q.status[0] && srv_params_set(&q, EXP_PARAM_STATUS, "done", classes, err, sizeof err) ==
+              ADJ_OK && !strcmp(q.status, "done"), "status=done");
+    CHECK(srv_params_set(&q, EXP_PARAM_STATUS, "finished", classes, err, sizeof err) &&
+              !strcmp(q.status, "done"), "status=finished taken");
     CHECK(srv_params_set(&q, EXP_PARAM_RESIZE, "crop", classes, err, sizeof err) &&
               !strcmp(err, "resize: 'crop' is not one of center, none"), "%s", err);
 }
@@ -112,6 +117,11 @@ static void test_routes(void)
     CHECK(rt && !strcmp(rt->methods, "GET, HEAD, DELETE"), "a job can be deleted");
     rt = srv_routes_find("/jobs/0123/rows");
     CHECK(rt && !strcmp(rt->methods, "GET, HEAD"), "rows: GET only");
+    rt = srv_routes_find("/jobs");
+    char jn[64];
+    CHECK(rt && !strcmp(srv_params_names(rt->params, jn, sizeof jn), "status") &&
+              !strcmp(srv_params_names(srv_routes_find("/health")->params, jn, sizeof jn), "none"),
+          "/jobs takes '%s'", jn);
     rt = srv_routes_find("/attack");
     char names[128];
     CHECK(rt && !strcmp(srv_params_names(rt->params, names, sizeof names),
