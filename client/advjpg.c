@@ -4,7 +4,7 @@
  * main() reads the global options up to the command's name, then hands the
  * rest to the command (cli_images.c, cli_jobs.c, and the service commands
  * below), which may take global options too. The contract of commands,
- * output and exit statuses is docs/api.md; cli_cmd.h has the summary.
+ * output and exit statuses is the README's "The client"; cli_cmd.h has the summary.
  */
 #include <errno.h>
 #include <stdlib.h>

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli_io.h"
+#include "exp_param.h"
 
 void cli_ctx_init(cli_ctx *ctx)
 {
@@ -172,7 +173,6 @@ int cli_parse_eps(cli_ctx *ctx, const char *s, char *norm, size_t n, json_t **ar
 {
     json_t *a = json_array();
     size_t o = 0;
-    int count = 0;
     const char *p = s;
     if (!a)
         return cli_fail("out of memory");
@@ -188,10 +188,13 @@ int cli_parse_eps(cli_ctx *ctx, const char *s, char *norm, size_t n, json_t **ar
         } else {
             end = (char *)p;
         }
-        if (end == p || errno || v < 1 || v > 255 || ++count > 64) {
+        /* the range is the server's (exp_param.h); how many values it takes
+         * (EXP_MAX_EPS) it says itself, in one 400 line */
+        if (end == p || errno || v < EXP_EPS_MIN || v > EXP_EPS_MAX) {
             json_decref(a);
-            return cli_usage(ctx, "--eps wants integers from 1 to 255 separated by "
-                                  "commas, such as 1,5,10, not '%s'", s);
+            return cli_usage(ctx, "--eps wants integers from %d to %d separated by commas, "
+                                  "such as %s, not '%s'", EXP_EPS_MIN, EXP_EPS_MAX,
+                             EXP_DEFAULT_EPS, s);
         }
         int w = snprintf(norm + o, n - o, "%s%ld", o ? "," : "", v);
         if (w < 0 || (size_t)w >= n - o) {
@@ -207,8 +210,9 @@ int cli_parse_eps(cli_ctx *ctx, const char *s, char *norm, size_t n, json_t **ar
             break;
         if (*p != ',') {
             json_decref(a);
-            return cli_usage(ctx, "--eps wants integers from 1 to 255 separated by "
-                                  "commas, such as 1,5,10, not '%s'", s);
+            return cli_usage(ctx, "--eps wants integers from %d to %d separated by commas, "
+                                  "such as %s, not '%s'", EXP_EPS_MIN, EXP_EPS_MAX,
+                             EXP_DEFAULT_EPS, s);
         }
         p++;
     }

@@ -1,7 +1,7 @@
 /*
  * cli_cmd.h - what every advjpg command shares: the run context, option
  * parsing, value checks, requests that print their own failure, and the
- * exit statuses of the contract (docs/api.md):
+ * exit statuses of the contract (README, "The client"):
  *
  *   0  success
  *   1  the server or the connection failed (no answer, time limit, an HTTP

@@ -140,11 +140,6 @@ void cli_http_cleanup(cli_http *h)
     memset(h, 0, sizeof *h);
 }
 
-const char *cli_http_base(const cli_http *h)
-{
-    return h && h->base ? h->base : "";
-}
-
 void cli_response_free(cli_response *r)
 {
     if (!r)

@@ -94,9 +94,6 @@ int cli_http_init(cli_http *h, const char *server, const char *token, double tim
 /** Frees what cli_http_init took; safe on a zeroed or half-initialised struct. */
 void cli_http_cleanup(cli_http *h);
 
-/** The base URL in use (borrowed), for messages. */
-const char *cli_http_base(const cli_http *h);
-
 /**
  * Sends req and reads the whole answer into *resp (which this function
  * initialises; free it with cli_response_free() also after an error).

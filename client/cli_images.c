@@ -9,6 +9,8 @@
 
 #include "cli_cmd.h"
 #include "cli_io.h"
+#include "exp_param.h"
+#include "ut_base64.h"
 
 /* Statuses that are about one image (bad, too large, wrong type), after
  * which classify goes on with the next image; any other error ends it. */
@@ -198,7 +200,7 @@ static int save_images(json_t *ans, const char *dir)
         const char *b64 = json_string_value(val);
         unsigned char *png;
         size_t len;
-        if (!b64 || cli_base64_decode(b64, json_string_length(val), &png, &len)) {
+        if (!b64 || ut_base64_decode(b64, json_string_length(val), &png, &len, NULL, 0)) {
             json_decref(files);
             json_decref(used);
             return cli_fail("server sent an image for '%s' that is not base64", key);
@@ -260,7 +262,7 @@ static int run_attack(cli_ctx *ctx, int argc, char **argv)
                 return rc;
             break;
         case 'q':
-            if ((rc = cli_parse_long(ctx, "--quality", optarg, 1, 100, &quality)))
+            if ((rc = cli_parse_long(ctx, "--quality", optarg, EXP_QUALITY_MIN, EXP_QUALITY_MAX, &quality)))
                 return rc;
             break;
         case 's':
@@ -414,7 +416,7 @@ static int save_jpeg(json_t *ans, const char *path)
     size_t len;
     if (!json_is_string(v))
         return cli_fail("server answered without the \"jpeg\" to write to %s", path);
-    if (cli_base64_decode(json_string_value(v), json_string_length(v), &jpeg, &len) ||
+    if (ut_base64_decode(json_string_value(v), json_string_length(v), &jpeg, &len, NULL, 0) ||
         len < 3 || jpeg[0] != 0xff || jpeg[1] != 0xd8) {
         free(jpeg);
         return cli_fail("server sent a \"jpeg\" that is not a base64 JPEG");
@@ -445,7 +447,7 @@ static int run_recompress(cli_ctx *ctx, int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":hq:o:", opts, NULL)) != -1) {
         switch (c) {
         case 'q':
-            if ((rc = cli_parse_long(ctx, "--quality", optarg, 1, 100, &quality)))
+            if ((rc = cli_parse_long(ctx, "--quality", optarg, EXP_QUALITY_MIN, EXP_QUALITY_MAX, &quality)))
                 return rc;
             break;
         case 'o':

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "image.h"
+
 static int fail(char *err, size_t errsz, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -28,16 +30,15 @@ static int fail(char *err, size_t errsz, const char *fmt, ...)
 
 const char *cli_image_type(const unsigned char *h, size_t n)
 {
-    static const unsigned char png[8] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
-    if (n >= 3 && h[0] == 0xff && h[1] == 0xd8 && h[2] == 0xff)
-        return "image/jpeg";
-    if (n >= 8 && !memcmp(h, png, 8))
-        return "image/png";
     /* the contract names one type for the netpbm family; P5 (greyscale) goes with it */
-    if (n >= 3 && h[0] == 'P' && (h[1] == '6' || h[1] == '5') &&
-        (h[2] == ' ' || h[2] == '\t' || h[2] == '\n' || h[2] == '\r' || h[2] == '#'))
-        return "image/x-portable-pixmap";
-    return NULL;
+    static const char *const types[] = {
+        [IMG_FMT_UNKNOWN] = NULL,
+        [IMG_FMT_JPEG] = "image/jpeg",
+        [IMG_FMT_PNG] = "image/png",
+        [IMG_FMT_PPM] = "image/x-portable-pixmap",
+    };
+    _Static_assert(sizeof types / sizeof types[0] == IMG_FMT_PPM + 1, "one type per format");
+    return types[img_sniff(h, n)];
 }
 
 int cli_image_check(const char *path, const char **type, char *err, size_t errsz)
@@ -201,58 +202,6 @@ void cli_safe_name(const char *name, const char *suffix, char *out, size_t n)
     out[o] = '\0';
     if (suffix && o + sl < n)
         memcpy(out + o, suffix, sl + 1);
-}
-
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-int cli_base64_decode(const char *in, size_t len, unsigned char **out, size_t *outlen)
-{
-    unsigned char *buf = malloc(len / 4 * 3 + 3);
-    if (!buf)
-        return -1;
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0, pad = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)in[i];
-        if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
-            continue;
-        if (c == '=') {
-            pad++;
-            continue;
-        }
-        int v = b64_value(c);
-        if (v < 0 || pad) { /* a bad character, or data after padding */
-            free(buf);
-            return -1;
-        }
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            buf[o++] = (unsigned char)(acc >> bits);
-        }
-    }
-    if (bits >= 6 || pad > 2) { /* a lone sextet cannot end a quantum */
-        free(buf);
-        return -1;
-    }
-    *out = buf;
-    *outlen = o;
-    return 0;
 }
 
 json_t *cli_json_path(const char *path)

@@ -1,6 +1,7 @@
 /*
- * cli_io.h - the client's local side: reading images, writing files safely,
- * base64, printing JSON.
+ * cli_io.h - the client's local side: reading images (their type by
+ * common/image.h's img_sniff), writing files safely, printing JSON.
+ * (base64 is common/util/ut_base64.h.)
  *
  * Functions that can fail return 0 or -1 and put one line describing the
  * problem into a caller-supplied buffer (err, errsz); they never print.
@@ -55,12 +56,6 @@ int cli_mkdirs(const char *path, char *err, size_t errsz);
  */
 void cli_safe_name(const char *name, const char *suffix, char *out, size_t n);
 
-/**
- * Decodes standard base64 (RFC 4648, '=' padding optional, whitespace
- * ignored). *out is new (caller frees with free()). Fails on any other
- * character or a truncated quantum.
- */
-int cli_base64_decode(const char *in, size_t len, unsigned char **out, size_t *outlen);
 
 /**
  * A file path as a new JSON string. JSON strings are UTF-8 and a path can be

@@ -13,6 +13,7 @@
 
 #include "cli_cmd.h"
 #include "cli_io.h"
+#include "exp_param.h"
 #include "cli_progress.h"
 
 #define WAIT_MAX_MISSES 10 /* polls in a row without an answer before giving up */
@@ -377,7 +378,7 @@ static int run_evaluate(cli_ctx *ctx, int argc, char **argv)
                 return rc;
             break;
         case 'q':
-            if ((rc = cli_parse_long(ctx, "--quality", optarg, 1, 100, &quality)))
+            if ((rc = cli_parse_long(ctx, "--quality", optarg, EXP_QUALITY_MIN, EXP_QUALITY_MAX, &quality)))
                 return rc;
             break;
         case 's':

@@ -13,11 +13,12 @@ int exp_params_check(const exp_params *p, char *err, size_t errsz)
         return adj_fail(err, errsz, ADJ_ERR_ARG, "eps: give 1..%d values, not %d", EXP_MAX_EPS,
                         p->n_eps);
     for (int i = 0; i < p->n_eps; i++)
-        if (p->eps[i] < 1 || p->eps[i] > 255)
-            return adj_fail(err, errsz, ADJ_ERR_ARG, "eps: %d is not an integer in 1..255",
-                            p->eps[i]);
-    if (p->quality < 1 || p->quality > 100)
-        return adj_fail(err, errsz, ADJ_ERR_ARG, "quality: %d is not in 1..100", p->quality);
+        if (p->eps[i] < EXP_EPS_MIN || p->eps[i] > EXP_EPS_MAX)
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "eps: %d is not an integer in %d..%d",
+                            p->eps[i], EXP_EPS_MIN, EXP_EPS_MAX);
+    if (p->quality < EXP_QUALITY_MIN || p->quality > EXP_QUALITY_MAX)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "quality: %d is not in %d..%d", p->quality,
+                        EXP_QUALITY_MIN, EXP_QUALITY_MAX);
     const exp_attack *a = &p->attack;
     if (a->kind < EXP_FGSM || a->kind > EXP_LL)
         return adj_fail(err, errsz, ADJ_ERR_ARG, "attack: unknown kind %d", (int)a->kind);
@@ -107,14 +108,20 @@ int exp_label(const exp_result *r, int t)
     return net_argmax(r->probs + (size_t)t * r->classes, r->classes);
 }
 
+/* Frees a result's images (the scores stay). */
+static void drop_images(exp_result *r)
+{
+    for (int t = 0; r->images && t < r->n_transforms; t++)
+        img_free(&r->images[t]);
+    free(r->images);
+    r->images = NULL;
+}
+
 void exp_result_free(exp_result *r)
 {
     if (!r)
         return;
-    if (r->images)
-        for (int t = 0; t < r->n_transforms; t++)
-            img_free(&r->images[t]);
-    free(r->images);
+    drop_images(r);
     free(r->probs);
     memset(r, 0, sizeof *r);
 }
@@ -155,6 +162,13 @@ static int make_variants(const exp_params *p, const float *grad, uint64_t seed, 
 
 int exp_run_batch(net_ctx *ctx, const img_rgb *xs, int n, const exp_params *p,
                   const uint64_t *seeds, exp_result *out, char *err, size_t errsz)
+{
+    return exp_run_batch_keep(ctx, xs, n, p, seeds, NULL, out, err, errsz);
+}
+
+int exp_run_batch_keep(net_ctx *ctx, const img_rgb *xs, int n, const exp_params *p,
+                       const uint64_t *seeds, const int *keep, exp_result *out, char *err,
+                       size_t errsz)
 {
     int rc = exp_params_check(p, err, errsz);
     if (rc)
@@ -237,8 +251,11 @@ int exp_run_batch(net_ctx *ctx, const img_rgb *xs, int n, const exp_params *p,
         }
         for (int q = 0; q < nb; q++) {
             long j = j0 + q;
-            memcpy(r[j / (T - 1)].probs + (size_t)(1 + j % (T - 1)) * K, probs + (size_t)q * K,
+            exp_result *ri = &r[j / (T - 1)];
+            memcpy(ri->probs + (size_t)(1 + j % (T - 1)) * K, probs + (size_t)q * K,
                    (size_t)K * sizeof(float));
+            if (j % (T - 1) == T - 2 && keep && !keep[j / (T - 1)])
+                drop_images(ri); /* its last variant: only the scores are wanted */
         }
     }
     if (!rc)

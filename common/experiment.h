@@ -1,5 +1,5 @@
 /*
- * experiment.h - the paper's per-image pipeline (shared docs/experiment.md)
+ * experiment.h - the paper's per-image pipeline (README, "The experiment's transforms")
  * and the statistics over a set of images.
  *
  * For a prepared clean image x and a list of eps, the transforms are, in this
@@ -22,13 +22,13 @@
 #include <stdint.h>
 
 #include "attack.h"
+#include "exp_param.h"
 #include "image.h"
 #include "net.h"
 
-#define EXP_MAX_EPS 16
 #define EXP_MAX_TRANSFORMS (2 + 3 * EXP_MAX_EPS)
 
-/** Which attack makes Adv_eps(x) (experiment.md, "Beyond FGSM"). */
+/** Which attack makes Adv_eps(x): the paper's FGSM, or an iterative one. */
 typedef enum { EXP_FGSM = 0, EXP_BIM, EXP_PGD, EXP_LL } exp_attack_kind;
 
 /** The threat model: the paper's attack on f, or an adaptive one on f(JPG_q(.)). */
@@ -74,14 +74,19 @@ int exp_transform_eps(const exp_params *p, int t);
 /** Writes transform t's name ("JPG(Adv5(x))") into buf; returns buf. */
 const char *exp_transform_name(const exp_params *p, int t, char *buf, size_t size);
 
-/** What the pipeline gives for one image. */
+/**
+ * What the pipeline gives for one image: the scores (label_x, probs, norms)
+ * and, when asked for, the transformed images. An evaluation keeps only the
+ * scores: its images are freed as soon as they are classified.
+ */
 typedef struct {
     int label_x;      /**< l_x: arg-max of the clean image */
     int n_transforms;
     int classes;
     float *probs;     /**< [n_transforms][classes], owned */
-    img_rgb *images;  /**< [n_transforms] the transformed 8-bit images, owned */
     atk_norms norms[EXP_MAX_EPS]; /**< the size of Adv_eps(x) - x for each eps */
+    img_rgb *images;  /**< [n_transforms] the transformed 8-bit images, owned;
+                           NULL when not kept (exp_run_batch_keep) */
 } exp_result;
 
 /**
@@ -96,6 +101,16 @@ typedef struct {
  */
 int exp_run_batch(net_ctx *ctx, const img_rgb *xs, int n, const exp_params *p,
                   const uint64_t *seeds, exp_result *out, char *err, size_t errsz);
+
+/**
+ * exp_run_batch, keeping image i's transformed images only when keep[i]
+ * (keep NULL: every image's, as exp_run_batch). The others' images are freed
+ * once their last variant is classified and out[i].images is NULL: the
+ * scores are the same.
+ */
+int exp_run_batch_keep(net_ctx *ctx, const img_rgb *xs, int n, const exp_params *p,
+                       const uint64_t *seeds, const int *keep, exp_result *out, char *err,
+                       size_t errsz);
 
 /** p(l_x | f(x)) of transform t. */
 float exp_top_label_prob(const exp_result *r, int t);

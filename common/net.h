@@ -10,7 +10,7 @@
  *     net_ctx *ctx;
  *     net_ctx_new(m, 16, &ctx, err, sizeof err);
  *     net_forward(ctx, pixels, n, probs);             // probs: [n][classes]
- *     net_backward(ctx, labels, grad, NULL);           // grad: d(-log p(l|x))/d pixel
+ *     net_backward(ctx, labels, grad, NULL, NULL);     // grad: d(-log p(l|x))/d pixel
  *     net_ctx_free(ctx);
  *
  * Internally activations are kept channel-major over the batch ([C][n*H*W]),

@@ -1,6 +1,6 @@
 /*
  * advjpgd - serves an image classifier and the paper's adversarial / JPEG
- * experiment over HTTP (shared docs/api.md).
+ * experiment over HTTP (the contract: server/openapi.yaml, served at /openapi.yaml).
  *
  * main() wires the modules together:
  *   srv_config   options and the INI file
@@ -222,6 +222,81 @@ static void shutdown_app(app *a, int loaded)
     srv_config_free(&a->cfg);
 }
 
+/* Listens, starts the HTTP side (/health: loading) and the loader thread. 0, or -1 said. */
+static int start_serving(app *a)
+{
+    char err[ADJ_ERRLEN];
+    int fd;
+    if (srv_http_listen(a->cfg.listen, &fd, &a->port, err, sizeof err)) {
+        fprintf(stderr, "advjpgd: %s\n", err);
+        return -1;
+    }
+    if (!a->cfg.token && !listens_on_loopback(fd))
+        fprintf(stderr, "advjpgd: warning: listening on %s, not a loopback address, without a "
+                        "token: anyone who can reach it can use this daemon and its jobs (give "
+                        "--token-file, or listen on 127.0.0.1)\n",
+                a->cfg.listen);
+    if (srv_http_start(&a->cfg, a->metrics, fd, &a->http, err, sizeof err)) {
+        close(fd);
+        fprintf(stderr, "advjpgd: %s\n", err);
+        return -1;
+    }
+    if (a->cfg.port_file && write_port_file(a->cfg.port_file, a->port, err, sizeof err)) {
+        fprintf(stderr, "advjpgd: %s\n", err);
+        return -1;
+    }
+    if (pthread_create(&a->loader, NULL, load_main, a) != 0) {
+        fprintf(stderr, "advjpgd: cannot start the loader thread\n");
+        return -1;
+    }
+    a->loader_started = 1;
+    return 0;
+}
+
+/* The loader is done: publish the engine (0), or say why it failed (1). */
+static int loaded_now(app *a)
+{
+    pthread_join(a->loader, NULL);
+    a->loader_started = 0;
+    if (a->load_rc) {
+        fprintf(stderr, "advjpgd: %s\n", a->load_err);
+        return 1;
+    }
+    srv_engine e = {a->model, a->labels_path ? &a->labels : NULL, a->labels_path,
+                    a->worker, a->jobs, a->cfg.max_batch, a->load_seconds};
+    srv_http_set_engine(a->http, &e);
+    if (*a->load_note)
+        fprintf(stderr, "advjpgd: warning: %s\n", a->load_note);
+    fprintf(stderr,
+            "advjpgd: serving %s on %s (port %d): %zu parameters, loaded in %.2f s; "
+            "products %s; max batch %d, batch delay %d ms%s\n",
+            a->spec.name, a->cfg.listen, a->port, model_spec_param_count(&a->spec),
+            a->load_seconds, gemm_kernel_name(NULL), a->cfg.max_batch, a->cfg.batch_delay_ms,
+            a->cfg.token ? "; bearer token required" : "");
+    return 0;
+}
+
+/* Until a signal: the loader's news, expired requests. The exit status; *loaded. */
+static int serve(app *a, int *loaded)
+{
+    double next_expire = ut_now() + 1.0;
+    while (!g_stop_signal) {
+        struct pollfd pfd = {a->event_pipe[0], POLLIN, 0};
+        int n = poll(&pfd, 1, 100);
+        char c;
+        if (n > 0 && (pfd.revents & POLLIN) && read(a->event_pipe[0], &c, 1) == 1) {
+            if (loaded_now(a))
+                return 1;
+            *loaded = 1;
+        }
+        if (*loaded && ut_now() >= next_expire) {
+            srv_worker_expire(a->worker);
+            next_expire = ut_now() + 1.0;
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
 #ifdef __GLIBC__
@@ -259,69 +334,11 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    int fd;
-    if (srv_http_listen(a.cfg.listen, &fd, &a.port, err, sizeof err)) {
-        fprintf(stderr, "advjpgd: %s\n", err);
+    if (start_serving(&a)) {
         shutdown_app(&a, 0);
         return 1;
     }
-    if (!a.cfg.token && !listens_on_loopback(fd))
-        fprintf(stderr, "advjpgd: warning: listening on %s, not a loopback address, without a "
-                        "token: anyone who can reach it can use this daemon and its jobs (give "
-                        "--token-file, or listen on 127.0.0.1)\n",
-                a.cfg.listen);
-    if (srv_http_start(&a.cfg, a.metrics, fd, &a.http, err, sizeof err)) {
-        close(fd);
-        fprintf(stderr, "advjpgd: %s\n", err);
-        shutdown_app(&a, 0);
-        return 1;
-    }
-    if (a.cfg.port_file && write_port_file(a.cfg.port_file, a.port, err, sizeof err)) {
-        fprintf(stderr, "advjpgd: %s\n", err);
-        shutdown_app(&a, 0);
-        return 1;
-    }
-    if (pthread_create(&a.loader, NULL, load_main, &a) != 0) {
-        fprintf(stderr, "advjpgd: cannot start the loader thread\n");
-        shutdown_app(&a, 0);
-        return 1;
-    }
-    a.loader_started = 1;
-
-    int loaded = 0, status = 0;
-    double next_expire = ut_now() + 1.0;
-    while (!g_stop_signal) {
-        struct pollfd pfd = {a.event_pipe[0], POLLIN, 0};
-        int n = poll(&pfd, 1, 100);
-        if (n > 0 && (pfd.revents & POLLIN)) {
-            char c;
-            if (read(a.event_pipe[0], &c, 1) == 1) {
-                pthread_join(a.loader, NULL);
-                a.loader_started = 0;
-                if (a.load_rc) {
-                    fprintf(stderr, "advjpgd: %s\n", a.load_err);
-                    status = 1;
-                    break;
-                }
-                srv_engine e = {a.model, a.labels_path ? &a.labels : NULL, a.labels_path,
-                                a.worker, a.jobs, a.cfg.max_batch, a.load_seconds};
-                srv_http_set_engine(a.http, &e);
-                loaded = 1;
-                if (*a.load_note)
-                    fprintf(stderr, "advjpgd: warning: %s\n", a.load_note);
-                fprintf(stderr,
-                        "advjpgd: serving %s on %s (port %d): %zu parameters, loaded in %.2f s; "
-                        "products %s; max batch %d, batch delay %d ms%s\n",
-                        a.spec.name, a.cfg.listen, a.port, model_spec_param_count(&a.spec),
-                        a.load_seconds, gemm_kernel_name(NULL), a.cfg.max_batch,
-                        a.cfg.batch_delay_ms, a.cfg.token ? "; bearer token required" : "");
-            }
-        }
-        if (loaded && ut_now() >= next_expire) {
-            srv_worker_expire(a.worker);
-            next_expire = ut_now() + 1.0;
-        }
-    }
+    int loaded = 0, status = serve(&a, &loaded);
     if (g_stop_signal && !status)
         fprintf(stderr, "advjpgd: %s: finishing %d request(s) in progress, then stopping\n",
                 strsignal(g_stop_signal), srv_http_active(a.http));

@@ -6,6 +6,7 @@
 #include <ini.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,77 +54,105 @@ typedef struct {
     long lo, hi;         /* K_INT / K_SIZE bounds */
     const char *arg;     /* metavariable for --help */
     const char *help;
+    const char *def;     /* the default as the option's text, NULL: none (or computed) */
+    const char *def_note; /* after the default in --help (": as many as ...") */
+    size_t target;       /* offsetof(srv_config, field) + 1: an int (K_INT), size_t
+                          * (K_SIZE) or char * (K_STR, K_PATH); 0: set by apply_opt */
 } opt_def;
+
+/* The field an option sets (int, size_t or char * by the option's kind). */
+#define AT(field) .target = offsetof(srv_config, field) + 1
 
 static const opt_def OPTS[O_COUNT] = {
     [O_CONFIG] = {"config", NULL, K_PATH, 0, 0, "FILE",
                   "INI config file (default: config/advjpgd.conf in a build tree, else "
                   ADVJPG_INSTALL_CONFIG_DIR "/advjpgd.conf)"},
     [O_LISTEN] = {"listen", "server", K_STR, 0, 0, "ADDR:PORT",
-                  "where to listen; port 0 picks a free port (default 127.0.0.1:8080)"},
+                  "where to listen; port 0 picks a free port",
+        .def = "127.0.0.1:8080", AT(listen)},
     [O_THREADS] = {"threads", "server", K_INT, 1, 64, "N",
                    "threads that decode and encode images, and as many HTTP threads "
-                   "(default: cores, 2..4)"},
+                   "(default: cores, 2..4)",
+        AT(threads)},
     [O_CONN_TIMEOUT] = {"connection-timeout", "server", K_INT, 1, 86400, "SECONDS",
-                        "close a connection idle this long (default 30)"},
+                        "close a connection idle this long",
+        .def = "30", AT(conn_timeout_s)},
     [O_HEADER_TIMEOUT] = {"header-timeout", "server", K_INT, 1, 3600, "SECONDS",
                           "a connection must send a request's headers within this of its "
                           "start or its previous answer, and its body gets this long before "
-                          "--min-rate applies (default 10)"},
+                          "--min-rate applies",
+        .def = "10", AT(header_timeout_s)},
     [O_MIN_RATE] = {"min-rate", "server", K_SIZE, 1, (long)1 << 30, "BYTES",
                     "slowest body upload, in bytes per second after --header-timeout; "
-                    "slower connections are closed (default 4K)"},
+                    "slower connections are closed",
+        .def = "4K", AT(min_rate)},
     [O_CONN_LIMIT] = {"connection-limit", "server", K_INT, 1, 100000, "N",
                       "open connections at most; when full, a new one closes the oldest "
-                      "connection that is waiting for a request (default 256)"},
+                      "connection that is waiting for a request",
+        .def = "256", AT(conn_limit)},
     [O_PER_IP_LIMIT] = {"per-ip-limit", "server", K_INT, 1, 100000, "N",
-                        "open connections per client address at most, the same way "
-                        "(default 16)"},
+                        "open connections per client address at most, the same way",
+        .def = "16", AT(per_ip_limit)},
     [O_KEEP_ALIVE] = {"keep-alive", "server", K_INT, 0, 1, "0|1",
                       "1: keep connections open between requests (faster for many small "
                       "requests, but only a connection's first request head is checked, so a "
                       "later malformed one may get libmicrohttpd's HTML error); 0: close "
-                      "after every answer (default 0)"},
+                      "after every answer",
+        .def = "0", AT(keep_alive)},
     [O_PORT_FILE] = {"port-file", "server", K_PATH, 0, 0, "FILE",
-                     "write the bound port number to FILE once listening"},
+                     "write the bound port number to FILE once listening",
+        AT(port_file)},
     [O_TOKEN] = {"token", "server", K_STR, 0, 0, "TOKEN",
                  "require 'Authorization: Bearer TOKEN' on every endpoint but /health"},
     [O_TOKEN_FILE] = {"token-file", "server", K_PATH, 0, 0, "FILE",
                       "read that token from the first line of FILE"},
     [O_MODEL] = {"model", "model", K_STR, 0, 0, "NAME|FILE.json|FILE.onnx",
                  "built-in model (" MODEL_DEFAULT_NAME ", overfeat-fast, overfeat-accurate), "
-                 "a spec file or an ONNX model (default " MODEL_DEFAULT_NAME ")"},
+                 "a spec file or an ONNX model",
+        .def = MODEL_DEFAULT_NAME, AT(model)},
     [O_WEIGHTS] = {"weights", "model", K_PATH, 0, 0, "FILE",
-                   "weight file of that model (required unless the model is the default one)"},
+                   "weight file of that model (required unless the model is the default one)",
+        AT(weights)},
     [O_PREPROCESS] = {"preprocess", "model", K_PATH, 0, 0, "FILE.json",
                       "an ONNX model's preprocessing (default: FILE.json beside it, else "
-                      "torchvision's)"},
+                      "torchvision's)",
+        AT(preprocess)},
     [O_LABELS] = {"labels", "model", K_PATH, 0, 0, "FILE",
-                  "class names, one per line, in output order (optional)"},
+                  "class names, one per line, in output order (optional)",
+        AT(labels)},
     [O_MAX_BODY] = {"max-body", "limits", K_SIZE, 1, (long)1 << 40, "BYTES",
-                    "largest request body; larger ones get 413 (default 32M)"},
+                    "largest request body; larger ones get 413",
+        .def = "32M", AT(max_body)},
     [O_MAX_PIXELS] = {"max-pixels", "limits", K_SIZE, 1, (long)1 << 40, "N",
-                      "largest width x height of an image; larger ones get 400 (default 16M)"},
+                      "largest width x height of an image; larger ones get 400",
+        .def = "16M", AT(max_pixels)},
     [O_TIMEOUT] = {"timeout", "limits", K_INT, 1, 86400, "SECONDS",
-                   "a request still queued after this gets 503 (default 60)"},
+                   "a request still queued after this gets 503",
+        .def = "60", AT(timeout_s)},
     [O_MAX_BATCH] = {"max-batch", "batching", K_INT, 1, 256, "N",
-                     "images per forward pass at most (default 16)"},
+                     "images per forward pass at most",
+        .def = "16", AT(max_batch)},
     [O_BATCH_DELAY] = {"batch-delay-ms", "batching", K_INT, 0, 10000, "MS",
-                       "how long a request waits for others to share its batch (default 2)"},
+                       "how long a request waits for others to share its batch",
+        .def = "2", AT(batch_delay_ms)},
     [O_QUEUE_SIZE] = {"queue-size", "batching", K_INT, 1, 1000000, "N",
                       "requests waiting for the model, and images waiting for a decode "
-                      "thread, at most; more get 503 (default 64)"},
+                      "thread, at most; more get 503",
+        .def = "64", AT(queue_size)},
     [O_DATA_ROOT] = {"data-root", "jobs", K_PATH, 0, 0, "DIR",
-                     "the only folder tree evaluation jobs may read (default: none)"},
+                     "the only folder tree evaluation jobs may read (default: none)",
+        AT(data_root)},
     [O_JOBS_DIR] = {"jobs-dir", "jobs", K_PATH, 0, 0, "DIR",
                     "where evaluation jobs keep their state (default "
-                    "$XDG_STATE_HOME/advjpg/jobs or ~/.local/state/advjpg/jobs)"},
+                    "$XDG_STATE_HOME/advjpg/jobs or ~/.local/state/advjpg/jobs)",
+        AT(jobs_dir)},
     [O_JOB_BATCH] = {"job-batch", "jobs", K_INT, 0, 256, "N",
                      "images per batch of an evaluation job; interactive requests wait at most "
-                     "one such batch (default 0: as many as take about --job-batch-ms)"},
+                     "one such batch",
+        .def = "0", .def_note = ": as many as take about --job-batch-ms", AT(job_batch)},
     [O_JOB_BATCH_MS] = {"job-batch-ms", "jobs", K_INT, 1, 600000, "MS",
-                        "with --job-batch 0, aim for job batches of about this long "
-                        "(default 250)"},
+                        "with --job-batch 0, aim for job batches of about this long",
+        .def = "250", AT(job_batch_ms)},
     [O_HELP] = {"help", NULL, K_FLAG, 0, 0, NULL, "print this help and exit"},
     [O_VERSION] = {"version", NULL, K_FLAG, 0, 0, NULL, "print the version and exit"},
 };
@@ -139,6 +168,8 @@ void srv_config_usage(FILE *out)
         char lhs[64];
         snprintf(lhs, sizeof lhs, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
         fprintf(out, "  %-30s %s", lhs, o->help);
+        if (o->def)
+            fprintf(out, " (default %s%s)", o->def, o->def_note ? o->def_note : "");
         if (o->section)
             fprintf(out, " [%s]", o->section);
         fputc('\n', out);
@@ -251,6 +282,19 @@ static void set_str(char **slot, char *value)
     *slot = value;
 }
 
+/* --listen's value must be ADDR:PORT. */
+static int check_listen(const char *s, const char *where, const char *value, char *err,
+                        size_t errsz)
+{
+    char host[256];
+    int port;
+    if (!srv_parse_listen(s, host, sizeof host, &port))
+        return ADJ_OK;
+    return adj_fail(err, errsz, ADJ_ERR_ARG,
+                    "%s: '%s' is not ADDR:PORT (e.g. 127.0.0.1:8080, [::1]:8080, :8080)", where,
+                    value);
+}
+
 /*
  * Applies option id with value to cfg. where names the origin for messages
  * ("--max-batch" or "advjpgd.conf:12: max-batch"); base_dir resolves
@@ -292,28 +336,22 @@ static int apply_opt(srv_config *cfg, int id, const char *value, const char *whe
     if ((o->kind == K_STR || o->kind == K_PATH) && !str)
         return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
 
-    switch (id) {
-    case O_CONFIG: set_str(&cfg->config_path, str); break;
-    case O_LISTEN: {
-        char host[256];
-        int port;
-        if (srv_parse_listen(str, host, sizeof host, &port)) {
-            free(str);
-            return adj_fail(err, errsz, ADJ_ERR_ARG,
-                            "%s: '%s' is not ADDR:PORT (e.g. 127.0.0.1:8080, [::1]:8080, :8080)",
-                            where, value);
-        }
-        set_str(&cfg->listen, str);
-        break;
+    if (id == O_LISTEN && check_listen(str, where, value, err, errsz)) {
+        free(str);
+        return ADJ_ERR_ARG;
     }
-    case O_THREADS: cfg->threads = (int)iv; break;
-    case O_CONN_TIMEOUT: cfg->conn_timeout_s = (int)iv; break;
-    case O_HEADER_TIMEOUT: cfg->header_timeout_s = (int)iv; break;
-    case O_MIN_RATE: cfg->min_rate = sv; break;
-    case O_CONN_LIMIT: cfg->conn_limit = (int)iv; break;
-    case O_PER_IP_LIMIT: cfg->per_ip_limit = (int)iv; break;
-    case O_KEEP_ALIVE: cfg->keep_alive = (int)iv; break;
-    case O_PORT_FILE: set_str(&cfg->port_file, str); break;
+    if (o->target) {
+        char *field = (char *)cfg + o->target - 1;
+        if (o->kind == K_INT)
+            *(int *)field = (int)iv;
+        else if (o->kind == K_SIZE)
+            *(size_t *)field = sv;
+        else
+            set_str((char **)field, str);
+        return ADJ_OK;
+    }
+    switch (id) { /* the options that set more than one field */
+    case O_CONFIG: set_str(&cfg->config_path, str); break;
     case O_TOKEN: /* the later of token / token-file wins */
         set_str(&cfg->token, str);
         set_str(&cfg->token_file, NULL);
@@ -322,20 +360,6 @@ static int apply_opt(srv_config *cfg, int id, const char *value, const char *whe
         set_str(&cfg->token_file, str);
         set_str(&cfg->token, NULL);
         break;
-    case O_MODEL: set_str(&cfg->model, str); break;
-    case O_WEIGHTS: set_str(&cfg->weights, str); break;
-    case O_LABELS: set_str(&cfg->labels, str); break;
-    case O_PREPROCESS: set_str(&cfg->preprocess, str); break;
-    case O_MAX_BODY: cfg->max_body = sv; break;
-    case O_MAX_PIXELS: cfg->max_pixels = sv; break;
-    case O_TIMEOUT: cfg->timeout_s = (int)iv; break;
-    case O_MAX_BATCH: cfg->max_batch = (int)iv; break;
-    case O_BATCH_DELAY: cfg->batch_delay_ms = (int)iv; break;
-    case O_QUEUE_SIZE: cfg->queue_size = (int)iv; break;
-    case O_DATA_ROOT: set_str(&cfg->data_root, str); break;
-    case O_JOBS_DIR: set_str(&cfg->jobs_dir, str); break;
-    case O_JOB_BATCH: cfg->job_batch = (int)iv; break;
-    case O_JOB_BATCH_MS: cfg->job_batch_ms = (int)iv; break;
     default: free(str); break;
     }
     return ADJ_OK;
@@ -457,26 +481,18 @@ static const char *data_dir(void)
     return in_build_tree() ? ADVJPG_SOURCE_CONFIG_DIR : ADVJPG_INSTALL_DATA_DIR;
 }
 
-static int set_defaults(srv_config *cfg)
+/* Every option's default (the table's), and the threads from the cores. */
+static int set_defaults(srv_config *cfg, char *err, size_t errsz)
 {
     memset(cfg, 0, sizeof *cfg);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    cfg->listen = strdup("127.0.0.1:8080");
     cfg->threads = cores < 2 ? 2 : cores > 4 ? 4 : (int)cores;
-    cfg->conn_timeout_s = 30;
-    cfg->header_timeout_s = 10;
-    cfg->min_rate = 4096;
-    cfg->conn_limit = 256;
-    cfg->per_ip_limit = 16;
-    cfg->max_body = (size_t)32 << 20;
-    cfg->max_pixels = 16u << 20;
-    cfg->timeout_s = 60;
-    cfg->max_batch = 16;
-    cfg->batch_delay_ms = 2;
-    cfg->queue_size = 64;
-    cfg->job_batch = 0;
-    cfg->job_batch_ms = 250;
-    return cfg->listen ? ADJ_OK : ADJ_ERR_NOMEM;
+    for (int i = 0; i < O_COUNT; i++) {
+        int rc = OPTS[i].def ? apply_opt(cfg, i, OPTS[i].def, "default", NULL, err, errsz) : 0;
+        if (rc)
+            return rc;
+    }
+    return ADJ_OK;
 }
 
 static char *path_join(const char *a, const char *b)
@@ -552,7 +568,12 @@ typedef struct {
     const char *value;
 } cli_opt;
 
-int srv_config_load(srv_config *cfg, int argc, char **argv, FILE *out, char *err, size_t errsz)
+/*
+ * Pass 1: the command line into cli[] (applied after the file), *config_arg
+ * the --config value. SRV_CONFIG_EXIT after --help or --version.
+ */
+static int read_command_line(int argc, char **argv, FILE *out, cli_opt *cli, int *ncli,
+                             const char **config_arg, char *err, size_t errsz)
 {
     struct option longopts[O_COUNT + 1];
     for (int i = 0; i < O_COUNT; i++) {
@@ -562,14 +583,6 @@ int srv_config_load(srv_config *cfg, int argc, char **argv, FILE *out, char *err
         longopts[i].val = 1000 + i;
     }
     memset(&longopts[O_COUNT], 0, sizeof longopts[O_COUNT]);
-
-    cli_opt *cli = calloc((size_t)argc + 1, sizeof *cli);
-    if (!cli)
-        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
-    int ncli = 0, rc = ADJ_OK;
-    const char *config_arg = NULL;
-
-    /* Pass 1: collect the command line (it is applied after the file). */
     opterr = 0;
     optind = 1;
     for (;;) {
@@ -579,95 +592,103 @@ int srv_config_load(srv_config *cfg, int argc, char **argv, FILE *out, char *err
             break;
         if (c == 'h' || c == 1000 + O_HELP) {
             srv_config_usage(out);
-            free(cli);
             return SRV_CONFIG_EXIT;
         }
         if (c == 'V' || c == 1000 + O_VERSION) {
             fprintf(out, "advjpgd %s\n", ADVJPG_VERSION);
-            free(cli);
             return SRV_CONFIG_EXIT;
         }
         const char *arg = prev < argc ? argv[prev] : "?";
-        if (c == '?') {
-            rc = adj_fail(err, errsz, ADJ_ERR_ARG, "unknown option '%s' (see advjpgd --help)", arg);
-            goto out;
-        }
-        if (c == ':') {
-            rc = adj_fail(err, errsz, ADJ_ERR_ARG, "option '%s' needs a value (see advjpgd --help)",
-                          arg);
-            goto out;
-        }
-        cli[ncli].id = c - 1000;
-        cli[ncli].value = optarg;
+        if (c == '?')
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "unknown option '%s' (see advjpgd --help)",
+                            arg);
+        if (c == ':')
+            return adj_fail(err, errsz, ADJ_ERR_ARG,
+                            "option '%s' needs a value (see advjpgd --help)", arg);
+        cli[*ncli].id = c - 1000;
+        cli[*ncli].value = optarg;
         if (c - 1000 == O_CONFIG)
-            config_arg = optarg;
-        ncli++;
+            *config_arg = optarg;
+        ++*ncli;
     }
-    if (optind < argc) {
-        rc = adj_fail(err, errsz, ADJ_ERR_ARG, "unexpected argument '%s' (see advjpgd --help)",
-                      argv[optind]);
-        goto out;
-    }
+    if (optind < argc)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "unexpected argument '%s' (see advjpgd --help)",
+                        argv[optind]);
+    return ADJ_OK;
+}
 
-    if ((rc = set_defaults(cfg)))
-        goto fail;
-
-    /* The config file. */
+/* The config file: --config's (which must exist), else the default one if it exists. */
+static int read_config_file(srv_config *cfg, const char *config_arg, char *err, size_t errsz)
+{
+    int rc;
     if (config_arg) {
-        if (!*config_arg) {
-            rc = adj_fail(err, errsz, ADJ_ERR_ARG, "--config: empty path");
-            goto fail;
-        }
+        if (!*config_arg)
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "--config: empty path");
         if ((rc = load_ini(cfg, config_arg, 1, err, errsz)))
-            goto fail;
+            return rc;
         set_str(&cfg->config_path, strdup(config_arg));
-    } else {
-        char *def = path_join(in_build_tree() ? ADVJPG_SOURCE_CONFIG_DIR : ADVJPG_INSTALL_CONFIG_DIR,
-                              "advjpgd.conf");
-        if (!def) {
-            rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
-            goto fail;
-        }
-        if ((rc = load_ini(cfg, def, 0, err, errsz))) {
-            free(def);
-            goto fail;
-        }
-        if (access(def, R_OK) == 0)
-            set_str(&cfg->config_path, def);
-        else
-            free(def);
+        return ADJ_OK;
     }
+    char *def = path_join(in_build_tree() ? ADVJPG_SOURCE_CONFIG_DIR : ADVJPG_INSTALL_CONFIG_DIR,
+                          "advjpgd.conf");
+    if (!def)
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    if ((rc = load_ini(cfg, def, 0, err, errsz))) {
+        free(def);
+        return rc;
+    }
+    if (access(def, R_OK) == 0)
+        set_str(&cfg->config_path, def);
+    else
+        free(def);
+    return ADJ_OK;
+}
 
+/* After file and command line: the model's files, the token, the folders. */
+static int finish(srv_config *cfg, char *err, size_t errsz)
+{
+    int rc;
+    if ((rc = finish_model(cfg, err, errsz)))
+        return rc;
+    if (cfg->token_file && (rc = read_token_file(cfg, err, errsz)))
+        return rc;
+    if (cfg->data_root) {
+        struct stat st;
+        if (stat(cfg->data_root, &st) || !S_ISDIR(st.st_mode))
+            return adj_fail(err, errsz, ADJ_ERR_IO, "--data-root %s is not a folder",
+                            cfg->data_root);
+    }
+    if (!cfg->jobs_dir && !(cfg->jobs_dir = default_jobs_dir()))
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    return ADJ_OK;
+}
+
+int srv_config_load(srv_config *cfg, int argc, char **argv, FILE *out, char *err, size_t errsz)
+{
+    cli_opt *cli = calloc((size_t)argc + 1, sizeof *cli);
+    if (!cli)
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    int ncli = 0;
+    const char *config_arg = NULL;
+    int rc = read_command_line(argc, argv, out, cli, &ncli, &config_arg, err, errsz);
+    if (rc) {
+        free(cli);
+        return rc;
+    }
+    if (!(rc = set_defaults(cfg, err, errsz)))
+        rc = read_config_file(cfg, config_arg, err, errsz);
     /* The command line wins. */
-    for (int i = 0; i < ncli; i++) {
+    for (int i = 0; i < ncli && !rc; i++) {
         if (cli[i].id == O_CONFIG)
             continue;
         char where[80];
         snprintf(where, sizeof where, "--%s", OPTS[cli[i].id].name);
-        if ((rc = apply_opt(cfg, cli[i].id, cli[i].value, where, NULL, err, errsz)))
-            goto fail;
+        rc = apply_opt(cfg, cli[i].id, cli[i].value, where, NULL, err, errsz);
     }
-
-    if ((rc = finish_model(cfg, err, errsz)))
-        goto fail;
-    if (cfg->token_file && (rc = read_token_file(cfg, err, errsz)))
-        goto fail;
-    if (cfg->data_root) {
-        struct stat st;
-        if (stat(cfg->data_root, &st) || !S_ISDIR(st.st_mode)) {
-            rc = adj_fail(err, errsz, ADJ_ERR_IO, "--data-root %s is not a folder", cfg->data_root);
-            goto fail;
-        }
-    }
-    if (!cfg->jobs_dir && !(cfg->jobs_dir = default_jobs_dir())) {
-        rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-    goto out;
-
-fail:
-    srv_config_free(cfg);
-out:
+    if (!rc)
+        rc = finish(cfg, err, errsz);
+    if (rc)
+        srv_config_free(cfg);
     free(cli);
     return rc;
 }

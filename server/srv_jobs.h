@@ -153,8 +153,11 @@ int srv_jobs_unavailable(srv_jobs *js, char *msg, size_t msgsz);
  */
 int srv_jobs_status(srv_jobs *js, const char *id, json_t **out);
 
-/** {"jobs": [every job's state, oldest first]}; new reference, NULL if out of memory. */
-json_t *srv_jobs_list(srv_jobs *js);
+/**
+ * {"jobs": [every job's state, oldest first]}, only those whose status is
+ * status when it is neither NULL nor ""; new reference, NULL if out of memory.
+ */
+json_t *srv_jobs_list(srv_jobs *js, const char *status);
 
 /**
  * Cancels a queued or running job (a running job stops before its next

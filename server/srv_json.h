@@ -10,7 +10,7 @@
  *     char *text = srv_json_dump(srv_json_classify(&c, probs, 500, 375));
  *     ... send text ...; free(text);
  *
- * Field names follow the shared docs/api.md.
+ * Field names are those of server/openapi.yaml.
  */
 #ifndef SRV_JSON_H
 #define SRV_JSON_H

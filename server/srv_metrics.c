@@ -38,11 +38,18 @@ struct srv_metrics {
     histogram compute[SRV_BATCH_KINDS], batch[SRV_BATCH_KINDS];
 };
 
-static const char *const EP_NAMES[SRV_EP_COUNT] = {
-    "/classify", "/attack", "/recompress", "/health", "/models", "/metrics", "/",
-    "/evaluate", "/jobs", "other",
+/* The metrics names of the endpoints (the route table's rows name their srv_endpoint). */
+static const char *const EP_NAMES[] = {
+    [SRV_EP_CLASSIFY] = "/classify", [SRV_EP_ATTACK] = "/attack",
+    [SRV_EP_RECOMPRESS] = "/recompress", [SRV_EP_HEALTH] = "/health",
+    [SRV_EP_MODELS] = "/models", [SRV_EP_METRICS] = "/metrics", [SRV_EP_WEB] = "/",
+    [SRV_EP_EVALUATE] = "/evaluate", [SRV_EP_JOBS] = "/jobs", [SRV_EP_OTHER] = "other",
 };
-static const char *const BATCH_NAMES[SRV_BATCH_KINDS] = {"forward", "attack"};
+_Static_assert(sizeof EP_NAMES / sizeof EP_NAMES[0] == SRV_EP_COUNT, "a name per endpoint");
+static const char *const BATCH_NAMES[] = {[SRV_BATCH_FORWARD] = "forward",
+                                          [SRV_BATCH_ATTACK] = "attack"};
+_Static_assert(sizeof BATCH_NAMES / sizeof BATCH_NAMES[0] == SRV_BATCH_KINDS,
+               "a name per batch kind");
 
 const char *srv_endpoint_name(srv_endpoint ep)
 {
@@ -129,14 +136,6 @@ void srv_metrics_batch(srv_metrics *m, srv_batch_kind kind, int images, double s
     hist_observe(&m->compute[kind], seconds);
     hist_observe(&m->batch[kind], images);
     pthread_mutex_unlock(&m->lock);
-}
-
-int srv_metrics_in_flight(srv_metrics *m)
-{
-    pthread_mutex_lock(&m->lock);
-    int n = m->in_flight;
-    pthread_mutex_unlock(&m->lock);
-    return n;
 }
 
 /* ---------------------------------------------------------------- render */

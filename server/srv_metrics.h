@@ -81,9 +81,6 @@ void srv_metrics_queue_time(srv_metrics *m, double seconds);
 /** The worker ran one batch of `images` images in `seconds`. */
 void srv_metrics_batch(srv_metrics *m, srv_batch_kind kind, int images, double seconds);
 
-/** The in-flight gauge now. */
-int srv_metrics_in_flight(srv_metrics *m);
-
 /** The text exposition; new string (free()), NULL when out of memory. */
 char *srv_metrics_render(srv_metrics *m, const srv_metrics_gauges *g);
 

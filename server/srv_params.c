@@ -2,8 +2,11 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "status.h"
 
 int srv_parse_long(const char *s, long lo, long hi, long *out)
 {
@@ -41,8 +44,8 @@ int srv_parse_eps(const char *s, exp_params *out, char *err, size_t errsz)
         char item[32];
         long v;
         if (n >= sizeof item)
-            return adj_fail(err, errsz, ADJ_ERR_ARG, "eps: '%.*s' is not an integer in 1..255",
-                            (int)(n > 40 ? 40 : n), s);
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "eps: '%.*s' is not an integer in %d..%d",
+                            (int)(n > 40 ? 40 : n), s, EXP_EPS_MIN, EXP_EPS_MAX);
         memcpy(item, s, n);
         item[n] = '\0';
         while (n && isspace((unsigned char)item[n - 1]))
@@ -50,8 +53,9 @@ int srv_parse_eps(const char *s, exp_params *out, char *err, size_t errsz)
         const char *it = item;
         while (isspace((unsigned char)*it))
             it++;
-        if (!srv_parse_long(it, 1, 255, &v))
-            return adj_fail(err, errsz, ADJ_ERR_ARG, "eps: '%s' is not an integer in 1..255", it);
+        if (!srv_parse_long(it, EXP_EPS_MIN, EXP_EPS_MAX, &v))
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "eps: '%s' is not an integer in %d..%d", it,
+                            EXP_EPS_MIN, EXP_EPS_MAX);
         if (p.n_eps == EXP_MAX_EPS)
             return adj_fail(err, errsz, ADJ_ERR_ARG, "eps: more than %d values", EXP_MAX_EPS);
         p.eps[p.n_eps++] = (int)v;
@@ -61,4 +65,107 @@ int srv_parse_eps(const char *s, exp_params *out, char *err, size_t errsz)
     }
     *out = p;
     return ADJ_OK;
+}
+
+/* Whether word is one of the comma-separated choices. */
+static int choice_has(const char *choices, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = choices; *p;) {
+        size_t k = strcspn(p, ",");
+        if (k == n && strncmp(p, word, n) == 0)
+            return 1;
+        p += k + (p[k] == ',');
+    }
+    return 0;
+}
+
+/* "center, none" of choices into buf. */
+static const char *choice_list(const char *choices, char *buf, size_t n)
+{
+    size_t o = 0;
+    for (const char *p = choices; *p && o + 1 < n; p++)
+        o += (size_t)snprintf(buf + o, n - o, *p == ',' ? ", " : "%c", *p);
+    buf[o < n ? o : n - 1] = '\0';
+    return buf;
+}
+
+/* Stores v (read by row d) into the target field of parameter id. */
+static void store(srv_query *q, exp_param_id id, long v, uint64_t u, const char *word)
+{
+    switch (id) {
+    case EXP_PARAM_TOP_K: q->top_k = (int)v; break;
+    case EXP_PARAM_RESIZE: q->resize_center = strcmp(word, "center") == 0; break;
+    case EXP_PARAM_QUALITY: q->params.quality = (int)v; break;
+    case EXP_PARAM_SEED: q->seed = u; break;
+    case EXP_PARAM_IMAGES: q->images = (int)v; break;
+    case EXP_PARAM_STATUS: snprintf(q->status, sizeof q->status, "%s", word); break;
+    case EXP_PARAM_EPS: /* stored by srv_parse_eps */
+    case EXP_PARAM_COUNT: break;
+    }
+}
+
+int srv_params_set(srv_query *q, exp_param_id id, const char *val, int classes, char *err,
+                   size_t errsz)
+{
+    if ((unsigned)id >= EXP_PARAM_COUNT)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "no such parameter");
+    const exp_param_def *d = &exp_param_defs[id];
+    long hi = d->hi ? d->hi : classes, v = 0;
+    uint64_t u = 0;
+    char list[96];
+    switch (d->kind) {
+    case EXP_PK_INT_LIST:
+        return srv_parse_eps(val, &q->params, err, errsz);
+    case EXP_PK_U64:
+        if (!srv_parse_seed(val, &u))
+            return adj_fail(err, errsz, ADJ_ERR_ARG,
+                            "%s: '%s' is not an integer in 0..18446744073709551615", d->name, val);
+        break;
+    case EXP_PK_CHOICE:
+        if (!choice_has(d->choices, val))
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "%s: '%s' is not one of %s", d->name, val,
+                            choice_list(d->choices, list, sizeof list));
+        break;
+    case EXP_PK_INT:
+        if (!srv_parse_long(val, d->lo, hi, &v)) {
+            if (d->lo == 0 && hi == 1)
+                return adj_fail(err, errsz, ADJ_ERR_ARG, "%s: '%s' is not 0 or 1", d->name, val);
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "%s: '%s' is not an integer in %ld..%ld",
+                            d->name, val, d->lo, hi);
+        }
+        break;
+    }
+    store(q, id, v, u, val);
+    return ADJ_OK;
+}
+
+void srv_params_defaults(srv_query *q, int classes)
+{
+    char err[128];
+    memset(q, 0, sizeof *q);
+    for (int i = 0; i < EXP_PARAM_COUNT; i++) {
+        const exp_param_def *d = &exp_param_defs[i];
+        if (d->def && srv_params_set(q, (exp_param_id)i, d->def, classes, err, sizeof err) &&
+            d->kind == EXP_PK_INT && !d->hi)
+            store(q, (exp_param_id)i, classes, 0, d->def); /* above a small model's classes */
+    }
+}
+
+int srv_params_lookup(const char *name, unsigned mask)
+{
+    for (int i = 0; i < EXP_PARAM_COUNT; i++)
+        if ((mask & SRV_P(i)) && strcmp(exp_param_defs[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+const char *srv_params_names(unsigned mask, char *buf, size_t n)
+{
+    size_t o = 0;
+    snprintf(buf, n, "none");
+    for (int i = 0; i < EXP_PARAM_COUNT && o < n; i++)
+        if (mask & SRV_P(i))
+            o += (size_t)snprintf(buf + o, n - o, "%s%s", o ? ", " : "", exp_param_defs[i].name);
+    return buf;
 }

@@ -89,6 +89,56 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* One transform's box at cx: whiskers and caps, box, median, mean, outliers of v (k, sorted). */
+static void f3_box(ut_buf *b, const char *name, double cx, const stats_box *sp, const double *v,
+                  size_t k)
+{
+    const stats_box s = *sp;
+    const double hw = F3_COL * 0.28;
+    ut_buf_printf(b, "<g>\n<title>");
+    srv_svg_escape(b, name);
+    ut_buf_printf(b,
+                  ": median %.3f, mean %.3f, quartiles %.3f..%.3f, whiskers %.3f..%.3f, "
+                  "%zu outliers</title>\n",
+                  s.median, s.mean, s.q1, s.q3, s.whisker_low, s.whisker_high,
+                  s.n_low + s.n_high);
+    /* whiskers and caps */
+    ut_buf_printf(b,
+                  "<line class=\"whisker\" x1=\"%.1f\" y1=\"%.2f\" x2=\"%.1f\" y2=\"%.2f\"/>\n"
+                  "<line class=\"whisker\" x1=\"%.1f\" y1=\"%.2f\" x2=\"%.1f\" y2=\"%.2f\"/>\n"
+                  "<line class=\"whisker\" x1=\"%.1f\" y1=\"%.2f\" x2=\"%.1f\" y2=\"%.2f\"/>\n"
+                  "<line class=\"whisker\" x1=\"%.1f\" y1=\"%.2f\" x2=\"%.1f\" y2=\"%.2f\"/>\n",
+                  cx, f3_y(s.whisker_low), cx, f3_y(s.q1), cx, f3_y(s.q3), cx,
+                  f3_y(s.whisker_high), cx - hw / 2, f3_y(s.whisker_low), cx + hw / 2,
+                  f3_y(s.whisker_low), cx - hw / 2, f3_y(s.whisker_high), cx + hw / 2,
+                  f3_y(s.whisker_high));
+    double bh = f3_y(s.q1) - f3_y(s.q3);
+    ut_buf_printf(b,
+                  "<rect class=\"box\" x=\"%.1f\" y=\"%.2f\" width=\"%.1f\" "
+                  "height=\"%.2f\"/>\n",
+                  cx - hw, f3_y(s.q3), 2 * hw, bh < 0.5 ? 0.5 : bh);
+    ut_buf_printf(b,
+                  "<line class=\"median\" x1=\"%.1f\" y1=\"%.2f\" x2=\"%.1f\" y2=\"%.2f\"/>\n",
+                  cx - hw, f3_y(s.median), cx + hw, f3_y(s.median));
+    double my = f3_y(s.mean);
+    ut_buf_printf(b,
+                  "<path class=\"mean\" d=\"M%.1f %.2fl5 5l-5 5l-5 -5z\"/>\n",
+                  cx, my - 5);
+    /* outliers: one circle per half pixel of height */
+    ut_buf_printf(b, "<g class=\"outliers\">");
+    long last = -1;
+    for (size_t i = 0; i < k; i++) {
+        if (!stats_is_outlier(&s, v[i]))
+            continue;
+        long q = lround(f3_y(v[i]) * 2);
+        if (q == last)
+            continue;
+        last = q;
+        ut_buf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\"/>", cx, q / 2.0);
+    }
+    ut_buf_printf(b, "</g>\n</g>\n");
+}
+
 int srv_svg_figure3(const srv_rows *r, const exp_params *p, const char *caption, char **out,
                     size_t *len)
 {
@@ -144,49 +194,7 @@ int srv_svg_figure3(const srv_rows *r, const exp_params *p, const char *caption,
         stats_box s;
         if (stats_box_sorted(v, k, &s))
             continue;
-        const double hw = F3_COL * 0.28;
-        ut_buf_printf(&b, "<g>\n<title>");
-        srv_svg_escape(&b, name);
-        ut_buf_printf(&b,
-                       ": median %.3f, mean %.3f, quartiles %.3f..%.3f, whiskers %.3f..%.3f, "
-                       "%zu outliers</title>\n",
-                       s.median, s.mean, s.q1, s.q3, s.whisker_low, s.whisker_high,
-                       s.n_low + s.n_high);
-        /* whiskers and caps */
-        ut_buf_printf(&b,
-                       "<line class=\"whisker\" x1=\"%.1f\" y1=\"%.2f\" x2=\"%.1f\" y2=\"%.2f\"/>\n"
-                       "<line class=\"whisker\" x1=\"%.1f\" y1=\"%.2f\" x2=\"%.1f\" y2=\"%.2f\"/>\n"
-                       "<line class=\"whisker\" x1=\"%.1f\" y1=\"%.2f\" x2=\"%.1f\" y2=\"%.2f\"/>\n"
-                       "<line class=\"whisker\" x1=\"%.1f\" y1=\"%.2f\" x2=\"%.1f\" y2=\"%.2f\"/>\n",
-                       cx, f3_y(s.whisker_low), cx, f3_y(s.q1), cx, f3_y(s.q3), cx,
-                       f3_y(s.whisker_high), cx - hw / 2, f3_y(s.whisker_low), cx + hw / 2,
-                       f3_y(s.whisker_low), cx - hw / 2, f3_y(s.whisker_high), cx + hw / 2,
-                       f3_y(s.whisker_high));
-        double bh = f3_y(s.q1) - f3_y(s.q3);
-        ut_buf_printf(&b,
-                       "<rect class=\"box\" x=\"%.1f\" y=\"%.2f\" width=\"%.1f\" "
-                       "height=\"%.2f\"/>\n",
-                       cx - hw, f3_y(s.q3), 2 * hw, bh < 0.5 ? 0.5 : bh);
-        ut_buf_printf(&b,
-                       "<line class=\"median\" x1=\"%.1f\" y1=\"%.2f\" x2=\"%.1f\" y2=\"%.2f\"/>\n",
-                       cx - hw, f3_y(s.median), cx + hw, f3_y(s.median));
-        double my = f3_y(s.mean);
-        ut_buf_printf(&b,
-                       "<path class=\"mean\" d=\"M%.1f %.2fl5 5l-5 5l-5 -5z\"/>\n",
-                       cx, my - 5);
-        /* outliers: one circle per half pixel of height */
-        ut_buf_printf(&b, "<g class=\"outliers\">");
-        long last = -1;
-        for (size_t i = 0; i < k; i++) {
-            if (!stats_is_outlier(&s, v[i]))
-                continue;
-            long q = lround(f3_y(v[i]) * 2);
-            if (q == last)
-                continue;
-            last = q;
-            ut_buf_printf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\"/>", cx, q / 2.0);
-        }
-        ut_buf_printf(&b, "</g>\n</g>\n");
+        f3_box(&b, name, cx, &s, v, k);
     }
     free(v);
     if (!m)
@@ -212,6 +220,26 @@ int srv_svg_figure3(const srv_rows *r, const exp_params *p, const char *caption,
 /* ---------------------------------------------------------------- Figure 4 */
 
 enum { F4_LEFT = 70, F4_TOP = 96, F4_PANEL = 220, F4_GAP = 70, F4_BOTTOM = 76 };
+
+/* A Figure 4 panel's ticks and their values (0, 0.5, 1) at px, py. */
+static void f4_ticks(ut_buf *b, double px, double py)
+{
+    for (int t = 0; t <= 4; t++) {
+        double f = t / 4.0;
+        double tx = px + f * F4_PANEL, ty = py + F4_PANEL * (1 - f);
+        ut_buf_printf(b,
+                      "<line class=\"axis\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
+                      "<line class=\"axis\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n",
+                      tx, py + F4_PANEL, tx, py + F4_PANEL + 4, px - 4, ty, px, ty);
+        if (t % 2 == 0)
+            ut_buf_printf(b,
+                          "<text class=\"small\" x=\"%.1f\" y=\"%.1f\" "
+                          "text-anchor=\"middle\">%.1f</text>"
+                          "<text class=\"small\" x=\"%.1f\" y=\"%.1f\" "
+                          "text-anchor=\"end\">%.1f</text>\n",
+                          tx, py + F4_PANEL + 16, f, px - 7, ty + 4, f);
+    }
+}
 
 int srv_svg_figure4(const srv_rows *r, const exp_params *p, const char *caption, char **out,
                     size_t *len)
@@ -256,21 +284,7 @@ int srv_svg_figure4(const srv_rows *r, const exp_params *p, const char *caption,
         ut_buf_printf(&b,
                        "<rect class=\"frame\" x=\"%.1f\" y=\"%.1f\" width=\"%d\" height=\"%d\"/>\n",
                        px, py, F4_PANEL, F4_PANEL);
-        for (int t = 0; t <= 4; t++) {
-            double f = t / 4.0;
-            double tx = px + f * F4_PANEL, ty = py + F4_PANEL * (1 - f);
-            ut_buf_printf(&b,
-                           "<line class=\"axis\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
-                           "<line class=\"axis\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n",
-                           tx, py + F4_PANEL, tx, py + F4_PANEL + 4, px - 4, ty, px, ty);
-            if (t % 2 == 0)
-                ut_buf_printf(&b,
-                               "<text class=\"small\" x=\"%.1f\" y=\"%.1f\" "
-                               "text-anchor=\"middle\">%.1f</text>"
-                               "<text class=\"small\" x=\"%.1f\" y=\"%.1f\" "
-                               "text-anchor=\"end\">%.1f</text>\n",
-                               tx, py + F4_PANEL + 16, f, px - 7, ty + 4, f);
-        }
+        f4_ticks(&b, px, py);
         ut_buf_printf(&b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">p(l_x | ",
                        px + F4_PANEL / 2.0, py + F4_PANEL + 36);
         srv_svg_escape(&b, n1);

@@ -23,7 +23,7 @@ struct srv_worker {
 
     pthread_mutex_t lock;
     pthread_cond_t cond; /* CLOCK_MONOTONIC; signalled on submit and close */
-    srv_job *head[SRV_PRIO_COUNT], *tail[SRV_PRIO_COUNT];
+    srv_task *head[SRV_PRIO_COUNT], *tail[SRV_PRIO_COUNT];
     int count[SRV_PRIO_COUNT];
     int running; /* jobs of the batch being computed */
     int closed;
@@ -35,7 +35,7 @@ struct srv_worker {
     /* worker-thread scratch */
     float *in_buf;   /* [max_batch][C][H][W] */
     float *prob_buf; /* [max_batch][classes] */
-    srv_job **slot_job; /* [max_batch] owner of each image of a chunk */
+    srv_task **slot_job; /* [max_batch] owner of each image of a chunk */
     int *slot_idx;      /* [max_batch] its index within the job */
 };
 
@@ -52,24 +52,24 @@ static int same_params(const exp_params *a, const exp_params *b)
 }
 
 /* Whether job may share a batch with head. */
-static int compatible(const srv_job *head, const srv_job *job)
+static int compatible(const srv_task *head, const srv_task *job)
 {
     if (head->kind != job->kind || head->group != job->group)
         return 0;
-    return job->kind == SRV_JOB_FORWARD || same_params(&head->params, &job->params);
+    return job->kind == SRV_TASK_FORWARD || same_params(&head->params, &job->params);
 }
 
 /* Images that would join head's batch if it ran now (head included). */
-static int batchable_images(const srv_worker *w, const srv_job *head)
+static int batchable_images(const srv_worker *w, const srv_task *head)
 {
     int n = 0;
-    for (const srv_job *j = w->head[head->prio]; j; j = j->next)
+    for (const srv_task *j = w->head[head->prio]; j; j = j->next)
         if (compatible(head, j))
             n += j->n;
     return n;
 }
 
-static void unlink_job(srv_worker *w, srv_job *prev, srv_job *j)
+static void unlink_job(srv_worker *w, srv_task *prev, srv_task *j)
 {
     int p = j->prio;
     if (prev)
@@ -86,12 +86,12 @@ static void unlink_job(srv_worker *w, srv_job *prev, srv_job *j)
  * Takes head and the compatible jobs after it (queue order) while they fit
  * in max_batch images; returns them as a list. Called with the lock held.
  */
-static srv_job *take_batch(srv_worker *w, srv_job *head, int *n_jobs, int *n_images)
+static srv_task *take_batch(srv_worker *w, srv_task *head, int *n_jobs, int *n_images)
 {
-    srv_job *first = NULL, *last = NULL, *prev = NULL, *j = w->head[head->prio];
+    srv_task *first = NULL, *last = NULL, *prev = NULL, *j = w->head[head->prio];
     int images = 0, jobs = 0;
     while (j) {
-        srv_job *next = j->next;
+        srv_task *next = j->next;
         if (compatible(head, j) && (jobs == 0 || images + j->n <= w->o.max_batch)) {
             unlink_job(w, prev, j);
             if (last)
@@ -114,13 +114,13 @@ static srv_job *take_batch(srv_worker *w, srv_job *head, int *n_jobs, int *n_ima
 }
 
 /* Unlinks every queued job past its deadline; returns them as a list. Lock held. */
-static srv_job *take_expired(srv_worker *w, double now)
+static srv_task *take_expired(srv_worker *w, double now)
 {
-    srv_job *dead = NULL;
+    srv_task *dead = NULL;
     for (int p = 0; p < SRV_PRIO_COUNT; p++) {
-        srv_job *prev = NULL, *j = w->head[p];
+        srv_task *prev = NULL, *j = w->head[p];
         while (j) {
-            srv_job *next = j->next;
+            srv_task *next = j->next;
             if (j->deadline > 0 && now >= j->deadline) {
                 unlink_job(w, prev, j);
                 j->next = dead;
@@ -135,20 +135,20 @@ static srv_job *take_expired(srv_worker *w, double now)
 }
 
 /* Calls done for each job of a list (without the lock). */
-static void finish_list(srv_job *list)
+static void finish_list(srv_task *list)
 {
     while (list) {
-        srv_job *next = list->next; /* done() may free the job */
+        srv_task *next = list->next; /* done() may free the job */
         list->next = NULL;
         list->done(list, list->done_arg);
         list = next;
     }
 }
 
-static void expire_now(srv_job *dead, double now)
+static void expire_now(srv_task *dead, double now)
 {
-    for (srv_job *j = dead; j; j = j->next) {
-        j->status = SRV_JOB_TIMED_OUT;
+    for (srv_task *j = dead; j; j = j->next) {
+        j->status = SRV_TASK_TIMED_OUT;
         j->t_started = j->t_finished = now;
         snprintf(j->err, sizeof j->err, "the request waited %.1f s in the queue without a turn",
                  now - j->t_queued);
@@ -161,7 +161,7 @@ void srv_worker_expire(srv_worker *w)
         return;
     double now = ut_now();
     pthread_mutex_lock(&w->lock);
-    srv_job *dead = take_expired(w, now);
+    srv_task *dead = take_expired(w, now);
     pthread_mutex_unlock(&w->lock);
     expire_now(dead, now);
     finish_list(dead);
@@ -169,10 +169,10 @@ void srv_worker_expire(srv_worker *w)
 
 /* ---------------------------------------------------------------- running */
 
-static void run_forward(srv_worker *w, srv_job *batch)
+static void run_forward(srv_worker *w, srv_task *batch)
 {
     int k = 0;
-    for (srv_job *j = batch; j; j = j->next) {
+    for (srv_task *j = batch; j; j = j->next) {
         for (int i = 0; i < j->n; i++) {
             memcpy(w->in_buf + (size_t)k * w->img_floats, j->input + (size_t)i * w->img_floats,
                    w->img_floats * sizeof(float));
@@ -183,9 +183,9 @@ static void run_forward(srv_worker *w, srv_job *batch)
             if (k == w->o.max_batch || last) {
                 int rc = net_forward(w->ctx, w->in_buf, k, w->prob_buf);
                 for (int s = 0; s < k; s++) {
-                    srv_job *o = w->slot_job[s];
+                    srv_task *o = w->slot_job[s];
                     if (rc) {
-                        o->status = SRV_JOB_FAILED;
+                        o->status = SRV_TASK_FAILED;
                         snprintf(o->err, sizeof o->err, "forward pass failed: %s",
                                  adj_strerror(rc));
                     } else {
@@ -199,25 +199,28 @@ static void run_forward(srv_worker *w, srv_job *batch)
     }
 }
 
-static void run_attack(srv_worker *w, srv_job *batch, int n)
+static void run_attack(srv_worker *w, srv_task *batch, int n)
 {
     img_rgb *xs = calloc((size_t)n, sizeof *xs);
     uint64_t *seeds = calloc((size_t)n, sizeof *seeds);
     exp_result *res = calloc((size_t)n, sizeof *res);
+    int *keep = calloc((size_t)n, sizeof *keep);
     char err[256] = "out of memory";
     int rc = ADJ_ERR_NOMEM;
-    if (xs && seeds && res) {
+    if (xs && seeds && res && keep) {
         int i = 0;
-        for (srv_job *j = batch; j; j = j->next, i++) {
+        for (srv_task *j = batch; j; j = j->next, i++) {
             xs[i] = j->x;
             seeds[i] = j->seed;
+            keep[i] = !j->scores_only;
         }
-        rc = exp_run_batch(w->ctx, xs, n, &batch->params, seeds, res, err, sizeof err);
+        rc = exp_run_batch_keep(w->ctx, xs, n, &batch->params, seeds, keep, res, err,
+                                sizeof err);
     }
     int i = 0;
-    for (srv_job *j = batch; j; j = j->next, i++) {
+    for (srv_task *j = batch; j; j = j->next, i++) {
         if (rc) {
-            j->status = SRV_JOB_FAILED;
+            j->status = SRV_TASK_FAILED;
             snprintf(j->err, sizeof j->err, "%s", err);
         } else {
             j->result = res[i]; /* moved: the submitter frees it */
@@ -226,6 +229,7 @@ static void run_attack(srv_worker *w, srv_job *batch, int n)
     free(xs);
     free(seeds);
     free(res);
+    free(keep);
 }
 
 static void *worker_main(void *arg)
@@ -234,7 +238,7 @@ static void *worker_main(void *arg)
     pthread_mutex_lock(&w->lock);
     for (;;) {
         double now = ut_now();
-        srv_job *dead = take_expired(w, now);
+        srv_task *dead = take_expired(w, now);
         if (dead) {
             pthread_mutex_unlock(&w->lock);
             expire_now(dead, now);
@@ -242,7 +246,7 @@ static void *worker_main(void *arg)
             pthread_mutex_lock(&w->lock);
             continue;
         }
-        srv_job *head = NULL;
+        srv_task *head = NULL;
         for (int p = 0; p < SRV_PRIO_COUNT && !head; p++)
             head = w->head[p];
         if (!head) {
@@ -276,29 +280,29 @@ static void *worker_main(void *arg)
             }
         }
         int n_jobs, n_images;
-        srv_job *batch = take_batch(w, head, &n_jobs, &n_images);
+        srv_task *batch = take_batch(w, head, &n_jobs, &n_images);
         w->running = n_jobs;
         pthread_mutex_unlock(&w->lock);
 
         double t0 = ut_now();
-        for (srv_job *j = batch; j; j = j->next) {
+        for (srv_task *j = batch; j; j = j->next) {
             j->t_started = t0;
-            j->status = SRV_JOB_OK;
+            j->status = SRV_TASK_OK;
             j->err[0] = '\0';
             j->batch_images = n_images;
             if (w->metrics && j->prio == SRV_PRIO_INTERACTIVE)
                 srv_metrics_queue_time(w->metrics, t0 - j->t_queued);
         }
-        if (batch->kind == SRV_JOB_FORWARD)
+        if (batch->kind == SRV_TASK_FORWARD)
             run_forward(w, batch);
         else
             run_attack(w, batch, n_jobs);
         double t1 = ut_now();
         if (w->metrics)
             srv_metrics_batch(w->metrics,
-                              batch->kind == SRV_JOB_FORWARD ? SRV_BATCH_FORWARD : SRV_BATCH_ATTACK,
+                              batch->kind == SRV_TASK_FORWARD ? SRV_BATCH_FORWARD : SRV_BATCH_ATTACK,
                               n_images, t1 - t0);
-        for (srv_job *j = batch; j; j = j->next)
+        for (srv_task *j = batch; j; j = j->next)
             j->t_finished = t1;
 
         /* running drops only after the answers are handed over, so that
@@ -314,14 +318,14 @@ static void *worker_main(void *arg)
 /* ---------------------------------------------------------------- API */
 
 /* Checks a job before it is queued and resets its output fields. */
-static int check_job(const srv_worker *w, srv_job *job, char *err, size_t errsz)
+static int check_job(const srv_worker *w, srv_task *job, char *err, size_t errsz)
 {
     if (!job || !job->done || (unsigned)job->prio >= SRV_PRIO_COUNT)
         return adj_fail(err, errsz, ADJ_ERR_ARG, "malformed job");
-    if (job->kind == SRV_JOB_FORWARD) {
+    if (job->kind == SRV_TASK_FORWARD) {
         if (job->n < 1 || !job->input || !job->probs)
             return adj_fail(err, errsz, ADJ_ERR_ARG, "malformed forward job");
-    } else if (job->kind == SRV_JOB_ATTACK) {
+    } else if (job->kind == SRV_TASK_ATTACK) {
         job->n = 1;
         if (!job->x.px || job->x.w != w->input_size || job->x.h != w->input_size)
             return adj_fail(err, errsz, ADJ_ERR_ARG, "attack job: image is not %dx%d",
@@ -330,13 +334,13 @@ static int check_job(const srv_worker *w, srv_job *job, char *err, size_t errsz)
         return adj_fail(err, errsz, ADJ_ERR_ARG, "unknown job kind");
     }
     job->next = NULL;
-    job->status = SRV_JOB_OK;
+    job->status = SRV_TASK_OK;
     job->err[0] = '\0';
     memset(&job->result, 0, sizeof job->result);
     return ADJ_OK;
 }
 
-int srv_worker_submit_many(srv_worker *w, srv_job *const *jobs, int n, char *err, size_t errsz)
+int srv_worker_submit_many(srv_worker *w, srv_task *const *jobs, int n, char *err, size_t errsz)
 {
     int added[SRV_PRIO_COUNT] = {0};
     for (int i = 0; i < n; i++) {
@@ -361,7 +365,7 @@ int srv_worker_submit_many(srv_worker *w, srv_job *const *jobs, int n, char *err
     if (!rc) {
         double now = ut_now();
         for (int i = 0; i < n; i++) {
-            srv_job *job = jobs[i];
+            srv_task *job = jobs[i];
             job->t_queued = now;
             if (w->tail[job->prio])
                 w->tail[job->prio]->next = job;
@@ -376,7 +380,7 @@ int srv_worker_submit_many(srv_worker *w, srv_job *const *jobs, int n, char *err
     return rc;
 }
 
-int srv_worker_submit(srv_worker *w, srv_job *job, char *err, size_t errsz)
+int srv_worker_submit(srv_worker *w, srv_task *job, char *err, size_t errsz)
 {
     return srv_worker_submit_many(w, &job, 1, err, errsz);
 }

@@ -4,14 +4,14 @@
  *
  * Submitters (HTTP threads, later the evaluation jobs) prepare everything
  * that does not need the model (decoding, the centre crop, planar floats),
- * fill a srv_job and srv_worker_submit() it. The worker takes the oldest job
+ * fill a srv_task and srv_worker_submit() it. The worker takes the oldest job
  * of the highest priority, waits until `batch_delay_ms` after that job was
  * queued for compatible jobs to join it (unless the batch is already full),
  * runs the batch and calls each job's `done` callback from its own thread.
  *
- *   - SRV_JOB_FORWARD jobs (n images each: /classify 1, /recompress 2) share
+ *   - SRV_TASK_FORWARD jobs (n images each: /classify 1, /recompress 2) share
  *     one net_forward over up to max_batch images.
- *   - SRV_JOB_ATTACK jobs (1 image each) with equal exp_params share one
+ *   - SRV_TASK_ATTACK jobs (1 image each) with equal exp_params share one
  *     exp_run_batch, each with its own seed.
  *   - SRV_PRIO_INTERACTIVE jobs always go before SRV_PRIO_BACKGROUND ones; a
  *     background job (an evaluation job's images) only runs when no
@@ -22,7 +22,7 @@
  *     for at most the one background batch being computed.
  *   - Queue-time metrics count interactive jobs only.
  *   - A job still queued at its deadline is completed with
- *     SRV_JOB_TIMED_OUT by srv_worker_expire() or by the worker itself.
+ *     SRV_TASK_TIMED_OUT by srv_worker_expire() or by the worker itself.
  *
  *     srv_worker *w;
  *     srv_worker_new(model, &opts, metrics, &w, err, sizeof err);
@@ -45,24 +45,24 @@
 #include "model.h"
 #include "srv_metrics.h"
 
-typedef enum { SRV_JOB_FORWARD, SRV_JOB_ATTACK } srv_job_kind;
+typedef enum { SRV_TASK_FORWARD, SRV_TASK_ATTACK } srv_task_kind;
 typedef enum { SRV_PRIO_INTERACTIVE = 0, SRV_PRIO_BACKGROUND = 1, SRV_PRIO_COUNT } srv_prio;
 
 /** How a job ended. */
 typedef enum {
-    SRV_JOB_OK = 0,
-    SRV_JOB_FAILED,    /**< the engine returned an error (message in err) */
-    SRV_JOB_TIMED_OUT, /**< still queued at its deadline */
-} srv_job_status;
+    SRV_TASK_OK = 0,
+    SRV_TASK_FAILED,    /**< the engine returned an error (message in err) */
+    SRV_TASK_TIMED_OUT, /**< still queued at its deadline */
+} srv_task_status;
 
-typedef struct srv_job srv_job;
+typedef struct srv_task srv_task;
 
 /** Called once per job, from the worker thread (or srv_worker_expire's caller). */
-typedef void (*srv_job_done_fn)(srv_job *job, void *arg);
+typedef void (*srv_task_done_fn)(srv_task *job, void *arg);
 
-struct srv_job {
+struct srv_task {
     /* ---- set by the submitter ---- */
-    srv_job_kind kind;
+    srv_task_kind kind;
     srv_prio prio;
     int n;                 /**< FORWARD: images (>= 1); ATTACK: always 1 */
     const float *input;    /**< FORWARD: [n][C][H][W] pixels 0..255 (borrowed) */
@@ -70,21 +70,23 @@ struct srv_job {
     img_rgb x;             /**< ATTACK: the prepared image (borrowed pixels) */
     exp_params params;     /**< ATTACK: checked by the submitter */
     uint64_t seed;         /**< ATTACK: JPGnoise seed */
+    int scores_only;       /**< ATTACK: result.images NULL (an evaluation job keeps
+                                only the scores; freed as soon as classified) */
     double deadline;       /**< monotonic seconds (ut_now()); 0: none */
     uint64_t group;        /**< nonzero: batches only with jobs of the same group,
                                 and never waits for a batch to fill (an
                                 evaluation job's chunk, queued at once with
                                 srv_worker_submit_many); 0: any compatible job */
-    srv_job_done_fn done;
+    srv_task_done_fn done;
     void *done_arg;
     /* ---- set by the worker before done() ---- */
-    srv_job_status status;
+    srv_task_status status;
     char err[256];
     exp_result result;     /**< ATTACK: new, the submitter frees it (exp_result_free) */
     double t_queued, t_started, t_finished; /**< monotonic seconds */
     int batch_images;      /**< images in the batch this job ran in */
     /* ---- private ---- */
-    srv_job *next;
+    srv_task *next;
 };
 
 typedef struct {
@@ -112,7 +114,7 @@ int srv_worker_new(const model *m, const srv_worker_opts *opts, srv_metrics *met
  * srv_worker_close, ADJ_ERR_ARG for a malformed job; err says which.
  * On error done is not called.
  */
-int srv_worker_submit(srv_worker *w, srv_job *job, char *err, size_t errsz);
+int srv_worker_submit(srv_worker *w, srv_task *job, char *err, size_t errsz);
 
 /**
  * Queues n jobs at once, all or none (same errors as srv_worker_submit; the
@@ -120,9 +122,9 @@ int srv_worker_submit(srv_worker *w, srv_job *job, char *err, size_t errsz);
  * before the others are queued, so n jobs of one group form one batch
  * (if they fit in max_batch images).
  */
-int srv_worker_submit_many(srv_worker *w, srv_job *const *jobs, int n, char *err, size_t errsz);
+int srv_worker_submit_many(srv_worker *w, srv_task *const *jobs, int n, char *err, size_t errsz);
 
-/** Completes every queued job whose deadline has passed (SRV_JOB_TIMED_OUT). */
+/** Completes every queued job whose deadline has passed (SRV_TASK_TIMED_OUT). */
 void srv_worker_expire(srv_worker *w);
 
 /** How long a partial interactive batch waits for expected requests, at most (ms). */

@@ -462,6 +462,37 @@ static void test_embedded_attacks(void)
     model_free(m);
 }
 
+/* Scores only (exp_run_batch_keep): the same scores bit for bit, no images where not kept. */
+static void test_scores_only(void)
+{
+    char err[ADJ_ERRLEN];
+    exp_params p = {.n_eps = 2, .eps = {1, 10}, .quality = 75};
+    uint64_t seeds[N];
+    int keep[N];
+    for (int i = 0; i < N; i++) {
+        seeds[i] = 7 + i;
+        keep[i] = i == 1;
+    }
+    exp_result all[N], some[N];
+    CHECK(exp_run_batch(CTX, XS, N, &p, seeds, all, err, sizeof err) == 0, "%s", err);
+    CHECK(exp_run_batch_keep(CTX, XS, N, &p, seeds, keep, some, err, sizeof err) == 0, "%s", err);
+    int T = exp_n_transforms(&p);
+    for (int i = 0; i < N; i++) {
+        int same = some[i].label_x == all[i].label_x &&
+                   !memcmp(some[i].probs, all[i].probs, (size_t)T * 10 * sizeof(float));
+        for (int e = 0; e < p.n_eps; e++) /* field by field: the struct has padding */
+            same &= some[i].norms[e].linf == all[i].norms[e].linf &&
+                    some[i].norms[e].l2 == all[i].norms[e].l2 &&
+                    some[i].norms[e].psnr == all[i].norms[e].psnr;
+        CHECK(same, "image %d: the scores differ without images", i);
+        CHECK(keep[i] ? some[i].images && !memcmp(some[i].images[T - 1].px,
+                                                  all[i].images[T - 1].px, 3 * 24 * 24)
+                      : !some[i].images, "image %d: images %s", i, keep[i] ? "lost" : "kept");
+        exp_result_free(&all[i]);
+        exp_result_free(&some[i]);
+    }
+}
+
 int main(void)
 {
     char err[ADJ_ERRLEN];
@@ -478,6 +509,7 @@ int main(void)
     test_jpeg_noise();
     test_iterative();
     test_pipeline();
+    test_scores_only();
     const exp_attack fgsm = {0}, pgd = {.kind = EXP_PGD, .steps = 3, .adaptive = EXP_ADAPT_BPDA},
                      ll = {.kind = EXP_LL, .steps = 2, .adaptive = EXP_ADAPT_EOT, .n_eot = 2,
                            .eot_qualities = {60, 90}};

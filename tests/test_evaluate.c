@@ -824,6 +824,46 @@ static void test_skipped(int port)
     free(rows);
 }
 
+/* GET /jobs?status=S against the unfiltered list; unknown GET parameters refused everywhere. */
+static void test_filters(int port)
+{
+    long code;
+    json_t *all = get_json(port, "/jobs", &code);
+    json_t *jobs = json_object_get(all, "jobs");
+    CHECK(code == 200 && json_array_size(jobs) > 1, "GET /jobs: %ld", code);
+    const char *states[] = {"done", "canceled", "queued", "failed"};
+    for (size_t k = 0; k < sizeof states / sizeof states[0]; k++) {
+        size_t want = 0, i;
+        json_t *j;
+        json_array_foreach(jobs, i, j)
+            want += strcmp(sh_jstr(j, "status"), states[k]) == 0;
+        char path[64];
+        snprintf(path, sizeof path, "/jobs?status=%s", states[k]);
+        json_t *some = get_json(port, path, &code);
+        json_t *got = json_object_get(some, "jobs");
+        int only = 1;
+        json_array_foreach(got, i, j)
+            only &= strcmp(sh_jstr(j, "status"), states[k]) == 0;
+        CHECK(code == 200 && json_array_size(got) == want && only, "%s: %zu jobs, want %zu", path,
+              json_array_size(got), want);
+        json_decref(some);
+    }
+    const char *id = sh_jstr(json_array_get(jobs, 0), "id");
+    char p1[96], p2[96], p3[96];
+    snprintf(p1, sizeof p1, "/jobs/%s?verbose=1", id);
+    snprintf(p2, sizeof p2, "/jobs/%s/rows?format=parquet", id);
+    snprintf(p3, sizeof p3, "/jobs/%s/figure3.svg?w=1", id);
+    const char *refused[] = {"/jobs?status=finished", "/jobs?limit=3", p1, p2, p3,
+                             "/health?probe=1", "/models?x", "/metrics?format=json"};
+    for (size_t k = 0; k < sizeof refused / sizeof refused[0]; k++) {
+        json_t *e = get_json(port, refused[k], &code);
+        const char *msg = sh_jstr(e, "error");
+        CHECK(code == 400 && msg && *msg, "GET %s: %ld, want 400", refused[k], code);
+        json_decref(e);
+    }
+    json_decref(all);
+}
+
 static int count_jobs_dir(const char *dir)
 {
     char cmd[4400];
@@ -1343,6 +1383,7 @@ int main(int argc, char **argv)
         test_refused(d.port, jobs);
         test_upload(d.port);
         test_running(d.port);
+        test_filters(d.port);
         test_second_daemon(jobs);
         /* the uninterrupted reference run of the kill test's job */
         char id[17], msg[512];

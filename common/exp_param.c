@@ -1,0 +1,39 @@
+#include "exp_param.h"
+
+#include <string.h>
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+const exp_param_def exp_param_defs[EXP_PARAM_COUNT] = {
+    [EXP_PARAM_TOP_K] = {.name = "top_k", .kind = EXP_PK_INT, .lo = 1, .hi = 0, .def = "5",
+                         .help = "how many of the best classes to list (at most the model's)"},
+    [EXP_PARAM_RESIZE] = {.name = "resize", .kind = EXP_PK_CHOICE, .def = "center",
+                          .choices = "center,none",
+                          .help = "center: scale and crop the centre to the model's input; "
+                                  "none: the image is already that size"},
+    [EXP_PARAM_EPS] = {.name = "eps", .kind = EXP_PK_INT_LIST, .lo = EXP_EPS_MIN,
+                       .hi = EXP_EPS_MAX, .def = EXP_DEFAULT_EPS,
+                       .help = "the attack's sizes in pixel levels"},
+    [EXP_PARAM_QUALITY] = {.name = "quality", .kind = EXP_PK_INT, .lo = EXP_QUALITY_MIN,
+                           .hi = EXP_QUALITY_MAX, .def = STR(EXP_DEFAULT_QUALITY),
+                           .help = "JPEG quality of JPG()"},
+    [EXP_PARAM_SEED] = {.name = "seed", .kind = EXP_PK_U64, .def = STR(EXP_DEFAULT_SEED),
+                        .help = "seed of JPGnoise's random permutation of the JPEG change"},
+    [EXP_PARAM_IMAGES] = {.name = "images", .kind = EXP_PK_INT, .lo = 0, .hi = 1, .def = "0",
+                          .help = "1: the answer carries every transformed image (PNG, base64)"},
+    [EXP_PARAM_STATUS] = {.name = "status", .kind = EXP_PK_CHOICE,
+                          .choices = "queued,running,done,failed,canceled",
+                          .help = "only the jobs in this state"},
+};
+
+_Static_assert(sizeof exp_param_defs / sizeof exp_param_defs[0] == EXP_PARAM_COUNT,
+               "one row per exp_param_id");
+
+const exp_param_def *exp_param_find(const char *name)
+{
+    for (int i = 0; i < EXP_PARAM_COUNT; i++)
+        if (exp_param_defs[i].name && strcmp(exp_param_defs[i].name, name) == 0)
+            return &exp_param_defs[i];
+    return NULL;
+}

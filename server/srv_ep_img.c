@@ -1,0 +1,412 @@
+/*
+ * srv_ep_img.c - POST /classify, /attack, /recompress: an image body, read
+ * on the HTTP thread; decoded and cropped (or JPEG-encoded) on the decode
+ * pool; classified or attacked by the worker; answered (JSON, PNG, JPEG)
+ * on the HTTP thread again.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "image.h"
+#include "srv_ep.h"
+#include "srv_json.h"
+#include "srv_status.h"
+
+/* An image request's own state (r->st). */
+typedef struct {
+    int want_png;      /* /attack: Accept: image/png */
+    int want_json;     /* /recompress: Accept: application/json */
+    int width, height; /* the uploaded image */
+    img_rgb x;         /* the prepared crop */
+    img_rgb pair[2];   /* /recompress as JSON: the crops before and after JPG */
+    float *input;      /* forward tasks: [n][3][S][S] */
+    float *probs;      /* forward tasks: [n][classes] */
+    uint8_t *jpeg;     /* /recompress */
+    size_t jpeg_len;
+    int submit_failed; /* the task never reached the worker: r->err_* say why */
+    srv_worker *expected; /* counted in srv_worker_expect until submitted or done */
+    srv_task task;
+} img_state;
+
+static const model_spec *spec_of(const srv_req *r)
+{
+    return model_get_spec(srv_req_engine(r)->model);
+}
+
+void srv_ep_img_done(srv_req *r)
+{
+    img_state *s = r->st;
+    if (!s)
+        return;
+    if (s->expected) /* answered (an error) before reaching the worker */
+        srv_worker_expect(s->expected, -1);
+    img_free(&s->x);
+    img_free(&s->pair[0]);
+    img_free(&s->pair[1]);
+    free(s->input);
+    free(s->probs);
+    free(s->jpeg);
+    exp_result_free(&s->task.result);
+    free(s);
+    r->st = NULL;
+}
+
+/* ---------------------------------------------------------------- headers */
+
+/* The state and the query parameters; NULL when answered (*ret). */
+static img_state *img_start(srv_req *r, enum MHD_Result *ret)
+{
+    img_state *s = calloc(1, sizeof *s);
+    if (!s) {
+        *ret = srv_req_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+        return NULL;
+    }
+    r->st = s;
+    if (srv_req_query(r)) {
+        *ret = srv_req_error_deferred(r);
+        return NULL;
+    }
+    return s;
+}
+
+/* The field 'image' of a multipart body into r->body; other fields are ignored. */
+static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *filename, const char *content_type,
+                                 const char *transfer_encoding, const char *data, uint64_t off,
+                                 size_t size)
+{
+    srv_req *r = cls;
+    (void)kind, (void)filename, (void)content_type, (void)transfer_encoding;
+    if (r->err_status)
+        return MHD_NO;
+    if (!key || strcmp(key, "image") != 0 || size == 0)
+        return MHD_YES;
+    if (off == 0 && r->len > 0) {
+        srv_req_defer(r, MHD_HTTP_BAD_REQUEST,
+                      "more than one 'image' field: send one image per request");
+        return MHD_NO;
+    }
+    return srv_req_body_append(r, data, size) ? MHD_YES : MHD_NO;
+}
+
+/* The Content-Types of raw image bytes (or multipart/form-data). */
+static const char *const IMAGE_TYPES[] = {
+    "image/jpeg", "image/jpg", "image/pjpeg", "image/png", "image/x-portable-pixmap",
+    "image/x-portable-anymap", "application/octet-stream",
+    /* curl --data-binary's default; the bytes are sniffed anyway */
+    "application/x-www-form-urlencoded",
+};
+
+/* The Content-Type, then the body's reception. */
+static enum MHD_Result img_body_begin(srv_req *r, img_state *s)
+{
+    const char *ct = srv_req_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+    int kind = srv_req_content_kind(ct, IMAGE_TYPES, sizeof IMAGE_TYPES / sizeof IMAGE_TYPES[0]);
+    if (kind == 0)
+        return srv_req_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                             "unsupported Content-Type '%.80s' (send image/jpeg, image/png, "
+                             "image/x-portable-pixmap, application/octet-stream or "
+                             "multipart/form-data with a field 'image')",
+                             ct);
+    srv_worker *w = srv_req_engine(r)->worker;
+    if (w) { /* tell the worker that one more is on its way */
+        s->expected = w;
+        srv_worker_expect(w, +1);
+    }
+    return srv_req_start_body(r, kind == 2, post_iter);
+}
+
+enum MHD_Result srv_ep_classify_begin(srv_req *r)
+{
+    enum MHD_Result ret;
+    img_state *s = img_start(r, &ret);
+    return s ? img_body_begin(r, s) : ret;
+}
+
+enum MHD_Result srv_ep_attack_begin(srv_req *r)
+{
+    enum MHD_Result ret;
+    img_state *s = img_start(r, &ret);
+    if (!s)
+        return ret;
+    char err[ADJ_ERRLEN];
+    if (exp_params_check(&r->q.params, err, sizeof err))
+        return srv_req_error(r, MHD_HTTP_BAD_REQUEST, "%s", err);
+    const char *accept = srv_req_header(r, MHD_HTTP_HEADER_ACCEPT);
+    if (accept && srv_req_accept_has(accept, "image/png") &&
+        !srv_req_accept_has(accept, "application/json")) {
+        if (r->q.params.n_eps != 1)
+            return srv_req_error(r, MHD_HTTP_NOT_ACCEPTABLE,
+                                 "Accept: image/png returns one image: give exactly one eps "
+                                 "(got %d)", r->q.params.n_eps);
+        s->want_png = 1;
+    }
+    return img_body_begin(r, s);
+}
+
+enum MHD_Result srv_ep_recompress_begin(srv_req *r)
+{
+    enum MHD_Result ret;
+    img_state *s = img_start(r, &ret);
+    if (!s)
+        return ret;
+    const char *accept = srv_req_header(r, MHD_HTTP_HEADER_ACCEPT);
+    if (accept && srv_req_accept_has(accept, "application/json") &&
+        !srv_req_accept_has(accept, "image/jpeg"))
+        s->want_json = 1;
+    return img_body_begin(r, s);
+}
+
+/* ---------------------------------------------------------------- the body */
+
+enum MHD_Result srv_ep_img_body(srv_req *r)
+{
+    if (r->len == 0)
+        return srv_req_error(r, MHD_HTTP_BAD_REQUEST,
+                             r->multipart ? "no 'image' field in the multipart/form-data body"
+                                          : "empty body: send the image as the request body "
+                                            "or as the multipart/form-data field 'image'");
+    return srv_req_pool(r);
+}
+
+/* ---------------------------------------------------------------- the decode pool */
+
+/* The model's input crop of im according to center (resize=center|none)
+ * into *x; moves or frees im. 0, or -1 with the error deferred. */
+static int prepare(srv_req *r, img_rgb *im, int center, img_rgb *x)
+{
+    const model_spec *spec = spec_of(r);
+    char err[ADJ_ERRLEN];
+    if (!center) {
+        if (im->w != spec->input_size || im->h != spec->input_size) {
+            srv_req_defer(r, MHD_HTTP_BAD_REQUEST,
+                          "resize=none needs a %dx%d image (the model's input size), got %dx%d",
+                          spec->input_size, spec->input_size, im->w, im->h);
+            img_free(im);
+            return -1;
+        }
+        *x = *im;
+        memset(im, 0, sizeof *im);
+        return 0;
+    }
+    int rc = img_prepare(im, spec->scale_size, spec->input_size, x, err, sizeof err);
+    img_free(im);
+    if (rc) {
+        srv_req_defer(r, srv_status_http(rc), "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* The body decoded into *im (the body is freed). 0, or -1 with the error deferred. */
+static int decode(srv_req *r, img_rgb *im)
+{
+    img_state *s = r->st;
+    char err[ADJ_ERRLEN];
+    int rc = img_decode(r->body, r->len, srv_req_cfg(r)->max_pixels, im, err, sizeof err);
+    srv_req_body_drop(r);
+    if (rc) {
+        srv_req_defer(r, srv_status_http(rc), "%s", err);
+        return -1;
+    }
+    s->width = im->w;
+    s->height = im->h;
+    return 0;
+}
+
+void srv_ep_img_work(srv_req *r)
+{
+    img_state *s = r->st;
+    img_rgb im = {0};
+    if (!decode(r, &im))
+        prepare(r, &im, r->q.resize_center, &s->x);
+}
+
+/*
+ * /recompress: the JPEG of the upload (or of its crop) into s->jpeg and, for
+ * a JSON answer, the crops before and after the JPEG round trip into
+ * s->pair. The experiment's JPG() (accurate IDCT) gives the "after" image.
+ */
+void srv_ep_recompress_work(srv_req *r)
+{
+    img_state *s = r->st;
+    const model_spec *spec = spec_of(r);
+    char err[ADJ_ERRLEN];
+    img_rgb im = {0}, base = {0}, after = {0}; /* base: what gets encoded */
+    if (decode(r, &im))
+        return;
+    if (r->q.resize_center) {
+        if (prepare(r, &im, 1, &base))
+            return;
+    } else {
+        base = im;
+    }
+    int rc = img_encode_jpeg(&base, r->q.params.quality, &s->jpeg, &s->jpeg_len, err, sizeof err);
+    if (!rc && s->want_json)
+        rc = img_jpeg_roundtrip(&base, r->q.params.quality, &after, err, sizeof err);
+    if (rc || !s->want_json) {
+        if (rc)
+            srv_req_defer(r, srv_status_http_internal(rc), "%s", err);
+        img_free(&base);
+        img_free(&after);
+        return;
+    }
+    if (base.w == spec->input_size && base.h == spec->input_size) {
+        s->pair[0] = base;
+        s->pair[1] = after;
+        return;
+    }
+    rc = img_prepare(&base, spec->scale_size, spec->input_size, &s->pair[0], err, sizeof err);
+    if (!rc)
+        rc = img_prepare(&after, spec->scale_size, spec->input_size, &s->pair[1], err, sizeof err);
+    img_free(&base);
+    img_free(&after);
+    if (rc)
+        srv_req_defer(r, srv_status_http(rc), "%s", err);
+}
+
+/* ---------------------------------------------------------------- to the worker */
+
+static enum MHD_Result submit(srv_req *r)
+{
+    img_state *s = r->st;
+    if (s->expected) {
+        srv_worker_expect(s->expected, -1);
+        s->expected = NULL;
+    }
+    return srv_req_submit(r, &s->task, &s->submit_failed);
+}
+
+/* Planar floats of images (each input_size square) into a new buffer. */
+static float *planar(const img_rgb *ims, int n)
+{
+    size_t per = (size_t)3 * ims[0].w * ims[0].h;
+    float *p = malloc((size_t)n * per * sizeof *p);
+    if (p)
+        for (int i = 0; i < n; i++)
+            img_to_planar(&ims[i], p + (size_t)i * per);
+    return p;
+}
+
+static enum MHD_Result start_forward(srv_req *r, const img_rgb *ims, int n)
+{
+    img_state *s = r->st;
+    s->input = planar(ims, n);
+    s->probs = calloc((size_t)n * spec_of(r)->classes, sizeof *s->probs);
+    if (!s->input || !s->probs)
+        return srv_req_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+    s->task.kind = SRV_TASK_FORWARD;
+    s->task.n = n;
+    s->task.input = s->input;
+    s->task.probs = s->probs;
+    return submit(r);
+}
+
+enum MHD_Result srv_ep_classify_worked(srv_req *r)
+{
+    img_state *s = r->st;
+    return start_forward(r, &s->x, 1);
+}
+
+enum MHD_Result srv_ep_attack_worked(srv_req *r)
+{
+    img_state *s = r->st;
+    s->task.kind = SRV_TASK_ATTACK;
+    s->task.x = s->x;
+    s->task.params = r->q.params;
+    s->task.seed = r->q.seed;
+    return submit(r);
+}
+
+enum MHD_Result srv_ep_recompress_worked(srv_req *r)
+{
+    img_state *s = r->st;
+    if (!s->want_json) {
+        uint8_t *jpeg = s->jpeg;
+        s->jpeg = NULL;
+        return srv_req_respond(r, MHD_HTTP_OK, "image/jpeg", jpeg, s->jpeg_len, 1, NULL);
+    }
+    return start_forward(r, s->pair, 2);
+}
+
+/* ---------------------------------------------------------------- answers */
+
+/* The task's failure answered (1), or 0 when it succeeded; c is then its JSON context. */
+static int task_failed(srv_req *r, enum MHD_Result *ret, srv_json_ctx *c)
+{
+    img_state *s = r->st;
+    const srv_task *t = &s->task;
+    if (s->submit_failed)
+        *ret = srv_req_error_deferred(r);
+    else if (t->status == SRV_TASK_TIMED_OUT)
+        *ret = srv_req_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "timed out: %s (limit %d s)",
+                             t->err, srv_req_cfg(r)->timeout_s);
+    else if (t->status != SRV_TASK_OK)
+        *ret = srv_req_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", t->err);
+    else {
+        const model_spec *spec = spec_of(r);
+        *c = (srv_json_ctx){spec->name, spec->classes, spec->input_size,
+                            srv_req_engine(r)->labels, r->q.top_k};
+        return 0;
+    }
+    return 1;
+}
+
+enum MHD_Result srv_ep_classify_answer(srv_req *r)
+{
+    img_state *s = r->st;
+    enum MHD_Result ret;
+    srv_json_ctx c;
+    if (task_failed(r, &ret, &c))
+        return ret;
+    return srv_req_respond_json(r, MHD_HTTP_OK,
+                                srv_json_classify(&c, s->probs, s->width, s->height), NULL);
+}
+
+enum MHD_Result srv_ep_recompress_answer(srv_req *r)
+{
+    img_state *s = r->st;
+    enum MHD_Result ret;
+    srv_json_ctx c;
+    if (task_failed(r, &ret, &c))
+        return ret;
+    return srv_req_respond_json(r, MHD_HTTP_OK,
+                                srv_json_recompress(&c, r->q.params.quality, s->probs, s->width,
+                                                    s->height, s->jpeg, s->jpeg_len),
+                                NULL);
+}
+
+/* Accept: image/png: Adv(x) of the one eps as a PNG. */
+static enum MHD_Result answer_png(srv_req *r)
+{
+    img_state *s = r->st;
+    const exp_result *res = &s->task.result;
+    char err[ADJ_ERRLEN];
+    int t = 0;
+    while (t < res->n_transforms && exp_transform_kind_of(&r->q.params, t) != EXP_T_ADV)
+        t++;
+    uint8_t *png;
+    size_t len;
+    if (t == res->n_transforms || img_encode_png(&res->images[t], &png, &len, err, sizeof err))
+        return srv_req_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s",
+                             t == res->n_transforms ? "no Adv image" : err);
+    return srv_req_respond(r, MHD_HTTP_OK, "image/png", png, len, 1, NULL);
+}
+
+enum MHD_Result srv_ep_attack_answer(srv_req *r)
+{
+    img_state *s = r->st;
+    enum MHD_Result ret;
+    srv_json_ctx c;
+    char err[ADJ_ERRLEN];
+    if (task_failed(r, &ret, &c))
+        return ret;
+    if (s->want_png)
+        return answer_png(r);
+    json_t *o = srv_json_attack(&c, &r->q.params, r->q.seed, &s->task.result, s->width,
+                                s->height, r->q.images, err, sizeof err);
+    if (!o)
+        return srv_req_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", err);
+    return srv_req_respond_json(r, MHD_HTTP_OK, o, NULL);
+}

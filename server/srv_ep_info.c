@@ -1,0 +1,46 @@
+/* srv_ep_info.c - GET /health, /models, /metrics: answered at once, also while the model loads. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "srv_ep.h"
+#include "srv_json.h"
+
+enum MHD_Result srv_ep_health(srv_req *r)
+{
+    if (srv_req_query(r)) /* none taken: unknown parameters are refused */
+        return srv_req_error_deferred(r);
+    if (srv_req_draining(r))
+        return srv_req_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down");
+    if (!srv_req_engine(r))
+        return srv_req_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "model is loading");
+    return srv_req_respond_json(r, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"), NULL);
+}
+
+enum MHD_Result srv_ep_models(srv_req *r)
+{
+    const srv_engine *e = srv_req_engine(r);
+    if (srv_req_query(r))
+        return srv_req_error_deferred(r);
+    if (!e)
+        return srv_req_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "model is loading");
+    return srv_req_respond_json(
+        r, MHD_HTTP_OK, srv_json_models(e->model, e->labels_path, e->labels, e->max_batch), NULL);
+}
+
+enum MHD_Result srv_ep_metrics(srv_req *r)
+{
+    const srv_engine *e = srv_req_engine(r);
+    if (srv_req_query(r))
+        return srv_req_error_deferred(r);
+    srv_metrics_gauges g = {0, 0, 0.0};
+    if (e) {
+        g.model_ready = 1;
+        g.queue_depth = srv_worker_queued(e->worker);
+        g.model_load_seconds = e->load_seconds;
+    }
+    char *text = srv_metrics_render(srv_req_metrics(r), &g);
+    if (!text)
+        return srv_req_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    return srv_req_respond(r, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text,
+                           strlen(text), 1, NULL);
+}
