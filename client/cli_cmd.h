@@ -69,7 +69,7 @@ extern const cli_command *const cli_commands[];
 /* commands, each in the module of its endpoints */
 extern const cli_command cli_cmd_classify, cli_cmd_attack, cli_cmd_recompress;
 extern const cli_command cli_cmd_evaluate, cli_cmd_jobs, cli_cmd_job, cli_cmd_result,
-    cli_cmd_rows, cli_cmd_cancel;
+    cli_cmd_rows, cli_cmd_cancel, cli_cmd_delete;
 extern const cli_command cli_cmd_health, cli_cmd_models, cli_cmd_metrics;
 
 /** Sets the context's defaults from the environment and the terminal. */

@@ -623,14 +623,28 @@ static int parse_id_command(cli_ctx *ctx, int argc, char **argv, int can_wait, i
 
 static int run_jobs(cli_ctx *ctx, int argc, char **argv)
 {
-    static const struct option opts[] = {CLI_GLOBAL_OPTIONS, {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {CLI_GLOBAL_OPTIONS, {"status", required_argument, NULL, 's'},
+                                         {NULL, 0, NULL, 0}};
+    const char *status = NULL;
     int c, rc;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
+    while ((c = getopt_long(argc, argv, ":hs:", opts, NULL)) != -1) {
+        if (c == 's') {
+            status = optarg;
+            continue;
+        }
         if ((rc = cli_common_option(ctx, c, argv)) >= 0)
             return rc;
+    }
     if (optind < argc)
         return cli_usage(ctx, "unexpected argument '%s'", argv[optind]);
-    cli_request q = {.method = "GET", .path = "/jobs"};
+    char path[128], *e = status ? cli_escape(status) : NULL;
+    if (status && (!e || strlen(e) > 64)) {
+        free(e);
+        return cli_usage(ctx, "--status: queued, running, done, failed or canceled");
+    }
+    snprintf(path, sizeof path, "/jobs%s%s", e ? "?status=" : "", e ? e : "");
+    free(e);
+    cli_request q = {.method = "GET", .path = path};
     json_t *j;
     if ((rc = cli_call_json(ctx, &q, &j)))
         return rc;
@@ -724,13 +738,14 @@ static int run_rows(cli_ctx *ctx, int argc, char **argv)
     return rc;
 }
 
-static int run_cancel(cli_ctx *ctx, int argc, char **argv)
+/* DELETE /jobs/ID, with the query `query` ("" or "?purge=1"); prints the answer. */
+static int delete_job(cli_ctx *ctx, int argc, char **argv, const char *query)
 {
     const char *id = NULL;
     int rc;
     if ((rc = parse_id_command(ctx, argc, argv, 0, NULL, NULL, &id)) >= 0)
         return rc;
-    char *path = job_path(id, "");
+    char *path = job_path(id, query);
     if (!path)
         return cli_fail("out of memory");
     cli_request q = {.method = "DELETE", .path = path};
@@ -747,11 +762,19 @@ static int run_cancel(cli_ctx *ctx, int argc, char **argv)
     return rc;
 }
 
+static int run_cancel(cli_ctx *ctx, int argc, char **argv) { return delete_job(ctx, argc, argv, ""); }
+
+static int run_delete(cli_ctx *ctx, int argc, char **argv)
+{
+    return delete_job(ctx, argc, argv, "?purge=1");
+}
+
 const cli_command cli_cmd_jobs = {
     "jobs", run_jobs, "list the evaluation jobs (GET /jobs)",
-    "usage: advjpg jobs\n"
+    "usage: advjpg jobs [--status S]\n"
     "\n"
-    "Prints the server's list of evaluation jobs.\n",
+    "Prints the server's list of evaluation jobs; with --status, only those in\n"
+    "that state (queued, running, done, failed or canceled).\n",
 };
 
 const cli_command cli_cmd_job = {
@@ -791,4 +814,13 @@ const cli_command cli_cmd_cancel = {
     "usage: advjpg cancel ID\n"
     "\n"
     "Asks the server to cancel the job and prints its answer.\n",
+};
+
+const cli_command cli_cmd_delete = {
+    "delete", run_delete, "delete an ended job and its files (DELETE /jobs/ID?purge=1)",
+    "usage: advjpg delete ID\n"
+    "\n"
+    "Asks the server to delete a job that has ended (done, failed or canceled):\n"
+    "its folder is removed and the job is gone. A queued or running job is\n"
+    "refused (409): cancel it first.\n",
 };

@@ -25,6 +25,9 @@ const exp_param_def exp_param_defs[EXP_PARAM_COUNT] = {
     [EXP_PARAM_STATUS] = {.name = "status", .kind = EXP_PK_CHOICE,
                           .choices = "queued,running,done,failed,canceled",
                           .help = "only the jobs in this state"},
+    [EXP_PARAM_PURGE] = {.name = "purge", .kind = EXP_PK_INT, .lo = 0, .hi = 1, .def = "0",
+                         .help = "DELETE /jobs/{id}: 1 removes an ended job and its folder "
+                                 "(0 cancels it)"},
 };
 
 _Static_assert(sizeof exp_param_defs / sizeof exp_param_defs[0] == EXP_PARAM_COUNT,

@@ -36,6 +36,7 @@ typedef enum {
     EXP_PARAM_SEED,
     EXP_PARAM_IMAGES,
     EXP_PARAM_STATUS, /**< GET /jobs: only the jobs in this state */
+    EXP_PARAM_PURGE,  /**< DELETE /jobs/{id}: 1 removes an ended job and its files */
     EXP_PARAM_COUNT
 } exp_param_id;
 

@@ -16,6 +16,7 @@ const char *adj_strerror(int status)
     case ADJ_ERR_STATE: return "call out of order";
     case ADJ_ERR_NOTFOUND: return "not found";
     case ADJ_ERR_BUSY: return "busy";
+    case ADJ_ERR_CONFLICT: return "conflict";
     default: return "unknown error";
     }
 }

@@ -31,6 +31,7 @@ enum adj_status {
     ADJ_ERR_STATE = -7,       /**< call out of order (e.g. backward before forward) */
     ADJ_ERR_NOTFOUND = -8,    /**< the named thing (file, job, route) does not exist */
     ADJ_ERR_BUSY = -9,        /**< temporarily unable: a queue is full, a resource is held */
+    ADJ_ERR_CONFLICT = -10,   /**< the named thing's state forbids it (a running job deleted) */
 };
 
 /** Short English name of a status code ("bad argument", ...). Never NULL. */

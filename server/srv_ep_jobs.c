@@ -191,10 +191,17 @@ enum MHD_Result srv_ep_job(srv_req *r)
     if (!js)
         return ret;
     json_t *o = NULL;
-    int rc = strcmp(r->method, MHD_HTTP_METHOD_DELETE) == 0 ? srv_jobs_cancel(js, id, &o)
-                                                            : srv_jobs_status(js, id, &o);
+    const int del = strcmp(r->method, MHD_HTTP_METHOD_DELETE) == 0;
+    if (r->q.purge && !del)
+        return srv_req_error(r, MHD_HTTP_BAD_REQUEST, "purge=1 goes with DELETE /jobs/%s", id);
+    int rc = !del ? srv_jobs_status(js, id, &o)
+             : r->q.purge ? srv_jobs_delete(js, id, &o)
+                          : srv_jobs_cancel(js, id, &o);
     if (rc == ADJ_ERR_NOTFOUND)
         return srv_req_error(r, srv_status_http(rc), "no such job: %s", id);
+    if (rc == ADJ_ERR_CONFLICT)
+        return srv_req_error(r, srv_status_http(rc),
+                             "job %s has not ended: cancel it (DELETE /jobs/%s) first", id, id);
     return answer(r, rc, o, "out of memory");
 }
 

@@ -477,7 +477,7 @@ json_t *srv_jobs_list(srv_jobs *js, const char *status)
     pthread_mutex_lock(&js->lock);
     int bad = 0;
     for (job *j = js->head; j && !bad; j = j->next)
-        if (!status || !*status || strcmp(status, srv_js_state_names[j->state]) == 0)
+        if (!j->deleted && (!status || !*status || strcmp(status, srv_js_state_names[j->state]) == 0))
             bad = json_array_append_new(arr, srv_js_job_json(j)) != 0;
     pthread_mutex_unlock(&js->lock);
     json_t *o = bad ? NULL : json_pack("{s:o}", "jobs", arr);
@@ -521,6 +521,34 @@ int srv_jobs_cancel(srv_jobs *js, const char *id, json_t **out)
         srv_js_log(j->id, "canceled at %zu of %zu images", done, total);
     pthread_mutex_unlock(&j->io);
     return srv_jobs_status(js, id, out);
+}
+
+int srv_jobs_delete(srv_jobs *js, const char *id, json_t **out)
+{
+    pthread_mutex_lock(&js->lock);
+    job *j = srv_js_find(js, id);
+    pthread_mutex_unlock(&js->lock);
+    if (!j)
+        return ADJ_ERR_NOTFOUND;
+    pthread_mutex_lock(&j->io);
+    pthread_mutex_lock(&js->lock);
+    int rc = j->deleted                                         ? ADJ_ERR_NOTFOUND
+             : j->state == JS_QUEUED || j->state == JS_RUNNING ? ADJ_ERR_CONFLICT
+                                                               : ADJ_OK;
+    pthread_mutex_unlock(&js->lock);
+    char err[ADJ_ERRLEN];
+    if (rc == ADJ_OK && (rc = ut_rmtree(j->dir, err, sizeof err)) != ADJ_OK)
+        srv_js_log(j->id, "not deleted: %s", err);
+    if (rc == ADJ_OK) {
+        pthread_mutex_lock(&js->lock);
+        j->deleted = 1;
+        pthread_mutex_unlock(&js->lock);
+        srv_js_log(j->id, "deleted");
+    }
+    pthread_mutex_unlock(&j->io);
+    if (rc == ADJ_OK && !(*out = json_pack("{s:s,s:b}", "id", id, "deleted", 1)))
+        return ADJ_ERR_NOMEM;
+    return rc;
 }
 
 /* What reading a job's rows needs, copied under the lock. */

@@ -168,6 +168,15 @@ json_t *srv_jobs_list(srv_jobs *js, const char *status);
 int srv_jobs_cancel(srv_jobs *js, const char *id, json_t **out);
 
 /**
+ * Deletes an ended job (done, failed or canceled): its folder is removed and
+ * the job is gone from the store (404 from then on). *out is new:
+ * {"id": ..., "deleted": true}. ADJ_ERR_NOTFOUND, ADJ_ERR_CONFLICT for a
+ * queued or running job (cancel it first), ADJ_ERR_IO if the folder could not
+ * be removed (the job then stays as it was; what was removed is gone).
+ */
+int srv_jobs_delete(srv_jobs *js, const char *id, json_t **out);
+
+/**
  * Table 1 from the job's rows so far: {"id", "status", "complete", "n",
  * "skipped", "total", "eps", "quality", "seed", "model", "dataset",
  * "notes" (how quartiles, whiskers and outliers are defined), "table":

@@ -64,6 +64,8 @@ typedef struct job {
     char started[32], finished[32];
     char error[ADJ_ERRLEN];
     int cancel;         /* canceled while running: write no more rows */
+    int deleted;        /* its folder removed: no longer found or listed (kept in memory,
+                         * as every job is, until the store is freed) */
     double t0;          /* ut_now() when this run began */
     size_t done0;       /* done when this run began */
     double rate;        /* images/s of the last run, set when it ends; 0: unknown */

@@ -128,7 +128,7 @@ job *srv_js_job_alloc(void)
 job *srv_js_find(srv_jobs *js, const char *id)
 {
     for (job *j = js->head; j; j = j->next)
-        if (strcmp(j->id, id) == 0)
+        if (!j->deleted && strcmp(j->id, id) == 0)
             return j;
     return NULL;
 }

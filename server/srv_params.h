@@ -28,6 +28,7 @@ typedef struct {
     uint64_t seed;     /**< EXP_PARAM_SEED */
     int images;        /**< EXP_PARAM_IMAGES */
     char status[16];   /**< EXP_PARAM_STATUS, "" when not given */
+    int purge;         /**< EXP_PARAM_PURGE */
 } srv_query;
 
 /** Every parameter's default (top_k at most classes). */

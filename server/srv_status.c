@@ -12,6 +12,7 @@ unsigned srv_status_http(int rc)
     case ADJ_ERR_FORMAT:
     case ADJ_ERR_LIMIT: return MHD_HTTP_BAD_REQUEST;
     case ADJ_ERR_NOTFOUND: return MHD_HTTP_NOT_FOUND;
+    case ADJ_ERR_CONFLICT: return MHD_HTTP_CONFLICT;
     case ADJ_ERR_UNSUPPORTED: return MHD_HTTP_UNSUPPORTED_MEDIA_TYPE;
     case ADJ_ERR_NOMEM:
     case ADJ_ERR_BUSY:

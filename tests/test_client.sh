@@ -288,12 +288,12 @@ run "$ADVJPG" frobnicate
 check "unknown command: usage error" usage_error
 run "$ADVJPG" --help
 lists_commands() {
-    for c in classify attack recompress evaluate jobs job result rows cancel health models metrics; do
+    for c in classify attack recompress evaluate jobs job result rows cancel delete health models metrics; do
         grep -q "^  $c " "$tmp/out" || return 1
     done
 }
 check "--help: 0 and every command" rc_and 0 lists_commands
-for c in classify attack recompress evaluate jobs job result rows cancel health models metrics; do
+for c in classify attack recompress evaluate jobs job result rows cancel delete health models metrics; do
     run "$ADVJPG" "$c" --help
     check "$c --help" rc_and 0 grep -q "^usage: advjpg $c" "$tmp/out"
 done
@@ -705,6 +705,16 @@ check "evaluate --upload DIR --offset 1 --limit 2 --shard 1/2 (live): the slice 
 run "$ADVJPG" evaluate "$tmp/up/a.ppm" --labels "$tmp/notes.txt"
 check "evaluate with a bad labels file (live): the server's 400 in one line" \
     server_error "server answered 400: labels line 1"
+run "$ADVJPG" jobs --status done
+check "jobs --status done (live): only done jobs, the last one among them" py \
+    'len(J[0]["jobs"]) >= 3 and all(j["status"] == "done" for j in J[0]["jobs"]) and
+     any(j["id"] == "'"$jid"'" for j in J[0]["jobs"])'
+run "$ADVJPG" delete "$jid"
+check "delete ID (live): deleted" py 'J[0]["deleted"] is True'
+run "$ADVJPG" job "$jid"
+check "job ID after delete (live): 404" server_error "server answered 404"
+run "$ADVJPG" jobs
+check "jobs after delete (live): not listed" py 'all(j["id"] != "'"$jid"'" for j in J[0]["jobs"])'
 
 kill "$daemon_pid"
 wait "$daemon_pid" 2>/dev/null

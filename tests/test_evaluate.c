@@ -864,6 +864,65 @@ static void test_filters(int port)
     json_decref(all);
 }
 
+/* DELETE /jobs/{id}?purge=1: an ended job and its folder go (404 from then
+ * on, not listed); a job that has not ended is refused (409) until canceled;
+ * purge with GET is refused. */
+static long http_status(int port, const char *method, const char *path, json_t **body)
+{
+    sh_resp r;
+    sh_http(port, method, path, NULL, NULL, 0, &r);
+    long st = r.status;
+    if (body)
+        *body = sh_json(&r);
+    sh_resp_free(&r);
+    return st;
+}
+
+static void test_delete(int port, const char *jobs_dir)
+{
+    char id[17], msg[512], path[128], dir[4500];
+    CHECK(post_eval(port, "{\"dataset\": \"set\", \"eps\": [1]}", id, msg, sizeof msg) == 202,
+          "a job to delete: %s", msg);
+    json_decref(sh_wait_job(port, id, 60));
+    snprintf(dir, sizeof dir, "%s/%s", jobs_dir, id);
+    struct stat st;
+    CHECK(stat(dir, &st) == 0, "the job's folder %s exists", dir);
+    snprintf(path, sizeof path, "/jobs/%s?purge=1", id);
+    CHECK(http_status(port, "GET", path, NULL) == 400, "purge=1 with GET is refused");
+    json_t *o = NULL;
+    long code = http_status(port, "DELETE", path, &o);
+    CHECK(code == 200 && json_is_true(json_object_get(o, "deleted")) &&
+              strcmp(sh_jstr(o, "id"), id) == 0,
+          "DELETE %s: %ld", path, code);
+    json_decref(o);
+    CHECK(stat(dir, &st) != 0 && errno == ENOENT, "the folder is gone");
+    snprintf(path, sizeof path, "/jobs/%s", id);
+    CHECK(http_status(port, "GET", path, NULL) == 404, "a deleted job is 404");
+    snprintf(path, sizeof path, "/jobs/%s/rows", id);
+    CHECK(http_status(port, "GET", path, NULL) == 404, "its rows are 404");
+    snprintf(path, sizeof path, "/jobs/%s?purge=1", id);
+    CHECK(http_status(port, "DELETE", path, NULL) == 404, "deleting it again is 404");
+    json_t *all = get_json(port, "/jobs", &code);
+    size_t i;
+    json_t *j;
+    int listed = 0;
+    json_array_foreach(json_object_get(all, "jobs"), i, j)
+        listed |= strcmp(sh_jstr(j, "id"), id) == 0;
+    CHECK(!listed, "a deleted job is not listed");
+    json_decref(all);
+    /* a job that has not ended: 409, then canceled, then deleted */
+    CHECK(post_eval(port, "{\"dataset\": \"big\", \"eps\": [1,2,3,4]}", id, msg, sizeof msg) == 202,
+          "a long job: %s", msg);
+    snprintf(path, sizeof path, "/jobs/%s?purge=1", id);
+    code = http_status(port, "DELETE", path, &o); /* right after POST: queued or running */
+    CHECK(code == 409 && strstr(sh_jstr(o, "error"), "cancel it"),
+          "a job that has not ended: %ld, want 409 and why", code);
+    json_decref(o);
+    snprintf(dir, sizeof dir, "/jobs/%s", id);
+    CHECK(http_status(port, "DELETE", dir, NULL) == 200, "cancel");
+    CHECK(http_status(port, "DELETE", path, NULL) == 200, "then delete");
+}
+
 static int count_jobs_dir(const char *dir)
 {
     char cmd[4400];
@@ -1384,6 +1443,7 @@ int main(int argc, char **argv)
         test_upload(d.port);
         test_running(d.port);
         test_filters(d.port);
+        test_delete(d.port, jobs);
         test_second_daemon(jobs);
         /* the uninterrupted reference run of the kill test's job */
         char id[17], msg[512];
