@@ -32,11 +32,15 @@ enum MHD_Result srv_ep_metrics(srv_req *r)
     const srv_engine *e = srv_req_engine(r);
     if (srv_req_query(r))
         return srv_req_error_deferred(r);
-    srv_metrics_gauges g = {0, 0, 0.0};
+    srv_metrics_gauges g = {0};
     if (e) {
         g.model_ready = 1;
         g.queue_depth = srv_worker_queued(e->worker);
         g.model_load_seconds = e->load_seconds;
+        g.model_name = model_get_spec(e->model)->name;
+        if (e->jobs)
+            g.n_job_states = srv_jobs_counts(e->jobs, &g.job_state_names, g.jobs,
+                                             (int)(sizeof g.jobs / sizeof g.jobs[0]), &g.job_images);
     }
     char *text = srv_metrics_render(srv_req_metrics(r), &g);
     if (!text)

@@ -551,6 +551,21 @@ int srv_jobs_delete(srv_jobs *js, const char *id, json_t **out)
     return rc;
 }
 
+int srv_jobs_counts(srv_jobs *js, const char *const **names, size_t *counts, int max,
+                    uint64_t *images)
+{
+    const int n = JS_STATE_COUNT < max ? JS_STATE_COUNT : max;
+    memset(counts, 0, (size_t)n * sizeof *counts);
+    pthread_mutex_lock(&js->lock);
+    for (job *j = js->head; j; j = j->next)
+        if (!j->deleted && (int)j->state < n)
+            counts[j->state]++;
+    *images = js->images_evaluated;
+    pthread_mutex_unlock(&js->lock);
+    *names = srv_js_state_names;
+    return n;
+}
+
 /* What reading a job's rows needs, copied under the lock. */
 typedef struct {
     char dir[PATH_MAX];

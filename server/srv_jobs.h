@@ -177,6 +177,15 @@ int srv_jobs_cancel(srv_jobs *js, const char *id, json_t **out);
 int srv_jobs_delete(srv_jobs *js, const char *id, json_t **out);
 
 /**
+ * For /metrics: the job states' names (*names, borrowed, static) and their
+ * number (returned), the jobs in each state (counts, room for max entries;
+ * deleted jobs not counted) and the images evaluated by jobs since the
+ * store was made (*images).
+ */
+int srv_jobs_counts(srv_jobs *js, const char *const **names, size_t *counts, int max,
+                    uint64_t *images);
+
+/**
  * Table 1 from the job's rows so far: {"id", "status", "complete", "n",
  * "skipped", "total", "eps", "quality", "seed", "model", "dataset",
  * "notes" (how quartiles, whiskers and outliers are defined), "table":

@@ -98,6 +98,7 @@ struct srv_jobs {
                                    * written under claim and lock */
     char unavailable[ADJ_ERRLEN]; /* why jobs cannot be served, "" if they can (js->lock) */
     int was_unavailable;          /* claim: the folder was unusable once (to log its return) */
+    uint64_t images_evaluated;    /* rows written by this process's runner (js->lock) */
 };
 
 /* ---- srv_jobs_store.c: the on-disk store (a job's folder, loading, saving) ---- */

@@ -218,6 +218,7 @@ static int write_chunk(srv_jobs *js, job *j, int fd, const chunk *c, char *err, 
     }
     pthread_mutex_lock(&js->lock);
     j->done += (size_t)c->n;
+    js->images_evaluated += (uint64_t)c->n;
     j->skipped += (size_t)nskip;
     j->rows_len += rows.len;
     pthread_mutex_unlock(&js->lock);

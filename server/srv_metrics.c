@@ -9,7 +9,7 @@
 #include "ut_buf.h"
 
 /* Status codes counted one by one; any other lands in the last slot. */
-static const unsigned CODES[] = {0, 200, 202, 400, 401, 404, 405, 406, 413, 415, 500, 503, 504};
+static const unsigned CODES[] = {0, 200, 202, 400, 401, 404, 405, 406, 409, 413, 415, 500, 503, 504};
 #define N_CODES (sizeof CODES / sizeof CODES[0])
 #define CODE_OTHER N_CODES
 
@@ -34,7 +34,7 @@ struct srv_metrics {
     uint64_t requests[SRV_EP_COUNT];
     uint64_t failures[SRV_EP_COUNT];
     uint64_t codes[SRV_EP_COUNT][N_CODES + 1];
-    histogram duration, queue;
+    histogram duration[SRV_EP_COUNT], queue;
     histogram compute[SRV_BATCH_KINDS], batch[SRV_BATCH_KINDS];
 };
 
@@ -50,6 +50,21 @@ static const char *const BATCH_NAMES[] = {[SRV_BATCH_FORWARD] = "forward",
                                           [SRV_BATCH_ATTACK] = "attack"};
 _Static_assert(sizeof BATCH_NAMES / sizeof BATCH_NAMES[0] == SRV_BATCH_KINDS,
                "a name per batch kind");
+
+/* The job gauges and counter (when the job store is up). */
+static void render_jobs(ut_buf *b, const srv_metrics_gauges *g)
+{
+    if (!g || g->n_job_states <= 0)
+        return;
+    ut_buf_printf(b, "# HELP advjpgd_jobs Evaluation jobs in the store, by status.\n"
+                  "# TYPE advjpgd_jobs gauge\n");
+    for (int s = 0; s < g->n_job_states && s < 8; s++)
+        ut_buf_printf(b, "advjpgd_jobs{status=\"%s\"} %zu\n", g->job_state_names[s], g->jobs[s]);
+    ut_buf_printf(b, "# HELP advjpgd_job_images_total Images evaluated by jobs since the start.\n"
+                  "# TYPE advjpgd_job_images_total counter\n"
+                  "advjpgd_job_images_total %llu\n",
+                  (unsigned long long)g->job_images);
+}
 
 const char *srv_endpoint_name(srv_endpoint ep)
 {
@@ -79,7 +94,8 @@ srv_metrics *srv_metrics_new(void)
     if (!m)
         return NULL;
     pthread_mutex_init(&m->lock, NULL);
-    hist_init(&m->duration, TIME_BUCKETS, N_TIME);
+    for (int e = 0; e < SRV_EP_COUNT; e++)
+        hist_init(&m->duration[e], TIME_BUCKETS, N_TIME);
     hist_init(&m->queue, TIME_BUCKETS, N_TIME);
     for (int k = 0; k < SRV_BATCH_KINDS; k++) {
         hist_init(&m->compute[k], TIME_BUCKETS, N_TIME);
@@ -117,7 +133,7 @@ void srv_metrics_request_end(srv_metrics *m, srv_endpoint ep, unsigned status, d
     if (status == 0 || status >= 400)
         m->failures[ep]++;
     m->codes[ep][ci]++;
-    hist_observe(&m->duration, seconds);
+    hist_observe(&m->duration[ep], seconds);
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -196,7 +212,11 @@ char *srv_metrics_render(srv_metrics *m, const srv_metrics_gauges *g)
     ut_buf_printf(&b, "# HELP advjpgd_request_duration_seconds From the request's headers to its "
                   "response being queued.\n"
                   "# TYPE advjpgd_request_duration_seconds histogram\n");
-    render_hist(&b, "advjpgd_request_duration_seconds", NULL, &m->duration);
+    for (int e = 0; e < SRV_EP_COUNT; e++) {
+        char lab[48];
+        snprintf(lab, sizeof lab, "endpoint=\"%s\"", EP_NAMES[e]);
+        render_hist(&b, "advjpgd_request_duration_seconds", lab, &m->duration[e]);
+    }
     ut_buf_printf(&b, "# HELP advjpgd_queue_seconds Time a job waited for the inference worker.\n"
                   "# TYPE advjpgd_queue_seconds histogram\n");
     render_hist(&b, "advjpgd_queue_seconds", NULL, &m->queue);
@@ -230,5 +250,10 @@ char *srv_metrics_render(srv_metrics *m, const srv_metrics_gauges *g)
                   "# TYPE advjpgd_model_load_seconds gauge\n"
                   "advjpgd_model_load_seconds %.6f\n",
               g ? g->queue_depth : 0, g ? g->model_ready : 0, g ? g->model_load_seconds : 0.0);
+    render_jobs(&b, g);
+    ut_buf_printf(&b, "# HELP advjpgd_build_info The daemon's version and model (always 1).\n"
+                  "# TYPE advjpgd_build_info gauge\n"
+                  "advjpgd_build_info{version=\"%s\",model=\"%s\"} 1\n",
+              ADVJPG_VERSION, g && g->model_name ? g->model_name : "");
     return ut_buf_take(&b, NULL); /* NULL when an append ran out of memory */
 }

@@ -29,6 +29,7 @@
 #define SRV_METRICS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /** The endpoints that metrics and routing know; SRV_EP_OTHER for 404s. */
 typedef enum {
@@ -58,6 +59,11 @@ typedef struct {
     int queue_depth;
     int model_ready;
     double model_load_seconds;
+    const char *model_name;         /**< for advjpgd_build_info; NULL while loading */
+    int n_job_states;               /**< 0: no job figures (the job store is not up) */
+    const char *const *job_state_names; /**< [n_job_states], borrowed */
+    size_t jobs[8];                 /**< jobs by status, n_job_states of them */
+    uint64_t job_images;            /**< images evaluated by jobs since the start */
 } srv_metrics_gauges;
 
 /** A new, zeroed metrics registry (NULL when out of memory); free with srv_metrics_free. */

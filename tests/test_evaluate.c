@@ -878,12 +878,34 @@ static long http_status(int port, const char *method, const char *path, json_t *
     return st;
 }
 
+/* A series' value in GET /metrics, -1 if absent. */
+static double metric(int port, const char *series)
+{
+    sh_resp r;
+    sh_http(port, "GET", "/metrics", NULL, NULL, 0, &r);
+    double v = -1;
+    size_t n = strlen(series);
+    for (const char *p = r.status == 200 ? (const char *)r.body : ""; p && *p;) {
+        if (strncmp(p, series, n) == 0 && p[n] == ' ')
+            v = atof(p + n + 1);
+        p = strchr(p, '\n');
+        p = p ? p + 1 : NULL;
+    }
+    sh_resp_free(&r);
+    return v;
+}
+
 static void test_delete(int port, const char *jobs_dir)
 {
     char id[17], msg[512], path[128], dir[4500];
+    const char *images = "advjpgd_job_images_total", *done = "advjpgd_jobs{status=\"done\"}";
+    const double images0 = metric(port, images);
     CHECK(post_eval(port, "{\"dataset\": \"set\", \"eps\": [1]}", id, msg, sizeof msg) == 202,
           "a job to delete: %s", msg);
     json_decref(sh_wait_job(port, id, 60));
+    const double done0 = metric(port, done);
+    CHECK(images0 >= 0 && metric(port, images) == images0 + SET_N,
+          "/metrics: the job's %d images counted (%g, then %g)", SET_N, images0, metric(port, images));
     snprintf(dir, sizeof dir, "%s/%s", jobs_dir, id);
     struct stat st;
     CHECK(stat(dir, &st) == 0, "the job's folder %s exists", dir);
@@ -909,6 +931,7 @@ static void test_delete(int port, const char *jobs_dir)
     json_array_foreach(json_object_get(all, "jobs"), i, j)
         listed |= strcmp(sh_jstr(j, "id"), id) == 0;
     CHECK(!listed, "a deleted job is not listed");
+    CHECK(done0 >= 1 && metric(port, done) == done0 - 1, "/metrics: one done job fewer");
     json_decref(all);
     /* a job that has not ended: 409, then canceled, then deleted */
     CHECK(post_eval(port, "{\"dataset\": \"big\", \"eps\": [1,2,3,4]}", id, msg, sizeof msg) == 202,

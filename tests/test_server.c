@@ -380,7 +380,10 @@ static void test_service(int port)
         "# TYPE advjpgd_requests_total counter", "# TYPE advjpgd_request_failures_total counter",
         "# TYPE advjpgd_queue_seconds histogram", "# TYPE advjpgd_compute_seconds histogram",
         "# TYPE advjpgd_batch_size histogram", "# TYPE advjpgd_in_flight_requests gauge",
-        "advjpgd_requests_total{endpoint=\"/health\"}", "advjpgd_model_ready 1", NULL};
+        "advjpgd_requests_total{endpoint=\"/health\"}", "advjpgd_model_ready 1",
+        "advjpgd_request_duration_seconds_count{endpoint=\"/models\"} 1",
+        "advjpgd_build_info{version=\"", "\",model=\"tiny\"} 1", "# TYPE advjpgd_jobs gauge",
+        "advjpgd_jobs{status=\"running\"} ", "# TYPE advjpgd_job_images_total counter", NULL};
     for (int i = 0; series[i]; i++)
         CHECK(strstr(m, series[i]), "/metrics has '%s'", series[i]);
     CHECK(metric(m, "advjpgd_in_flight_requests") >= 1, "/metrics: in flight counts this request");
