@@ -1,6 +1,7 @@
 /*
  * dct.h - where a perturbation's energy sits in JPEG's own terms: the 64 DCT
- * frequencies of each JPEG channel (experiment.md, "What JPEG removes").
+ * frequencies of each JPEG channel (the paper's open question: which frequencies
+ * of the perturbation JPEG removes).
  *
  *     dct_energy e;
  *     dct_energy_of(&x, &adv, &e);            // the energy of adv - x

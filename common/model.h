@@ -5,8 +5,9 @@
  * square input size, the scale size of the shorter side before the centre
  * crop, the standardisation mean and std shared by all channels), its layers
  * and its number of classes. Built-in specs: "overfeat-fast",
- * "overfeat-accurate" (see shared docs/overfeat.md) and the embedded default
- * model (MODEL_DEFAULT_NAME). A spec can also come from a JSON file:
+ * "overfeat-accurate" (Sermanet et al. 2014; README, "Models and weights")
+ * and the embedded default model (MODEL_DEFAULT_NAME). A spec can also come
+ * from a JSON file:
  *
  *   {"name": "tiny", "channels": 3, "input_size": 32, "scale_size": 36,
  *    "mean": 118.380948, "std": 61.896913, "classes": 10,

@@ -24,8 +24,8 @@
  *
  * Pure functions: no I/O, no global state; stats_box_of allocates one
  * scratch copy of the values. The bootstrap, McNemar and Wilcoxon functions
- * at the end give Table 1's intervals and paired tests (experiment.md,
- * "Statistics"). Values must be finite (a NaN or an infinity
+ * at the end give Table 1's intervals and paired tests (README, "Status":
+ * not yet in jobs). Values must be finite (a NaN or an infinity
  * is refused with ADJ_ERR_ARG).
  */
 #ifndef ADJ_STATS_H
