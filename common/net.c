@@ -411,9 +411,12 @@ static void fc_backward(net_ctx *c, int i, int n, const float *dY, float *dx, fl
  * direction. Returns the loss (m - z_l) + log1p(sum_{k != argmax} e^(z_k - m)),
  * m the largest logit, right however small it is. With `rescale`, a d whose
  * largest entry is below NET_TINY_GRAD is multiplied by a power of two (exact)
- * to bring that entry to [0.5, 1).
+ * to bring that entry to [0.5, 1). With label smoothing alpha > 0 the target
+ * is q = (1 - alpha) onehot(l) + alpha / K: d gets alpha (onehot(l) - 1/K)
+ * added and the loss is -sum_k q_k log p_k.
  */
-static double logit_grad(const float *z, int K, int l, int rescale, float *d, int *exp2)
+static double logit_grad(const float *z, int K, int l, double alpha, int rescale, float *d,
+                         int *exp2)
 {
     int am = 0;
     for (int k = 1; k < K; k++)
@@ -442,12 +445,17 @@ static double logit_grad(const float *z, int K, int l, int rescale, float *d, in
         scale = ldexp(1.0, -e);
         *exp2 = -e;
     }
-    for (int k = 0; k < K; k++)
-        d[k] = (float)((k == l ? -not_l : exp((double)z[k] - m)) / S * scale);
-    return (m - z[l]) + log1p(rest);
+    double mean_gap = 0; /* mean over k of m - z_k */
+    for (int k = 0; k < K; k++) {
+        const double smooth = alpha * ((k == l) - 1.0 / K);
+        d[k] = (float)(((k == l ? -not_l : exp((double)z[k] - m)) / S + smooth) * scale);
+        mean_gap += (m - (double)z[k]) / K;
+    }
+    return (1.0 - alpha) * (m - z[l]) + alpha * mean_gap + log1p(rest);
 }
 
-int net_backward(net_ctx *c, const int *labels, float *grad_input, float *grad_weights, float *losses)
+static int backward(net_ctx *c, const int *labels, double alpha, float *grad_input,
+                    float *grad_weights, float *losses)
 {
     if (!c || !labels)
         return ADJ_ERR_ARG;
@@ -460,7 +468,7 @@ int net_backward(net_ctx *c, const int *labels, float *grad_input, float *grad_w
             return ADJ_ERR_ARG;
     float *cur = c->g0, *other = c->g1;
     for (int b = 0; b < n; b++) {
-        const double loss = logit_grad(c->logits + (size_t)b * K, K, labels[b], !grad_weights,
+        const double loss = logit_grad(c->logits + (size_t)b * K, K, labels[b], alpha, !grad_weights,
                                        other + (size_t)b * K, &c->grad_exp[b]);
         if (losses)
             losses[b] = (float)loss;
@@ -523,6 +531,19 @@ int net_backward(net_ctx *c, const int *labels, float *grad_input, float *grad_w
             }
     }
     return ADJ_OK;
+}
+
+int net_backward(net_ctx *c, const int *labels, float *grad_input, float *grad_weights, float *losses)
+{
+    return backward(c, labels, 0.0, grad_input, grad_weights, losses);
+}
+
+int net_backward_smoothed(net_ctx *c, const int *labels, double smoothing, float *grad_input,
+                          float *grad_weights, float *losses)
+{
+    if (!(smoothing >= 0.0 && smoothing < 1.0))
+        return ADJ_ERR_ARG;
+    return backward(c, labels, smoothing, grad_input, grad_weights, losses);
 }
 
 int net_argmax(const float *v, int n)

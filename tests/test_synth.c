@@ -42,7 +42,7 @@ static double luma_std(const img_rgb *im, int frame)
 static void test_classes(void)
 {
     int k = synth_n_classes();
-    CHECK(k >= 12, "only %d classes", k);
+    CHECK(k >= 40, "only %d classes", k);
     for (int c = 0; c < k; c++) {
         const char *a = synth_class_name(c);
         CHECK(a && *a, "class %d has no name", c);
@@ -109,7 +109,8 @@ static void test_render(void)
     }
     CHECK(min_std > 8.0, "an image has a luminance std of only %.2f", min_std);
     CHECK(min_frame_std > 0.8, "an image has a flat background (frame std %.2f)", min_frame_std);
-    CHECK(min_w <= 64 && max_w >= 112 && min_h <= 64 && max_h >= 112,
+    CHECK(min_w <= SYNTH_MIN_SIDE + 48 && max_w >= SYNTH_MAX_SIDE - 48 &&
+              min_h <= SYNTH_MIN_SIDE + 48 && max_h >= SYNTH_MAX_SIDE - 48,
           "sizes not varied: w %d..%d, h %d..%d", min_w, max_w, min_h, max_h);
     CHECK(narrow > nimg / 10 && wide > nimg / 10, "aspect ratios not varied: %d narrow, %d wide of %d",
           narrow, wide, nimg);
