@@ -2,6 +2,7 @@
  * options classifies the held-out generated set at the accuracy the README
  * states, and /evaluate runs the paper's experiment on the demo set to a
  * complete table. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
@@ -11,9 +12,12 @@
 #include "synth.h"
 #include "testutil.h"
 
-/* The README states 99.4% on the 2000 held-out images; a subset of 300 may
- * differ by a few images. */
-#define MIN_ACCURACY 0.97
+/* The README states README_ACCURACY top-1 on the 2000 held-out images; a
+ * subset of 300 has a standard error of about 0.025 around it, so the test
+ * allows 3 of them either way: a model that is much better or much worse than
+ * the README says fails. */
+#define README_ACCURACY 0.8635
+#define TOLERANCE 0.075
 #define N_CLASSIFY 300
 
 static char *read_line(FILE *f, char *buf, size_t n)
@@ -63,8 +67,9 @@ static void test_classify(int port, const char *val)
     fclose(f);
     double acc = n ? (double)correct / n : 0;
     printf("embedded model: %d of %d held-out images right (%.4f)\n", correct, n, acc);
-    CHECK(n == N_CLASSIFY && acc >= MIN_ACCURACY, "accuracy %.4f on %d images, expected >= %.2f", acc, n,
-          MIN_ACCURACY);
+    CHECK(n == N_CLASSIFY && fabs(acc - README_ACCURACY) <= TOLERANCE,
+          "accuracy %.4f on %d images, the README states %.4f (+-%.3f)", acc, n, README_ACCURACY,
+          TOLERANCE);
 }
 
 static void test_evaluate(int port)

@@ -57,7 +57,7 @@ static void test_classes(void)
 static void test_render(void)
 {
     char err[ADJ_ERRLEN];
-    int k = synth_n_classes(), per = 25;
+    int k = synth_n_classes(), per = 10;
     double min_std = 1e9, min_frame_std = 1e9, sum_std = 0;
     int min_w = 1 << 30, max_w = 0, min_h = 1 << 30, max_h = 0, nimg = 0, narrow = 0, wide = 0;
 
@@ -83,7 +83,7 @@ static void test_render(void)
             max_h = a.h > max_h ? a.h : max_h;
 
             /* same (class, seed): same bytes */
-            if (j < 5) {
+            if (j < 3) {
                 rc = synth_render(c, seed, &b, err, sizeof err);
                 CHECK(rc == ADJ_OK && same_image(&a, &b), "class %d seed %llu not deterministic",
                       c, (unsigned long long)seed);
@@ -324,7 +324,7 @@ static void test_write_set(void)
 static void test_speed(void)
 {
     char err[ADJ_ERRLEN];
-    int n = 300;
+    int n = 100;
     clock_t t0 = clock();
     for (int i = 0; i < n; i++) {
         img_rgb im;
