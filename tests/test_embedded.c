@@ -119,6 +119,22 @@ static void test_evaluate(int port)
                   json_is_number(json_object_get(row, "mean_top_label_prob")),
               "row %zu has top1 and mean_top_label_prob", i);
     }
+    /* what the embedded model is for: a confident but not saturated
+     * classifier that a 1-level FGSM step visibly moves (README: on the demo
+     * set top-1 0.83 -> 0.48, mean top-label probability 0.67) */
+    double top_x = -1, prob_x = -1, top_adv1 = -1;
+    json_array_foreach(table, i, row) {
+        const char *tr = json_string_value(json_object_get(row, "transform"));
+        if (tr && !strcmp(tr, "x")) {
+            top_x = json_number_value(json_object_get(row, "top1"));
+            prob_x = json_number_value(json_object_get(row, "mean_top_label_prob"));
+        } else if (tr && !strcmp(tr, "Adv1(x)")) {
+            top_adv1 = json_number_value(json_object_get(row, "top1"));
+        }
+    }
+    CHECK(prob_x >= 0.5 && prob_x <= 0.85, "clean mean top-label probability %.3f is in 0.5..0.85", prob_x);
+    CHECK(top_adv1 >= 0 && top_adv1 <= top_x - 0.15, "eps 1 lowers top-1 by at least 0.15: %.3f -> %.3f",
+          top_x, top_adv1);
     printf("Table 1 on the demo set:\n");
     json_array_foreach(table, i, row) {
         printf("  %-22s top1 %.3f  mean p(l_x|f(x)) %.3f\n",
