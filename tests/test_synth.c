@@ -333,8 +333,9 @@ static void test_speed(void)
     }
     double ms = 1e3 * (double)(clock() - t0) / CLOCKS_PER_SEC / n;
     printf("render: %.3f ms per image\n", ms);
-    /* generous: sanitizer and debug builds are several times slower than 0.3 ms */
-    CHECK(ms < 20.0, "rendering takes %.2f ms per image", ms);
+    /* CPU time, so load does not count; generous: a release build takes about
+     * 4 ms for these 112..288-pixel scenes, sanitizer builds 5-10 times more */
+    CHECK(ms < 100.0, "rendering takes %.2f ms per image", ms);
 }
 
 int main(void)
