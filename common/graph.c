@@ -1038,7 +1038,7 @@ int gr_backward_loss(gr_ctx *c, const int *labels, float *grad_input, float *los
             return adj_fail(err, errsz, ADJ_ERR_ARG, "label %d of image %d out of range 0..%d",
                             labels ? labels[b] : -1, b, K - 1);
     for (int b = 0; b < c->n; b++) {
-        const double loss = op_xent_grad(z + (size_t)b * K, K, labels[b], 1,
+        const double loss = op_xent_grad(z + (size_t)b * K, K, labels[b], 0.0, 1,
                                          c->dlogits + (size_t)b * K, &c->grad_exp[b]);
         if (losses)
             losses[b] = (float)loss;

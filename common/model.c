@@ -33,6 +33,11 @@ struct model {
 
 /* ---- built-in specs ---------------------------------------------------- */
 
+/* config/advjpg-shapes.json as a string, generated at build time by
+ * tools/advjpg-embed.c (constant data, not state) */
+extern const char model_default_spec_json[];
+extern const unsigned long model_default_spec_json_len;
+
 static model_layer conv(int out, int k, int stride, int pad)
 {
     return (model_layer){.kind = MODEL_LAYER_CONV, .out = out, .kh = k, .kw = k,
@@ -86,13 +91,14 @@ int model_spec_builtin(const char *name, model_spec *out, char *err, size_t errs
         push(&s, fc(4096)); push(&s, relu());
         push(&s, fc(1000));
     } else if (!strcmp(name, MODEL_DEFAULT_NAME)) {
-        /* The embedded default model: OverFeat's layer kinds at a small scale. */
-        spec_init(&s, name, 40, 48, 14);
-        push(&s, conv(32, 5, 1, 2)); push(&s, relu()); push(&s, pool(2, 2));
-        push(&s, conv(64, 3, 1, 1)); push(&s, relu()); push(&s, pool(2, 2));
-        push(&s, conv(128, 3, 1, 1)); push(&s, relu()); push(&s, pool(2, 2));
-        push(&s, fc(256)); push(&s, relu());
-        push(&s, fc(14));
+        /* The embedded default model: its one source is config/<name>.json,
+         * compiled in at build time (common/meson.build). */
+        char msg[ADJ_ERRLEN];
+        if (model_spec_parse(model_default_spec_json, model_default_spec_json_len, &s, msg, sizeof msg))
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "built-in %s: %s", name, msg);
+        if (strcmp(s.name, MODEL_DEFAULT_NAME))
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "built-in %s: its spec is named '%s'", name,
+                            s.name);
     } else {
         return adj_fail(err, errsz, ADJ_ERR_ARG,
                         "unknown model '%s' (built in: overfeat-fast, overfeat-accurate, %s)",

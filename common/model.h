@@ -49,7 +49,8 @@
 
 #define MODEL_MAX_LAYERS 48
 #define MODEL_NAME_LEN 64
-/** Name of the embedded default model (built in, weights under config/). */
+/** Name of the embedded default model (built in, weights under config/; its
+ *  spec's one source is config/advjpg-shapes.json, compiled in at build time). */
 #define MODEL_DEFAULT_NAME "advjpg-shapes"
 
 typedef enum {

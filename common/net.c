@@ -471,14 +471,15 @@ static void fc_backward(net_ctx *c, int i, int n, const float *dY, float *dx, fl
         gemm_f32(c->gemm, GEMM_N, GEMM_N, n, in, out, dY, out, W, in, 0, dx, in);
 }
 
-int net_backward(net_ctx *c, const int *labels, float *grad_input, float *grad_weights, float *losses)
+static int backward(net_ctx *c, const int *labels, double alpha, float *grad_input,
+                    float *grad_weights, float *losses)
 {
     if (!c || !labels)
         return ADJ_ERR_ARG;
     if (c->n < 1)
         return ADJ_ERR_STATE;
-    if (c->gc)
-        return graph_backward(c, labels, grad_input, grad_weights, losses);
+    if (c->gc) /* an ONNX model: no training, so no label smoothing */
+        return alpha > 0 ? ADJ_ERR_UNSUPPORTED : graph_backward(c, labels, grad_input, grad_weights, losses);
     const model_spec *s = c->spec;
     const int n = c->n, K = s->classes, L = s->n_layers;
     for (int b = 0; b < n; b++)
@@ -486,8 +487,8 @@ int net_backward(net_ctx *c, const int *labels, float *grad_input, float *grad_w
             return ADJ_ERR_ARG;
     float *cur = c->g0, *other = c->g1;
     for (int b = 0; b < n; b++) {
-        const double loss = op_xent_grad(c->logits + (size_t)b * K, K, labels[b], !grad_weights,
-                                         other + (size_t)b * K, &c->grad_exp[b]);
+        const double loss = op_xent_grad(c->logits + (size_t)b * K, K, labels[b], alpha,
+                                         !grad_weights, other + (size_t)b * K, &c->grad_exp[b]);
         if (losses)
             losses[b] = (float)loss;
     }
@@ -549,6 +550,19 @@ int net_backward(net_ctx *c, const int *labels, float *grad_input, float *grad_w
             }
     }
     return ADJ_OK;
+}
+
+int net_backward(net_ctx *c, const int *labels, float *grad_input, float *grad_weights, float *losses)
+{
+    return backward(c, labels, 0.0, grad_input, grad_weights, losses);
+}
+
+int net_backward_smoothed(net_ctx *c, const int *labels, double smoothing, float *grad_input,
+                          float *grad_weights, float *losses)
+{
+    if (!(smoothing >= 0.0 && smoothing < 1.0))
+        return ADJ_ERR_ARG;
+    return backward(c, labels, smoothing, grad_input, grad_weights, losses);
 }
 
 int net_argmax(const float *v, int n)
@@ -656,7 +670,7 @@ static int graph_backward(net_ctx *c, const int *labels, float *grad_input, floa
     if (!grad_input || p->probabilities) {
         for (int b = 0; b < n; b++) {
             /* the loss only: the logit gradient goes into probs, restored below */
-            const double loss = op_xent_grad(c->logits + (size_t)b * K, K, labels[b], 1,
+            const double loss = op_xent_grad(c->logits + (size_t)b * K, K, labels[b], 0.0, 1,
                                              c->probs + (size_t)b * K, &c->grad_exp[b]);
             if (losses)
                 losses[b] = (float)loss;

@@ -128,6 +128,15 @@ int net_backward(net_ctx *ctx, const int *labels, float *grad_input, float *grad
                  float *losses);
 
 /**
+ * net_backward for the label-smoothed loss -sum_k q_k log p_k with the target
+ * q = (1 - smoothing) onehot(labels[i]) + smoothing / classes (a trainer's
+ * defence against a saturated softmax); smoothing 0 is net_backward.
+ * ADJ_ERR_ARG unless 0 <= smoothing < 1.
+ */
+int net_backward_smoothed(net_ctx *ctx, const int *labels, double smoothing, float *grad_input,
+                          float *grad_weights, float *losses);
+
+/**
  * e such that image i's input gradient from the last net_backward is the true
  * gradient times 2^e: 0 unless it was scaled up against underflow (see
  * net_backward). Callers that add gradients of several passes (EOT) weigh

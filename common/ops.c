@@ -2870,7 +2870,7 @@ static void layernorm_backward(const void *pp, const op_tensor *in, int n_in, co
 
 /* ---- the loss: softmax cross-entropy ---------------------------------- */
 
-double op_xent_grad(const float *z, int K, int l, int rescale, float *d, int *exp2)
+double op_xent_grad(const float *z, int K, int l, double alpha, int rescale, float *d, int *exp2)
 {
     int am = 0;
     for (int k = 1; k < K; k++)
@@ -2898,11 +2898,15 @@ double op_xent_grad(const float *z, int K, int l, int rescale, float *d, int *ex
         *exp2 = e < -OP_MAX_GRAD_EXP ? OP_MAX_GRAD_EXP : (int)-e;
         shift = -e * M_LN2;
     }
-    for (int k = 0; k < K; k++)
+    double mean_gap = 0; /* mean over k of m - z_k (label smoothing's loss) */
+    for (int k = 0; k < K; k++) {
+        const double smooth = alpha * ((k == l) - 1.0 / K) * exp(shift);
         d[k] = K < 2 ? 0.0f
-             : k == l ? (float)-exp(big + shift)
-                      : (float)exp((double)z[k] - m - logS + shift);
-    return (m - z[l]) + log1p(rest);
+             : k == l ? (float)(-exp(big + shift) + smooth)
+                      : (float)(exp((double)z[k] - m - logS + shift) + smooth);
+        mean_gap += (m - (double)z[k]) / K;
+    }
+    return (1.0 - alpha) * (m - z[l]) + alpha * mean_gap + logS;
 }
 
 /* ---- the table -------------------------------------------------------- */

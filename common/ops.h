@@ -239,8 +239,11 @@ float op_bn_epsilon(const void *bn_params);
  * entry to [0.5, 1), and *exp2 gets its exponent (the true d is d * 2^exp2);
  * else *exp2 is 0. Computed in logs, so that nothing underflows even when
  * the logits' gaps exceed double's range (e^-745); *exp2 is capped at
- * OP_MAX_GRAD_EXP (the direction stays exact). Shared by net.c and graph.c.
+ * OP_MAX_GRAD_EXP (the direction stays exact). With label smoothing alpha > 0
+ * (0 for the attacks) the target is q = (1 - alpha) onehot(l) + alpha / K: d
+ * gets alpha (onehot(l) - 1/K) added before it is rounded, and the loss is
+ * -sum_k q_k log p_k. Shared by net.c and graph.c.
  */
-double op_xent_grad(const float *z, int K, int l, int rescale, float *d, int *exp2);
+double op_xent_grad(const float *z, int K, int l, double alpha, int rescale, float *d, int *exp2);
 
 #endif

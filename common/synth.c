@@ -1,24 +1,17 @@
 /*
  * synth.c - the procedural image set (see synth.h).
  *
- * An image is a "scene" drawn per pixel in one pass:
+ * An image is a scene (see synth.h) drawn per pixel in one pass:
  *
- *   background  linear or radial gradient between two colours
- *               + three octaves of value noise (a 1/f-like spectrum)
- *   object      a signed distance function (SDF) in pixels, in the object's
- *               rotated frame; coverage = clamp(0.5 - d / edge, 0, 1) gives
- *               antialiased edges whose width `edge` (0.7..1.6 px) mimics
- *               slight defocus. Its colour has a linear shading and two
- *               octaves of its own value noise. Texture classes draw a
- *               pattern (also an SDF, at its own angle) inside a patch
- *               (disc, rotated square or ellipse) whose second colour is
- *               either opaque or the background itself.
- *   specks      0..2 small dots or short strokes anywhere
+ *   background  gradient + value noise + an optional faint wallpaper
+ *   objects     in order (background distractors, the labelled object, an
+ *               optional occluder), each a signed distance function (SDF) in
+ *               pixels in its rotated and foreshortened frame; coverage =
+ *               clamp(0.5 - d / edge, 0, 1) gives antialiased edges. Its
+ *               surface pattern is an SDF too, at its own angle and phase.
+ *   specks      dots and short strokes
+ *   light       illumination ramp and spot, colour cast, gamma
  *   grain       per-pixel noise, mostly luminance
- *
- * All lengths are drawn as fractions of the image's shorter side s, so that
- * an image looks the same at every size once scaled to the model's input
- * (shorter side 48, centred 40 x 40 crop: the central s * 40/48 square).
  */
 #include "synth.h"
 
@@ -34,27 +27,20 @@
 
 /* ---- classes ------------------------------------------------------------ */
 
-enum {
-    C_DISC,
-    C_ELLIPSE,
-    C_RING,
-    C_SQUARE,
-    C_TRIANGLE,
-    C_PLUS,
-    C_STAR,
-    C_CRESCENT,
-    C_HEART,
-    C_STRIPES,
-    C_CHECKER,
-    C_DOTS,
-    C_GRID,
-    C_BULLSEYE,
-    N_CLASSES
-};
+/* A class is an object kind: an outline (SHAPE_*) and a surface (FILL_*), so
+ * that classes share parts with each other: the "striped star" shares its
+ * outline with four other stars and its surface with seven other striped
+ * objects. Class index = shape * N_FILLS + fill. */
+enum { SH_DISC, SH_ELLIPSE, SH_SQUARE, SH_TRIANGLE, SH_STAR, SH_PLUS, SH_HEART, SH_CRESCENT, N_SHAPES };
+enum { FILL_PLAIN, FILL_STRIPES, FILL_CHECKER, FILL_DOTS, FILL_GRID, N_FILLS };
+#define N_CLASSES (N_SHAPES * N_FILLS)
 
+/* "plain disc", "striped disc", ..., "gridded crescent" */
 static const char *const class_names[N_CLASSES] = {
-    "disc",   "ellipse",  "ring",  "square",       "triangle",   "plus", "star",
-    "crescent", "heart",  "stripes", "checkerboard", "polka dots", "grid", "bullseye",
+#define ROW(s) "plain " s, "striped " s, "checked " s, "dotted " s, "gridded " s
+    ROW("disc"), ROW("ellipse"), ROW("square"), ROW("triangle"),
+    ROW("star"), ROW("plus"),    ROW("heart"),  ROW("crescent"),
+#undef ROW
 };
 
 int synth_n_classes(void)
@@ -211,15 +197,6 @@ static float sd_ellipse(float px, float py, float a, float b)
     return k1 > 1e-6f ? k0 * (k0 - 1.0f) / k1 : -(a < b ? a : b);
 }
 
-/** Axis-aligned box of half sizes hx, hy. */
-static float sd_box(float px, float py, float hx, float hy)
-{
-    float qx = fabsf(px) - hx, qy = fabsf(py) - hy;
-    float ox = qx > 0 ? qx : 0, oy = qy > 0 ? qy : 0;
-    float in = qx > qy ? qx : qy;
-    return len2(ox, oy) + (in < 0 ? in : 0);
-}
-
 /** Heart of unit size, tip at the origin pointing down (-y), top near y = 1.1. */
 static float sd_heart(float px, float py)
 {
@@ -245,45 +222,53 @@ static float coverage(float d, float inv_edge)
 
 /* ---- the scene ---------------------------------------------------------- */
 
-enum { PATCH_DISC, PATCH_SQUARE, PATCH_ELLIPSE };
+#define MAX_OBJ 6    /* the labelled object and up to 5 distractors */
+#define MAX_SPECK 10
+
+/* One object: an outline in its own frame (u, v) = R(angle) (p - centre),
+ * with v stretched by 1 / squash (a tilted view), and a surface. */
+typedef struct {
+    int shape, fill;
+    float ox, oy, R, cs, sn, inv_squash, inv_edge;
+    int bx0, by0, bx1, by1; /* bounding box of non-zero coverage */
+    float poly[2 * 12];
+    int npoly;
+    float p0, p1, p2;       /* shape parameters */
+    float fg[3], shade_x, shade_y;
+    float tcs, tsn, period, duty, ph_u, ph_v; /* surface pattern */
+    int fg2_clear;          /* second colour of the pattern is what lies behind */
+    float fg2[3];
+} object;
 
 typedef struct {
-    float x, y, dx, dy; /* centre and half-segment (0 for a dot) */
-    float r;           /* radius */
+    float x, y, dx, dy, r; /* centre, half-segment (0 for a dot), radius */
     float col[3];
 } speck;
 
 typedef struct {
-    int w, h, cls;
+    int w, h;
     float s; /* shorter side */
 
-    /* background */
+    /* background: gradient + value noise + an optional faint wallpaper */
     float bg0[3], bg1[3];
     int radial;
-    float gx, gy, ga, gb; /* linear: t = ga*x + gb*y + gx; radial: centre gx, gy, t = |p-c| * ga */
+    float gx, gy, ga, gb;
     vnoise bgn[3];
     float bgn_amp[3], bgn_w[3];
+    int wall;             /* 0 none, else a FILL_* pattern */
+    float wall_amp, wall_cs, wall_sn, wall_period;
 
-    /* object, in its own frame: u = c*dx + s*dy, v = -s*dx + c*dy */
-    float ox, oy, R, cs, sn, inv_edge;
-    int bx0, by0, bx1, by1; /* bounding box of non-zero coverage */
-    float poly[2 * 12];
-    int npoly;
-    float p0, p1, p2; /* shape parameters */
-    float fg[3], shade_x, shade_y;
-    vnoise fgn[2];
+    vnoise fgn;           /* surface noise shared by the objects */
     float fgn_amp;
-
-    /* texture classes */
-    int patch;
-    float patch_b;         /* ellipse minor semi-axis / square half side */
-    float tcs, tsn;        /* pattern rotation */
-    float period, duty, ph_u, ph_v;
-    int fg2_clear;         /* second colour is the background itself */
-    float fg2[3];
-
+    int nobj;             /* drawn in order: later objects occlude earlier ones */
+    object ob[MAX_OBJ];
     int nspeck;
-    speck sp[2];
+    speck sp[MAX_SPECK];
+
+    /* lighting: gain = 1 + lx * x + ly * y + spot * exp(-|p - spot_c|^2 / spot_r^2),
+     * then a colour cast (per-channel gain) and a gamma */
+    float lx, ly, l0, spot, spot_x, spot_y, inv_spot_r2;
+    float cast[3], gamma;
     float grain, chroma_grain;
 } scene;
 
@@ -305,29 +290,12 @@ static void pick_contrast(rng_t *r, float lo, float hi, float margin, float sat_
 static void setup_background(scene *sc, rng_t *r)
 {
     float h = rng_f(r);
-    float sat = powf(rng_f(r), 1.5f) * 0.8f;
-    hsv_rgb(h, sat, rng_range(r, 0.12f, 0.95f), sc->bg0);
-    if (rng_f(r) < 0.6f) { /* a shade of the same colour */
-        for (int c = 0; c < 3; c++)
-            sc->bg1[c] = sc->bg0[c] + rng_range(r, -50.0f, 50.0f);
-    } else { /* a second colour of not too different luminance */
-        float t[3];
-        hsv_rgb(h + rng_range(r, -0.25f, 0.25f), powf(rng_f(r), 1.5f) * 0.8f,
-                rng_range(r, 0.12f, 0.95f), t);
-        float k = rng_range(r, 0.3f, 0.8f);
-        for (int c = 0; c < 3; c++)
-            sc->bg1[c] = sc->bg0[c] + k * (t[c] - sc->bg0[c]);
-    }
+    hsv_rgb(h, powf(rng_f(r), 1.5f) * 0.8f, rng_range(r, 0.12f, 0.95f), sc->bg0);
+    float t[3];
+    hsv_rgb(h + rng_range(r, -0.3f, 0.3f), powf(rng_f(r), 1.5f) * 0.8f, rng_range(r, 0.12f, 0.95f), t);
+    float k = rng_range(r, 0.2f, 0.8f);
     for (int c = 0; c < 3; c++)
-        sc->bg1[c] = clampf(sc->bg1[c], 0.0f, 255.0f);
-    /* keep the luminance span small enough to leave room for contrast */
-    float l0 = luma(sc->bg0), l1 = luma(sc->bg1);
-    if (fabsf(l1 - l0) > 70.0f) {
-        float k = 70.0f / fabsf(l1 - l0);
-        for (int c = 0; c < 3; c++)
-            sc->bg1[c] = sc->bg0[c] + k * (sc->bg1[c] - sc->bg0[c]);
-    }
-
+        sc->bg1[c] = clampf(sc->bg0[c] + k * (t[c] - sc->bg0[c]), 0.0f, 255.0f);
     float w = (float)sc->w, hgt = (float)sc->h;
     sc->radial = rng_f(r) < 0.35f;
     if (sc->radial) {
@@ -338,308 +306,311 @@ static void setup_background(scene *sc, rng_t *r)
         float a = rng_range(r, 0.0f, 2 * PI_F), span = rng_range(r, 0.7f, 1.6f) * len2(w, hgt);
         sc->ga = cosf(a) / span;
         sc->gb = sinf(a) / span;
-        sc->gx = 0.5f - sc->ga * 0.5f * w - sc->gb * 0.5f * hgt; /* t = 0.5 at the centre */
+        sc->gx = 0.5f - sc->ga * 0.5f * w - sc->gb * 0.5f * hgt;
     }
-
-    /* three octaves of value noise, amplitudes falling with frequency */
-    float amp = rng_range(r, 5.0f, 20.0f);
-    float cell = rng_range(r, 0.3f, 0.6f) * sc->s;
+    float amp = rng_range(r, 8.0f, 30.0f), cell = rng_range(r, 0.2f, 0.5f) * sc->s;
     for (int o = 0; o < 3; o++) {
         vnoise_init(&sc->bgn[o], r, sc->w, sc->h, cell);
         sc->bgn_w[o] = amp;
-        amp *= rng_range(r, 0.35f, 0.6f);
+        amp *= rng_range(r, 0.4f, 0.7f);
         cell *= rng_range(r, 0.3f, 0.45f);
     }
-    float tint = rng_range(r, 0.0f, 0.5f);
+    float tint = rng_range(r, 0.0f, 0.6f);
     for (int c = 0; c < 3; c++)
         sc->bgn_amp[c] = 1.0f + tint * rng_range(r, -1.0f, 1.0f);
+    sc->wall = rng_f(r) < 0.25f ? rng_int(r, FILL_STRIPES, N_FILLS - 1) : 0;
+    float a = rng_range(r, 0.0f, 2 * PI_F);
+    sc->wall_cs = cosf(a);
+    sc->wall_sn = sinf(a);
+    sc->wall_period = rng_range(r, 0.04f, 0.12f) * sc->s;
+    sc->wall_amp = rng_range(r, 6.0f, 22.0f);
 }
 
-static void setup_object(scene *sc, rng_t *r)
+/** Outline parameters of o (o->R, o->shape set). */
+static void setup_shape(object *o, rng_t *r)
 {
-    float s = sc->s;
-    int texture = sc->cls >= C_STRIPES;
-    if (sc->cls == C_BULLSEYE)
-        sc->R = rng_range(r, 0.30f, 0.40f) * s;
-    else if (texture)
-        sc->R = rng_range(r, 0.28f, 0.40f) * s;
-    else
-        sc->R = rng_range(r, 0.175f, 0.36f) * s;
-    float R = sc->R;
-
-    /* near the centre, so that it stays in the model's central crop (half
-     * side s * 20/48); 1.2 R bounds every shape but the largest corners */
-    float m = (s * (20.0f / 48.0f) - 1.2f * R) * 0.8f;
-    if (m < 0.03f * s)
-        m = 0.03f * s;
-    sc->ox = 0.5f * (float)sc->w + rng_range(r, -m, m);
-    sc->oy = 0.5f * (float)sc->h + rng_range(r, -m, m);
-    float angle = sc->cls == C_HEART ? rng_range(r, -0.6f, 0.6f) : rng_range(r, 0.0f, 2 * PI_F);
-    sc->cs = cosf(angle);
-    sc->sn = sinf(angle);
-    sc->inv_edge = 1.0f / rng_range(r, 0.7f, 1.6f);
-
-    float ext = 1.6f * R + 3.0f; /* generous: every shape lies within 1.5 R */
-    sc->bx0 = (int)floorf(sc->ox - ext);
-    sc->by0 = (int)floorf(sc->oy - ext);
-    sc->bx1 = (int)ceilf(sc->ox + ext);
-    sc->by1 = (int)ceilf(sc->oy + ext);
-    if (sc->bx0 < 0) sc->bx0 = 0;
-    if (sc->by0 < 0) sc->by0 = 0;
-    if (sc->bx1 > sc->w) sc->bx1 = sc->w;
-    if (sc->by1 > sc->h) sc->by1 = sc->h;
-
-    switch (sc->cls) {
-    case C_ELLIPSE:
-        sc->p0 = R * 1.1f;
-        sc->p1 = sc->p0 * rng_range(r, 0.38f, 0.6f);
+    float R = o->R;
+    switch (o->shape) {
+    case SH_ELLIPSE:
+        o->p0 = R * 1.1f;
+        o->p1 = o->p0 * rng_range(r, 0.45f, 0.7f);
         break;
-    case C_RING:
-        sc->p0 = R * rng_range(r, 0.45f, 0.68f); /* inner radius */
-        break;
-    case C_SQUARE: {
+    case SH_SQUARE: {
         float hs = 0.82f * R;
         float v[8] = {-hs, -hs, hs, -hs, hs, hs, -hs, hs};
-        memcpy(sc->poly, v, sizeof v);
-        sc->npoly = 4;
+        memcpy(o->poly, v, sizeof v);
+        o->npoly = 4;
         break;
     }
-    case C_TRIANGLE:
-        sc->npoly = 3;
+    case SH_TRIANGLE:
+        o->npoly = 3;
         for (int i = 0; i < 3; i++) {
             float a = -0.5f * PI_F + (float)i * (2.0f * PI_F / 3.0f);
-            sc->poly[2 * i] = 1.2f * R * cosf(a);
-            sc->poly[2 * i + 1] = 1.2f * R * sinf(a);
+            o->poly[2 * i] = 1.2f * R * cosf(a);
+            o->poly[2 * i + 1] = 1.2f * R * sinf(a);
         }
         break;
-    case C_PLUS: {
-        float L = 1.05f * R, t = L * rng_range(r, 0.22f, 0.32f);
+    case SH_PLUS: {
+        float L = 1.05f * R, t = L * rng_range(r, 0.25f, 0.4f);
         float v[24] = {-t, -L, t, -L, t, -t, L, -t, L, t, t, t,
                        t, L, -t, L, -t, t, -L, t, -L, -t, -t, -t};
-        memcpy(sc->poly, v, sizeof v);
-        sc->npoly = 12;
+        memcpy(o->poly, v, sizeof v);
+        o->npoly = 12;
         break;
     }
-    case C_STAR: {
-        float ro = 1.15f * R, ri = ro * rng_range(r, 0.38f, 0.5f);
-        sc->npoly = 10;
+    case SH_STAR: {
+        float ro = 1.15f * R, ri = ro * rng_range(r, 0.45f, 0.6f);
+        o->npoly = 10;
         for (int i = 0; i < 10; i++) {
             float a = -0.5f * PI_F + (float)i * (PI_F / 5.0f), rr = i % 2 ? ri : ro;
-            sc->poly[2 * i] = rr * cosf(a);
-            sc->poly[2 * i + 1] = rr * sinf(a);
+            o->poly[2 * i] = rr * cosf(a);
+            o->poly[2 * i + 1] = rr * sinf(a);
         }
         break;
     }
-    case C_CRESCENT:
-        sc->p0 = R * rng_range(r, 0.32f, 0.5f);   /* offset of the bite */
-        sc->p1 = R * rng_range(r, 0.8f, 0.95f);   /* radius of the bite */
-        sc->p2 = 0.3f * R;                        /* recentring */
+    case SH_CRESCENT:
+        o->p0 = R * rng_range(r, 0.35f, 0.6f);
+        o->p1 = R * rng_range(r, 0.75f, 0.95f);
+        o->p2 = 0.3f * R;
         break;
-    case C_HEART:
-        sc->p0 = 1.55f * R;
+    case SH_HEART:
+        o->p0 = 1.55f * R;
         break;
-    case C_BULLSEYE: {
-        int rings = rng_int(r, 2, 3);
-        sc->period = R / ((float)rings + 0.25f);
-        break;
-    }
     default:
         break;
     }
+}
 
-    if (texture) {
-        sc->patch = sc->cls == C_BULLSEYE ? PATCH_DISC : rng_int(r, 0, 2);
-        sc->patch_b = sc->patch == PATCH_SQUARE ? 0.85f * R : R * rng_range(r, 0.7f, 1.0f);
-        float a = rng_range(r, 0.0f, 2 * PI_F);
-        sc->tcs = cosf(a);
-        sc->tsn = sinf(a);
-        sc->ph_u = rng_f(r);
-        sc->ph_v = rng_f(r);
-        switch (sc->cls) {
-        case C_STRIPES:
-            sc->period = rng_range(r, 0.10f, 0.15f) * s;
-            sc->duty = rng_range(r, 0.4f, 0.6f);
-            break;
-        case C_CHECKER:
-            sc->period = 2.0f * rng_range(r, 0.075f, 0.11f) * s;
-            sc->duty = 0.5f;
-            break;
-        case C_DOTS:
-            sc->period = rng_range(r, 0.13f, 0.19f) * s;
-            sc->duty = rng_range(r, 0.28f, 0.36f); /* dot radius / spacing */
-            break;
-        case C_GRID:
-            sc->period = rng_range(r, 0.13f, 0.19f) * s;
-            sc->duty = rng_range(r, 0.018f, 0.03f) * s; /* line half width, pixels */
-            break;
-        default:
-            break;
-        }
+/** Surface pattern of o, its period a fraction of the object's size. */
+static void setup_fill(object *o, rng_t *r)
+{
+    float a = rng_range(r, 0.0f, 2 * PI_F), R = o->R;
+    o->tcs = cosf(a);
+    o->tsn = sinf(a);
+    o->ph_u = rng_f(r);
+    o->ph_v = rng_f(r);
+    switch (o->fill) {
+    case FILL_STRIPES:
+        o->period = rng_range(r, 0.3f, 0.5f) * R;
+        o->duty = rng_range(r, 0.35f, 0.65f);
+        break;
+    case FILL_CHECKER:
+        o->period = rng_range(r, 0.4f, 0.6f) * R;
+        o->duty = 0.5f;
+        break;
+    case FILL_DOTS:
+        o->period = rng_range(r, 0.35f, 0.55f) * R;
+        o->duty = rng_range(r, 0.2f, 0.34f);
+        break;
+    case FILL_GRID:
+        o->period = rng_range(r, 0.35f, 0.55f) * R;
+        o->duty = rng_range(r, 0.06f, 0.12f) * o->period;
+        break;
+    default:
+        break;
     }
 }
 
-static void setup_colours(scene *sc, rng_t *r)
+/* Places object o of class cls with radius R at (x, y); colours contrast
+ * with the background's luminance range by at least `margin`. */
+static void setup_object(scene *sc, object *o, rng_t *r, int cls, float R, float x, float y,
+                         float margin)
 {
+    o->shape = cls / N_FILLS;
+    o->fill = cls % N_FILLS;
+    o->R = R;
+    o->ox = x;
+    o->oy = y;
+    float angle = o->shape == SH_HEART ? rng_range(r, -0.7f, 0.7f) : rng_range(r, 0.0f, 2 * PI_F);
+    o->cs = cosf(angle);
+    o->sn = sinf(angle);
+    o->inv_squash = 1.0f / rng_range(r, 0.75f, 1.0f);
+    o->inv_edge = 1.0f / (rng_range(r, 0.6f, 2.0f) * sc->s / 110.0f);
+    float ext = 1.6f * R + 4.0f;
+    o->bx0 = (int)fmaxf(floorf(x - ext), 0.0f);
+    o->by0 = (int)fmaxf(floorf(y - ext), 0.0f);
+    o->bx1 = (int)fminf(ceilf(x + ext), (float)sc->w);
+    o->by1 = (int)fminf(ceilf(y + ext), (float)sc->h);
+    setup_shape(o, r);
+    setup_fill(o, r);
     float l0 = luma(sc->bg0), l1 = luma(sc->bg1);
-    pick_contrast(r, fminf(l0, l1), fmaxf(l0, l1), 45.0f, 1.0f, sc->fg);
-    float sh = rng_range(r, 0.0f, 0.3f) / sc->R, a = rng_range(r, 0.0f, 2 * PI_F);
-    sc->shade_x = sh * cosf(a);
-    sc->shade_y = sh * sinf(a);
-    vnoise_init(&sc->fgn[0], r, sc->w, sc->h, rng_range(r, 0.15f, 0.3f) * sc->s);
-    vnoise_init(&sc->fgn[1], r, sc->w, sc->h, rng_range(r, 0.04f, 0.08f) * sc->s);
-    sc->fgn_amp = rng_range(r, 2.0f, 12.0f);
-    if (sc->cls >= C_STRIPES) {
-        sc->fg2_clear = rng_f(r) < 0.5f;
-        float lf = luma(sc->fg);
-        pick_contrast(r, lf, lf, 50.0f, 0.9f, sc->fg2);
-    }
+    pick_contrast(r, fminf(l0, l1), fmaxf(l0, l1), margin, 1.0f, o->fg);
+    float lf = luma(o->fg);
+    pick_contrast(r, lf, lf, rng_range(r, 40.0f, 80.0f), 1.0f, o->fg2);
+    o->fg2_clear = rng_f(r) < 0.25f;
+    float sh = rng_range(r, 0.0f, 0.4f) / R, a = rng_range(r, 0.0f, 2 * PI_F);
+    o->shade_x = sh * cosf(a);
+    o->shade_y = sh * sinf(a);
+}
 
-    sc->nspeck = rng_int(r, 0, 2);
+/* The labelled object near the centre (inside the model's crop), then
+ * distractors of other classes, smaller, anywhere; at most one of them is
+ * drawn in front of the labelled object, across its edge (an occluder). */
+static void setup_objects(scene *sc, rng_t *r, int cls)
+{
+    float s = sc->s, R = rng_range(r, 0.20f, 0.32f) * s;
+    float m = fmaxf((s * 0.44f - 1.2f * R) * 0.8f, 0.03f * s); /* crop half side ~0.44 s */
+    float mx = 0.5f * (float)sc->w + rng_range(r, -m, m);
+    float my = 0.5f * (float)sc->h + rng_range(r, -m, m);
+    int nd = rng_int(r, 0, MAX_OBJ - 1), occluder = nd > 0 && rng_f(r) < 0.3f;
+    sc->nobj = nd + 1;
+    setup_object(sc, &sc->ob[nd - occluder], r, cls, R, mx, my, rng_range(r, 20.0f, 55.0f));
+    for (int i = 0; i < nd; i++) {
+        int c = rng_int(r, 0, N_CLASSES - 2);
+        c += c >= cls; /* another class */
+        float dr = R * rng_range(r, 0.3f, 0.65f);
+        float x = rng_range(r, 0.0f, (float)sc->w), y = rng_range(r, 0.0f, (float)sc->h);
+        int slot = i < nd - occluder ? i : nd;
+        if (slot == nd) {
+            float a = rng_range(r, 0.0f, 2 * PI_F), d = R + dr * rng_range(r, -0.2f, 0.6f);
+            x = mx + d * cosf(a);
+            y = my + d * sinf(a);
+        }
+        setup_object(sc, &sc->ob[slot], r, c, dr, x, y, 20.0f);
+    }
+}
+
+static void setup_clutter_light(scene *sc, rng_t *r)
+{
+    sc->nspeck = rng_int(r, 2, MAX_SPECK);
     for (int i = 0; i < sc->nspeck; i++) {
         speck *p = &sc->sp[i];
         p->x = rng_range(r, 0.0f, (float)sc->w);
         p->y = rng_range(r, 0.0f, (float)sc->h);
-        if (rng_f(r) < 0.5f) {
-            p->r = rng_range(r, 0.015f, 0.04f) * sc->s;
+        if (rng_f(r) < 0.4f) {
+            p->r = rng_range(r, 0.01f, 0.035f) * sc->s;
             p->dx = p->dy = 0;
-        } else {
-            float a = rng_range(r, 0.0f, 2 * PI_F), l = rng_range(r, 0.03f, 0.07f) * sc->s;
-            p->r = rng_range(r, 0.008f, 0.016f) * sc->s;
+        } else { /* a stroke, like a twig or a scratch */
+            float a = rng_range(r, 0.0f, 2 * PI_F), l = rng_range(r, 0.04f, 0.15f) * sc->s;
+            p->r = rng_range(r, 0.005f, 0.015f) * sc->s;
             p->dx = l * cosf(a);
             p->dy = l * sinf(a);
         }
         hsv_rgb(rng_f(r), rng_f(r), rng_range(r, 0.05f, 1.0f), p->col);
     }
-    sc->grain = rng_range(r, 0.5f, 4.0f);
-    sc->chroma_grain = rng_range(r, 0.0f, 0.4f);
+    vnoise_init(&sc->fgn, r, sc->w, sc->h, rng_range(r, 0.05f, 0.12f) * sc->s);
+    sc->fgn_amp = rng_range(r, 2.0f, 14.0f);
+
+    float a = rng_range(r, 0.0f, 2 * PI_F), k = rng_range(r, 0.0f, 0.6f) / len2((float)sc->w, (float)sc->h);
+    sc->lx = k * cosf(a);
+    sc->ly = k * sinf(a);
+    sc->l0 = rng_range(r, 0.7f, 1.15f) - sc->lx * 0.5f * (float)sc->w - sc->ly * 0.5f * (float)sc->h;
+    sc->spot = rng_f(r) < 0.4f ? rng_range(r, 0.15f, 0.5f) : 0.0f;
+    sc->spot_x = rng_range(r, 0.0f, (float)sc->w);
+    sc->spot_y = rng_range(r, 0.0f, (float)sc->h);
+    float sr = rng_range(r, 0.2f, 0.6f) * sc->s;
+    sc->inv_spot_r2 = 1.0f / (sr * sr);
+    for (int c = 0; c < 3; c++) /* colour cast: a white balance error */
+        sc->cast[c] = rng_range(r, 0.8f, 1.2f);
+    sc->gamma = rng_range(r, 0.8f, 1.25f);
+    sc->grain = rng_range(r, 0.5f, 5.0f);
+    sc->chroma_grain = rng_range(r, 0.0f, 0.5f);
 }
 
-/** Coverage of the shape (non-texture classes) at local (u, v). */
-static float shape_cov(const scene *sc, float u, float v)
+/** Coverage of object o's outline at local (u, v). */
+static float shape_cov(const object *o, float u, float v)
 {
     float d;
-    switch (sc->cls) {
-    case C_DISC: d = len2(u, v) - sc->R; break;
-    case C_ELLIPSE: d = sd_ellipse(u, v, sc->p0, sc->p1); break;
-    case C_RING: {
-        float mid = 0.5f * (sc->R + sc->p0), half = 0.5f * (sc->R - sc->p0);
-        d = fabsf(len2(u, v) - mid) - half;
-        break;
-    }
-    case C_CRESCENT: {
-        float uu = u - sc->p2;
-        float a = len2(uu, v) - sc->R, b = len2(uu - sc->p0, v) - sc->p1;
+    switch (o->shape) {
+    case SH_DISC: d = len2(u, v) - o->R; break;
+    case SH_ELLIPSE: d = sd_ellipse(u, v, o->p0, o->p1); break;
+    case SH_CRESCENT: {
+        float uu = u - o->p2;
+        float a = len2(uu, v) - o->R, b = len2(uu - o->p0, v) - o->p1;
         d = a > -b ? a : -b;
         break;
     }
-    case C_HEART: {
-        float k = sc->p0;
-        d = k * sd_heart(u / k, -v / k + 0.55f);
-        break;
+    case SH_HEART: d = o->p0 * sd_heart(u / o->p0, -v / o->p0 + 0.55f); break;
+    default: d = sd_polygon(o->poly, o->npoly, u, v); break;
     }
-    default: d = sd_polygon(sc->poly, sc->npoly, u, v); break;
-    }
-    return coverage(d, sc->inv_edge);
+    return coverage(d, o->inv_edge);
 }
 
-/** Coverage of the texture pattern (1 = first colour) at local (u, v). */
-static float pattern_cov(const scene *sc, float u, float v)
+/** Coverage (1 = first colour) of surface pattern `fill` of period P at
+ *  pattern coordinates (pu, pv) in periods; duty as in setup_fill. */
+static float pattern_cov(int fill, float P, float duty, float inv_edge, float pu, float pv)
 {
-    float P = sc->period, d;
-    if (sc->cls == C_BULLSEYE) {
-        d = sd_stripe(len2(u, v) / P, 0.5f) * P;
-        return coverage(d, sc->inv_edge);
-    }
-    float pu = (sc->tcs * u + sc->tsn * v) / P + sc->ph_u;
-    float pv = (-sc->tsn * u + sc->tcs * v) / P + sc->ph_v;
-    switch (sc->cls) {
-    case C_STRIPES:
-        return coverage(sd_stripe(pu, sc->duty) * P, sc->inv_edge);
-    case C_CHECKER: {
-        float a = coverage(sd_stripe(pu, 0.5f) * P, sc->inv_edge);
-        float b = coverage(sd_stripe(pv, 0.5f) * P, sc->inv_edge);
+    switch (fill) {
+    case FILL_STRIPES:
+        return coverage(sd_stripe(pu, duty) * P, inv_edge);
+    case FILL_CHECKER: {
+        float a = coverage(sd_stripe(pu, 0.5f) * P, inv_edge);
+        float b = coverage(sd_stripe(pv, 0.5f) * P, inv_edge);
         return a + b - 2 * a * b;
     }
-    case C_DOTS: { /* hexagonal lattice: two rectangular sub-lattices 1 x sqrt(3) */
+    case FILL_DOTS: { /* hexagonal lattice: two rectangular sub-lattices 1 x sqrt(3) */
         const float k = 1.7320508f;
         float ax = pu - floorf(pu + 0.5f), ay = pv - k * floorf(pv / k + 0.5f);
         float bu = pu - 0.5f, bv = pv - 0.5f * k;
         float bx = bu - floorf(bu + 0.5f), by = bv - k * floorf(bv / k + 0.5f);
         float da = ax * ax + ay * ay, db = bx * bx + by * by;
-        d = (sqrtf(da < db ? da : db) - sc->duty) * P;
-        return coverage(d, sc->inv_edge);
+        return coverage((sqrtf(da < db ? da : db) - duty) * P, inv_edge);
     }
-    case C_GRID: {
+    case FILL_GRID: {
         float du = fabsf(pu - floorf(pu + 0.5f)), dv = fabsf(pv - floorf(pv + 0.5f));
-        d = (du < dv ? du : dv) * P - sc->duty;
-        return coverage(d, sc->inv_edge);
+        return coverage((du < dv ? du : dv) * P - duty, inv_edge);
     }
     default:
-        return 0.0f;
+        return 1.0f;
     }
 }
 
-/** Coverage of the patch that holds a texture. */
-static float patch_cov(const scene *sc, float u, float v)
+static void draw_object(const object *o, const scene *sc, float fx, float fy, float col[3])
 {
-    float d;
-    switch (sc->patch) {
-    case PATCH_SQUARE: d = sd_box(u, v, sc->patch_b, sc->patch_b); break;
-    case PATCH_ELLIPSE: d = sd_ellipse(u, v, sc->R, sc->patch_b); break;
-    default: d = len2(u, v) - sc->R; break;
+    float dx = fx - o->ox, dy = fy - o->oy;
+    float u = o->cs * dx + o->sn * dy, v = (-o->sn * dx + o->cs * dy) * o->inv_squash;
+    float cov = shape_cov(o, u, v);
+    if (cov <= 0.0f)
+        return;
+    float shade = 1.0f + o->shade_x * dx + o->shade_y * dy;
+    float fn = sc->fgn_amp * vnoise_at(&sc->fgn, fx, fy);
+    float pc = 1.0f;
+    if (o->fill != FILL_PLAIN) {
+        float pu = (o->tcs * u + o->tsn * v) / o->period + o->ph_u;
+        float pv = (-o->tsn * u + o->tcs * v) / o->period + o->ph_v;
+        pc = pattern_cov(o->fill, o->period, o->duty, o->inv_edge, pu, pv);
     }
-    return coverage(d, sc->inv_edge);
+    for (int c = 0; c < 3; c++) {
+        float f = o->fg[c] * shade + fn;
+        if (o->fill != FILL_PLAIN) {
+            float other = o->fg2_clear ? col[c] : o->fg2[c] * shade + fn;
+            f = other + (f - other) * pc;
+        }
+        col[c] += (f - col[c]) * cov;
+    }
+}
+
+static void draw_background(const scene *sc, float fx, float fy, float col[3])
+{
+    float t = sc->radial ? len2(fx - sc->gx, fy - sc->gy) * sc->ga : sc->ga * fx + sc->gb * fy + sc->gx;
+    t = clampf(t, 0.0f, 1.0f);
+    float n = sc->bgn_w[0] * vnoise_at(&sc->bgn[0], fx, fy) +
+              sc->bgn_w[1] * vnoise_at(&sc->bgn[1], fx, fy) +
+              sc->bgn_w[2] * vnoise_at(&sc->bgn[2], fx, fy);
+    if (sc->wall) {
+        float pu = (sc->wall_cs * fx + sc->wall_sn * fy) / sc->wall_period;
+        float pv = (-sc->wall_sn * fx + sc->wall_cs * fy) / sc->wall_period;
+        n += sc->wall_amp * (pattern_cov(sc->wall, sc->wall_period, 0.5f * (sc->wall == FILL_DOTS ? 0.6f : 1.0f),
+                                         1.0f, pu, pv) - 0.5f);
+    }
+    for (int c = 0; c < 3; c++)
+        col[c] = sc->bg0[c] + (sc->bg1[c] - sc->bg0[c]) * t + n * sc->bgn_amp[c];
 }
 
 static void draw(const scene *sc, uint64_t grain_seed, uint8_t *px)
 {
     rng_t gr = {grain_seed};
-    int texture = sc->cls >= C_STRIPES;
-    float d0[3];
-    for (int c = 0; c < 3; c++)
-        d0[c] = sc->bg1[c] - sc->bg0[c];
-
+    const float inv_g = 1.0f / sc->gamma;
     for (int y = 0; y < sc->h; y++) {
         float fy = (float)y + 0.5f;
         for (int x = 0; x < sc->w; x++) {
-            float fx = (float)x + 0.5f;
-            float col[3];
-
-            /* background */
-            float t;
-            if (sc->radial)
-                t = len2(fx - sc->gx, fy - sc->gy) * sc->ga;
-            else
-                t = sc->ga * fx + sc->gb * fy + sc->gx;
-            t = clampf(t, 0.0f, 1.0f);
-            float n = sc->bgn_w[0] * vnoise_at(&sc->bgn[0], fx, fy) +
-                      sc->bgn_w[1] * vnoise_at(&sc->bgn[1], fx, fy) +
-                      sc->bgn_w[2] * vnoise_at(&sc->bgn[2], fx, fy);
-            for (int c = 0; c < 3; c++)
-                col[c] = sc->bg0[c] + d0[c] * t + n * sc->bgn_amp[c];
-
-            /* object */
-            if (x >= sc->bx0 && x < sc->bx1 && y >= sc->by0 && y < sc->by1) {
-                float dx = fx - sc->ox, dy = fy - sc->oy;
-                float u = sc->cs * dx + sc->sn * dy, v = -sc->sn * dx + sc->cs * dy;
-                float cov = texture ? patch_cov(sc, u, v) : shape_cov(sc, u, v);
-                if (cov > 0.0f) {
-                    float shade = 1.0f + sc->shade_x * dx + sc->shade_y * dy;
-                    float fn = sc->fgn_amp * (0.7f * vnoise_at(&sc->fgn[0], fx, fy) +
-                                              0.3f * vnoise_at(&sc->fgn[1], fx, fy));
-                    float pc = texture ? pattern_cov(sc, u, v) : 1.0f;
-                    for (int c = 0; c < 3; c++) {
-                        float f = sc->fg[c] * shade + fn;
-                        if (texture) {
-                            float other = sc->fg2_clear ? col[c] : sc->fg2[c] * shade + fn;
-                            f = other + (f - other) * pc;
-                        }
-                        col[c] += (f - col[c]) * cov;
-                    }
-                }
+            float fx = (float)x + 0.5f, col[3];
+            draw_background(sc, fx, fy, col);
+            for (int i = 0; i < sc->nobj; i++) {
+                const object *o = &sc->ob[i];
+                if (x >= o->bx0 && x < o->bx1 && y >= o->by0 && y < o->by1)
+                    draw_object(o, sc, fx, fy, col);
             }
-
-            /* specks */
             for (int i = 0; i < sc->nspeck; i++) {
                 const speck *p = &sc->sp[i];
                 float wx = fx - p->x, wy = fy - p->y;
@@ -652,13 +623,16 @@ static void draw(const scene *sc, uint64_t grain_seed, uint8_t *px)
                 for (int c = 0; c < 3; c++)
                     col[c] += (p->col[c] - col[c]) * cov;
             }
-
+            float sx = fx - sc->spot_x, sy = fy - sc->spot_y;
+            float light = sc->l0 + sc->lx * fx + sc->ly * fy +
+                          (sc->spot > 0 ? sc->spot * expf(-(sx * sx + sy * sy) * sc->inv_spot_r2) : 0.0f);
             /* grain: mostly luminance, a little chroma */
             uint64_t g = rng_u64(&gr);
             float gl = ((float)(g & 0xffff) + (float)((g >> 16) & 0xffff)) * (1.0f / 65536.0f) - 1.0f;
             for (int c = 0; c < 3; c++) {
+                float lin = clampf(col[c] * light * sc->cast[c] * (1.0f / 255.0f), 0.0f, 1.0f);
                 float gc = (float)((g >> (32 + 10 * c)) & 0x3ff) * (1.0f / 512.0f) - 1.0f;
-                float vv = col[c] + sc->grain * (gl + sc->chroma_grain * gc) * 1.7f;
+                float vv = 255.0f * powf(lin, inv_g) + sc->grain * (gl + sc->chroma_grain * gc) * 1.7f;
                 px[3 * ((size_t)y * (size_t)sc->w + (size_t)x) + (size_t)c] =
                     (uint8_t)clampf(vv + 0.5f, 0.0f, 255.0f);
             }
@@ -692,18 +666,16 @@ int synth_render(int cls, uint64_t seed, img_rgb *out, char *err, size_t errsz)
     sc->w = aspect >= 1.0f ? L : S;
     sc->h = aspect >= 1.0f ? S : L;
     sc->s = (float)(S < L ? S : L);
-    sc->cls = cls;
 
     setup_background(sc, &r);
-    setup_object(sc, &r);
-    setup_colours(sc, &r);
+    setup_objects(sc, &r, cls);
+    setup_clutter_light(sc, &r);
 
     img_rgb im;
     if (img_alloc(&im, sc->w, sc->h)) {
         int w = sc->w, h = sc->h;
         free(sc);
-        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "synth: out of memory for a %dx%d image",
-                        w, h);
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "synth: out of memory for a %dx%d image", w, h);
     }
     draw(sc, rng_u64(&r), im.px);
     free(sc);

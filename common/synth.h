@@ -4,11 +4,11 @@
  *
  * USAGE
  *
- *     // one image of class 3 ("square"), in memory
+ *     // one image of class 3 ("dotted disc"), in memory
  *     img_rgb im;
  *     char err[ADJ_ERRLEN];
  *     if (synth_render(3, 12345, &im, err, sizeof err) == 0) {
- *         ...;                           // im.w x im.h, 48..128 px each side
+ *         ...;                           // im.w x im.h, 112..288 px each side
  *         img_free(&im);
  *     }
  *
@@ -21,21 +21,44 @@
  *     synth_plan(n, seed, it);            // it[i].cls, it[i].seed, it[i].quality
  *     synth_render(it[i].cls, it[i].seed, &im, err, sizeof err);
  *
+ * THE CLASSES
+ *
+ * 40 object kinds: an outline (disc, ellipse, square, triangle, star, plus,
+ * heart, crescent) times a surface (plain, striped, checked, dotted,
+ * gridded), class index = outline * 5 + surface, named "striped star" etc.
+ * (synth_class_name). Classes share parts: each outline with four other
+ * classes, each surface with seven, and colours say nothing about the class,
+ * so that telling classes apart takes both the outline and the surface, the
+ * way fine-grained ImageNet classes share bodies and fur.
+ *
  * WHAT AN IMAGE LOOKS LIKE
  *
- * One object or textured patch (the class) on a background made of a smooth
- * linear or radial colour gradient, low-frequency value noise and sensor-like
- * grain, with 0..2 small distractor specks. Objects have a random size
- * (about 35-75 % of the shorter side for shapes, 55-80 % for textures), a
- * random position near the centre (so that they stay inside the model's
- * view: shorter side scaled to 48, centred 40 x 40 square), a random
- * rotation, random colours with a guaranteed luminance contrast against the
- * background, soft shading, texture noise and antialiased edges of random
- * softness (0.7..1.6 px, like slight defocus). Images are 48..128 pixels on
- * each side with aspect ratios w/h from 0.6 to 1.6. The classes are listed
- * by synth_class_name(); each one stays distinct under the rotations
- * applied (textures are defined by their pattern, which is drawn at any
- * angle, not by its orientation).
+ * A scene, like a photograph of a cluttered table:
+ *
+ *  - background: a linear or radial gradient between two colours, three
+ *    octaves of value noise (a 1/f-like spectrum) and, in 25 % of the
+ *    images, a faint wallpaper of one of the surface patterns;
+ *  - the labelled object: the largest one, radius 20-32 % of the shorter
+ *    side s, near the centre (inside the model's crop), at any rotation
+ *    (hearts within +-40 degrees of upright), foreshortened by a factor
+ *    0.75..1 along one axis (a tilted view), with a random colour of at
+ *    least 20-55 luminance levels contrast against the background, a second
+ *    pattern colour of 40-80 levels contrast (or, in 25 %, see-through gaps), a linear shading, surface
+ *    noise and soft edges (0.6..2 px at the model's scale, like defocus);
+ *  - 0..5 distractors of other classes, 30-65 % of its radius, anywhere
+ *    (cut by the frame too); with probability 0.3 one of them is drawn in
+ *    front of the labelled object across its edge (occlusion);
+ *  - clutter: 2..10 dots and strokes (twigs, scratches);
+ *  - lighting: a linear illumination ramp, in 40 % of the images a spot
+ *    light, a colour cast (white-balance error: per-channel gain 0.8..1.2)
+ *    and a gamma 0.8..1.25;
+ *  - sensor grain, mostly luminance.
+ *
+ * Lengths are fractions of s, so a scene looks the same at every size once
+ * scaled to the model's input (shorter side 110, centred 96 x 96 crop, the
+ * 256/224 proportion of ImageNet's pipelines). Images are 112..288 pixels on
+ * each side with aspect ratios w/h from 0.6 to 1.6; sets are written as JPEG
+ * at qualities 60..95, like photographs from the web.
  *
  * DETERMINISM
  *
@@ -61,8 +84,8 @@
 #include "status.h"
 
 /** Smallest and largest width or height of a rendered image, in pixels. */
-#define SYNTH_MIN_SIDE 48
-#define SYNTH_MAX_SIDE 128
+#define SYNTH_MIN_SIDE 112
+#define SYNTH_MAX_SIDE 288
 /** Range of the aspect ratio w / h of a rendered image. */
 #define SYNTH_MIN_ASPECT 0.6
 #define SYNTH_MAX_ASPECT 1.6
@@ -79,11 +102,11 @@ typedef struct {
     int quality;   /**< JPEG quality, SYNTH_MIN_QUALITY .. SYNTH_MAX_QUALITY */
 } synth_item;
 
-/** Number of classes (at least 12). */
+/** Number of classes (40). */
 int synth_n_classes(void);
 
 /**
- * Short lower-case name of class c ("disc", "polka dots", ...): a static
+ * Short lower-case name of class c ("plain disc", "dotted heart", ...): a static
  * string (borrowed, never free it). NULL if c is out of range.
  */
 const char *synth_class_name(int c);

@@ -20,6 +20,9 @@ int trn_new(model *m, int max_batch, const trn_params *p, trn_state **out, char 
 {
     if (!model_weights_mut(m))
         return adj_fail(err, errsz, ADJ_ERR_ARG, "training needs a model that owns its weights");
+    if (!(p->smoothing >= 0.0f && p->smoothing < 1.0f))
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "label smoothing must be in [0, 1), not %g",
+                        (double)p->smoothing);
     const model_spec *s = model_get_spec(m);
     trn_state *t = calloc(1, sizeof *t);
     if (!t)
@@ -78,7 +81,7 @@ int trn_step(trn_state *t, const float *x, const int *labels, int n, float lr, d
     if (rc)
         return rc;
     memset(t->grad, 0, t->n_params * sizeof(float));
-    if ((rc = net_backward(t->ctx, labels, NULL, t->grad, t->losses)))
+    if ((rc = net_backward_smoothed(t->ctx, labels, t->p.smoothing, NULL, t->grad, t->losses)))
         return rc;
     double sum = 0;
     int ok = 0;

@@ -2,7 +2,8 @@
  * train.h - stochastic gradient descent for a model that owns its weights.
  *
  * One step: forward over a batch, backward to the weight gradients (no input
- * gradient), then SGD with momentum and L2 weight decay (on weights, not
+ * gradient) of the cross-entropy, label-smoothed if trn_params.smoothing > 0
+ * (net_backward_smoothed), then SGD with momentum and L2 weight decay (on weights, not
  * biases) on the batch-mean gradient:
  *     v = momentum * v - lr * (g / n + decay * w);   w += v
  *
@@ -21,6 +22,7 @@ typedef struct trn_state trn_state;
 typedef struct {
     float momentum;     /**< e.g. 0.9 */
     float weight_decay; /**< e.g. 5e-4 */
+    float smoothing;    /**< label smoothing 0..1 (0: plain cross-entropy), e.g. 0.1 */
 } trn_params;
 
 /**
@@ -37,7 +39,7 @@ net_ctx *trn_ctx(trn_state *t);
 
 /**
  * One SGD step on n images x ([n][C][H][W], pixels 0..255) with labels.
- * loss (if not NULL) gets the batch's summed loss, correct (if not NULL) the
+ * loss (if not NULL) gets the batch's summed (smoothed) loss, correct (if not NULL) the
  * number of images whose arg-max equals the label, both before the update.
  * ADJ_ERR_FORMAT if the loss is not finite (the weights are then unchanged).
  */

@@ -2,6 +2,7 @@
  * options classifies the held-out generated set at the accuracy the README
  * states, and /evaluate runs the paper's experiment on the demo set to a
  * complete table. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
@@ -11,9 +12,12 @@
 #include "synth.h"
 #include "testutil.h"
 
-/* The README states 99.4% on the 2000 held-out images; a subset of 300 may
- * differ by a few images. */
-#define MIN_ACCURACY 0.97
+/* The README states README_ACCURACY top-1 on the 2000 held-out images; a
+ * subset of 300 has a standard error of about 0.025 around it, so the test
+ * allows 3 of them either way: a model that is much better or much worse than
+ * the README says fails. */
+#define README_ACCURACY 0.8635
+#define TOLERANCE 0.075
 #define N_CLASSIFY 300
 
 static char *read_line(FILE *f, char *buf, size_t n)
@@ -63,8 +67,9 @@ static void test_classify(int port, const char *val)
     fclose(f);
     double acc = n ? (double)correct / n : 0;
     printf("embedded model: %d of %d held-out images right (%.4f)\n", correct, n, acc);
-    CHECK(n == N_CLASSIFY && acc >= MIN_ACCURACY, "accuracy %.4f on %d images, expected >= %.2f", acc, n,
-          MIN_ACCURACY);
+    CHECK(n == N_CLASSIFY && fabs(acc - README_ACCURACY) <= TOLERANCE,
+          "accuracy %.4f on %d images, the README states %.4f (+-%.3f)", acc, n, README_ACCURACY,
+          TOLERANCE);
 }
 
 static void test_evaluate(int port)
@@ -114,6 +119,22 @@ static void test_evaluate(int port)
                   json_is_number(json_object_get(row, "mean_top_label_prob")),
               "row %zu has top1 and mean_top_label_prob", i);
     }
+    /* what the embedded model is for: a confident but not saturated
+     * classifier that a 1-level FGSM step visibly moves (README: on the demo
+     * set top-1 0.83 -> 0.48, mean top-label probability 0.67) */
+    double top_x = -1, prob_x = -1, top_adv1 = -1;
+    json_array_foreach(table, i, row) {
+        const char *tr = json_string_value(json_object_get(row, "transform"));
+        if (tr && !strcmp(tr, "x")) {
+            top_x = json_number_value(json_object_get(row, "top1"));
+            prob_x = json_number_value(json_object_get(row, "mean_top_label_prob"));
+        } else if (tr && !strcmp(tr, "Adv1(x)")) {
+            top_adv1 = json_number_value(json_object_get(row, "top1"));
+        }
+    }
+    CHECK(prob_x >= 0.5 && prob_x <= 0.85, "clean mean top-label probability %.3f is in 0.5..0.85", prob_x);
+    CHECK(top_adv1 >= 0 && top_adv1 <= top_x - 0.15, "eps 1 lowers top-1 by at least 0.15: %.3f -> %.3f",
+          top_x, top_adv1);
     printf("Table 1 on the demo set:\n");
     json_array_foreach(table, i, row) {
         printf("  %-22s top1 %.3f  mean p(l_x|f(x)) %.3f\n",

@@ -32,7 +32,7 @@
 #include "synth.h"
 #include "testutil.h"
 
-#define CLASSES 14
+#define CLASSES 40 /* synth_n_classes(): the generated sets are labelled 0..39 */
 #define TOL 1e-5
 
 static char TMP[4096], DATA[4200], SPEC[4200], WEIGHTS[4200], EMPTY_CONF[4200];
@@ -41,7 +41,7 @@ static net_ctx *CTX;
 
 static const char EVAL_SPEC[] =
     "{\"name\": \"evalnet\", \"channels\": 3, \"input_size\": 40, \"scale_size\": 48,\n"
-    " \"mean\": 118.380948, \"std\": 61.896913, \"classes\": 14,\n"
+    " \"mean\": 118.380948, \"std\": 61.896913, \"classes\": 40,\n"
     " \"layers\": [\n"
     "   {\"type\": \"conv\", \"out\": 16, \"kernel\": 3, \"stride\": 1, \"pad\": 1},\n"
     "   {\"type\": \"relu\"},\n"
@@ -49,7 +49,7 @@ static const char EVAL_SPEC[] =
     "   {\"type\": \"conv\", \"out\": 32, \"kernel\": 3, \"stride\": 1, \"pad\": 1},\n"
     "   {\"type\": \"relu\"},\n"
     "   {\"type\": \"maxpool\", \"kernel\": 2, \"stride\": 2},\n"
-    "   {\"type\": \"fc\", \"out\": 14}]}\n";
+    "   {\"type\": \"fc\", \"out\": 40}]}\n";
 
 /* ---------------------------------------------------------------- helpers */
 

@@ -42,7 +42,7 @@ static double luma_std(const img_rgb *im, int frame)
 static void test_classes(void)
 {
     int k = synth_n_classes();
-    CHECK(k >= 12, "only %d classes", k);
+    CHECK(k >= 40, "only %d classes", k);
     for (int c = 0; c < k; c++) {
         const char *a = synth_class_name(c);
         CHECK(a && *a, "class %d has no name", c);
@@ -57,7 +57,7 @@ static void test_classes(void)
 static void test_render(void)
 {
     char err[ADJ_ERRLEN];
-    int k = synth_n_classes(), per = 25;
+    int k = synth_n_classes(), per = 10;
     double min_std = 1e9, min_frame_std = 1e9, sum_std = 0;
     int min_w = 1 << 30, max_w = 0, min_h = 1 << 30, max_h = 0, nimg = 0, narrow = 0, wide = 0;
 
@@ -83,7 +83,7 @@ static void test_render(void)
             max_h = a.h > max_h ? a.h : max_h;
 
             /* same (class, seed): same bytes */
-            if (j < 5) {
+            if (j < 3) {
                 rc = synth_render(c, seed, &b, err, sizeof err);
                 CHECK(rc == ADJ_OK && same_image(&a, &b), "class %d seed %llu not deterministic",
                       c, (unsigned long long)seed);
@@ -109,7 +109,8 @@ static void test_render(void)
     }
     CHECK(min_std > 8.0, "an image has a luminance std of only %.2f", min_std);
     CHECK(min_frame_std > 0.8, "an image has a flat background (frame std %.2f)", min_frame_std);
-    CHECK(min_w <= 64 && max_w >= 112 && min_h <= 64 && max_h >= 112,
+    CHECK(min_w <= SYNTH_MIN_SIDE + 48 && max_w >= SYNTH_MAX_SIDE - 48 &&
+              min_h <= SYNTH_MIN_SIDE + 48 && max_h >= SYNTH_MAX_SIDE - 48,
           "sizes not varied: w %d..%d, h %d..%d", min_w, max_w, min_h, max_h);
     CHECK(narrow > nimg / 10 && wide > nimg / 10, "aspect ratios not varied: %d narrow, %d wide of %d",
           narrow, wide, nimg);
@@ -323,7 +324,7 @@ static void test_write_set(void)
 static void test_speed(void)
 {
     char err[ADJ_ERRLEN];
-    int n = 300;
+    int n = 100;
     clock_t t0 = clock();
     for (int i = 0; i < n; i++) {
         img_rgb im;
@@ -332,8 +333,9 @@ static void test_speed(void)
     }
     double ms = 1e3 * (double)(clock() - t0) / CLOCKS_PER_SEC / n;
     printf("render: %.3f ms per image\n", ms);
-    /* generous: sanitizer and debug builds are several times slower than 0.3 ms */
-    CHECK(ms < 20.0, "rendering takes %.2f ms per image", ms);
+    /* CPU time, so load does not count; generous: a release build takes about
+     * 4 ms for these 112..288-pixel scenes, sanitizer builds 5-10 times more */
+    CHECK(ms < 100.0, "rendering takes %.2f ms per image", ms);
 }
 
 int main(void)

@@ -27,7 +27,7 @@ static float *run(const model_spec *s, const float *data, const int *labels, dou
     size_t np = model_spec_param_count(s);
     model *m;
     trn_state *t;
-    trn_params p = {.momentum = 0.9f, .weight_decay = 5e-4f};
+    trn_params p = {.momentum = 0.9f, .weight_decay = 5e-4f, .smoothing = 0.1f};
     CHECK(model_create(s, calloc(np, sizeof(float)), np, 0, &m, err, sizeof err) == 0, "%s", err);
     trn_init_weights(m, 4);
     CHECK(trn_new(m, BATCH, &p, &t, err, sizeof err) == 0, "%s", err);
@@ -52,6 +52,89 @@ static float *run(const model_spec *s, const float *data, const int *labels, dou
     return w;
 }
 
+/* Label smoothing: net_backward_smoothed's loss is -sum_k q_k log p_k with
+ * q = (1 - a) onehot(l) + a / K, recomputed here in double from the
+ * probabilities; its weight gradient is (1 - a) g_l + (a / K) sum_k g_k, the
+ * g_k being plain net_backward's gradients for label k (checked against
+ * finite differences in test_net); and a central finite difference of the
+ * smoothed loss agrees with its gradient on a few weights. */
+static void test_smoothing(const model_spec *s, const float *data)
+{
+    char err[ADJ_ERRLEN];
+    const size_t np = model_spec_param_count(s);
+    const int K = s->classes, N = 3, labels[3] = {0, 2, 3};
+    const double a = 0.2;
+    model *m;
+    net_ctx *c;
+    CHECK(model_create(s, calloc(np, sizeof(float)), np, 0, &m, err, sizeof err) == 0, "%s", err);
+    trn_init_weights(m, 9);
+    CHECK(net_ctx_new(m, N, &c, err, sizeof err) == 0, "%s", err);
+    float probs[3 * 4], losses[3];
+    double *want = calloc(np, sizeof(double));
+    float *g = calloc(np, sizeof(float)), *gs = calloc(np, sizeof(float));
+    for (int k = 0; k < K; k++) { /* sum over labels of the plain gradients, per image */
+        for (int b = 0; b < N; b++) {
+            int lab = k;
+            memset(g, 0, np * sizeof(float));
+            CHECK(net_forward(c, data + (size_t)b * 3 * 16 * 16, 1, probs) == 0, "forward");
+            CHECK(net_backward(c, &lab, NULL, g, NULL) == 0, "backward");
+            double wk = a / K + (k == labels[b] ? 1.0 - a : 0.0);
+            for (size_t q = 0; q < np; q++)
+                want[q] += wk * g[q];
+        }
+    }
+    CHECK(net_forward(c, data, N, probs) == 0, "forward");
+    CHECK(net_backward_smoothed(c, labels, a, NULL, gs, losses) == 0, "smoothed backward");
+    for (int b = 0; b < N; b++) {
+        double ref = 0;
+        for (int k = 0; k < K; k++)
+            ref -= (a / K + (k == labels[b] ? 1.0 - a : 0.0)) * log((double)probs[b * K + k]);
+        CHECK(fabs(losses[b] - ref) <= 1e-4 * fabs(ref) + 1e-5, "image %d: smoothed loss %.6f, expected %.6f",
+              b, losses[b], ref);
+    }
+    double worst = 0, scale = 0;
+    for (size_t q = 0; q < np; q++) {
+        worst = fmax(worst, fabs(gs[q] - want[q]));
+        scale = fmax(scale, fabs(want[q]));
+    }
+    printf("label smoothing: gradient vs the combination of plain gradients: max diff %.3g (max %.3g)\n",
+           worst, scale);
+    CHECK(scale > 0 && worst <= 1e-4 * scale, "smoothed gradient off by %.3g of %.3g", worst, scale);
+    /* finite differences of the summed smoothed loss on weights of the last
+     * layer (smooth there: no ReLU or pooling switch above it) */
+    float *w = model_weights_mut(m);
+    for (size_t q = (size_t)model_layer_offset(m, s->n_layers - 1); q < np; q += 7) {
+        const float w0 = w[q], h = 1e-2f * fmaxf(fabsf(w0), 0.05f);
+        double lp = 0, lm = 0;
+        w[q] = w0 + h;
+        net_ctx_refresh(c);
+        net_forward(c, data, N, probs);
+        net_backward_smoothed(c, labels, a, NULL, NULL, losses);
+        for (int b = 0; b < N; b++)
+            lp += losses[b];
+        w[q] = w0 - h;
+        net_ctx_refresh(c);
+        net_forward(c, data, N, probs);
+        net_backward_smoothed(c, labels, a, NULL, NULL, losses);
+        for (int b = 0; b < N; b++)
+            lm += losses[b];
+        w[q] = w0;
+        net_ctx_refresh(c);
+        double fd = (lp - lm) / (2.0 * h);
+        CHECK(fabs(fd - gs[q]) <= 2e-2 * fmax(fabs(fd), fabs(gs[q])) + 2e-3,
+              "weight %zu: finite difference %.5f, gradient %.5f", q, fd, gs[q]);
+    }
+    CHECK(net_backward_smoothed(c, labels, 1.0, NULL, gs, NULL) == ADJ_ERR_ARG, "smoothing 1 refused");
+    trn_params bad = {.momentum = 0.9f, .smoothing = -0.1f};
+    trn_state *t = NULL;
+    CHECK(trn_new(m, 4, &bad, &t, err, sizeof err) == ADJ_ERR_ARG, "negative smoothing refused");
+    free(want);
+    free(g);
+    free(gs);
+    net_ctx_free(c);
+    model_free(m);
+}
+
 int main(void)
 {
     char err[ADJ_ERRLEN];
@@ -69,6 +152,7 @@ int main(void)
         img_free(&im);
         img_free(&x);
     }
+    test_smoothing(&s, data);
     double f1, l1, f2, l2;
     float *w1 = run(&s, data, labels, &f1, &l1);
     float *w2 = run(&s, data, labels, &f2, &l2);
@@ -82,7 +166,9 @@ int main(void)
     CHECK(model_spec_builtin(MODEL_DEFAULT_NAME, &d, err, sizeof err) == 0, "%s", err);
     CHECK(d.classes == synth_n_classes(), "%s has %d classes, the generator %d", MODEL_DEFAULT_NAME,
           d.classes, synth_n_classes());
-    CHECK(model_spec_param_count(&d) * 4 <= 8u << 20, "embedded weights at most 8 MB");
+    CHECK(model_spec_param_count(&d) * 4 <= 16u << 20, "embedded weights at most 16 MB");
+    CHECK(d.input_size >= 96 && d.classes >= 40, "%s: input %d, %d classes", MODEL_DEFAULT_NAME,
+          d.input_size, d.classes);
     free(w1);
     free(w2);
     free(data);

@@ -5,13 +5,15 @@
  *
  *   advjpg-train --train DIR --val DIR --out PREFIX [--model NAME|FILE.json]
  *                [--epochs 12] [--batch 64] [--lr 0.05] [--seed 1] [--no-flip]
+ *                [--smoothing 0.1]
  *
  * Every image is decoded and prepared once: shorter side scaled to the spec's
  * scale_size and the centred scale_size square cut (img_prepare). Each epoch
  * shuffles the training set (seeded) and trains on random input_size crops of
  * those squares, flipped left-right half of the time; validation uses the
  * centred crop, exactly what the daemon does. SGD with momentum 0.9, weight
- * decay 5e-4 and a cosine learning-rate decay. One progress line per epoch.
+ * decay 5e-4, label smoothing (--smoothing, against a saturated softmax) and
+ * a cosine learning-rate decay. One progress line per epoch.
  * Writes PREFIX.weights (OverFeat's layout), PREFIX.json (the spec) and
  * PREFIX.labels (the class names).
  */
@@ -127,8 +129,11 @@ static void crop_planar(const uint8_t *sq, int side, int ox, int oy, int size, i
         }
 }
 
-static double evaluate(net_ctx *ctx, const dataset *v, int batch, int classes, float *x, float *probs)
+/* Top-1 accuracy of the centred crops; *mean_top gets the mean top-label probability. */
+static double evaluate(net_ctx *ctx, const dataset *v, int batch, int classes, float *x, float *probs,
+                       double *mean_top)
 {
+    double top_sum = 0;
     const int size = v->size;
     const size_t per = (size_t)3 * size * size;
     int correct = 0;
@@ -137,9 +142,14 @@ static double evaluate(net_ctx *ctx, const dataset *v, int batch, int classes, f
         for (int i = 0; i < nb; i++)
             crop_planar(v->px + (size_t)(b0 + i) * per, size, 0, 0, size, 0, x + per * i);
         net_forward(ctx, x, nb, probs);
-        for (int i = 0; i < nb; i++)
-            correct += net_argmax(probs + (size_t)i * classes, classes) == v->labels[b0 + i];
+        for (int i = 0; i < nb; i++) {
+            const float *p = probs + (size_t)i * classes;
+            const int top = net_argmax(p, classes);
+            correct += top == v->labels[b0 + i];
+            top_sum += p[top];
+        }
     }
+    *mean_top = top_sum / v->n;
     return (double)correct / v->n;
 }
 
@@ -180,6 +190,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: advjpg-train --train DIR --val DIR --out PREFIX [--model NAME|FILE.json]\n"
                "                    [--epochs 12] [--batch 64] [--lr 0.05] [--seed 1] [--no-flip]\n"
+               "                    [--smoothing 0.1]\n"
                "Trains the model from scratch on DIR/labels.txt; writes PREFIX.weights,\n"
                "PREFIX.json and PREFIX.labels. The default model is " MODEL_DEFAULT_NAME ".\n");
 }
@@ -188,7 +199,7 @@ int main(int argc, char **argv)
 {
     const char *train_dir = NULL, *val_dir = NULL, *out = NULL, *model_name = MODEL_DEFAULT_NAME;
     int epochs = 12, batch = 64, flip = 1;
-    double lr0 = 0.05;
+    double lr0 = 0.05, smoothing = 0.1;
     uint64_t seed = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -209,6 +220,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--epochs")) epochs = atoi(v);
         else if (!strcmp(a, "--batch")) batch = atoi(v);
         else if (!strcmp(a, "--lr")) lr0 = atof(v);
+        else if (!strcmp(a, "--smoothing")) smoothing = atof(v);
         else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
         else {
             fprintf(stderr, "advjpg-train: unknown option '%s'\n", a);
@@ -217,7 +229,8 @@ int main(int argc, char **argv)
         }
         i++;
     }
-    if (!train_dir || !val_dir || !out || epochs < 1 || batch < 1 || !(lr0 > 0)) {
+    if (!train_dir || !val_dir || !out || epochs < 1 || batch < 1 || !(lr0 > 0) ||
+        !(smoothing >= 0 && smoothing < 1)) {
         usage(stderr);
         return 2;
     }
@@ -233,7 +246,7 @@ int main(int argc, char **argv)
     if (model_create(&spec, calloc(np, sizeof(float)), np, 0, &m, err, sizeof err))
         goto fail;
     trn_init_weights(m, seed);
-    trn_params tp = {.momentum = 0.9f, .weight_decay = 5e-4f};
+    trn_params tp = {.momentum = 0.9f, .weight_decay = 5e-4f, .smoothing = (float)smoothing};
     if (trn_new(m, batch, &tp, &t, err, sizeof err))
         goto fail;
     double t0 = ut_now();
@@ -287,10 +300,11 @@ int main(int argc, char **argv)
             loss_sum += loss;
             correct += ok;
         }
-        acc = evaluate(trn_ctx(t), &va, batch, spec.classes, x, probs);
-        double dt = ut_now() - te;
-        printf("epoch %d/%d  loss %.4f  train accuracy %.4f  validation accuracy %.4f  %.0f images/s\n",
-               e + 1, epochs, loss_sum / tr.n, (double)correct / tr.n, acc, tr.n / dt);
+        double dt = ut_now() - te, top;
+        acc = evaluate(trn_ctx(t), &va, batch, spec.classes, x, probs, &top);
+        printf("epoch %d/%d  loss %.4f  train accuracy %.4f  validation accuracy %.4f  mean top prob %.4f"
+               "  %.0f images/s\n",
+               e + 1, epochs, loss_sum / tr.n, (double)correct / tr.n, acc, top, tr.n / dt);
         fflush(stdout);
     }
     if (write_outputs(out, m, train_dir, err, sizeof err))

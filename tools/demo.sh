@@ -9,9 +9,12 @@
 #   -- ...     more advjpgd options, e.g. --model tiny.json --weights tiny.bin
 #              (default: none: the embedded model advjpg-shapes from config/)
 #
+# DATASET (environment, default shapes/demo) is the folder under data/ to
+# evaluate, e.g. DATASET=shapes/val for the 2000 held-out images of
+# `advjpg-gen --standard data/shapes` (the README's Table 1).
 # Generates data/shapes/demo (48 images, seed 3) if it is missing, starts
 # advjpgd on a free port of 127.0.0.1 with --data-root data and a temporary
-# --jobs-dir, POSTs /evaluate for shapes/demo with eps 1, 5, 10, shows the
+# --jobs-dir, POSTs /evaluate for DATASET with eps 1, 5, 10, shows the
 # progress, prints Table 1 as Markdown, saves the outputs, stops the daemon.
 # Paths are relative to the source tree. Needs curl and python3.
 # Exit status: 0 on success, 1 on any failure (the daemon's log is shown).
@@ -33,7 +36,8 @@ for tool in curl python3; do
 done
 [ -x "$build/server/advjpgd" ] || die "no $build/server/advjpgd (build first: ./run.sh build)"
 
-if [ ! -f data/shapes/demo/labels.txt ]; then
+dataset=${DATASET:-shapes/demo}
+if [ "$dataset" = shapes/demo ] && [ ! -f data/shapes/demo/labels.txt ]; then
     "$build/tools/advjpg-gen" --out data/shapes/demo --count 48 --seed 3 ||
         die "cannot generate data/shapes/demo"
 fi
@@ -80,11 +84,11 @@ curl -sf "$url/models" >"$tmp/models.json" || fail_with_log "GET /models failed"
 echo "advjpgd: model $(json "$tmp/models.json" 'J["name"]') at $url"
 
 curl -sS -o "$tmp/start.json" -w '%{http_code}' -H 'Content-Type: application/json' \
-    --data '{"dataset": "shapes/demo", "eps": [1, 5, 10]}' "$url/evaluate" >"$tmp/code" ||
+    --data "{\"dataset\": \"$dataset\", \"eps\": [1, 5, 10]}" "$url/evaluate" >"$tmp/code" ||
     fail_with_log "POST /evaluate failed"
 [ "$(cat "$tmp/code")" = 202 ] || fail_with_log "POST /evaluate: $(cat "$tmp/start.json")"
 id=$(json "$tmp/start.json" 'J["id"]')
-echo "job $id: shapes/demo, eps 1, 5, 10, quality 75, seed 1"
+echo "job $id: $dataset, eps 1, 5, 10, quality 75, seed 1"
 
 last=""
 while :; do
