@@ -229,17 +229,14 @@ static void g4(const double *g, double *u)
     u[5] = g[2];
 }
 
-typedef struct {
-    void (*bt)(const float *d, float *r);  /* a -> a */
-    void (*at)(const float *p, float *o);  /* a -> m */
-    void (*g)(const double *g, double *u); /* 3 -> a */
-} wino_kind;
-
-static const wino_kind *wino_of(int m)
-{
-    static const wino_kind f2 = {bt2, at2, g2}, f4 = {bt4, at4, g4};
-    return m == 4 ? &f4 : &f2;
-}
+/* The transforms by tile size. The tile loops below are inlined with m a
+ * constant (WINO_INLINE, one copy per m), so these calls compile to straight
+ * arithmetic: a call through a pointer per tile row costs more than the
+ * arithmetic itself. */
+#define WINO_INLINE static inline __attribute__((always_inline))
+WINO_INLINE void wino_bt(int m, const float *d, float *r) { m == 4 ? bt4(d, r) : bt2(d, r); }
+WINO_INLINE void wino_at(int m, const float *p, float *o) { m == 4 ? at4(p, o) : at2(p, o); }
+WINO_INLINE void wino_g(int m, const double *g, double *u) { m == 4 ? g4(g, u) : g2(g, u); }
 
 size_t lyr_wino_tiles(int m, int B, int h, int w)
 {
@@ -254,7 +251,6 @@ int lyr_wino_choose(int h, int w)
 
 void lyr_wino_weights(int m, const float *W, int M, int C, int transpose, float *U)
 {
-    const wino_kind *k = wino_of(m);
     const int a = m + 2;
     const size_t plane = (size_t)M * C;
     for (int o = 0; o < M; o++)
@@ -266,22 +262,21 @@ void lyr_wino_weights(int m, const float *W, int M, int C, int transpose, float 
             for (int j = 0; j < 3; j++) { /* t = G k: each column */
                 for (int i = 0; i < 3; i++)
                     col[i] = kk[i * 3 + j];
-                k->g(col, u);
+                wino_g(m, col, u);
                 for (int i = 0; i < a; i++)
                     t[i][j] = u[i];
             }
             const size_t at = transpose ? (size_t)c * M + o : (size_t)o * C + c;
             for (int i = 0; i < a; i++) { /* u = t G^T: each row, rounded once */
-                k->g(t[i], row);
+                wino_g(m, t[i], row);
                 for (int j = 0; j < a; j++)
                     U[(size_t)(i * a + j) * plane + at] = (float)row[j];
             }
         }
 }
 
-void lyr_wino_input(int m, const float *in, int C, int B, int h, int w, float *V)
+WINO_INLINE void wino_input(int m, const float *in, int C, int B, int h, int w, float *V)
 {
-    const wino_kind *k = wino_of(m);
     const int a = m + 2, th = (h + m - 1) / m, tw = (w + m - 1) / m;
     const size_t T = (size_t)B * th * tw, plane = (size_t)C * T;
     for (int c = 0; c < C; c++)
@@ -300,13 +295,13 @@ void lyr_wino_input(int m, const float *in, int C, int B, int h, int w, float *V
                     for (int j = 0; j < a; j++) { /* t = B^T d */
                         for (int i = 0; i < a; i++)
                             col[i] = d[i][j];
-                        k->bt(col, r);
+                        wino_bt(m, col, r);
                         for (int i = 0; i < a; i++)
                             t[i][j] = r[i];
                     }
                     const size_t at = (size_t)c * T + ((size_t)b * th + ty) * tw + tx;
                     for (int i = 0; i < a; i++) { /* V = t B */
-                        k->bt(t[i], r);
+                        wino_bt(m, t[i], r);
                         for (int j = 0; j < a; j++)
                             V[(size_t)(i * a + j) * plane + at] = r[j];
                     }
@@ -314,9 +309,9 @@ void lyr_wino_input(int m, const float *in, int C, int B, int h, int w, float *V
         }
 }
 
-void lyr_wino_output(int m, const float *P, int M, int B, int h, int w, const float *bias, float *out)
+WINO_INLINE void wino_output(int m, const float *P, int M, int B, int h, int w,
+                             const float *bias, float *out)
 {
-    const wino_kind *k = wino_of(m);
     const int a = m + 2, th = (h + m - 1) / m, tw = (w + m - 1) / m;
     const size_t T = (size_t)B * th * tw, plane = (size_t)M * T;
     for (int o = 0; o < M; o++) {
@@ -333,7 +328,7 @@ void lyr_wino_output(int m, const float *P, int M, int B, int h, int w, const fl
                     for (int j = 0; j < a; j++) { /* s = A^T p */
                         for (int i = 0; i < a; i++)
                             col[i] = p[i][j];
-                        k->at(col, r);
+                        wino_at(m, col, r);
                         for (int i = 0; i < m; i++)
                             s[i][j] = r[i];
                     }
@@ -341,11 +336,27 @@ void lyr_wino_output(int m, const float *P, int M, int B, int h, int w, const fl
                         const int y = m * ty + i;
                         if (y >= h)
                             break;
-                        k->at(s[i], r);
+                        wino_at(m, s[i], r);
                         for (int j = 0; j < m && m * tx + j < w; j++)
                             dst[y * w + m * tx + j] = r[j] + bm;
                     }
                 }
         }
     }
+}
+
+void lyr_wino_input(int m, const float *in, int C, int B, int h, int w, float *V)
+{
+    if (m == 4)
+        wino_input(4, in, C, B, h, w, V);
+    else
+        wino_input(2, in, C, B, h, w, V);
+}
+
+void lyr_wino_output(int m, const float *P, int M, int B, int h, int w, const float *bias, float *out)
+{
+    if (m == 4)
+        wino_output(4, P, M, B, h, w, bias, out);
+    else
+        wino_output(2, P, M, B, h, w, bias, out);
 }
