@@ -658,7 +658,16 @@ static void test_full_disk(void)
           "full disk: the job fails with the reason (%s, %ld done, '%s')", sh_jstr(j, "status"),
           done, err);
     path_of(p, sizeof p, "%s/%s/status.json", jobs, id);
+    /* "failed" shows as soon as the runner decides it; the attempt to save it,
+     * and the words on its outcome, come just after: look again for a while */
     int saved = access(p, F_OK) == 0;
+    for (int tries = 0; tries < 100 && !saved && !strstr(err, "could not be saved either"); tries++) {
+        usleep(20000);
+        json_decref(j);
+        j = sh_wait_job(d.port, id, 60);
+        err = sh_jstr(j, "error");
+        saved = access(p, F_OK) == 0;
+    }
     CHECK(saved ||
               (strstr(err, "could not be saved either") && strstr(err, "resumes at the next start")),
           "full disk: when the failure cannot be saved, the error says the job resumes ('%s')", err);
