@@ -144,6 +144,17 @@ static int attr_str(const op_attr *a, int n, const char *name, const char **v, c
 
 /* ---- shape helpers ---------------------------------------------------- */
 
+/* Advances the row-major multi-index idx over dims[0..last] (an odometer:
+ * the last digit fastest); past the end it wraps to all zeros. */
+static void idx_next(int64_t *idx, const int64_t *dims, int last)
+{
+    for (int k = last; k >= 0; k--) {
+        if (++idx[k] < dims[k])
+            return;
+        idx[k] = 0;
+    }
+}
+
 static void strides_of(const op_shape *s, int64_t *st)
 {
     int64_t acc = 1;
@@ -1070,11 +1081,7 @@ static void binary_forward(const void *pp, const op_tensor *in, int n_in, op_ten
             for (int64_t i = 0; i < inner; i++)
                 y[i] = ibin(kind, a[i * ia], b[i * ib]);
         }
-        for (int k = R - 2; k >= 0; k--) {
-            if (++idx[k] < o->d[k])
-                break;
-            idx[k] = 0;
-        }
+        idx_next(idx, o->d, R - 2);
     }
 }
 
@@ -1262,11 +1269,7 @@ static void matmul_forward(const void *pp, const op_tensor *in, int n_in, op_ten
         float *y = Y + (int64_t)m * M * N;
         /* y [M][N] = a [M][K] x b [K][N]; rows (images) independent by gemm.h's contract */
         gemm_f32(gemm, GEMM_N, GEMM_N, (int)M, (int)N, (int)K, a, (int)K, b, (int)N, 0, y, (int)N);
-        for (int k = bs.rank - 1; k >= 0; k--) {
-            if (++idx[k] < bs.d[k])
-                break;
-            idx[k] = 0;
-        }
+        idx_next(idx, bs.d, bs.rank - 1);
     }
 }
 
@@ -1559,11 +1562,7 @@ static void transpose_forward(const void *pp, const op_tensor *in, int n_in, op_
             for (int64_t i = 0; i < inner; i++)
                 y[i] = x[i * is];
         }
-        for (int k = R - 2; k >= 0; k--) {
-            if (++idx[k] < o->d[k])
-                break;
-            idx[k] = 0;
-        }
+        idx_next(idx, o->d, R - 2);
     }
 }
 
@@ -1785,11 +1784,7 @@ static void slice_forward(const void *pp, const op_tensor *in, int n_in, op_tens
         for (int k = 0; k < R; k++)
             off += (p->start[k] + idx[k] * p->step[k]) * ist[k];
         memcpy((char *)out[0].data + e * es, (const char *)in[0].data + off * (int64_t)es, es);
-        for (int k = R - 1; k >= 0; k--) {
-            if (++idx[k] < o->d[k])
-                break;
-            idx[k] = 0;
-        }
+        idx_next(idx, o->d, R - 1);
     }
 }
 
@@ -1881,11 +1876,7 @@ static void pad_forward(const void *pp, const op_tensor *in, int n_in, op_tensor
             off += i * ist[k];
         }
         y[e] = outside ? p->value : x[off];
-        for (int k = R - 1; k >= 0; k--) {
-            if (++idx[k] < o->d[k])
-                break;
-            idx[k] = 0;
-        }
+        idx_next(idx, o->d, R - 1);
     }
 }
 
@@ -2515,11 +2506,7 @@ static void binary_backward(const void *pp, const op_tensor *in, int n_in, const
             da[oa] += bin_da(kind, dy[e], a, b, y);
         if (db)
             db[ob] += bin_db(kind, dy[e], a, b, y);
-        for (int k = R - 1; k >= 0; k--) {
-            if (++idx[k] < o->d[k])
-                break;
-            idx[k] = 0;
-        }
+        idx_next(idx, o->d, R - 1);
     }
 }
 
@@ -2606,11 +2593,7 @@ static void matmul_backward(const void *pp, const op_tensor *in, int n_in, const
         if (dx[1]) /* [K][N] += a^T [K][M] x g */
             gemm_f32(gemm, GEMM_T, GEMM_N, (int)K, (int)N, (int)M, A + oa * M * K, (int)K, g,
                      (int)N, 1, dx[1] + ob * K * N, (int)N);
-        for (int k = bs.rank - 1; k >= 0; k--) {
-            if (++idx[k] < bs.d[k])
-                break;
-            idx[k] = 0;
-        }
+        idx_next(idx, bs.d, bs.rank - 1);
     }
 }
 
@@ -2655,11 +2638,7 @@ static void transpose_backward(const void *pp, const op_tensor *in, int n_in, co
             off += idx[k] * st[k];
         for (int64_t i = 0; i < inner; i++)
             dx[0][off + i * is] += dy[e + (size_t)i];
-        for (int k = R - 2; k >= 0; k--) {
-            if (++idx[k] < o->d[k])
-                break;
-            idx[k] = 0;
-        }
+        idx_next(idx, o->d, R - 2);
     }
 }
 
@@ -2705,11 +2684,7 @@ static void slice_backward(const void *pp, const op_tensor *in, int n_in, const 
         for (int k = 0; k < R; k++)
             off += (p->start[k] + idx[k] * p->step[k]) * ist[k];
         dx[0][off] += dy[e];
-        for (int k = R - 1; k >= 0; k--) {
-            if (++idx[k] < o->d[k])
-                break;
-            idx[k] = 0;
-        }
+        idx_next(idx, o->d, R - 1);
     }
 }
 
@@ -2743,11 +2718,7 @@ static void pad_backward(const void *pp, const op_tensor *in, int n_in, const op
         }
         if (!outside)
             dx[0][off] += dy[e];
-        for (int k = R - 1; k >= 0; k--) {
-            if (++idx[k] < o->d[k])
-                break;
-            idx[k] = 0;
-        }
+        idx_next(idx, o->d, R - 1);
     }
 }
 
