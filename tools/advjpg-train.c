@@ -4,7 +4,7 @@
  * "filename<TAB>class" lines, + classes.txt of class names).
  *
  *   advjpg-train --train DIR --val DIR --out PREFIX [--model NAME|FILE.json]
- *                [--epochs 12] [--batch 64] [--lr 0.05] [--seed 1] [--no-flip]
+ *                [--epochs 12] [--stop-after E] [--batch 64] [--lr 0.05] [--seed 1] [--no-flip]
  *                [--smoothing 0.1]
  *
  * Every image is decoded and prepared once: shorter side scaled to the spec's
@@ -190,15 +190,17 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: advjpg-train --train DIR --val DIR --out PREFIX [--model NAME|FILE.json]\n"
                "                    [--epochs 12] [--batch 64] [--lr 0.05] [--seed 1] [--no-flip]\n"
-               "                    [--smoothing 0.1]\n"
+               "                    [--smoothing 0.1] [--stop-after E]\n"
                "Trains the model from scratch on DIR/labels.txt; writes PREFIX.weights,\n"
-               "PREFIX.json and PREFIX.labels. The default model is " MODEL_DEFAULT_NAME ".\n");
+               "PREFIX.json and PREFIX.labels. --stop-after E ends after epoch E of the\n"
+               "--epochs learning-rate schedule (early stopping; default: all of them).\n"
+               "The default model is " MODEL_DEFAULT_NAME ".\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *train_dir = NULL, *val_dir = NULL, *out = NULL, *model_name = MODEL_DEFAULT_NAME;
-    int epochs = 12, batch = 64, flip = 1;
+    int epochs = 12, stop_after = 0, batch = 64, flip = 1;
     double lr0 = 0.05, smoothing = 0.1;
     uint64_t seed = 1;
     for (int i = 1; i < argc; i++) {
@@ -218,6 +220,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--model")) model_name = v;
         else if (!strcmp(a, "--epochs")) epochs = atoi(v);
+        else if (!strcmp(a, "--stop-after")) stop_after = atoi(v);
         else if (!strcmp(a, "--batch")) batch = atoi(v);
         else if (!strcmp(a, "--lr")) lr0 = atof(v);
         else if (!strcmp(a, "--smoothing")) smoothing = atof(v);
@@ -229,7 +232,10 @@ int main(int argc, char **argv)
         }
         i++;
     }
-    if (!train_dir || !val_dir || !out || epochs < 1 || batch < 1 || !(lr0 > 0) ||
+    if (stop_after == 0)
+        stop_after = epochs;
+    if (!train_dir || !val_dir || !out || epochs < 1 || stop_after < 1 || stop_after > epochs ||
+        batch < 1 || !(lr0 > 0) ||
         !(smoothing >= 0 && smoothing < 1)) {
         usage(stderr);
         return 2;
@@ -264,7 +270,7 @@ int main(int argc, char **argv)
     const long steps_total = (long)epochs * ((tr.n + batch - 1) / batch);
     long step = 0;
     double acc = 0;
-    for (int e = 0; e < epochs; e++) {
+    for (int e = 0; e < stop_after; e++) {
         for (int i = 0; i < tr.n; i++)
             order[i] = i;
         for (int i = tr.n - 1; i > 0; i--) {

@@ -13,4 +13,4 @@ BUILD=${1:-build}
 DATA=${2:-data/shapes}
 "$BUILD/tools/advjpg-gen" --standard "$DATA"
 "$BUILD/tools/advjpg-train" --train "$DATA/train" --val "$DATA/val" \
-  --out config/advjpg-shapes --epochs 5 --batch 32 --lr 0.025 --smoothing 0.1 --seed 1
+  --out config/advjpg-shapes --epochs 5 --stop-after 3 --batch 32 --lr 0.025 --smoothing 0.1 --seed 1
