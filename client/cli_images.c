@@ -177,7 +177,7 @@ const cli_command cli_cmd_classify = {
     "\n"
     "Examples:\n"
     "  advjpg classify cat.jpg\n"
-    "  advjpg classify photos/*.jpg | jq -r '[.file, .top[0].label] | @tsv'\n",
+    "  advjpg classify photos/*.jpg | jq -r '[.file, .top[0].name] | @tsv'\n",
 };
 
 /* ---- attack ------------------------------------------------------------ */

@@ -99,6 +99,15 @@ static void put(json_t *obj, const char *key, json_t *value, int *bad)
         *bad = 1;
 }
 
+/* Sets "name" to class idx's name, when the model has labels. "label" is a
+ * class index everywhere; top[].label, the name before "name" existed, is
+ * kept as a deprecated copy (README, "API changes"). */
+static void put_name(json_t *obj, const srv_json_ctx *c, int idx, int *bad)
+{
+    if (c->labels && c->labels->n > idx)
+        put(obj, "name", json_string(c->labels->names[idx]), bad);
+}
+
 json_t *srv_json_top(const srv_json_ctx *c, const float *probs)
 {
     int k = c->top_k < 1 ? 1 : c->top_k > c->classes ? c->classes : c->top_k;
@@ -113,7 +122,8 @@ json_t *srv_json_top(const srv_json_ctx *c, const float *probs)
         if (!e)
             goto fail;
         put(e, "index", json_integer(idx[i]), &bad);
-        if (c->labels && c->labels->n > idx[i])
+        put_name(e, c, idx[i], &bad);
+        if (c->labels && c->labels->n > idx[i]) /* deprecated: the same as "name" */
             put(e, "label", json_string(c->labels->names[idx[i]]), &bad);
         put(e, "prob", jprob(probs[idx[i]]), &bad);
         if (json_array_append_new(arr, e) || bad)
@@ -132,6 +142,7 @@ static void put_classification(json_t *obj, const srv_json_ctx *c, const float *
 {
     int label = net_argmax(probs, c->classes);
     put(obj, "label", json_integer(label), bad);
+    put_name(obj, c, label, bad);
     put(obj, "prob", jprob(probs[label]), bad);
     put(obj, "top", srv_json_top(c, probs), bad);
 }
@@ -191,6 +202,7 @@ json_t *srv_json_attack(const srv_json_ctx *c, const exp_params *p, uint64_t see
     if (!o)
         goto oom;
     put(o, "label", json_integer(r->label_x), &bad);
+    put_name(o, c, r->label_x, &bad);
     json_t *eps = json_array();
     for (int i = 0; eps && i < p->n_eps; i++)
         if (json_array_append_new(eps, json_integer(p->eps[i])))
@@ -251,6 +263,7 @@ json_t *srv_json_recompress(const srv_json_ctx *c, int quality, const float *pro
     int label_x = net_argmax(probs, c->classes);
     put(o, "quality", json_integer(quality), &bad);
     put(o, "label", json_integer(label_x), &bad);
+    put_name(o, c, label_x, &bad);
     json_t *results = json_array();
     if (results) {
         if (json_array_append_new(results, result_entry(c, "x", 0, label_x, probs, &bad)) ||

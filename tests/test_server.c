@@ -159,11 +159,14 @@ static void check_classification(const json_t *o, int top_k, const char *what)
         prev = p;
         char want[32];
         snprintf(want, sizeof want, "class %ld", sh_jint(e, "index"));
-        if (strcmp(sh_jstr(e, "label"), want) != 0)
+        if (strcmp(sh_jstr(e, "name"), want) != 0 || strcmp(sh_jstr(e, "label"), want) != 0)
             named = 0;
     }
     CHECK(sorted, "%s: top sorted by decreasing probability in 0..1", what);
-    CHECK(named, "%s: top[].label is the class name from the labels file", what);
+    CHECK(named, "%s: top[].name (and the deprecated top[].label) is the class name from the "
+          "labels file", what);
+    CHECK(strcmp(sh_jstr(o, "name"), sh_jstr(t0, "name")) == 0, "%s: name is label's class name",
+          what);
 }
 
 /* Expects status and {"error": msg} (msg == NULL: any message; else a substring). */

@@ -9,7 +9,7 @@ on ``sys.path``.
     c = Client()                      # $ADVJPG_SERVER / $ADVJPG_TOKEN, else 127.0.0.1:8080
     c.health()                        # {"status": "ok"}
     c.models()["name"]                # the loaded model
-    r = c.classify("cat.jpg")         # {"label": 281, "prob": ..., "top": [{"index", "label", "prob"}]}
+    r = c.classify("cat.jpg")         # {"label": 281, "name": ..., "prob": ..., "top": [{"index", "name", "prob"}]}
     a = c.attack("cat.jpg", eps=(1, 5, 10), quality=75, seed=1, images=True)
     pngs = decode_images(a)           # {"x": b"\\x89PNG...", "Adv1(x)": ..., ...}
     job = c.evaluate(images=["a.jpg", "b.png"], labels={"a.jpg": 3, "b.png": 7})
@@ -215,8 +215,9 @@ class Client:
     def classify(self, image, top_k=None, resize=None):
         """POST /classify of one image (a path, bytes, or (name, bytes)).
 
-        The answer: {"model", "width", "height", "input_size", "label", "prob",
-        "top": [{"index", "label" (the class name, with labels), "prob"}, ...]}.
+        The answer: {"model", "width", "height", "input_size", "label" (the class
+        index), "name" (its class name, with labels), "prob",
+        "top": [{"index", "name", "prob"}, ...]}.
         """
         _, data, ctype = _load_image(image)
         params = {k: v for k, v in (("top_k", top_k), ("resize", resize)) if v is not None}

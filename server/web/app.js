@@ -154,7 +154,7 @@
 
   /** A class for display: its name when the model has labels, else "class N". */
   function className(entry) {
-    if (entry && typeof entry.label === 'string' && entry.label) return entry.label;
+    if (entry && typeof entry.name === 'string' && entry.name) return entry.name;
     return 'class ' + (entry ? entry.index : '?');
   }
 
@@ -881,6 +881,17 @@
     refreshJobs();
   }
 
+  /** Removes an ended job and its files on the server (DELETE /jobs/{id}?purge=1), once confirmed. */
+  async function deleteJob(id) {
+    if (!id || !window.confirm('Delete job ' + id + ' and its files (rows, result, figures)?')) return;
+    try {
+      await api('/jobs/' + encodeURIComponent(id) + '?purge=1', { method: 'DELETE' });
+    } catch (e) {
+      showError($('#jobs-error'), 'Could not delete job ' + id + ': ' + describe(e));
+    }
+    refreshJobs();
+  }
+
   async function loadResult(id) {
     const errEl = $('#eval-error');
     try {
@@ -1030,6 +1041,11 @@
         'aria-label': 'cancel job ' + j.id });
       cancel.addEventListener('click', () => cancelJob(j.id));
       actions.push(cancel);
+    } else {
+      const del = el('button', { type: 'button', class: 'btn btn-small btn-danger', text: 'Delete',
+        'aria-label': 'delete job ' + j.id + ' and its files' });
+      del.addEventListener('click', () => deleteJob(j.id));
+      actions.push(del);
     }
     const progress = j.total ? fmtInt(j.done || 0) + ' / ' + fmtInt(j.total) : '\u2013';
     return el('tr', { dataset: { id: j.id, status: j.status || '' },

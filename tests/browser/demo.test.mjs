@@ -704,7 +704,7 @@ describe('demo page', { skip, timeout: 240000 }, () => {
     assert.deepEqual(cells.slice(0, 8), [id, 'done', `${UPLOADS} / ${UPLOADS}`, 'uploaded images', '1, 5', '75',
       'tiny', localMinute(job.created)]);
     assert.equal(await page.$$eval(`#jobs-list tr[data-id="${id}"] button`, (b) => b.map((x) => x.textContent).join()),
-      'Show', 'an ended job has no Cancel');
+      'Show,Delete', 'an ended job has Delete, no Cancel');
 
     await page.screenshot({ path: screenshotVariant('evaluate'), fullPage: true });
     await page.emulateMedia({ colorScheme: 'dark' });
@@ -753,6 +753,17 @@ describe('demo page', { skip, timeout: 240000 }, () => {
     assert.doesNotMatch(await page.textContent('#job-text'), /left/, 'no ETA after a cancel');
     assert.equal(await page.isHidden('#job-cancel'), true);
     await page.waitForSelector(`#jobs-list tr[data-id="${running}"][data-status="canceled"]`);
+
+    // an ended job is deleted from the list, with its files, once confirmed
+    page.once('dialog', (d) => d.dismiss());
+    await page.click(`${row} button:has-text("Delete")`);
+    await page.click('#jobs-refresh');
+    await page.waitForSelector(row);
+    assert.equal((await apiGet('/jobs/' + queued)).status, 'canceled', 'a dismissed Delete keeps the job');
+    page.once('dialog', (d) => d.accept());
+    await page.click(`${row} button:has-text("Delete")`);
+    await page.waitForSelector(row, { state: 'detached' });
+    assert.equal((await fetch(origin + '/jobs/' + queued)).status, 404, 'the deleted job is gone');
   });
 
   it('fits a phone\'s width', async () => {
