@@ -16,7 +16,7 @@
  * subset of 300 has a standard error of about 0.025 around it, so the test
  * allows 3 of them either way: a model that is much better or much worse than
  * the README says fails. */
-#define README_ACCURACY 0.8635
+#define README_ACCURACY 0.6920
 #define TOLERANCE 0.075
 #define N_CLASSIFY 300
 
@@ -121,7 +121,7 @@ static void test_evaluate(int port)
     }
     /* what the embedded model is for: a confident but not saturated
      * classifier that a 1-level FGSM step visibly moves (README: on the demo
-     * set top-1 0.83 -> 0.48, mean top-label probability 0.67) */
+     * set top-1 0.69 -> 0.42, mean top-label probability 0.55) */
     double top_x = -1, prob_x = -1, top_adv1 = -1;
     json_array_foreach(table, i, row) {
         const char *tr = json_string_value(json_object_get(row, "transform"));
