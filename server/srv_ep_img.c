@@ -151,6 +151,10 @@ enum MHD_Result srv_ep_recompress_begin(srv_req *r)
     img_state *s = img_start(r, &ret);
     if (!s)
         return ret;
+    if (exp_n_qualities(&r->q.params) > 1)
+        return srv_req_error(r, MHD_HTTP_BAD_REQUEST,
+                             "quality: /recompress encodes at one quality, not a list of %d",
+                             exp_n_qualities(&r->q.params));
     const char *accept = srv_req_header(r, MHD_HTTP_HEADER_ACCEPT);
     if (accept && srv_req_accept_has(accept, "application/json") &&
         !srv_req_accept_has(accept, "image/jpeg"))
