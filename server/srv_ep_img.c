@@ -336,6 +336,16 @@ enum MHD_Result srv_ep_recompress_worked(srv_req *r)
 
 /* ---------------------------------------------------------------- answers */
 
+/* o with its "provenance" (the route's parameters); NULL when o is or when out of memory. */
+static json_t *with_provenance(const srv_req *r, const srv_json_ctx *c, json_t *o)
+{
+    if (o && srv_json_put_provenance(o, c, srv_json_params(&r->q, r->route->params))) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
 /* The task's failure answered (1), or 0 when it succeeded; c is then its JSON context. */
 static int task_failed(srv_req *r, enum MHD_Result *ret, srv_json_ctx *c)
 {
@@ -351,7 +361,8 @@ static int task_failed(srv_req *r, enum MHD_Result *ret, srv_json_ctx *c)
     else {
         const model_spec *spec = spec_of(r);
         *c = (srv_json_ctx){spec->name, spec->classes, spec->input_size,
-                            srv_req_engine(r)->labels, r->q.top_k};
+                            srv_req_engine(r)->labels, r->q.top_k,
+                            model_weights_sha256(srv_req_engine(r)->model)};
         return 0;
     }
     return 1;
@@ -365,7 +376,9 @@ enum MHD_Result srv_ep_classify_answer(srv_req *r)
     if (task_failed(r, &ret, &c))
         return ret;
     return srv_req_respond_json(r, MHD_HTTP_OK,
-                                srv_json_classify(&c, s->probs, s->width, s->height), NULL);
+                                with_provenance(r, &c, srv_json_classify(&c, s->probs, s->width,
+                                                                         s->height)),
+                                NULL);
 }
 
 enum MHD_Result srv_ep_recompress_answer(srv_req *r)
@@ -412,5 +425,5 @@ enum MHD_Result srv_ep_attack_answer(srv_req *r)
                                 s->height, r->q.images, err, sizeof err);
     if (!o)
         return srv_req_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", err);
-    return srv_req_respond_json(r, MHD_HTTP_OK, o, NULL);
+    return srv_req_respond_json(r, MHD_HTTP_OK, with_provenance(r, &c, o), NULL);
 }

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "image.h"
+#include "srv_json.h"
 #include "srv_rows.h"
 #include "srv_svg.h"
 #include "status.h"
