@@ -10,6 +10,7 @@
 
 #include "image.h"
 #include "srv_ep.h"
+#include "srv_jobs.h"
 #include "srv_json.h"
 #include "srv_status.h"
 
@@ -25,6 +26,9 @@ typedef struct {
     uint8_t *jpeg;     /* /recompress */
     size_t jpeg_len;
     int submit_failed; /* the task never reached the worker: r->err_* say why */
+    srv_job_image row; /* GET /jobs/{id}/images/{file}: the job's row of the image */
+    char job_id[SRV_JOB_ID_LEN + 1];
+    char *file;
     srv_worker *expected; /* counted in srv_worker_expect until submitted or done */
     srv_task task;
 } img_state;
@@ -48,6 +52,8 @@ void srv_ep_img_done(srv_req *r)
     free(s->probs);
     free(s->jpeg);
     exp_result_free(&s->task.result);
+    srv_job_image_free(&s->row);
+    free(s->file);
     free(s);
     r->st = NULL;
 }
@@ -426,4 +432,73 @@ enum MHD_Result srv_ep_attack_answer(srv_req *r)
     if (!o)
         return srv_req_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", err);
     return srv_req_respond_json(r, MHD_HTTP_OK, with_provenance(r, &c, o), NULL);
+}
+
+/* ---------------------------------------------------------------- a job's image */
+
+enum MHD_Result srv_ep_img_of_job(srv_req *r, const char *id, const char *file, srv_job_image *im)
+{
+    img_state *s = calloc(1, sizeof *s);
+    if (!s || !(s->file = strdup(file))) {
+        free(s);
+        srv_job_image_free(im);
+        return srv_req_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+    }
+    r->st = s;
+    snprintf(s->job_id, sizeof s->job_id, "%s", id);
+    s->row = *im;
+    memset(im, 0, sizeof *im);
+    int ok = srv_req_body_append(r, s->row.bytes, s->row.len);
+    free(s->row.bytes);
+    s->row.bytes = NULL;
+    if (!ok)
+        return srv_req_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+    r->q.params = s->row.params; /* as the job ran it: its parameters, the image's seed */
+    r->q.seed = s->row.seed;
+    r->q.resize_center = 1;
+    r->q.images = 1;
+    r->state = SRV_RS_BODY;
+    return MHD_YES; /* no body to read: srv_ep_img_body next */
+}
+
+/* Whether the rebuilt scores are the row's, bit for bit (as rows.csv prints them). */
+static int same_as_row(const img_state *s)
+{
+    const exp_result *res = &s->task.result;
+    if (res->n_transforms != s->row.n_transforms)
+        return 0;
+    for (int t = 0; t < res->n_transforms; t++) {
+        char a[32], b[32];
+        snprintf(a, sizeof a, "%.9g", (double)exp_top_label_prob(res, t));
+        snprintf(b, sizeof b, "%.9g", (double)s->row.probs[t]);
+        if (strcmp(a, b) != 0 || exp_label(res, t) != s->row.labels[t])
+            return 0;
+    }
+    return 1;
+}
+
+enum MHD_Result srv_ep_job_image_answer(srv_req *r)
+{
+    img_state *s = r->st;
+    enum MHD_Result ret;
+    srv_json_ctx c;
+    char err[ADJ_ERRLEN];
+    if (task_failed(r, &ret, &c))
+        return ret;
+    json_t *o = srv_json_attack(&c, &r->q.params, r->q.seed, &s->task.result, s->width,
+                                s->height, 1, err, sizeof err);
+    if (!o)
+        return srv_req_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", err);
+    int bad = json_object_set_new(o, "job", json_string(s->job_id)) ||
+              json_object_set_new(o, "file", json_string(s->file)) ||
+              json_object_set_new(o, "same_as_row", json_boolean(same_as_row(s))) ||
+              srv_json_put_provenance(o, &c,
+                                      srv_json_params(&r->q, SRV_P(EXP_PARAM_EPS) |
+                                                                 SRV_P(EXP_PARAM_QUALITY) |
+                                                                 SRV_P(EXP_PARAM_SEED)));
+    if (bad) {
+        json_decref(o);
+        return srv_req_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+    }
+    return srv_req_respond_json(r, MHD_HTTP_OK, o, NULL);
 }

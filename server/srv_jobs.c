@@ -758,10 +758,88 @@ int srv_jobs_figure(srv_jobs *js, const char *id, srv_figure which, char **svg, 
     snprintf(caption, sizeof caption, "job %s: %s, model %s, %zu of %zu images%s", id,
              dataset ? dataset : "uploaded images", mname ? mname : "?", rows.n - rows.skipped,
              s.total, s.state == JS_DONE ? "" : " (so far)");
-    rc = which == SRV_FIGURE_3 ? srv_svg_figure3(&rows, &s.params, caption, svg, len)
-                               : srv_svg_figure4(&rows, &s.params, caption, svg, len);
+    rc = which == SRV_FIGURE_3   ? srv_svg_figure3(&rows, &s.params, caption, svg, len)
+         : which == SRV_FIGURE_4 ? srv_svg_figure4(&rows, &s.params, caption, svg, len)
+                                 : srv_svg_quality(&rows, &s.params, s.has_truth, caption, svg, len);
     srv_rows_free(&rows);
     if (rc)
         return adj_fail(err, errsz, rc, "out of memory");
     return ADJ_OK;
+}
+
+void srv_job_image_free(srv_job_image *im)
+{
+    if (!im)
+        return;
+    free(im->bytes);
+    free(im->probs);
+    free(im->labels);
+    memset(im, 0, sizeof *im);
+}
+
+/* The real path of a job's image file (under the data root, or its upload's images/). */
+static int image_path(const srv_jobs *js, const snapshot *s, const char *file, char real[PATH_MAX],
+                      char *err, size_t errsz)
+{
+    char up[PATH_MAX + 16], up_real[PATH_MAX];
+    if (json_is_true(json_object_get(s->info, "upload"))) {
+        snprintf(up, sizeof up, "%s/images", s->dir);
+        if (!realpath(up, up_real))
+            return adj_fail(err, errsz, ADJ_ERR_IO, "the job's uploaded images are gone: %s",
+                            strerror(errno));
+        return srv_path_file_under(up_real, up_real, file, real, err, errsz);
+    }
+    const char *dir = json_string_value(json_object_get(s->info, "images_dir"));
+    if (!js->root || !dir)
+        return adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED,
+                        "server-side datasets are disabled (start advjpgd with --data-root)");
+    return srv_path_file_under(js->root, dir, file, real, err, errsz);
+}
+
+/* Row i of rows into im (its probabilities and labels). */
+static int take_row_scores(const srv_rows *rows, size_t i, srv_job_image *im)
+{
+    const size_t T = (size_t)rows->n_transforms;
+    im->n_transforms = rows->n_transforms;
+    im->probs = malloc(T * sizeof *im->probs);
+    im->labels = malloc(T * sizeof *im->labels);
+    if (!im->probs || !im->labels)
+        return ADJ_ERR_NOMEM;
+    memcpy(im->probs, rows->prob + i * T, T * sizeof *im->probs);
+    memcpy(im->labels, rows->label + i * T, T * sizeof *im->labels);
+    return ADJ_OK;
+}
+
+int srv_jobs_image(srv_jobs *js, const char *id, const char *file, srv_job_image *out,
+                   char *err, size_t errsz)
+{
+    snapshot s;
+    memset(out, 0, sizeof *out);
+    if (take_snapshot(js, id, &s))
+        return adj_fail(err, errsz, ADJ_ERR_NOTFOUND, "no such job: %s", id);
+    srv_rows rows;
+    int rc = read_rows(&s, id, &rows, err, errsz);
+    if (rc)
+        return rc;
+    size_t i = 0;
+    while (i < rows.n && strcmp(rows.file[i], file) != 0)
+        i++;
+    char real[PATH_MAX];
+    if (i == rows.n)
+        rc = adj_fail(err, errsz, ADJ_ERR_NOTFOUND,
+                      "job %s has no image '%.200s' among its %zu evaluated rows", id, file, rows.n);
+    else if (rows.label_x[i] < 0)
+        rc = adj_fail(err, errsz, ADJ_ERR_FORMAT, "image '%.200s' of job %s could not be read",
+                      file, id);
+    else if (!(rc = image_path(js, &s, file, real, err, errsz)) &&
+             ut_read_file(real, IMAGE_FILE_MAX, 0, &out->bytes, &out->len, NULL, 0))
+        rc = adj_fail(err, errsz, ADJ_ERR_IO, "'%.200s': %s", file, strerror(errno));
+    if (!rc && take_row_scores(&rows, i, out))
+        rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    srv_rows_free(&rows);
+    out->params = s.params;
+    out->seed = exp_image_seed(s.seed, file);
+    if (rc)
+        srv_job_image_free(out);
+    return rc;
 }

@@ -31,6 +31,7 @@
 #include "srv_json.h"
 #include "srv_rows.h"
 #include "srv_svg.h"
+#include "srv_svg_quality.h"
 #include "status.h"
 #include "ut_buf.h"
 #include "ut_clock.h"
