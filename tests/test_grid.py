@@ -68,7 +68,8 @@ def upload(files, fields):
     for path in files:
         out.write(("--%s\r\nContent-Disposition: form-data; name=\"image\"; filename=\"%s\"\r\n"
                    "Content-Type: image/png\r\n\r\n" % (bnd, os.path.basename(path))).encode())
-        out.write(open(path, "rb").read() + b"\r\n")
+        with open(path, "rb") as f:
+            out.write(f.read() + b"\r\n")
     out.write(("--%s--\r\n" % bnd).encode())
     return out.getvalue(), "multipart/form-data; boundary=" + bnd
 
@@ -227,7 +228,8 @@ class Grid(unittest.TestCase):
     def test_provenance(self):
         p = self.result["provenance"]
         self.assertEqual(p["model"], "tiny")
-        self.assertEqual(p["weights_sha256"], hashlib.sha256(open(WEIGHTS, "rb").read()).hexdigest())
+        with open(WEIGHTS, "rb") as f:
+            self.assertEqual(p["weights_sha256"], hashlib.sha256(f.read()).hexdigest())
         self.assertTrue(p["advjpg_version"])
         prm = p["parameters"]
         self.assertEqual((prm["eps"], prm["quality"], prm["seed"], prm["dataset"]), (EPS, QS, 3, "set"))
@@ -243,7 +245,8 @@ class Grid(unittest.TestCase):
                           "JPGnoise60(Adv2(x))", "JPG80(Adv2(x))", "JPGnoise80(Adv2(x))"])
 
     def test_refusals(self):
-        png = open(os.path.join(IMAGES, "im01.png"), "rb").read()
+        with open(os.path.join(IMAGES, "im01.png"), "rb") as f:
+            png = f.read()
         for q in ("75,75", ",".join(str(q) for q in range(50, 67)), "0,50"):
             st, b = call("POST", "/attack?quality=" + q, png, "image/png")
             self.assertEqual(st, 400, (q, b))
@@ -277,14 +280,53 @@ class Grid(unittest.TestCase):
             time.sleep(0.1)
         j = get_json("/jobs/%s/images/im03.png" % jid)
         self.assertTrue(j["same_as_row"])
-        st, b = call("POST", "/attack?images=1&eps=1,5&quality=75,50&seed=%s" % j["seed"],
-                     open(files[1], "rb").read(), "image/png")
+        with open(files[1], "rb") as f:
+            st, b = call("POST", "/attack?images=1&eps=1,5&quality=75,50&seed=%s" % j["seed"],
+                         f.read(), "image/png")
         self.assertEqual(st, 200, b)
         a = json.loads(b)
         self.assertEqual(a["images"], j["images"], "the job's images are /attack's with the image's seed")
         self.assertEqual(a["results"], j["results"])
         for name, png in j["images"].items():
             self.assertTrue(base64.b64decode(png).startswith(b"\x89PNG"), name)
+
+    def compare(self, a, b):
+        p = subprocess.run([os.environ["ADVJPG"], "--server", URL, "compare", a, b],
+                           capture_output=True, text=True, env=dict(os.environ, ADVJPG_TOKEN=""))
+        return p.returncode, p.stdout, p.stderr
+
+    def test_compare(self):
+        rc, out, err = self.compare(self.grid, self.single[75])
+        self.assertEqual(rc, 0, err)
+        self.assertIn("paired tests on the 14 images", out)
+        lines = {ln.split()[0]: ln.split() for ln in out.splitlines() if ln.strip()}
+        self.assertIn("JPG75(Adv5(x)) = JPG(Adv5(x))", out, "rows matched by kind, eps and quality")
+        row = lines["JPG75(Adv5(x))"]  # the same values on both sides: nothing changes
+        self.assertEqual(row[1:4], ["0", "0", "1"], out)
+        # two different settings: the counts against the rows, McNemar against SciPy
+        rc, out, err = self.compare(self.single[50], self.single[90])
+        self.assertEqual(rc, 0, err)
+        ha, ra = rows_of(self.single[50])
+        hb, rb = rows_of(self.single[90])
+        pa, pb = ha.index("JPG(Adv1(x)):label"), hb.index("JPG(Adv1(x)):label")
+        by_b = {r[0]: r for r in rb}
+        rw = sum(r[pa] == r[1] and by_b[r[0]][pb] != r[1] for r in ra)
+        wr = sum(r[pa] != r[1] and by_b[r[0]][pb] == r[1] for r in ra)
+        got = [ln.split() for ln in out.split("paired tests")[1].splitlines()
+               if ln.startswith("JPG(Adv1(x)) ")][0]
+        self.assertEqual((int(got[1]), int(got[2])), (rw, wr), out)
+        p = 1.0 if rw + wr == 0 else stats.binomtest(rw, rw + wr, 0.5).pvalue
+        self.assertAlmostEqual(float(got[3]), p, places=3)
+        # different images: the tables, and the paired part refused
+        body, ct = upload([os.path.join(IMAGES, "im05.png")], {"eps": "1,5"})
+        st, b = call("POST", "/evaluate", body, ct)
+        jid = json.loads(b)["id"]
+        while get_json("/jobs/" + jid)["status"] not in ("done", "failed"):
+            time.sleep(0.1)
+        rc, out, err = self.compare(self.single[75], jid)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("different images", err)
+        self.assertIn("top-1 A", out)
 
     def test_quality_figure(self):
         st, svg = call("GET", "/jobs/%s/quality.svg" % self.grid)
