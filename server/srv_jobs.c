@@ -791,7 +791,7 @@ static int image_path(const srv_jobs *js, const snapshot *s, const char *file, c
     }
     const char *dir = json_string_value(json_object_get(s->info, "images_dir"));
     if (!js->root || !dir)
-        return adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED,
+        return adj_fail(err, errsz, ADJ_ERR_STATE,
                         "server-side datasets are disabled (start advjpgd with --data-root)");
     return srv_path_file_under(js->root, dir, file, real, err, errsz);
 }
@@ -829,7 +829,7 @@ int srv_jobs_image(srv_jobs *js, const char *id, const char *file, srv_job_image
         rc = adj_fail(err, errsz, ADJ_ERR_NOTFOUND,
                       "job %s has no image '%.200s' among its %zu evaluated rows", id, file, rows.n);
     else if (rows.label_x[i] < 0)
-        rc = adj_fail(err, errsz, ADJ_ERR_FORMAT, "image '%.200s' of job %s could not be read",
+        rc = adj_fail(err, errsz, ADJ_ERR_CONFLICT, "image '%.200s' of job %s could not be read",
                       file, id);
     else if (!(rc = image_path(js, &s, file, real, err, errsz)) &&
              ut_read_file(real, IMAGE_FILE_MAX, 0, &out->bytes, &out->len, NULL, 0))

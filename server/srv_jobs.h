@@ -218,7 +218,7 @@ typedef struct {
 /**
  * The file of a job's evaluated row (not yet evaluated or not in the job:
  * ADJ_ERR_NOTFOUND; a row of an image that could not be read:
- * ADJ_ERR_FORMAT), read from the dataset under the data root or from the
+ * ADJ_ERR_CONFLICT; datasets disabled: ADJ_ERR_STATE), read from the dataset under the data root or from the
  * upload, with what rebuilding its transforms needs. Free with
  * srv_job_image_free. Errors as srv_jobs_result.
  */
