@@ -169,7 +169,8 @@ int cli_parse_seconds(cli_ctx *ctx, const char *opt, const char *s, double *out)
     return 0;
 }
 
-int cli_parse_eps(cli_ctx *ctx, const char *s, char *norm, size_t n, json_t **arr)
+int cli_parse_list(cli_ctx *ctx, const char *opt, const char *s, long lo, long hi,
+                   const char *example, char *norm, size_t n, json_t **arr)
 {
     json_t *a = json_array();
     size_t o = 0;
@@ -190,16 +191,15 @@ int cli_parse_eps(cli_ctx *ctx, const char *s, char *norm, size_t n, json_t **ar
         }
         /* the range is the server's (exp_param.h); how many values it takes
          * (EXP_MAX_EPS) it says itself, in one 400 line */
-        if (end == p || errno || v < EXP_EPS_MIN || v > EXP_EPS_MAX) {
+        if (end == p || errno || v < lo || v > hi) {
             json_decref(a);
-            return cli_usage(ctx, "--eps wants integers from %d to %d separated by commas, "
-                                  "such as %s, not '%s'", EXP_EPS_MIN, EXP_EPS_MAX,
-                             EXP_DEFAULT_EPS, s);
+            return cli_usage(ctx, "%s wants integers from %ld to %ld separated by commas, "
+                                  "such as %s, not '%s'", opt, lo, hi, example, s);
         }
         int w = snprintf(norm + o, n - o, "%s%ld", o ? "," : "", v);
         if (w < 0 || (size_t)w >= n - o) {
             json_decref(a);
-            return cli_usage(ctx, "--eps: the list '%s' is too long", s);
+            return cli_usage(ctx, "%s: the list '%s' is too long", opt, s);
         }
         o += (size_t)w;
         json_array_append_new(a, json_integer(v));
@@ -210,9 +210,8 @@ int cli_parse_eps(cli_ctx *ctx, const char *s, char *norm, size_t n, json_t **ar
             break;
         if (*p != ',') {
             json_decref(a);
-            return cli_usage(ctx, "--eps wants integers from %d to %d separated by commas, "
-                                  "such as %s, not '%s'", EXP_EPS_MIN, EXP_EPS_MAX,
-                             EXP_DEFAULT_EPS, s);
+            return cli_usage(ctx, "%s wants integers from %ld to %ld separated by commas, "
+                                  "such as %s, not '%s'", opt, lo, hi, example, s);
         }
         p++;
     }
@@ -221,6 +220,17 @@ int cli_parse_eps(cli_ctx *ctx, const char *s, char *norm, size_t n, json_t **ar
     else
         json_decref(a);
     return 0;
+}
+
+int cli_parse_eps(cli_ctx *ctx, const char *s, char *norm, size_t n, json_t **arr)
+{
+    return cli_parse_list(ctx, "--eps", s, EXP_EPS_MIN, EXP_EPS_MAX, EXP_DEFAULT_EPS, norm, n, arr);
+}
+
+int cli_parse_quality(cli_ctx *ctx, const char *s, char *norm, size_t n, json_t **arr)
+{
+    return cli_parse_list(ctx, "--quality", s, EXP_QUALITY_MIN, EXP_QUALITY_MAX, "75 or 50,75,90",
+                          norm, n, arr);
 }
 
 int cli_check_resize(cli_ctx *ctx, const char *s)

@@ -69,7 +69,7 @@ extern const cli_command *const cli_commands[];
 /* commands, each in the module of its endpoints */
 extern const cli_command cli_cmd_classify, cli_cmd_attack, cli_cmd_recompress;
 extern const cli_command cli_cmd_evaluate, cli_cmd_jobs, cli_cmd_job, cli_cmd_result,
-    cli_cmd_rows, cli_cmd_cancel, cli_cmd_delete;
+    cli_cmd_rows, cli_cmd_cancel, cli_cmd_delete, cli_cmd_compare;
 extern const cli_command cli_cmd_health, cli_cmd_models, cli_cmd_metrics;
 
 /** Sets the context's defaults from the environment and the terminal. */
@@ -118,6 +118,13 @@ int cli_parse_seconds(cli_ctx *ctx, const char *opt, const char *s, double *out)
  * not NULL, as a new JSON array into *arr.
  */
 int cli_parse_eps(cli_ctx *ctx, const char *s, char *norm, size_t n, json_t **arr);
+
+/** The same for a --quality list ("75", or a grid "50,75,90": integers 1..100). */
+int cli_parse_quality(cli_ctx *ctx, const char *s, char *norm, size_t n, json_t **arr);
+
+/** The same for option opt: integers lo..hi (example shown in the message). */
+int cli_parse_list(cli_ctx *ctx, const char *opt, const char *s, long lo, long hi,
+                   const char *example, char *norm, size_t n, json_t **arr);
 
 /** Checks --resize: "center" or "none". */
 int cli_check_resize(cli_ctx *ctx, const char *s);

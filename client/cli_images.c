@@ -249,8 +249,8 @@ static int run_attack(cli_ctx *ctx, int argc, char **argv)
         CLI_GLOBAL_OPTIONS,
         {NULL, 0, NULL, 0},
     };
-    char eps[512] = "", err[CLI_ERRLEN];
-    long quality = -1, top_k = -1;
+    char eps[512] = "", quality[256] = "", err[CLI_ERRLEN];
+    long top_k = -1;
     unsigned long long seed = 0;
     int have_seed = 0;
     const char *resize = NULL, *out = NULL;
@@ -262,7 +262,7 @@ static int run_attack(cli_ctx *ctx, int argc, char **argv)
                 return rc;
             break;
         case 'q':
-            if ((rc = cli_parse_long(ctx, "--quality", optarg, EXP_QUALITY_MIN, EXP_QUALITY_MAX, &quality)))
+            if ((rc = cli_parse_quality(ctx, optarg, quality, sizeof quality, NULL)))
                 return rc;
             break;
         case 's':
@@ -321,7 +321,7 @@ static int run_attack(cli_ctx *ctx, int argc, char **argv)
     char path[768] = "/attack";
     if (cli_query_add(path, sizeof path, "images=%d", out ? 1 : 0) ||
         (eps[0] && cli_query_add(path, sizeof path, "eps=%s", eps)) ||
-        (quality > 0 && cli_query_add(path, sizeof path, "quality=%ld", quality)) ||
+        (quality[0] && cli_query_add(path, sizeof path, "quality=%s", quality)) ||
         (have_seed && cli_query_add(path, sizeof path, "seed=%llu", seed)) ||
         (top_k > 0 && cli_query_add(path, sizeof path, "top_k=%ld", top_k)) ||
         (resize && cli_query_add(path, sizeof path, "resize=%s", resize))) {
@@ -368,7 +368,7 @@ static int run_attack(cli_ctx *ctx, int argc, char **argv)
 
 const cli_command cli_cmd_attack = {
     "attack", run_attack, "adversarial images and their JPEG re-compressions (POST /attack)",
-    "usage: advjpg attack IMG... [--eps 1,5,10] [--quality Q] [--seed S] [--top-k K]\n"
+    "usage: advjpg attack IMG... [--eps 1,5,10] [--quality Q[,Q...]] [--seed S] [--top-k K]\n"
     "                            [--resize center|none] [--out DIR]\n"
     "\n"
     "Runs the per-image experiment on each IMG, one request per image: classifies\n"
@@ -381,7 +381,8 @@ const cli_command cli_cmd_attack = {
     "\n"
     "Options (server defaults when left out):\n"
     "  -e, --eps LIST        eps values, integers 1..255: 1,5,10\n"
-    "  -q, --quality Q       JPEG quality 1..100 of JPG()\n"
+    "  -q, --quality Q       JPEG quality 1..100 of JPG(); a list (50,75,90) is the\n"
+    "                        quality grid (names then carry it: JPG75(Adv5(x)))\n"
     "  -s, --seed S          seed of JPGnoise's random permutation of the JPEG change\n"
     "  -k, --top-k K         classes per \"top\" list\n"
     "      --resize MODE     center (default) or none (IMG is the input size)\n"

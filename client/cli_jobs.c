@@ -344,11 +344,11 @@ static int run_evaluate(cli_ctx *ctx, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *dataset = NULL, *truth = NULL, *labels = NULL, *dir = NULL;
-    long quality = -1, offset = -1, limit = -1, shard_i = -1, shard_n = -1;
+    long offset = -1, limit = -1, shard_i = -1, shard_n = -1;
     unsigned long long seed = 0;
     int have_seed = 0, wait = 0, c, rc = 0;
     double interval = 1.0;
-    char eps[512] = "", err[CLI_ERRLEN];
+    char eps[512] = "", quality[256] = "", err[CLI_ERRLEN];
     while ((c = getopt_long(argc, argv, ":he:q:s:", opts, NULL)) != -1) {
         switch (c) {
         case O_DATASET:
@@ -378,7 +378,7 @@ static int run_evaluate(cli_ctx *ctx, int argc, char **argv)
                 return rc;
             break;
         case 'q':
-            if ((rc = cli_parse_long(ctx, "--quality", optarg, EXP_QUALITY_MIN, EXP_QUALITY_MAX, &quality)))
+            if ((rc = cli_parse_quality(ctx, optarg, quality, sizeof quality, NULL)))
                 return rc;
             break;
         case 's':
@@ -440,8 +440,13 @@ static int run_evaluate(cli_ctx *ctx, int argc, char **argv)
         char norm[sizeof eps];
         if (eps[0] && !cli_parse_eps(ctx, eps, norm, sizeof norm, &arr)) /* checked: no error */
             json_object_set_new(body, "eps", arr);
-        if (quality > 0)
-            json_object_set_new(body, "quality", json_integer(quality));
+        char qnorm[sizeof quality];
+        json_t *qarr = NULL;
+        if (quality[0] && !cli_parse_quality(ctx, quality, qnorm, sizeof qnorm, &qarr))
+            json_object_set_new(body, "quality", json_array_size(qarr) == 1
+                                                     ? json_incref(json_array_get(qarr, 0))
+                                                     : json_incref(qarr));
+        json_decref(qarr);
         if (have_seed)
             json_object_set_new(body, "seed", json_integer((json_int_t)seed));
         if (offset >= 0)
@@ -520,7 +525,7 @@ static int run_evaluate(cli_ctx *ctx, int argc, char **argv)
                                       .len = text_len, .type = "text/plain"};
     char path[768] = "/evaluate";
     if ((eps[0] && cli_query_add(path, sizeof path, "eps=%s", eps)) ||
-        (quality > 0 && cli_query_add(path, sizeof path, "quality=%ld", quality)) ||
+        (quality[0] && cli_query_add(path, sizeof path, "quality=%s", quality)) ||
         (have_seed && cli_query_add(path, sizeof path, "seed=%llu", seed)))
         rc = cli_fail("the request's URL is too long");
     json_t *ans = NULL;
@@ -559,7 +564,8 @@ const cli_command cli_cmd_evaluate = {
     "                           sorted order of the images (ILSVRC2012 style), a file\n"
     "                           under the server's --data-root\n"
     "  -e, --eps LIST           eps values, integers 1..255: 1,5,10\n"
-    "  -q, --quality Q          JPEG quality 1..100\n"
+    "  -q, --quality Q[,Q...]   JPEG quality 1..100; a list (50,75,90) is the quality\n"
+    "                           grid: every (eps, quality) pair, the gradients once\n"
     "  -s, --seed S             seed of JPGnoise's random permutation of the JPEG change\n"
     "      --offset N           skip the first N images of the sorted list\n"
     "      --limit N            take at most N images\n"

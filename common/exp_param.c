@@ -15,9 +15,10 @@ const exp_param_def exp_param_defs[EXP_PARAM_COUNT] = {
     [EXP_PARAM_EPS] = {.name = "eps", .kind = EXP_PK_INT_LIST, .lo = EXP_EPS_MIN,
                        .hi = EXP_EPS_MAX, .def = EXP_DEFAULT_EPS,
                        .help = "the attack's sizes in pixel levels"},
-    [EXP_PARAM_QUALITY] = {.name = "quality", .kind = EXP_PK_INT, .lo = EXP_QUALITY_MIN,
+    [EXP_PARAM_QUALITY] = {.name = "quality", .kind = EXP_PK_INT_LIST, .lo = EXP_QUALITY_MIN,
                            .hi = EXP_QUALITY_MAX, .def = STR(EXP_DEFAULT_QUALITY),
-                           .help = "JPEG quality of JPG()"},
+                           .help = "JPEG quality of JPG(); a list (75,50,90: distinct, at "
+                                   "most 16) is the quality grid"},
     [EXP_PARAM_SEED] = {.name = "seed", .kind = EXP_PK_U64, .def = STR(EXP_DEFAULT_SEED),
                         .help = "seed of JPGnoise's random permutation of the JPEG change"},
     [EXP_PARAM_IMAGES] = {.name = "images", .kind = EXP_PK_INT, .lo = 0, .hi = 1, .def = "0",

@@ -18,6 +18,9 @@
 /** The most eps values one request may list. */
 #define EXP_MAX_EPS 16
 
+/** The most JPEG qualities one request may list (the quality grid). */
+#define EXP_MAX_QUALITY 16
+
 /** The paper's values (Dziugaite et al. 2016): eps 1,5,10 levels, JPEG quality 75; seed 1. */
 #define EXP_EPS_MIN 1
 #define EXP_EPS_MAX 255
@@ -43,7 +46,8 @@ typedef enum {
 /** How a parameter's text is read. */
 typedef enum {
     EXP_PK_INT,      /**< a decimal integer in lo..hi */
-    EXP_PK_INT_LIST, /**< comma-separated integers in lo..hi, at most EXP_MAX_EPS */
+    EXP_PK_INT_LIST, /**< comma-separated integers in lo..hi, at most EXP_MAX_EPS
+                          (EXP_MAX_QUALITY for quality) */
     EXP_PK_U64,      /**< a decimal integer in 0..2^64-1 (lo, hi unused) */
     EXP_PK_CHOICE,   /**< one of the comma-separated words in choices */
 } exp_param_kind;

@@ -7,6 +7,43 @@
 /* Images per call of the iterative attacks (their seeds on the stack). */
 #define EXP_MAX_BATCH_SEEDS 64
 
+void exp_params_set_qualities(exp_params *p, const int *q, int n)
+{
+    p->quality = q[0];
+    p->n_quality = n;
+    memset(p->qualities, 0, sizeof p->qualities);
+    memcpy(p->qualities, q, (size_t)n * sizeof *q);
+}
+
+int exp_n_qualities(const exp_params *p) { return p->n_quality > 1 ? p->n_quality : 1; }
+
+int exp_quality_at(const exp_params *p, int i)
+{
+    return p->n_quality > 1 ? p->qualities[i] : p->quality;
+}
+
+/* The quality or the grid: in range, distinct, qualities[0] == quality. */
+static int check_qualities(const exp_params *p, char *err, size_t errsz)
+{
+    if (p->n_quality < 0 || p->n_quality > EXP_MAX_QUALITY)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "quality: give 1..%d values, not %d",
+                        EXP_MAX_QUALITY, p->n_quality);
+    if (p->n_quality > 1 && p->qualities[0] != p->quality)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "quality: the grid's first quality %d is not %d",
+                        p->qualities[0], p->quality);
+    const int nq = exp_n_qualities(p);
+    for (int i = 0; i < nq; i++) {
+        const int q = exp_quality_at(p, i);
+        if (q < EXP_QUALITY_MIN || q > EXP_QUALITY_MAX)
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "quality: %d is not in %d..%d", q,
+                            EXP_QUALITY_MIN, EXP_QUALITY_MAX);
+        for (int k = 0; k < i; k++)
+            if (exp_quality_at(p, k) == q)
+                return adj_fail(err, errsz, ADJ_ERR_ARG, "quality: %d is listed twice", q);
+    }
+    return ADJ_OK;
+}
+
 int exp_params_check(const exp_params *p, char *err, size_t errsz)
 {
     if (p->n_eps < 1 || p->n_eps > EXP_MAX_EPS)
@@ -16,10 +53,15 @@ int exp_params_check(const exp_params *p, char *err, size_t errsz)
         if (p->eps[i] < EXP_EPS_MIN || p->eps[i] > EXP_EPS_MAX)
             return adj_fail(err, errsz, ADJ_ERR_ARG, "eps: %d is not an integer in %d..%d",
                             p->eps[i], EXP_EPS_MIN, EXP_EPS_MAX);
-    if (p->quality < EXP_QUALITY_MIN || p->quality > EXP_QUALITY_MAX)
-        return adj_fail(err, errsz, ADJ_ERR_ARG, "quality: %d is not in %d..%d", p->quality,
-                        EXP_QUALITY_MIN, EXP_QUALITY_MAX);
+    int rc = check_qualities(p, err, errsz);
+    if (rc)
+        return rc;
     const exp_attack *a = &p->attack;
+    if (a->adaptive == EXP_ADAPT_BPDA && exp_n_qualities(p) > 1)
+        return adj_fail(err, errsz, ADJ_ERR_ARG,
+                        "adaptive=bpda attacks JPG at one quality: give one quality, not %d "
+                        "(a grid of adaptive attacks is one job per quality)",
+                        exp_n_qualities(p));
     if (a->kind < EXP_FGSM || a->kind > EXP_LL)
         return adj_fail(err, errsz, ADJ_ERR_ARG, "attack: unknown kind %d", (int)a->kind);
     if (a->adaptive < EXP_ADAPT_NONE || a->adaptive > EXP_ADAPT_EOT)
@@ -73,27 +115,77 @@ static atk_iter_params iter_params(const exp_params *p, int e)
     return ip;
 }
 
-int exp_n_transforms(const exp_params *p) { return 2 + 3 * p->n_eps; }
+int exp_n_transforms(const exp_params *p)
+{
+    const int nq = exp_n_qualities(p);
+    return 1 + nq + p->n_eps * (1 + 2 * nq);
+}
+
+exp_transform exp_transform_at(const exp_params *p, int t)
+{
+    const int nq = exp_n_qualities(p);
+    exp_transform d = {.kind = EXP_T_X, .ei = -1, .qi = -1};
+    if (t == 0)
+        return d;
+    if (t <= nq) {
+        d.kind = EXP_T_JPG_X;
+        d.qi = t - 1;
+    } else {
+        const int u = t - 1 - nq, per = 1 + 2 * nq, k = u % per;
+        d.ei = u / per;
+        d.eps = p->eps[d.ei];
+        d.kind = k == 0 ? EXP_T_ADV : (k - 1) % 2 == 0 ? EXP_T_JPG_ADV : EXP_T_NOISE_ADV;
+        d.qi = k == 0 ? -1 : (k - 1) / 2;
+    }
+    if (d.qi >= 0)
+        d.quality = exp_quality_at(p, d.qi);
+    return d;
+}
+
+int exp_transform_index(const exp_params *p, exp_transform_kind kind, int ei, int qi)
+{
+    const int nq = exp_n_qualities(p);
+    const int q_ok = qi >= 0 && qi < nq, e_ok = ei >= 0 && ei < p->n_eps;
+    const int base = 1 + nq + ei * (1 + 2 * nq);
+    switch (kind) {
+    case EXP_T_X: return 0;
+    case EXP_T_JPG_X: return q_ok ? 1 + qi : -1;
+    case EXP_T_ADV: return e_ok ? base : -1;
+    case EXP_T_JPG_ADV: return e_ok && q_ok ? base + 1 + 2 * qi : -1;
+    case EXP_T_NOISE_ADV: return e_ok && q_ok ? base + 2 + 2 * qi : -1;
+    case EXP_T_KIND_COUNT: break;
+    }
+    return -1;
+}
+
+const char *exp_transform_kind_name(exp_transform_kind kind)
+{
+    static const char *const names[EXP_T_KIND_COUNT] = {
+        [EXP_T_X] = "x", [EXP_T_JPG_X] = "jpg", [EXP_T_ADV] = "adv",
+        [EXP_T_JPG_ADV] = "jpg_adv", [EXP_T_NOISE_ADV] = "noise_adv"};
+    return (unsigned)kind < EXP_T_KIND_COUNT ? names[kind] : "?";
+}
 
 exp_transform_kind exp_transform_kind_of(const exp_params *p, int t)
 {
-    (void)p;
-    if (t < 2)
-        return t == 0 ? EXP_T_X : EXP_T_JPG_X;
-    return (exp_transform_kind)(EXP_T_ADV + (t - 2) % 3);
+    return exp_transform_at(p, t).kind;
 }
 
-int exp_transform_eps(const exp_params *p, int t) { return t < 2 ? 0 : p->eps[(t - 2) / 3]; }
+int exp_transform_eps(const exp_params *p, int t) { return exp_transform_at(p, t).eps; }
 
 const char *exp_transform_name(const exp_params *p, int t, char *buf, size_t size)
 {
-    const int e = exp_transform_eps(p, t);
-    switch (exp_transform_kind_of(p, t)) {
+    const exp_transform d = exp_transform_at(p, t);
+    char q[8] = ""; /* the quality in a grid's names */
+    if (exp_n_qualities(p) > 1 && d.quality)
+        snprintf(q, sizeof q, "%d", d.quality);
+    switch (d.kind) {
     case EXP_T_X: snprintf(buf, size, "x"); break;
-    case EXP_T_JPG_X: snprintf(buf, size, "JPG(x)"); break;
-    case EXP_T_ADV: snprintf(buf, size, "Adv%d(x)", e); break;
-    case EXP_T_JPG_ADV: snprintf(buf, size, "JPG(Adv%d(x))", e); break;
-    case EXP_T_NOISE_ADV: snprintf(buf, size, "JPGnoise(Adv%d(x))", e); break;
+    case EXP_T_JPG_X: snprintf(buf, size, "JPG%s(x)", q); break;
+    case EXP_T_ADV: snprintf(buf, size, "Adv%d(x)", d.eps); break;
+    case EXP_T_JPG_ADV: snprintf(buf, size, "JPG%s(Adv%d(x))", q, d.eps); break;
+    case EXP_T_NOISE_ADV: snprintf(buf, size, "JPGnoise%s(Adv%d(x))", q, d.eps); break;
+    case EXP_T_KIND_COUNT: snprintf(buf, size, "?"); break;
     }
     return buf;
 }
@@ -144,18 +236,27 @@ static int make_variants(const exp_params *p, const float *grad, uint64_t seed, 
                          char *err, size_t errsz)
 {
     const img_rgb *x = &r->images[0];
-    int rc = img_jpeg_roundtrip(x, p->quality, &r->images[1], err, errsz);
+    const int nq = exp_n_qualities(p);
+    int rc = ADJ_OK;
+    for (int q = 0; q < nq && !rc; q++)
+        rc = img_jpeg_roundtrip(x, exp_quality_at(p, q),
+                                &r->images[exp_transform_index(p, EXP_T_JPG_X, 0, q)], err, errsz);
     for (int e = 0; e < p->n_eps && !rc; e++) {
-        img_rgb *adv = &r->images[2 + 3 * e];
+        img_rgb *adv = &r->images[exp_transform_index(p, EXP_T_ADV, e, 0)];
         if (grad) {
             if ((rc = img_alloc(adv, x->w, x->h)))
                 return adj_fail(err, errsz, rc, "out of memory");
             atk_fgsm(x->px, grad, (size_t)3 * x->w * x->h, p->eps[e], adv->px);
         }
         r->norms[e] = atk_perturbation(x, adv);
-        rc = img_jpeg_roundtrip(adv, p->quality, adv + 1, err, errsz);
-        if (!rc)
-            rc = atk_jpeg_noise(adv, adv + 1, seed, adv + 2, err, errsz);
+        for (int q = 0; q < nq && !rc; q++) {
+            img_rgb *jpg = &r->images[exp_transform_index(p, EXP_T_JPG_ADV, e, q)];
+            rc = img_jpeg_roundtrip(adv, exp_quality_at(p, q), jpg, err, errsz);
+            if (!rc) /* the same permutation at every quality: the grid is the union of jobs */
+                rc = atk_jpeg_noise(adv, jpg, seed,
+                                    &r->images[exp_transform_index(p, EXP_T_NOISE_ADV, e, q)], err,
+                                    errsz);
+        }
     }
     return rc;
 }
@@ -231,7 +332,7 @@ int exp_run_batch_keep(net_ctx *ctx, const img_rgb *xs, int n, const exp_params 
                     s[i] = start_seed(seeds[b0 + c0 + i], p->eps[e]);
                 rc = atk_iterative(ctx, xs + b0 + c0, nc, labels + c0, s, &ip, adv, err, errsz);
                 for (int i = 0; i < nc && !rc; i++)
-                    r[b0 + c0 + i].images[2 + 3 * e] = adv[i];
+                    r[b0 + c0 + i].images[exp_transform_index(p, EXP_T_ADV, e, 0)] = adv[i];
             }
         }
         for (int i = 0; i < nb && !rc; i++)

@@ -7,6 +7,12 @@
  * "JPGnoise(Adv<e>(x))". Each is classified; the clean image's top label l_x
  * is the reference for every transform's top-label probability p(l_x | f(x)).
  *
+ * The quality grid (several JPEG qualities q1..qQ): "x", "JPG<q>(x)" for each
+ * q, then for each eps e: "Adv<e>(x)" and, for each q, "JPG<q>(Adv<e>(x))",
+ * "JPGnoise<q>(Adv<e>(x))". Adv_e(x) is made once per eps (the gradient work
+ * does not depend on q). With one quality the names and the order are the
+ * paper's above. exp_transform_at describes transform t (kind, eps, quality).
+ *
  *     exp_params p = { .n_eps = 3, .eps = {1, 5, 10}, .quality = 75 };
  *     exp_result r[4];
  *     uint64_t seeds[4] = {1, 1, 1, 1};
@@ -26,7 +32,7 @@
 #include "image.h"
 #include "net.h"
 
-#define EXP_MAX_TRANSFORMS (2 + 3 * EXP_MAX_EPS)
+#define EXP_MAX_TRANSFORMS (1 + EXP_MAX_QUALITY + EXP_MAX_EPS * (1 + 2 * EXP_MAX_QUALITY))
 
 /** Which attack makes Adv_eps(x): the paper's FGSM, or an iterative one. */
 typedef enum { EXP_FGSM = 0, EXP_BIM, EXP_PGD, EXP_LL } exp_attack_kind;
@@ -47,22 +53,56 @@ typedef struct {
 typedef struct {
     int n_eps;
     int eps[EXP_MAX_EPS]; /**< pixel levels, 1..255 */
-    int quality;          /**< JPEG quality 1..100 (the paper: 75) */
+    int quality;          /**< JPEG quality 1..100 (the paper: 75); a grid's first */
     exp_attack attack;    /**< zeros: FGSM */
+    /** The quality grid: 0 or 1, one quality (quality); 2..EXP_MAX_QUALITY distinct
+     *  qualities in qualities[] with qualities[0] == quality (exp_params_set_qualities). */
+    int n_quality;
+    int qualities[EXP_MAX_QUALITY];
 } exp_params;
 
 typedef enum {
-    EXP_T_X, EXP_T_JPG_X, EXP_T_ADV, EXP_T_JPG_ADV, EXP_T_NOISE_ADV
+    EXP_T_X, EXP_T_JPG_X, EXP_T_ADV, EXP_T_JPG_ADV, EXP_T_NOISE_ADV, EXP_T_KIND_COUNT
 } exp_transform_kind;
 
+/** What transform t is: its kind, eps and JPEG quality (0 where they do not apply). */
+typedef struct {
+    exp_transform_kind kind;
+    int eps;     /**< levels; 0 for x and JPG(x) */
+    int quality; /**< 0 for x and Adv(x) */
+    int ei;      /**< index of eps in p->eps, -1 for x and JPG(x) */
+    int qi;      /**< index of quality in the grid, -1 for x and Adv(x) */
+} exp_transform;
+
+/** Sets the qualities (n of them, 1..EXP_MAX_QUALITY) of p: quality, n_quality, qualities. */
+void exp_params_set_qualities(exp_params *p, const int *q, int n);
+
+/** Number of JPEG qualities: 1 without a grid. */
+int exp_n_qualities(const exp_params *p);
+
+/** Quality i (0 .. exp_n_qualities - 1). */
+int exp_quality_at(const exp_params *p, int i);
+
+/** Transform t described (0 <= t < exp_n_transforms). */
+exp_transform exp_transform_at(const exp_params *p, int t);
+
+/** The index of the transform of kind with eps index ei and quality index qi (each
+ *  ignored where it does not apply); -1 when out of range. */
+int exp_transform_index(const exp_params *p, exp_transform_kind kind, int ei, int qi);
+
+/** "x", "jpg", "adv", "jpg_adv", "noise_adv": the kind's name in results and rows. */
+const char *exp_transform_kind_name(exp_transform_kind kind);
+
 /**
- * Checks eps (1..255, at most EXP_MAX_EPS), quality and the attack (steps
- * 1..10000, step size 1..255, EOT qualities 1..100, an adaptive attack only
- * with an iterative one, EOT's qualities only with EOT); errors name the value.
+ * Checks eps (1..255, at most EXP_MAX_EPS), the qualities (1..100, distinct,
+ * at most EXP_MAX_QUALITY) and the attack (steps 1..10000, step size 1..255,
+ * EOT qualities 1..100, an adaptive attack only with an iterative one, EOT's
+ * qualities only with EOT, BPDA with one quality: it attacks JPG_q); errors
+ * name the value.
  */
 int exp_params_check(const exp_params *p, char *err, size_t errsz);
 
-/** Number of transforms: 2 + 3 * n_eps. */
+/** Number of transforms: 1 + Q + n_eps * (1 + 2 Q) for Q qualities (2 + 3 n_eps for one). */
 int exp_n_transforms(const exp_params *p);
 
 /** Kind of transform t. */
@@ -71,7 +111,7 @@ exp_transform_kind exp_transform_kind_of(const exp_params *p, int t);
 /** eps of transform t, 0 for x and JPG(x). */
 int exp_transform_eps(const exp_params *p, int t);
 
-/** Writes transform t's name ("JPG(Adv5(x))") into buf; returns buf. */
+/** Writes transform t's name ("JPG(Adv5(x))"; in a grid "JPG75(Adv5(x))") into buf; returns buf. */
 const char *exp_transform_name(const exp_params *p, int t, char *buf, size_t size);
 
 /**

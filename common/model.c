@@ -28,8 +28,10 @@ struct model {
     gr_graph *graph;        /* NULL for a layer-list model */
     model_preproc pre;
     char pre_source[4096];  /* the preprocessing's file, or "torchvision default" */
-    char sha256[65];        /* of the .onnx file, hex */
+    char sha256[65];        /* hex, of the .onnx file or of the weights as loaded or created */
 };
+
+static void sha256_mem(const void *p, size_t n, char out[65]);
 
 /* ---- built-in specs ---------------------------------------------------- */
 
@@ -499,6 +501,7 @@ int model_load(const model_spec *spec, const char *path, model **out, char *err,
     m->map_bytes = (size_t)want;
     m->n_params = n;
     snprintf(m->path, sizeof m->path, "%s", path);
+    sha256_mem(p, (size_t)want, m->sha256); /* the file's bytes: what the map holds */
     model_init_offsets(m);
     *out = m;
     return ADJ_OK;
@@ -530,6 +533,7 @@ int model_create(const model_spec *spec, float *weights, size_t n_floats, int co
     m->spec = *spec;
     m->weights = m->owned;
     m->n_params = n;
+    sha256_mem(m->weights, n * sizeof(float), m->sha256); /* a weight file's bytes (little-endian) */
     model_init_offsets(m);
     *out = m;
     return ADJ_OK;
@@ -785,43 +789,84 @@ static void sha256_block(uint32_t h[8], const unsigned char *p)
         h[i] += v[i];
 }
 
+/* SHA-256 of a stream: blocks as they come, the tail and the length at the end. */
+typedef struct {
+    uint32_t h[8];
+    unsigned char buf[64];
+    size_t have;
+    uint64_t total;
+} sha256_ctx;
+
+static void sha256_init(sha256_ctx *c)
+{
+    static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    memcpy(c->h, h0, sizeof h0);
+    c->have = 0;
+    c->total = 0;
+}
+
+static void sha256_update(sha256_ctx *c, const unsigned char *p, size_t n)
+{
+    c->total += n;
+    if (c->have) {
+        size_t k = 64 - c->have < n ? 64 - c->have : n;
+        memcpy(c->buf + c->have, p, k);
+        c->have += k, p += k, n -= k;
+        if (c->have < 64)
+            return;
+        sha256_block(c->h, c->buf);
+        c->have = 0;
+    }
+    for (; n >= 64; p += 64, n -= 64)
+        sha256_block(c->h, p);
+    memcpy(c->buf, p, n);
+    c->have = n;
+}
+
+static void sha256_final(sha256_ctx *c, char out[65])
+{
+    unsigned char tail[128] = {0};
+    memcpy(tail, c->buf, c->have);
+    tail[c->have] = 0x80;
+    const size_t len = c->have + 1 + 8 <= 64 ? 64 : 128;
+    for (int i = 0; i < 8; i++)
+        tail[len - 1 - i] = (unsigned char)((c->total * 8) >> (8 * i));
+    for (size_t i = 0; i < len; i += 64)
+        sha256_block(c->h, tail + i);
+    for (int i = 0; i < 8; i++)
+        snprintf(out + 8 * i, 9, "%08x", c->h[i]);
+}
+
+/* The hex SHA-256 of n bytes in memory. */
+static void sha256_mem(const void *p, size_t n, char out[65])
+{
+    sha256_ctx c;
+    sha256_init(&c);
+    sha256_update(&c, p, n);
+    sha256_final(&c, out);
+}
+
 static int sha256_file(const char *path, char out[65])
 {
-    uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c,
-                     0x1f83d9ab, 0x5be0cd19};
     FILE *f = fopen(path, "rb");
     if (!f)
         return ADJ_ERR_IO;
-    unsigned char buf[1 << 16], tail[128];
-    uint64_t total = 0;
-    size_t n, have = 0;
-    while ((n = fread(buf + have, 1, sizeof buf - have, f)) > 0 || have) {
-        n += have;
-        total += n - have;
-        size_t full = n / 64 * 64;
-        for (size_t i = 0; i < full; i += 64)
-            sha256_block(h, buf + i);
-        have = n - full;
-        memmove(buf, buf + full, have);
-        if (feof(f) || ferror(f))
-            break;
-    }
+    sha256_ctx c;
+    sha256_init(&c);
+    unsigned char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        sha256_update(&c, buf, n);
     int bad = ferror(f);
     fclose(f);
     if (bad)
         return ADJ_ERR_IO;
-    memset(tail, 0, sizeof tail);
-    memcpy(tail, buf, have);
-    tail[have] = 0x80;
-    const size_t len = have + 1 + 8 <= 64 ? 64 : 128;
-    for (int i = 0; i < 8; i++)
-        tail[len - 1 - i] = (unsigned char)((total * 8) >> (8 * i));
-    for (size_t i = 0; i < len; i += 64)
-        sha256_block(h, tail + i);
-    for (int i = 0; i < 8; i++)
-        snprintf(out + 8 * i, 9, "%08x", h[i]);
+    sha256_final(&c, out);
     return ADJ_OK;
 }
+
+const char *model_weights_sha256(const model *m) { return m->sha256; }
 
 int model_load_onnx(const char *path, const char *preprocess_path, model **out, char *err,
                     size_t errsz)

@@ -144,6 +144,14 @@ float *model_weights_mut(model *m);
 const char *model_weights_path(const model *m);
 
 /**
+ * The SHA-256 (hex, borrowed) of the weights, computed once: of the .onnx
+ * file, of the weight file's bytes (model_load), or of the weights as
+ * model_create received them, in the weight file's layout (a trainer that
+ * changes them afterwards does not update it).
+ */
+const char *model_weights_sha256(const model *m);
+
+/**
  * Offset (in floats) of layer i's weights in model_weights(); its biases
  * follow at offset + out * fan_in. -1 for a layer without parameters.
  */

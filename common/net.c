@@ -46,6 +46,7 @@ struct net_ctx {
     size_t bytes;
     /* seconds spent per layer since the context was made: forward, backward */
     double t_fwd[MODEL_MAX_LAYERS], t_bwd[MODEL_MAX_LAYERS];
+    uint64_t bwd_images; /* images through backward passes since the context was made */
     /* an ONNX model (model_graph): the graph engine's context, the
      * preprocessed input and its gradient [B][3][S][S] */
     gr_ctx *gc;
@@ -267,6 +268,8 @@ void net_ctx_layer_seconds(const net_ctx *c, double *fwd, double *bwd)
 }
 int net_ctx_max_batch(const net_ctx *c) { return c->max_batch; }
 
+uint64_t net_ctx_backward_images(const net_ctx *c) { return c->bwd_images; }
+
 const char *net_ctx_layer_algorithm(const net_ctx *c, int i)
 {
     switch (c->spec->layers[i].kind) {
@@ -478,6 +481,7 @@ static int backward(net_ctx *c, const int *labels, double alpha, float *grad_inp
         return ADJ_ERR_ARG;
     if (c->n < 1)
         return ADJ_ERR_STATE;
+    c->bwd_images += (uint64_t)c->n;
     if (c->gc) /* an ONNX model: no training, so no label smoothing */
         return alpha > 0 ? ADJ_ERR_UNSUPPORTED : graph_backward(c, labels, grad_input, grad_weights, losses);
     const model_spec *s = c->spec;

@@ -80,6 +80,12 @@ void net_ctx_layer_seconds(const net_ctx *ctx, double *fwd, double *bwd);
  */
 const char *net_ctx_layer_algorithm(const net_ctx *ctx, int i);
 
+/**
+ * Images that went through a backward pass since the context was made (a
+ * call on n images counts n): what an attack's gradient work costs.
+ */
+uint64_t net_ctx_backward_images(const net_ctx *ctx);
+
 /** The largest batch this context takes. */
 int net_ctx_max_batch(const net_ctx *ctx);
 

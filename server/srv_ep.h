@@ -28,6 +28,11 @@ enum MHD_Result srv_ep_classify_answer(srv_req *r);
 enum MHD_Result srv_ep_attack_answer(srv_req *r);
 enum MHD_Result srv_ep_recompress_answer(srv_req *r);
 void srv_ep_img_done(srv_req *r);
+/* GET /jobs/{id}/images/{file}: the job's image im (moved) as an /attack body with the
+ * job's parameters; then srv_ep_img_body, srv_ep_img_work, srv_ep_attack_worked */
+enum MHD_Result srv_ep_img_of_job(srv_req *r, const char *id, const char *file,
+                                  srv_job_image *im);
+enum MHD_Result srv_ep_job_image_answer(srv_req *r);
 
 /* ---- srv_ep_jobs.c: evaluation jobs ---- */
 enum MHD_Result srv_ep_eval_begin(srv_req *r);  /* POST /evaluate */
@@ -37,7 +42,8 @@ enum MHD_Result srv_ep_jobs_list(srv_req *r);   /* GET /jobs */
 enum MHD_Result srv_ep_job(srv_req *r);         /* GET, DELETE /jobs/{id} */
 enum MHD_Result srv_ep_job_result(srv_req *r);  /* GET /jobs/{id}/result */
 enum MHD_Result srv_ep_job_rows(srv_req *r);    /* GET /jobs/{id}/rows */
-enum MHD_Result srv_ep_job_figure(srv_req *r);  /* GET /jobs/{id}/figure3.svg, figure4.svg */
+enum MHD_Result srv_ep_job_figure(srv_req *r);  /* GET /jobs/{id}/figure3.svg, figure4.svg, quality.svg */
+enum MHD_Result srv_ep_job_image(srv_req *r);   /* GET /jobs/{id}/images/{file} */
 enum MHD_Result srv_ep_job_other(srv_req *r);   /* anything else under /jobs/: 404 */
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "image.h"
 #include "srv_ep.h"
+#include "srv_jobs.h"
 #include "srv_json.h"
 #include "srv_status.h"
 
@@ -25,6 +26,9 @@ typedef struct {
     uint8_t *jpeg;     /* /recompress */
     size_t jpeg_len;
     int submit_failed; /* the task never reached the worker: r->err_* say why */
+    srv_job_image row; /* GET /jobs/{id}/images/{file}: the job's row of the image */
+    char job_id[SRV_JOB_ID_LEN + 1];
+    char *file;
     srv_worker *expected; /* counted in srv_worker_expect until submitted or done */
     srv_task task;
 } img_state;
@@ -48,6 +52,8 @@ void srv_ep_img_done(srv_req *r)
     free(s->probs);
     free(s->jpeg);
     exp_result_free(&s->task.result);
+    srv_job_image_free(&s->row);
+    free(s->file);
     free(s);
     r->st = NULL;
 }
@@ -151,6 +157,10 @@ enum MHD_Result srv_ep_recompress_begin(srv_req *r)
     img_state *s = img_start(r, &ret);
     if (!s)
         return ret;
+    if (exp_n_qualities(&r->q.params) > 1)
+        return srv_req_error(r, MHD_HTTP_BAD_REQUEST,
+                             "quality: /recompress encodes at one quality, not a list of %d",
+                             exp_n_qualities(&r->q.params));
     const char *accept = srv_req_header(r, MHD_HTTP_HEADER_ACCEPT);
     if (accept && srv_req_accept_has(accept, "application/json") &&
         !srv_req_accept_has(accept, "image/jpeg"))
@@ -332,6 +342,16 @@ enum MHD_Result srv_ep_recompress_worked(srv_req *r)
 
 /* ---------------------------------------------------------------- answers */
 
+/* o with its "provenance" (the route's parameters); NULL when o is or when out of memory. */
+static json_t *with_provenance(const srv_req *r, const srv_json_ctx *c, json_t *o)
+{
+    if (o && srv_json_put_provenance(o, c, srv_json_params(&r->q, r->route->params))) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
 /* The task's failure answered (1), or 0 when it succeeded; c is then its JSON context. */
 static int task_failed(srv_req *r, enum MHD_Result *ret, srv_json_ctx *c)
 {
@@ -347,7 +367,8 @@ static int task_failed(srv_req *r, enum MHD_Result *ret, srv_json_ctx *c)
     else {
         const model_spec *spec = spec_of(r);
         *c = (srv_json_ctx){spec->name, spec->classes, spec->input_size,
-                            srv_req_engine(r)->labels, r->q.top_k};
+                            srv_req_engine(r)->labels, r->q.top_k,
+                            model_weights_sha256(srv_req_engine(r)->model)};
         return 0;
     }
     return 1;
@@ -361,7 +382,9 @@ enum MHD_Result srv_ep_classify_answer(srv_req *r)
     if (task_failed(r, &ret, &c))
         return ret;
     return srv_req_respond_json(r, MHD_HTTP_OK,
-                                srv_json_classify(&c, s->probs, s->width, s->height), NULL);
+                                with_provenance(r, &c, srv_json_classify(&c, s->probs, s->width,
+                                                                         s->height)),
+                                NULL);
 }
 
 enum MHD_Result srv_ep_recompress_answer(srv_req *r)
@@ -408,5 +431,74 @@ enum MHD_Result srv_ep_attack_answer(srv_req *r)
                                 s->height, r->q.images, err, sizeof err);
     if (!o)
         return srv_req_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", err);
+    return srv_req_respond_json(r, MHD_HTTP_OK, with_provenance(r, &c, o), NULL);
+}
+
+/* ---------------------------------------------------------------- a job's image */
+
+enum MHD_Result srv_ep_img_of_job(srv_req *r, const char *id, const char *file, srv_job_image *im)
+{
+    img_state *s = calloc(1, sizeof *s);
+    if (!s || !(s->file = strdup(file))) {
+        free(s);
+        srv_job_image_free(im);
+        return srv_req_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+    }
+    r->st = s;
+    snprintf(s->job_id, sizeof s->job_id, "%s", id);
+    s->row = *im;
+    memset(im, 0, sizeof *im);
+    int ok = srv_req_body_append(r, s->row.bytes, s->row.len);
+    free(s->row.bytes);
+    s->row.bytes = NULL;
+    if (!ok)
+        return srv_req_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+    r->q.params = s->row.params; /* as the job ran it: its parameters, the image's seed */
+    r->q.seed = s->row.seed;
+    r->q.resize_center = 1;
+    r->q.images = 1;
+    r->state = SRV_RS_BODY;
+    return MHD_YES; /* no body to read: srv_ep_img_body next */
+}
+
+/* Whether the rebuilt scores are the row's, bit for bit (as rows.csv prints them). */
+static int same_as_row(const img_state *s)
+{
+    const exp_result *res = &s->task.result;
+    if (res->n_transforms != s->row.n_transforms)
+        return 0;
+    for (int t = 0; t < res->n_transforms; t++) {
+        char a[32], b[32];
+        snprintf(a, sizeof a, "%.9g", (double)exp_top_label_prob(res, t));
+        snprintf(b, sizeof b, "%.9g", (double)s->row.probs[t]);
+        if (strcmp(a, b) != 0 || exp_label(res, t) != s->row.labels[t])
+            return 0;
+    }
+    return 1;
+}
+
+enum MHD_Result srv_ep_job_image_answer(srv_req *r)
+{
+    img_state *s = r->st;
+    enum MHD_Result ret;
+    srv_json_ctx c;
+    char err[ADJ_ERRLEN];
+    if (task_failed(r, &ret, &c))
+        return ret;
+    json_t *o = srv_json_attack(&c, &r->q.params, r->q.seed, &s->task.result, s->width,
+                                s->height, 1, err, sizeof err);
+    if (!o)
+        return srv_req_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", err);
+    int bad = json_object_set_new(o, "job", json_string(s->job_id)) ||
+              json_object_set_new(o, "file", json_string(s->file)) ||
+              json_object_set_new(o, "same_as_row", json_boolean(same_as_row(s))) ||
+              srv_json_put_provenance(o, &c,
+                                      srv_json_params(&r->q, SRV_P(EXP_PARAM_EPS) |
+                                                                 SRV_P(EXP_PARAM_QUALITY) |
+                                                                 SRV_P(EXP_PARAM_SEED)));
+    if (bad) {
+        json_decref(o);
+        return srv_req_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+    }
     return srv_req_respond_json(r, MHD_HTTP_OK, o, NULL);
 }

@@ -2,7 +2,7 @@
  * srv_ep_jobs.c - evaluation jobs over HTTP: POST /evaluate (a JSON body
  * naming a dataset, or images uploaded as multipart/form-data) creates a
  * job in the store (srv_jobs.h); GET /jobs, GET|DELETE /jobs/{id} and
- * GET /jobs/{id}/{result,rows,figure3.svg,figure4.svg} read it.
+ * GET /jobs/{id}/{result,rows,figure3.svg,figure4.svg,images/{file}} read it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -248,15 +248,39 @@ enum MHD_Result srv_ep_job_figure(srv_req *r)
     srv_jobs *js = job_of(r, id, &ret);
     if (!js)
         return ret;
+    static const struct {
+        const char *name;
+        srv_figure which;
+    } FIGURES[] = {{"/figure3.svg", SRV_FIGURE_3}, {"/figure4.svg", SRV_FIGURE_4},
+                   {"/quality.svg", SRV_FIGURE_QUALITY}};
     const char *name = strrchr(r->url, '/');
+    srv_figure which = SRV_FIGURE_3;
+    for (size_t i = 0; i < sizeof FIGURES / sizeof FIGURES[0]; i++)
+        if (strcmp(name, FIGURES[i].name) == 0)
+            which = FIGURES[i].which;
     char *svg;
     size_t len;
-    int rc = srv_jobs_figure(js, id, strcmp(name, "/figure3.svg") == 0 ? SRV_FIGURE_3
-                                                                       : SRV_FIGURE_4,
-                             &svg, &len, err, sizeof err);
+    int rc = srv_jobs_figure(js, id, which, &svg, &len, err, sizeof err);
     if (rc)
         return answer(r, rc, NULL, err);
     return srv_req_respond(r, MHD_HTTP_OK, "image/svg+xml", svg, len, 1, NULL);
+}
+
+enum MHD_Result srv_ep_job_image(srv_req *r)
+{
+    char id[SRV_JOB_ID_LEN + 1], err[ADJ_ERRLEN];
+    enum MHD_Result ret;
+    srv_jobs *js = job_of(r, id, &ret);
+    if (!js)
+        return ret;
+    const char *file = r->url + strlen("/jobs/") + SRV_JOB_ID_LEN + strlen("/images/");
+    if (!*file || strchr(file, '/'))
+        return srv_req_error(r, MHD_HTTP_NOT_FOUND, "no such image: give a file name of the job");
+    srv_job_image im;
+    int rc = srv_jobs_image(js, id, file, &im, err, sizeof err);
+    if (rc)
+        return answer(r, rc, NULL, err);
+    return srv_ep_img_of_job(r, id, file, &im);
 }
 
 enum MHD_Result srv_ep_job_other(srv_req *r)

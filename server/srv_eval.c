@@ -18,6 +18,7 @@
 #include "status.h"
 #include "ut_file.h"
 
+#include "srv_json.h"
 #include "srv_params.h"
 
 /* ---------------------------------------------------------------- request */
@@ -150,11 +151,7 @@ int srv_eval_parse_json(srv_eval_request *rq, const char *body, size_t len, char
         } else if (strcmp(key, "eps") == 0) {
             rc = json_eps(v, &rq->params, err, errsz);
         } else if (strcmp(key, "quality") == 0) {
-            if (!json_long(v, EXP_QUALITY_MIN, EXP_QUALITY_MAX, &n))
-                rc = adj_fail(err, errsz, ADJ_ERR_ARG, "quality: give an integer in %d..%d",
-                              EXP_QUALITY_MIN, EXP_QUALITY_MAX);
-            else
-                rq->params.quality = (int)n;
+            rc = srv_json_read_quality(v, &rq->params, err, errsz);
         } else if (strcmp(key, "seed") == 0) {
             if (json_is_integer(v) && json_integer_value(v) >= 0)
                 rq->seed = (uint64_t)json_integer_value(v);

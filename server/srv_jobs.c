@@ -241,9 +241,10 @@ static json_t *request_json(const srv_jobs *js, const char *id, const srv_eval_r
     PUT("id", json_string(id));
     PUT("created", json_string(created));
     PUT("created_ms", json_integer(created_ms));
-    PUT("model", json_pack("{s:s,s:i,s:i,s:i}", "name", js->spec->name, "classes",
+    PUT("model", json_pack("{s:s,s:i,s:i,s:i,s:s}", "name", js->spec->name, "classes",
                            js->spec->classes, "input_size", js->spec->input_size, "scale_size",
-                           js->spec->scale_size));
+                           js->spec->scale_size, "weights_sha256", model_weights_sha256(js->m)));
+    PUT("advjpg_version", json_string(ADVJPG_VERSION));
     PUT("upload", json_boolean(rq->dataset == NULL));
     PUT("dataset", rq->dataset ? json_string(rq->dataset) : json_null());
     PUT("images_dir", set->dir ? json_string(set->dir) : json_null());
@@ -251,7 +252,7 @@ static json_t *request_json(const srv_jobs *js, const char *id, const srv_eval_r
     PUT("labels", set->labels_from && !rq->ground_truth ? json_string(set->labels_from)
                                                           : json_null());
     PUT("eps", eps);
-    PUT("quality", json_integer(rq->params.quality));
+    PUT("quality", srv_json_quality(&rq->params));
     PUT("seed", srv_js_seed_json(rq->seed));
     PUT("offset", json_integer(rq->offset));
     PUT("limit", rq->limit >= 0 ? json_integer(rq->limit) : json_null());
@@ -571,6 +572,7 @@ typedef struct {
     char dir[PATH_MAX];
     uint64_t rows_len;
     exp_params params;
+    uint64_t seed;
     int classes, has_truth;
     job_state state;
     size_t total;
@@ -586,6 +588,7 @@ static int take_snapshot(srv_jobs *js, const char *id, snapshot *s)
         snprintf(s->dir, sizeof s->dir, "%s", j->dir);
         s->rows_len = j->rows_len;
         s->params = j->params;
+        s->seed = j->seed;
         s->classes = j->classes;
         s->has_truth = j->has_truth;
         s->state = j->state;
@@ -657,6 +660,36 @@ static int read_rows(const snapshot *s, const char *id, srv_rows *rows, char *er
     return ADJ_OK;
 }
 
+/* The job's provenance from its request: the version and model that made it
+ * and every parameter (request.json's fields but the bookkeeping ones). */
+static json_t *job_provenance(const json_t *info)
+{
+    static const char *const not_params[] = {"id", "created", "created_ms", "model",
+                                             "advjpg_version", "images_dir", "images_in_folder",
+                                             "total"};
+    json_t *params = json_deep_copy(info);
+    for (size_t i = 0; params && i < sizeof not_params / sizeof not_params[0]; i++)
+        json_object_del(params, not_params[i]);
+    const json_t *model = json_object_get(info, "model"), *v = json_object_get(info, "advjpg_version");
+    const json_t *sha = json_object_get(model, "weights_sha256");
+    return params ? json_pack("{s:O,s:O,s:O,s:o}", "advjpg_version", v ? v : json_null(), "model",
+                              json_object_get(model, "name"), "weights_sha256",
+                              sha ? sha : json_null(), "parameters", params)
+                  : NULL;
+}
+
+/* The result's statistics: intervals on the table, the paired tests, the provenance. */
+static int result_stats(json_t *o, json_t *table, const srv_rows *rows, const snapshot *s)
+{
+    if (srv_rows_add_intervals(table, rows, s->has_truth, s->seed))
+        return ADJ_ERR_NOMEM;
+    json_t *tests = srv_rows_tests(rows, &s->params, s->has_truth), *prov = job_provenance(s->info);
+    if (!tests || !prov || json_object_set_new(o, "tests", tests) ||
+        json_object_set_new(o, "provenance", prov))
+        return ADJ_ERR_NOMEM;
+    return ADJ_OK;
+}
+
 int srv_jobs_result(srv_jobs *js, const char *id, json_t **out, char *err, size_t errsz)
 {
     snapshot s;
@@ -668,12 +701,12 @@ int srv_jobs_result(srv_jobs *js, const char *id, json_t **out, char *err, size_
         return rc;
     json_t *table = srv_rows_table(&rows, &s.params, s.has_truth);
     json_t *eps = json_object_get(s.info, "eps");
-    json_t *o = table ? json_pack("{s:s,s:s,s:b,s:I,s:I,s:I,s:O,s:i,s:O,s:O,s:O,s:{s:s,s:s,s:s},s:o}",
+    json_t *o = table ? json_pack("{s:s,s:s,s:b,s:I,s:I,s:I,s:O,s:o,s:O,s:O,s:O,s:{s:s,s:s,s:s},s:O}",
                                   "id", id, "status", srv_js_state_names[s.state], "complete",
                                   s.state == JS_DONE && rows.n == s.total, "n",
                                   (json_int_t)(rows.n - rows.skipped), "skipped",
                                   (json_int_t)rows.skipped, "total", (json_int_t)s.total, "eps",
-                                  eps, "quality", s.params.quality, "seed",
+                                  eps, "quality", srv_json_quality(&s.params), "seed",
                                   json_object_get(s.info, "seed"), "model",
                                   json_object_get(json_object_get(s.info, "model"), "name"),
                                   "dataset", json_object_get(s.info, "dataset"), "notes",
@@ -683,6 +716,11 @@ int srv_jobs_result(srv_jobs *js, const char *id, json_t **out, char *err, size_
                                               "the values are in the rows",
                                   "table", table)
                       : NULL;
+    if (o && result_stats(o, table, &rows, &s)) {
+        json_decref(o);
+        o = NULL;
+    }
+    json_decref(table);
     srv_rows_free(&rows);
     if (!o)
         return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
@@ -720,10 +758,88 @@ int srv_jobs_figure(srv_jobs *js, const char *id, srv_figure which, char **svg, 
     snprintf(caption, sizeof caption, "job %s: %s, model %s, %zu of %zu images%s", id,
              dataset ? dataset : "uploaded images", mname ? mname : "?", rows.n - rows.skipped,
              s.total, s.state == JS_DONE ? "" : " (so far)");
-    rc = which == SRV_FIGURE_3 ? srv_svg_figure3(&rows, &s.params, caption, svg, len)
-                               : srv_svg_figure4(&rows, &s.params, caption, svg, len);
+    rc = which == SRV_FIGURE_3   ? srv_svg_figure3(&rows, &s.params, caption, svg, len)
+         : which == SRV_FIGURE_4 ? srv_svg_figure4(&rows, &s.params, caption, svg, len)
+                                 : srv_svg_quality(&rows, &s.params, s.has_truth, caption, svg, len);
     srv_rows_free(&rows);
     if (rc)
         return adj_fail(err, errsz, rc, "out of memory");
     return ADJ_OK;
+}
+
+void srv_job_image_free(srv_job_image *im)
+{
+    if (!im)
+        return;
+    free(im->bytes);
+    free(im->probs);
+    free(im->labels);
+    memset(im, 0, sizeof *im);
+}
+
+/* The real path of a job's image file (under the data root, or its upload's images/). */
+static int image_path(const srv_jobs *js, const snapshot *s, const char *file, char real[PATH_MAX],
+                      char *err, size_t errsz)
+{
+    char up[PATH_MAX + 16], up_real[PATH_MAX];
+    if (json_is_true(json_object_get(s->info, "upload"))) {
+        snprintf(up, sizeof up, "%s/images", s->dir);
+        if (!realpath(up, up_real))
+            return adj_fail(err, errsz, ADJ_ERR_IO, "the job's uploaded images are gone: %s",
+                            strerror(errno));
+        return srv_path_file_under(up_real, up_real, file, real, err, errsz);
+    }
+    const char *dir = json_string_value(json_object_get(s->info, "images_dir"));
+    if (!js->root || !dir)
+        return adj_fail(err, errsz, ADJ_ERR_STATE,
+                        "server-side datasets are disabled (start advjpgd with --data-root)");
+    return srv_path_file_under(js->root, dir, file, real, err, errsz);
+}
+
+/* Row i of rows into im (its probabilities and labels). */
+static int take_row_scores(const srv_rows *rows, size_t i, srv_job_image *im)
+{
+    const size_t T = (size_t)rows->n_transforms;
+    im->n_transforms = rows->n_transforms;
+    im->probs = malloc(T * sizeof *im->probs);
+    im->labels = malloc(T * sizeof *im->labels);
+    if (!im->probs || !im->labels)
+        return ADJ_ERR_NOMEM;
+    memcpy(im->probs, rows->prob + i * T, T * sizeof *im->probs);
+    memcpy(im->labels, rows->label + i * T, T * sizeof *im->labels);
+    return ADJ_OK;
+}
+
+int srv_jobs_image(srv_jobs *js, const char *id, const char *file, srv_job_image *out,
+                   char *err, size_t errsz)
+{
+    snapshot s;
+    memset(out, 0, sizeof *out);
+    if (take_snapshot(js, id, &s))
+        return adj_fail(err, errsz, ADJ_ERR_NOTFOUND, "no such job: %s", id);
+    srv_rows rows;
+    int rc = read_rows(&s, id, &rows, err, errsz);
+    if (rc)
+        return rc;
+    size_t i = 0;
+    while (i < rows.n && strcmp(rows.file[i], file) != 0)
+        i++;
+    char real[PATH_MAX];
+    if (i == rows.n)
+        rc = adj_fail(err, errsz, ADJ_ERR_NOTFOUND,
+                      "job %s has no image '%.200s' among its %zu evaluated rows", id, file, rows.n);
+    else if (rows.label_x[i] < 0)
+        rc = adj_fail(err, errsz, ADJ_ERR_CONFLICT, "image '%.200s' of job %s could not be read",
+                      file, id);
+    else if (!(rc = image_path(js, &s, file, real, err, errsz)) &&
+             ut_read_file(real, IMAGE_FILE_MAX, 0, &out->bytes, &out->len, NULL, 0))
+        rc = adj_fail(err, errsz, ADJ_ERR_IO, "'%.200s': %s", file, strerror(errno));
+    if (!rc && take_row_scores(&rows, i, out))
+        rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    srv_rows_free(&rows);
+    out->params = s.params;
+    out->seed = exp_image_seed(s.seed, file);
+    if (rc)
+        srv_job_image_free(out);
+    return rc;
 }

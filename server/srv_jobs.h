@@ -104,7 +104,7 @@ typedef struct {
 typedef struct srv_jobs srv_jobs;
 
 /** Which figure srv_jobs_figure draws. */
-typedef enum { SRV_FIGURE_3 = 3, SRV_FIGURE_4 = 4 } srv_figure;
+typedef enum { SRV_FIGURE_3 = 3, SRV_FIGURE_4 = 4, SRV_FIGURE_QUALITY = 5 } srv_figure;
 
 /**
  * Loads the jobs folder (if it exists), repairs and queues the unfinished
@@ -204,7 +204,31 @@ int srv_jobs_result(srv_jobs *js, const char *id, json_t **out, char *err, size_
 int srv_jobs_rows(srv_jobs *js, const char *id, int *fd, uint64_t *len, char *err,
                   size_t errsz);
 
-/** Figure 3 or 4 of the rows so far as SVG text; *svg is new (free()). Errors as srv_jobs_result. */
+/** One image of a job as GET /jobs/{id}/images/{file} rebuilds it. */
+typedef struct {
+    char *bytes;       /**< the image file (new: free()) */
+    size_t len;
+    exp_params params; /**< the job's */
+    uint64_t seed;     /**< the image's own seed: exp_image_seed(job seed, file) */
+    float *probs;      /**< its row: p(l_x | T(x)) per transform (new: free()) */
+    int *labels;       /**< and the arg-max labels (new: free()) */
+    int n_transforms;
+} srv_job_image;
+
+/**
+ * The file of a job's evaluated row (not yet evaluated or not in the job:
+ * ADJ_ERR_NOTFOUND; a row of an image that could not be read:
+ * ADJ_ERR_CONFLICT; datasets disabled: ADJ_ERR_STATE), read from the dataset under the data root or from the
+ * upload, with what rebuilding its transforms needs. Free with
+ * srv_job_image_free. Errors as srv_jobs_result.
+ */
+int srv_jobs_image(srv_jobs *js, const char *id, const char *file, srv_job_image *out,
+                   char *err, size_t errsz);
+
+/** Frees an image's buffers (a zeroed struct is fine). */
+void srv_job_image_free(srv_job_image *im);
+
+/** Figure 3, 4 or the quality curve (srv_svg_quality.h) of the rows so far as SVG text; *svg is new (free()). Errors as srv_jobs_result. */
 int srv_jobs_figure(srv_jobs *js, const char *id, srv_figure which, char **svg, size_t *len,
                     char *err, size_t errsz);
 

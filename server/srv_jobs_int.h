@@ -28,8 +28,10 @@
 #include <unistd.h>
 
 #include "image.h"
+#include "srv_json.h"
 #include "srv_rows.h"
 #include "srv_svg.h"
+#include "srv_svg_quality.h"
 #include "status.h"
 #include "ut_buf.h"
 #include "ut_clock.h"

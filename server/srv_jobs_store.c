@@ -289,8 +289,8 @@ static int load_request(const char *dir, const char *id, job **out, char *why, s
     j->params.n_eps = (int)json_array_size(eps);
     for (int i = 0; i < j->params.n_eps; i++)
         j->params.eps[i] = (int)json_integer_value(json_array_get(eps, (size_t)i));
-    j->params.quality = (int)json_integer_value(json_object_get(o, "quality"));
-    if (exp_params_check(&j->params, NULL, 0)) {
+    if (srv_json_read_quality(json_object_get(o, "quality"), &j->params, NULL, 0) ||
+        exp_params_check(&j->params, NULL, 0)) {
         rc = adj_fail(why, whysz, ADJ_ERR_FORMAT, "request.json: bad eps or quality");
         goto fail;
     }

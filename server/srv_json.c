@@ -7,7 +7,12 @@
 
 #include "image.h"
 #include "net.h"
+#include "srv_params.h"
 #include "ut_base64.h"
+
+#ifndef ADVJPG_VERSION
+#define ADVJPG_VERSION "unknown"
+#endif
 
 char *srv_json_dump(json_t *j)
 {
@@ -208,7 +213,7 @@ json_t *srv_json_attack(const srv_json_ctx *c, const exp_params *p, uint64_t see
         if (json_array_append_new(eps, json_integer(p->eps[i])))
             bad = 1;
     put(o, "eps", eps, &bad);
-    put(o, "quality", json_integer(p->quality), &bad);
+    put(o, "quality", srv_json_quality(p), &bad);
     if (seed <= (uint64_t)INT64_MAX)
         put(o, "seed", json_integer((json_int_t)seed), &bad);
     else /* beyond JSON's safe integers anyway: keep it exact as a string */
@@ -224,7 +229,7 @@ json_t *srv_json_attack(const srv_json_ctx *c, const exp_params *p, uint64_t see
         exp_transform_name(p, t, name, sizeof name);
         json_t *e = result_entry(c, name, exp_transform_eps(p, t), r->label_x,
                                  r->probs + (size_t)t * r->classes, &bad);
-        if (!e || json_array_append_new(results, e))
+        if (!e || srv_json_transform_fields(e, p, t) || json_array_append_new(results, e))
             bad = 1;
         if (images && !bad) {
             uint8_t *png = NULL;
@@ -324,4 +329,101 @@ json_t *srv_json_models(const model *m, const char *labels_path, const model_lab
         return NULL;
     }
     return e;
+}
+
+json_t *srv_json_quality(const exp_params *p)
+{
+    if (exp_n_qualities(p) == 1)
+        return json_integer(p->quality);
+    json_t *a = json_array();
+    for (int i = 0; a && i < exp_n_qualities(p); i++)
+        if (json_array_append_new(a, json_integer(exp_quality_at(p, i)))) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
+int srv_json_read_quality(const json_t *v, exp_params *p, char *err, size_t errsz)
+{
+    int q[EXP_MAX_QUALITY], n = 0;
+    const size_t len = json_is_array(v) ? json_array_size(v) : 1;
+    if ((!json_is_integer(v) && !json_is_array(v)) || len < 1 || len > EXP_MAX_QUALITY)
+        return adj_fail(err, errsz, ADJ_ERR_ARG,
+                        "quality: give an integer in %d..%d or an array of 1..%d of them",
+                        EXP_QUALITY_MIN, EXP_QUALITY_MAX, EXP_MAX_QUALITY);
+    for (size_t i = 0; i < len; i++) {
+        const json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
+        json_int_t x = json_is_integer(e) ? json_integer_value(e) : -1;
+        if (x < EXP_QUALITY_MIN || x > EXP_QUALITY_MAX)
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "quality: item %zu is not an integer in %d..%d",
+                            i + 1, EXP_QUALITY_MIN, EXP_QUALITY_MAX);
+        for (int k = 0; k < n; k++)
+            if (q[k] == (int)x)
+                return adj_fail(err, errsz, ADJ_ERR_ARG, "quality: %d is listed twice", (int)x);
+        q[n++] = (int)x;
+    }
+    exp_params_set_qualities(p, q, n);
+    return ADJ_OK;
+}
+
+int srv_json_transform_fields(json_t *e, const exp_params *p, int t)
+{
+    const exp_transform d = exp_transform_at(p, t);
+    int bad = 0;
+    put(e, "kind", json_string(exp_transform_kind_name(d.kind)), &bad);
+    if (d.eps > 0)
+        put(e, "eps", json_integer(d.eps), &bad);
+    if (d.quality > 0)
+        put(e, "quality", json_integer(d.quality), &bad);
+    return bad ? -1 : 0;
+}
+
+json_t *srv_json_params(const srv_query *q, unsigned mask)
+{
+    json_t *o = json_object();
+    int bad = !o;
+    for (int i = 0; i < EXP_PARAM_COUNT && !bad; i++) {
+        if (!(mask & SRV_P(i)))
+            continue;
+        json_t *v = NULL;
+        switch ((exp_param_id)i) {
+        case EXP_PARAM_TOP_K: v = json_integer(q->top_k); break;
+        case EXP_PARAM_RESIZE: v = json_string(q->resize_center ? "center" : "none"); break;
+        case EXP_PARAM_EPS:
+            v = json_array();
+            for (int k = 0; v && k < q->params.n_eps; k++)
+                bad |= json_array_append_new(v, json_integer(q->params.eps[k])) != 0;
+            break;
+        case EXP_PARAM_QUALITY: v = srv_json_quality(&q->params); break;
+        case EXP_PARAM_SEED:
+            v = q->seed <= (uint64_t)INT64_MAX ? json_integer((json_int_t)q->seed)
+                                               : json_sprintf("%llu", (unsigned long long)q->seed);
+            break;
+        case EXP_PARAM_IMAGES: v = json_integer(q->images); break;
+        case EXP_PARAM_STATUS: v = q->status[0] ? json_string(q->status) : json_null(); break;
+        case EXP_PARAM_PURGE: v = json_integer(q->purge); break;
+        case EXP_PARAM_COUNT: break;
+        }
+        put(o, exp_param_defs[i].name, v, &bad);
+    }
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+int srv_json_put_provenance(json_t *o, const srv_json_ctx *c, json_t *parameters)
+{
+    if (!parameters)
+        return -1;
+    json_t *p = json_pack("{s:s,s:s,s:o,s:o}", "advjpg_version", ADVJPG_VERSION, "model",
+                          c->model_name ? c->model_name : "", "weights_sha256",
+                          c->weights_sha256 && c->weights_sha256[0] ? json_string(c->weights_sha256)
+                                                                     : json_null(),
+                          "parameters", parameters);
+    int bad = 0;
+    put(o, "provenance", p, &bad);
+    return bad ? -1 : 0;
 }

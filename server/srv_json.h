@@ -21,6 +21,7 @@
 
 #include "experiment.h"
 #include "model.h"
+#include "srv_params.h"
 
 /** What every classification answer needs to know about the model. */
 typedef struct {
@@ -29,6 +30,7 @@ typedef struct {
     int input_size;
     const model_labels *labels; /**< names for top[].label; NULL or n == 0: none */
     int top_k;                  /**< 1..classes */
+    const char *weights_sha256; /**< the provenance's; NULL: null */
 } srv_json_ctx;
 
 /**
@@ -94,5 +96,36 @@ json_t *srv_json_recompress(const srv_json_ctx *c, int quality, const float *pro
  */
 json_t *srv_json_models(const model *m, const char *labels_path, const model_labels *labels,
                         int max_batch);
+
+/** The qualities of p: a number for one, an array for a grid. New reference. */
+json_t *srv_json_quality(const exp_params *p);
+
+/**
+ * "quality" of a JSON body or of request.json: an integer 1..100 or an array
+ * of 1..EXP_MAX_QUALITY distinct ones, into p (written only on success).
+ * ADJ_ERR_ARG with a message naming the field otherwise.
+ */
+int srv_json_read_quality(const json_t *v, exp_params *p, char *err, size_t errsz);
+
+/**
+ * Adds transform t's description to a result entry or table row e: "kind"
+ * (exp_transform_kind_name), "eps" (absent for x and JPG(x)) and "quality"
+ * (absent for x and Adv(x)). 0, or -1 when out of memory.
+ */
+int srv_json_transform_fields(json_t *e, const exp_params *p, int t);
+
+/**
+ * The request's parameters of mask (SRV_P bits) with their values, defaults
+ * filled in: {"eps": [1, 5, 10], "quality": 75, "seed": 1, ...}. New
+ * reference, NULL when out of memory.
+ */
+json_t *srv_json_params(const srv_query *q, unsigned mask);
+
+/**
+ * Sets o's "provenance": {"advjpg_version", "model", "weights_sha256",
+ * "parameters"} (parameters is stolen; the model's name and hash are c's).
+ * 0, or -1 when out of memory (parameters released).
+ */
+int srv_json_put_provenance(json_t *o, const srv_json_ctx *c, json_t *parameters);
 
 #endif

@@ -34,36 +34,59 @@ int srv_parse_seed(const char *s, uint64_t *out)
     return 1;
 }
 
-int srv_parse_eps(const char *s, exp_params *out, char *err, size_t errsz)
+int srv_parse_int_list(const exp_param_def *d, const char *s, int max, int *out, int *n_out,
+                       char *err, size_t errsz)
 {
-    exp_params p = *out;
-    p.n_eps = 0;
+    int n = 0, v_[EXP_MAX_EPS > EXP_MAX_QUALITY ? EXP_MAX_EPS : EXP_MAX_QUALITY];
     for (;;) {
         const char *comma = strchr(s, ',');
-        size_t n = comma ? (size_t)(comma - s) : strlen(s);
+        size_t len = comma ? (size_t)(comma - s) : strlen(s);
         char item[32];
         long v;
-        if (n >= sizeof item)
-            return adj_fail(err, errsz, ADJ_ERR_ARG, "eps: '%.*s' is not an integer in %d..%d",
-                            (int)(n > 40 ? 40 : n), s, EXP_EPS_MIN, EXP_EPS_MAX);
-        memcpy(item, s, n);
-        item[n] = '\0';
-        while (n && isspace((unsigned char)item[n - 1]))
-            item[--n] = '\0';
+        if (len >= sizeof item)
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "%s: '%.*s' is not an integer in %ld..%ld",
+                            d->name, (int)(len > 40 ? 40 : len), s, d->lo, d->hi);
+        memcpy(item, s, len);
+        item[len] = '\0';
+        while (len && isspace((unsigned char)item[len - 1]))
+            item[--len] = '\0';
         const char *it = item;
         while (isspace((unsigned char)*it))
             it++;
-        if (!srv_parse_long(it, EXP_EPS_MIN, EXP_EPS_MAX, &v))
-            return adj_fail(err, errsz, ADJ_ERR_ARG, "eps: '%s' is not an integer in %d..%d", it,
-                            EXP_EPS_MIN, EXP_EPS_MAX);
-        if (p.n_eps == EXP_MAX_EPS)
-            return adj_fail(err, errsz, ADJ_ERR_ARG, "eps: more than %d values", EXP_MAX_EPS);
-        p.eps[p.n_eps++] = (int)v;
+        if (!srv_parse_long(it, d->lo, d->hi, &v))
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "%s: '%s' is not an integer in %ld..%ld",
+                            d->name, it, d->lo, d->hi);
+        if (n == max || n == (int)(sizeof v_ / sizeof v_[0]))
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "%s: more than %d values", d->name, max);
+        v_[n++] = (int)v;
         if (!comma)
             break;
         s = comma + 1;
     }
-    *out = p;
+    memcpy(out, v_, (size_t)n * sizeof *out);
+    *n_out = n;
+    return ADJ_OK;
+}
+
+int srv_parse_eps(const char *s, exp_params *out, char *err, size_t errsz)
+{
+    return srv_parse_int_list(&exp_param_defs[EXP_PARAM_EPS], s, EXP_MAX_EPS, out->eps,
+                              &out->n_eps, err, errsz);
+}
+
+/* A list of qualities into p (distinct: exp_params_check says so by name). */
+static int parse_qualities(const char *s, exp_params *p, char *err, size_t errsz)
+{
+    int q[EXP_MAX_QUALITY], n = 0;
+    int rc = srv_parse_int_list(&exp_param_defs[EXP_PARAM_QUALITY], s, EXP_MAX_QUALITY, q, &n,
+                                err, errsz);
+    if (rc)
+        return rc;
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < i; k++)
+            if (q[k] == q[i])
+                return adj_fail(err, errsz, ADJ_ERR_ARG, "quality: %d is listed twice", q[i]);
+    exp_params_set_qualities(p, q, n);
     return ADJ_OK;
 }
 
@@ -96,12 +119,12 @@ static void store(srv_query *q, exp_param_id id, long v, uint64_t u, const char 
     switch (id) {
     case EXP_PARAM_TOP_K: q->top_k = (int)v; break;
     case EXP_PARAM_RESIZE: q->resize_center = strcmp(word, "center") == 0; break;
-    case EXP_PARAM_QUALITY: q->params.quality = (int)v; break;
     case EXP_PARAM_SEED: q->seed = u; break;
     case EXP_PARAM_IMAGES: q->images = (int)v; break;
     case EXP_PARAM_STATUS: snprintf(q->status, sizeof q->status, "%s", word); break;
     case EXP_PARAM_PURGE: q->purge = (int)v; break;
     case EXP_PARAM_EPS: /* stored by srv_parse_eps */
+    case EXP_PARAM_QUALITY: /* by parse_qualities */
     case EXP_PARAM_COUNT: break;
     }
 }
@@ -117,7 +140,8 @@ int srv_params_set(srv_query *q, exp_param_id id, const char *val, int classes, 
     char list[96];
     switch (d->kind) {
     case EXP_PK_INT_LIST:
-        return srv_parse_eps(val, &q->params, err, errsz);
+        return id == EXP_PARAM_QUALITY ? parse_qualities(val, &q->params, err, errsz)
+                                       : srv_parse_eps(val, &q->params, err, errsz);
     case EXP_PK_U64:
         if (!srv_parse_seed(val, &u))
             return adj_fail(err, errsz, ADJ_ERR_ARG,

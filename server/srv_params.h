@@ -61,4 +61,12 @@ int srv_parse_seed(const char *s, uint64_t *out);
  */
 int srv_parse_eps(const char *s, exp_params *p, char *err, size_t errsz);
 
+/**
+ * A comma-separated list of integers in row d's lo..hi (spaces around items
+ * allowed, at most max) into out[0..*n-1]; written only on success. Errors
+ * name d and the bad item.
+ */
+int srv_parse_int_list(const exp_param_def *d, const char *s, int max, int *out, int *n,
+                       char *err, size_t errsz);
+
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "srv_json.h"
 #include "status.h"
 
 /* ---------------------------------------------------------------- CSV */
@@ -436,8 +437,7 @@ json_t *srv_rows_table(const srv_rows *r, const exp_params *p, int has_truth)
         }
         char name[64];
         put(e, "transform", json_string(exp_transform_name(p, t, name, sizeof name)), &bad);
-        if (exp_transform_eps(p, t) > 0)
-            put(e, "eps", json_integer(exp_transform_eps(p, t)), &bad);
+        bad |= srv_json_transform_fields(e, p, t) != 0;
         size_t labelled = 0, correct = 0;
         for (size_t i = 0; i < r->n; i++)
             if (r->label_x[i] >= 0 && r->truth[i] >= 0) {
@@ -456,6 +456,130 @@ json_t *srv_rows_table(const srv_rows *r, const exp_params *p, int has_truth)
         put(e, "mean_top_label_prob", rc ? json_null() : json_real(b.mean), &bad);
         put(e, "box", box_json(&b, rc == ADJ_OK, &bad), &bad);
     }
+    if (bad) {
+        json_decref(arr);
+        return NULL;
+    }
+    return arr;
+}
+
+/* ---------------------------------------------------------------- intervals and tests */
+
+/* [lo, hi] as JSON. */
+static json_t *pair_json(const double v[2])
+{
+    return json_pack("[f,f]", v[0], v[1]);
+}
+
+/* Transform t's values over the evaluated rows (labelled ones only, as 0/1
+ * correctness, when top1) into v; returns how many. */
+static size_t column(const srv_rows *r, int t, int top1, double *v)
+{
+    size_t k = 0;
+    const size_t T = (size_t)r->n_transforms;
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->label_x[i] < 0 || (top1 && r->truth[i] < 0))
+            continue;
+        v[k++] = top1 ? (double)(r->label[i * T + (size_t)t] == r->truth[i])
+                      : (double)r->prob[i * T + (size_t)t];
+    }
+    return k;
+}
+
+int srv_rows_add_intervals(json_t *table, const srv_rows *r, int has_truth, uint64_t seed)
+{
+    double *v = malloc((r->n ? r->n : 1) * sizeof *v);
+    if (!v)
+        return ADJ_ERR_NOMEM;
+    int bad = 0;
+    for (int t = 0; t < r->n_transforms && !bad; t++) {
+        json_t *e = json_array_get(table, (size_t)t);
+        for (int top1 = 0; top1 < 2 && e; top1++) {
+            const size_t m = column(r, t, top1, v);
+            double ci[2];
+            int rc = m && (has_truth || !top1)
+                         ? stats_bootstrap_mean(v, m, SRV_ROWS_RESAMPLES, seed, 0.95, ci)
+                         : ADJ_ERR_ARG;
+            if (rc == ADJ_ERR_NOMEM)
+                bad = 1;
+            put(e, top1 ? "top1_ci" : "mean_top_label_prob_ci", rc ? json_null() : pair_json(ci),
+                &bad);
+        }
+    }
+    free(v);
+    return bad ? ADJ_ERR_NOMEM : ADJ_OK;
+}
+
+/* The tests of one pair (a, b) of transforms. NULL when out of memory. */
+static json_t *pair_test(const srv_rows *r, const exp_params *p, const char *pair, int a, int b,
+                         int has_truth, double *va, double *vb)
+{
+    char na[64], nb[64];
+    json_t *o = json_pack("{s:s,s:s,s:s}", "pair", pair, "a", exp_transform_name(p, a, na, sizeof na),
+                          "b", exp_transform_name(p, b, nb, sizeof nb));
+    if (!o)
+        return NULL;
+    int bad = 0;
+    const exp_transform d = exp_transform_at(p, b);
+    if (d.eps)
+        put(o, "eps", json_integer(d.eps), &bad);
+    put(o, "quality", json_integer(d.quality), &bad);
+    long rw = 0, wr = 0, labelled = 0;
+    const size_t T = (size_t)r->n_transforms;
+    for (size_t i = 0; i < r->n; i++)
+        if (r->label_x[i] >= 0 && r->truth[i] >= 0) {
+            const int ra = r->label[i * T + (size_t)a] == r->truth[i];
+            const int rb = r->label[i * T + (size_t)b] == r->truth[i];
+            labelled++;
+            rw += ra && !rb;
+            wr += !ra && rb;
+        }
+    const size_t m = column(r, a, 0, va);
+    column(r, b, 0, vb);
+    put(o, "n", json_integer((json_int_t)m), &bad);
+    const int lab = has_truth && labelled;
+    put(o, "labelled", json_integer(lab ? labelled : 0), &bad);
+    put(o, "right_to_wrong", lab ? json_integer(rw) : json_null(), &bad);
+    put(o, "wrong_to_right", lab ? json_integer(wr) : json_null(), &bad);
+    put(o, "mcnemar_p", lab ? json_real(stats_mcnemar_exact(rw, wr)) : json_null(), &bad);
+    stats_wilcoxon w;
+    int rc = m ? stats_wilcoxon_test(va, vb, m, &w) : ADJ_ERR_ARG;
+    if (rc == ADJ_ERR_NOMEM)
+        bad = 1;
+    put(o, "wilcoxon",
+        rc ? json_null()
+           : json_pack("{s:I,s:f,s:f,s:f,s:f,s:f}", "n", (json_int_t)w.n, "w", w.w, "w_plus",
+                       w.w_plus, "w_minus", w.w_minus, "z", w.z, "p", w.p),
+        &bad);
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+json_t *srv_rows_tests(const srv_rows *r, const exp_params *p, int has_truth)
+{
+    json_t *arr = json_array();
+    double *va = malloc((r->n ? r->n : 1) * sizeof *va), *vb = malloc((r->n ? r->n : 1) * sizeof *vb);
+    int bad = !arr || !va || !vb;
+    const int nq = exp_n_qualities(p);
+    for (int q = 0; q < nq && !bad; q++)
+        bad |= json_array_append_new(arr, pair_test(r, p, "x_jpg", 0,
+                                                    exp_transform_index(p, EXP_T_JPG_X, 0, q),
+                                                    has_truth, va, vb)) != 0;
+    for (int e = 0; e < p->n_eps && !bad; e++)
+        for (int q = 0; q < nq && !bad; q++) {
+            const int adv = exp_transform_index(p, EXP_T_ADV, e, q),
+                      jpg = exp_transform_index(p, EXP_T_JPG_ADV, e, q),
+                      noise = exp_transform_index(p, EXP_T_NOISE_ADV, e, q);
+            bad |= json_array_append_new(arr, pair_test(r, p, "adv_jpg", adv, jpg, has_truth, va,
+                                                        vb)) != 0;
+            bad |= json_array_append_new(arr, pair_test(r, p, "jpg_noise", jpg, noise, has_truth,
+                                                        va, vb)) != 0;
+        }
+    free(va);
+    free(vb);
     if (bad) {
         json_decref(arr);
         return NULL;

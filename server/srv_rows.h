@@ -106,6 +106,31 @@ void srv_rows_free(srv_rows *r);
  */
 json_t *srv_rows_table(const srv_rows *r, const exp_params *p, int has_truth);
 
+/** Bootstrap resamples of the intervals (experiment.md, "Statistics"). */
+#define SRV_ROWS_RESAMPLES 2000
+
+/**
+ * Adds to every row t of table (srv_rows_table's) "top1_ci" (null without
+ * truth) and "mean_top_label_prob_ci": [low, high], the 95% percentile
+ * bootstrap interval (stats_bootstrap_mean, SRV_ROWS_RESAMPLES resamples
+ * seeded by seed, the job's) over the evaluated rows; null without rows.
+ * ADJ_OK or ADJ_ERR_NOMEM.
+ */
+int srv_rows_add_intervals(json_t *table, const srv_rows *r, int has_truth, uint64_t seed);
+
+/**
+ * The paired tests of experiment.md over the evaluated rows: per quality q
+ * (x, JPG_q(x)); per eps and quality (Adv, JPG(Adv)) and (JPG(Adv),
+ * JPGnoise(Adv)). Each [{"pair": "x_jpg" | "adv_jpg" | "jpg_noise", "a",
+ * "b" (transform names), "eps" (absent for x_jpg), "quality", "n",
+ * "labelled", "right_to_wrong" / "wrong_to_right" (images whose top-1 goes
+ * from right on a to wrong on b and back; null without truth), "mcnemar_p"
+ * (exact; null without truth), "wilcoxon": {"n", "w", "w_plus", "w_minus",
+ * "z", "p"} (of b - a, the top-label probabilities; null without rows)}].
+ * New reference, NULL when out of memory.
+ */
+json_t *srv_rows_tests(const srv_rows *r, const exp_params *p, int has_truth);
+
 /**
  * The box statistics of transform t's top-label probabilities over the
  * evaluated rows. ADJ_ERR_ARG when there are none, ADJ_ERR_NOMEM.

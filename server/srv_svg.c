@@ -249,8 +249,12 @@ int srv_svg_figure4(const srv_rows *r, const exp_params *p, const char *caption,
     for (int i = 1; i < p->n_eps; i++)
         if (p->eps[i] < p->eps[e])
             e = i;
-    const int adv = 2 + 3 * e, jadv = adv + 1, nadv = adv + 2;
-    const int pairs[5][2] = {{0, 1}, {0, jadv}, {0, nadv}, {0, adv}, {adv, jadv}};
+    /* a quality grid: at its first quality */
+    const int adv = exp_transform_index(p, EXP_T_ADV, e, 0),
+              jadv = exp_transform_index(p, EXP_T_JPG_ADV, e, 0),
+              nadv = exp_transform_index(p, EXP_T_NOISE_ADV, e, 0),
+              jx = exp_transform_index(p, EXP_T_JPG_X, 0, 0);
+    const int pairs[5][2] = {{0, jx}, {0, jadv}, {0, nadv}, {0, adv}, {adv, jadv}};
     const int W = F4_LEFT + 5 * F4_PANEL + 4 * F4_GAP + 30, H = F4_TOP + F4_PANEL + F4_BOTTOM;
     const size_t m = r->n - r->skipped;
     const size_t stride = m > SRV_SVG_MAX_POINTS ? (m + SRV_SVG_MAX_POINTS - 1) / SRV_SVG_MAX_POINTS

@@ -313,6 +313,98 @@ static void test_pipeline_invariance(const exp_attack *attack)
         exp_result_free(&ref[i]);
 }
 
+/* The quality grid: names and descriptions by hand; a grid run equals the
+ * single-quality runs transform for transform (bit for bit), and costs the
+ * gradient work of one of them (backward passes counted). */
+static void grid_vs_single(const exp_attack *attack)
+{
+    char err[ADJ_ERRLEN];
+    const int qs[3] = {50, 75, 90};
+    exp_params g = {.n_eps = 2, .eps = {1, 5}, .attack = *attack};
+    exp_params_set_qualities(&g, qs, 3);
+    uint64_t seeds[N];
+    for (int i = 0; i < N; i++)
+        seeds[i] = 7 + (uint64_t)i;
+    exp_result rg[N], rs[N];
+    uint64_t b0 = net_ctx_backward_images(CTX);
+    CHECK(exp_run_batch(CTX, XS, N, &g, seeds, rg, err, sizeof err) == 0, "%s", err);
+    const uint64_t grid_bwd = net_ctx_backward_images(CTX) - b0;
+    for (int q = 0; q < 3; q++) {
+        exp_params p1 = {.n_eps = 2, .eps = {1, 5}, .quality = qs[q], .attack = *attack};
+        b0 = net_ctx_backward_images(CTX);
+        CHECK(exp_run_batch(CTX, XS, N, &p1, seeds, rs, err, sizeof err) == 0, "%s", err);
+        const uint64_t one_bwd = net_ctx_backward_images(CTX) - b0;
+        CHECK(one_bwd == grid_bwd, "attack %d: the grid of 3 qualities took %llu backward images, "
+              "one quality %llu", (int)attack->kind, (unsigned long long)grid_bwd,
+              (unsigned long long)one_bwd);
+        int dp = 0, di = 0;
+        for (int t = 0; t < exp_n_transforms(&p1); t++) {
+            const exp_transform d = exp_transform_at(&p1, t);
+            const int tg = exp_transform_index(&g, d.kind, d.ei, q);
+            for (int i = 0; i < N; i++) {
+                dp += memcmp(rs[i].probs + t * 10, rg[i].probs + tg * 10, 10 * sizeof(float)) != 0;
+                di += memcmp(rs[i].images[t].px, rg[i].images[tg].px, 3 * 24 * 24) != 0;
+            }
+        }
+        CHECK(dp == 0 && di == 0, "attack %d, quality %d: %d probability vectors and %d images "
+              "differ from the grid's", (int)attack->kind, qs[q], dp, di);
+        for (int i = 0; i < N; i++)
+            exp_result_free(&rs[i]);
+    }
+    if (attack->kind == EXP_FGSM)
+        CHECK(grid_bwd == N, "FGSM: one backward pass per image (%llu for %d)",
+              (unsigned long long)grid_bwd, N);
+    for (int i = 0; i < N; i++)
+        exp_result_free(&rg[i]);
+}
+
+static void test_grid(void)
+{
+    char err[ADJ_ERRLEN], name[64];
+    const int qs[2] = {90, 50};
+    exp_params g = {.n_eps = 2, .eps = {1, 5}};
+    exp_params_set_qualities(&g, qs, 2);
+    const struct {
+        const char *name;
+        exp_transform_kind kind;
+        int eps, quality;
+    } want[] = {{"x", EXP_T_X, 0, 0},
+                {"JPG90(x)", EXP_T_JPG_X, 0, 90},
+                {"JPG50(x)", EXP_T_JPG_X, 0, 50},
+                {"Adv1(x)", EXP_T_ADV, 1, 0},
+                {"JPG90(Adv1(x))", EXP_T_JPG_ADV, 1, 90},
+                {"JPGnoise90(Adv1(x))", EXP_T_NOISE_ADV, 1, 90},
+                {"JPG50(Adv1(x))", EXP_T_JPG_ADV, 1, 50},
+                {"JPGnoise50(Adv1(x))", EXP_T_NOISE_ADV, 1, 50},
+                {"Adv5(x)", EXP_T_ADV, 5, 0},
+                {"JPG90(Adv5(x))", EXP_T_JPG_ADV, 5, 90},
+                {"JPGnoise90(Adv5(x))", EXP_T_NOISE_ADV, 5, 90},
+                {"JPG50(Adv5(x))", EXP_T_JPG_ADV, 5, 50},
+                {"JPGnoise50(Adv5(x))", EXP_T_NOISE_ADV, 5, 50}};
+    CHECK(exp_n_transforms(&g) == 13, "13 transforms, not %d", exp_n_transforms(&g));
+    for (int t = 0; t < 13; t++) {
+        const exp_transform d = exp_transform_at(&g, t);
+        CHECK(!strcmp(exp_transform_name(&g, t, name, sizeof name), want[t].name) &&
+                  d.kind == want[t].kind && d.eps == want[t].eps && d.quality == want[t].quality &&
+                  exp_transform_index(&g, d.kind, d.ei, d.qi) == t,
+              "grid transform %d: %s kind %d eps %d quality %d", t, name, (int)d.kind, d.eps,
+              d.quality);
+    }
+    CHECK(!strcmp(exp_transform_kind_name(EXP_T_NOISE_ADV), "noise_adv"), "kind names");
+    const int dup[2] = {75, 75};
+    exp_params bad = {.n_eps = 1, .eps = {1}};
+    exp_params_set_qualities(&bad, dup, 2);
+    CHECK(exp_params_check(&bad, err, sizeof err) && strstr(err, "twice"), "duplicates: %s", err);
+    exp_params bpda = g;
+    bpda.attack = (exp_attack){.kind = EXP_BIM, .adaptive = EXP_ADAPT_BPDA};
+    CHECK(exp_params_check(&bpda, err, sizeof err) && strstr(err, "bpda"), "BPDA grid: %s", err);
+    bpda.n_quality = 1;
+    CHECK(exp_params_check(&bpda, err, sizeof err) == 0, "BPDA at one quality: %s", err);
+    const exp_attack fgsm = {0}, bim = {.kind = EXP_BIM, .steps = 2};
+    grid_vs_single(&fgsm);
+    grid_vs_single(&bim);
+}
+
 /* ---- on the embedded model: what the attacks do to a real classifier */
 
 static double top1(net_ctx *ctx, const img_rgb *ims, int n, const int *truth, int cls, float *pl,
@@ -517,6 +609,7 @@ int main(void)
     test_pipeline_invariance(&pgd);
     test_pipeline_invariance(&ll);
     test_attack_params();
+    test_grid();
     test_embedded_attacks();
     for (int i = 0; i < N; i++)
         img_free(&XS[i]);

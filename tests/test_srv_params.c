@@ -131,7 +131,7 @@ static void test_routes(void)
                   "POST /classify, POST /attack, POST /recompress, POST /evaluate, GET /jobs, "
                   "GET /health, GET /models, GET /metrics"), "404 list '%s'", list);
     CHECK(!strcmp(srv_routes_under("/jobs/{id}", list, sizeof list),
-                  "/result, /rows, /figure3.svg, /figure4.svg"), "under a job '%s'", list);
+                  "/result, /rows, /figure3.svg, /figure4.svg, /quality.svg, /images/*"), "under a job '%s'", list);
     /* every route names its methods, its begin and, with a body, what follows it */
     for (const char *const *p = known; p < known + sizeof known / sizeof known[0]; p++) {
         rt = srv_routes_find(*p);

@@ -141,6 +141,10 @@
   }
 
   const fmtP = (p) => (typeof p === 'number' ? p.toFixed(3) : '\u2013');
+  /** A job's quality: one number, or a grid's list. */
+  const fmtQuality = (q) => (Array.isArray(q) ? q.join(', ') : String(q));
+  /** A p-value: 3 significant digits, small ones in e-notation. */
+  const fmtPval = (p) => (typeof p !== 'number' ? '\u2013' : p < 1e-3 ? p.toExponential(1) : p.toPrecision(3));
   const fmtInt = (n) => Number(n).toLocaleString('en-US');
 
   function fmtDuration(s) {
@@ -718,6 +722,21 @@
     });
   }
 
+  /** A JPEG quality or a grid of them ("75", "50,75,90"): distinct integers 1..100. */
+  function parseQualityList(text) {
+    const parts = text.split(',').map((s) => s.trim()).filter((s) => s);
+    if (!parts.length || parts.length > 16) throw new Error('Give 1 to 16 JPEG qualities, e.g. 75 or 50,75,90.');
+    const qs = parts.map((s) => {
+      const v = Number(s);
+      if (!Number.isInteger(v) || v < 1 || v > 100) {
+        throw new Error('Each JPEG quality must be a whole number from 1 to 100 (got "' + s + '").');
+      }
+      return v;
+    });
+    if (new Set(qs).size !== qs.length) throw new Error('Each JPEG quality once, please.');
+    return qs;
+  }
+
   /**
    * Builds the POST /evaluate request. A server-side data set goes as JSON
    * (the contract's body); an upload goes as multipart/form-data with one
@@ -726,7 +745,8 @@
    */
   function evaluationRequest() {
     const eps = parseEpsList($('#eval-eps').value);
-    const quality = readInt($('#eval-quality'), 1, 100, 'The JPEG quality');
+    const qs = parseQualityList($('#eval-quality').value);
+    const quality = qs.length === 1 ? qs[0] : qs;
     if (source() === 'dataset') {
       const dataset = $('#dataset').value.trim();
       if (!dataset) {
@@ -750,7 +770,7 @@
     for (const f of files) form.append('image', f, f.name);
     const labels = $('#eval-labels').files[0];
     if (labels) form.append('labels', labels, labels.name);
-    const q = new URLSearchParams({ eps: eps.join(','), quality: String(quality) });
+    const q = new URLSearchParams({ eps: eps.join(','), quality: qs.join(',') });
     return { path: '/evaluate?' + q, body: form, type: null };
   }
 
@@ -861,7 +881,7 @@
     if (st.created) {
       const meta = [jobSource(st), 'model ' + jobModel(st)];
       if (Array.isArray(st.eps)) meta.push('\u03b5 ' + st.eps.join(', '));
-      if (st.quality !== undefined) meta.push('quality ' + st.quality);
+      if (st.quality !== undefined) meta.push('quality ' + fmtQuality(st.quality));
       if (st.labels || st.ground_truth) meta.push('labels from ' + (st.ground_truth || st.labels));
       else meta.push('no labels (no top-1)');
       meta.push('created ' + fmtDate(st.created));
@@ -899,6 +919,7 @@
       if (id !== currentJob) return;
       currentResult = res;
       renderTable(res);
+      renderTests(res);
       $('#results').hidden = false;
     } catch (e) {
       showError(errEl, 'Job ' + id + ' result: ' + describe(e));
@@ -906,7 +927,10 @@
     }
     // Figures come through fetch (not a plain <img src>) so that the bearer
     // token goes with them; the picture is shown from a blob: URL.
-    for (const [imgId, name] of [['#fig3', 'figure3.svg'], ['#fig4', 'figure4.svg']]) {
+    const figures = [['#fig3', 'figure3.svg'], ['#fig4', 'figure4.svg']];
+    $('#figq').closest('figure').hidden = true;
+    if (Array.isArray(currentResult.quality)) figures.push(['#figq', 'quality.svg']); // the grid's curve
+    for (const [imgId, name] of figures) {
       const img = $(imgId);
       try {
         const blob = await fetchJobFile(id, name);
@@ -984,6 +1008,35 @@
     setTimeout(() => URL.revokeObjectURL(url), 60000);
   }
 
+  /** A cell's value and, when there is one, its 95% interval under it. */
+  function withInterval(text, ci) {
+    const parts = [el('span', { text: text })];
+    if (Array.isArray(ci) && ci.length === 2) {
+      parts.push(el('span', { class: 'ci', title: '95% bootstrap interval',
+        text: '[' + ci[0].toFixed(3) + ', ' + ci[1].toFixed(3) + ']' }));
+    }
+    return parts;
+  }
+
+  /** The result's paired tests (McNemar, Wilcoxon) as the tests table's rows. */
+  function renderTests(res) {
+    const tbody = $('#tests-table tbody');
+    tbody.textContent = '';
+    const tests = res.tests || [];
+    $('#tests-table').closest('.table-wrap').hidden = !tests.length;
+    for (const t of tests) {
+      const w = t.wilcoxon || {};
+      tbody.append(el('tr', { dataset: { pair: t.pair } }, [
+        el('td', {}, [el('code', { text: t.a })]),
+        el('td', {}, [el('code', { text: t.b })]),
+        el('td', { class: 'num', text: t.right_to_wrong === null ? '\u2013' : String(t.right_to_wrong) }),
+        el('td', { class: 'num', text: t.wrong_to_right === null ? '\u2013' : String(t.wrong_to_right) }),
+        el('td', { class: 'num', text: fmtPval(t.mcnemar_p) }),
+        el('td', { class: 'num', text: fmtPval(w.p) }),
+      ]));
+    }
+  }
+
   function renderTable(res) {
     const tbody = $('#result-table tbody');
     tbody.textContent = '';
@@ -997,9 +1050,9 @@
       anyTop1 = anyTop1 || hasTop1;
       const tr = el('tr', { dataset: { transform: row.transform } }, [
         el('th', { scope: 'row' }, [el('code', { text: row.transform })]),
-        el('td', { class: 'num', text: hasTop1 ? fmtP(row.top1) : '\u2013',
-          title: hasTop1 ? null : 'no labels: no top-1' }),
-        el('td', { class: 'num', text: fmtP(row.mean_top_label_prob) }),
+        el('td', { class: 'num', title: hasTop1 ? null : 'no labels: no top-1' },
+          withInterval(hasTop1 ? fmtP(row.top1) : '\u2013', row.top1_ci)),
+        el('td', { class: 'num' }, withInterval(fmtP(row.mean_top_label_prob), row.mean_top_label_prob_ci)),
         el('td', { class: 'num paper', text: paper ? paper[0].toFixed(2) : '' }),
         el('td', { class: 'num paper', text: paper ? paper[1].toFixed(2) : '' }),
       ]);
@@ -1057,7 +1110,7 @@
       el('td', { class: 'job-src', dataset: { label: 'from' }, text: jobSource(j) }),
       el('td', { dataset: { label: '\u03b5' }, text: Array.isArray(j.eps) ? j.eps.join(', ') : '\u2013' }),
       el('td', { class: 'num', dataset: { label: 'quality' },
-        text: j.quality !== undefined ? String(j.quality) : '\u2013' }),
+        text: j.quality !== undefined ? fmtQuality(j.quality) : '\u2013' }),
       el('td', { dataset: { label: 'model' }, text: jobModel(j) }),
       el('td', { dataset: { label: 'created' }, text: fmtDate(j.created), title: j.created || '' }),
       el('td', { class: 'job-actions' }, actions),

@@ -629,7 +629,7 @@ describe('demo page', { skip, timeout: 240000 }, () => {
     const truthOf = new Map(uploads.map((u) => [path.basename(u.file), u.truth]));
     for (const line of body) assert.equal(Number(line[header.indexOf('truth')]), truthOf.get(line[0]), line[0]);
     const shownRows = await page.$$eval('#result-table tbody tr', (trs) => trs.map((tr) =>
-      Array.from(tr.children).map((c) => c.textContent.trim())));
+      Array.from(tr.children).map((c) => (c.querySelector('span') || c).textContent.trim())));
     assert.deepEqual(shownRows.map((r) => r[0]), result.table.map((t) => t.transform));
     for (const [i, t] of result.table.entries()) {
       const col = header.indexOf(t.transform + ':label');
@@ -710,6 +710,51 @@ describe('demo page', { skip, timeout: 240000 }, () => {
     await page.emulateMedia({ colorScheme: 'dark' });
     await page.screenshot({ path: screenshotVariant('dark'), fullPage: true });
     await page.emulateMedia({ colorScheme: 'light' });
+  });
+
+  it('shows a quality grid: intervals in the cells, the paired tests, the quality curve', async () => {
+    await page.check('input[name="source"][value="upload"]');
+    await page.setInputFiles('#eval-files', uploads.map((u) => u.file));
+    await page.setInputFiles('#eval-labels', path.join(tmp, 'labels.txt'));
+    await page.fill('#eval-eps', '1,5');
+    await page.fill('#eval-quality', '50, 75');
+    const before = await page.textContent('#job-id');
+    await page.click('#eval-run');
+    await page.waitForFunction((old) => document.querySelector('#job-id').textContent !== old &&
+      document.querySelector('#fig3').naturalWidth > 0 && document.querySelector('#figq').naturalWidth > 0 &&
+      document.querySelectorAll('#tests-table tbody tr').length > 0, before, { timeout: 60000 });
+    const id = await page.textContent('#job-id');
+    const result = await apiGet(`/jobs/${id}/result`);
+    assert.deepEqual(result.quality, [50, 75]);
+    const names = result.table.map((t) => t.transform);
+    assert.ok(names.includes('JPG50(Adv5(x))') && names.includes('JPGnoise75(Adv1(x))'), names.join());
+    // every cell shows its value and, under it, the server's 95% interval
+    const cells = await page.$$eval('#result-table tbody tr', (trs) => trs.map((tr) =>
+      Array.from(tr.querySelectorAll('td')).slice(0, 2).map((td) =>
+        Array.from(td.querySelectorAll('span')).map((s) => s.textContent))));
+    assert.equal(cells.length, result.table.length);
+    const iv = (ci) => `[${ci[0].toFixed(3)}, ${ci[1].toFixed(3)}]`;
+    for (const [i, t] of result.table.entries()) {
+      assert.deepEqual(cells[i][0], [t.top1.toFixed(3), iv(t.top1_ci)], t.transform + ' top-1 and interval');
+      assert.deepEqual(cells[i][1], [t.mean_top_label_prob.toFixed(3), iv(t.mean_top_label_prob_ci)],
+        t.transform + ' mean and interval');
+      assert.ok(t.top1_ci[0] <= t.top1 && t.top1 <= t.top1_ci[1], t.transform + ' top-1 inside its interval');
+    }
+    // the tests table: one row per pair of the result, the counts as the server has them
+    const tests = await page.$$eval('#tests-table tbody tr', (trs) => trs.map((tr) =>
+      Array.from(tr.children).map((c) => c.textContent.trim())));
+    assert.equal(tests.length, result.tests.length);
+    for (const [i, t] of result.tests.entries()) {
+      assert.deepEqual(tests[i].slice(0, 4), [t.a, t.b, String(t.right_to_wrong), String(t.wrong_to_right)]);
+      assert.ok(Math.abs(Number(tests[i][5]) - t.wilcoxon.p) <= 5e-3 * Math.max(t.wilcoxon.p, 1e-3), t.a + ' vs ' + t.b);
+    }
+    assert.equal(await page.isVisible('#figq'), true, 'the quality curve is shown');
+    const dl = await downloadOf(page, '[data-download="quality"]');
+    assert.ok(dl.bytes.equals(await apiGet(`/jobs/${id}/quality.svg`, 'buffer')), 'quality.svg download');
+    await page.click('#jobs-refresh');
+    await page.waitForSelector(`#jobs-list tr[data-id="${id}"]`);
+    const row = await page.$$eval(`#jobs-list tr[data-id="${id}"] td`, (tds) => tds.map((t) => t.textContent.trim()));
+    assert.deepEqual(row.slice(3, 6), ['uploaded images', '1, 5', '50, 75'], 'the job list shows the grid');
   });
 
   it('cancels a running data-set job, and a queued one from the job list', async () => {

@@ -1,0 +1,80 @@
+#!/bin/sh
+# test_grid.sh - the quality grid, the intervals and paired tests, a job's
+# images and the provenance, over HTTP against a live advjpgd with a tiny
+# random model and a small labelled folder. The checks are
+# tests/test_grid.py (SciPy and an independent bootstrap, xmllint).
+#
+# Environment (set by tests/meson.build): ADVJPGD (required); PYTHON (default
+# /usr/bin/python3: needs numpy and scipy, Debian python3-scipy).
+# Exit status: 0 passed, 1 failed, 77 (meson: skipped) without the daemon,
+# SciPy or xmllint.
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd)
+ADVJPGD=${ADVJPGD:-}
+PYTHON=${PYTHON:-/usr/bin/python3}
+if [ -z "$ADVJPGD" ] || [ ! -x "$ADVJPGD" ]; then
+    echo "test_grid: SKIP: no advjpgd (set ADVJPGD)" >&2
+    exit 77
+fi
+if ! "$PYTHON" -c "import numpy, scipy.stats" 2>/dev/null; then
+    echo "test_grid: SKIP: no python3 with numpy and scipy (Debian: python3-scipy)" >&2
+    exit 77
+fi
+if ! command -v xmllint >/dev/null 2>&1; then
+    echo "test_grid: SKIP: no xmllint (Debian: libxml2-utils)" >&2
+    exit 77
+fi
+
+# shellcheck source=tests/lib.sh
+. "$here/lib.sh"
+lib_tmp advjpg-grid
+
+cp "$here/specs/tiny.json" "$tmp/spec.json"
+mkdir -p "$tmp/data/set"
+"$PYTHON" - "$tmp" <<'PY' || exit 1
+import random, struct, sys, zlib
+d = sys.argv[1]
+rng = random.Random(11)
+w = [rng.uniform(-0.1, 0.1) for _ in range(20714)]
+open(d + "/w.bin", "wb").write(struct.pack("<%df" % len(w), *w))
+def png(W, H, px):
+    raw = b"".join(b"\0" + px[y * W * 3:(y + 1) * W * 3] for y in range(H))
+    def chunk(t, b):
+        return struct.pack(">I", len(b)) + t + b + struct.pack(">I", zlib.crc32(t + b))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", W, H, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+labels = []
+for k in range(14):
+    W, H = 40 + 2 * k, 36 + k
+    px = bytes(((x * (3 + k) + y * k) % 256 if c == 0 else (y * (5 + k) + rng.randrange(40)) % 256
+                if c == 1 else ((x - y) * 3 + 17 * k) % 256)
+               for y in range(H) for x in range(W) for c in range(3))
+    name = "im%02d.png" % k
+    open(d + "/data/set/" + name, "wb").write(png(W, H, px))
+    labels.append("%s\t%d\n" % (name, rng.randrange(10)))
+open(d + "/data/set/labels.txt", "w").write("".join(labels))
+PY
+
+: >"$tmp/empty.conf"
+"$ADVJPGD" --config "$tmp/empty.conf" --listen 127.0.0.1:0 --port-file "$tmp/port" \
+    --model "$tmp/spec.json" --weights "$tmp/w.bin" --jobs-dir "$tmp/jobs" \
+    --data-root "$tmp/data" >"$tmp/log" 2>&1 &
+pids="$pids $!"
+i=0
+while [ ! -s "$tmp/port" ]; do
+    if [ $i -ge 600 ]; then
+        echo "FAIL: advjpgd did not start; its log:" >&2
+        cat "$tmp/log" >&2
+        exit 1
+    fi
+    sleep 0.1
+    i=$((i + 1))
+done
+url="http://127.0.0.1:$(cat "$tmp/port")"
+if ! "$PYTHON" "$here/test_grid.py" "$url" "$tmp/data/set" "$tmp/w.bin"; then
+    echo "--- advjpgd log:" >&2
+    tail -n 30 "$tmp/log" >&2
+    exit 1
+fi
+exit 0
