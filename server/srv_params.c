@@ -8,6 +8,9 @@
 
 #include "status.h"
 
+_Static_assert(sizeof ((exp_attack *)0)->eot_qualities / sizeof(int) == EXP_MAX_EPS,
+               "an INT_LIST parameter holds EXP_MAX_EPS values");
+
 int srv_parse_long(const char *s, long lo, long hi, long *out)
 {
     if (!s || !isdigit((unsigned char)*s))
@@ -34,50 +37,58 @@ int srv_parse_seed(const char *s, uint64_t *out)
     return 1;
 }
 
-int srv_parse_eps(const char *s, exp_params *out, char *err, size_t errsz)
+int srv_parse_int_list(const char *s, const exp_param_def *d, int *vals, int *n, char *err,
+                       size_t errsz)
 {
-    exp_params p = *out;
-    p.n_eps = 0;
+    int v_[EXP_MAX_EPS], k = 0;
     for (;;) {
         const char *comma = strchr(s, ',');
-        size_t n = comma ? (size_t)(comma - s) : strlen(s);
+        size_t len = comma ? (size_t)(comma - s) : strlen(s);
         char item[32];
         long v;
-        if (n >= sizeof item)
-            return adj_fail(err, errsz, ADJ_ERR_ARG, "eps: '%.*s' is not an integer in %d..%d",
-                            (int)(n > 40 ? 40 : n), s, EXP_EPS_MIN, EXP_EPS_MAX);
-        memcpy(item, s, n);
-        item[n] = '\0';
-        while (n && isspace((unsigned char)item[n - 1]))
-            item[--n] = '\0';
+        if (len >= sizeof item)
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "%s: '%.*s' is not an integer in %ld..%ld",
+                            d->name, (int)(len > 40 ? 40 : len), s, d->lo, d->hi);
+        memcpy(item, s, len);
+        item[len] = '\0';
+        while (len && isspace((unsigned char)item[len - 1]))
+            item[--len] = '\0';
         const char *it = item;
         while (isspace((unsigned char)*it))
             it++;
-        if (!srv_parse_long(it, EXP_EPS_MIN, EXP_EPS_MAX, &v))
-            return adj_fail(err, errsz, ADJ_ERR_ARG, "eps: '%s' is not an integer in %d..%d", it,
-                            EXP_EPS_MIN, EXP_EPS_MAX);
-        if (p.n_eps == EXP_MAX_EPS)
-            return adj_fail(err, errsz, ADJ_ERR_ARG, "eps: more than %d values", EXP_MAX_EPS);
-        p.eps[p.n_eps++] = (int)v;
+        if (!srv_parse_long(it, d->lo, d->hi, &v))
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "%s: '%s' is not an integer in %ld..%ld",
+                            d->name, it, d->lo, d->hi);
+        if (k == EXP_MAX_EPS)
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "%s: more than %d values", d->name,
+                            EXP_MAX_EPS);
+        v_[k++] = (int)v;
         if (!comma)
             break;
         s = comma + 1;
     }
-    *out = p;
+    memcpy(vals, v_, (size_t)k * sizeof *vals);
+    *n = k;
     return ADJ_OK;
 }
 
-/* Whether word is one of the comma-separated choices. */
-static int choice_has(const char *choices, const char *word)
+int srv_parse_eps(const char *s, exp_params *p, char *err, size_t errsz)
+{
+    return srv_parse_int_list(s, &exp_param_defs[EXP_PARAM_EPS], p->eps, &p->n_eps, err, errsz);
+}
+
+/* The index of word among the comma-separated choices, -1 if none. */
+static int choice_index(const char *choices, const char *word)
 {
     size_t n = strlen(word);
-    for (const char *p = choices; *p;) {
+    int i = 0;
+    for (const char *p = choices; *p; i++) {
         size_t k = strcspn(p, ",");
         if (k == n && strncmp(p, word, n) == 0)
-            return 1;
+            return i;
         p += k + (p[k] == ',');
     }
-    return 0;
+    return -1;
 }
 
 /* "center, none" of choices into buf. */
@@ -90,9 +101,10 @@ static const char *choice_list(const char *choices, char *buf, size_t n)
     return buf;
 }
 
-/* Stores v (read by row d) into the target field of parameter id. */
+/* Stores v (read by row d; a choice's index) into the target field of parameter id. */
 static void store(srv_query *q, exp_param_id id, long v, uint64_t u, const char *word)
 {
+    exp_attack *a = &q->params.attack;
     switch (id) {
     case EXP_PARAM_TOP_K: q->top_k = (int)v; break;
     case EXP_PARAM_RESIZE: q->resize_center = strcmp(word, "center") == 0; break;
@@ -101,7 +113,12 @@ static void store(srv_query *q, exp_param_id id, long v, uint64_t u, const char 
     case EXP_PARAM_IMAGES: q->images = (int)v; break;
     case EXP_PARAM_STATUS: snprintf(q->status, sizeof q->status, "%s", word); break;
     case EXP_PARAM_PURGE: q->purge = (int)v; break;
-    case EXP_PARAM_EPS: /* stored by srv_parse_eps */
+    case EXP_PARAM_ATTACK: a->kind = (exp_attack_kind)v; break;
+    case EXP_PARAM_STEPS: a->steps = (int)v; break;
+    case EXP_PARAM_STEP_SIZE: a->step_size = (int)v; break;
+    case EXP_PARAM_ADAPTIVE: a->adaptive = (exp_adaptive)v; break;
+    case EXP_PARAM_EPS: /* lists are stored by srv_parse_int_list */
+    case EXP_PARAM_EOT_QUALITIES:
     case EXP_PARAM_COUNT: break;
     }
 }
@@ -117,14 +134,17 @@ int srv_params_set(srv_query *q, exp_param_id id, const char *val, int classes, 
     char list[96];
     switch (d->kind) {
     case EXP_PK_INT_LIST:
-        return srv_parse_eps(val, &q->params, err, errsz);
+        if (id == EXP_PARAM_EPS)
+            return srv_parse_eps(val, &q->params, err, errsz);
+        return srv_parse_int_list(val, d, q->params.attack.eot_qualities, &q->params.attack.n_eot,
+                                  err, errsz);
     case EXP_PK_U64:
         if (!srv_parse_seed(val, &u))
             return adj_fail(err, errsz, ADJ_ERR_ARG,
                             "%s: '%s' is not an integer in 0..18446744073709551615", d->name, val);
         break;
     case EXP_PK_CHOICE:
-        if (!choice_has(d->choices, val))
+        if ((v = choice_index(d->choices, val)) < 0)
             return adj_fail(err, errsz, ADJ_ERR_ARG, "%s: '%s' is not one of %s", d->name, val,
                             choice_list(d->choices, list, sizeof list));
         break;
@@ -147,7 +167,7 @@ void srv_params_defaults(srv_query *q, int classes)
     memset(q, 0, sizeof *q);
     for (int i = 0; i < EXP_PARAM_COUNT; i++) {
         const exp_param_def *d = &exp_param_defs[i];
-        if (d->def && srv_params_set(q, (exp_param_id)i, d->def, classes, err, sizeof err) &&
+        if (d->def && !d->implicit && srv_params_set(q, (exp_param_id)i, d->def, classes, err, sizeof err) &&
             d->kind == EXP_PK_INT && !d->hi)
             store(q, (exp_param_id)i, classes, 0, d->def); /* above a small model's classes */
     }

@@ -24,7 +24,8 @@
 typedef struct {
     int top_k;         /**< EXP_PARAM_TOP_K */
     int resize_center; /**< EXP_PARAM_RESIZE: 1 center, 0 none */
-    exp_params params; /**< EXP_PARAM_EPS, EXP_PARAM_QUALITY */
+    exp_params params; /**< EXP_PARAM_EPS, EXP_PARAM_QUALITY, the attack's (ATTACK..EOT_QUALITIES;
+                            the implicit defaults stay 0: exp_attack's own) */
     uint64_t seed;     /**< EXP_PARAM_SEED */
     int images;        /**< EXP_PARAM_IMAGES */
     char status[16];   /**< EXP_PARAM_STATUS, "" when not given */
@@ -52,6 +53,14 @@ int srv_parse_long(const char *s, long lo, long hi, long *out);
 
 /** A decimal integer in 0..2^64-1, the whole string. 1 if so, else 0. */
 int srv_parse_seed(const char *s, uint64_t *out);
+
+/**
+ * A comma-separated list of integers of row d (d->lo..d->hi, spaces around
+ * items allowed, at most EXP_MAX_EPS) into vals / *n, written only on
+ * success. ADJ_ERR_ARG with a message naming d and the bad item otherwise.
+ */
+int srv_parse_int_list(const char *s, const exp_param_def *d, int *vals, int *n, char *err,
+                       size_t errsz);
 
 /**
  * A comma-separated list of eps (integers EXP_EPS_MIN..EXP_EPS_MAX, spaces

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "srv_json.h"
 #include "status.h"
 
 /* ---------------------------------------------------------------- CSV */
@@ -39,6 +40,12 @@ char *srv_rows_header(const exp_params *p)
         exp_transform_name(p, t, name, sizeof name);
         ut_buf_printf(&b, ",%s:prob,%s:label", name, name);
     }
+    for (int t = 0; t < exp_n_transforms(p); t++) /* the perturbations' sizes, appended */
+        if (exp_transform_kind_of(p, t) == EXP_T_ADV) {
+            char name[64];
+            exp_transform_name(p, t, name, sizeof name);
+            ut_buf_printf(&b, ",%s:linf,%s:l2,%s:psnr", name, name, name);
+        }
     ut_buf_add(&b, "\n", 1);
     if (b.failed) {
         ut_buf_free(&b);
@@ -56,12 +63,20 @@ static void row_head(ut_buf *b, const char *file, int truth)
         ut_buf_add(b, ",", 1);
 }
 
+/* The number of eps (Adv transforms) of a pipeline of T transforms. */
+static int n_adv_of(int T)
+{
+    return (T - 2) / 3;
+}
+
 void srv_rows_format(ut_buf *b, const char *file, int truth, const exp_result *r)
 {
     row_head(b, file, truth);
     ut_buf_printf(b, ",%d", r->label_x);
     for (int t = 0; t < r->n_transforms; t++)
         ut_buf_printf(b, ",%.9g,%d", (double)exp_top_label_prob(r, t), exp_label(r, t));
+    for (int e = 0; e < n_adv_of(r->n_transforms); e++) /* "inf": an unchanged image */
+        ut_buf_printf(b, ",%d,%.9g,%.9g", r->norms[e].linf, r->norms[e].l2, r->norms[e].psnr);
     ut_buf_add(b, "\n", 1);
 }
 
@@ -71,6 +86,8 @@ void srv_rows_format_skipped(ut_buf *b, const char *file, int truth, int n_trans
     ut_buf_add(b, ",", 1);
     for (int t = 0; t < n_transforms; t++)
         ut_buf_add(b, ",,", 2);
+    for (int e = 0; e < n_adv_of(n_transforms); e++)
+        ut_buf_add(b, ",,,", 3);
     ut_buf_add(b, "\n", 1);
 }
 
@@ -193,6 +210,22 @@ static int parse_prob(const char *s, float *out)
     return 1;
 }
 
+/* A perturbation's sizes from three fields: linf 0..255, l2 >= 0, psnr >= 0 or inf. */
+static int parse_norms(const char *linf, const char *l2, const char *psnr, atk_norms *out)
+{
+    int li = parse_index(linf, 256);
+    char *end;
+    errno = 0;
+    double v2 = *l2 ? strtod(l2, &end) : -1;
+    if (li < 0 || errno || !*l2 || *end || !isfinite(v2) || v2 < 0)
+        return 0;
+    double vp = *psnr ? strtod(psnr, &end) : -1;
+    if (errno || !*psnr || *end || isnan(vp) || vp < 0)
+        return 0;
+    *out = (atk_norms){.linf = li, .l2 = v2, .psnr = vp};
+    return 1;
+}
+
 static int rows_grow(srv_rows *r)
 {
     if (r->n < r->cap)
@@ -219,6 +252,10 @@ static int rows_grow(srv_rows *r)
     if (!label)
         return 0;
     r->label = label;
+    atk_norms *norms = realloc(r->norms, cap * (size_t)n_adv_of(r->n_transforms) * sizeof *norms + 1);
+    if (!norms)
+        return 0;
+    r->norms = norms;
     r->cap = cap;
     return 1;
 }
@@ -227,7 +264,7 @@ static int rows_grow(srv_rows *r)
 static int take_row(const record *rec, size_t idx, const srv_rows_check *c, srv_rows *out,
                     char *why, size_t whysz)
 {
-    const int T = exp_n_transforms(c->params), F = 3 + 2 * T;
+    const int T = exp_n_transforms(c->params), E = n_adv_of(T), F = 3 + 2 * T + 3 * E;
     if (rec->nf != F)
         return adj_fail(why, whysz, ADJ_ERR_FORMAT, "row %zu: %d fields, want %d", idx + 1,
                         rec->nf, F);
@@ -254,6 +291,7 @@ static int take_row(const record *rec, size_t idx, const srv_rows_check *c, srv_
     size_t n = out->n;
     float *prob = out->prob + n * (size_t)T;
     int *label = out->label + n * (size_t)T;
+    atk_norms *norms = out->norms + n * (size_t)E;
     int lx = -1;
     if (!*field(rec, 2)) { /* an image that could not be evaluated */
         for (int k = 3; k < F; k++)
@@ -264,6 +302,8 @@ static int take_row(const record *rec, size_t idx, const srv_rows_check *c, srv_
             prob[t] = 0;
             label[t] = -1;
         }
+        for (int e = 0; e < E; e++)
+            norms[e] = (atk_norms){0};
     } else {
         if ((lx = parse_index(field(rec, 2), c->classes)) < 0)
             return adj_fail(why, whysz, ADJ_ERR_FORMAT, "row %zu: label_x '%.20s' is not a class index",
@@ -281,6 +321,11 @@ static int take_row(const record *rec, size_t idx, const srv_rows_check *c, srv_
         if (label[0] != lx)
             return adj_fail(why, whysz, ADJ_ERR_FORMAT, "row %zu: x:label %d differs from label_x %d",
                             idx + 1, label[0], lx);
+        for (int e = 0, k = 3 + 2 * T; e < E; e++, k += 3)
+            if (!parse_norms(field(rec, k), field(rec, k + 1), field(rec, k + 2), &norms[e]))
+                return adj_fail(why, whysz, ADJ_ERR_FORMAT,
+                                "row %zu: fields %d..%d are not a perturbation's linf, l2, psnr",
+                                idx + 1, k + 1, k + 3);
     }
     if (!(out->file[n] = strdup(file)))
         return ADJ_ERR_NOMEM;
@@ -306,7 +351,7 @@ int srv_rows_parse(const char *text, size_t len, const srv_rows_check *c, srv_ro
     size_t hl = strlen(header), valid = 0;
     int rc = ADJ_OK;
     record rec = {0};
-    rec.maxf = 3 + 2 * r.n_transforms;
+    rec.maxf = 3 + 2 * r.n_transforms + 3 * n_adv_of(r.n_transforms);
     rec.off = calloc((size_t)rec.maxf, sizeof *rec.off);
     if (!rec.off) {
         free(header);
@@ -371,6 +416,7 @@ void srv_rows_free(srv_rows *r)
     free(r->label_x);
     free(r->prob);
     free(r->label);
+    free(r->norms);
     memset(r, 0, sizeof *r);
 }
 
@@ -421,6 +467,35 @@ static json_t *box_json(const stats_box *b, int have, int *bad)
     return o;
 }
 
+/* The sizes of eps e's perturbations over the evaluated rows: the largest linf, the mean l2
+ * and the mean psnr of the images that changed (null without rows). */
+static int put_norms_summary(json_t *e, const srv_rows *r, int eps_index)
+{
+    const int E = n_adv_of(r->n_transforms);
+    atk_norms s = {0};
+    size_t m = 0, changed = 0;
+    double psnr = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        const atk_norms *n = &r->norms[i * (size_t)E + (size_t)eps_index];
+        if (r->label_x[i] < 0)
+            continue;
+        m++;
+        s.linf = n->linf > s.linf ? n->linf : s.linf;
+        s.l2 += n->l2;
+        if (isfinite(n->psnr)) {
+            psnr += n->psnr;
+            changed++;
+        }
+    }
+    s.l2 = m ? s.l2 / (double)m : NAN;
+    s.psnr = changed ? psnr / (double)changed : INFINITY;
+    if (!m)
+        return json_object_set_new(e, "linf", json_null()) ||
+               json_object_set_new(e, "l2", json_null()) ||
+               json_object_set_new(e, "psnr", json_null());
+    return srv_json_put_norms(e, &s);
+}
+
 json_t *srv_rows_table(const srv_rows *r, const exp_params *p, int has_truth)
 {
     json_t *arr = json_array();
@@ -455,6 +530,9 @@ json_t *srv_rows_table(const srv_rows *r, const exp_params *p, int has_truth)
         }
         put(e, "mean_top_label_prob", rc ? json_null() : json_real(b.mean), &bad);
         put(e, "box", box_json(&b, rc == ADJ_OK, &bad), &bad);
+        bad |= srv_json_put_attack(e, p) != 0;
+        if (exp_transform_eps(p, t) > 0)
+            bad |= put_norms_summary(e, r, (t - 2) / 3) != 0;
     }
     if (bad) {
         json_decref(arr);

@@ -172,6 +172,7 @@ typedef struct {
     int label_x;
     float prob[EXP_MAX_TRANSFORMS];
     int label[EXP_MAX_TRANSFORMS];
+    atk_norms norms[EXP_MAX_EPS];
 } xrow;
 
 /*
@@ -218,6 +219,7 @@ static xrow *expected(const char *dir, char **files, const int *truth, int n, co
                 r->prob[t] = exp_top_label_prob(&res[i], t);
                 r->label[t] = exp_label(&res[i], t);
             }
+            memcpy(r->norms, res[i].norms, sizeof r->norms);
             exp_result_free(&res[i]);
             img_free(&xs[i]);
         }
@@ -343,14 +345,19 @@ static void check_rows(const char *what, const char *text, const xrow *x, int n,
         size_t l = strlen(want);
         snprintf(want + l, sizeof want - l, ",%s:prob,%s:label", name, name);
     }
+    for (int e = 0; e < p->n_eps; e++) { /* the perturbations' sizes, appended */
+        size_t l = strlen(want);
+        snprintf(want + l, sizeof want - l, ",Adv%d(x):linf,Adv%d(x):l2,Adv%d(x):psnr", p->eps[e],
+                 p->eps[e], p->eps[e]);
+    }
     char *nl = strchr(text, '\n');
     CHECK(nl && (size_t)(nl - text) == strlen(want) && strncmp(text, want, strlen(want)) == 0,
           "%s: header is '%s'", what, want);
-    int bad_names = 0, bad_labels = 0, bad_fields = 0;
+    int bad_names = 0, bad_labels = 0, bad_fields = 0, bad_norms = 0;
     double maxdiff = 0;
     for (int i = 0; i + 1 < c.n && i < n; i++) {
         csv_row *r = &c.rows[i + 1];
-        if (r->nf != 3 + 2 * T) {
+        if (r->nf != 3 + 2 * T + 3 * p->n_eps) {
             bad_fields++;
             continue;
         }
@@ -364,7 +371,19 @@ static void check_rows(const char *what, const char *text, const xrow *x, int n,
             if (atoi(r->f[4 + 2 * t]) != x[i].label[t])
                 bad_labels++;
         }
+        /* the pipeline's norms; L-inf within eps: an independent bound */
+        for (int e = 0; e < p->n_eps; e++) {
+            const char *const *f = (const char *const *)r->f + 3 + 2 * T + 3 * e;
+            const atk_norms *w = &x[i].norms[e];
+            double psnr = strtod(f[2], NULL);
+            if (atoi(f[0]) != w->linf || w->linf > p->eps[e] ||
+                fabs(atof(f[1]) - w->l2) > 1e-6 * (1 + w->l2) ||
+                (isfinite(w->psnr) ? fabs(psnr - w->psnr) > 1e-6 * w->psnr : !isinf(psnr)))
+                bad_norms++;
+        }
     }
+    CHECK(bad_norms == 0, "%s: %d rows whose linf, l2, psnr differ from the pipeline's", what,
+          bad_norms);
     CHECK(bad_fields == 0, "%s: %d rows with the wrong number of fields", what, bad_fields);
     CHECK(bad_names == 0, "%s: %d rows name another file than the job's order", what, bad_names);
     CHECK(bad_labels == 0, "%s: %d truth / label fields differ from the pipeline", what,

@@ -19,12 +19,13 @@
  *   - the prefix, then the rows of the next expected files as a resumed
  *     job formats them (srv_rows_format / srv_rows_format_skipped), parses
  *     in full, and the rows read back are the rows written (probabilities
- *     bit for bit through "%.9g");
+ *     bit for bit through "%.9g", and the perturbations' norms);
  *   - the kept rows, formatted again, read back the same;
  *   - the table of the rows can be computed.
  *
  * Build and run by hand: the comment at the end of this file.
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +71,9 @@ static void append_rows(ut_buf *b, const exp_params *p, int classes, char *const
             continue;
         }
         exp_result r = {.label_x = (int)(i % (size_t)classes), .n_transforms = T, .classes = classes, .probs = probs};
+        for (int e = 0; e < p->n_eps; e++) /* an unchanged image (psnr inf) now and then */
+            r.norms[e] = (atk_norms){.linf = (int)((i + (size_t)e) % 256), .l2 = (double)i / 3.0,
+                                     .psnr = i % 5 == 1 ? INFINITY : 20.0 + (double)i / 7.0};
         for (int t = 0; t < T; t++) {
             float *row = probs + (size_t)t * (size_t)classes;
             for (int c = 0; c < classes; c++)
@@ -105,6 +109,8 @@ static void format_parsed(ut_buf *b, const srv_rows *r, size_t from, size_t to, 
                 row[r->label[i * T + k]] = 2.0f; /* the arg-max */
         }
         exp_result e = {.label_x = r->label_x[i], .n_transforms = (int)T, .classes = classes, .probs = probs};
+        const size_t E = (T - 2) / 3;
+        memcpy(e.norms, r->norms + i * E, E * sizeof *e.norms);
         srv_rows_format(b, r->file[i], r->truth[i], &e);
     }
     free(probs);
@@ -122,6 +128,11 @@ static int same_rows(const srv_rows *a, const srv_rows *b, size_t n)
         if (memcmp(a->prob + i * T, b->prob + i * T, T * sizeof *a->prob) ||
             memcmp(a->label + i * T, b->label + i * T, T * sizeof *a->label))
             return 0;
+        for (size_t e = 0; e < (T - 2) / 3; e++) {
+            const atk_norms *x = &a->norms[i * ((T - 2) / 3) + e], *y = &b->norms[i * ((T - 2) / 3) + e];
+            if (x->linf != y->linf || x->l2 != y->l2 || x->psnr != y->psnr)
+                return 0;
+        }
     }
     return 1;
 }
