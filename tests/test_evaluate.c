@@ -1005,6 +1005,21 @@ static void test_refused(int port, const char *jobs_dir)
         {"{\"dataset\": \"set\", \"shard\": {\"index\": 3, \"count\": 3}}", "shard"},
         {"{\"eps\": [1]}", "dataset"},
         {"not json", "not JSON"},
+        /* the attack menu: each refusal names its parameter */
+        {"{\"dataset\": \"set\", \"attack\": \"pgd\"}", "attack: give an object"},
+        {"{\"dataset\": \"set\", \"attack\": {\"attack\": \"cw\"}}", "attack: 'cw' is not one of"},
+        {"{\"dataset\": \"set\", \"attack\": {\"attack\": 3}}", "attack: give a string"},
+        {"{\"dataset\": \"set\", \"attack\": {\"attack\": \"bim\", \"steps\": 0}}", "steps: '0'"},
+        {"{\"dataset\": \"set\", \"attack\": {\"attack\": \"bim\", \"steps\": \"3\"}}",
+         "steps: give an integer"},
+        {"{\"dataset\": \"set\", \"attack\": {\"steps\": 3}}", "steps: attack=fgsm takes one step"},
+        {"{\"dataset\": \"set\", \"attack\": {\"adaptive\": \"bpda\"}}", "adaptive: the adaptive"},
+        {"{\"dataset\": \"set\", \"attack\": {\"attack\": \"pgd\", \"eot_qualities\": [50]}}",
+         "eot_qualities: only with adaptive=eot"},
+        {"{\"dataset\": \"set\", \"attack\": {\"attack\": \"pgd\", \"adaptive\": \"eot\", "
+         "\"eot_qualities\": [50, 0]}}", "eot_qualities: '0'"},
+        {"{\"dataset\": \"set\", \"attack\": {\"attack\": \"pgd\", \"norm\": \"l2\"}}",
+         "attack: unknown field 'norm'"},
     };
     int before = count_jobs_dir(jobs_dir);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -1373,6 +1388,73 @@ static void test_kill_resume(const xrow *x_big, const exp_params *pb, const json
     }
 }
 
+/*
+ * A PGD job end to end: its request and state show the attack, its rows
+ * (norm columns included) equal the pipeline's for PGD, killed and
+ * restarted it resumes from its rows, and its table carries the attack's
+ * fields, the norms and the threat model.
+ */
+static void test_pgd_job(const xrow *x_pgd, const exp_params *pp)
+{
+    char jobs[4400];
+    tmp_path(jobs, sizeof jobs, "jobs-pgd");
+    sh_daemon d;
+    if (start_daemon(&d, "pgd", jobs, "4")) {
+        CHECK(0, "the pgd daemon starts");
+        return;
+    }
+    char id[17], msg[512], path[96];
+    CHECK(post_eval(d.port, "{\"dataset\": \"big\", \"eps\": [2,4], \"attack\": {\"attack\": "
+                            "\"pgd\", \"steps\": 3, \"step_size\": 2}}",
+                    id, msg, sizeof msg) == 202,
+          "pgd: 202 (%s)", msg);
+    char st[32];
+    long done = wait_done_at_least(d.port, id, 8, 60, st, sizeof st);
+    CHECK(!strcmp(st, "running") && done >= 8 && done < BIG_N, "pgd: running when killed (%s, %ld of %d)",
+          st, done, BIG_N);
+    CHECK(sh_stop(&d, SIGKILL, 10) == 1000 + SIGKILL, "pgd: killed at %ld (%s)", done, st);
+    if (start_daemon(&d, "pgd", jobs, "4")) {
+        CHECK(0, "the pgd daemon restarts");
+        return;
+    }
+    json_t *js = sh_wait_job(d.port, id, 120);
+    json_t *a = json_object_get(js, "attack");
+    CHECK(!strcmp(sh_jstr(js, "status"), "done") && !strcmp(sh_jstr(a, "attack"), "pgd") &&
+              sh_jint(a, "steps") == 3 && sh_jint(a, "step_size") == 2 &&
+              !strcmp(sh_jstr(a, "adaptive"), "none") &&
+              !strncmp(sh_jstr(js, "threat_model"), "non-adaptive", 12),
+          "pgd: GET /jobs/{id} shows the attack after the restart (%s)", sh_jstr(js, "status"));
+    json_decref(js);
+    char *rows = get_text(d.port, id, "/rows", NULL, 0);
+    check_rows("pgd, killed and resumed", rows, x_pgd, BIG_N, pp);
+    free(rows);
+    long code;
+    snprintf(path, sizeof path, "/jobs/%s/result", id);
+    json_t *res = get_json(d.port, path, &code);
+    check_table("pgd", res, x_pgd, BIG_N, pp, 1);
+    CHECK(!strcmp(sh_jstr(json_object_get(res, "attack"), "attack"), "pgd") &&
+              !strncmp(sh_jstr(res, "threat_model"), "non-adaptive", 12),
+          "pgd: the result names the attack and the threat model");
+    json_t *table = json_object_get(res, "table"), *row;
+    size_t t;
+    json_array_foreach(table, t, row) {
+        int e = t < 2 ? -1 : (int)(t - 2) / 3, linf = 0;
+        double l2 = 0;
+        for (int i = 0; e >= 0 && i < BIG_N; i++) {
+            linf = x_pgd[i].norms[e].linf > linf ? x_pgd[i].norms[e].linf : linf;
+            l2 += x_pgd[i].norms[e].l2 / BIG_N;
+        }
+        CHECK(!strcmp(sh_jstr(row, "attack"), "pgd") && sh_jint(row, "steps") == 3 &&
+                  (e < 0 ? !json_object_get(row, "linf")
+                         : sh_jint(row, "linf") == linf && linf <= pp->eps[e] &&
+                               fabs(sh_jnum(row, "l2") - l2) < 1e-6 * l2),
+              "pgd: table row %s has the attack and the norms (linf %ld, l2 %g; want %d, %g)",
+              sh_jstr(row, "transform"), sh_jint(row, "linf"), sh_jnum(row, "l2"), linf, l2);
+    }
+    json_decref(res);
+    CHECK(sh_stop(&d, SIGTERM, 30) == 0, "pgd daemon: clean stop");
+}
+
 /* SIGTERM with a job running: it stops between batches and resumes later. */
 static void test_sigterm_resume(const xrow *x_big, const exp_params *pb)
 {
@@ -1504,6 +1586,11 @@ int main(int argc, char **argv)
         CHECK(0, "the main daemon starts");
     }
     test_kill_resume(x_big, &pb, ref_table);
+    const exp_params pp = {.n_eps = 2, .eps = {2, 4}, .quality = 75,
+                           .attack = {.kind = EXP_PGD, .steps = 3, .step_size = 2}};
+    xrow *x_pgd = expected(BIG_DIR, BIG_FILES, BIG_TRUTH, BIG_N, &pp, 1);
+    test_pgd_job(x_pgd, &pp);
+    free(x_pgd);
     test_sigterm_resume(x_big, &pb);
     test_no_data_root();
     json_decref(ref_table);
