@@ -493,6 +493,11 @@ run env ADVJPG_SERVER="$FAKE" ADVJPG_TOKEN=tok EPS=1,5 "$scripts/evaluate.sh" 'm
 cp "$tmp/fake.log" "$tmp/out"
 check "evaluate.sh: the JSON body (quotes escaped) and the token" py 'J[0]["auth"] == "Bearer tok" and
     json.loads(J[0]["body"]) == {"dataset": "my \"set\"", "ground_truth": "gt.txt", "eps": [1, 5]}'
+: >"$tmp/fake.log"
+run env ADVJPG_SERVER="$FAKE" ATTACK=pgd STEPS=4 ADAPTIVE=eot EOT_QUALITIES=50,90 "$scripts/evaluate.sh" set
+cp "$tmp/fake.log" "$tmp/out"
+check "ATTACK=pgd ... evaluate.sh: the body's \"attack\" object" py 'json.loads(J[0]["body"])["attack"] == {
+    "attack": "pgd", "steps": 4, "adaptive": "eot", "eot_qualities": [50, 90]}'
 run env ADVJPG_SERVER="$FAKE" "$scripts/job.sh" nosuch
 check "job.sh on 404: exit 1 with the error body" rc_and 1 grep -q "no such thing" "$tmp/out"
 check "job.sh on 404: the body ends its line; curl's message on stderr" \
@@ -647,6 +652,11 @@ run "$scripts/classify.sh" "$jpg"
 check "classify.sh" py '0 <= J[0]["label"] < 10 and len(J[0]["top"]) == 5'
 run "$scripts/attack.sh" "$jpg" 1,2
 check "attack.sh" py 'len(J[0]["results"]) == 8 and "images" not in J[0]'
+run env ATTACK=bim STEPS=2 ADAPTIVE=bpda "$scripts/attack.sh" "$jpg" 3
+check "ATTACK=bim STEPS=2 ADAPTIVE=bpda attack.sh" py 'J[0]["attack"] == "bim" and J[0]["steps"] == 2 and
+    J[0]["adaptive"] == "bpda" and 0 < J[0]["results"][2]["linf"] <= 3'
+run env ATTACK=cw "$scripts/attack.sh" "$jpg" 3
+check "ATTACK=cw attack.sh: usage error" rc_is 2
 run "$scripts/classify.sh" "$tmp/broken.jpg"
 check "classify.sh on 400: exit 1" rc_is 1
 
