@@ -22,6 +22,14 @@
  * the engine's figures are measured against), then one with the rate at
  * which the machine reads the model's weights (all cores, best of 3) and the
  * batch-1 bound it sets (each weight is read once per pass).
+ * --attacks times the attacks instead, per image at each batch size: FGSM
+ * (one forward and one backward pass, the paper's), BIM-10 and PGD-10 (ten
+ * steps of one level at eps 5, each a forward and a backward pass), in
+ * rounds that alternate the three (a shared machine's noise falls on all of
+ * them alike) for at least --seconds in all, and prints one line per attack
+ *   {"model":..,"batch":1,"attack":"bim","steps":10,"ms_per_image":..,
+ *    "ms_per_image_min":..,"ratio_to_fgsm":..,"backward_passes":10}
+ * ratio_to_fgsm is the attack's mean time over FGSM's, from the same rounds.
  * gflops counts 2 FLOP per multiply-add of the forward pass, and twice that
  * for `gradient` (the input-gradient products are as large as the forward
  * ones; the first layer's is counted although it is the only one that could
@@ -37,6 +45,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include "attack.h"
 #include "gemm.h"
 #include "net.h"
 #include "blas_runtime.h"
@@ -99,10 +108,82 @@ static double read_bandwidth(const float *p, size_t n, double *sum)
     return (double)n * sizeof(float) / best * 1e-9;
 }
 
+/*
+ * --attacks at batch b: FGSM, BIM-10 and PGD-10 per image, alternating in
+ * rounds; one line per attack. 0, or 1 with a message.
+ */
+static int bench_attacks(const model *m, const model_spec *spec, int b, double seconds)
+{
+    enum { N_ATK = 3 };
+    static const char *const names[N_ATK] = {"fgsm", "bim", "pgd"};
+    char err[ADJ_ERRLEN];
+    net_ctx *ctx;
+    if (b < 1 || net_ctx_new(m, b, &ctx, err, sizeof err)) {
+        fprintf(stderr, "advjpg-bench: batch %d: %s\n", b, b < 1 ? "not a positive integer" : err);
+        return 1;
+    }
+    const int S = spec->input_size, per = 3 * S * S;
+    img_rgb *xs = calloc((size_t)b, sizeof *xs), *outs = calloc((size_t)b, sizeof *outs);
+    int *labels = calloc((size_t)b, sizeof *labels);
+    uint64_t *seeds = calloc((size_t)b, sizeof *seeds), st = 11;
+    float *grad = malloc((size_t)per * b * sizeof *grad);
+    int rc = !xs || !outs || !labels || !seeds || !grad;
+    for (int i = 0; !rc && i < b; i++) {
+        rc = img_alloc(&xs[i], S, S) != 0;
+        for (int k = 0; !rc && k < per; k++)
+            xs[i].px[k] = (uint8_t)(next(&st) >> 56);
+        seeds[i] = (uint64_t)i + 1;
+    }
+    double sum[N_ATK] = {0}, best[N_ATK] = {1e9, 1e9, 1e9}, t_all = ut_now();
+    int rounds = 0;
+    for (int r = -1; !rc && (r < 1 || ut_now() - t_all < seconds); r++) { /* r = -1: warm-up */
+        for (int a = 0; !rc && a < N_ATK; a++) {
+            atk_iter_params ip = {.eps = 5, .steps = 10, .step_size = 1, .random_start = a == 2};
+            double t = ut_now();
+            if (a == 0) {
+                rc = atk_gradient(ctx, xs, b, labels, 1, grad, NULL, err, sizeof err);
+                for (int i = 0; !rc && i < b; i++)
+                    rc = img_alloc(&outs[i], S, S) ||
+                         (atk_fgsm(xs[i].px, grad + (size_t)per * i, (size_t)per, 5, outs[i].px), 0);
+            } else {
+                rc = atk_iterative(ctx, xs, b, labels, seeds, &ip, outs, err, sizeof err);
+            }
+            t = ut_now() - t;
+            for (int i = 0; i < b; i++)
+                img_free(&outs[i]);
+            if (r >= 0) {
+                sum[a] += t;
+                best[a] = fmin(best[a], t);
+            }
+        }
+        if (r == -1)
+            t_all = ut_now();
+        else
+            rounds++;
+    }
+    for (int a = 0; !rc && a < N_ATK; a++)
+        printf("{\"model\":\"%s\",\"batch\":%d,\"attack\":\"%s\",\"steps\":%d,"
+               "\"ms_per_image\":%.2f,\"ms_per_image_min\":%.2f,\"ratio_to_fgsm\":%.2f,"
+               "\"backward_passes\":%d,\"rounds\":%d,\"threads\":%d}\n",
+               spec->name, b, names[a], a ? 10 : 1, sum[a] / rounds / b * 1e3, best[a] / b * 1e3,
+               sum[a] / sum[0], a ? 10 : 1, rounds, net_ctx_threads(ctx));
+    if (rc)
+        fprintf(stderr, "advjpg-bench: attacks: %s\n", err);
+    for (int i = 0; xs && i < b; i++)
+        img_free(&xs[i]);
+    free(xs);
+    free(outs);
+    free(labels);
+    free(seeds);
+    free(grad);
+    net_ctx_free(ctx);
+    return rc;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: advjpg-bench --model NAME|FILE.json [--weights FILE] [--batch 1,16] [--seconds S] [--layers]\n"
-               "                    [--winograd default,4,2,0] [--save-weights FILE]\n"
+               "                    [--winograd default,4,2,0] [--save-weights FILE] [--attacks]\n"
                "Times the engine's forward pass and forward + input gradient; one JSON line per case.\n"
                "Without --weights, random weights of the model's exact size are used.\n");
 }
@@ -112,7 +193,7 @@ int main(int argc, char **argv)
     adj_runtime_init(argv);
     const char *model_name = "overfeat-fast", *weights = NULL, *batches = "1,16";
     double seconds = 3.0;
-    int layers = 0;
+    int layers = 0, attacks = 0;
     const char *winos = "default";
     const char *save = NULL;
     for (int i = 1; i < argc; i++) {
@@ -125,6 +206,8 @@ int main(int argc, char **argv)
             winos = argv[++i];
         } else if (!strcmp(argv[i], "--layers")) {
             layers = 1;
+        } else if (!strcmp(argv[i], "--attacks")) {
+            attacks = 1;
         } else if (!strcmp(argv[i], "--model") && i + 1 < argc) {
             model_name = argv[++i];
         } else if (!strcmp(argv[i], "--weights") && i + 1 < argc) {
@@ -172,6 +255,15 @@ int main(int argc, char **argv)
             fprintf(stderr, "advjpg-bench: %s\n", err);
             return 1;
         }
+    }
+    if (attacks) { /* FGSM, BIM-10, PGD-10 per image, alternating */
+        char list[256];
+        int rc = 0;
+        snprintf(list, sizeof list, "%s", batches);
+        for (char *bs, *tok = strtok_r(list, ",", &bs); tok && !rc; tok = strtok_r(NULL, ",", &bs))
+            rc = bench_attacks(m, &spec, atoi(tok), seconds);
+        model_free(m);
+        return rc;
     }
     {   /* the limit: the engine's products and OpenBLAS's sgemm on 2048^3 */
         const int n = 2048;

@@ -233,6 +233,114 @@ int cli_parse_quality(cli_ctx *ctx, const char *s, char *norm, size_t n, json_t 
                           norm, n, arr);
 }
 
+/* The parameter row of each attack option, in the order of OPT_ATTACK.. */
+static const exp_param_id ATTACK_ROWS[] = {EXP_PARAM_ATTACK, EXP_PARAM_STEPS, EXP_PARAM_STEP_SIZE,
+                                           EXP_PARAM_ADAPTIVE, EXP_PARAM_EOT_QUALITIES};
+_Static_assert(sizeof ATTACK_ROWS / sizeof ATTACK_ROWS[0] == OPT_ATTACK_END - OPT_ATTACK,
+               "one parameter row per attack option");
+
+/* Whether word is one of the comma-separated choices. */
+static int is_choice(const char *choices, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = choices; *p;) {
+        size_t k = strcspn(p, ",");
+        if (n && k == n && !strncmp(p, word, n))
+            return 1;
+        p += k + (p[k] == ',');
+    }
+    return 0;
+}
+
+/* Whether s is a comma-separated list of 1..EXP_MAX_EPS integers in lo..hi. */
+static int is_int_list(const char *s, long lo, long hi)
+{
+    int n = 0;
+    for (const char *p = s;; p++) {
+        while (*p == ' ')
+            p++;
+        char *end;
+        errno = 0;
+        long v = isdigit((unsigned char)*p) ? strtol(p, &end, 10) : -1;
+        if (v < lo || v > hi || errno || ++n > EXP_MAX_EPS)
+            return 0;
+        for (p = end; *p == ' '; p++)
+            ;
+        if (!*p)
+            return 1;
+        if (*p != ',')
+            return 0;
+    }
+}
+
+int cli_attack_option(cli_ctx *ctx, int c, const char *arg, cli_attack *a)
+{
+    if (c < OPT_ATTACK || c >= OPT_ATTACK_END)
+        return -1;
+    const exp_param_def *d = &exp_param_defs[ATTACK_ROWS[c - OPT_ATTACK]];
+    char opt[32], words[64];
+    snprintf(opt, sizeof opt, "--%s", d->name);
+    for (char *p = opt; *p; p++)
+        *p = *p == '_' ? '-' : *p;
+    long v;
+    if (d->kind == EXP_PK_CHOICE && !is_choice(d->choices, arg)) {
+        size_t o = 0;
+        for (const char *p = d->choices; *p && o + 3 < sizeof words; p++)
+            o += (size_t)snprintf(words + o, sizeof words - o, *p == ',' ? ", " : "%c", *p);
+        return cli_usage(ctx, "%s is one of %s, not '%s'", opt, words, arg);
+    }
+    if (d->kind == EXP_PK_INT && cli_parse_long(ctx, opt, arg, d->lo, d->hi, &v))
+        return CLI_EXIT_USAGE;
+    if (d->kind == EXP_PK_INT_LIST && !is_int_list(arg, d->lo, d->hi))
+        return cli_usage(ctx, "%s wants 1 to %d integers from %ld to %ld separated by commas, "
+                              "such as %s, not '%s'", opt, EXP_MAX_EPS, d->lo, d->hi, d->def, arg);
+    a->val[c - OPT_ATTACK] = arg;
+    return 0;
+}
+
+int cli_attack_query(const cli_attack *a, char *path, size_t n)
+{
+    for (int i = 0; i < OPT_ATTACK_END - OPT_ATTACK; i++) {
+        char v[256];
+        size_t k = 0; /* a list without its blanks: no escaping needed */
+        for (const char *p = a->val[i]; p && *p && k + 1 < sizeof v; p++)
+            if (*p != ' ')
+                v[k++] = *p;
+        v[k] = '\0';
+        if (a->val[i] && cli_query_add(path, n, "%s=%s", exp_param_defs[ATTACK_ROWS[i]].name, v))
+            return -1;
+    }
+    return 0;
+}
+
+json_t *cli_attack_json(const cli_attack *a)
+{
+    json_t *o = NULL;
+    for (int i = 0; i < OPT_ATTACK_END - OPT_ATTACK; i++) {
+        const exp_param_def *d = &exp_param_defs[ATTACK_ROWS[i]];
+        const char *s = a->val[i];
+        if (!s)
+            continue;
+        if (!o && !(o = json_object()))
+            return NULL;
+        json_t *v;
+        if (d->kind == EXP_PK_CHOICE) {
+            v = json_string(s);
+        } else if (d->kind == EXP_PK_INT) {
+            v = json_integer(strtol(s, NULL, 10));
+        } else { /* a list, checked */
+            v = json_array();
+            for (const char *p = s; v && *p;) {
+                char *end;
+                json_array_append_new(v, json_integer(strtol(p, &end, 10)));
+                p = end + strspn(end, " ,");
+            }
+        }
+        json_object_set_new(o, d->name, v);
+    }
+    return o;
+}
+
 int cli_check_resize(cli_ctx *ctx, const char *s)
 {
     if (strcmp(s, "center") && strcmp(s, "none"))

@@ -125,6 +125,54 @@ int cli_parse_quality(cli_ctx *ctx, const char *s, char *norm, size_t n, json_t 
 /** The same for option opt: integers lo..hi (example shown in the message). */
 int cli_parse_list(cli_ctx *ctx, const char *opt, const char *s, long lo, long hi,
                    const char *example, char *norm, size_t n, json_t **arr);
+/* ---- the attack menu (api.md "Attacks"): the same options for attack and evaluate */
+
+/* getopt_long values of the attack menu's options (beyond the local ones) */
+enum { OPT_ATTACK = 1100, OPT_STEPS, OPT_STEP_SIZE, OPT_ADAPTIVE, OPT_EOT_QUALITIES, OPT_ATTACK_END };
+
+#define CLI_ATTACK_OPTIONS                                          \
+    {"attack", required_argument, NULL, OPT_ATTACK},               \
+    {"steps", required_argument, NULL, OPT_STEPS},                 \
+    {"step-size", required_argument, NULL, OPT_STEP_SIZE},         \
+    {"adaptive", required_argument, NULL, OPT_ADAPTIVE},           \
+    {"eot-qualities", required_argument, NULL, OPT_EOT_QUALITIES}
+
+/** The attack menu's options as given (borrowed from argv; NULL: not given). */
+typedef struct {
+    const char *val[OPT_ATTACK_END - OPT_ATTACK];
+} cli_attack;
+
+/** The options' lines of a command's --help, the same for attack and evaluate; PAD
+ *  ("" or blanks) moves the descriptions from column 24 to where the command has them. */
+#define CLI_ATTACK_HELP(PAD)                                                                 \
+    "      --attack A        " PAD "fgsm (the paper, default), bim, pgd (bim from a\n"         \
+    "                        " PAD "seeded random start) or ll (iterative least-likely\n"     \
+    "                        " PAD "class)\n"                                                 \
+    "      --steps T         " PAD "iterations of bim, pgd, ll (default 10; T backward\n"     \
+    "                        " PAD "passes)\n"                                                \
+    "      --step-size S     " PAD "pixel levels per step of bim, pgd, ll (default 1)\n"      \
+    "      --adaptive M      " PAD "the threat model: none (attack f, the paper), bpda\n"     \
+    "                        " PAD "(attack f(JPG_q(.)) at --quality, JPEG the identity\n"    \
+    "                        " PAD "backwards) or eot (bpda averaged over\n"                  \
+    "                        " PAD "--eot-qualities); bpda and eot need bim, pgd or ll\n"     \
+    "      --eot-qualities LIST\n"                                                            \
+    "                        " PAD "JPEG qualities of --adaptive eot (default\n"              \
+    "                        " PAD "50,60,70,75,80,90)\n"
+
+/**
+ * Takes getopt_long's c when it is an attack option: checks arg against the
+ * parameter table (exp_param.h: the words, the range, the list) and stores
+ * it. Returns -1 when c is not one (try cli_common_option), 0 when taken (go
+ * on), or CLI_EXIT_USAGE (a message printed: return it). The combinations (steps with fgsm, ...) are the
+ * server's to refuse, with a 400 naming the parameter.
+ */
+int cli_attack_option(cli_ctx *ctx, int c, const char *arg, cli_attack *a);
+
+/** Appends the given attack options as query parameters to path (size n). 0, or -1 when too long. */
+int cli_attack_query(const cli_attack *a, char *path, size_t n);
+
+/** The given attack options as /evaluate's "attack" object (new), or NULL when none is given. */
+json_t *cli_attack_json(const cli_attack *a);
 
 /** Checks --resize: "center" or "none". */
 int cli_check_resize(cli_ctx *ctx, const char *s);

@@ -246,10 +246,12 @@ static int run_attack(cli_ctx *ctx, int argc, char **argv)
         {"top-k", required_argument, NULL, 'k'},
         {"resize", required_argument, NULL, 'r'},
         {"out", required_argument, NULL, 'o'},
+        CLI_ATTACK_OPTIONS,
         CLI_GLOBAL_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     char eps[512] = "", quality[256] = "", err[CLI_ERRLEN];
+    cli_attack atk = {0};
     long top_k = -1;
     unsigned long long seed = 0;
     int have_seed = 0;
@@ -285,7 +287,8 @@ static int run_attack(cli_ctx *ctx, int argc, char **argv)
             out = optarg;
             break;
         default:
-            if ((rc = cli_common_option(ctx, c, argv)) >= 0)
+            if ((rc = cli_attack_option(ctx, c, optarg, &atk)) > 0 ||
+                (rc < 0 && (rc = cli_common_option(ctx, c, argv)) >= 0))
                 return rc;
         }
     }
@@ -324,7 +327,8 @@ static int run_attack(cli_ctx *ctx, int argc, char **argv)
         (quality[0] && cli_query_add(path, sizeof path, "quality=%s", quality)) ||
         (have_seed && cli_query_add(path, sizeof path, "seed=%llu", seed)) ||
         (top_k > 0 && cli_query_add(path, sizeof path, "top_k=%ld", top_k)) ||
-        (resize && cli_query_add(path, sizeof path, "resize=%s", resize))) {
+        (resize && cli_query_add(path, sizeof path, "resize=%s", resize)) ||
+        cli_attack_query(&atk, path, sizeof path)) {
         json_decref(dirs);
         return cli_fail("the request's URL is too long");
     }
@@ -370,12 +374,16 @@ const cli_command cli_cmd_attack = {
     "attack", run_attack, "adversarial images and their JPEG re-compressions (POST /attack)",
     "usage: advjpg attack IMG... [--eps 1,5,10] [--quality Q[,Q...]] [--seed S] [--top-k K]\n"
     "                            [--resize center|none] [--out DIR]\n"
+    "                            [--attack fgsm|bim|pgd|ll] [--steps T] [--step-size S]\n"
+    "                            [--adaptive none|bpda|eot] [--eot-qualities LIST]\n"
     "\n"
     "Runs the per-image experiment on each IMG, one request per image: classifies\n"
     "x and JPG(x), and for each eps the adversarial Adv_eps(x), JPG(Adv_eps(x))\n"
     "and JPGnoise(Adv_eps(x)). Prints the server's JSON per image (JSON Lines\n"
     "when standard output is not a terminal) with the image's path added first\n"
-    "as \"file\": \"label\", \"results\" with one entry per transform. An image the\n"
+    "as \"file\": \"label\", \"results\" with one entry per transform (each with its\n"
+    "\"attack\", \"adaptive\" and, for the adversarial ones, the perturbation's\n"
+    "\"linf\", \"l2\" and \"psnr\"), and \"threat_model\" in words. An image the\n"
     "server refuses gives {\"file\", \"error\", \"status\"} and a line on standard\n"
     "error, the others are still attacked and the exit status is 1.\n"
     "\n"
@@ -384,6 +392,7 @@ const cli_command cli_cmd_attack = {
     "  -q, --quality Q       JPEG quality 1..100 of JPG(); a list (50,75,90) is the\n"
     "                        quality grid (names then carry it: JPG75(Adv5(x)))\n"
     "  -s, --seed S          seed of JPGnoise's random permutation of the JPEG change\n"
+    "                        (and of PGD's random start)\n"
     "  -k, --top-k K         classes per \"top\" list\n"
     "      --resize MODE     center (default) or none (IMG is the input size)\n"
     "  -o, --out DIR         also fetch the images (images=1) and write each as\n"
@@ -393,6 +402,7 @@ const cli_command cli_cmd_attack = {
     "                        DIR/<file name without extension>/.\n"
     "                        The printed JSON then has \"files\": {transform: path}\n"
     "                        instead of the base64 \"images\".\n"
+    CLI_ATTACK_HELP("")
     "\n"
     "File names keep the transform names, parentheses included: they are valid\n"
     "file names everywhere, but quote them in a shell: 'out/JPG(Adv1(x)).png'.\n"
@@ -403,7 +413,8 @@ const cli_command cli_cmd_attack = {
     "Examples:\n"
     "  advjpg attack cat.jpg --eps 1,5,10\n"
     "  advjpg attack cat.jpg --eps 1 --quality 75 --out adv/ && ls adv/\n"
-    "  advjpg attack cat.jpg dog.png --eps 5 --out adv/ && ls adv/cat adv/dog\n",
+    "  advjpg attack cat.jpg dog.png --eps 5 --out adv/ && ls adv/cat adv/dog\n"
+    "  advjpg attack cat.jpg --eps 5 --attack pgd --steps 10 --adaptive bpda\n",
 };
 
 /* ---- recompress -------------------------------------------------------- */

@@ -340,9 +340,11 @@ static int run_evaluate(cli_ctx *ctx, int argc, char **argv)
         {"shard", required_argument, NULL, O_SHARD},
         {"wait", no_argument, NULL, O_WAIT},
         {"interval", required_argument, NULL, O_INTERVAL},
+        CLI_ATTACK_OPTIONS,
         CLI_GLOBAL_OPTIONS,
         {NULL, 0, NULL, 0},
     };
+    cli_attack atk = {0};
     const char *dataset = NULL, *truth = NULL, *labels = NULL, *dir = NULL;
     long offset = -1, limit = -1, shard_i = -1, shard_n = -1;
     unsigned long long seed = 0;
@@ -413,7 +415,8 @@ static int run_evaluate(cli_ctx *ctx, int argc, char **argv)
                 return cli_usage(ctx, "--interval is at least 0.05 seconds");
             break;
         default:
-            if ((rc = cli_common_option(ctx, c, argv)) >= 0)
+            if ((rc = cli_attack_option(ctx, c, optarg, &atk)) > 0 ||
+                (rc < 0 && (rc = cli_common_option(ctx, c, argv)) >= 0))
                 return rc;
         }
     }
@@ -449,6 +452,9 @@ static int run_evaluate(cli_ctx *ctx, int argc, char **argv)
         json_decref(qarr);
         if (have_seed)
             json_object_set_new(body, "seed", json_integer((json_int_t)seed));
+        json_t *attack = cli_attack_json(&atk);
+        if (attack)
+            json_object_set_new(body, "attack", attack);
         if (offset >= 0)
             json_object_set_new(body, "offset", json_integer(offset));
         if (limit > 0)
@@ -526,7 +532,8 @@ static int run_evaluate(cli_ctx *ctx, int argc, char **argv)
     char path[768] = "/evaluate";
     if ((eps[0] && cli_query_add(path, sizeof path, "eps=%s", eps)) ||
         (quality[0] && cli_query_add(path, sizeof path, "quality=%s", quality)) ||
-        (have_seed && cli_query_add(path, sizeof path, "seed=%llu", seed)))
+        (have_seed && cli_query_add(path, sizeof path, "seed=%llu", seed)) ||
+        cli_attack_query(&atk, path, sizeof path))
         rc = cli_fail("the request's URL is too long");
     json_t *ans = NULL;
     if (!rc) {
@@ -567,6 +574,8 @@ const cli_command cli_cmd_evaluate = {
     "  -q, --quality Q[,Q...]   JPEG quality 1..100; a list (50,75,90) is the quality\n"
     "                           grid: every (eps, quality) pair, the gradients once\n"
     "  -s, --seed S             seed of JPGnoise's random permutation of the JPEG change\n"
+    "                           (and of PGD's random start)\n"
+    CLI_ATTACK_HELP("   ")
     "      --offset N           skip the first N images of the sorted list\n"
     "      --limit N            take at most N images\n"
     "      --shard I/C          every C-th image starting at the I-th (0 <= I < C)\n"

@@ -1,9 +1,10 @@
 #include "exp_param.h"
 
+#include <stdio.h>
 #include <string.h>
 
-#define STR_(x) #x
-#define STR(x) STR_(x)
+#define STR_(...) #__VA_ARGS__
+#define STR(...) STR_(__VA_ARGS__)
 
 const exp_param_def exp_param_defs[EXP_PARAM_COUNT] = {
     [EXP_PARAM_TOP_K] = {.name = "top_k", .kind = EXP_PK_INT, .lo = 1, .hi = 0, .def = "5",
@@ -23,6 +24,26 @@ const exp_param_def exp_param_defs[EXP_PARAM_COUNT] = {
                         .help = "seed of JPGnoise's random permutation of the JPEG change"},
     [EXP_PARAM_IMAGES] = {.name = "images", .kind = EXP_PK_INT, .lo = 0, .hi = 1, .def = "0",
                           .help = "1: the answer carries every transformed image (PNG, base64)"},
+    [EXP_PARAM_ATTACK] = {.name = "attack", .kind = EXP_PK_CHOICE, .def = "fgsm",
+                          .choices = "fgsm,bim,pgd,ll",
+                          .help = "fgsm: the paper's one step; bim: iterative FGSM; pgd: bim "
+                                  "from a seeded random start; ll: iterative least-likely class"},
+    [EXP_PARAM_STEPS] = {.name = "steps", .kind = EXP_PK_INT, .lo = 1, .hi = EXP_STEPS_MAX,
+                         .def = STR(EXP_DEFAULT_STEPS), .implicit = 1,
+                         .help = "iterations of bim, pgd and ll (one backward pass each)"},
+    [EXP_PARAM_STEP_SIZE] = {.name = "step_size", .kind = EXP_PK_INT, .lo = 1,
+                             .hi = EXP_EPS_MAX, .def = STR(EXP_DEFAULT_STEP_SIZE),
+                             .implicit = 1,
+                             .help = "pixel levels per step of bim, pgd and ll"},
+    [EXP_PARAM_ADAPTIVE] = {.name = "adaptive", .kind = EXP_PK_CHOICE, .def = "none",
+                            .choices = "none,bpda,eot",
+                            .help = "none: attack f (the paper); bpda: attack f(JPG_q(.)), JPEG "
+                                    "the identity backwards; eot: bpda averaged over "
+                                    "eot_qualities"},
+    [EXP_PARAM_EOT_QUALITIES] = {.name = "eot_qualities", .kind = EXP_PK_INT_LIST,
+                                 .lo = EXP_QUALITY_MIN, .hi = EXP_QUALITY_MAX,
+                                 .def = STR(EXP_DEFAULT_EOT_QUALITIES), .implicit = 1,
+                                 .help = "JPEG qualities that adaptive=eot averages over"},
     [EXP_PARAM_STATUS] = {.name = "status", .kind = EXP_PK_CHOICE,
                           .choices = "queued,running,done,failed,canceled",
                           .help = "only the jobs in this state"},
@@ -40,4 +61,15 @@ const exp_param_def *exp_param_find(const char *name)
         if (exp_param_defs[i].name && strcmp(exp_param_defs[i].name, name) == 0)
             return &exp_param_defs[i];
     return NULL;
+}
+
+const char *exp_param_choice(exp_param_id id, int i, char *buf, size_t size)
+{
+    const char *c = (unsigned)id < EXP_PARAM_COUNT ? exp_param_defs[id].choices : NULL;
+    for (; c && *c && i > 0; i--)
+        c += strcspn(c, ",") + (c[strcspn(c, ",")] == ',');
+    size_t n = c ? strcspn(c, ",") : 0;
+    if (size)
+        snprintf(buf, size, "%.*s", (int)n, c ? c : "");
+    return buf;
 }

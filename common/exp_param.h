@@ -15,6 +15,8 @@
 #ifndef ADJ_EXP_PARAM_H
 #define ADJ_EXP_PARAM_H
 
+#include <stddef.h>
+
 /** The most eps values one request may list. */
 #define EXP_MAX_EPS 16
 
@@ -30,6 +32,12 @@
 #define EXP_DEFAULT_QUALITY 75
 #define EXP_DEFAULT_SEED 1
 
+/** The iterative attacks' defaults (api.md "Attacks"): 10 steps of 1 level; EOT's qualities. */
+#define EXP_DEFAULT_STEPS 10
+#define EXP_DEFAULT_STEP_SIZE 1
+#define EXP_STEPS_MAX 10000
+#define EXP_DEFAULT_EOT_QUALITIES 50, 60, 70, 75, 80, 90
+
 /** The parameters, in the order of the table (and of "it takes: ..." lists). */
 typedef enum {
     EXP_PARAM_TOP_K,
@@ -38,6 +46,11 @@ typedef enum {
     EXP_PARAM_QUALITY,
     EXP_PARAM_SEED,
     EXP_PARAM_IMAGES,
+    EXP_PARAM_ATTACK,        /**< fgsm, bim, pgd, ll: the exp_attack_kind of its index */
+    EXP_PARAM_STEPS,
+    EXP_PARAM_STEP_SIZE,
+    EXP_PARAM_ADAPTIVE,      /**< none, bpda, eot: the exp_adaptive of its index */
+    EXP_PARAM_EOT_QUALITIES,
     EXP_PARAM_STATUS, /**< GET /jobs: only the jobs in this state */
     EXP_PARAM_PURGE,  /**< DELETE /jobs/{id}: 1 removes an ended job and its files */
     EXP_PARAM_COUNT
@@ -60,6 +73,10 @@ typedef struct {
                               (the parameter is a filter, unset when not given) */
     const char *choices; /**< EXP_PK_CHOICE: "center,none" */
     const char *help;    /**< one line for --help and error messages */
+    int implicit;        /**< def is the experiment's own default, applied when the
+                              parameter is not given (a zero field of exp_attack):
+                              the parser's defaults leave it unset, so that giving it
+                              can be told from not giving it (steps with fgsm is refused) */
 } exp_param_def;
 
 /** The table, indexed by exp_param_id. */
@@ -67,5 +84,11 @@ extern const exp_param_def exp_param_defs[EXP_PARAM_COUNT];
 
 /** The row named name, NULL if none. */
 const exp_param_def *exp_param_find(const char *name);
+
+/**
+ * The i-th word (from 0) of an EXP_PK_CHOICE row's choices into buf (cut to
+ * size); "" when there is none. Returns buf.
+ */
+const char *exp_param_choice(exp_param_id id, int i, char *buf, size_t size);
 
 #endif

@@ -67,14 +67,18 @@ int exp_params_check(const exp_params *p, char *err, size_t errsz)
     if (a->adaptive < EXP_ADAPT_NONE || a->adaptive > EXP_ADAPT_EOT)
         return adj_fail(err, errsz, ADJ_ERR_ARG, "adaptive: unknown kind %d", (int)a->adaptive);
     if (a->kind == EXP_FGSM && (a->steps || a->step_size))
-        return adj_fail(err, errsz, ADJ_ERR_ARG, "steps and step_size: FGSM takes one step of eps");
+        return adj_fail(err, errsz, ADJ_ERR_ARG,
+                        "%s: attack=fgsm takes one step of eps (steps and step_size are for "
+                        "attack=bim, pgd or ll)", a->steps ? "steps" : "step_size");
     if (a->kind == EXP_FGSM && a->adaptive)
         return adj_fail(err, errsz, ADJ_ERR_ARG,
-                        "adaptive: the adaptive attacks are iterative (bim, pgd or ll), not fgsm");
+                        "adaptive: the adaptive attacks are iterative (attack=bim, pgd or ll), "
+                        "not fgsm");
     if (a->n_eot && a->adaptive != EXP_ADAPT_EOT)
         return adj_fail(err, errsz, ADJ_ERR_ARG, "eot_qualities: only with adaptive=eot");
-    if (a->steps < 0 || a->steps > 10000)
-        return adj_fail(err, errsz, ADJ_ERR_ARG, "steps: %d is not in 1..10000", a->steps);
+    if (a->steps < 0 || a->steps > EXP_STEPS_MAX)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "steps: %d is not in 1..%d", a->steps,
+                        EXP_STEPS_MAX);
     if (a->step_size < 0 || a->step_size > 255)
         return adj_fail(err, errsz, ADJ_ERR_ARG, "step_size: %d is not in 1..255", a->step_size);
     if (a->n_eot < 0 || a->n_eot > 16)
@@ -97,20 +101,18 @@ static uint64_t start_seed(uint64_t image_seed, int eps)
 /* The iterative attack's parameters for eps e, defaults filled in. */
 static atk_iter_params iter_params(const exp_params *p, int e)
 {
-    static const int eot_default[] = {50, 60, 70, 75, 80, 90};
-    const exp_attack *a = &p->attack;
+    const exp_attack a = exp_attack_resolved(p);
     atk_iter_params ip = {.eps = e,
-                          .steps = a->steps ? a->steps : 10,
-                          .step_size = a->step_size ? a->step_size : 1,
-                          .random_start = a->kind == EXP_PGD,
-                          .targeted = a->kind == EXP_LL};
-    if (a->adaptive == EXP_ADAPT_BPDA) {
+                          .steps = a.steps,
+                          .step_size = a.step_size,
+                          .random_start = a.kind == EXP_PGD,
+                          .targeted = a.kind == EXP_LL};
+    if (a.adaptive == EXP_ADAPT_BPDA) {
         ip.n_qualities = 1;
         ip.qualities[0] = p->quality;
-    } else if (a->adaptive == EXP_ADAPT_EOT) {
-        ip.n_qualities = a->n_eot ? a->n_eot : 6;
-        for (int q = 0; q < ip.n_qualities; q++)
-            ip.qualities[q] = a->n_eot ? a->eot_qualities[q] : eot_default[q];
+    } else if (a.adaptive == EXP_ADAPT_EOT) {
+        ip.n_qualities = a.n_eot;
+        memcpy(ip.qualities, a.eot_qualities, (size_t)a.n_eot * sizeof(int));
     }
     return ip;
 }
@@ -165,6 +167,54 @@ const char *exp_transform_kind_name(exp_transform_kind kind)
         [EXP_T_JPG_ADV] = "jpg_adv", [EXP_T_NOISE_ADV] = "noise_adv"};
     return (unsigned)kind < EXP_T_KIND_COUNT ? names[kind] : "?";
 }
+exp_attack exp_attack_resolved(const exp_params *p)
+{
+    static const int eot_default[] = {EXP_DEFAULT_EOT_QUALITIES};
+    exp_attack a = p->attack;
+    if (a.kind == EXP_FGSM)
+        return a;
+    a.steps = a.steps ? a.steps : EXP_DEFAULT_STEPS;
+    a.step_size = a.step_size ? a.step_size : EXP_DEFAULT_STEP_SIZE;
+    if (a.adaptive == EXP_ADAPT_EOT && !a.n_eot) {
+        a.n_eot = (int)(sizeof eot_default / sizeof eot_default[0]);
+        memcpy(a.eot_qualities, eot_default, sizeof eot_default);
+    }
+    return a;
+}
+
+int exp_attack_equal(const exp_params *a, const exp_params *b)
+{
+    const exp_attack x = exp_attack_resolved(a), y = exp_attack_resolved(b);
+    if (x.kind != y.kind || x.steps != y.steps || x.step_size != y.step_size ||
+        x.adaptive != y.adaptive || x.n_eot != y.n_eot)
+        return 0;
+    return memcmp(x.eot_qualities, y.eot_qualities, (size_t)x.n_eot * sizeof(int)) == 0;
+}
+
+const char *exp_threat_model(const exp_params *p, char *buf, size_t size)
+{
+    const exp_attack a = exp_attack_resolved(p);
+    size_t o;
+    switch (a.adaptive) {
+    case EXP_ADAPT_BPDA:
+        snprintf(buf, size, "adaptive: BPDA through JPG_q at q=%d (the attacker targets "
+                            "f(JPG_q(.)), JPEG taken as the identity in the backward pass)",
+                 p->quality);
+        break;
+    case EXP_ADAPT_EOT:
+        o = (size_t)snprintf(buf, size, "adaptive: EOT over qualities ");
+        for (int q = 0; q < a.n_eot && o < size; q++)
+            o += (size_t)snprintf(buf + o, size - o, "%s%d", q ? "," : "", a.eot_qualities[q]);
+        if (o < size)
+            snprintf(buf + o, size - o, " (the mean of the BPDA gradients through JPG_q)");
+        break;
+    default:
+        snprintf(buf, size, "non-adaptive: the attacker targets f and does not know JPEG "
+                            "follows (the paper)");
+    }
+    return buf;
+}
+
 
 exp_transform_kind exp_transform_kind_of(const exp_params *p, int t)
 {
@@ -298,6 +348,7 @@ int exp_run_batch_keep(net_ctx *ctx, const img_rgb *xs, int n, const exp_params 
     }
     for (int i = 0; i < n && !rc; i++) {
         r[i].n_transforms = T;
+        r[i].n_eps = p->n_eps;
         r[i].classes = K;
         r[i].probs = calloc((size_t)T * K, sizeof(float));
         r[i].images = calloc((size_t)T, sizeof(img_rgb));

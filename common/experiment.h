@@ -102,6 +102,24 @@ const char *exp_transform_kind_name(exp_transform_kind kind);
  */
 int exp_params_check(const exp_params *p, char *err, size_t errsz);
 
+/**
+ * The attack as it runs: for bim, pgd and ll the steps and step size, and
+ * for EOT its qualities, filled in with their defaults (EXP_DEFAULT_*) when
+ * zero; FGSM as it is.
+ */
+exp_attack exp_attack_resolved(const exp_params *p);
+
+/** 1 when a and b run the same attack (after exp_attack_resolved), else 0. */
+int exp_attack_equal(const exp_params *a, const exp_params *b);
+
+/**
+ * The threat model in one sentence, into buf; returns buf: "non-adaptive:
+ * the attacker targets f and does not know JPEG follows (the paper)",
+ * "adaptive: BPDA through JPG_q at q=75 (...)" or "adaptive: EOT over
+ * qualities 50,60,... (...)".
+ */
+const char *exp_threat_model(const exp_params *p, char *buf, size_t size);
+
 /** Number of transforms: 1 + Q + n_eps * (1 + 2 Q) for Q qualities (2 + 3 n_eps for one). */
 int exp_n_transforms(const exp_params *p);
 
@@ -124,6 +142,7 @@ typedef struct {
     int n_transforms;
     int classes;
     float *probs;     /**< [n_transforms][classes], owned */
+    int n_eps;        /**< entries of norms: the request's eps */
     atk_norms norms[EXP_MAX_EPS]; /**< the size of Adv_eps(x) - x for each eps */
     img_rgb *images;  /**< [n_transforms] the transformed 8-bit images, owned;
                            NULL when not kept (exp_run_batch_keep) */

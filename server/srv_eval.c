@@ -50,11 +50,16 @@ void srv_eval_request_free(srv_eval_request *rq)
     memset(rq, 0, sizeof *rq);
 }
 
+/* The attack menu: the "attack" object's fields, also form fields and query parameters. */
+#define ATTACK_PARAMS                                                                         \
+    (SRV_P(EXP_PARAM_ATTACK) | SRV_P(EXP_PARAM_STEPS) | SRV_P(EXP_PARAM_STEP_SIZE) |         \
+     SRV_P(EXP_PARAM_ADAPTIVE) | SRV_P(EXP_PARAM_EOT_QUALITIES))
+
 int srv_eval_set_param(srv_eval_request *rq, const char *name, const char *value, char *err,
                        size_t errsz)
 {
     int id = srv_params_lookup(name, SRV_P(EXP_PARAM_EPS) | SRV_P(EXP_PARAM_QUALITY) |
-                                         SRV_P(EXP_PARAM_SEED));
+                                         SRV_P(EXP_PARAM_SEED) | ATTACK_PARAMS);
     if (id < 0)
         return ADJ_ERR_UNSUPPORTED;
     srv_query q = {.params = rq->params, .seed = rq->seed};
@@ -123,6 +128,62 @@ static int json_path(const json_t *v, const char *key, char **slot, char *err, s
     return ADJ_OK;
 }
 
+/* A JSON value of the attack object as the text srv_params_set reads: a string for a
+ * choice, an integer, or for a list an array of integers (or one). 0 if of another type. */
+static int attack_value_text(const json_t *v, exp_param_kind kind, char *text, size_t n)
+{
+    if (kind == EXP_PK_CHOICE) {
+        if (!json_is_string(v) || json_string_length(v) >= n)
+            return 0;
+        snprintf(text, n, "%s", json_string_value(v));
+        return strlen(text) == json_string_length(v);
+    }
+    if (json_is_integer(v)) {
+        snprintf(text, n, "%lld", (long long)json_integer_value(v));
+        return 1;
+    }
+    if (kind != EXP_PK_INT_LIST || !json_is_array(v) || json_array_size(v) == 0)
+        return 0;
+    size_t i, o = 0;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        if (!json_is_integer(e) || o + 24 >= n)
+            return 0;
+        o += (size_t)snprintf(text + o, n - o, "%s%lld", i ? "," : "",
+                              (long long)json_integer_value(e));
+    }
+    return 1;
+}
+
+int srv_eval_parse_attack(const json_t *v, exp_params *p, char *err, size_t errsz)
+{
+    if (!json_is_object(v))
+        return adj_fail(err, errsz, ADJ_ERR_ARG,
+                        "attack: give an object such as {\"attack\": \"pgd\", \"steps\": 10}");
+    srv_query q = {.params = *p};
+    const char *key;
+    json_t *x;
+    char names[128];
+    json_object_foreach((json_t *)v, key, x) {
+        int id = srv_params_lookup(key, ATTACK_PARAMS);
+        if (id < 0)
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "attack: unknown field '%.64s' (fields: %s)",
+                            key, srv_params_names(ATTACK_PARAMS, names, sizeof names));
+        const exp_param_def *d = &exp_param_defs[id];
+        char text[256];
+        if (!attack_value_text(x, d->kind, text, sizeof text))
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "%s: give %s", key,
+                            d->kind == EXP_PK_CHOICE ? "a string"
+                            : d->kind == EXP_PK_INT_LIST ? "an array of integers"
+                                                         : "an integer");
+        int rc = srv_params_set(&q, (exp_param_id)id, text, 1, err, errsz);
+        if (rc)
+            return rc;
+    }
+    p->attack = q.params.attack;
+    return ADJ_OK;
+}
+
 int srv_eval_parse_json(srv_eval_request *rq, const char *body, size_t len, char *err,
                         size_t errsz)
 {
@@ -158,6 +219,8 @@ int srv_eval_parse_json(srv_eval_request *rq, const char *body, size_t len, char
             else if (!json_is_string(v) || !srv_parse_seed(json_string_value(v), &rq->seed))
                 rc = adj_fail(err, errsz, ADJ_ERR_ARG,
                               "seed: give an integer in 0..18446744073709551615");
+        } else if (strcmp(key, "attack") == 0) {
+            rc = srv_eval_parse_attack(v, &rq->params, err, errsz);
         } else if (strcmp(key, "offset") == 0) {
             if (!json_long(v, 0, LONG_MAX, &n))
                 rc = adj_fail(err, errsz, ADJ_ERR_ARG, "offset: give an integer >= 0");
@@ -184,7 +247,7 @@ int srv_eval_parse_json(srv_eval_request *rq, const char *body, size_t len, char
         } else {
             rc = adj_fail(err, errsz, ADJ_ERR_ARG,
                           "unknown field '%.64s' (fields: dataset, ground_truth, labels, eps, "
-                          "quality, seed, offset, limit, shard)",
+                          "quality, seed, attack, offset, limit, shard)",
                           key);
         }
         if (rc)
@@ -284,7 +347,10 @@ int srv_upload_append(srv_eval_request *rq, srv_upload *u, const char *data, siz
 }
 
 /* The multipart fields of POST /evaluate that carry text parameters (srv_eval_form's fval). */
-static const exp_param_id FORM_PARAMS[] = {EXP_PARAM_EPS, EXP_PARAM_QUALITY, EXP_PARAM_SEED};
+static const exp_param_id FORM_PARAMS[] = {
+    EXP_PARAM_EPS,      EXP_PARAM_QUALITY,  EXP_PARAM_SEED,         EXP_PARAM_ATTACK,
+    EXP_PARAM_STEPS,    EXP_PARAM_STEP_SIZE, EXP_PARAM_ADAPTIVE,    EXP_PARAM_EOT_QUALITIES};
+#define N_FORM_PARAMS ((int)(sizeof FORM_PARAMS / sizeof FORM_PARAMS[0]))
 _Static_assert(sizeof FORM_PARAMS / sizeof FORM_PARAMS[0] ==
                    sizeof ((srv_eval_form *)0)->fval / sizeof ((srv_eval_form *)0)->fval[0],
                "one fval per form parameter");
@@ -321,7 +387,7 @@ int srv_eval_form_field(srv_eval_request *rq, srv_eval_form *f, const char *key,
         rq->labels_text = t;
         return ADJ_OK;
     }
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < N_FORM_PARAMS; i++)
         if (strcmp(key, exp_param_defs[FORM_PARAMS[i]].name) == 0) {
             if (f->flen[i] + size >= sizeof f->fval[i])
                 return adj_fail(err, errsz, ADJ_ERR_ARG, "%s: value too long", key);
@@ -333,14 +399,15 @@ int srv_eval_form_field(srv_eval_request *rq, srv_eval_form *f, const char *key,
         }
     return adj_fail(err, errsz, ADJ_ERR_ARG,
                     "unknown field '%.64s' in the multipart body (fields: image, labels, eps, "
-                    "quality, seed; a dataset on the server is named in a JSON body)",
+                    "quality, seed, attack, steps, step_size, adaptive, eot_qualities; a "
+                    "dataset on the server is named in a JSON body)",
                     key);
 }
 
 int srv_eval_form_finish(srv_eval_request *rq, srv_eval_form *f, char *err, size_t errsz)
 {
     int rc;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < N_FORM_PARAMS; i++)
         if (f->fset[i] && (rc = srv_eval_set_param(rq, exp_param_defs[FORM_PARAMS[i]].name, f->fval[i], err,
                                                       errsz)))
             return rc;

@@ -47,6 +47,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "experiment.h"
 
 /** Largest number of images of one job. */
@@ -108,7 +110,7 @@ void srv_eval_request_free(srv_eval_request *rq);
  * Fills rq from a JSON object body: "dataset" (required), "ground_truth",
  * "labels", "eps" (an array of integers, or one integer), "quality", "seed"
  * (an integer >= 0, or a string of digits for values over 2^63 - 1),
- * "offset", "limit", "shard" {"index", "count"}. Unknown fields, wrong
+ * "attack" (srv_eval_parse_attack), "offset", "limit", "shard" {"index", "count"}. Unknown fields, wrong
  * types and values out of range are ADJ_ERR_ARG with a message naming the
  * field; ADJ_ERR_NOMEM.
  */
@@ -116,8 +118,18 @@ int srv_eval_parse_json(srv_eval_request *rq, const char *body, size_t len, char
                         size_t errsz);
 
 /**
- * Sets one text parameter: "eps" ("1,5,10"), "quality" or "seed" (from a
- * multipart field or the query string). ADJ_ERR_ARG names the value;
+ * The "attack" object of a JSON body (or of a job's request.json):
+ * {"attack": "pgd", "steps": 10, "step_size": 1, "adaptive": "bpda",
+ * "eot_qualities": [50, 75]}, any subset, read by the parameter table's rows
+ * (strings for attack and adaptive, integers, an array of integers) into
+ * p->attack (written only on success). ADJ_ERR_ARG names the field; the
+ * combination is checked by exp_params_check.
+ */
+int srv_eval_parse_attack(const json_t *v, exp_params *p, char *err, size_t errsz);
+
+/**
+ * Sets one text parameter: "eps" ("1,5,10"), "quality", "seed" or one of the
+ * attack's (from a multipart field or the query string). ADJ_ERR_ARG names the value;
  * ADJ_ERR_UNSUPPORTED for another name.
  */
 int srv_eval_set_param(srv_eval_request *rq, const char *name, const char *value, char *err,
@@ -170,9 +182,9 @@ int srv_upload_copy(const srv_eval_request *rq, const srv_upload *u, int fd, cha
  */
 typedef struct {
     srv_upload *cur;      /**< the 'image' part being received (in the request) */
-    char fval[3][128];    /**< eps, quality, seed as received */
-    size_t flen[3];
-    int fset[3];
+    char fval[8][128];    /**< eps, quality, seed and the attack's fields as received */
+    size_t flen[8];
+    int fset[8];
 } srv_eval_form;
 
 /**

@@ -253,6 +253,8 @@ static json_t *request_json(const srv_jobs *js, const char *id, const srv_eval_r
                                                           : json_null());
     PUT("eps", eps);
     PUT("quality", srv_json_quality(&rq->params));
+    PUT("attack", srv_js_attack_json(&rq->params));
+    bad |= srv_json_put_threat_model(o, &rq->params) != 0;
     PUT("seed", srv_js_seed_json(rq->seed));
     PUT("offset", json_integer(rq->offset));
     PUT("limit", rq->limit >= 0 ? json_integer(rq->limit) : json_null());
@@ -722,6 +724,11 @@ int srv_jobs_result(srv_jobs *js, const char *id, json_t **out, char *err, size_
     }
     json_decref(table);
     srv_rows_free(&rows);
+    if (o && (json_object_set_new(o, "attack", srv_js_attack_json(&s.params)) ||
+              srv_json_put_threat_model(o, &s.params))) {
+        json_decref(o);
+        o = NULL;
+    }
     if (!o)
         return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
     *out = o;

@@ -175,7 +175,7 @@ static int write_chunk(srv_jobs *js, job *j, int fd, const chunk *c, char *err, 
         size_t idx = c->first + (size_t)i;
         int truth = j->truth ? j->truth[idx] : -1;
         if (c->skip[i]) {
-            srv_rows_format_skipped(&rows, j->files[idx], truth, exp_n_transforms(&j->params));
+            srv_rows_format_skipped(&rows, j->files[idx], truth, &j->params);
             ut_buf_printf(&errs, "%s\t%s\n", j->files[idx], c->skip[i]);
             nskip++;
         } else {

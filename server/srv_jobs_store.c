@@ -172,7 +172,8 @@ json_t *srv_js_job_json(const job *j)
     if (j->state == JS_RUNNING)
         PUT("batch", json_integer(j->batch));
     static const char *const keys[] = {"dataset", "upload", "ground_truth", "labels", "eps",
-                                       "quality", "seed", "offset", "limit", "shard", "model"};
+                                       "quality", "attack", "threat_model", "seed", "offset",
+                                       "limit", "shard", "model"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         json_t *v = json_object_get(j->info, keys[i]);
         PUT(keys[i], v ? json_incref(v) : json_null());
@@ -223,6 +224,16 @@ int srv_js_save_status(srv_jobs *js, job *j, char *err, size_t errsz)
     }
     free(text);
     return rc;
+}
+
+json_t *srv_js_attack_json(const exp_params *p)
+{
+    json_t *o = json_object();
+    if (o && srv_json_put_attack(o, p)) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
 }
 
 /* ---------------------------------------------------------------- loading */
@@ -289,9 +300,11 @@ static int load_request(const char *dir, const char *id, job **out, char *why, s
     j->params.n_eps = (int)json_array_size(eps);
     for (int i = 0; i < j->params.n_eps; i++)
         j->params.eps[i] = (int)json_integer_value(json_array_get(eps, (size_t)i));
-    if (srv_json_read_quality(json_object_get(o, "quality"), &j->params, NULL, 0) ||
-        exp_params_check(&j->params, NULL, 0)) {
-        rc = adj_fail(why, whysz, ADJ_ERR_FORMAT, "request.json: bad eps or quality");
+    json_t *attack = json_object_get(o, "attack"); /* absent: a job from before the menu, FGSM */
+    if (srv_json_read_quality(json_object_get(o, "quality"), &j->params, msg, sizeof msg) ||
+        (attack && srv_eval_parse_attack(attack, &j->params, msg, sizeof msg)) ||
+        exp_params_check(&j->params, msg, sizeof msg)) {
+        rc = adj_fail(why, whysz, ADJ_ERR_FORMAT, "request.json: %s", msg);
         goto fail;
     }
     if (json_is_integer(seed))

@@ -181,6 +181,47 @@ json_t *srv_json_classify(const srv_json_ctx *c, const float *probs, int width, 
     return o;
 }
 
+int srv_json_put_attack(json_t *e, const exp_params *p)
+{
+    const exp_attack a = exp_attack_resolved(p);
+    char word[16];
+    int bad = 0;
+    put(e, "attack", json_string(exp_param_choice(EXP_PARAM_ATTACK, (int)a.kind, word, sizeof word)),
+        &bad);
+    put(e, "adaptive",
+        json_string(exp_param_choice(EXP_PARAM_ADAPTIVE, (int)a.adaptive, word, sizeof word)), &bad);
+    if (a.kind != EXP_FGSM) {
+        put(e, "steps", json_integer(a.steps), &bad);
+        put(e, "step_size", json_integer(a.step_size), &bad);
+    }
+    if (a.adaptive == EXP_ADAPT_EOT) {
+        json_t *q = json_array();
+        for (int i = 0; q && i < a.n_eot; i++)
+            if (json_array_append_new(q, json_integer(a.eot_qualities[i])))
+                bad = 1;
+        put(e, "eot_qualities", q, &bad);
+    }
+    return bad ? ADJ_ERR_NOMEM : ADJ_OK;
+}
+
+int srv_json_put_norms(json_t *e, const atk_norms *n)
+{
+    int bad = 0;
+    put(e, "linf", json_integer(n->linf), &bad);
+    put(e, "l2", json_real(n->l2), &bad);
+    put(e, "psnr", isfinite(n->psnr) ? json_real(n->psnr) : json_null(), &bad);
+    return bad ? ADJ_ERR_NOMEM : ADJ_OK;
+}
+
+int srv_json_put_threat_model(json_t *o, const exp_params *p)
+{
+    char text[256];
+    return json_object_set_new(o, "threat_model",
+                               json_string(exp_threat_model(p, text, sizeof text)))
+               ? ADJ_ERR_NOMEM
+               : ADJ_OK;
+}
+
 /* One entry of "results": transform name, eps, p(l_x | f(x)), classification. */
 static json_t *result_entry(const srv_json_ctx *c, const char *name, int eps, int label_x,
                             const float *probs, int *bad)
@@ -214,6 +255,7 @@ json_t *srv_json_attack(const srv_json_ctx *c, const exp_params *p, uint64_t see
             bad = 1;
     put(o, "eps", eps, &bad);
     put(o, "quality", srv_json_quality(p), &bad);
+    bad |= srv_json_put_attack(o, p) || srv_json_put_threat_model(o, p);
     if (seed <= (uint64_t)INT64_MAX)
         put(o, "seed", json_integer((json_int_t)seed), &bad);
     else /* beyond JSON's safe integers anyway: keep it exact as a string */
@@ -229,7 +271,10 @@ json_t *srv_json_attack(const srv_json_ctx *c, const exp_params *p, uint64_t see
         exp_transform_name(p, t, name, sizeof name);
         json_t *e = result_entry(c, name, exp_transform_eps(p, t), r->label_x,
                                  r->probs + (size_t)t * r->classes, &bad);
-        if (!e || srv_json_transform_fields(e, p, t) || json_array_append_new(results, e))
+        if (!e || srv_json_transform_fields(e, p, t) || json_array_append_new(results, e) ||
+            srv_json_put_attack(e, p) ||
+            (exp_transform_eps(p, t) > 0 &&
+             srv_json_put_norms(e, &r->norms[exp_transform_at(p, t).ei])))
             bad = 1;
         if (images && !bad) {
             uint8_t *png = NULL;
@@ -403,10 +448,17 @@ json_t *srv_json_params(const srv_query *q, unsigned mask)
         case EXP_PARAM_IMAGES: v = json_integer(q->images); break;
         case EXP_PARAM_STATUS: v = q->status[0] ? json_string(q->status) : json_null(); break;
         case EXP_PARAM_PURGE: v = json_integer(q->purge); break;
+        case EXP_PARAM_ATTACK: /* the attack's rows, as it runs: below */
+        case EXP_PARAM_STEPS:
+        case EXP_PARAM_STEP_SIZE:
+        case EXP_PARAM_ADAPTIVE:
+        case EXP_PARAM_EOT_QUALITIES: continue;
         case EXP_PARAM_COUNT: break;
         }
         put(o, exp_param_defs[i].name, v, &bad);
     }
+    if (!bad && (mask & SRV_P(EXP_PARAM_ATTACK)))
+        bad |= srv_json_put_attack(o, &q->params) != 0;
     if (bad) {
         json_decref(o);
         return NULL;

@@ -70,14 +70,34 @@ json_t *srv_json_classify(const srv_json_ctx *c, const float *probs, int width, 
 
 /**
  * POST /attack: {"model", "width", "height", "input_size", "label", "eps",
- * "quality", "seed", "results": [{"transform", "eps"?, "top_label_prob",
- * "label", "prob", "top"}...], "images"?}. With with_images, "images" maps
+ * "quality", the attack's fields (srv_json_put_attack), "threat_model",
+ * "seed", "results": [{"transform", "eps"?, "top_label_prob", "label",
+ * "prob", "top", the attack's fields, and for the adversarial transforms
+ * (Adv, JPG(Adv), JPGnoise(Adv)) "linf", "l2", "psnr" of Adv_eps(x) - x}...],
+ * "images"?}. With with_images, "images" maps
  * every transform's name to the base64 PNG of its 8-bit image (PNG encoding
  * may fail: then NULL and a message in err).
  */
 json_t *srv_json_attack(const srv_json_ctx *c, const exp_params *p, uint64_t seed,
                         const exp_result *r, int width, int height, int with_images,
                         char *err, size_t errsz);
+
+/**
+ * The attack's fields of a result or table entry (or of a request) into e:
+ * "attack" (fgsm, bim, pgd, ll), "adaptive" (none, bpda, eot), and as they
+ * apply "steps", "step_size" (bim, pgd, ll) and "eot_qualities" (eot), the
+ * values the attack ran with (exp_attack_resolved). ADJ_ERR_NOMEM.
+ */
+int srv_json_put_attack(json_t *e, const exp_params *p);
+
+/**
+ * The perturbation's size Adv_eps(x) - x into e: "linf" (levels), "l2"
+ * (levels), "psnr" (dB; null when the image did not change). ADJ_ERR_NOMEM.
+ */
+int srv_json_put_norms(json_t *e, const atk_norms *n);
+
+/** "threat_model": exp_threat_model's sentence into o. ADJ_ERR_NOMEM. */
+int srv_json_put_threat_model(json_t *o, const exp_params *p);
 
 /**
  * POST /recompress with Accept: application/json: {"model", "width",

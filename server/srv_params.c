@@ -8,6 +8,9 @@
 
 #include "status.h"
 
+_Static_assert(sizeof ((exp_attack *)0)->eot_qualities / sizeof(int) == EXP_MAX_EPS,
+               "an INT_LIST parameter holds EXP_MAX_EPS values");
+
 int srv_parse_long(const char *s, long lo, long hi, long *out)
 {
     if (!s || !isdigit((unsigned char)*s))
@@ -90,17 +93,18 @@ static int parse_qualities(const char *s, exp_params *p, char *err, size_t errsz
     return ADJ_OK;
 }
 
-/* Whether word is one of the comma-separated choices. */
-static int choice_has(const char *choices, const char *word)
+/* The index of word among the comma-separated choices, -1 if none. */
+static int choice_index(const char *choices, const char *word)
 {
     size_t n = strlen(word);
-    for (const char *p = choices; *p;) {
+    int i = 0;
+    for (const char *p = choices; *p; i++) {
         size_t k = strcspn(p, ",");
         if (k == n && strncmp(p, word, n) == 0)
-            return 1;
+            return i;
         p += k + (p[k] == ',');
     }
-    return 0;
+    return -1;
 }
 
 /* "center, none" of choices into buf. */
@@ -113,9 +117,10 @@ static const char *choice_list(const char *choices, char *buf, size_t n)
     return buf;
 }
 
-/* Stores v (read by row d) into the target field of parameter id. */
+/* Stores v (read by row d; a choice's index) into the target field of parameter id. */
 static void store(srv_query *q, exp_param_id id, long v, uint64_t u, const char *word)
 {
+    exp_attack *a = &q->params.attack;
     switch (id) {
     case EXP_PARAM_TOP_K: q->top_k = (int)v; break;
     case EXP_PARAM_RESIZE: q->resize_center = strcmp(word, "center") == 0; break;
@@ -123,8 +128,13 @@ static void store(srv_query *q, exp_param_id id, long v, uint64_t u, const char 
     case EXP_PARAM_IMAGES: q->images = (int)v; break;
     case EXP_PARAM_STATUS: snprintf(q->status, sizeof q->status, "%s", word); break;
     case EXP_PARAM_PURGE: q->purge = (int)v; break;
+    case EXP_PARAM_ATTACK: a->kind = (exp_attack_kind)v; break;
+    case EXP_PARAM_STEPS: a->steps = (int)v; break;
+    case EXP_PARAM_STEP_SIZE: a->step_size = (int)v; break;
+    case EXP_PARAM_ADAPTIVE: a->adaptive = (exp_adaptive)v; break;
     case EXP_PARAM_EPS: /* stored by srv_parse_eps */
     case EXP_PARAM_QUALITY: /* by parse_qualities */
+    case EXP_PARAM_EOT_QUALITIES: /* by srv_parse_int_list */
     case EXP_PARAM_COUNT: break;
     }
 }
@@ -140,15 +150,19 @@ int srv_params_set(srv_query *q, exp_param_id id, const char *val, int classes, 
     char list[96];
     switch (d->kind) {
     case EXP_PK_INT_LIST:
-        return id == EXP_PARAM_QUALITY ? parse_qualities(val, &q->params, err, errsz)
-                                       : srv_parse_eps(val, &q->params, err, errsz);
+        if (id == EXP_PARAM_QUALITY)
+            return parse_qualities(val, &q->params, err, errsz);
+        if (id == EXP_PARAM_EPS)
+            return srv_parse_eps(val, &q->params, err, errsz);
+        return srv_parse_int_list(d, val, ATK_MAX_QUALITIES, q->params.attack.eot_qualities,
+                                  &q->params.attack.n_eot, err, errsz);
     case EXP_PK_U64:
         if (!srv_parse_seed(val, &u))
             return adj_fail(err, errsz, ADJ_ERR_ARG,
                             "%s: '%s' is not an integer in 0..18446744073709551615", d->name, val);
         break;
     case EXP_PK_CHOICE:
-        if (!choice_has(d->choices, val))
+        if ((v = choice_index(d->choices, val)) < 0)
             return adj_fail(err, errsz, ADJ_ERR_ARG, "%s: '%s' is not one of %s", d->name, val,
                             choice_list(d->choices, list, sizeof list));
         break;
@@ -171,7 +185,7 @@ void srv_params_defaults(srv_query *q, int classes)
     memset(q, 0, sizeof *q);
     for (int i = 0; i < EXP_PARAM_COUNT; i++) {
         const exp_param_def *d = &exp_param_defs[i];
-        if (d->def && srv_params_set(q, (exp_param_id)i, d->def, classes, err, sizeof err) &&
+        if (d->def && !d->implicit && srv_params_set(q, (exp_param_id)i, d->def, classes, err, sizeof err) &&
             d->kind == EXP_PK_INT && !d->hi)
             store(q, (exp_param_id)i, classes, 0, d->def); /* above a small model's classes */
     }

@@ -24,7 +24,8 @@
 typedef struct {
     int top_k;         /**< EXP_PARAM_TOP_K */
     int resize_center; /**< EXP_PARAM_RESIZE: 1 center, 0 none */
-    exp_params params; /**< EXP_PARAM_EPS, EXP_PARAM_QUALITY */
+    exp_params params; /**< EXP_PARAM_EPS, EXP_PARAM_QUALITY, the attack's (ATTACK..EOT_QUALITIES;
+                            the implicit defaults stay 0: exp_attack's own) */
     uint64_t seed;     /**< EXP_PARAM_SEED */
     int images;        /**< EXP_PARAM_IMAGES */
     char status[16];   /**< EXP_PARAM_STATUS, "" when not given */

@@ -40,6 +40,12 @@ char *srv_rows_header(const exp_params *p)
         exp_transform_name(p, t, name, sizeof name);
         ut_buf_printf(&b, ",%s:prob,%s:label", name, name);
     }
+    for (int t = 0; t < exp_n_transforms(p); t++) /* the perturbations' sizes, appended */
+        if (exp_transform_kind_of(p, t) == EXP_T_ADV) {
+            char name[64];
+            exp_transform_name(p, t, name, sizeof name);
+            ut_buf_printf(&b, ",%s:linf,%s:l2,%s:psnr", name, name, name);
+        }
     ut_buf_add(&b, "\n", 1);
     if (b.failed) {
         ut_buf_free(&b);
@@ -63,15 +69,19 @@ void srv_rows_format(ut_buf *b, const char *file, int truth, const exp_result *r
     ut_buf_printf(b, ",%d", r->label_x);
     for (int t = 0; t < r->n_transforms; t++)
         ut_buf_printf(b, ",%.9g,%d", (double)exp_top_label_prob(r, t), exp_label(r, t));
+    for (int e = 0; e < r->n_eps; e++) /* "inf": an unchanged image */
+        ut_buf_printf(b, ",%d,%.9g,%.9g", r->norms[e].linf, r->norms[e].l2, r->norms[e].psnr);
     ut_buf_add(b, "\n", 1);
 }
 
-void srv_rows_format_skipped(ut_buf *b, const char *file, int truth, int n_transforms)
+void srv_rows_format_skipped(ut_buf *b, const char *file, int truth, const exp_params *p)
 {
     row_head(b, file, truth);
     ut_buf_add(b, ",", 1);
-    for (int t = 0; t < n_transforms; t++)
+    for (int t = 0; t < exp_n_transforms(p); t++)
         ut_buf_add(b, ",,", 2);
+    for (int e = 0; e < p->n_eps; e++)
+        ut_buf_add(b, ",,,", 3);
     ut_buf_add(b, "\n", 1);
 }
 
@@ -194,6 +204,22 @@ static int parse_prob(const char *s, float *out)
     return 1;
 }
 
+/* A perturbation's sizes from three fields: linf 0..255, l2 >= 0, psnr >= 0 or inf. */
+static int parse_norms(const char *linf, const char *l2, const char *psnr, atk_norms *out)
+{
+    int li = parse_index(linf, 256);
+    char *end;
+    errno = 0;
+    double v2 = *l2 ? strtod(l2, &end) : -1;
+    if (li < 0 || errno || !*l2 || *end || !isfinite(v2) || v2 < 0)
+        return 0;
+    double vp = *psnr ? strtod(psnr, &end) : -1;
+    if (errno || !*psnr || *end || isnan(vp) || vp < 0)
+        return 0;
+    *out = (atk_norms){.linf = li, .l2 = v2, .psnr = vp};
+    return 1;
+}
+
 static int rows_grow(srv_rows *r)
 {
     if (r->n < r->cap)
@@ -220,6 +246,10 @@ static int rows_grow(srv_rows *r)
     if (!label)
         return 0;
     r->label = label;
+    atk_norms *norms = realloc(r->norms, cap * (size_t)r->n_eps * sizeof *norms + 1);
+    if (!norms)
+        return 0;
+    r->norms = norms;
     r->cap = cap;
     return 1;
 }
@@ -228,7 +258,7 @@ static int rows_grow(srv_rows *r)
 static int take_row(const record *rec, size_t idx, const srv_rows_check *c, srv_rows *out,
                     char *why, size_t whysz)
 {
-    const int T = exp_n_transforms(c->params), F = 3 + 2 * T;
+    const int T = exp_n_transforms(c->params), E = c->params->n_eps, F = 3 + 2 * T + 3 * E;
     if (rec->nf != F)
         return adj_fail(why, whysz, ADJ_ERR_FORMAT, "row %zu: %d fields, want %d", idx + 1,
                         rec->nf, F);
@@ -255,6 +285,7 @@ static int take_row(const record *rec, size_t idx, const srv_rows_check *c, srv_
     size_t n = out->n;
     float *prob = out->prob + n * (size_t)T;
     int *label = out->label + n * (size_t)T;
+    atk_norms *norms = out->norms + n * (size_t)E;
     int lx = -1;
     if (!*field(rec, 2)) { /* an image that could not be evaluated */
         for (int k = 3; k < F; k++)
@@ -265,6 +296,8 @@ static int take_row(const record *rec, size_t idx, const srv_rows_check *c, srv_
             prob[t] = 0;
             label[t] = -1;
         }
+        for (int e = 0; e < E; e++)
+            norms[e] = (atk_norms){0};
     } else {
         if ((lx = parse_index(field(rec, 2), c->classes)) < 0)
             return adj_fail(why, whysz, ADJ_ERR_FORMAT, "row %zu: label_x '%.20s' is not a class index",
@@ -282,6 +315,11 @@ static int take_row(const record *rec, size_t idx, const srv_rows_check *c, srv_
         if (label[0] != lx)
             return adj_fail(why, whysz, ADJ_ERR_FORMAT, "row %zu: x:label %d differs from label_x %d",
                             idx + 1, label[0], lx);
+        for (int e = 0, k = 3 + 2 * T; e < E; e++, k += 3)
+            if (!parse_norms(field(rec, k), field(rec, k + 1), field(rec, k + 2), &norms[e]))
+                return adj_fail(why, whysz, ADJ_ERR_FORMAT,
+                                "row %zu: fields %d..%d are not a perturbation's linf, l2, psnr",
+                                idx + 1, k + 1, k + 3);
     }
     if (!(out->file[n] = strdup(file)))
         return ADJ_ERR_NOMEM;
@@ -299,6 +337,7 @@ int srv_rows_parse(const char *text, size_t len, const srv_rows_check *c, srv_ro
     srv_rows r;
     memset(&r, 0, sizeof r);
     r.n_transforms = exp_n_transforms(c->params);
+    r.n_eps = c->params->n_eps;
     if (why && whysz)
         why[0] = '\0';
     char *header = srv_rows_header(c->params);
@@ -307,7 +346,7 @@ int srv_rows_parse(const char *text, size_t len, const srv_rows_check *c, srv_ro
     size_t hl = strlen(header), valid = 0;
     int rc = ADJ_OK;
     record rec = {0};
-    rec.maxf = 3 + 2 * r.n_transforms;
+    rec.maxf = 3 + 2 * r.n_transforms + 3 * r.n_eps;
     rec.off = calloc((size_t)rec.maxf, sizeof *rec.off);
     if (!rec.off) {
         free(header);
@@ -372,6 +411,7 @@ void srv_rows_free(srv_rows *r)
     free(r->label_x);
     free(r->prob);
     free(r->label);
+    free(r->norms);
     memset(r, 0, sizeof *r);
 }
 
@@ -422,6 +462,35 @@ static json_t *box_json(const stats_box *b, int have, int *bad)
     return o;
 }
 
+/* The sizes of eps e's perturbations over the evaluated rows: the largest linf, the mean l2
+ * and the mean psnr of the images that changed (null without rows). */
+static int put_norms_summary(json_t *e, const srv_rows *r, int eps_index)
+{
+    const int E = r->n_eps;
+    atk_norms s = {0};
+    size_t m = 0, changed = 0;
+    double psnr = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        const atk_norms *n = &r->norms[i * (size_t)E + (size_t)eps_index];
+        if (r->label_x[i] < 0)
+            continue;
+        m++;
+        s.linf = n->linf > s.linf ? n->linf : s.linf;
+        s.l2 += n->l2;
+        if (isfinite(n->psnr)) {
+            psnr += n->psnr;
+            changed++;
+        }
+    }
+    s.l2 = m ? s.l2 / (double)m : NAN;
+    s.psnr = changed ? psnr / (double)changed : INFINITY;
+    if (!m)
+        return json_object_set_new(e, "linf", json_null()) ||
+               json_object_set_new(e, "l2", json_null()) ||
+               json_object_set_new(e, "psnr", json_null());
+    return srv_json_put_norms(e, &s);
+}
+
 json_t *srv_rows_table(const srv_rows *r, const exp_params *p, int has_truth)
 {
     json_t *arr = json_array();
@@ -455,6 +524,9 @@ json_t *srv_rows_table(const srv_rows *r, const exp_params *p, int has_truth)
         }
         put(e, "mean_top_label_prob", rc ? json_null() : json_real(b.mean), &bad);
         put(e, "box", box_json(&b, rc == ADJ_OK, &bad), &bad);
+        bad |= srv_json_put_attack(e, p) != 0;
+        if (exp_transform_eps(p, t) > 0)
+            bad |= put_norms_summary(e, r, exp_transform_at(p, t).ei) != 0;
     }
     if (bad) {
         json_decref(arr);

@@ -16,8 +16,12 @@
  *   - per transform T in pipeline order (exp_transform_name): "T:prob",
  *     p(l_x | T(x)) printed with 9 significant digits (a float survives the
  *     round trip), and "T:label", the arg-max of T(x).
+ *   - then, appended, per eps in pipeline order (each Adv transform A):
+ *     "A:linf" (the largest |Adv_eps(x) - x| in levels, an integer), "A:l2"
+ *     (its L2 norm in levels) and "A:psnr" (10 log10(255^2 / MSE) in dB,
+ *     "inf" when the image did not change), 9 significant digits.
  *   - an image that could not be read or decoded has label_x and every
- *     transform field empty (it is counted as "skipped", not in n).
+ *     transform and norm field empty (it is counted as "skipped", not in n).
  *
  * srv_rows_parse reads a file's text and stops at the first line that is
  * not a complete, valid row (no LF at its end, a wrong number of fields, a
@@ -52,6 +56,8 @@ typedef struct {
     int *label_x;   /**< [n] l_x, -1 for a skipped image */
     float *prob;    /**< [n][T] p(l_x | T(x)); 0 for a skipped image */
     int *label;     /**< [n][T] arg-max of T(x); -1 for a skipped image */
+    int n_eps;        /**< the request's eps: entries of each row's norms */
+    atk_norms *norms; /**< [n][n_eps] the size of Adv_eps(x) - x; zeros for a skipped image */
     size_t cap;
 } srv_rows;
 
@@ -78,7 +84,7 @@ void srv_csv_field(ut_buf *b, const char *s);
 void srv_rows_format(ut_buf *b, const char *file, int truth, const exp_result *r);
 
 /** Appends the row of an image that could not be evaluated (empty fields). */
-void srv_rows_format_skipped(ut_buf *b, const char *file, int truth, int n_transforms);
+void srv_rows_format_skipped(ut_buf *b, const char *file, int truth, const exp_params *p);
 
 /**
  * Parses text (len bytes: the header, then rows) into *out (new: free with
@@ -100,8 +106,11 @@ void srv_rows_free(srv_rows *r);
  * (null without truth or without rows), "mean_top_label_prob", "box":
  * {"min", "q1", "median", "q3", "max", "mean", "whisker_low",
  * "whisker_high", "outliers" (the number of values beyond the whiskers),
- * "outliers_low", "outliers_high"}}]; the box's numbers are null without
- * rows. Quartiles as stats.h defines them. New reference, NULL if out of
+ * "outliers_low", "outliers_high"}, the attack's fields (srv_json_put_attack)
+ * and, for the adversarial transforms, the perturbations' "linf" (the
+ * largest over the images), "l2" (the mean) and "psnr" (the mean over the
+ * images that changed; null if none)}]; the box's and the norms' numbers
+ * are null without rows. Quartiles as stats.h defines them. New reference, NULL if out of
  * memory.
  */
 json_t *srv_rows_table(const srv_rows *r, const exp_params *p, int has_truth);

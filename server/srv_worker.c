@@ -56,7 +56,8 @@ static int compatible(const srv_task *head, const srv_task *job)
 {
     if (head->kind != job->kind || head->group != job->group)
         return 0;
-    return job->kind == SRV_TASK_FORWARD || same_params(&head->params, &job->params);
+    return job->kind == SRV_TASK_FORWARD || (same_params(&head->params, &job->params) &&
+                                             exp_attack_equal(&head->params, &job->params));
 }
 
 /* Images that would join head's batch if it ran now (head included). */

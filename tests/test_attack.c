@@ -543,6 +543,31 @@ static void test_embedded_attacks(void)
     CHECK(same == E, "EOT-PGD is reproducible for its seeds (%d of %d)", same, E);
     free_all(tmp, E);
     free_all(again, E);
+    /* the same through the pipeline (the menu's exp_attack): JPG_75(Adv) under BPDA-BIM-10
+     * against the non-adaptive BIM-10 above; EOT over {75} is BPDA at 75 (on one batch) */
+    static const exp_attack menu[] = {{.kind = EXP_BIM, .adaptive = EXP_ADAPT_BPDA},
+                                      {.kind = EXP_BIM, .adaptive = EXP_ADAPT_EOT, .n_eot = 1,
+                                       .eot_qualities = {75}}};
+    exp_result res[2][E];
+    for (int k = 0; k < 2; k++) {
+        exp_params p = {.n_eps = 1, .eps = {eps}, .quality = 75, .attack = menu[k]};
+        CHECK(exp_run_batch(ctx, xs, k ? 16 : E, &p, seeds, res[k], err, sizeof err) == 0, "%s", err);
+    }
+    double jtop = 0;
+    for (int i = 0; i < E; i++) /* transform 3: JPG(Adv5(x)) */
+        jtop += (double)(exp_label(&res[0][i], 3) == truth[i]) / E;
+    CHECK(jtop < t_jbim, "pipeline: BPDA leaves JPG(Adv) top-1 %.3f below the non-adaptive %.3f",
+          jtop, t_jbim);
+    same = 0;
+    for (int i = 0; i < 16; i++)
+        same += !memcmp(res[0][i].images[2].px, res[1][i].images[2].px, (size_t)per) &&
+                !memcmp(res[0][i].probs, res[1][i].probs, (size_t)res[0][i].n_transforms * K * sizeof(float));
+    CHECK(same == 16, "pipeline: EOT over {75} is BPDA at 75 bit for bit (%d of 16)", same);
+    for (int i = 0; i < E; i++) {
+        exp_result_free(&res[0][i]);
+        if (i < 16)
+            exp_result_free(&res[1][i]);
+    }
     fprintf(stderr,
             "embedded model, %d images, eps %d: top-1 clean %.3f, FGSM %.3f (JPG %.3f), BIM-10 %.3f "
             "(JPG %.3f), BPDA-BIM-10 then JPG %.3f\n",

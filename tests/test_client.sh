@@ -313,6 +313,17 @@ run "$ADVJPG" attack "$jpg" --eps 1,x
 check "attack --eps 1,x" usage_error
 run "$ADVJPG" attack "$jpg" --quality 101
 check "attack --quality 101" usage_error
+# the attack menu, checked against the parameter table before any request
+run "$ADVJPG" attack "$jpg" --attack cw
+check "attack --attack cw" rc_and 2 err_has "--attack is one of fgsm, bim, pgd, ll, not 'cw'"
+run "$ADVJPG" attack "$jpg" --attack bim --steps 0
+check "attack --steps 0" rc_and 2 err_has "--steps wants an integer from 1 to 10000"
+run "$ADVJPG" attack "$jpg" --attack bim --step-size 256
+check "attack --step-size 256" usage_error
+run "$ADVJPG" attack "$jpg" --attack bim --adaptive maybe
+check "attack --adaptive maybe" usage_error
+run "$ADVJPG" evaluate --dataset d --attack bim --adaptive eot --eot-qualities 50,101
+check "evaluate --eot-qualities 50,101" rc_and 2 err_has "--eot-qualities wants"
 run "$ADVJPG" attack "$jpg" "$tmp/img.png" --out "$tmp/adv2"
 check "attack --out with two images of one stem" rc_and 2 err_has "two images would write to"
 run "$ADVJPG" attack "$jpg" "$tmp/notes.txt"
@@ -403,6 +414,12 @@ check "evaluate: the JSON body and the token" py 'J[0]["method"] == "POST" and
         "dataset": "imagenet/val", "ground_truth": "gt.txt", "eps": [1, 5],
         "quality": 50, "seed": 7, "offset": 2, "limit": 10,
         "shard": {"index": 1, "count": 4}}'
+: >"$tmp/fake.log"
+run env ADVJPG_SERVER="$FAKE" "$ADVJPG" evaluate --dataset imagenet/val --attack pgd --steps 7 \
+    --step-size 2 --adaptive eot --eot-qualities "50, 75"
+cp "$tmp/fake.log" "$tmp/out"
+check "evaluate --attack ...: the body's \"attack\" object" py 'json.loads(J[0]["body"])["attack"] == {
+    "attack": "pgd", "steps": 7, "step_size": 2, "adaptive": "eot", "eot_qualities": [50, 75]}'
 
 run "$ADVJPG" --server "$FAKE" evaluate --dataset imagenet/val --wait --interval 0.05
 check "evaluate --wait: exit 0" rc_is 0
@@ -476,6 +493,11 @@ run env ADVJPG_SERVER="$FAKE" ADVJPG_TOKEN=tok EPS=1,5 "$scripts/evaluate.sh" 'm
 cp "$tmp/fake.log" "$tmp/out"
 check "evaluate.sh: the JSON body (quotes escaped) and the token" py 'J[0]["auth"] == "Bearer tok" and
     json.loads(J[0]["body"]) == {"dataset": "my \"set\"", "ground_truth": "gt.txt", "eps": [1, 5]}'
+: >"$tmp/fake.log"
+run env ADVJPG_SERVER="$FAKE" ATTACK=pgd STEPS=4 ADAPTIVE=eot EOT_QUALITIES=50,90 "$scripts/evaluate.sh" set
+cp "$tmp/fake.log" "$tmp/out"
+check "ATTACK=pgd ... evaluate.sh: the body's \"attack\" object" py 'json.loads(J[0]["body"])["attack"] == {
+    "attack": "pgd", "steps": 4, "adaptive": "eot", "eot_qualities": [50, 90]}'
 run env ADVJPG_SERVER="$FAKE" "$scripts/job.sh" nosuch
 check "job.sh on 404: exit 1 with the error body" rc_and 1 grep -q "no such thing" "$tmp/out"
 check "job.sh on 404: the body ends its line; curl's message on stderr" \
@@ -590,6 +612,14 @@ check "attack without --out: no images" py '"images" not in J[0] and "files" not
     len(J[0]["results"]) == 5'
 run "$ADVJPG" attack "$jpg" --eps 5 --seed 4294967297
 check "attack --seed beyond 32 bits" py 'J[0]["seed"] == 4294967297'
+run "$ADVJPG" attack "$jpg" --eps 5 --attack pgd --steps 3 --adaptive bpda
+check "attack --attack pgd --adaptive bpda (live): the fields, the norms, the threat model" py '
+    J[0]["attack"] == "pgd" and J[0]["steps"] == 3 and J[0]["adaptive"] == "bpda" and
+    J[0]["threat_model"].startswith("adaptive: BPDA through JPG_q at q=75") and
+    all(r["attack"] == "pgd" for r in J[0]["results"]) and
+    0 < J[0]["results"][2]["linf"] <= 5 and J[0]["results"][3]["l2"] == J[0]["results"][2]["l2"]'
+run "$ADVJPG" attack "$jpg" --eps 5 --steps 3
+check "attack --steps with fgsm (live): the server's 400 names steps" server_error "server answered 400: steps"
 run "$ADVJPG" attack "$jpg" --eps 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17
 check "attack: the server's own limit on eps, reported in one line" server_error "server answered 400: eps"
 
@@ -622,6 +652,11 @@ run "$scripts/classify.sh" "$jpg"
 check "classify.sh" py '0 <= J[0]["label"] < 10 and len(J[0]["top"]) == 5'
 run "$scripts/attack.sh" "$jpg" 1,2
 check "attack.sh" py 'len(J[0]["results"]) == 8 and "images" not in J[0]'
+run env ATTACK=bim STEPS=2 ADAPTIVE=bpda "$scripts/attack.sh" "$jpg" 3
+check "ATTACK=bim STEPS=2 ADAPTIVE=bpda attack.sh" py 'J[0]["attack"] == "bim" and J[0]["steps"] == 2 and
+    J[0]["adaptive"] == "bpda" and 0 < J[0]["results"][2]["linf"] <= 3'
+run env ATTACK=cw "$scripts/attack.sh" "$jpg" 3
+check "ATTACK=cw attack.sh: usage error" rc_is 2
 run "$scripts/classify.sh" "$tmp/broken.jpg"
 check "classify.sh on 400: exit 1" rc_is 1
 
@@ -645,7 +680,7 @@ check "rows ID (live): the CSV, a header and one row per image" \
     rc_and 0 "$PYTHON" -c 'import csv, sys
 rows = list(csv.reader(open(sys.argv[1], newline="")))
 sys.exit(not (rows[0][:5] == ["file", "truth", "label_x", "x:prob", "x:label"] and
-              len(rows[0]) == 3 + 2 * 8 and [r[0] for r in rows[1:]] == ["img.png", "img.ppm"] and
+              len(rows[0]) == 3 + 2 * 8 + 3 * 2 and [r[0] for r in rows[1:]] == ["img.png", "img.ppm"] and
               all(r[1] == "3" for r in rows[1:])))' "$tmp/out"
 cp "$tmp/out" "$tmp/rows-live.csv"
 run "$ADVJPG" rows "$jid" -o "$tmp/rows-live-o.csv"
@@ -697,6 +732,16 @@ jid=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])'
 run "$ADVJPG" rows "$jid"
 check "evaluate --upload DIR (live): rows of a.ppm, b.png, c.png with labels.txt's classes" \
     rows_are a.ppm:1 b.png:2 c.png:4
+run "$ADVJPG" evaluate --upload "$tmp/up" --eps 2 --attack bim --steps 2 --adaptive bpda --wait \
+    --interval 0.05
+check "evaluate --upload --attack bim --adaptive bpda (live): the attack in the result and its rows" \
+    py 'J[0]["attack"] == {"attack": "bim", "adaptive": "bpda", "steps": 2, "step_size": 1} and
+    J[0]["threat_model"].startswith("adaptive: BPDA") and
+    all(r["attack"] == "bim" for r in J[0]["table"]) and 0 < J[0]["table"][2]["linf"] <= 2'
+jid=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$tmp/out")
+run "$ADVJPG" rows "$jid"
+check "evaluate --attack (live): the rows end in the norm columns" \
+    sh -c 'head -1 "$1" | grep -q ",JPGnoise(Adv2(x)):label,Adv2(x):linf,Adv2(x):l2,Adv2(x):psnr\$"' sh "$tmp/out"
 run "$ADVJPG" evaluate --upload "$tmp/up" --offset 1 --limit 2 --shard 1/2 --wait --interval 0.05
 jid=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$tmp/out")
 run "$ADVJPG" rows "$jid"

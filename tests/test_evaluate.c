@@ -172,6 +172,7 @@ typedef struct {
     int label_x;
     float prob[EXP_MAX_TRANSFORMS];
     int label[EXP_MAX_TRANSFORMS];
+    atk_norms norms[EXP_MAX_EPS];
 } xrow;
 
 /*
@@ -218,6 +219,7 @@ static xrow *expected(const char *dir, char **files, const int *truth, int n, co
                 r->prob[t] = exp_top_label_prob(&res[i], t);
                 r->label[t] = exp_label(&res[i], t);
             }
+            memcpy(r->norms, res[i].norms, sizeof r->norms);
             exp_result_free(&res[i]);
             img_free(&xs[i]);
         }
@@ -343,14 +345,19 @@ static void check_rows(const char *what, const char *text, const xrow *x, int n,
         size_t l = strlen(want);
         snprintf(want + l, sizeof want - l, ",%s:prob,%s:label", name, name);
     }
+    for (int e = 0; e < p->n_eps; e++) { /* the perturbations' sizes, appended */
+        size_t l = strlen(want);
+        snprintf(want + l, sizeof want - l, ",Adv%d(x):linf,Adv%d(x):l2,Adv%d(x):psnr", p->eps[e],
+                 p->eps[e], p->eps[e]);
+    }
     char *nl = strchr(text, '\n');
     CHECK(nl && (size_t)(nl - text) == strlen(want) && strncmp(text, want, strlen(want)) == 0,
           "%s: header is '%s'", what, want);
-    int bad_names = 0, bad_labels = 0, bad_fields = 0;
+    int bad_names = 0, bad_labels = 0, bad_fields = 0, bad_norms = 0;
     double maxdiff = 0;
     for (int i = 0; i + 1 < c.n && i < n; i++) {
         csv_row *r = &c.rows[i + 1];
-        if (r->nf != 3 + 2 * T) {
+        if (r->nf != 3 + 2 * T + 3 * p->n_eps) {
             bad_fields++;
             continue;
         }
@@ -364,7 +371,19 @@ static void check_rows(const char *what, const char *text, const xrow *x, int n,
             if (atoi(r->f[4 + 2 * t]) != x[i].label[t])
                 bad_labels++;
         }
+        /* the pipeline's norms; L-inf within eps: an independent bound */
+        for (int e = 0; e < p->n_eps; e++) {
+            const char *const *f = (const char *const *)r->f + 3 + 2 * T + 3 * e;
+            const atk_norms *w = &x[i].norms[e];
+            double psnr = strtod(f[2], NULL);
+            if (atoi(f[0]) != w->linf || w->linf > p->eps[e] ||
+                fabs(atof(f[1]) - w->l2) > 1e-6 * (1 + w->l2) ||
+                (isfinite(w->psnr) ? fabs(psnr - w->psnr) > 1e-6 * w->psnr : !isinf(psnr)))
+                bad_norms++;
+        }
     }
+    CHECK(bad_norms == 0, "%s: %d rows whose linf, l2, psnr differ from the pipeline's", what,
+          bad_norms);
     CHECK(bad_fields == 0, "%s: %d rows with the wrong number of fields", what, bad_fields);
     CHECK(bad_names == 0, "%s: %d rows name another file than the job's order", what, bad_names);
     CHECK(bad_labels == 0, "%s: %d truth / label fields differ from the pipeline", what,
@@ -986,6 +1005,21 @@ static void test_refused(int port, const char *jobs_dir)
         {"{\"dataset\": \"set\", \"shard\": {\"index\": 3, \"count\": 3}}", "shard"},
         {"{\"eps\": [1]}", "dataset"},
         {"not json", "not JSON"},
+        /* the attack menu: each refusal names its parameter */
+        {"{\"dataset\": \"set\", \"attack\": \"pgd\"}", "attack: give an object"},
+        {"{\"dataset\": \"set\", \"attack\": {\"attack\": \"cw\"}}", "attack: 'cw' is not one of"},
+        {"{\"dataset\": \"set\", \"attack\": {\"attack\": 3}}", "attack: give a string"},
+        {"{\"dataset\": \"set\", \"attack\": {\"attack\": \"bim\", \"steps\": 0}}", "steps: '0'"},
+        {"{\"dataset\": \"set\", \"attack\": {\"attack\": \"bim\", \"steps\": \"3\"}}",
+         "steps: give an integer"},
+        {"{\"dataset\": \"set\", \"attack\": {\"steps\": 3}}", "steps: attack=fgsm takes one step"},
+        {"{\"dataset\": \"set\", \"attack\": {\"adaptive\": \"bpda\"}}", "adaptive: the adaptive"},
+        {"{\"dataset\": \"set\", \"attack\": {\"attack\": \"pgd\", \"eot_qualities\": [50]}}",
+         "eot_qualities: only with adaptive=eot"},
+        {"{\"dataset\": \"set\", \"attack\": {\"attack\": \"pgd\", \"adaptive\": \"eot\", "
+         "\"eot_qualities\": [50, 0]}}", "eot_qualities: '0'"},
+        {"{\"dataset\": \"set\", \"attack\": {\"attack\": \"pgd\", \"norm\": \"l2\"}}",
+         "attack: unknown field 'norm'"},
     };
     int before = count_jobs_dir(jobs_dir);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -1354,6 +1388,73 @@ static void test_kill_resume(const xrow *x_big, const exp_params *pb, const json
     }
 }
 
+/*
+ * A PGD job end to end: its request and state show the attack, its rows
+ * (norm columns included) equal the pipeline's for PGD, killed and
+ * restarted it resumes from its rows, and its table carries the attack's
+ * fields, the norms and the threat model.
+ */
+static void test_pgd_job(const xrow *x_pgd, const exp_params *pp)
+{
+    char jobs[4400];
+    tmp_path(jobs, sizeof jobs, "jobs-pgd");
+    sh_daemon d;
+    if (start_daemon(&d, "pgd", jobs, "4")) {
+        CHECK(0, "the pgd daemon starts");
+        return;
+    }
+    char id[17], msg[512], path[96];
+    CHECK(post_eval(d.port, "{\"dataset\": \"big\", \"eps\": [2,4], \"attack\": {\"attack\": "
+                            "\"pgd\", \"steps\": 3, \"step_size\": 2}}",
+                    id, msg, sizeof msg) == 202,
+          "pgd: 202 (%s)", msg);
+    char st[32];
+    long done = wait_done_at_least(d.port, id, 8, 60, st, sizeof st);
+    CHECK(!strcmp(st, "running") && done >= 8 && done < BIG_N, "pgd: running when killed (%s, %ld of %d)",
+          st, done, BIG_N);
+    CHECK(sh_stop(&d, SIGKILL, 10) == 1000 + SIGKILL, "pgd: killed at %ld (%s)", done, st);
+    if (start_daemon(&d, "pgd", jobs, "4")) {
+        CHECK(0, "the pgd daemon restarts");
+        return;
+    }
+    json_t *js = sh_wait_job(d.port, id, 120);
+    json_t *a = json_object_get(js, "attack");
+    CHECK(!strcmp(sh_jstr(js, "status"), "done") && !strcmp(sh_jstr(a, "attack"), "pgd") &&
+              sh_jint(a, "steps") == 3 && sh_jint(a, "step_size") == 2 &&
+              !strcmp(sh_jstr(a, "adaptive"), "none") &&
+              !strncmp(sh_jstr(js, "threat_model"), "non-adaptive", 12),
+          "pgd: GET /jobs/{id} shows the attack after the restart (%s)", sh_jstr(js, "status"));
+    json_decref(js);
+    char *rows = get_text(d.port, id, "/rows", NULL, 0);
+    check_rows("pgd, killed and resumed", rows, x_pgd, BIG_N, pp);
+    free(rows);
+    long code;
+    snprintf(path, sizeof path, "/jobs/%s/result", id);
+    json_t *res = get_json(d.port, path, &code);
+    check_table("pgd", res, x_pgd, BIG_N, pp, 1);
+    CHECK(!strcmp(sh_jstr(json_object_get(res, "attack"), "attack"), "pgd") &&
+              !strncmp(sh_jstr(res, "threat_model"), "non-adaptive", 12),
+          "pgd: the result names the attack and the threat model");
+    json_t *table = json_object_get(res, "table"), *row;
+    size_t t;
+    json_array_foreach(table, t, row) {
+        int e = t < 2 ? -1 : (int)(t - 2) / 3, linf = 0;
+        double l2 = 0;
+        for (int i = 0; e >= 0 && i < BIG_N; i++) {
+            linf = x_pgd[i].norms[e].linf > linf ? x_pgd[i].norms[e].linf : linf;
+            l2 += x_pgd[i].norms[e].l2 / BIG_N;
+        }
+        CHECK(!strcmp(sh_jstr(row, "attack"), "pgd") && sh_jint(row, "steps") == 3 &&
+                  (e < 0 ? !json_object_get(row, "linf")
+                         : sh_jint(row, "linf") == linf && linf <= pp->eps[e] &&
+                               fabs(sh_jnum(row, "l2") - l2) < 1e-6 * l2),
+              "pgd: table row %s has the attack and the norms (linf %ld, l2 %g; want %d, %g)",
+              sh_jstr(row, "transform"), sh_jint(row, "linf"), sh_jnum(row, "l2"), linf, l2);
+    }
+    json_decref(res);
+    CHECK(sh_stop(&d, SIGTERM, 30) == 0, "pgd daemon: clean stop");
+}
+
 /* SIGTERM with a job running: it stops between batches and resumes later. */
 static void test_sigterm_resume(const xrow *x_big, const exp_params *pb)
 {
@@ -1485,6 +1586,11 @@ int main(int argc, char **argv)
         CHECK(0, "the main daemon starts");
     }
     test_kill_resume(x_big, &pb, ref_table);
+    const exp_params pp = {.n_eps = 2, .eps = {2, 4}, .quality = 75,
+                           .attack = {.kind = EXP_PGD, .steps = 3, .step_size = 2}};
+    xrow *x_pgd = expected(BIG_DIR, BIG_FILES, BIG_TRUTH, BIG_N, &pp, 1);
+    test_pgd_job(x_pgd, &pp);
+    free(x_pgd);
     test_sigterm_resume(x_big, &pb);
     test_no_data_root();
     json_decref(ref_table);

@@ -155,6 +155,8 @@ class Grid(unittest.TestCase):
             for q in QS:
                 for t in ("JPG%d(Adv%d(x))", "JPGnoise%d(Adv%d(x))"):
                     want += [t % (q, e) + ":prob", t % (q, e) + ":label"]
+        for e in EPS:  # the perturbation's size per eps (the attack menu's columns)
+            want += ["Adv%d(x):%s" % (e, k) for k in ("linf", "l2", "psnr")]
         self.assertEqual(gh, want, "the grid's header follows the transform list")
         gcol = {h: i for i, h in enumerate(gh)}
         for q in QS:

@@ -11,7 +11,8 @@
 # started evaluation job, and its OUT_DIR the saved files (panels, figures,
 # Table 1, rows, result, the server's SVGs); with labels, Table 1 has top-1;
 # run 3 attacks the data set's own images (no generated ones) and titles
-# them with class names. The notebook itself must have a cell tagged
+# them with class names; with panels, the adaptive comparison (non-adaptive
+# and BPDA threat models, the norms, adaptive.csv) is there. The notebook itself must have a cell tagged
 # "parameters", no outputs and no "no /evaluate yet".
 #
 # Environment (set by tests/meson.build):
@@ -216,10 +217,13 @@ if "model: tiny" not in text:
     problems.append("no 'model: tiny'")
 if "started job" not in text:
     problems.append("no evaluation job was started")
+if "panels" in expect and ("non-adaptive" not in text or "adaptive: BPDA through JPG_q" not in text
+                          or "PSNR dB" not in text):
+    problems.append("no adaptive comparison (non-adaptive and BPDA threat models, the norms)")
 if "JPG(Adv1(x))" not in text or "paper mean" not in text:
     problems.append("no Table 1 with the paper's columns")
 for f in ["figure3.png", "figure4.png", "table1.csv", "rows.csv", "result.json",
-          "server-figure3.svg", "server-figure4.svg"] + (["panels.png"] if "panels" in expect else []):
+          "server-figure3.svg", "server-figure4.svg"] + (["panels.png", "adaptive.csv"] if "panels" in expect else []):
     p = os.path.join(out_dir, f)
     if not os.path.isfile(p) or os.path.getsize(p) == 0:
         problems.append("OUT_DIR has no " + f)

@@ -59,6 +59,38 @@ class Plain(unittest.TestCase):
         self.assertTrue(pngs["JPG(Adv1(x))"].startswith(b"\x89PNG\r\n\x1a\n"))
         self.assertNotIn("images", self.c.attack(A, eps=5))
 
+    def test_attack_menu(self):
+        a = self.c.attack(A, eps=2, attack="pgd", steps=3, step_size=1, adaptive="eot",
+                          eot_qualities=(50, 75), images=True)
+        self.assertEqual((a["attack"], a["steps"], a["adaptive"], a["eot_qualities"]),
+                         ("pgd", 3, "eot", [50, 75]))
+        self.assertTrue(a["threat_model"].startswith("adaptive: EOT over qualities 50,75"))
+        adv = [r for r in a["results"] if r["transform"] == "Adv2(x)"][0]
+        self.assertTrue(0 < adv["linf"] <= 2 and adv["l2"] > 0 and adv["psnr"] > 0)
+        # the same seed gives the same PGD image, another seed another one
+        same = self.c.attack(A, eps=2, attack="pgd", steps=3, adaptive="eot",
+                             eot_qualities=(50, 75), images=True)
+        other = self.c.attack(A, eps=2, seed=2, attack="pgd", steps=3, adaptive="eot",
+                              eot_qualities=(50, 75), images=True)
+        self.assertEqual(same["images"]["Adv2(x)"], a["images"]["Adv2(x)"])
+        self.assertNotEqual(other["images"]["Adv2(x)"], a["images"]["Adv2(x)"])
+        with self.assertRaises(advjpg.ServerError) as e:
+            self.c.attack(A, eps=2, steps=3)  # steps with fgsm
+        self.assertEqual(e.exception.status, 400)
+        self.assertIn("steps", e.exception.message)
+
+    def test_evaluate_attack(self):
+        for kw in ({"dataset": "set", "limit": 2}, {"images": [A, B]}):
+            jid = self.c.evaluate(eps=(2,), attack="bim", steps=2, adaptive="bpda", **kw)
+            self.c.wait(jid, interval=0.05)
+            self.assertEqual(self.c.job(jid)["attack"],
+                             {"attack": "bim", "steps": 2, "step_size": 1, "adaptive": "bpda"})
+            res = self.c.result(jid)
+            self.assertTrue(res["threat_model"].startswith("adaptive: BPDA"))
+            self.assertTrue(all(r["attack"] == "bim" for r in res["table"]))
+            rows = self.c.rows(jid, as_dataframe=False)
+            self.assertTrue(all(0 < int(r["Adv2(x):linf"]) <= 2 for r in rows))
+
     def test_errors_carry_status_and_message(self):
         with self.assertRaises(advjpg.ServerError) as e:
             self.c.attack(A, eps=(0,))

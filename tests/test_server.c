@@ -605,6 +605,159 @@ static void test_attack(int port)
     img_free(&im);
 }
 
+/* The size of y - x computed here (independently of atk_perturbation). */
+static void norms_of(const img_rgb *x, const img_rgb *y, int *linf, double *l2, double *psnr)
+{
+    double ss = 0;
+    size_t n = (size_t)3 * x->w * x->h;
+    *linf = 0;
+    for (size_t i = 0; i < n; i++) {
+        int d = abs((int)y->px[i] - (int)x->px[i]);
+        *linf = d > *linf ? d : *linf;
+        ss += (double)d * d;
+    }
+    *l2 = sqrt(ss);
+    *psnr = ss > 0 ? 10 * log10(255.0 * 255.0 / (ss / (double)n)) : INFINITY;
+}
+
+/* One /attack request of the menu with images; NULL unless 200. */
+static json_t *attack_menu(int port, const char *query, const uint8_t *png, size_t len)
+{
+    char path[256];
+    long st;
+    snprintf(path, sizeof path, "/attack?images=1&seed=7&%s", query);
+    json_t *a = post_json(port, path, "image/png", png, len, &st);
+    CHECK(st == 200 && a, "attack %s: 200 (%ld)", query, st);
+    if (st != 200) {
+        json_decref(a);
+        return NULL;
+    }
+    return a;
+}
+
+/* Whether two answers' image name holds the same pixels. */
+static int same_image(const json_t *a, const json_t *b, const char *name)
+{
+    img_rgb x = {0}, y = {0};
+    int same = a && b && image_of(a, name, &x, NULL, NULL) == 0 &&
+               image_of(b, name, &y, NULL, NULL) == 0 && x.w == y.w && x.h == y.h &&
+               memcmp(x.px, y.px, (size_t)3 * x.w * x.h) == 0;
+    img_free(&x);
+    img_free(&y);
+    return same;
+}
+
+/*
+ * The attack menu through /attack: BIM, PGD and LL keep every Adv image in
+ * the eps ball around x (its norms computed here from the PNGs equal the
+ * reported ones), each result names its attack; PGD is reproducible for a
+ * seed and another seed starts elsewhere; EOT over {75} is BPDA at 75, bit
+ * for bit; and every bad combination is a 400 naming its parameter.
+ */
+static void test_attack_menu(int port)
+{
+    img_rgb im;
+    sh_test_image(&im, 48, 40, 5);
+    size_t png_len;
+    uint8_t *png = to_png(&im, &png_len);
+    static const char *const kinds[] = {"bim", "pgd", "ll"};
+    for (size_t k = 0; k < 3; k++) {
+        char q[128];
+        snprintf(q, sizeof q, "attack=%s&steps=3&step_size=2&eps=1,5", kinds[k]);
+        json_t *a = attack_menu(port, q, png, png_len);
+        img_rgb x = {0};
+        if (!a || image_of(a, "x", &x, NULL, NULL)) {
+            json_decref(a);
+            continue;
+        }
+        CHECK(!strcmp(sh_jstr(a, "attack"), kinds[k]) && sh_jint(a, "steps") == 3 &&
+                  !strcmp(sh_jstr(a, "adaptive"), "none") &&
+                  !strncmp(sh_jstr(a, "threat_model"), "non-adaptive: the attacker targets f", 36),
+              "%s: the answer names the attack and the threat model", kinds[k]);
+        json_t *res = json_object_get(a, "results"), *e;
+        size_t t;
+        json_array_foreach(res, t, e) {
+            CHECK(!strcmp(sh_jstr(e, "attack"), kinds[k]) && sh_jint(e, "steps") == 3 &&
+                      sh_jint(e, "step_size") == 2 && !strcmp(sh_jstr(e, "adaptive"), "none"),
+                  "%s %s: the attack's fields", kinds[k], sh_jstr(e, "transform"));
+            CHECK(t < 2 ? !json_object_get(e, "linf") : json_object_get(e, "l2") != NULL,
+                  "%s %s: norms on the adversarial results only", kinds[k], sh_jstr(e, "transform"));
+            if (t < 2 || (t - 2) % 3 != 0)
+                continue;
+            img_rgb adv = {0};
+            int eps = sh_jint(e, "eps"), linf;
+            double l2, psnr;
+            if (image_of(a, sh_jstr(e, "transform"), &adv, NULL, NULL))
+                continue;
+            norms_of(&x, &adv, &linf, &l2, &psnr);
+            CHECK(linf <= eps && linf > 0, "%s eps %d: inside the eps ball (L-inf %d)", kinds[k],
+                  eps, linf);
+            for (int f = 0; f < 3; f++) { /* JPG(Adv) and JPGnoise(Adv) report Adv's norms */
+                json_t *g = json_array_get(res, t + (size_t)f);
+                CHECK(sh_jint(g, "linf") == linf && fabs(sh_jnum(g, "l2") - l2) < 1e-7 * (1 + l2) &&
+                          fabs(sh_jnum(g, "psnr") - psnr) < 1e-7 * psnr, /* 9 digits */
+                      "%s %s: linf %ld l2 %g psnr %g, measured %d %g %g", kinds[k],
+                      sh_jstr(g, "transform"), sh_jint(g, "linf"), sh_jnum(g, "l2"),
+                      sh_jnum(g, "psnr"), linf, l2, psnr);
+            }
+            img_free(&adv);
+        }
+        img_free(&x);
+        json_decref(a);
+    }
+    json_t *fg = attack_menu(port, "eps=5", png, png_len), *adv = json_array_get(json_object_get(fg, "results"), 2);
+    CHECK(adv && !strcmp(sh_jstr(adv, "attack"), "fgsm") && !strcmp(sh_jstr(adv, "adaptive"), "none") &&
+              !json_object_get(adv, "steps") && sh_jint(adv, "linf") == 5,
+          "the default is the paper's FGSM, without steps");
+    json_decref(fg);
+    /* PGD's start: the seed's */
+    json_t *p7 = attack_menu(port, "attack=pgd&steps=2&eps=5", png, png_len);
+    json_t *p7b = attack_menu(port, "attack=pgd&steps=2&eps=5", png, png_len);
+    json_t *p8 = attack_menu(port, "attack=pgd&steps=2&eps=5&seed=8", png, png_len);
+    CHECK(same_image(p7, p7b, "Adv5(x)"), "PGD: the same seed, the same image");
+    CHECK(p8 && !same_image(p7, p8, "Adv5(x)"), "PGD: another seed, another image");
+    json_decref(p7);
+    json_decref(p7b);
+    json_decref(p8);
+    /* the adaptive attacks: EOT over {75} is BPDA at q = 75 */
+    json_t *bpda = attack_menu(port, "attack=bim&steps=3&adaptive=bpda&eps=5", png, png_len);
+    json_t *eot = attack_menu(port, "attack=bim&steps=3&adaptive=eot&eot_qualities=75&eps=5", png,
+                              png_len);
+    CHECK(bpda && strstr(sh_jstr(bpda, "threat_model"), "adaptive: BPDA through JPG_q at q=75"),
+          "bpda: the threat model says so");
+    CHECK(eot && strstr(sh_jstr(eot, "threat_model"), "adaptive: EOT over qualities 75") &&
+              json_array_size(json_object_get(eot, "eot_qualities")) == 1,
+          "eot: the threat model names its qualities");
+    CHECK(same_image(bpda, eot, "Adv5(x)") && same_image(bpda, eot, "JPG(Adv5(x))"),
+          "EOT over {75} equals BPDA at 75, bit for bit");
+    json_decref(bpda);
+    json_decref(eot);
+    /* refused, each with a message naming the parameter */
+    static const struct {
+        const char *query, *msg;
+    } bad[] = {
+        {"attack=cw", "attack: 'cw' is not one of fgsm, bim, pgd, ll"},
+        {"attack=bim&steps=0", "steps: '0' is not an integer in 1..10000"},
+        {"attack=bim&steps=10001", "steps: '10001'"},
+        {"attack=bim&step_size=256", "step_size: '256'"},
+        {"steps=5", "steps: attack=fgsm takes one step"},
+        {"attack=fgsm&step_size=2", "step_size: attack=fgsm takes one step"},
+        {"adaptive=bpda", "adaptive: the adaptive attacks are iterative"},
+        {"attack=pgd&adaptive=maybe", "adaptive: 'maybe' is not one of none, bpda, eot"},
+        {"attack=bim&eot_qualities=50,75", "eot_qualities: only with adaptive=eot"},
+        {"attack=bim&adaptive=bpda&eot_qualities=50", "eot_qualities: only with adaptive=eot"},
+        {"attack=bim&adaptive=eot&eot_qualities=50,101", "eot_qualities: '101'"},
+        {"attack=bim&adaptive=eot&eot_qualities=", "eot_qualities: ''"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "/attack?%s", bad[i].query);
+        request_error(port, "POST", path, "image/png", png, png_len, 400, bad[i].msg, bad[i].query);
+    }
+    free(png);
+    img_free(&im);
+}
+
 /* cjpeg -quality q of im's pixels; new buffer. */
 static uint8_t *cjpeg(const img_rgb *im, int q, size_t *len)
 {
@@ -1236,6 +1389,7 @@ int main(void)
         test_service(d.port);
         test_classify(d.port);
         test_attack(d.port);
+        test_attack_menu(d.port);
         test_recompress(d.port);
         test_errors(d.port);
         test_startup_errors(d.port);

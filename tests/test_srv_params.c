@@ -125,7 +125,8 @@ static void test_routes(void)
     rt = srv_routes_find("/attack");
     char names[128];
     CHECK(rt && !strcmp(srv_params_names(rt->params, names, sizeof names),
-                        "top_k, resize, eps, quality, seed, images"), "attack takes '%s'", names);
+                        "top_k, resize, eps, quality, seed, images, attack, steps, step_size, "
+                        "adaptive, eot_qualities"), "attack takes '%s'", names);
     char list[256];
     CHECK(!strcmp(srv_routes_list(list, sizeof list),
                   "POST /classify, POST /attack, POST /recompress, POST /evaluate, GET /jobs, "
@@ -139,8 +140,64 @@ static void test_routes(void)
     }
 }
 
+/* The attack menu: words to the enums' values, the implicit defaults left unset. */
+static void test_attack_params(void)
+{
+    char err[ADJ_ERRLEN];
+    srv_query q;
+    srv_params_defaults(&q, 10);
+    CHECK(q.params.attack.kind == EXP_FGSM && q.params.attack.adaptive == EXP_ADAPT_NONE &&
+              !q.params.attack.steps && !q.params.attack.step_size && !q.params.attack.n_eot,
+          "the defaults are the paper's FGSM, steps unset");
+    CHECK(exp_params_check(&q.params, err, sizeof err) == ADJ_OK, "defaults: %s", err);
+    static const struct {
+        exp_param_id id;
+        const char *word;
+        int want;
+    } words[] = {{EXP_PARAM_ATTACK, "fgsm", EXP_FGSM}, {EXP_PARAM_ATTACK, "bim", EXP_BIM},
+                 {EXP_PARAM_ATTACK, "pgd", EXP_PGD}, {EXP_PARAM_ATTACK, "ll", EXP_LL},
+                 {EXP_PARAM_ADAPTIVE, "none", EXP_ADAPT_NONE},
+                 {EXP_PARAM_ADAPTIVE, "bpda", EXP_ADAPT_BPDA},
+                 {EXP_PARAM_ADAPTIVE, "eot", EXP_ADAPT_EOT}};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+        CHECK(srv_params_set(&q, words[i].id, words[i].word, 10, err, sizeof err) == ADJ_OK,
+              "%s: %s", words[i].word, err);
+        int got = words[i].id == EXP_PARAM_ATTACK ? (int)q.params.attack.kind
+                                                   : (int)q.params.attack.adaptive;
+        char w[16];
+        CHECK(got == words[i].want &&
+                  !strcmp(exp_param_choice(words[i].id, words[i].want, w, sizeof w), words[i].word),
+              "%s is %d", words[i].word, got);
+    }
+    CHECK(srv_params_set(&q, EXP_PARAM_ATTACK, "cw", 10, err, sizeof err) == ADJ_ERR_ARG &&
+              !strcmp(err, "attack: 'cw' is not one of fgsm, bim, pgd, ll"), "%s", err);
+    CHECK(srv_params_set(&q, EXP_PARAM_EOT_QUALITIES, "50, 75,90", 10, err, sizeof err) == ADJ_OK &&
+              q.params.attack.n_eot == 3 && q.params.attack.eot_qualities[1] == 75 &&
+              q.params.attack.eot_qualities[2] == 90, "eot_qualities: %s", err);
+    CHECK(srv_params_set(&q, EXP_PARAM_EOT_QUALITIES, "50,101", 10, err, sizeof err) &&
+              strstr(err, "eot_qualities: '101'") && q.params.attack.n_eot == 3, "%s", err);
+    CHECK(srv_params_set(&q, EXP_PARAM_STEPS, "0", 10, err, sizeof err) &&
+              !strcmp(err, "steps: '0' is not an integer in 1..10000"), "%s", err);
+    /* the defaults the experiment applies are the table's, and the menu's combinations */
+    exp_params p = {.n_eps = 1, .eps = {5}, .quality = 75, .attack = {.kind = EXP_PGD}};
+    exp_attack a = exp_attack_resolved(&p);
+    CHECK(a.steps == atoi(exp_param_defs[EXP_PARAM_STEPS].def) &&
+              a.step_size == atoi(exp_param_defs[EXP_PARAM_STEP_SIZE].def), "pgd's defaults");
+    p.attack.adaptive = EXP_ADAPT_EOT;
+    a = exp_attack_resolved(&p);
+    srv_query e;
+    memset(&e, 0, sizeof e);
+    CHECK(srv_params_set(&e, EXP_PARAM_EOT_QUALITIES, exp_param_defs[EXP_PARAM_EOT_QUALITIES].def,
+                         10, err, sizeof err) == ADJ_OK && e.params.attack.n_eot == a.n_eot &&
+              !memcmp(e.params.attack.eot_qualities, a.eot_qualities, sizeof(int) * (size_t)a.n_eot),
+          "EOT's default qualities are the table's");
+    char tm[256];
+    CHECK(strstr(exp_threat_model(&p, tm, sizeof tm), "EOT over qualities 50,60,70,75,80,90"), "%s", tm);
+}
+
 int main(void)
 {
+    test_attack_params();
     test_defaults();
     test_ranges();
     test_eps_random();

@@ -16,10 +16,11 @@
 #define N_ROWS 4
 
 /* A result with random probabilities (a softmax-like row per transform). */
-static void fake_result(exp_result *r, int nt, uint64_t *st)
+static void fake_result(exp_result *r, int nt, int n_eps, uint64_t *st)
 {
     memset(r, 0, sizeof *r);
     r->n_transforms = nt;
+    r->n_eps = n_eps;
     r->classes = CLASSES;
     r->probs = calloc((size_t)nt * CLASSES, sizeof *r->probs);
     for (int t = 0; t < nt; t++) {
@@ -45,9 +46,9 @@ int main(void)
     ut_buf_puts(&b, header);
     free(header);
     for (int i = 0; i < N_ROWS; i++) {
-        fake_result(&res[i], nt, &st);
+        fake_result(&res[i], nt, p.n_eps, &st);
         if (i == 2)
-            srv_rows_format_skipped(&b, files[i], truth[i], nt);
+            srv_rows_format_skipped(&b, files[i], truth[i], &p);
         else
             srv_rows_format(&b, files[i], truth[i], &res[i]);
     }

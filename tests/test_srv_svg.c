@@ -79,6 +79,8 @@ int main(void)
         ut_buf_printf(&b, "img%02d.jpg,%d,%d", i, i % 10, i % 10);
         for (int t = 0; t < nt; t++)
             ut_buf_printf(&b, ",%.6f,%d", tu_uniform(&st, 0, 1), i % 10);
+        for (int e = 0; e < p.n_eps; e++) /* the perturbation's size: an unchanged image */
+            ut_buf_puts(&b, ",0,0,inf");
         ut_buf_puts(&b, "\n");
     }
     srv_rows_check chk = {&p, 10, SIZE_MAX, NULL, NULL, 0};

@@ -11,6 +11,7 @@ on ``sys.path``.
     c.models()["name"]                # the loaded model
     r = c.classify("cat.jpg")         # {"label": 281, "name": ..., "prob": ..., "top": [{"index", "name", "prob"}]}
     a = c.attack("cat.jpg", eps=(1, 5, 10), quality=75, seed=1, images=True)
+    b = c.attack("cat.jpg", eps=5, attack="pgd", steps=10, adaptive="bpda")  # b["threat_model"]
     pngs = decode_images(a)           # {"x": b"\\x89PNG...", "Adv1(x)": ..., ...}
     job = c.evaluate(images=["a.jpg", "b.png"], labels={"a.jpg": 3, "b.png": 7})
     c.wait(job, progress=print)       # polls GET /jobs/{id} until it has ended
@@ -112,6 +113,21 @@ def _eps_text(eps):
     if isinstance(eps, int):
         return str(eps)
     return ",".join(str(int(e)) for e in eps)
+
+
+def _attack_fields(attack, steps, step_size, adaptive, eot_qualities):
+    """The attack menu's given keywords as the server's names (None: the server's default)."""
+    given = {"attack": attack, "steps": steps, "step_size": step_size, "adaptive": adaptive,
+             "eot_qualities": eot_qualities}
+    out = {k: v for k, v in given.items() if v is not None}
+    if "eot_qualities" in out and not isinstance(out["eot_qualities"], int):
+        out["eot_qualities"] = [int(q) for q in out["eot_qualities"]]
+    return out
+
+
+def _attack_query(fields):
+    """The attack fields as query parameters (a list as "50,75")."""
+    return {k: _eps_text(v) if k == "eot_qualities" else v for k, v in fields.items()}
 
 
 def decode_images(answer):
@@ -225,17 +241,29 @@ class Client:
                           headers={"Content-Type": ctype})
 
     def attack(self, image, eps=(1, 5, 10), quality=75, seed=1, top_k=None, images=False,
-               resize=None):
+               resize=None, attack=None, steps=None, step_size=None, adaptive=None,
+               eot_qualities=None):
         """POST /attack: the paper's per-image pipeline on one image.
 
         results: x, JPG(x) and per eps Adv<eps>(x), JPG(Adv<eps>(x)),
-        JPGnoise(Adv<eps>(x)), each with top_label_prob = p(l_x | f(x)).
-        images=True adds every transform's image as base64 PNG under
-        "images" (decode_images() turns them into bytes).
+        JPGnoise(Adv<eps>(x)), each with top_label_prob = p(l_x | f(x)),
+        the attack's fields and, for the adversarial ones, the
+        perturbation's linf, l2 and psnr; threat_model says in words
+        which threat model made them. images=True adds every transform's
+        image as base64 PNG under "images" (decode_images() turns them into
+        bytes).
+
+        The attack menu (None: the server's default): attack "fgsm" (the
+        paper), "bim", "pgd" (seeded random start) or "ll"; steps (10) and
+        step_size (1 level) for the iterative ones; adaptive "none" (attack
+        f), "bpda" (attack f(JPG_quality(.))) or "eot" (bpda averaged over
+        eot_qualities, default 50, 60, 70, 75, 80, 90).
         """
         _, data, ctype = _load_image(image)
         params = {"eps": _eps_text(eps), "quality": quality, "seed": seed,
                   "images": 1 if images else 0}
+        params.update(_attack_query(_attack_fields(attack, steps, step_size, adaptive,
+                                                   eot_qualities)))
         if top_k is not None:
             params["top_k"] = top_k
         if resize is not None:
@@ -246,8 +274,12 @@ class Client:
     # ---- jobs ---------------------------------------------------------------
 
     def evaluate(self, dataset=None, images=None, labels=None, ground_truth=None,
-                 eps=(1, 5, 10), quality=75, seed=1, offset=None, limit=None, shard=None):
+                 eps=(1, 5, 10), quality=75, seed=1, offset=None, limit=None, shard=None,
+                 attack=None, steps=None, step_size=None, adaptive=None, eot_qualities=None):
         """POST /evaluate; returns the new job's id.
+
+        attack, steps, step_size, adaptive and eot_qualities are attack()'s
+        (the body's "attack" object, or an upload's fields).
 
         Either dataset, a folder under the server's --data-root (with an
         optional ground_truth file there; offset, limit and shard=(index,
@@ -259,6 +291,7 @@ class Client:
         """
         if (dataset is None) == (images is None):
             raise ValueError("give dataset (a folder on the server) or images (local ones)")
+        menu = _attack_fields(attack, steps, step_size, adaptive, eot_qualities)
         if dataset is not None:
             if labels is not None:
                 raise ValueError("labels goes with images; for a dataset give ground_truth")
@@ -273,6 +306,8 @@ class Client:
                 body["limit"] = limit
             if shard is not None:
                 body["shard"] = {"index": shard[0], "count": shard[1]}
+            if menu:
+                body["attack"] = menu
             ans = self._json("POST", "/evaluate", json=body)
             return ans["id"]
         if ground_truth is not None or offset is not None or limit is not None or shard:
@@ -299,6 +334,7 @@ class Client:
                 text = labels
             fields.append(("labels", ("labels.txt", text.encode(), "text/plain")))
         params = {"eps": _eps_text(eps), "quality": quality, "seed": seed}
+        fields += [(k, (None, str(v))) for k, v in _attack_query(menu).items()]
         ans = self._json("POST", "/evaluate", params=params, files=fields)
         return ans["id"]
 

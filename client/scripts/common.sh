@@ -75,6 +75,25 @@ check_eps() {
     esac
 }
 
+# The attack menu from the environment: ATTACK (fgsm, bim, pgd, ll), STEPS,
+# STEP_SIZE, ADAPTIVE (none, bpda, eot), EOT_QUALITIES (a list); unset ones
+# are the server's defaults (fgsm, 10, 1, none, 50,60,70,75,80,90).
+# check_attack checks the set ones; attack_query prints them as
+# "&attack=...&steps=..." for a query string.
+check_attack() {
+    case ${ATTACK:-fgsm} in fgsm | bim | pgd | ll) ;; *) usage_error "ATTACK is fgsm, bim, pgd or ll" ;; esac
+    case ${ADAPTIVE:-none} in none | bpda | eot) ;; *) usage_error "ADAPTIVE is none, bpda or eot" ;; esac
+    [ -z "${STEPS:-}" ] || check_int STEPS "$STEPS" 1 10000
+    [ -z "${STEP_SIZE:-}" ] || check_int STEP_SIZE "$STEP_SIZE" 1 255
+    [ -z "${EOT_QUALITIES:-}" ] || check_eps EOT_QUALITIES "$EOT_QUALITIES"
+}
+attack_query() {
+    for kv in "attack=${ATTACK:-}" "steps=${STEPS:-}" "step_size=${STEP_SIZE:-}" \
+        "adaptive=${ADAPTIVE:-}" "eot_qualities=${EOT_QUALITIES:-}"; do
+        [ -z "${kv#*=}" ] || printf '&%s' "$kv"
+    done
+}
+
 # image_type IMG: sets $type from the file's first bytes, as advjpg does.
 # shellcheck disable=SC2034
 image_type() {

@@ -346,6 +346,66 @@
     });
   }
 
+  // ------------------------------------------------------------------ the attack menu
+
+  const ATTACK_NAMES = { fgsm: 'FGSM', bim: 'BIM', pgd: 'PGD', ll: 'iterative least-likely class' };
+
+  /**
+   * The menu of one form (ids prefixed 'atk-' or 'eval-atk-') as the
+   * parameters it sets, numbers as numbers; the server's defaults (FGSM,
+   * non-adaptive) are left out, so the request is the paper's unless asked.
+   */
+  function attackParams(prefix) {
+    const f = (n) => $('#' + prefix + n);
+    const kind = f('attack').value;
+    if (kind === 'fgsm') return {};
+    const p = {
+      attack: kind,
+      steps: readInt(f('steps'), 1, 10000, 'The number of steps'),
+      step_size: readInt(f('step-size'), 1, 255, 'The step size'),
+    };
+    const adaptive = f('adaptive').value;
+    if (adaptive !== 'none') p.adaptive = adaptive;
+    if (adaptive === 'eot') p.eot_qualities = parseIntList(f('eot').value, 1, 100, 'EOT quality');
+    return p;
+  }
+
+  /** The menu's parameters as query strings' values (a list as "50,75"). */
+  function attackQuery(p) {
+    const q = {};
+    for (const [k, v] of Object.entries(p)) q[k] = Array.isArray(v) ? v.join(',') : String(v);
+    return q;
+  }
+
+  /** Steps, step size and the threat model only for the iterative attacks; EOT's qualities only for EOT. */
+  function setupAttackMenu(prefix) {
+    const f = (n) => $('#' + prefix + n);
+    const sync = () => {
+      const iterative = f('attack').value !== 'fgsm';
+      for (const n of ['steps', 'step-size', 'adaptive']) f(n).disabled = !iterative;
+      f('eot').closest('.attack-eot').hidden = !(iterative && f('adaptive').value === 'eot');
+    };
+    f('attack').addEventListener('change', sync);
+    f('adaptive').addEventListener('change', sync);
+    sync();
+  }
+
+  /** "PGD-10 (step 1), adaptive: BPDA" from a result's (or a job's) attack fields. */
+  function attackLabel(a) {
+    if (!a || !a.attack) return 'FGSM';
+    let s = ATTACK_NAMES[a.attack] || a.attack;
+    if (a.steps) s += '-' + a.steps + ' (step ' + a.step_size + ')';
+    if (a.adaptive && a.adaptive !== 'none') s += ', adaptive: ' + a.adaptive.toUpperCase();
+    return s;
+  }
+
+  /** "L∞ 5, L2 223.9, PSNR 36.0 dB" of a result's or a table row's norms. */
+  function normsText(r) {
+    if (!r || typeof r.l2 !== 'number') return '';
+    return 'L∞ ' + r.linf + ', L2 ' + r.l2.toFixed(1) + ', PSNR ' +
+      (typeof r.psnr === 'number' ? r.psnr.toFixed(1) + ' dB' : '∞');
+  }
+
   async function runAttack() {
     const errEl = $('#attack-error');
     const status = $('#attack-status');
@@ -353,8 +413,9 @@
       showError(errEl, 'Choose an image first.');
       return;
     }
-    let eps, quality, seed, truth;
+    let eps, quality, seed, truth, menu;
     try {
+      menu = attackParams('atk-');
       eps = readInt($('#eps'), 1, 255, '\u03b5');
       quality = readInt($('#quality'), 1, 100, 'The JPEG quality');
       seed = readInt($('#seed'), 0, 4294967295, 'The seed');
@@ -373,6 +434,7 @@
     try {
       const q = new URLSearchParams({
         eps: String(eps), quality: String(quality), seed: String(seed), images: '1', top_k: '5',
+        ...attackQuery(menu),
       });
       const res = await api('/attack?' + q, {
         method: 'POST', body: chosenFile, type: imageType(chosenFile),
@@ -400,11 +462,11 @@
   }
 
   /** The five panels the page shows, for one eps, in order. */
-  function panelSpecs(eps) {
+  function panelSpecs(eps, res) {
     return [
       { name: 'x', title: 'x', sub: 'the clean crop' },
       { name: 'JPG(x)', title: 'JPG(x)', sub: 'the clean crop as JPEG: JPEG\u2019s own effect' },
-      { name: 'Adv' + eps + '(x)', title: 'Adv\u03b5(x)', sub: 'after the FGSM step, \u03b5 = ' + eps },
+      { name: 'Adv' + eps + '(x)', title: 'Adv\u03b5(x)', sub: 'after ' + attackLabel(res) + ', \u03b5 = ' + eps },
       { name: 'JPG(Adv' + eps + '(x))', title: 'JPG(Adv\u03b5(x))', sub: 'the attack, re-compressed as JPEG' },
       { name: 'JPGnoise(Adv' + eps + '(x))', title: 'JPGnoise(Adv\u03b5(x))', sub: 'control: JPEG\u2019s change, shuffled' },
     ];
@@ -440,7 +502,7 @@
     const lxEntry = clean && (clean.top || []).find((t) => t.index === lx);
     const lxName = className(lxEntry || { index: lx });
 
-    for (const spec of panelSpecs(eps)) {
+    for (const spec of panelSpecs(eps, res)) {
       const r = byName.get(spec.name);
       if (!r) {
         panels.append(el('article', { class: 'panel panel-missing' }, [
@@ -451,7 +513,7 @@
       }
       panels.append(renderPanel(spec, r, res, lx, lxName, truth));
     }
-    renderSummary(byName, eps, quality, lx, lxName, truth);
+    renderSummary(byName, eps, quality, lx, lxName, truth, res);
     renderPerturbation(res, eps);
   }
 
@@ -532,7 +594,7 @@
     ]);
   }
 
-  function renderSummary(byName, eps, quality, lx, lxName, truth) {
+  function renderSummary(byName, eps, quality, lx, lxName, truth, res) {
     const box = $('#summary');
     const get = (n) => byName.get(n);
     const x = get('x');
@@ -569,6 +631,10 @@
         ' of ' + all + ' panels right.');
     }
     box.append(el('p', {}, parts));
+    box.append(el('p', { class: 'threat', id: 'attack-threat' }, [
+      el('strong', { text: attackLabel(res) + '. ' }), 'Threat model: ' + (res.threat_model || '') +
+        '. Perturbation Adv' + eps + '(x) \u2212 x: ' + normsText(adv) + '.',
+    ]));
     box.hidden = false;
   }
 
@@ -710,6 +776,20 @@
     }
   }
 
+  /** A comma-separated list of whole numbers lo..hi (what names them). */
+  function parseIntList(text, lo, hi, what) {
+    const parts = text.split(',').map((s) => s.trim()).filter((s) => s);
+    if (!parts.length) throw new Error('Give at least one ' + what + ' value.');
+    return parts.map((s) => {
+      const v = Number(s);
+      if (!Number.isInteger(v) || v < lo || v > hi) {
+        throw new Error('Each ' + what + ' must be a whole number from ' + lo + ' to ' + hi +
+          ' (got "' + s + '").');
+      }
+      return v;
+    });
+  }
+
   function parseEpsList(text) {
     const parts = text.split(',').map((s) => s.trim()).filter((s) => s);
     if (!parts.length) throw new Error('Give at least one \u03b5 value, e.g. 1,5,10.');
@@ -747,6 +827,7 @@
     const eps = parseEpsList($('#eval-eps').value);
     const qs = parseQualityList($('#eval-quality').value);
     const quality = qs.length === 1 ? qs[0] : qs;
+    const menu = attackParams('eval-atk-');
     if (source() === 'dataset') {
       const dataset = $('#dataset').value.trim();
       if (!dataset) {
@@ -754,6 +835,7 @@
         throw new Error('Name a data set folder under the server\'s --data-root, or upload images.');
       }
       const body = { dataset: dataset, eps: eps, quality: quality };
+      if (Object.keys(menu).length) body.attack = menu;
       const gt = $('#ground-truth').value.trim();
       if (gt) body.ground_truth = gt;
       const labels = $('#ds-labels').value.trim();
@@ -770,7 +852,7 @@
     for (const f of files) form.append('image', f, f.name);
     const labels = $('#eval-labels').files[0];
     if (labels) form.append('labels', labels, labels.name);
-    const q = new URLSearchParams({ eps: eps.join(','), quality: qs.join(',') });
+    const q = new URLSearchParams({ eps: eps.join(','), quality: qs.join(','), ...attackQuery(menu) });
     return { path: '/evaluate?' + q, body: form, type: null };
   }
 
@@ -882,6 +964,7 @@
       const meta = [jobSource(st), 'model ' + jobModel(st)];
       if (Array.isArray(st.eps)) meta.push('\u03b5 ' + st.eps.join(', '));
       if (st.quality !== undefined) meta.push('quality ' + fmtQuality(st.quality));
+      if (st.attack) meta.push(attackLabel(st.attack));
       if (st.labels || st.ground_truth) meta.push('labels from ' + (st.ground_truth || st.labels));
       else meta.push('no labels (no top-1)');
       meta.push('created ' + fmtDate(st.created));
@@ -957,6 +1040,9 @@
   const BOX_KEYS = ['min', 'q1', 'median', 'q3', 'max', 'mean', 'whisker_low', 'whisker_high',
     'outliers', 'outliers_low', 'outliers_high'];
 
+  // The perturbations' sizes of the adversarial rows, appended to the table download.
+  const NORM_KEYS = ['linf', 'l2', 'psnr'];
+
   /** A CSV field: quoted when it holds a comma, a quote or a line break (RFC 4180). */
   const csvField = (v) => {
     const s = v === null || v === undefined ? '' : String(v);
@@ -966,13 +1052,15 @@
   /** Table 1 of a /result answer as CSV: one line per transform, the paper's figures beside. */
   function tableCsv(res) {
     const head = ['transform', 'eps', 'n', 'top1', 'mean_top_label_prob']
-      .concat(BOX_KEYS.map((k) => 'box_' + k), ['paper_top1', 'paper_mean_top_label_prob']);
+      .concat(BOX_KEYS.map((k) => 'box_' + k), ['paper_top1', 'paper_mean_top_label_prob'],
+        NORM_KEYS, ['attack', 'adaptive', 'steps', 'step_size']);
     const lines = [head.join(',')];
     for (const row of res.table || []) {
       const paper = PAPER[row.transform] || [null, null];
       const box = row.box || {};
       lines.push([row.transform, row.eps, res.n, row.top1, row.mean_top_label_prob]
-        .concat(BOX_KEYS.map((k) => box[k]), paper).map(csvField).join(','));
+        .concat(BOX_KEYS.map((k) => box[k]), paper, NORM_KEYS.map((k) => row[k]),
+          [row.attack, row.adaptive, row.steps, row.step_size]).map(csvField).join(','));
     }
     return lines.join('\n') + '\n';
   }
@@ -1055,6 +1143,9 @@
         el('td', { class: 'num' }, withInterval(fmtP(row.mean_top_label_prob), row.mean_top_label_prob_ci)),
         el('td', { class: 'num paper', text: paper ? paper[0].toFixed(2) : '' }),
         el('td', { class: 'num paper', text: paper ? paper[1].toFixed(2) : '' }),
+        el('td', { class: 'num', text: row.linf === undefined || row.linf === null ? '' : String(row.linf) }),
+        el('td', { class: 'num', text: typeof row.l2 === 'number' ? row.l2.toFixed(1) : '' }),
+        el('td', { class: 'num', text: typeof row.psnr === 'number' ? row.psnr.toFixed(1) : '' }),
       ]);
       tbody.append(tr);
     }
@@ -1062,6 +1153,11 @@
     note.textContent = anyTop1 ? '' : 'Top-1 needs the images\u2019 true classes: upload a labels ' +
       'file with the images, or name a ground truth or labels file for a data set.';
     note.hidden = anyTop1;
+    const threat = $('#result-threat');
+    threat.textContent = '';
+    threat.append(el('strong', { text: attackLabel(res.attack) + '. ' }),
+      'Threat model: ' + (res.threat_model || 'non-adaptive (the paper)') + '.');
+    threat.hidden = false;
     $('#job-text').textContent += n ? ' \u00b7 result over ' + n : '';
   }
 
@@ -1125,6 +1221,8 @@
     setupControls();
     setupPerturbation();
     setupEval();
+    setupAttackMenu('atk-');
+    setupAttackMenu('eval-atk-');
     checkHealth();
     loadModel();
     setInterval(checkHealth, 15000);

@@ -572,6 +572,57 @@ describe('demo page', { skip, timeout: 240000 }, () => {
     await page.fill('#eps', String(EPS));
   });
 
+  it('offers the attack menu in both halves: steps only for the iterative ones, EOT qualities only for EOT', async () => {
+    for (const prefix of ['atk-', 'eval-atk-']) {
+      const kinds = await page.$$eval(`#${prefix}attack option`, (os) => os.map((o) => o.value));
+      assert.deepEqual(kinds, ['fgsm', 'bim', 'pgd', 'll'], prefix);
+      assert.deepEqual(await page.$$eval(`#${prefix}adaptive option`, (os) => os.map((o) => o.value)),
+        ['none', 'bpda', 'eot'], prefix);
+      assert.equal(await page.inputValue(`#${prefix}attack`), 'fgsm', prefix + ' the paper by default');
+      assert.equal(await page.isDisabled(`#${prefix}steps`), true, prefix + ' no steps for FGSM');
+      assert.equal(await page.isDisabled(`#${prefix}adaptive`), true, prefix + ' FGSM is not adaptive');
+      await page.selectOption(`#${prefix}attack`, 'bim');
+      assert.equal(await page.isDisabled(`#${prefix}steps`), false, prefix + ' steps for BIM');
+      assert.equal(await page.isVisible(`#${prefix}eot`), false, prefix + ' no EOT qualities');
+      await page.selectOption(`#${prefix}adaptive`, 'eot');
+      assert.equal(await page.isVisible(`#${prefix}eot`), true, prefix + ' EOT qualities for EOT');
+      await page.selectOption(`#${prefix}adaptive`, 'none');
+      await page.selectOption(`#${prefix}attack`, 'fgsm');
+    }
+  });
+
+  it('shows an adaptive attack\'s result with its threat model and the perturbation\'s size', async () => {
+    await page.selectOption('#atk-attack', 'pgd');
+    await page.fill('#atk-steps', '3');
+    await page.selectOption('#atk-adaptive', 'bpda');
+    await page.fill('#eps', String(EPS));
+    // a copy of the image (the test before chose a broken file, and the last test chooses
+    // the image again, which must be a change); choosing a file attacks
+    const copy = path.join(tmp, 'adaptive.jpg');
+    fs.copyFileSync(jpeg, copy);
+    await page.setInputFiles('#file', copy);
+    await page.waitForFunction(() => /^Done/.test(document.querySelector('#attack-status').textContent) &&
+      document.querySelector('#attack-threat') &&
+      /BPDA/.test(document.querySelector('#attack-threat').textContent), null, { timeout: 60000 });
+    const q = new URLSearchParams({ eps: String(EPS), quality: await page.inputValue('#quality'), seed: '1',
+      images: '1', top_k: '5', attack: 'pgd', steps: '3', step_size: '1', adaptive: 'bpda' });
+    const r = await fetch(`${origin}/attack?${q}`, {
+      method: 'POST', body: fs.readFileSync(jpeg), headers: { 'Content-Type': jpegType },
+    });
+    assert.equal(r.status, 200);
+    const want = await r.json();
+    assert.match(want.threat_model, /^adaptive: BPDA through JPG_q at q=/);
+    const adv = want.results.find((x) => x.transform === `Adv${EPS}(x)`);
+    const threat = await page.textContent('#attack-threat');
+    assert.ok(threat.includes(want.threat_model), `"${threat}" shows the threat model`);
+    assert.ok(threat.includes('PGD-3') && threat.includes('adaptive: BPDA'), threat);
+    assert.ok(threat.includes(`L\u221e ${adv.linf}, L2 ${adv.l2.toFixed(1)}, PSNR ${adv.psnr.toFixed(1)} dB`), threat);
+    const img = await page.$eval(`#panels .panel[data-transform="Adv${EPS}(x)"] img`, (e) => e.getAttribute('src'));
+    assert.equal(img, 'data:image/png;base64,' + want.images[`Adv${EPS}(x)`], 'the adaptive attack\'s image');
+    await page.selectOption('#atk-adaptive', 'none');
+    await page.selectOption('#atk-attack', 'fgsm');
+  });
+
   it('says why a data set is refused, in the server\'s words', async () => {
     const body = { dataset: 'no-such-set', eps: [1, 5, 10], quality: 75, limit: 100 };
     const r = await fetch(origin + '/evaluate', {

@@ -19,12 +19,13 @@
  *   - the prefix, then the rows of the next expected files as a resumed
  *     job formats them (srv_rows_format / srv_rows_format_skipped), parses
  *     in full, and the rows read back are the rows written (probabilities
- *     bit for bit through "%.9g");
+ *     bit for bit through "%.9g", and the perturbations' norms);
  *   - the kept rows, formatted again, read back the same;
  *   - the table of the rows can be computed.
  *
  * Build and run by hand: the comment at the end of this file.
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,10 +67,14 @@ static void append_rows(ut_buf *b, const exp_params *p, int classes, char *const
         size_t i = first + k;
         int tr = truth ? truth[i] : -1;
         if (i % 4 == 0) {
-            srv_rows_format_skipped(b, files[i], tr, T);
+            srv_rows_format_skipped(b, files[i], tr, p);
             continue;
         }
-        exp_result r = {.label_x = (int)(i % (size_t)classes), .n_transforms = T, .classes = classes, .probs = probs};
+        exp_result r = {.label_x = (int)(i % (size_t)classes), .n_transforms = T, .n_eps = p->n_eps,
+                        .classes = classes, .probs = probs};
+        for (int e = 0; e < p->n_eps; e++) /* an unchanged image (psnr inf) now and then */
+            r.norms[e] = (atk_norms){.linf = (int)((i + (size_t)e) % 256), .l2 = (double)i / 3.0,
+                                     .psnr = i % 5 == 1 ? INFINITY : 20.0 + (double)i / 7.0};
         for (int t = 0; t < T; t++) {
             float *row = probs + (size_t)t * (size_t)classes;
             for (int c = 0; c < classes; c++)
@@ -85,7 +90,8 @@ static void append_rows(ut_buf *b, const exp_params *p, int classes, char *const
 }
 
 /* Appends rows from..to-1 of parsed rows, formatted as the runner formats them. */
-static void format_parsed(ut_buf *b, const srv_rows *r, size_t from, size_t to, int classes)
+static void format_parsed(ut_buf *b, const srv_rows *r, size_t from, size_t to, int classes,
+                          const exp_params *p)
 {
     const size_t T = (size_t)r->n_transforms;
     float *probs = malloc(T * (size_t)classes * sizeof *probs);
@@ -93,7 +99,7 @@ static void format_parsed(ut_buf *b, const srv_rows *r, size_t from, size_t to, 
         fail("out of memory");
     for (size_t i = from; i < to; i++) {
         if (r->label_x[i] < 0) {
-            srv_rows_format_skipped(b, r->file[i], r->truth[i], (int)T);
+            srv_rows_format_skipped(b, r->file[i], r->truth[i], p);
             continue;
         }
         for (size_t k = 0; k < T; k++) {
@@ -104,7 +110,10 @@ static void format_parsed(ut_buf *b, const srv_rows *r, size_t from, size_t to, 
             if (r->label[i * T + k] != r->label_x[i])
                 row[r->label[i * T + k]] = 2.0f; /* the arg-max */
         }
-        exp_result e = {.label_x = r->label_x[i], .n_transforms = (int)T, .classes = classes, .probs = probs};
+        exp_result e = {.label_x = r->label_x[i], .n_transforms = (int)T, .n_eps = r->n_eps,
+                        .classes = classes, .probs = probs};
+        const size_t E = (size_t)r->n_eps;
+        memcpy(e.norms, r->norms + i * E, E * sizeof *e.norms);
         srv_rows_format(b, r->file[i], r->truth[i], &e);
     }
     free(probs);
@@ -122,6 +131,12 @@ static int same_rows(const srv_rows *a, const srv_rows *b, size_t n)
         if (memcmp(a->prob + i * T, b->prob + i * T, T * sizeof *a->prob) ||
             memcmp(a->label + i * T, b->label + i * T, T * sizeof *a->label))
             return 0;
+        const size_t E = (size_t)a->n_eps;
+        for (size_t e = 0; e < E; e++) {
+            const atk_norms *x = &a->norms[i * E + e], *y = &b->norms[i * E + e];
+            if (x->linf != y->linf || x->l2 != y->l2 || x->psnr != y->psnr)
+                return 0;
+        }
     }
     return 1;
 }
@@ -212,7 +227,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* what was written is what is read: format the appended rows again */
         ut_buf once = {0}, twice = {0};
         append_rows(&once, &p, classes, files, check_truth ? truth : NULL, rows.n, more);
-        format_parsed(&twice, &full, rows.n, full.n, classes);
+        format_parsed(&twice, &full, rows.n, full.n, classes, &p);
         if (once.failed || twice.failed)
             fail("out of memory");
         if (once.len != twice.len || memcmp(once.s, twice.s, once.len))
@@ -227,7 +242,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (max_rows == SIZE_MAX) {
         ut_buf re = {0};
         ut_buf_add(&re, header, hl);
-        format_parsed(&re, &rows, 0, rows.n, classes);
+        format_parsed(&re, &rows, 0, rows.n, classes, &p);
         srv_rows back;
         size_t valid4 = 0;
         if (re.failed || srv_rows_parse(re.s, re.len, &chk, &back, &valid4, why, sizeof why))
