@@ -38,6 +38,7 @@ enum MHD_Result srv_ep_job(srv_req *r);         /* GET, DELETE /jobs/{id} */
 enum MHD_Result srv_ep_job_result(srv_req *r);  /* GET /jobs/{id}/result */
 enum MHD_Result srv_ep_job_rows(srv_req *r);    /* GET /jobs/{id}/rows */
 enum MHD_Result srv_ep_job_figure(srv_req *r);  /* GET /jobs/{id}/figure3.svg, figure4.svg */
+enum MHD_Result srv_ep_job_dct(srv_req *r);     /* GET /jobs/{id}/dct, dct.svg */
 enum MHD_Result srv_ep_job_other(srv_req *r);   /* anything else under /jobs/: 404 */
 
 #endif

@@ -53,14 +53,15 @@ int srv_eval_set_param(srv_eval_request *rq, const char *name, const char *value
                        size_t errsz)
 {
     int id = srv_params_lookup(name, SRV_P(EXP_PARAM_EPS) | SRV_P(EXP_PARAM_QUALITY) |
-                                         SRV_P(EXP_PARAM_SEED));
+                                         SRV_P(EXP_PARAM_SEED) | SRV_P(EXP_PARAM_DCT));
     if (id < 0)
         return ADJ_ERR_UNSUPPORTED;
-    srv_query q = {.params = rq->params, .seed = rq->seed};
+    srv_query q = {.params = rq->params, .seed = rq->seed, .dct = rq->dct};
     int rc = srv_params_set(&q, (exp_param_id)id, value, 1, err, errsz);
     if (!rc) {
         rq->params = q.params;
         rq->seed = q.seed;
+        rq->dct = q.dct;
     }
     return rc;
 }
@@ -173,6 +174,11 @@ int srv_eval_parse_json(srv_eval_request *rq, const char *body, size_t len, char
                 rc = adj_fail(err, errsz, ADJ_ERR_ARG, "limit: give an integer >= 1");
             else
                 rq->limit = n;
+        } else if (strcmp(key, "dct") == 0) {
+            if (!json_is_boolean(v))
+                rc = adj_fail(err, errsz, ADJ_ERR_ARG, "dct: give true or false");
+            else
+                rq->dct = json_is_true(v);
         } else if (strcmp(key, "shard") == 0) {
             long idx, cnt;
             json_t *ji = json_object_get(v, "index"), *jc = json_object_get(v, "count");
@@ -187,7 +193,7 @@ int srv_eval_parse_json(srv_eval_request *rq, const char *body, size_t len, char
         } else {
             rc = adj_fail(err, errsz, ADJ_ERR_ARG,
                           "unknown field '%.64s' (fields: dataset, ground_truth, labels, eps, "
-                          "quality, seed, offset, limit, shard)",
+                          "quality, seed, offset, limit, shard, dct)",
                           key);
         }
         if (rc)
@@ -287,7 +293,9 @@ int srv_upload_append(srv_eval_request *rq, srv_upload *u, const char *data, siz
 }
 
 /* The multipart fields of POST /evaluate that carry text parameters (srv_eval_form's fval). */
-static const exp_param_id FORM_PARAMS[] = {EXP_PARAM_EPS, EXP_PARAM_QUALITY, EXP_PARAM_SEED};
+static const exp_param_id FORM_PARAMS[] = {EXP_PARAM_EPS, EXP_PARAM_QUALITY, EXP_PARAM_SEED,
+                                           EXP_PARAM_DCT};
+#define N_FORM_PARAMS (int)(sizeof FORM_PARAMS / sizeof FORM_PARAMS[0])
 _Static_assert(sizeof FORM_PARAMS / sizeof FORM_PARAMS[0] ==
                    sizeof ((srv_eval_form *)0)->fval / sizeof ((srv_eval_form *)0)->fval[0],
                "one fval per form parameter");
@@ -324,7 +332,7 @@ int srv_eval_form_field(srv_eval_request *rq, srv_eval_form *f, const char *key,
         rq->labels_text = t;
         return ADJ_OK;
     }
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < N_FORM_PARAMS; i++)
         if (strcmp(key, exp_param_defs[FORM_PARAMS[i]].name) == 0) {
             if (f->flen[i] + size >= sizeof f->fval[i])
                 return adj_fail(err, errsz, ADJ_ERR_ARG, "%s: value too long", key);
@@ -336,14 +344,14 @@ int srv_eval_form_field(srv_eval_request *rq, srv_eval_form *f, const char *key,
         }
     return adj_fail(err, errsz, ADJ_ERR_ARG,
                     "unknown field '%.64s' in the multipart body (fields: image, labels, eps, "
-                    "quality, seed; a dataset on the server is named in a JSON body)",
+                    "quality, seed, dct; a dataset on the server is named in a JSON body)",
                     key);
 }
 
 int srv_eval_form_finish(srv_eval_request *rq, srv_eval_form *f, char *err, size_t errsz)
 {
     int rc;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < N_FORM_PARAMS; i++)
         if (f->fset[i] && (rc = srv_eval_set_param(rq, exp_param_defs[FORM_PARAMS[i]].name, f->fval[i], err,
                                                       errsz)))
             return rc;

@@ -78,6 +78,7 @@ typedef struct {
     long offset;        /**< first image of the sorted list (default 0) */
     long limit;         /**< images at most, -1: all (default) */
     int shard_index, shard_count; /**< default 0, 1 */
+    int dct;            /**< 1: the job adds the DCT analysis (srv_dct.h); default 0 */
     /* an upload */
     int n_uploads, cap_uploads;
     srv_upload *uploads;
@@ -108,7 +109,7 @@ void srv_eval_request_free(srv_eval_request *rq);
  * Fills rq from a JSON object body: "dataset" (required), "ground_truth",
  * "labels", "eps" (an array of integers, or one integer), "quality", "seed"
  * (an integer >= 0, or a string of digits for values over 2^63 - 1),
- * "offset", "limit", "shard" {"index", "count"}. Unknown fields, wrong
+ * "offset", "limit", "shard" {"index", "count"}, "dct" (a boolean). Unknown fields, wrong
  * types and values out of range are ADJ_ERR_ARG with a message naming the
  * field; ADJ_ERR_NOMEM.
  */
@@ -170,9 +171,9 @@ int srv_upload_copy(const srv_eval_request *rq, const srv_upload *u, int fd, cha
  */
 typedef struct {
     srv_upload *cur;      /**< the 'image' part being received (in the request) */
-    char fval[3][128];    /**< eps, quality, seed as received */
-    size_t flen[3];
-    int fset[3];
+    char fval[4][128];    /**< eps, quality, seed, dct as received */
+    size_t flen[4];
+    int fset[4];
 } srv_eval_form;
 
 /**

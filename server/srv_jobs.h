@@ -209,6 +209,18 @@ int srv_jobs_figure(srv_jobs *js, const char *id, srv_figure which, char **svg, 
                     char *err, size_t errsz);
 
 /**
+ * The job's DCT analysis (srv_dct.h) over the images done so far: *json
+ * (new) when svg is NULL, GET /jobs/{id}/dct's body with "id", "status",
+ * "complete", "total"; else dct.svg for eps svg_eps (0: the job's smallest)
+ * into *svg (new, free()) and *len. ADJ_ERR_NOTFOUND: no such job, or a job
+ * without the analysis; ADJ_ERR_CONFLICT: no image analysed yet;
+ * ADJ_ERR_ARG: not an eps of the job (err lists them); ADJ_ERR_IO as
+ * srv_jobs_result (dct.bin unreadable or not the job's); ADJ_ERR_NOMEM.
+ */
+int srv_jobs_dct(srv_jobs *js, const char *id, int svg_eps, json_t **json, char **svg,
+                 size_t *len, char *err, size_t errsz);
+
+/**
  * Stops the runner: no new chunk is started; the chunks the worker holds are
  * finished and their rows written; the running job stays unfinished (it
  * resumes at the next start). New jobs are refused from now on; reading

@@ -302,6 +302,7 @@ static int load_request(const char *dir, const char *id, job **out, char *why, s
     j->total = json_array_size(files);
     j->has_truth = json_is_array(truth);
     j->upload = json_is_true(json_object_get(o, "upload"));
+    j->dct = json_is_true(json_object_get(o, "dct")); /* absent before the DCT analysis */
     j->created_ms = json_integer_value(json_object_get(o, "created_ms"));
     const char *idir = json_string_value(json_object_get(o, "images_dir"));
     if (j->classes < 1 || j->total < 1 || (j->has_truth && json_array_size(truth) != j->total) ||

@@ -101,6 +101,9 @@ static void store(srv_query *q, exp_param_id id, long v, uint64_t u, const char 
     case EXP_PARAM_IMAGES: q->images = (int)v; break;
     case EXP_PARAM_STATUS: snprintf(q->status, sizeof q->status, "%s", word); break;
     case EXP_PARAM_PURGE: q->purge = (int)v; break;
+    case EXP_PARAM_DCT: q->dct = (int)v; break;
+    case EXP_PARAM_AXIS: snprintf(q->axis, sizeof q->axis, "%s", word); break;
+    case EXP_PARAM_FIGURE_EPS: q->figure_eps = (int)v; break;
     case EXP_PARAM_EPS: /* stored by srv_parse_eps */
     case EXP_PARAM_COUNT: break;
     }

@@ -27,7 +27,7 @@ void srv_svg_escape(ut_buf *b, const char *s)
     }
 }
 
-static void open_svg(ut_buf *b, int w, int h, const char *title, const char *caption)
+void srv_svg_open(ut_buf *b, int w, int h, const char *title, const char *caption)
 {
     ut_buf_printf(b,
                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -62,7 +62,7 @@ static void open_svg(ut_buf *b, int w, int h, const char *title, const char *cap
     ut_buf_printf(b, "</text>\n");
 }
 
-static int close_svg(ut_buf *b, char **out, size_t *len)
+int srv_svg_close(ut_buf *b, char **out, size_t *len)
 {
     ut_buf_printf(b, "</svg>\n");
     if (b->failed) {
@@ -146,7 +146,7 @@ int srv_svg_figure3(const srv_rows *r, const exp_params *p, const char *caption,
     const int W = F3_LEFT + T * F3_COL + F3_RIGHT, H = F3_TOP + F3_PLOT + F3_BOTTOM;
     const size_t m = r->n - r->skipped;
     ut_buf b = {0};
-    open_svg(&b, W, H, "Figure 3: top-label probability p(l_x | f(x)) per transform", caption);
+    srv_svg_open(&b, W, H, "Figure 3: top-label probability p(l_x | f(x)) per transform", caption);
 
     /* axis, ticks, grid */
     const int x0 = F3_LEFT, x1 = F3_LEFT + T * F3_COL;
@@ -214,7 +214,7 @@ int srv_svg_figure3(const srv_rows *r, const exp_params *p, const char *caption,
                    "<text x=\"400\" y=\"%d\">whiskers: last values within 1.5 IQR; "
                    "circles: outliers</text></g>\n",
                    ly - 9, ly, ly - 4, ly - 4, ly, ly - 10, ly, ly);
-    return close_svg(&b, out, len);
+    return srv_svg_close(&b, out, len);
 }
 
 /* ---------------------------------------------------------------- Figure 4 */
@@ -259,7 +259,7 @@ int srv_svg_figure4(const srv_rows *r, const exp_params *p, const char *caption,
     snprintf(title, sizeof title,
              "Figure 4: p(l_x | f1(x)) against p(l_x | f2(x)) per image, eps = %d", p->eps[e]);
     ut_buf b = {0};
-    open_svg(&b, W, H, title, caption);
+    srv_svg_open(&b, W, H, title, caption);
     if (stride > 1)
         ut_buf_printf(&b,
                        "<text class=\"small\" x=\"16\" y=\"58\">%zu of the %zu images shown "
@@ -315,5 +315,5 @@ int srv_svg_figure4(const srv_rows *r, const exp_params *p, const char *caption,
                        "y2=\"%.1f\"/>\n</g>\n",
                        px, py + F4_PANEL, px + F4_PANEL, py);
     }
-    return close_svg(&b, out, len);
+    return srv_svg_close(&b, out, len);
 }

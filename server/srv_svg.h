@@ -37,6 +37,15 @@
 void srv_svg_escape(ut_buf *b, const char *s);
 
 /**
+ * Starts a w x h figure in b: the XML header, the shared styles (.small,
+ * .frame, ...), a white background, the title and the caption line under it.
+ */
+void srv_svg_open(ut_buf *b, int w, int h, const char *title, const char *caption);
+
+/** Ends the figure: *out is b's text (new, free()), or ADJ_ERR_NOMEM (b freed). */
+int srv_svg_close(ut_buf *b, char **out, size_t *len);
+
+/**
  * Figure 3 of rows (transforms of p) with a caption line under the title.
  * *out is new (free()), *len its length. ADJ_OK or ADJ_ERR_NOMEM.
  */
