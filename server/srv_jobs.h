@@ -149,7 +149,7 @@ int srv_jobs_unavailable(srv_jobs *js, char *msg, size_t msgsz);
  * "eta_s", "created", "started", "finished", "error" (when failed), "batch",
  * and the request's parameters: "dataset", "upload", "ground_truth",
  * "labels", "eps", "quality", "seed", "offset", "limit", "shard",
- * "model"}. *out is new. ADJ_ERR_NOTFOUND when there is no such job.
+ * "model", "dct"}. *out is new. ADJ_ERR_NOTFOUND when there is no such job.
  */
 int srv_jobs_status(srv_jobs *js, const char *id, json_t **out);
 

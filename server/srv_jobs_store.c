@@ -171,6 +171,7 @@ json_t *srv_js_job_json(const job *j)
         PUT("error", json_string(j->error));
     if (j->state == JS_RUNNING)
         PUT("batch", json_integer(j->batch));
+    PUT("dct", json_boolean(j->dct));
     static const char *const keys[] = {"dataset", "upload", "ground_truth", "labels", "eps",
                                        "quality", "seed", "offset", "limit", "shard", "model"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {

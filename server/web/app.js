@@ -739,6 +739,7 @@
       const labels = $('#ds-labels').value.trim();
       if (labels) body.labels = labels;
       if ($('#limit').value.trim()) body.limit = readInt($('#limit'), 1, 1e9, 'The limit');
+      if ($('#eval-dct').checked) body.dct = true;
       return { path: '/evaluate', body: JSON.stringify(body), type: 'application/json' };
     }
     const files = Array.from($('#eval-files').files);
@@ -751,6 +752,7 @@
     const labels = $('#eval-labels').files[0];
     if (labels) form.append('labels', labels, labels.name);
     const q = new URLSearchParams({ eps: eps.join(','), quality: String(quality) });
+    if ($('#eval-dct').checked) q.set('dct', '1');
     return { path: '/evaluate?' + q, body: form, type: null };
   }
 
@@ -805,7 +807,7 @@
       renderJob(st);
       if (!ACTIVE.has(st.status)) {
         refreshJobs(); // the list shows the new state too
-        if (st.status === 'done') loadResult(id);
+        if (st.status === 'done') loadResult(id, st.dct === true);
         return;
       }
     } catch (e) {
@@ -862,6 +864,7 @@
       const meta = [jobSource(st), 'model ' + jobModel(st)];
       if (Array.isArray(st.eps)) meta.push('\u03b5 ' + st.eps.join(', '));
       if (st.quality !== undefined) meta.push('quality ' + st.quality);
+      if (st.dct) meta.push('DCT analysis');
       if (st.labels || st.ground_truth) meta.push('labels from ' + (st.ground_truth || st.labels));
       else meta.push('no labels (no top-1)');
       meta.push('created ' + fmtDate(st.created));
@@ -881,7 +884,7 @@
     refreshJobs();
   }
 
-  async function loadResult(id) {
+  async function loadResult(id, dct) {
     const errEl = $('#eval-error');
     try {
       const res = await api('/jobs/' + encodeURIComponent(id) + '/result');
@@ -895,7 +898,11 @@
     }
     // Figures come through fetch (not a plain <img src>) so that the bearer
     // token goes with them; the picture is shown from a blob: URL.
-    for (const [imgId, name] of [['#fig3', 'figure3.svg'], ['#fig4', 'figure4.svg']]) {
+    $('[data-download="dct"]').hidden = !dct;
+    $('.figdct').hidden = true;
+    const figs = [['#fig3', 'figure3.svg'], ['#fig4', 'figure4.svg']];
+    if (dct) figs.push(['#figdct', 'dct.svg']);
+    for (const [imgId, name] of figs) {
       const img = $(imgId);
       try {
         const blob = await fetchJobFile(id, name);
