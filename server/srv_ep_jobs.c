@@ -254,7 +254,7 @@ enum MHD_Result srv_ep_job_figure(srv_req *r)
     size_t len;
     int rc = srv_jobs_figure(js, id, strcmp(name, "/figure3.svg") == 0 ? SRV_FIGURE_3
                                                                        : SRV_FIGURE_4,
-                             &svg, &len, err, sizeof err);
+                             r->q.axis, r->q.figure_eps, &svg, &len, err, sizeof err);
     if (rc)
         return answer(r, rc, NULL, err);
     return srv_req_respond(r, MHD_HTTP_OK, "image/svg+xml", svg, len, 1, NULL);

@@ -711,37 +711,6 @@ int srv_jobs_rows(srv_jobs *js, const char *id, int *fd, uint64_t *len, char *er
     return ADJ_OK;
 }
 
-/* "job ID: DATASET, model M, N of T images" (and " (so far)" while unfinished). */
-static void job_caption(const snapshot *s, const char *id, size_t n, char *buf, size_t size)
-{
-    const char *dataset = json_string_value(json_object_get(s->info, "dataset"));
-    const char *mname =
-        json_string_value(json_object_get(json_object_get(s->info, "model"), "name"));
-    snprintf(buf, size, "job %s: %s, model %s, %zu of %zu images%s", id,
-             dataset ? dataset : "uploaded images", mname ? mname : "?", n, s->total,
-             s->state == JS_DONE ? "" : " (so far)");
-}
-
-int srv_jobs_figure(srv_jobs *js, const char *id, srv_figure which, char **svg, size_t *len,
-                    char *err, size_t errsz)
-{
-    snapshot s;
-    if (take_snapshot(js, id, &s))
-        return adj_fail(err, errsz, ADJ_ERR_NOTFOUND, "no such job: %s", id);
-    srv_rows rows;
-    int rc = read_rows(&s, id, &rows, err, errsz);
-    if (rc)
-        return rc;
-    char caption[512];
-    job_caption(&s, id, rows.n - rows.skipped, caption, sizeof caption);
-    rc = which == SRV_FIGURE_3 ? srv_svg_figure3(&rows, &s.params, caption, svg, len)
-                               : srv_svg_figure4(&rows, &s.params, caption, svg, len);
-    srv_rows_free(&rows);
-    if (rc)
-        return adj_fail(err, errsz, rc, "out of memory");
-    return ADJ_OK;
-}
-
 /* The smallest eps of p when e is 0, else e if p has it, else -1. */
 static int eps_of_job(const exp_params *p, int e)
 {
@@ -762,6 +731,43 @@ static const char *eps_list(const exp_params *p, char *buf, size_t size)
     for (int i = 0; i < p->n_eps && o < size; i++)
         o += (size_t)snprintf(buf + o, size - o, "%s%d", i ? ", " : "", p->eps[i]);
     return buf;
+}
+
+/* "job ID: DATASET, model M, N of T images" (and " (so far)" while unfinished). */
+static void job_caption(const snapshot *s, const char *id, size_t n, char *buf, size_t size)
+{
+    const char *dataset = json_string_value(json_object_get(s->info, "dataset"));
+    const char *mname =
+        json_string_value(json_object_get(json_object_get(s->info, "model"), "name"));
+    snprintf(buf, size, "job %s: %s, model %s, %zu of %zu images%s", id,
+             dataset ? dataset : "uploaded images", mname ? mname : "?", n, s->total,
+             s->state == JS_DONE ? "" : " (so far)");
+}
+
+int srv_jobs_figure(srv_jobs *js, const char *id, srv_figure which, const char *axis, int eps,
+                    char **svg, size_t *len, char *err, size_t errsz)
+{
+    snapshot s;
+    char list[128];
+    if (take_snapshot(js, id, &s))
+        return adj_fail(err, errsz, ADJ_ERR_NOTFOUND, "no such job: %s", id);
+    const int e = eps_of_job(&s.params, eps);
+    if (e < 0)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "eps: job %s has no eps %d (it has %s)", id, eps,
+                        eps_list(&s.params, list, sizeof list));
+    srv_rows rows;
+    int rc = read_rows(&s, id, &rows, err, errsz);
+    if (rc)
+        return rc;
+    char caption[512];
+    job_caption(&s, id, rows.n - rows.skipped, caption, sizeof caption);
+    rc = which == SRV_FIGURE_3
+             ? srv_svg_figure3(&rows, &s.params, srv_svg_axis_of(axis), caption, svg, len)
+             : srv_svg_figure4(&rows, &s.params, e, caption, svg, len);
+    srv_rows_free(&rows);
+    if (rc)
+        return adj_fail(err, errsz, rc, "out of memory");
+    return ADJ_OK;
 }
 
 int srv_jobs_dct(srv_jobs *js, const char *id, int svg_eps, json_t **json, char **svg,

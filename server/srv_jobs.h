@@ -204,9 +204,14 @@ int srv_jobs_result(srv_jobs *js, const char *id, json_t **out, char *err, size_
 int srv_jobs_rows(srv_jobs *js, const char *id, int *fd, uint64_t *len, char *err,
                   size_t errsz);
 
-/** Figure 3 or 4 of the rows so far as SVG text; *svg is new (free()). Errors as srv_jobs_result. */
-int srv_jobs_figure(srv_jobs *js, const char *id, srv_figure which, char **svg, size_t *len,
-                    char *err, size_t errsz);
+/**
+ * Figure 3 (on axis: "linear", "log1mp", "logit"; srv_svg.h) or Figure 4
+ * (for eps, 0: the job's smallest) of the rows so far as SVG text; *svg is
+ * new (free()). Errors as srv_jobs_result, and ADJ_ERR_ARG for an eps the
+ * job does not have (err lists its eps).
+ */
+int srv_jobs_figure(srv_jobs *js, const char *id, srv_figure which, const char *axis, int eps,
+                    char **svg, size_t *len, char *err, size_t errsz);
 
 /**
  * The job's DCT analysis (srv_dct.h) over the images done so far: *json

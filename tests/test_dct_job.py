@@ -12,7 +12,8 @@ are libjpeg's (from cjpeg's tables when cjpeg is installed, else annex K by
 hand). Then a job killed (SIGKILL) halfway and resumed by a second daemon
 gives exactly (bit for bit in the JSON) the analysis of a one-shot job, and
 the error answers: 404 for a job without the analysis, 400 for an eps the job
-does not have, 400 for a bad "dct" value.
+does not have, 400 for a bad "dct" value; Figure 3's axis and Figure 4's eps
+options, and their 400s naming the value.
 
 usage: test_dct_job.py ADVJPGD  (exit 0 passed, 1 failed, 77 skipped)
 """
@@ -277,6 +278,17 @@ def run(tmp):
     check(code == 400 and b"no eps 7" in out and b"1, 5" in out, "eps 7: %d %s" % (code, out))
     code, out = http(url + "/jobs/%s/dct.svg?eps=x" % jid)
     check(code == 400 and b"eps" in out, "eps x: %d %s" % (code, out))
+
+    # the figures' options: Figure 3's axis, Figure 4's eps; bad values are 400s naming them
+    for q in ("axis=log1mp", "axis=logit", "axis=linear"):
+        code, svg = http(url + "/jobs/%s/figure3.svg?%s" % (jid, q))
+        check(code == 200 and ('data-axis="%s"' % q[5:]).encode() in svg, "figure3 %s: %d" % (q, code))
+    code, svg = http(url + "/jobs/%s/figure4.svg?eps=5" % jid)
+    check(code == 200 and b"eps = 5" in svg, "figure4 eps 5: %d" % code)
+    for path, bad in (("figure3.svg?axis=log", b"'log'"), ("figure4.svg?eps=7", b"no eps 7"),
+                      ("figure4.svg?eps=256", b"'256'"), ("figure3.svg?eps=5", b"eps")):
+        code, out = http(url + "/jobs/%s/%s" % (jid, path))
+        check(code == 400 and bad in out, "%s: %d %s" % (path, code, out[:200]))
 
     # 2. errors: no analysis, a bad "dct"
     plain = evaluate(url, {"dataset": "few", "eps": [1]})

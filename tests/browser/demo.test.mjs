@@ -602,6 +602,14 @@ describe('demo page', { skip, timeout: 240000 }, () => {
       document.querySelector('#figdct').naturalWidth > 0,
     null, { timeout: 60000 });
     assert.equal(await page.isVisible('#figdct'), true, 'the DCT heat maps are shown');
+    // the figure options: Figure 3's axis for confident models, the eps of Figure 4 and the maps
+    assert.deepEqual(await page.$$eval('#fig3-axis option', (o) => o.map((x) => x.value)), ['linear', 'log1mp', 'logit']);
+    assert.deepEqual(await page.$$eval('#fig-eps option', (o) => o.map((x) => x.value)), ['1', '5']);
+    const before = await page.getAttribute('#fig3', 'src');
+    await page.selectOption('#fig3-axis', 'log1mp');
+    await page.waitForFunction((b) => document.querySelector('#fig3').src !== b &&
+      document.querySelector('#fig3').naturalWidth > 0, before, { timeout: 20000 });
+    await page.selectOption('#fig3-axis', 'linear');
     const id = await page.textContent('#job-id');
     assert.match(id, /^[0-9a-f]{16}$/);
 
