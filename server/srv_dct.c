@@ -62,62 +62,89 @@ static void put(float *dst, const dct_energy *en)
             dst[c * 64 + k] = (float)en->e[c][k];
 }
 
-/* The energy of y - mean(x), mean per RGB channel over x. */
-static int natural_energy(const img_rgb *x, const img_rgb *y, dct_energy *out)
+/* d = b - a, as floats (n values). */
+static void diff_of(const img_rgb *a, const img_rgb *b, float *d, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        d[k] = (float)b->px[k] - (float)a->px[k];
+}
+
+/* The spectra of d1 and d2 and their cross energy, and where in a record they go. */
+typedef struct {
+    const float *d1, *d2;
+    float *m1, *m2, *mx; /* where the three go in the record */
+} spectra_job;
+
+static int three_spectra(const spectra_job *j, int w, int h)
+{
+    dct_energy e1, e2, ex;
+    int rc = dct_energy_pair(j->d1, j->d2, w, h, &e1, &e2, &ex);
+    if (!rc) {
+        put(j->m1, &e1);
+        put(j->m2, &e2);
+        put(j->mx, &ex);
+    }
+    return rc;
+}
+
+/* Natural content: x - mean(x) and JPG(x) - mean(x) (mean per RGB channel), their cross. */
+static int natural_part(const img_rgb *x, const img_rgb *jx, float *d1, float *d2, float *m)
 {
     const size_t n = (size_t)x->w * x->h;
     double mean[3] = {0, 0, 0};
     for (size_t k = 0; k < n; k++)
         for (int c = 0; c < 3; c++)
             mean[c] += x->px[3 * k + c];
-    float *d = malloc(3 * n * sizeof *d);
-    if (!d)
-        return ADJ_ERR_NOMEM;
-    for (size_t k = 0; k < 3 * n; k++)
-        d[k] = (float)(y->px[k] - mean[k % 3] / (double)n);
-    int rc = dct_energy_diff(d, x->w, x->h, out);
-    free(d);
+    for (size_t k = 0; k < 3 * n; k++) {
+        d1[k] = (float)(x->px[k] - mean[k % 3] / (double)n);
+        d2[k] = (float)(jx->px[k] - mean[k % 3] / (double)n);
+    }
+    spectra_job j = {d1, d2, m + natural_at(SRV_DCT_NATURAL), m + natural_at(SRV_DCT_NATURAL_KEPT),
+                     m + natural_at(SRV_DCT_NATURAL_CROSS)};
+    return three_spectra(&j, x->w, x->h);
+}
+
+/* eps e: eta, kept and their cross; JPEG's change and the control's. */
+static int eps_part(const exp_params *p, int quality, int e, const exp_result *r, float *d1,
+                    float *d2, float *m)
+{
+    const int tx = find_transform(p, EXP_T_X, 0, quality), tj = find_transform(p, EXP_T_JPG_X, 0, quality);
+    const int ta = find_transform(p, EXP_T_ADV, p->eps[e], quality);
+    const int tja = find_transform(p, EXP_T_JPG_ADV, p->eps[e], quality);
+    const int tn = find_transform(p, EXP_T_NOISE_ADV, p->eps[e], quality);
+    if (ta < 0 || tja < 0 || tn < 0)
+        return ADJ_ERR_ARG;
+    const img_rgb *x = &r->images[tx], *adv = &r->images[ta], *jadv = &r->images[tja];
+    const size_t n = (size_t)3 * x->w * x->h;
+    diff_of(x, adv, d1, n);
+    diff_of(&r->images[tj], jadv, d2, n);
+    spectra_job j = {d1, d2, m + eps_at(e, SRV_DCT_ETA), m + eps_at(e, SRV_DCT_KEPT),
+                     m + eps_at(e, SRV_DCT_CROSS)};
+    int rc = three_spectra(&j, x->w, x->h);
+    dct_energy en;
+    if (!rc && !(rc = dct_energy_of(adv, jadv, &en)))
+        put(m + eps_at(e, SRV_DCT_JPEG), &en);
+    if (!rc && !(rc = dct_energy_of(adv, &r->images[tn], &en)))
+        put(m + eps_at(e, SRV_DCT_NOISE), &en);
     return rc;
 }
 
 int srv_dct_record_of(const exp_params *p, int quality, const exp_result *r, float *rec)
 {
-    if (!r->images)
-        return ADJ_ERR_ARG;
     const int tx = find_transform(p, EXP_T_X, 0, quality);
     const int tj = find_transform(p, EXP_T_JPG_X, 0, quality);
-    if (tx < 0 || tj < 0)
+    if (!r->images || tx < 0 || tj < 0)
         return ADJ_ERR_ARG;
-    const img_rgb *x = &r->images[tx], *jx = &r->images[tj];
-    float *m = rec + 1;
-    dct_energy en;
-    int rc;
-    if ((rc = natural_energy(x, x, &en)))
-        return rc;
-    put(m + natural_at(SRV_DCT_NATURAL), &en);
-    if ((rc = natural_energy(x, jx, &en)))
-        return rc;
-    put(m + natural_at(SRV_DCT_NATURAL_KEPT), &en);
-    for (int e = 0; e < p->n_eps; e++) {
-        const int ta = find_transform(p, EXP_T_ADV, p->eps[e], quality);
-        const int tja = find_transform(p, EXP_T_JPG_ADV, p->eps[e], quality);
-        const int tn = find_transform(p, EXP_T_NOISE_ADV, p->eps[e], quality);
-        if (ta < 0 || tja < 0 || tn < 0)
-            return ADJ_ERR_ARG;
-        const img_rgb *adv = &r->images[ta];
-        /* [slot]: the difference b - a */
-        const img_rgb *pairs[SRV_DCT_PER_EPS][2] = {[SRV_DCT_ETA] = {x, adv},
-                                                     [SRV_DCT_KEPT] = {jx, &r->images[tja]},
-                                                     [SRV_DCT_JPEG] = {adv, &r->images[tja]},
-                                                     [SRV_DCT_NOISE] = {adv, &r->images[tn]}};
-        for (int s = 0; s < SRV_DCT_PER_EPS; s++) {
-            if ((rc = dct_energy_of(pairs[s][0], pairs[s][1], &en)))
-                return rc;
-            put(m + eps_at(e, s), &en);
-        }
-    }
-    rec[0] = 1;
-    return ADJ_OK;
+    const img_rgb *x = &r->images[tx];
+    const size_t n = (size_t)3 * x->w * x->h;
+    float *d1 = malloc(n * sizeof *d1), *d2 = malloc(n * sizeof *d2);
+    int rc = d1 && d2 ? natural_part(x, &r->images[tj], d1, d2, rec + 1) : ADJ_ERR_NOMEM;
+    for (int e = 0; e < p->n_eps && !rc; e++)
+        rc = eps_part(p, quality, e, r, d1, d2, rec + 1);
+    free(d1);
+    free(d2);
+    rec[0] = rc ? 0 : 1;
+    return rc;
 }
 
 void srv_dct_record_skipped(const exp_params *p, float *rec)
@@ -317,15 +344,17 @@ json_t *srv_dct_json(const srv_dct_sums *s)
     json_t *eps = json_array();
     for (int e = 0; e < s->n_eps && eps; e++)
         json_array_append_new(
-            eps, json_pack("{s:i,s:o,s:o,s:o,s:o,s:o,s:o}", "eps", s->eps[e], "eta",
+            eps, json_pack("{s:i,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "eps", s->eps[e], "eta",
                            spectrum_json(m + eps_at(e, SRV_DCT_ETA)), "kept",
                            spectrum_json(m + eps_at(e, SRV_DCT_KEPT)), "survival",
                            ratio_json(m + eps_at(e, SRV_DCT_KEPT), m + eps_at(e, SRV_DCT_ETA)),
+                           "in_phase",
+                           ratio_json(m + eps_at(e, SRV_DCT_CROSS), m + eps_at(e, SRV_DCT_ETA)),
                            "jpeg_change", spectrum_json(m + eps_at(e, SRV_DCT_JPEG)), "noise",
                            spectrum_json(m + eps_at(e, SRV_DCT_NOISE)), "noise_vs_jpeg",
                            ratio_json(m + eps_at(e, SRV_DCT_NOISE), m + eps_at(e, SRV_DCT_JPEG))));
     return json_pack(
-        "{s:i,s:I,s:[sss],s:s,s:s,s:o,s:{s:o,s:o,s:o},s:o}", "quality", s->quality, "n",
+        "{s:i,s:I,s:[sss],s:s,s:s,s:o,s:{s:o,s:o,s:o,s:o},s:o}", "quality", s->quality, "n",
         (json_int_t)s->n, "channels", "Y", "Cb", "Cr", "order",
         "per_frequency arrays: natural order, index u * 8 + v (u vertical frequency); per_band "
         "arrays: the anti-diagonals u + v = 0..14 (the zigzag bands)",
@@ -333,11 +362,15 @@ json_t *srv_dct_json(const srv_dct_sums *s)
         "energy: mean over the images of the mean over 8x8 blocks of the squared orthonormal DCT "
         "coefficient; eta = Adv(x) - x, kept = JPG(Adv(x)) - JPG(x), jpeg_change = JPG(Adv(x)) - "
         "Adv(x), noise = JPGnoise(Adv(x)) - Adv(x), natural content = x - mean(x) (per RGB "
-        "channel), natural kept = JPG(x) - mean(x); survival = mean kept / mean eta",
+        "channel), natural kept = JPG(x) - mean(x); survival = mean kept / mean eta (JPEG's "
+        "rounding of two images included); in_phase = mean cross energy of eta and kept / mean eta "
+        "(the share of eta kept unchanged)",
         "quant_steps", quant_json(s->quality), "natural", "content",
         spectrum_json(m + natural_at(SRV_DCT_NATURAL)), "kept",
         spectrum_json(m + natural_at(SRV_DCT_NATURAL_KEPT)), "survival",
-        ratio_json(m + natural_at(SRV_DCT_NATURAL_KEPT), m + natural_at(SRV_DCT_NATURAL)), "eps",
+        ratio_json(m + natural_at(SRV_DCT_NATURAL_KEPT), m + natural_at(SRV_DCT_NATURAL)),
+        "in_phase",
+        ratio_json(m + natural_at(SRV_DCT_NATURAL_CROSS), m + natural_at(SRV_DCT_NATURAL)), "eps",
         eps);
 }
 
@@ -411,7 +444,7 @@ static void draw_legend(ut_buf *b, const map_row *r, int y, double lo, double hi
     }
     if (r->scale == SCALE_RATIO)
         ut_buf_printf(b, "<text class=\"small\" x=\"%d\" y=\"%d\">1 or more</text>\n"
-                         "<text class=\"small\" x=\"%d\" y=\"%d\">0</text>\n",
+                         "<text class=\"small\" x=\"%d\" y=\"%d\">0 or less</text>\n",
                       LEGEND + 18, y + 9, LEGEND + 18, y + MAP);
     else
         ut_buf_printf(b, "<text class=\"small\" x=\"%d\" y=\"%d\">%.3g</text>\n"
@@ -466,33 +499,37 @@ int srv_dct_svg(const srv_dct_sums *s, int eps, const char *caption, char **out,
     if (e == s->n_eps)
         return ADJ_ERR_ARG;
     const double *m = s->sum;
-    enum { N_ROWS = 7 };
+    enum { N_ROWS = 9 };
     map_row *rows = calloc(N_ROWS, sizeof *rows);
     if (!rows)
         return ADJ_ERR_NOMEM;
     static const char *const labels[N_ROWS][2] = {
         {"Perturbation energy", "E_eta: eta = Adv(x) - x"},
         {"Its survival", "E_kept / E_eta: kept = JPG(Adv(x)) - JPG(x)"},
+        {"Kept in phase", "cross(eta, kept) / E_eta: eta kept unchanged"},
         {"JPEG's own change", "energy of JPG(Adv(x)) - Adv(x)"},
         {"JPEG-noise control", "energy of JPGnoise(Adv(x)) - Adv(x)"},
         {"Natural content", "energy of x - mean(x)"},
         {"Its survival", "E(JPG(x) - mean) / E(x - mean)"},
+        {"Kept in phase", "cross(x - mean, JPG(x) - mean) / E"},
         {"Quantisation step", "libjpeg's table at this quality"}};
     for (int i = 0; i < N_ROWS; i++) {
         rows[i].label = labels[i][0];
         rows[i].note = labels[i][1];
-        rows[i].scale = i == 1 || i == 5 ? SCALE_RATIO : SCALE_LOG;
+        rows[i].scale = i == 1 || i == 2 || i == 6 || i == 7 ? SCALE_RATIO : SCALE_LOG;
     }
     memcpy(rows[0].v, m + eps_at(e, SRV_DCT_ETA), sizeof rows[0].v);
     ratio_row(&rows[1], m + eps_at(e, SRV_DCT_KEPT), m + eps_at(e, SRV_DCT_ETA));
-    memcpy(rows[2].v, m + eps_at(e, SRV_DCT_JPEG), sizeof rows[2].v);
-    memcpy(rows[3].v, m + eps_at(e, SRV_DCT_NOISE), sizeof rows[3].v);
-    memcpy(rows[4].v, m + natural_at(SRV_DCT_NATURAL), sizeof rows[4].v);
-    ratio_row(&rows[5], m + natural_at(SRV_DCT_NATURAL_KEPT), m + natural_at(SRV_DCT_NATURAL));
+    ratio_row(&rows[2], m + eps_at(e, SRV_DCT_CROSS), m + eps_at(e, SRV_DCT_ETA));
+    memcpy(rows[3].v, m + eps_at(e, SRV_DCT_JPEG), sizeof rows[3].v);
+    memcpy(rows[4].v, m + eps_at(e, SRV_DCT_NOISE), sizeof rows[4].v);
+    memcpy(rows[5].v, m + natural_at(SRV_DCT_NATURAL), sizeof rows[5].v);
+    ratio_row(&rows[6], m + natural_at(SRV_DCT_NATURAL_KEPT), m + natural_at(SRV_DCT_NATURAL));
+    ratio_row(&rows[7], m + natural_at(SRV_DCT_NATURAL_CROSS), m + natural_at(SRV_DCT_NATURAL));
     int q[2][64];
     dct_quant_steps(s->quality, q);
     for (int i = 0; i < 3 * 64; i++)
-        rows[6].v[i] = q[i >= 64][i % 64];
+        rows[8].v[i] = q[i >= 64][i % 64];
 
     ut_buf b = {0};
     char title[128];

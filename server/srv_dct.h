@@ -9,6 +9,7 @@
  *
  *   per eps e:  eta    = Adv_e(x) - x                (the perturbation)
  *               kept   = JPG_q(Adv_e(x)) - JPG_q(x)  (what JPEG keeps of it)
+ *               cross  = the cross energy of eta and kept (dct_cross_diff)
  *               jpeg   = JPG_q(Adv_e(x)) - Adv_e(x)  (JPEG's own change)
  *               noise  = JPGnoise_q(Adv_e(x)) - Adv_e(x)
  *                        (the control's change against the image it was
@@ -16,6 +17,7 @@
  *   per image:  natural      = x - mean(x)           (mean: per RGB channel over
  *                                                     the image)
  *               natural_kept = JPG_q(x) - mean(x)
+ *               natural_cross, their cross energy
  *
  * dct.bin: a header (srv_dct_header: magic, version, eps, quality, the
  * record's floats), then one record per image of the job in job order,
@@ -24,12 +26,15 @@
  * cuts it back to its rows (srv_dct_open) and a job aggregates its first
  * `done` records only, so a resumed job aggregates exactly what a one-shot
  * one does. A record is a flag (1 analysed, 0 the image was skipped), the
- * natural spectra, then the four spectra of each eps, each [3][64] floats
+ * natural spectra, then the five spectra of each eps, each [3][64] floats
  * (channel Y, Cb, Cr; frequency u * 8 + v) of dct_energy's e.
  *
  * Aggregates: the mean spectrum over the analysed images; survival per
  * frequency = mean E_kept / mean E_eta (a ratio of means: frequencies where
- * a few images have no energy do not explode); the zigzag bands are the
+ * a few images have no energy do not explode), which counts JPEG's rounding
+ * of two different images too; in phase = mean cross / mean E_eta, the
+ * share of eta that kept holds unchanged (the regression coefficient of
+ * kept's coefficients on eta's: 1 all of it, 0 none); the zigzag bands are the
  * anti-diagonals b = u + v (0..14), which the zigzag scan visits in order.
  *
  * The quality argument (srv_dct_record_of, srv_dct_json, srv_dct_svg) picks
@@ -45,9 +50,9 @@
 #include "experiment.h"
 
 /** The spectra of each eps, in a record's order. */
-enum { SRV_DCT_ETA, SRV_DCT_KEPT, SRV_DCT_JPEG, SRV_DCT_NOISE, SRV_DCT_PER_EPS };
+enum { SRV_DCT_ETA, SRV_DCT_KEPT, SRV_DCT_CROSS, SRV_DCT_JPEG, SRV_DCT_NOISE, SRV_DCT_PER_EPS };
 /** The spectra of the clean image. */
-enum { SRV_DCT_NATURAL, SRV_DCT_NATURAL_KEPT, SRV_DCT_PER_IMAGE };
+enum { SRV_DCT_NATURAL, SRV_DCT_NATURAL_KEPT, SRV_DCT_NATURAL_CROSS, SRV_DCT_PER_IMAGE };
 /** Floats of one spectrum. */
 #define SRV_DCT_SPECTRUM (3 * 64)
 /** Zigzag bands (anti-diagonals u + v). */
@@ -109,9 +114,11 @@ json_t *srv_dct_json(const srv_dct_sums *s);
 
 /**
  * dct.svg for eps e of the job (a value of s->eps): 8x8 heat maps per
- * channel (columns Y, Cb, Cr) of eta's energy, its survival, JPEG's own
- * change, the JPEG-noise control's change, natural content and its
- * survival, and the quantisation steps, each row with its colour scale.
+ * channel (columns Y, Cb, Cr) of eta's energy, its survival, the share
+ * kept in phase, JPEG's own change, the JPEG-noise control's change,
+ * natural content with its survival and share in phase, and the
+ * quantisation steps, each row with its colour scale (energies and steps
+ * log10, ratios 0..1 clipped).
  * *out new (free()). ADJ_OK, ADJ_ERR_ARG (no such eps), ADJ_ERR_NOMEM.
  */
 int srv_dct_svg(const srv_dct_sums *s, int e, const char *caption, char **out, size_t *len);

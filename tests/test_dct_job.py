@@ -6,7 +6,8 @@ GET /jobs/{id}/dct is recomputed independently here, with numpy and
 scipy.fft.dctn(norm="ortho"), from the transformed images of POST
 /attack?images=1 for the same images (x, JPG(x), Adv_e(x) and JPG(Adv_e(x)) do
 not depend on the seed): the energies of eta, kept, JPEG's change and natural
-content per channel and frequency, the survival ratios and the bands agree;
+content per channel and frequency, the cross energies (the coefficients'
+products), the survival and in-phase ratios and the bands agree;
 Parseval holds against the squared pixel differences; the quantisation steps
 are libjpeg's (from cjpeg's tables when cjpeg is installed, else annex K by
 hand). Then a job killed (SIGKILL) halfway and resumed by a second daemon
@@ -121,15 +122,24 @@ def to_ycc_420(d):
     return [y, sub(cb), sub(cr)]
 
 
-def energy(d):
-    """[3][64]: the mean over whole 8x8 blocks of the squared orthonormal DCT-II coefficient."""
+def coefficients(d):
+    """Per channel: [blocks][64] orthonormal DCT-II coefficients of the whole 8x8 blocks."""
     out = []
     for p in to_ycc_420(d):
         h8, w8 = p.shape[0] // 8, p.shape[1] // 8
         blocks = p[:8 * h8, :8 * w8].reshape(h8, 8, w8, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
-        c = scipy.fft.dctn(blocks, type=2, norm="ortho", axes=(1, 2))
-        out.append((c ** 2).mean(axis=0).reshape(64))
-    return np.array(out)
+        out.append(scipy.fft.dctn(blocks, type=2, norm="ortho", axes=(1, 2)).reshape(-1, 64))
+    return out
+
+
+def energy(d):
+    """[3][64]: the mean over the blocks of the squared coefficient."""
+    return np.array([(c ** 2).mean(axis=0) for c in coefficients(d)])
+
+
+def cross(d1, d2):
+    """[3][64]: the mean over the blocks of the product of the two coefficients."""
+    return np.array([(a * b).mean(axis=0) for a, b in zip(coefficients(d1), coefficients(d2))])
 
 
 def png(b64):
@@ -147,11 +157,13 @@ def recompute(url, folder, files, eps):
         im = {k: png(v) for k, v in json.loads(out)["images"].items()}
         x, jx = im["x"], im["JPG(x)"]
         mean = x.reshape(-1, 3).mean(axis=0)
-        parts = {"natural": energy(x - mean), "natural_kept": energy(jx - mean)}
+        parts = {"natural": energy(x - mean), "natural_kept": energy(jx - mean),
+                 "natural_cross": cross(x - mean, jx - mean)}
         for e in eps:
             adv, jadv = im["Adv%d(x)" % e], im["JPG(Adv%d(x))" % e]
             parts["eta%d" % e] = energy(adv - x)
             parts["kept%d" % e] = energy(jadv - jx)
+            parts["cross%d" % e] = cross(adv - x, jadv - jx)
             parts["jpeg%d" % e] = energy(jadv - adv)
             # Parseval: the 64 energies of Y sum to the block's squared Y values
             yd = to_ycc_420(adv - x)[0]
@@ -247,6 +259,9 @@ def run(tmp):
     want = recompute(url, os.path.join(data, "few"), files, eps)
     close(arr(got["natural"]["content"]["energy"]), want["natural"], "natural content")
     close(arr(got["natural"]["kept"]["energy"]), want["natural_kept"], "natural kept")
+    nip = np.array([got["natural"]["in_phase"]["per_frequency"][c] for c in ("Y", "Cb", "Cr")],
+                   dtype=float)
+    close(nip * arr(got["natural"]["content"]["energy"]), want["natural_cross"], "natural cross")
     for i, e in enumerate(eps):
         g = got["eps"][i]
         check(g["eps"] == e, "eps order")
@@ -263,6 +278,11 @@ def run(tmp):
             check(np.abs(np.array(g["eta"]["band_fraction"][ch]) - frac).max() < 2e-3,
                   "bands %s eps %d" % (ch, e))
             check(abs(sum(g["eta"]["band_fraction"][ch]) - 1) < 1e-9, "band fractions sum to 1")
+            ph, wph = g["in_phase"]["total"][ch], want["cross%d" % e][c].sum() / w_eta[c].sum()
+            check(abs(ph - wph) <= 5e-3 * max(abs(wph), 0.05),
+                  "in phase %s eps %d: %g vs %g" % (ch, e, ph, wph))
+        ip = np.array([g["in_phase"]["per_frequency"][ch] for ch in ("Y", "Cb", "Cr")], dtype=float)
+        close(ip * arr(g["eta"]["energy"]), want["cross%d" % e], "cross eps %d" % e)
         ns = arr(g["noise"]["energy"])
         check(ns.min() >= 0 and ns.sum() > 0, "the control's change has energy")
     steps = std_steps(75)

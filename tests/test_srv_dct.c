@@ -124,6 +124,7 @@ static void test_records(float *recs, size_t nf)
     CHECK(dc_only(spec(recs, SRV_DCT_ETA, 0, 1), 0) && dc_only(spec(recs, SRV_DCT_ETA, 0, 2), 0),
           "a luma change has no chroma");
     CHECK(dc_only(spec(recs, SRV_DCT_KEPT, 0, 0), 256), "kept Y %g", spec(recs, 1, 0, 0)[0]);
+    CHECK(dc_only(spec(recs, SRV_DCT_CROSS, 0, 0), 32 * 16), "cross: DC 32 and 16, in phase");
     CHECK(dc_only(spec(recs, SRV_DCT_JPEG, 0, 0), 256), "JPEG's change: -2");
     CHECK(dc_only(spec(recs, SRV_DCT_NOISE, 0, 0), 0), "no control change");
     CHECK(dc_only(spec(recs, SRV_DCT_NATURAL, 1, 0), 64.0 * 400) &&
@@ -162,7 +163,8 @@ static void test_records(float *recs, size_t nf)
     CHECK(fabs(sum - 64 * 9) < 1e-3, "Parseval: %g, want 576", sum);
     CHECK(lo > 0.6 * 9 && hi < 1.4 * 9, "flat: %g..%g around 9", lo, hi);
     CHECK(dc_only(spec(rec, SRV_DCT_ETA, 0, 1), 0), "no chroma");
-    CHECK(dc_only(spec(rec, SRV_DCT_KEPT, 0, 0), 0), "JPG(Adv) = JPG(x) here: nothing kept");
+    CHECK(dc_only(spec(rec, SRV_DCT_KEPT, 0, 0), 0) && dc_only(spec(rec, SRV_DCT_CROSS, 0, 0), 0),
+          "JPG(Adv) = JPG(x) here: nothing kept");
     exp_result_free(&r);
 }
 
@@ -207,6 +209,11 @@ static void test_file(const float *recs, size_t nf, const char *dir)
     CHECK(fabs(json_real_value(json_array_get(surv, 0)) - 0.25) < 1e-9, "survival %g",
           json_real_value(json_array_get(surv, 0)));
     CHECK(json_is_null(json_array_get(surv, 1)), "no energy at (0,1): null");
+    json_t *phase = json_object_get(json_object_get(json_object_get(eps0, "in_phase"),
+                                                    "per_frequency"), "Y");
+    /* (0,0) of Y: (512 + 0) / (1024 + 0) */
+    CHECK(fabs(json_real_value(json_array_get(phase, 0)) - 0.5) < 1e-9, "in phase %g",
+          json_real_value(json_array_get(phase, 0)));
     json_t *band = json_object_get(json_object_get(json_object_get(eps0, "eta"), "band_fraction"),
                                    "Y");
     CHECK(json_array_size(band) == SRV_DCT_BANDS &&
@@ -227,7 +234,7 @@ static void test_file(const float *recs, size_t nf, const char *dir)
     int maps = 0;
     for (const char *p = svg; (p = strstr(p, "class=\"map\"")); p++)
         maps++;
-    CHECK(maps == 7 * 3, "7 rows of 3 maps: %d", maps);
+    CHECK(maps == 9 * 3, "9 rows of 3 maps: %d", maps);
     free(svg);
     if (system("command -v xmllint >/dev/null 2>&1") == 0) {
         char cmd[4300];
@@ -242,7 +249,7 @@ static void test_file(const float *recs, size_t nf, const char *dir)
 int main(void)
 {
     const size_t nf = srv_dct_record_floats(&P);
-    CHECK(nf == 1 + 192 * 6, "record floats %zu", nf);
+    CHECK(nf == 1 + 192 * 8, "record floats %zu", nf);
     float *recs = calloc(3 * nf, sizeof *recs);
     test_records(recs, nf);
     char dir[4096];
