@@ -85,6 +85,17 @@ exp_transform_kind exp_transform_kind_of(const exp_params *p, int t)
 
 int exp_transform_eps(const exp_params *p, int t) { return t < 2 ? 0 : p->eps[(t - 2) / 3]; }
 
+int exp_transform_find(const exp_params *p, exp_transform_kind k, int eps, int quality)
+{
+    if (quality != p->quality && k != EXP_T_X && k != EXP_T_ADV)
+        return -1;
+    for (int t = 0; t < exp_n_transforms(p); t++)
+        if (exp_transform_kind_of(p, t) == k &&
+            (k == EXP_T_X || k == EXP_T_JPG_X || exp_transform_eps(p, t) == eps))
+            return t;
+    return -1;
+}
+
 const char *exp_transform_name(const exp_params *p, int t, char *buf, size_t size)
 {
     const int e = exp_transform_eps(p, t);

@@ -43,18 +43,6 @@ static size_t eps_at(int e, int slot)
     return (size_t)(SRV_DCT_PER_IMAGE + SRV_DCT_PER_EPS * e + slot) * SRV_DCT_SPECTRUM;
 }
 
-/* The transform of kind k at eps e (ignored for x and JPG(x)) and quality q, or -1. */
-static int find_transform(const exp_params *p, exp_transform_kind k, int e, int q)
-{
-    if (q != p->quality) /* one quality per job today */
-        return -1;
-    for (int t = 0; t < exp_n_transforms(p); t++)
-        if (exp_transform_kind_of(p, t) == k &&
-            (k == EXP_T_X || k == EXP_T_JPG_X || exp_transform_eps(p, t) == e))
-            return t;
-    return -1;
-}
-
 static void put(float *dst, const dct_energy *en)
 {
     for (int c = 0; c < 3; c++)
@@ -108,11 +96,12 @@ static int natural_part(const img_rgb *x, const img_rgb *jx, float *d1, float *d
 static int eps_part(const exp_params *p, int quality, int e, const exp_result *r, float *d1,
                     float *d2, float *m)
 {
-    const int tx = find_transform(p, EXP_T_X, 0, quality), tj = find_transform(p, EXP_T_JPG_X, 0, quality);
-    const int ta = find_transform(p, EXP_T_ADV, p->eps[e], quality);
-    const int tja = find_transform(p, EXP_T_JPG_ADV, p->eps[e], quality);
-    const int tn = find_transform(p, EXP_T_NOISE_ADV, p->eps[e], quality);
-    if (ta < 0 || tja < 0 || tn < 0)
+    const int tx = exp_transform_find(p, EXP_T_X, 0, quality);
+    const int tj = exp_transform_find(p, EXP_T_JPG_X, 0, quality);
+    const int ta = exp_transform_find(p, EXP_T_ADV, p->eps[e], quality);
+    const int tja = exp_transform_find(p, EXP_T_JPG_ADV, p->eps[e], quality);
+    const int tn = exp_transform_find(p, EXP_T_NOISE_ADV, p->eps[e], quality);
+    if (tx < 0 || tj < 0 || ta < 0 || tja < 0 || tn < 0)
         return ADJ_ERR_ARG;
     const img_rgb *x = &r->images[tx], *adv = &r->images[ta], *jadv = &r->images[tja];
     const size_t n = (size_t)3 * x->w * x->h;
@@ -131,8 +120,8 @@ static int eps_part(const exp_params *p, int quality, int e, const exp_result *r
 
 int srv_dct_record_of(const exp_params *p, int quality, const exp_result *r, float *rec)
 {
-    const int tx = find_transform(p, EXP_T_X, 0, quality);
-    const int tj = find_transform(p, EXP_T_JPG_X, 0, quality);
+    const int tx = exp_transform_find(p, EXP_T_X, 0, quality);
+    const int tj = exp_transform_find(p, EXP_T_JPG_X, 0, quality);
     if (!r->images || tx < 0 || tj < 0)
         return ADJ_ERR_ARG;
     const img_rgb *x = &r->images[tx];
@@ -175,7 +164,8 @@ static int check_header(int fd, const exp_params *p, int quality, off_t *size, c
     if (fstat(fd, &st))
         return adj_fail(err, errsz, ADJ_ERR_IO, "dct.bin: %s", strerror(errno)), -1;
     *size = st.st_size;
-    if (st.st_size < (off_t)sizeof have || pread(fd, &have, sizeof have, 0) != (ssize_t)sizeof have ||
+    if (st.st_size < (off_t)sizeof have ||
+        pread(fd, &have, sizeof have, 0) != (ssize_t)sizeof have ||
         memcmp(&have, &want, sizeof have) != 0)
         return adj_fail(err, errsz, ADJ_ERR_IO,
                         "dct.bin is not this job's analysis (its header differs)"), -1;
@@ -201,7 +191,8 @@ int srv_dct_open(const char *dir, const exp_params *p, int quality, size_t done,
     off_t size;
     if (check_header(*fd, p, quality, &size, err, errsz))
         return -1;
-    const off_t want = (off_t)(sizeof(file_header) + done * srv_dct_record_floats(p) * sizeof(float));
+    const off_t want =
+        (off_t)(sizeof(file_header) + done * srv_dct_record_floats(p) * sizeof(float));
     if (size < want)
         return adj_fail(err, errsz, ADJ_ERR_IO,
                         "dct.bin holds fewer records than rows.csv has rows (%zu)", done), -1;
@@ -298,7 +289,8 @@ static json_t *spectrum_json(const double *m)
         }
     for (int c = 0; c < 3; c++)
         for (int b = 0; b < SRV_DCT_BANDS; b++)
-            band[c * SRV_DCT_BANDS + b] = total[c] > NO_ENERGY ? band[c * SRV_DCT_BANDS + b] / total[c] : NAN;
+            band[c * SRV_DCT_BANDS + b] =
+                total[c] > NO_ENERGY ? band[c * SRV_DCT_BANDS + b] / total[c] : NAN;
     return json_pack("{s:o,s:o,s:o}", "energy", per_channel(m, 64), "total", per_channel(total, 1),
                      "band_fraction", per_channel(band, SRV_DCT_BANDS));
 }

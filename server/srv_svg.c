@@ -310,16 +310,6 @@ static void f4_ticks(ut_buf *b, double px, double py)
     }
 }
 
-/* The transform of kind k at eps e, or -1. */
-static int transform_of(const exp_params *p, exp_transform_kind k, int e)
-{
-    for (int t = 0; t < exp_n_transforms(p); t++)
-        if (exp_transform_kind_of(p, t) == k &&
-            (k == EXP_T_X || k == EXP_T_JPG_X || exp_transform_eps(p, t) == e))
-            return t;
-    return -1;
-}
-
 /* A count's shade: light to dark blue on a log scale of 1..max. */
 static void f4_shade(size_t n, size_t max, char out[8])
 {
@@ -404,9 +394,12 @@ static void f4_legend(ut_buf *b, double x, double y, size_t max)
 int srv_svg_figure4(const srv_rows *r, const exp_params *p, int eps, const char *caption,
                     char **out, size_t *len)
 {
-    const int x = transform_of(p, EXP_T_X, 0), jx = transform_of(p, EXP_T_JPG_X, 0);
-    const int adv = transform_of(p, EXP_T_ADV, eps), jadv = transform_of(p, EXP_T_JPG_ADV, eps),
-              nadv = transform_of(p, EXP_T_NOISE_ADV, eps);
+    const int q = p->quality;
+    const int x = exp_transform_find(p, EXP_T_X, 0, q);
+    const int jx = exp_transform_find(p, EXP_T_JPG_X, 0, q);
+    const int adv = exp_transform_find(p, EXP_T_ADV, eps, q),
+              jadv = exp_transform_find(p, EXP_T_JPG_ADV, eps, q),
+              nadv = exp_transform_find(p, EXP_T_NOISE_ADV, eps, q);
     if (x < 0 || jx < 0 || adv < 0 || jadv < 0 || nadv < 0)
         return ADJ_ERR_ARG;
     /* the paper's order: the top row from x, then (x, Adv), (Adv, JPG(Adv)) */
