@@ -368,14 +368,14 @@ json_t *srv_dct_json(const srv_dct_sums *s)
 
 /* ---------------------------------------------------------------- SVG */
 
-enum { CELL = 11, MAP = 8 * CELL, LEFT = 230, TOP = 92, COL = MAP + 28, ROW = MAP + 34,
+enum { CELL = 11, MAP = 8 * CELL, LEFT = 250, TOP = 104, COL = MAP + 28, ROW = MAP + 34,
        LEGEND = LEFT + 3 * COL + 10, STEPS = 8 };
 
 /* How a row's values are coloured. */
 typedef enum { SCALE_LOG, SCALE_RATIO } scale_kind;
 
 typedef struct {
-    const char *label, *note;
+    const char *label, *note[2]; /* the note in two lines */
     scale_kind scale;
     double v[3 * 64]; /* NAN: undefined (grey) */
 } map_row;
@@ -452,8 +452,10 @@ static void draw_row(ut_buf *b, const map_row *r, int y)
     row_range(r, &lo, &hi);
     ut_buf_printf(b, "<text x=\"16\" y=\"%d\" font-weight=\"bold\">", y + 14);
     srv_svg_escape(b, r->label);
-    ut_buf_printf(b, "</text>\n<text class=\"small\" x=\"16\" y=\"%d\">", y + 30);
-    srv_svg_escape(b, r->note);
+    for (int l = 0; l < 2; l++) {
+        ut_buf_printf(b, "</text>\n<text class=\"small\" x=\"16\" y=\"%d\">", y + 30 + 14 * l);
+        srv_svg_escape(b, r->note[l]);
+    }
     ut_buf_printf(b, "</text>\n");
     for (int c = 0; c < 3; c++) {
         const int x0 = LEFT + c * COL;
@@ -469,8 +471,8 @@ static void draw_row(ut_buf *b, const map_row *r, int y)
                           x0 + (k % 8) * CELL, y + (k / 8) * CELL, CELL, CELL, fill, CHANNELS[c],
                           k / 8, k % 8, v);
         }
-        ut_buf_printf(b, "<rect class=\"frame\" fill=\"none\" x=\"%d\" y=\"%d\" width=\"%d\" "
-                         "height=\"%d\"/>\n</g>\n",
+        ut_buf_printf(b, "<rect style=\"fill:none;stroke:#333;stroke-width:1\" x=\"%d\" y=\"%d\" "
+                         "width=\"%d\" height=\"%d\"/>\n</g>\n",
                       x0, y, MAP, MAP);
     }
     draw_legend(b, r, y, lo, hi);
@@ -495,19 +497,20 @@ int srv_dct_svg(const srv_dct_sums *s, int eps, const char *caption, char **out,
     map_row *rows = calloc(N_ROWS, sizeof *rows);
     if (!rows)
         return ADJ_ERR_NOMEM;
-    static const char *const labels[N_ROWS][2] = {
-        {"Perturbation energy", "E_eta: eta = Adv(x) - x"},
-        {"Its survival", "E_kept / E_eta: kept = JPG(Adv(x)) - JPG(x)"},
-        {"Kept in phase", "cross(eta, kept) / E_eta: eta kept unchanged"},
-        {"JPEG's own change", "energy of JPG(Adv(x)) - Adv(x)"},
-        {"JPEG-noise control", "energy of JPGnoise(Adv(x)) - Adv(x)"},
-        {"Natural content", "energy of x - mean(x)"},
-        {"Its survival", "E(JPG(x) - mean) / E(x - mean)"},
-        {"Kept in phase", "cross(x - mean, JPG(x) - mean) / E"},
-        {"Quantisation step", "libjpeg's table at this quality"}};
+    static const char *const labels[N_ROWS][3] = {
+        {"Perturbation energy", "E_eta, eta = Adv(x) - x", ""},
+        {"Its survival", "E_kept / E_eta,", "kept = JPG(Adv(x)) - JPG(x)"},
+        {"Kept in phase", "cross(eta, kept) / E_eta:", "the share of eta kept unchanged"},
+        {"JPEG's own change", "energy of", "JPG(Adv(x)) - Adv(x)"},
+        {"JPEG-noise control", "energy of", "JPGnoise(Adv(x)) - Adv(x)"},
+        {"Natural content", "energy of x - mean(x)", "(mean per RGB channel)"},
+        {"Its survival", "E(JPG(x) - mean)", "/ E(x - mean)"},
+        {"Kept in phase", "cross(x - mean, JPG(x) - mean)", "/ E(x - mean)"},
+        {"Quantisation step", "libjpeg's table", "at this quality"}};
     for (int i = 0; i < N_ROWS; i++) {
         rows[i].label = labels[i][0];
-        rows[i].note = labels[i][1];
+        rows[i].note[0] = labels[i][1];
+        rows[i].note[1] = labels[i][2];
         rows[i].scale = i == 1 || i == 2 || i == 6 || i == 7 ? SCALE_RATIO : SCALE_LOG;
     }
     memcpy(rows[0].v, m + eps_at(e, SRV_DCT_ETA), sizeof rows[0].v);
@@ -528,9 +531,10 @@ int srv_dct_svg(const srv_dct_sums *s, int eps, const char *caption, char **out,
     snprintf(title, sizeof title, "What JPEG (quality %d) removes of FGSM at eps %d, per DCT "
                                   "frequency", s->quality, eps);
     srv_svg_open(&b, LEGEND + 90, TOP + N_ROWS * ROW + 30, title, caption);
-    ut_buf_printf(&b, "<text class=\"small\" x=\"16\" y=\"58\">Each map: 8x8 frequencies of the "
-                      "JPEG channel, (0,0) top left, horizontal frequency to the right; %zu "
-                      "images. Grey: undefined (no energy).</text>\n",
+    ut_buf_printf(&b, "<text class=\"small\" x=\"16\" y=\"58\">Each map: the 8x8 frequencies of "
+                      "a JPEG channel, (0,0) top left, horizontal frequency to the right;</text>\n"
+                      "<text class=\"small\" x=\"16\" y=\"72\">means over %zu images; grey: "
+                      "undefined (no energy). Hover a cell for its value.</text>\n",
                   s->n);
     for (int c = 0; c < 3; c++)
         ut_buf_printf(&b, "<text x=\"%d\" y=\"%d\" font-weight=\"bold\">%s</text>\n",

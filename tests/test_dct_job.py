@@ -242,7 +242,7 @@ def run(tmp):
     os.makedirs(os.path.join(data, "few"))
     os.makedirs(os.path.join(data, "many"))
     files = make_images(os.path.join(data, "few"), 4)
-    make_images(os.path.join(data, "many"), 120)
+    make_images(os.path.join(data, "many"), 80)
     args = ["--model", os.path.join(tmp, "spec.json"), "--weights", os.path.join(tmp, "w.bin"),
             "--data-root", data, "--jobs-dir", os.path.join(tmp, "jobs"), "--job-batch", "2"]
     d = Daemon(tmp, "a", args)
