@@ -377,8 +377,9 @@ static void f4_points(ut_buf *b, const srv_rows *r, int f1, int f2, double px, d
 static void f4_legend(ut_buf *b, double x, double y, size_t max)
 {
     ut_buf_printf(b, "<g class=\"legend small\">\n<text x=\"%.1f\" y=\"%.1f\">images per cell "
-                     "(1/%d of each axis), log scale</text>\n",
-                  x, y, F4_BINS);
+                     "(log scale)</text>\n<text x=\"%.1f\" y=\"%.1f\">a cell: 1/%d of each "
+                     "axis</text>\n",
+                  x, y - 14, x, y, F4_BINS);
     for (int s = 0; s < 6; s++) {
         const size_t n = (size_t)lround(pow((double)max, s / 5.0));
         char fill[8];
