@@ -26,7 +26,7 @@ BUILD_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev
 DEMO_PACKAGES=(curl python3)
 TEST_PACKAGES=(curl python3 libjpeg-turbo-progs libxml2-utils jq shellcheck systemd
   chromium nodejs jupyter-nbconvert python3-ipykernel python3-nbclient python3-requests
-  python3-pandas python3-matplotlib python3-scipy
+  python3-pandas python3-matplotlib python3-scipy python3-pil
   libonnx-testdata python3-torch python3-torchvision
   groff-base man-db)
 

@@ -32,51 +32,22 @@ void dct_quant_steps(int quality, int steps[2][64])
     }
 }
 
-/* Adds the squared orthonormal DCT-II coefficients of every whole 8x8 block
- * of plane p (w x h) to e; returns the number of blocks. */
-static int add_blocks(const double *p, int w, int h, double e[64])
-{
-    double cosines[8][8]; /* c(u) cos((2x + 1) u pi / 16) */
-    for (int u = 0; u < 8; u++)
-        for (int x = 0; x < 8; x++)
-            cosines[u][x] = (u ? sqrt(2.0 / 8) : sqrt(1.0 / 8)) * cos((2 * x + 1) * u * M_PI / 16);
-    int n = 0;
-    for (int by = 0; by + 8 <= h; by += 8)
-        for (int bx = 0; bx + 8 <= w; bx += 8, n++) {
-            double rows[8][8]; /* rows[y][v]: the rows transformed */
-            for (int y = 0; y < 8; y++)
-                for (int v = 0; v < 8; v++) {
-                    double s = 0;
-                    for (int x = 0; x < 8; x++)
-                        s += cosines[v][x] * p[(size_t)(by + y) * w + bx + x];
-                    rows[y][v] = s;
-                }
-            for (int u = 0; u < 8; u++)
-                for (int v = 0; v < 8; v++) {
-                    double s = 0;
-                    for (int y = 0; y < 8; y++)
-                        s += cosines[u][y] * rows[y][v];
-                    e[u * 8 + v] += s * s;
-                }
-        }
-    return n;
-}
+/* The JPEG planes of a difference: Y (w x h), Cb and Cr (w/2 x h/2, 2x2 means), in buf. */
+typedef struct {
+    double *buf, *p[3];
+    int w[3], h[3];
+} planes;
 
-int dct_energy_diff(const float *d, int w, int h, dct_energy *out)
+static int planes_of(const float *d, int w, int h, planes *out)
 {
-    if (w < 1 || h < 1)
-        return ADJ_ERR_ARG;
     const int cw = w / 2, ch = h / 2;
-    double *y = malloc((size_t)w * h * sizeof *y);
-    double *cb = malloc(((size_t)cw * ch + 1) * sizeof *cb), *cr = malloc(((size_t)cw * ch + 1) * sizeof *cr);
-    if (!y || !cb || !cr) {
-        free(y);
-        free(cb);
-        free(cr);
+    const size_t ny = (size_t)w * h, nc = (size_t)cw * ch;
+    double *buf = malloc((ny + 2 * nc) * sizeof *buf);
+    if (!buf)
         return ADJ_ERR_NOMEM;
-    }
-    for (size_t k = 0; k < (size_t)w * h; k++)
-        y[k] = 0.299 * d[3 * k] + 0.587 * d[3 * k + 1] + 0.114 * d[3 * k + 2];
+    *out = (planes){buf, {buf, buf + ny, buf + ny + nc}, {w, cw, cw}, {h, ch, ch}};
+    for (size_t k = 0; k < ny; k++)
+        buf[k] = 0.299 * d[3 * k] + 0.587 * d[3 * k + 1] + 0.114 * d[3 * k + 2];
     for (int j = 0; j < ch; j++)
         for (int i = 0; i < cw; i++) {
             double sb = 0, sr = 0;
@@ -86,21 +57,96 @@ int dct_energy_diff(const float *d, int w, int h, dct_energy *out)
                     sb += -0.168736 * px[0] - 0.331264 * px[1] + 0.5 * px[2];
                     sr += 0.5 * px[0] - 0.418688 * px[1] - 0.081312 * px[2];
                 }
-            cb[(size_t)j * cw + i] = sb / 4;
-            cr[(size_t)j * cw + i] = sr / 4;
+            out->p[DCT_CB][(size_t)j * cw + i] = sb / 4;
+            out->p[DCT_CR][(size_t)j * cw + i] = sr / 4;
         }
-    dct_energy r = {0};
-    r.blocks[DCT_Y] = add_blocks(y, w, h, r.e[DCT_Y]);
-    r.blocks[DCT_CB] = add_blocks(cb, cw, ch, r.e[DCT_CB]);
-    r.blocks[DCT_CR] = add_blocks(cr, cw, ch, r.e[DCT_CR]);
-    for (int c = 0; c < 3; c++)
-        for (int k = 0; k < 64 && r.blocks[c]; k++)
-            r.e[c][k] /= r.blocks[c];
-    free(y);
-    free(cb);
-    free(cr);
-    *out = r;
     return ADJ_OK;
+}
+
+/* The 64 orthonormal DCT-II coefficients (u * 8 + v) of the 8x8 block of p (width w) at bx, by. */
+static void block_dct(const double cosines[8][8], const double *p, int w, int bx, int by,
+                      double out[64])
+{
+    double rows[8][8]; /* rows[y][v]: the rows transformed */
+    for (int y = 0; y < 8; y++)
+        for (int v = 0; v < 8; v++) {
+            double s = 0;
+            for (int x = 0; x < 8; x++)
+                s += cosines[v][x] * p[(size_t)(by + y) * w + bx + x];
+            rows[y][v] = s;
+        }
+    for (int u = 0; u < 8; u++)
+        for (int v = 0; v < 8; v++) {
+            double s = 0;
+            for (int y = 0; y < 8; y++)
+                s += cosines[u][y] * rows[y][v];
+            out[u * 8 + v] = s;
+        }
+}
+
+/*
+ * The energies of d1 into e1 and, with d2, of d2 into e2 and their cross
+ * energy into ex (the mean products of the coefficients): one transform of
+ * each block of each difference.
+ */
+static int spectra(const float *d1, const float *d2, int w, int h, dct_energy *e1,
+                   dct_energy *e2, dct_energy *ex)
+{
+    if (w < 1 || h < 1)
+        return ADJ_ERR_ARG;
+    planes a, b = {0};
+    int rc = planes_of(d1, w, h, &a);
+    if (!rc && d2 && (rc = planes_of(d2, w, h, &b)))
+        free(a.buf);
+    if (rc)
+        return rc;
+    double cosines[8][8]; /* c(u) cos((2x + 1) u pi / 16) */
+    for (int u = 0; u < 8; u++)
+        for (int x = 0; x < 8; x++)
+            cosines[u][x] = (u ? sqrt(2.0 / 8) : sqrt(1.0 / 8)) * cos((2 * x + 1) * u * M_PI / 16);
+    dct_energy r1 = {0}, r2 = {0}, rx = {0};
+    for (int c = 0; c < 3; c++) {
+        int n = 0;
+        for (int by = 0; by + 8 <= a.h[c]; by += 8)
+            for (int bx = 0; bx + 8 <= a.w[c]; bx += 8, n++) {
+                double k1[64], k2[64];
+                block_dct(cosines, a.p[c], a.w[c], bx, by, k1);
+                if (d2)
+                    block_dct(cosines, b.p[c], b.w[c], bx, by, k2);
+                for (int k = 0; k < 64; k++) {
+                    r1.e[c][k] += k1[k] * k1[k];
+                    if (d2) {
+                        r2.e[c][k] += k2[k] * k2[k];
+                        rx.e[c][k] += k1[k] * k2[k];
+                    }
+                }
+            }
+        r1.blocks[c] = r2.blocks[c] = rx.blocks[c] = n;
+        for (int k = 0; k < 64 && n; k++) {
+            r1.e[c][k] /= n;
+            r2.e[c][k] /= n;
+            rx.e[c][k] /= n;
+        }
+    }
+    free(a.buf);
+    free(b.buf);
+    *e1 = r1;
+    if (d2) {
+        *e2 = r2;
+        *ex = rx;
+    }
+    return ADJ_OK;
+}
+
+int dct_energy_diff(const float *d, int w, int h, dct_energy *out)
+{
+    return spectra(d, NULL, w, h, out, NULL, NULL);
+}
+
+int dct_energy_pair(const float *d1, const float *d2, int w, int h, dct_energy *e1,
+                    dct_energy *e2, dct_energy *cross)
+{
+    return spectra(d1, d2, w, h, e1, e2, cross);
 }
 
 int dct_energy_of(const img_rgb *a, const img_rgb *b, dct_energy *out)
@@ -116,4 +162,10 @@ int dct_energy_of(const img_rgb *a, const img_rgb *b, dct_energy *out)
     int rc = dct_energy_diff(d, a->w, a->h, out);
     free(d);
     return rc;
+}
+
+int dct_cross_diff(const float *d1, const float *d2, int w, int h, dct_energy *out)
+{
+    dct_energy e1, e2;
+    return spectra(d1, d2, w, h, &e1, &e2, out);
 }

@@ -18,8 +18,9 @@
  * blocks from the top-left (an incomplete edge block is left out) and
  * transformed with the orthonormal 8x8 DCT-II. e[c][u*8+v] is the mean over
  * the blocks of the squared coefficient (u vertical, v horizontal frequency),
- * so that sum over u, v of e[c] is the mean squared value of a block's 64
- * values (Parseval). Pure functions, no allocation beyond scratch.
+ * so that sum over u, v of e[c] is the mean over the blocks of the sum of
+ * a block's 64 squared values (Parseval). Pure functions, no allocation
+ * beyond scratch.
  */
 #ifndef ADJ_DCT_H
 #define ADJ_DCT_H
@@ -42,6 +43,19 @@ int dct_energy_diff(const float *d, int w, int h, dct_energy *out);
 
 /** The energy of b - a, two 8-bit images of one size. */
 int dct_energy_of(const img_rgb *a, const img_rgb *b, dct_energy *out);
+
+/**
+ * The cross energy of two differences d1, d2 (as dct_energy_diff's d): the
+ * mean over the blocks of the product of their coefficients (so that
+ * E(d1 + d2) = E(d1) + E(d2) + 2 cross). cross / E(d1) is the share of d1
+ * that d2 keeps in phase, per frequency (1: d2 holds d1 unchanged, 0:
+ * nothing of it, whatever else d2 holds). Errors as dct_energy_diff.
+ */
+int dct_cross_diff(const float *d1, const float *d2, int w, int h, dct_energy *out);
+
+/** E(d1), E(d2) and their cross energy at once (each block transformed once). */
+int dct_energy_pair(const float *d1, const float *d2, int w, int h, dct_energy *e1,
+                    dct_energy *e2, dct_energy *cross);
 
 /**
  * libjpeg's quantisation steps at quality 1..100 (jpeg_set_quality with

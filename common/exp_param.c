@@ -50,6 +50,15 @@ const exp_param_def exp_param_defs[EXP_PARAM_COUNT] = {
     [EXP_PARAM_PURGE] = {.name = "purge", .kind = EXP_PK_INT, .lo = 0, .hi = 1, .def = "0",
                          .help = "DELETE /jobs/{id}: 1 removes an ended job and its folder "
                                  "(0 cancels it)"},
+    [EXP_PARAM_DCT] = {.name = "dct", .kind = EXP_PK_INT, .lo = 0, .hi = 1, .def = "0",
+                       .help = "1: the job adds the DCT analysis (GET /jobs/{id}/dct, dct.svg)"},
+    [EXP_PARAM_AXIS] = {.name = "axis", .kind = EXP_PK_CHOICE, .choices = "linear,log1mp,logit",
+                        .def = "linear",
+                        .help = "Figure 3's probability axis: p, 1 - p on a log scale, or logit p"},
+    /* after EXP_PARAM_EPS: exp_param_find("eps") is the attack's list */
+    [EXP_PARAM_FIGURE_EPS] = {.name = "eps", .kind = EXP_PK_INT, .lo = 0, .hi = EXP_EPS_MAX,
+                              .def = "0",
+                              .help = "the job's eps that the figure draws (0: the smallest)"},
 };
 
 _Static_assert(sizeof exp_param_defs / sizeof exp_param_defs[0] == EXP_PARAM_COUNT,

@@ -53,6 +53,9 @@ typedef enum {
     EXP_PARAM_EOT_QUALITIES,
     EXP_PARAM_STATUS, /**< GET /jobs: only the jobs in this state */
     EXP_PARAM_PURGE,  /**< DELETE /jobs/{id}: 1 removes an ended job and its files */
+    EXP_PARAM_DCT,    /**< POST /evaluate: 1 adds the DCT analysis */
+    EXP_PARAM_AXIS,   /**< figure3.svg: the probability axis */
+    EXP_PARAM_FIGURE_EPS, /**< figure4.svg, dct.svg: the eps drawn ("eps", one value) */
     EXP_PARAM_COUNT
 } exp_param_id;
 

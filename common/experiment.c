@@ -223,6 +223,21 @@ exp_transform_kind exp_transform_kind_of(const exp_params *p, int t)
 
 int exp_transform_eps(const exp_params *p, int t) { return exp_transform_at(p, t).eps; }
 
+int exp_transform_find(const exp_params *p, exp_transform_kind k, int eps, int quality)
+{
+    int ei = -1, qi = -1;
+    for (int i = 0; i < p->n_eps; i++)
+        if (p->eps[i] == eps)
+            ei = i;
+    for (int i = 0; i < exp_n_qualities(p); i++)
+        if (exp_quality_at(p, i) == quality)
+            qi = i;
+    if ((k != EXP_T_X && k != EXP_T_JPG_X && ei < 0) ||
+        (k != EXP_T_X && k != EXP_T_ADV && qi < 0))
+        return -1;
+    return exp_transform_index(p, k, ei, qi);
+}
+
 const char *exp_transform_name(const exp_params *p, int t, char *buf, size_t size)
 {
     const exp_transform d = exp_transform_at(p, t);

@@ -129,6 +129,12 @@ exp_transform_kind exp_transform_kind_of(const exp_params *p, int t);
 /** eps of transform t, 0 for x and JPG(x). */
 int exp_transform_eps(const exp_params *p, int t);
 
+/**
+ * The transform of kind k, at eps (ignored for x and JPG(x)) and JPEG
+ * quality (ignored for x and Adv), or -1 when p has none.
+ */
+int exp_transform_find(const exp_params *p, exp_transform_kind k, int eps, int quality);
+
 /** Writes transform t's name ("JPG(Adv5(x))"; in a grid "JPG75(Adv5(x))") into buf; returns buf. */
 const char *exp_transform_name(const exp_params *p, int t, char *buf, size_t size);
 

@@ -176,7 +176,8 @@ void srv_config_usage(FILE *out)
     }
     fprintf(out,
             "\nEndpoints: POST /classify, POST /attack, POST /recompress, POST /evaluate,\n"
-            "GET /jobs, GET|DELETE /jobs/ID, GET /jobs/ID/{result,rows,figure3.svg,figure4.svg},\n"
+            "GET /jobs, GET|DELETE /jobs/ID,\n"
+            "GET /jobs/ID/{result,rows,figure3.svg,figure4.svg,dct,dct.svg},\n"
             "GET /health, GET /models, GET /metrics, GET / (the demo page).\n"
             "Sizes take K, M, G suffixes (powers of 1024).\n"
             "Exit status: 0 after a clean shutdown (SIGTERM, SIGINT), 1 on a runtime\n"

@@ -44,6 +44,7 @@ enum MHD_Result srv_ep_job_result(srv_req *r);  /* GET /jobs/{id}/result */
 enum MHD_Result srv_ep_job_rows(srv_req *r);    /* GET /jobs/{id}/rows */
 enum MHD_Result srv_ep_job_figure(srv_req *r);  /* GET /jobs/{id}/figure3.svg, figure4.svg, quality.svg */
 enum MHD_Result srv_ep_job_image(srv_req *r);   /* GET /jobs/{id}/images/{file} */
+enum MHD_Result srv_ep_job_dct(srv_req *r);     /* GET /jobs/{id}/dct, dct.svg */
 enum MHD_Result srv_ep_job_other(srv_req *r);   /* anything else under /jobs/: 404 */
 
 #endif

@@ -2,7 +2,8 @@
  * srv_ep_jobs.c - evaluation jobs over HTTP: POST /evaluate (a JSON body
  * naming a dataset, or images uploaded as multipart/form-data) creates a
  * job in the store (srv_jobs.h); GET /jobs, GET|DELETE /jobs/{id} and
- * GET /jobs/{id}/{result,rows,figure3.svg,figure4.svg,images/{file}} read it.
+ * GET /jobs/{id}/{result,rows,figure3.svg,figure4.svg,quality.svg,images/{file},dct,dct.svg}
+ * read it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,7 @@ enum MHD_Result srv_ep_eval_begin(srv_req *r)
     srv_eval_request_init(&s->rq);
     s->rq.params = r->q.params;
     s->rq.seed = r->q.seed;
+    s->rq.dct = r->q.dct;
     const char *ct = srv_req_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
     int kind = srv_req_content_kind(ct, JSON_TYPES, sizeof JSON_TYPES / sizeof JSON_TYPES[0]);
     if (kind == 0)
@@ -260,7 +262,8 @@ enum MHD_Result srv_ep_job_figure(srv_req *r)
             which = FIGURES[i].which;
     char *svg;
     size_t len;
-    int rc = srv_jobs_figure(js, id, which, &svg, &len, err, sizeof err);
+    int rc = srv_jobs_figure(js, id, which, r->q.axis, r->q.figure_eps, &svg, &len, err,
+                             sizeof err);
     if (rc)
         return answer(r, rc, NULL, err);
     return srv_req_respond(r, MHD_HTTP_OK, "image/svg+xml", svg, len, 1, NULL);
@@ -281,6 +284,24 @@ enum MHD_Result srv_ep_job_image(srv_req *r)
     if (rc)
         return answer(r, rc, NULL, err);
     return srv_ep_img_of_job(r, id, file, &im);
+}
+
+enum MHD_Result srv_ep_job_dct(srv_req *r)
+{
+    char id[SRV_JOB_ID_LEN + 1], err[ADJ_ERRLEN];
+    enum MHD_Result ret;
+    srv_jobs *js = job_of(r, id, &ret);
+    if (!js)
+        return ret;
+    const int svg = strcmp(strrchr(r->url, '/'), "/dct.svg") == 0;
+    json_t *o = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = srv_jobs_dct(js, id, r->q.figure_eps, svg ? NULL : &o, svg ? &text : NULL, &len,
+                          err, sizeof err);
+    if (rc || !svg)
+        return answer(r, rc, o, err);
+    return srv_req_respond(r, MHD_HTTP_OK, "image/svg+xml", text, len, 1, NULL);
 }
 
 enum MHD_Result srv_ep_job_other(srv_req *r)

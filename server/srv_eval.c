@@ -59,14 +59,16 @@ int srv_eval_set_param(srv_eval_request *rq, const char *name, const char *value
                        size_t errsz)
 {
     int id = srv_params_lookup(name, SRV_P(EXP_PARAM_EPS) | SRV_P(EXP_PARAM_QUALITY) |
-                                         SRV_P(EXP_PARAM_SEED) | ATTACK_PARAMS);
+                                         SRV_P(EXP_PARAM_SEED) | ATTACK_PARAMS |
+                                         SRV_P(EXP_PARAM_DCT));
     if (id < 0)
         return ADJ_ERR_UNSUPPORTED;
-    srv_query q = {.params = rq->params, .seed = rq->seed};
+    srv_query q = {.params = rq->params, .seed = rq->seed, .dct = rq->dct};
     int rc = srv_params_set(&q, (exp_param_id)id, value, 1, err, errsz);
     if (!rc) {
         rq->params = q.params;
         rq->seed = q.seed;
+        rq->dct = q.dct;
     }
     return rc;
 }
@@ -233,6 +235,11 @@ int srv_eval_parse_json(srv_eval_request *rq, const char *body, size_t len, char
                 rc = adj_fail(err, errsz, ADJ_ERR_ARG, "limit: give an integer >= 1");
             else
                 rq->limit = n;
+        } else if (strcmp(key, "dct") == 0) {
+            if (!json_is_boolean(v))
+                rc = adj_fail(err, errsz, ADJ_ERR_ARG, "dct: give true or false");
+            else
+                rq->dct = json_is_true(v);
         } else if (strcmp(key, "shard") == 0) {
             long idx, cnt;
             json_t *ji = json_object_get(v, "index"), *jc = json_object_get(v, "count");
@@ -247,7 +254,7 @@ int srv_eval_parse_json(srv_eval_request *rq, const char *body, size_t len, char
         } else {
             rc = adj_fail(err, errsz, ADJ_ERR_ARG,
                           "unknown field '%.64s' (fields: dataset, ground_truth, labels, eps, "
-                          "quality, seed, attack, offset, limit, shard)",
+                          "quality, seed, attack, offset, limit, shard, dct)",
                           key);
         }
         if (rc)
@@ -348,9 +355,11 @@ int srv_upload_append(srv_eval_request *rq, srv_upload *u, const char *data, siz
 
 /* The multipart fields of POST /evaluate that carry text parameters (srv_eval_form's fval). */
 static const exp_param_id FORM_PARAMS[] = {
-    EXP_PARAM_EPS,      EXP_PARAM_QUALITY,  EXP_PARAM_SEED,         EXP_PARAM_ATTACK,
-    EXP_PARAM_STEPS,    EXP_PARAM_STEP_SIZE, EXP_PARAM_ADAPTIVE,    EXP_PARAM_EOT_QUALITIES};
+    EXP_PARAM_EPS,      EXP_PARAM_QUALITY,   EXP_PARAM_SEED,     EXP_PARAM_ATTACK,
+    EXP_PARAM_STEPS,    EXP_PARAM_STEP_SIZE, EXP_PARAM_ADAPTIVE, EXP_PARAM_EOT_QUALITIES,
+    EXP_PARAM_DCT};
 #define N_FORM_PARAMS ((int)(sizeof FORM_PARAMS / sizeof FORM_PARAMS[0]))
+_Static_assert(N_FORM_PARAMS == SRV_EVAL_FORM_FIELDS, "srv_eval_form holds every form field");
 _Static_assert(sizeof FORM_PARAMS / sizeof FORM_PARAMS[0] ==
                    sizeof ((srv_eval_form *)0)->fval / sizeof ((srv_eval_form *)0)->fval[0],
                "one fval per form parameter");
@@ -399,7 +408,7 @@ int srv_eval_form_field(srv_eval_request *rq, srv_eval_form *f, const char *key,
         }
     return adj_fail(err, errsz, ADJ_ERR_ARG,
                     "unknown field '%.64s' in the multipart body (fields: image, labels, eps, "
-                    "quality, seed, attack, steps, step_size, adaptive, eot_qualities; a "
+                    "quality, seed, attack, steps, step_size, adaptive, eot_qualities, dct; a "
                     "dataset on the server is named in a JSON body)",
                     key);
 }

@@ -80,6 +80,7 @@ typedef struct {
     long offset;        /**< first image of the sorted list (default 0) */
     long limit;         /**< images at most, -1: all (default) */
     int shard_index, shard_count; /**< default 0, 1 */
+    int dct;            /**< 1: the job adds the DCT analysis (srv_dct.h); default 0 */
     /* an upload */
     int n_uploads, cap_uploads;
     srv_upload *uploads;
@@ -110,7 +111,8 @@ void srv_eval_request_free(srv_eval_request *rq);
  * Fills rq from a JSON object body: "dataset" (required), "ground_truth",
  * "labels", "eps" (an array of integers, or one integer), "quality", "seed"
  * (an integer >= 0, or a string of digits for values over 2^63 - 1),
- * "attack" (srv_eval_parse_attack), "offset", "limit", "shard" {"index", "count"}. Unknown fields, wrong
+ * "attack" (srv_eval_parse_attack), "offset", "limit", "shard" {"index", "count"}, "dct" (a
+ * boolean). Unknown fields, wrong
  * types and values out of range are ADJ_ERR_ARG with a message naming the
  * field; ADJ_ERR_NOMEM.
  */
@@ -174,17 +176,20 @@ int srv_upload_read(const srv_eval_request *rq, const srv_upload *u, uint8_t **d
 int srv_upload_copy(const srv_eval_request *rq, const srv_upload *u, int fd, char *err,
                     size_t errsz);
 
+/** Text fields an upload form may carry (srv_eval.c FORM_PARAMS). */
+#define SRV_EVAL_FORM_FIELDS 9
+
 /**
  * The multipart/form-data body of POST /evaluate as it arrives: 'image'
  * parts (one file each, streamed to the spool file), one optional 'labels'
- * part and the text fields eps, quality and seed. Zero it before the first
- * field; it holds nothing to free (the request does).
+ * part and the text fields (eps, quality, seed, the attack's, dct). Zero it
+ * before the first field; it holds nothing to free (the request does).
  */
 typedef struct {
     srv_upload *cur;      /**< the 'image' part being received (in the request) */
-    char fval[8][128];    /**< eps, quality, seed and the attack's fields as received */
-    size_t flen[8];
-    int fset[8];
+    char fval[SRV_EVAL_FORM_FIELDS][128]; /**< eps, quality, seed, the attack's fields, dct as received */
+    size_t flen[SRV_EVAL_FORM_FIELDS];
+    int fset[SRV_EVAL_FORM_FIELDS];
 } srv_eval_form;
 
 /**

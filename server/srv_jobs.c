@@ -1,5 +1,7 @@
 #include "srv_jobs_int.h"
 
+#include "srv_dct.h"
+
 /* ---------------------------------------------------------------- the folder's lock */
 
 /*
@@ -258,6 +260,7 @@ static json_t *request_json(const srv_jobs *js, const char *id, const srv_eval_r
     PUT("seed", srv_js_seed_json(rq->seed));
     PUT("offset", json_integer(rq->offset));
     PUT("limit", rq->limit >= 0 ? json_integer(rq->limit) : json_null());
+    PUT("dct", json_boolean(rq->dct));
     PUT("shard", json_pack("{s:i,s:i}", "index", rq->shard_index, "count", rq->shard_count));
     PUT("images_in_folder", json_integer((json_int_t)set->n_folder));
     PUT("total", json_integer((json_int_t)set->n));
@@ -351,6 +354,7 @@ static job *job_of_request(const srv_jobs *js, const char *id, const char *dir,
     j->classes = js->spec->classes;
     j->has_truth = set->truth != NULL;
     j->upload = rq->dataset == NULL;
+    j->dct = rq->dct;
     j->total = set->n;
     j->created_ms = cms;
     j->rows_len = header_len;
@@ -580,6 +584,8 @@ typedef struct {
     size_t total;
     json_t *info; /* borrowed: immutable and as long-lived as the store */
     char error[ADJ_ERRLEN];
+    size_t done;  /* images with rows (and, with dct, records) */
+    int dct;
 } snapshot;
 
 static int take_snapshot(srv_jobs *js, const char *id, snapshot *s)
@@ -597,6 +603,8 @@ static int take_snapshot(srv_jobs *js, const char *id, snapshot *s)
         s->total = j->total;
         s->info = j->info;
         snprintf(s->error, sizeof s->error, "%s", j->error);
+        s->done = j->done;
+        s->dct = j->dct;
     }
     pthread_mutex_unlock(&js->lock);
     return j ? ADJ_OK : ADJ_ERR_NOTFOUND;
@@ -748,25 +756,59 @@ int srv_jobs_rows(srv_jobs *js, const char *id, int *fd, uint64_t *len, char *er
     return ADJ_OK;
 }
 
-int srv_jobs_figure(srv_jobs *js, const char *id, srv_figure which, char **svg, size_t *len,
-                    char *err, size_t errsz)
+/* The smallest eps of p when e is 0, else e if p has it, else -1. */
+static int eps_of_job(const exp_params *p, int e)
+{
+    int smallest = p->eps[0];
+    for (int i = 0; i < p->n_eps; i++) {
+        if (p->eps[i] == e)
+            return e;
+        smallest = p->eps[i] < smallest ? p->eps[i] : smallest;
+    }
+    return e ? -1 : smallest;
+}
+
+/* The job's eps list as "1, 5, 10" into buf. */
+static const char *eps_list(const exp_params *p, char *buf, size_t size)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < p->n_eps && o < size; i++)
+        o += (size_t)snprintf(buf + o, size - o, "%s%d", i ? ", " : "", p->eps[i]);
+    return buf;
+}
+
+/* "job ID: DATASET, model M, N of T images" (and " (so far)" while unfinished). */
+static void job_caption(const snapshot *s, const char *id, size_t n, char *buf, size_t size)
+{
+    const char *dataset = json_string_value(json_object_get(s->info, "dataset"));
+    const char *mname =
+        json_string_value(json_object_get(json_object_get(s->info, "model"), "name"));
+    snprintf(buf, size, "job %s: %s, model %s, %zu of %zu images%s", id,
+             dataset ? dataset : "uploaded images", mname ? mname : "?", n, s->total,
+             s->state == JS_DONE ? "" : " (so far)");
+}
+
+int srv_jobs_figure(srv_jobs *js, const char *id, srv_figure which, const char *axis, int eps,
+                    char **svg, size_t *len, char *err, size_t errsz)
 {
     snapshot s;
+    char list[128];
     if (take_snapshot(js, id, &s))
         return adj_fail(err, errsz, ADJ_ERR_NOTFOUND, "no such job: %s", id);
+    const int e = eps_of_job(&s.params, eps);
+    if (e < 0)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "eps: job %s has no eps %d (it has %s)", id, eps,
+                        eps_list(&s.params, list, sizeof list));
     srv_rows rows;
     int rc = read_rows(&s, id, &rows, err, errsz);
     if (rc)
         return rc;
-    const char *dataset = json_string_value(json_object_get(s.info, "dataset"));
-    const char *mname =
-        json_string_value(json_object_get(json_object_get(s.info, "model"), "name"));
     char caption[512];
-    snprintf(caption, sizeof caption, "job %s: %s, model %s, %zu of %zu images%s", id,
-             dataset ? dataset : "uploaded images", mname ? mname : "?", rows.n - rows.skipped,
-             s.total, s.state == JS_DONE ? "" : " (so far)");
-    rc = which == SRV_FIGURE_3   ? srv_svg_figure3(&rows, &s.params, caption, svg, len)
-         : which == SRV_FIGURE_4 ? srv_svg_figure4(&rows, &s.params, caption, svg, len)
+    job_caption(&s, id, rows.n - rows.skipped, caption, sizeof caption);
+    rc = which == SRV_FIGURE_3
+             ? srv_svg_figure3(&rows, &s.params, srv_svg_axis_of(axis), caption, svg, len)
+         : which == SRV_FIGURE_4 ? srv_svg_figure4(&rows, &s.params, e, caption, svg, len)
                                  : srv_svg_quality(&rows, &s.params, s.has_truth, caption, svg, len);
     srv_rows_free(&rows);
     if (rc)
@@ -849,4 +891,49 @@ int srv_jobs_image(srv_jobs *js, const char *id, const char *file, srv_job_image
     if (rc)
         srv_job_image_free(out);
     return rc;
+}
+
+int srv_jobs_dct(srv_jobs *js, const char *id, int svg_eps, json_t **json, char **svg,
+                 size_t *len, char *err, size_t errsz)
+{
+    snapshot s;
+    char list[128];
+    if (take_snapshot(js, id, &s))
+        return adj_fail(err, errsz, ADJ_ERR_NOTFOUND, "no such job: %s", id);
+    if (!s.dct)
+        return adj_fail(err, errsz, ADJ_ERR_NOTFOUND,
+                        "job %s has no DCT analysis (create the job with \"dct\": true)", id);
+    const int e = eps_of_job(&s.params, svg_eps);
+    if (svg && e < 0)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "eps: job %s has no eps %d (it has %s)", id,
+                        svg_eps, eps_list(&s.params, list, sizeof list));
+    srv_dct_sums sums;
+    int rc = s.done ? srv_dct_read(s.dir, &s.params, s.params.quality, s.done, &sums, err, errsz)
+                    : ADJ_ERR_CONFLICT;
+    if (rc == ADJ_ERR_CONFLICT || (!rc && sums.n == 0)) {
+        if (!rc)
+            srv_dct_sums_free(&sums);
+        return adj_fail(err, errsz, ADJ_ERR_CONFLICT, "job %s (%s) has analysed no image yet", id,
+                        srv_js_state_names[s.state]);
+    }
+    if (rc)
+        return rc;
+    if (svg) {
+        char caption[512];
+        job_caption(&s, id, sums.n, caption, sizeof caption);
+        rc = srv_dct_svg(&sums, e, caption, svg, len);
+    } else {
+        json_t *o = srv_dct_json(&sums);
+        if (o && json_object_update_new(o, json_pack("{s:s,s:s,s:b,s:I}", "id", id, "status",
+                                                     srv_js_state_names[s.state], "complete",
+                                                     s.state == JS_DONE && s.done == s.total,
+                                                     "total", (json_int_t)s.total)) == 0)
+            *json = o;
+        else {
+            json_decref(o);
+            rc = ADJ_ERR_NOMEM;
+        }
+    }
+    srv_dct_sums_free(&sums);
+    return rc ? adj_fail(err, errsz, rc, "out of memory") : ADJ_OK;
 }

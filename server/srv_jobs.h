@@ -150,7 +150,7 @@ int srv_jobs_unavailable(srv_jobs *js, char *msg, size_t msgsz);
  * and the request's parameters: "dataset", "upload", "ground_truth",
  * "labels", "eps", "quality", "attack" ({"attack", "adaptive", "steps",
  * "step_size", "eot_qualities"} as they apply), "threat_model", "seed",
- * "offset", "limit", "shard", "model"}. *out is new. ADJ_ERR_NOTFOUND when there is no such job.
+ * "offset", "limit", "shard", "model", "dct"}. *out is new. ADJ_ERR_NOTFOUND when there is no such job.
  */
 int srv_jobs_status(srv_jobs *js, const char *id, json_t **out);
 
@@ -229,9 +229,27 @@ int srv_jobs_image(srv_jobs *js, const char *id, const char *file, srv_job_image
 /** Frees an image's buffers (a zeroed struct is fine). */
 void srv_job_image_free(srv_job_image *im);
 
-/** Figure 3, 4 or the quality curve (srv_svg_quality.h) of the rows so far as SVG text; *svg is new (free()). Errors as srv_jobs_result. */
-int srv_jobs_figure(srv_jobs *js, const char *id, srv_figure which, char **svg, size_t *len,
-                    char *err, size_t errsz);
+/**
+ * Figure 3 (on axis: "linear", "log1mp", "logit"; srv_svg.h), Figure 4
+ * (for eps, 0: the job's smallest) or the quality curve (srv_svg_quality.h)
+ * of the rows so far as SVG text; *svg is
+ * new (free()). Errors as srv_jobs_result, and ADJ_ERR_ARG for an eps the
+ * job does not have (err lists its eps).
+ */
+int srv_jobs_figure(srv_jobs *js, const char *id, srv_figure which, const char *axis, int eps,
+                    char **svg, size_t *len, char *err, size_t errsz);
+
+/**
+ * The job's DCT analysis (srv_dct.h) over the images done so far: *json
+ * (new) when svg is NULL, GET /jobs/{id}/dct's body with "id", "status",
+ * "complete", "total"; else dct.svg for eps svg_eps (0: the job's smallest)
+ * into *svg (new, free()) and *len. ADJ_ERR_NOTFOUND: no such job, or a job
+ * without the analysis; ADJ_ERR_CONFLICT: no image analysed yet;
+ * ADJ_ERR_ARG: not an eps of the job (err lists them); ADJ_ERR_IO as
+ * srv_jobs_result (dct.bin unreadable or not the job's); ADJ_ERR_NOMEM.
+ */
+int srv_jobs_dct(srv_jobs *js, const char *id, int svg_eps, json_t **json, char **svg,
+                 size_t *len, char *err, size_t errsz);
 
 /**
  * Stops the runner: no new chunk is started; the chunks the worker holds are

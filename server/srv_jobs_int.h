@@ -54,6 +54,8 @@ typedef struct job {
     int classes;        /* of the model the job was created with */
     int has_truth;
     int upload;
+    int dct;            /* "dct": true: dct.bin holds a record per image (srv_dct.h) */
+    int dct_fd;         /* the runner's: dct.bin open for appending while it runs, else -1 */
     char *images_dir;   /* a dataset's real folder; NULL for an upload (dir/images) */
     size_t total;
     int64_t created_ms;

@@ -1,6 +1,8 @@
 /* srv_jobs_run.c - the runner: a job's images in chunks through the worker, rows to rows.csv. */
 #include "srv_jobs_int.h"
 
+#include "srv_dct.h"
+
 /* ---------------------------------------------------------------- the runner */
 
 typedef struct {
@@ -101,7 +103,7 @@ static int start_chunk(srv_jobs *js, job *j, const char *root, const char *dir, 
             continue;
         }
         sj->kind = SRV_TASK_ATTACK;
-        sj->scores_only = 1; /* rows.csv holds scores only */
+        sj->scores_only = !j->dct; /* rows.csv holds scores only; the DCT needs the images */
         sj->prio = SRV_PRIO_BACKGROUND;
         sj->params = j->params;
         sj->seed = exp_image_seed(j->seed, file);
@@ -159,6 +161,31 @@ static void append_errors(const job *j, const ut_buf *errs)
     close(efd);
 }
 
+/* ---- the DCT analysis (srv_dct.h): a record per image, written before the chunk's rows ---- */
+
+/* The chunk's records (new, c->n of them), or NULL with err. */
+static float *dct_records(const job *j, const chunk *c, char *err, size_t errsz)
+{
+    const size_t nf = srv_dct_record_floats(&j->params);
+    float *recs = malloc((size_t)c->n * nf * sizeof *recs);
+    if (!recs)
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory"), NULL;
+    for (int i = 0; i < c->n; i++) {
+        float *rec = recs + (size_t)i * nf;
+        if (c->skip[i]) {
+            srv_dct_record_skipped(&j->params, rec);
+            continue;
+        }
+        int rc = srv_dct_record_of(&j->params, j->params.quality, &c->jobs[i].result, rec);
+        if (rc) {
+            free(recs);
+            return adj_fail(err, errsz, rc, "the DCT analysis of '%.200s' failed",
+                            j->files[c->first + (size_t)i]), NULL;
+        }
+    }
+    return recs;
+}
+
 /*
  * Appends the chunk's rows and flushes them (write + fsync), then its
  * errors.log lines, unless the job was canceled meanwhile. 1 written, 0
@@ -171,6 +198,9 @@ static int write_chunk(srv_jobs *js, job *j, int fd, const chunk *c, char *err, 
 {
     ut_buf rows = {0}, errs = {0};
     int nskip = 0;
+    float *dct = j->dct ? dct_records(j, c, err, errsz) : NULL;
+    if (j->dct && !dct)
+        return -1;
     for (int i = 0; i < c->n; i++) {
         size_t idx = c->first + (size_t)i;
         int truth = j->truth ? j->truth[idx] : -1;
@@ -196,6 +226,14 @@ static int write_chunk(srv_jobs *js, job *j, int fd, const chunk *c, char *err, 
     if (canceled) {
         pthread_mutex_unlock(&j->io);
         ret = 0;
+        goto out;
+    }
+    /* a crash between the two leaves records past the rows: srv_dct_open cuts them */
+    if (dct && srv_dct_append(j->dct_fd, dct, (size_t)c->n, &j->params)) {
+        adj_fail(err, errsz, ADJ_ERR_IO, "cannot append the DCT records of images %zu..%zu to "
+                 "dct.bin: %s", c->first + 1, c->first + (size_t)c->n, strerror(errno));
+        pthread_mutex_unlock(&j->io);
+        ret = -1;
         goto out;
     }
     if (ut_write_all(fd, rows.s, rows.len) || fsync(fd)) {
@@ -226,6 +264,7 @@ static int write_chunk(srv_jobs *js, job *j, int fd, const chunk *c, char *err, 
         append_errors(j, &errs);
     pthread_mutex_unlock(&j->io);
 out:
+    free(dct);
     ut_buf_free(&rows);
     ut_buf_free(&errs);
     return ret;
@@ -479,6 +518,10 @@ static void run_job(srv_jobs *js, job *j)
     int fd = -1;
     int failed = job_source(js, j, &root, &dir, upload_dir, err, sizeof err) ||
                  open_rows(js, j, &fd, err, sizeof err);
+    j->dct_fd = -1;
+    if (!failed && j->dct) /* cut back to the rows: a resumed job adds what a one-shot one does */
+        failed = srv_dct_open(j->dir, &j->params, j->params.quality, j->done, &j->dct_fd, err,
+                              sizeof err) != 0;
     /* The chunk grid: fixed by --job-batch, or calibrated by a first chunk
      * of one image; kept in chunk.json for the job's whole life. */
     if (!failed && j->grid_k == 0 && js->o.batch > 0)
@@ -493,6 +536,8 @@ static void run_job(srv_jobs *js, job *j)
         failed = run_chunks(js, j, root, dir, fd, err, sizeof err) != 0;
     if (fd >= 0)
         close(fd);
+    if (j->dct_fd >= 0)
+        close(j->dct_fd);
     finish_job(js, j, failed, err);
 }
 

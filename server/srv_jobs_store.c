@@ -171,6 +171,7 @@ json_t *srv_js_job_json(const job *j)
         PUT("error", json_string(j->error));
     if (j->state == JS_RUNNING)
         PUT("batch", json_integer(j->batch));
+    PUT("dct", json_boolean(j->dct));
     static const char *const keys[] = {"dataset", "upload", "ground_truth", "labels", "eps",
                                        "quality", "attack", "threat_model", "seed", "offset",
                                        "limit", "shard", "model"};
@@ -315,6 +316,7 @@ static int load_request(const char *dir, const char *id, job **out, char *why, s
     j->total = json_array_size(files);
     j->has_truth = json_is_array(truth);
     j->upload = json_is_true(json_object_get(o, "upload"));
+    j->dct = json_is_true(json_object_get(o, "dct")); /* absent before the DCT analysis */
     j->created_ms = json_integer_value(json_object_get(o, "created_ms"));
     const char *idir = json_string_value(json_object_get(o, "images_dir"));
     if (j->classes < 1 || j->total < 1 || (j->has_truth && json_array_size(truth) != j->total) ||

@@ -448,6 +448,9 @@ json_t *srv_json_params(const srv_query *q, unsigned mask)
         case EXP_PARAM_IMAGES: v = json_integer(q->images); break;
         case EXP_PARAM_STATUS: v = q->status[0] ? json_string(q->status) : json_null(); break;
         case EXP_PARAM_PURGE: v = json_integer(q->purge); break;
+        case EXP_PARAM_DCT: v = json_boolean(q->dct); break;
+        case EXP_PARAM_AXIS: v = json_string(q->axis[0] ? q->axis : "linear"); break;
+        case EXP_PARAM_FIGURE_EPS: v = json_integer(q->figure_eps); break;
         case EXP_PARAM_ATTACK: /* the attack's rows, as it runs: below */
         case EXP_PARAM_STEPS:
         case EXP_PARAM_STEP_SIZE:

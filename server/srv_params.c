@@ -132,6 +132,9 @@ static void store(srv_query *q, exp_param_id id, long v, uint64_t u, const char 
     case EXP_PARAM_STEPS: a->steps = (int)v; break;
     case EXP_PARAM_STEP_SIZE: a->step_size = (int)v; break;
     case EXP_PARAM_ADAPTIVE: a->adaptive = (exp_adaptive)v; break;
+    case EXP_PARAM_DCT: q->dct = (int)v; break;
+    case EXP_PARAM_AXIS: snprintf(q->axis, sizeof q->axis, "%s", word); break;
+    case EXP_PARAM_FIGURE_EPS: q->figure_eps = (int)v; break;
     case EXP_PARAM_EPS: /* stored by srv_parse_eps */
     case EXP_PARAM_QUALITY: /* by parse_qualities */
     case EXP_PARAM_EOT_QUALITIES: /* by srv_parse_int_list */

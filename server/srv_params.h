@@ -30,6 +30,9 @@ typedef struct {
     int images;        /**< EXP_PARAM_IMAGES */
     char status[16];   /**< EXP_PARAM_STATUS, "" when not given */
     int purge;         /**< EXP_PARAM_PURGE */
+    int dct;           /**< EXP_PARAM_DCT */
+    char axis[16];     /**< EXP_PARAM_AXIS */
+    int figure_eps;    /**< EXP_PARAM_FIGURE_EPS, 0: the job's smallest */
 } srv_query;
 
 /** Every parameter's default (top_k at most classes). */

@@ -27,7 +27,7 @@ void srv_svg_escape(ut_buf *b, const char *s)
     }
 }
 
-static void open_svg(ut_buf *b, int w, int h, const char *title, const char *caption)
+void srv_svg_open(ut_buf *b, int w, int h, const char *title, const char *caption)
 {
     ut_buf_printf(b,
                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -62,7 +62,7 @@ static void open_svg(ut_buf *b, int w, int h, const char *title, const char *cap
     ut_buf_printf(b, "</text>\n");
 }
 
-static int close_svg(ut_buf *b, char **out, size_t *len)
+int srv_svg_close(ut_buf *b, char **out, size_t *len)
 {
     ut_buf_printf(b, "</svg>\n");
     if (b->failed) {
@@ -78,9 +78,92 @@ static int close_svg(ut_buf *b, char **out, size_t *len)
 
 enum { F3_LEFT = 64, F3_TOP = 60, F3_PLOT = 360, F3_COL = 78, F3_BOTTOM = 170, F3_RIGHT = 24 };
 
-static double f3_y(double p)
+/* A probability closer to 0 or 1 than this is drawn at this distance (float's resolution). */
+#define F3_P_MIN 1e-8
+
+/* The names of srv_svg_axis, in order (exp_param.c's "axis" choices). */
+static const char *const AXIS_NAMES[] = {"linear", "log1mp", "logit"};
+
+srv_svg_axis srv_svg_axis_of(const char *s)
 {
-    return F3_TOP + F3_PLOT * (1.0 - p);
+    for (int a = 0; a < (int)(sizeof AXIS_NAMES / sizeof AXIS_NAMES[0]); a++)
+        if (s && strcmp(s, AXIS_NAMES[a]) == 0)
+            return (srv_svg_axis)a;
+    return SRV_AXIS_LINEAR;
+}
+
+/* Figure 3's vertical scale: the axis and the range of its coordinate. */
+typedef struct {
+    srv_svg_axis axis;
+    double lo, hi;
+} f3_scale;
+
+/* The plotted coordinate of p: p, -log10(1 - p), or logit p (all increasing in p). */
+static double f3_coord(srv_svg_axis a, double p)
+{
+    const double q = 1 - p < F3_P_MIN ? F3_P_MIN : 1 - p;
+    if (a == SRV_AXIS_LOG1MP)
+        return -log10(q);
+    if (a == SRV_AXIS_LOGIT)
+        return log((p < F3_P_MIN ? F3_P_MIN : p) / q);
+    return p;
+}
+
+static double f3_y(const f3_scale *sc, double c)
+{
+    return F3_TOP + F3_PLOT * (1.0 - (c - sc->lo) / (sc->hi - sc->lo));
+}
+
+/* The range: 0..1 for p, else the data's, out to whole units (decades, logits). */
+static f3_scale f3_scale_of(const srv_rows *r, srv_svg_axis a)
+{
+    f3_scale sc = {a, 0, 1};
+    if (a == SRV_AXIS_LINEAR)
+        return sc;
+    double lo = INFINITY, hi = -INFINITY;
+    for (size_t i = 0; i < r->n; i++)
+        for (int t = 0; t < r->n_transforms && r->label_x[i] >= 0; t++) {
+            double c = f3_coord(a, r->prob[i * (size_t)r->n_transforms + (size_t)t]);
+            lo = c < lo ? c : lo;
+            hi = c > hi ? c : hi;
+        }
+    if (lo > hi)
+        lo = a == SRV_AXIS_LOG1MP ? 0 : -1, hi = lo + 2;
+    sc.lo = floor(lo);
+    sc.hi = ceil(hi) > sc.lo ? ceil(hi) : sc.lo + 1;
+    return sc;
+}
+
+/* The axis: ticks, grid, labels and its title. */
+static void f3_axis(ut_buf *b, const f3_scale *sc, int x0, int x1)
+{
+    static const char *const titles[] = {"p(l_x | f(x))", "1 - p(l_x | f(x)), log scale",
+                                         "logit p(l_x | f(x))"};
+    const double span = sc->hi - sc->lo;
+    const double step = sc->axis == SRV_AXIS_LINEAR ? 0.1 : ceil(span / 12);
+    for (int k = 0; sc->lo + k * step <= sc->hi + 1e-9; k++) {
+        const double c = sc->lo + k * step, y = f3_y(sc, c);
+        const int label = sc->axis != SRV_AXIS_LINEAR || k % 2 == 0;
+        ut_buf_printf(b, "<line class=\"grid\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>\n"
+                         "<line class=\"axis\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>\n",
+                      x0, y, x1, y, x0 - (label ? 6 : 3), y, x0, y);
+        if (!label)
+            continue;
+        ut_buf_printf(b, "<text class=\"tick\" x=\"%d\" y=\"%.1f\" text-anchor=\"end\">", x0 - 9,
+                      y + 4);
+        if (sc->axis == SRV_AXIS_LOG1MP)
+            ut_buf_printf(b, c == 0 ? "1" : "1e-%.0f", c);
+        else
+            ut_buf_printf(b, sc->axis == SRV_AXIS_LINEAR ? "%.1f" : "%.0f", c);
+        ut_buf_printf(b, "</text>\n");
+    }
+    ut_buf_printf(b, "<line class=\"axis\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>\n", x0,
+                  f3_y(sc, sc->lo), x0, f3_y(sc, sc->hi));
+    ut_buf_printf(b, "<line class=\"axis\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>\n", x0,
+                  f3_y(sc, sc->lo), x1, f3_y(sc, sc->lo));
+    ut_buf_printf(b, "<text transform=\"translate(18 %.1f) rotate(-90)\" text-anchor=\"middle\" "
+                     "data-axis=\"%s\">%s</text>\n",
+                  F3_TOP + F3_PLOT / 2.0, AXIS_NAMES[sc->axis], titles[sc->axis]);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -89,48 +172,47 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* One transform's box at cx: whiskers and caps, box, median, mean, outliers of v (k, sorted). */
-static void f3_box(ut_buf *b, const char *name, double cx, const stats_box *sp, const double *v,
-                  size_t k)
+/* One transform's box at cx: whiskers and caps, box, median, mean, outliers of v (k, sorted,
+ * in the scale's coordinate). */
+static void f3_box(ut_buf *b, const f3_scale *sc, const char *name, double cx,
+                   const stats_box *sp, const double *v, size_t k)
 {
     const stats_box s = *sp;
     const double hw = F3_COL * 0.28;
     ut_buf_printf(b, "<g>\n<title>");
     srv_svg_escape(b, name);
     ut_buf_printf(b,
-                  ": median %.3f, mean %.3f, quartiles %.3f..%.3f, whiskers %.3f..%.3f, "
+                  " (%s): median %.3f, mean %.3f, quartiles %.3f..%.3f, whiskers %.3f..%.3f, "
                   "%zu outliers</title>\n",
-                  s.median, s.mean, s.q1, s.q3, s.whisker_low, s.whisker_high,
-                  s.n_low + s.n_high);
+                  AXIS_NAMES[sc->axis], s.median, s.mean, s.q1, s.q3, s.whisker_low,
+                  s.whisker_high, s.n_low + s.n_high);
     /* whiskers and caps */
     ut_buf_printf(b,
                   "<line class=\"whisker\" x1=\"%.1f\" y1=\"%.2f\" x2=\"%.1f\" y2=\"%.2f\"/>\n"
                   "<line class=\"whisker\" x1=\"%.1f\" y1=\"%.2f\" x2=\"%.1f\" y2=\"%.2f\"/>\n"
                   "<line class=\"whisker\" x1=\"%.1f\" y1=\"%.2f\" x2=\"%.1f\" y2=\"%.2f\"/>\n"
                   "<line class=\"whisker\" x1=\"%.1f\" y1=\"%.2f\" x2=\"%.1f\" y2=\"%.2f\"/>\n",
-                  cx, f3_y(s.whisker_low), cx, f3_y(s.q1), cx, f3_y(s.q3), cx,
-                  f3_y(s.whisker_high), cx - hw / 2, f3_y(s.whisker_low), cx + hw / 2,
-                  f3_y(s.whisker_low), cx - hw / 2, f3_y(s.whisker_high), cx + hw / 2,
-                  f3_y(s.whisker_high));
-    double bh = f3_y(s.q1) - f3_y(s.q3);
+                  cx, f3_y(sc, s.whisker_low), cx, f3_y(sc, s.q1), cx, f3_y(sc, s.q3), cx,
+                  f3_y(sc, s.whisker_high), cx - hw / 2, f3_y(sc, s.whisker_low), cx + hw / 2,
+                  f3_y(sc, s.whisker_low), cx - hw / 2, f3_y(sc, s.whisker_high), cx + hw / 2,
+                  f3_y(sc, s.whisker_high));
+    double bh = f3_y(sc, s.q1) - f3_y(sc, s.q3);
     ut_buf_printf(b,
                   "<rect class=\"box\" x=\"%.1f\" y=\"%.2f\" width=\"%.1f\" "
                   "height=\"%.2f\"/>\n",
-                  cx - hw, f3_y(s.q3), 2 * hw, bh < 0.5 ? 0.5 : bh);
+                  cx - hw, f3_y(sc, s.q3), 2 * hw, bh < 0.5 ? 0.5 : bh);
     ut_buf_printf(b,
                   "<line class=\"median\" x1=\"%.1f\" y1=\"%.2f\" x2=\"%.1f\" y2=\"%.2f\"/>\n",
-                  cx - hw, f3_y(s.median), cx + hw, f3_y(s.median));
-    double my = f3_y(s.mean);
-    ut_buf_printf(b,
-                  "<path class=\"mean\" d=\"M%.1f %.2fl5 5l-5 5l-5 -5z\"/>\n",
-                  cx, my - 5);
+                  cx - hw, f3_y(sc, s.median), cx + hw, f3_y(sc, s.median));
+    ut_buf_printf(b, "<path class=\"mean\" d=\"M%.1f %.2fl5 5l-5 5l-5 -5z\"/>\n", cx,
+                  f3_y(sc, s.mean) - 5);
     /* outliers: one circle per half pixel of height */
     ut_buf_printf(b, "<g class=\"outliers\">");
     long last = -1;
     for (size_t i = 0; i < k; i++) {
         if (!stats_is_outlier(&s, v[i]))
             continue;
-        long q = lround(f3_y(v[i]) * 2);
+        long q = lround(f3_y(sc, v[i]) * 2);
         if (q == last)
             continue;
         last = q;
@@ -139,35 +221,17 @@ static void f3_box(ut_buf *b, const char *name, double cx, const stats_box *sp, 
     ut_buf_printf(b, "</g>\n</g>\n");
 }
 
-int srv_svg_figure3(const srv_rows *r, const exp_params *p, const char *caption, char **out,
-                    size_t *len)
+int srv_svg_figure3(const srv_rows *r, const exp_params *p, srv_svg_axis axis,
+                    const char *caption, char **out, size_t *len)
 {
     const int T = exp_n_transforms(p);
     const int W = F3_LEFT + T * F3_COL + F3_RIGHT, H = F3_TOP + F3_PLOT + F3_BOTTOM;
     const size_t m = r->n - r->skipped;
+    const f3_scale sc = f3_scale_of(r, axis);
     ut_buf b = {0};
-    open_svg(&b, W, H, "Figure 3: top-label probability p(l_x | f(x)) per transform", caption);
-
-    /* axis, ticks, grid */
+    srv_svg_open(&b, W, H, "Figure 3: top-label probability p(l_x | f(x)) per transform", caption);
     const int x0 = F3_LEFT, x1 = F3_LEFT + T * F3_COL;
-    for (int k = 0; k <= 10; k++) {
-        double y = f3_y(k / 10.0);
-        ut_buf_printf(&b, "<line class=\"grid\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>\n",
-                       x0, y, x1, y);
-        ut_buf_printf(&b, "<line class=\"axis\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>\n",
-                       x0 - (k % 2 ? 3 : 6), y, x0, y);
-        if (k % 2 == 0)
-            ut_buf_printf(&b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.1f</text>\n",
-                           x0 - 9, y + 4, k / 10.0);
-    }
-    ut_buf_printf(&b, "<line class=\"axis\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>\n", x0,
-                   f3_y(0), x0, f3_y(1));
-    ut_buf_printf(&b, "<line class=\"axis\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>\n", x0,
-                   f3_y(0), x1, f3_y(0));
-    ut_buf_printf(&b,
-                   "<text transform=\"translate(18 %.1f) rotate(-90)\" text-anchor=\"middle\">"
-                   "p(l_x | f(x))</text>\n",
-                   f3_y(0.5));
+    f3_axis(&b, &sc, x0, x1);
 
     double *v = m ? malloc(m * sizeof *v) : NULL;
     if (m && !v) {
@@ -181,7 +245,7 @@ int srv_svg_figure3(const srv_rows *r, const exp_params *p, const char *caption,
         ut_buf_printf(&b,
                        "<text transform=\"translate(%.1f %.1f) rotate(-40)\" "
                        "text-anchor=\"end\">",
-                       cx + 4, f3_y(0) + 16);
+                       cx + 4, f3_y(&sc, sc.lo) + 16);
         srv_svg_escape(&b, name);
         ut_buf_printf(&b, "</text>\n");
         if (!m)
@@ -189,18 +253,18 @@ int srv_svg_figure3(const srv_rows *r, const exp_params *p, const char *caption,
         size_t k = 0;
         for (size_t i = 0; i < r->n; i++)
             if (r->label_x[i] >= 0)
-                v[k++] = r->prob[i * (size_t)r->n_transforms + (size_t)t];
+                v[k++] = f3_coord(axis, r->prob[i * (size_t)r->n_transforms + (size_t)t]);
         qsort(v, k, sizeof *v, cmp_double);
         stats_box s;
         if (stats_box_sorted(v, k, &s))
             continue;
-        f3_box(&b, name, cx, &s, v, k);
+        f3_box(&b, &sc, name, cx, &s, v, k);
     }
     free(v);
     if (!m)
         ut_buf_printf(&b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#888\">"
                            "no finished images yet</text>\n",
-                       (x0 + x1) / 2, f3_y(0.5));
+                       (x0 + x1) / 2, F3_TOP + F3_PLOT / 2.0);
     /* legend */
     const int ly = H - 22;
     ut_buf_printf(&b,
@@ -212,14 +276,19 @@ int srv_svg_figure3(const srv_rows *r, const exp_params *p, const char *caption,
                    "<path class=\"mean\" d=\"M350 %dl5 5l-5 5l-5 -5z\"/>"
                    "<text x=\"360\" y=\"%d\">mean</text>"
                    "<text x=\"400\" y=\"%d\">whiskers: last values within 1.5 IQR; "
-                   "circles: outliers</text></g>\n",
-                   ly - 9, ly, ly - 4, ly - 4, ly, ly - 10, ly, ly);
-    return close_svg(&b, out, len);
+                   "circles: outliers%s</text></g>\n",
+                   ly - 9, ly, ly - 4, ly - 4, ly, ly - 10, ly, ly,
+                   axis == SRV_AXIS_LINEAR ? "" : " (all of the box in the axis' coordinate)");
+    return srv_svg_close(&b, out, len);
 }
 
 /* ---------------------------------------------------------------- Figure 4 */
 
-enum { F4_LEFT = 70, F4_TOP = 96, F4_PANEL = 220, F4_GAP = 70, F4_BOTTOM = 76 };
+enum { F4_LEFT = 70, F4_TOP = 96, F4_PANEL = 220, F4_GAP = 70, F4_ROW_GAP = 76, F4_BOTTOM = 60,
+       F4_BINS = 20 };
+
+/* The paper's 2x3 layout: panel k's column and row (the bottom middle holds the legend). */
+static const int F4_AT[5][2] = {{0, 0}, {1, 0}, {2, 0}, {0, 1}, {2, 1}};
 
 /* A Figure 4 panel's ticks and their values (0, 0.5, 1) at px, py. */
 static void f4_ticks(ut_buf *b, double px, double py)
@@ -241,44 +310,125 @@ static void f4_ticks(ut_buf *b, double px, double py)
     }
 }
 
-int srv_svg_figure4(const srv_rows *r, const exp_params *p, const char *caption, char **out,
-                    size_t *len)
+/* A count's shade: light to dark blue on a log scale of 1..max. */
+static void f4_shade(size_t n, size_t max, char out[8])
 {
-    /* the smallest eps */
-    int e = 0;
-    for (int i = 1; i < p->n_eps; i++)
-        if (p->eps[i] < p->eps[e])
-            e = i;
-    /* a quality grid: at its first quality */
-    const int adv = exp_transform_index(p, EXP_T_ADV, e, 0),
-              jadv = exp_transform_index(p, EXP_T_JPG_ADV, e, 0),
-              nadv = exp_transform_index(p, EXP_T_NOISE_ADV, e, 0),
-              jx = exp_transform_index(p, EXP_T_JPG_X, 0, 0);
-    const int pairs[5][2] = {{0, jx}, {0, jadv}, {0, nadv}, {0, adv}, {adv, jadv}};
-    const int W = F4_LEFT + 5 * F4_PANEL + 4 * F4_GAP + 30, H = F4_TOP + F4_PANEL + F4_BOTTOM;
+    const double t = max > 1 ? log((double)n) / log((double)max) : 1;
+    const int lo[3] = {222, 235, 247}, hi[3] = {8, 48, 107};
+    int c[3];
+    for (int i = 0; i < 3; i++)
+        c[i] = (int)lround(lo[i] + t * (hi[i] - lo[i]));
+    snprintf(out, 8, "#%02x%02x%02x", c[0], c[1], c[2]);
+}
+
+/* A panel's images as a 2-D histogram: F4_BINS x F4_BINS cells shaded by count. */
+static void f4_density(ut_buf *b, const srv_rows *r, int f1, int f2, double px, double py,
+                       size_t *max_out)
+{
+    size_t count[F4_BINS][F4_BINS] = {{0}};
+    size_t max = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->label_x[i] < 0)
+            continue;
+        const float *pr = r->prob + i * (size_t)r->n_transforms;
+        int bx = (int)(pr[f1] * F4_BINS), by = (int)(pr[f2] * F4_BINS);
+        bx = bx < 0 ? 0 : bx >= F4_BINS ? F4_BINS - 1 : bx;
+        by = by < 0 ? 0 : by >= F4_BINS ? F4_BINS - 1 : by;
+        if (++count[bx][by] > max)
+            max = count[bx][by];
+    }
+    const double cell = (double)F4_PANEL / F4_BINS;
+    ut_buf_printf(b, "<g class=\"density\">\n");
+    for (int bx = 0; bx < F4_BINS; bx++)
+        for (int by = 0; by < F4_BINS; by++) {
+            if (!count[bx][by])
+                continue;
+            char fill[8];
+            f4_shade(count[bx][by], max, fill);
+            ut_buf_printf(b,
+                          "<rect class=\"cell\" data-count=\"%zu\" x=\"%.1f\" y=\"%.1f\" "
+                          "width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>%zu images</title>"
+                          "</rect>\n",
+                          count[bx][by], px + bx * cell, py + F4_PANEL - (by + 1) * cell, cell,
+                          cell, fill, count[bx][by]);
+        }
+    ut_buf_printf(b, "</g>\n");
+    *max_out = max > *max_out ? max : *max_out;
+}
+
+/* A panel's images as dots (up to SRV_SVG_DENSITY_FROM of them). */
+static void f4_points(ut_buf *b, const srv_rows *r, int f1, int f2, double px, double py)
+{
+    ut_buf_printf(b, "<path class=\"points\" style=\"stroke-width:6\" d=\"");
+    int any = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->label_x[i] < 0)
+            continue;
+        const float *pr = r->prob + i * (size_t)r->n_transforms;
+        ut_buf_printf(b, "M%.1f %.1fh0", px + pr[f1] * F4_PANEL, py + F4_PANEL * (1 - pr[f2]));
+        any = 1;
+    }
+    if (!any)
+        ut_buf_add(b, "M0 0", 4); /* a path needs data; this draws nothing */
+    ut_buf_printf(b, "\"/>\n");
+}
+
+/* The density's count legend in the bottom middle cell of the grid. */
+static void f4_legend(ut_buf *b, double x, double y, size_t max)
+{
+    ut_buf_printf(b, "<g class=\"legend small\">\n<text x=\"%.1f\" y=\"%.1f\">images per cell "
+                     "(log scale)</text>\n<text x=\"%.1f\" y=\"%.1f\">a cell: 1/%d of each "
+                     "axis</text>\n",
+                  x, y - 14, x, y, F4_BINS);
+    for (int s = 0; s < 6; s++) {
+        const size_t n = (size_t)lround(pow((double)max, s / 5.0));
+        char fill[8];
+        f4_shade(n, max, fill);
+        ut_buf_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"24\" height=\"14\" fill=\"%s\" "
+                         "stroke=\"#999\" stroke-width=\".5\"/><text x=\"%.1f\" y=\"%.1f\" "
+                         "text-anchor=\"middle\">%zu</text>\n",
+                      x + s * 32, y + 10, fill, x + s * 32 + 12, y + 38, n);
+    }
+    ut_buf_printf(b, "</g>\n");
+}
+
+int srv_svg_figure4(const srv_rows *r, const exp_params *p, int eps, const char *caption,
+                    char **out, size_t *len)
+{
+    const int q = p->quality;
+    const int x = exp_transform_find(p, EXP_T_X, 0, q);
+    const int jx = exp_transform_find(p, EXP_T_JPG_X, 0, q);
+    const int adv = exp_transform_find(p, EXP_T_ADV, eps, q),
+              jadv = exp_transform_find(p, EXP_T_JPG_ADV, eps, q),
+              nadv = exp_transform_find(p, EXP_T_NOISE_ADV, eps, q);
+    if (x < 0 || jx < 0 || adv < 0 || jadv < 0 || nadv < 0)
+        return ADJ_ERR_ARG;
+    /* the paper's order: the top row from x, then (x, Adv), (Adv, JPG(Adv)) */
+    const int pairs[5][2] = {{x, jx}, {x, jadv}, {x, nadv}, {x, adv}, {adv, jadv}};
+    const int W = F4_LEFT + 3 * F4_PANEL + 2 * F4_GAP + 30,
+              H = F4_TOP + 2 * F4_PANEL + F4_ROW_GAP + F4_BOTTOM;
     const size_t m = r->n - r->skipped;
-    const size_t stride = m > SRV_SVG_MAX_POINTS ? (m + SRV_SVG_MAX_POINTS - 1) / SRV_SVG_MAX_POINTS
-                                                 : 1;
+    const int density = m > SRV_SVG_DENSITY_FROM;
     char title[128];
     snprintf(title, sizeof title,
-             "Figure 4: p(l_x | f1(x)) against p(l_x | f2(x)) per image, eps = %d", p->eps[e]);
+             "Figure 4: p(l_x | f1(x)) against p(l_x | f2(x)) per image, eps = %d", eps);
     ut_buf b = {0};
-    open_svg(&b, W, H, title, caption);
-    if (stride > 1)
-        ut_buf_printf(&b,
-                       "<text class=\"small\" x=\"16\" y=\"58\">%zu of the %zu images shown "
-                       "(one in %zu, in file order)</text>\n",
-                       (m + stride - 1) / stride, m, stride);
+    srv_svg_open(&b, W, H, title, caption);
+    if (density)
+        ut_buf_printf(&b, "<text class=\"small\" x=\"16\" y=\"58\">%zu images, counted in "
+                          "%dx%d cells</text>\n", m, F4_BINS, F4_BINS);
     else if (m == 0)
         ut_buf_printf(&b, "<text class=\"small\" x=\"16\" y=\"58\">no finished images "
                            "yet</text>\n");
+    size_t max = 0;
     for (int k = 0; k < 5; k++) {
         const int f1 = pairs[k][0], f2 = pairs[k][1];
-        const double px = F4_LEFT + k * (F4_PANEL + F4_GAP), py = F4_TOP;
+        const double px = F4_LEFT + F4_AT[k][0] * (F4_PANEL + F4_GAP),
+                     py = F4_TOP + F4_AT[k][1] * (F4_PANEL + F4_ROW_GAP);
         char n1[64], n2[64];
         exp_transform_name(p, f1, n1, sizeof n1);
         exp_transform_name(p, f2, n2, sizeof n2);
-        ut_buf_printf(&b, "<g>\n<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" "
+        ut_buf_printf(&b, "<g class=\"panel\">\n<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" "
                            "font-weight=\"bold\">(",
                        px + F4_PANEL / 2.0, py - 10);
         srv_svg_escape(&b, n1);
@@ -296,28 +446,17 @@ int srv_svg_figure4(const srv_rows *r, const exp_params *p, const char *caption,
                            "text-anchor=\"middle\">p(l_x | ",
                        px - 34, py + F4_PANEL / 2.0);
         srv_svg_escape(&b, n2);
-        /* dots: bigger when there are few of them */
-        const size_t shown = (m + stride - 1) / stride;
-        ut_buf_printf(&b, ")</text>\n<path class=\"points\" style=\"stroke-width:%.1f\" d=\"",
-                       shown <= 200 ? 6.0 : shown <= 2000 ? 4.5 : 3.0);
-        size_t seen = 0;
-        int any = 0;
-        for (size_t i = 0; i < r->n; i++) {
-            if (r->label_x[i] < 0)
-                continue;
-            if (seen++ % stride)
-                continue;
-            const float *pr = r->prob + i * (size_t)r->n_transforms;
-            ut_buf_printf(&b, "M%.1f %.1fh0", px + pr[f1] * F4_PANEL,
-                           py + F4_PANEL * (1 - pr[f2]));
-            any = 1;
-        }
-        if (!any)
-            ut_buf_add(&b, "M0 0", 4); /* a path needs data; this draws nothing */
+        ut_buf_printf(&b, ")</text>\n");
+        if (density)
+            f4_density(&b, r, f1, f2, px, py, &max);
+        else
+            f4_points(&b, r, f1, f2, px, py);
         ut_buf_printf(&b,
-                       "\"/>\n<line class=\"diagonal\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" "
+                       "<line class=\"diagonal\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" "
                        "y2=\"%.1f\"/>\n</g>\n",
                        px, py + F4_PANEL, px + F4_PANEL, py);
     }
-    return close_svg(&b, out, len);
+    if (density)
+        f4_legend(&b, F4_LEFT + F4_PANEL + F4_GAP, F4_TOP + F4_PANEL + F4_ROW_GAP + 60, max);
+    return srv_svg_close(&b, out, len);
 }

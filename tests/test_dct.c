@@ -146,8 +146,54 @@ static void test_quant_steps(void)
     CHECK(perm && dct_zigzag[2] == 8 && dct_zigzag[63] == 63, "the zigzag is a permutation");
 }
 
+/* The cross energy: of d with itself its energy, with -d minus it, with a disjoint frequency
+ * 0, and by hand for two constant blocks (DC coefficients 8a and 8b: 64ab). */
+static void test_cross(void)
+{
+    const int w = 16, h = 16;
+    const size_t n = (size_t)3 * w * h;
+    float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *neg = malloc(n * sizeof *neg);
+    uint64_t s = 5;
+    for (size_t k = 0; k < n; k++) {
+        a[k] = tu_uniform(&s, -3, 3);
+        neg[k] = -a[k];
+    }
+    dct_energy e, x, xn;
+    dct_energy_diff(a, w, h, &e);
+    CHECK(dct_cross_diff(a, a, w, h, &x) == ADJ_OK && dct_cross_diff(a, neg, w, h, &xn) == ADJ_OK,
+          "cross");
+    double worst = 0;
+    for (int c = 0; c < 3; c++)
+        for (int k = 0; k < 64; k++)
+            worst = fmax(worst, fmax(fabs(x.e[c][k] - e.e[c][k]), fabs(xn.e[c][k] + e.e[c][k])));
+    CHECK(worst < 1e-9, "cross(d, d) = E(d), cross(d, -d) = -E(d): %g off", worst);
+    /* constant 2 and -5 in luma (R = G = B), the blocks' DC only: 8*2 * 8*(-5) = -640 */
+    for (size_t k = 0; k < n; k++) {
+        a[k] = 2;
+        b[k] = -5;
+    }
+    dct_cross_diff(a, b, w, h, &x);
+    CHECK(fabs(x.e[DCT_Y][0] + 640) < 1e-9 && fabs(x.e[DCT_Y][1]) < 1e-9 &&
+              fabs(x.e[DCT_CB][0]) < 1e-9, "DC by hand: %g, want -640", x.e[DCT_Y][0]);
+    /* a DC pattern against a checkerboard of the columns (no DC): nothing in common */
+    for (int y = 0; y < h; y++)
+        for (int xx = 0; xx < w; xx++)
+            for (int c = 0; c < 3; c++)
+                b[3 * ((size_t)y * w + xx) + c] = xx % 2 ? 1.0f : -1.0f;
+    dct_cross_diff(a, b, w, h, &x);
+    worst = 0;
+    for (int k = 0; k < 64; k++)
+        worst = fmax(worst, fabs(x.e[DCT_Y][k]));
+    CHECK(worst < 1e-9, "disjoint frequencies: %g", worst);
+    CHECK(dct_cross_diff(a, b, 0, h, &x) == ADJ_ERR_ARG, "size 0");
+    free(a);
+    free(b);
+    free(neg);
+}
+
 int main(void)
 {
+    test_cross();
     test_basis();
     test_noise_and_scipy();
     test_quant_steps();

@@ -28,7 +28,10 @@ static void test_defaults(void)
     for (int i = 0; i < EXP_PARAM_COUNT; i++)
         CHECK(exp_param_defs[i].name && (exp_param_defs[i].def || i == EXP_PARAM_STATUS) &&
                   exp_param_defs[i].help &&
-                  exp_param_find(exp_param_defs[i].name) == &exp_param_defs[i], "row %d", i);
+                  (exp_param_find(exp_param_defs[i].name) == &exp_param_defs[i] ||
+                   i == EXP_PARAM_FIGURE_EPS), /* a figure's one "eps", after the list */
+              "row %d", i);
+    CHECK(exp_param_find("eps") == &exp_param_defs[EXP_PARAM_EPS], "eps is the attack's list");
 }
 
 /* Every edge of every integer range: lo and hi taken, lo - 1 and hi + 1 refused. */
@@ -132,7 +135,7 @@ static void test_routes(void)
                   "POST /classify, POST /attack, POST /recompress, POST /evaluate, GET /jobs, "
                   "GET /health, GET /models, GET /metrics"), "404 list '%s'", list);
     CHECK(!strcmp(srv_routes_under("/jobs/{id}", list, sizeof list),
-                  "/result, /rows, /figure3.svg, /figure4.svg, /quality.svg, /images/*"), "under a job '%s'", list);
+                  "/result, /rows, /figure3.svg, /figure4.svg, /quality.svg, /images/*, /dct, /dct.svg"), "under a job '%s'", list);
     /* every route names its methods, its begin and, with a body, what follows it */
     for (const char *const *p = known; p < known + sizeof known / sizeof known[0]; p++) {
         rt = srv_routes_find(*p);

@@ -764,6 +764,12 @@
       startEvaluation();
     });
     $('#job-cancel').addEventListener('click', () => cancelJob(currentJob));
+    $('#fig3-axis').addEventListener('change', () => currentJob && showFigure(currentJob, '#fig3', 'figure3.svg'));
+    $('#fig-eps').addEventListener('change', () => {
+      if (!currentJob) return;
+      showFigure(currentJob, '#fig4', 'figure4.svg');
+      if (currentDct) showFigure(currentJob, '#figdct', 'dct.svg');
+    });
     $('#jobs-refresh').addEventListener('click', refreshJobs);
     $('#jobs').addEventListener('toggle', () => {
       if ($('#jobs').open) refreshJobs();
@@ -841,6 +847,7 @@
       const labels = $('#ds-labels').value.trim();
       if (labels) body.labels = labels;
       if ($('#limit').value.trim()) body.limit = readInt($('#limit'), 1, 1e9, 'The limit');
+      if ($('#eval-dct').checked) body.dct = true;
       return { path: '/evaluate', body: JSON.stringify(body), type: 'application/json' };
     }
     const files = Array.from($('#eval-files').files);
@@ -853,6 +860,7 @@
     const labels = $('#eval-labels').files[0];
     if (labels) form.append('labels', labels, labels.name);
     const q = new URLSearchParams({ eps: eps.join(','), quality: qs.join(','), ...attackQuery(menu) });
+    if ($('#eval-dct').checked) q.set('dct', '1');
     return { path: '/evaluate?' + q, body: form, type: null };
   }
 
@@ -907,7 +915,7 @@
       renderJob(st);
       if (!ACTIVE.has(st.status)) {
         refreshJobs(); // the list shows the new state too
-        if (st.status === 'done') loadResult(id);
+        if (st.status === 'done') loadResult(id, st);
         return;
       }
     } catch (e) {
@@ -965,6 +973,7 @@
       if (Array.isArray(st.eps)) meta.push('\u03b5 ' + st.eps.join(', '));
       if (st.quality !== undefined) meta.push('quality ' + fmtQuality(st.quality));
       if (st.attack) meta.push(attackLabel(st.attack));
+      if (st.dct) meta.push('DCT analysis');
       if (st.labels || st.ground_truth) meta.push('labels from ' + (st.ground_truth || st.labels));
       else meta.push('no labels (no top-1)');
       meta.push('created ' + fmtDate(st.created));
@@ -995,7 +1004,35 @@
     refreshJobs();
   }
 
-  async function loadResult(id) {
+  /** The figure URLs with the options chosen on the page (axis, eps). */
+  function figureName(name) {
+    const q = new URLSearchParams();
+    if (name === 'figure3.svg' && $('#fig3-axis').value !== 'linear') q.set('axis', $('#fig3-axis').value);
+    if (name !== 'figure3.svg' && $('#fig-eps').value) q.set('eps', $('#fig-eps').value);
+    return q.toString() ? name + '?' + q : name;
+  }
+
+  // Figures come through fetch (not a plain <img src>) so that the bearer
+  // token goes with them; the picture is shown from a blob: URL.
+  async function showFigure(id, imgId, name) {
+    const img = $(imgId);
+    try {
+      const blob = await fetchJobFile(id, figureName(name));
+      if (id !== currentJob) return;
+      if (figureUrls[imgId]) URL.revokeObjectURL(figureUrls[imgId]);
+      figureUrls[imgId] = URL.createObjectURL(blob);
+      img.src = figureUrls[imgId];
+      img.closest('figure').hidden = false;
+    } catch (e) {
+      img.closest('figure').hidden = true;
+      showError($('#eval-error'), name + ': ' + describe(e));
+    }
+  }
+
+  let currentDct = false; // the job shown has the DCT analysis
+
+  async function loadResult(id, st) {
+    const dct = Boolean(st && st.dct);
     const errEl = $('#eval-error');
     try {
       const res = await api('/jobs/' + encodeURIComponent(id) + '/result');
@@ -1008,31 +1045,23 @@
       showError(errEl, 'Job ' + id + ' result: ' + describe(e));
       return;
     }
-    // Figures come through fetch (not a plain <img src>) so that the bearer
-    // token goes with them; the picture is shown from a blob: URL.
-    const figures = [['#fig3', 'figure3.svg'], ['#fig4', 'figure4.svg']];
+    currentDct = dct;
+    $('[data-download="dct"]').hidden = !dct;
+    $('.figdct').hidden = true;
+    const eps = (st && Array.isArray(st.eps) ? st.eps : []).slice().sort((a, b) => a - b);
+    $('#fig-eps').replaceChildren(...eps.map((e) => el('option', { value: String(e), text: String(e) })));
+    const figs = [['#fig3', 'figure3.svg'], ['#fig4', 'figure4.svg']];
     $('#figq').closest('figure').hidden = true;
-    if (Array.isArray(currentResult.quality)) figures.push(['#figq', 'quality.svg']); // the grid's curve
-    for (const [imgId, name] of figures) {
-      const img = $(imgId);
-      try {
-        const blob = await fetchJobFile(id, name);
-        if (id !== currentJob) return;
-        if (figureUrls[imgId]) URL.revokeObjectURL(figureUrls[imgId]);
-        figureUrls[imgId] = URL.createObjectURL(blob);
-        img.src = figureUrls[imgId];
-        img.closest('figure').hidden = false;
-      } catch (e) {
-        img.closest('figure').hidden = true;
-        showError(errEl, name + ': ' + describe(e));
-      }
-    }
+    if (Array.isArray(currentResult.quality)) figs.push(['#figq', 'quality.svg']); // the grid's curve
+    if (dct) figs.push(['#figdct', 'dct.svg']);
+    for (const [imgId, name] of figs) await showFigure(id, imgId, name);
   }
 
   /** A file of a job (rows, figures) as a Blob of the right type. */
   async function fetchJobFile(id, name) {
     const blob = await api('/jobs/' + encodeURIComponent(id) + '/' + name, { as: 'blob' });
-    const type = name.endsWith('.svg') ? 'image/svg+xml' : name === 'rows' ? 'text/csv' : blob.type;
+    const file = name.split('?')[0];
+    const type = file.endsWith('.svg') ? 'image/svg+xml' : file === 'rows' ? 'text/csv' : blob.type;
     return blob.type === type ? blob : new Blob([blob], { type: type });
   }
 

@@ -646,10 +646,21 @@ describe('demo page', { skip, timeout: 240000 }, () => {
     await page.setInputFiles('#eval-labels', path.join(tmp, 'labels.txt'));
     await page.fill('#eval-eps', '1,5');
     await page.fill('#eval-quality', '75');
+    await page.check('#eval-dct'); // the DCT analysis: its heat maps shown with the figures
     await page.click('#eval-run');
     await page.waitForFunction(() => document.querySelectorAll('#result-table tbody tr').length > 0 &&
-      document.querySelector('#fig3').naturalWidth > 0 && document.querySelector('#fig4').naturalWidth > 0,
+      document.querySelector('#fig3').naturalWidth > 0 && document.querySelector('#fig4').naturalWidth > 0 &&
+      document.querySelector('#figdct').naturalWidth > 0,
     null, { timeout: 60000 });
+    assert.equal(await page.isVisible('#figdct'), true, 'the DCT heat maps are shown');
+    // the figure options: Figure 3's axis for confident models, the eps of Figure 4 and the maps
+    assert.deepEqual(await page.$$eval('#fig3-axis option', (o) => o.map((x) => x.value)), ['linear', 'log1mp', 'logit']);
+    assert.deepEqual(await page.$$eval('#fig-eps option', (o) => o.map((x) => x.value)), ['1', '5']);
+    const before = await page.getAttribute('#fig3', 'src');
+    await page.selectOption('#fig3-axis', 'log1mp');
+    await page.waitForFunction((b) => document.querySelector('#fig3').src !== b &&
+      document.querySelector('#fig3').naturalWidth > 0, before, { timeout: 20000 });
+    await page.selectOption('#fig3-axis', 'linear');
     const id = await page.textContent('#job-id');
     assert.match(id, /^[0-9a-f]{16}$/);
 
@@ -660,7 +671,8 @@ describe('demo page', { skip, timeout: 240000 }, () => {
     assert.equal(await page.$eval('#job-progress', (e) => [e.value, e.max].join('/')), `${UPLOADS}/${UPLOADS}`);
     assert.match(await page.textContent('#job-text'), new RegExp(`${UPLOADS} of ${UPLOADS} images`));
     const meta = await page.textContent('#job-meta');
-    for (const bit of ['uploaded images', 'model tiny', '\u03b5 1, 5', 'quality 75', 'labels from ']) {
+    assert.equal(job.dct, true, 'the upload asked for the DCT analysis');
+    for (const bit of ['uploaded images', 'model tiny', '\u03b5 1, 5', 'quality 75', 'DCT analysis', 'labels from ']) {
       assert.ok(meta.includes(bit), `job meta "${meta}" lacks "${bit}"`);
     }
     upload = { id, job };
