@@ -104,7 +104,7 @@ static const opt_def OPTS[O_COUNT] = {
                      "write the bound port number to FILE once listening",
         AT(port_file)},
     [O_TOKEN] = {"token", "server", K_STR, 0, 0, "TOKEN",
-                 "require 'Authorization: Bearer TOKEN' on every endpoint but /health"},
+                 "require 'Authorization: Bearer TOKEN' on every endpoint but /health and /livez"},
     [O_TOKEN_FILE] = {"token-file", "server", K_PATH, 0, 0, "FILE",
                       "read that token from the first line of FILE"},
     [O_MODEL] = {"model", "model", K_STR, 0, 0, "NAME|FILE.json|FILE.onnx",
@@ -194,7 +194,7 @@ void srv_config_usage(FILE *out)
     fprintf(out,
             "\nEndpoints: POST /classify, POST /attack, POST /recompress, POST /evaluate,\n"
             "GET /jobs, GET|DELETE /jobs/ID, GET /jobs/ID/{result,rows,figure3.svg,figure4.svg},\n"
-            "GET /health, GET /models, GET /metrics, GET / (the demo page).\n"
+            "GET /health, GET /livez, GET /models, GET /metrics, GET / (the demo page).\n"
             "Sizes take K, M, G suffixes (powers of 1024).\n"
             "Exit status: 0 after a clean shutdown (SIGTERM, SIGINT), 1 on a runtime\n"
             "error, 2 on a bad option or config file.\n");
