@@ -152,6 +152,34 @@ static int read_request(const srv_config *cfg, srv_eval_request *rq, char *err, 
 }
 
 /*
+ * A run that ended failed or canceled is run again: its status.json goes,
+ * so that the store resumes it after its last valid row (a full disk, an
+ * engine error or a preempted node are then retried by the scheduler).
+ * 0, or -1 with err.
+ */
+static int retry_ended(const srv_jobs *js, char *err, size_t errsz)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/status.json", js->jobs_dir);
+    json_error_t je;
+    json_t *st = json_load_file(path, 0, &je);
+    const char *s = json_string_value(json_object_get(st, "status")) ?: "";
+    int again = strcmp(s, "failed") == 0 || strcmp(s, "canceled") == 0, rc = 0;
+    if (again) {
+        fprintf(stderr, "advjpgd: --run %s: its last run %s (%.300s); running it again from its "
+                        "last row\n",
+                js->jobs_dir, s,
+                json_string_value(json_object_get(st, "error")) ?: "no reason saved");
+        if (unlink(path)) {
+            adj_fail(err, errsz, ADJ_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+            rc = -1;
+        }
+    }
+    json_decref(st);
+    return rc;
+}
+
+/*
  * The job of folder js->jobs_dir found again (a run resumed: refused when
  * the folder holds another request than rq names) into *out.
  */
@@ -178,7 +206,8 @@ static int resume_job(srv_jobs *js, const srv_eval_request *rq, const srv_eval_s
                       js->jobs_dir, k, was, is);
     }
     json_decref(now);
-    return rc ? rc : srv_js_load_job(js, js->jobs_dir, id, out);
+    return rc ? rc : retry_ended(js, err, errsz) ? ADJ_ERR_IO
+                                                  : srv_js_load_job(js, js->jobs_dir, id, out);
 }
 
 /* The run's job, created in js->jobs_dir or resumed from it, on the list; its id. */

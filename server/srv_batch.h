@@ -13,7 +13,9 @@
  * resumes: the rows there are kept as they are (the store's loading checks
  * and repairs them) and the run goes on at the first image without one; a
  * DIR that holds another request (another model, parameter, shard or file
- * list) is refused. --shard I/N overrides the request's "shard"; auto/N
+ * list) is refused. A run that ended failed or canceled (its status.json
+ * says so: a full disk, an engine error) is run again from its last row, so
+ * that a scheduler's retry resumes it. --shard I/N overrides the request's "shard"; auto/N
  * takes I from $SLURM_ARRAY_TASK_ID, else $JOB_COMPLETION_INDEX
  * (Kubernetes Indexed Jobs). Progress lines on stderr; SIGTERM / SIGINT
  * stop after the chunks in flight are written (run again to resume).

@@ -10,7 +10,8 @@
 #   2. resuming: a run whose rows.csv was cut mid-row and whose status is gone
 #      completes with the same bytes; a run stopped by SIGTERM exits 1 and,
 #      run again, ends with the same rows; the same --out with another
-#      request is refused (exit 2);
+#      request is refused (exit 2); a run whose status says it failed (a full
+#      disk) is run again from its last row;
 #   3. exit statuses: a bad request, a missing dataset, auto/N without the
 #      environment (2); a set no image of which can be read (1);
 #   4. the merge's refusals, each naming what is wrong: a shard missing, given
@@ -107,6 +108,17 @@ else
 fi
 run req.json --out stopped 2>/dev/null || fail "the stopped run did not resume"
 cmp -s stopped/rows.csv one/rows.csv || fail "stopped and resumed rows differ from one run's"
+# a failed run (here: its status says a full disk) is run again from its last row
+cp -r one failed && rm failed/.lock
+head -n 20 one/rows.csv >failed/rows.csv
+$py - failed/status.json <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1])); s.update(status="failed", error="No space left on device")
+json.dump(s, open(sys.argv[1], "w"))
+PY
+run req.json --out failed 2>failed.log || fail "a failed run was not run again"
+grep -q 'its last run failed (No space left on device); running it again' failed.log || fail "retry: message"
+cmp -s failed/rows.csv one/rows.csv || fail "the rows of a failed run run again differ from one run's"
 echo '{"dataset": "set", "eps": [1, 5], "seed": 4}' >req-seed4.json
 run req-seed4.json --out one 2>other.log
 [ $? = 2 ] || fail "another request on the same --out should exit 2"
