@@ -17,7 +17,8 @@
  * no new connections, every request already begun is answered, exit 0.
  *
  * Exit status: 0 after a clean shutdown, 1 on a runtime error (model or
- * weights that do not load, a port in use), 2 on a bad option.
+ * weights that do not load, a port in use), 2 on a bad option; with --run,
+ * srv_batch.h's.
  */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -90,10 +90,8 @@ int srv_batch_parse_shard(const char *s, int *index, int *count, char *err, size
 /*
  * result.json (GET /jobs/ID/result's bytes), figure3.svg and figure4.svg of
  * the job id into dir, each atomically, through the store's own functions.
- * *result (may be NULL) gets the result (new).
  */
-static int write_outputs(srv_jobs *js, const char *id, const char *dir, json_t **result,
-                         char *err, size_t errsz)
+static int write_outputs(srv_jobs *js, const char *id, const char *dir, char *err, size_t errsz)
 {
     static const struct {
         srv_figure which;
@@ -103,7 +101,7 @@ static int write_outputs(srv_jobs *js, const char *id, const char *dir, json_t *
     int rc = srv_jobs_result(js, id, &res, err, errsz);
     if (rc)
         return rc;
-    char *text = srv_json_dump(json_incref(res));
+    char *text = srv_json_dump(res); /* releases res */
     rc = text ? ut_write_atomic(dir, "result.json", text, strlen(text), 0600, err, errsz)
               : adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
     free(text);
@@ -114,9 +112,6 @@ static int write_outputs(srv_jobs *js, const char *id, const char *dir, json_t *
             rc = ut_write_atomic(dir, FIGURES[i].name, svg, len, 0600, err, errsz);
         free(svg);
     }
-    if (!rc && result)
-        *result = json_incref(res);
-    json_decref(res);
     return rc;
 }
 
@@ -292,7 +287,7 @@ static int job_outcome(srv_jobs *js, const char *id, const char *dir, char *err,
     json_int_t skipped = json_integer_value(json_object_get(st, "skipped"));
     int ex = SRV_BATCH_EXIT_OK;
     if (strcmp(s, "done") == 0) {
-        if (write_outputs(js, id, dir, NULL, err, errsz))
+        if (write_outputs(js, id, dir, err, errsz))
             ex = SRV_BATCH_EXIT_DISK;
         else if (skipped == total)
             ex = SRV_BATCH_EXIT_FAILED, adj_fail(err, errsz, ADJ_ERR_IO,
@@ -623,13 +618,18 @@ static int write_merged(const shard *v, int n, const char *out, char id[SRV_JOB_
     return rc;
 }
 
-/* The merged folder loaded through the store (its rows checked, status.json written), then its result and figures. */
+/*
+ * The merged folder loaded through the store as a job of the shards' model
+ * (its rows checked against its files, status.json written), then its
+ * result and figures written as a run writes them.
+ */
 static int finish_merged(const char *out, const char *id, json_t *req, char *err, size_t errsz)
 {
     const json_t *mo = json_object_get(req, "model");
     model_spec spec;
     memset(&spec, 0, sizeof spec);
-    snprintf(spec.name, sizeof spec.name, "%s", json_string_value(json_object_get(mo, "name")) ?: "");
+    snprintf(spec.name, sizeof spec.name, "%s",
+             json_string_value(json_object_get(mo, "name")) ?: "");
     spec.classes = (int)json_integer_value(json_object_get(mo, "classes"));
     spec.input_size = (int)json_integer_value(json_object_get(mo, "input_size"));
     spec.scale_size = (int)json_integer_value(json_object_get(mo, "scale_size"));
@@ -643,7 +643,7 @@ static int finish_merged(const char *out, const char *id, json_t *req, char *err
             rc = adj_fail(err, errsz, ADJ_ERR_ARG, "the merged rows do not check against the "
                                                    "shards' files: %s", j->error);
         else
-            rc = write_outputs(js, id, out, NULL, err, errsz);
+            rc = write_outputs(js, id, out, err, errsz);
     } else if (rc == ADJ_ERR_NOMEM) {
         adj_fail(err, errsz, rc, "out of memory");
     }

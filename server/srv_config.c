@@ -104,7 +104,8 @@ static const opt_def OPTS[O_COUNT] = {
                      "write the bound port number to FILE once listening",
         AT(port_file)},
     [O_TOKEN] = {"token", "server", K_STR, 0, 0, "TOKEN",
-                 "require 'Authorization: Bearer TOKEN' on every endpoint but /health and /livez"},
+                 "require 'Authorization: Bearer TOKEN' on every endpoint but /health and "
+                 "/livez"},
     [O_TOKEN_FILE] = {"token-file", "server", K_PATH, 0, 0, "FILE",
                       "read that token from the first line of FILE"},
     [O_MODEL] = {"model", "model", K_STR, 0, 0, "NAME|FILE.json|FILE.onnx",
