@@ -476,6 +476,10 @@ static int check_shards(const shard *v, int n, char *err, size_t errsz)
         }
     }
     for (int i = 0; !rc && i < n; i++)
+        if (v[i].count < 1 || v[i].index < 0 || v[i].index >= v[i].count)
+            rc = adj_fail(err, errsz, ADJ_ERR_ARG, "%s: request.json's shard %d/%d is not one",
+                          v[i].dir, v[i].index, v[i].count);
+    for (int i = 0; !rc && i < n; i++)
         for (int k = 0; !rc && k < i; k++)
             if (v[k].index == v[i].index)
                 rc = adj_fail(err, errsz, ADJ_ERR_ARG, "shard %d/%d is given twice: %s and %s",
