@@ -28,7 +28,8 @@ TEST_PACKAGES=(curl python3 libjpeg-turbo-progs libxml2-utils jq shellcheck syst
   chromium nodejs jupyter-nbconvert python3-ipykernel python3-nbclient python3-requests
   python3-pandas python3-matplotlib python3-scipy python3-pil
   libonnx-testdata python3-torch python3-torchvision
-  groff-base man-db)
+  groff-base man-db
+  slurm-wlm munge)
 
 # install_pkgs PACKAGE...: apt-get installs those that are missing (as root or through sudo)
 install_pkgs() {

@@ -89,7 +89,7 @@ const cli_command *const cli_commands[] = {
     &cli_cmd_classify, &cli_cmd_attack, &cli_cmd_recompress, &cli_cmd_evaluate,
     &cli_cmd_jobs,     &cli_cmd_job,    &cli_cmd_result,     &cli_cmd_rows,
     &cli_cmd_cancel,   &cli_cmd_delete, &cli_cmd_health,     &cli_cmd_models,
-    &cli_cmd_metrics,  &cli_cmd_compare,
+    &cli_cmd_metrics,  &cli_cmd_compare,  &cli_cmd_merge,
     NULL,
 };
 

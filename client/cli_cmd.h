@@ -71,6 +71,7 @@ extern const cli_command cli_cmd_classify, cli_cmd_attack, cli_cmd_recompress;
 extern const cli_command cli_cmd_evaluate, cli_cmd_jobs, cli_cmd_job, cli_cmd_result,
     cli_cmd_rows, cli_cmd_cancel, cli_cmd_delete, cli_cmd_compare;
 extern const cli_command cli_cmd_health, cli_cmd_models, cli_cmd_metrics;
+extern const cli_command cli_cmd_merge; /* cli_merge.c: files only, no server */
 
 /** Sets the context's defaults from the environment and the terminal. */
 void cli_ctx_init(cli_ctx *ctx);

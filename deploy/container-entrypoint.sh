@@ -4,6 +4,14 @@
 # it listens beyond the container's loopback, only with a bearer token.
 #
 #   container-entrypoint.sh [ADVJPGD OPTION]...
+#   container-entrypoint.sh --run REQUEST.json --out DIR [ADVJPGD OPTION]...
+#   container-entrypoint.sh merge DIR... --out DIR
+#
+# With --run among the arguments (batch mode: one evaluation, no HTTP) they
+# go to advjpgd as they are: nothing listens, so no token is needed. With
+# merge first, they go to the client (advjpg merge; ADVJPG names it, default
+# /usr/local/bin/advjpg). These are the Kubernetes Indexed Job's and merge
+# Job's commands (deploy/kubernetes/advjpg-batch.yaml).
 #
 # advjpgd gets --listen ADVJPGD_LISTEN (default 0.0.0.0:8080) and --jobs-dir
 # ADVJPGD_JOBS_DIR (default /var/lib/advjpg/jobs), then these arguments (a
@@ -29,6 +37,15 @@ set -eu
 ADVJPGD=${ADVJPGD:-/usr/local/bin/advjpgd}
 listen=${ADVJPGD_LISTEN:-0.0.0.0:8080}
 jobs_dir=${ADVJPGD_JOBS_DIR:-/var/lib/advjpg/jobs}
+
+if [ "${1:-}" = merge ]; then
+    exec "${ADVJPG:-/usr/local/bin/advjpg}" "$@"
+fi
+for a in "$@"; do
+    if [ "$a" = --run ]; then
+        exec "$ADVJPGD" "$@"
+    fi
+done
 
 # What the arguments say: the last --listen, and whether a token is given.
 has_token=""

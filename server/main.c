@@ -9,6 +9,7 @@
  *   srv_jobs     evaluation jobs: their folders, the job-runner thread
  *                (srv_eval: the request and its images; srv_rows: rows.csv
  *                and the table; srv_svg: the figures)
+ *   srv_batch    --run: one evaluation job without HTTP (batch mode)
  *   srv_metrics  /metrics
  *   srv_json     the JSON answers
  * The model is loaded in a background thread once the socket listens, so
@@ -16,7 +17,8 @@
  * no new connections, every request already begun is answered, exit 0.
  *
  * Exit status: 0 after a clean shutdown, 1 on a runtime error (model or
- * weights that do not load, a port in use), 2 on a bad option.
+ * weights that do not load, a port in use), 2 on a bad option; with --run,
+ * srv_batch.h's.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,6 +39,7 @@
 
 #include "gemm.h"
 #include "model.h"
+#include "srv_batch.h"
 #include "srv_config.h"
 #include "srv_http.h"
 #include "srv_jobs.h"
@@ -81,9 +84,7 @@ static void *load_main(void *arg)
     double t0 = ut_now();
     char *err = a->load_err;
     size_t errsz = sizeof a->load_err;
-    int rc = model_is_onnx_path(a->cfg.model)
-                 ? model_load_onnx(a->cfg.model, a->cfg.preprocess, &a->model, err, errsz)
-                 : model_load(&a->spec, a->cfg.weights, &a->model, err, errsz);
+    int rc = srv_model_load(&a->cfg, &a->spec, &a->model, err, errsz);
     if (!rc)
         a->spec = *model_get_spec(a->model); /* an ONNX model's spec comes with it */
     if (!rc && a->cfg.labels) {
@@ -328,6 +329,11 @@ int main(int argc, char **argv)
         return 2;
     }
     install_signals();
+    if (a.cfg.run) { /* batch mode: the exit statuses of srv_batch.h */
+        rc = srv_batch_run(&a.cfg, &a.spec, &g_stop_signal);
+        srv_config_free(&a.cfg);
+        return rc;
+    }
     if (pipe2(a.event_pipe, O_CLOEXEC) != 0 || !(a.metrics = srv_metrics_new())) {
         fprintf(stderr, "advjpgd: out of resources: %s\n", strerror(errno));
         shutdown_app(&a, 0);

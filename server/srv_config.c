@@ -40,6 +40,7 @@ enum opt_id {
     O_MAX_BODY, O_MAX_PIXELS, O_TIMEOUT,
     O_MAX_BATCH, O_BATCH_DELAY, O_QUEUE_SIZE,
     O_DATA_ROOT, O_JOBS_DIR, O_JOB_BATCH, O_JOB_BATCH_MS,
+    O_RUN, O_OUT, O_SHARD,
     O_HELP, O_VERSION,
     O_COUNT
 };
@@ -103,7 +104,8 @@ static const opt_def OPTS[O_COUNT] = {
                      "write the bound port number to FILE once listening",
         AT(port_file)},
     [O_TOKEN] = {"token", "server", K_STR, 0, 0, "TOKEN",
-                 "require 'Authorization: Bearer TOKEN' on every endpoint but /health"},
+                 "require 'Authorization: Bearer TOKEN' on every endpoint but /health and "
+                 "/livez"},
     [O_TOKEN_FILE] = {"token-file", "server", K_PATH, 0, 0, "FILE",
                       "read that token from the first line of FILE"},
     [O_MODEL] = {"model", "model", K_STR, 0, 0, "NAME|FILE.json|FILE.onnx",
@@ -153,6 +155,20 @@ static const opt_def OPTS[O_COUNT] = {
     [O_JOB_BATCH_MS] = {"job-batch-ms", "jobs", K_INT, 1, 600000, "MS",
                         "with --job-batch 0, aim for job batches of about this long",
         .def = "250", AT(job_batch_ms)},
+    [O_RUN] = {"run", NULL, K_PATH, 0, 0, "REQUEST.json",
+               "batch mode: run the /evaluate body REQUEST.json as one job without HTTP (its "
+               "paths under --data-root), its files in --out, progress on stderr, then exit: 0 "
+               "done, 1 failed or stopped, 2 a bad request, 3 a disk error; run again on the "
+               "same --out to resume",
+        AT(run)},
+    [O_OUT] = {"out", NULL, K_PATH, 0, 0, "DIR",
+               "batch mode: the job's folder (request.json, rows.csv, status.json, result.json, "
+               "figure3.svg, figure4.svg), made if missing",
+        AT(out)},
+    [O_SHARD] = {"shard", NULL, K_STR, 0, 0, "I/N|auto/N",
+                 "batch mode: evaluate only shard I of N of the request's images (overrides its "
+                 "\"shard\"); auto takes I from $SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX",
+        AT(shard)},
     [O_HELP] = {"help", NULL, K_FLAG, 0, 0, NULL, "print this help and exit"},
     [O_VERSION] = {"version", NULL, K_FLAG, 0, 0, NULL, "print the version and exit"},
 };
@@ -161,7 +177,9 @@ void srv_config_usage(FILE *out)
 {
     fprintf(out,
             "Usage: advjpgd [OPTION]...\n"
-            "Serves an image classifier and the JPEG-vs-adversarial experiment over HTTP.\n"
+            "       advjpgd --run REQUEST.json --out DIR [--shard I/N|auto/N] [OPTION]...\n"
+            "Serves an image classifier and the JPEG-vs-adversarial experiment over HTTP,\n"
+            "or (--run) runs one evaluation without HTTP.\n"
             "Every option can also be set in the config file (the command line wins).\n\n");
     for (int i = 0; i < O_COUNT; i++) {
         const opt_def *o = &OPTS[i];
@@ -177,8 +195,8 @@ void srv_config_usage(FILE *out)
     fprintf(out,
             "\nEndpoints: POST /classify, POST /attack, POST /recompress, POST /evaluate,\n"
             "GET /jobs, GET|DELETE /jobs/ID,\n"
-            "GET /jobs/ID/{result,rows,figure3.svg,figure4.svg,dct,dct.svg},\n"
-            "GET /health, GET /models, GET /metrics, GET / (the demo page).\n"
+            "GET /jobs/ID/{result,rows,figure3.svg,figure4.svg,quality.svg,images/FILE,dct,dct.svg},\n"
+            "GET /health, GET /livez, GET /models, GET /metrics, GET / (the demo page).\n"
             "Sizes take K, M, G suffixes (powers of 1024).\n"
             "Exit status: 0 after a clean shutdown (SIGTERM, SIGINT), 1 on a runtime\n"
             "error, 2 on a bad option or config file.\n");
@@ -661,6 +679,10 @@ static int finish(srv_config *cfg, char *err, size_t errsz)
     }
     if (!cfg->jobs_dir && !(cfg->jobs_dir = default_jobs_dir()))
         return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    if (!cfg->run != !cfg->out)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "--run and --out go together (batch mode)");
+    if (cfg->shard && !cfg->run)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "--shard is for batch mode (--run, --out)");
     return ADJ_OK;
 }
 
@@ -711,5 +733,8 @@ void srv_config_free(srv_config *cfg)
     free(cfg->preprocess);
     free(cfg->data_root);
     free(cfg->jobs_dir);
+    free(cfg->run);
+    free(cfg->out);
+    free(cfg->shard);
     memset(cfg, 0, sizeof *cfg);
 }

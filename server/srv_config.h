@@ -67,6 +67,10 @@ typedef struct {
     char *jobs_dir;      /**< where jobs keep their folders (created with the first job) */
     int job_batch;       /**< images per background batch of a job, 0: automatic */
     int job_batch_ms;    /**< automatic: aim for batches of about this long */
+    /* batch mode (command line only; srv_batch.h) */
+    char *run;           /**< --run: the /evaluate body to run without HTTP, or NULL: serve */
+    char *out;           /**< --out: its job folder (set exactly when run is) */
+    char *shard;         /**< --shard "I/N" or "auto/N", or NULL: the request's */
 } srv_config;
 
 /**

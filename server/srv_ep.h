@@ -11,6 +11,8 @@
 
 /* ---- srv_ep_info.c: answered at once, also while the model loads ---- */
 enum MHD_Result srv_ep_health(srv_req *r);
+/** GET /livez: 200 while the process serves, loading or not (a liveness probe). */
+enum MHD_Result srv_ep_livez(srv_req *r);
 enum MHD_Result srv_ep_models(srv_req *r);
 enum MHD_Result srv_ep_metrics(srv_req *r);
 

@@ -1,4 +1,4 @@
-/* srv_ep_info.c - GET /health, /models, /metrics: answered at once, also while the model loads. */
+/* srv_ep_info.c - GET /health, /livez, /models, /metrics: answered at once, also while the model loads. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +14,13 @@ enum MHD_Result srv_ep_health(srv_req *r)
     if (!srv_req_engine(r))
         return srv_req_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "model is loading");
     return srv_req_respond_json(r, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"), NULL);
+}
+
+enum MHD_Result srv_ep_livez(srv_req *r)
+{
+    if (srv_req_query(r))
+        return srv_req_error_deferred(r);
+    return srv_req_respond_json(r, MHD_HTTP_OK, json_pack("{s:s}", "status", "alive"), NULL);
 }
 
 enum MHD_Result srv_ep_models(srv_req *r)

@@ -128,8 +128,8 @@ static int claim_folder(srv_jobs *js, int create, int *rc)
 
 /* ---------------------------------------------------------------- API */
 
-int srv_jobs_new(const srv_jobs_opts *o, const model *m, srv_worker *w, srv_jobs **out,
-                 char *err, size_t errsz)
+int srv_js_alloc(const srv_jobs_opts *o, const model_spec *spec, srv_jobs **out, char *err,
+                 size_t errsz)
 {
     srv_jobs *js = calloc(1, sizeof *js);
     if (!js)
@@ -140,29 +140,38 @@ int srv_jobs_new(const srv_jobs_opts *o, const model *m, srv_worker *w, srv_jobs
         js->o.max_batch = 1;
     if (js->o.batch_ms < 1)
         js->o.batch_ms = 250;
-    js->m = m;
-    js->spec = model_get_spec(m);
-    js->w = w;
+    js->spec = spec;
     pthread_mutex_init(&js->lock, NULL);
     pthread_mutex_init(&js->claim, NULL);
     pthread_cond_init(&js->cond, NULL);
     int rc = ADJ_OK;
     if (!(js->jobs_dir = strdup(o->jobs_dir))) {
         rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-    if (o->data_root) {
+    } else if (o->data_root) {
         char real[PATH_MAX];
-        if (!realpath(o->data_root, real)) {
+        if (!realpath(o->data_root, real))
             rc = adj_fail(err, errsz, ADJ_ERR_IO, "--data-root %s: %s", o->data_root,
                           strerror(errno));
-            goto fail;
-        }
-        if (!(js->root = strdup(real))) {
+        else if (!(js->root = strdup(real)))
             rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
-            goto fail;
-        }
     }
+    if (rc) {
+        srv_jobs_free(js);
+        return rc;
+    }
+    *out = js;
+    return ADJ_OK;
+}
+
+int srv_jobs_new(const srv_jobs_opts *o, const model *m, srv_worker *w, srv_jobs **out,
+                 char *err, size_t errsz)
+{
+    srv_jobs *js;
+    int rc = srv_js_alloc(o, model_get_spec(m), &js, err, errsz);
+    if (rc)
+        return rc;
+    js->m = m;
+    js->w = w;
     /* a folder that does not exist is made with the first job */
     if (!claim_folder(js, 0, &rc) && js->unavailable[0]) {
         if (rc) {
@@ -219,7 +228,7 @@ void srv_jobs_free(srv_jobs *js)
 }
 
 /* The normalised request (request.json) of a new job. */
-static json_t *request_json(const srv_jobs *js, const char *id, const srv_eval_request *rq,
+json_t *srv_js_request_json(const srv_jobs *js, const char *id, const srv_eval_request *rq,
                             const srv_eval_set *set, int64_t created_ms, const char *created)
 {
     json_t *o = json_object(), *eps = json_array(), *files = json_array();
@@ -372,7 +381,7 @@ static job *job_of_request(const srv_jobs *js, const char *id, const char *dir,
 }
 
 /* Appends j to the queue and wakes the runner. */
-static void enqueue(srv_jobs *js, job *j)
+void srv_js_enqueue(srv_jobs *js, job *j)
 {
     pthread_mutex_lock(&js->lock);
     job **tail = &js->head;
@@ -384,7 +393,7 @@ static void enqueue(srv_jobs *js, job *j)
 }
 
 /* The job's folder filled in tmp, then renamed final_dir; *out the job, in memory before. */
-static int create_job(srv_jobs *js, srv_eval_request *rq, srv_eval_set *set, const char *id,
+int srv_js_create_job(srv_jobs *js, srv_eval_request *rq, srv_eval_set *set, const char *id,
                       const char *tmp, const char *final_dir, job **out, char *err, size_t errsz)
 {
     char created[32];
@@ -393,7 +402,7 @@ static int create_job(srv_jobs *js, srv_eval_request *rq, srv_eval_set *set, con
     int rc;
     if (!rq->dataset && (rc = store_uploads(tmp, rq, err, errsz)))
         return rc;
-    json_t *req = request_json(js, id, rq, set, cms, created);
+    json_t *req = srv_js_request_json(js, id, rq, set, cms, created);
     char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
     size_t header_len = 0;
     if (!text)
@@ -431,13 +440,13 @@ int srv_jobs_create(srv_jobs *js, srv_eval_request *rq, char id[SRV_JOB_ID_LEN +
         rc = adj_fail(err, errsz, ADJ_ERR_STATE, "%s", js->unavailable);
         pthread_mutex_unlock(&js->lock);
     } else if (!(rc = new_job_folder(js, id, tmp, final_dir, err, errsz))) {
-        rc = create_job(js, rq, &set, id, tmp, final_dir, &j, err, errsz);
+        rc = srv_js_create_job(js, rq, &set, id, tmp, final_dir, &j, err, errsz);
         if (rc)
             ut_rmtree(tmp, NULL, 0);
     }
     if (!rc) {
         ut_fsync_dir(js->jobs_dir);
-        enqueue(js, j);
+        srv_js_enqueue(js, j);
         srv_js_log(id, "queued: %zu images from %s%s", j->total,
                    rq->dataset ? "dataset " : "an upload", rq->dataset ? rq->dataset : "");
         j = NULL;

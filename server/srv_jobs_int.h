@@ -3,7 +3,9 @@
  * files: srv_jobs_store.c (the on-disk store: a job's folder, loading and
  * saving it), srv_jobs_run.c (the runner thread: a job's images in chunks
  * through the worker, rows appended to rows.csv) and srv_jobs.c (the public
- * API of srv_jobs.h and the folder's lock). Nothing outside these files
+ * API of srv_jobs.h and the folder's lock), and by srv_batch.c (batch mode
+ * and the merge of shards: one job whose folder is the jobs folder itself,
+ * through the same creation, loading, runner and result). Nothing else
  * includes it.
  */
 #ifndef SRV_JOBS_INT_H
@@ -136,8 +138,36 @@ int srv_js_save_status(srv_jobs *js, job *j, char *err, size_t errsz);
 int srv_js_save_grid(const job *j, char *err, size_t errsz);
 /** Frees the file list, which only an unfinished job needs. */
 void srv_js_drop_files(job *j);
+/**
+ * Loads the job in folder dir (id: its request.json's id) into a new *out,
+ * checked against its rows and repaired (srv_jobs.h, "Loading and
+ * resuming"); a damaged job is loaded as failed. Only ADJ_ERR_NOMEM fails.
+ */
+int srv_js_load_job(srv_jobs *js, const char *dir, const char *id, job **out);
 /** Loads every job of the folder into js (oldest first); without js->lock. */
 int srv_js_load_all(srv_jobs *js, size_t *n_loaded, char *err, size_t errsz);
+
+/* ---- srv_jobs.c: the store, creating a job ---- */
+
+/**
+ * A store on o->jobs_dir for jobs of the model spec (borrowed), without its
+ * folder claimed or its runner started (srv_jobs_new does both). *out is
+ * new: srv_jobs_free. ADJ_ERR_IO (the data root), ADJ_ERR_NOMEM.
+ */
+int srv_js_alloc(const srv_jobs_opts *o, const model_spec *spec, srv_jobs **out, char *err,
+                 size_t errsz);
+/** The normalised request (request.json) of a new job. New reference, NULL out of memory. */
+json_t *srv_js_request_json(const srv_jobs *js, const char *id, const srv_eval_request *rq,
+                            const srv_eval_set *set, int64_t created_ms, const char *created);
+/**
+ * The job's folder filled in tmp (request.json, the header of rows.csv, an
+ * upload's images), then renamed final_dir (tmp == final_dir: filled in
+ * place); *out the job in memory, taking set's lists.
+ */
+int srv_js_create_job(srv_jobs *js, srv_eval_request *rq, srv_eval_set *set, const char *id,
+                      const char *tmp, const char *final_dir, job **out, char *err, size_t errsz);
+/** Appends j to the list and wakes the runner (which runs it if it is queued). */
+void srv_js_enqueue(srv_jobs *js, job *j);
 
 /* ---- srv_jobs_run.c: the runner ---- */
 

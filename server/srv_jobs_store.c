@@ -567,7 +567,7 @@ static int damaged_job(const char *dir, const char *id, const char *why, job **o
  * the rows: a job is done only when rows.csv holds a valid row for every
  * image. Only ADJ_ERR_NOMEM is an error.
  */
-static int load_job(srv_jobs *js, const char *dir, const char *id, job **out)
+int srv_js_load_job(srv_jobs *js, const char *dir, const char *id, job **out)
 {
     char why[ADJ_ERRLEN], what[ADJ_ERRLEN], before[ADJ_ERRLEN];
     job *j = NULL;
@@ -679,7 +679,7 @@ int srv_js_load_all(srv_jobs *js, size_t *n_loaded, char *err, size_t errsz)
             continue;
         }
         job *j = NULL;
-        int lrc = load_job(js, dir, de->d_name, &j);
+        int lrc = srv_js_load_job(js, dir, de->d_name, &j);
         free(dir);
         if (lrc) {
             rc = adj_fail(err, errsz, lrc, "out of memory");

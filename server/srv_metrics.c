@@ -42,6 +42,7 @@ struct srv_metrics {
 static const char *const EP_NAMES[] = {
     [SRV_EP_CLASSIFY] = "/classify", [SRV_EP_ATTACK] = "/attack",
     [SRV_EP_RECOMPRESS] = "/recompress", [SRV_EP_HEALTH] = "/health",
+    [SRV_EP_LIVEZ] = "/livez",
     [SRV_EP_MODELS] = "/models", [SRV_EP_METRICS] = "/metrics", [SRV_EP_WEB] = "/",
     [SRV_EP_EVALUATE] = "/evaluate", [SRV_EP_JOBS] = "/jobs", [SRV_EP_OTHER] = "other",
 };

@@ -37,6 +37,7 @@ typedef enum {
     SRV_EP_ATTACK,
     SRV_EP_RECOMPRESS,
     SRV_EP_HEALTH,
+    SRV_EP_LIVEZ,    /**< GET /livez: the process serves (liveness) */
     SRV_EP_MODELS,
     SRV_EP_METRICS,
     SRV_EP_WEB, /* the demo page's files: /, /index.html, /app.js, /style.css */

@@ -61,6 +61,8 @@ static const srv_route ROUTES[] = {
     {.path = "/jobs/*", JOB_ROUTE, .methods = "GET, HEAD", .begin = srv_ep_job_other},
     {.path = "/health", .ep = SRV_EP_HEALTH, .methods = "GET, HEAD", .listed = 1, .open = 1,
      .begin = srv_ep_health},
+    {.path = "/livez", .ep = SRV_EP_LIVEZ, .methods = "GET, HEAD", .listed = 1, .open = 1,
+     .begin = srv_ep_livez},
     {.path = "/models", .ep = SRV_EP_MODELS, .methods = "GET, HEAD", .listed = 1,
      .begin = srv_ep_models},
     {.path = "/metrics", .ep = SRV_EP_METRICS, .methods = "GET, HEAD", .listed = 1,
