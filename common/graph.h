@@ -129,6 +129,22 @@ int gr_set_io(gr_graph *g, int input, const int *outputs, int n_out, char *err, 
  */
 int gr_finalize(gr_graph *g, char *err, size_t errsz);
 
+/**
+ * Marks a finalized graph as computing one image: its input's and outputs'
+ * first dimension is 1, and a context runs a batch of n images as n runs
+ * of one (a backward recomputes each image's forward first). For models
+ * whose graph moves or mixes the batch dimension (torch's export of
+ * MultiheadAttention transposes it), loaded with the batch fixed to 1 by
+ * onnx_load. The graph then reports itself as batched (gr_input_shape,
+ * gr_output_info: OP_DIM_BATCH in d[0]), so callers need not know.
+ * ADJ_ERR_ARG if the input or an output is batched or does not start with
+ * 1, or an output is not float.
+ */
+int gr_set_per_image(gr_graph *g, char *err, size_t errsz);
+
+/** Nonzero for a graph marked with gr_set_per_image. */
+int gr_per_image(const gr_graph *g);
+
 /** Frees the graph and what it holds (NULL and half-built graphs are fine). */
 void gr_free(gr_graph *g);
 
@@ -171,7 +187,7 @@ int gr_backward_check(const gr_graph *g, char *err, size_t errsz);
 
 /**
  * A context for batches of up to max_batch images (1 for an unbatched
- * graph). *out is new: free with gr_ctx_free(). The graph must outlive it.
+ * graph that is not per-image). *out is new: free with gr_ctx_free(). The graph must outlive it.
  * With GR_BACKWARD, fails as gr_backward_check does.
  */
 int gr_ctx_new(const gr_graph *g, int max_batch, int flags, gr_ctx **out, char *err,
