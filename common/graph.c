@@ -36,6 +36,7 @@ typedef struct {
 typedef struct {
     void *addr;
     size_t len;
+    void (*release)(void *); /* NULL: munmap(addr, len) */
 } gr_map;
 
 struct gr_graph {
@@ -104,7 +105,10 @@ void gr_free(gr_graph *g)
         free(g->nodes[i].out);
     }
     for (int i = 0; i < g->nm; i++)
-        munmap(g->maps[i].addr, g->maps[i].len);
+        if (g->maps[i].release)
+            g->maps[i].release(g->maps[i].addr);
+        else
+            munmap(g->maps[i].addr, g->maps[i].len);
     free(g->t);
     free(g->nodes);
     free(g->maps);
@@ -174,7 +178,17 @@ int gr_add_mapping(gr_graph *g, void *addr, size_t len, char *err, size_t errsz)
         munmap(addr, len);
         return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
     }
-    g->maps[g->nm++] = (gr_map){addr, len};
+    g->maps[g->nm++] = (gr_map){addr, len, NULL};
+    return ADJ_OK;
+}
+
+int gr_add_owned(gr_graph *g, void *obj, void (*release)(void *), char *err, size_t errsz)
+{
+    if (grow((void **)&g->maps, &g->cap_m, g->nm + 1, sizeof *g->maps)) {
+        release(obj);
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    }
+    g->maps[g->nm++] = (gr_map){obj, 0, release};
     return ADJ_OK;
 }
 

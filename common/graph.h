@@ -83,7 +83,7 @@ int gr_new(gr_graph **out, char *err, size_t errsz);
 /** How gr_add_tensor's data is held. */
 enum {
     GR_DATA_OWN = 0,  /**< malloc'd; the graph takes it and frees it */
-    GR_DATA_EXTERN,   /**< lives as long as the graph (a mapping given to gr_add_mapping) */
+    GR_DATA_EXTERN,   /**< lives as long as the graph (gr_add_mapping, gr_add_owned) */
 };
 
 /**
@@ -119,6 +119,13 @@ int gr_add_node(gr_graph *g, const char *name, const char *op_type, const int *i
  * takes it even when the call fails.
  */
 int gr_add_mapping(gr_graph *g, void *addr, size_t len, char *err, size_t errsz);
+
+/**
+ * An object the graph releases (release(obj)) when it is freed: what
+ * GR_DATA_EXTERN tensors point into, other than a mapping (the loader's
+ * unpacked protobuf message). On failure obj is released at once.
+ */
+int gr_add_owned(gr_graph *g, void *obj, void (*release)(void *), char *err, size_t errsz);
 
 /** Sets the graph input (one tensor) and outputs (n_out tensors). */
 int gr_set_io(gr_graph *g, int input, const int *outputs, int n_out, char *err, size_t errsz);

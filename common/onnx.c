@@ -30,6 +30,7 @@ typedef struct {
     ext_map maps[64];
     int n_maps;
     int fixed_batch;      /* 0: the input's first dimension is the batch; else fixed to this */
+    int in_place;         /* raw_data is used where the unpacked message holds it */
 } load_state;
 
 static const char *type_name(int t)
@@ -235,6 +236,13 @@ static int read_tensor(load_state *st, const Onnx__TensorProto *tp, op_dtype *dt
     } else if (tp->has_raw_data) {
         src = tp->raw_data.data;
         have = tp->raw_data.len;
+        if (st->in_place && have == n * es && n &&
+            (t == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || t == ONNX__TENSOR_PROTO__DATA_TYPE__INT64) &&
+            ((uintptr_t)src % es) == 0) { /* the unpacked message's bytes: the graph keeps it */
+            *data = (void *)src;
+            *hold = GR_DATA_EXTERN;
+            return 0;
+        }
     } else {
         typed = 1;
         switch (t) {
@@ -630,7 +638,7 @@ static void state_done(load_state *st)
 static int build_graph(const Onnx__ModelProto *m, const char *base_dir, const onnx_opts *opts,
                        int fixed_batch, gr_graph **out, char *err, size_t errsz)
 {
-    load_state st = {.base_dir = base_dir, .fixed_batch = fixed_batch};
+    load_state st = {.base_dir = base_dir, .fixed_batch = fixed_batch, .in_place = 1};
     int rc = gr_new(&st.g, err, errsz);
     if (rc == ADJ_OK)
         rc = build(&st, m, opts, err, errsz);
@@ -704,16 +712,15 @@ static int images_independent(const Onnx__ModelProto *m, const char *base_dir,
     return rc;
 }
 
-int onnx_load_buffer(const void *buf, size_t len, const char *base_dir, const onnx_opts *opts,
-                     gr_graph **out, char *err, size_t errsz)
+static void free_model(void *m) { onnx__model_proto__free_unpacked(m, NULL); }
+
+/*
+ * The graph of an unpacked model (which it takes: the graph keeps it, as its
+ * initializers' raw bytes are used in place, or frees it on failure).
+ */
+static int load_unpacked(Onnx__ModelProto *m, const char *base_dir, const onnx_opts *opts,
+                         gr_graph **out, char *err, size_t errsz)
 {
-    const size_t max = opts && opts->max_bytes ? opts->max_bytes : ((size_t)2 << 30);
-    if (len > max)
-        return adj_fail(err, errsz, ADJ_ERR_LIMIT, "model of %zu bytes (at most %zu)", len, max);
-    Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, buf);
-    if (!m)
-        return adj_fail(err, errsz, ADJ_ERR_FORMAT,
-                        "not an ONNX model: the protobuf is truncated or corrupt");
     int rc = build_graph(m, base_dir, opts, 0, out, err, errsz);
     if (rc == ADJ_ERR_UNSUPPORTED && !(opts && opts->unbatched)) {
         /* a graph that moves the batch (MultiheadAttention's export): one image at a time,
@@ -726,9 +733,26 @@ int onnx_load_buffer(const void *buf, size_t len, const char *base_dir, const on
         else
             gr_free(g);
     }
-    onnx__model_proto__free_unpacked(m, NULL);
-    return rc;
+    if (rc) {
+        free_model(m);
+        return rc;
+    }
+    return gr_add_owned(*out, m, free_model, err, errsz);
 }
+
+int onnx_load_buffer(const void *buf, size_t len, const char *base_dir, const onnx_opts *opts,
+                     gr_graph **out, char *err, size_t errsz)
+{
+    const size_t max = opts && opts->max_bytes ? opts->max_bytes : ((size_t)2 << 30);
+    if (len > max)
+        return adj_fail(err, errsz, ADJ_ERR_LIMIT, "model of %zu bytes (at most %zu)", len, max);
+    Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, buf);
+    if (!m)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT,
+                        "not an ONNX model: the protobuf is truncated or corrupt");
+    return load_unpacked(m, base_dir, opts, out, err, errsz);
+}
+
 
 /* Maps a whole file read-only; *len its size. */
 static int map_file(const char *path, size_t max, void **addr, size_t *len, char *err, size_t errsz)
@@ -778,9 +802,14 @@ int onnx_load(const char *path, const onnx_opts *opts, gr_graph **out, char *err
         *slash = 0;
     else
         snprintf(dir, sizeof dir, ".");
-    rc = onnx_load_buffer(m ? m : "", len, dir, opts, out, msg, sizeof msg);
+    /* the file is unmapped once unpacked (protobuf-c copies what it reads): its pages and
+     * the message's never both stay resident */
+    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, m ? m : "");
     if (m)
         munmap(m, len);
+    rc = mp ? load_unpacked(mp, dir, opts, out, msg, sizeof msg)
+            : adj_fail(msg, sizeof msg, ADJ_ERR_FORMAT,
+                       "not an ONNX model: the protobuf is truncated or corrupt");
     if (rc)
         return adj_fail(err, errsz, rc, "%s: %s", path, msg);
     return ADJ_OK;
