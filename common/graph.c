@@ -512,8 +512,9 @@ int gr_finalize(gr_graph *g, char *err, size_t errsz)
         }
     /* 4. free constants no live node reads; the run order and scratch sizes */
     for (int i = 0; i < g->nt; i++)
-        if (g->t[i].is_const && g->t[i].uses == 0 && g->t[i].hold == GR_DATA_OWN) {
-            free(g->t[i].t.data);
+        if (g->t[i].is_const && g->t[i].uses == 0) { /* extern data: its owner may free it */
+            if (g->t[i].hold == GR_DATA_OWN)
+                free(g->t[i].t.data);
             g->t[i].t.data = NULL;
             g->t[i].hold = GR_DATA_EXTERN; /* nothing left to free */
         }
@@ -576,6 +577,12 @@ void gr_input_shape(const gr_graph *g, op_shape *shape, int *batched)
         shape->d[0] = OP_DIM_BATCH;
     if (batched)
         *batched = g->t[g->input].t.batched || g->per_image;
+}
+
+int gr_const_unused(const gr_graph *g, const char *name)
+{
+    const int id = g->finalized ? gr_find_tensor(g, name) : -1;
+    return id >= 0 && g->t[id].is_const && g->t[id].uses == 0 && !g->t[id].t.data;
 }
 
 int gr_n_outputs(const gr_graph *g) { return g->n_outputs; }

@@ -160,6 +160,14 @@ void gr_free(gr_graph *g);
 /** The input's shape (d[0] OP_DIM_BATCH if batched) and whether it is batched. */
 void gr_input_shape(const gr_graph *g, op_shape *shape, int *batched);
 
+/**
+ * Nonzero if the finalized graph has a constant of that name that no node
+ * reads (folded away, or replaced by a folded BatchNormalization's weights):
+ * the graph has dropped its data, and the owner of GR_DATA_EXTERN bytes may
+ * free them.
+ */
+int gr_const_unused(const gr_graph *g, const char *name);
+
 /** Number of outputs. */
 int gr_n_outputs(const gr_graph *g);
 

@@ -737,6 +737,14 @@ static int load_unpacked(Onnx__ModelProto *m, const char *base_dir, const onnx_o
         free_model(m);
         return rc;
     }
+    const Onnx__GraphProto *gp = m->graph; /* the bytes of what the graph no longer reads */
+    for (size_t i = 0; i < gp->n_initializer; i++) {
+        Onnx__TensorProto *tp = gp->initializer[i];
+        if (tp->has_raw_data && tp->raw_data.data && gr_const_unused(*out, tp->name)) {
+            free(tp->raw_data.data);
+            tp->raw_data.data = NULL, tp->raw_data.len = 0;
+        }
+    }
     return gr_add_owned(*out, m, free_model, err, errsz);
 }
 

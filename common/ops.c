@@ -124,7 +124,8 @@ static int attr_ints(const op_attr *a, int n, const char *name, int max, int64_t
     if (x->n > (size_t)max)
         return adj_fail(err, errsz, UNSUP, "attribute '%s' has %zu values, at most %d supported",
                         name, x->n, max);
-    memcpy(v, x->ints, x->n * sizeof *v);
+    if (x->n) /* an empty list may have no array */
+        memcpy(v, x->ints, x->n * sizeof *v);
     *cnt = (int)x->n;
     return 0;
 }
