@@ -36,6 +36,7 @@ typedef struct {
 typedef struct {
     void *addr;
     size_t len;
+    void (*release)(void *); /* NULL: munmap(addr, len) */
 } gr_map;
 
 struct gr_graph {
@@ -51,6 +52,7 @@ struct gr_graph {
     int finalized;
     int *order;       /* live nodes in run order */
     int n_order;
+    int per_image;    /* gr_set_per_image: batches run image by image */
 };
 
 static int grow(void **p, int *cap, int need, size_t elem)
@@ -103,7 +105,10 @@ void gr_free(gr_graph *g)
         free(g->nodes[i].out);
     }
     for (int i = 0; i < g->nm; i++)
-        munmap(g->maps[i].addr, g->maps[i].len);
+        if (g->maps[i].release)
+            g->maps[i].release(g->maps[i].addr);
+        else
+            munmap(g->maps[i].addr, g->maps[i].len);
     free(g->t);
     free(g->nodes);
     free(g->maps);
@@ -173,7 +178,17 @@ int gr_add_mapping(gr_graph *g, void *addr, size_t len, char *err, size_t errsz)
         munmap(addr, len);
         return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
     }
-    g->maps[g->nm++] = (gr_map){addr, len};
+    g->maps[g->nm++] = (gr_map){addr, len, NULL};
+    return ADJ_OK;
+}
+
+int gr_add_owned(gr_graph *g, void *obj, void (*release)(void *), char *err, size_t errsz)
+{
+    if (grow((void **)&g->maps, &g->cap_m, g->nm + 1, sizeof *g->maps)) {
+        release(obj);
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    }
+    g->maps[g->nm++] = (gr_map){obj, 0, release};
     return ADJ_OK;
 }
 
@@ -497,8 +512,9 @@ int gr_finalize(gr_graph *g, char *err, size_t errsz)
         }
     /* 4. free constants no live node reads; the run order and scratch sizes */
     for (int i = 0; i < g->nt; i++)
-        if (g->t[i].is_const && g->t[i].uses == 0 && g->t[i].hold == GR_DATA_OWN) {
-            free(g->t[i].t.data);
+        if (g->t[i].is_const && g->t[i].uses == 0) { /* extern data: its owner may free it */
+            if (g->t[i].hold == GR_DATA_OWN)
+                free(g->t[i].t.data);
             g->t[i].t.data = NULL;
             g->t[i].hold = GR_DATA_EXTERN; /* nothing left to free */
         }
@@ -536,12 +552,37 @@ int gr_finalize(gr_graph *g, char *err, size_t errsz)
 
 /* ---- inspecting ------------------------------------------------------- */
 
+int gr_set_per_image(gr_graph *g, char *err, size_t errsz)
+{
+    if (!g->finalized)
+        return adj_fail(err, errsz, ADJ_ERR_STATE, "the graph is not finalized");
+    for (int i = -1; i < g->n_outputs; i++) {
+        const gr_tensor *t = &g->t[i < 0 ? g->input : g->outputs[i]];
+        if (t->t.batched || t->t.shape.rank < 1 || t->t.shape.d[0] != 1 || t->t.dtype != OP_FLOAT ||
+            (i >= 0 && (t->is_const || g->outputs[i] == g->input)))
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "%s '%s' is not one image's float tensor "
+                            "computed by a node", i < 0 ? "input" : "output", t->name);
+    }
+    g->per_image = 1;
+    return ADJ_OK;
+}
+
+int gr_per_image(const gr_graph *g) { return g->per_image; }
+
 void gr_input_shape(const gr_graph *g, op_shape *shape, int *batched)
 {
     if (shape)
         *shape = g->t[g->input].t.shape;
+    if (shape && g->per_image)
+        shape->d[0] = OP_DIM_BATCH;
     if (batched)
-        *batched = g->t[g->input].t.batched;
+        *batched = g->t[g->input].t.batched || g->per_image;
+}
+
+int gr_const_unused(const gr_graph *g, const char *name)
+{
+    const int id = g->finalized ? gr_find_tensor(g, name) : -1;
+    return id >= 0 && g->t[id].is_const && g->t[id].uses == 0 && !g->t[id].t.data;
 }
 
 int gr_n_outputs(const gr_graph *g) { return g->n_outputs; }
@@ -551,6 +592,8 @@ void gr_output_info(const gr_graph *g, int i, op_shape *shape, op_dtype *dtype, 
     const gr_tensor *t = &g->t[g->outputs[i]];
     if (shape)
         *shape = t->t.shape;
+    if (shape && g->per_image)
+        shape->d[0] = OP_DIM_BATCH;
     if (dtype)
         *dtype = t->t.dtype;
     if (name)
@@ -596,6 +639,9 @@ struct gr_ctx {
     float *dlogits;    /* gr_backward_loss: output 0's gradient */
     int *grad_exp;     /* per image: the power of two of gr_backward_loss */
     double *bseconds;  /* per run-time node, summed over backwards */
+    /* a per-image graph (gr_set_per_image): the batch's outputs and inputs */
+    float **obufs;     /* [n_outputs]: max_batch images of output i */
+    float *xs;         /* GR_BACKWARD: the batch's input, for the backward's recomputation */
 };
 
 void gr_ctx_free(gr_ctx *c)
@@ -620,6 +666,10 @@ void gr_ctx_free(gr_ctx *c)
     free(c->dlogits);
     free(c->grad_exp);
     free(c->bseconds);
+    for (int i = 0; c->obufs && i < c->g->n_outputs; i++)
+        free(c->obufs[i]);
+    free(c->obufs);
+    free(c->xs);
     free(c);
 }
 
@@ -777,11 +827,33 @@ static int plan_grads(gr_ctx *c)
     return ok ? 0 : -1;
 }
 
+/* A per-image graph's context: every output for max_batch images; the input copy and the
+ * batch's logit gradients for a backward. 0 or -1 (out of memory). */
+static int per_image_bufs(gr_ctx *c)
+{
+    const gr_graph *g = c->g;
+    const size_t B = (size_t)c->max_batch;
+    int ok = (c->obufs = calloc((size_t)g->n_outputs, sizeof *c->obufs)) != NULL;
+    for (int i = 0; ok && i < g->n_outputs; i++) {
+        const size_t bytes = tensor_bytes(&g->t[g->outputs[i]], 1) * B;
+        ok = (c->obufs[i] = aligned_alloc64(bytes)) != NULL;
+        c->bytes += bytes;
+    }
+    if (ok && (c->flags & GR_BACKWARD)) {
+        const size_t bytes = tensor_bytes(&g->t[g->input], 1) * B;
+        free(c->dlogits);
+        ok = (c->xs = aligned_alloc64(bytes)) != NULL &&
+             (c->dlogits = aligned_alloc64(tensor_bytes(&g->t[g->outputs[0]], 1) * B)) != NULL;
+        c->bytes += bytes;
+    }
+    return ok ? 0 : -1;
+}
+
 int gr_ctx_new(const gr_graph *g, int max_batch, int flags, gr_ctx **out, char *err, size_t errsz)
 {
     if (!g || !g->finalized)
         return adj_fail(err, errsz, ADJ_ERR_STATE, "the graph is not finalized");
-    const int batched = g->t[g->input].t.batched;
+    const int batched = g->t[g->input].t.batched || g->per_image;
     if (max_batch < 1 || max_batch > 4096 || (!batched && max_batch != 1))
         return adj_fail(err, errsz, ADJ_ERR_ARG, "max_batch must be %s, not %d",
                         batched ? "1..4096" : "1 (an unbatched graph)", max_batch);
@@ -885,6 +957,8 @@ int gr_ctx_new(const gr_graph *g, int max_batch, int flags, gr_ctx **out, char *
     free(cap), free(busy), free(left);
     if (ok && (flags & GR_BACKWARD))
         ok = plan_grads(c) == 0;
+    if (ok && g->per_image)
+        ok = per_image_bufs(c) == 0;
     if (!ok) {
         gr_ctx_free(c);
         return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory for the activations");
@@ -908,12 +982,9 @@ static void run_view(const gr_ctx *c, int id, op_tensor *v)
         v->data = c->buf_of[id] >= 0 ? c->bufs[c->buf_of[id]] : NULL;
 }
 
-int gr_forward(gr_ctx *c, const float *input, int n, char *err, size_t errsz)
+/* The forward pass over n images of a batched graph (one of a per-image graph). */
+static void forward_run(gr_ctx *c, const float *input, int n)
 {
-    if (n < 1 || n > c->max_batch)
-        return adj_fail(err, errsz, ADJ_ERR_ARG, "batch of %d images (1..%d)", n, c->max_batch);
-    if (!input)
-        return adj_fail(err, errsz, ADJ_ERR_ARG, "no input");
     const gr_graph *g = c->g;
     op_tensor in[64], out[8];
     c->n = n;
@@ -939,6 +1010,38 @@ int gr_forward(gr_ctx *c, const float *input, int n, char *err, size_t errsz)
         c->seconds[o] += ut_now() - t0;
     }
     c->input = NULL; /* borrowed for the call only */
+}
+
+/* Output i of the last forward_run, one image's values. */
+static const float *out_data(const gr_ctx *c, int i)
+{
+    op_tensor v;
+    run_view(c, c->g->outputs[i], &v);
+    return v.data;
+}
+
+int gr_forward(gr_ctx *c, const float *input, int n, char *err, size_t errsz)
+{
+    if (n < 1 || n > c->max_batch)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "batch of %d images (1..%d)", n, c->max_batch);
+    if (!input)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "no input");
+    const gr_graph *g = c->g;
+    if (!g->per_image) {
+        forward_run(c, input, n);
+        return ADJ_OK;
+    }
+    const size_t per = op_numel(&g->t[g->input].t.shape);
+    if (c->xs)
+        memcpy(c->xs, input, (size_t)n * per * sizeof(float));
+    for (int b = 0; b < n; b++) {
+        forward_run(c, input + (size_t)b * per, 1);
+        for (int i = 0; i < g->n_outputs; i++) {
+            const size_t k = op_numel(&g->t[g->outputs[i]].t.shape);
+            memcpy(c->obufs[i] + (size_t)b * k, out_data(c, i), k * sizeof(float));
+        }
+    }
+    c->n = n;
     return ADJ_OK;
 }
 
@@ -951,6 +1054,8 @@ const void *gr_output(const gr_ctx *c, int i, op_shape *shape)
     if (id == c->g->input)
         return NULL; /* the input itself is not kept */
     run_view(c, id, &v);
+    if (c->g->per_image)
+        v.shape.d[0] = c->n, v.data = c->obufs[i];
     if (shape)
         *shape = v.shape;
     return v.data;
@@ -985,20 +1090,15 @@ static float *grad_of(gr_ctx *c, int t)
     return b;
 }
 
-int gr_backward(gr_ctx *c, const float *grad_out, float *grad_input, char *err, size_t errsz)
+/* The backward pass of the last forward_run (c->n images). */
+static void backward_run(gr_ctx *c, const float *grad_out, float *grad_input)
 {
-    if (!(c->flags & GR_BACKWARD))
-        return adj_fail(err, errsz, ADJ_ERR_STATE, "the context was made without GR_BACKWARD");
-    if (!c->n)
-        return adj_fail(err, errsz, ADJ_ERR_STATE, "a backward pass without a forward");
-    if (!grad_out || !grad_input)
-        return adj_fail(err, errsz, ADJ_ERR_ARG, "no output gradient or no input gradient");
     const gr_graph *g = c->g;
     const int out0 = g->outputs[0];
     memset(c->ginit, 0, (size_t)g->nt);
     memset(grad_input, 0, (size_t)c->n * op_numel(&g->t[g->input].t.shape) * sizeof(float));
     if (c->gbuf_of[out0] < 0)
-        return ADJ_OK; /* a constant output: the gradient is 0 */
+        return; /* a constant output: the gradient is 0 */
     memcpy(grad_of(c, out0), grad_out, (size_t)c->n * op_numel(&g->t[out0].t.shape) * sizeof(float));
     op_tensor in[64], out[8];
     float *dx[64];
@@ -1019,6 +1119,30 @@ int gr_backward(gr_ctx *c, const float *grad_out, float *grad_input, char *err, 
                           c->scratch, c->gemm);
         c->bseconds[o] += ut_now() - t0;
     }
+}
+
+int gr_backward(gr_ctx *c, const float *grad_out, float *grad_input, char *err, size_t errsz)
+{
+    if (!(c->flags & GR_BACKWARD))
+        return adj_fail(err, errsz, ADJ_ERR_STATE, "the context was made without GR_BACKWARD");
+    if (!c->n)
+        return adj_fail(err, errsz, ADJ_ERR_STATE, "a backward pass without a forward");
+    if (!grad_out || !grad_input)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "no output gradient or no input gradient");
+    const gr_graph *g = c->g;
+    if (!g->per_image) {
+        backward_run(c, grad_out, grad_input);
+        return ADJ_OK;
+    }
+    /* image by image: its forward again (the context keeps one image's activations) */
+    const size_t per = op_numel(&g->t[g->input].t.shape);
+    const size_t k = op_numel(&g->t[g->outputs[0]].t.shape);
+    const int n = c->n;
+    for (int b = 0; b < n; b++) {
+        forward_run(c, c->xs + (size_t)b * per, 1);
+        backward_run(c, grad_out + (size_t)b * k, grad_input + (size_t)b * per);
+    }
+    c->n = n;
     return ADJ_OK;
 }
 

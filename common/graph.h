@@ -83,7 +83,7 @@ int gr_new(gr_graph **out, char *err, size_t errsz);
 /** How gr_add_tensor's data is held. */
 enum {
     GR_DATA_OWN = 0,  /**< malloc'd; the graph takes it and frees it */
-    GR_DATA_EXTERN,   /**< lives as long as the graph (a mapping given to gr_add_mapping) */
+    GR_DATA_EXTERN,   /**< lives as long as the graph (gr_add_mapping, gr_add_owned) */
 };
 
 /**
@@ -120,6 +120,13 @@ int gr_add_node(gr_graph *g, const char *name, const char *op_type, const int *i
  */
 int gr_add_mapping(gr_graph *g, void *addr, size_t len, char *err, size_t errsz);
 
+/**
+ * An object the graph releases (release(obj)) when it is freed: what
+ * GR_DATA_EXTERN tensors point into, other than a mapping (the loader's
+ * unpacked protobuf message). On failure obj is released at once.
+ */
+int gr_add_owned(gr_graph *g, void *obj, void (*release)(void *), char *err, size_t errsz);
+
 /** Sets the graph input (one tensor) and outputs (n_out tensors). */
 int gr_set_io(gr_graph *g, int input, const int *outputs, int n_out, char *err, size_t errsz);
 
@@ -129,6 +136,22 @@ int gr_set_io(gr_graph *g, int input, const int *outputs, int n_out, char *err, 
  */
 int gr_finalize(gr_graph *g, char *err, size_t errsz);
 
+/**
+ * Marks a finalized graph as computing one image: its input's and outputs'
+ * first dimension is 1, and a context runs a batch of n images as n runs
+ * of one (a backward recomputes each image's forward first). For models
+ * whose graph moves or mixes the batch dimension (torch's export of
+ * MultiheadAttention transposes it), loaded with the batch fixed to 1 by
+ * onnx_load. The graph then reports itself as batched (gr_input_shape,
+ * gr_output_info: OP_DIM_BATCH in d[0]), so callers need not know.
+ * ADJ_ERR_ARG if the input or an output is batched or does not start with
+ * 1, or an output is not float.
+ */
+int gr_set_per_image(gr_graph *g, char *err, size_t errsz);
+
+/** Nonzero for a graph marked with gr_set_per_image. */
+int gr_per_image(const gr_graph *g);
+
 /** Frees the graph and what it holds (NULL and half-built graphs are fine). */
 void gr_free(gr_graph *g);
 
@@ -136,6 +159,14 @@ void gr_free(gr_graph *g);
 
 /** The input's shape (d[0] OP_DIM_BATCH if batched) and whether it is batched. */
 void gr_input_shape(const gr_graph *g, op_shape *shape, int *batched);
+
+/**
+ * Nonzero if the finalized graph has a constant of that name that no node
+ * reads (folded away, or replaced by a folded BatchNormalization's weights):
+ * the graph has dropped its data, and the owner of GR_DATA_EXTERN bytes may
+ * free them.
+ */
+int gr_const_unused(const gr_graph *g, const char *name);
 
 /** Number of outputs. */
 int gr_n_outputs(const gr_graph *g);
@@ -171,7 +202,7 @@ int gr_backward_check(const gr_graph *g, char *err, size_t errsz);
 
 /**
  * A context for batches of up to max_batch images (1 for an unbatched
- * graph). *out is new: free with gr_ctx_free(). The graph must outlive it.
+ * graph that is not per-image). *out is new: free with gr_ctx_free(). The graph must outlive it.
  * With GR_BACKWARD, fails as gr_backward_check does.
  */
 int gr_ctx_new(const gr_graph *g, int max_batch, int flags, gr_ctx **out, char *err,

@@ -29,9 +29,15 @@ struct model {
     model_preproc pre;
     char pre_source[4096];  /* the preprocessing's file, or "torchvision default" */
     char sha256[65];        /* hex, of the .onnx file or of the weights as loaded or created */
+    char labels[4096];      /* the spec's labels file as resolved, or "" */
+    int order_key;          /* the spec's classes_order, MODEL_ORDER_NONE when not given */
+    model_labels names;     /* the labels file's lines (ONNX models with one) */
+    model_classes classes;  /* every model */
 };
 
 static void sha256_mem(const void *p, size_t n, char out[65]);
+static void classes_for_layers(model *m);
+static void free_names(char **v, int n);
 
 /* ---- built-in specs ---------------------------------------------------- */
 
@@ -39,6 +45,9 @@ static void sha256_mem(const void *p, size_t n, char out[65]);
  * tools/advjpg-embed.c (constant data, not state) */
 extern const char model_default_spec_json[];
 extern const unsigned long model_default_spec_json_len;
+/* config/ilsvrc2012-synsets.txt, the same way: "synset ID name" lines */
+extern const char model_ilsvrc_synsets_txt[];
+extern const unsigned long model_ilsvrc_synsets_txt_len;
 
 static model_layer conv(int out, int k, int stride, int pad)
 {
@@ -503,6 +512,7 @@ int model_load(const model_spec *spec, const char *path, model **out, char *err,
     snprintf(m->path, sizeof m->path, "%s", path);
     sha256_mem(p, (size_t)want, m->sha256); /* the file's bytes: what the map holds */
     model_init_offsets(m);
+    classes_for_layers(m);
     *out = m;
     return ADJ_OK;
 }
@@ -535,6 +545,7 @@ int model_create(const model_spec *spec, float *weights, size_t n_floats, int co
     m->n_params = n;
     sha256_mem(m->weights, n * sizeof(float), m->sha256); /* a weight file's bytes (little-endian) */
     model_init_offsets(m);
+    classes_for_layers(m);
     *out = m;
     return ADJ_OK;
 }
@@ -547,6 +558,8 @@ void model_free(model *m)
         munmap((void *)m->weights, m->map_bytes);
     free(m->owned);
     gr_free(m->graph);
+    model_labels_free(&m->names);
+    free_names(m->classes.synsets, m->classes.synsets ? m->classes.n : 0);
     free(m);
 }
 
@@ -560,6 +573,120 @@ long model_layer_offset(const model *m, int layer)
     if (layer < 0 || layer >= m->spec.n_layers)
         return -1;
     return m->offsets[layer];
+}
+
+/* ---- class order -------------------------------------------------------- */
+
+static void free_names(char **v, int n)
+{
+    for (int i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+const char *model_class_order_name(model_class_order o)
+{
+    static const char *const names[] = {NULL, "ilsvrc2012_id", "synset_sorted", "labels"};
+    return o > 0 && o < (int)(sizeof names / sizeof names[0]) ? names[o] : NULL;
+}
+
+/* Nonzero if s is a WordNet synset id: 'n' and eight digits. */
+static int is_synset(const char *s)
+{
+    if (s[0] != 'n' || strlen(s) != 9)
+        return 0;
+    for (int i = 1; i < 9; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return 1;
+}
+
+int model_ilsvrc_synsets(char ***out, char *err, size_t errsz)
+{
+    char **v = calloc(MODEL_ILSVRC_CLASSES, sizeof *v);
+    if (!v)
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    const char *p = model_ilsvrc_synsets_txt, *end = p + model_ilsvrc_synsets_txt_len;
+    int rc = ADJ_OK;
+    while (p < end && !rc) {
+        char syn[16];
+        int id = 0, used = 0;
+        if (sscanf(p, "%15s %d%n", syn, &id, &used) != 2 || !is_synset(syn) || id < 1 ||
+            id > MODEL_ILSVRC_CLASSES || v[id - 1])
+            rc = adj_fail(err, errsz, ADJ_ERR_FORMAT, "the built-in ILSVRC2012 synset table is corrupt");
+        else if (!(v[id - 1] = strdup(syn)))
+            rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        p = nl ? nl + 1 : end;
+    }
+    for (int i = 0; !rc && i < MODEL_ILSVRC_CLASSES; i++)
+        if (!v[i])
+            rc = adj_fail(err, errsz, ADJ_ERR_FORMAT, "the built-in synset table has no ID %d", i + 1);
+    if (rc) {
+        free_names(v, MODEL_ILSVRC_CLASSES);
+        return rc;
+    }
+    *out = v;
+    return ADJ_OK;
+}
+
+static int cmp_strp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int model_class_of_synset(const model_classes *c, const char *synset)
+{
+    for (int i = 0; c->synsets && i < c->n; i++) /* n is small (1000): no index kept */
+        if (!strcmp(c->synsets[i], synset))
+            return i;
+    return -1;
+}
+
+const model_classes *model_get_classes(const model *m) { return &m->classes; }
+
+/*
+ * c->synsets and c->of_id from an order: ILSVRC2012_ID or sorted synsets
+ * (n must be 1000), or the given synsets (owned by c from now on, also
+ * when this fails). ADJ_ERR_FORMAT names a synset the table lacks.
+ */
+static int classes_set(model_classes *c, model_class_order order, char **given, char *err,
+                       size_t errsz)
+{
+    char **ids = NULL;
+    int rc = model_ilsvrc_synsets(&ids, err, errsz);
+    if (rc) {
+        free_names(given, c->n);
+        return rc;
+    }
+    c->order = order;
+    if (order == MODEL_ORDER_LABELS) {
+        c->synsets = given;
+    } else {
+        c->synsets = ids; /* ID order; sorted for torchvision's */
+        ids = NULL;
+        if (order == MODEL_ORDER_SYNSET_SORTED)
+            qsort(c->synsets, (size_t)c->n, sizeof *c->synsets, cmp_strp);
+        if ((rc = model_ilsvrc_synsets(&ids, err, errsz)))
+            return rc;
+    }
+    for (int k = 0; k < MODEL_ILSVRC_CLASSES; k++)
+        c->of_id[k] = model_class_of_synset(c, ids[k]);
+    free_names(ids, MODEL_ILSVRC_CLASSES);
+    return ADJ_OK;
+}
+
+/* A layer-list model's classes: ILSVRC2012_ID order for OverFeat's 1000, else none. */
+static void classes_for_layers(model *m)
+{
+    char msg[ADJ_ERRLEN];
+    m->classes.n = m->spec.classes;
+    if (m->spec.classes == MODEL_ILSVRC_CLASSES && !strncmp(m->spec.name, "overfeat", 8) &&
+        classes_set(&m->classes, MODEL_ORDER_ILSVRC2012_ID, NULL, msg, sizeof msg)) {
+        free_names(m->classes.synsets, m->classes.n); /* out of memory: no order */
+        m->classes.synsets = NULL;
+        m->classes.order = MODEL_ORDER_NONE;
+    }
 }
 
 /* ---- labels ----------------------------------------------------------- */
@@ -648,10 +775,12 @@ static int preproc_triple(const json_t *v, const char *key, float *out, char *er
     return ADJ_OK;
 }
 
-/* Reads a preprocessing spec (JSON text) into p and the sizes (0: not given). */
-static int preproc_parse(const char *text, size_t len, model_preproc *p, int *input_size,
+/* Reads a preprocessing spec (JSON text) into m->pre, m->labels (as written), m->order_key
+ * and the sizes (0: not given). */
+static int preproc_parse(const char *text, size_t len, model *m, int *input_size,
                          int *scale_size, char *err, size_t errsz)
 {
+    model_preproc *p = &m->pre;
     json_error_t je;
     json_t *o = json_loadb(text, len, 0, &je);
     if (!json_is_object(o)) {
@@ -680,7 +809,15 @@ static int preproc_parse(const char *text, size_t len, model_preproc *p, int *in
         else if (!strcmp(k, "output") && str &&
                  (!strcmp(str, "logits") || !strcmp(str, "probabilities")))
             p->probabilities = !strcmp(str, "probabilities");
-        else if (!strcmp(k, "channel_order") || !strcmp(k, "output"))
+        else if (!strcmp(k, "labels") && str && *str && strlen(str) < sizeof m->labels)
+            snprintf(m->labels, sizeof m->labels, "%s", str);
+        else if (!strcmp(k, "classes_order") && str && (!strcmp(str, "ilsvrc2012_id") ||
+                                                        !strcmp(str, "synset_sorted")))
+            m->order_key = !strcmp(str, "ilsvrc2012_id") ? MODEL_ORDER_ILSVRC2012_ID
+                                                         : MODEL_ORDER_SYNSET_SORTED;
+        else if (!strcmp(k, "labels"))
+            rc = adj_fail(err, errsz, ADJ_ERR_FORMAT, "'labels' must be a file name");
+        else if (!strcmp(k, "channel_order") || !strcmp(k, "output") || !strcmp(k, "classes_order"))
             rc = adj_fail(err, errsz, ADJ_ERR_FORMAT, "'%s' has an unknown value", k);
         else
             rc = adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED, "key '%s' is not supported", k);
@@ -711,10 +848,19 @@ static int preproc_load(model *m, const char *path, const char *pre_path, int *i
     int rc = ut_read_file(pre_path, 64 << 10, 0, &buf, &n, msg, sizeof msg);
     if (rc)
         return adj_fail(err, errsz, rc, "preprocessing %s: %s", pre_path, msg);
-    rc = preproc_parse(buf, n, &m->pre, input_size, scale_size, msg, sizeof msg);
+    rc = preproc_parse(buf, n, m, input_size, scale_size, msg, sizeof msg);
     free(buf);
     if (rc)
         return adj_fail(err, errsz, rc, "preprocessing %s: %s", pre_path, msg);
+    const char *slash = strrchr(pre_path, '/'); /* labels: relative to the spec's folder */
+    if (m->labels[0] && m->labels[0] != '/' && slash) {
+        char rel[sizeof m->labels];
+        snprintf(rel, sizeof rel, "%s", m->labels);
+        if (snprintf(m->labels, sizeof m->labels, "%.*s/%s", (int)(slash - pre_path), pre_path,
+                     rel) >= (int)sizeof m->labels)
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "preprocessing %s: labels path too long",
+                            pre_path);
+    }
     snprintf(m->pre_source, sizeof m->pre_source, "%s", pre_path);
     return ADJ_OK;
 }
@@ -752,6 +898,56 @@ static int onnx_spec(model *m, const char *path, int input_size, int scale_size,
     return ADJ_OK;
 }
 
+/* An ONNX model's classes from its spec's labels and classes_order (model_load_onnx). */
+static int onnx_classes(model *m, char *err, size_t errsz)
+{
+    model_classes *c = &m->classes;
+    char msg[ADJ_ERRLEN];
+    int all_syn = 0, rc;
+    c->n = m->spec.classes;
+    if (m->labels[0]) {
+        if ((rc = model_labels_load(m->labels, &m->names, msg, sizeof msg)))
+            return adj_fail(err, errsz, rc, "preprocessing: %s", msg);
+        if (m->names.n != c->n)
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "labels file %s has %d lines, the model "
+                            "%d classes", m->labels, m->names.n, c->n);
+        all_syn = 1;
+        for (int i = 0; i < c->n; i++)
+            all_syn &= is_synset(m->names.names[i]);
+    }
+    model_class_order order = m->order_key;
+    if (!order)
+        order = all_syn ? MODEL_ORDER_LABELS
+                        : c->n == MODEL_ILSVRC_CLASSES ? MODEL_ORDER_SYNSET_SORTED : MODEL_ORDER_NONE;
+    if (order != MODEL_ORDER_LABELS && order != MODEL_ORDER_NONE && c->n != MODEL_ILSVRC_CLASSES)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "classes_order '%s' needs %d classes, the "
+                        "model has %d", model_class_order_name(order), MODEL_ILSVRC_CLASSES, c->n);
+    if (order == MODEL_ORDER_NONE)
+        return ADJ_OK;
+    char **given = NULL;
+    if (order == MODEL_ORDER_LABELS) {
+        if (!(given = calloc(c->n > 0 ? (size_t)c->n : 1, sizeof *given)))
+            return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+        for (int i = 0; i < c->n; i++)
+            if (!(given[i] = strdup(m->names.names[i]))) {
+                free_names(given, c->n);
+                return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+            }
+    }
+    if ((rc = classes_set(c, order, given, err, errsz)))
+        return rc;
+    for (int i = 0; i < c->n; i++) {
+        if (order == MODEL_ORDER_LABELS && model_class_of_synset(c, c->synsets[i]) != i)
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "labels file %s names %s twice",
+                            m->labels, c->synsets[i]);
+        if (all_syn && strcmp(m->names.names[i], c->synsets[i]))
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "labels file %s line %d is %s, but "
+                            "classes_order %s makes class %d %s", m->labels, i + 1,
+                            m->names.names[i], model_class_order_name(order), i, c->synsets[i]);
+    }
+    return ADJ_OK;
+}
+
 /* SHA-256 (FIPS 180-4) of a file: hex into out[65]. ADJ_OK or ADJ_ERR_IO. */
 static void sha256_block(uint32_t h[8], const unsigned char *p)
 {
@@ -775,16 +971,15 @@ static void sha256_block(uint32_t h[8], const unsigned char *p)
         w[i] = w[i - 16] + (ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3)) + w[i - 7] +
                (ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10));
     memcpy(v, h, sizeof v);
-    for (int i = 0; i < 64; i++) {
-        uint32_t t1 = v[7] + (ROR(v[4], 6) ^ ROR(v[4], 11) ^ ROR(v[4], 25)) +
-                      ((v[4] & v[5]) ^ (~v[4] & v[6])) + k[i] + w[i];
-        uint32_t t2 = (ROR(v[0], 2) ^ ROR(v[0], 13) ^ ROR(v[0], 22)) +
-                      ((v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]));
-        memmove(v + 1, v, 7 * sizeof v[0]);
-        v[4] += t1;
-        v[0] = t1 + t2;
+    uint32_t a = v[0], b = v[1], c = v[2], d = v[3], e = v[4], f = v[5], g = v[6], hh = v[7];
+    for (int i = 0; i < 64; i++) { /* the working variables in registers, not an array */
+        uint32_t t1 = hh + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) + k[i] +
+                      w[i];
+        uint32_t t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+        hh = g, g = f, f = e, e = d + t1, d = c, c = b, b = a, a = t1 + t2;
     }
 #undef ROR
+    v[0] = a, v[1] = b, v[2] = c, v[3] = d, v[4] = e, v[5] = f, v[6] = g, v[7] = hh;
     for (int i = 0; i < 8; i++)
         h[i] += v[i];
 }
@@ -882,6 +1077,8 @@ int model_load_onnx(const char *path, const char *preprocess_path, model **out, 
         rc = onnx_load(path, NULL, &m->graph, err, errsz);
     if (!rc)
         rc = onnx_spec(m, path, input_size, scale_size, err, errsz);
+    if (!rc)
+        rc = onnx_classes(m, err, errsz);
     if (!rc) {
         char msg[ADJ_ERRLEN];
         if ((rc = gr_backward_check(m->graph, msg, sizeof msg)))
@@ -914,14 +1111,17 @@ int model_onnx_info_json(const model *m, char **out)
         json_t *c = json_object_get(ops, op);
         json_object_set_new(ops, op, json_integer(c ? json_integer_value(c) + 1 : 1));
     }
-    json_t *o = json_pack("{s:s, s:s, s:{s:i, s:i, s:[f,f,f], s:[f,f,f], s:f, s:s, s:s}, s:s, "
-                          "s:I, s:i, s:o, s:s}",
+    const char *order = model_class_order_name(m->classes.order);
+    json_t *o = json_pack("{s:s, s:s, s:{s:i, s:i, s:[f,f,f], s:[f,f,f], s:f, s:s, s:s, s:o, s:o}, "
+                          "s:s, s:I, s:i, s:o, s:s}",
                           "format", "onnx", "file", m->path, "preprocessing", "input_size",
                           m->spec.input_size, "scale_size", m->spec.scale_size, "mean",
                           (double)p->mean[0], (double)p->mean[1], (double)p->mean[2], "std",
                           (double)p->std[0], (double)p->std[1], (double)p->std[2], "pixel_scale",
                           (double)p->pixel_scale, "channel_order", p->bgr ? "BGR" : "RGB", "output",
-                          p->probabilities ? "probabilities" : "logits", "preprocessing_source",
+                          p->probabilities ? "probabilities" : "logits", "labels",
+                          m->labels[0] ? json_string(m->labels) : json_null(), "classes_order",
+                          order ? json_string(order) : json_null(), "preprocessing_source",
                           m->pre_source, "parameters", (json_int_t)m->n_params, "nodes",
                           gr_n_nodes(m->graph), "operators", ops, "sha256", m->sha256);
     if (!o)

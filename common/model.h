@@ -184,7 +184,12 @@ int model_is_onnx_path(const char *path);
  * (input 224, scale 256, mean 0.485 0.456 0.406, std 0.229 0.224 0.225,
  * pixel_scale 1/255, RGB, logits). The JSON keys: input_size, scale_size,
  * mean and std (a number or three), pixel_scale, channel_order ("RGB" or
- * "BGR"), output ("logits" or "probabilities"); another key is refused. The
+ * "BGR"), output ("logits" or "probabilities"), labels (a file of class
+ * names or of synsets, one per line, as many as classes; a relative path is
+ * relative to the spec's folder), classes_order ("ilsvrc2012_id" or
+ * "synset_sorted", 1000 classes; default: the labels' synsets if they are
+ * synsets, else synset_sorted for 1000 classes, else none: see
+ * model_classes); another key is refused. The
  * model's spec (model_get_spec) has n_layers 0, mean 0, std 1, the name of
  * the file without ".onnx", the sizes and the classes; net.h runs it on the
  * graph engine. *out is new: free with model_free().
@@ -200,12 +205,61 @@ const model_preproc *model_get_preproc(const model *m);
 
 /**
  * What /models reports of an ONNX model beyond its spec, as JSON text:
- * {"format": "onnx", "file", "preprocessing": {...}, "preprocessing_source",
+ * {"format": "onnx", "file", "preprocessing": {..., "labels": path or null,
+ * "classes_order": name or null}, "preprocessing_source",
  * "parameters", "nodes", "operators": {"Conv": 20, ...}, "sha256": the .onnx
  * file's (computed at load)}. *out is new (free());
  * NULL for a layer-list model.
  */
 int model_onnx_info_json(const model *m, char **out);
+
+/** How a model's output indices map onto ImageNet's classes. */
+typedef enum {
+    MODEL_ORDER_NONE = 0,      /**< unknown: ImageNet labels cannot be mapped (ID - 1 is used) */
+    MODEL_ORDER_ILSVRC2012_ID, /**< class i is ILSVRC2012_ID i + 1 (OverFeat) */
+    MODEL_ORDER_SYNSET_SORTED, /**< class i is the i-th synset in sorted order (torchvision) */
+    MODEL_ORDER_LABELS,        /**< class i is line i of the spec's labels file of synsets */
+} model_class_order;
+
+/** Number of ILSVRC2012 classes (IDs 1..MODEL_ILSVRC_CLASSES). */
+#define MODEL_ILSVRC_CLASSES 1000
+
+/**
+ * A model's classes as ImageNet's labels see them. synsets is NULL when
+ * the order is MODEL_ORDER_NONE; then of_id is unused and an ILSVRC2012_ID
+ * k means class k - 1.
+ */
+typedef struct {
+    int n;                     /**< the model's classes */
+    model_class_order order;
+    char **synsets;            /**< [n] class i's synset ("n01440764"), owned; or NULL */
+    int of_id[MODEL_ILSVRC_CLASSES]; /**< ILSVRC2012_ID - 1 -> class, -1 if the model has none */
+} model_classes;
+
+/** The name of an order ("ilsvrc2012_id", "synset_sorted", "labels"), NULL for NONE. */
+const char *model_class_order_name(model_class_order o);
+
+/**
+ * The ILSVRC2012 synsets in ID order (ID k is (*out)[k - 1]), from
+ * config/ilsvrc2012-synsets.txt compiled into the library ("synset ID
+ * name" lines). *out is new: MODEL_ILSVRC_CLASSES strings and the array,
+ * free each and it. ADJ_ERR_NOMEM, ADJ_ERR_FORMAT (a corrupt build).
+ */
+int model_ilsvrc_synsets(char ***out, char *err, size_t errsz);
+
+/**
+ * The class of a synset in the model's order, -1 if the model has none (or
+ * its order is unknown). A binary search: O(log n).
+ */
+int model_class_of_synset(const model_classes *c, const char *synset);
+
+/**
+ * The model's classes (borrowed, valid while it lives). ONNX models: from
+ * the preprocessing spec's classes_order and labels (model_load_onnx);
+ * layer-list models named overfeat-* with 1000 classes: ILSVRC2012_ID order;
+ * others: MODEL_ORDER_NONE.
+ */
+const model_classes *model_get_classes(const model *m);
 
 /** Class names, one per line of a text file, in output-index order. */
 typedef struct {

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,8 @@ typedef struct {
     gr_graph *g;          /* mappings go to it */
     ext_map maps[64];
     int n_maps;
+    int fixed_batch;      /* 0: the input's first dimension is the batch; else fixed to this */
+    int in_place;         /* raw_data is used where the unpacked message holds it */
 } load_state;
 
 static const char *type_name(int t)
@@ -233,6 +236,13 @@ static int read_tensor(load_state *st, const Onnx__TensorProto *tp, op_dtype *dt
     } else if (tp->has_raw_data) {
         src = tp->raw_data.data;
         have = tp->raw_data.len;
+        if (st->in_place && have == n * es && n &&
+            (t == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || t == ONNX__TENSOR_PROTO__DATA_TYPE__INT64) &&
+            ((uintptr_t)src % es) == 0) { /* the unpacked message's bytes: the graph keeps it */
+            *data = (void *)src;
+            *hold = GR_DATA_EXTERN;
+            return 0;
+        }
     } else {
         typed = 1;
         switch (t) {
@@ -349,8 +359,10 @@ static int model_opset(const Onnx__ModelProto *m)
 }
 
 /* The graph input's shape from its ValueInfoProto. */
-static int input_shape(const Onnx__ValueInfoProto *vi, int batched, op_shape *sh, char *err,
-                       size_t errsz)
+/* The input's shape: the first dimension is the batch (batched), or fixed_batch (> 0), or
+ * as the file says (a number). */
+static int input_shape(const Onnx__ValueInfoProto *vi, int batched, int fixed_batch, op_shape *sh,
+                       char *err, size_t errsz)
 {
     const char *nm = vi->name;
     if (!vi->type || vi->type->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE)
@@ -361,14 +373,14 @@ static int input_shape(const Onnx__ValueInfoProto *vi, int batched, op_shape *sh
                         type_name(tt->elem_type));
     if (!tt->shape)
         return adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED, "input '%s' has no shape", nm);
-    if (tt->shape->n_dim > OP_MAX_RANK || (batched && tt->shape->n_dim < 1))
+    if (tt->shape->n_dim > OP_MAX_RANK || ((batched || fixed_batch) && tt->shape->n_dim < 1))
         return adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED, "input '%s' has rank %zu", nm,
                         tt->shape->n_dim);
     sh->rank = (int)tt->shape->n_dim;
     for (size_t i = 0; i < tt->shape->n_dim; i++) {
         const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
-        if (batched && i == 0) {
-            sh->d[0] = OP_DIM_BATCH;
+        if ((batched || fixed_batch) && i == 0) {
+            sh->d[0] = batched ? OP_DIM_BATCH : fixed_batch;
             continue;
         }
         if (d->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE || d->dim_value < 1)
@@ -381,6 +393,31 @@ static int input_shape(const Onnx__ValueInfoProto *vi, int batched, op_shape *sh
         sh->d[i] = d->dim_value;
     }
     return 0;
+}
+
+/* A tensor attribute into o: its type, element count and, for one element, its value. */
+static int attr_tensor(load_state *st, const Onnx__AttributeProto *a, op_attr *o, char *err,
+                       size_t errsz)
+{
+    op_dtype dt;
+    op_shape sh;
+    void *data = NULL;
+    int hold = GR_DATA_OWN;
+    o->type = OP_ATTR_TENSOR;
+    if (!a->t)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "no tensor");
+    int rc = read_tensor(st, a->t, &dt, &sh, &data, &hold, err, errsz);
+    if (rc)
+        return rc;
+    o->tdtype = dt;
+    o->n = op_numel(&sh);
+    if (o->n == 1 && data && dt == OP_FLOAT)
+        memcpy(&o->f, data, sizeof o->f);
+    else if (o->n == 1 && data)
+        memcpy(&o->i, data, sizeof o->i);
+    if (hold == GR_DATA_OWN)
+        free(data);
+    return ADJ_OK;
 }
 
 static int add_node(load_state *st, const Onnx__NodeProto *nd, int k, int opset, char *err,
@@ -453,6 +490,13 @@ static int add_node(load_state *st, const Onnx__NodeProto *nd, int k, int opset,
             o->type = OP_ATTR_STRING, o->s = sbuf[i];
             break;
         }
+        case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR: {
+            char msg[ADJ_ERRLEN];
+            if ((rc = attr_tensor(st, a, o, msg, sizeof msg)))
+                return adj_fail(err, errsz, rc, "node '%s' (%s): attribute '%s': %s", nname, op,
+                                o->name, msg);
+            break;
+        }
         default: o->type = OP_ATTR_OTHER; break;
         }
     }
@@ -460,10 +504,53 @@ static int add_node(load_state *st, const Onnx__NodeProto *nd, int k, int opset,
                        (int)nd->n_attribute, opset, err, errsz);
 }
 
+/*
+ * Output i as inferred against its declaration in the file (when it has a
+ * tensor type with a shape of one or more dimensions): the same element
+ * type and rank, and the same number in every declared numeric dimension
+ * (dimension 0 excepted: the batch).
+ */
+static int check_output(const gr_graph *g, int i, const Onnx__ValueInfoProto *vi, char *err,
+                        size_t errsz)
+{
+    if (!vi->type || vi->type->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE)
+        return ADJ_OK;
+    const Onnx__TypeProto__Tensor *tt = vi->type->tensor_type;
+    op_shape s;
+    op_dtype dt;
+    char b1[64];
+    gr_output_info(g, i, &s, &dt, NULL);
+    if (tt->has_elem_type && tt->elem_type && (int)tt->elem_type != (int)dt)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "output '%s' is declared %s but computes %s",
+                        vi->name, type_name(tt->elem_type), op_dtype_name(dt));
+    if (!tt->shape || !tt->shape->n_dim) /* no dimensions: taken as undeclared, not a scalar */
+        return ADJ_OK;
+    int bad = tt->shape->n_dim != (size_t)s.rank;
+    for (size_t k = 1; !bad && k < tt->shape->n_dim; k++) {
+        const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[k];
+        bad = d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE &&
+              d->dim_value != s.d[k];
+    }
+    if (!bad)
+        return ADJ_OK;
+    char decl[160] = "[";
+    for (size_t k = 0; k < tt->shape->n_dim && k < 16; k++) {
+        const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[k];
+        size_t l = strlen(decl);
+        if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE)
+            snprintf(decl + l, sizeof decl - l, "%s%lld", k ? "," : "", (long long)d->dim_value);
+        else
+            snprintf(decl + l, sizeof decl - l, "%s?", k ? "," : "");
+    }
+    strncat(decl, "]", sizeof decl - strlen(decl) - 1);
+    return adj_fail(err, errsz, ADJ_ERR_FORMAT, "output '%s' is declared %s but computes %s",
+                    vi->name, decl, op_shape_str(&s, b1, sizeof b1));
+}
+
 static int build(load_state *st, const Onnx__ModelProto *m, const onnx_opts *opts, char *err,
                  size_t errsz)
 {
-    const int batched = !(opts && opts->unbatched);
+    const int batched = !(opts && opts->unbatched) && !st->fixed_batch;
     if (!m->graph)
         return adj_fail(err, errsz, ADJ_ERR_FORMAT, "not an ONNX model: no graph");
     if (!m->has_ir_version || m->ir_version < 3)
@@ -511,7 +598,7 @@ static int build(load_state *st, const Onnx__ModelProto *m, const onnx_opts *opt
         if (n_rt > 1)
             continue;
         op_shape sh;
-        if ((rc = input_shape(vi, batched, &sh, err, errsz)) ||
+        if ((rc = input_shape(vi, batched, st->fixed_batch, &sh, err, errsz)) ||
             (rc = gr_add_tensor(st->g, vi->name, OP_FLOAT, &sh, batched, 0, NULL, GR_DATA_OWN, &input,
                                 err, errsz)))
             return rc;
@@ -531,15 +618,134 @@ static int build(load_state *st, const Onnx__ModelProto *m, const onnx_opts *opt
         if ((outs[i] = gr_find_tensor(st->g, nm)) < 0)
             return adj_fail(err, errsz, ADJ_ERR_FORMAT, "output '%s' is computed by no node", nm);
     }
-    if ((rc = gr_set_io(st->g, input, outs, (int)gp->n_output, err, errsz)))
+    if ((rc = gr_set_io(st->g, input, outs, (int)gp->n_output, err, errsz)) ||
+        (rc = gr_finalize(st->g, err, errsz)))
         return rc;
-    return gr_finalize(st->g, err, errsz);
+    for (size_t i = 0; i < gp->n_output; i++)
+        if ((rc = check_output(st->g, (int)i, gp->output[i], err, errsz)))
+            return rc;
+    return ADJ_OK;
 }
 
 static void state_done(load_state *st)
 {
     for (int i = 0; i < st->n_maps; i++)
         free(st->maps[i].loc);
+}
+
+/* A graph from a parsed model: batched (fixed_batch 0), or with the batch fixed (1: a
+ * per-image graph, gr_set_per_image). */
+static int build_graph(const Onnx__ModelProto *m, const char *base_dir, const onnx_opts *opts,
+                       int fixed_batch, gr_graph **out, char *err, size_t errsz)
+{
+    load_state st = {.base_dir = base_dir, .fixed_batch = fixed_batch, .in_place = 1};
+    int rc = gr_new(&st.g, err, errsz);
+    if (rc == ADJ_OK)
+        rc = build(&st, m, opts, err, errsz);
+    if (rc == ADJ_OK && fixed_batch == 1)
+        rc = gr_set_per_image(st.g, err, errsz);
+    state_done(&st);
+    if (rc) {
+        gr_free(st.g);
+        return rc;
+    }
+    *out = st.g;
+    return ADJ_OK;
+}
+
+/* Output i of ctx c (batch n) against the reference's rows (shape [n, ...]): 0 if equal. */
+static int outputs_differ(const gr_ctx *c, const gr_ctx *ref, int i, int n)
+{
+    op_shape a, b;
+    const float *x = gr_output(c, i, &a), *y = gr_output(ref, i, &b);
+    if (!x || !y || a.rank != b.rank || a.d[0] != n || b.d[0] != n)
+        return 1;
+    for (int k = 1; k < a.rank; k++)
+        if (a.d[k] != b.d[k])
+            return 1;
+    const size_t len = op_numel(&a); /* d[0] = n */
+    float big = 1.0f;
+    for (size_t j = 0; j < len; j++)
+        big = fabsf(y[j]) > big ? fabsf(y[j]) : big;
+    for (size_t j = 0; j < len; j++)
+        if (!(fabsf(x[j] - y[j]) <= 1e-5f * big))
+            return 1;
+    return 0;
+}
+
+/*
+ * Whether the per-image graph g computes the model: the model loaded with
+ * the batch fixed to CHECK_BATCH must give, on that many pseudo-random
+ * images, what g gives on each alone (same shapes, values within 1e-5 of
+ * the largest). Else the model mixes its images (a Softmax or a reduction
+ * across them, a Slice of the batch...). A test, not a proof: a model that
+ * treats batches larger than CHECK_BATCH otherwise passes it. Costs a second
+ * build of the model and 2 x CHECK_BATCH images' forwards, at load only.
+ */
+#define CHECK_BATCH 5
+static int images_independent(const Onnx__ModelProto *m, const char *base_dir,
+                              const onnx_opts *opts, const gr_graph *g, char *err, size_t errsz)
+{
+    gr_graph *g2 = NULL;
+    gr_ctx *c = NULL, *c2 = NULL;
+    float *x = NULL;
+    op_shape s;
+    gr_input_shape(g, &s, NULL);
+    const size_t per = op_numel(&s);
+    const int K = CHECK_BATCH;
+    int rc = build_graph(m, base_dir, opts, K, &g2, err, errsz);
+    if (!rc && !(x = malloc((size_t)K * per * sizeof *x)))
+        rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    if (!rc)
+        rc = gr_ctx_new(g, K, 0, &c, err, errsz);
+    if (!rc)
+        rc = gr_ctx_new(g2, 1, 0, &c2, err, errsz);
+    uint32_t r = 12345;
+    for (size_t j = 0; !rc && j < (size_t)K * per; j++) /* a fixed LCG: values in [-2, 2) */
+        r = r * 1664525u + 1013904223u, x[j] = (float)(r >> 8) / (float)(1 << 22) - 2.0f;
+    if (!rc && !(rc = gr_forward(c, x, K, err, errsz)))
+        rc = gr_forward(c2, x, 1, err, errsz);
+    for (int i = 0; !rc && i < gr_n_outputs(g); i++)
+        if (outputs_differ(c, c2, i, K))
+            rc = adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED, "its images are not independent");
+    gr_ctx_free(c), gr_ctx_free(c2), gr_free(g2), free(x);
+    return rc;
+}
+
+static void free_model(void *m) { onnx__model_proto__free_unpacked(m, NULL); }
+
+/*
+ * The graph of an unpacked model (which it takes: the graph keeps it, as its
+ * initializers' raw bytes are used in place, or frees it on failure).
+ */
+static int load_unpacked(Onnx__ModelProto *m, const char *base_dir, const onnx_opts *opts,
+                         gr_graph **out, char *err, size_t errsz)
+{
+    int rc = build_graph(m, base_dir, opts, 0, out, err, errsz);
+    if (rc == ADJ_ERR_UNSUPPORTED && !(opts && opts->unbatched)) {
+        /* a graph that moves the batch (MultiheadAttention's export): one image at a time,
+         * if its images are independent; else the batched attempt's error is the answer */
+        char msg[ADJ_ERRLEN];
+        gr_graph *g = NULL;
+        if (build_graph(m, base_dir, opts, 1, &g, msg, sizeof msg) == ADJ_OK &&
+            images_independent(m, base_dir, opts, g, msg, sizeof msg) == ADJ_OK)
+            *out = g, rc = ADJ_OK;
+        else
+            gr_free(g);
+    }
+    if (rc) {
+        free_model(m);
+        return rc;
+    }
+    const Onnx__GraphProto *gp = m->graph; /* the bytes of what the graph no longer reads */
+    for (size_t i = 0; i < gp->n_initializer; i++) {
+        Onnx__TensorProto *tp = gp->initializer[i];
+        if (tp->has_raw_data && tp->raw_data.data && gr_const_unused(*out, tp->name)) {
+            free(tp->raw_data.data);
+            tp->raw_data.data = NULL, tp->raw_data.len = 0;
+        }
+    }
+    return gr_add_owned(*out, m, free_model, err, errsz);
 }
 
 int onnx_load_buffer(const void *buf, size_t len, const char *base_dir, const onnx_opts *opts,
@@ -552,19 +758,9 @@ int onnx_load_buffer(const void *buf, size_t len, const char *base_dir, const on
     if (!m)
         return adj_fail(err, errsz, ADJ_ERR_FORMAT,
                         "not an ONNX model: the protobuf is truncated or corrupt");
-    load_state st = {.base_dir = base_dir};
-    int rc = gr_new(&st.g, err, errsz);
-    if (rc == ADJ_OK)
-        rc = build(&st, m, opts, err, errsz);
-    onnx__model_proto__free_unpacked(m, NULL);
-    state_done(&st);
-    if (rc) {
-        gr_free(st.g);
-        return rc;
-    }
-    *out = st.g;
-    return ADJ_OK;
+    return load_unpacked(m, base_dir, opts, out, err, errsz);
 }
+
 
 /* Maps a whole file read-only; *len its size. */
 static int map_file(const char *path, size_t max, void **addr, size_t *len, char *err, size_t errsz)
@@ -614,9 +810,14 @@ int onnx_load(const char *path, const onnx_opts *opts, gr_graph **out, char *err
         *slash = 0;
     else
         snprintf(dir, sizeof dir, ".");
-    rc = onnx_load_buffer(m ? m : "", len, dir, opts, out, msg, sizeof msg);
+    /* the file is unmapped once unpacked (protobuf-c copies what it reads): its pages and
+     * the message's never both stay resident */
+    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, m ? m : "");
     if (m)
         munmap(m, len);
+    rc = mp ? load_unpacked(mp, dir, opts, out, msg, sizeof msg)
+            : adj_fail(msg, sizeof msg, ADJ_ERR_FORMAT,
+                       "not an ONNX model: the protobuf is truncated or corrupt");
     if (rc)
         return adj_fail(err, errsz, rc, "%s: %s", path, msg);
     return ADJ_OK;

@@ -124,7 +124,8 @@ static int attr_ints(const op_attr *a, int n, const char *name, int max, int64_t
     if (x->n > (size_t)max)
         return adj_fail(err, errsz, UNSUP, "attribute '%s' has %zu values, at most %d supported",
                         name, x->n, max);
-    memcpy(v, x->ints, x->n * sizeof *v);
+    if (x->n) /* an empty list may have no array */
+        memcpy(v, x->ints, x->n * sizeof *v);
     *cnt = (int)x->n;
     return 0;
 }
@@ -2170,6 +2171,198 @@ static void cast_forward(const void *pp, const op_tensor *in, int n_in, op_tenso
     }
 }
 
+/* ---- ConstantOfShape, Expand, Where, Equal ------------------------------ */
+
+typedef struct {
+    op_dtype dtype;   /* ConstantOfShape: the value's type and value */
+    float f;
+    int64_t i;
+} fill_params;
+
+static int cos_parse(void *pp, const op_attr *a, int n, int opset, char *err, size_t errsz)
+{
+    fill_params *p = pp;
+    const op_attr *v = attr_find(a, n, "value");
+    p->dtype = OP_FLOAT;
+    if (!v)
+        return 0;
+    if (v->type != OP_ATTR_TENSOR || v->n != 1 || (v->tdtype != OP_FLOAT && v->tdtype != OP_INT64))
+        return adj_fail(err, errsz, UNSUP, "attribute 'value' must be one float or int64 value");
+    p->dtype = v->tdtype, p->f = v->f, p->i = v->i;
+    return 0;
+}
+
+static int cos_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                     char *err, size_t errsz)
+{
+    const fill_params *p = pp;
+    op_shape o = {0, {0}};
+    int rc = input_ints(&in[0], "input", OP_MAX_RANK, o.d, &o.rank, err, errsz);
+    for (int i = 0; !rc && i < o.rank; i++)
+        if (o.d[i] == OP_BATCH_VALUE)
+            rc = adj_fail(err, errsz, UNSUP, "a shape holding the batch size (a batch of constants)");
+        else if (o.d[i] < 0)
+            rc = adj_fail(err, errsz, ADJ_ERR_FORMAT, "dimension %d is %lld", i, (long long)o.d[i]);
+    if (!rc)
+        set_out(&out[0], p->dtype, 0, &o);
+    return rc;
+}
+
+static void cos_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                        float *scratch, gemm_ws *gemm)
+{
+    const fill_params *p = pp;
+    const size_t n = op_numel(&out[0].shape);
+    for (size_t i = 0; i < n; i++)
+        if (p->dtype == OP_FLOAT)
+            ((float *)out[0].data)[i] = p->f;
+        else
+            ((int64_t *)out[0].data)[i] = p->i;
+}
+
+/*
+ * Expand: X broadcast to shape (a constant; the batch size as its first value
+ * makes a batched output, each image a copy of X's one).
+ */
+static int expand_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                        char *err, size_t errsz)
+{
+    int64_t t[OP_MAX_RANK];
+    int k, rc = input_ints(&in[1], "shape", OP_MAX_RANK, t, &k, err, errsz);
+    if (rc)
+        return rc;
+    const op_shape *x = &in[0].shape;
+    const int R = k > x->rank ? k : x->rank;
+    op_shape o = {R, {0}};
+    int batched = in[0].batched;
+    char b1[64];
+    for (int i = 0; i < R; i++) {
+        const int ix = i - (R - x->rank), it = i - (R - k);
+        const int64_t dx = ix >= 0 ? x->d[ix] : 1, dt = it >= 0 ? t[it] : 1;
+        const int xb = in[0].batched && ix == 0;
+        if ((xb && i != 0) || (dt == OP_BATCH_VALUE && i != 0))
+            return adj_fail(err, errsz, UNSUP, "expanding %s moves the batch dimension",
+                            op_shape_str(x, b1, sizeof b1));
+        if (xb || dt == OP_BATCH_VALUE) {
+            if ((xb && dt != 1 && dt != OP_BATCH_VALUE) || (!xb && dx != 1))
+                return adj_fail(err, errsz, UNSUP, "expanding %s across the batch",
+                                op_shape_str(x, b1, sizeof b1));
+            o.d[0] = OP_DIM_BATCH, batched = 1;
+            continue;
+        }
+        if (dt < 1 || (dx != dt && dx != 1 && dt != 1))
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "%s does not expand to dimension %d = %lld",
+                            op_shape_str(x, b1, sizeof b1), i, (long long)dt);
+        o.d[i] = dx == 1 ? dt : dx;
+    }
+    set_out(&out[0], in[0].dtype, batched, &o);
+    return 0;
+}
+
+/*
+ * Runs body for every output element e of shape o in order, with off[t] the
+ * broadcast offset of input ts[t] (n_t of them, at most 3).
+ */
+#define BCAST_LOOP(o, n_t, ts, body)                                                    \
+    do {                                                                                \
+        int64_t st_[3][OP_MAX_RANK] = {{0}}, idx_[OP_MAX_RANK] = {0}, off[3];          \
+        const size_t n_ = op_numel(o);                                                  \
+        for (int t_ = 0; t_ < (n_t); t_++)                                              \
+            bcast_strides(&(ts)[t_], o, st_[t_]);                                       \
+        for (size_t e = 0; e < n_; e++) {                                               \
+            for (int t_ = 0; t_ < (n_t); t_++) {                                        \
+                off[t_] = 0;                                                            \
+                for (int k_ = 0; k_ < (o)->rank; k_++)                                  \
+                    off[t_] += idx_[k_] * st_[t_][k_];                                  \
+            }                                                                           \
+            body;                                                                       \
+            idx_next(idx_, (o)->d, (o)->rank - 1);                                      \
+        }                                                                               \
+    } while (0)
+
+static void expand_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
+                           int n_out, float *scratch, gemm_ws *gemm)
+{
+    const size_t es = op_dtype_size(in[0].dtype);
+    const char *x = in[0].data;
+    char *y = out[0].data;
+    BCAST_LOOP(&out[0].shape, 1, in, memcpy(y + e * es, x + off[0] * es, es));
+}
+
+/* The shape of a, b and c broadcast (c may be NULL), as broadcast_shape. */
+static int broadcast3(const op_tensor *a, const op_tensor *b, const op_tensor *c, op_tensor *o,
+                      char *err, size_t errsz)
+{
+    op_tensor ab = *b;
+    int rc = broadcast_shape(a, b, &ab.shape, &ab.batched, err, errsz);
+    if (!rc && c)
+        rc = broadcast_shape(&ab, c, &ab.shape, &ab.batched, err, errsz);
+    *o = ab;
+    return rc;
+}
+
+/* Where(condition, X, Y): X where the condition (int64, a bool) is nonzero, else Y. */
+static int where_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                       char *err, size_t errsz)
+{
+    if (in[0].dtype != OP_INT64)
+        return adj_fail(err, errsz, UNSUP, "input 'condition' of type %s",
+                        op_dtype_name(in[0].dtype));
+    if (in[1].dtype != in[2].dtype)
+        return adj_fail(err, errsz, UNSUP, "inputs X and Y of types %s and %s",
+                        op_dtype_name(in[1].dtype), op_dtype_name(in[2].dtype));
+    op_tensor o;
+    int rc = broadcast3(&in[0], &in[1], &in[2], &o, err, errsz);
+    if (!rc)
+        set_out(&out[0], in[1].dtype, o.batched, &o.shape);
+    return rc;
+}
+
+static void where_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
+                          int n_out, float *scratch, gemm_ws *gemm)
+{
+    const size_t es = op_dtype_size(out[0].dtype);
+    const int64_t *c = in[0].data;
+    const char *x = in[1].data, *yv = in[2].data;
+    char *y = out[0].data;
+    BCAST_LOOP(&out[0].shape, 3, in,
+               memcpy(y + e * es, c[off[0]] ? x + off[1] * es : yv + off[2] * es, es));
+}
+
+/* Equal: int64 0 or 1. The batch size (in a shape) equals only itself and no number < 1. */
+static int equal_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                       char *err, size_t errsz)
+{
+    if (in[0].dtype != in[1].dtype || (in[0].dtype != OP_FLOAT && in[0].dtype != OP_INT64))
+        return adj_fail(err, errsz, UNSUP, "inputs of types %s and %s", op_dtype_name(in[0].dtype),
+                        op_dtype_name(in[1].dtype));
+    for (int k = 0; k < 2; k++) {
+        const int64_t *v = has_batch_value(&in[k]) ? const_ints(&in[1 - k]) : NULL;
+        for (size_t i = 0; v && i < op_numel(&in[1 - k].shape); i++)
+            if (v[i] >= 1 && v[i] != OP_BATCH_VALUE)
+                return adj_fail(err, errsz, UNSUP, "comparing the batch size with %lld (a dynamic "
+                                "batch)", (long long)v[i]);
+    }
+    op_tensor o;
+    int rc = broadcast3(&in[0], &in[1], NULL, &o, err, errsz);
+    if (!rc)
+        set_out(&out[0], OP_INT64, o.batched, &o.shape);
+    return rc;
+}
+
+static void equal_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
+                          int n_out, float *scratch, gemm_ws *gemm)
+{
+    int64_t *y = out[0].data;
+    if (in[0].dtype == OP_FLOAT) {
+        const float *a = in[0].data, *b = in[1].data;
+        BCAST_LOOP(&out[0].shape, 2, in, y[e] = a[off[0]] == b[off[1]]);
+    } else {
+        const int64_t *a = in[0].data, *b = in[1].data;
+        BCAST_LOOP(&out[0].shape, 2, in, y[e] = a[off[0]] == b[off[1]]);
+    }
+}
+
 /* ---- backward kernels (input gradients; see op_def.backward) ---------- */
 
 /* The value at offset off of a tensor the backward may not have (NULL): 0. */
@@ -2185,6 +2378,31 @@ static void accum_backward(const void *pp, const op_tensor *in, int n_in, const 
     if (d)
         for (size_t i = 0; i < n; i++)
             d[i] += dy[i];
+}
+
+/* Expand: each output element adds its gradient to the element of X it copied, in order. */
+static void expand_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
+                            int n_out, const float *dy, float *const *dx, float *scratch,
+                            gemm_ws *gemm)
+{
+    float *d = dx[0];
+    if (d)
+        BCAST_LOOP(&out[0].shape, 1, in, d[off[0]] += dy[e]);
+}
+
+/* Where: the gradient goes to X where the condition holds, else to Y (in output order). */
+static void where_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
+                           int n_out, const float *dy, float *const *dx, float *scratch,
+                           gemm_ws *gemm)
+{
+    const int64_t *c = in[0].data;
+    float *dxa = dx[1], *dya = dx[2];
+    BCAST_LOOP(&out[0].shape, 3, in, {
+        if (c[off[0]] && dxa)
+            dxa[off[1]] += dy[e];
+        else if (!c[off[0]] && dya)
+            dya[off[2]] += dy[e];
+    });
 }
 
 /*
@@ -2984,6 +3202,15 @@ static const op_def table[] = {
      layernorm_backward, NULL, OPB_IN(0) | OPB_IN(1), OPB_IN(0)},
     {"Cast", "to", 1, 1, 1, 1, 0, 0, sizeof(cast_params), cast_parse, cast_infer, NULL, cast_forward,
      accum_backward, NULL, 0, OPB_IN(0)},
+    {"ConstantOfShape", "value", 1, 1, 1, 1, 0, 0, sizeof(fill_params), cos_parse, cos_infer, NULL,
+     cos_forward,
+     NULL, NULL, 0, 0},
+    {"Expand", "", 2, 2, 1, 1, 0, 0, sizeof(fill_params), NULL, expand_infer, NULL, expand_forward,
+     expand_backward, NULL, 0, OPB_IN(0)},
+    {"Where", "", 3, 3, 1, 1, 0, 0, sizeof(fill_params), NULL, where_infer, NULL, where_forward,
+     where_backward, NULL, OPB_IN(0), OPB_IN(1) | OPB_IN(2)},
+    {"Equal", "", 2, 2, 1, 1, 0, 0, sizeof(fill_params), NULL, equal_infer, NULL, equal_forward,
+     NULL, NULL, 0, 0},
 };
 
 const op_def *op_find(const char *name)

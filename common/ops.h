@@ -31,7 +31,8 @@
  * aligned). Outputs never alias inputs.
  *
  * Integer tensors (int64) exist for shape computations (Shape, Gather,
- * Concat, Unsqueeze, Reshape, Slice, arithmetic...): the graph folds them
+ * Concat, Unsqueeze, Reshape, Slice, arithmetic, ConstantOfShape, Equal,
+ * Where...; a bool tensor is int64 0 or 1): the graph folds them
  * into constants at load time; at run time every non-constant tensor is float.
  */
 #ifndef ADJ_OPS_H
@@ -95,7 +96,8 @@ typedef enum {
     OP_ATTR_STRING,
     OP_ATTR_INTS,
     OP_ATTR_FLOATS,
-    OP_ATTR_OTHER,    /**< a type no operator here reads (tensor, graph...) */
+    OP_ATTR_TENSOR,   /**< a tensor: n elements of tdtype; one element's value in i or f */
+    OP_ATTR_OTHER,    /**< a type no operator here reads (graph, sparse tensor...) */
 } op_attr_type;
 
 /** One attribute of a node, borrowed from the loader for the parse call. */
@@ -108,6 +110,7 @@ typedef struct {
     const int64_t *ints;    /**< OP_ATTR_INTS: n values */
     const float *floats;    /**< OP_ATTR_FLOATS: n values */
     size_t n;
+    op_dtype tdtype;        /**< OP_ATTR_TENSOR: its type (OP_NONE: another than float, int64) */
 } op_attr;
 
 /* ---- the table -------------------------------------------------------- */

@@ -217,7 +217,7 @@ static int place_job(srv_jobs *js, srv_eval_request *rq, char id[SRV_JOB_ID_LEN 
 {
     int rc = exp_params_check(&rq->params, err, errsz);
     srv_eval_set set;
-    if (rc || (rc = srv_eval_resolve(js->root, rq, js->spec->classes, &set, err, errsz)))
+    if (rc || (rc = srv_eval_resolve(js->root, rq, model_get_classes(js->m), &set, err, errsz)))
         return rc == ADJ_ERR_NOMEM ? rc : ADJ_ERR_ARG;
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/request.json", js->jobs_dir);

@@ -7,7 +7,7 @@
  *     srv_eval_request_init(&rq);
  *     if (srv_eval_parse_json(&rq, body, len, err, sizeof err)) ... 400 ...
  *     srv_eval_set set;
- *     if (srv_eval_resolve(root_real, &rq, classes, &set, err, sizeof err)) ... 400 ...
+ *     if (srv_eval_resolve(root_real, &rq, model_get_classes(m), &set, err, sizeof err)) ... 400 ...
  *     ... set.dir, set.files[i], set.truth ? set.truth[i] : -1 ...
  *     srv_eval_set_free(&set);
  *     srv_eval_request_free(&rq);
@@ -27,9 +27,20 @@
  * every count-th image of that slice, starting at its index-th. The shards
  * 0..count-1 of one slice are disjoint and together are the slice.
  *
- * Labels, in this order of precedence:
+ * The ImageFolder layout (torchvision's): a dataset folder that has
+ * subfolders and no image file holds its images in class folders named by
+ * synset (val/n01440764/x.JPEG); every subfolder must be a synset of the
+ * model (model_classes: its class order), checked as the dataset (real path
+ * under the root and under the dataset), and no
+ * ground_truth or labels may be given: an image's class is its folder's
+ * synset's class in the model's order. Its file names are "synset/name",
+ * sorted as one list (strcmp), then selected as above.
+ *
+ * Otherwise labels, in this order of precedence:
  *   - "ground_truth": the ImageNet validation layout: one ILSVRC2012_ID
- *     (1..classes) per line; the class index is ID - 1. When every image is
+ *     (1..1000 for a model whose class order is known, 1..classes otherwise)
+ *     per line, mapped to the model's order (ID -> synset -> class, refused
+ *     when the model has no such class), or ID - 1 when the order is unknown. When every image is
  *     named ILSVRC2012_val_NNNNNNNN.<ext>, image NNNNNNNN takes line
  *     NNNNNNNN (so any subset of the folder works with the devkit's full
  *     file); otherwise line i belongs to the i-th image of the sorted folder
@@ -50,6 +61,7 @@
 #include <jansson.h>
 
 #include "experiment.h"
+#include "model.h"
 
 /** Largest number of images of one job. */
 #define SRV_EVAL_MAX_IMAGES 10000000
@@ -215,12 +227,13 @@ int srv_eval_form_finish(srv_eval_request *rq, srv_eval_form *f, char *err, size
 /**
  * Resolves a dataset request under root_real (the data root's real path,
  * or NULL when server-side datasets are disabled: then ADJ_ERR_ARG "server-
- * side datasets are disabled ..."). classes bounds the labels. *out (new:
+ * side datasets are disabled ..."). cl: the model's classes (bounds and
+ * maps the labels). *out (new:
  * srv_eval_set_free) is written only on success. ADJ_ERR_ARG (a refused
  * path, bad labels, an empty selection: the message says which and why),
  * ADJ_ERR_NOMEM.
  */
-int srv_eval_resolve(const char *root_real, const srv_eval_request *rq, int classes,
+int srv_eval_resolve(const char *root_real, const srv_eval_request *rq, const model_classes *cl,
                      srv_eval_set *out, char *err, size_t errsz);
 
 /**

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "image.h"
+#include "model.h"
 #include "srv_params.h"
 #include "status.h"
 #include "ut_file.h"
@@ -270,9 +271,10 @@ static long ilsvrc_number(const char *name)
  * truth for all n files of the folder (sorted) from an ILSVRC2012 ground
  * truth file.
  */
-static int apply_ground_truth(char *text, size_t len, int classes, const char *what,
+static int apply_ground_truth(char *text, size_t len, const model_classes *cl, const char *what,
                               char *const *files, size_t n, int *truth, char *err, size_t errsz)
 {
+    const int classes = cl->synsets ? MODEL_ILSVRC_CLASSES : cl->n; /* the IDs' range */
     size_t cap = 0, lines = 0;
     int *ids = NULL;
     char *p = text, *end = text + len;
@@ -299,8 +301,14 @@ static int apply_ground_truth(char *text, size_t len, int classes, const char *w
                               : adj_fail(err, errsz, ADJ_ERR_ARG,
                                          "%s line %zu: '%.20s' is not an ILSVRC2012_ID in 1..%d "
                                          "(the model has %d classes)",
-                                         what, lines + 1, s, classes, classes);
+                                         what, lines + 1, s, classes, cl->n);
         }
+        if (cl->synsets && cl->of_id[v - 1] < 0) {
+            free(ids);
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "%s line %zu: ILSVRC2012_ID %ld is not a "
+                            "class of the model (its labels)", what, lines + 1, v);
+        }
+        v = cl->synsets ? cl->of_id[v - 1] + 1 : v; /* the model's class + 1 */
         if (lines == cap) {
             cap = cap ? cap * 2 : 4096;
             int *ni = realloc(ids, cap * sizeof *ni);
@@ -419,6 +427,135 @@ static int list_images(const char *root, const char *dir, const char *rel, char 
     return ADJ_OK;
 }
 
+/* A file name and its class, sorted together. */
+typedef struct {
+    char *name;
+    int cls;
+} named_class;
+
+static int cmp_named(const void *a, const void *b)
+{
+    return strcmp(((const named_class *)a)->name, ((const named_class *)b)->name);
+}
+
+/* Nonzero if dir (a real path) has subfolders (symbolic links followed) and no image file:
+ * the ImageFolder layout. */
+static int is_image_folder(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int folders = 0, images = 0;
+    char p[PATH_MAX];
+    struct stat st;
+    while (d && !images && (de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+            (size_t)snprintf(p, sizeof p, "%s/%s", dir, de->d_name) >= sizeof p || stat(p, &st))
+            continue;
+        folders |= S_ISDIR(st.st_mode);
+        images |= S_ISREG(st.st_mode) && has_image_ext(de->d_name);
+    }
+    if (d)
+        closedir(d);
+    return folders && !images;
+}
+
+/* Appends folder sub's images (as "sub/name", class cls) to *v; checked as list_images. */
+static int add_class_folder(const char *root, const char *dir, const char *rel, const char *sub,
+                            int cls, named_class **v, size_t *n, size_t *cap, char *err,
+                            size_t errsz)
+{
+    char real[PATH_MAX], msg[ADJ_ERRLEN], **names = NULL;
+    size_t k = 0;
+    snprintf(msg, sizeof msg, "%s/%s", rel, sub);
+    int rc = resolve_rel(root, msg, 1, "dataset", real, err, errsz);
+    if (!rc && !srv_path_within(dir, real))
+        rc = adj_fail(err, errsz, ADJ_ERR_ARG, "dataset '%.200s': folder '%.100s' leads outside "
+                      "it (a symbolic link?)", rel, sub);
+    if (!rc)
+        rc = list_images(root, real, msg, &names, &k, err, errsz);
+    for (size_t i = 0; !rc && i < k; i++) {
+        if (*n >= SRV_EVAL_MAX_IMAGES)
+            rc = adj_fail(err, errsz, ADJ_ERR_ARG, "dataset '%.200s': more than %d images", rel,
+                          SRV_EVAL_MAX_IMAGES);
+        else if (*n == *cap) {
+            size_t nc = *cap ? *cap * 2 : 1024;
+            named_class *nv = realloc(*v, nc * sizeof *nv);
+            if (!nv)
+                rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+            else
+                *v = nv, *cap = nc;
+        }
+        size_t len = strlen(sub) + strlen(names[i]) + 2;
+        if (!rc && !((*v)[*n].name = malloc(len)))
+            rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+        if (!rc) {
+            snprintf((*v)[*n].name, len, "%s/%s", sub, names[i]);
+            (*v)[(*n)++].cls = cls;
+        }
+    }
+    free_names(names, k);
+    return rc;
+}
+
+/*
+ * The ImageFolder layout: dir's subfolders are synsets of the model
+ * (cl->synsets), each holding its images: s->files ("synset/name", sorted)
+ * and s->truth. Refused: a model without a class order, a folder that is
+ * not one of its synsets.
+ */
+static int list_image_folder(const char *root, const char *dir, const char *rel,
+                             const model_classes *cl, srv_eval_set *s, char *err, size_t errsz)
+{
+    if (!cl->synsets)
+        return adj_fail(err, errsz, ADJ_ERR_ARG,
+                        "dataset '%.200s' has class folders (the ImageFolder layout) but the "
+                        "model's class order is unknown (give classes_order or labels of "
+                        "synsets in its preprocessing spec)", rel);
+    DIR *d = opendir(dir);
+    if (!d)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "dataset '%.200s': cannot read the folder: %s",
+                        rel, strerror(errno));
+    named_class *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc = ADJ_OK;
+    struct dirent *de;
+    char p[PATH_MAX];
+    struct stat st;
+    while (!rc && (de = readdir(d))) {
+        const char *name = de->d_name;
+        if (!strcmp(name, ".") || !strcmp(name, ".."))
+            continue;
+        int is_dir = (size_t)snprintf(p, sizeof p, "%s/%s", dir, name) < sizeof p &&
+                     stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+        int cls = is_dir ? model_class_of_synset(cl, name) : -1;
+        if (is_dir && cls < 0)
+            rc = adj_fail(err, errsz, ADJ_ERR_ARG, "dataset '%.200s': folder '%.100s' is not a "
+                          "class of the model (classes_order %s)", rel,
+                          srv_name_ok(name) ? name : "?", model_class_order_name(cl->order));
+        else if (is_dir)
+            rc = add_class_folder(root, dir, rel, name, cls, &v, &n, &cap, err, errsz);
+    }
+    closedir(d);
+    if (!rc && n && !(s->files = malloc(n * sizeof *s->files)))
+        rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    if (!rc && n && !(s->truth = malloc(n * sizeof *s->truth)))
+        rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    if (!rc && !(s->labels_from = strdup("class folders")))
+        rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    if (!rc && n)
+        qsort(v, n, sizeof *v, cmp_named);
+    for (size_t i = 0; i < n; i++) {
+        if (!rc)
+            s->files[i] = v[i].name, s->truth[i] = v[i].cls;
+        else
+            free(v[i].name);
+    }
+    free(v);
+    if (!rc)
+        s->n = n;
+    return rc;
+}
+
 void srv_eval_set_free(srv_eval_set *s)
 {
     if (!s)
@@ -475,7 +612,7 @@ static int find_labels(const char *root, const srv_eval_request *rq, const char 
 }
 
 /* The truth of the selected images from the labels' file lab; s->n is the selection. */
-static int read_truth(const srv_eval_request *rq, int classes, const char *lab,
+static int read_truth(const srv_eval_request *rq, const model_classes *cl, const char *lab,
                       const char *field, srv_eval_set *s, char *err, size_t errsz)
 {
     char rel[PATH_MAX];
@@ -491,14 +628,14 @@ static int read_truth(const srv_eval_request *rq, int classes, const char *lab,
     int rc;
     if (rq->ground_truth) {
         /* lines map onto the whole folder: select afterwards */
-        rc = apply_ground_truth(text, len, classes, field, s->files, s->n, s->truth, err, errsz);
+        rc = apply_ground_truth(text, len, cl, field, s->files, s->n, s->truth, err, errsz);
         if (!rc)
             s->n = select_subset(rq, s->files, s->truth, s->n);
     } else {
         /* only the selected images need a label: select first */
         label_entry *e = NULL;
         size_t ne = 0;
-        rc = parse_labels(text, len, classes, field, &e, &ne, err, errsz);
+        rc = parse_labels(text, len, cl->n, field, &e, &ne, err, errsz);
         if (!rc) {
             s->n = select_subset(rq, s->files, NULL, s->n);
             rc = apply_labels(e, ne, s->files, s->n, s->truth, field, err, errsz);
@@ -509,8 +646,8 @@ static int read_truth(const srv_eval_request *rq, int classes, const char *lab,
     return rc;
 }
 
-int srv_eval_resolve(const char *root, const srv_eval_request *rq, int classes, srv_eval_set *out,
-                     char *err, size_t errsz)
+int srv_eval_resolve(const char *root, const srv_eval_request *rq, const model_classes *cl,
+                     srv_eval_set *out, char *err, size_t errsz)
 {
     char dir[PATH_MAX], lab[PATH_MAX];
     const char *field;
@@ -523,7 +660,16 @@ int srv_eval_resolve(const char *root, const srv_eval_request *rq, int classes, 
     memset(&s, 0, sizeof s);
     if (!(s.dir = strdup(dir)))
         return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
-    if ((rc = list_images(root, dir, rq->dataset, &s.files, &s.n, err, errsz)))
+    const int folders = is_image_folder(dir);
+    if (folders && (rq->ground_truth || rq->labels)) {
+        rc = adj_fail(err, errsz, ADJ_ERR_ARG, "dataset '%.200s' has class folders (the "
+                      "ImageFolder layout): its classes come from them, not from %s", rq->dataset,
+                      rq->ground_truth ? "ground_truth" : "labels");
+        goto fail;
+    }
+    rc = folders ? list_image_folder(root, dir, rq->dataset, cl, &s, err, errsz)
+                 : list_images(root, dir, rq->dataset, &s.files, &s.n, err, errsz);
+    if (rc)
         goto fail;
     s.n_folder = s.n;
     if (s.n == 0) {
@@ -532,9 +678,9 @@ int srv_eval_resolve(const char *root, const srv_eval_request *rq, int classes, 
                       rq->dataset);
         goto fail;
     }
-    if (!lab[0])
-        s.n = select_subset(rq, s.files, NULL, s.n);
-    else if ((rc = read_truth(rq, classes, lab, field, &s, err, errsz)))
+    if (!lab[0] || folders)
+        s.n = select_subset(rq, s.files, s.truth, s.n);
+    else if ((rc = read_truth(rq, cl, lab, field, &s, err, errsz)))
         goto fail;
     if (s.n == 0) {
         rc = adj_fail(err, errsz, ADJ_ERR_ARG,

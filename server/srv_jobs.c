@@ -429,7 +429,7 @@ int srv_jobs_create(srv_jobs *js, srv_eval_request *rq, char id[SRV_JOB_ID_LEN +
     if (rc)
         return rc == ADJ_ERR_NOMEM ? rc : ADJ_ERR_ARG;
     srv_eval_set set;
-    rc = rq->dataset ? srv_eval_resolve(js->root, rq, js->spec->classes, &set, err, errsz)
+    rc = rq->dataset ? srv_eval_resolve(js->root, rq, model_get_classes(js->m), &set, err, errsz)
                      : srv_eval_uploads(rq, js->spec->classes, &set, err, errsz);
     if (rc) /* the request names something wrong (a folder, a file, a label) */
         return rc == ADJ_ERR_NOMEM ? rc : ADJ_ERR_ARG;

@@ -239,6 +239,17 @@ json_t *srv_js_attack_json(const exp_params *p)
 
 /* ---------------------------------------------------------------- loading */
 
+/* A file name of request.json: one component, or "class/name" (an ImageFolder dataset);
+ * never empty, absolute or "..". */
+static int rel_name_ok(const char *f, int folders)
+{
+    const char *slash = strchr(f, '/'), *last = slash ? slash + 1 : f;
+    size_t n0 = slash ? (size_t)(slash - f) : strlen(f);
+    if ((slash && (!folders || strchr(last, '/'))) || !n0 || !*last)
+        return 0;
+    return !(n0 <= 2 && !strncmp(f, "..", n0)) && strcmp(last, ".") && strcmp(last, "..");
+}
+
 /* request.json's "files" and "truth" into j->files, j->truth (j->total of them). */
 static int load_files(job *j, const json_t *files, const json_t *truth, char *why, size_t whysz)
 {
@@ -249,7 +260,7 @@ static int load_files(job *j, const json_t *files, const json_t *truth, char *wh
         return adj_fail(why, whysz, ADJ_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < j->total; i++) {
         const char *f = json_string_value(json_array_get(files, i));
-        if (!f || !*f || strchr(f, '/') || !(j->files[i] = strdup(f)))
+        if (!f || !rel_name_ok(f, !j->upload) || !(j->files[i] = strdup(f)))
             return adj_fail(why, whysz, ADJ_ERR_FORMAT, "request.json: file %zu is malformed",
                             i + 1);
         if (j->has_truth) {

@@ -570,6 +570,74 @@ static void test_layout(void)
 #undef START
 }
 
+/* An int64 constant of any shape (values given). */
+static int b_int_tensor(bld *b, int rank, const int64_t *d, const int64_t *vals)
+{
+    op_shape s = {rank, {0}};
+    for (int i = 0; i < rank; i++)
+        s.d[i] = d[i];
+    size_t n = op_numel(&s);
+    int64_t *v = malloc(sizeof(int64_t) * (n ? n : 1));
+    memcpy(v, vals, sizeof(int64_t) * n);
+    return b_tensor(b, OP_INT64, &s, 0, 1, v);
+}
+
+/* Expand and Where at run time; ViT's class token (ConstantOfShape, Equal, Where, Expand on
+ * the batch size folded at load). */
+static void test_fill(void)
+{
+    bld b;
+    int x;
+#define START(seed) (b_start(&b, seed), x = b_input(&b, 3, (int64_t[]){3, 4, 5}))
+    START(141);
+    { /* [N,3,1,5] -> [N,3,4,5]: the gradient sums over the copies */
+        int m = b_node(&b, "ReduceMean", &x, 1, (op_attr[]){INTS("axes", 2)}, 1);
+        int y = b_node(&b, "Expand", (int[]){m, b_ints(&b, 4, (int64_t[]){1, 3, 4, 5})}, 2, NULL, 0);
+        b_finish(&b, x, y);
+        check_case("Expand [N,3,1,5] to [N,3,4,5]", &b, SMOOTH);
+    }
+    START(142);
+    { /* a trailing broadcast: [N,3,4,1] by [1,6] -> [N,3,4,6] */
+        int m = b_node(&b, "ReduceMean", &x, 1, (op_attr[]){INTS("axes", 3)}, 1);
+        int y = b_node(&b, "Expand", (int[]){m, b_ints(&b, 2, (int64_t[]){1, 6})}, 2, NULL, 0);
+        b_finish(&b, x, y);
+        check_case("Expand [N,3,4,1] by [1,6]", &b, SMOOTH);
+    }
+    START(143);
+    {
+        int64_t cv[20];
+        for (int i = 0; i < 20; i++)
+            cv[i] = (i * 7 + 3) % 3 == 0;
+        int cond = b_int_tensor(&b, 2, (int64_t[]){4, 5}, cv);
+        int other = b_const(&b, 2, (int64_t[]){1, 5}, -1, 1);
+        int sg = b_node(&b, "Tanh", &x, 1, NULL, 0);
+        int w1 = b_node(&b, "Where", (int[]){cond, x, other}, 3, NULL, 0);
+        int y = b_node(&b, "Where", (int[]){cond, w1, sg}, 3, NULL, 0); /* X twice: sums */
+        b_finish(&b, x, y);
+        check_case("Where (constant condition) of X, a constant, Tanh(X)", &b, SMOOTH);
+    }
+    START(144);
+    { /* torch's ViT: Expand(cls [1,3,1,5], Where(Equal(s, -1s), 1s, s)) for s = [N,3,1] */
+        int sh = b_node(&b, "Shape", &x, 1, NULL, 0);
+        int n = b_node(&b, "Gather", (int[]){sh, b_ints(&b, 1, (int64_t[]){0})}, 2,
+                       (op_attr[]){A_int("axis", 0)}, 1);
+        int tgt = b_node(&b, "Concat", (int[]){n, b_ints(&b, 2, (int64_t[]){3, 1}), b_ints(&b, 1, (int64_t[]){-1})}, 3,
+                         (op_attr[]){A_int("axis", 0)}, 1);
+        int ts = b_node(&b, "Shape", &tgt, 1, NULL, 0);
+        op_attr one = {.name = "value", .type = OP_ATTR_TENSOR, .tdtype = OP_INT64, .i = 1, .n = 1};
+        int ones = b_node(&b, "ConstantOfShape", &ts, 1, &one, 1);
+        int minus = b_node(&b, "Mul", (int[]){ones, b_ints(&b, 1, (int64_t[]){-1})}, 2, NULL, 0);
+        int eq = b_node(&b, "Equal", (int[]){tgt, minus}, 2, NULL, 0);
+        int wh = b_node(&b, "Where", (int[]){eq, ones, tgt}, 3, NULL, 0);
+        int cls = b_node(&b, "Expand", (int[]){b_const(&b, 4, (int64_t[]){1, 3, 1, 5}, -1, 1), wh}, 2,
+                         NULL, 0);
+        int y = b_node(&b, "Concat", (int[]){cls, x}, 2, (op_attr[]){A_int("axis", 2)}, 1);
+        b_finish(&b, x, y);
+        check_case("class token: Expand of a constant to the batch, Concat with X", &b, SMOOTH);
+    }
+#undef START
+}
+
 /* A small network: Conv -> BN (folded) -> Relu -> MaxPool -> Conv -> Add (residual) -> GAP -> Gemm. */
 static void test_network(void)
 {
@@ -710,6 +778,7 @@ int main(void)
     test_binary();
     test_products();
     test_layout();
+    test_fill();
     test_network();
     test_loss();
     test_refusals();

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "graph.h"
+#include "model.h"
 #include "onnx.h"
 #include "onnx.pb-c.h"
 #include "testutil.h"
@@ -696,6 +697,28 @@ static void test_bad_files(void)
         CHECK(rc == ADJ_ERR_FORMAT && strstr(err, want) && strstr(err, "'w'"),
               "external data case %d: rc %d: %s", k, rc, err);
         gr_free(g);
+        free(bad);
+    }
+    /* outputs of the wrong shape: against the file's declaration; not an image classifier */
+    for (int k = 0; k < 2; k++) {
+        mb b = {0};
+        int64_t xd[2] = {-1, 4}, od[2] = {-1, 5}, x4[4] = {-1, 3, 4, 4};
+        b.ins[b.nin++] = vi("x", k ? 4 : 2, k ? x4 : xd);
+        b.outs[b.nout++] = vi("out", k ? 0 : 2, od);
+        mb_node(&b, "Relu", "the_node", "x", "out");
+        bad = mb_pack(&b, &len);
+        if (k == 0) {
+            const char *w[] = {"'out'", "declared [?,5]", "[N,4]", NULL};
+            expect_fail(bad, len, ADJ_ERR_FORMAT, w, "output of a wrong declared shape");
+        } else { /* [N,3,4,4] out: model_load_onnx wants [N,classes] */
+            snprintf(path, sizeof path, "%s/relu.onnx", dir);
+            tu_write_file(path, bad, len);
+            model *m = NULL;
+            int rc = model_load_onnx(path, NULL, &m, err, sizeof err);
+            CHECK(rc == ADJ_ERR_UNSUPPORTED && !m && strstr(err, "[N,3,4,4]") &&
+                      strstr(err, "[N,classes]"), "not a classifier's output: rc %d: %s", rc, err);
+            model_free(m);
+        }
         free(bad);
     }
     snprintf(path, sizeof path, "%s/none.onnx", dir);

@@ -16,7 +16,16 @@ a random 224x224 PNG (resize=none, so that both see the same pixels):
   clipped; and the daemon's probabilities for Adv1(x) equal PyTorch's on that
   image within 1e-4;
 - a sidecar FILE.json with BGR order and a different std is read (probabilities
-  equal PyTorch's on the model with that preprocessing).
+  equal PyTorch's on the model with that preprocessing);
+- /evaluate (eps 1) on the ImageFolder layout (val/<synset>/*.JPEG) and on the
+  devkit layout (ILSVRC2012_val_*.JPEG + ground-truth IDs): every row's truth is
+  the class an independent mapping gives (config/ilsvrc2012-synsets.txt read here:
+  ID -> synset -> index among the sorted synsets, torchvision's order), and the
+  job's top-1 of x agrees with PyTorch's on those pixels; /models reports
+  classes_order synset_sorted;
+- with a spec whose labels are synsets (one replaced by a made-up one): /models
+  reports them, a folder of a synset the labels lack and a ground-truth ID whose
+  synset they lack are refused (400, named), as is an unknown synset folder.
 Exit 77 (skip) without torch/torchvision/PIL."""
 import io
 import json
@@ -24,6 +33,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 try:
@@ -161,6 +171,121 @@ p, url, models = start(onnx)
 try:
     r = post(url, "/classify?top_k=5&resize=none", body)
     close(r, probs_of(m, img, (0.5,) * 3, (0.25,) * 3, bgr=True), "/classify with a sidecar (BGR)")
+finally:
+    p.terminate()
+    p.wait()
+os.unlink(os.path.join(tmp, "resnet18.json"))
+
+# ---- /evaluate: the ImageFolder and devkit layouts, mapped to torchvision's order
+here = os.path.dirname(os.path.abspath(__file__))
+table = [line.split() for line in open(os.path.join(here, "..", "config", "ilsvrc2012-synsets.txt"))]
+syn_of_id = {int(t[1]): t[0] for t in table}
+sorted_syn = sorted(syn_of_id.values())
+tv_index = {syn: i for i, syn in enumerate(sorted_syn)}
+data = os.path.join(tmp, "data")
+ids = [1, 65, 500, 1000]       # a few ILSVRC2012_IDs; their synsets name the folders
+files, truth = [], {}
+for k, cid in enumerate(ids):
+    syn = syn_of_id[cid]
+    os.makedirs(os.path.join(data, "val", syn), exist_ok=True)
+    a = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
+    name = f"ILSVRC2012_val_{k + 1:08d}.JPEG"
+    Image.fromarray(a).save(os.path.join(data, "val", syn, name), quality=95)
+    truth[f"{syn}/{name}"] = tv_index[syn]
+os.makedirs(os.path.join(data, "devkit"))
+gt_ids = [65, 1, 1000, 500, 2]
+for k, cid in enumerate(gt_ids):
+    a = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
+    Image.fromarray(a).save(os.path.join(data, "devkit", f"ILSVRC2012_val_{k + 1:08d}.JPEG"),
+                            quality=95)
+with open(os.path.join(data, "gt.txt"), "w") as f:
+    f.write("".join(f"{i}\n" for i in gt_ids))
+devkit_truth = {f"ILSVRC2012_val_{k + 1:08d}.JPEG": tv_index[syn_of_id[i]]
+                for k, i in enumerate(gt_ids)}
+os.makedirs(os.path.join(data, "unknown", "n99999999"))
+Image.fromarray(img).save(os.path.join(data, "unknown", "n99999999", "a.JPEG"))
+
+
+def evaluate(url, body):
+    """POST /evaluate; (status, answer)."""
+    req = urllib.request.Request(url + "/evaluate", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
+def job_rows(url, jid):
+    """Waits for the job; its rows as dicts."""
+    for _ in range(3000):
+        with urllib.request.urlopen(f"{url}/jobs/{jid}") as r:
+            st = json.load(r)
+        if st["status"] in ("done", "failed", "canceled"):
+            break
+        time.sleep(0.1)
+    check(st["status"] == "done", f"job {jid}: {st['status']} {st.get('error', '')}")
+    import csv
+    with urllib.request.urlopen(f"{url}/jobs/{jid}/rows") as r:
+        return list(csv.DictReader(io.StringIO(r.read().decode())))
+
+
+def x_label(path):
+    """PyTorch's top-1 on a file as the daemon prepares it (256 then the centre 224)."""
+    im = Image.open(path).convert("RGB").resize((256, 256), Image.BILINEAR)
+    return int(np.argmax(probs_of(m, np.array(im)[16:240, 16:240], tv.MEAN, tv.STD)))
+
+
+p, url, models = start(onnx, "--data-root", data)
+try:
+    info = models["models"][0] if "models" in models else models
+    pre = info.get("onnx", {}).get("preprocessing", {})
+    check(pre.get("classes_order") == "synset_sorted" and pre.get("labels") is None,
+          f"/models: classes_order {pre.get('classes_order')}, labels {pre.get('labels')}")
+    for what, body, want, folder in (
+            ("ImageFolder", {"dataset": "val", "eps": [1]}, truth, "val"),
+            ("devkit", {"dataset": "devkit", "ground_truth": "gt.txt", "eps": [1]}, devkit_truth,
+             "devkit")):
+        code, ans = evaluate(url, body)
+        check(code == 202, f"/evaluate {what}: {code} {ans}")
+        rows = job_rows(url, ans.get("id")) if code == 202 else []
+        got = {r["file"]: int(r["truth"]) for r in rows}
+        check(got == want, f"/evaluate {what}: truth {got} is the Python mapping's {want}")
+        agree = sum(int(r["label_x"]) == x_label(os.path.join(data, folder, r["file"]))
+                    for r in rows)
+        check(rows and agree == len(rows), f"/evaluate {what}: top-1 of x as PyTorch's for "
+              f"{agree} of {len(rows)} images")
+    code, ans = evaluate(url, {"dataset": "unknown", "eps": [1]})
+    check(code == 400 and "n99999999" in ans.get("error", ""),
+          f"/evaluate: an unknown synset folder is refused: {code} {ans.get('error')}")
+    code, ans = evaluate(url, {"dataset": "val", "ground_truth": "gt.txt", "eps": [1]})
+    check(code == 400, f"/evaluate: class folders with a ground_truth file: {code} "
+          f"{ans.get('error')}")
+finally:
+    p.terminate()
+    p.wait()
+
+# labels of synsets (the model's order), one replaced: that synset is no class of the model
+gone = syn_of_id[65]
+with open(os.path.join(tmp, "synsets.txt"), "w") as f:
+    f.write("".join(("n00000001" if s == gone else s) + "\n" for s in sorted_syn))
+with open(os.path.join(tmp, "resnet18.json"), "w") as f:
+    json.dump({"labels": "synsets.txt"}, f)
+p, url, models = start(onnx, "--data-root", data)
+try:
+    info = models["models"][0] if "models" in models else models
+    pre = info.get("onnx", {}).get("preprocessing", {})
+    check(pre.get("classes_order") == "labels" and pre.get("labels", "").endswith("synsets.txt"),
+          f"/models with labels of synsets: classes_order {pre.get('classes_order')}, labels "
+          f"{pre.get('labels')}")
+    code, ans = evaluate(url, {"dataset": "val", "eps": [1]})
+    check(code == 400 and gone in ans.get("error", ""),
+          f"/evaluate: a folder of a synset not in the labels is refused: {code} {ans.get('error')}")
+    code, ans = evaluate(url, {"dataset": "devkit", "ground_truth": "gt.txt", "eps": [1]})
+    check(code == 400 and "65" in ans.get("error", ""),
+          f"/evaluate: a ground-truth ID whose synset the labels lack is refused: {code} "
+          f"{ans.get('error')}")
 finally:
     p.terminate()
     p.wait()

@@ -4,8 +4,8 @@ batch and PyTorch's probabilities for it (test_torchvision.sh runs this).
 
     torchvision_export.py OUTDIR N NAME...
 
-For each NAME (a torchvision.models constructor: resnet18, mobilenet_v3_small...)
-writes OUTDIR/NAME.onnx (opset 13, dynamic batch, BatchNormalization kept as
+For each NAME (a torchvision.models constructor: resnet18, mobilenet_v3_small...,
+or one of SMALL's names: vit_small, a 2-layer ViT) writes OUTDIR/NAME.onnx (opset 13, dynamic batch, BatchNormalization kept as
 nodes so that advjpg folds them itself), OUTDIR/NAME.input (N x 3 x 224 x 224
 float32, standardised pixels), OUTDIR/NAME.probs (N x 1000 float32 softmax
 probabilities from PyTorch), OUTDIR/NAME.labels (N int32: image i's top class
@@ -28,11 +28,21 @@ MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
 
+# small configurations of families whose zoo models are too big for CI
+SMALL = {
+    "vit_small": lambda: torchvision.models.vision_transformer.VisionTransformer(
+        image_size=224, patch_size=16, num_layers=2, num_heads=2, hidden_dim=64,
+        mlp_dim=128),
+}
+
+
 def seeded_model(name):
-    """torchvision.models.NAME with random weights under torch.manual_seed(0), random
-    BatchNormalization statistics and a final layer scaled by 20, in eval mode."""
+    """torchvision.models.NAME (or SMALL[NAME]) with random weights under
+    torch.manual_seed(0), random BatchNormalization statistics and a final layer
+    scaled by 20 (drawn first where torchvision zeroes it: ViT's head), in eval mode."""
     torch.manual_seed(0)
-    m = getattr(torchvision.models, name)(weights=None).eval()
+    make = SMALL.get(name) or (lambda: getattr(torchvision.models, name)(weights=None))
+    m = make().eval()
     with torch.no_grad():
         for mod in m.modules():
             if isinstance(mod, torch.nn.BatchNorm2d):
@@ -43,13 +53,15 @@ def seeded_model(name):
         last = [mod for mod in m.modules() if isinstance(mod, torch.nn.Linear)] or \
             [mod for mod in m.modules() if isinstance(mod, torch.nn.Conv2d)]  # squeezenet
         last = last[-1]
+        if not last.weight.any():
+            last.weight.normal_(0.0, 0.05)
         last.weight.mul_(20.0)
     return m
 
 
-def export(m, x, path):
-    """m to ONNX at path: opset 13, dynamic batch, BatchNormalization kept."""
-    torch.onnx.export(m, x, path, opset_version=13,
+def export(m, x, path, opset=13):
+    """m to ONNX at path: opset 13 (or OPSET), dynamic batch, BatchNormalization kept."""
+    torch.onnx.export(m, x, path, opset_version=opset,
                       training=torch.onnx.TrainingMode.PRESERVE,
                       input_names=["input"], output_names=["logits"],
                       dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}})

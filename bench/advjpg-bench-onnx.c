@@ -1,0 +1,123 @@
+/*
+ * advjpg-bench-onnx: an ONNX model through the service's path (model_load_onnx,
+ * net_forward, net_backward to the pixels), timed; bench/torch_side_by_side.py
+ * runs it in alternation with PyTorch on the same model.
+ *
+ *   advjpg-bench-onnx MODEL.onnx [--batch 16] [--rounds 3] [--pass forward,gradient]
+ *
+ * Prints one JSON line for the load:
+ *   {"case":"load","model":..,"seconds":..,"file_mb":..,"rss_mb":..,"peak_rss_mb":..}
+ * (rss after the load; peak_rss_mb the process's peak so far, getrusage), then
+ * one per pass after a warm-up batch:
+ *   {"case":"forward","batch":16,"ms_per_image":[..one per round..],"peak_rss_mb":..}
+ * "gradient" is net_forward + net_backward (the input gradient of the
+ * cross-entropy, label 0). The input is random pixels 0..255.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include "model.h"
+#include "net.h"
+#include "ut_clock.h"
+
+/* Resident set size now (from /proc/self/statm), MB; 0 if unknown. */
+static double rss_mb(void)
+{
+    long pages = 0, res = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &res) != 2)
+            res = 0;
+        fclose(f);
+    }
+    return (double)res * 4096.0 / 1048576.0;
+}
+
+static double peak_rss_mb(void)
+{
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (double)u.ru_maxrss / 1024.0;
+}
+
+/* One pass ("forward" or "gradient") over rounds batches of b images. */
+static int time_pass(net_ctx *ctx, const char *pass, int b, int rounds, const float *x,
+                     float *g, const int *labels)
+{
+    const int grad = !strcmp(pass, "gradient");
+    printf("{\"case\":\"%s\",\"batch\":%d,\"ms_per_image\":[", pass, b);
+    for (int r = -1; r < rounds; r++) { /* r = -1: the warm-up */
+        const double t0 = ut_now();
+        if (net_forward(ctx, x, b, NULL) || (grad && net_backward(ctx, labels, g, NULL, NULL)))
+            return 1;
+        if (r >= 0)
+            printf("%s%.2f", r ? "," : "", (ut_now() - t0) * 1e3 / b);
+    }
+    printf("],\"peak_rss_mb\":%.0f}\n", peak_rss_mb());
+    fflush(stdout);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL, *passes = "forward,gradient";
+    int batch = 16, rounds = 3;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+            batch = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
+            rounds = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--pass") && i + 1 < argc)
+            passes = argv[++i];
+        else if (!path && argv[i][0] != '-')
+            path = argv[i];
+        else {
+            fprintf(stderr, "usage: advjpg-bench-onnx MODEL.onnx [--batch 16] [--rounds 3] "
+                            "[--pass forward,gradient]\n");
+            return 2;
+        }
+    }
+    if (!path || batch < 1 || rounds < 1) {
+        fprintf(stderr, "advjpg-bench-onnx: a model, --batch >= 1 and --rounds >= 1\n");
+        return 2;
+    }
+    char err[ADJ_ERRLEN];
+    model *m = NULL;
+    net_ctx *ctx = NULL;
+    const double t0 = ut_now();
+    if (model_load_onnx(path, NULL, &m, err, sizeof err)) {
+        fprintf(stderr, "advjpg-bench-onnx: %s\n", err);
+        return 1;
+    }
+    const double load = ut_now() - t0;
+    struct stat st;
+    printf("{\"case\":\"load\",\"model\":\"%s\",\"seconds\":%.3f,\"file_mb\":%.1f,\"rss_mb\":%.0f,"
+           "\"peak_rss_mb\":%.0f}\n", model_get_spec(m)->name, load,
+           stat(path, &st) ? 0.0 : (double)st.st_size / 1048576.0, rss_mb(), peak_rss_mb());
+    fflush(stdout);
+    if (net_ctx_new(m, batch, &ctx, err, sizeof err)) {
+        fprintf(stderr, "advjpg-bench-onnx: %s\n", err);
+        return 1;
+    }
+    const model_spec *s = model_get_spec(m);
+    const size_t per = (size_t)s->channels * s->input_size * s->input_size;
+    float *x = malloc(per * batch * sizeof *x), *g = malloc(per * batch * sizeof *g);
+    int *labels = calloc((size_t)batch, sizeof *labels);
+    uint32_t r = 7;
+    for (size_t k = 0; x && k < per * batch; k++)
+        r = r * 1664525u + 1013904223u, x[k] = (float)(r >> 24);
+    char list[256];
+    snprintf(list, sizeof list, "%s", passes);
+    int rc = !x || !g || !labels;
+    for (char *save, *p = strtok_r(list, ",", &save); !rc && p; p = strtok_r(NULL, ",", &save))
+        rc = time_pass(ctx, p, batch, rounds, x, g, labels);
+    if (rc)
+        fprintf(stderr, "advjpg-bench-onnx: a pass failed (or out of memory)\n");
+    free(x), free(g), free(labels);
+    net_ctx_free(ctx);
+    model_free(m);
+    return rc;
+}

@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""torch_side_by_side.py - advjpg's graph engine against PyTorch on the same ONNX model,
+alternating rounds in one run (the machine is shared: only ratios mean something).
+
+    bench/torch_side_by_side.py [--bench build/bench/advjpg-bench-onnx] [--rounds 3]
+                                [--batch 16] [--dir DIR] [CASE...]
+
+CASE is MODEL:PASS with PASS forward or gradient (forward + the input gradient of the
+cross-entropy), or load:MODEL (load time) or rss:MODEL (peak resident memory with the
+model loaded and one batch-1 forward, against the .onnx file's size). Default: issue 12's
+table: resnet50:forward resnet50:gradient mobilenet_v2:forward load:resnet50 rss:vgg11_bn.
+Each MODEL is torchvision's with the seeded random weights of tests/torchvision_export.py,
+exported to DIR/MODEL.onnx (a temporary folder by default) and run by PyTorch (float32,
+torch.set_num_threads(2)) and by advjpg-bench-onnx (model_load_onnx, net_forward,
+net_backward: the service's path). Every round times one batch of each, in turn, after
+one warm-up batch; the table gives medians over the rounds, in ms per image, and the
+ratio advjpg / PyTorch (below 1: advjpg is faster)."""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+import torchvision_export as tv  # noqa: E402
+
+DEFAULT = ["resnet50:forward", "resnet50:gradient", "mobilenet_v2:forward", "load:resnet50",
+           "rss:vgg11_bn"]
+
+
+def torch_round(m, x, labels, grad):
+    """Seconds of one batch through m (forward, or forward + input gradient)."""
+    t = time.perf_counter()
+    if grad:
+        xg = x.clone().requires_grad_(True)
+        loss = torch.nn.functional.cross_entropy(m(xg), labels)
+        torch.autograd.grad(loss, xg)
+    else:
+        with torch.no_grad():
+            m(x)
+    return time.perf_counter() - t
+
+
+def ours(bench, path, *args):
+    """advjpg-bench-onnx's JSON lines."""
+    out = subprocess.run([bench, path, *args], check=True, capture_output=True, text=True).stdout
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bench", default="build/bench/advjpg-bench-onnx")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--dir")
+    ap.add_argument("cases", nargs="*", default=DEFAULT)
+    a = ap.parse_args()
+    torch.set_num_threads(2)
+    tmp = a.dir or tempfile.mkdtemp(prefix="advjpg-bench-")
+    models, rows = {}, []
+
+    def model(name):
+        if name not in models:
+            m = tv.seeded_model(name)
+            path = os.path.join(tmp, name + ".onnx")
+            if not os.path.exists(path):
+                tv.export(m, torch.zeros(1, 3, 224, 224), path)
+            models[name] = (m, path)
+        return models[name]
+
+    for case in a.cases:
+        kind, name = case.split(":")
+        if kind == "load":
+            _, path = model(name)
+            secs = [ours(a.bench, path, "--batch", "1", "--pass", "")[0]["seconds"]
+                    for _ in range(a.rounds)]
+            rows.append((f"{name} load time, s", statistics.median(secs), None))
+            continue
+        if kind == "rss":
+            _, path = model(name)
+            lines = ours(a.bench, path, "--batch", "1", "--rounds", "1", "--pass", "forward")
+            mb = os.path.getsize(path) / 1048576
+            rows.append((f"{name} peak RSS loaded (file {mb:.0f} MB), MB",
+                         lines[0]["peak_rss_mb"], None))
+            rows.append((f"{name} peak RSS after a batch-1 forward, MB", lines[-1]["peak_rss_mb"],
+                         None))
+            continue
+        name, grad = kind, name == "gradient"
+        m, path = model(name)
+        x = tv_input(a.batch)
+        labels = torch.zeros(a.batch, dtype=torch.long)
+        torch_round(m, x, labels, grad)  # warm-up
+        t_torch, t_ours = [], []
+        for _ in range(a.rounds):
+            t_torch.append(torch_round(m, x, labels, grad) * 1e3 / a.batch)
+            line = ours(a.bench, path, "--batch", str(a.batch), "--rounds", "1", "--pass",
+                        "gradient" if grad else "forward")[-1]
+            t_ours.append(line["ms_per_image"][0])
+        mo, mt = statistics.median(t_ours), statistics.median(t_torch)
+        rows.append((f"{name} {'forward + input gradient' if grad else 'forward'}, batch "
+                     f"{a.batch}, ms per image", mo, mt))
+        print(f"{case}: advjpg {t_ours}, PyTorch {t_torch}", file=sys.stderr, flush=True)
+    print("| case | advjpg | PyTorch 1.13 | ratio |\n|---|---|---|---|")
+    for what, mine, theirs in rows:
+        ratio = f"{mine / theirs:.2f}x" if theirs else ""
+        print(f"| {what} | {mine:.2f} | {'' if theirs is None else f'{theirs:.2f}'} | {ratio} |")
+
+
+def tv_input(n):
+    """n standardised random images (the timing does not depend on the values)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(n, 3, 224, 224, generator=g)
+    return (x - torch.tensor(tv.MEAN).view(1, 3, 1, 1)) / torch.tensor(tv.STD).view(1, 3, 1, 1)
+
+
+if __name__ == "__main__":
+    main()
