@@ -4,7 +4,8 @@
  *   advjpg-bench --model overfeat-fast [--weights net_weight_0] [--batch 1,16]
  *                [--seconds 3]
  *
- * Without --weights the model gets random weights of the right size in
+ * --model FILE.onnx times an ONNX model (its own weights, the graph engine).
+ * Without --weights a layer model gets random weights of the right size in
  * memory (--save-weights FILE also writes them, e.g. to start advjpgd with).
  * --winograd LIST times each case once per setting of the 3x3 pad-1
  * layers ("default", 4 or 2 for F(4x4,3x3) or F(2x2,3x3) everywhere, 0 for
@@ -101,7 +102,7 @@ static double read_bandwidth(const float *p, size_t n, double *sum)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: advjpg-bench --model NAME|FILE.json [--weights FILE] [--batch 1,16] [--seconds S] [--layers]\n"
+    fprintf(f, "usage: advjpg-bench --model NAME|FILE.json|FILE.onnx [--weights FILE] [--batch 1,16] [--seconds S] [--layers]\n"
                "                    [--winograd default,4,2,0] [--save-weights FILE]\n"
                "Times the engine's forward pass and forward + input gradient; one JSON line per case.\n"
                "Without --weights, random weights of the model's exact size are used.\n");
@@ -142,11 +143,18 @@ int main(int argc, char **argv)
     char err[ADJ_ERRLEN];
     model_spec spec;
     model *m = NULL;
-    if (model_spec_load(model_name, &spec, err, sizeof err)) {
+    if (model_is_onnx_path(model_name)) { /* an ONNX model: its own weights */
+        if (model_load_onnx(model_name, NULL, &m, err, sizeof err)) {
+            fprintf(stderr, "advjpg-bench: %s\n", err);
+            return 1;
+        }
+        spec = *model_get_spec(m);
+    } else if (model_spec_load(model_name, &spec, err, sizeof err)) {
         fprintf(stderr, "advjpg-bench: %s\n", err);
         return 1;
     }
-    if (weights) {
+    if (m) {
+    } else if (weights) {
         if (model_load(&spec, weights, &m, err, sizeof err)) {
             fprintf(stderr, "advjpg-bench: %s\n", err);
             return 1;
@@ -204,7 +212,7 @@ int main(int argc, char **argv)
         free(c);
     }
     const double flops = model_spec_flops(&spec);
-    {   /* the batch-1 limit: every weight is read once per pass */
+    if (!model_graph(m)) {   /* the batch-1 limit: every weight is read once per pass */
         const size_t n = model_spec_param_count(&spec);
         double sum;
         const double gbs = read_bandwidth(model_weights(m), n, &sum);

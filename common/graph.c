@@ -30,7 +30,6 @@ typedef struct {
     int n_in, n_out;
     int *in, *out;    /* tensor indices, -1 absent */
     int live;         /* runs at forward time */
-    size_t scratch;   /* floats */
 } gr_node;
 
 typedef struct {
@@ -98,6 +97,7 @@ void gr_free(gr_graph *g)
     }
     for (int i = 0; i < g->nn; i++) {
         free(g->nodes[i].name);
+        op_release(g->nodes[i].def, g->nodes[i].params);
         free(g->nodes[i].params);
         free(g->nodes[i].in);
         free(g->nodes[i].out);
@@ -236,7 +236,7 @@ int gr_add_node(gr_graph *g, const char *name, const char *op_type, const int *i
         if (outs[i] >= 0)
             g->t[outs[i]].producer = g->nn;
     }
-    g->nodes[g->nn++] = (gr_node){nmc, d, params, n_in, n_out, ins, outs, 1, 0};
+    g->nodes[g->nn++] = (gr_node){nmc, d, params, n_in, n_out, ins, outs, 1};
     return ADJ_OK;
 }
 
@@ -495,7 +495,9 @@ int gr_finalize(gr_graph *g, char *err, size_t errsz)
                                 g->nodes[k].name, msg);
             count_uses(g);
         }
-    /* 4. free constants no live node reads; the run order and scratch sizes */
+    /* 4. free constants no live node reads; the run order; what kernels derive
+     * from constants (op_def.prepare) */
+    int rc;
     for (int i = 0; i < g->nt; i++)
         if (g->t[i].is_const && g->t[i].uses == 0 && g->t[i].hold == GR_DATA_OWN) {
             free(g->t[i].t.data);
@@ -515,7 +517,8 @@ int gr_finalize(gr_graph *g, char *err, size_t errsz)
             if (nd->out[i] >= 0 && g->t[nd->out[i]].uses == 0)
                 nd->out[i] = -1;
         node_views(g, nd, in, out);
-        nd->scratch = nd->def->scratch ? nd->def->scratch(nd->params, in, nd->n_in, out) : 0;
+        if ((rc = op_prepare(nd->def, nd->params, in, nd->n_in, msg, sizeof msg)))
+            return adj_fail(err, errsz, rc, "node '%s' (%s): %s", nd->name, nd->def->name, msg);
         g->order[g->n_order++] = k;
     }
     for (int i = 0; i < g->n_outputs; i++) {
@@ -531,6 +534,21 @@ int gr_finalize(gr_graph *g, char *err, size_t errsz)
                                     "from the batch)", t->name);
     }
     g->finalized = 1;
+    return ADJ_OK;
+}
+
+int gr_refresh(gr_graph *g, char *err, size_t errsz)
+{
+    if (!g || !g->finalized)
+        return adj_fail(err, errsz, ADJ_ERR_STATE, "the graph is not finalized");
+    op_tensor in[64], out[8];
+    for (int o = 0; o < g->n_order; o++) {
+        gr_node *nd = &g->nodes[g->order[o]];
+        node_views(g, nd, in, out);
+        int rc = op_prepare(nd->def, nd->params, in, nd->n_in, err, errsz);
+        if (rc)
+            return rc;
+    }
     return ADJ_OK;
 }
 
@@ -777,6 +795,23 @@ static int plan_grads(gr_ctx *c)
     return ok ? 0 : -1;
 }
 
+/* Scratch floats node nd needs in a context of max_batch images (forward,
+ * and backward if asked): its views with the batch's d[0] = max_batch. */
+static size_t node_scratch(const gr_graph *g, const gr_node *nd, int max_batch, int backward)
+{
+    op_tensor vi[64], vo[8];
+    node_views(g, nd, vi, vo);
+    for (int i = 0; i < nd->n_in; i++)
+        if (vi[i].batched)
+            vi[i].shape.d[0] = max_batch;
+    for (int i = 0; i < nd->n_out; i++)
+        if (vo[i].batched)
+            vo[i].shape.d[0] = max_batch;
+    size_t f = nd->def->scratch ? nd->def->scratch(nd->params, vi, nd->n_in, vo) : 0;
+    size_t b = backward && nd->def->bwd_scratch ? nd->def->bwd_scratch(nd->params, vi, nd->n_in, vo) : 0;
+    return f > b ? f : b;
+}
+
 int gr_ctx_new(const gr_graph *g, int max_batch, int flags, gr_ctx **out, char *err, size_t errsz)
 {
     if (!g || !g->finalized)
@@ -819,15 +854,9 @@ int gr_ctx_new(const gr_graph *g, int max_batch, int flags, gr_ctx **out, char *
     size_t scratch = 0;
     for (int o = 0; o < g->n_order; o++) {
         const gr_node *nd = &g->nodes[g->order[o]];
-        if (nd->scratch > scratch)
-            scratch = nd->scratch;
-        if ((flags & GR_BACKWARD) && nd->def->bwd_scratch) {
-            op_tensor vi[64], vo[8];
-            node_views(g, nd, vi, vo);
-            size_t bs = nd->def->bwd_scratch(nd->params, vi, nd->n_in, vo);
-            if (bs > scratch)
-                scratch = bs;
-        }
+        const size_t sc = node_scratch(g, nd, max_batch, flags & GR_BACKWARD);
+        if (sc > scratch)
+            scratch = sc;
         if ((nd->def->flags & OPF_ALIAS) && nd->in[0] >= 0 && c->buf_of[nd->in[0]] >= 0 &&
             nd->out[0] >= 0 && g->t[nd->out[0]].t.dtype == g->t[nd->in[0]].t.dtype) {
             c->alias[o] = 1;

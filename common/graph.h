@@ -129,6 +129,13 @@ int gr_set_io(gr_graph *g, int input, const int *outputs, int n_out, char *err, 
  */
 int gr_finalize(gr_graph *g, char *err, size_t errsz);
 
+/**
+ * After the values of constants the graph borrows (GR_DATA_EXTERN weights a
+ * trainer changed) have changed: recomputes what kernels derive from them
+ * (op_prepare: Conv's Winograd weights). No context may run meanwhile.
+ */
+int gr_refresh(gr_graph *g, char *err, size_t errsz);
+
 /** Frees the graph and what it holds (NULL and half-built graphs are fine). */
 void gr_free(gr_graph *g);
 

@@ -46,10 +46,15 @@ struct net_ctx {
     size_t bytes;
     /* seconds spent per layer since the context was made: forward, backward */
     double t_fwd[MODEL_MAX_LAYERS], t_bwd[MODEL_MAX_LAYERS];
-    /* an ONNX model (model_graph): the graph engine's context, the
-     * preprocessed input and its gradient [B][3][S][S] */
+    /* the graph engine (an ONNX model, or a layer model with
+     * NET_ENGINE_GRAPH): its context, the preprocessing, the preprocessed
+     * input and its gradient [B][C][S][S]; for a layer model the graph the
+     * context built (own_graph) and the layer of each of its nodes */
     gr_ctx *gc;
+    model_preproc pp;
     float *pre, *pre_grad;
+    gr_graph *own_graph;
+    int node_layer[2 * MODEL_MAX_LAYERS + 1];
 };
 
 static size_t shape_size(const model_shape *s) { return (size_t)s->c * s->h * s->w; }
@@ -123,6 +128,7 @@ static void wino_release(net_ctx *c)
 }
 
 static int graph_ctx_new(net_ctx *c, net_ctx **out, char *err, size_t errsz);
+static int graph_ctx_open(net_ctx *c, const gr_graph *g, char *err, size_t errsz);
 static int graph_forward(net_ctx *c, const float *input, int n, float *probs);
 static int graph_backward(net_ctx *c, const int *labels, float *grad_input, float *grad_weights,
                           float *losses);
@@ -202,6 +208,9 @@ int net_ctx_new(const model *m, int max_batch, net_ctx **out, char *err, size_t 
 
 void net_ctx_refresh(net_ctx *c)
 {
+    char err[ADJ_ERRLEN];
+    if (c->own_graph)
+        gr_refresh(c->own_graph, err, sizeof err); /* fails only out of memory at finalize */
     for (int i = 0; i < c->spec->n_layers; i++)
         if (c->wino[i]) {
             const float *W = model_weights(c->m) + model_layer_offset(c->m, i);
@@ -214,7 +223,7 @@ int net_ctx_set_winograd(net_ctx *c, int m)
 {
     if (m != -1 && m != 0 && m != 2 && m != 4)
         return ADJ_ERR_ARG;
-    if (model_graph(c->m)) /* the graph engine chooses its own algorithms */
+    if (c->gc) /* the graph engine chooses its own algorithms */
         return m == -1 ? ADJ_OK : ADJ_ERR_ARG;
     wino_release(c);
     for (int i = 0; i < c->spec->n_layers; i++)
@@ -225,6 +234,54 @@ int net_ctx_set_winograd(net_ctx *c, int m)
         net_ctx_refresh(c);
     return rc;
 }
+
+/* Leaves the graph engine of a layer model (back to the layer path). */
+static void graph_close(net_ctx *c)
+{
+    const model_spec *s = c->spec;
+    const size_t per = (size_t)s->channels * s->input_size * s->input_size;
+    if (c->gc) /* ctx_alloc rounds to 64 bytes */
+        c->bytes -= gr_ctx_bytes(c->gc) + 2 * (((size_t)c->max_batch * per * sizeof(float) + 63) & ~(size_t)63);
+    gr_ctx_free(c->gc);
+    gr_free(c->own_graph);
+    free(c->pre);
+    free(c->pre_grad);
+    c->gc = NULL;
+    c->own_graph = NULL;
+    c->pre = c->pre_grad = NULL;
+    c->n = 0;
+}
+
+int net_ctx_set_engine(net_ctx *c, net_engine e, char *err, size_t errsz)
+{
+    if (e != NET_ENGINE_LAYER && e != NET_ENGINE_GRAPH)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "engine %d: layer (0) or graph (1)", (int)e);
+    if (model_graph(c->m))
+        return e == NET_ENGINE_GRAPH
+                   ? ADJ_OK
+                   : adj_fail(err, errsz, ADJ_ERR_ARG, "an ONNX model runs on the graph engine only");
+    if ((e == NET_ENGINE_GRAPH) == (c->gc != NULL))
+        return ADJ_OK;
+    if (e == NET_ENGINE_LAYER) {
+        graph_close(c);
+        return ADJ_OK;
+    }
+    int rc = model_build_graph(c->m, &c->own_graph, c->node_layer, err, errsz);
+    if (!rc)
+        rc = graph_ctx_open(c, c->own_graph, err, errsz);
+    if (rc) {
+        graph_close(c);
+        return rc;
+    }
+    const model_spec *s = c->spec; /* the layer path's standardisation, channel by channel */
+    c->pp = (model_preproc){.pixel_scale = 1.0f};
+    for (int ch = 0; ch < 3; ch++)
+        c->pp.mean[ch] = s->mean, c->pp.std[ch] = s->std;
+    c->n = 0;
+    return ADJ_OK;
+}
+
+net_engine net_ctx_engine(const net_ctx *c) { return c->gc ? NET_ENGINE_GRAPH : NET_ENGINE_LAYER; }
 
 void net_ctx_free(net_ctx *c)
 {
@@ -249,6 +306,7 @@ void net_ctx_free(net_ctx *c)
     free(c->grad_exp);
     gemm_ws_free(c->gemm);
     gr_ctx_free(c->gc);
+    gr_free(c->own_graph);
     free(c->pre);
     free(c->pre_grad);
     free(c);
@@ -258,6 +316,25 @@ const model *net_ctx_model(const net_ctx *c) { return c->m; }
 
 void net_ctx_layer_seconds(const net_ctx *c, double *fwd, double *bwd)
 {
+    if (c->own_graph) { /* the graph engine: each node's time to its layer */
+        const int nn = gr_n_nodes(c->own_graph);
+        double f[2 * MODEL_MAX_LAYERS + 1], b[2 * MODEL_MAX_LAYERS + 1];
+        gr_ctx_node_seconds(c->gc, f);
+        gr_ctx_node_seconds_backward(c->gc, b);
+        for (int i = 0; i < c->spec->n_layers; i++) {
+            if (fwd)
+                fwd[i] = 0;
+            if (bwd)
+                bwd[i] = 0;
+        }
+        for (int k = 0; k < nn; k++) {
+            if (fwd)
+                fwd[c->node_layer[k]] += f[k];
+            if (bwd)
+                bwd[c->node_layer[k]] += b[k];
+        }
+        return;
+    }
     for (int i = 0; i < c->spec->n_layers; i++) {
         if (fwd)
             fwd[i] = c->t_fwd[i];
@@ -478,7 +555,7 @@ static int backward(net_ctx *c, const int *labels, double alpha, float *grad_inp
         return ADJ_ERR_ARG;
     if (c->n < 1)
         return ADJ_ERR_STATE;
-    if (c->gc) /* an ONNX model: no training, so no label smoothing */
+    if (c->gc) /* the graph engine: no weight gradients yet, so no training, no smoothing */
         return alpha > 0 ? ADJ_ERR_UNSUPPORTED : graph_backward(c, labels, grad_input, grad_weights, losses);
     const model_spec *s = c->spec;
     const int n = c->n, K = s->classes, L = s->n_layers;
@@ -594,20 +671,35 @@ int net_topk(const float *p, int n, int k, int *idx)
 
 /* ---- ONNX models: the graph engine (graph.h) behind the same calls ---- */
 
+/* The graph engine's context on graph g and the input buffers (c->gc, pre, pre_grad). */
+static int graph_ctx_open(net_ctx *c, const gr_graph *g, char *err, size_t errsz)
+{
+    const model_spec *s = c->spec;
+    const size_t B = (size_t)c->max_batch;
+    const size_t per = (size_t)s->channels * s->input_size * s->input_size;
+    int rc = gr_ctx_new(g, c->max_batch, GR_BACKWARD, &c->gc, err, errsz);
+    if (rc)
+        return rc;
+    c->bytes += gr_ctx_bytes(c->gc);
+    if (!(c->pre = ctx_alloc(c, B * per * sizeof(float))) ||
+        !(c->pre_grad = ctx_alloc(c, B * per * sizeof(float))))
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory for a batch-%d context of %s",
+                        (int)B, s->name);
+    return ADJ_OK;
+}
+
 /* net_ctx_new for a model_graph model: a GR_BACKWARD graph context. */
 static int graph_ctx_new(net_ctx *c, net_ctx **out, char *err, size_t errsz)
 {
     const model_spec *s = c->spec;
-    const size_t B = (size_t)c->max_batch, per = (size_t)3 * s->input_size * s->input_size;
-    int rc = gr_ctx_new(model_graph(c->m), c->max_batch, GR_BACKWARD, &c->gc, err, errsz);
+    int rc = graph_ctx_open(c, model_graph(c->m), err, errsz);
     if (rc) {
         net_ctx_free(c);
         return rc;
     }
-    c->bytes += gr_ctx_bytes(c->gc);
-    if (!(c->pre = ctx_alloc(c, B * per * sizeof(float))) ||
-        !(c->pre_grad = ctx_alloc(c, B * per * sizeof(float))) ||
-        !(c->logits = ctx_alloc(c, B * s->classes * sizeof(float))) ||
+    c->pp = *model_get_preproc(c->m);
+    const size_t B = (size_t)c->max_batch;
+    if (!(c->logits = ctx_alloc(c, B * s->classes * sizeof(float))) ||
         !(c->probs = ctx_alloc(c, B * s->classes * sizeof(float))) ||
         !(c->grad_exp = ctx_alloc(c, B * sizeof(int)))) {
         net_ctx_free(c);
@@ -623,15 +715,15 @@ static int src_channel(const model_preproc *p, int ch) { return p->bgr ? 2 - ch 
 
 static int graph_forward(net_ctx *c, const float *input, int n, float *probs)
 {
-    const model_preproc *p = model_get_preproc(c->m);
+    const model_preproc *p = &c->pp;
     const model_spec *s = c->spec;
     const size_t hw = (size_t)s->input_size * s->input_size;
-    const int K = s->classes;
+    const int K = s->classes, C = s->channels;
     const float div = 1.0f / p->pixel_scale; /* 255: v / 255 as torchvision's ToTensor */
     for (int b = 0; b < n; b++)
-        for (int ch = 0; ch < 3; ch++) {
-            const float *src = input + ((size_t)b * 3 + src_channel(p, ch)) * hw;
-            float *dst = c->pre + ((size_t)b * 3 + ch) * hw;
+        for (int ch = 0; ch < C; ch++) {
+            const float *src = input + ((size_t)b * C + src_channel(p, ch)) * hw;
+            float *dst = c->pre + ((size_t)b * C + ch) * hw;
             for (size_t k = 0; k < hw; k++)
                 dst[k] = (src[k] / div - p->mean[ch]) / p->std[ch];
         }
@@ -657,9 +749,9 @@ static int graph_forward(net_ctx *c, const float *input, int n, float *probs)
 static int graph_backward(net_ctx *c, const int *labels, float *grad_input, float *grad_weights,
                           float *losses)
 {
-    const model_preproc *p = model_get_preproc(c->m);
+    const model_preproc *p = &c->pp;
     const model_spec *s = c->spec;
-    const int n = c->n, K = s->classes;
+    const int n = c->n, K = s->classes, C = s->channels;
     const size_t hw = (size_t)s->input_size * s->input_size;
     char err[ADJ_ERRLEN];
     if (grad_weights)
@@ -699,9 +791,9 @@ static int graph_backward(net_ctx *c, const int *labels, float *grad_input, floa
             c->grad_exp[b] = gr_grad_exponent(c->gc, b);
     }
     for (int b = 0; b < n; b++)
-        for (int ch = 0; ch < 3; ch++) {
-            const float *src = c->pre_grad + ((size_t)b * 3 + ch) * hw;
-            float *dst = grad_input + ((size_t)b * 3 + src_channel(p, ch)) * hw;
+        for (int ch = 0; ch < C; ch++) {
+            const float *src = c->pre_grad + ((size_t)b * C + ch) * hw;
+            float *dst = grad_input + ((size_t)b * C + src_channel(p, ch)) * hw;
             const float f = p->pixel_scale / p->std[ch];
             for (size_t k = 0; k < hw; k++)
                 dst[k] = src[k] * f;

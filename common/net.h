@@ -61,6 +61,31 @@ void net_ctx_refresh(net_ctx *ctx);
  */
 int net_ctx_set_winograd(net_ctx *ctx, int m);
 
+/** The engines (see net_ctx_set_engine). */
+typedef enum {
+    NET_ENGINE_LAYER = 0, /**< this file's layer list (layer models only) */
+    NET_ENGINE_GRAPH = 1, /**< the graph engine (graph.h): ONNX models, and layer models as
+                               graphs (model_build_graph) */
+} net_engine;
+
+/**
+ * Which engine runs the context. A layer model's context starts on the layer
+ * engine; NET_ENGINE_GRAPH builds the model's graph (model_build_graph: the
+ * weights borrowed, Winograd's transforms owned by that graph) and a graph
+ * context for max_batch images, which the context then owns (the layer
+ * buffers stay allocated: switching back is free). The graph engine gives
+ * the same probabilities and gradients within float32 rounding (not bit for
+ * bit: its products run in another order), no weight gradients yet (net_backward
+ * gives ADJ_ERR_UNSUPPORTED for grad_weights and smoothing) and no
+ * net_ctx_set_winograd choice; net_ctx_layer_seconds sums its nodes' times
+ * per layer. An ONNX model takes NET_ENGINE_GRAPH only. Forgets the last
+ * forward. ADJ_ERR_ARG, or the graph's or memory's error.
+ */
+int net_ctx_set_engine(net_ctx *ctx, net_engine e, char *err, size_t errsz);
+
+/** The engine the context runs on. */
+net_engine net_ctx_engine(const net_ctx *ctx);
+
 /** Frees the context (NULL is fine). */
 void net_ctx_free(net_ctx *ctx);
 

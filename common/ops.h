@@ -158,7 +158,12 @@ typedef struct op_def {
     int (*infer)(void *params, const op_tensor *in, int n_in, op_tensor *out, int n_out,
                  char *err, size_t errsz);
 
-    /** Scratch floats one forward call needs (per-image shapes as infer saw them); may be NULL. */
+    /**
+     * Scratch floats one forward call needs (per-image shapes as infer saw
+     * them, except that a batched tensor's d[0] holds the context's max_batch,
+     * the largest n a call gets: a kernel may lower several images into one
+     * product); may be NULL.
+     */
     size_t (*scratch)(const void *params, const op_tensor *in, int n_in, const op_tensor *out);
 
     /**
@@ -191,6 +196,7 @@ typedef struct op_def {
     size_t (*bwd_scratch)(const void *params, const op_tensor *in, int n_in, const op_tensor *out);
     int bwd_reads;           /**< OPB_* bits: the forward values backward reads */
     int bwd_inputs;          /**< OPB_IN bits: the inputs whose gradient backward gives */
+
 } op_def;
 
 /** The row of an ONNX operator type, or NULL if it is not supported. */
@@ -207,6 +213,27 @@ int op_bwd_reads(const op_def *d, int i);
 
 /** Nonzero if name is in the comma-separated list attrs. */
 int op_attr_accepted(const op_def *d, const char *name);
+
+/*
+ * Derived state. A few operators keep what their kernels derive from their
+ * constant inputs (Conv: its Winograd-transformed weights) in memory their
+ * params own; a second small table in ops.c (not op_def: rows stay as they
+ * are) lists them.
+ */
+
+/**
+ * Called by the graph once the node's constant inputs are final (after
+ * folding), and again by gr_refresh after their values change (a trainer's
+ * step): (re)computes the derived state. Only a live node's params get it, so
+ * forward also works without it (a node folded at load runs before). in: the
+ * node's inputs as infer saw them. ADJ_OK for an operator without state,
+ * ADJ_ERR_NOMEM on failure.
+ */
+int op_prepare(const op_def *d, void *params, const op_tensor *in, int n_in, char *err,
+               size_t errsz);
+
+/** Frees what op_prepare made (the caller then frees params itself). */
+void op_release(const op_def *d, void *params);
 
 /* ---- helpers other modules use --------------------------------------- */
 

@@ -183,12 +183,17 @@ static void check_case(const char *name, bld *b, grad_opts o)
     if (rc)
         goto done;
     gr_forward(c, x, NB, err, sizeof err);
+    float *y0 = malloc(sizeof(float) * per_out); /* image 0's output in the batch */
+    memcpy(y0, gr_output(c, 0, NULL), sizeof(float) * per_out);
     CHECK(gr_backward(c, r, gx, err, sizeof err) == 0, "%s: backward: %s", name, err);
     gr_forward(ck, x, NB, err, sizeof err);
     gr_backward(ck, r, gk, err, sizeof err);
     CHECK(!memcmp(gx, gk, sizeof(float) * NB * per_in), "%s: the memory plan changes the gradient",
           name);
     gr_forward(c, x, 1, err, sizeof err);
+    CHECK(!memcmp(y0, gr_output(c, 0, NULL), sizeof(float) * per_out),
+          "%s: image 0's output differs alone", name);
+    free(y0);
     gr_backward(c, r, g1, err, sizeof err);
     CHECK(!memcmp(gx, g1, sizeof(float) * per_in), "%s: image 0's gradient differs alone", name);
     double gmax = 0;
@@ -257,7 +262,10 @@ static void test_conv(void)
 {
     op_attr a[6];
     a[0] = INTS("pads", 1, 1, 1, 1);
-    conv_case("Conv 3x3 pad 1", 3, 4, 6, a, 1, 1, 3, 1);
+    conv_case("Conv 3x3 pad 1 (Winograd F(4x4))", 3, 4, 6, a, 1, 1, 3, 1);
+    conv_case("Conv 3x3 pad 1 (Winograd F(2x2))", 3, 4, 5, a, 1, 1, 3, 0);
+    a[1] = INTS("strides", 1, 1);
+    conv_case("Conv 3x3 pad 1, 7 to 5 channels (F(4x4))", 7, 5, 9, a, 2, 1, 3, 1);
     a[0] = INTS("pads", 0, 1, 1, 0), a[1] = INTS("strides", 2, 2);
     conv_case("Conv 3x3 stride 2 asymmetric pads", 3, 4, 7, a, 2, 1, 3, 0);
     a[0] = INTS("pads", 2, 2, 2, 2), a[1] = INTS("dilations", 2, 2);
