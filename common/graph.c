@@ -716,7 +716,8 @@ static int mark_saved(gr_ctx *c, char *err, size_t errsz)
     for (int o = 0; o < g->n_order; o++) {
         const gr_node *nd = &g->nodes[g->order[o]];
         for (int i = 0; i < nd->n_in; i++)
-            if (nd->in[i] >= 0 && ((c->flags & GR_KEEP_ALL) || op_bwd_reads(nd->def, i)))
+            if (nd->in[i] >= 0 && ((c->flags & GR_KEEP_ALL) || op_bwd_reads(nd->def, i) ||
+                                   ((c->flags & GR_PARAM_GRADS) && op_params_reads(nd->def, i))))
                 c->saved[nd->in[i]] = 1;
         for (int i = 0; i < nd->n_out; i++)
             if (nd->out[i] >= 0 && ((c->flags & GR_KEEP_ALL) || (i == 0 && op_bwd_reads(nd->def, -1))))
@@ -797,8 +798,9 @@ static int plan_grads(gr_ctx *c)
 
 /* Scratch floats node nd needs in a context of max_batch images (forward,
  * and backward if asked): its views with the batch's d[0] = max_batch. */
-static size_t node_scratch(const gr_graph *g, const gr_node *nd, int max_batch, int backward)
+static size_t node_scratch(const gr_graph *g, const gr_node *nd, int max_batch, int flags)
 {
+    const int backward = flags & GR_BACKWARD;
     op_tensor vi[64], vo[8];
     node_views(g, nd, vi, vo);
     for (int i = 0; i < nd->n_in; i++)
@@ -809,6 +811,9 @@ static size_t node_scratch(const gr_graph *g, const gr_node *nd, int max_batch, 
             vo[i].shape.d[0] = max_batch;
     size_t f = nd->def->scratch ? nd->def->scratch(nd->params, vi, nd->n_in, vo) : 0;
     size_t b = backward && nd->def->bwd_scratch ? nd->def->bwd_scratch(nd->params, vi, nd->n_in, vo) : 0;
+    size_t w = backward && (flags & GR_PARAM_GRADS) ? op_params_scratch(nd->def, nd->params, vi, nd->n_in, vo) : 0;
+    if (w > b)
+        b = w;
     return f > b ? f : b;
 }
 
@@ -854,7 +859,7 @@ int gr_ctx_new(const gr_graph *g, int max_batch, int flags, gr_ctx **out, char *
     size_t scratch = 0;
     for (int o = 0; o < g->n_order; o++) {
         const gr_node *nd = &g->nodes[g->order[o]];
-        const size_t sc = node_scratch(g, nd, max_batch, flags & GR_BACKWARD);
+        const size_t sc = node_scratch(g, nd, max_batch, flags);
         if (sc > scratch)
             scratch = sc;
         if ((nd->def->flags & OPF_ALIAS) && nd->in[0] >= 0 && c->buf_of[nd->in[0]] >= 0 &&
@@ -1016,16 +1021,48 @@ static float *grad_of(gr_ctx *c, int t)
 
 int gr_backward(gr_ctx *c, const float *grad_out, float *grad_input, char *err, size_t errsz)
 {
+    if (!grad_input)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "no input gradient");
+    return gr_backward_params(c, grad_out, grad_input, NULL, 0, NULL, err, errsz);
+}
+
+/* Node nd's weight gradients: dw[i] for its constants inside [base, base + n). */
+static void params_backward(gr_ctx *c, const gr_node *nd, const op_tensor *in,
+                            const op_tensor *out, const float *dy, const float *base, size_t n,
+                            float *grad)
+{
+    float *dw[64];
+    int any = 0;
+    for (int i = 0; i < nd->n_in; i++) {
+        const int t = nd->in[i];
+        const float *d = t >= 0 && c->g->t[t].is_const && c->g->t[t].t.dtype == OP_FLOAT
+                             ? c->g->t[t].t.data : NULL;
+        const size_t len = t >= 0 ? op_numel(&c->g->t[t].t.shape) : 0;
+        dw[i] = d && op_params_grad(nd->def, i) && d >= base && d + len <= base + n
+                    ? grad + (d - base) : NULL;
+        any |= dw[i] != NULL;
+    }
+    if (any)
+        op_backward_params(nd->def, nd->params, in, nd->n_in, out, nd->n_out, dy, dw, c->scratch,
+                           c->gemm);
+}
+
+int gr_backward_params(gr_ctx *c, const float *grad_out, float *grad_input, const float *base,
+                       size_t n_base, float *grad, char *err, size_t errsz)
+{
     if (!(c->flags & GR_BACKWARD))
         return adj_fail(err, errsz, ADJ_ERR_STATE, "the context was made without GR_BACKWARD");
+    if (grad && !(c->flags & GR_PARAM_GRADS))
+        return adj_fail(err, errsz, ADJ_ERR_STATE, "the context was made without GR_PARAM_GRADS");
     if (!c->n)
         return adj_fail(err, errsz, ADJ_ERR_STATE, "a backward pass without a forward");
-    if (!grad_out || !grad_input)
-        return adj_fail(err, errsz, ADJ_ERR_ARG, "no output gradient or no input gradient");
+    if (!grad_out || (!grad_input && !grad))
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "no output gradient, or nothing to compute");
     const gr_graph *g = c->g;
     const int out0 = g->outputs[0];
     memset(c->ginit, 0, (size_t)g->nt);
-    memset(grad_input, 0, (size_t)c->n * op_numel(&g->t[g->input].t.shape) * sizeof(float));
+    if (grad_input)
+        memset(grad_input, 0, (size_t)c->n * op_numel(&g->t[g->input].t.shape) * sizeof(float));
     if (c->gbuf_of[out0] < 0)
         return ADJ_OK; /* a constant output: the gradient is 0 */
     memcpy(grad_of(c, out0), grad_out, (size_t)c->n * op_numel(&g->t[out0].t.shape) * sizeof(float));
@@ -1044,8 +1081,10 @@ int gr_backward(gr_ctx *c, const float *grad_out, float *grad_input, char *err, 
         for (int i = 0; i < nd->n_out; i++)
             bwd_view(c, nd->out[i], &out[i]);
         const double t0 = ut_now();
-        nd->def->backward(nd->params, in, nd->n_in, out, nd->n_out, c->gbufs[c->gbuf_of[y]], dx,
-                          c->scratch, c->gemm);
+        const float *dy = c->gbufs[c->gbuf_of[y]];
+        if (grad)
+            params_backward(c, nd, in, out, dy, base, n_base, grad);
+        nd->def->backward(nd->params, in, nd->n_in, out, nd->n_out, dy, dx, c->scratch, c->gemm);
         c->bseconds[o] += ut_now() - t0;
     }
     return ADJ_OK;

@@ -55,6 +55,8 @@ struct net_ctx {
     float *pre, *pre_grad;
     gr_graph *own_graph;
     int node_layer[2 * MODEL_MAX_LAYERS + 1];
+    net_engine engine;
+    float *dz;             /* the graph's output gradient [B][classes] */
 };
 
 static size_t shape_size(const model_shape *s) { return (size_t)s->c * s->h * s->w; }
@@ -128,10 +130,10 @@ static void wino_release(net_ctx *c)
 }
 
 static int graph_ctx_new(net_ctx *c, net_ctx **out, char *err, size_t errsz);
-static int graph_ctx_open(net_ctx *c, const gr_graph *g, char *err, size_t errsz);
+static int graph_ctx_open(net_ctx *c, const gr_graph *g, int flags, char *err, size_t errsz);
 static int graph_forward(net_ctx *c, const float *input, int n, float *probs);
-static int graph_backward(net_ctx *c, const int *labels, float *grad_input, float *grad_weights,
-                          float *losses);
+static int graph_backward(net_ctx *c, const int *labels, double alpha, float *grad_input,
+                          float *grad_weights, float *losses);
 
 int net_ctx_new(const model *m, int max_batch, net_ctx **out, char *err, size_t errsz)
 {
@@ -240,35 +242,42 @@ static void graph_close(net_ctx *c)
 {
     const model_spec *s = c->spec;
     const size_t per = (size_t)s->channels * s->input_size * s->input_size;
-    if (c->gc) /* ctx_alloc rounds to 64 bytes */
-        c->bytes -= gr_ctx_bytes(c->gc) + 2 * (((size_t)c->max_batch * per * sizeof(float) + 63) & ~(size_t)63);
+#define R64(b) (((b) + 63) & ~(size_t)63) /* as ctx_alloc counts them */
+    if (c->gc)
+        c->bytes -= gr_ctx_bytes(c->gc) + 2 * R64((size_t)c->max_batch * per * sizeof(float)) +
+                    R64((size_t)c->max_batch * s->classes * sizeof(float));
+#undef R64
     gr_ctx_free(c->gc);
     gr_free(c->own_graph);
     free(c->pre);
     free(c->pre_grad);
+    free(c->dz);
     c->gc = NULL;
     c->own_graph = NULL;
-    c->pre = c->pre_grad = NULL;
+    c->pre = c->pre_grad = c->dz = NULL;
     c->n = 0;
+    c->engine = NET_ENGINE_LAYER;
 }
 
 int net_ctx_set_engine(net_ctx *c, net_engine e, char *err, size_t errsz)
 {
-    if (e != NET_ENGINE_LAYER && e != NET_ENGINE_GRAPH)
-        return adj_fail(err, errsz, ADJ_ERR_ARG, "engine %d: layer (0) or graph (1)", (int)e);
+    if (e != NET_ENGINE_LAYER && e != NET_ENGINE_GRAPH && e != NET_ENGINE_GRAPH_TRAINING)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "engine %d: layer (0), graph (1) or graph "
+                        "with weight gradients (2)", (int)e);
     if (model_graph(c->m))
         return e == NET_ENGINE_GRAPH
                    ? ADJ_OK
-                   : adj_fail(err, errsz, ADJ_ERR_ARG, "an ONNX model runs on the graph engine only");
-    if ((e == NET_ENGINE_GRAPH) == (c->gc != NULL))
+                   : adj_fail(err, errsz, ADJ_ERR_ARG, "an ONNX model runs on the graph engine "
+                              "only, without weight gradients");
+    if (e == c->engine)
         return ADJ_OK;
-    if (e == NET_ENGINE_LAYER) {
-        graph_close(c);
+    graph_close(c);
+    if (e == NET_ENGINE_LAYER)
         return ADJ_OK;
-    }
     int rc = model_build_graph(c->m, &c->own_graph, c->node_layer, err, errsz);
     if (!rc)
-        rc = graph_ctx_open(c, c->own_graph, err, errsz);
+        rc = graph_ctx_open(c, c->own_graph, e == NET_ENGINE_GRAPH_TRAINING ? GR_PARAM_GRADS : 0,
+                            err, errsz);
     if (rc) {
         graph_close(c);
         return rc;
@@ -278,10 +287,11 @@ int net_ctx_set_engine(net_ctx *c, net_engine e, char *err, size_t errsz)
     for (int ch = 0; ch < 3; ch++)
         c->pp.mean[ch] = s->mean, c->pp.std[ch] = s->std;
     c->n = 0;
+    c->engine = e;
     return ADJ_OK;
 }
 
-net_engine net_ctx_engine(const net_ctx *c) { return c->gc ? NET_ENGINE_GRAPH : NET_ENGINE_LAYER; }
+net_engine net_ctx_engine(const net_ctx *c) { return c->engine; }
 
 void net_ctx_free(net_ctx *c)
 {
@@ -309,6 +319,7 @@ void net_ctx_free(net_ctx *c)
     gr_free(c->own_graph);
     free(c->pre);
     free(c->pre_grad);
+    free(c->dz);
     free(c);
 }
 
@@ -555,8 +566,8 @@ static int backward(net_ctx *c, const int *labels, double alpha, float *grad_inp
         return ADJ_ERR_ARG;
     if (c->n < 1)
         return ADJ_ERR_STATE;
-    if (c->gc) /* the graph engine: no weight gradients yet, so no training, no smoothing */
-        return alpha > 0 ? ADJ_ERR_UNSUPPORTED : graph_backward(c, labels, grad_input, grad_weights, losses);
+    if (c->gc)
+        return graph_backward(c, labels, alpha, grad_input, grad_weights, losses);
     const model_spec *s = c->spec;
     const int n = c->n, K = s->classes, L = s->n_layers;
     for (int b = 0; b < n; b++)
@@ -672,17 +683,18 @@ int net_topk(const float *p, int n, int k, int *idx)
 /* ---- ONNX models: the graph engine (graph.h) behind the same calls ---- */
 
 /* The graph engine's context on graph g and the input buffers (c->gc, pre, pre_grad). */
-static int graph_ctx_open(net_ctx *c, const gr_graph *g, char *err, size_t errsz)
+static int graph_ctx_open(net_ctx *c, const gr_graph *g, int flags, char *err, size_t errsz)
 {
     const model_spec *s = c->spec;
     const size_t B = (size_t)c->max_batch;
     const size_t per = (size_t)s->channels * s->input_size * s->input_size;
-    int rc = gr_ctx_new(g, c->max_batch, GR_BACKWARD, &c->gc, err, errsz);
+    int rc = gr_ctx_new(g, c->max_batch, GR_BACKWARD | flags, &c->gc, err, errsz);
     if (rc)
         return rc;
     c->bytes += gr_ctx_bytes(c->gc);
     if (!(c->pre = ctx_alloc(c, B * per * sizeof(float))) ||
-        !(c->pre_grad = ctx_alloc(c, B * per * sizeof(float))))
+        !(c->pre_grad = ctx_alloc(c, B * per * sizeof(float))) ||
+        !(c->dz = ctx_alloc(c, B * s->classes * sizeof(float))))
         return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory for a batch-%d context of %s",
                         (int)B, s->name);
     return ADJ_OK;
@@ -692,7 +704,8 @@ static int graph_ctx_open(net_ctx *c, const gr_graph *g, char *err, size_t errsz
 static int graph_ctx_new(net_ctx *c, net_ctx **out, char *err, size_t errsz)
 {
     const model_spec *s = c->spec;
-    int rc = graph_ctx_open(c, model_graph(c->m), err, errsz);
+    int rc = graph_ctx_open(c, model_graph(c->m), 0, err, errsz);
+    c->engine = NET_ENGINE_GRAPH;
     if (rc) {
         net_ctx_free(c);
         return rc;
@@ -740,56 +753,72 @@ static int graph_forward(net_ctx *c, const float *input, int n, float *probs)
     return ADJ_OK;
 }
 
+/* The graph's gradient of -log p_l for a probabilities output (-1 / p_l at
+ * the label) into pre_grad, the loss (and grad_exp) as op_xent_grad's. */
+static int graph_backward_probs(net_ctx *c, const int *labels, float *grad_input, float *losses)
+{
+    const int n = c->n, K = c->spec->classes;
+    char err[ADJ_ERRLEN];
+    for (int b = 0; b < n; b++) {
+        const double loss = op_xent_grad(c->logits + (size_t)b * K, K, labels[b], 0.0, 1,
+                                         c->dz + (size_t)b * K, &c->grad_exp[b]);
+        if (losses)
+            losses[b] = (float)loss;
+    }
+    if (!grad_input)
+        return ADJ_OK;
+    const float *z = gr_output(c->gc, 0, NULL);
+    for (int b = 0; b < n; b++) {
+        float *dy = c->dz + (size_t)b * K;
+        for (int k = 0; k < K; k++)
+            dy[k] = 0.0f;
+        const float pl = z[(size_t)b * K + labels[b]];
+        dy[labels[b]] = -1.0f / (pl > 0x1p-126f ? pl : 0x1p-126f);
+        c->grad_exp[b] = 0;
+    }
+    return gr_backward(c->gc, c->dz, c->pre_grad, err, sizeof err);
+}
+
 /*
- * net_backward for a graph: the loss and logit gradient as net.c's
- * (op_xent_grad, through gr_backward_loss), then through the
- * preprocessing to the 0..255 pixels. A probabilities output differentiates
- * -log p_l directly (-1 / p_l at the label). No weight gradients yet.
+ * net_backward for a graph: the loss and logit gradient as the layer path's
+ * (op_xent_grad with the smoothing alpha, rescaled unless weight gradients
+ * are asked for), then gr_backward_params (the weights' gradients in the
+ * model's layout, for a layer model on NET_ENGINE_GRAPH_TRAINING), then
+ * through the preprocessing to the 0..255 pixels. A probabilities output
+ * (ONNX) differentiates -log p_l directly.
  */
-static int graph_backward(net_ctx *c, const int *labels, float *grad_input, float *grad_weights,
-                          float *losses)
+static int graph_backward(net_ctx *c, const int *labels, double alpha, float *grad_input,
+                          float *grad_weights, float *losses)
 {
     const model_preproc *p = &c->pp;
     const model_spec *s = c->spec;
     const int n = c->n, K = s->classes, C = s->channels;
     const size_t hw = (size_t)s->input_size * s->input_size;
     char err[ADJ_ERRLEN];
-    if (grad_weights)
+    if (grad_weights && c->engine != NET_ENGINE_GRAPH_TRAINING)
+        return ADJ_ERR_UNSUPPORTED;
+    if (p->probabilities && alpha > 0)
         return ADJ_ERR_UNSUPPORTED;
     for (int b = 0; b < n; b++)
         if (labels[b] < 0 || labels[b] >= K)
             return ADJ_ERR_ARG;
-    if (!grad_input || p->probabilities) {
+    int rc;
+    if (p->probabilities) {
+        rc = graph_backward_probs(c, labels, grad_input, losses);
+    } else {
         for (int b = 0; b < n; b++) {
-            /* the loss only: the logit gradient goes into probs, restored below */
-            const double loss = op_xent_grad(c->logits + (size_t)b * K, K, labels[b], 0.0, 1,
-                                             c->probs + (size_t)b * K, &c->grad_exp[b]);
+            const double loss = op_xent_grad(c->logits + (size_t)b * K, K, labels[b], alpha,
+                                             !grad_weights, c->dz + (size_t)b * K, &c->grad_exp[b]);
             if (losses)
                 losses[b] = (float)loss;
         }
-        lyr_softmax(c->logits, n, K, c->probs); /* restore the probabilities */
-        if (!grad_input)
+        if (!grad_input && !grad_weights)
             return ADJ_OK;
-        const float *z = gr_output(c->gc, 0, NULL);
-        float *dy = c->probs; /* borrowed for the call, restored below */
-        for (int b = 0; b < n; b++) {
-            for (int k = 0; k < K; k++)
-                dy[(size_t)b * K + k] = 0.0f;
-            const float pl = z[(size_t)b * K + labels[b]];
-            dy[(size_t)b * K + labels[b]] = -1.0f / (pl > 0x1p-126f ? pl : 0x1p-126f);
-            c->grad_exp[b] = 0;
-        }
-        int rc = gr_backward(c->gc, dy, c->pre_grad, err, sizeof err);
-        lyr_softmax(c->logits, n, K, c->probs);
-        if (rc)
-            return rc;
-    } else {
-        int rc = gr_backward_loss(c->gc, labels, c->pre_grad, losses, err, sizeof err);
-        if (rc)
-            return rc;
-        for (int b = 0; b < n; b++)
-            c->grad_exp[b] = gr_grad_exponent(c->gc, b);
+        rc = gr_backward_params(c->gc, c->dz, grad_input ? c->pre_grad : NULL, model_weights(c->m),
+                                model_spec_param_count(s), grad_weights, err, sizeof err);
     }
+    if (rc || !grad_input)
+        return rc;
     for (int b = 0; b < n; b++)
         for (int ch = 0; ch < C; ch++) {
             const float *src = c->pre_grad + ((size_t)b * C + ch) * hw;

@@ -3138,15 +3138,125 @@ static const op_def table[] = {
      accum_backward, NULL, 0, OPB_IN(0)},
 };
 
+/* ---- weight gradients (ops.h, op_backward_params) --------------------- */
+
+/* Conv: the im2col scratch of a chunk of images (or of one image and group). */
+static size_t conv_params_scratch(const void *pp, const op_tensor *in, int n_in,
+                                  const op_tensor *out)
+{
+    const win_params *p = pp;
+    const int64_t K = p->C / p->group * p->k[0] * p->k[1], OHW = p->OH * p->OW;
+    if (p->group > 1)
+        return (size_t)(K * OHW);
+    return (size_t)((K + p->M) * OHW * conv_chunk(p, view_batch(&in[0])));
+}
+
+/*
+ * Conv: dW [M][C/g][kh][kw] += sum over images of dY x col^T (a chunk of
+ * images side by side in one product, K = nb * OH*OW, for one group; an
+ * image and group at a time otherwise); dB[m] += the sum of dY's plane m over
+ * the batch, in double, in (image, pixel) order.
+ */
+static void conv_backward_params(const void *pp, const op_tensor *in, int n_in,
+                                 const op_tensor *out, int n_out, const float *dy,
+                                 float *const *dw, float *scratch, gemm_ws *gemm)
+{
+    const win_params *p = pp;
+    const float *x = in[0].data;
+    const int64_t N = in[0].shape.d[0], G = p->group, Cg = p->C / G, Mg = p->M / G;
+    const int64_t K = Cg * p->k[0] * p->k[1], OHW = p->OH * p->OW, HW = p->H * p->W;
+    if (n_in > 2 && dw[2])
+        for (int64_t m = 0; m < p->M; m++) {
+            double sum = 0;
+            for (int64_t b = 0; b < N; b++)
+                for (int64_t i = 0; i < OHW; i++)
+                    sum += dy[(b * p->M + m) * OHW + i];
+            dw[2][m] += (float)sum;
+        }
+    if (!dw[1])
+        return;
+    if (G > 1) {
+        for (int64_t b = 0; b < N; b++)
+            for (int64_t g = 0; g < G; g++) {
+                im2col(x + (b * p->C + g * Cg) * HW, p, Cg, OHW, scratch);
+                /* dW_g [Mg][K] += dY_g [Mg][OHW] x col [K][OHW]^T */
+                gemm_f32(gemm, GEMM_N, GEMM_T, (int)Mg, (int)K, (int)OHW,
+                         dy + (b * p->M + g * Mg) * OHW, (int)OHW, scratch, (int)OHW, 1,
+                         dw[1] + g * Mg * K, (int)K);
+            }
+        return;
+    }
+    const int64_t chunk = conv_chunk(p, N);
+    for (int64_t b0 = 0; b0 < N; b0 += chunk) {
+        const int64_t nb = N - b0 < chunk ? N - b0 : chunk, ld = nb * OHW;
+        float *col = scratch, *dyc = scratch + K * ld;
+        for (int64_t b = 0; b < nb; b++) {
+            im2col(x + (b0 + b) * p->C * HW, p, p->C, ld, col + b * OHW);
+            for (int64_t m = 0; m < p->M; m++)
+                memcpy(dyc + m * ld + b * OHW, dy + ((b0 + b) * p->M + m) * OHW,
+                       sizeof(float) * (size_t)OHW);
+        }
+        gemm_f32(gemm, GEMM_N, GEMM_T, (int)p->M, (int)K, (int)ld, dyc, (int)ld, col, (int)ld, 1,
+                 dw[1], (int)K);
+    }
+}
+
+/*
+ * Gemm: d op(B) = alpha op(A)^T dY (one product over the batch's rows for
+ * alpha 1 and A not transposed, else in double), dC += beta dY summed over
+ * C's broadcast.
+ */
+static void gemm_backward_params(const void *pp, const op_tensor *in, int n_in,
+                                 const op_tensor *out, int n_out, const float *dy,
+                                 float *const *dw, float *scratch, gemm_ws *gemm)
+{
+    const gemm_params *p = pp;
+    const float *A = in[0].data;
+    const int64_t M = p->ta ? in[0].shape.d[1] : in[0].shape.d[0], K = p->K, N = p->N;
+    if (dw[1] && !p->ta && p->alpha == 1.0f) {
+        if (p->tb) /* B [N][K] += dY^T [N][M] x A [M][K] */
+            gemm_f32(gemm, GEMM_T, GEMM_N, (int)N, (int)K, (int)M, dy, (int)N, A, (int)K, 1,
+                     dw[1], (int)K);
+        else /* B [K][N] += A^T [K][M] x dY [M][N] */
+            gemm_f32(gemm, GEMM_T, GEMM_N, (int)K, (int)N, (int)M, A, (int)K, dy, (int)N, 1,
+                     dw[1], (int)N);
+    } else if (dw[1])
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t n = 0; n < N; n++) {
+                double sum = 0;
+                for (int64_t m = 0; m < M; m++)
+                    sum += (double)(p->ta ? A[k * M + m] : A[m * K + k]) * dy[m * N + n];
+                dw[1][p->tb ? n * K + k : k * N + n] += (float)(p->alpha * sum);
+            }
+    if (n_in > 2 && dw[2]) {
+        int64_t cs[2] = {0, 0};
+        op_shape o = {2, {M, N}};
+        bcast_strides(&in[2], &o, cs);
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++)
+                dw[2][i * cs[0] + j * cs[1]] += p->beta * dy[i * N + j];
+    }
+}
+
 /* The operators with derived state (ops.h, op_prepare). */
 typedef struct {
     const char *op;
     int (*prepare)(void *params, const op_tensor *in, int n_in, char *err, size_t errsz);
     void (*release)(void *params);
+    /* weight gradients: the kernel, the inputs it gives them for, the forward
+     * values it reads, its scratch */
+    void (*backward_params)(const void *params, const op_tensor *in, int n_in,
+                            const op_tensor *out, int n_out, const float *dy, float *const *dw,
+                            float *scratch, gemm_ws *gemm);
+    int params_inputs, params_reads;
+    size_t (*params_scratch)(const void *params, const op_tensor *in, int n_in,
+                             const op_tensor *out);
 } op_hooks;
 
 static const op_hooks HOOKS[] = {
-    {"Conv", conv_prepare, conv_release},
+    {"Conv", conv_prepare, conv_release, conv_backward_params, OPB_IN(1) | OPB_IN(2), OPB_IN(0),
+     conv_params_scratch},
+    {"Gemm", NULL, NULL, gemm_backward_params, OPB_IN(1) | OPB_IN(2), OPB_IN(0), NULL},
 };
 
 static const op_hooks *hooks_of(const op_def *d)
@@ -3169,6 +3279,34 @@ void op_release(const op_def *d, void *params)
     const op_hooks *h = hooks_of(d);
     if (h && h->release && params)
         h->release(params);
+}
+
+int op_params_grad(const op_def *d, int i)
+{
+    const op_hooks *h = hooks_of(d);
+    return h && h->backward_params && i >= 0 && i < 8 && (h->params_inputs & OPB_IN(i));
+}
+
+int op_params_reads(const op_def *d, int i)
+{
+    const op_hooks *h = hooks_of(d);
+    return h && h->backward_params && i >= 0 && i < 8 && (h->params_reads & OPB_IN(i));
+}
+
+size_t op_params_scratch(const op_def *d, const void *params, const op_tensor *in, int n_in,
+                         const op_tensor *out)
+{
+    const op_hooks *h = hooks_of(d);
+    return h && h->params_scratch ? h->params_scratch(params, in, n_in, out) : 0;
+}
+
+void op_backward_params(const op_def *d, const void *params, const op_tensor *in, int n_in,
+                        const op_tensor *out, int n_out, const float *dy, float *const *dw,
+                        float *scratch, gemm_ws *gemm)
+{
+    const op_hooks *h = hooks_of(d);
+    if (h && h->backward_params)
+        h->backward_params(params, in, n_in, out, n_out, dy, dw, scratch, gemm);
 }
 
 const op_def *op_find(const char *name)

@@ -235,6 +235,32 @@ int op_prepare(const op_def *d, void *params, const op_tensor *in, int n_in, cha
 /** Frees what op_prepare made (the caller then frees params itself). */
 void op_release(const op_def *d, void *params);
 
+/*
+ * Weight gradients (the trainer's), in the same second table: Conv's W and B,
+ * Gemm's B and C. A separate pass from the input gradient (op_def.backward),
+ * so that an attack never pays for them.
+ */
+
+/** Nonzero if op_backward_params gives the gradient of input i. */
+int op_params_grad(const op_def *d, int i);
+
+/** Nonzero if op_backward_params reads input i's forward values (Conv's X, Gemm's A). */
+int op_params_reads(const op_def *d, int i);
+
+/** Scratch floats op_backward_params needs (as op_def.scratch: d[0] the max batch). */
+size_t op_params_scratch(const op_def *d, const void *params, const op_tensor *in, int n_in,
+                         const op_tensor *out);
+
+/**
+ * ADDS dL/d in[i] to dw[i] for every i with dw[i] != NULL and
+ * op_params_grad(d, i), summed over the batch, given dy = dL/d out[0]; the
+ * views as backward's (the inputs op_params_reads names are valid).
+ * Deterministic: fixed summation orders for given shapes. Cannot fail.
+ */
+void op_backward_params(const op_def *d, const void *params, const op_tensor *in, int n_in,
+                        const op_tensor *out, int n_out, const float *dy, float *const *dw,
+                        float *scratch, gemm_ws *gemm);
+
 /* ---- helpers other modules use --------------------------------------- */
 
 /**

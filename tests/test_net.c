@@ -66,6 +66,9 @@ static void test_whole_network_gradients(const model_spec *s)
     CHECK(bad <= checked / 20, "whole network: %d of %d input-gradient coordinates off", bad, checked);
     bad = gc_weights(s, 6, 8, 2e-3f, 2e-2f, 40, &checked);
     CHECK(bad <= checked / 20, "whole network: %d of %d weight-gradient coordinates off", bad, checked);
+    bad = gc_weights_on(s, 6, 8, 2e-3f, 2e-2f, 40, &checked, NET_ENGINE_GRAPH_TRAINING);
+    CHECK(bad <= checked / 20, "whole network, graph engine: %d of %d weight-gradient coordinates "
+          "off", bad, checked);
 }
 
 /* A second network with every layer algorithm: im2col (5x5), Winograd (3x3
@@ -198,10 +201,28 @@ static void test_graph_engine(const model *m, const char *what)
           what, pe, ge, gm, le);
     CHECK(counted > 0 && same >= 0.999 * counted, "%s: FGSM signs agree on %zu of %zu", what, same,
           counted);
-    float *gw = calloc(model_spec_param_count(s), sizeof(float));
+    const size_t np = model_spec_param_count(s);
+    float *gw = calloc(np, sizeof(float)), *gwl = calloc(np, sizeof(float));
     CHECK(net_backward(c, labels, NULL, gw, NULL) == ADJ_ERR_UNSUPPORTED,
-          "no weight gradients on the graph engine yet");
-    free(gw);
+          "no weight gradients on NET_ENGINE_GRAPH");
+    /* the weight gradients (and label smoothing) against the layer engine's */
+    CHECK(net_ctx_set_engine(c, NET_ENGINE_LAYER, err, sizeof err) == 0, "%s", err);
+    net_forward(c, x, N, NULL);
+    net_backward_smoothed(c, labels, 0.1, NULL, gwl, ll);
+    CHECK(net_ctx_set_engine(c, NET_ENGINE_GRAPH_TRAINING, err, sizeof err) == 0, "%s", err);
+    net_forward(c, x, N, NULL);
+    CHECK(net_backward_smoothed(c, labels, 0.1, NULL, gw, lg) == 0, "graph weight gradients");
+    double we = 0, wm = 0;
+    for (size_t k = 0; k < np; k++) {
+        we = fmax(we, fabs(gw[k] - gwl[k]));
+        wm = fmax(wm, fabs(gwl[k]));
+    }
+    for (int b = 0; b < N; b++)
+        CHECK(fabs(ll[b] - lg[b]) <= 1e-5 * fmax(fabs(ll[b]), 1e-30), "%s: smoothed loss %d", what, b);
+    CHECK(wm > 0 && we <= 1e-4 * wm, "%s: weight gradients off the layer engine's by %g of %g",
+          what, we, wm);
+    printf("%s: weight gradients within %.3g of %.3g of the layer engine's\n", what, we, wm);
+    free(gw), free(gwl);
     CHECK(net_ctx_set_winograd(c, 0) == ADJ_ERR_ARG, "the graph chooses its algorithms");
     CHECK(net_ctx_set_engine(c, NET_ENGINE_LAYER, err, sizeof err) == 0 &&
               net_ctx_engine(c) == NET_ENGINE_LAYER && net_forward(c, x, N, pg) == 0 &&
