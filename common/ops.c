@@ -553,11 +553,14 @@ static void conv_im2col_batched(const win_params *p, const float *x, const float
     const int64_t chunk = conv_chunk(p, N);
     for (int64_t b0 = 0; b0 < N; b0 += chunk) {
         const int64_t nb = N - b0 < chunk ? N - b0 : chunk, ld = nb * OHW;
-        float *col = scratch, *prod = scratch + K * ld;
+        /* one image: the product [M][OHW] is its output already */
+        float *col = scratch, *prod = nb == 1 ? y + b0 * p->M * OHW : scratch + K * ld;
         for (int64_t b = 0; b < nb; b++)
             im2col(x + (b0 + b) * p->C * HW, p, p->C, ld, col + b * OHW);
         gemm_f32(gemm, GEMM_N, GEMM_N, (int)p->M, (int)ld, (int)K, w, (int)K, col, (int)ld, 0,
                  prod, (int)ld);
+        if (nb == 1 && !bias)
+            continue;
         for (int64_t b = 0; b < nb; b++)
             for (int64_t m = 0; m < p->M; m++) {
                 const float *src = prod + m * ld + b * OHW;
@@ -2382,11 +2385,13 @@ static void conv_im2col_batched_back(const win_params *p, const float *dy, const
     for (int64_t b0 = 0; b0 < N; b0 += chunk) {
         const int64_t nb = N - b0 < chunk ? N - b0 : chunk, ld = nb * OHW;
         float *dcol = scratch, *dyc = scratch + K * ld;
-        for (int64_t b = 0; b < nb; b++)
+        /* one image: its dY [M][OHW] is the product's operand already */
+        const float *dya = nb == 1 ? dy + b0 * p->M * OHW : dyc;
+        for (int64_t b = 0; b < nb && nb > 1; b++)
             for (int64_t m = 0; m < p->M; m++)
                 memcpy(dyc + m * ld + b * OHW, dy + ((b0 + b) * p->M + m) * OHW,
                        sizeof(float) * (size_t)OHW);
-        gemm_f32(gemm, GEMM_T, GEMM_N, (int)K, (int)ld, (int)p->M, w, (int)K, dyc, (int)ld, 0,
+        gemm_f32(gemm, GEMM_T, GEMM_N, (int)K, (int)ld, (int)p->M, w, (int)K, dya, (int)ld, 0,
                  dcol, (int)ld);
         for (int64_t b = 0; b < nb; b++)
             col2im_add(dcol + b * OHW, p, p->C, ld, dx + (b0 + b) * p->C * HW);
