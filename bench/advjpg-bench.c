@@ -4,12 +4,17 @@
  *   advjpg-bench --model overfeat-fast [--weights net_weight_0] [--batch 1,16]
  *                [--seconds 3]
  *
- * Without --weights the model gets random weights of the right size in
+ * --model FILE.onnx times an ONNX model (its own weights, the graph engine).
+ * Without --weights a layer model gets random weights of the right size in
  * memory (--save-weights FILE also writes them, e.g. to start advjpgd with).
  * --winograd LIST times each case once per setting of the 3x3 pad-1
  * layers ("default", 4 or 2 for F(4x4,3x3) or F(2x2,3x3) everywhere, 0 for
  * im2col; e.g. --winograd default,2), in one run, and adds "winograd" to
  * each line.
+ * --engine LIST times each case on each engine ("layer", "graph": net.h's
+ * net_ctx_set_engine) in turn, and --rounds R repeats the whole list R times
+ * (alternating runs on a shared machine: compare the engines round by round);
+ * each line then has "engine" and "round".
  * --layers adds a line per case with the milliseconds per image of each layer
  * and the algorithm each layer uses. For each batch size it times `forward` (net_forward) and
  * `gradient` (net_forward + net_backward to the input pixels), repeating
@@ -182,8 +187,9 @@ static int bench_attacks(const model *m, const model_spec *spec, int b, double s
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: advjpg-bench --model NAME|FILE.json [--weights FILE] [--batch 1,16] [--seconds S] [--layers]\n"
-               "                    [--winograd default,4,2,0] [--save-weights FILE] [--attacks]\n"
+    fprintf(f, "usage: advjpg-bench --model NAME|FILE.json|FILE.onnx [--weights FILE] [--batch 1,16] [--seconds S] [--layers]\n"
+               "                    [--winograd default,4,2,0] [--engine layer,graph] [--rounds R]\n"
+               "                    [--save-weights FILE] [--attacks]\n"
                "Times the engine's forward pass and forward + input gradient; one JSON line per case.\n"
                "Without --weights, random weights of the model's exact size are used.\n");
 }
@@ -194,7 +200,8 @@ int main(int argc, char **argv)
     const char *model_name = "overfeat-fast", *weights = NULL, *batches = "1,16";
     double seconds = 3.0;
     int layers = 0, attacks = 0;
-    const char *winos = "default";
+    const char *winos = "default", *engines = "layer";
+    int rounds = 1;
     const char *save = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -204,6 +211,10 @@ int main(int argc, char **argv)
             save = argv[++i];
         } else if (!strcmp(argv[i], "--winograd") && i + 1 < argc) {
             winos = argv[++i];
+        } else if (!strcmp(argv[i], "--engine") && i + 1 < argc) {
+            engines = argv[++i];
+        } else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) {
+            rounds = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--layers")) {
             layers = 1;
         } else if (!strcmp(argv[i], "--attacks")) {
@@ -225,11 +236,18 @@ int main(int argc, char **argv)
     char err[ADJ_ERRLEN];
     model_spec spec;
     model *m = NULL;
-    if (model_spec_load(model_name, &spec, err, sizeof err)) {
+    if (model_is_onnx_path(model_name)) { /* an ONNX model: its own weights */
+        if (model_load_onnx(model_name, NULL, &m, err, sizeof err)) {
+            fprintf(stderr, "advjpg-bench: %s\n", err);
+            return 1;
+        }
+        spec = *model_get_spec(m);
+    } else if (model_spec_load(model_name, &spec, err, sizeof err)) {
         fprintf(stderr, "advjpg-bench: %s\n", err);
         return 1;
     }
-    if (weights) {
+    if (m) {
+    } else if (weights) {
         if (model_load(&spec, weights, &m, err, sizeof err)) {
             fprintf(stderr, "advjpg-bench: %s\n", err);
             return 1;
@@ -296,7 +314,7 @@ int main(int argc, char **argv)
         free(c);
     }
     const double flops = model_spec_flops(&spec);
-    {   /* the batch-1 limit: every weight is read once per pass */
+    if (!model_graph(m)) {   /* the batch-1 limit: every weight is read once per pass */
         const size_t n = model_spec_param_count(&spec);
         double sum;
         const double gbs = read_bandwidth(model_weights(m), n, &sum);
@@ -304,16 +322,25 @@ int main(int argc, char **argv)
                "\"batch1_bound_ms\":%.2f,\"checksum\":%.3g}\n",
                n * sizeof(float), gbs, n * sizeof(float) / gbs * 1e-6, sum);
     }
-    char list[256], wlist[256];
+    char list[256], wlist[256], elist[256];
+    for (int round = 1; round <= rounds; round++) {
     snprintf(list, sizeof list, "%s", batches);
     for (char *bsave, *tok = strtok_r(list, ",", &bsave); tok; tok = strtok_r(NULL, ",", &bsave)) {
       snprintf(wlist, sizeof wlist, "%s", winos);
       for (char *wsave, *wtok = strtok_r(wlist, ",", &wsave); wtok; wtok = strtok_r(NULL, ",", &wsave)) {
+      snprintf(elist, sizeof elist, "%s", engines);
+      for (char *esave, *etok = strtok_r(elist, ",", &esave); etok; etok = strtok_r(NULL, ",", &esave)) {
         int b = atoi(tok);
         const int wino = strcmp(wtok, "default") ? atoi(wtok) : -1;
         net_ctx *ctx;
         if (b < 1 || net_ctx_new(m, b, &ctx, err, sizeof err)) {
             fprintf(stderr, "advjpg-bench: batch '%s': %s\n", tok, b < 1 ? "not a positive integer" : err);
+            return 2;
+        }
+        const net_engine eng = !strcmp(etok, "graph") ? NET_ENGINE_GRAPH : NET_ENGINE_LAYER;
+        if ((strcmp(etok, "graph") && strcmp(etok, "layer")) ||
+            net_ctx_set_engine(ctx, model_graph(m) ? NET_ENGINE_GRAPH : eng, err, sizeof err)) {
+            fprintf(stderr, "advjpg-bench: --engine '%s': layer or graph (%s)\n", etok, err);
             return 2;
         }
         if (net_ctx_set_winograd(ctx, wino)) {
@@ -348,16 +375,16 @@ int main(int argc, char **argv)
             double per_img = (t - t0) / reps / b;
             printf("{\"model\":\"%s\",\"batch\":%d,\"pass\":\"%s\",\"ms_per_image\":%.2f,"
                    "\"ms_per_image_min\":%.2f,\"gflops\":%.1f,\"gemm\":\"%s\",\"threads\":%d,"
-                   "\"winograd\":\"%s\",\"context_mb\":%.0f}\n",
+                   "\"winograd\":\"%s\",\"context_mb\":%.0f,\"engine\":\"%s\",\"round\":%d}\n",
                    spec.name, b, pass ? "gradient" : "forward", per_img * 1e3, fastest / b * 1e3,
                    flops * (pass ? 2 : 1) / per_img * 1e-9, net_ctx_kernel(ctx), net_ctx_threads(ctx),
-                   wtok, net_ctx_bytes(ctx) / 1048576.0);
+                   wtok, net_ctx_bytes(ctx) / 1048576.0, etok, round);
             fflush(stdout);
             if (layers) { /* where the time goes: per layer, ms per image */
                 double f[MODEL_MAX_LAYERS], bw[MODEL_MAX_LAYERS];
                 net_ctx_layer_seconds(ctx, f, bw);
-                printf("{\"batch\":%d,\"pass\":\"%s\",\"layers_ms_per_image\":[", b,
-                       pass ? "gradient" : "forward");
+                printf("{\"batch\":%d,\"pass\":\"%s\",\"engine\":\"%s\",\"round\":%d,"
+                       "\"layers_ms_per_image\":[", b, pass ? "gradient" : "forward", etok, round);
                 for (int l = 0; l < spec.n_layers; l++) {
                     double v = pass ? f[l] + bw[l] - fprev[l] : f[l];
                     printf("%s%.2f", l ? "," : "", v * 1e3 / (reps + 1) / b);
@@ -375,6 +402,8 @@ int main(int argc, char **argv)
         free(labels);
         net_ctx_free(ctx);
       }
+      }
+    }
     }
     model_free(m);
     return 0;

@@ -30,7 +30,6 @@ typedef struct {
     int n_in, n_out;
     int *in, *out;    /* tensor indices, -1 absent */
     int live;         /* runs at forward time */
-    size_t scratch;   /* floats */
 } gr_node;
 
 typedef struct {
@@ -100,6 +99,7 @@ void gr_free(gr_graph *g)
     }
     for (int i = 0; i < g->nn; i++) {
         free(g->nodes[i].name);
+        op_release(g->nodes[i].def, g->nodes[i].params);
         free(g->nodes[i].params);
         free(g->nodes[i].in);
         free(g->nodes[i].out);
@@ -251,7 +251,7 @@ int gr_add_node(gr_graph *g, const char *name, const char *op_type, const int *i
         if (outs[i] >= 0)
             g->t[outs[i]].producer = g->nn;
     }
-    g->nodes[g->nn++] = (gr_node){nmc, d, params, n_in, n_out, ins, outs, 1, 0};
+    g->nodes[g->nn++] = (gr_node){nmc, d, params, n_in, n_out, ins, outs, 1};
     return ADJ_OK;
 }
 
@@ -510,7 +510,9 @@ int gr_finalize(gr_graph *g, char *err, size_t errsz)
                                 g->nodes[k].name, msg);
             count_uses(g);
         }
-    /* 4. free constants no live node reads; the run order and scratch sizes */
+    /* 4. free constants no live node reads; the run order; what kernels derive
+     * from constants (op_def.prepare) */
+    int rc;
     for (int i = 0; i < g->nt; i++)
         if (g->t[i].is_const && g->t[i].uses == 0) { /* extern data: its owner may free it */
             if (g->t[i].hold == GR_DATA_OWN)
@@ -531,7 +533,8 @@ int gr_finalize(gr_graph *g, char *err, size_t errsz)
             if (nd->out[i] >= 0 && g->t[nd->out[i]].uses == 0)
                 nd->out[i] = -1;
         node_views(g, nd, in, out);
-        nd->scratch = nd->def->scratch ? nd->def->scratch(nd->params, in, nd->n_in, out) : 0;
+        if ((rc = op_prepare(nd->def, nd->params, in, nd->n_in, msg, sizeof msg)))
+            return adj_fail(err, errsz, rc, "node '%s' (%s): %s", nd->name, nd->def->name, msg);
         g->order[g->n_order++] = k;
     }
     for (int i = 0; i < g->n_outputs; i++) {
@@ -547,6 +550,21 @@ int gr_finalize(gr_graph *g, char *err, size_t errsz)
                                     "from the batch)", t->name);
     }
     g->finalized = 1;
+    return ADJ_OK;
+}
+
+int gr_refresh(gr_graph *g, char *err, size_t errsz)
+{
+    if (!g || !g->finalized)
+        return adj_fail(err, errsz, ADJ_ERR_STATE, "the graph is not finalized");
+    op_tensor in[64], out[8];
+    for (int o = 0; o < g->n_order; o++) {
+        gr_node *nd = &g->nodes[g->order[o]];
+        node_views(g, nd, in, out);
+        int rc = op_prepare(nd->def, nd->params, in, nd->n_in, err, errsz);
+        if (rc)
+            return rc;
+    }
     return ADJ_OK;
 }
 
@@ -748,7 +766,8 @@ static int mark_saved(gr_ctx *c, char *err, size_t errsz)
     for (int o = 0; o < g->n_order; o++) {
         const gr_node *nd = &g->nodes[g->order[o]];
         for (int i = 0; i < nd->n_in; i++)
-            if (nd->in[i] >= 0 && ((c->flags & GR_KEEP_ALL) || op_bwd_reads(nd->def, i)))
+            if (nd->in[i] >= 0 && ((c->flags & GR_KEEP_ALL) || op_bwd_reads(nd->def, i) ||
+                                   ((c->flags & GR_PARAM_GRADS) && op_params_reads(nd->def, i))))
                 c->saved[nd->in[i]] = 1;
         for (int i = 0; i < nd->n_out; i++)
             if (nd->out[i] >= 0 && ((c->flags & GR_KEEP_ALL) || (i == 0 && op_bwd_reads(nd->def, -1))))
@@ -849,6 +868,27 @@ static int per_image_bufs(gr_ctx *c)
     return ok ? 0 : -1;
 }
 
+/* Scratch floats node nd needs in a context of max_batch images (forward,
+ * and backward if asked): its views with the batch's d[0] = max_batch. */
+static size_t node_scratch(const gr_graph *g, const gr_node *nd, int max_batch, int flags)
+{
+    const int backward = flags & GR_BACKWARD;
+    op_tensor vi[64], vo[8];
+    node_views(g, nd, vi, vo);
+    for (int i = 0; i < nd->n_in; i++)
+        if (vi[i].batched)
+            vi[i].shape.d[0] = max_batch;
+    for (int i = 0; i < nd->n_out; i++)
+        if (vo[i].batched)
+            vo[i].shape.d[0] = max_batch;
+    size_t f = nd->def->scratch ? nd->def->scratch(nd->params, vi, nd->n_in, vo) : 0;
+    size_t b = backward && nd->def->bwd_scratch ? nd->def->bwd_scratch(nd->params, vi, nd->n_in, vo) : 0;
+    size_t w = backward && (flags & GR_PARAM_GRADS) ? op_params_scratch(nd->def, nd->params, vi, nd->n_in, vo) : 0;
+    if (w > b)
+        b = w;
+    return f > b ? f : b;
+}
+
 int gr_ctx_new(const gr_graph *g, int max_batch, int flags, gr_ctx **out, char *err, size_t errsz)
 {
     if (!g || !g->finalized)
@@ -891,15 +931,9 @@ int gr_ctx_new(const gr_graph *g, int max_batch, int flags, gr_ctx **out, char *
     size_t scratch = 0;
     for (int o = 0; o < g->n_order; o++) {
         const gr_node *nd = &g->nodes[g->order[o]];
-        if (nd->scratch > scratch)
-            scratch = nd->scratch;
-        if ((flags & GR_BACKWARD) && nd->def->bwd_scratch) {
-            op_tensor vi[64], vo[8];
-            node_views(g, nd, vi, vo);
-            size_t bs = nd->def->bwd_scratch(nd->params, vi, nd->n_in, vo);
-            if (bs > scratch)
-                scratch = bs;
-        }
+        const size_t sc = node_scratch(g, nd, max_batch, flags);
+        if (sc > scratch)
+            scratch = sc;
         if ((nd->def->flags & OPF_ALIAS) && nd->in[0] >= 0 && c->buf_of[nd->in[0]] >= 0 &&
             nd->out[0] >= 0 && g->t[nd->out[0]].t.dtype == g->t[nd->in[0]].t.dtype) {
             c->alias[o] = 1;
@@ -1090,13 +1124,37 @@ static float *grad_of(gr_ctx *c, int t)
     return b;
 }
 
-/* The backward pass of the last forward_run (c->n images). */
-static void backward_run(gr_ctx *c, const float *grad_out, float *grad_input)
+/* Node nd's weight gradients: dw[i] for its constants inside [base, base + n). */
+static void params_backward(gr_ctx *c, const gr_node *nd, const op_tensor *in,
+                            const op_tensor *out, const float *dy, const float *base, size_t n,
+                            float *grad)
+{
+    float *dw[64];
+    int any = 0;
+    for (int i = 0; i < nd->n_in; i++) {
+        const int t = nd->in[i];
+        const float *d = t >= 0 && c->g->t[t].is_const && c->g->t[t].t.dtype == OP_FLOAT
+                             ? c->g->t[t].t.data : NULL;
+        const size_t len = t >= 0 ? op_numel(&c->g->t[t].t.shape) : 0;
+        dw[i] = d && op_params_grad(nd->def, i) && d >= base && d + len <= base + n
+                    ? grad + (d - base) : NULL;
+        any |= dw[i] != NULL;
+    }
+    if (any)
+        op_backward_params(nd->def, nd->params, in, nd->n_in, out, nd->n_out, dy, dw, c->scratch,
+                           c->gemm);
+}
+
+/* The backward pass of the last forward_run (c->n images); weight gradients
+ * into grad too when it is not NULL (gr_backward_params). */
+static void backward_run(gr_ctx *c, const float *grad_out, float *grad_input, const float *base,
+                         size_t n_base, float *grad)
 {
     const gr_graph *g = c->g;
     const int out0 = g->outputs[0];
     memset(c->ginit, 0, (size_t)g->nt);
-    memset(grad_input, 0, (size_t)c->n * op_numel(&g->t[g->input].t.shape) * sizeof(float));
+    if (grad_input)
+        memset(grad_input, 0, (size_t)c->n * op_numel(&g->t[g->input].t.shape) * sizeof(float));
     if (c->gbuf_of[out0] < 0)
         return; /* a constant output: the gradient is 0 */
     memcpy(grad_of(c, out0), grad_out, (size_t)c->n * op_numel(&g->t[out0].t.shape) * sizeof(float));
@@ -1115,35 +1173,50 @@ static void backward_run(gr_ctx *c, const float *grad_out, float *grad_input)
         for (int i = 0; i < nd->n_out; i++)
             bwd_view(c, nd->out[i], &out[i]);
         const double t0 = ut_now();
-        nd->def->backward(nd->params, in, nd->n_in, out, nd->n_out, c->gbufs[c->gbuf_of[y]], dx,
-                          c->scratch, c->gemm);
+        const float *dy = c->gbufs[c->gbuf_of[y]];
+        if (grad)
+            params_backward(c, nd, in, out, dy, base, n_base, grad);
+        nd->def->backward(nd->params, in, nd->n_in, out, nd->n_out, dy, dx, c->scratch, c->gemm);
         c->bseconds[o] += ut_now() - t0;
     }
 }
 
-int gr_backward(gr_ctx *c, const float *grad_out, float *grad_input, char *err, size_t errsz)
+int gr_backward_params(gr_ctx *c, const float *grad_out, float *grad_input, const float *base,
+                       size_t n_base, float *grad, char *err, size_t errsz)
 {
     if (!(c->flags & GR_BACKWARD))
         return adj_fail(err, errsz, ADJ_ERR_STATE, "the context was made without GR_BACKWARD");
+    if (grad && !(c->flags & GR_PARAM_GRADS))
+        return adj_fail(err, errsz, ADJ_ERR_STATE, "the context was made without GR_PARAM_GRADS");
     if (!c->n)
         return adj_fail(err, errsz, ADJ_ERR_STATE, "a backward pass without a forward");
-    if (!grad_out || !grad_input)
-        return adj_fail(err, errsz, ADJ_ERR_ARG, "no output gradient or no input gradient");
+    if (!grad_out || (!grad_input && !grad))
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "no output gradient, or nothing to compute");
     const gr_graph *g = c->g;
     if (!g->per_image) {
-        backward_run(c, grad_out, grad_input);
+        backward_run(c, grad_out, grad_input, base, n_base, grad);
         return ADJ_OK;
     }
+    if (grad || !grad_input)
+        return adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED,
+                        "weight gradients of a graph run image by image (gr_set_per_image)");
     /* image by image: its forward again (the context keeps one image's activations) */
     const size_t per = op_numel(&g->t[g->input].t.shape);
     const size_t k = op_numel(&g->t[g->outputs[0]].t.shape);
     const int n = c->n;
     for (int b = 0; b < n; b++) {
         forward_run(c, c->xs + (size_t)b * per, 1);
-        backward_run(c, grad_out + (size_t)b * k, grad_input + (size_t)b * per);
+        backward_run(c, grad_out + (size_t)b * k, grad_input + (size_t)b * per, NULL, 0, NULL);
     }
     c->n = n;
     return ADJ_OK;
+}
+
+int gr_backward(gr_ctx *c, const float *grad_out, float *grad_input, char *err, size_t errsz)
+{
+    if (!grad_input)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "no input gradient");
+    return gr_backward_params(c, grad_out, grad_input, NULL, 0, NULL, err, errsz);
 }
 
 int gr_backward_loss(gr_ctx *c, const int *labels, float *grad_input, float *losses, char *err,

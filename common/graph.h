@@ -39,26 +39,30 @@
  * producer's backward has run.
  *
  * Backward: gr_backward runs the live nodes in reverse order, each row's
- * backward adding its inputs' gradients (ops.h); the input gradient only
- * (weight gradients are the next step: a second member in op_def, where the
- * trainer needs them). Operators without a backward, or with a run-time
+ * backward adding its inputs' gradients (ops.h); gr_backward_params also
+ * gives the weight gradients of Conv and Gemm (ops.h, op_backward_params)
+ * in the layout of the buffer the constants were borrowed from. Operators without a backward, or with a run-time
  * input it does not differentiate (Conv's W, LayerNormalization's Scale),
  * are refused by gr_backward_check / gr_ctx_new(GR_BACKWARD).
  *
  * Limits of this version: int64 tensors only as constants (shape
  * computations); the graph input is borrowed for the forward call.
  *
+ * Conv algorithms (ops.c): Winograd F(4x4,3x3) or F(2x2,3x3) for 3x3
+ * stride-1 pad-1 one-group convolutions (the tile size by lyr_wino_choose
+ * from the plane size), its transformed weights made at finalize and owned by
+ * the node (op_prepare; gr_refresh after the weights change), the tiles of
+ * the whole batch in each product; else im2col over a chunk of images in one
+ * product (group 1), or per image (1x1 direct, groups, depthwise loops).
+ * Chosen from the node's shapes alone, never the batch.
+ *
  * For the next steps:
- * - Weight gradients: a `backward_params` member in op_def for Conv, Gemm,
- *   MatMul (constant B) and the biases, and gr_backward filling a gradient
- *   per float constant (the trainer's layout).
- * - OverFeat / JSON specs and the embedded model: each layer is a node (conv
- *   -> Conv with per-side pads, relu -> Relu, maxpool -> MaxPool, fc ->
- *   Flatten + Gemm transB=1: OverFeat's fc weights [out][c][h][w] are exactly
- *   Gemm's B over the NCHW Flatten); standardisation (x - mean) / std as Sub
- *   and Div, or folded into the first Conv. Winograd F(2x2,3x3)
- *   (layers.h) can become a Conv algorithm chosen from the node's shapes
- *   only (batch invariance), with its transformed weights made at finalize.
+ * - Layer models run on this engine behind net.h (model_build_graph,
+ *   net_ctx_set_engine); once it is as fast everywhere, net.c's layer list
+ *   can go and the graph can live in the model (one set of Winograd weights
+ *   per model rather than per context).
+ * - Weight gradients for MatMul (constant B) and the other operators with
+ *   constants a trainer might learn (BatchNormalization is folded).
  * - The batch is always dimension 0 here. Models that move it (torch's
  *   MultiheadAttention transposes to [L, N, E] and merges N with the heads)
  *   need a per-tensor batch axis (and a "batch times k" dimension), not a flag.
@@ -152,6 +156,13 @@ int gr_set_per_image(gr_graph *g, char *err, size_t errsz);
 /** Nonzero for a graph marked with gr_set_per_image. */
 int gr_per_image(const gr_graph *g);
 
+/**
+ * After the values of constants the graph borrows (GR_DATA_EXTERN weights a
+ * trainer changed) have changed: recomputes what kernels derive from them
+ * (op_prepare: Conv's Winograd weights). No context may run meanwhile.
+ */
+int gr_refresh(gr_graph *g, char *err, size_t errsz);
+
 /** Frees the graph and what it holds (NULL and half-built graphs are fine). */
 void gr_free(gr_graph *g);
 
@@ -190,6 +201,9 @@ enum {
     GR_KEEP_ALL = 1, /**< keep every activation after the forward (no buffer reuse) */
     GR_BACKWARD = 2, /**< the context runs gr_backward: it keeps the activations the
                           backward kernels read (op_def.bwd_reads), and gradient buffers */
+    GR_PARAM_GRADS = 4, /**< with GR_BACKWARD: gr_backward_params may give weight
+                             gradients (it also keeps the inputs they read: Conv's X,
+                             Gemm's A) */
 };
 
 /**
@@ -240,6 +254,7 @@ const void *gr_output(const gr_ctx *c, int i, op_shape *shape);
 
 /**
  * Backward pass of the last gr_forward (a context made with GR_BACKWARD):
+ * the input gradient only (gr_backward_params with no weight gradients):
  * given grad_out = dL/d output 0 (its shape with the run's n; borrowed),
  * writes grad_input = dL/d input ([n][input's per-image shape]). The live
  * nodes run in reverse order; a tensor read by several nodes sums their
@@ -247,6 +262,21 @@ const void *gr_output(const gr_ctx *c, int i, op_shape *shape);
  * Returns ADJ_ERR_STATE without a forward or a GR_BACKWARD context.
  */
 int gr_backward(gr_ctx *c, const float *grad_out, float *grad_input, char *err, size_t errsz);
+
+/**
+ * gr_backward that may also give weight gradients (a context made with
+ * GR_BACKWARD | GR_PARAM_GRADS): for every float constant read by a node
+ * whose operator has weight gradients (ops.h, op_params_grad: Conv's W and
+ * B, Gemm's B and C) and whose values lie inside [base, base + n) (the
+ * constants a builder borrowed from one buffer, e.g. a layer model's
+ * weights: model_build_graph), dL/d constant summed over the batch is ADDED
+ * to grad at the same offset: grad is in base's layout (the trainer's).
+ * grad NULL: none. grad_input may be NULL when grad is not (a trainer's
+ * pass: the input's gradient is then not computed). Deterministic for given
+ * shapes (bit-reproducible), but a weight gradient is a sum over the batch.
+ */
+int gr_backward_params(gr_ctx *c, const float *grad_out, float *grad_input, const float *base,
+                       size_t n, float *grad, char *err, size_t errsz);
 
 /**
  * The loss sum_i -log softmax(z_i)[labels[i]] of output 0's logits z

@@ -275,13 +275,14 @@ void lyr_wino_weights(int m, const float *W, int M, int C, int transpose, float 
         }
 }
 
-WINO_INLINE void wino_input(int m, const float *in, int C, int B, int h, int w, float *V)
+WINO_INLINE void wino_input(int m, const float *in, int C, int B, int h, int w, size_t cs,
+                            size_t bs, float *V)
 {
     const int a = m + 2, th = (h + m - 1) / m, tw = (w + m - 1) / m;
     const size_t T = (size_t)B * th * tw, plane = (size_t)C * T;
     for (int c = 0; c < C; c++)
         for (int b = 0; b < B; b++) {
-            const float *src = in + ((size_t)c * B + b) * h * w;
+            const float *src = in + ((size_t)c * cs + (size_t)b * bs) * h * w;
             for (int ty = 0; ty < th; ty++)
                 for (int tx = 0; tx < tw; tx++) {
                     float d[WINO_MAX_A][WINO_MAX_A], t[WINO_MAX_A][WINO_MAX_A];
@@ -309,15 +310,15 @@ WINO_INLINE void wino_input(int m, const float *in, int C, int B, int h, int w, 
         }
 }
 
-WINO_INLINE void wino_output(int m, const float *P, int M, int B, int h, int w,
-                             const float *bias, float *out)
+WINO_INLINE void wino_output(int m, const float *P, int M, int B, int h, int w, size_t ms,
+                             size_t bs, const float *bias, int acc, float *out)
 {
     const int a = m + 2, th = (h + m - 1) / m, tw = (w + m - 1) / m;
     const size_t T = (size_t)B * th * tw, plane = (size_t)M * T;
     for (int o = 0; o < M; o++) {
         const float bm = bias ? bias[o] : 0.0f;
         for (int b = 0; b < B; b++) {
-            float *dst = out + ((size_t)o * B + b) * h * w;
+            float *dst = out + ((size_t)o * ms + (size_t)b * bs) * h * w;
             for (int ty = 0; ty < th; ty++)
                 for (int tx = 0; tx < tw; tx++) {
                     const size_t at = (size_t)o * T + ((size_t)b * th + ty) * tw + tx;
@@ -337,8 +338,13 @@ WINO_INLINE void wino_output(int m, const float *P, int M, int B, int h, int w,
                         if (y >= h)
                             break;
                         wino_at(m, s[i], r);
-                        for (int j = 0; j < m && m * tx + j < w; j++)
-                            dst[y * w + m * tx + j] = r[j] + bm;
+                        float *d = dst + y * w + m * tx;
+                        if (acc)
+                            for (int j = 0; j < m && m * tx + j < w; j++)
+                                d[j] += r[j];
+                        else
+                            for (int j = 0; j < m && m * tx + j < w; j++)
+                                d[j] = r[j] + bm;
                     }
                 }
         }
@@ -347,16 +353,28 @@ WINO_INLINE void wino_output(int m, const float *P, int M, int B, int h, int w,
 
 void lyr_wino_input(int m, const float *in, int C, int B, int h, int w, float *V)
 {
-    if (m == 4)
-        wino_input(4, in, C, B, h, w, V);
-    else
-        wino_input(2, in, C, B, h, w, V);
+    lyr_wino_input_strided(m, in, C, B, h, w, (size_t)B, 1, V);
 }
 
 void lyr_wino_output(int m, const float *P, int M, int B, int h, int w, const float *bias, float *out)
 {
+    lyr_wino_output_strided(m, P, M, B, h, w, (size_t)B, 1, bias, 0, out);
+}
+
+void lyr_wino_input_strided(int m, const float *in, int C, int B, int h, int w, size_t cs,
+                            size_t bs, float *V)
+{
     if (m == 4)
-        wino_output(4, P, M, B, h, w, bias, out);
+        wino_input(4, in, C, B, h, w, cs, bs, V);
     else
-        wino_output(2, P, M, B, h, w, bias, out);
+        wino_input(2, in, C, B, h, w, cs, bs, V);
+}
+
+void lyr_wino_output_strided(int m, const float *P, int M, int B, int h, int w, size_t ms,
+                             size_t bs, const float *bias, int accumulate, float *out)
+{
+    if (m == 4)
+        wino_output(4, P, M, B, h, w, ms, bs, bias, accumulate, out);
+    else
+        wino_output(2, P, M, B, h, w, ms, bs, bias, accumulate, out);
 }

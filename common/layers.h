@@ -75,6 +75,23 @@ void lyr_wino_input(int m, const float *in, int C, int B, int h, int w, float *V
 void lyr_wino_output(int m, const float *P, int M, int B, int h, int w, const float *bias, float *out);
 
 /**
+ * lyr_wino_input for any layout whose h x w planes are contiguous: plane
+ * (c, b) starts at in + (c * cs + b * bs) * h * w (CNHW: cs = B, bs = 1;
+ * NCHW, the graph engine's: cs = 1, bs = C). Tile columns are ordered
+ * (b, tile row, tile column) either way.
+ */
+void lyr_wino_input_strided(int m, const float *in, int C, int B, int h, int w, size_t cs,
+                            size_t bs, float *V);
+
+/**
+ * lyr_wino_output with plane (o, b) at out + (o * ms + b * bs) * h * w; with
+ * accumulate nonzero the results are ADDED to out (bias ignored: an input
+ * gradient), else out is overwritten with results plus bias.
+ */
+void lyr_wino_output_strided(int m, const float *P, int M, int B, int h, int w, size_t ms,
+                             size_t bs, const float *bias, int accumulate, float *out);
+
+/**
  * Max-pooling over `planes` independent h x w planes (any layout whose planes
  * are contiguous, e.g. CNHW with planes = C * B). Windows kh x kw, stride,
  * no padding, output size oh x ow (rounded down). arg gets, per output, the

@@ -197,6 +197,21 @@ int model_is_onnx_path(const char *path);
 int model_load_onnx(const char *path, const char *preprocess_path, model **out, char *err,
                     size_t errsz);
 
+/**
+ * A layer-list model as a graph of the graph engine (model_graph.c): input
+ * "pixels" [N][channels][input_size][input_size], standardised as the layer
+ * engine standardises them (the caller does it: net.c); conv -> Conv
+ * (per-side pads), relu -> Relu, maxpool -> MaxPool, fc -> Flatten (after a
+ * convolutional layer) + Gemm transB=1 (OverFeat's [out][c][h][w] fc weights
+ * are Gemm's B over the NCHW flattening); a Flatten after a convolutional
+ * last layer; output 0 the logits [N][classes]. The weights are referenced,
+ * never copied: the graph reads model_weights(m) (which must outlive it; a
+ * trainer that changes them calls gr_refresh). node_layer, if not NULL, gets
+ * for each run-time node (gr_n_nodes, at most 2 * n_layers + 1) the layer it
+ * computes. *out is new: free with gr_free().
+ */
+int model_build_graph(const model *m, gr_graph **out, int *node_layer, char *err, size_t errsz);
+
 /** The graph of an ONNX model (borrowed), NULL for a layer-list model. */
 const gr_graph *model_graph(const model *m);
 

@@ -47,10 +47,17 @@ struct net_ctx {
     /* seconds spent per layer since the context was made: forward, backward */
     double t_fwd[MODEL_MAX_LAYERS], t_bwd[MODEL_MAX_LAYERS];
     uint64_t bwd_images; /* images through backward passes since the context was made */
-    /* an ONNX model (model_graph): the graph engine's context, the
-     * preprocessed input and its gradient [B][3][S][S] */
+    /* the graph engine (an ONNX model, or a layer model with
+     * NET_ENGINE_GRAPH): its context, the preprocessing, the preprocessed
+     * input and its gradient [B][C][S][S]; for a layer model the graph the
+     * context built (own_graph) and the layer of each of its nodes */
     gr_ctx *gc;
+    model_preproc pp;
     float *pre, *pre_grad;
+    gr_graph *own_graph;
+    int node_layer[2 * MODEL_MAX_LAYERS + 1];
+    net_engine engine;
+    float *dz;             /* the graph's output gradient [B][classes] */
 };
 
 static size_t shape_size(const model_shape *s) { return (size_t)s->c * s->h * s->w; }
@@ -124,9 +131,10 @@ static void wino_release(net_ctx *c)
 }
 
 static int graph_ctx_new(net_ctx *c, net_ctx **out, char *err, size_t errsz);
+static int graph_ctx_open(net_ctx *c, const gr_graph *g, int flags, char *err, size_t errsz);
 static int graph_forward(net_ctx *c, const float *input, int n, float *probs);
-static int graph_backward(net_ctx *c, const int *labels, float *grad_input, float *grad_weights,
-                          float *losses);
+static int graph_backward(net_ctx *c, const int *labels, double alpha, float *grad_input,
+                          float *grad_weights, float *losses);
 
 int net_ctx_new(const model *m, int max_batch, net_ctx **out, char *err, size_t errsz)
 {
@@ -203,6 +211,9 @@ int net_ctx_new(const model *m, int max_batch, net_ctx **out, char *err, size_t 
 
 void net_ctx_refresh(net_ctx *c)
 {
+    char err[ADJ_ERRLEN];
+    if (c->own_graph)
+        gr_refresh(c->own_graph, err, sizeof err); /* fails only out of memory at finalize */
     for (int i = 0; i < c->spec->n_layers; i++)
         if (c->wino[i]) {
             const float *W = model_weights(c->m) + model_layer_offset(c->m, i);
@@ -215,7 +226,7 @@ int net_ctx_set_winograd(net_ctx *c, int m)
 {
     if (m != -1 && m != 0 && m != 2 && m != 4)
         return ADJ_ERR_ARG;
-    if (model_graph(c->m)) /* the graph engine chooses its own algorithms */
+    if (c->gc) /* the graph engine chooses its own algorithms */
         return m == -1 ? ADJ_OK : ADJ_ERR_ARG;
     wino_release(c);
     for (int i = 0; i < c->spec->n_layers; i++)
@@ -226,6 +237,62 @@ int net_ctx_set_winograd(net_ctx *c, int m)
         net_ctx_refresh(c);
     return rc;
 }
+
+/* Leaves the graph engine of a layer model (back to the layer path). */
+static void graph_close(net_ctx *c)
+{
+    const model_spec *s = c->spec;
+    const size_t per = (size_t)s->channels * s->input_size * s->input_size;
+#define R64(b) (((b) + 63) & ~(size_t)63) /* as ctx_alloc counts them */
+    if (c->gc)
+        c->bytes -= gr_ctx_bytes(c->gc) + 2 * R64((size_t)c->max_batch * per * sizeof(float)) +
+                    R64((size_t)c->max_batch * s->classes * sizeof(float));
+#undef R64
+    gr_ctx_free(c->gc);
+    gr_free(c->own_graph);
+    free(c->pre);
+    free(c->pre_grad);
+    free(c->dz);
+    c->gc = NULL;
+    c->own_graph = NULL;
+    c->pre = c->pre_grad = c->dz = NULL;
+    c->n = 0;
+    c->engine = NET_ENGINE_LAYER;
+}
+
+int net_ctx_set_engine(net_ctx *c, net_engine e, char *err, size_t errsz)
+{
+    if (e != NET_ENGINE_LAYER && e != NET_ENGINE_GRAPH && e != NET_ENGINE_GRAPH_TRAINING)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "engine %d: layer (0), graph (1) or graph "
+                        "with weight gradients (2)", (int)e);
+    if (model_graph(c->m))
+        return e == NET_ENGINE_GRAPH
+                   ? ADJ_OK
+                   : adj_fail(err, errsz, ADJ_ERR_ARG, "an ONNX model runs on the graph engine "
+                              "only, without weight gradients");
+    if (e == c->engine)
+        return ADJ_OK;
+    graph_close(c);
+    if (e == NET_ENGINE_LAYER)
+        return ADJ_OK;
+    int rc = model_build_graph(c->m, &c->own_graph, c->node_layer, err, errsz);
+    if (!rc)
+        rc = graph_ctx_open(c, c->own_graph, e == NET_ENGINE_GRAPH_TRAINING ? GR_PARAM_GRADS : 0,
+                            err, errsz);
+    if (rc) {
+        graph_close(c);
+        return rc;
+    }
+    const model_spec *s = c->spec; /* the layer path's standardisation, channel by channel */
+    c->pp = (model_preproc){.pixel_scale = 1.0f};
+    for (int ch = 0; ch < 3; ch++)
+        c->pp.mean[ch] = s->mean, c->pp.std[ch] = s->std;
+    c->n = 0;
+    c->engine = e;
+    return ADJ_OK;
+}
+
+net_engine net_ctx_engine(const net_ctx *c) { return c->engine; }
 
 void net_ctx_free(net_ctx *c)
 {
@@ -250,8 +317,10 @@ void net_ctx_free(net_ctx *c)
     free(c->grad_exp);
     gemm_ws_free(c->gemm);
     gr_ctx_free(c->gc);
+    gr_free(c->own_graph);
     free(c->pre);
     free(c->pre_grad);
+    free(c->dz);
     free(c);
 }
 
@@ -259,6 +328,25 @@ const model *net_ctx_model(const net_ctx *c) { return c->m; }
 
 void net_ctx_layer_seconds(const net_ctx *c, double *fwd, double *bwd)
 {
+    if (c->own_graph) { /* the graph engine: each node's time to its layer */
+        const int nn = gr_n_nodes(c->own_graph);
+        double f[2 * MODEL_MAX_LAYERS + 1], b[2 * MODEL_MAX_LAYERS + 1];
+        gr_ctx_node_seconds(c->gc, f);
+        gr_ctx_node_seconds_backward(c->gc, b);
+        for (int i = 0; i < c->spec->n_layers; i++) {
+            if (fwd)
+                fwd[i] = 0;
+            if (bwd)
+                bwd[i] = 0;
+        }
+        for (int k = 0; k < nn; k++) {
+            if (fwd)
+                fwd[c->node_layer[k]] += f[k];
+            if (bwd)
+                bwd[c->node_layer[k]] += b[k];
+        }
+        return;
+    }
     for (int i = 0; i < c->spec->n_layers; i++) {
         if (fwd)
             fwd[i] = c->t_fwd[i];
@@ -482,8 +570,8 @@ static int backward(net_ctx *c, const int *labels, double alpha, float *grad_inp
     if (c->n < 1)
         return ADJ_ERR_STATE;
     c->bwd_images += (uint64_t)c->n;
-    if (c->gc) /* an ONNX model: no training, so no label smoothing */
-        return alpha > 0 ? ADJ_ERR_UNSUPPORTED : graph_backward(c, labels, grad_input, grad_weights, losses);
+    if (c->gc)
+        return graph_backward(c, labels, alpha, grad_input, grad_weights, losses);
     const model_spec *s = c->spec;
     const int n = c->n, K = s->classes, L = s->n_layers;
     for (int b = 0; b < n; b++)
@@ -598,20 +686,37 @@ int net_topk(const float *p, int n, int k, int *idx)
 
 /* ---- ONNX models: the graph engine (graph.h) behind the same calls ---- */
 
+/* The graph engine's context on graph g and the input buffers (c->gc, pre, pre_grad). */
+static int graph_ctx_open(net_ctx *c, const gr_graph *g, int flags, char *err, size_t errsz)
+{
+    const model_spec *s = c->spec;
+    const size_t B = (size_t)c->max_batch;
+    const size_t per = (size_t)s->channels * s->input_size * s->input_size;
+    int rc = gr_ctx_new(g, c->max_batch, GR_BACKWARD | flags, &c->gc, err, errsz);
+    if (rc)
+        return rc;
+    c->bytes += gr_ctx_bytes(c->gc);
+    if (!(c->pre = ctx_alloc(c, B * per * sizeof(float))) ||
+        !(c->pre_grad = ctx_alloc(c, B * per * sizeof(float))) ||
+        !(c->dz = ctx_alloc(c, B * s->classes * sizeof(float))))
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory for a batch-%d context of %s",
+                        (int)B, s->name);
+    return ADJ_OK;
+}
+
 /* net_ctx_new for a model_graph model: a GR_BACKWARD graph context. */
 static int graph_ctx_new(net_ctx *c, net_ctx **out, char *err, size_t errsz)
 {
     const model_spec *s = c->spec;
-    const size_t B = (size_t)c->max_batch, per = (size_t)3 * s->input_size * s->input_size;
-    int rc = gr_ctx_new(model_graph(c->m), c->max_batch, GR_BACKWARD, &c->gc, err, errsz);
+    int rc = graph_ctx_open(c, model_graph(c->m), 0, err, errsz);
+    c->engine = NET_ENGINE_GRAPH;
     if (rc) {
         net_ctx_free(c);
         return rc;
     }
-    c->bytes += gr_ctx_bytes(c->gc);
-    if (!(c->pre = ctx_alloc(c, B * per * sizeof(float))) ||
-        !(c->pre_grad = ctx_alloc(c, B * per * sizeof(float))) ||
-        !(c->logits = ctx_alloc(c, B * s->classes * sizeof(float))) ||
+    c->pp = *model_get_preproc(c->m);
+    const size_t B = (size_t)c->max_batch;
+    if (!(c->logits = ctx_alloc(c, B * s->classes * sizeof(float))) ||
         !(c->probs = ctx_alloc(c, B * s->classes * sizeof(float))) ||
         !(c->grad_exp = ctx_alloc(c, B * sizeof(int)))) {
         net_ctx_free(c);
@@ -627,15 +732,15 @@ static int src_channel(const model_preproc *p, int ch) { return p->bgr ? 2 - ch 
 
 static int graph_forward(net_ctx *c, const float *input, int n, float *probs)
 {
-    const model_preproc *p = model_get_preproc(c->m);
+    const model_preproc *p = &c->pp;
     const model_spec *s = c->spec;
     const size_t hw = (size_t)s->input_size * s->input_size;
-    const int K = s->classes;
+    const int K = s->classes, C = s->channels;
     const float div = 1.0f / p->pixel_scale; /* 255: v / 255 as torchvision's ToTensor */
     for (int b = 0; b < n; b++)
-        for (int ch = 0; ch < 3; ch++) {
-            const float *src = input + ((size_t)b * 3 + src_channel(p, ch)) * hw;
-            float *dst = c->pre + ((size_t)b * 3 + ch) * hw;
+        for (int ch = 0; ch < C; ch++) {
+            const float *src = input + ((size_t)b * C + src_channel(p, ch)) * hw;
+            float *dst = c->pre + ((size_t)b * C + ch) * hw;
             for (size_t k = 0; k < hw; k++)
                 dst[k] = (src[k] / div - p->mean[ch]) / p->std[ch];
         }
@@ -652,60 +757,76 @@ static int graph_forward(net_ctx *c, const float *input, int n, float *probs)
     return ADJ_OK;
 }
 
-/*
- * net_backward for a graph: the loss and logit gradient as net.c's
- * (op_xent_grad, through gr_backward_loss), then through the
- * preprocessing to the 0..255 pixels. A probabilities output differentiates
- * -log p_l directly (-1 / p_l at the label). No weight gradients yet.
- */
-static int graph_backward(net_ctx *c, const int *labels, float *grad_input, float *grad_weights,
-                          float *losses)
+/* The graph's gradient of -log p_l for a probabilities output (-1 / p_l at
+ * the label) into pre_grad, the loss (and grad_exp) as op_xent_grad's. */
+static int graph_backward_probs(net_ctx *c, const int *labels, float *grad_input, float *losses)
 {
-    const model_preproc *p = model_get_preproc(c->m);
+    const int n = c->n, K = c->spec->classes;
+    char err[ADJ_ERRLEN];
+    for (int b = 0; b < n; b++) {
+        const double loss = op_xent_grad(c->logits + (size_t)b * K, K, labels[b], 0.0, 1,
+                                         c->dz + (size_t)b * K, &c->grad_exp[b]);
+        if (losses)
+            losses[b] = (float)loss;
+    }
+    if (!grad_input)
+        return ADJ_OK;
+    const float *z = gr_output(c->gc, 0, NULL);
+    for (int b = 0; b < n; b++) {
+        float *dy = c->dz + (size_t)b * K;
+        for (int k = 0; k < K; k++)
+            dy[k] = 0.0f;
+        const float pl = z[(size_t)b * K + labels[b]];
+        dy[labels[b]] = -1.0f / (pl > 0x1p-126f ? pl : 0x1p-126f);
+        c->grad_exp[b] = 0;
+    }
+    return gr_backward(c->gc, c->dz, c->pre_grad, err, sizeof err);
+}
+
+/*
+ * net_backward for a graph: the loss and logit gradient as the layer path's
+ * (op_xent_grad with the smoothing alpha, rescaled unless weight gradients
+ * are asked for), then gr_backward_params (the weights' gradients in the
+ * model's layout, for a layer model on NET_ENGINE_GRAPH_TRAINING), then
+ * through the preprocessing to the 0..255 pixels. A probabilities output
+ * (ONNX) differentiates -log p_l directly.
+ */
+static int graph_backward(net_ctx *c, const int *labels, double alpha, float *grad_input,
+                          float *grad_weights, float *losses)
+{
+    const model_preproc *p = &c->pp;
     const model_spec *s = c->spec;
-    const int n = c->n, K = s->classes;
+    const int n = c->n, K = s->classes, C = s->channels;
     const size_t hw = (size_t)s->input_size * s->input_size;
     char err[ADJ_ERRLEN];
-    if (grad_weights)
+    if (grad_weights && c->engine != NET_ENGINE_GRAPH_TRAINING)
+        return ADJ_ERR_UNSUPPORTED;
+    if (p->probabilities && alpha > 0)
         return ADJ_ERR_UNSUPPORTED;
     for (int b = 0; b < n; b++)
         if (labels[b] < 0 || labels[b] >= K)
             return ADJ_ERR_ARG;
-    if (!grad_input || p->probabilities) {
+    int rc;
+    if (p->probabilities) {
+        rc = graph_backward_probs(c, labels, grad_input, losses);
+    } else {
         for (int b = 0; b < n; b++) {
-            /* the loss only: the logit gradient goes into probs, restored below */
-            const double loss = op_xent_grad(c->logits + (size_t)b * K, K, labels[b], 0.0, 1,
-                                             c->probs + (size_t)b * K, &c->grad_exp[b]);
+            const double loss = op_xent_grad(c->logits + (size_t)b * K, K, labels[b], alpha,
+                                             !grad_weights, c->dz + (size_t)b * K, &c->grad_exp[b]);
             if (losses)
                 losses[b] = (float)loss;
         }
-        lyr_softmax(c->logits, n, K, c->probs); /* restore the probabilities */
-        if (!grad_input)
+        if (!grad_input && !grad_weights)
             return ADJ_OK;
-        const float *z = gr_output(c->gc, 0, NULL);
-        float *dy = c->probs; /* borrowed for the call, restored below */
-        for (int b = 0; b < n; b++) {
-            for (int k = 0; k < K; k++)
-                dy[(size_t)b * K + k] = 0.0f;
-            const float pl = z[(size_t)b * K + labels[b]];
-            dy[(size_t)b * K + labels[b]] = -1.0f / (pl > 0x1p-126f ? pl : 0x1p-126f);
-            c->grad_exp[b] = 0;
-        }
-        int rc = gr_backward(c->gc, dy, c->pre_grad, err, sizeof err);
-        lyr_softmax(c->logits, n, K, c->probs);
-        if (rc)
-            return rc;
-    } else {
-        int rc = gr_backward_loss(c->gc, labels, c->pre_grad, losses, err, sizeof err);
-        if (rc)
-            return rc;
-        for (int b = 0; b < n; b++)
-            c->grad_exp[b] = gr_grad_exponent(c->gc, b);
+        rc = gr_backward_params(c->gc, c->dz, grad_input ? c->pre_grad : NULL, model_weights(c->m),
+                                model_spec_param_count(s), grad_weights, err, sizeof err);
     }
+    if (rc || !grad_input)
+        return rc;
     for (int b = 0; b < n; b++)
-        for (int ch = 0; ch < 3; ch++) {
-            const float *src = c->pre_grad + ((size_t)b * 3 + ch) * hw;
-            float *dst = grad_input + ((size_t)b * 3 + src_channel(p, ch)) * hw;
+        for (int ch = 0; ch < C; ch++) {
+            const float *src = c->pre_grad + ((size_t)b * C + ch) * hw;
+            float *dst = grad_input + ((size_t)b * C + src_channel(p, ch)) * hw;
             const float f = p->pixel_scale / p->std[ch];
             for (size_t k = 0; k < hw; k++)
                 dst[k] = src[k] * f;

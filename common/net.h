@@ -61,6 +61,36 @@ void net_ctx_refresh(net_ctx *ctx);
  */
 int net_ctx_set_winograd(net_ctx *ctx, int m);
 
+/** The engines (see net_ctx_set_engine). */
+typedef enum {
+    NET_ENGINE_LAYER = 0, /**< this file's layer list (layer models only) */
+    NET_ENGINE_GRAPH = 1, /**< the graph engine (graph.h): ONNX models, and layer models as
+                               graphs (model_build_graph) */
+    NET_ENGINE_GRAPH_TRAINING = 2, /**< the graph engine with weight gradients (layer models:
+                                        its context also keeps every Conv's and Gemm's input) */
+} net_engine;
+
+/**
+ * Which engine runs the context. A layer model's context starts on the layer
+ * engine; NET_ENGINE_GRAPH builds the model's graph (model_build_graph: the
+ * weights borrowed, Winograd's transforms owned by that graph) and a graph
+ * context for max_batch images, which the context then owns (the layer
+ * buffers stay allocated: switching back is free). The graph engine gives
+ * the same probabilities, logits and input gradients (bit for bit on
+ * OverFeat and the embedded model today: the same algorithms and products;
+ * within float32 rounding is what is promised), weight gradients with
+ * NET_ENGINE_GRAPH_TRAINING only (net_backward gives ADJ_ERR_UNSUPPORTED
+ * for grad_weights otherwise; they are sums over the batch in another order
+ * than the layer path's), no net_ctx_set_winograd choice;
+ * net_ctx_layer_seconds sums its nodes' times per layer. An ONNX model
+ * takes NET_ENGINE_GRAPH only. Forgets the last forward. ADJ_ERR_ARG, or the
+ * graph's or memory's error.
+ */
+int net_ctx_set_engine(net_ctx *ctx, net_engine e, char *err, size_t errsz);
+
+/** The engine the context runs on. */
+net_engine net_ctx_engine(const net_ctx *ctx);
+
 /** Frees the context (NULL is fine). */
 void net_ctx_free(net_ctx *ctx);
 

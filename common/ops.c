@@ -8,6 +8,8 @@
  */
 #include "ops.h"
 
+#include "layers.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,6 +231,10 @@ typedef struct {
     int64_t C, H, W, M, OH, OW;
     int direct; /* conv 1x1, stride 1, no pads: the input is the column matrix */
     int depthwise; /* conv with one input and one output channel per group: a direct loop */
+    int wino;   /* conv 3x3, stride 1, pads 1, one group: Winograd F(wino x wino, 3x3)
+                   (lyr_wino_choose, from the plane size alone), 0 otherwise */
+    float *U, *Ut; /* conv_prepare's: W transformed [a^2][M][C] (forward) and its adjoint's
+                      [a^2][C][M] (input gradient), a = wino + 2; owned, conv_release frees */
 } win_params;
 
 static int parse_auto_pad(const op_attr *a, int n, int *out, char *err, size_t errsz)
@@ -337,11 +343,12 @@ static int win_axis(win_params *p, int ax, int64_t in, int64_t *out, char *err, 
 }
 
 /*
- * col [C*kh*kw][OH*OW] (OVERWRITTEN) of one image [C][H][W]: row
- * (c*kh + i)*kw + j, column y*OW + x holds
- * in[c][y*sh + i*dh - pt][x*sw + j*dw - pl], 0 in the padding.
+ * col [C*kh*kw][OH*OW] (OVERWRITTEN) of one image [C][H][W], rows ld floats
+ * apart (ld >= OH*OW: several images side by side): row (c*kh + i)*kw + j,
+ * column y*OW + x holds in[c][y*sh + i*dh - pt][x*sw + j*dw - pl], 0 in the
+ * padding.
  */
-static void im2col(const float *in, const win_params *p, int64_t C, float *col)
+static void im2col(const float *in, const win_params *p, int64_t C, int64_t ld, float *col)
 {
     const int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW;
     const int64_t kh = p->k[0], kw = p->k[1], sh = p->s[0], sw = p->s[1];
@@ -349,7 +356,7 @@ static void im2col(const float *in, const win_params *p, int64_t C, float *col)
     for (int64_t c = 0; c < C; c++)
         for (int64_t i = 0; i < kh; i++)
             for (int64_t j = 0; j < kw; j++) {
-                float *row = col + ((c * kh + i) * kw + j) * OH * OW;
+                float *row = col + ((c * kh + i) * kw + j) * ld;
                 const float *plane = in + c * H * W;
                 /* output columns x with 0 <= x*sw + j*dw - pl < W */
                 const int64_t off = j * dw - pl;
@@ -439,15 +446,131 @@ static int conv_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, i
     p->direct = p->k[0] == 1 && p->k[1] == 1 && p->s[0] == 1 && p->s[1] == 1 && !p->pb[0] &&
                 !p->pb[1] && !p->pe[0] && !p->pe[1];
     p->depthwise = p->group > 1 && p->group == p->C && p->M == p->C;
+    p->wino = p->k[0] == 3 && p->k[1] == 3 && p->s[0] == 1 && p->s[1] == 1 && p->d[0] == 1 &&
+                      p->d[1] == 1 && p->pb[0] == 1 && p->pb[1] == 1 && p->pe[0] == 1 &&
+                      p->pe[1] == 1 && p->group == 1
+                  ? lyr_wino_choose((int)p->H, (int)p->W)
+                  : 0;
     op_shape s = {4, {x->shape.d[0], p->M, p->OH, p->OW}};
     set_out(&out[0], OP_FLOAT, x->batched, &s);
     return 0;
 }
 
+/* Largest im2col matrix of a batched Conv product, in floats (128 MiB): a
+ * batch whose columns would not fit runs in chunks of images. */
+#define CONV_COL_LIMIT ((int64_t)32 << 20)
+
+/* Images whose columns share one product (group 1, not direct): as many as
+ * fit CONV_COL_LIMIT, at most n. The product's elements do not depend on it. */
+static int64_t conv_chunk(const win_params *p, int64_t n)
+{
+    const int64_t per = p->C * p->k[0] * p->k[1] * p->OH * p->OW;
+    int64_t nb = CONV_COL_LIMIT / (per + p->M * p->OH * p->OW);
+    return nb < 1 ? 1 : nb > n ? n : nb;
+}
+
+/* The context's largest batch, from a scratch call's input view. */
+static int64_t view_batch(const op_tensor *x) { return x->batched && x->shape.d[0] > 0 ? x->shape.d[0] : 1; }
+
+/*
+ * Forward and input-gradient scratch (the larger of the two): Winograd's
+ * tile transforms of the whole batch, V [a^2][max(C,M)][T] and the products
+ * P [a^2][max(C,M)][T]; im2col's columns of a chunk of images and the
+ * product's [M][chunk * OH*OW] before it is scattered to the images.
+ */
 static size_t conv_scratch(const void *pp, const op_tensor *in, int n_in, const op_tensor *out)
 {
     const win_params *p = pp;
-    return p->direct || p->depthwise ? 0 : (size_t)(p->C / p->group) * p->k[0] * p->k[1] * p->OH * p->OW;
+    const int64_t n = view_batch(&in[0]);
+    if (p->depthwise)
+        return 0;
+    if (p->U) {
+        const int64_t a = p->wino + 2, ch = p->C > p->M ? p->C : p->M;
+        return 2 * (size_t)(a * a * ch) * lyr_wino_tiles(p->wino, (int)n, (int)p->H, (int)p->W);
+    }
+    if (p->direct)
+        return 0;
+    const int64_t K = p->C / p->group * p->k[0] * p->k[1], OHW = p->OH * p->OW;
+    if (p->group > 1)
+        return (size_t)(K * OHW);
+    return (size_t)((K + p->M) * OHW * conv_chunk(p, n));
+}
+
+/* Winograd's transformed weights, from the constant W (none if W is not one). */
+static int conv_prepare(void *pp, const op_tensor *in, int n_in, char *err, size_t errsz)
+{
+    win_params *p = pp;
+    if (!p->wino || !in[1].data)
+        return ADJ_OK;
+    const int a = p->wino + 2;
+    const size_t u = (size_t)a * a * p->M * p->C;
+    if (!p->U && (!(p->U = malloc(u * sizeof(float))) || !(p->Ut = malloc(u * sizeof(float))))) {
+        free(p->U);
+        p->U = NULL;
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory for Winograd weights");
+    }
+    lyr_wino_weights(p->wino, in[1].data, (int)p->M, (int)p->C, 0, p->U);
+    lyr_wino_weights(p->wino, in[1].data, (int)p->M, (int)p->C, 1, p->Ut);
+    return ADJ_OK;
+}
+
+static void conv_release(void *pp)
+{
+    win_params *p = pp;
+    free(p->U);
+    free(p->Ut);
+    p->U = p->Ut = NULL;
+}
+
+/*
+ * A 3x3 pad-1 convolution of n NCHW images x [n][C][H][W] by Winograd, over
+ * the whole batch: y [n][M][H][W] = the products U [a^2][M][C] x V (+ bias),
+ * or y += them (accumulate: the input gradient, U the adjoint's weights).
+ */
+static void conv_wino(const win_params *p, const float *U, const float *x, int64_t n, int64_t C,
+                      int64_t M, const float *bias, int accumulate, float *y, float *scratch,
+                      gemm_ws *gemm)
+{
+    const int m = p->wino, a2 = (m + 2) * (m + 2), H = (int)p->H, W = (int)p->W;
+    const size_t T = lyr_wino_tiles(m, (int)n, H, W), ch = (size_t)(p->C > p->M ? p->C : p->M);
+    float *V = scratch, *P = scratch + (size_t)a2 * ch * T;
+    lyr_wino_input_strided(m, x, (int)C, (int)n, H, W, 1, (size_t)C, V);
+    for (int q = 0; q < a2; q++) /* P[q][M][T] = U[q][M][C] x V[q][C][T] */
+        gemm_f32(gemm, GEMM_N, GEMM_N, (int)M, (int)T, (int)C, U + (size_t)q * M * C, (int)C,
+                 V + (size_t)q * C * T, (int)T, 0, P + (size_t)q * M * T, (int)T);
+    lyr_wino_output_strided(m, P, (int)M, (int)n, H, W, 1, (size_t)M, bias, accumulate, y);
+}
+
+/*
+ * Group-1 im2col convolution over the batch: the columns of a chunk of
+ * images side by side, one product Y [M][nb*OHW] = W [M][K] x col, scattered
+ * to the images with the bias.
+ */
+static void conv_im2col_batched(const win_params *p, const float *x, const float *w,
+                                const float *bias, int64_t N, float *y, float *scratch,
+                                gemm_ws *gemm)
+{
+    const int64_t K = p->C * p->k[0] * p->k[1], OHW = p->OH * p->OW, HW = p->H * p->W;
+    const int64_t chunk = conv_chunk(p, N);
+    for (int64_t b0 = 0; b0 < N; b0 += chunk) {
+        const int64_t nb = N - b0 < chunk ? N - b0 : chunk, ld = nb * OHW;
+        /* one image: the product [M][OHW] is its output already */
+        float *col = scratch, *prod = nb == 1 ? y + b0 * p->M * OHW : scratch + K * ld;
+        for (int64_t b = 0; b < nb; b++)
+            im2col(x + (b0 + b) * p->C * HW, p, p->C, ld, col + b * OHW);
+        gemm_f32(gemm, GEMM_N, GEMM_N, (int)p->M, (int)ld, (int)K, w, (int)K, col, (int)ld, 0,
+                 prod, (int)ld);
+        if (nb == 1 && !bias)
+            continue;
+        for (int64_t b = 0; b < nb; b++)
+            for (int64_t m = 0; m < p->M; m++) {
+                const float *src = prod + m * ld + b * OHW;
+                float *dst = y + ((b0 + b) * p->M + m) * OHW;
+                const float bm = bias ? bias[m] : 0.0f;
+                for (int64_t i = 0; i < OHW; i++)
+                    dst[i] = src[i] + bm;
+            }
+    }
 }
 
 /*
@@ -501,12 +624,20 @@ static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tenso
                           y + pl * OHW);
         return;
     }
-    for (int64_t b = 0; b < N; b++) { /* one image at a time: batch invariance */
+    if (p->U) {
+        conv_wino(p, p->U, x, N, p->C, p->M, bias, 0, y, scratch, gemm);
+        return;
+    }
+    if (G == 1 && !p->direct) {
+        conv_im2col_batched(p, x, w, bias, N, y, scratch, gemm);
+        return;
+    }
+    for (int64_t b = 0; b < N; b++) { /* one image at a time (1x1, groups) */
         for (int64_t g = 0; g < G; g++) {
             const float *xg = x + (b * p->C + g * Cg) * HW;
             const float *col = xg;
             if (!p->direct) {
-                im2col(xg, p, Cg, scratch);
+                im2col(xg, p, Cg, OHW, scratch);
                 col = scratch;
             }
             float *yg = y + (b * p->M + g * Mg) * OHW;
@@ -2406,10 +2537,10 @@ static void where_backward(const void *pp, const op_tensor *in, int n_in, const 
 }
 
 /*
- * dx [C][H][W] += col2im(col [C*kh*kw][OH*OW]): the transpose of im2col,
- * summed in the fixed order (c, i, j, y, x).
+ * dx [C][H][W] += col2im(col [C*kh*kw][OH*OW], rows ld floats apart): the
+ * transpose of im2col, summed in the fixed order (c, i, j, y, x).
  */
-static void col2im_add(const float *col, const win_params *p, int64_t C, float *dx)
+static void col2im_add(const float *col, const win_params *p, int64_t C, int64_t ld, float *dx)
 {
     const int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW;
     const int64_t kh = p->k[0], kw = p->k[1], sh = p->s[0], sw = p->s[1];
@@ -2417,7 +2548,7 @@ static void col2im_add(const float *col, const win_params *p, int64_t C, float *
     for (int64_t c = 0; c < C; c++)
         for (int64_t i = 0; i < kh; i++)
             for (int64_t j = 0; j < kw; j++) {
-                const float *row = col + ((c * kh + i) * kw + j) * OH * OW;
+                const float *row = col + ((c * kh + i) * kw + j) * ld;
                 float *plane = dx + c * H * W;
                 const int64_t off = j * dw - pl;
                 int64_t x0 = off >= 0 ? 0 : (-off + sw - 1) / sw;
@@ -2436,11 +2567,6 @@ static void col2im_add(const float *col, const win_params *p, int64_t C, float *
             }
 }
 
-static size_t conv_bwd_scratch(const void *pp, const op_tensor *in, int n_in, const op_tensor *out)
-{
-    const win_params *p = pp;
-    return p->direct || p->depthwise ? 0 : conv_scratch(pp, in, n_in, out);
-}
 
 /* Depthwise: dx plane [H][W] += the transpose of conv_dw_plane applied to dy [OH][OW]. */
 static void conv_dw_plane_back(const win_params *p, const float *dy, const float *w, float *dx)
@@ -2467,6 +2593,29 @@ static void conv_dw_plane_back(const win_params *p, const float *dy, const float
     }
 }
 
+/* The input gradient of conv_im2col_batched: dcol = W^T x dY of a chunk of
+ * images (gathered side by side), added back to each image by col2im. */
+static void conv_im2col_batched_back(const win_params *p, const float *dy, const float *w,
+                                     int64_t N, float *dx, float *scratch, gemm_ws *gemm)
+{
+    const int64_t K = p->C * p->k[0] * p->k[1], OHW = p->OH * p->OW, HW = p->H * p->W;
+    const int64_t chunk = conv_chunk(p, N);
+    for (int64_t b0 = 0; b0 < N; b0 += chunk) {
+        const int64_t nb = N - b0 < chunk ? N - b0 : chunk, ld = nb * OHW;
+        float *dcol = scratch, *dyc = scratch + K * ld;
+        /* one image: its dY [M][OHW] is the product's operand already */
+        const float *dya = nb == 1 ? dy + b0 * p->M * OHW : dyc;
+        for (int64_t b = 0; b < nb && nb > 1; b++)
+            for (int64_t m = 0; m < p->M; m++)
+                memcpy(dyc + m * ld + b * OHW, dy + ((b0 + b) * p->M + m) * OHW,
+                       sizeof(float) * (size_t)OHW);
+        gemm_f32(gemm, GEMM_T, GEMM_N, (int)K, (int)ld, (int)p->M, w, (int)K, dya, (int)ld, 0,
+                 dcol, (int)ld);
+        for (int64_t b = 0; b < nb; b++)
+            col2im_add(dcol + b * OHW, p, p->C, ld, dx + (b0 + b) * p->C * HW);
+    }
+}
+
 static void conv_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
                           int n_out, const float *dy, float *const *dx, float *scratch,
                           gemm_ws *gemm)
@@ -2483,6 +2632,14 @@ static void conv_backward(const void *pp, const op_tensor *in, int n_in, const o
             conv_dw_plane_back(p, dy + pl * OHW, w + (pl % p->C) * K, d + pl * HW);
         return;
     }
+    if (p->Ut) { /* the adjoint of a 3x3 pad-1 convolution is one too */
+        conv_wino(p, p->Ut, dy, N, p->M, p->C, NULL, 1, d, scratch, gemm);
+        return;
+    }
+    if (G == 1 && !p->direct) {
+        conv_im2col_batched_back(p, dy, w, N, d, scratch, gemm);
+        return;
+    }
     for (int64_t b = 0; b < N; b++)
         for (int64_t g = 0; g < G; g++) {
             const float *dyg = dy + (b * p->M + g * Mg) * OHW;
@@ -2494,7 +2651,7 @@ static void conv_backward(const void *pp, const op_tensor *in, int n_in, const o
             else {
                 gemm_f32(gemm, GEMM_T, GEMM_N, (int)K, (int)OHW, (int)Mg, w + g * Mg * K, (int)K,
                          dyg, (int)OHW, 0, scratch, (int)OHW);
-                col2im_add(scratch, p, Cg, dxg);
+                col2im_add(scratch, p, Cg, OHW, dxg);
             }
         }
 }
@@ -3105,7 +3262,7 @@ double op_xent_grad(const float *z, int K, int l, double alpha, int rescale, flo
 static const op_def table[] = {
     {"Conv", WIN_ATTRS ",group", 2, 3, 1, 1, 0, 0, sizeof(win_params), conv_parse, conv_infer,
      conv_scratch, conv_forward,
-     conv_backward, conv_bwd_scratch, 0, OPB_IN(0)},
+     conv_backward, conv_scratch, 0, OPB_IN(0)},
     {"MaxPool", WIN_ATTRS ",ceil_mode,storage_order", 1, 1, 1, 2, 0, 0, sizeof(win_params),
      maxpool_parse, pool_infer, NULL, maxpool_forward,
      maxpool_backward, NULL, OPB_IN(0), OPB_IN(0)},
@@ -3212,6 +3369,177 @@ static const op_def table[] = {
     {"Equal", "", 2, 2, 1, 1, 0, 0, sizeof(fill_params), NULL, equal_infer, NULL, equal_forward,
      NULL, NULL, 0, 0},
 };
+
+/* ---- weight gradients (ops.h, op_backward_params) --------------------- */
+
+/* Conv: the im2col scratch of a chunk of images (or of one image and group). */
+static size_t conv_params_scratch(const void *pp, const op_tensor *in, int n_in,
+                                  const op_tensor *out)
+{
+    const win_params *p = pp;
+    const int64_t K = p->C / p->group * p->k[0] * p->k[1], OHW = p->OH * p->OW;
+    if (p->group > 1)
+        return (size_t)(K * OHW);
+    return (size_t)((K + p->M) * OHW * conv_chunk(p, view_batch(&in[0])));
+}
+
+/*
+ * Conv: dW [M][C/g][kh][kw] += sum over images of dY x col^T (a chunk of
+ * images side by side in one product, K = nb * OH*OW, for one group; an
+ * image and group at a time otherwise); dB[m] += the sum of dY's plane m over
+ * the batch, in double, in (image, pixel) order.
+ */
+static void conv_backward_params(const void *pp, const op_tensor *in, int n_in,
+                                 const op_tensor *out, int n_out, const float *dy,
+                                 float *const *dw, float *scratch, gemm_ws *gemm)
+{
+    const win_params *p = pp;
+    const float *x = in[0].data;
+    const int64_t N = in[0].shape.d[0], G = p->group, Cg = p->C / G, Mg = p->M / G;
+    const int64_t K = Cg * p->k[0] * p->k[1], OHW = p->OH * p->OW, HW = p->H * p->W;
+    if (n_in > 2 && dw[2])
+        for (int64_t m = 0; m < p->M; m++) {
+            double sum = 0;
+            for (int64_t b = 0; b < N; b++)
+                for (int64_t i = 0; i < OHW; i++)
+                    sum += dy[(b * p->M + m) * OHW + i];
+            dw[2][m] += (float)sum;
+        }
+    if (!dw[1])
+        return;
+    if (G > 1) {
+        for (int64_t b = 0; b < N; b++)
+            for (int64_t g = 0; g < G; g++) {
+                im2col(x + (b * p->C + g * Cg) * HW, p, Cg, OHW, scratch);
+                /* dW_g [Mg][K] += dY_g [Mg][OHW] x col [K][OHW]^T */
+                gemm_f32(gemm, GEMM_N, GEMM_T, (int)Mg, (int)K, (int)OHW,
+                         dy + (b * p->M + g * Mg) * OHW, (int)OHW, scratch, (int)OHW, 1,
+                         dw[1] + g * Mg * K, (int)K);
+            }
+        return;
+    }
+    const int64_t chunk = conv_chunk(p, N);
+    for (int64_t b0 = 0; b0 < N; b0 += chunk) {
+        const int64_t nb = N - b0 < chunk ? N - b0 : chunk, ld = nb * OHW;
+        float *col = scratch, *dyc = scratch + K * ld;
+        for (int64_t b = 0; b < nb; b++) {
+            im2col(x + (b0 + b) * p->C * HW, p, p->C, ld, col + b * OHW);
+            for (int64_t m = 0; m < p->M; m++)
+                memcpy(dyc + m * ld + b * OHW, dy + ((b0 + b) * p->M + m) * OHW,
+                       sizeof(float) * (size_t)OHW);
+        }
+        gemm_f32(gemm, GEMM_N, GEMM_T, (int)p->M, (int)K, (int)ld, dyc, (int)ld, col, (int)ld, 1,
+                 dw[1], (int)K);
+    }
+}
+
+/*
+ * Gemm: d op(B) = alpha op(A)^T dY (one product over the batch's rows for
+ * alpha 1 and A not transposed, else in double), dC += beta dY summed over
+ * C's broadcast.
+ */
+static void gemm_backward_params(const void *pp, const op_tensor *in, int n_in,
+                                 const op_tensor *out, int n_out, const float *dy,
+                                 float *const *dw, float *scratch, gemm_ws *gemm)
+{
+    const gemm_params *p = pp;
+    const float *A = in[0].data;
+    const int64_t M = p->ta ? in[0].shape.d[1] : in[0].shape.d[0], K = p->K, N = p->N;
+    if (dw[1] && !p->ta && p->alpha == 1.0f) {
+        if (p->tb) /* B [N][K] += dY^T [N][M] x A [M][K] */
+            gemm_f32(gemm, GEMM_T, GEMM_N, (int)N, (int)K, (int)M, dy, (int)N, A, (int)K, 1,
+                     dw[1], (int)K);
+        else /* B [K][N] += A^T [K][M] x dY [M][N] */
+            gemm_f32(gemm, GEMM_T, GEMM_N, (int)K, (int)N, (int)M, A, (int)K, dy, (int)N, 1,
+                     dw[1], (int)N);
+    } else if (dw[1])
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t n = 0; n < N; n++) {
+                double sum = 0;
+                for (int64_t m = 0; m < M; m++)
+                    sum += (double)(p->ta ? A[k * M + m] : A[m * K + k]) * dy[m * N + n];
+                dw[1][p->tb ? n * K + k : k * N + n] += (float)(p->alpha * sum);
+            }
+    if (n_in > 2 && dw[2]) {
+        int64_t cs[2] = {0, 0};
+        op_shape o = {2, {M, N}};
+        bcast_strides(&in[2], &o, cs);
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++)
+                dw[2][i * cs[0] + j * cs[1]] += p->beta * dy[i * N + j];
+    }
+}
+
+/* The operators with derived state (ops.h, op_prepare). */
+typedef struct {
+    const char *op;
+    int (*prepare)(void *params, const op_tensor *in, int n_in, char *err, size_t errsz);
+    void (*release)(void *params);
+    /* weight gradients: the kernel, the inputs it gives them for, the forward
+     * values it reads, its scratch */
+    void (*backward_params)(const void *params, const op_tensor *in, int n_in,
+                            const op_tensor *out, int n_out, const float *dy, float *const *dw,
+                            float *scratch, gemm_ws *gemm);
+    int params_inputs, params_reads;
+    size_t (*params_scratch)(const void *params, const op_tensor *in, int n_in,
+                             const op_tensor *out);
+} op_hooks;
+
+static const op_hooks HOOKS[] = {
+    {"Conv", conv_prepare, conv_release, conv_backward_params, OPB_IN(1) | OPB_IN(2), OPB_IN(0),
+     conv_params_scratch},
+    {"Gemm", NULL, NULL, gemm_backward_params, OPB_IN(1) | OPB_IN(2), OPB_IN(0), NULL},
+};
+
+static const op_hooks *hooks_of(const op_def *d)
+{
+    for (size_t i = 0; d && i < sizeof HOOKS / sizeof HOOKS[0]; i++)
+        if (!strcmp(HOOKS[i].op, d->name))
+            return &HOOKS[i];
+    return NULL;
+}
+
+int op_prepare(const op_def *d, void *params, const op_tensor *in, int n_in, char *err,
+               size_t errsz)
+{
+    const op_hooks *h = hooks_of(d);
+    return h && h->prepare ? h->prepare(params, in, n_in, err, errsz) : ADJ_OK;
+}
+
+void op_release(const op_def *d, void *params)
+{
+    const op_hooks *h = hooks_of(d);
+    if (h && h->release && params)
+        h->release(params);
+}
+
+int op_params_grad(const op_def *d, int i)
+{
+    const op_hooks *h = hooks_of(d);
+    return h && h->backward_params && i >= 0 && i < 8 && (h->params_inputs & OPB_IN(i));
+}
+
+int op_params_reads(const op_def *d, int i)
+{
+    const op_hooks *h = hooks_of(d);
+    return h && h->backward_params && i >= 0 && i < 8 && (h->params_reads & OPB_IN(i));
+}
+
+size_t op_params_scratch(const op_def *d, const void *params, const op_tensor *in, int n_in,
+                         const op_tensor *out)
+{
+    const op_hooks *h = hooks_of(d);
+    return h && h->params_scratch ? h->params_scratch(params, in, n_in, out) : 0;
+}
+
+void op_backward_params(const op_def *d, const void *params, const op_tensor *in, int n_in,
+                        const op_tensor *out, int n_out, const float *dy, float *const *dw,
+                        float *scratch, gemm_ws *gemm)
+{
+    const op_hooks *h = hooks_of(d);
+    if (h && h->backward_params)
+        h->backward_params(params, in, n_in, out, n_out, dy, dw, scratch, gemm);
+}
 
 const op_def *op_find(const char *name)
 {

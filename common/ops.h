@@ -161,7 +161,12 @@ typedef struct op_def {
     int (*infer)(void *params, const op_tensor *in, int n_in, op_tensor *out, int n_out,
                  char *err, size_t errsz);
 
-    /** Scratch floats one forward call needs (per-image shapes as infer saw them); may be NULL. */
+    /**
+     * Scratch floats one forward call needs (per-image shapes as infer saw
+     * them, except that a batched tensor's d[0] holds the context's max_batch,
+     * the largest n a call gets: a kernel may lower several images into one
+     * product); may be NULL.
+     */
     size_t (*scratch)(const void *params, const op_tensor *in, int n_in, const op_tensor *out);
 
     /**
@@ -194,6 +199,7 @@ typedef struct op_def {
     size_t (*bwd_scratch)(const void *params, const op_tensor *in, int n_in, const op_tensor *out);
     int bwd_reads;           /**< OPB_* bits: the forward values backward reads */
     int bwd_inputs;          /**< OPB_IN bits: the inputs whose gradient backward gives */
+
 } op_def;
 
 /** The row of an ONNX operator type, or NULL if it is not supported. */
@@ -210,6 +216,53 @@ int op_bwd_reads(const op_def *d, int i);
 
 /** Nonzero if name is in the comma-separated list attrs. */
 int op_attr_accepted(const op_def *d, const char *name);
+
+/*
+ * Derived state. A few operators keep what their kernels derive from their
+ * constant inputs (Conv: its Winograd-transformed weights) in memory their
+ * params own; a second small table in ops.c (not op_def: rows stay as they
+ * are) lists them.
+ */
+
+/**
+ * Called by the graph once the node's constant inputs are final (after
+ * folding), and again by gr_refresh after their values change (a trainer's
+ * step): (re)computes the derived state. Only a live node's params get it, so
+ * forward also works without it (a node folded at load runs before). in: the
+ * node's inputs as infer saw them. ADJ_OK for an operator without state,
+ * ADJ_ERR_NOMEM on failure.
+ */
+int op_prepare(const op_def *d, void *params, const op_tensor *in, int n_in, char *err,
+               size_t errsz);
+
+/** Frees what op_prepare made (the caller then frees params itself). */
+void op_release(const op_def *d, void *params);
+
+/*
+ * Weight gradients (the trainer's), in the same second table: Conv's W and B,
+ * Gemm's B and C. A separate pass from the input gradient (op_def.backward),
+ * so that an attack never pays for them.
+ */
+
+/** Nonzero if op_backward_params gives the gradient of input i. */
+int op_params_grad(const op_def *d, int i);
+
+/** Nonzero if op_backward_params reads input i's forward values (Conv's X, Gemm's A). */
+int op_params_reads(const op_def *d, int i);
+
+/** Scratch floats op_backward_params needs (as op_def.scratch: d[0] the max batch). */
+size_t op_params_scratch(const op_def *d, const void *params, const op_tensor *in, int n_in,
+                         const op_tensor *out);
+
+/**
+ * ADDS dL/d in[i] to dw[i] for every i with dw[i] != NULL and
+ * op_params_grad(d, i), summed over the batch, given dy = dL/d out[0]; the
+ * views as backward's (the inputs op_params_reads names are valid).
+ * Deterministic: fixed summation orders for given shapes. Cannot fail.
+ */
+void op_backward_params(const op_def *d, const void *params, const op_tensor *in, int n_in,
+                        const op_tensor *out, int n_out, const float *dy, float *const *dw,
+                        float *scratch, gemm_ws *gemm);
 
 /* ---- helpers other modules use --------------------------------------- */
 

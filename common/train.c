@@ -38,6 +38,8 @@ int trn_new(model *m, int max_batch, const trn_params *p, trn_state **out, char 
     int rc = (!t->grad || !t->vel || !t->is_bias || !t->losses || !t->probs)
                  ? adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory")
                  : net_ctx_new(m, max_batch, &t->ctx, err, errsz);
+    if (!rc) /* the graph engine, with weight gradients (net.h) */
+        rc = net_ctx_set_engine(t->ctx, NET_ENGINE_GRAPH_TRAINING, err, errsz);
     if (rc) {
         trn_free(t);
         return rc;

@@ -23,4 +23,9 @@ int gc_input(const model_spec *spec, uint64_t seed, int n, float h, float tol, i
 int gc_weights(const model_spec *spec, uint64_t seed, int n, float h, float tol, int max_coords,
                int *checked);
 
+/** gc_weights on engine (net.h's net_engine: 0 the layer engine, 2 the graph's with
+ *  weight gradients). */
+int gc_weights_on(const model_spec *spec, uint64_t seed, int n, float h, float tol,
+                  int max_coords, int *checked, int engine);
+
 #endif

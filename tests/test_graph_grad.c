@@ -33,6 +33,8 @@ typedef struct {
     uint64_t rng;
     int failed;
     char err[ADJ_ERRLEN];
+    float *last;   /* the last b_const's values (owned by the graph) and their number */
+    size_t last_n;
 } bld;
 
 static void b_start(bld *b, uint64_t seed)
@@ -75,6 +77,7 @@ static int b_const(bld *b, int rank, const int64_t *d, float lo, float hi)
     float *v = malloc(sizeof(float) * (n ? n : 1));
     for (size_t i = 0; i < n; i++)
         v[i] = tu_uniform(&b->rng, lo, hi);
+    b->last = v, b->last_n = n;
     return b_tensor(b, OP_FLOAT, &s, 0, 1, v);
 }
 
@@ -183,12 +186,17 @@ static void check_case(const char *name, bld *b, grad_opts o)
     if (rc)
         goto done;
     gr_forward(c, x, NB, err, sizeof err);
+    float *y0 = malloc(sizeof(float) * per_out); /* image 0's output in the batch */
+    memcpy(y0, gr_output(c, 0, NULL), sizeof(float) * per_out);
     CHECK(gr_backward(c, r, gx, err, sizeof err) == 0, "%s: backward: %s", name, err);
     gr_forward(ck, x, NB, err, sizeof err);
     gr_backward(ck, r, gk, err, sizeof err);
     CHECK(!memcmp(gx, gk, sizeof(float) * NB * per_in), "%s: the memory plan changes the gradient",
           name);
     gr_forward(c, x, 1, err, sizeof err);
+    CHECK(!memcmp(y0, gr_output(c, 0, NULL), sizeof(float) * per_out),
+          "%s: image 0's output differs alone", name);
+    free(y0);
     gr_backward(c, r, g1, err, sizeof err);
     CHECK(!memcmp(gx, g1, sizeof(float) * per_in), "%s: image 0's gradient differs alone", name);
     double gmax = 0;
@@ -257,7 +265,10 @@ static void test_conv(void)
 {
     op_attr a[6];
     a[0] = INTS("pads", 1, 1, 1, 1);
-    conv_case("Conv 3x3 pad 1", 3, 4, 6, a, 1, 1, 3, 1);
+    conv_case("Conv 3x3 pad 1 (Winograd F(4x4))", 3, 4, 6, a, 1, 1, 3, 1);
+    conv_case("Conv 3x3 pad 1 (Winograd F(2x2))", 3, 4, 5, a, 1, 1, 3, 0);
+    a[1] = INTS("strides", 1, 1);
+    conv_case("Conv 3x3 pad 1, 7 to 5 channels (F(4x4))", 7, 5, 9, a, 2, 1, 3, 1);
     a[0] = INTS("pads", 0, 1, 1, 0), a[1] = INTS("strides", 2, 2);
     conv_case("Conv 3x3 stride 2 asymmetric pads", 3, 4, 7, a, 2, 1, 3, 0);
     a[0] = INTS("pads", 2, 2, 2, 2), a[1] = INTS("dilations", 2, 2);
@@ -770,8 +781,131 @@ static void test_refusals(void)
     }
 }
 
+/* ---- weight gradients (gr_backward_params) ------------------------------ */
+
+/*
+ * The weight gradients of a finished graph's constants P[k] (values, count:
+ * borrowed from the graph) against central differences of its forward
+ * (gr_refresh after each change: Winograd's weights), every coordinate
+ * (up to 40 per constant), check_case's mismatch rule with a tolerance of
+ * 5e-3 (the differences' own error is about 1e-3 here); and
+ * bit-reproducible from a second context.
+ */
+static void check_params(const char *name, bld *b, float **P, const size_t *cnt, int np)
+{
+    CHECK(!b->failed, "%s: build: %s", name, b->err);
+    if (b->failed) {
+        gr_free(b->g);
+        return;
+    }
+    gr_graph *g = b->g;
+    char err[ADJ_ERRLEN];
+    gr_ctx *c = NULL, *c2 = NULL;
+    CHECK(gr_ctx_new(g, NB, GR_BACKWARD | GR_PARAM_GRADS, &c, err, sizeof err) == 0 &&
+              gr_ctx_new(g, NB, GR_BACKWARD | GR_PARAM_GRADS, &c2, err, sizeof err) == 0,
+          "%s: context: %s", name, err);
+    op_shape is, os;
+    gr_input_shape(g, &is, NULL);
+    gr_output_info(g, 0, &os, NULL, NULL);
+    const size_t per_in = op_numel(&is), per_out = op_numel(&os);
+    float *x = malloc(sizeof(float) * NB * per_in), *r = malloc(sizeof(float) * NB * per_out);
+    uint64_t rng = b->rng ^ 0x51ed2701u;
+    for (size_t i = 0; i < NB * per_in; i++)
+        x[i] = tu_uniform(&rng, -1.0f, 1.0f);
+    for (size_t i = 0; i < NB * per_out; i++)
+        r[i] = tu_uniform(&rng, -1.0f, 1.0f);
+    int bad = 0, checked = 0;
+    double worst = 0;
+    for (int k = 0; k < np && c && c2; k++) {
+        float *gw = calloc(cnt[k], sizeof(float)), *gw2 = calloc(cnt[k], sizeof(float));
+        gr_forward(c, x, NB, err, sizeof err);
+        CHECK(gr_backward_params(c, r, NULL, P[k], cnt[k], gw, err, sizeof err) == 0,
+              "%s: backward_params: %s", name, err);
+        gr_forward(c2, x, NB, err, sizeof err);
+        gr_backward_params(c2, r, NULL, P[k], cnt[k], gw2, err, sizeof err);
+        CHECK(!memcmp(gw, gw2, sizeof(float) * cnt[k]), "%s: constant %d: not reproducible", name, k);
+        double gmax = 0;
+        for (size_t i = 0; i < cnt[k]; i++)
+            gmax = fmax(gmax, fabs(gw[i]));
+        CHECK(gmax > 0, "%s: constant %d: the gradient is zero", name, k);
+        const size_t step = cnt[k] > 40 ? cnt[k] / 40 : 1;
+        for (size_t i = 0; i < cnt[k]; i += step) {
+            const float v0 = P[k][i], h = 1e-2f;
+            P[k][i] = v0 + h;
+            gr_refresh(g, err, sizeof err);
+            const double lp = loss_of(c, x, NB, r, per_out);
+            P[k][i] = v0 - h;
+            gr_refresh(g, err, sizeof err);
+            const double lm = loss_of(c, x, NB, r, per_out);
+            P[k][i] = v0;
+            gr_refresh(g, err, sizeof err);
+            const double fd = (lp - lm) / ((double)(v0 + h) - (double)(v0 - h));
+            const double e = fabs(gw[i] - fd) / fmax(fmax(fabs(gw[i]), fabs(fd)), 0.05 * gmax);
+            worst = fmax(worst, e);
+            bad += e > 5e-3; /* finite differences in float: about 1e-3 */
+            checked++;
+        }
+        free(gw), free(gw2);
+    }
+    CHECK(bad == 0, "%s: %d of %d weight-gradient coordinates differ from finite differences "
+          "(worst relative error %.3g)", name, bad, checked, worst);
+    printf("%-44s %4d weights, %d off, worst %.2g\n", name, checked, bad, worst);
+    free(x), free(r);
+    gr_ctx_free(c);
+    gr_ctx_free(c2);
+    gr_free(g);
+}
+
+static void conv_params_case(const char *name, int64_t C, int64_t M, int64_t H, const op_attr *a,
+                             int na, int group, int64_t k)
+{
+    bld b;
+    float *P[2];
+    size_t n[2];
+    b_start(&b, 211 + (uint64_t)na * 5 + (uint64_t)C);
+    int x = b_input(&b, 3, (int64_t[]){C, H, H + 1});
+    int w = b_const(&b, 4, (int64_t[]){M, C / group, k, k}, -0.5f, 0.5f);
+    P[0] = b.last, n[0] = b.last_n;
+    int bias = b_const(&b, 1, (int64_t[]){M}, -0.5f, 0.5f);
+    P[1] = b.last, n[1] = b.last_n;
+    int y = b_node(&b, "Conv", (int[]){x, w, bias}, 3, a, na);
+    b_finish(&b, x, y);
+    check_params(name, &b, P, n, 2);
+}
+
+static void test_params(void)
+{
+    op_attr a[3];
+    a[0] = INTS("pads", 1, 1, 1, 1);
+    conv_params_case("dW Conv 3x3 pad 1 (Winograd F(4x4))", 3, 4, 6, a, 1, 1, 3);
+    conv_params_case("dW Conv 3x3 pad 1 (Winograd F(2x2))", 3, 4, 5, a, 1, 1, 3);
+    a[0] = INTS("pads", 0, 1, 1, 0), a[1] = INTS("strides", 2, 2);
+    conv_params_case("dW Conv 3x3 stride 2 asymmetric pads", 3, 4, 7, a, 2, 1, 3);
+    a[0] = A_int("group", 2), a[1] = INTS("pads", 1, 1, 1, 1);
+    conv_params_case("dW Conv group 2", 4, 6, 5, a, 2, 2, 3);
+    a[0] = A_int("group", 4), a[1] = INTS("pads", 1, 1, 1, 1), a[2] = INTS("strides", 2, 2);
+    conv_params_case("dW Conv depthwise stride 2", 4, 4, 7, a, 3, 4, 3);
+    conv_params_case("dW Conv 1x1 (direct)", 5, 3, 4, a, 0, 1, 1);
+    for (int v = 0; v < 2; v++) { /* Gemm: transB 1 (fc), transB 0 with alpha and beta */
+        bld b;
+        float *P[2];
+        size_t n[2];
+        b_start(&b, 231 + (uint64_t)v);
+        int x = b_input(&b, 1, (int64_t[]){12});
+        int w = b_const(&b, 2, v ? (int64_t[]){12, 5} : (int64_t[]){5, 12}, -0.5f, 0.5f);
+        P[0] = b.last, n[0] = b.last_n;
+        int cc = b_const(&b, 1, (int64_t[]){5}, -1, 1);
+        P[1] = b.last, n[1] = b.last_n;
+        op_attr ga[3] = {A_int("transB", !v), A_float("alpha", 0.5f), A_float("beta", 2.0f)};
+        int y = b_node(&b, "Gemm", (int[]){x, w, cc}, 3, ga, v ? 3 : 1);
+        b_finish(&b, x, y);
+        check_params(v ? "dW Gemm alpha beta" : "dW Gemm transB (fc)", &b, P, n, 2);
+    }
+}
+
 int main(void)
 {
+    test_params();
     test_conv();
     test_pool();
     test_unary();

@@ -66,6 +66,9 @@ static void test_whole_network_gradients(const model_spec *s)
     CHECK(bad <= checked / 20, "whole network: %d of %d input-gradient coordinates off", bad, checked);
     bad = gc_weights(s, 6, 8, 2e-3f, 2e-2f, 40, &checked);
     CHECK(bad <= checked / 20, "whole network: %d of %d weight-gradient coordinates off", bad, checked);
+    bad = gc_weights_on(s, 6, 8, 2e-3f, 2e-2f, 40, &checked, NET_ENGINE_GRAPH_TRAINING);
+    CHECK(bad <= checked / 20, "whole network, graph engine: %d of %d weight-gradient coordinates "
+          "off", bad, checked);
 }
 
 /* A second network with every layer algorithm: im2col (5x5), Winograd (3x3
@@ -86,8 +89,9 @@ static const char *ALGO_SPEC =
     "  {\"type\": \"fc\", \"out\": 10}]}";
 
 /* Every image's probabilities, logits, gradient and loss computed in batches
- * of 1, 3, 8 and 16 (and by contexts of different sizes) are the same bytes. */
-static void test_batch_invariance(const model_spec *s, uint64_t wseed)
+ * of 1, 3, 8 and 16 (and by contexts of different sizes) are the same bytes,
+ * on engine e. */
+static void test_batch_invariance(const model_spec *s, uint64_t wseed, net_engine e)
 {
     char err[ADJ_ERRLEN];
     model *m;
@@ -107,6 +111,7 @@ static void test_batch_invariance(const model_spec *s, uint64_t wseed)
     float *g1 = malloc(per * N * sizeof(float)), l1[16];
     net_ctx *one;
     CHECK(net_ctx_new(m, 1, &one, err, sizeof err) == 0, "%s", err);
+    CHECK(net_ctx_set_engine(one, e, err, sizeof err) == 0, "%s", err);
     for (int b = 0; b < N; b++) {
         net_forward(one, x + per * b, 1, p1 + (size_t)b * K);
         memcpy(z1 + (size_t)b * K, net_logits(one), K * sizeof(float));
@@ -116,6 +121,7 @@ static void test_batch_invariance(const model_spec *s, uint64_t wseed)
     float *p = malloc((size_t)N * K * sizeof(float)), *g = malloc(per * N * sizeof(float)), l[16];
     net_ctx *big;
     CHECK(net_ctx_new(m, 16, &big, err, sizeof err) == 0, "%s", err);
+    CHECK(net_ctx_set_engine(big, e, err, sizeof err) == 0, "%s", err);
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
         const int bs = sizes[si];
         int dp = 0, dz = 0, dg = 0, dl = 0;
@@ -131,9 +137,9 @@ static void test_batch_invariance(const model_spec *s, uint64_t wseed)
             dl += memcmp(&l[b], &l1[b], sizeof(float)) != 0;
         }
         CHECK(dp == 0 && dz == 0 && dg == 0 && dl == 0,
-              "%s, batches of %d: %d images' probabilities, %d batches' logits, %d gradients, "
-              "%d losses differ from the image alone",
-              s->name, bs, dp, dz, dg, dl);
+              "%s, %s engine, batches of %d: %d images' probabilities, %d batches' logits, %d "
+              "gradients, %d losses differ from the image alone",
+              s->name, e == NET_ENGINE_GRAPH ? "graph" : "layer", bs, dp, dz, dg, dl);
     }
     double gmax = 0;
     for (size_t k = 0; k < per * N; k++)
@@ -148,6 +154,112 @@ static void test_batch_invariance(const model_spec *s, uint64_t wseed)
     net_ctx_free(one);
     net_ctx_free(big);
     model_free(m); /* and w, which it owns */
+}
+
+/*
+ * The graph engine (model_build_graph) against the layer engine on n images:
+ * probabilities within 1e-5, the gradient within 1e-4 of its largest entry
+ * and the same FGSM signs where it is not negligible; what it refuses.
+ */
+static void test_graph_engine(const model *m, const char *what)
+{
+    char err[ADJ_ERRLEN];
+    const model_spec *s = model_get_spec(m);
+    const int N = 5, K = s->classes;
+    const size_t per = (size_t)s->channels * s->input_size * s->input_size;
+    float *x = malloc(per * N * sizeof(float)), *gl = malloc(per * N * sizeof(float));
+    float *gg = malloc(per * N * sizeof(float)), *pl = malloc((size_t)N * K * sizeof(float));
+    float *pg = malloc((size_t)N * K * sizeof(float)), ll[5], lg[5];
+    uint64_t seed = 77;
+    for (size_t k = 0; k < per * N; k++)
+        x[k] = (float)(tu_rand(&seed) % 256);
+    int labels[5] = {0, 1, 2, K - 1, K / 2};
+    net_ctx *c;
+    CHECK(net_ctx_new(m, N, &c, err, sizeof err) == 0, "%s", err);
+    CHECK(net_ctx_engine(c) == NET_ENGINE_LAYER, "a layer model starts on the layer engine");
+    net_forward(c, x, N, pl);
+    net_backward(c, labels, gl, NULL, ll);
+    CHECK(net_ctx_set_engine(c, NET_ENGINE_GRAPH, err, sizeof err) == 0, "%s: %s", what, err);
+    CHECK(net_ctx_engine(c) == NET_ENGINE_GRAPH, "the graph engine");
+    CHECK(net_backward(c, labels, gg, NULL, NULL) == ADJ_ERR_STATE, "no forward on the new engine");
+    CHECK(net_forward(c, x, N, pg) == 0 && net_backward(c, labels, gg, NULL, lg) == 0, "graph pass");
+    double pe = 0, ge = 0, gm = 0, le = 0;
+    size_t counted = 0, same = 0;
+    for (size_t k = 0; k < (size_t)N * K; k++)
+        pe = fmax(pe, fabs(pl[k] - pg[k]));
+    for (size_t k = 0; k < per * N; k++)
+        gm = fmax(gm, fabs(gl[k]));
+    for (size_t k = 0; k < per * N; k++) {
+        ge = fmax(ge, fabs(gl[k] - gg[k]));
+        if (fabs(gl[k]) > 1e-3 * gm)
+            counted++, same += (gl[k] > 0) == (gg[k] > 0);
+    }
+    for (int b = 0; b < N; b++)
+        le = fmax(le, fabs(ll[b] - lg[b]) / fmax(fabs(ll[b]), 1e-30));
+    CHECK(pe <= 1e-5 && gm > 0 && ge <= 1e-4 * gm && le <= 1e-5,
+          "%s: graph vs layer engine: probabilities off by %g, gradient by %g of %g, losses by %g",
+          what, pe, ge, gm, le);
+    CHECK(counted > 0 && same >= 0.999 * counted, "%s: FGSM signs agree on %zu of %zu", what, same,
+          counted);
+    const size_t np = model_spec_param_count(s);
+    float *gw = calloc(np, sizeof(float)), *gwl = calloc(np, sizeof(float));
+    CHECK(net_backward(c, labels, NULL, gw, NULL) == ADJ_ERR_UNSUPPORTED,
+          "no weight gradients on NET_ENGINE_GRAPH");
+    /* the weight gradients (and label smoothing) against the layer engine's */
+    CHECK(net_ctx_set_engine(c, NET_ENGINE_LAYER, err, sizeof err) == 0, "%s", err);
+    net_forward(c, x, N, NULL);
+    net_backward_smoothed(c, labels, 0.1, NULL, gwl, ll);
+    CHECK(net_ctx_set_engine(c, NET_ENGINE_GRAPH_TRAINING, err, sizeof err) == 0, "%s", err);
+    net_forward(c, x, N, NULL);
+    CHECK(net_backward_smoothed(c, labels, 0.1, NULL, gw, lg) == 0, "graph weight gradients");
+    double we = 0, wm = 0;
+    for (size_t k = 0; k < np; k++) {
+        we = fmax(we, fabs(gw[k] - gwl[k]));
+        wm = fmax(wm, fabs(gwl[k]));
+    }
+    for (int b = 0; b < N; b++)
+        CHECK(fabs(ll[b] - lg[b]) <= 1e-5 * fmax(fabs(ll[b]), 1e-30), "%s: smoothed loss %d", what, b);
+    CHECK(wm > 0 && we <= 1e-4 * wm, "%s: weight gradients off the layer engine's by %g of %g",
+          what, we, wm);
+    printf("%s: weight gradients within %.3g of %.3g of the layer engine's\n", what, we, wm);
+    free(gw), free(gwl);
+    CHECK(net_ctx_set_winograd(c, 0) == ADJ_ERR_ARG, "the graph chooses its algorithms");
+    CHECK(net_ctx_set_engine(c, NET_ENGINE_LAYER, err, sizeof err) == 0 &&
+              net_ctx_engine(c) == NET_ENGINE_LAYER && net_forward(c, x, N, pg) == 0 &&
+              !memcmp(pg, pl, (size_t)N * K * sizeof(float)),
+          "%s: back on the layer engine, the same probabilities", what);
+    printf("%s: graph vs layer engine: probabilities within %.3g, gradient within %.3g of %.3g, "
+           "FGSM signs %zu of %zu\n", what, pe, ge, gm, same, counted);
+    net_ctx_free(c);
+    free(x), free(gl), free(gg), free(pl), free(pg);
+}
+
+static void test_graph_engine_spec(const model_spec *s, uint64_t wseed)
+{
+    char err[ADJ_ERRLEN];
+    model *m;
+    float *w = tu_random_weights(s, wseed);
+    CHECK(model_create(s, w, model_spec_param_count(s), 0, &m, err, sizeof err) == 0, "%s", err);
+    test_graph_engine(m, s->name);
+    model_free(m);
+}
+
+/* The embedded model with its own weights (config/), if ADVJPG_CONFIG_DIR says where. */
+static void test_graph_engine_embedded(void)
+{
+    const char *dir = getenv("ADVJPG_CONFIG_DIR");
+    char err[ADJ_ERRLEN], path[4200];
+    model_spec s;
+    model *m;
+    if (!dir) {
+        printf("embedded model skipped: ADVJPG_CONFIG_DIR is not set\n");
+        return;
+    }
+    snprintf(path, sizeof path, "%s/%s.weights", dir, MODEL_DEFAULT_NAME);
+    CHECK(model_spec_builtin(MODEL_DEFAULT_NAME, &s, err, sizeof err) == 0 &&
+              model_load(&s, path, &m, err, sizeof err) == 0, "%s", err);
+    test_graph_engine(m, MODEL_DEFAULT_NAME);
+    model_free(m);
 }
 
 /* ---- the gradient of a saturated softmax, against a double-precision reference */
@@ -370,11 +482,16 @@ int main(void)
     test_spec_parse(&s);
     test_whole_network_gradients(&s);
     test_argument_checks(&s);
-    test_batch_invariance(&s, 21);
+    test_batch_invariance(&s, 21, NET_ENGINE_LAYER);
+    test_batch_invariance(&s, 21, NET_ENGINE_GRAPH);
     model_spec a;
     char err[ADJ_ERRLEN];
     CHECK(model_spec_parse(ALGO_SPEC, strlen(ALGO_SPEC), &a, err, sizeof err) == 0, "%s", err);
-    test_batch_invariance(&a, 31);
+    test_batch_invariance(&a, 31, NET_ENGINE_LAYER);
+    test_batch_invariance(&a, 31, NET_ENGINE_GRAPH);
+    test_graph_engine_spec(&s, 23);
+    test_graph_engine_spec(&a, 33);
+    test_graph_engine_embedded();
     test_confident_gradient(40);
     test_confident_gradient(120);
     return tu_done();

@@ -1,5 +1,7 @@
 /* OverFeat fast and accurate from weight files of the exact layout (random
- * weights the test writes): sizes, shapes, probabilities, batched results,
+ * weights the test writes): sizes, shapes, probabilities, batched results (on
+ * both engines),
+ * Winograd against im2col and the graph engine against the layer engine,
  * and the errors for wrong, missing and unreadable files. */
 #include <math.h>
 #include <stdlib.h>
@@ -11,59 +13,78 @@
 #include "testutil.h"
 
 /*
- * The network's 3x3 layers by Winograd (the default: F(4x4) or F(2x2) per
- * layer) against im2col on the same two images: logits within 1e-4 of their
- * range, the same top 5 (where the 5th and 6th are apart by more than the
- * error), and the FGSM direction (the input gradient's sign) the same on at
- * least 99.9% of the pixels whose gradient is not negligible (over 1e-3 of
- * the largest). g holds the default's gradients; the context is left on im2col.
+ * Two computations of the same network on the same two images (K classes):
+ * logits za / zb within 1e-4 of their range, the same top 5 (where the 5th
+ * and 6th are apart by more than the error), and the FGSM direction (the
+ * input gradient's sign) the same on at least 99.9% of the pixels whose
+ * gradient gb is not negligible (over 1e-3 of the largest).
  */
-static void wino_against_im2col(const char *name, net_ctx *ctx, const float *x, const int *labels,
-                                size_t per, const float *g)
+static void same_answers(const char *name, const char *what, const float *za, const float *ga,
+                         const float *zb, const float *gb, size_t per, int K)
 {
-    float zw[2000], zd[2000];
-    float *gd = malloc(per * 2 * sizeof(float));
-    net_forward(ctx, x, 2, NULL);
-    memcpy(zw, net_logits(ctx), sizeof zw);
-    CHECK(net_ctx_set_winograd(ctx, 0) == 0, "im2col");
-    CHECK(net_forward(ctx, x, 2, NULL) == 0, "forward by im2col");
-    memcpy(zd, net_logits(ctx), sizeof zd);
-    CHECK(net_backward(ctx, labels, gd, NULL, NULL) == 0, "backward by im2col");
     for (int b = 0; b < 2; b++) {
-        const float *a = zw + b * 1000, *d = zd + b * 1000;
+        const float *a = za + b * K, *d = zb + b * K;
         double err = 0, lo = d[0], hi = d[0];
-        for (int k = 0; k < 1000; k++) {
+        for (int k = 0; k < K; k++) {
             err = fmax(err, fabs(a[k] - d[k]));
             lo = fmin(lo, d[k]);
             hi = fmax(hi, d[k]);
         }
-        CHECK(err <= 1e-4 * (hi - lo), "%s image %d: Winograd logits off by %g (range %g)", name, b,
-              err, hi - lo);
+        CHECK(err <= 1e-4 * (hi - lo), "%s image %d: %s: logits off by %g (range %g)", name, b,
+              what, err, hi - lo);
         int ta[6], td[6];
-        net_topk(a, 1000, 6, ta);
-        net_topk(d, 1000, 6, td);
+        net_topk(a, K, 6, ta);
+        net_topk(d, K, 6, td);
         if (d[td[4]] - d[td[5]] > 2 * err)
             for (int k = 0; k < 5; k++) {
                 int found = 0;
                 for (int j = 0; j < 5; j++)
                     found |= ta[j] == td[k];
-                CHECK(found, "%s image %d: class %d of im2col's top 5 not in Winograd's", name, b, td[k]);
+                CHECK(found, "%s image %d: %s: class %d of one top 5 not in the other's", name, b,
+                      what, td[k]);
             }
         double gm = 0;
         for (size_t k = 0; k < per; k++)
-            gm = fmax(gm, fabs(gd[per * b + k]));
+            gm = fmax(gm, fabs(gb[per * b + k]));
         size_t counted = 0, same = 0;
         for (size_t k = 0; k < per; k++)
-            if (fabs(gd[per * b + k]) > 1e-3 * gm) {
+            if (fabs(gb[per * b + k]) > 1e-3 * gm) {
                 counted++;
-                same += (g[per * b + k] > 0) == (gd[per * b + k] > 0);
+                same += (ga[per * b + k] > 0) == (gb[per * b + k] > 0);
             }
-        printf("%s image %d: Winograd vs im2col: logits within %.3g of a range of %.3g, "
+        printf("%s image %d: %s: logits within %.3g of a range of %.3g, "
                "FGSM sign the same on %.4f%% of %zu pixels\n",
-               name, b, err, hi - lo, 100.0 * same / (double)counted, counted);
-        CHECK(counted > per / 4 && same >= 0.999 * counted, "%s image %d: FGSM signs agree on %zu of %zu",
-              name, b, same, counted);
+               name, b, what, err, hi - lo, 100.0 * same / (double)counted, counted);
+        CHECK(counted > per / 4 && same >= 0.999 * counted, "%s image %d: %s: FGSM signs agree on "
+              "%zu of %zu", name, b, what, same, counted);
     }
+}
+
+/*
+ * The network's 3x3 layers by Winograd (the default: F(4x4) or F(2x2) per
+ * layer) against im2col, and the graph engine (model_build_graph) against
+ * the layer engine, on the same two images (same_answers). g holds the
+ * default's gradients; the context is left on the layer engine and im2col.
+ */
+static void paths_agree(const char *name, net_ctx *ctx, const float *x, const int *labels,
+                        size_t per, const float *g)
+{
+    float zw[2000], zd[2000];
+    float *gd = malloc(per * 2 * sizeof(float));
+    char err[ADJ_ERRLEN];
+    net_forward(ctx, x, 2, NULL);
+    memcpy(zw, net_logits(ctx), sizeof zw);
+    CHECK(net_ctx_set_engine(ctx, NET_ENGINE_GRAPH, err, sizeof err) == 0, "graph: %s", err);
+    CHECK(net_forward(ctx, x, 2, NULL) == 0, "forward on the graph engine");
+    memcpy(zd, net_logits(ctx), sizeof zd);
+    CHECK(net_backward(ctx, labels, gd, NULL, NULL) == 0, "backward on the graph engine");
+    same_answers(name, "graph vs layer engine", zd, gd, zw, g, per, 1000);
+    CHECK(net_ctx_set_engine(ctx, NET_ENGINE_LAYER, err, sizeof err) == 0, "layer: %s", err);
+    CHECK(net_ctx_set_winograd(ctx, 0) == 0, "im2col");
+    CHECK(net_forward(ctx, x, 2, NULL) == 0, "forward by im2col");
+    memcpy(zd, net_logits(ctx), sizeof zd);
+    CHECK(net_backward(ctx, labels, gd, NULL, NULL) == 0, "backward by im2col");
+    same_answers(name, "Winograd vs im2col", zw, g, zd, gd, per, 1000);
     free(gd);
 }
 
@@ -101,8 +122,12 @@ static void test_network(const char *name, size_t want_params, size_t want_bytes
     uint64_t seed = 1;
     for (size_t k = 0; k < per * 2; k++)
         x[k] = (float)(tu_rand(&seed) % 256);
-    CHECK(net_forward(ctx, x, 2, p) == 0, "forward");
     int labels[2] = {483, 0};
+    for (int e = NET_ENGINE_GRAPH; e >= NET_ENGINE_LAYER; e--) { /* the layer engine's last */
+    const char *en = e == NET_ENGINE_GRAPH ? "graph" : "layer";
+    CHECK(net_ctx_set_engine(ctx, (net_engine)e, err, sizeof err) == 0 &&
+              net_ctx_set_engine(one, (net_engine)e, err, sizeof err) == 0, "%s: %s", en, err);
+    CHECK(net_forward(ctx, x, 2, p) == 0, "forward");
     CHECK(net_backward(ctx, labels, g, NULL, NULL) == 0, "backward");
     for (int b = 0; b < 2; b++) {
         double sum = 0;
@@ -118,10 +143,14 @@ static void test_network(const char *name, size_t want_params, size_t want_bytes
             ge = fmax(ge, fabs(g1[k] - g[per * b + k]));
             gm = fmax(gm, fabs(g1[k]));
         }
-        CHECK(pe < 1e-5, "%s image %d: batched probabilities differ by %g", name, b, pe);
-        CHECK(gm > 0 && ge < 1e-3 * gm, "%s image %d: batched gradient differs by %g of %g", name, b, ge, gm);
+        CHECK(pe < 1e-5, "%s, %s engine, image %d: batched probabilities differ by %g", name, en,
+              b, pe);
+        CHECK(gm > 0 && ge < 1e-3 * gm, "%s, %s engine, image %d: batched gradient differs by %g "
+              "of %g", name, en, b, ge, gm);
     }
-    wino_against_im2col(name, ctx, x, labels, per, g);
+    net_ctx_set_engine(one, NET_ENGINE_LAYER, err, sizeof err); /* one graph at a time */
+    }
+    paths_agree(name, ctx, x, labels, per, g);
     free(x);
     free(p);
     free(g);

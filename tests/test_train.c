@@ -1,6 +1,7 @@
-/* The trainer: a short run on generated images lowers the loss, and a seeded
- * run is reproducible. (Weight gradients themselves are checked against
- * finite differences in test_layers and test_net.) */
+/* The trainer (on the graph engine): a short run on generated images lowers
+ * the loss, and a seeded run is reproducible. (Weight gradients themselves
+ * are checked against finite differences in test_layers, test_net and
+ * test_graph_grad.) */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@ static float *run(const model_spec *s, const float *data, const int *labels, dou
     CHECK(model_create(s, calloc(np, sizeof(float)), np, 0, &m, err, sizeof err) == 0, "%s", err);
     trn_init_weights(m, 4);
     CHECK(trn_new(m, BATCH, &p, &t, err, sizeof err) == 0, "%s", err);
+    CHECK(net_ctx_engine(trn_ctx(t)) == NET_ENGINE_GRAPH_TRAINING, "the trainer runs on the graph engine");
     const size_t per = 3 * 16 * 16;
     double a = 0, b = 0;
     for (int step = 0; step < STEPS; step++) {
