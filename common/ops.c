@@ -469,8 +469,10 @@ static int64_t conv_chunk(const win_params *p, int64_t n)
     return nb < 1 ? 1 : nb > n ? n : nb;
 }
 
-/* The context's largest batch, from a scratch call's input view. */
-static int64_t view_batch(const op_tensor *x) { return x->batched && x->shape.d[0] > 0 ? x->shape.d[0] : 1; }
+/* The images of a Conv's NCHW input in a scratch call: the context's largest
+ * batch for a batched view, the static N of an unbatched one (a graph built
+ * with a fixed batch runs its N images at once). */
+static int64_t view_batch(const op_tensor *x) { return x->shape.d[0] > 0 ? x->shape.d[0] : 1; }
 
 /*
  * Forward and input-gradient scratch (the larger of the two): Winograd's
