@@ -149,9 +149,6 @@ int gr_finalize(gr_graph *g, char *err, size_t errsz);
  */
 int gr_set_per_image(gr_graph *g, char *err, size_t errsz);
 
-/** Nonzero for a graph marked with gr_set_per_image. */
-int gr_per_image(const gr_graph *g);
-
 /** Frees the graph and what it holds (NULL and half-built graphs are fine). */
 void gr_free(gr_graph *g);
 
