@@ -7,7 +7,7 @@
  *
  * Prints one JSON line for the load:
  *   {"case":"load","model":..,"seconds":..,"file_mb":..,"rss_mb":..,"peak_rss_mb":..}
- * (rss after the load; peak_rss_mb the process's peak so far, getrusage), then
+ * (rss after the load; peak_rss_mb the process's peak so far, VmHWM), then
  * one per pass after a warm-up batch:
  *   {"case":"forward","batch":16,"ms_per_image":[..one per round..],"peak_rss_mb":..}
  * "gradient" is net_forward + net_backward (the input gradient of the
@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "model.h"
@@ -36,11 +35,19 @@ static double rss_mb(void)
     return (double)res * 4096.0 / 1048576.0;
 }
 
+/* Peak RSS (VmHWM of /proc/self/status), MB: this program's own, unlike getrusage's
+ * ru_maxrss, which a child inherits from a larger parent (a Python process). */
 static double peak_rss_mb(void)
 {
-    struct rusage u;
-    getrusage(RUSAGE_SELF, &u);
-    return (double)u.ru_maxrss / 1024.0;
+    char line[256];
+    double kb = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6))
+            kb = atof(line + 6);
+    if (f)
+        fclose(f);
+    return kb / 1024.0;
 }
 
 /* One pass ("forward" or "gradient") over rounds batches of b images. */

@@ -585,8 +585,6 @@ int gr_set_per_image(gr_graph *g, char *err, size_t errsz)
     return ADJ_OK;
 }
 
-int gr_per_image(const gr_graph *g) { return g->per_image; }
-
 void gr_input_shape(const gr_graph *g, op_shape *shape, int *batched)
 {
     if (shape)

@@ -153,9 +153,6 @@ int gr_finalize(gr_graph *g, char *err, size_t errsz);
  */
 int gr_set_per_image(gr_graph *g, char *err, size_t errsz);
 
-/** Nonzero for a graph marked with gr_set_per_image. */
-int gr_per_image(const gr_graph *g);
-
 /**
  * After the values of constants the graph borrows (GR_DATA_EXTERN weights a
  * trainer changed) have changed: recomputes what kernels derive from them

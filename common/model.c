@@ -610,8 +610,8 @@ int model_ilsvrc_synsets(char ***out, char *err, size_t errsz)
     int rc = ADJ_OK;
     while (p < end && !rc) {
         char syn[16];
-        int id = 0, used = 0;
-        if (sscanf(p, "%15s %d%n", syn, &id, &used) != 2 || !is_synset(syn) || id < 1 ||
+        int id = 0;
+        if (sscanf(p, "%15s %d", syn, &id) != 2 || !is_synset(syn) || id < 1 ||
             id > MODEL_ILSVRC_CLASSES || v[id - 1])
             rc = adj_fail(err, errsz, ADJ_ERR_FORMAT, "the built-in ILSVRC2012 synset table is corrupt");
         else if (!(v[id - 1] = strdup(syn)))

@@ -358,9 +358,8 @@ static int model_opset(const Onnx__ModelProto *m)
     return 0;
 }
 
-/* The graph input's shape from its ValueInfoProto. */
-/* The input's shape: the first dimension is the batch (batched), or fixed_batch (> 0), or
- * as the file says (a number). */
+/* The graph input's shape from its ValueInfoProto: the first dimension is the batch
+ * (batched), or fixed_batch (> 0), or as the file says (a number). */
 static int input_shape(const Onnx__ValueInfoProto *vi, int batched, int fixed_batch, op_shape *sh,
                        char *err, size_t errsz)
 {
@@ -745,7 +744,11 @@ static int load_unpacked(Onnx__ModelProto *m, const char *base_dir, const onnx_o
             tp->raw_data.data = NULL, tp->raw_data.len = 0;
         }
     }
-    return gr_add_owned(*out, m, free_model, err, errsz);
+    if ((rc = gr_add_owned(*out, m, free_model, err, errsz))) { /* m is freed */
+        gr_free(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 int onnx_load_buffer(const void *buf, size_t len, const char *base_dir, const onnx_opts *opts,
