@@ -468,8 +468,10 @@ static int64_t conv_chunk(const win_params *p, int64_t n)
     return nb < 1 ? 1 : nb > n ? n : nb;
 }
 
-/* The context's largest batch, from a scratch call's input view. */
-static int64_t view_batch(const op_tensor *x) { return x->batched && x->shape.d[0] > 0 ? x->shape.d[0] : 1; }
+/* The largest number of images a call gets, from a scratch call's input view:
+ * a batched tensor's d[0] holds the context's max_batch, an unbatched one's
+ * its static size. */
+static int64_t view_batch(const op_tensor *x) { return x->shape.d[0] > 0 ? x->shape.d[0] : 1; }
 
 /*
  * Forward and input-gradient scratch (the larger of the two): Winograd's
