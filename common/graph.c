@@ -511,7 +511,7 @@ int gr_finalize(gr_graph *g, char *err, size_t errsz)
             count_uses(g);
         }
     /* 4. free constants no live node reads; the run order; what kernels derive
-     * from constants (op_def.prepare) */
+     * from constants (op_prepare) */
     int rc;
     for (int i = 0; i < g->nt; i++)
         if (g->t[i].is_const && g->t[i].uses == 0) { /* extern data: its owner may free it */

@@ -58,6 +58,7 @@ struct net_ctx {
     int node_layer[2 * MODEL_MAX_LAYERS + 1];
     net_engine engine;
     float *dz;             /* the graph's output gradient [B][classes] */
+    size_t layer_bytes;    /* bytes before the graph engine's were added */
 };
 
 static size_t shape_size(const model_shape *s) { return (size_t)s->c * s->h * s->w; }
@@ -241,13 +242,8 @@ int net_ctx_set_winograd(net_ctx *c, int m)
 /* Leaves the graph engine of a layer model (back to the layer path). */
 static void graph_close(net_ctx *c)
 {
-    const model_spec *s = c->spec;
-    const size_t per = (size_t)s->channels * s->input_size * s->input_size;
-#define R64(b) (((b) + 63) & ~(size_t)63) /* as ctx_alloc counts them */
-    if (c->gc)
-        c->bytes -= gr_ctx_bytes(c->gc) + 2 * R64((size_t)c->max_batch * per * sizeof(float)) +
-                    R64((size_t)c->max_batch * s->classes * sizeof(float));
-#undef R64
+    if (c->engine != NET_ENGINE_LAYER || c->gc)
+        c->bytes = c->layer_bytes;
     gr_ctx_free(c->gc);
     gr_free(c->own_graph);
     free(c->pre);
@@ -692,6 +688,7 @@ static int graph_ctx_open(net_ctx *c, const gr_graph *g, int flags, char *err, s
     const model_spec *s = c->spec;
     const size_t B = (size_t)c->max_batch;
     const size_t per = (size_t)s->channels * s->input_size * s->input_size;
+    c->layer_bytes = c->bytes;
     int rc = gr_ctx_new(g, c->max_batch, GR_BACKWARD | flags, &c->gc, err, errsz);
     if (rc)
         return rc;

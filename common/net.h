@@ -22,8 +22,8 @@
  * logit gradient (op_xent_grad), the gradient with respect to the 0..255
  * pixels; no weight gradients (net_backward gives ADJ_ERR_UNSUPPORTED for
  * grad_weights), and no per-layer seconds or algorithms (n_layers is 0).
- * Later: OverFeat's specs and the JSON specs compiled to graphs too
- * (graph.h), when this file's layer list can go.
+ * A layer model runs on the graph engine too when asked (net_ctx_set_engine:
+ * model_build_graph; the trainer does), until this file's layer list can go.
  *
  * Batch invariance: an image's probabilities, logits and gradient are the
  * same, bit for bit, whatever other images share its batch (and whatever

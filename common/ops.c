@@ -469,9 +469,9 @@ static int64_t conv_chunk(const win_params *p, int64_t n)
     return nb < 1 ? 1 : nb > n ? n : nb;
 }
 
-/* The images of a Conv's NCHW input in a scratch call: the context's largest
- * batch for a batched view, the static N of an unbatched one (a graph built
- * with a fixed batch runs its N images at once). */
+/* The largest number of images a call gets, from a scratch call's input view:
+ * a batched tensor's d[0] holds the context's max_batch, an unbatched one's
+ * its static size. */
 static int64_t view_batch(const op_tensor *x) { return x->shape.d[0] > 0 ? x->shape.d[0] : 1; }
 
 /*
@@ -2595,6 +2595,23 @@ static void conv_dw_plane_back(const win_params *p, const float *dy, const float
     }
 }
 
+/*
+ * dY of images b0 .. b0+nb-1 side by side, [M][nb*OH*OW], as one product's
+ * operand: gathered into buf, or for one image its own dY [M][OH*OW].
+ */
+static const float *conv_gather_dy(const win_params *p, const float *dy, int64_t b0, int64_t nb,
+                                   float *buf)
+{
+    const int64_t OHW = p->OH * p->OW, ld = nb * OHW;
+    if (nb == 1)
+        return dy + b0 * p->M * OHW;
+    for (int64_t b = 0; b < nb; b++)
+        for (int64_t m = 0; m < p->M; m++)
+            memcpy(buf + m * ld + b * OHW, dy + ((b0 + b) * p->M + m) * OHW,
+                   sizeof(float) * (size_t)OHW);
+    return buf;
+}
+
 /* The input gradient of conv_im2col_batched: dcol = W^T x dY of a chunk of
  * images (gathered side by side), added back to each image by col2im. */
 static void conv_im2col_batched_back(const win_params *p, const float *dy, const float *w,
@@ -2604,13 +2621,8 @@ static void conv_im2col_batched_back(const win_params *p, const float *dy, const
     const int64_t chunk = conv_chunk(p, N);
     for (int64_t b0 = 0; b0 < N; b0 += chunk) {
         const int64_t nb = N - b0 < chunk ? N - b0 : chunk, ld = nb * OHW;
-        float *dcol = scratch, *dyc = scratch + K * ld;
-        /* one image: its dY [M][OHW] is the product's operand already */
-        const float *dya = nb == 1 ? dy + b0 * p->M * OHW : dyc;
-        for (int64_t b = 0; b < nb && nb > 1; b++)
-            for (int64_t m = 0; m < p->M; m++)
-                memcpy(dyc + m * ld + b * OHW, dy + ((b0 + b) * p->M + m) * OHW,
-                       sizeof(float) * (size_t)OHW);
+        float *dcol = scratch;
+        const float *dya = conv_gather_dy(p, dy, b0, nb, scratch + K * ld);
         gemm_f32(gemm, GEMM_T, GEMM_N, (int)K, (int)ld, (int)p->M, w, (int)K, dya, (int)ld, 0,
                  dcol, (int)ld);
         for (int64_t b = 0; b < nb; b++)
@@ -3423,14 +3435,11 @@ static void conv_backward_params(const void *pp, const op_tensor *in, int n_in,
     const int64_t chunk = conv_chunk(p, N);
     for (int64_t b0 = 0; b0 < N; b0 += chunk) {
         const int64_t nb = N - b0 < chunk ? N - b0 : chunk, ld = nb * OHW;
-        float *col = scratch, *dyc = scratch + K * ld;
-        for (int64_t b = 0; b < nb; b++) {
+        float *col = scratch;
+        for (int64_t b = 0; b < nb; b++)
             im2col(x + (b0 + b) * p->C * HW, p, p->C, ld, col + b * OHW);
-            for (int64_t m = 0; m < p->M; m++)
-                memcpy(dyc + m * ld + b * OHW, dy + ((b0 + b) * p->M + m) * OHW,
-                       sizeof(float) * (size_t)OHW);
-        }
-        gemm_f32(gemm, GEMM_N, GEMM_T, (int)p->M, (int)K, (int)ld, dyc, (int)ld, col, (int)ld, 1,
+        const float *dya = conv_gather_dy(p, dy, b0, nb, scratch + K * ld);
+        gemm_f32(gemm, GEMM_N, GEMM_T, (int)p->M, (int)K, (int)ld, dya, (int)ld, col, (int)ld, 1,
                  dw[1], (int)K);
     }
 }

@@ -1,6 +1,5 @@
 /* OverFeat fast and accurate from weight files of the exact layout (random
- * weights the test writes): sizes, shapes, probabilities, batched results (on
- * both engines),
+ * weights the test writes): sizes, shapes, probabilities, batched results,
  * Winograd against im2col and the graph engine against the layer engine,
  * and the errors for wrong, missing and unreadable files. */
 #include <math.h>
@@ -122,12 +121,8 @@ static void test_network(const char *name, size_t want_params, size_t want_bytes
     uint64_t seed = 1;
     for (size_t k = 0; k < per * 2; k++)
         x[k] = (float)(tu_rand(&seed) % 256);
-    int labels[2] = {483, 0};
-    for (int e = NET_ENGINE_GRAPH; e >= NET_ENGINE_LAYER; e--) { /* the layer engine's last */
-    const char *en = e == NET_ENGINE_GRAPH ? "graph" : "layer";
-    CHECK(net_ctx_set_engine(ctx, (net_engine)e, err, sizeof err) == 0 &&
-              net_ctx_set_engine(one, (net_engine)e, err, sizeof err) == 0, "%s: %s", en, err);
     CHECK(net_forward(ctx, x, 2, p) == 0, "forward");
+    int labels[2] = {483, 0};
     CHECK(net_backward(ctx, labels, g, NULL, NULL) == 0, "backward");
     for (int b = 0; b < 2; b++) {
         double sum = 0;
@@ -143,12 +138,8 @@ static void test_network(const char *name, size_t want_params, size_t want_bytes
             ge = fmax(ge, fabs(g1[k] - g[per * b + k]));
             gm = fmax(gm, fabs(g1[k]));
         }
-        CHECK(pe < 1e-5, "%s, %s engine, image %d: batched probabilities differ by %g", name, en,
-              b, pe);
-        CHECK(gm > 0 && ge < 1e-3 * gm, "%s, %s engine, image %d: batched gradient differs by %g "
-              "of %g", name, en, b, ge, gm);
-    }
-    net_ctx_set_engine(one, NET_ENGINE_LAYER, err, sizeof err); /* one graph at a time */
+        CHECK(pe < 1e-5, "%s image %d: batched probabilities differ by %g", name, b, pe);
+        CHECK(gm > 0 && ge < 1e-3 * gm, "%s image %d: batched gradient differs by %g of %g", name, b, ge, gm);
     }
     paths_agree(name, ctx, x, labels, per, g);
     free(x);
