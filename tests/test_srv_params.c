@@ -129,7 +129,7 @@ static void test_routes(void)
     char list[256];
     CHECK(!strcmp(srv_routes_list(list, sizeof list),
                   "POST /classify, POST /attack, POST /recompress, POST /evaluate, GET /jobs, "
-                  "GET /health, GET /models, GET /metrics"), "404 list '%s'", list);
+                  "GET /health, GET /livez, GET /models, GET /metrics"), "404 list '%s'", list);
     CHECK(!strcmp(srv_routes_under("/jobs/{id}", list, sizeof list),
                   "/result, /rows, /figure3.svg, /figure4.svg"), "under a job '%s'", list);
     /* every route names its methods, its begin and, with a body, what follows it */
