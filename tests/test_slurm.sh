@@ -7,9 +7,10 @@
 # the merge job after it (--dependency=afterok); waited for, and the merged
 # rows.csv compared byte for byte with one local --run (and its table).
 # Everything started is stopped at exit. Installs nothing: ./run.sh's
-# TEST_PACKAGES has slurm-wlm and munge. Skipped (77) when slurmctld is
-# missing, or as a user who cannot run slurmd's jobs (it needs root to
-# start a job as its user; this test runs as whoever it is).
+# TEST_PACKAGES has slurm-wlm and munge. Runs as root and as a plain user
+# (SlurmUser and SlurmdUser are whoever runs it; seen to pass as nobody).
+# Skipped (77) when slurmctld or munged is missing, when munged does not
+# start, or, as a user other than root, when the node never becomes idle.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$here/..
