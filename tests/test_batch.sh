@@ -168,6 +168,11 @@ r = json.load(open(sys.argv[1])); r["model"]["name"] = "other-model"
 json.dump(r, open(sys.argv[1], "w"))
 PY
 refused "s0 and s3m are not shards of one evaluation: their 'model'" s0 s1 s2 s3m
+# the same model name with other weights (one byte changed): its weights_sha256 differs
+cp "$here/../config/advjpg-shapes.weights" other.weights
+printf '\001' | dd of=other.weights bs=1 seek=100 conv=notrunc 2>/dev/null
+run req.json --out s3w --shard 3/4 --weights other.weights 2>/dev/null || fail "shard 3/4, other weights"
+refused "s0 and s3w are not shards of one evaluation: their 'model'" s0 s1 s2 s3w
 echo '{"dataset": "set", "eps": [1, 10], "seed": 3}' >req-eps.json
 run req-eps.json --out s3e --shard 3/4 2>/dev/null
 refused "s0 and s3e are not shards of one evaluation: their 'eps' is \[1\] and \[1,10\]" s0 s1 s2 s3e
