@@ -772,10 +772,10 @@
     }
   }
 
-  /** A comma-separated list of whole numbers lo..hi (what names them). */
-  function parseIntList(text, lo, hi, what) {
+  /** A comma-separated list of whole numbers lo..hi (what names them; example after "value"). */
+  function parseIntList(text, lo, hi, what, example) {
     const parts = text.split(',').map((s) => s.trim()).filter((s) => s);
-    if (!parts.length) throw new Error('Give at least one ' + what + ' value.');
+    if (!parts.length) throw new Error('Give at least one ' + what + ' value' + (example || '') + '.');
     return parts.map((s) => {
       const v = Number(s);
       if (!Number.isInteger(v) || v < lo || v > hi) {
@@ -787,15 +787,7 @@
   }
 
   function parseEpsList(text) {
-    const parts = text.split(',').map((s) => s.trim()).filter((s) => s);
-    if (!parts.length) throw new Error('Give at least one \u03b5 value, e.g. 1,5,10.');
-    return parts.map((s) => {
-      const v = Number(s);
-      if (!Number.isInteger(v) || v < 1 || v > 255) {
-        throw new Error('Each \u03b5 must be a whole number from 1 to 255 (got "' + s + '").');
-      }
-      return v;
-    });
+    return parseIntList(text, 1, 255, '\u03b5', ', e.g. 1,5,10');
   }
 
   /**
