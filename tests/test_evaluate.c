@@ -1360,7 +1360,7 @@ static void test_kill_resume(const xrow *x_big, const exp_params *pb, const json
               "kill round %d: the bad tail of rows.csv is found and cut off", round);
         free(log);
     }
-    json_t *st = sh_wait_job(d.port, id, 60);
+    json_t *st = sh_wait_job(d.port, id, 240);
     CHECK(strcmp(sh_jstr(st, "status"), "done") == 0 && sh_jint(st, "done") == BIG_N,
           "after 5 kills the job finishes: %s %ld/%d", sh_jstr(st, "status"), sh_jint(st, "done"), BIG_N);
     json_decref(st);
@@ -1473,7 +1473,7 @@ static void test_sigterm_resume(const xrow *x_big, const exp_params *pb)
         CHECK(0, "the term daemon restarts");
         return;
     }
-    json_t *j = sh_wait_job(d.port, id, 60);
+    json_t *j = sh_wait_job(d.port, id, 240);
     CHECK(strcmp(sh_jstr(j, "status"), "done") == 0, "after SIGTERM the job resumes and finishes");
     json_decref(j);
     char *rows = get_text(d.port, id, "/rows", NULL, 0);
@@ -1572,7 +1572,7 @@ int main(int argc, char **argv)
         /* the uninterrupted reference run of the kill test's job */
         char id[17], msg[512];
         post_eval(d.port, "{\"dataset\": \"big\", \"eps\": [1,2,3,4]}", id, msg, sizeof msg);
-        json_t *st = sh_wait_job(d.port, id, 60);
+        json_t *st = sh_wait_job(d.port, id, 240);
         json_decref(st);
         char path[96];
         long code;
