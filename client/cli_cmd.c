@@ -239,19 +239,6 @@ static const exp_param_id ATTACK_ROWS[] = {EXP_PARAM_ATTACK, EXP_PARAM_STEPS, EX
 _Static_assert(sizeof ATTACK_ROWS / sizeof ATTACK_ROWS[0] == OPT_ATTACK_END - OPT_ATTACK,
                "one parameter row per attack option");
 
-/* Whether word is one of the comma-separated choices. */
-static int is_choice(const char *choices, const char *word)
-{
-    size_t n = strlen(word);
-    for (const char *p = choices; *p;) {
-        size_t k = strcspn(p, ",");
-        if (n && k == n && !strncmp(p, word, n))
-            return 1;
-        p += k + (p[k] == ',');
-    }
-    return 0;
-}
-
 /* Whether s is a comma-separated list of 1..EXP_MAX_EPS integers in lo..hi. */
 static int is_int_list(const char *s, long lo, long hi)
 {
@@ -277,18 +264,16 @@ int cli_attack_option(cli_ctx *ctx, int c, const char *arg, cli_attack *a)
 {
     if (c < OPT_ATTACK || c >= OPT_ATTACK_END)
         return -1;
-    const exp_param_def *d = &exp_param_defs[ATTACK_ROWS[c - OPT_ATTACK]];
+    const exp_param_id id = ATTACK_ROWS[c - OPT_ATTACK];
+    const exp_param_def *d = &exp_param_defs[id];
     char opt[32], words[64];
     snprintf(opt, sizeof opt, "--%s", d->name);
     for (char *p = opt; *p; p++)
         *p = *p == '_' ? '-' : *p;
     long v;
-    if (d->kind == EXP_PK_CHOICE && !is_choice(d->choices, arg)) {
-        size_t o = 0;
-        for (const char *p = d->choices; *p && o + 3 < sizeof words; p++)
-            o += (size_t)snprintf(words + o, sizeof words - o, *p == ',' ? ", " : "%c", *p);
-        return cli_usage(ctx, "%s is one of %s, not '%s'", opt, words, arg);
-    }
+    if (d->kind == EXP_PK_CHOICE && exp_param_choice_index(id, arg) < 0)
+        return cli_usage(ctx, "%s is one of %s, not '%s'", opt,
+                         exp_param_choices_text(id, words, sizeof words), arg);
     if (d->kind == EXP_PK_INT && cli_parse_long(ctx, opt, arg, d->lo, d->hi, &v))
         return CLI_EXIT_USAGE;
     if (d->kind == EXP_PK_INT_LIST && !is_int_list(arg, d->lo, d->hi))

@@ -82,3 +82,27 @@ const char *exp_param_choice(exp_param_id id, int i, char *buf, size_t size)
         snprintf(buf, size, "%.*s", (int)n, c ? c : "");
     return buf;
 }
+
+int exp_param_choice_index(exp_param_id id, const char *word)
+{
+    const char *c = (unsigned)id < EXP_PARAM_COUNT ? exp_param_defs[id].choices : NULL;
+    size_t n = strlen(word);
+    for (int i = 0; c && *c; i++) {
+        size_t k = strcspn(c, ",");
+        if (n && k == n && strncmp(c, word, n) == 0)
+            return i;
+        c += k + (c[k] == ',');
+    }
+    return -1;
+}
+
+const char *exp_param_choices_text(exp_param_id id, char *buf, size_t size)
+{
+    const char *c = (unsigned)id < EXP_PARAM_COUNT ? exp_param_defs[id].choices : NULL;
+    size_t o = 0;
+    if (size)
+        buf[0] = '\0';
+    for (; c && *c && o + 1 < size; c++)
+        o += (size_t)snprintf(buf + o, size - o, *c == ',' ? ", " : "%c", *c);
+    return buf;
+}

@@ -94,4 +94,10 @@ const exp_param_def *exp_param_find(const char *name);
  */
 const char *exp_param_choice(exp_param_id id, int i, char *buf, size_t size);
 
+/** The index (from 0) of word among an EXP_PK_CHOICE row's choices, -1 if none. */
+int exp_param_choice_index(exp_param_id id, const char *word);
+
+/** An EXP_PK_CHOICE row's choices as "center, none" into buf (cut to size); returns buf. */
+const char *exp_param_choices_text(exp_param_id id, char *buf, size_t size);
+
 #endif

@@ -50,16 +50,11 @@ void srv_eval_request_free(srv_eval_request *rq)
     memset(rq, 0, sizeof *rq);
 }
 
-/* The attack menu: the "attack" object's fields, also form fields and query parameters. */
-#define ATTACK_PARAMS                                                                         \
-    (SRV_P(EXP_PARAM_ATTACK) | SRV_P(EXP_PARAM_STEPS) | SRV_P(EXP_PARAM_STEP_SIZE) |         \
-     SRV_P(EXP_PARAM_ADAPTIVE) | SRV_P(EXP_PARAM_EOT_QUALITIES))
-
 int srv_eval_set_param(srv_eval_request *rq, const char *name, const char *value, char *err,
                        size_t errsz)
 {
     int id = srv_params_lookup(name, SRV_P(EXP_PARAM_EPS) | SRV_P(EXP_PARAM_QUALITY) |
-                                         SRV_P(EXP_PARAM_SEED) | ATTACK_PARAMS |
+                                         SRV_P(EXP_PARAM_SEED) | SRV_ATTACK_PARAMS |
                                          SRV_P(EXP_PARAM_DCT));
     if (id < 0)
         return ADJ_ERR_UNSUPPORTED;
@@ -167,10 +162,10 @@ int srv_eval_parse_attack(const json_t *v, exp_params *p, char *err, size_t errs
     json_t *x;
     char names[128];
     json_object_foreach((json_t *)v, key, x) {
-        int id = srv_params_lookup(key, ATTACK_PARAMS);
+        int id = srv_params_lookup(key, SRV_ATTACK_PARAMS);
         if (id < 0)
             return adj_fail(err, errsz, ADJ_ERR_ARG, "attack: unknown field '%.64s' (fields: %s)",
-                            key, srv_params_names(ATTACK_PARAMS, names, sizeof names));
+                            key, srv_params_names(SRV_ATTACK_PARAMS, names, sizeof names));
         const exp_param_def *d = &exp_param_defs[id];
         char text[256];
         if (!attack_value_text(x, d->kind, text, sizeof text))

@@ -123,9 +123,9 @@ void srv_eval_request_free(srv_eval_request *rq);
  * Fills rq from a JSON object body: "dataset" (required), "ground_truth",
  * "labels", "eps" (an array of integers, or one integer), "quality", "seed"
  * (an integer >= 0, or a string of digits for values over 2^63 - 1),
- * "attack" (srv_eval_parse_attack), "offset", "limit", "shard" {"index", "count"}, "dct" (a
- * boolean). Unknown fields, wrong
- * types and values out of range are ADJ_ERR_ARG with a message naming the
+ * "attack" (srv_eval_parse_attack), "offset", "limit", "shard" {"index",
+ * "count"}, "dct" (a boolean). Unknown fields, wrong types and values out of range are
+ * ADJ_ERR_ARG with a message naming the
  * field; ADJ_ERR_NOMEM.
  */
 int srv_eval_parse_json(srv_eval_request *rq, const char *body, size_t len, char *err,
@@ -143,8 +143,8 @@ int srv_eval_parse_attack(const json_t *v, exp_params *p, char *err, size_t errs
 
 /**
  * Sets one text parameter: "eps" ("1,5,10"), "quality", "seed" or one of the
- * attack's (from a multipart field or the query string). ADJ_ERR_ARG names the value;
- * ADJ_ERR_UNSUPPORTED for another name.
+ * attack's (from a multipart field or the query string). ADJ_ERR_ARG names
+ * the value; ADJ_ERR_UNSUPPORTED for another name.
  */
 int srv_eval_set_param(srv_eval_request *rq, const char *name, const char *value, char *err,
                        size_t errsz);

@@ -150,7 +150,8 @@ int srv_jobs_unavailable(srv_jobs *js, char *msg, size_t msgsz);
  * and the request's parameters: "dataset", "upload", "ground_truth",
  * "labels", "eps", "quality", "attack" ({"attack", "adaptive", "steps",
  * "step_size", "eot_qualities"} as they apply), "threat_model", "seed",
- * "offset", "limit", "shard", "model", "dct"}. *out is new. ADJ_ERR_NOTFOUND when there is no such job.
+ * "offset", "limit", "shard", "model", "dct"}. *out is new. ADJ_ERR_NOTFOUND when
+ * there is no such job.
  */
 int srv_jobs_status(srv_jobs *js, const char *id, json_t **out);
 
@@ -190,8 +191,8 @@ int srv_jobs_counts(srv_jobs *js, const char *const **names, size_t *counts, int
  * Table 1 from the job's rows so far: {"id", "status", "complete", "n",
  * "skipped", "total", "eps", "quality", "seed", "model", "dataset",
  * "notes" (how quartiles, whiskers and outliers are defined), "table":
- * srv_rows_table, "attack" and "threat_model" as in srv_jobs_status}. *out is new. ADJ_ERR_NOTFOUND: no such
- * job; ADJ_ERR_IO: the job has no readable rows (a damaged job: err gives
+ * srv_rows_table, "attack" and "threat_model" as in srv_jobs_status}. *out
+ * is new. ADJ_ERR_NOTFOUND: no such job; ADJ_ERR_IO: the job has no readable rows (a damaged job: err gives
  * its error), or rows.csv is unreadable or was changed behind the daemon's
  * back (err says why); ADJ_ERR_NOMEM.
  */

@@ -121,7 +121,8 @@ int srv_js_new_id(char id[SRV_JOB_ID_LEN + 1]);
 /** A seed as JSON (an integer, or a string above INT64_MAX). New reference. */
 json_t *srv_js_seed_json(uint64_t seed);
 
-/** request.json's and the result's "attack": {"attack", "adaptive", ...} (srv_json_put_attack); new, NULL if out of memory. */
+/** request.json's and the result's "attack": {"attack", "adaptive", ...}
+ *  (srv_json_put_attack); new reference, NULL if out of memory. */
 json_t *srv_js_attack_json(const exp_params *p);
 /** A new zeroed job (NULL when out of memory); srv_js_job_free. */
 job *srv_js_job_alloc(void);

@@ -93,30 +93,6 @@ static int parse_qualities(const char *s, exp_params *p, char *err, size_t errsz
     return ADJ_OK;
 }
 
-/* The index of word among the comma-separated choices, -1 if none. */
-static int choice_index(const char *choices, const char *word)
-{
-    size_t n = strlen(word);
-    int i = 0;
-    for (const char *p = choices; *p; i++) {
-        size_t k = strcspn(p, ",");
-        if (k == n && strncmp(p, word, n) == 0)
-            return i;
-        p += k + (p[k] == ',');
-    }
-    return -1;
-}
-
-/* "center, none" of choices into buf. */
-static const char *choice_list(const char *choices, char *buf, size_t n)
-{
-    size_t o = 0;
-    for (const char *p = choices; *p && o + 1 < n; p++)
-        o += (size_t)snprintf(buf + o, n - o, *p == ',' ? ", " : "%c", *p);
-    buf[o < n ? o : n - 1] = '\0';
-    return buf;
-}
-
 /* Stores v (read by row d; a choice's index) into the target field of parameter id. */
 static void store(srv_query *q, exp_param_id id, long v, uint64_t u, const char *word)
 {
@@ -165,9 +141,9 @@ int srv_params_set(srv_query *q, exp_param_id id, const char *val, int classes, 
                             "%s: '%s' is not an integer in 0..18446744073709551615", d->name, val);
         break;
     case EXP_PK_CHOICE:
-        if ((v = choice_index(d->choices, val)) < 0)
+        if ((v = exp_param_choice_index(id, val)) < 0)
             return adj_fail(err, errsz, ADJ_ERR_ARG, "%s: '%s' is not one of %s", d->name, val,
-                            choice_list(d->choices, list, sizeof list));
+                            exp_param_choices_text(id, list, sizeof list));
         break;
     case EXP_PK_INT:
         if (!srv_parse_long(val, d->lo, hi, &v)) {

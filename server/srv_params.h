@@ -20,6 +20,11 @@
 /** A set of parameters (bit 1 << id per exp_param_id). */
 #define SRV_P(id) (1u << (id))
 
+/** The attack menu (api.md "Attacks"): /attack's and /evaluate's, the body's "attack" object. */
+#define SRV_ATTACK_PARAMS                                                                      \
+    (SRV_P(EXP_PARAM_ATTACK) | SRV_P(EXP_PARAM_STEPS) | SRV_P(EXP_PARAM_STEP_SIZE) |          \
+     SRV_P(EXP_PARAM_ADAPTIVE) | SRV_P(EXP_PARAM_EOT_QUALITIES))
+
 /** The values of a request's parameters; each field is one exp_param_id's target. */
 typedef struct {
     int top_k;         /**< EXP_PARAM_TOP_K */

@@ -6,8 +6,6 @@
 #include "srv_ep.h"
 
 #define P(x) SRV_P(EXP_PARAM_##x)
-/* The attack menu (api.md "Attacks"). */
-#define ATTACK_PARAMS (P(ATTACK) | P(STEPS) | P(STEP_SIZE) | P(ADAPTIVE) | P(EOT_QUALITIES))
 
 static const char *const RECOMPRESS_DEFAULTS[] = {"resize", "none", NULL};
 
@@ -23,7 +21,8 @@ static const srv_route ROUTES[] = {
      .begin = srv_ep_classify_begin, .work = srv_ep_img_work, .worked = srv_ep_classify_worked,
      .answer = srv_ep_classify_answer},
     {.path = "/attack", .ep = SRV_EP_ATTACK,
-     .params = P(TOP_K) | P(RESIZE) | P(EPS) | P(QUALITY) | P(SEED) | P(IMAGES) | ATTACK_PARAMS,
+     .params = P(TOP_K) | P(RESIZE) | P(EPS) | P(QUALITY) | P(SEED) | P(IMAGES) |
+               SRV_ATTACK_PARAMS,
      IMG_ROUTE,
      .begin = srv_ep_attack_begin, .work = srv_ep_img_work, .worked = srv_ep_attack_worked,
      .answer = srv_ep_attack_answer},
@@ -32,7 +31,7 @@ static const srv_route ROUTES[] = {
      .work = srv_ep_recompress_work, .worked = srv_ep_recompress_worked,
      .answer = srv_ep_recompress_answer},
     {.path = "/evaluate", .ep = SRV_EP_EVALUATE, .methods = "POST", .needs_model = 1,
-     .listed = 1, .params = P(EPS) | P(QUALITY) | P(SEED) | ATTACK_PARAMS | P(DCT),
+     .listed = 1, .params = P(EPS) | P(QUALITY) | P(SEED) | SRV_ATTACK_PARAMS | P(DCT),
      .begin = srv_ep_eval_begin,
      .body = srv_ep_eval_body, .done = srv_ep_eval_done},
     {.path = "/jobs", JOB_ROUTE, .methods = "GET, HEAD", .listed = 1, .params = P(STATUS),

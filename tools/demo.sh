@@ -11,7 +11,10 @@
 #
 # DATASET (environment, default shapes/demo) is the folder under data/ to
 # evaluate, e.g. DATASET=shapes/val for the 2000 held-out images of
-# `advjpg-gen --standard data/shapes` (the README's Table 1).
+# `advjpg-gen --standard data/shapes` (the README's Table 1). ATTACK (default
+# none: the paper's FGSM) is the body's "attack" object, e.g.
+# ATTACK='{"attack": "pgd", "steps": 10, "adaptive": "bpda"}' (tools/table1-attacks.sh);
+# LIMIT (default: all) evaluates the first LIMIT images of DATASET only.
 # Generates data/shapes/demo (48 images, seed 3) if it is missing, starts
 # advjpgd on a free port of 127.0.0.1 with --data-root data and a temporary
 # --jobs-dir, POSTs /evaluate for DATASET with eps 1, 5, 10, shows the
@@ -84,11 +87,14 @@ curl -sf "$url/models" >"$tmp/models.json" || fail_with_log "GET /models failed"
 echo "advjpgd: model $(json "$tmp/models.json" 'J["name"]') at $url"
 
 curl -sS -o "$tmp/start.json" -w '%{http_code}' -H 'Content-Type: application/json' \
-    --data "{\"dataset\": \"$dataset\", \"eps\": [1, 5, 10]}" "$url/evaluate" >"$tmp/code" ||
+    --data "{\"dataset\": \"$dataset\", \"eps\": [1, 5, 10]${ATTACK:+, \"attack\": $ATTACK}${LIMIT:+, \"limit\": $LIMIT}}" \
+    "$url/evaluate" >"$tmp/code" ||
     fail_with_log "POST /evaluate failed"
 [ "$(cat "$tmp/code")" = 202 ] || fail_with_log "POST /evaluate: $(cat "$tmp/start.json")"
 id=$(json "$tmp/start.json" 'J["id"]')
-echo "job $id: $dataset, eps 1, 5, 10, quality 75, seed 1"
+curl -sf "$url/jobs/$id" >"$tmp/job.json" || fail_with_log "GET /jobs/$id failed"
+echo "job $id: $dataset, eps 1, 5, 10, quality 75, seed 1; $(json "$tmp/job.json" 'J["attack"]["attack"]'):" \
+    "$(json "$tmp/job.json" 'J["threat_model"]')"
 
 last=""
 while :; do

@@ -782,10 +782,10 @@
     }
   }
 
-  /** A comma-separated list of whole numbers lo..hi (what names them). */
-  function parseIntList(text, lo, hi, what) {
+  /** A comma-separated list of whole numbers lo..hi (what names them; example after "value"). */
+  function parseIntList(text, lo, hi, what, example) {
     const parts = text.split(',').map((s) => s.trim()).filter((s) => s);
-    if (!parts.length) throw new Error('Give at least one ' + what + ' value.');
+    if (!parts.length) throw new Error('Give at least one ' + what + ' value' + (example || '') + '.');
     return parts.map((s) => {
       const v = Number(s);
       if (!Number.isInteger(v) || v < lo || v > hi) {
@@ -797,15 +797,7 @@
   }
 
   function parseEpsList(text) {
-    const parts = text.split(',').map((s) => s.trim()).filter((s) => s);
-    if (!parts.length) throw new Error('Give at least one \u03b5 value, e.g. 1,5,10.');
-    return parts.map((s) => {
-      const v = Number(s);
-      if (!Number.isInteger(v) || v < 1 || v > 255) {
-        throw new Error('Each \u03b5 must be a whole number from 1 to 255 (got "' + s + '").');
-      }
-      return v;
-    });
+    return parseIntList(text, 1, 255, '\u03b5', ', e.g. 1,5,10');
   }
 
   /** A JPEG quality or a grid of them ("75", "50,75,90"): distinct integers 1..100. */
@@ -1008,7 +1000,7 @@
   function figureName(name) {
     const q = new URLSearchParams();
     if (name === 'figure3.svg' && $('#fig3-axis').value !== 'linear') q.set('axis', $('#fig3-axis').value);
-    if (name !== 'figure3.svg' && $('#fig-eps').value) q.set('eps', $('#fig-eps').value);
+    if ((name === 'figure4.svg' || name === 'dct.svg') && $('#fig-eps').value) q.set('eps', $('#fig-eps').value);
     return q.toString() ? name + '?' + q : name;
   }
 
