@@ -163,9 +163,3 @@ int dct_energy_of(const img_rgb *a, const img_rgb *b, dct_energy *out)
     free(d);
     return rc;
 }
-
-int dct_cross_diff(const float *d1, const float *d2, int w, int h, dct_energy *out)
-{
-    dct_energy e1, e2;
-    return spectra(d1, d2, w, h, &e1, &e2, out);
-}

@@ -45,15 +45,13 @@ int dct_energy_diff(const float *d, int w, int h, dct_energy *out);
 int dct_energy_of(const img_rgb *a, const img_rgb *b, dct_energy *out);
 
 /**
- * The cross energy of two differences d1, d2 (as dct_energy_diff's d): the
- * mean over the blocks of the product of their coefficients (so that
- * E(d1 + d2) = E(d1) + E(d2) + 2 cross). cross / E(d1) is the share of d1
- * that d2 keeps in phase, per frequency (1: d2 holds d1 unchanged, 0:
- * nothing of it, whatever else d2 holds). Errors as dct_energy_diff.
+ * The energies of two differences d1, d2 (as dct_energy_diff's d) and their
+ * cross energy: the mean over the blocks of the product of their
+ * coefficients (so that E(d1 + d2) = E(d1) + E(d2) + 2 cross); each block is
+ * transformed once. cross / E(d1) is the share of d1 that d2 keeps in phase,
+ * per frequency (1: d2 holds d1 unchanged, 0: nothing of it, whatever else
+ * d2 holds). Errors as dct_energy_diff.
  */
-int dct_cross_diff(const float *d1, const float *d2, int w, int h, dct_energy *out);
-
-/** E(d1), E(d2) and their cross energy at once (each block transformed once). */
 int dct_energy_pair(const float *d1, const float *d2, int w, int h, dct_energy *e1,
                     dct_energy *e2, dct_energy *cross);
 

@@ -9,7 +9,7 @@
  *
  *   per eps e:  eta    = Adv_e(x) - x                (the perturbation)
  *               kept   = JPG_q(Adv_e(x)) - JPG_q(x)  (what JPEG keeps of it)
- *               cross  = the cross energy of eta and kept (dct_cross_diff)
+ *               cross  = the cross energy of eta and kept (dct_energy_pair)
  *               jpeg   = JPG_q(Adv_e(x)) - Adv_e(x)  (JPEG's own change)
  *               noise  = JPGnoise_q(Adv_e(x)) - Adv_e(x)
  *                        (the control's change against the image it was

@@ -13,8 +13,9 @@ are libjpeg's (from cjpeg's tables when cjpeg is installed, else annex K by
 hand). Then a job killed (SIGKILL) halfway and resumed by a second daemon
 gives exactly (bit for bit in the JSON) the analysis of a one-shot job, and
 the error answers: 404 for a job without the analysis, 400 for an eps the job
-does not have, 400 for a bad "dct" value; Figure 3's axis and Figure 4's eps
-options, and their 400s naming the value.
+does not have, 400 for a bad "dct" value (JSON, query, form field; an upload
+with the form field dct=1 has the analysis); Figure 3's axis and Figure 4's eps
+options (xmllint-valid), and their 400s naming the value.
 
 usage: test_dct_job.py ADVJPGD  (exit 0 passed, 1 failed, 77 skipped)
 """
@@ -99,6 +100,27 @@ def wait_done(url, jid, timeout=120):
             return st
         time.sleep(0.05)
     raise SystemExit("job %s not done after %d s" % (jid, timeout))
+
+
+def xmllint(svg, what):
+    if shutil.which("xmllint"):
+        p = subprocess.run(["xmllint", "--noout", "-"], input=svg)
+        check(p.returncode == 0, "%s is well-formed (xmllint)" % what)
+
+
+def upload(url, folder, files, fields):
+    """POST /evaluate as multipart/form-data: the images and text fields."""
+    boundary = "advjpg-dct-boundary"
+    parts = []
+    for f in files:
+        parts.append(('--%s\r\nContent-Disposition: form-data; name="image"; filename="%s"\r\n'
+                      'Content-Type: image/png\r\n\r\n' % (boundary, f)).encode() +
+                     open(os.path.join(folder, f), "rb").read() + b"\r\n")
+    for k, v in fields.items():
+        parts.append(('--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
+                      % (boundary, k, v)).encode())
+    body = b"".join(parts) + ("--%s--\r\n" % boundary).encode()
+    return http(url + "/evaluate", body, "multipart/form-data; boundary=" + boundary)
 
 
 def evaluate(url, body):
@@ -291,9 +313,7 @@ def run(tmp):
 
     code, svg = http(url + "/jobs/%s/dct.svg?eps=5" % jid)
     check(code == 200 and svg.startswith(b"<?xml"), "dct.svg: %d" % code)
-    if shutil.which("xmllint"):
-        p = subprocess.run(["xmllint", "--noout", "-"], input=svg)
-        check(p.returncode == 0, "dct.svg is well-formed (xmllint)")
+    xmllint(svg, "dct.svg")
     code, out = http(url + "/jobs/%s/dct.svg?eps=7" % jid)
     check(code == 400 and b"no eps 7" in out and b"1, 5" in out, "eps 7: %d %s" % (code, out))
     code, out = http(url + "/jobs/%s/dct.svg?eps=x" % jid)
@@ -303,8 +323,10 @@ def run(tmp):
     for q in ("axis=log1mp", "axis=logit", "axis=linear"):
         code, svg = http(url + "/jobs/%s/figure3.svg?%s" % (jid, q))
         check(code == 200 and ('data-axis="%s"' % q[5:]).encode() in svg, "figure3 %s: %d" % (q, code))
+        xmllint(svg, "figure3 " + q)
     code, svg = http(url + "/jobs/%s/figure4.svg?eps=5" % jid)
     check(code == 200 and b"eps = 5" in svg, "figure4 eps 5: %d" % code)
+    xmllint(svg, "figure4 eps 5")
     for path, bad in (("figure3.svg?axis=log", b"'log'"), ("figure4.svg?eps=7", b"no eps 7"),
                       ("figure4.svg?eps=256", b"'256'"), ("figure3.svg?eps=5", b"eps")):
         code, out = http(url + "/jobs/%s/%s" % (jid, path))
@@ -319,6 +341,17 @@ def run(tmp):
     check(code == 400 and b"dct" in out, "dct: 1 in JSON: %d %s" % (code, out))
     code, out = http(url + "/evaluate?dct=2", json.dumps({"dataset": "few"}).encode())
     check(code == 400 and b"dct" in out, "?dct=2: %d %s" % (code, out))
+    # an upload's form field
+    code, out = upload(url, os.path.join(data, "few"), files[:2], {"eps": "1", "dct": "1"})
+    check(code == 202, "upload with dct=1: %d %s" % (code, out[:200]))
+    if code == 202:
+        up = json.loads(out)["id"]
+        st = wait_done(url, up)
+        check(st["dct"] is True and st["status"] == "done", "the upload's job has the analysis")
+        code, out = http(url + "/jobs/%s/dct" % up)
+        check(code == 200 and json.loads(out)["n"] == 2, "the upload's dct: %d" % code)
+    code, out = upload(url, os.path.join(data, "few"), files[:1], {"dct": "yes"})
+    check(code == 400 and b"dct" in out, "dct=yes in a form: %d %s" % (code, out[:200]))
 
     # 3. a resumed job's analysis equals a one-shot job's, exactly
     body = {"dataset": "many", "dct": True, "eps": [1, 5, 10]}
