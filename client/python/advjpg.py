@@ -229,11 +229,13 @@ class Client:
 
         results: x, JPG(x) and per eps Adv<eps>(x), JPG(Adv<eps>(x)),
         JPGnoise(Adv<eps>(x)), each with top_label_prob = p(l_x | f(x)).
+        quality may be a list (50, 75, 90): the quality grid, names carrying
+        the quality (JPG75(Adv5(x))).
         images=True adds every transform's image as base64 PNG under
         "images" (decode_images() turns them into bytes).
         """
         _, data, ctype = _load_image(image)
-        params = {"eps": _eps_text(eps), "quality": quality, "seed": seed,
+        params = {"eps": _eps_text(eps), "quality": _eps_text(quality), "seed": seed,
                   "images": 1 if images else 0}
         if top_k is not None:
             params["top_k"] = top_k
@@ -263,7 +265,8 @@ class Client:
                 raise ValueError("labels goes with images; for a dataset give ground_truth")
             body = {"dataset": str(dataset), "eps": [int(e) for e in
                                                      ([eps] if isinstance(eps, int) else eps)],
-                    "quality": quality, "seed": seed}
+                    "quality": quality if isinstance(quality, int) else [int(q) for q in quality],
+                    "seed": seed}
             if ground_truth is not None:
                 body["ground_truth"] = str(ground_truth)
             if offset is not None:
@@ -297,7 +300,7 @@ class Client:
             else:
                 text = labels
             fields.append(("labels", ("labels.txt", text.encode(), "text/plain")))
-        params = {"eps": _eps_text(eps), "quality": quality, "seed": seed}
+        params = {"eps": _eps_text(eps), "quality": _eps_text(quality), "seed": seed}
         ans = self._json("POST", "/evaluate", params=params, files=fields)
         return ans["id"]
 
