@@ -120,6 +120,45 @@ int stats_bootstrap_mean(const double *v, size_t n, int resamples, uint64_t seed
     return ADJ_OK;
 }
 
+int stats_bootstrap_means(const double *v, size_t n, size_t k, int resamples, uint64_t seed,
+                          double level, double (*ci)[2])
+{
+    if (!v || n == 0 || k == 0 || resamples < 1 || !(level > 0 && level < 1))
+        return ADJ_ERR_ARG;
+    for (size_t i = 0; i < n * k; i++)
+        if (!isfinite(v[i]))
+            return ADJ_ERR_ARG;
+    double *means = malloc((size_t)resamples * k * sizeof *means); /* [k][resamples] */
+    long double *s = malloc(k * sizeof *s);
+    if (!means || !s) {
+        free(means);
+        free(s);
+        return ADJ_ERR_NOMEM;
+    }
+    rng r;
+    rng_seed(&r, seed);
+    for (int b = 0; b < resamples; b++) {
+        for (size_t c = 0; c < k; c++)
+            s[c] = 0;
+        for (size_t i = 0; i < n; i++) {
+            const double *row = v + rng_below(&r, n) * k;
+            for (size_t c = 0; c < k; c++)
+                s[c] += row[c];
+        }
+        for (size_t c = 0; c < k; c++)
+            means[c * (size_t)resamples + (size_t)b] = (double)(s[c] / n);
+    }
+    for (size_t c = 0; c < k; c++) {
+        double *m = means + c * (size_t)resamples;
+        stats_sort(m, (size_t)resamples);
+        ci[c][0] = stats_quantile(m, (size_t)resamples, (1 - level) / 2);
+        ci[c][1] = stats_quantile(m, (size_t)resamples, (1 + level) / 2);
+    }
+    free(means);
+    free(s);
+    return ADJ_OK;
+}
+
 double stats_mcnemar_exact(long b, long c)
 {
     const long n = b + c, k = b < c ? b : c;

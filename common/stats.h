@@ -86,6 +86,16 @@ int stats_bootstrap_mean(const double *v, size_t n, int resamples, uint64_t seed
                          double ci[2]);
 
 /**
+ * stats_bootstrap_mean of k columns at once: v is [n][k] (row i, column c at
+ * v[i * k + c]); ci[c] receives exactly what stats_bootstrap_mean gives for
+ * column c alone with the same seed (the same draws, summed in the same
+ * order), for one pass of the generator instead of k. Errors as
+ * stats_bootstrap_mean (k >= 1).
+ */
+int stats_bootstrap_means(const double *v, size_t n, size_t k, int resamples, uint64_t seed,
+                          double level, double (*ci)[2]);
+
+/**
  * McNemar's exact test on paired right/wrong outcomes: b pairs went right to
  * wrong, c wrong to right. The two-sided binomial test of b out of b + c at
  * 1/2: p = min(1, 2 sum_{k <= min(b, c)} C(b + c, k) / 2^(b + c)); 1 when b + c

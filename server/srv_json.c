@@ -222,6 +222,25 @@ int srv_json_put_threat_model(json_t *o, const exp_params *p)
                : ADJ_OK;
 }
 
+/* p's eps as an array. */
+static json_t *eps_json(const exp_params *p)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < p->n_eps; i++)
+        if (json_array_append_new(a, json_integer(p->eps[i]))) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
+/* A seed: an integer, a string beyond JSON's safe integers (exact anyway). */
+static json_t *seed_json(uint64_t seed)
+{
+    return seed <= (uint64_t)INT64_MAX ? json_integer((json_int_t)seed)
+                                       : json_sprintf("%llu", (unsigned long long)seed);
+}
+
 /* One entry of "results": transform name, eps, p(l_x | f(x)), classification. */
 static json_t *result_entry(const srv_json_ctx *c, const char *name, int eps, int label_x,
                             const float *probs, int *bad)
@@ -249,17 +268,10 @@ json_t *srv_json_attack(const srv_json_ctx *c, const exp_params *p, uint64_t see
         goto oom;
     put(o, "label", json_integer(r->label_x), &bad);
     put_name(o, c, r->label_x, &bad);
-    json_t *eps = json_array();
-    for (int i = 0; eps && i < p->n_eps; i++)
-        if (json_array_append_new(eps, json_integer(p->eps[i])))
-            bad = 1;
-    put(o, "eps", eps, &bad);
+    put(o, "eps", eps_json(p), &bad);
     put(o, "quality", srv_json_quality(p), &bad);
     bad |= srv_json_put_attack(o, p) || srv_json_put_threat_model(o, p);
-    if (seed <= (uint64_t)INT64_MAX)
-        put(o, "seed", json_integer((json_int_t)seed), &bad);
-    else /* beyond JSON's safe integers anyway: keep it exact as a string */
-        put(o, "seed", json_sprintf("%llu", (unsigned long long)seed), &bad);
+    put(o, "seed", seed_json(seed), &bad);
 
     json_t *results = json_array();
     json_t *images = with_images ? json_object() : NULL;
@@ -403,12 +415,9 @@ int srv_json_read_quality(const json_t *v, exp_params *p, char *err, size_t errs
         if (x < EXP_QUALITY_MIN || x > EXP_QUALITY_MAX)
             return adj_fail(err, errsz, ADJ_ERR_ARG, "quality: item %zu is not an integer in %d..%d",
                             i + 1, EXP_QUALITY_MIN, EXP_QUALITY_MAX);
-        for (int k = 0; k < n; k++)
-            if (q[k] == (int)x)
-                return adj_fail(err, errsz, ADJ_ERR_ARG, "quality: %d is listed twice", (int)x);
         q[n++] = (int)x;
     }
-    exp_params_set_qualities(p, q, n);
+    exp_params_set_qualities(p, q, n); /* that they are distinct, exp_params_check checks */
     return ADJ_OK;
 }
 
@@ -435,16 +444,9 @@ json_t *srv_json_params(const srv_query *q, unsigned mask)
         switch ((exp_param_id)i) {
         case EXP_PARAM_TOP_K: v = json_integer(q->top_k); break;
         case EXP_PARAM_RESIZE: v = json_string(q->resize_center ? "center" : "none"); break;
-        case EXP_PARAM_EPS:
-            v = json_array();
-            for (int k = 0; v && k < q->params.n_eps; k++)
-                bad |= json_array_append_new(v, json_integer(q->params.eps[k])) != 0;
-            break;
+        case EXP_PARAM_EPS: v = eps_json(&q->params); break;
         case EXP_PARAM_QUALITY: v = srv_json_quality(&q->params); break;
-        case EXP_PARAM_SEED:
-            v = q->seed <= (uint64_t)INT64_MAX ? json_integer((json_int_t)q->seed)
-                                               : json_sprintf("%llu", (unsigned long long)q->seed);
-            break;
+        case EXP_PARAM_SEED: v = seed_json(q->seed); break;
         case EXP_PARAM_IMAGES: v = json_integer(q->images); break;
         case EXP_PARAM_STATUS: v = q->status[0] ? json_string(q->status) : json_null(); break;
         case EXP_PARAM_PURGE: v = json_integer(q->purge); break;

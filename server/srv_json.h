@@ -122,7 +122,8 @@ json_t *srv_json_quality(const exp_params *p);
 
 /**
  * "quality" of a JSON body or of request.json: an integer 1..100 or an array
- * of 1..EXP_MAX_QUALITY distinct ones, into p (written only on success).
+ * of 1..EXP_MAX_QUALITY of them (distinct: exp_params_check), into p (written
+ * only on success).
  * ADJ_ERR_ARG with a message naming the field otherwise.
  */
 int srv_json_read_quality(const json_t *v, exp_params *p, char *err, size_t errsz);

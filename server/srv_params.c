@@ -77,20 +77,15 @@ int srv_parse_eps(const char *s, exp_params *out, char *err, size_t errsz)
                               &out->n_eps, err, errsz);
 }
 
-/* A list of qualities into p (distinct: exp_params_check says so by name). */
+/* A list of qualities into p (that they are distinct, exp_params_check checks). */
 static int parse_qualities(const char *s, exp_params *p, char *err, size_t errsz)
 {
     int q[EXP_MAX_QUALITY], n = 0;
     int rc = srv_parse_int_list(&exp_param_defs[EXP_PARAM_QUALITY], s, EXP_MAX_QUALITY, q, &n,
                                 err, errsz);
-    if (rc)
-        return rc;
-    for (int i = 0; i < n; i++)
-        for (int k = 0; k < i; k++)
-            if (q[k] == q[i])
-                return adj_fail(err, errsz, ADJ_ERR_ARG, "quality: %d is listed twice", q[i]);
-    exp_params_set_qualities(p, q, n);
-    return ADJ_OK;
+    if (!rc)
+        exp_params_set_qualities(p, q, n);
+    return rc;
 }
 
 /* Stores v (read by row d; a choice's index) into the target field of parameter id. */

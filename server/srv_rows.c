@@ -558,28 +558,41 @@ static size_t column(const srv_rows *r, int t, int top1, double *v)
     return k;
 }
 
+/* The intervals of every transform's top-1 (top1) or mean top-label probability, in one
+ * pass of the bootstrap over the rows that count (labelled ones for top-1) into table. */
+static int put_intervals(json_t *table, const srv_rows *r, int top1, uint64_t seed)
+{
+    const size_t T = (size_t)r->n_transforms;
+    double *v = malloc((r->n ? r->n : 1) * T * sizeof *v), (*ci)[2] = malloc(T * sizeof *ci);
+    double *col = malloc((r->n ? r->n : 1) * sizeof *col);
+    int rc = v && ci && col ? ADJ_OK : ADJ_ERR_NOMEM, bad = 0;
+    size_t m = 0;
+    for (size_t t = 0; !rc && t < T; t++) {
+        m = column(r, (int)t, top1, col);
+        for (size_t i = 0; i < m; i++)
+            v[i * T + t] = col[i];
+    }
+    if (!rc)
+        rc = m ? stats_bootstrap_means(v, m, T, SRV_ROWS_RESAMPLES, seed, 0.95, ci) : ADJ_ERR_ARG;
+    for (size_t t = 0; rc != ADJ_ERR_NOMEM && t < T; t++)
+        put(json_array_get(table, t), top1 ? "top1_ci" : "mean_top_label_prob_ci",
+            rc ? json_null() : pair_json(ci[t]), &bad);
+    free(v);
+    free(ci);
+    free(col);
+    return rc == ADJ_ERR_NOMEM || bad ? ADJ_ERR_NOMEM : ADJ_OK;
+}
+
 int srv_rows_add_intervals(json_t *table, const srv_rows *r, int has_truth, uint64_t seed)
 {
-    double *v = malloc((r->n ? r->n : 1) * sizeof *v);
-    if (!v)
-        return ADJ_ERR_NOMEM;
-    int bad = 0;
-    for (int t = 0; t < r->n_transforms && !bad; t++) {
-        json_t *e = json_array_get(table, (size_t)t);
-        for (int top1 = 0; top1 < 2 && e; top1++) {
-            const size_t m = column(r, t, top1, v);
-            double ci[2];
-            int rc = m && (has_truth || !top1)
-                         ? stats_bootstrap_mean(v, m, SRV_ROWS_RESAMPLES, seed, 0.95, ci)
-                         : ADJ_ERR_ARG;
-            if (rc == ADJ_ERR_NOMEM)
-                bad = 1;
-            put(e, top1 ? "top1_ci" : "mean_top_label_prob_ci", rc ? json_null() : pair_json(ci),
-                &bad);
-        }
-    }
-    free(v);
-    return bad ? ADJ_ERR_NOMEM : ADJ_OK;
+    int rc = put_intervals(table, r, 0, seed);
+    if (!rc && has_truth)
+        rc = put_intervals(table, r, 1, seed);
+    else if (!rc) /* without labels: no top-1, no interval */
+        for (int t = 0; t < r->n_transforms && !rc; t++)
+            if (json_object_set_new(json_array_get(table, (size_t)t), "top1_ci", json_null()))
+                rc = ADJ_ERR_NOMEM;
+    return rc;
 }
 
 /* The tests of one pair (a, b) of transforms. NULL when out of memory. */

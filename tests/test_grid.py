@@ -246,6 +246,20 @@ class Grid(unittest.TestCase):
                          ["x", "JPG60(x)", "JPG80(x)", "Adv2(x)", "JPG60(Adv2(x))",
                           "JPGnoise60(Adv2(x))", "JPG80(Adv2(x))", "JPGnoise80(Adv2(x))"])
 
+    def test_python_client_takes_a_grid(self):
+        try:
+            sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "client", "python"))
+            import advjpg
+        except ImportError as e:  # requests missing
+            self.skipTest(str(e))
+        c = advjpg.Client(URL)
+        self.addCleanup(c.close)
+        a = c.attack(os.path.join(IMAGES, "im06.png"), eps=(3,), quality=(40, 70))
+        self.assertEqual(a["quality"], [40, 70])
+        self.assertEqual([r["transform"] for r in a["results"]][:3], ["x", "JPG40(x)", "JPG70(x)"])
+        jid = c.evaluate(dataset="set", eps=(3,), quality=(40, 70), limit=2)
+        self.assertEqual(get_json("/jobs/" + jid)["quality"], [40, 70])
+
     def test_refusals(self):
         with open(os.path.join(IMAGES, "im01.png"), "rb") as f:
             png = f.read()

@@ -57,22 +57,63 @@ open(d + "/data/set/labels.txt", "w").write("".join(labels))
 PY
 
 : >"$tmp/empty.conf"
-"$ADVJPGD" --config "$tmp/empty.conf" --listen 127.0.0.1:0 --port-file "$tmp/port" \
-    --model "$tmp/spec.json" --weights "$tmp/w.bin" --jobs-dir "$tmp/jobs" \
-    --data-root "$tmp/data" >"$tmp/log" 2>&1 &
-pids="$pids $!"
-i=0
-while [ ! -s "$tmp/port" ]; do
-    if [ $i -ge 600 ]; then
-        echo "FAIL: advjpgd did not start; its log:" >&2
-        cat "$tmp/log" >&2
-        exit 1
-    fi
-    sleep 0.1
-    i=$((i + 1))
-done
-url="http://127.0.0.1:$(cat "$tmp/port")"
+# start: advjpgd on the jobs folder; sets $url and $daemon
+start() {
+    rm -f "$tmp/port"
+    "$ADVJPGD" --config "$tmp/empty.conf" --listen 127.0.0.1:0 --port-file "$tmp/port" \
+        --model "$tmp/spec.json" --weights "$tmp/w.bin" --jobs-dir "$tmp/jobs" \
+        --data-root "$tmp/data" >>"$tmp/log" 2>&1 &
+    daemon=$!
+    pids="$pids $daemon"
+    i=0
+    while [ ! -s "$tmp/port" ]; do
+        if [ $i -ge 600 ]; then
+            echo "FAIL: advjpgd did not start; its log:" >&2
+            cat "$tmp/log" >&2
+            exit 1
+        fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    url="http://127.0.0.1:$(cat "$tmp/port")"
+}
+start
 if ! "$PYTHON" "$here/test_grid.py" "$url" "$tmp/data/set" "$tmp/w.bin"; then
+    echo "--- advjpgd log:" >&2
+    tail -n 30 "$tmp/log" >&2
+    exit 1
+fi
+# a restarted daemon reads the grid jobs back (request.json's quality list, the rows'
+# header): the same results as before the restart
+"$PYTHON" - "$url" "$tmp/before.json" <<'PY' || exit 1
+import json, sys, urllib.request
+url, out = sys.argv[1:3]
+get = lambda p: json.load(urllib.request.urlopen(url + p, timeout=60))
+listed = get("/jobs")
+jobs = [j for j in (listed if isinstance(listed, list) else listed["jobs"])
+        if isinstance(j["quality"], list)]
+assert jobs, "grid jobs listed"
+json.dump({j["id"]: get("/jobs/%s/result" % j["id"]) for j in jobs}, open(out, "w"))
+PY
+kill "$daemon"
+wait "$daemon" 2>/dev/null
+start
+if ! "$PYTHON" - "$url" "$tmp/before.json" <<'PY'; then
+import json, sys, time, urllib.request
+url, before = sys.argv[1], json.load(open(sys.argv[2]))
+get = lambda p: json.load(urllib.request.urlopen(url + p, timeout=60))
+for _ in range(300):
+    try:
+        get("/health")
+        break
+    except OSError:
+        time.sleep(0.1)
+for jid, res in before.items():
+    st = get("/jobs/" + jid)
+    assert st["status"] == "done" and isinstance(st["quality"], list), st
+    assert get("/jobs/%s/result" % jid) == res, "job %s: the same result after a restart" % jid
+print("restart: %d grid jobs read back" % len(before))
+PY
     echo "--- advjpgd log:" >&2
     tail -n 30 "$tmp/log" >&2
     exit 1

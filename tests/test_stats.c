@@ -149,11 +149,32 @@ static void test_bootstrap(void)
           "one value: a point");
 }
 
+/* k columns at once give, bit for bit, what each column gives alone. */
+static void test_bootstrap_columns(void)
+{
+    enum { N = 97, K = 5 };
+    double v[N * K], col[N], ci[K][2], one[2];
+    for (int i = 0; i < N; i++)
+        for (int c = 0; c < K; c++)
+            v[i * K + c] = c == 0 ? (i % 3 == 0) : sin(i * (c + 1)) * c + 0.01 * i;
+    CHECK(stats_bootstrap_means(v, N, K, 500, 42, 0.95, ci) == 0, "bootstrap of %d columns", K);
+    for (int c = 0; c < K; c++) {
+        for (int i = 0; i < N; i++)
+            col[i] = v[i * K + c];
+        CHECK(stats_bootstrap_mean(col, N, 500, 42, 0.95, one) == 0 && one[0] == ci[c][0] &&
+                  one[1] == ci[c][1],
+              "column %d: [%.17g, %.17g] alone, [%.17g, %.17g] together", c, one[0], one[1],
+              ci[c][0], ci[c][1]);
+    }
+    CHECK(stats_bootstrap_means(v, N, 0, 10, 1, 0.95, ci) == ADJ_ERR_ARG, "no columns refused");
+}
+
 int main(void)
 {
     test_mcnemar_by_hand();
     test_wilcoxon_by_hand();
     test_against_scipy();
     test_bootstrap();
+    test_bootstrap_columns();
     return tu_done();
 }

@@ -249,9 +249,10 @@ class Client:
         JPGnoise(Adv<eps>(x)), each with top_label_prob = p(l_x | f(x)),
         the attack's fields and, for the adversarial ones, the
         perturbation's linf, l2 and psnr; threat_model says in words
-        which threat model made them. images=True adds every transform's
-        image as base64 PNG under "images" (decode_images() turns them into
-        bytes).
+        which threat model made them. quality may be a list (50, 75, 90):
+        the quality grid, names carrying the quality (JPG75(Adv5(x))).
+        images=True adds every transform's image as base64 PNG under
+        "images" (decode_images() turns them into bytes).
 
         The attack menu (None: the server's default): attack "fgsm" (the
         paper), "bim", "pgd" (seeded random start) or "ll"; steps (10) and
@@ -260,7 +261,7 @@ class Client:
         eot_qualities, default 50, 60, 70, 75, 80, 90).
         """
         _, data, ctype = _load_image(image)
-        params = {"eps": _eps_text(eps), "quality": quality, "seed": seed,
+        params = {"eps": _eps_text(eps), "quality": _eps_text(quality), "seed": seed,
                   "images": 1 if images else 0}
         params.update(_attack_query(_attack_fields(attack, steps, step_size, adaptive,
                                                    eot_qualities)))
@@ -297,7 +298,8 @@ class Client:
                 raise ValueError("labels goes with images; for a dataset give ground_truth")
             body = {"dataset": str(dataset), "eps": [int(e) for e in
                                                      ([eps] if isinstance(eps, int) else eps)],
-                    "quality": quality, "seed": seed}
+                    "quality": quality if isinstance(quality, int) else [int(q) for q in quality],
+                    "seed": seed}
             if ground_truth is not None:
                 body["ground_truth"] = str(ground_truth)
             if offset is not None:
@@ -333,7 +335,7 @@ class Client:
             else:
                 text = labels
             fields.append(("labels", ("labels.txt", text.encode(), "text/plain")))
-        params = {"eps": _eps_text(eps), "quality": quality, "seed": seed}
+        params = {"eps": _eps_text(eps), "quality": _eps_text(quality), "seed": seed}
         fields += [(k, (None, str(v))) for k, v in _attack_query(menu).items()]
         ans = self._json("POST", "/evaluate", params=params, files=fields)
         return ans["id"]
