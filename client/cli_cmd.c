@@ -239,27 +239,6 @@ static const exp_param_id ATTACK_ROWS[] = {EXP_PARAM_ATTACK, EXP_PARAM_STEPS, EX
 _Static_assert(sizeof ATTACK_ROWS / sizeof ATTACK_ROWS[0] == OPT_ATTACK_END - OPT_ATTACK,
                "one parameter row per attack option");
 
-/* Whether s is a comma-separated list of 1..EXP_MAX_EPS integers in lo..hi. */
-static int is_int_list(const char *s, long lo, long hi)
-{
-    int n = 0;
-    for (const char *p = s;; p++) {
-        while (*p == ' ')
-            p++;
-        char *end;
-        errno = 0;
-        long v = isdigit((unsigned char)*p) ? strtol(p, &end, 10) : -1;
-        if (v < lo || v > hi || errno || ++n > EXP_MAX_EPS)
-            return 0;
-        for (p = end; *p == ' '; p++)
-            ;
-        if (!*p)
-            return 1;
-        if (*p != ',')
-            return 0;
-    }
-}
-
 int cli_attack_option(cli_ctx *ctx, int c, const char *arg, cli_attack *a)
 {
     if (c < OPT_ATTACK || c >= OPT_ATTACK_END)
@@ -276,9 +255,12 @@ int cli_attack_option(cli_ctx *ctx, int c, const char *arg, cli_attack *a)
                          exp_param_choices_text(id, words, sizeof words), arg);
     if (d->kind == EXP_PK_INT && cli_parse_long(ctx, opt, arg, d->lo, d->hi, &v))
         return CLI_EXIT_USAGE;
-    if (d->kind == EXP_PK_INT_LIST && !is_int_list(arg, d->lo, d->hi))
-        return cli_usage(ctx, "%s wants 1 to %d integers from %ld to %ld separated by commas, "
-                              "such as %s, not '%s'", opt, EXP_MAX_EPS, d->lo, d->hi, d->def, arg);
+    char norm[256]; /* how many values a list may have the server says, as for --eps */
+    int rc = d->kind == EXP_PK_INT_LIST
+                 ? cli_parse_list(ctx, opt, arg, d->lo, d->hi, d->def, norm, sizeof norm, NULL)
+                 : 0;
+    if (rc)
+        return rc;
     a->val[c - OPT_ATTACK] = arg;
     return 0;
 }

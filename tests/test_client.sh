@@ -523,39 +523,11 @@ if [ -z "$ADVJPGD" ] || [ ! -x "$ADVJPGD" ]; then
     exit 77
 fi
 
-: >"$tmp/empty.conf"
-# start_daemon NAME [OPTIONS...]: starts advjpgd, sets $port and $daemon_pid
-start_daemon() {
-    name=$1
-    shift
-    "$ADVJPGD" --config "$tmp/empty.conf" --listen 127.0.0.1:0 --port-file "$tmp/$name.port" \
-        --model "$tmp/spec.json" --weights "$tmp/w.bin" --jobs-dir "$tmp/jobs-$name" "$@" \
-        >"$tmp/$name.log" 2>&1 &
-    daemon_pid=$!
-    pids="$pids $daemon_pid"
-    if ! wait_port "$tmp/$name.port" "$daemon_pid"; then
-        echo "FAIL: advjpgd did not start; its log:" >&2
-        cat "$tmp/$name.log" >&2
-        exit 1
-    fi
-    # ready when /health says so (the model may still be loading)
-    i=0
-    while ! curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1; do
-        i=$((i + 1))
-        if [ $i -ge 300 ]; then
-            echo "FAIL: advjpgd never became healthy; its log:" >&2
-            cat "$tmp/$name.log" >&2
-            exit 1
-        fi
-        sleep 0.1
-    done
-}
-
 # a data set for the evaluation jobs: two images and their labels
 mkdir -p "$tmp/data/set"
 cp "$tmp/img.ppm" "$tmp/img.png" "$tmp/data/set/"
 printf 'img.png\t3\nimg.ppm\t3\n' >"$tmp/data/set/labels.txt"
-start_daemon live --data-root "$tmp/data"
+lib_daemon live --data-root "$tmp/data"
 LIVE=http://127.0.0.1:$port
 export ADVJPG_SERVER="$LIVE"
 
@@ -771,7 +743,7 @@ check "health.sh with the server down: exit 1" rc_is 1
 
 # ---- a daemon with a token ----------------------------------------------------
 
-start_daemon token --token s3cret
+lib_daemon token --token s3cret
 export ADVJPG_SERVER="http://127.0.0.1:$port"
 unset ADVJPG_TOKEN
 run "$ADVJPG" health

@@ -56,31 +56,10 @@ for k in range(14):
 open(d + "/data/set/labels.txt", "w").write("".join(labels))
 PY
 
-: >"$tmp/empty.conf"
-# start: advjpgd on the jobs folder; sets $url and $daemon
-start() {
-    rm -f "$tmp/port"
-    "$ADVJPGD" --config "$tmp/empty.conf" --listen 127.0.0.1:0 --port-file "$tmp/port" \
-        --model "$tmp/spec.json" --weights "$tmp/w.bin" --jobs-dir "$tmp/jobs" \
-        --data-root "$tmp/data" >>"$tmp/log" 2>&1 &
-    daemon=$!
-    pids="$pids $daemon"
-    i=0
-    while [ ! -s "$tmp/port" ]; do
-        if [ $i -ge 600 ]; then
-            echo "FAIL: advjpgd did not start; its log:" >&2
-            cat "$tmp/log" >&2
-            exit 1
-        fi
-        sleep 0.1
-        i=$((i + 1))
-    done
-    url="http://127.0.0.1:$(cat "$tmp/port")"
-}
-start
+lib_daemon grid --data-root "$tmp/data"
 if ! "$PYTHON" "$here/test_grid.py" "$url" "$tmp/data/set" "$tmp/w.bin"; then
     echo "--- advjpgd log:" >&2
-    tail -n 30 "$tmp/log" >&2
+    tail -n 30 "$tmp/grid.log" >&2
     exit 1
 fi
 # a restarted daemon reads the grid jobs back (request.json's quality list, the rows'
@@ -95,9 +74,9 @@ jobs = [j for j in (listed if isinstance(listed, list) else listed["jobs"])
 assert jobs, "grid jobs listed"
 json.dump({j["id"]: get("/jobs/%s/result" % j["id"]) for j in jobs}, open(out, "w"))
 PY
-kill "$daemon"
-wait "$daemon" 2>/dev/null
-start
+kill "$daemon_pid"
+wait "$daemon_pid" 2>/dev/null
+lib_daemon grid --data-root "$tmp/data"
 if ! "$PYTHON" - "$url" "$tmp/before.json" <<'PY'; then
 import json, sys, time, urllib.request
 url, before = sys.argv[1], json.load(open(sys.argv[2]))
@@ -115,7 +94,7 @@ for jid, res in before.items():
 print("restart: %d grid jobs read back" % len(before))
 PY
     echo "--- advjpgd log:" >&2
-    tail -n 30 "$tmp/log" >&2
+    tail -n 30 "$tmp/grid.log" >&2
     exit 1
 fi
 exit 0

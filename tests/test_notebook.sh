@@ -57,21 +57,14 @@ fi
 PYTHONPATH="$here/../client/python${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONPATH
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/advjpg-notebook.XXXXXX")
-daemon_pid=""
+# shellcheck source=tests/lib.sh
+. "$here/lib.sh"
+lib_tmp advjpg-notebook
+# stop_daemon: stops the daemon lib_daemon started last
 stop_daemon() {
-    if [ -n "$daemon_pid" ]; then
-        kill "$daemon_pid" 2>/dev/null
-        wait "$daemon_pid" 2>/dev/null
-        daemon_pid=""
-    fi
+    kill "$daemon_pid" 2>/dev/null
+    wait "$daemon_pid" 2>/dev/null
 }
-cleanup() {
-    stop_daemon
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' HUP INT TERM
 
 # ---- a tiny random model and test images ------------------------------------
 
@@ -124,45 +117,6 @@ mkdir -p "$tmp/root"
 cp -r "$tmp/images" "$tmp/root/set"
 
 # ---- the daemon ----------------------------------------------------------------
-
-: >"$tmp/empty.conf"
-# start_daemon NAME [OPTIONS...]: starts advjpgd, sets $port and $daemon_pid
-start_daemon() {
-    name=$1
-    shift
-    "$ADVJPGD" --config "$tmp/empty.conf" --listen 127.0.0.1:0 --port-file "$tmp/$name.port" \
-        --model "$tmp/spec.json" --weights "$tmp/w.bin" --jobs-dir "$tmp/jobs-$name" "$@" \
-        >"$tmp/$name.log" 2>&1 &
-    daemon_pid=$!
-    i=0
-    while [ ! -s "$tmp/$name.port" ]; do
-        if ! kill -0 "$daemon_pid" 2>/dev/null || [ $i -ge 600 ]; then
-            echo "FAIL: advjpgd did not start; its log:" >&2
-            cat "$tmp/$name.log" >&2
-            exit 1
-        fi
-        sleep 0.1
-        i=$((i + 1))
-    done
-    port=$(cat "$tmp/$name.port")
-    # ready when /health says so (the model may still be loading)
-    if ! "$PYTHON" - "http://127.0.0.1:$port/health" <<'EOF'; then
-import sys, time, urllib.request
-for _ in range(300):
-    try:
-        with urllib.request.urlopen(sys.argv[1], timeout=5) as r:
-            if r.status == 200:
-                sys.exit(0)
-    except OSError:
-        pass
-    time.sleep(0.1)
-sys.exit(1)
-EOF
-        echo "FAIL: advjpgd never became healthy; its log:" >&2
-        cat "$tmp/$name.log" >&2
-        exit 1
-    fi
-}
 
 # ---- running the notebook -------------------------------------------------------
 
@@ -272,19 +226,19 @@ fi
 
 # 1. with a token, generated images
 token="nb-$$-secret"
-start_daemon token --token "$token"
+lib_daemon token --token "$token"
 ADVJPG_SERVER="http://127.0.0.1:$port" ADVJPG_TOKEN="$token" ADVJPG_IMAGES_DIR="" \
     ADVJPG_LIMIT=6 ADVJPG_OUT="$tmp/out-token" EXPECT=panels run_notebook token
 stop_daemon
 
 # 2. no token, a folder of images
-start_daemon plain
+lib_daemon plain
 ADVJPG_SERVER="http://127.0.0.1:$port" ADVJPG_TOKEN="" ADVJPG_IMAGES_DIR="$tmp/images" \
     ADVJPG_LIMIT=20 ADVJPG_OUT="$tmp/out-images" EXPECT=panels,top1 run_notebook images
 stop_daemon
 
 # 3. a data set on the server, seen from here through ADVJPG_DATA_ROOT, with class names
-start_daemon dataset --data-root "$tmp/root" --labels "$tmp/names.txt"
+lib_daemon dataset --data-root "$tmp/root" --labels "$tmp/names.txt"
 ADVJPG_SERVER="http://127.0.0.1:$port" ADVJPG_TOKEN="" ADVJPG_IMAGES_DIR="" ADVJPG_DATASET=set \
     ADVJPG_DATA_ROOT="$tmp/root" ADVJPG_LIMIT=20 ADVJPG_OUT="$tmp/out-dataset" \
     EXPECT=panels,top1,dataset run_notebook dataset

@@ -61,49 +61,10 @@ open(s + "c.png", "wb").write(png(64, 64, picture(64, 64, 2)))
 open(s + "labels.txt", "w").write("a.ppm\t1\nb.png\t2\nc.png\t4\n")
 PY
 
-: >"$tmp/empty.conf"
-# start_daemon NAME [OPTIONS...]: starts advjpgd and waits for /health; sets $url
-start_daemon() {
-    name=$1
-    shift
-    "$ADVJPGD" --config "$tmp/empty.conf" --listen 127.0.0.1:0 --port-file "$tmp/$name.port" \
-        --model "$tmp/spec.json" --weights "$tmp/w.bin" --jobs-dir "$tmp/jobs-$name" "$@" \
-        >"$tmp/$name.log" 2>&1 &
-    pid=$!
-    pids="$pids $pid"
-    i=0
-    while [ ! -s "$tmp/$name.port" ]; do
-        if ! kill -0 "$pid" 2>/dev/null || [ $i -ge 600 ]; then
-            echo "FAIL: advjpgd did not start; its log:" >&2
-            cat "$tmp/$name.log" >&2
-            exit 1
-        fi
-        sleep 0.1
-        i=$((i + 1))
-    done
-    url="http://127.0.0.1:$(cat "$tmp/$name.port")"
-    if ! "$PYTHON" - "$url/health" <<'PY'; then
-import sys, time, urllib.request
-for _ in range(300):
-    try:
-        with urllib.request.urlopen(sys.argv[1], timeout=5) as r:
-            if r.status == 200:
-                sys.exit(0)
-    except OSError:
-        pass
-    time.sleep(0.1)
-sys.exit(1)
-PY
-        echo "FAIL: advjpgd never became healthy; its log:" >&2
-        cat "$tmp/$name.log" >&2
-        exit 1
-    fi
-}
-
-start_daemon plain --data-root "$tmp/data"
+lib_daemon plain --data-root "$tmp/data"
 plain=$url
 token="py-$$-secret"
-start_daemon token --token "$token"
+lib_daemon token --token "$token"
 tokened=$url
 
 unset ADVJPG_SERVER ADVJPG_TOKEN
