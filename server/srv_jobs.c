@@ -709,11 +709,51 @@ static int result_stats(json_t *o, json_t *table, const srv_rows *rows, const sn
     return ADJ_OK;
 }
 
+/*
+ * A done job's result does not change: it is kept (a copy) the first time it
+ * is made, for the rows_len it was made of. cached_result gives a new copy of
+ * it or NULL; keep_result stores a copy of o.
+ */
+static json_t *cached_result(srv_jobs *js, const char *id)
+{
+    pthread_mutex_lock(&js->lock);
+    job *j = srv_js_find(js, id);
+    json_t *o = j && j->state == JS_DONE && j->result ? json_deep_copy(j->result) : NULL;
+    pthread_mutex_unlock(&js->lock);
+    return o;
+}
+
+static void keep_result(srv_jobs *js, const char *id, const snapshot *s, const json_t *o)
+{
+    if (s->state != JS_DONE)
+        return;
+    json_t *copy = json_deep_copy(o);
+    pthread_mutex_lock(&js->lock);
+    job *j = srv_js_find(js, id);
+    if (j && copy && !j->result && j->state == JS_DONE && j->rows_len == s->rows_len) {
+        j->result = copy;
+        copy = NULL;
+    }
+    pthread_mutex_unlock(&js->lock);
+    json_decref(copy);
+}
+
 int srv_jobs_result(srv_jobs *js, const char *id, json_t **out, char *err, size_t errsz)
 {
     snapshot s;
     if (take_snapshot(js, id, &s))
         return adj_fail(err, errsz, ADJ_ERR_NOTFOUND, "no such job: %s", id);
+    json_t *kept = cached_result(js, id);
+    if (kept) { /* rows.csv still there, a file, as long as the job knows */
+        int fd = open_rows(&s, id, err, errsz);
+        if (fd < 0) {
+            json_decref(kept);
+            return fd;
+        }
+        close(fd);
+        *out = kept;
+        return ADJ_OK;
+    }
     srv_rows rows;
     int rc = read_rows(&s, id, &rows, err, errsz);
     if (rc)
@@ -748,6 +788,7 @@ int srv_jobs_result(srv_jobs *js, const char *id, json_t **out, char *err, size_
     }
     if (!o)
         return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    keep_result(js, id, &s, o);
     *out = o;
     return ADJ_OK;
 }

@@ -194,7 +194,8 @@ int srv_jobs_counts(srv_jobs *js, const char *const **names, size_t *counts, int
  * srv_rows_table, "attack" and "threat_model" as in srv_jobs_status}. *out
  * is new. ADJ_ERR_NOTFOUND: no such job; ADJ_ERR_IO: the job has no readable rows (a damaged job: err gives
  * its error), or rows.csv is unreadable or was changed behind the daemon's
- * back (err says why); ADJ_ERR_NOMEM.
+ * back (err says why); ADJ_ERR_NOMEM. A done job's result is made once (its
+ * intervals and tests take seconds on thousands of images) and kept.
  */
 int srv_jobs_result(srv_jobs *js, const char *id, json_t **out, char *err, size_t errsz);
 

@@ -77,6 +77,8 @@ typedef struct job {
     size_t done0;       /* done when this run began */
     double rate;        /* images/s of the last run, set when it ends; 0: unknown */
     int batch;          /* images per chunk now (grid_k, or 1 while calibrating) */
+    json_t *result;     /* a done job's GET /result, made once (its bootstrap takes
+                         * seconds on a large job) for rows_len bytes of rows; or NULL */
     /* the chunk grid (chunk.json): chunks are [0, grid_first), then grid_k
      * images each, so that a resumed job computes every image in the same
      * batch as an uninterrupted run would; grid_k 0: not decided yet */

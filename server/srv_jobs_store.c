@@ -107,6 +107,7 @@ void srv_js_job_free(job *j)
         return;
     free(j->dir);
     json_decref(j->info);
+    json_decref(j->result);
     free(j->images_dir);
     for (size_t i = 0; j->files && i < j->total; i++)
         free(j->files[i]);
