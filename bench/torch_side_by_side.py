@@ -7,7 +7,10 @@ alternating rounds in one run (the machine is shared: only ratios mean something
 
 CASE is MODEL:PASS with PASS forward or gradient (forward + the input gradient of the
 cross-entropy), or load:MODEL (load time) or rss:MODEL (peak resident memory with the
-model loaded and one batch-1 forward, against the .onnx file's size). Default: issue 12's
+model loaded and one batch-1 forward, against the .onnx file's size). MODEL
+overfeat-fast or overfeat-accurate (issue 19) is OverFeat as docs/overfeat.md gives it,
+written here in PyTorch (fully connected layers as nn.Linear) and run by advjpg-bench
+--model overfeat-NAME (--bench-layer; random weights, the built-in model's path). Default: issue 12's
 table: resnet50:forward resnet50:gradient mobilenet_v2:forward load:resnet50 rss:vgg11_bn.
 Each MODEL is torchvision's with the seeded random weights of tests/torchvision_export.py,
 exported to DIR/MODEL.onnx (a temporary folder by default) and run by PyTorch (float32,
@@ -46,6 +49,46 @@ def torch_round(m, x, labels, grad):
     return time.perf_counter() - t
 
 
+# OverFeat (docs/overfeat.md): (input size, [(out, kernel, stride, pad, pool)...], [fc...])
+OVERFEAT = {
+    "overfeat-fast": (231, [(96, 11, 4, 0, 2), (256, 5, 1, 0, 2), (512, 3, 1, 1, 0),
+                            (1024, 3, 1, 1, 0), (1024, 3, 1, 1, 2)], [3072, 4096, 1000]),
+    "overfeat-accurate": (221, [(96, 7, 2, 0, 3), (256, 7, 1, 0, 2), (512, 3, 1, 1, 0),
+                                (512, 3, 1, 1, 0), (1024, 3, 1, 1, 0), (1024, 3, 1, 1, 3)],
+                          [4096, 4096, 1000]),
+}
+
+
+def overfeat(name):
+    """OverFeat NAME as a PyTorch module, seeded random weights, and its input size."""
+    size, convs, fcs = OVERFEAT[name]
+    torch.manual_seed(0)
+    layers, c, s = [], 3, size
+    for out, k, stride, pad, pool in convs:
+        layers += [torch.nn.Conv2d(c, out, k, stride, pad), torch.nn.ReLU()]
+        c, s = out, (s + 2 * pad - k) // stride + 1
+        if pool:
+            layers.append(torch.nn.MaxPool2d(pool, pool))
+            s //= pool
+    layers.append(torch.nn.Flatten())
+    n = c * s * s
+    for i, out in enumerate(fcs):
+        layers.append(torch.nn.Linear(n, out))
+        if i + 1 < len(fcs):
+            layers.append(torch.nn.ReLU())
+        n = out
+    return torch.nn.Sequential(*layers).eval(), size
+
+
+def ours_layer(bench, name, batch, grad):
+    """advjpg-bench's ms per image on the built-in model NAME: one round of at least 1 s."""
+    out = subprocess.run([bench, "--model", name, "--batch", str(batch), "--seconds", "1"],
+                         check=True, capture_output=True, text=True).stdout
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    want = "gradient" if grad else "forward"
+    return [x["ms_per_image"] for x in lines if x.get("pass") == want][-1]
+
+
 def ours(bench, path, *args):
     """advjpg-bench-onnx's JSON lines."""
     out = subprocess.run([bench, path, *args], check=True, capture_output=True, text=True).stdout
@@ -55,6 +98,7 @@ def ours(bench, path, *args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bench", default="build/bench/advjpg-bench-onnx")
+    ap.add_argument("--bench-layer", default="build/bench/advjpg-bench")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--dir")
@@ -91,16 +135,22 @@ def main():
                          None))
             continue
         name, grad = kind, name == "gradient"
-        m, path = model(name)
-        x = tv_input(a.batch)
+        if name in OVERFEAT:
+            m, size = overfeat(name)
+            x = torch.randn(a.batch, 3, size, size, generator=torch.Generator().manual_seed(0))
+            run_ours = lambda: ours_layer(a.bench_layer, name, a.batch, grad)  # noqa: E731
+        else:
+            m, path = model(name)
+            x = tv_input(a.batch)
+            run_ours = lambda: ours(a.bench, path, "--batch", str(a.batch), "--rounds",  # noqa
+                                    "1", "--pass", "gradient" if grad else "forward"
+                                    )[-1]["ms_per_image"][0]
         labels = torch.zeros(a.batch, dtype=torch.long)
         torch_round(m, x, labels, grad)  # warm-up
         t_torch, t_ours = [], []
         for _ in range(a.rounds):
             t_torch.append(torch_round(m, x, labels, grad) * 1e3 / a.batch)
-            line = ours(a.bench, path, "--batch", str(a.batch), "--rounds", "1", "--pass",
-                        "gradient" if grad else "forward")[-1]
-            t_ours.append(line["ms_per_image"][0])
+            t_ours.append(run_ours())
         mo, mt = statistics.median(t_ours), statistics.median(t_torch)
         rows.append((f"{name} {'forward + input gradient' if grad else 'forward'}, batch "
                      f"{a.batch}, ms per image", mo, mt))
