@@ -20,7 +20,7 @@ static void fake_result(exp_result *r, int nt, int n_eps, uint64_t *st)
 {
     memset(r, 0, sizeof *r);
     r->n_transforms = nt;
-    r->n_eps = n_eps;
+    r->n_adv = n_eps;
     r->classes = CLASSES;
     r->probs = calloc((size_t)nt * CLASSES, sizeof *r->probs);
     for (int t = 0; t < nt; t++) {
