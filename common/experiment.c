@@ -309,6 +309,18 @@ const char *exp_transform_name(const exp_params *p, int t, char *buf, size_t siz
     return buf;
 }
 
+const char *exp_transform_label(const exp_params *p, int t, char *buf, size_t size)
+{
+    const exp_transform d = exp_transform_at(p, t);
+    exp_transform_name(p, t, buf, size);
+    const size_t o = strlen(buf);
+    if (exp_has_twin(p) && !d.twin && d.eps && o + 1 < size) {
+        buf[o] = ' ';
+        exp_attack_label(p, buf + o + 1, size - o - 1);
+    }
+    return buf;
+}
+
 float exp_top_label_prob(const exp_result *r, int t)
 {
     return r->probs[(size_t)t * r->classes + r->label_x];

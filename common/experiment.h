@@ -177,6 +177,11 @@ int exp_transform_find(const exp_params *p, exp_transform_kind k, int eps, int q
  *  "JPG(Adv5(x)) PGD-10") into buf; returns buf. */
 const char *exp_transform_name(const exp_params *p, int t, char *buf, size_t size);
 
+/** Its display name: the name, and for an adaptive attack's own adversarial transforms the
+ *  attack's label after it ("JPG(Adv5(x)) BPDA-PGD-10" beside the twin's "JPG(Adv5(x))
+ *  PGD-10"); returns buf. */
+const char *exp_transform_label(const exp_params *p, int t, char *buf, size_t size);
+
 /**
  * What the pipeline gives for one image: the scores (label_x, probs, norms)
  * and, when asked for, the transformed images. An evaluation keeps only the

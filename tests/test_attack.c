@@ -526,6 +526,14 @@ static void test_twin(void)
               exp_twin_first(&p) == exp_n_transforms(&p) &&
               exp_transform_index_twin(&p, 1, EXP_T_ADV, 0, 0) == -1,
           "FGSM: %s, no twin", label);
+    p.attack = bpda; /* display names: the attack's own label beside the twin's */
+    char own[64], twin[64], x[64];
+    exp_transform_label(&p, exp_transform_index(&p, EXP_T_JPG_ADV, 0, 0), own, sizeof own);
+    exp_transform_label(&p, exp_transform_index_twin(&p, 1, EXP_T_JPG_ADV, 0, 0), twin, sizeof twin);
+    exp_transform_label(&p, 1, x, sizeof x);
+    CHECK(!strcmp(own, "JPG(Adv1(x)) BPDA-PGD-3") && !strcmp(twin, "JPG(Adv1(x)) PGD-3") &&
+              !strcmp(x, "JPG(x)"),
+          "labels: %s, %s, %s", own, twin, x);
     twin_vs_separate(&bpda, 1, q75);
     twin_vs_separate(&eot, 2, grid); /* EOT is one attack over its set: a grid is fine */
 }

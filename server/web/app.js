@@ -377,6 +377,28 @@
     return q;
   }
 
+  /**
+   * The attack menu, written once in index.html's <template>, into each
+   * data-attack-menu placeholder: its ids, label fors and aria-describedby
+   * prefixed with the placeholder's value ('atk-'), the fieldset's id
+   * prefix + 'menu', data-class added to its classes.
+   */
+  function buildAttackMenus() {
+    const tmpl = $('#attack-menu-template');
+    for (const slot of document.querySelectorAll('[data-attack-menu]')) {
+      const prefix = slot.dataset.attackMenu;
+      const menu = tmpl.content.firstElementChild.cloneNode(true);
+      menu.id = prefix + 'menu';
+      if (slot.dataset.class) menu.classList.add(...slot.dataset.class.split(' '));
+      for (const e of menu.querySelectorAll('[id]')) e.id = prefix + e.id;
+      for (const e of menu.querySelectorAll('label[for]')) e.htmlFor = prefix + e.htmlFor;
+      for (const e of menu.querySelectorAll('[aria-describedby]')) {
+        e.setAttribute('aria-describedby', prefix + e.getAttribute('aria-describedby'));
+      }
+      slot.replaceWith(menu);
+    }
+  }
+
   /** Steps, step size and the threat model only for the iterative attacks; EOT's qualities only for EOT. */
   function setupAttackMenu(prefix) {
     const f = (n) => $('#' + prefix + n);
@@ -1158,7 +1180,8 @@
       const hasTop1 = typeof row.top1 === 'number';
       anyTop1 = anyTop1 || hasTop1;
       const tr = el('tr', { dataset: { transform: row.transform } }, [
-        el('th', { scope: 'row' }, [el('code', { text: row.transform })]),
+        // the display name: an adaptive job's own rows say their attack beside its twin's
+        el('th', { scope: 'row' }, [el('code', { text: row.label || row.transform })]),
         el('td', { class: 'num', title: hasTop1 ? null : 'no labels: no top-1' },
           withInterval(hasTop1 ? fmtP(row.top1) : '\u2013', row.top1_ci)),
         el('td', { class: 'num' }, withInterval(fmtP(row.mean_top_label_prob), row.mean_top_label_prob_ci)),
@@ -1237,6 +1260,7 @@
   // ------------------------------------------------------------------ start
 
   function start() {
+    buildAttackMenus(); // first: the forms' setup reads the menus
     setupToken();
     setupDrop();
     setupControls();
