@@ -414,9 +414,12 @@ class Adaptive(unittest.TestCase):
                 for k in ("top1", "mean_top_label_prob", "box", "top1_ci", "mean_top_label_prob_ci",
                           "kind", "eps", "quality", "linf", "l2", "psnr", "attack", "steps"):
                     self.assertEqual(tw.get(k), row.get(k), (name, row["transform"], k))
+                own = ta[row["transform"]]
+                self.assertEqual(tw["display_name"], tw["transform"])
                 if "Adv" in row["transform"]:
-                    self.assertEqual((tw["adaptive"], ta[row["transform"]]["adaptive"]),
-                                     ("none", name))
+                    self.assertEqual((tw["adaptive"], own["adaptive"]), ("none", name))
+                    self.assertEqual(own["display_name"],
+                                     "%s %s-PGD-2" % (row["transform"], name.upper()))
             res = get_json("/jobs/%s/result" % ja)
             nq = len(res["quality"]) if isinstance(res["quality"], list) else 1
             pairs = [t for t in res["tests"] if t["pair"] == "jpg_adaptive"]

@@ -1181,7 +1181,7 @@
       anyTop1 = anyTop1 || hasTop1;
       const tr = el('tr', { dataset: { transform: row.transform } }, [
         // the display name: an adaptive job's own rows say their attack beside its twin's
-        el('th', { scope: 'row' }, [el('code', { text: row.label || row.transform })]),
+        el('th', { scope: 'row' }, [el('code', { text: row.display_name || row.transform })]),
         el('td', { class: 'num', title: hasTop1 ? null : 'no labels: no top-1' },
           withInterval(hasTop1 ? fmtP(row.top1) : '\u2013', row.top1_ci)),
         el('td', { class: 'num' }, withInterval(fmtP(row.mean_top_label_prob), row.mean_top_label_prob_ci)),
