@@ -450,6 +450,12 @@ class Adaptive(unittest.TestCase):
             self.assertEqual(x.returncode, 0, fig + x.stderr.decode())
         st, svg = call("GET", "/jobs/%s/figure3.svg" % ja)
         self.assertIn("JPG(Adv5(x)) PGD-2", svg.decode(), "figure 3: a box for the twin")
+        st, svg = call("GET", "/jobs/%s/quality.svg" % self.jobs["eot"][0])  # EOT over a grid
+        text = svg.decode()
+        self.assertEqual(text.count('class="curve"'), 2 * (1 + 2 * 2 * len(EPS)),
+                         "top-1 and mean: JPG(x), and JPG, JPGnoise per eps for the attack and its twin")
+        for e in EPS:
+            self.assertIn("JPGnoise(Adv%d(x)) PGD-2" % e, text)
 
 
 if __name__ == "__main__":
