@@ -1,5 +1,6 @@
 #include "experiment.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,17 +218,28 @@ exp_attack exp_attack_resolved(const exp_params *p)
     return a;
 }
 
+/* An exp_param choice's word in capitals ("pgd": "PGD") into w. */
+static const char *choice_upper(exp_param_id id, int v, char *w, size_t n)
+{
+    exp_param_choice(id, v, w, n);
+    for (char *c = w; *c; c++)
+        *c = (char)toupper((unsigned char)*c);
+    return w;
+}
+
 const char *exp_attack_label(const exp_params *p, char *buf, size_t size)
 {
-    static const char *const kinds[] = {[EXP_FGSM] = "FGSM", [EXP_BIM] = "BIM",
-                                        [EXP_PGD] = "PGD", [EXP_LL] = "LL"};
-    static const char *const adapt[] = {[EXP_ADAPT_NONE] = "", [EXP_ADAPT_BPDA] = "BPDA-",
-                                        [EXP_ADAPT_EOT] = "EOT-"};
     const exp_attack a = exp_attack_resolved(p);
+    char kind[16], adapt[16];
+    choice_upper(EXP_PARAM_ATTACK, (int)a.kind, kind, sizeof kind);
     if (a.kind == EXP_FGSM)
-        snprintf(buf, size, "FGSM");
+        snprintf(buf, size, "%s", kind);
+    else if (a.adaptive == EXP_ADAPT_NONE)
+        snprintf(buf, size, "%s-%d", kind, a.steps);
     else
-        snprintf(buf, size, "%s%s-%d", adapt[a.adaptive], kinds[a.kind], a.steps);
+        snprintf(buf, size, "%s-%s-%d",
+                 choice_upper(EXP_PARAM_ADAPTIVE, (int)a.adaptive, adapt, sizeof adapt), kind,
+                 a.steps);
     return buf;
 }
 
