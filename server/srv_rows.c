@@ -346,11 +346,13 @@ static int take_row(const record *rec, size_t idx, const srv_rows_check *c, srv_
         if (label[0] != lx)
             return adj_fail(why, whysz, ADJ_ERR_FORMAT, "row %zu: x:label %d differs from label_x %d",
                             idx + 1, label[0], lx);
-        for (int e = 0, k; e < E && (k = field_of_norms(p, e)) > 0; e++)
+        for (int e = 0; e < E; e++) {
+            const int k = field_of_norms(p, e);
             if (!parse_norms(field(rec, k), field(rec, k + 1), field(rec, k + 2), &norms[e]))
                 return adj_fail(why, whysz, ADJ_ERR_FORMAT,
                                 "row %zu: fields %d..%d are not a perturbation's linf, l2, psnr",
                                 idx + 1, k + 1, k + 3);
+        }
     }
     if (!(out->file[n] = strdup(file)))
         return ADJ_ERR_NOMEM;
