@@ -425,9 +425,9 @@ int srv_json_read_quality(const json_t *v, exp_params *p, char *err, size_t errs
 int srv_json_transform_fields(json_t *e, const exp_params *p, int t)
 {
     const exp_transform d = exp_transform_at(p, t);
-    char label[96];
+    char display[96];
     int bad = 0;
-    put(e, "display_name", json_string(exp_transform_label(p, t, label, sizeof label)), &bad);
+    put(e, "display_name", json_string(exp_transform_label(p, t, display, sizeof display)), &bad);
     put(e, "kind", json_string(exp_transform_kind_name(d.kind)), &bad);
     if (d.eps > 0)
         put(e, "eps", json_integer(d.eps), &bad);

@@ -1155,11 +1155,13 @@
     tbody.textContent = '';
     const tests = res.tests || [];
     $('#tests-table').closest('.table-wrap').hidden = !tests.length;
+    // the transforms by their display names, as the table shows them
+    const shown = new Map((res.table || []).map((r) => [r.transform, r.display_name || r.transform]));
     for (const t of tests) {
       const w = t.wilcoxon || {};
       tbody.append(el('tr', { dataset: { pair: t.pair } }, [
-        el('td', {}, [el('code', { text: t.a })]),
-        el('td', {}, [el('code', { text: t.b })]),
+        el('td', {}, [el('code', { text: shown.get(t.a) || t.a })]),
+        el('td', {}, [el('code', { text: shown.get(t.b) || t.b })]),
         el('td', { class: 'num', text: t.right_to_wrong === null ? '\u2013' : String(t.right_to_wrong) }),
         el('td', { class: 'num', text: t.wrong_to_right === null ? '\u2013' : String(t.wrong_to_right) }),
         el('td', { class: 'num', text: fmtPval(t.mcnemar_p) }),
