@@ -1,5 +1,6 @@
 #include "experiment.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,24 +118,51 @@ static atk_iter_params iter_params(const exp_params *p, int e)
     return ip;
 }
 
+int exp_has_twin(const exp_params *p) { return p->attack.adaptive != EXP_ADAPT_NONE; }
+
+exp_params exp_params_twin(const exp_params *p)
+{
+    exp_params t = *p;
+    t.attack.adaptive = EXP_ADAPT_NONE;
+    t.attack.n_eot = 0;
+    memset(t.attack.eot_qualities, 0, sizeof t.attack.eot_qualities);
+    return t;
+}
+
+int exp_n_adv(const exp_params *p) { return p->n_eps * (1 + exp_has_twin(p)); }
+
+/* Transforms per eps of one attack: Adv, then JPG and JPGnoise per quality. */
+static int per_eps(const exp_params *p) { return 1 + 2 * exp_n_qualities(p); }
+
+int exp_twin_first(const exp_params *p)
+{
+    return 1 + exp_n_qualities(p) + p->n_eps * per_eps(p);
+}
+
 int exp_n_transforms(const exp_params *p)
 {
-    const int nq = exp_n_qualities(p);
-    return 1 + nq + p->n_eps * (1 + 2 * nq);
+    return exp_twin_first(p) + exp_has_twin(p) * p->n_eps * per_eps(p);
+}
+
+exp_params exp_transform_params(const exp_params *p, int t)
+{
+    return exp_transform_at(p, t).twin ? exp_params_twin(p) : *p;
 }
 
 exp_transform exp_transform_at(const exp_params *p, int t)
 {
-    const int nq = exp_n_qualities(p);
-    exp_transform d = {.kind = EXP_T_X, .ei = -1, .qi = -1};
+    const int nq = exp_n_qualities(p), first = exp_twin_first(p);
+    exp_transform d = {.kind = EXP_T_X, .ei = -1, .qi = -1, .ai = -1};
     if (t == 0)
         return d;
     if (t <= nq) {
         d.kind = EXP_T_JPG_X;
         d.qi = t - 1;
     } else {
-        const int u = t - 1 - nq, per = 1 + 2 * nq, k = u % per;
-        d.ei = u / per;
+        d.twin = t >= first;
+        const int u = t - (d.twin ? first : 1 + nq), k = u % per_eps(p);
+        d.ei = u / per_eps(p);
+        d.ai = d.ei + d.twin * p->n_eps;
         d.eps = p->eps[d.ei];
         d.kind = k == 0 ? EXP_T_ADV : (k - 1) % 2 == 0 ? EXP_T_JPG_ADV : EXP_T_NOISE_ADV;
         d.qi = k == 0 ? -1 : (k - 1) / 2;
@@ -146,9 +174,17 @@ exp_transform exp_transform_at(const exp_params *p, int t)
 
 int exp_transform_index(const exp_params *p, exp_transform_kind kind, int ei, int qi)
 {
+    return exp_transform_index_twin(p, 0, kind, ei, qi);
+}
+
+int exp_transform_index_twin(const exp_params *p, int twin, exp_transform_kind kind, int ei,
+                             int qi)
+{
     const int nq = exp_n_qualities(p);
     const int q_ok = qi >= 0 && qi < nq, e_ok = ei >= 0 && ei < p->n_eps;
-    const int base = 1 + nq + ei * (1 + 2 * nq);
+    if (twin && (!exp_has_twin(p) || kind == EXP_T_X || kind == EXP_T_JPG_X))
+        return -1;
+    const int base = (twin ? exp_twin_first(p) : 1 + nq) + ei * per_eps(p);
     switch (kind) {
     case EXP_T_X: return 0;
     case EXP_T_JPG_X: return q_ok ? 1 + qi : -1;
@@ -180,6 +216,31 @@ exp_attack exp_attack_resolved(const exp_params *p)
         memcpy(a.eot_qualities, eot_default, sizeof eot_default);
     }
     return a;
+}
+
+/* An exp_param choice's word in capitals ("pgd": "PGD") into w. */
+static const char *choice_upper(exp_param_id id, int v, char *w, size_t n)
+{
+    exp_param_choice(id, v, w, n);
+    for (char *c = w; *c; c++)
+        *c = (char)toupper((unsigned char)*c);
+    return w;
+}
+
+const char *exp_attack_label(const exp_params *p, char *buf, size_t size)
+{
+    const exp_attack a = exp_attack_resolved(p);
+    char kind[16], adapt[16];
+    choice_upper(EXP_PARAM_ATTACK, (int)a.kind, kind, sizeof kind);
+    if (a.kind == EXP_FGSM)
+        snprintf(buf, size, "%s", kind);
+    else if (a.adaptive == EXP_ADAPT_NONE)
+        snprintf(buf, size, "%s-%d", kind, a.steps);
+    else
+        snprintf(buf, size, "%s-%s-%d",
+                 choice_upper(EXP_PARAM_ADAPTIVE, (int)a.adaptive, adapt, sizeof adapt), kind,
+                 a.steps);
+    return buf;
 }
 
 int exp_attack_equal(const exp_params *a, const exp_params *b)
@@ -241,16 +302,33 @@ int exp_transform_find(const exp_params *p, exp_transform_kind k, int eps, int q
 const char *exp_transform_name(const exp_params *p, int t, char *buf, size_t size)
 {
     const exp_transform d = exp_transform_at(p, t);
-    char q[8] = ""; /* the quality in a grid's names */
+    char q[8] = "", a[32] = ""; /* the quality in a grid's names, the twin's attack */
     if (exp_n_qualities(p) > 1 && d.quality)
         snprintf(q, sizeof q, "%d", d.quality);
+    if (d.twin) {
+        const exp_params tp = exp_params_twin(p);
+        a[0] = ' ';
+        exp_attack_label(&tp, a + 1, sizeof a - 1);
+    }
     switch (d.kind) {
     case EXP_T_X: snprintf(buf, size, "x"); break;
     case EXP_T_JPG_X: snprintf(buf, size, "JPG%s(x)", q); break;
-    case EXP_T_ADV: snprintf(buf, size, "Adv%d(x)", d.eps); break;
-    case EXP_T_JPG_ADV: snprintf(buf, size, "JPG%s(Adv%d(x))", q, d.eps); break;
-    case EXP_T_NOISE_ADV: snprintf(buf, size, "JPGnoise%s(Adv%d(x))", q, d.eps); break;
+    case EXP_T_ADV: snprintf(buf, size, "Adv%d(x)%s", d.eps, a); break;
+    case EXP_T_JPG_ADV: snprintf(buf, size, "JPG%s(Adv%d(x))%s", q, d.eps, a); break;
+    case EXP_T_NOISE_ADV: snprintf(buf, size, "JPGnoise%s(Adv%d(x))%s", q, d.eps, a); break;
     case EXP_T_KIND_COUNT: snprintf(buf, size, "?"); break;
+    }
+    return buf;
+}
+
+const char *exp_transform_label(const exp_params *p, int t, char *buf, size_t size)
+{
+    const exp_transform d = exp_transform_at(p, t);
+    exp_transform_name(p, t, buf, size);
+    const size_t o = strlen(buf);
+    if (exp_has_twin(p) && !d.twin && d.eps && o + 1 < size) {
+        buf[o] = ' ';
+        exp_attack_label(p, buf + o + 1, size - o - 1);
     }
     return buf;
 }
@@ -296,7 +374,7 @@ uint64_t exp_image_seed(uint64_t seed, const char *name)
 
 /* Builds every transformed image of one result from x and its gradient
  * (FGSM), or from the adversarial images already in place (the iterative
- * attacks: grad NULL). */
+ * attacks and their twins: grad NULL). */
 static int make_variants(const exp_params *p, const float *grad, uint64_t seed, exp_result *r,
                          char *err, size_t errsz)
 {
@@ -306,21 +384,47 @@ static int make_variants(const exp_params *p, const float *grad, uint64_t seed, 
     for (int q = 0; q < nq && !rc; q++)
         rc = img_jpeg_roundtrip(x, exp_quality_at(p, q),
                                 &r->images[exp_transform_index(p, EXP_T_JPG_X, 0, q)], err, errsz);
-    for (int e = 0; e < p->n_eps && !rc; e++) {
-        img_rgb *adv = &r->images[exp_transform_index(p, EXP_T_ADV, e, 0)];
+    for (int a = 0; a < exp_n_adv(p) && !rc; a++) { /* each eps, then the twin's */
+        const int e = a % p->n_eps, twin = a / p->n_eps;
+        img_rgb *adv = &r->images[exp_transform_index_twin(p, twin, EXP_T_ADV, e, 0)];
         if (grad) {
             if ((rc = img_alloc(adv, x->w, x->h)))
                 return adj_fail(err, errsz, rc, "out of memory");
             atk_fgsm(x->px, grad, (size_t)3 * x->w * x->h, p->eps[e], adv->px);
         }
-        r->norms[e] = atk_perturbation(x, adv);
+        r->norms[a] = atk_perturbation(x, adv);
         for (int q = 0; q < nq && !rc; q++) {
-            img_rgb *jpg = &r->images[exp_transform_index(p, EXP_T_JPG_ADV, e, q)];
+            img_rgb *jpg = &r->images[exp_transform_index_twin(p, twin, EXP_T_JPG_ADV, e, q)];
             rc = img_jpeg_roundtrip(adv, exp_quality_at(p, q), jpg, err, errsz);
             if (!rc) /* the same permutation at every quality: the grid is the union of jobs */
-                rc = atk_jpeg_noise(adv, jpg, seed,
-                                    &r->images[exp_transform_index(p, EXP_T_NOISE_ADV, e, q)], err,
-                                    errsz);
+                rc = atk_jpeg_noise(
+                    adv, jpg, seed,
+                    &r->images[exp_transform_index_twin(p, twin, EXP_T_NOISE_ADV, e, q)], err,
+                    errsz);
+        }
+    }
+    return rc;
+}
+
+/* The iterative attack of p (or of its twin) at each eps for the nb images xs
+ * (labels: l_x, or LL's targets), into their results' Adv images. */
+static int run_iterative(net_ctx *ctx, const img_rgb *xs, int nb, const int *labels,
+                         const exp_params *p, int twin, const uint64_t *seeds, exp_result *r,
+                         char *err, size_t errsz)
+{
+    const exp_params tp = twin ? exp_params_twin(p) : *p;
+    int rc = ADJ_OK;
+    for (int e = 0; e < p->n_eps && !rc; e++) {
+        const atk_iter_params ip = iter_params(&tp, p->eps[e]);
+        uint64_t s[EXP_MAX_BATCH_SEEDS];
+        img_rgb adv[EXP_MAX_BATCH_SEEDS];
+        for (int c0 = 0; c0 < nb && !rc; c0 += EXP_MAX_BATCH_SEEDS) {
+            const int nc = nb - c0 < EXP_MAX_BATCH_SEEDS ? nb - c0 : EXP_MAX_BATCH_SEEDS;
+            for (int i = 0; i < nc; i++) /* the twin starts where the attack starts */
+                s[i] = start_seed(seeds[c0 + i], p->eps[e]);
+            rc = atk_iterative(ctx, xs + c0, nc, labels + c0, s, &ip, adv, err, errsz);
+            for (int i = 0; i < nc && !rc; i++)
+                r[c0 + i].images[exp_transform_index_twin(p, twin, EXP_T_ADV, e, 0)] = adv[i];
         }
     }
     return rc;
@@ -363,7 +467,8 @@ int exp_run_batch_keep(net_ctx *ctx, const img_rgb *xs, int n, const exp_params 
     }
     for (int i = 0; i < n && !rc; i++) {
         r[i].n_transforms = T;
-        r[i].n_eps = p->n_eps;
+        r[i].n_adv = exp_n_adv(p);
+        r[i].twin_first = exp_has_twin(p) ? exp_twin_first(p) : 0;
         r[i].classes = K;
         r[i].probs = calloc((size_t)T * K, sizeof(float));
         r[i].images = calloc((size_t)T, sizeof(img_rgb));
@@ -388,19 +493,8 @@ int exp_run_batch_keep(net_ctx *ctx, const img_rgb *xs, int n, const exp_params 
                 labels[i] = ll;
             }
         }
-        for (int e = 0; e < p->n_eps && !fgsm && !rc; e++) {
-            const atk_iter_params ip = iter_params(p, p->eps[e]);
-            uint64_t s[EXP_MAX_BATCH_SEEDS];
-            img_rgb adv[EXP_MAX_BATCH_SEEDS];
-            for (int c0 = 0; c0 < nb && !rc; c0 += EXP_MAX_BATCH_SEEDS) {
-                const int nc = nb - c0 < EXP_MAX_BATCH_SEEDS ? nb - c0 : EXP_MAX_BATCH_SEEDS;
-                for (int i = 0; i < nc; i++)
-                    s[i] = start_seed(seeds[b0 + c0 + i], p->eps[e]);
-                rc = atk_iterative(ctx, xs + b0 + c0, nc, labels + c0, s, &ip, adv, err, errsz);
-                for (int i = 0; i < nc && !rc; i++)
-                    r[b0 + c0 + i].images[exp_transform_index(p, EXP_T_ADV, e, 0)] = adv[i];
-            }
-        }
+        for (int twin = 0; twin <= exp_has_twin(p) && !fgsm && !rc; twin++)
+            rc = run_iterative(ctx, xs + b0, nb, labels, p, twin, seeds + b0, r + b0, err, errsz);
         for (int i = 0; i < nb && !rc; i++)
             rc = make_variants(p, fgsm ? grad + per * i : NULL, seeds[b0 + i], &r[b0 + i], err, errsz);
     }

@@ -13,6 +13,15 @@
  * does not depend on q). With one quality the names and the order are the
  * paper's above. exp_transform_at describes transform t (kind, eps, quality).
  *
+ * An adaptive attack (BPDA, EOT) has a twin: the same attack without
+ * adaptation (same kind, steps, step size and PGD start), as a non-adaptive
+ * job with the same parameters would run it (exp_params_twin). Its
+ * transforms follow the attack's own, in the same order: for each eps e
+ * "Adv<e>(x) <A>" and, for each q, "JPG<q>(Adv<e>(x)) <A>",
+ * "JPGnoise<q>(Adv<e>(x)) <A>", A its label (exp_attack_label: "PGD-10");
+ * their scores are those of the non-adaptive job, bit for bit. The attack's
+ * own transforms keep their names and indices.
+ *
  *     exp_params p = { .n_eps = 3, .eps = {1, 5, 10}, .quality = 75 };
  *     exp_result r[4];
  *     uint64_t seeds[4] = {1, 1, 1, 1};
@@ -32,7 +41,9 @@
 #include "image.h"
 #include "net.h"
 
-#define EXP_MAX_TRANSFORMS (1 + EXP_MAX_QUALITY + EXP_MAX_EPS * (1 + 2 * EXP_MAX_QUALITY))
+/** Adversarial images per image: each eps, twice with an adaptive attack (its twin's). */
+#define EXP_MAX_ADV (2 * EXP_MAX_EPS)
+#define EXP_MAX_TRANSFORMS (1 + EXP_MAX_QUALITY + EXP_MAX_ADV * (1 + 2 * EXP_MAX_QUALITY))
 
 /** Which attack makes Adv_eps(x): the paper's FGSM, or an iterative one. */
 typedef enum { EXP_FGSM = 0, EXP_BIM, EXP_PGD, EXP_LL } exp_attack_kind;
@@ -72,6 +83,9 @@ typedef struct {
     int quality; /**< 0 for x and Adv(x) */
     int ei;      /**< index of eps in p->eps, -1 for x and JPG(x) */
     int qi;      /**< index of quality in the grid, -1 for x and Adv(x) */
+    int twin;    /**< 1: made by the non-adaptive twin of an adaptive attack */
+    int ai;      /**< index of its Adv in exp_result.norms (ei, + n_eps for the twin), -1 for
+                      x and JPG(x) */
 } exp_transform;
 
 /** Sets the qualities (n of them, 1..EXP_MAX_QUALITY) of p: quality, n_quality, qualities. */
@@ -87,8 +101,28 @@ int exp_quality_at(const exp_params *p, int i);
 exp_transform exp_transform_at(const exp_params *p, int t);
 
 /** The index of the transform of kind with eps index ei and quality index qi (each
- *  ignored where it does not apply); -1 when out of range. */
+ *  ignored where it does not apply) among the attack's own; -1 when out of range. */
 int exp_transform_index(const exp_params *p, exp_transform_kind kind, int ei, int qi);
+
+/** exp_transform_index, of the twin's transforms when twin (-1 without a twin, and for x
+ *  and JPG(x), which are the attack's own). */
+int exp_transform_index_twin(const exp_params *p, int twin, exp_transform_kind kind, int ei,
+                             int qi);
+
+/** 1 when p's attack is adaptive and so has a non-adaptive twin, else 0. */
+int exp_has_twin(const exp_params *p);
+
+/** p with its attack's adaptation removed (adaptive none, no EOT qualities): the twin. */
+exp_params exp_params_twin(const exp_params *p);
+
+/** The parameters transform t was made with: the twin's for the twin's transforms, else *p. */
+exp_params exp_transform_params(const exp_params *p, int t);
+
+/** Adversarial images per image: n_eps, 2 n_eps with a twin (exp_result.norms' entries). */
+int exp_n_adv(const exp_params *p);
+
+/** The index of the twin's first transform: exp_n_transforms without a twin. */
+int exp_twin_first(const exp_params *p);
 
 /** "x", "jpg", "adv", "jpg_adv", "noise_adv": the kind's name in results and rows. */
 const char *exp_transform_kind_name(exp_transform_kind kind);
@@ -109,6 +143,9 @@ int exp_params_check(const exp_params *p, char *err, size_t errsz);
  */
 exp_attack exp_attack_resolved(const exp_params *p);
 
+/** The attack's short label into buf ("FGSM", "PGD-10", "BPDA-PGD-10", "EOT-LL-5"); buf. */
+const char *exp_attack_label(const exp_params *p, char *buf, size_t size);
+
 /** 1 when a and b run the same attack (after exp_attack_resolved), else 0. */
 int exp_attack_equal(const exp_params *a, const exp_params *b);
 
@@ -120,7 +157,8 @@ int exp_attack_equal(const exp_params *a, const exp_params *b);
  */
 const char *exp_threat_model(const exp_params *p, char *buf, size_t size);
 
-/** Number of transforms: 1 + Q + n_eps * (1 + 2 Q) for Q qualities (2 + 3 n_eps for one). */
+/** Number of transforms: 1 + Q + n_eps * (1 + 2 Q) for Q qualities (2 + 3 n_eps for one),
+ *  plus n_eps * (1 + 2 Q) of the twin with an adaptive attack. */
 int exp_n_transforms(const exp_params *p);
 
 /** Kind of transform t. */
@@ -131,12 +169,18 @@ int exp_transform_eps(const exp_params *p, int t);
 
 /**
  * The transform of kind k, at eps (ignored for x and JPG(x)) and JPEG
- * quality (ignored for x and Adv), or -1 when p has none.
+ * quality (ignored for x and Adv), among the attack's own, or -1 when p has none.
  */
 int exp_transform_find(const exp_params *p, exp_transform_kind k, int eps, int quality);
 
-/** Writes transform t's name ("JPG(Adv5(x))"; in a grid "JPG75(Adv5(x))") into buf; returns buf. */
+/** Writes transform t's name ("JPG(Adv5(x))"; in a grid "JPG75(Adv5(x))"; the twin's
+ *  "JPG(Adv5(x)) PGD-10") into buf; returns buf. */
 const char *exp_transform_name(const exp_params *p, int t, char *buf, size_t size);
+
+/** Its display name: the name, and for an adaptive attack's own adversarial transforms the
+ *  attack's label after it ("JPG(Adv5(x)) BPDA-PGD-10" beside the twin's "JPG(Adv5(x))
+ *  PGD-10"); returns buf. */
+const char *exp_transform_label(const exp_params *p, int t, char *buf, size_t size);
 
 /**
  * What the pipeline gives for one image: the scores (label_x, probs, norms)
@@ -148,8 +192,10 @@ typedef struct {
     int n_transforms;
     int classes;
     float *probs;     /**< [n_transforms][classes], owned */
-    int n_eps;        /**< entries of norms: the request's eps */
-    atk_norms norms[EXP_MAX_EPS]; /**< the size of Adv_eps(x) - x for each eps */
+    int n_adv;        /**< entries of norms: exp_n_adv */
+    int twin_first;   /**< exp_twin_first with a twin, 0 without */
+    atk_norms norms[EXP_MAX_ADV]; /**< the size of Adv_eps(x) - x for each eps (then the
+                                       twin's for each eps) */
     img_rgb *images;  /**< [n_transforms] the transformed 8-bit images, owned;
                            NULL when not kept (exp_run_batch_keep) */
 } exp_result;
@@ -158,8 +204,9 @@ typedef struct {
  * Runs the pipeline for n prepared images (all of the model's input size):
  * one forward pass of the clean images, one backward pass for the gradient of
  * -log p(l_x | x), FGSM for every eps (or p->attack: BIM, PGD or iterative
- * least-likely class per eps, adaptive through JPG_q with BPDA or EOT; PGD's
- * start for image i and eps e seeded from seeds[i] and e), JPG and JPGnoise
+ * least-likely class per eps, adaptive through JPG_q with BPDA or EOT, and then
+ * the same without adaptation, the twin; PGD's start for image i and eps e
+ * seeded from seeds[i] and e, for both), JPG and JPGnoise
  * (image i's permutation seeded by seeds[i]), and the variants classified in
  * batches of the context's max batch. out[i] (new) for each image: free with
  * exp_result_free.

@@ -283,10 +283,11 @@ json_t *srv_json_attack(const srv_json_ctx *c, const exp_params *p, uint64_t see
         exp_transform_name(p, t, name, sizeof name);
         json_t *e = result_entry(c, name, exp_transform_eps(p, t), r->label_x,
                                  r->probs + (size_t)t * r->classes, &bad);
+        const exp_params tp = exp_transform_params(p, t); /* the twin's, or p */
         if (!e || srv_json_transform_fields(e, p, t) || json_array_append_new(results, e) ||
-            srv_json_put_attack(e, p) ||
+            srv_json_put_attack(e, &tp) ||
             (exp_transform_eps(p, t) > 0 &&
-             srv_json_put_norms(e, &r->norms[exp_transform_at(p, t).ei])))
+             srv_json_put_norms(e, &r->norms[exp_transform_at(p, t).ai])))
             bad = 1;
         if (images && !bad) {
             uint8_t *png = NULL;
@@ -424,7 +425,9 @@ int srv_json_read_quality(const json_t *v, exp_params *p, char *err, size_t errs
 int srv_json_transform_fields(json_t *e, const exp_params *p, int t)
 {
     const exp_transform d = exp_transform_at(p, t);
+    char display[96];
     int bad = 0;
+    put(e, "display_name", json_string(exp_transform_label(p, t, display, sizeof display)), &bad);
     put(e, "kind", json_string(exp_transform_kind_name(d.kind)), &bad);
     if (d.eps > 0)
         put(e, "eps", json_integer(d.eps), &bad);

@@ -129,9 +129,10 @@ json_t *srv_json_quality(const exp_params *p);
 int srv_json_read_quality(const json_t *v, exp_params *p, char *err, size_t errsz);
 
 /**
- * Adds transform t's description to a result entry or table row e: "kind"
- * (exp_transform_kind_name), "eps" (absent for x and JPG(x)) and "quality"
- * (absent for x and Adv(x)). 0, or -1 when out of memory.
+ * Adds transform t's description to a result entry or table row e: "display_name"
+ * (exp_transform_label, the display name), "kind" (exp_transform_kind_name),
+ * "eps" (absent for x and JPG(x)) and "quality" (absent for x and Adv(x)).
+ * 0, or -1 when out of memory.
  */
 int srv_json_transform_fields(json_t *e, const exp_params *p, int t);
 

@@ -31,21 +31,41 @@ void srv_csv_field(ut_buf *b, const char *s)
 
 /* ---------------------------------------------------------------- writing */
 
+/* rows.csv's order: the attack's own transforms (prob, label), their Adv's norms, then the
+ * twin's transforms and their norms (appended columns: the first part is the columns of a
+ * job without a twin). The field of transform t and of norms a (exp_result.norms' index). */
+static int field_of_transform(const exp_params *p, int t)
+{
+    const int first = exp_twin_first(p);
+    return t < first ? 3 + 2 * t : 3 + 2 * t + 3 * p->n_eps;
+}
+
+static int field_of_norms(const exp_params *p, int a)
+{
+    return a < p->n_eps ? 3 + 2 * exp_twin_first(p) + 3 * a : 3 + 2 * exp_n_transforms(p) + 3 * a;
+}
+
+/* Appends the header's columns of transforms t0..t1-1, then of their Adv's norms. */
+static void header_part(ut_buf *b, const exp_params *p, int t0, int t1)
+{
+    char name[64];
+    for (int t = t0; t < t1; t++) {
+        exp_transform_name(p, t, name, sizeof name);
+        ut_buf_printf(b, ",%s:prob,%s:label", name, name);
+    }
+    for (int t = t0; t < t1; t++) /* the perturbations' sizes, appended */
+        if (exp_transform_kind_of(p, t) == EXP_T_ADV) {
+            exp_transform_name(p, t, name, sizeof name);
+            ut_buf_printf(b, ",%s:linf,%s:l2,%s:psnr", name, name, name);
+        }
+}
+
 char *srv_rows_header(const exp_params *p)
 {
     ut_buf b = {0};
     ut_buf_printf(&b, "file,truth,label_x");
-    for (int t = 0; t < exp_n_transforms(p); t++) {
-        char name[64];
-        exp_transform_name(p, t, name, sizeof name);
-        ut_buf_printf(&b, ",%s:prob,%s:label", name, name);
-    }
-    for (int t = 0; t < exp_n_transforms(p); t++) /* the perturbations' sizes, appended */
-        if (exp_transform_kind_of(p, t) == EXP_T_ADV) {
-            char name[64];
-            exp_transform_name(p, t, name, sizeof name);
-            ut_buf_printf(&b, ",%s:linf,%s:l2,%s:psnr", name, name, name);
-        }
+    header_part(&b, p, 0, exp_twin_first(p));
+    header_part(&b, p, exp_twin_first(p), exp_n_transforms(p));
     ut_buf_add(&b, "\n", 1);
     if (b.failed) {
         ut_buf_free(&b);
@@ -63,14 +83,23 @@ static void row_head(ut_buf *b, const char *file, int truth)
         ut_buf_add(b, ",", 1);
 }
 
+/* Appends the fields of transforms t0..t1-1 and of norms a0..a1-1 of r. */
+static void row_part(ut_buf *b, const exp_result *r, int t0, int t1, int a0, int a1)
+{
+    for (int t = t0; t < t1; t++)
+        ut_buf_printf(b, ",%.9g,%d", (double)exp_top_label_prob(r, t), exp_label(r, t));
+    for (int a = a0; a < a1; a++) /* "inf": an unchanged image */
+        ut_buf_printf(b, ",%d,%.9g,%.9g", r->norms[a].linf, r->norms[a].l2, r->norms[a].psnr);
+}
+
 void srv_rows_format(ut_buf *b, const char *file, int truth, const exp_result *r)
 {
+    const int first = r->twin_first ? r->twin_first : r->n_transforms;
+    const int own_adv = r->twin_first ? r->n_adv / 2 : r->n_adv;
     row_head(b, file, truth);
     ut_buf_printf(b, ",%d", r->label_x);
-    for (int t = 0; t < r->n_transforms; t++)
-        ut_buf_printf(b, ",%.9g,%d", (double)exp_top_label_prob(r, t), exp_label(r, t));
-    for (int e = 0; e < r->n_eps; e++) /* "inf": an unchanged image */
-        ut_buf_printf(b, ",%d,%.9g,%.9g", r->norms[e].linf, r->norms[e].l2, r->norms[e].psnr);
+    row_part(b, r, 0, first, 0, own_adv);
+    row_part(b, r, first, r->n_transforms, own_adv, r->n_adv);
     ut_buf_add(b, "\n", 1);
 }
 
@@ -80,7 +109,7 @@ void srv_rows_format_skipped(ut_buf *b, const char *file, int truth, const exp_p
     ut_buf_add(b, ",", 1);
     for (int t = 0; t < exp_n_transforms(p); t++)
         ut_buf_add(b, ",,", 2);
-    for (int e = 0; e < p->n_eps; e++)
+    for (int a = 0; a < exp_n_adv(p); a++)
         ut_buf_add(b, ",,,", 3);
     ut_buf_add(b, "\n", 1);
 }
@@ -246,7 +275,7 @@ static int rows_grow(srv_rows *r)
     if (!label)
         return 0;
     r->label = label;
-    atk_norms *norms = realloc(r->norms, cap * (size_t)r->n_eps * sizeof *norms + 1);
+    atk_norms *norms = realloc(r->norms, cap * (size_t)r->n_adv * sizeof *norms + 1);
     if (!norms)
         return 0;
     r->norms = norms;
@@ -258,7 +287,8 @@ static int rows_grow(srv_rows *r)
 static int take_row(const record *rec, size_t idx, const srv_rows_check *c, srv_rows *out,
                     char *why, size_t whysz)
 {
-    const int T = exp_n_transforms(c->params), E = c->params->n_eps, F = 3 + 2 * T + 3 * E;
+    const exp_params *p = c->params;
+    const int T = exp_n_transforms(p), E = exp_n_adv(p), F = 3 + 2 * T + 3 * E;
     if (rec->nf != F)
         return adj_fail(why, whysz, ADJ_ERR_FORMAT, "row %zu: %d fields, want %d", idx + 1,
                         rec->nf, F);
@@ -303,23 +333,26 @@ static int take_row(const record *rec, size_t idx, const srv_rows_check *c, srv_
             return adj_fail(why, whysz, ADJ_ERR_FORMAT, "row %zu: label_x '%.20s' is not a class index",
                             idx + 1, field(rec, 2));
         for (int t = 0; t < T; t++) {
-            if (!parse_prob(field(rec, 3 + 2 * t), &prob[t]))
+            const int k = field_of_transform(p, t);
+            if (!parse_prob(field(rec, k), &prob[t]))
                 return adj_fail(why, whysz, ADJ_ERR_FORMAT,
-                                "row %zu: field %d '%.30s' is not a probability", idx + 1,
-                                4 + 2 * t, field(rec, 3 + 2 * t));
-            if ((label[t] = parse_index(field(rec, 4 + 2 * t), c->classes)) < 0)
+                                "row %zu: field %d '%.30s' is not a probability", idx + 1, k + 1,
+                                field(rec, k));
+            if ((label[t] = parse_index(field(rec, k + 1), c->classes)) < 0)
                 return adj_fail(why, whysz, ADJ_ERR_FORMAT,
-                                "row %zu: field %d '%.20s' is not a class index", idx + 1, 5 + 2 * t,
-                                field(rec, 4 + 2 * t));
+                                "row %zu: field %d '%.20s' is not a class index", idx + 1, k + 2,
+                                field(rec, k + 1));
         }
         if (label[0] != lx)
             return adj_fail(why, whysz, ADJ_ERR_FORMAT, "row %zu: x:label %d differs from label_x %d",
                             idx + 1, label[0], lx);
-        for (int e = 0, k = 3 + 2 * T; e < E; e++, k += 3)
+        for (int e = 0; e < E; e++) {
+            const int k = field_of_norms(p, e);
             if (!parse_norms(field(rec, k), field(rec, k + 1), field(rec, k + 2), &norms[e]))
                 return adj_fail(why, whysz, ADJ_ERR_FORMAT,
                                 "row %zu: fields %d..%d are not a perturbation's linf, l2, psnr",
                                 idx + 1, k + 1, k + 3);
+        }
     }
     if (!(out->file[n] = strdup(file)))
         return ADJ_ERR_NOMEM;
@@ -337,7 +370,7 @@ int srv_rows_parse(const char *text, size_t len, const srv_rows_check *c, srv_ro
     srv_rows r;
     memset(&r, 0, sizeof r);
     r.n_transforms = exp_n_transforms(c->params);
-    r.n_eps = c->params->n_eps;
+    r.n_adv = exp_n_adv(c->params);
     if (why && whysz)
         why[0] = '\0';
     char *header = srv_rows_header(c->params);
@@ -346,7 +379,7 @@ int srv_rows_parse(const char *text, size_t len, const srv_rows_check *c, srv_ro
     size_t hl = strlen(header), valid = 0;
     int rc = ADJ_OK;
     record rec = {0};
-    rec.maxf = 3 + 2 * r.n_transforms + 3 * r.n_eps;
+    rec.maxf = 3 + 2 * r.n_transforms + 3 * r.n_adv;
     rec.off = calloc((size_t)rec.maxf, sizeof *rec.off);
     if (!rec.off) {
         free(header);
@@ -462,16 +495,16 @@ static json_t *box_json(const stats_box *b, int have, int *bad)
     return o;
 }
 
-/* The sizes of eps e's perturbations over the evaluated rows: the largest linf, the mean l2
+/* The sizes of Adv a's perturbations (exp_transform.ai) over the evaluated rows: the largest linf, the mean l2
  * and the mean psnr of the images that changed (null without rows). */
-static int put_norms_summary(json_t *e, const srv_rows *r, int eps_index)
+static int put_norms_summary(json_t *e, const srv_rows *r, int adv_index)
 {
-    const int E = r->n_eps;
+    const int E = r->n_adv;
     atk_norms s = {0};
     size_t m = 0, changed = 0;
     double psnr = 0;
     for (size_t i = 0; i < r->n; i++) {
-        const atk_norms *n = &r->norms[i * (size_t)E + (size_t)eps_index];
+        const atk_norms *n = &r->norms[i * (size_t)E + (size_t)adv_index];
         if (r->label_x[i] < 0)
             continue;
         m++;
@@ -524,9 +557,10 @@ json_t *srv_rows_table(const srv_rows *r, const exp_params *p, int has_truth)
         }
         put(e, "mean_top_label_prob", rc ? json_null() : json_real(b.mean), &bad);
         put(e, "box", box_json(&b, rc == ADJ_OK, &bad), &bad);
-        bad |= srv_json_put_attack(e, p) != 0;
+        const exp_params tp = exp_transform_params(p, t);
+        bad |= srv_json_put_attack(e, &tp) != 0;
         if (exp_transform_eps(p, t) > 0)
-            bad |= put_norms_summary(e, r, exp_transform_at(p, t).ei) != 0;
+            bad |= put_norms_summary(e, r, exp_transform_at(p, t).ai) != 0;
     }
     if (bad) {
         json_decref(arr);
@@ -609,6 +643,11 @@ static json_t *pair_test(const srv_rows *r, const exp_params *p, const char *pai
     if (d.eps)
         put(o, "eps", json_integer(d.eps), &bad);
     put(o, "quality", json_integer(d.quality), &bad);
+    const exp_params bp = exp_transform_params(p, b);
+    char word[16];
+    put(o, "adaptive",
+        json_string(exp_param_choice(EXP_PARAM_ADAPTIVE, (int)bp.attack.adaptive, word, sizeof word)),
+        &bad);
     long rw = 0, wr = 0, labelled = 0;
     const size_t T = (size_t)r->n_transforms;
     for (size_t i = 0; i < r->n; i++)
@@ -653,16 +692,24 @@ json_t *srv_rows_tests(const srv_rows *r, const exp_params *p, int has_truth)
         bad |= json_array_append_new(arr, pair_test(r, p, "x_jpg", 0,
                                                     exp_transform_index(p, EXP_T_JPG_X, 0, q),
                                                     has_truth, va, vb)) != 0;
-    for (int e = 0; e < p->n_eps && !bad; e++)
-        for (int q = 0; q < nq && !bad; q++) {
-            const int adv = exp_transform_index(p, EXP_T_ADV, e, q),
-                      jpg = exp_transform_index(p, EXP_T_JPG_ADV, e, q),
-                      noise = exp_transform_index(p, EXP_T_NOISE_ADV, e, q);
-            bad |= json_array_append_new(arr, pair_test(r, p, "adv_jpg", adv, jpg, has_truth, va,
-                                                        vb)) != 0;
-            bad |= json_array_append_new(arr, pair_test(r, p, "jpg_noise", jpg, noise, has_truth,
-                                                        va, vb)) != 0;
-        }
+    for (int twin = 0; twin <= exp_has_twin(p) && !bad; twin++)
+        for (int e = 0; e < p->n_eps && !bad; e++)
+            for (int q = 0; q < nq && !bad; q++) {
+                const int adv = exp_transform_index_twin(p, twin, EXP_T_ADV, e, q),
+                          jpg = exp_transform_index_twin(p, twin, EXP_T_JPG_ADV, e, q),
+                          noise = exp_transform_index_twin(p, twin, EXP_T_NOISE_ADV, e, q);
+                bad |= json_array_append_new(arr, pair_test(r, p, "adv_jpg", adv, jpg, has_truth,
+                                                            va, vb)) != 0;
+                bad |= json_array_append_new(arr, pair_test(r, p, "jpg_noise", jpg, noise,
+                                                            has_truth, va, vb)) != 0;
+            }
+    for (int e = 0; e < p->n_eps && exp_has_twin(p) && !bad; e++)
+        for (int q = 0; q < nq && !bad; q++) /* what the attacker's knowing of JPEG changes */
+            bad |= json_array_append_new(
+                       arr, pair_test(r, p, "jpg_adaptive",
+                                      exp_transform_index_twin(p, 1, EXP_T_JPG_ADV, e, q),
+                                      exp_transform_index(p, EXP_T_JPG_ADV, e, q), has_truth, va,
+                                      vb)) != 0;
     free(va);
     free(vb);
     if (bad) {

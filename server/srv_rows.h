@@ -20,6 +20,11 @@
  *     "A:linf" (the largest |Adv_eps(x) - x| in levels, an integer), "A:l2"
  *     (its L2 norm in levels) and "A:psnr" (10 log10(255^2 / MSE) in dB,
  *     "inf" when the image did not change), 9 significant digits.
+ *   - an adaptive attack's job then appends its twin's columns (experiment.h:
+ *     the same attack without adaptation), in the same form: "T:prob",
+ *     "T:label" per twin transform ("JPG(Adv5(x)) PGD-10"), then the twin's
+ *     "A:linf", "A:l2", "A:psnr" per eps. The columns before them are those
+ *     of a job without a twin, unchanged.
  *   - an image that could not be read or decoded has label_x and every
  *     transform and norm field empty (it is counted as "skipped", not in n).
  *
@@ -56,8 +61,9 @@ typedef struct {
     int *label_x;   /**< [n] l_x, -1 for a skipped image */
     float *prob;    /**< [n][T] p(l_x | T(x)); 0 for a skipped image */
     int *label;     /**< [n][T] arg-max of T(x); -1 for a skipped image */
-    int n_eps;        /**< the request's eps: entries of each row's norms */
-    atk_norms *norms; /**< [n][n_eps] the size of Adv_eps(x) - x; zeros for a skipped image */
+    int n_adv;        /**< entries of each row's norms: exp_n_adv */
+    atk_norms *norms; /**< [n][n_adv] the size of Adv_eps(x) - x (exp_result's order); zeros
+                           for a skipped image */
     size_t cap;
 } srv_rows;
 
@@ -130,8 +136,12 @@ int srv_rows_add_intervals(json_t *table, const srv_rows *r, int has_truth, uint
 /**
  * The paired tests of experiment.md over the evaluated rows: per quality q
  * (x, JPG_q(x)); per eps and quality (Adv, JPG(Adv)) and (JPG(Adv),
- * JPGnoise(Adv)). Each [{"pair": "x_jpg" | "adv_jpg" | "jpg_noise", "a",
- * "b" (transform names), "eps" (absent for x_jpg), "quality", "n",
+ * JPGnoise(Adv)), the same for an adaptive attack's twin, and then per eps
+ * and quality (JPG(Adv twin), JPG(Adv)): the defended outputs of the
+ * non-adaptive and the adaptive attack. Each [{"pair": "x_jpg" | "adv_jpg" |
+ * "jpg_noise" | "jpg_adaptive", "a",
+ * "b" (transform names), "eps" (absent for x_jpg), "quality", "adaptive" (b's
+ * threat model: none, bpda, eot), "n",
  * "labelled", "right_to_wrong" / "wrong_to_right" (images whose top-1 goes
  * from right on a to wrong on b and back; null without truth), "mcnemar_p"
  * (exact; null without truth), "wilcoxon": {"n", "w", "w_plus", "w_minus",

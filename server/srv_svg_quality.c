@@ -24,6 +24,9 @@ static const char *colour(int ei)
     return ei < 0 ? "#222" : EPS_COLOURS[(size_t)ei % N_COLOURS];
 }
 
+/* An adaptive attack's twin (the same attack without adaptation): its eps's colour, paler. */
+static const char *opacity(int twin) { return twin ? "0.45" : "1"; }
+
 /* Top-1 (top1) or mean top-label probability of transform t over the rows; -1 when none. */
 static double metric(const srv_rows *r, int t, int top1)
 {
@@ -75,30 +78,33 @@ static void sorted_qualities(const exp_params *p, int *order)
         }
 }
 
-/* The quality-free name of a line ("JPG(Adv5(x))"): its name with one quality. */
-static const char *line_name(const exp_params *p, exp_transform_kind kind, int ei, char *buf,
-                             size_t n)
+/* The quality-free name of a line ("JPG(Adv5(x))", the twin's "JPG(Adv5(x)) PGD-10"): its
+ * name with one quality. */
+static const char *line_name(const exp_params *p, int twin, exp_transform_kind kind, int ei,
+                             char *buf, size_t n)
 {
     exp_params one = *p;
     one.n_quality = 0;
-    return exp_transform_name(&one, exp_transform_index(&one, kind, ei, 0), buf, n);
+    return exp_transform_name(&one, exp_transform_index_twin(&one, twin, kind, ei, 0), buf, n);
 }
 
-/* One curve of kind (eps index ei) across the qualities, a dot per quality. */
+/* One curve of kind (eps index ei; of the twin when twin) across the qualities, a dot per
+ * quality. */
 static void curve(ut_buf *b, const srv_rows *r, const exp_params *p, double x0, int top1,
-                  exp_transform_kind kind, int ei, const int *order)
+                  int twin, exp_transform_kind kind, int ei, const int *order)
 {
     char name[64];
     const char *col = colour(kind == EXP_T_JPG_X ? -1 : ei);
     ut_buf_printf(b, "<g><title>");
-    srv_svg_escape(b, line_name(p, kind, ei, name, sizeof name));
-    ut_buf_printf(b, "</title>\n<path class=\"curve\" stroke=\"%s\" stroke-dasharray=\"%s\" d=\"",
-                  col, dashes(kind));
+    srv_svg_escape(b, line_name(p, twin, kind, ei, name, sizeof name));
+    ut_buf_printf(b, "</title>\n<path class=\"curve\" stroke=\"%s\" stroke-opacity=\"%s\" "
+                     "stroke-dasharray=\"%s\" d=\"",
+                  col, opacity(twin), dashes(kind));
     ut_buf dots = {0};
     int first = 1;
     for (int k = 0; k < exp_n_qualities(p); k++) {
         const int q = exp_quality_at(p, order[k]);
-        const double v = metric(r, exp_transform_index(p, kind, ei, order[k]), top1);
+        const double v = metric(r, exp_transform_index_twin(p, twin, kind, ei, order[k]), top1);
         if (v < 0)
             continue;
         ut_buf_printf(b, "%s%.1f %.1f", first ? "M" : "L", px_x(x0, q), px_y(v));
@@ -117,37 +123,43 @@ static void curve(ut_buf *b, const srv_rows *r, const exp_params *p, double x0, 
 
 /* A dotted horizontal reference for a transform that does not depend on the quality. */
 static void reference(ut_buf *b, const srv_rows *r, const exp_params *p, double x0, int top1,
-                      exp_transform_kind kind, int ei)
+                      int twin, exp_transform_kind kind, int ei)
 {
     char name[64];
-    const double v = metric(r, exp_transform_index(p, kind, ei, 0), top1);
+    const double v = metric(r, exp_transform_index_twin(p, twin, kind, ei, 0), top1);
     if (v < 0)
         return;
-    ut_buf_printf(b, "<line class=\"ref\" stroke=\"%s\" stroke-dasharray=\"%s\" x1=\"%.1f\" "
-                     "y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"><title>",
-                  colour(kind == EXP_T_X ? -1 : ei), dashes(kind), x0, px_y(v), x0 + Q_PLOT, px_y(v));
-    srv_svg_escape(b, line_name(p, kind, ei, name, sizeof name));
+    ut_buf_printf(b, "<line class=\"ref\" stroke=\"%s\" stroke-opacity=\"%s\" "
+                     "stroke-dasharray=\"%s\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" "
+                     "y2=\"%.1f\"><title>",
+                  colour(kind == EXP_T_X ? -1 : ei), opacity(twin), dashes(kind), x0, px_y(v),
+                  x0 + Q_PLOT, px_y(v));
+    srv_svg_escape(b, line_name(p, twin, kind, ei, name, sizeof name));
     ut_buf_printf(b, ": %.4f</title></line>\n", v);
 }
 
-/* The legend: one entry per line and reference. */
+/* The legend: one entry per line and reference (the twin's after the attack's own). */
 static void legend(ut_buf *b, const exp_params *p, double x0)
 {
     const struct {
         exp_transform_kind kind;
-        int per_eps;
-    } rows[] = {{EXP_T_X, 0}, {EXP_T_JPG_X, 0}, {EXP_T_ADV, 1}, {EXP_T_JPG_ADV, 1},
-                {EXP_T_NOISE_ADV, 1}};
+        int per_eps, twin;
+    } rows[] = {{EXP_T_X, 0, 0},       {EXP_T_JPG_X, 0, 0},    {EXP_T_ADV, 1, 0},
+                {EXP_T_JPG_ADV, 1, 0}, {EXP_T_NOISE_ADV, 1, 0}, {EXP_T_ADV, 1, 1},
+                {EXP_T_JPG_ADV, 1, 1}, {EXP_T_NOISE_ADV, 1, 1}};
     double y = Q_TOP + 6;
     char name[64];
     for (size_t k = 0; k < sizeof rows / sizeof rows[0]; k++)
-        for (int e = 0; e < (rows[k].per_eps ? p->n_eps : 1); e++, y += 16) {
+        for (int e = 0; e < (rows[k].per_eps ? p->n_eps : 1) && rows[k].twin <= exp_has_twin(p);
+             e++, y += 16) {
             const int ei = rows[k].per_eps ? e : -1;
-            ut_buf_printf(b, "<line stroke=\"%s\" stroke-width=\"2\" stroke-dasharray=\"%s\" "
-                             "x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n"
-                             "<text class=\"small\" x=\"%.1f\" y=\"%.1f\">",
-                          colour(ei), dashes(rows[k].kind), x0, y, x0 + 26, y, x0 + 32, y + 4);
-            srv_svg_escape(b, line_name(p, rows[k].kind, rows[k].per_eps ? e : 0, name, sizeof name));
+            ut_buf_printf(b, "<line stroke=\"%s\" stroke-opacity=\"%s\" stroke-width=\"2\" "
+                             "stroke-dasharray=\"%s\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" "
+                             "y2=\"%.1f\"/>\n<text class=\"small\" x=\"%.1f\" y=\"%.1f\">",
+                          colour(ei), opacity(rows[k].twin), dashes(rows[k].kind), x0, y, x0 + 26,
+                          y, x0 + 32, y + 4);
+            srv_svg_escape(b, line_name(p, rows[k].twin, rows[k].kind, rows[k].per_eps ? e : 0,
+                                        name, sizeof name));
             ut_buf_printf(b, "</text>\n");
         }
 }
@@ -156,7 +168,8 @@ int srv_svg_quality(const srv_rows *r, const exp_params *p, int has_truth, const
                     char **out, size_t *len)
 {
     const int W = Q_LEFT + 2 * Q_PLOT + Q_GAP + Q_LEGEND;
-    const int H = Q_TOP + Q_PLOT + Q_BOTTOM + 16 * (2 + 3 * p->n_eps > 20 ? 2 + 3 * p->n_eps - 20 : 0);
+    const int lines = 2 + 3 * p->n_eps * (1 + exp_has_twin(p)); /* the legend's */
+    const int H = Q_TOP + Q_PLOT + Q_BOTTOM + 16 * (lines > 20 ? lines - 20 : 0);
     int order[EXP_MAX_QUALITY];
     sorted_qualities(p, order);
     ut_buf b = {0};
@@ -188,13 +201,14 @@ int srv_svg_quality(const srv_rows *r, const exp_params *p, int has_truth, const
                                                             : "no labels: no top-1 accuracy");
             continue;
         }
-        reference(&b, r, p, x0, top1, EXP_T_X, -1);
-        curve(&b, r, p, x0, top1, EXP_T_JPG_X, -1, order);
-        for (int e = 0; e < p->n_eps; e++) {
-            reference(&b, r, p, x0, top1, EXP_T_ADV, e);
-            curve(&b, r, p, x0, top1, EXP_T_JPG_ADV, e, order);
-            curve(&b, r, p, x0, top1, EXP_T_NOISE_ADV, e, order);
-        }
+        reference(&b, r, p, x0, top1, 0, EXP_T_X, -1);
+        curve(&b, r, p, x0, top1, 0, EXP_T_JPG_X, -1, order);
+        for (int twin = 0; twin <= exp_has_twin(p); twin++)
+            for (int e = 0; e < p->n_eps; e++) {
+                reference(&b, r, p, x0, top1, twin, EXP_T_ADV, e);
+                curve(&b, r, p, x0, top1, twin, EXP_T_JPG_ADV, e, order);
+                curve(&b, r, p, x0, top1, twin, EXP_T_NOISE_ADV, e, order);
+            }
     }
     legend(&b, p, Q_LEFT + 2 * Q_PLOT + Q_GAP + 20);
     ut_buf_printf(&b, "</svg>\n");

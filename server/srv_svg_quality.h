@@ -9,7 +9,9 @@
  *   transform kind that depends on the quality: JPG(x), and per eps
  *   JPG(Adv_e(x)) and JPGnoise(Adv_e(x)) (colour: the eps; dashes: the
  *   kind). x and each Adv_e(x) do not depend on the quality: they are
- *   dotted horizontal references (<line class="ref">). Without labels the
+ *   dotted horizontal references (<line class="ref">). An adaptive attack's
+ *   twin (experiment.h) has the same lines again, paler, after them, named
+ *   "JPG(Adv5(x)) PGD-10". Without labels the
  *   top-1 panel says so; without rows both panels say there is no data yet.
  */
 #ifndef SRV_SVG_QUALITY_H

@@ -405,6 +405,139 @@ static void test_grid(void)
     grid_vs_single(&bim);
 }
 
+/* An adaptive attack's twin: its transforms (names by hand) are a separate
+ * non-adaptive run's, bit for bit (probabilities, images, norms); the
+ * attack's own Adv images are atk_iterative's with the adaptive parameters
+ * (called here, not through the pipeline); the backward passes are the two
+ * attacks' (T per eps for the twin, T per eps and quality for the attack). */
+static void twin_vs_separate(const exp_attack *attack, int nq, const int *qs)
+{
+    char err[ADJ_ERRLEN], name[64], want[64];
+    exp_params pa = {.n_eps = 2, .eps = {1, 5}, .attack = *attack};
+    exp_params_set_qualities(&pa, qs, nq);
+    exp_params pn = pa; /* the non-adaptive job, by hand */
+    pn.attack = (exp_attack){.kind = attack->kind, .steps = attack->steps};
+    uint64_t seeds[N];
+    for (int i = 0; i < N; i++)
+        seeds[i] = 11 + (uint64_t)i;
+    exp_result ra[N], rn[N];
+    uint64_t b0 = net_ctx_backward_images(CTX);
+    CHECK(exp_run_batch(CTX, XS, N, &pn, seeds, rn, err, sizeof err) == 0, "%s", err);
+    const uint64_t bn = net_ctx_backward_images(CTX) - b0;
+    b0 = net_ctx_backward_images(CTX);
+    CHECK(exp_run_batch(CTX, XS, N, &pa, seeds, ra, err, sizeof err) == 0, "%s", err);
+    const uint64_t ba = net_ctx_backward_images(CTX) - b0;
+    const int per = attack->adaptive == EXP_ADAPT_EOT ? attack->n_eot : 1;
+    const uint64_t iter = (uint64_t)N * 2 * (uint64_t)attack->steps; /* one attack, both eps */
+    CHECK(bn == N + iter && ba == bn + iter * (uint64_t)per,
+          "backward images: non-adaptive %llu (want %llu), adaptive %llu (want %llu)",
+          (unsigned long long)bn, (unsigned long long)(N + iter), (unsigned long long)ba,
+          (unsigned long long)(bn + iter * (uint64_t)per));
+    const int Tn = exp_n_transforms(&pn), Ta = exp_n_transforms(&pa);
+    CHECK(exp_has_twin(&pa) && !exp_has_twin(&pn) && Ta == Tn + 2 * (1 + 2 * nq) &&
+              exp_twin_first(&pa) == Tn && ra[0].n_adv == 4 && rn[0].n_adv == 2,
+          "%d transforms beside %d", Ta, Tn);
+    const char *label = attack->kind == EXP_PGD ? "PGD" : attack->kind == EXP_LL ? "LL" : "BIM";
+    int dp = 0, di = 0, dn = 0, bad_names = 0;
+    for (int t = 0; t < Tn; t++) {
+        const exp_transform d = exp_transform_at(&pn, t);
+        const int twin = d.kind != EXP_T_X && d.kind != EXP_T_JPG_X;
+        const int ta = exp_transform_index_twin(&pa, twin, d.kind, d.ei, d.qi);
+        const exp_transform da = exp_transform_at(&pa, ta);
+        /* the twin's name: the non-adaptive job's, then " PGD-3" */
+        exp_transform_name(&pn, t, want, sizeof want);
+        if (twin)
+            snprintf(want + strlen(want), sizeof want - strlen(want), " %s-%d", label,
+                     attack->steps);
+        bad_names += strcmp(exp_transform_name(&pa, ta, name, sizeof name), want) != 0 ||
+                     da.twin != twin || da.kind != d.kind || da.eps != d.eps ||
+                     da.quality != d.quality ||
+                     exp_transform_params(&pa, ta).attack.adaptive !=
+                         (twin ? EXP_ADAPT_NONE : attack->adaptive);
+        for (int i = 0; i < N; i++) {
+            dp += memcmp(rn[i].probs + t * 10, ra[i].probs + ta * 10, 10 * sizeof(float)) != 0;
+            di += memcmp(rn[i].images[t].px, ra[i].images[ta].px, 3 * 24 * 24) != 0;
+            if (d.kind == EXP_T_ADV) {
+                const atk_norms *x = &rn[i].norms[d.ai], *y = &ra[i].norms[da.ai];
+                dn += d.ai != d.ei || da.ai != d.ei + 2 || x->linf != y->linf ||
+                      x->l2 != y->l2 || x->psnr != y->psnr;
+            }
+        }
+    }
+    CHECK(bad_names == 0 && dp == 0 && di == 0 && dn == 0,
+          "adaptive %d: %d twin names or fields wrong; %d probability vectors, %d images, %d "
+          "norms differ from the non-adaptive run's", (int)attack->adaptive, bad_names, dp, di, dn);
+    /* the attack's own Adv: atk_iterative with the adaptive threat model, seeded as the job */
+    int labels[N], da_ = 0;
+    for (int i = 0; i < N; i++)
+        labels[i] = ra[i].label_x;
+    if (attack->kind == EXP_LL)
+        for (int i = 0; i < N; i++) {
+            int ll = 0;
+            for (int k = 1; k < 10; k++)
+                ll = ra[i].probs[k] < ra[i].probs[ll] ? k : ll;
+            labels[i] = ll;
+        }
+    for (int e = 0; e < 2; e++) {
+        atk_iter_params ip = {.eps = pa.eps[e], .steps = attack->steps, .step_size = 1,
+                              .random_start = attack->kind == EXP_PGD,
+                              .targeted = attack->kind == EXP_LL};
+        if (attack->adaptive == EXP_ADAPT_BPDA) {
+            ip.n_qualities = 1;
+            ip.qualities[0] = qs[0];
+        } else {
+            ip.n_qualities = attack->n_eot;
+            memcpy(ip.qualities, attack->eot_qualities, sizeof(int) * (size_t)attack->n_eot);
+        }
+        uint64_t s[N];
+        img_rgb adv[N];
+        char pgd[16];
+        snprintf(pgd, sizeof pgd, "PGD%d", pa.eps[e]);
+        for (int i = 0; i < N; i++)
+            s[i] = exp_image_seed(seeds[i], pgd);
+        CHECK(atk_iterative(CTX, XS, N, labels, s, &ip, adv, err, sizeof err) == 0, "%s", err);
+        for (int i = 0; i < N; i++) {
+            da_ += memcmp(adv[i].px, ra[i].images[exp_transform_index(&pa, EXP_T_ADV, e, 0)].px,
+                          3 * 24 * 24) != 0;
+            img_free(&adv[i]);
+        }
+    }
+    CHECK(da_ == 0, "adaptive %d: %d of the attack's own Adv images differ from atk_iterative's",
+          (int)attack->adaptive, da_);
+    for (int i = 0; i < N; i++) {
+        exp_result_free(&ra[i]);
+        exp_result_free(&rn[i]);
+    }
+}
+
+static void test_twin(void)
+{
+    const exp_attack bpda = {.kind = EXP_PGD, .steps = 3, .adaptive = EXP_ADAPT_BPDA},
+                     eot = {.kind = EXP_LL, .steps = 2, .adaptive = EXP_ADAPT_EOT, .n_eot = 2,
+                            .eot_qualities = {60, 90}};
+    const int q75[1] = {75}, grid[2] = {50, 90};
+    char label[32];
+    exp_params p = {.n_eps = 1, .eps = {1}, .quality = 75, .attack = bpda};
+    CHECK(!strcmp(exp_attack_label(&p, label, sizeof label), "BPDA-PGD-3"), "%s", label);
+    p.attack = eot;
+    CHECK(!strcmp(exp_attack_label(&p, label, sizeof label), "EOT-LL-2"), "%s", label);
+    p.attack = (exp_attack){0};
+    CHECK(!strcmp(exp_attack_label(&p, label, sizeof label), "FGSM") && !exp_has_twin(&p) &&
+              exp_twin_first(&p) == exp_n_transforms(&p) &&
+              exp_transform_index_twin(&p, 1, EXP_T_ADV, 0, 0) == -1,
+          "FGSM: %s, no twin", label);
+    p.attack = bpda; /* display names: the attack's own label beside the twin's */
+    char own[64], twin[64], x[64];
+    exp_transform_label(&p, exp_transform_index(&p, EXP_T_JPG_ADV, 0, 0), own, sizeof own);
+    exp_transform_label(&p, exp_transform_index_twin(&p, 1, EXP_T_JPG_ADV, 0, 0), twin, sizeof twin);
+    exp_transform_label(&p, 1, x, sizeof x);
+    CHECK(!strcmp(own, "JPG(Adv1(x)) BPDA-PGD-3") && !strcmp(twin, "JPG(Adv1(x)) PGD-3") &&
+              !strcmp(x, "JPG(x)"),
+          "labels: %s, %s, %s", own, twin, x);
+    twin_vs_separate(&bpda, 1, q75);
+    twin_vs_separate(&eot, 2, grid); /* EOT is one attack over its set: a grid is fine */
+}
+
 /* ---- on the embedded model: what the attacks do to a real classifier */
 
 static double top1(net_ctx *ctx, const img_rgb *ims, int n, const int *truth, int cls, float *pl,
@@ -635,6 +768,7 @@ int main(void)
     test_pipeline_invariance(&ll);
     test_attack_params();
     test_grid();
+    test_twin();
     test_embedded_attacks();
     for (int i = 0; i < N; i++)
         img_free(&XS[i]);

@@ -79,6 +79,29 @@ a.pop("id"); b.pop("id")
 assert a == b
 PY
 
+# an adaptive attack: shards merged = one run, and its twin's columns are the
+# non-adaptive run's (the same attack without adaptation), byte for byte
+echo '{"dataset": "set", "eps": [1], "seed": 3, "attack": {"attack": "pgd", "steps": 2, "adaptive": "bpda"}}' >bpda.json
+echo '{"dataset": "set", "eps": [1], "seed": 3, "attack": {"attack": "pgd", "steps": 2}}' >pgd.json
+run bpda.json --out bpda 2>/dev/null || fail "the adaptive run"
+run pgd.json --out pgd 2>/dev/null || fail "the non-adaptive run"
+run bpda.json --out b0 --shard 0/2 2>/dev/null && run bpda.json --out b1 --shard 1/2 2>/dev/null ||
+  fail "the adaptive shards"
+"$ADVJPG" merge b0 b1 --out bmerged 2>/dev/null || fail "merge of adaptive shards"
+cmp -s bpda/rows.csv bmerged/rows.csv || fail "merged adaptive rows.csv differs from one run's"
+$py - bpda/rows.csv pgd/rows.csv <<'PY' || fail "the adaptive run's twin columns differ from the non-adaptive run's"
+import csv, sys
+(ha, *ra), (hn, *rn) = (list(csv.reader(open(f))) for f in sys.argv[1:])
+assert ha[:len(hn)] == hn, "the non-adaptive columns first"
+col = {h: i for i, h in enumerate(ha)}
+def twin(h):
+    t, _, f = h.rpartition(":")
+    return "%s PGD-2:%s" % (t, f) if "Adv" in t else h
+assert len(ra) == len(rn) == 16
+for a, n in zip(ra, rn):
+    assert [a[col[twin(h)]] for h in hn] == n, a[0]
+PY
+
 # ---- 2. resuming
 cp -r one cut
 rm cut/status.json cut/result.json cut/figure*.svg cut/.lock

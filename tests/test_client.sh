@@ -712,8 +712,8 @@ check "evaluate --upload --attack bim --adaptive bpda (live): the attack in the 
     all(r["attack"] == "bim" for r in J[0]["table"]) and 0 < J[0]["table"][2]["linf"] <= 2'
 jid=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$tmp/out")
 run "$ADVJPG" rows "$jid"
-check "evaluate --attack (live): the rows end in the norm columns" \
-    sh -c 'head -1 "$1" | grep -q ",JPGnoise(Adv2(x)):label,Adv2(x):linf,Adv2(x):l2,Adv2(x):psnr\$"' sh "$tmp/out"
+check "evaluate --attack --adaptive (live): the norm columns, then the twin's (BIM-2) columns" \
+    sh -c 'head -1 "$1" | grep -q ",JPGnoise(Adv2(x)):label,Adv2(x):linf,Adv2(x):l2,Adv2(x):psnr,Adv2(x) BIM-2:prob,.*,JPGnoise(Adv2(x)) BIM-2:label,Adv2(x) BIM-2:linf,Adv2(x) BIM-2:l2,Adv2(x) BIM-2:psnr\$"' sh "$tmp/out"
 run "$ADVJPG" evaluate --upload "$tmp/up" --offset 1 --limit 2 --shard 1/2 --wait --interval 0.05
 jid=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$tmp/out")
 run "$ADVJPG" rows "$jid"

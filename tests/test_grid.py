@@ -137,6 +137,28 @@ def ci(values, idx):
     return [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
 
 
+def check_tests(tc, jid, tests):
+    """A job's paired tests against its rows: the counts, SciPy's binomtest and wilcoxon."""
+    h, rows = rows_of(jid)
+    col = {k: i for i, k in enumerate(h)}
+    self = tc  # the checks as the Grid test wrote them
+    for t in tests:
+        a = np.array([f32(r[col[t["a"] + ":prob"]]) for r in rows])
+        b = np.array([f32(r[col[t["b"] + ":prob"]]) for r in rows])
+        ra = np.array([r[col[t["a"] + ":label"]] == r[1] for r in rows])
+        rb = np.array([r[col[t["b"] + ":label"]] == r[1] for r in rows])
+        rw, wr = int((ra & ~rb).sum()), int((~ra & rb).sum())
+        self.assertEqual((t["right_to_wrong"], t["wrong_to_right"]), (rw, wr), t)
+        p = 1.0 if rw + wr == 0 else stats.binomtest(rw, rw + wr, 0.5).pvalue
+        self.assertAlmostEqual(t["mcnemar_p"], p, places=12, msg=str(t))
+        if np.any(a != b):
+            w = stats.wilcoxon(b, a, zero_method="wilcox", correction=False, method="approx")
+            self.assertAlmostEqual(t["wilcoxon"]["p"], w.pvalue, places=9, msg=str(t))
+            self.assertAlmostEqual(t["wilcoxon"]["w"], w.statistic, places=6, msg=str(t))
+        else:
+            self.assertEqual(t["wilcoxon"]["p"], 1.0)
+
+
 class Grid(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -204,28 +226,12 @@ class Grid(unittest.TestCase):
             self.assertLessEqual(row["top1"], row["top1_ci"][1])
 
     def test_paired_tests_agree_with_scipy(self):
-        h, rows = rows_of(self.grid)
-        col = {k: i for i, k in enumerate(h)}
         tests = self.result["tests"]
         self.assertEqual(len(tests), 3 + 2 * 3 * 2, "x/JPG per quality, two pairs per eps and quality")
         kinds = {(t["pair"], t.get("eps"), t["quality"]) for t in tests}
         self.assertIn(("jpg_noise", 5, 90), kinds)
         self.assertIn(("x_jpg", None, 50), kinds)
-        for t in tests:
-            a = np.array([f32(r[col[t["a"] + ":prob"]]) for r in rows])
-            b = np.array([f32(r[col[t["b"] + ":prob"]]) for r in rows])
-            ra = np.array([r[col[t["a"] + ":label"]] == r[1] for r in rows])
-            rb = np.array([r[col[t["b"] + ":label"]] == r[1] for r in rows])
-            rw, wr = int((ra & ~rb).sum()), int((~ra & rb).sum())
-            self.assertEqual((t["right_to_wrong"], t["wrong_to_right"]), (rw, wr), t)
-            p = 1.0 if rw + wr == 0 else stats.binomtest(rw, rw + wr, 0.5).pvalue
-            self.assertAlmostEqual(t["mcnemar_p"], p, places=12, msg=str(t))
-            if np.any(a != b):
-                w = stats.wilcoxon(b, a, zero_method="wilcox", correction=False, method="approx")
-                self.assertAlmostEqual(t["wilcoxon"]["p"], w.pvalue, places=9, msg=str(t))
-                self.assertAlmostEqual(t["wilcoxon"]["w"], w.statistic, places=6, msg=str(t))
-            else:
-                self.assertEqual(t["wilcoxon"]["p"], 1.0)
+        check_tests(self, self.grid, tests)
 
     def test_provenance(self):
         p = self.result["provenance"]
@@ -359,6 +365,97 @@ class Grid(unittest.TestCase):
             self.assertEqual(st, 200)
             x = subprocess.run(["xmllint", "--noout", "-"], input=svg, capture_output=True)
             self.assertEqual(x.returncode, 0, fig + x.stderr.decode())
+
+
+def twin_name(name, label):
+    """A non-adaptive job's transform name as an adaptive job's twin spells it."""
+    return name + " " + label if "Adv" in name else name
+
+
+class Adaptive(unittest.TestCase):
+    """An adaptive job's twin rows are the separate non-adaptive job's, byte for byte."""
+
+    ATTACK = {"attack": "pgd", "steps": 2}
+    SETTINGS = [("bpda", 75, {"adaptive": "bpda"}),
+                ("eot", [50, 90], {"adaptive": "eot", "eot_qualities": [50, 90]})]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.jobs = {}
+        for name, q, adapt in cls.SETTINGS:
+            body = {"dataset": "set", "eps": EPS, "quality": q, "seed": 3}
+            cls.jobs[name] = (evaluate(dict(body, attack=dict(cls.ATTACK, **adapt))),
+                              evaluate(dict(body, attack=cls.ATTACK)))
+
+    def test_twin_rows_equal_the_non_adaptive_job(self):
+        for name, (ja, jn) in self.jobs.items():
+            ha, ra = rows_of(ja)
+            hn, rn = rows_of(jn)
+            self.assertEqual(ha[:len(hn)], hn, "%s: the non-adaptive job's columns come first" % name)
+            twin = ["%s:%s" % (twin_name(h.rsplit(":", 1)[0], "PGD-2"), h.rsplit(":", 1)[1])
+                    for h in hn if "Adv" in h]
+            self.assertEqual(sorted(ha[len(hn):]), sorted(twin), "%s: then the twin's" % name)
+            col = {h: i for i, h in enumerate(ha)}
+            differ = 0
+            for a, n in zip(ra, rn):
+                for k, h in enumerate(hn):
+                    t, field = h.rsplit(":", 1) if ":" in h else (h, None)
+                    tw = "%s:%s" % (twin_name(t, "PGD-2"), field) if field else h
+                    self.assertEqual(a[col[tw]], n[k], "%s, %s: %s" % (name, a[0], tw))
+                    differ += "Adv" in h and a[k] != n[k]
+            self.assertGreater(differ, 0, "%s: the adaptive attack's own rows differ" % name)
+
+    def test_table_and_tests(self):
+        for name, (ja, jn) in self.jobs.items():
+            ta = {r["transform"]: r for r in get_json("/jobs/%s/result" % ja)["table"]}
+            rn = get_json("/jobs/%s/result" % jn)
+            for row in rn["table"]:
+                tw = ta[twin_name(row["transform"], "PGD-2")]
+                for k in ("top1", "mean_top_label_prob", "box", "top1_ci", "mean_top_label_prob_ci",
+                          "kind", "eps", "quality", "linf", "l2", "psnr", "attack", "steps"):
+                    self.assertEqual(tw.get(k), row.get(k), (name, row["transform"], k))
+                own = ta[row["transform"]]
+                self.assertEqual(tw["display_name"], tw["transform"])
+                if "Adv" in row["transform"]:
+                    self.assertEqual((tw["adaptive"], own["adaptive"]), ("none", name))
+                    self.assertEqual(own["display_name"],
+                                     "%s %s-PGD-2" % (row["transform"], name.upper()))
+            res = get_json("/jobs/%s/result" % ja)
+            nq = len(res["quality"]) if isinstance(res["quality"], list) else 1
+            pairs = [t for t in res["tests"] if t["pair"] == "jpg_adaptive"]
+            self.assertEqual(len(pairs), len(EPS) * nq, name)
+            self.assertEqual(len(res["tests"]), nq + 5 * len(EPS) * nq, name)
+            for t in pairs:
+                self.assertEqual(t["a"], twin_name(t["b"], "PGD-2"))
+                self.assertEqual(t["adaptive"], name)
+            check_tests(self, ja, res["tests"])
+
+    def test_images_of_an_adaptive_job_equal_its_row(self):
+        ja = self.jobs["bpda"][0]
+        h, rows = rows_of(ja)
+        col = {k: i for i, k in enumerate(h)}
+        a = get_json("/jobs/%s/images/%s" % (ja, rows[2][0]))
+        self.assertTrue(a["same_as_row"])
+        self.assertEqual(len(a["results"]), 2 + 2 * 3 * len(EPS))
+        for r in a["results"]:
+            self.assertEqual(f32(r["top_label_prob"]), f32(rows[2][col[r["transform"] + ":prob"]]))
+            self.assertEqual(r["adaptive"], "none" if r["transform"].endswith("PGD-2") else "bpda")
+
+    def test_figures(self):
+        ja = self.jobs["bpda"][0]
+        for fig in ("figure3.svg", "figure4.svg", "quality.svg"):
+            st, svg = call("GET", "/jobs/%s/%s" % (ja, fig))
+            self.assertEqual(st, 200)
+            x = subprocess.run(["xmllint", "--noout", "-"], input=svg, capture_output=True)
+            self.assertEqual(x.returncode, 0, fig + x.stderr.decode())
+        st, svg = call("GET", "/jobs/%s/figure3.svg" % ja)
+        self.assertIn("JPG(Adv5(x)) PGD-2", svg.decode(), "figure 3: a box for the twin")
+        st, svg = call("GET", "/jobs/%s/quality.svg" % self.jobs["eot"][0])  # EOT over a grid
+        text = svg.decode()
+        self.assertEqual(text.count('class="curve"'), 2 * (1 + 2 * 2 * len(EPS)),
+                         "top-1 and mean: JPG(x), and JPG, JPGnoise per eps for the attack and its twin")
+        for e in EPS:
+            self.assertIn("JPGnoise(Adv%d(x)) PGD-2" % e, text)
 
 
 if __name__ == "__main__":

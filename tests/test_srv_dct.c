@@ -76,7 +76,7 @@ static void make_result(exp_result *r, const shift *sh, int noise)
 {
     memset(r, 0, sizeof *r);
     r->n_transforms = exp_n_transforms(&P);
-    r->n_eps = P.n_eps;
+    r->n_adv = exp_n_adv(&P);
     r->images = calloc((size_t)r->n_transforms, sizeof *r->images);
     shift half = sh ? *sh : (shift){{0, 0, 0}, 0};
     half.k = sh ? sh->k / 2 : 0;

@@ -1,7 +1,9 @@
 #!/bin/sh
 # table1-attacks.sh - Table 1 on the embedded model's held-out set for three
 # attackers: FGSM (the paper's), PGD-10 (non-adaptive) and BPDA-PGD-10 (an
-# adaptive attacker that knows JPEG at quality 75 follows), at eps 1, 5, 10.
+# adaptive attacker that knows JPEG at quality 75 follows), at eps 1, 5, 10,
+# from two jobs: FGSM, and BPDA-PGD-10, whose rows hold its twin PGD-10's
+# beside its own (the same PGD without BPDA, the same numbers as a PGD-10 job).
 #
 # usage: tools/table1-attacks.sh [BUILD_DIR [OUT_DIR]]
 #   BUILD_DIR  the meson build folder (default: build)
@@ -12,7 +14,7 @@
 # `advjpg-gen --standard data/shapes`; generated alone if missing, the same
 # bytes as --standard's val: 2000 images, seed 2) is the folder
 # under data/; LIMIT (default: all) takes its first LIMIT images. Each
-# attack is one evaluation job of tools/demo.sh (its own advjpgd, the
+# job is one evaluation job of tools/demo.sh (its own advjpgd, the
 # embedded model advjpg-shapes from config/). Prints one
 # Markdown table: per transform, top-1 and mean top-label probability under
 # each attack, and the mean L2 of the perturbation for the Adv rows.
@@ -28,9 +30,8 @@ if [ "$DATASET" = shapes/val ] && [ ! -f data/shapes/val/labels.txt ]; then
     "$build/tools/advjpg-gen" --out data/shapes/val --count 2000 --seed 2
 fi
 
-# name:attack object ("" = the paper's FGSM)
-for setting in 'fgsm:' 'pgd-10:{"attack": "pgd", "steps": 10}' \
-    'bpda-pgd-10:{"attack": "pgd", "steps": 10, "adaptive": "bpda"}'; do
+# name:attack object ("" = the paper's FGSM); the BPDA job also runs PGD-10, its twin
+for setting in 'fgsm:' 'bpda-pgd-10:{"attack": "pgd", "steps": 10, "adaptive": "bpda"}'; do
     name=${setting%%:*}
     mkdir -p "$out"
     ATTACK=${setting#*:} tools/demo.sh "$build" "$out/$name" >"$out/$name.log" 2>&1 ||
@@ -41,23 +42,33 @@ done
 python3 - "$out" <<'PY'
 import json, sys
 out = sys.argv[1]
-names = ["fgsm", "pgd-10", "bpda-pgd-10"]
-res = {n: json.load(open("%s/%s/result.json" % (out, n))) for n in names}
-rows = {n: {r["transform"]: r for r in res[n]["table"]} for n in names}
+res = {n: json.load(open("%s/%s/result.json" % (out, n))) for n in ("fgsm", "bpda-pgd-10")}
+rows = {n: {r["transform"]: r for r in res[n]["table"]} for n in res}
+# the columns: (header, job, the transform's name in that job's table)
+twin = lambda t: t + " PGD-10" if "Adv" in t else t
+cols = [("FGSM (non-adaptive)", "fgsm", lambda t: t),
+        ("PGD-10 (non-adaptive, the BPDA job's twin)", "bpda-pgd-10", twin),
+        ("BPDA-PGD-10 (adaptive)", "bpda-pgd-10", lambda t: t)]
 fmt = lambda v: "n/a" if v is None else "%.2f" % v
-first = res[names[0]]
+first = res["fgsm"]
 print("Table 1: model %s, %s, %d images, JPEG quality %d; top-1 / mean top-label probability"
       % (first["model"], first["dataset"], first["n"], first["quality"]))
 print()
-print("| transform | " + " | ".join("%s (%s)" % (n.upper(), res[n]["threat_model"].split(":")[0])
-                                      for n in names) + " | mean L2 of Adv - x |")
-print("|---|" + "---|" * len(names) + "---|")
+print("| transform | " + " | ".join(c[0] for c in cols) + " | mean L2 of Adv - x |")
+print("|---|" + "---|" * len(cols) + "---|")
 for row in first["table"]:
     t = row["transform"]
-    cells = ["%s / %s" % (fmt(rows[n][t]["top1"]), fmt(rows[n][t]["mean_top_label_prob"])) for n in names]
-    l2 = " / ".join("%.0f" % rows[n][t]["l2"] for n in names) if t.startswith("Adv") else ""
+    got = [rows[job][name(t)] for _, job, name in cols]
+    cells = ["%s / %s" % (fmt(r["top1"]), fmt(r["mean_top_label_prob"])) for r in got]
+    l2 = " / ".join("%.0f" % r["l2"] for r in got) if t.startswith("Adv") else ""
     print("| %s | %s | %s |" % (t, " | ".join(cells), l2))
 print()
-for n in names:
+for n in res:
     print("- %s: %s" % (n.upper(), res[n]["threat_model"]))
+tests = [t for t in res["bpda-pgd-10"]["tests"] if t["pair"] in ("adv_jpg", "jpg_adaptive")]
+print()
+print("Paired tests of the BPDA job (top-1: right->wrong / wrong->right, McNemar p):")
+for t in tests:
+    print("- %s, eps %d: %s -> %s: %s / %s, p %.3g" % (t["pair"], t["eps"], t["a"], t["b"],
+          t["right_to_wrong"], t["wrong_to_right"], t["mcnemar_p"]))
 PY

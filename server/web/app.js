@@ -377,6 +377,28 @@
     return q;
   }
 
+  /**
+   * The attack menu, written once in index.html's <template>, into each
+   * data-attack-menu placeholder: its ids, label fors and aria-describedby
+   * prefixed with the placeholder's value ('atk-'), the fieldset's id
+   * prefix + 'menu', data-class added to its classes.
+   */
+  function buildAttackMenus() {
+    const tmpl = $('#attack-menu-template');
+    for (const slot of document.querySelectorAll('[data-attack-menu]')) {
+      const prefix = slot.dataset.attackMenu;
+      const menu = tmpl.content.firstElementChild.cloneNode(true);
+      menu.id = prefix + 'menu';
+      if (slot.dataset.class) menu.classList.add(...slot.dataset.class.split(' '));
+      for (const e of menu.querySelectorAll('[id]')) e.id = prefix + e.id;
+      for (const e of menu.querySelectorAll('label[for]')) e.htmlFor = prefix + e.htmlFor;
+      for (const e of menu.querySelectorAll('[aria-describedby]')) {
+        e.setAttribute('aria-describedby', prefix + e.getAttribute('aria-describedby'));
+      }
+      slot.replaceWith(menu);
+    }
+  }
+
   /** Steps, step size and the threat model only for the iterative attacks; EOT's qualities only for EOT. */
   function setupAttackMenu(prefix) {
     const f = (n) => $('#' + prefix + n);
@@ -1133,11 +1155,13 @@
     tbody.textContent = '';
     const tests = res.tests || [];
     $('#tests-table').closest('.table-wrap').hidden = !tests.length;
+    // the transforms by their display names, as the table shows them
+    const shown = new Map((res.table || []).map((r) => [r.transform, r.display_name || r.transform]));
     for (const t of tests) {
       const w = t.wilcoxon || {};
       tbody.append(el('tr', { dataset: { pair: t.pair } }, [
-        el('td', {}, [el('code', { text: t.a })]),
-        el('td', {}, [el('code', { text: t.b })]),
+        el('td', {}, [el('code', { text: shown.get(t.a) || t.a })]),
+        el('td', {}, [el('code', { text: shown.get(t.b) || t.b })]),
         el('td', { class: 'num', text: t.right_to_wrong === null ? '\u2013' : String(t.right_to_wrong) }),
         el('td', { class: 'num', text: t.wrong_to_right === null ? '\u2013' : String(t.wrong_to_right) }),
         el('td', { class: 'num', text: fmtPval(t.mcnemar_p) }),
@@ -1158,7 +1182,8 @@
       const hasTop1 = typeof row.top1 === 'number';
       anyTop1 = anyTop1 || hasTop1;
       const tr = el('tr', { dataset: { transform: row.transform } }, [
-        el('th', { scope: 'row' }, [el('code', { text: row.transform })]),
+        // the display name: an adaptive job's own rows say their attack beside its twin's
+        el('th', { scope: 'row' }, [el('code', { text: row.display_name || row.transform })]),
         el('td', { class: 'num', title: hasTop1 ? null : 'no labels: no top-1' },
           withInterval(hasTop1 ? fmtP(row.top1) : '\u2013', row.top1_ci)),
         el('td', { class: 'num' }, withInterval(fmtP(row.mean_top_label_prob), row.mean_top_label_prob_ci)),
@@ -1237,6 +1262,7 @@
   // ------------------------------------------------------------------ start
 
   function start() {
+    buildAttackMenus(); // first: the forms' setup reads the menus
     setupToken();
     setupDrop();
     setupControls();

@@ -820,6 +820,31 @@ describe('demo page', { skip, timeout: 240000 }, () => {
     assert.deepEqual(row.slice(3, 6), ['uploaded images', '1, 5', '50, 75'], 'the job list shows the grid');
   });
 
+  it('shows an adaptive job\'s rows beside its non-adaptive twin\'s, by their display names', async () => {
+    await page.check('input[name="source"][value="upload"]');
+    await page.setInputFiles('#eval-files', uploads.map((u) => u.file));
+    await page.setInputFiles('#eval-labels', path.join(tmp, 'labels.txt'));
+    await page.fill('#eval-eps', '1');
+    await page.fill('#eval-quality', '75');
+    await page.selectOption('#eval-atk-attack', 'pgd');
+    await page.fill('#eval-atk-steps', '2');
+    await page.selectOption('#eval-atk-adaptive', 'bpda');
+    await page.click('#eval-run');
+    await page.waitForFunction(() => /BPDA-PGD-2/.test(document.querySelector('#result-table tbody').textContent) &&
+      /PGD-2/.test(document.querySelector('#tests-table tbody').textContent), null, { timeout: 60000 });
+    const id = await page.textContent('#job-id');
+    const result = await apiGet(`/jobs/${id}/result`);
+    const shownRows = await page.$$eval('#result-table tbody tr th', (ths) => ths.map((t) => t.textContent.trim()));
+    assert.deepEqual(shownRows, result.table.map((t) => t.display_name));
+    assert.ok(shownRows.includes('JPG(Adv1(x)) BPDA-PGD-2') && shownRows.includes('JPG(Adv1(x)) PGD-2'),
+      shownRows.join());
+    const tests = await page.$$eval('#tests-table tbody tr', (trs) => trs.map((tr) =>
+      Array.from(tr.children).slice(0, 2).map((c) => c.textContent.trim()).join(' vs ')));
+    assert.ok(tests.includes('JPG(Adv1(x)) PGD-2 vs JPG(Adv1(x)) BPDA-PGD-2'), tests.join('; '));
+    await page.selectOption('#eval-atk-adaptive', 'none');
+    await page.selectOption('#eval-atk-attack', 'fgsm');
+  });
+
   it('cancels a running data-set job, and a queued one from the job list', async () => {
     await page.check('input[name="source"][value="dataset"]');
     await page.fill('#dataset', 'big');

@@ -70,9 +70,10 @@ static void append_rows(ut_buf *b, const exp_params *p, int classes, char *const
             srv_rows_format_skipped(b, files[i], tr, p);
             continue;
         }
-        exp_result r = {.label_x = (int)(i % (size_t)classes), .n_transforms = T, .n_eps = p->n_eps,
+        exp_result r = {.label_x = (int)(i % (size_t)classes), .n_transforms = T,
+                        .n_adv = exp_n_adv(p), .twin_first = exp_has_twin(p) ? exp_twin_first(p) : 0,
                         .classes = classes, .probs = probs};
-        for (int e = 0; e < p->n_eps; e++) /* an unchanged image (psnr inf) now and then */
+        for (int e = 0; e < r.n_adv; e++) /* an unchanged image (psnr inf) now and then */
             r.norms[e] = (atk_norms){.linf = (int)((i + (size_t)e) % 256), .l2 = (double)i / 3.0,
                                      .psnr = i % 5 == 1 ? INFINITY : 20.0 + (double)i / 7.0};
         for (int t = 0; t < T; t++) {
@@ -110,9 +111,10 @@ static void format_parsed(ut_buf *b, const srv_rows *r, size_t from, size_t to, 
             if (r->label[i * T + k] != r->label_x[i])
                 row[r->label[i * T + k]] = 2.0f; /* the arg-max */
         }
-        exp_result e = {.label_x = r->label_x[i], .n_transforms = (int)T, .n_eps = r->n_eps,
+        exp_result e = {.label_x = r->label_x[i], .n_transforms = (int)T, .n_adv = r->n_adv,
+                        .twin_first = exp_has_twin(p) ? exp_twin_first(p) : 0,
                         .classes = classes, .probs = probs};
-        const size_t E = (size_t)r->n_eps;
+        const size_t E = (size_t)r->n_adv;
         memcpy(e.norms, r->norms + i * E, E * sizeof *e.norms);
         srv_rows_format(b, r->file[i], r->truth[i], &e);
     }
@@ -131,7 +133,7 @@ static int same_rows(const srv_rows *a, const srv_rows *b, size_t n)
         if (memcmp(a->prob + i * T, b->prob + i * T, T * sizeof *a->prob) ||
             memcmp(a->label + i * T, b->label + i * T, T * sizeof *a->label))
             return 0;
-        const size_t E = (size_t)a->n_eps;
+        const size_t E = (size_t)a->n_adv;
         for (size_t e = 0; e < E; e++) {
             const atk_norms *x = &a->norms[i * E + e], *y = &b->norms[i * E + e];
             if (x->linf != y->linf || x->l2 != y->l2 || x->psnr != y->psnr)
