@@ -143,8 +143,9 @@ void srv_worker_expire(srv_worker *w);
  * one starts, -1 when it is submitted or given up. While some are expected,
  * the worker holds a partial interactive batch for them, up to SRV_GATHER_MS
  * after its oldest job was queued (never with batch_delay_ms 0). With one
- * client nothing is expected, so it pays only batch_delay_ms; with many, the
- * batches fill up instead of alternating between full and tiny ones.
+ * client nothing is expected, so its request runs at once when batch_delay_ms
+ * is under SRV_GATHER_MS (the default 2 ms; a longer delay is waited); with
+ * many, the batches fill up instead of alternating between full and tiny ones.
  */
 void srv_worker_expect(srv_worker *w, int delta);
 
