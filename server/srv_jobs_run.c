@@ -208,6 +208,8 @@ static int submit_forwards(srv_jobs *js, job *j, chunk *c, char *err, size_t err
         rc = exp_fgsm_variants(&j->params, &sj->x, c->grad + per * q, c->probs + (size_t)q * K,
                                c->labels[q], K, sj->seed, &sj->result, err, errsz);
     }
+    free(c->grad); /* used */
+    c->grad = NULL;
     float *probs = rc ? NULL : realloc(c->probs, (size_t)total * K * sizeof *c->probs);
     srv_task *passes = rc ? NULL : realloc(c->passes, (size_t)((total + B - 1) / B) * sizeof *passes);
     c->probs = probs ? probs : c->probs;
@@ -574,7 +576,8 @@ static int set_grid(srv_jobs *js, job *j, int k, int first, char *err, size_t er
     return k ? srv_js_save_grid(j, err, errsz) : 0;
 }
 
-/* A chunk of the ring whose gradient pass is back and whose variants are not built, or NULL. js->lock held. */
+/* A chunk of the ring whose gradient pass is back and whose variants are
+ * not built yet, or NULL. js->lock held. */
 static chunk *gradient_back(chunk *ring, int head, int inflight)
 {
     for (int i = 0; i < inflight; i++) {
@@ -743,7 +746,8 @@ static void run_job(srv_jobs *js, job *j)
     /* The chunk grid: fixed by --job-batch, or for FGSM full passes of
      * --max-batch (the worker runs a chunk pass by pass), or calibrated by a
      * first chunk of one image; kept in chunk.json for the job's whole life. */
-    const int grid = js->o.batch > 0 ? js->o.batch : j->params.attack.kind == EXP_FGSM ? js->o.max_batch : 0;
+    const int fgsm = j->params.attack.kind == EXP_FGSM;
+    const int grid = js->o.batch > 0 ? js->o.batch : fgsm ? js->o.max_batch : 0;
     if (!failed && j->grid_k == 0 && grid > 0)
         failed = set_grid(js, j, grid < js->o.max_batch ? grid : js->o.max_batch, (int)j->done,
                           err, sizeof err) != 0;
