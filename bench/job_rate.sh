@@ -6,7 +6,8 @@
 #
 # An evaluation with eps 1,5,10 is 1 gradient pass (forward + backward) and 10
 # forward passes per image. Each round times the engine alone (advjpg-bench at
-# batch 16 for S seconds: "gradient" and "forward" ms per image), then one
+# batch 16 for S seconds: "gradient" and "forward" ms per image) before and
+# after (the mean of the two: a shared machine's load drifts) one
 # /evaluate job over N JPEGs (500x375, made here with PIL unless --jpeg gives
 # one to copy) on advjpgd with the same random weights, and prints one line
 #   {"round":1,"job_images_per_s":..,"ideal_images_per_s":..,"ratio":..,
@@ -64,10 +65,13 @@ for _ in $(seq 300); do
     sleep 0.2
 done
 
+engine() { # the engine alone at batch 16, appended to bench.json
+    "$BENCH" --model "$model" --weights "$tmp/w" --batch 16 --seconds "$seconds" >>"$tmp/bench.json"
+}
+mean() { jq -s "map(select(.pass == \"$1\") | .ms_per_image) | add / length" "$tmp/bench.json"; }
 for r in $(seq "$rounds"); do
-    "$BENCH" --model "$model" --weights "$tmp/w" --batch 16 --seconds "$seconds" >"$tmp/bench.json"
-    fwd=$(jq -r 'select(.pass == "forward") | .ms_per_image' "$tmp/bench.json")
-    grad=$(jq -r 'select(.pass == "gradient") | .ms_per_image' "$tmp/bench.json")
+    : >"$tmp/bench.json"
+    engine
     id=$(curl -fsS -H 'Content-Type: application/json' "http://127.0.0.1:$PORT/evaluate" \
         -d '{"dataset": "set", "eps": [1, 5, 10]}' | jq -r .id)
     while :; do
@@ -79,6 +83,8 @@ for r in $(seq "$rounds"); do
         sleep 0.5
     done
     rate=$(printf '%s' "$st" | jq -r .images_per_s)
+    engine
+    fwd=$(mean forward) grad=$(mean gradient)
     jq -cn --argjson r "$r" --argjson rate "$rate" --argjson f "$fwd" --argjson g "$grad" \
         --argjson n "$images" \
         '{round: $r, job_images_per_s: $rate, ideal_images_per_s: (1000 / ($g + 10 * $f)),
