@@ -270,9 +270,9 @@ static void *worker_main(void *arg)
         }
         /* Dynamic batching: wait until batch_delay_ms after the oldest job
          * was queued, unless the batch is full; jobs that queued up while
-         * the worker was busy have waited long enough already. */
-        /* A lone request with nothing on its way runs at once when the delay
-         * is a short one (under SRV_GATHER_MS, as the default): it could only
+         * the worker was busy have waited long enough already. A lone
+         * request with nothing on its way runs at once when the delay is a
+         * short one (under SRV_GATHER_MS, as the default): it could only
          * gather requests whose body has not even begun, and every single
          * client would pay for it. A longer delay is waited as asked. */
         const int lone = w->expected == 0 && w->o.batch_delay_ms < SRV_GATHER_MS &&
