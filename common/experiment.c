@@ -343,8 +343,7 @@ int exp_label(const exp_result *r, int t)
     return net_argmax(r->probs + (size_t)t * r->classes, r->classes);
 }
 
-/* Frees a result's images (the scores stay). */
-static void drop_images(exp_result *r)
+void exp_result_drop_images(exp_result *r)
 {
     for (int t = 0; r->images && t < r->n_transforms; t++)
         img_free(&r->images[t]);
@@ -356,7 +355,7 @@ void exp_result_free(exp_result *r)
 {
     if (!r)
         return;
-    drop_images(r);
+    exp_result_drop_images(r);
     free(r->probs);
     memset(r, 0, sizeof *r);
 }
@@ -430,6 +429,42 @@ static int run_iterative(net_ctx *ctx, const img_rgb *xs, int nb, const int *lab
     return rc;
 }
 
+/* An empty result for x: its copy as images[0], room for every transform's scores. */
+static int result_init(const exp_params *p, int K, const img_rgb *x, exp_result *r, char *err,
+                       size_t errsz)
+{
+    const int T = exp_n_transforms(p);
+    r->n_transforms = T;
+    r->n_adv = exp_n_adv(p);
+    r->twin_first = exp_has_twin(p) ? exp_twin_first(p) : 0;
+    r->classes = K;
+    r->probs = calloc((size_t)T * K, sizeof(float));
+    r->images = calloc((size_t)T, sizeof(img_rgb));
+    if (!r->probs || !r->images || img_copy(x, &r->images[0]))
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    return ADJ_OK;
+}
+
+int exp_fgsm_variants(const exp_params *p, const img_rgb *x, const float *grad,
+                      const float *probs_x, int label_x, int classes, uint64_t seed,
+                      exp_result *r, char *err, size_t errsz)
+{
+    memset(r, 0, sizeof *r);
+    int rc = exp_params_check(p, err, errsz);
+    if (!rc && p->attack.kind != EXP_FGSM)
+        rc = adj_fail(err, errsz, ADJ_ERR_ARG, "exp_fgsm_variants: the attack is not FGSM");
+    if (!rc)
+        rc = result_init(p, classes, x, r, err, errsz);
+    if (!rc) {
+        r->label_x = label_x;
+        memcpy(r->probs, probs_x, (size_t)classes * sizeof(float));
+        rc = make_variants(p, grad, seed, r, err, errsz);
+    }
+    if (rc)
+        exp_result_free(r);
+    return rc;
+}
+
 int exp_run_batch(net_ctx *ctx, const img_rgb *xs, int n, const exp_params *p,
                   const uint64_t *seeds, exp_result *out, char *err, size_t errsz)
 {
@@ -465,16 +500,8 @@ int exp_run_batch_keep(net_ctx *ctx, const img_rgb *xs, int n, const exp_params 
         rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
         goto done;
     }
-    for (int i = 0; i < n && !rc; i++) {
-        r[i].n_transforms = T;
-        r[i].n_adv = exp_n_adv(p);
-        r[i].twin_first = exp_has_twin(p) ? exp_twin_first(p) : 0;
-        r[i].classes = K;
-        r[i].probs = calloc((size_t)T * K, sizeof(float));
-        r[i].images = calloc((size_t)T, sizeof(img_rgb));
-        if (!r[i].probs || !r[i].images || img_copy(&xs[i], &r[i].images[0]))
-            rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
-    }
+    for (int i = 0; i < n && !rc; i++)
+        rc = result_init(p, K, &xs[i], &r[i], err, errsz);
     /* 1. the clean images: one forward and one backward pass per chunk; the
      * iterative attacks then make Adv for each eps from l_x (or, for LL, the
      * least-likely class of x) */
@@ -516,7 +543,7 @@ int exp_run_batch_keep(net_ctx *ctx, const img_rgb *xs, int n, const exp_params 
             memcpy(ri->probs + (size_t)(1 + j % (T - 1)) * K, probs + (size_t)q * K,
                    (size_t)K * sizeof(float));
             if (j % (T - 1) == T - 2 && keep && !keep[j / (T - 1)])
-                drop_images(ri); /* its last variant: only the scores are wanted */
+                exp_result_drop_images(ri); /* its last variant: only the scores are wanted */
         }
     }
     if (!rc)

@@ -224,11 +224,29 @@ int exp_run_batch_keep(net_ctx *ctx, const img_rgb *xs, int n, const exp_params 
                        const uint64_t *seeds, const int *keep, exp_result *out, char *err,
                        size_t errsz);
 
+/**
+ * The model-free middle of exp_run_batch for one image under FGSM (p's
+ * attack kind EXP_FGSM), for a caller that runs the passes itself (the
+ * daemon's job pipeline: the model thread runs only full passes): from x's
+ * clean pass (its arg-max label_x and probabilities probs_x [classes]) and
+ * the gradient of -log p(label_x | x) in x's interleaved layout (atk_gradient),
+ * *r (new; exp_result_free) gets label_x, probs[0] and every transformed
+ * image (Adv for each eps, JPG, JPGnoise seeded by seed) with its norms; the
+ * caller classifies images[1 .. n_transforms-1] into probs[t]. The same
+ * numbers as exp_run_batch (the engine is batch invariant).
+ */
+int exp_fgsm_variants(const exp_params *p, const img_rgb *x, const float *grad,
+                      const float *probs_x, int label_x, int classes, uint64_t seed,
+                      exp_result *r, char *err, size_t errsz);
+
 /** p(l_x | f(x)) of transform t. */
 float exp_top_label_prob(const exp_result *r, int t);
 
 /** Arg-max label of transform t. */
 int exp_label(const exp_result *r, int t);
+
+/** Frees a result's images (images NULL after); the scores stay. */
+void exp_result_drop_images(exp_result *r);
 
 /** Frees a result (NULL and a zeroed struct are fine). */
 void exp_result_free(exp_result *r);

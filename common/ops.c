@@ -1282,6 +1282,40 @@ static int gemm_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, i
     return 0;
 }
 
+/* Rows up to which gemm.c's few-row paths read B in place (MR, its micro-tile height). */
+#define GEMM_FEW_ROWS 6
+
+/*
+ * Whether Gemm computes its product transposed, Y^T [N][M] = op(B)^T op(A)^T
+ * (dA^T [K][M] = op(B) dY^T backward), from the shapes: op(A) not transposed
+ * and of more rows than gemm's few-row paths take (they stream B as stored),
+ * and B the larger operand (wide = its other side: N forward, K backward). Then
+ * gemm_f32 reads the weights in place as its A and packs the activations,
+ * instead of packing every column of the weights (fc6 of OverFeat: 453 MB)
+ * for a few rows. The same bits either way: an element is the same chain of
+ * FMAs in increasing k (fma(a,b,c) is fma(b,a,c); gemm.h), so batch
+ * invariance holds whichever product a batch size gets.
+ */
+static int gemm_swapped(const gemm_params *p, int64_t M, int64_t wide)
+{
+    return !p->ta && M > GEMM_FEW_ROWS && wide > M;
+}
+
+/* d[c][r] = s[r][c] for an r x c matrix (ld c and r). */
+static void transpose_f32(const float *s, int64_t rows, int64_t cols, float *d)
+{
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++)
+            d[c * rows + r] = s[r * cols + c];
+}
+
+static size_t gemm_fwd_scratch(const void *pp, const op_tensor *in, int n_in, const op_tensor *out)
+{
+    const gemm_params *p = pp;
+    const int64_t M = p->ta ? in[0].shape.d[1] : in[0].shape.d[0];
+    return gemm_swapped(p, M, p->N) ? (size_t)(M * p->N) : 0;
+}
+
 static void gemm_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
                          float *scratch, gemm_ws *gemm)
 {
@@ -1297,8 +1331,14 @@ static void gemm_forward(const void *pp, const op_tensor *in, int n_in, op_tenso
     }
     /* Y [M][N] = op(A) [M][K] x op(B) [K][N]: each element a fixed chain
      * (gemm.h), so a row (an image) does not depend on the others */
-    gemm_f32(gemm, p->ta ? GEMM_T : GEMM_N, p->tb ? GEMM_T : GEMM_N, (int)M, (int)N, (int)K, A,
-             p->ta ? (int)M : (int)K, B, p->tb ? (int)K : (int)N, 0, Y, (int)N);
+    if (gemm_swapped(p, M, N)) { /* Y^T = op(B)^T A^T, the same chains */
+        gemm_f32(gemm, p->tb ? GEMM_N : GEMM_T, GEMM_T, (int)N, (int)M, (int)K, B,
+                 p->tb ? (int)K : (int)N, A, (int)K, 0, scratch, (int)M);
+        transpose_f32(scratch, N, M, Y);
+    } else {
+        gemm_f32(gemm, p->ta ? GEMM_T : GEMM_N, p->tb ? GEMM_T : GEMM_N, (int)M, (int)N, (int)K,
+                 A, p->ta ? (int)M : (int)K, B, p->tb ? (int)K : (int)N, 0, Y, (int)N);
+    }
     for (int64_t i = 0; i < M; i++) {
         float *y = Y + i * N;
         if (p->alpha != 1.0f)
@@ -2902,7 +2942,12 @@ static void binary_backward(const void *pp, const op_tensor *in, int n_in, const
 static size_t gemm_bwd_scratch(const void *pp, const op_tensor *in, int n_in, const op_tensor *out)
 {
     const gemm_params *p = pp;
-    return p->ta ? (size_t)(p->M * p->K) : p->alpha != 1.0f ? (size_t)p->K : 0;
+    const int64_t M = p->ta ? in[0].shape.d[1] : in[0].shape.d[0];
+    if (p->ta)
+        return (size_t)(p->M * p->K);
+    if (p->alpha == 1.0f)
+        return gemm_swapped(p, M, p->K) ? (size_t)(M * p->K) : 0;
+    return (size_t)p->K;
 }
 
 /* Gemm: dA += alpha dY op(B)^T (op(A) = A) or alpha op(B) dY^T (transA); dC += beta dY. */
@@ -2920,6 +2965,12 @@ static void gemm_backward(const void *pp, const op_tensor *in, int n_in, const o
                  (int)N, 0, scratch, (int)M);
         for (int64_t i = 0; i < M * K; i++)
             dx[0][i] += p->alpha * scratch[i];
+    } else if (dx[0] && p->alpha == 1.0f && gemm_swapped(p, M, K)) {
+        /* dA^T += op(B) dY^T: the chains start from dA's values, as accumulating in place */
+        transpose_f32(dx[0], M, K, scratch);
+        gemm_f32(gemm, tbt == GEMM_T ? GEMM_N : GEMM_T, GEMM_T, (int)K, (int)M, (int)N, Bm, ldb,
+                 dy, (int)N, 1, scratch, (int)M);
+        transpose_f32(scratch, K, M, dx[0]);
     } else if (dx[0] && p->alpha == 1.0f)
         gemm_f32(gemm, GEMM_N, tbt, (int)M, (int)K, (int)N, dy, (int)N, Bm, ldb, 1, dx[0], (int)K);
     else if (dx[0])
@@ -3330,7 +3381,7 @@ static const op_def table[] = {
     {"Pow", "", 2, 2, 1, 1, 0, 0, sizeof(binary_params), pow_parse, binary_infer, NULL, binary_forward,
      binary_backward, NULL, OPB_IN(0) | OPB_IN(1) | OPB_OUT, OPB_IN(0) | OPB_IN(1)},
     {"Gemm", "alpha,beta,transA,transB", 2, 3, 1, 1, 0, 0, sizeof(gemm_params), gemm_parse,
-     gemm_infer, NULL, gemm_forward,
+     gemm_infer, gemm_fwd_scratch, gemm_forward,
      gemm_backward, gemm_bwd_scratch, OPB_IN(1), OPB_IN(0) | OPB_IN(2)},
     {"MatMul", "", 2, 2, 1, 1, 0, 0, sizeof(gemm_params), NULL, matmul_infer, NULL, matmul_forward,
      matmul_backward, NULL, OPB_IN(0) | OPB_IN(1), OPB_IN(0) | OPB_IN(1)},

@@ -149,11 +149,14 @@ static const opt_def OPTS[O_COUNT] = {
                     "$XDG_STATE_HOME/advjpg/jobs or ~/.local/state/advjpg/jobs)",
         AT(jobs_dir)},
     [O_JOB_BATCH] = {"job-batch", "jobs", K_INT, 0, 256, "N",
-                     "images per batch of an evaluation job; interactive requests wait at most "
-                     "one such batch",
-        .def = "0", .def_note = ": as many as take about --job-batch-ms", AT(job_batch)},
+                     "images per chunk of an evaluation job; an FGSM job's chunk runs pass by "
+                     "pass (interactive requests wait at most one pass), an iterative "
+                     "attack's whole (they wait at most one chunk)",
+        .def = "0", .def_note = ": --max-batch for FGSM, else as many as take about --job-batch-ms",
+        AT(job_batch)},
     [O_JOB_BATCH_MS] = {"job-batch-ms", "jobs", K_INT, 1, 600000, "MS",
-                        "with --job-batch 0, aim for job batches of about this long",
+                        "with --job-batch 0, aim for chunks of an iterative attack of about "
+                        "this long",
         .def = "250", AT(job_batch_ms)},
     [O_RUN] = {"run", NULL, K_PATH, 0, 0, "REQUEST.json",
                "batch mode: run the /evaluate body REQUEST.json as one job without HTTP (its "

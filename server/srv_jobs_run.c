@@ -5,6 +5,16 @@
 
 /* ---------------------------------------------------------------- the runner */
 
+/*
+ * A chunk of an FGSM job runs as a pipeline (pipe): the worker runs one
+ * gradient pass of its images (SRV_TASK_GRADIENT), this thread builds every
+ * variant (FGSM, JPEG, JPGnoise: exp_fgsm_variants) while the worker runs
+ * the other chunk's passes, and the worker classifies the variants in full
+ * forward passes (SRV_TASK_FORWARD of max_batch images each). Other attacks
+ * run as one SRV_TASK_ATTACK per image (exp_run_batch_keep on the worker).
+ */
+typedef enum { CH_GRADIENT, CH_FORWARD, CH_DONE } chunk_stage;
+
 typedef struct {
     srv_jobs *js;
     size_t first;   /* job index of its first image */
@@ -14,6 +24,18 @@ typedef struct {
     int refused;    /* the worker refused the chunk: shutting down */
     srv_task *jobs;  /* [n]; jobs[i].x set when image i was prepared */
     char **skip;    /* [n] why image i could not be prepared, or NULL */
+    /* the FGSM pipeline */
+    int pipe;
+    chunk_stage stage; /* js->lock */
+    int k;             /* images prepared */
+    int *idx;          /* [k] the chunk's index of each */
+    img_rgb *xs;       /* [k] jobs[idx[q]].x, borrowed pixels */
+    int *labels;       /* [k] */
+    float *grad;       /* [k][H][W][3] */
+    float *probs;      /* [k][classes] of the gradient pass, then [k][T-1][classes] */
+    float *planar;     /* [k][T-1][C][H][W] the variants */
+    srv_task *passes;  /* [n_passes]: the gradient pass, then the forward passes */
+    int n_passes;
 } chunk;
 
 static void chunk_free(chunk *c)
@@ -28,6 +50,13 @@ static void chunk_free(chunk *c)
     }
     free(c->jobs);
     free(c->skip);
+    free(c->idx);
+    free(c->xs);
+    free(c->labels);
+    free(c->grad);
+    free(c->probs);
+    free(c->planar);
+    free(c->passes);
     memset(c, 0, sizeof *c);
 }
 
@@ -68,9 +97,175 @@ static int load_image(srv_jobs *js, const char *root, const char *dir, const cha
 }
 
 /*
+ * Queues a chunk's worker jobs (queue, k of them; c->pending set first):
+ * ADJ_OK, ADJ_OK with c->refused when the worker is shutting down (nothing
+ * queued), or another error with err.
+ */
+static int submit_all(srv_jobs *js, chunk *c, srv_task **queue, int k, char *err, size_t errsz)
+{
+    pthread_mutex_lock(&js->lock);
+    c->pending = k;
+    pthread_mutex_unlock(&js->lock);
+    char msg[ADJ_ERRLEN];
+    int rc;
+    while ((rc = srv_worker_submit_many(js->w, queue, k, msg, sizeof msg)) == ADJ_ERR_BUSY)
+        usleep(10000); /* cannot happen with the bound at 1024; wait rather than fail */
+    if (!rc) {
+        c->submitted += k;
+        return ADJ_OK;
+    }
+    pthread_mutex_lock(&js->lock);
+    c->pending = 0;
+    pthread_mutex_unlock(&js->lock);
+    if (rc != ADJ_ERR_STATE)
+        return adj_fail(err, errsz, rc, "%s", msg);
+    c->refused = 1;
+    return ADJ_OK;
+}
+
+/* A worker job of the chunk's pipeline, of its group. */
+static srv_task *pipe_task(chunk *c, int i, srv_task_kind kind, uint64_t group)
+{
+    srv_task *t = &c->passes[i];
+    t->kind = kind;
+    t->prio = SRV_PRIO_BACKGROUND;
+    t->group = group;
+    t->done = on_image_done;
+    t->done_arg = c;
+    return t;
+}
+
+/* The pipeline's first pass: the gradient of the chunk's prepared images. */
+static int submit_gradient(srv_jobs *js, chunk *c, uint64_t group, char *err, size_t errsz)
+{
+    const size_t per = (size_t)3 * js->spec->input_size * js->spec->input_size;
+    for (int i = 0; i < c->n; i++)
+        if (!c->skip[i])
+            c->k++;
+    if (c->k == 0) { /* nothing to compute: every image is skipped */
+        c->stage = CH_DONE;
+        return ADJ_OK;
+    }
+    c->idx = calloc((size_t)c->k, sizeof *c->idx);
+    c->xs = calloc((size_t)c->k, sizeof *c->xs);
+    c->labels = calloc((size_t)c->k, sizeof *c->labels);
+    c->grad = malloc((size_t)c->k * per * sizeof *c->grad);
+    c->probs = malloc((size_t)c->k * js->spec->classes * sizeof *c->probs);
+    c->passes = calloc(1, sizeof *c->passes);
+    if (!c->idx || !c->xs || !c->labels || !c->grad || !c->probs || !c->passes)
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    for (int i = 0, q = 0; i < c->n; i++)
+        if (!c->skip[i]) {
+            c->idx[q] = i;
+            c->xs[q++] = c->jobs[i].x;
+        }
+    c->n_passes = 1;
+    srv_task *t = pipe_task(c, 0, SRV_TASK_GRADIENT, group);
+    t->n = c->k;
+    t->xs = c->xs;
+    t->labels = c->labels;
+    t->grad = c->grad;
+    t->probs = c->probs;
+    return submit_all(js, c, &t, 1, err, errsz);
+}
+
+/* The first failed pass of the chunk, or NULL. */
+static const srv_task *failed_pass(const chunk *c)
+{
+    for (int i = 0; i < c->n_passes; i++)
+        if (c->passes[i].status != SRV_TASK_OK)
+            return &c->passes[i];
+    return NULL;
+}
+
+/* Every image of the chunk failed with the pass's message. */
+static void fail_images(chunk *c, const srv_task *t)
+{
+    for (int q = 0; q < c->k; q++) {
+        c->jobs[c->idx[q]].status = SRV_TASK_FAILED;
+        snprintf(c->jobs[c->idx[q]].err, sizeof c->jobs[q].err, "%s", t->err);
+    }
+}
+
+/*
+ * The gradient pass is back: every variant built (here, off the worker), as
+ * planar floats, and queued as forward passes of max_batch images. With
+ * keep 0 (no DCT) the variants' images are freed once in planar form.
+ */
+static int submit_forwards(srv_jobs *js, job *j, chunk *c, char *err, size_t errsz)
+{
+    const srv_task *bad = failed_pass(c);
+    const int T = exp_n_transforms(&j->params), K = js->spec->classes, B = js->o.max_batch;
+    const size_t per = (size_t)3 * js->spec->input_size * js->spec->input_size;
+    const long total = (long)c->k * (T - 1);
+    int rc = ADJ_OK;
+    if (bad) {
+        fail_images(c, bad);
+        goto done;
+    }
+    for (int q = 0; q < c->k && !rc; q++) {
+        srv_task *sj = &c->jobs[c->idx[q]];
+        rc = exp_fgsm_variants(&j->params, &sj->x, c->grad + per * q, c->probs + (size_t)q * K,
+                               c->labels[q], K, sj->seed, &sj->result, err, errsz);
+    }
+    free(c->grad); /* used */
+    c->grad = NULL;
+    float *probs = rc ? NULL : realloc(c->probs, (size_t)total * K * sizeof *c->probs);
+    srv_task *passes = rc ? NULL : realloc(c->passes, (size_t)((total + B - 1) / B) * sizeof *passes);
+    c->probs = probs ? probs : c->probs;
+    c->passes = passes ? passes : c->passes;
+    if (!rc && (!probs || !passes || !(c->planar = malloc((size_t)total * per * sizeof(float)))))
+        rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    for (long v = 0; v < total && !rc; v++) {
+        exp_result *r = &c->jobs[c->idx[v / (T - 1)]].result;
+        img_to_planar(&r->images[1 + v % (T - 1)], c->planar + per * v);
+        if (v % (T - 1) == T - 2 && !j->dct)
+            exp_result_drop_images(r); /* rows.csv holds scores only; the DCT needs the images */
+    }
+    if (rc)
+        goto done;
+    const uint64_t group = c->passes[0].group;
+    srv_task **queue = malloc((size_t)((total + B - 1) / B) * sizeof *queue);
+    if (!queue) {
+        rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    memset(c->passes, 0, (size_t)((total + B - 1) / B) * sizeof *c->passes);
+    c->n_passes = 0;
+    for (long v0 = 0; v0 < total; v0 += B, c->n_passes++) {
+        srv_task *t = pipe_task(c, c->n_passes, SRV_TASK_FORWARD, group);
+        t->n = total - v0 < B ? (int)(total - v0) : B;
+        t->input = c->planar + per * v0;
+        t->probs = c->probs + (size_t)K * v0;
+        queue[c->n_passes] = t;
+    }
+    rc = submit_all(js, c, queue, c->n_passes, err, errsz);
+    free(queue);
+done:
+    pthread_mutex_lock(&js->lock);
+    c->stage = bad || rc || c->refused ? CH_DONE : CH_FORWARD;
+    pthread_mutex_unlock(&js->lock);
+    return rc;
+}
+
+/* The forward passes are back: each variant's probabilities into its result. */
+static void collect_forwards(srv_jobs *js, job *j, chunk *c)
+{
+    const srv_task *bad = failed_pass(c);
+    const int T = exp_n_transforms(&j->params), K = js->spec->classes;
+    if (bad) {
+        fail_images(c, bad);
+        return;
+    }
+    for (long v = 0; v < (long)c->k * (T - 1); v++)
+        memcpy(c->jobs[c->idx[v / (T - 1)]].result.probs + (size_t)(1 + v % (T - 1)) * K,
+               c->probs + (size_t)K * v, (size_t)K * sizeof(float));
+}
+
+/*
  * Prepares images first .. first+n-1 of the job and queues them on the
- * worker as one batch group. ADJ_ERR_NOMEM, or ADJ_OK (c->refused when the
- * worker is shutting down: nothing queued).
+ * worker as one batch group (an FGSM job: its gradient pass). ADJ_ERR_NOMEM,
+ * or ADJ_OK (c->refused when the worker is shutting down: nothing queued).
  */
 static int start_chunk(srv_jobs *js, job *j, const char *root, const char *dir, chunk *c,
                        size_t first, int n, char *err, size_t errsz)
@@ -112,30 +307,15 @@ static int start_chunk(srv_jobs *js, job *j, const char *root, const char *dir, 
         sj->done_arg = c;
         queue[k++] = sj;
     }
-    if (k > 0) {
-        pthread_mutex_lock(&js->lock);
-        c->pending = k;
-        pthread_mutex_unlock(&js->lock);
-        char msg[ADJ_ERRLEN];
-        int rc;
-        while ((rc = srv_worker_submit_many(js->w, queue, k, msg, sizeof msg)) == ADJ_ERR_BUSY)
-            usleep(10000); /* cannot happen with the bound at 1024; wait rather than fail */
-        if (rc) {
-            pthread_mutex_lock(&js->lock);
-            c->pending = 0;
-            pthread_mutex_unlock(&js->lock);
-            if (rc == ADJ_ERR_STATE) {
-                c->refused = 1;
-            } else {
-                free(queue);
-                return adj_fail(err, errsz, rc, "%s", msg);
-            }
-        } else {
-            c->submitted = k;
-        }
-    }
+    int rc = ADJ_OK;
+    c->pipe = j->params.attack.kind == EXP_FGSM;
+    c->stage = c->pipe ? CH_GRADIENT : CH_DONE;
+    if (c->pipe)
+        rc = submit_gradient(js, c, group, err, errsz);
+    else if (k > 0)
+        rc = submit_all(js, c, queue, k, err, errsz);
     free(queue);
-    return ADJ_OK;
+    return rc;
 }
 
 /*
@@ -396,13 +576,53 @@ static int set_grid(srv_jobs *js, job *j, int k, int first, char *err, size_t er
     return k ? srv_js_save_grid(j, err, errsz) : 0;
 }
 
-/* The oldest chunk in flight is done: checked, the grid calibrated, its rows written. */
-static int finish_chunk(srv_jobs *js, job *j, int fd, chunk *c, char *err, size_t errsz)
+/* A chunk of the ring whose gradient pass is back and whose variants are
+ * not built yet, or NULL. js->lock held. */
+static chunk *gradient_back(chunk *ring, int head, int inflight)
 {
-    pthread_mutex_lock(&js->lock);
-    while (c->pending > 0)
-        pthread_cond_wait(&js->cond, &js->lock);
-    pthread_mutex_unlock(&js->lock);
+    for (int i = 0; i < inflight; i++) {
+        chunk *c = &ring[(head + i) % MAX_INFLIGHT];
+        if (c->pipe && c->stage == CH_GRADIENT && c->pending == 0)
+            return c;
+    }
+    return NULL;
+}
+
+/*
+ * Waits until chunk c (the ring's head) has no worker job left, building
+ * meanwhile the variants of every chunk whose gradient pass comes back (c's
+ * and the next one's), so that the worker always has the next passes
+ * queued. 0, or -1 with err.
+ */
+static int wait_chunk(srv_jobs *js, job *j, chunk *ring, int head, int inflight, chunk *c,
+                      char *err, size_t errsz)
+{
+    for (;;) {
+        pthread_mutex_lock(&js->lock);
+        chunk *ready;
+        while (!(ready = gradient_back(ring, head, inflight)) && c->pending > 0)
+            pthread_cond_wait(&js->cond, &js->lock);
+        pthread_mutex_unlock(&js->lock);
+        if (!ready)
+            return 0;
+        if (submit_forwards(js, j, ready, err, errsz))
+            return -1;
+    }
+}
+
+/* The oldest chunk in flight is done: checked, the grid calibrated, its rows
+ * written. 0, 1 when the worker refused a pass (shutting down: the chunk's
+ * rows are not written), or -1 with err. */
+static int finish_chunk(srv_jobs *js, job *j, int fd, chunk *ring, int head, int inflight,
+                        char *err, size_t errsz)
+{
+    chunk *c = &ring[head];
+    if (wait_chunk(js, j, ring, head, inflight, c, err, errsz))
+        return -1;
+    if (c->refused)
+        return 1;
+    if (c->pipe && c->stage == CH_FORWARD)
+        collect_forwards(js, j, c);
     for (int i = 0; i < c->n; i++)
         if (!c->skip[i] && c->jobs[i].status != SRV_TASK_OK)
             return snprintf(err, errsz, "the engine failed on '%.200s': %s",
@@ -425,10 +645,10 @@ static int run_chunks(srv_jobs *js, job *j, const char *root, const char *dir, i
     chunk ring[MAX_INFLIGHT];
     memset(ring, 0, sizeof ring);
     size_t next = j->done;
-    int head = 0, inflight = 0, failed = 0;
+    int head = 0, inflight = 0, failed = 0, refused = 0;
     for (;;) {
-        while (!failed && inflight < MAX_INFLIGHT && next < j->total && !stop_asked(js, j) &&
-               !(j->grid_k == 0 && inflight > 0)) {
+        while (!failed && !refused && inflight < MAX_INFLIGHT && next < j->total &&
+               !stop_asked(js, j) && !(j->grid_k == 0 && inflight > 0)) {
             chunk *c = &ring[(head + inflight) % MAX_INFLIGHT];
             int n = chunk_size(js, j, next);
             if (start_chunk(js, j, root, dir, c, next, n, err, errsz)) {
@@ -446,9 +666,10 @@ static int run_chunks(srv_jobs *js, job *j, const char *root, const char *dir, i
         if (inflight == 0)
             break;
         chunk *c = &ring[head];
-        if (!failed && finish_chunk(js, j, fd, c, err, errsz))
-            failed = 1;
-        if (failed) { /* the rest still has to come back from the worker */
+        int fin = failed || refused ? 0 : finish_chunk(js, j, fd, ring, head, inflight, err, errsz);
+        failed |= fin < 0;
+        refused |= fin > 0; /* shutting down: no later chunk's rows either (rows stay contiguous) */
+        if (failed || refused) { /* the rest still has to come back from the worker */
             pthread_mutex_lock(&js->lock);
             while (c->pending > 0)
                 pthread_cond_wait(&js->cond, &js->lock);
@@ -522,11 +743,14 @@ static void run_job(srv_jobs *js, job *j)
     if (!failed && j->dct) /* cut back to the rows: a resumed job adds what a one-shot one does */
         failed = srv_dct_open(j->dir, &j->params, j->params.quality, j->done, &j->dct_fd, err,
                               sizeof err) != 0;
-    /* The chunk grid: fixed by --job-batch, or calibrated by a first chunk
-     * of one image; kept in chunk.json for the job's whole life. */
-    if (!failed && j->grid_k == 0 && js->o.batch > 0)
-        failed = set_grid(js, j, js->o.batch < js->o.max_batch ? js->o.batch : js->o.max_batch,
-                          (int)j->done, err, sizeof err) != 0;
+    /* The chunk grid: fixed by --job-batch, or for FGSM full passes of
+     * --max-batch (the worker runs a chunk pass by pass), or calibrated by a
+     * first chunk of one image; kept in chunk.json for the job's whole life. */
+    const int fgsm = j->params.attack.kind == EXP_FGSM;
+    const int grid = js->o.batch > 0 ? js->o.batch : fgsm ? js->o.max_batch : 0;
+    if (!failed && j->grid_k == 0 && grid > 0)
+        failed = set_grid(js, j, grid < js->o.max_batch ? grid : js->o.max_batch, (int)j->done,
+                          err, sizeof err) != 0;
     else {
         pthread_mutex_lock(&js->lock);
         j->batch = j->grid_k ? j->grid_k : 1;

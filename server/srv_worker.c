@@ -56,6 +56,8 @@ static int compatible(const srv_task *head, const srv_task *job)
 {
     if (head->kind != job->kind || head->group != job->group)
         return 0;
+    if (job->kind == SRV_TASK_GRADIENT) /* a pass of its own */
+        return job == head;
     return job->kind == SRV_TASK_FORWARD || (same_params(&head->params, &job->params) &&
                                              exp_attack_equal(&head->params, &job->params));
 }
@@ -233,6 +235,16 @@ static void run_attack(srv_worker *w, srv_task *batch, int n)
     free(keep);
 }
 
+static void run_gradient(srv_worker *w, srv_task *j)
+{
+    char err[256];
+    int rc = atk_gradient(w->ctx, j->xs, j->n, j->labels, 1, j->grad, j->probs, err, sizeof err);
+    if (rc) {
+        j->status = SRV_TASK_FAILED;
+        snprintf(j->err, sizeof j->err, "%s", err);
+    }
+}
+
 static void *worker_main(void *arg)
 {
     srv_worker *w = arg;
@@ -258,8 +270,14 @@ static void *worker_main(void *arg)
         }
         /* Dynamic batching: wait until batch_delay_ms after the oldest job
          * was queued, unless the batch is full; jobs that queued up while
-         * the worker was busy have waited long enough already. */
-        if (!w->closed && !w->hurry && w->o.batch_delay_ms > 0 && !head->group) {
+         * the worker was busy have waited long enough already. A lone
+         * request with nothing on its way runs at once when the delay is a
+         * short one (under SRV_GATHER_MS, as the default): it could only
+         * gather requests whose body has not even begun, and every single
+         * client would pay for it. A longer delay is waited as asked. */
+        const int lone = w->expected == 0 && w->o.batch_delay_ms < SRV_GATHER_MS &&
+                         w->count[head->prio] == 1;
+        if (!lone && !w->closed && !w->hurry && w->o.batch_delay_ms > 0 && !head->group) {
             double ready = head->t_queued + w->o.batch_delay_ms * 1e-3;
             /* More requests are on their way (body arriving, image being
              * decoded): hold a partial batch for them, up to a bound. */
@@ -296,6 +314,8 @@ static void *worker_main(void *arg)
         }
         if (batch->kind == SRV_TASK_FORWARD)
             run_forward(w, batch);
+        else if (batch->kind == SRV_TASK_GRADIENT)
+            run_gradient(w, batch);
         else
             run_attack(w, batch, n_jobs);
         double t1 = ut_now();
@@ -326,6 +346,14 @@ static int check_job(const srv_worker *w, srv_task *job, char *err, size_t errsz
     if (job->kind == SRV_TASK_FORWARD) {
         if (job->n < 1 || !job->input || !job->probs)
             return adj_fail(err, errsz, ADJ_ERR_ARG, "malformed forward job");
+    } else if (job->kind == SRV_TASK_GRADIENT) {
+        if (job->n < 1 || job->n > w->o.max_batch || !job->xs || !job->labels || !job->grad ||
+            !job->probs)
+            return adj_fail(err, errsz, ADJ_ERR_ARG, "malformed gradient job");
+        for (int i = 0; i < job->n; i++)
+            if (!job->xs[i].px || job->xs[i].w != w->input_size || job->xs[i].h != w->input_size)
+                return adj_fail(err, errsz, ADJ_ERR_ARG, "gradient job: image %d is not %dx%d",
+                                i, w->input_size, w->input_size);
     } else if (job->kind == SRV_TASK_ATTACK) {
         job->n = 1;
         if (!job->x.px || job->x.w != w->input_size || job->x.h != w->input_size)

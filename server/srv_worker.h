@@ -13,6 +13,10 @@
  *     one net_forward over up to max_batch images.
  *   - SRV_TASK_ATTACK jobs (1 image each) with equal exp_params share one
  *     exp_run_batch, each with its own seed.
+ *   - A SRV_TASK_GRADIENT job (n <= max_batch images) is one atk_gradient
+ *     pass of its own: the clean pass's arg-max labels and probabilities and
+ *     the input gradients (an evaluation job's FGSM pipeline, which builds
+ *     the variants off the worker thread and classifies them as FORWARD jobs).
  *   - SRV_PRIO_INTERACTIVE jobs always go before SRV_PRIO_BACKGROUND ones; a
  *     background job (an evaluation job's images) only runs when no
  *     interactive job is waiting, and batches only with its own priority.
@@ -45,7 +49,7 @@
 #include "model.h"
 #include "srv_metrics.h"
 
-typedef enum { SRV_TASK_FORWARD, SRV_TASK_ATTACK } srv_task_kind;
+typedef enum { SRV_TASK_FORWARD, SRV_TASK_ATTACK, SRV_TASK_GRADIENT } srv_task_kind;
 typedef enum { SRV_PRIO_INTERACTIVE = 0, SRV_PRIO_BACKGROUND = 1, SRV_PRIO_COUNT } srv_prio;
 
 /** How a job ended. */
@@ -64,9 +68,12 @@ struct srv_task {
     /* ---- set by the submitter ---- */
     srv_task_kind kind;
     srv_prio prio;
-    int n;                 /**< FORWARD: images (>= 1); ATTACK: always 1 */
+    int n;                 /**< FORWARD, GRADIENT: images (>= 1); ATTACK: always 1 */
     const float *input;    /**< FORWARD: [n][C][H][W] pixels 0..255 (borrowed) */
-    float *probs;          /**< FORWARD: [n][classes] written by the worker (borrowed) */
+    float *probs;          /**< FORWARD, GRADIENT: [n][classes] written by the worker (borrowed) */
+    const img_rgb *xs;     /**< GRADIENT: [n] prepared images (borrowed) */
+    int *labels;           /**< GRADIENT: [n] their arg-max classes, written (borrowed) */
+    float *grad;           /**< GRADIENT: [n][H][W][3] input gradients, written (borrowed) */
     img_rgb x;             /**< ATTACK: the prepared image (borrowed pixels) */
     exp_params params;     /**< ATTACK: checked by the submitter */
     uint64_t seed;         /**< ATTACK: JPGnoise seed */
@@ -136,8 +143,9 @@ void srv_worker_expire(srv_worker *w);
  * one starts, -1 when it is submitted or given up. While some are expected,
  * the worker holds a partial interactive batch for them, up to SRV_GATHER_MS
  * after its oldest job was queued (never with batch_delay_ms 0). With one
- * client nothing is expected, so it pays only batch_delay_ms; with many, the
- * batches fill up instead of alternating between full and tiny ones.
+ * client nothing is expected, so its request runs at once when batch_delay_ms
+ * is under SRV_GATHER_MS (the default 2 ms; a longer delay is waited); with
+ * many, the batches fill up instead of alternating between full and tiny ones.
  */
 void srv_worker_expect(srv_worker *w, int delta);
 
