@@ -247,7 +247,7 @@ static int conv_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, i
     p->wino = p->k[0] == 3 && p->k[1] == 3 && p->s[0] == 1 && p->s[1] == 1 && p->d[0] == 1 &&
                       p->d[1] == 1 && p->pb[0] == 1 && p->pb[1] == 1 && p->pe[0] == 1 &&
                       p->pe[1] == 1 && p->group == 1
-                  ? lyr_wino_choose((int)p->H, (int)p->W)
+                  ? lyr_wino_choose((int)p->H, (int)p->W, (int)p->C, (int)p->M)
                   : 0;
     op_shape s = {4, {x->shape.d[0], p->M, p->OH, p->OW}};
     set_out(&out[0], OP_FLOAT, x->batched, &s);
