@@ -373,40 +373,195 @@ static void conv_im2col_batched(const win_params *p, const float *x, const float
     }
 }
 
+/* ---- depthwise convolutions ------------------------------------------- */
+
 /*
- * Depthwise convolution of one plane [H][W] by one kh x kw kernel into
- * y [OH][OW] (OVERWRITTEN): y = bias + sum over taps in row-major order.
- * An sgemm with M = 1 per channel would spend its time packing.
+ * A depthwise plane's geometry: input [H][W], output [OH][OW], one kh x kw
+ * kernel, strides, dilations, pads before (the forward's, or for the input
+ * gradient of a stride-1 one the adjoint's: pads (k-1)*d - p, maybe < 0).
  */
-static void conv_dw_plane(const win_params *p, const float *plane, const float *w, float bias,
-                          float *y)
+typedef struct {
+    int64_t H, W, OH, OW, kh, kw, sh, sw, dh, dw, pt, pl;
+} dw_geom;
+
+#define DW_INLINE static inline __attribute__((always_inline))
+
+/* Largest kernel whose input gradient runs as a correlation (its rotated taps on the stack). */
+#define DW_ROT_MAX 49
+
+/* Output elements per part of a parallel depthwise call (a few hundred microseconds). */
+#define DW_PART_ELEMS 32768
+
+/* Element (oy, ox) near the border: s + the taps inside the plane, in row-major order. */
+DW_INLINE float dw_edge(const dw_geom *g, const float *x, const float *w, float s, int64_t oy,
+                        int64_t ox)
 {
-    const int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW, sh = p->s[0], sw = p->s[1];
-    for (int64_t oy = 0; oy < OH; oy++) {
-        float *yr = y + oy * OW;
-        for (int64_t x = 0; x < OW; x++)
-            yr[x] = bias;
-        for (int64_t i = 0; i < p->k[0]; i++) {
-            const int64_t iy = oy * sh + i * p->d[0] - p->pb[0];
-            if (iy < 0 || iy >= H)
-                continue;
-            for (int64_t j = 0; j < p->k[1]; j++) {
-                const float wv = w[i * p->k[1] + j];
-                const int64_t off = j * p->d[1] - p->pb[1];
-                int64_t x0 = off >= 0 ? 0 : (-off + sw - 1) / sw;
-                int64_t x1 = W - off <= 0 ? 0 : (W - off + sw - 1) / sw;
-                if (x1 > OW)
-                    x1 = OW;
-                const float *src = plane + iy * W + off;
-                if (sw == 1)
-                    for (int64_t x = x0; x < x1; x++)
-                        yr[x] += wv * src[x];
-                else
-                    for (int64_t x = x0; x < x1; x++)
-                        yr[x] += wv * src[x * sw];
-            }
+    for (int64_t i = 0; i < g->kh; i++) {
+        const int64_t iy = oy * g->sh + i * g->dh - g->pt;
+        if (iy < 0 || iy >= g->H)
+            continue;
+        for (int64_t j = 0; j < g->kw; j++) {
+            const int64_t ix = ox * g->sw + j * g->dw - g->pl;
+            if (ix >= 0 && ix < g->W)
+                s += w[i * g->kw + j] * x[iy * g->W + ix];
         }
     }
+    return s;
+}
+
+/* Elements ox0 .. ox1-1 of output row oy by dw_edge: written, or with acc added to y. */
+DW_INLINE void dw_edge_run(const dw_geom *g, const float *x, const float *w, float bias, int acc,
+                           float *yr, int64_t oy, int64_t ox0, int64_t ox1)
+{
+    for (int64_t ox = ox0; ox < ox1; ox++) {
+        const float s = dw_edge(g, x, w, acc ? 0.0f : bias, oy, ox);
+        yr[ox] = acc ? yr[ox] + s : s;
+    }
+}
+
+/*
+ * One plane: y [OH][OW] = bias + the taps inside x [H][W] in row-major
+ * order, each product added in turn (padding adds nothing), OVERWRITTEN, or
+ * with acc ADDED TO y (bias 0). Every element gets that same sum whichever
+ * loop computes it: the interior (every tap inside) in a loop the compiler
+ * vectorises over ox when kh .. dw are constants (the callers inline it
+ * with them), the border element by element.
+ */
+DW_INLINE void dw_plane_k(const dw_geom *g, const float *restrict x, const float *restrict w,
+                          float bias, int acc, float *restrict y, int64_t kh, int64_t kw,
+                          int64_t sh, int64_t sw, int64_t dh, int64_t dw)
+{
+    const int64_t H = g->H, W = g->W, OW = g->OW, pt = g->pt, pl = g->pl;
+    const int64_t last = W - 1 - (kw - 1) * dw + pl; /* interior: pl <= ox*sw <= last */
+    int64_t xa = pl > 0 ? (pl + sw - 1) / sw : 0, xb = last < 0 ? 0 : last / sw + 1;
+    xb = xb > OW ? OW : xb;
+    xa = xa > xb ? xb : xa;
+    for (int64_t oy = 0; oy < g->OH; oy++) {
+        float *restrict yr = y + oy * OW;
+        const int64_t iy0 = oy * sh - pt;
+        if (iy0 < 0 || iy0 + (kh - 1) * dh >= H) {
+            dw_edge_run(g, x, w, bias, acc, yr, oy, 0, OW);
+            continue;
+        }
+        dw_edge_run(g, x, w, bias, acc, yr, oy, 0, xa);
+        const float *xr = x + iy0 * W - pl;
+        for (int64_t ox = xa; ox < xb; ox++) {
+            float s = acc ? 0.0f : bias;
+            for (int64_t i = 0; i < kh; i++)
+                for (int64_t j = 0; j < kw; j++)
+                    s += w[i * kw + j] * xr[i * dh * W + ox * sw + j * dw];
+            yr[ox] = acc ? yr[ox] + s : s;
+        }
+        dw_edge_run(g, x, w, bias, acc, yr, oy, xb, OW);
+    }
+}
+
+/* dw_plane_k with constants for the common kernels (3x3, 5x5, stride 1 or 2, no dilation). */
+DW_INLINE void dw_plane_any(const dw_geom *g, const float *x, const float *w, float bias, int acc,
+                            float *y)
+{
+#define DW_CASE(K, S, A)                                                                      \
+    if (g->kh == K && g->kw == K && g->sh == S && g->sw == S && g->dh == 1 && g->dw == 1 &&   \
+        acc == A) {                                                                           \
+        dw_plane_k(g, x, w, bias, A, y, K, K, S, S, 1, 1);                                    \
+        return;                                                                               \
+    }
+    DW_CASE(3, 1, 0) DW_CASE(3, 2, 0) DW_CASE(5, 1, 0) DW_CASE(5, 2, 0)
+    DW_CASE(3, 1, 1) DW_CASE(5, 1, 1)
+#undef DW_CASE
+    dw_plane_k(g, x, w, bias, acc, y, g->kh, g->kw, g->sh, g->sw, g->dh, g->dw);
+}
+
+/* The same code compiled twice: for AVX2 (8 lanes; no FMA: the same bits) and the baseline. */
+#if defined(__x86_64__) || defined(__i386__)
+static __attribute__((target("avx2"))) void dw_plane_avx2(const dw_geom *g, const float *x,
+                                                          const float *w, float bias, int acc,
+                                                          float *y)
+{
+    dw_plane_any(g, x, w, bias, acc, y);
+}
+
+static int dw_have_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+}
+#else
+#define dw_plane_avx2 dw_plane_base
+static int dw_have_avx2(void) { return 0; }
+#endif
+
+static void dw_plane_base(const dw_geom *g, const float *x, const float *w, float bias, int acc,
+                          float *y)
+{
+    dw_plane_any(g, x, w, bias, acc, y);
+}
+
+/* A depthwise call split into parts of whole planes (gemm_parallel). */
+typedef struct {
+    const win_params *p;
+    dw_geom g;         /* the planes' geometry (the adjoint's for a correlation backward) */
+    int mode;          /* DW_FORWARD, DW_ADJOINT (stride 1: the rotated kernel), DW_SCATTER */
+    const float *x, *w, *bias;
+    float *y;
+    int64_t planes, per; /* planes per part */
+    int avx2;
+} dw_job;
+
+enum { DW_FORWARD, DW_ADJOINT, DW_SCATTER };
+
+static void conv_dw_plane_back(const win_params *p, const float *dy, const float *w, float *dx);
+
+static void dw_part(void *arg, int part)
+{
+    const dw_job *j = arg;
+    const int64_t K = j->p->k[0] * j->p->k[1], C = j->p->C;
+    const int64_t in = j->g.H * j->g.W, out = j->g.OH * j->g.OW;
+    const int64_t p0 = part * j->per, p1 = p0 + j->per < j->planes ? p0 + j->per : j->planes;
+    float rot[DW_ROT_MAX];
+    for (int64_t pl = p0; pl < p1; pl++) {
+        const float *w = j->w + (pl % C) * K;
+        if (j->mode == DW_SCATTER) {
+            conv_dw_plane_back(j->p, j->x + pl * in, w, j->y + pl * out);
+            continue;
+        }
+        if (j->mode == DW_ADJOINT) { /* the 180-degree rotation: the taps reversed */
+            for (int64_t t = 0; t < K; t++)
+                rot[t] = w[K - 1 - t];
+            w = rot;
+        }
+        const float b = j->bias ? j->bias[pl % C] : 0.0f;
+        (j->avx2 ? dw_plane_avx2 : dw_plane_base)(&j->g, j->x + pl * in, w, b,
+                                                  j->mode == DW_ADJOINT, j->y + pl * out);
+    }
+}
+
+/*
+ * A depthwise convolution of n images on the workspace's threads, planes
+ * in parts: forward (y OVERWRITTEN), or its input gradient (backward: x is
+ * dY, y is dX, ADDED TO): for stride 1 and kernels up to DW_ROT_MAX taps the
+ * correlation of dY with the rotated kernel (pads (k-1)*d - p), else the
+ * forward's taps scattered back. Each plane's numbers do not depend on the
+ * parts.
+ */
+static void conv_dw(const win_params *p, const float *x, const float *w, const float *bias,
+                    int64_t n, int backward, float *y, gemm_ws *gemm)
+{
+    dw_job j = {.p = p, .x = x, .w = w, .bias = bias, .y = y, .planes = n * p->C,
+                .avx2 = dw_have_avx2()};
+    j.g = (dw_geom){p->H, p->W, p->OH, p->OW, p->k[0], p->k[1], p->s[0], p->s[1], p->d[0],
+                    p->d[1], p->pb[0], p->pb[1]};
+    j.mode = DW_FORWARD;
+    if (backward) {
+        const int corr = p->s[0] == 1 && p->s[1] == 1 && p->k[0] * p->k[1] <= DW_ROT_MAX;
+        j.mode = corr ? DW_ADJOINT : DW_SCATTER;
+        j.g = (dw_geom){p->OH, p->OW, p->H, p->W, p->k[0], p->k[1], 1, 1, p->d[0], p->d[1],
+                        (p->k[0] - 1) * p->d[0] - p->pb[0], (p->k[1] - 1) * p->d[1] - p->pb[1]};
+    }
+    int64_t parts = j.planes * p->OH * p->OW / DW_PART_ELEMS;
+    parts = parts < 1 ? 1 : parts > j.planes ? j.planes : parts > 1024 ? 1024 : parts;
+    j.per = (j.planes + parts - 1) / parts;
+    gemm_parallel(gemm, (int)((j.planes + j.per - 1) / j.per), dw_part, &j);
 }
 
 static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
@@ -419,9 +574,7 @@ static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tenso
     const int64_t N = in[0].shape.d[0], G = p->group, Cg = p->C / G, Mg = p->M / G;
     const int64_t K = Cg * p->k[0] * p->k[1], OHW = p->OH * p->OW, HW = p->H * p->W;
     if (p->depthwise) {
-        for (int64_t pl = 0; pl < N * p->C; pl++)
-            conv_dw_plane(p, x + pl * HW, w + (pl % p->C) * K, bias ? bias[pl % p->C] : 0.0f,
-                          y + pl * OHW);
+        conv_dw(p, x, w, bias, N, 0, y, gemm);
         return;
     }
     if (p->U) {
@@ -641,7 +794,8 @@ static void col2im_add(const float *col, const win_params *p, int64_t C, int64_t
 }
 
 
-/* Depthwise: dx plane [H][W] += the transpose of conv_dw_plane applied to dy [OH][OW]. */
+/* Depthwise: dx plane [H][W] += the transpose of the forward's plane applied to dy [OH][OW]
+ * (conv_dw's backward for strides over 1). */
 static void conv_dw_plane_back(const win_params *p, const float *dy, const float *w, float *dx)
 {
     const int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW, sh = p->s[0], sw = p->s[1];
@@ -713,8 +867,7 @@ static void conv_backward(const void *pp, const op_tensor *in, int n_in, const o
     const int64_t N = in[0].shape.d[0], G = p->group, Cg = p->C / G, Mg = p->M / G;
     const int64_t K = Cg * p->k[0] * p->k[1], OHW = p->OH * p->OW, HW = p->H * p->W;
     if (p->depthwise) {
-        for (int64_t pl = 0; pl < N * p->C; pl++)
-            conv_dw_plane_back(p, dy + pl * OHW, w + (pl % p->C) * K, d + pl * HW);
+        conv_dw(p, dy, w, NULL, N, 1, d, gemm);
         return;
     }
     if (p->Ut) { /* the adjoint of a 3x3 pad-1 convolution is one too */
