@@ -670,32 +670,61 @@ static int pool_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, i
     return 0;
 }
 
+/* Pooling planes in parallel parts (gemm_parallel): one job's views. */
+typedef struct {
+    const win_params *p;
+    const float *x, *y, *dy;
+    float *out; /* y (forward) or dx (backward) */
+    int64_t per, planes;
+} pool_job;
+
+/* The largest element of output (oy, ox)'s window in plane xp (NaN never is;
+ * -inf for a window without a number). */
+static inline float maxpool_window(const win_params *p, const float *xp, int64_t oy, int64_t ox)
+{
+    float m = -INFINITY;
+    for (int64_t i = 0; i < p->k[0]; i++) {
+        const int64_t iy = oy * p->s[0] + i * p->d[0] - p->pb[0];
+        if (iy < 0 || iy >= p->H)
+            continue;
+        for (int64_t j = 0; j < p->k[1]; j++) {
+            const int64_t ix = ox * p->s[1] + j * p->d[1] - p->pb[1];
+            if (ix >= 0 && ix < p->W && xp[iy * p->W + ix] > m)
+                m = xp[iy * p->W + ix];
+        }
+    }
+    return m;
+}
+
+static void maxpool_part(void *arg, int part)
+{
+    const pool_job *j = arg;
+    const win_params *p = j->p;
+    const int64_t p0 = part * j->per, p1 = p0 + j->per < j->planes ? p0 + j->per : j->planes;
+    for (int64_t pl = p0; pl < p1; pl++) {
+        const float *xp = j->x + pl * p->H * p->W;
+        float *yp = j->out + pl * p->OH * p->OW;
+        for (int64_t oy = 0; oy < p->OH; oy++)
+            for (int64_t ox = 0; ox < p->OW; ox++)
+                yp[oy * p->OW + ox] = maxpool_window(p, xp, oy, ox);
+    }
+}
+
+/* Runs fn over the n images' planes in parts of about DW_PART_ELEMS outputs. */
+static void pool_run(pool_job *j, int64_t n, void (*fn)(void *, int), gemm_ws *gemm)
+{
+    j->planes = n * j->p->C;
+    int64_t parts = j->planes * j->p->OH * j->p->OW / DW_PART_ELEMS;
+    parts = parts < 1 ? 1 : parts > j->planes ? j->planes : parts > 1024 ? 1024 : parts;
+    j->per = (j->planes + parts - 1) / parts;
+    gemm_parallel(gemm, (int)((j->planes + j->per - 1) / j->per), fn, j);
+}
+
 static void maxpool_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
                             int n_out, float *scratch, gemm_ws *gemm)
 {
-    const win_params *p = pp;
-    const float *x = in[0].data;
-    float *y = out[0].data;
-    const int64_t planes = in[0].shape.d[0] * p->C;
-    for (int64_t pl = 0; pl < planes; pl++) {
-        const float *xp = x + pl * p->H * p->W;
-        float *yp = y + pl * p->OH * p->OW;
-        for (int64_t oy = 0; oy < p->OH; oy++)
-            for (int64_t ox = 0; ox < p->OW; ox++) {
-                float m = -INFINITY;
-                for (int64_t i = 0; i < p->k[0]; i++) {
-                    const int64_t iy = oy * p->s[0] + i * p->d[0] - p->pb[0];
-                    if (iy < 0 || iy >= p->H)
-                        continue;
-                    for (int64_t j = 0; j < p->k[1]; j++) {
-                        const int64_t ix = ox * p->s[1] + j * p->d[1] - p->pb[1];
-                        if (ix >= 0 && ix < p->W && xp[iy * p->W + ix] > m)
-                            m = xp[iy * p->W + ix];
-                    }
-                }
-                yp[oy * p->OW + ox] = m;
-            }
-    }
+    pool_job j = {.p = pp, .x = in[0].data, .out = out[0].data};
+    pool_run(&j, in[0].shape.d[0], maxpool_part, gemm);
 }
 
 static void avgpool_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
@@ -894,38 +923,51 @@ static void conv_backward(const void *pp, const op_tensor *in, int n_in, const o
         }
 }
 
-/* MaxPool: each output's gradient to the first largest input of its window (as forward). */
-static void maxpool_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
-                             int n_out, const float *dy, float *const *dx, float *scratch,
-                             gemm_ws *gemm)
+/*
+ * MaxPool: each output's gradient to the first largest input of its window
+ * (as forward): the first element equal to the kept output y, which stops
+ * the search there (half a window on average); none for a window of NaN
+ * (whose output is -inf).
+ */
+static void maxpool_back_part(void *arg, int part)
 {
-    const win_params *p = pp;
-    const float *x = in[0].data;
-    if (!dx[0])
-        return;
-    const int64_t planes = in[0].shape.d[0] * p->C;
-    for (int64_t pl = 0; pl < planes; pl++) {
-        const float *xp = x + pl * p->H * p->W;
-        float *dp = dx[0] + pl * p->H * p->W;
-        const float *gp = dy + pl * p->OH * p->OW;
+    const pool_job *j = arg;
+    const win_params *p = j->p;
+    const int64_t p0 = part * j->per, p1 = p0 + j->per < j->planes ? p0 + j->per : j->planes;
+    for (int64_t pl = p0; pl < p1; pl++) {
+        const float *xp = j->x + pl * p->H * p->W;
+        const float *yp = j->y + pl * p->OH * p->OW, *gp = j->dy + pl * p->OH * p->OW;
+        float *dp = j->out + pl * p->H * p->W;
         for (int64_t oy = 0; oy < p->OH; oy++)
             for (int64_t ox = 0; ox < p->OW; ox++) {
-                float m = -INFINITY;
+                const float m = yp[oy * p->OW + ox];
                 int64_t arg = -1;
-                for (int64_t i = 0; i < p->k[0]; i++) {
+                for (int64_t i = 0; i < p->k[0] && arg < 0; i++) {
                     const int64_t iy = oy * p->s[0] + i * p->d[0] - p->pb[0];
                     if (iy < 0 || iy >= p->H)
                         continue;
                     for (int64_t j = 0; j < p->k[1]; j++) {
                         const int64_t ix = ox * p->s[1] + j * p->d[1] - p->pb[1];
-                        if (ix >= 0 && ix < p->W && (arg < 0 || xp[iy * p->W + ix] > m))
-                            m = xp[iy * p->W + ix], arg = iy * p->W + ix;
+                        if (ix >= 0 && ix < p->W && xp[iy * p->W + ix] == m) {
+                            arg = iy * p->W + ix;
+                            break;
+                        }
                     }
                 }
                 if (arg >= 0)
                     dp[arg] += gp[oy * p->OW + ox];
             }
     }
+}
+
+static void maxpool_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
+                             int n_out, const float *dy, float *const *dx, float *scratch,
+                             gemm_ws *gemm)
+{
+    if (!dx[0])
+        return;
+    pool_job j = {.p = pp, .x = in[0].data, .y = out[0].data, .dy = dy, .out = dx[0]};
+    pool_run(&j, in[0].shape.d[0], maxpool_back_part, gemm);
 }
 
 /* AveragePool: each output's gradient over its window, divided as forward divides. */
@@ -1045,7 +1087,7 @@ static const op_def ROWS[] = {
      conv_backward, conv_scratch, 0, OPB_IN(0)},
     {"MaxPool", WIN_ATTRS ",ceil_mode,storage_order", 1, 1, 1, 2, 0, 0, sizeof(win_params),
      maxpool_parse, pool_infer, NULL, maxpool_forward,
-     maxpool_backward, NULL, OPB_IN(0), OPB_IN(0)},
+     maxpool_backward, NULL, OPB_IN(0) | OPB_OUT, OPB_IN(0)},
     {"AveragePool", WIN_ATTRS ",ceil_mode,count_include_pad", 1, 1, 1, 1, 0, 0, sizeof(win_params),
      avgpool_parse, pool_infer, NULL, avgpool_forward,
      avgpool_backward, NULL, 0, OPB_IN(0)},
