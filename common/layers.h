@@ -62,8 +62,8 @@ size_t lyr_wino_tiles(int m, int B, int h, int w);
  * The Winograd tile size m (2 or 4) with fewer products for h x w planes (2
  * on a tie), for a layer of c input and m_out output channels; 0 (im2col)
  * when either is under LYR_WINO_MIN_CHANNELS: with few channels the tile
- * transforms cost more than the products save (64-channel 3x3 layers of
- * ResNet-50 and -18 at batch 16: 1.08-1.14x im2col's time).
+ * transforms cost more than the products save (the 64-channel 56x56 3x3
+ * layers of ResNet-18 and -50 at batch 16: 1.08-1.14x im2col's time).
  */
 int lyr_wino_choose(int h, int w, int c, int m_out);
 

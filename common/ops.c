@@ -5,8 +5,9 @@
  * are ops_int.h's), then one section per operator family (params struct,
  * parse, infer, scratch, forward), then the table. The window operators
  * (Conv, MaxPool, AveragePool, GlobalAveragePool) are ops_conv.c's: op_find
- * searches this file's rows, then its. ONNX's pads order is [x1_begin, x2_begin, ...,
- * x1_end, x2_end]; here pads are kept per side as pb[] (begin) and pe[] (end).
+ * searches this file's rows, then its. ONNX's pads order is [x1_begin,
+ * x2_begin, ..., x1_end, x2_end]; here pads are kept per side as pb[] (begin)
+ * and pe[] (end).
  */
 #include "ops_int.h"
 

@@ -19,7 +19,7 @@
 
 /* ---- attribute helpers ------------------------------------------------ */
 
-static const op_attr *attr_find(const op_attr *a, int n, const char *name)
+static inline const op_attr *attr_find(const op_attr *a, int n, const char *name)
 {
     for (int i = 0; i < n; i++)
         if (!strcmp(a[i].name, name))
@@ -27,8 +27,8 @@ static const op_attr *attr_find(const op_attr *a, int n, const char *name)
     return NULL;
 }
 
-static inline int attr_int(const op_attr *a, int n, const char *name, int64_t def, int64_t *v, char *err,
-                    size_t errsz)
+static inline int attr_int(const op_attr *a, int n, const char *name, int64_t def, int64_t *v,
+                           char *err, size_t errsz)
 {
     const op_attr *x = attr_find(a, n, name);
     *v = def;
@@ -40,8 +40,8 @@ static inline int attr_int(const op_attr *a, int n, const char *name, int64_t de
     return 0;
 }
 
-static inline int attr_float(const op_attr *a, int n, const char *name, float def, float *v, char *err,
-                      size_t errsz)
+static inline int attr_float(const op_attr *a, int n, const char *name, float def, float *v,
+                             char *err, size_t errsz)
 {
     const op_attr *x = attr_find(a, n, name);
     *v = def;
@@ -55,7 +55,7 @@ static inline int attr_float(const op_attr *a, int n, const char *name, float de
 
 /* Copies up to max ints; *cnt gets their number (-1 when absent). */
 static inline int attr_ints(const op_attr *a, int n, const char *name, int max, int64_t *v, int *cnt,
-                     char *err, size_t errsz)
+                            char *err, size_t errsz)
 {
     const op_attr *x = attr_find(a, n, name);
     *cnt = -1;
@@ -73,7 +73,7 @@ static inline int attr_ints(const op_attr *a, int n, const char *name, int max, 
 }
 
 static inline int attr_str(const op_attr *a, int n, const char *name, const char **v, char *err,
-                    size_t errsz)
+                           size_t errsz)
 {
     const op_attr *x = attr_find(a, n, name);
     *v = NULL;

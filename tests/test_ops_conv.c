@@ -32,7 +32,8 @@ typedef struct {
 } cs;
 
 /* Output size of one axis as ONNX defines it (floor, or ceil_mode for pooling). */
-static int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t d, int64_t p0, int64_t p1, int ceil)
+static int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t d, int64_t p0, int64_t p1,
+                        int ceil)
 {
     const int64_t span = in + p0 + p1 - ((k - 1) * d + 1);
     int64_t o = (ceil ? (span + s - 1) / s : span / s) + 1;
@@ -60,7 +61,8 @@ static int build(const cs *c, uint64_t *rng, built *o, char *err, size_t errsz)
     const int conv = !strcmp(c->op, "Conv");
     int t[4], nt = 0, rc = gr_new(&o->g, err, errsz);
     op_shape xs = {4, {OP_DIM_BATCH, c->C, c->H, c->W}}, ys = {0, {0}};
-    rc = rc ? rc : gr_add_tensor(o->g, "x", OP_FLOAT, &xs, 1, 0, NULL, GR_DATA_OWN, &t[nt++], err, errsz);
+    rc = rc ? rc
+            : gr_add_tensor(o->g, "x", OP_FLOAT, &xs, 1, 0, NULL, GR_DATA_OWN, &t[nt++], err, errsz);
     if (conv) {
         op_shape ws = {4, {c->M, c->C / c->group, c->kh, c->kw}}, bs = {1, {c->M}};
         o->nw = op_numel(&ws);
@@ -69,9 +71,13 @@ static int build(const cs *c, uint64_t *rng, built *o, char *err, size_t errsz)
             o->w[i] = tu_uniform(rng, -0.5f, 0.5f);
         for (int64_t i = 0; i < c->M; i++)
             o->b[i] = tu_uniform(rng, -0.5f, 0.5f);
-        rc = rc ? rc : gr_add_tensor(o->g, "w", OP_FLOAT, &ws, 0, 1, o->w, GR_DATA_OWN, &t[nt++], err, errsz);
+        rc = rc ? rc
+                : gr_add_tensor(o->g, "w", OP_FLOAT, &ws, 0, 1, o->w, GR_DATA_OWN, &t[nt++], err,
+                                errsz);
         if (c->bias)
-            rc = rc ? rc : gr_add_tensor(o->g, "b", OP_FLOAT, &bs, 0, 1, o->b, GR_DATA_OWN, &t[nt++], err, errsz);
+            rc = rc ? rc
+                    : gr_add_tensor(o->g, "b", OP_FLOAT, &bs, 0, 1, o->b, GR_DATA_OWN, &t[nt++],
+                                    err, errsz);
         else
             free(o->b), o->b = NULL;
     }
@@ -89,7 +95,8 @@ static int build(const cs *c, uint64_t *rng, built *o, char *err, size_t errsz)
     } else {
         a[na++] = (op_attr){.name = "ceil_mode", .type = OP_ATTR_INT, .i = c->ceil};
         if (!strcmp(c->op, "AveragePool"))
-            a[na++] = (op_attr){.name = "count_include_pad", .type = OP_ATTR_INT, .i = c->include_pad};
+            a[na++] = (op_attr){.name = "count_include_pad", .type = OP_ATTR_INT,
+                                .i = c->include_pad};
         else
             a[na++] = (op_attr){.name = "dilations", .type = OP_ATTR_INTS, .ints = di, .n = 2};
     }
@@ -102,66 +109,73 @@ static int build(const cs *c, uint64_t *rng, built *o, char *err, size_t errsz)
     return rc;
 }
 
-/*
- * The reference of one case in double: y (forward), dx (input gradient of
- * sum dy*y), dw (Conv's weight gradient); ey/ex/ew the sums of absolute
- * terms of each element (the error scale).
- */
-static void reference(const cs *c, const built *o, const float *x, const float *dy, double *y,
-                      double *ey, double *dx, double *ex, double *dw, double *ew)
+/* The reference's outputs and error scales: y, ey [N][M][OH][OW]; dx, ex of the input;
+ * dw, ew of Conv's weights (all zeroed by the caller). */
+typedef struct {
+    double *y, *ey, *dx, *ex, *dw, *ew;
+} ref;
+
+/* Conv in double: y = b + sum w x; dx = sum w dy; dw = sum dy x. */
+static void conv_reference(const cs *c, const built *o, const float *x, const float *dy, ref *r)
 {
-    const int conv = !strcmp(c->op, "Conv"), avg = !strcmp(c->op, "AveragePool");
-    const int64_t OH = o->OH, OW = o->OW, HW = c->H * c->W, OHW = OH * OW;
-    const int64_t M = conv ? c->M : c->C, Cg = conv ? c->C / c->group : 1;
-    const int64_t Mg = M / (conv ? c->group : c->C);
+    const int64_t OH = o->OH, OW = o->OW, HW = c->H * c->W, Cg = c->C / c->group;
+    const int64_t Mg = c->M / c->group;
     for (int64_t n = 0; n < N; n++)
-        for (int64_t m = 0; m < M; m++)
-            for (int64_t oy = 0; oy < OH; oy++)
-                for (int64_t ox = 0; ox < OW; ox++) {
-                    const int64_t yi = ((n * M + m) * OH + oy) * OW + ox;
-                    double s = conv && o->b ? o->b[m] : 0, e = fabs(s), best = -INFINITY;
-                    int64_t arg = -1, cnt = 0;
-                    for (int64_t cc = 0; cc < Cg; cc++) {
-                        const int64_t ch = conv ? m / Mg * Cg + cc : m;
-                        const float *xp = x + (n * c->C + ch) * HW;
-                        for (int64_t i = 0; i < c->kh; i++)
-                            for (int64_t j = 0; j < c->kw; j++) {
-                                const int64_t k = tap(c, oy, ox, i, j);
-                                if (!conv) { /* pooling: the window inside the plane */
-                                    const int64_t iy = oy * c->sh + i * c->dh - c->pt;
-                                    const int64_t ix = ox * c->sw + j * c->dw - c->pl;
-                                    cnt += c->include_pad ? iy < c->H + c->pb && ix < c->W + c->pr : k >= 0;
-                                    if (k >= 0 && (avg || xp[k] > best))
-                                        s += avg ? xp[k] : 0, e += fabs(xp[k]), best = fmax(best, xp[k]), arg = avg ? arg : k;
-                                    continue;
-                                }
-                                if (k < 0)
-                                    continue;
-                                const double wv = o->w[((m * Cg + cc) * c->kh + i) * c->kw + j];
-                                s += wv * xp[k], e += fabs(wv * xp[k]);
-                                dx[(n * c->C + ch) * HW + k] += wv * dy[yi];
-                                ex[(n * c->C + ch) * HW + k] += fabs(wv * dy[yi]);
-                                dw[((m * Cg + cc) * c->kh + i) * c->kw + j] += (double)dy[yi] * xp[k];
-                                ew[((m * Cg + cc) * c->kh + i) * c->kw + j] += fabs((double)dy[yi] * xp[k]);
-                            }
+        for (int64_t m = 0; m < c->M; m++)
+            for (int64_t oyx = 0; oyx < OH * OW; oyx++) {
+                const int64_t oy = oyx / OW, ox = oyx % OW, yi = (n * c->M + m) * OH * OW + oyx;
+                double s = o->b ? o->b[m] : 0, e = fabs(s);
+                for (int64_t cc = 0; cc < Cg; cc++) {
+                    const int64_t xo = (n * c->C + m / Mg * Cg + cc) * HW;
+                    for (int64_t ij = 0; ij < c->kh * c->kw; ij++) {
+                        const int64_t k = tap(c, oy, ox, ij / c->kw, ij % c->kw);
+                        const int64_t wi = (m * Cg + cc) * c->kh * c->kw + ij;
+                        if (k < 0)
+                            continue;
+                        const double wv = o->w[wi], xv = x[xo + k];
+                        s += wv * xv, e += fabs(wv * xv);
+                        r->dx[xo + k] += wv * dy[yi], r->ex[xo + k] += fabs(wv * dy[yi]);
+                        r->dw[wi] += dy[yi] * xv, r->ew[wi] += fabs(dy[yi] * xv);
                     }
-                    if (avg) {
-                        s /= (double)cnt, e /= (double)cnt;
-                        for (int64_t i = 0; i < c->kh; i++)
-                            for (int64_t j = 0; j < c->kw; j++) {
-                                const int64_t k = tap(c, oy, ox, i, j);
-                                if (k >= 0)
-                                    dx[(n * c->C + m) * HW + k] += dy[yi] / (double)cnt,
-                                        ex[(n * c->C + m) * HW + k] += fabs(dy[yi]) / (double)cnt;
-                            }
-                    } else if (!conv) {
-                        s = best, e = fabs(best);
-                        dx[(n * c->C + m) * HW + arg] += dy[yi];
-                        ex[(n * c->C + m) * HW + arg] += fabs(dy[yi]);
-                    }
-                    y[yi] = s, ey[yi] = e;
-                    (void)OHW;
                 }
+                r->y[yi] = s, r->ey[yi] = e;
+            }
+}
+
+/* MaxPool (the first largest in the window takes dy) and AveragePool in double. */
+static void pool_reference(const cs *c, const built *o, const float *x, const float *dy, ref *r)
+{
+    const int avg = !strcmp(c->op, "AveragePool");
+    const int64_t OH = o->OH, OW = o->OW, HW = c->H * c->W;
+    for (int64_t pl = 0; pl < N * c->C; pl++)
+        for (int64_t oyx = 0; oyx < OH * OW; oyx++) {
+            const int64_t oy = oyx / OW, ox = oyx % OW, yi = pl * OH * OW + oyx;
+            const float *xp = x + pl * HW;
+            double s = 0, best = -INFINITY;
+            int64_t arg = -1, cnt = 0;
+            for (int64_t i = 0; i < c->kh; i++)
+                for (int64_t j = 0; j < c->kw; j++) {
+                    const int64_t k = tap(c, oy, ox, i, j);
+                    const int64_t iy = oy * c->sh + i * c->dh - c->pt;
+                    const int64_t ix = ox * c->sw + j * c->dw - c->pl;
+                    /* count_include_pad: the window's part inside the padded plane */
+                    cnt += c->include_pad ? iy < c->H + c->pb && ix < c->W + c->pr : k >= 0;
+                    if (k >= 0)
+                        s += xp[k];
+                    if (k >= 0 && xp[k] > best)
+                        best = xp[k], arg = k;
+                }
+            r->y[yi] = avg ? s / (double)cnt : best;
+            r->ey[yi] = avg ? 1.0 : fabs(best); /* inputs in [-1, 1) */
+            for (int64_t ij = 0; avg && ij < c->kh * c->kw; ij++) {
+                const int64_t k = tap(c, oy, ox, ij / c->kw, ij % c->kw);
+                if (k >= 0)
+                    r->dx[pl * HW + k] += dy[yi] / (double)cnt,
+                        r->ex[pl * HW + k] += fabs(dy[yi]) / (double)cnt;
+            }
+            if (!avg)
+                r->dx[pl * HW + arg] += dy[yi], r->ex[pl * HW + arg] += fabs(dy[yi]);
+        }
 }
 
 /* Largest |got - ref| / (tol * (err + tiny)) over n values: <= 1 passes. */
@@ -181,7 +195,8 @@ static void run_case(const cs *c)
     gr_ctx *ctx = NULL;
     const int conv = !strcmp(c->op, "Conv");
     int rc = build(c, &rng, &o, err, sizeof err);
-    rc = rc ? rc : gr_ctx_new(o.g, N, GR_BACKWARD | (conv ? GR_PARAM_GRADS : 0), &ctx, err, sizeof err);
+    const int flags = GR_BACKWARD | (conv ? GR_PARAM_GRADS : 0);
+    rc = rc ? rc : gr_ctx_new(o.g, N, flags, &ctx, err, sizeof err);
     CHECK(rc == 0, "%s: %s", c->name, err);
     if (rc) {
         gr_free(o.g);
@@ -192,24 +207,25 @@ static void run_case(const cs *c)
     float *x = malloc(sizeof(float) * nx), *dy = malloc(sizeof(float) * ny);
     float *gx = malloc(sizeof(float) * nx), *gw = calloc(o.nw + 1, sizeof(float));
     float *y = malloc(sizeof(float) * ny);
-    double *ry = calloc(ny, sizeof(double)), *ey = calloc(ny, sizeof(double));
-    double *rx = calloc(nx, sizeof(double)), *ex = calloc(nx, sizeof(double));
-    double *rw = calloc(o.nw + 1, sizeof(double)), *ew = calloc(o.nw + 1, sizeof(double));
+    ref r = {calloc(ny, sizeof(double)), calloc(ny, sizeof(double)), calloc(nx, sizeof(double)),
+             calloc(nx, sizeof(double)), calloc(o.nw + 1, sizeof(double)),
+             calloc(o.nw + 1, sizeof(double))};
     for (size_t i = 0; i < nx; i++)
         x[i] = tu_uniform(&rng, -1.0f, 1.0f);
     for (size_t i = 0; i < ny; i++)
         dy[i] = tu_uniform(&rng, -1.0f, 1.0f);
-    reference(c, &o, x, dy, ry, ey, rx, ex, rw, ew);
+    (conv ? conv_reference : pool_reference)(c, &o, x, dy, &r);
     CHECK(gr_forward(ctx, x, N, err, sizeof err) == 0, "%s: forward: %s", c->name, err);
     memcpy(y, gr_output(ctx, 0, NULL), sizeof(float) * ny);
-    const double wy = worst(y, ry, ey, ny, c->tol);
+    const double wy = worst(y, r.y, r.ey, ny, c->tol);
     CHECK(wy <= 1, "%s: forward off the direct sum by %.3g of its tolerance", c->name, wy);
     if (conv)
         rc = gr_backward_params(ctx, dy, gx, o.w, o.nw, gw, err, sizeof err);
     else
         rc = gr_backward(ctx, dy, gx, err, sizeof err);
     CHECK(rc == 0, "%s: backward: %s", c->name, err);
-    const double wx = worst(gx, rx, ex, nx, c->tol), ww = conv ? worst(gw, rw, ew, o.nw, c->tol) : 0;
+    const double wx = worst(gx, r.dx, r.ex, nx, c->tol);
+    const double ww = conv ? worst(gw, r.dw, r.ew, o.nw, c->tol) : 0;
     CHECK(wx <= 1, "%s: input gradient off by %.3g of its tolerance", c->name, wx);
     CHECK(ww <= 1, "%s: weight gradient off by %.3g of its tolerance", c->name, ww);
     /* image 0 alone: the same bits */
@@ -222,7 +238,7 @@ static void run_case(const cs *c)
           "%s: image 0's input gradient differs alone", c->name);
     printf("%-44s forward %.2g, dX %.2g, dW %.2g of tolerance %.0e\n", c->name, wy, wx, ww, c->tol);
     free(x), free(dy), free(gx), free(gw), free(y), free(gx1);
-    free(ry), free(ey), free(rx), free(ex), free(rw), free(ew);
+    free(r.y), free(r.ey), free(r.dx), free(r.ex), free(r.dw), free(r.ew);
     gr_ctx_free(ctx);
     gr_free(o.g);
 }
