@@ -4,6 +4,7 @@
  * runs it in alternation with PyTorch on the same model.
  *
  *   advjpg-bench-onnx MODEL.onnx [--batch 16] [--rounds 3] [--pass forward,gradient]
+ *                    [--layers]
  *
  * Prints one JSON line for the load:
  *   {"case":"load","model":..,"seconds":..,"file_mb":..,"rss_mb":..,"peak_rss_mb":..}
@@ -12,14 +13,25 @@
  *   {"case":"forward","batch":16,"ms_per_image":[..one per round..],"peak_rss_mb":..}
  * "gradient" is net_forward + net_backward (the input gradient of the
  * cross-entropy, label 0). The input is random pixels 0..255.
+ *
+ * --layers: where the time goes, on the model's graph (onnx_load, gr_forward,
+ * gr_backward_loss: the kernels the service runs, without its
+ * preprocessing), after a warm-up batch, over the rounds: one line per
+ * operator type,
+ *   {"case":"op","op":"Conv","nodes":53,"forward_ms":..,"backward_ms":..}
+ * (ms per image, summed over that type's nodes), then one per node, in run
+ * order (gr_node_op's index):
+ *   {"case":"node","index":12,"op":"Conv","forward_ms":..,"backward_ms":..}
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "graph.h"
 #include "model.h"
 #include "net.h"
+#include "onnx.h"
 #include "ut_clock.h"
 
 /* Resident set size now (from /proc/self/statm), MB; 0 if unknown. */
@@ -68,10 +80,72 @@ static int time_pass(net_ctx *ctx, const char *pass, int b, int rounds, const fl
     return 0;
 }
 
+/* dst[i] = sum over rounds of node i's seconds (a context's totals minus the warm-up's). */
+static void node_seconds(const gr_ctx *c, int nn, const double *warm, int bwd, double *dst)
+{
+    (bwd ? gr_ctx_node_seconds_backward : gr_ctx_node_seconds)(c, dst);
+    for (int i = 0; i < nn; i++)
+        dst[i] -= warm[i];
+}
+
+/* Prints one line per operator type, then one per node. */
+static void print_layers(const gr_graph *g, int nn, const double *f, const double *b, double per)
+{
+    for (int i = 0; i < nn; i++) { /* a type's line at its first node */
+        int first = 1, k = 0;
+        double fs = 0, bs = 0;
+        for (int j = 0; j < nn && first; j++)
+            first = j >= i || strcmp(gr_node_op(g, j), gr_node_op(g, i));
+        for (int j = i; first && j < nn; j++)
+            if (!strcmp(gr_node_op(g, j), gr_node_op(g, i)))
+                k++, fs += f[j], bs += b[j];
+        if (first)
+            printf("{\"case\":\"op\",\"op\":\"%s\",\"nodes\":%d,\"forward_ms\":%.3f,"
+                   "\"backward_ms\":%.3f}\n", gr_node_op(g, i), k, fs * per, bs * per);
+    }
+    for (int j = 0; j < nn; j++)
+        printf("{\"case\":\"node\",\"index\":%d,\"op\":\"%s\",\"forward_ms\":%.3f,"
+               "\"backward_ms\":%.3f}\n", j, gr_node_op(g, j), f[j] * per, b[j] * per);
+}
+
+/* --layers: per-node times of rounds forward + input-gradient batches of b images. */
+static int time_layers(const char *path, int b, int rounds, const float *x, float *dx,
+                       const int *labels)
+{
+    char err[ADJ_ERRLEN];
+    gr_graph *g = NULL;
+    gr_ctx *c = NULL;
+    if (onnx_load(path, NULL, &g, err, sizeof err) ||
+        gr_ctx_new(g, b, GR_BACKWARD, &c, err, sizeof err)) {
+        fprintf(stderr, "advjpg-bench-onnx: %s\n", err);
+        gr_free(g);
+        return 1;
+    }
+    const int nn = gr_n_nodes(g);
+    double *s = calloc((size_t)nn * 4 + 4, sizeof *s); /* warm-up fwd, bwd; rounds' fwd, bwd */
+    int rc = !s;
+    for (int r = -1; !rc && r < rounds; r++) {
+        rc = gr_forward(c, x, b, err, sizeof err) ||
+             gr_backward_loss(c, labels, dx, NULL, err, sizeof err);
+        if (!rc && r < 0)
+            gr_ctx_node_seconds(c, s), gr_ctx_node_seconds_backward(c, s + nn);
+    }
+    if (!rc) {
+        node_seconds(c, nn, s, 0, s + 2 * nn);
+        node_seconds(c, nn, s + nn, 1, s + 3 * nn);
+        print_layers(g, nn, s + 2 * nn, s + 3 * nn, 1e3 / ((double)b * rounds));
+    } else
+        fprintf(stderr, "advjpg-bench-onnx: %s\n", s ? err : "out of memory");
+    free(s);
+    gr_ctx_free(c);
+    gr_free(g);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *path = NULL, *passes = "forward,gradient";
-    int batch = 16, rounds = 3;
+    int batch = 16, rounds = 3, layers = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--batch") && i + 1 < argc)
             batch = atoi(argv[++i]);
@@ -79,11 +153,13 @@ int main(int argc, char **argv)
             rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--pass") && i + 1 < argc)
             passes = argv[++i];
+        else if (!strcmp(argv[i], "--layers"))
+            layers = 1;
         else if (!path && argv[i][0] != '-')
             path = argv[i];
         else {
             fprintf(stderr, "usage: advjpg-bench-onnx MODEL.onnx [--batch 16] [--rounds 3] "
-                            "[--pass forward,gradient]\n");
+                            "[--pass forward,gradient] [--layers]\n");
             return 2;
         }
     }
@@ -121,6 +197,8 @@ int main(int argc, char **argv)
     int rc = !x || !g || !labels;
     for (char *save, *p = strtok_r(list, ",", &save); !rc && p; p = strtok_r(NULL, ",", &save))
         rc = time_pass(ctx, p, batch, rounds, x, g, labels);
+    if (!rc && layers)
+        rc = time_layers(path, batch, rounds, x, g, labels);
     if (rc)
         fprintf(stderr, "advjpg-bench-onnx: a pass failed (or out of memory)\n");
     free(x), free(g), free(labels);

@@ -574,9 +574,12 @@ static void gemm_serial(int simd, float *pack, const strides *st, int M, int N, 
 /* Slowest thread's share relative to a perfect split of `tiles` over t. */
 static double imbalance(int tiles, int t) { return (double)((tiles + t - 1) / t) * t / tiles; }
 
-/* A product split into parts of whole tiles, by columns or by rows. */
+/* A product split into parts of whole tiles, by columns or by rows; or, with
+ * fn, any parts (gemm_parallel). */
 struct gemm_job {
     int parts;
+    void (*fn)(void *arg, int part);
+    void *arg;
     int by_cols, tiles, simd;
     strides st;
     int M, N, K, accumulate, ldc;
@@ -588,6 +591,10 @@ static int job_parts(const gemm_job *j) { return j->parts; }
 
 static void run_part(const gemm_job *j, int part, float *pack)
 {
+    if (j->fn) {
+        j->fn(j->arg, part);
+        return;
+    }
     const int lo = (int)((long)j->tiles * part / j->parts);
     const int hi = (int)((long)j->tiles * (part + 1) / j->parts);
     if (j->by_cols) {
@@ -638,4 +645,17 @@ void gemm_f32(gemm_ws *ws, gemm_op ta, gemm_op tb, int M, int N, int K, const fl
     if (j.parts < T)
         j.parts = T;
     run_job(ws, &j, j.parts);
+}
+
+void gemm_parallel(gemm_ws *ws, int parts, void (*fn)(void *arg, int part), void *arg)
+{
+    if (parts <= 0)
+        return;
+    if (ws->threads <= 1 || parts == 1) {
+        for (int i = 0; i < parts; i++)
+            fn(arg, i);
+        return;
+    }
+    gemm_job j = {.parts = parts, .fn = fn, .arg = arg};
+    run_job(ws, &j, parts);
 }

@@ -68,6 +68,16 @@ void gemm_f32(gemm_ws *ws, gemm_op ta, gemm_op tb, int M, int N, int K, const fl
               const float *B, int ldb, int accumulate, float *C, int ldc);
 
 /**
+ * Runs fn(arg, i) for i = 0 .. parts-1 on the workspace's threads (the caller
+ * and its helpers claim parts as they come free) and returns when all are
+ * done: for the engine's loops that are not products (depthwise convolutions,
+ * pooling). The parts must be independent (what one writes no other reads or
+ * writes), so that the result does not depend on which thread runs which;
+ * fn must not use ws itself.
+ */
+void gemm_parallel(gemm_ws *ws, int parts, void (*fn)(void *arg, int part), void *arg);
+
+/**
  * Makes the workspace use the portable kernels even where AVX2 is there
  * (on: 1). They give the same bits, slowly: for tests that prove it.
  */

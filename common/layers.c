@@ -243,8 +243,10 @@ size_t lyr_wino_tiles(int m, int B, int h, int w)
     return (size_t)B * ((h + m - 1) / m) * ((w + m - 1) / m);
 }
 
-int lyr_wino_choose(int h, int w)
+int lyr_wino_choose(int h, int w, int c, int m_out)
 {
+    if (c < LYR_WINO_MIN_CHANNELS || m_out < LYR_WINO_MIN_CHANNELS)
+        return 0;
     /* products per image: a^2 planes x tiles */
     return 36 * lyr_wino_tiles(4, 1, h, w) < 16 * lyr_wino_tiles(2, 1, h, w) ? 4 : 2;
 }

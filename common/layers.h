@@ -55,8 +55,17 @@ void lyr_col2im(const float *col, int B, int b0, int nb, const lyr_geom *g, floa
 /** Number of m x m output tiles of a B-image batch of h x w planes. */
 size_t lyr_wino_tiles(int m, int B, int h, int w);
 
-/** The tile size m (2 or 4) with fewer products for h x w planes (2 on a tie). */
-int lyr_wino_choose(int h, int w);
+/** Fewest input and output channels of a layer Winograd computes (below: im2col). */
+#define LYR_WINO_MIN_CHANNELS 128
+
+/**
+ * The Winograd tile size m (2 or 4) with fewer products for h x w planes (2
+ * on a tie), for a layer of c input and m_out output channels; 0 (im2col)
+ * when either is under LYR_WINO_MIN_CHANNELS: with few channels the tile
+ * transforms cost more than the products save (the 64-channel 56x56 3x3
+ * layers of ResNet-18 and -50 at batch 16: 1.08-1.14x im2col's time).
+ */
+int lyr_wino_choose(int h, int w, int c, int m_out);
 
 /**
  * Transformed weights U [a^2][M][C] of 3x3 kernels W [M][C][3][3]. With

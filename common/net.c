@@ -173,7 +173,7 @@ int net_ctx_new(const model *m, int max_batch, net_ctx **out, char *err, size_t 
                 col = per * nb;
         }
         if (l->kind == MODEL_LAYER_CONV && is_wino(g))
-            c->wino[i] = lyr_wino_choose(g->h, g->w);
+            c->wino[i] = lyr_wino_choose(g->h, g->w, g->c, l->out);
         if (l->kind == MODEL_LAYER_FC && c->layout[i] == LAYOUT_CNHW && shape_size(&c->sh[i]) > flat)
             flat = shape_size(&c->sh[i]);
     }
@@ -232,7 +232,9 @@ int net_ctx_set_winograd(net_ctx *c, int m)
     wino_release(c);
     for (int i = 0; i < c->spec->n_layers; i++)
         if (c->spec->layers[i].kind == MODEL_LAYER_CONV && is_wino(&c->geom[i]))
-            c->wino[i] = m == -1 ? lyr_wino_choose(c->geom[i].h, c->geom[i].w) : m;
+            c->wino[i] = m == -1 ? lyr_wino_choose(c->geom[i].h, c->geom[i].w, c->geom[i].c,
+                                                    c->spec->layers[i].out)
+                                  : m;
     int rc = wino_alloc(c);
     if (rc == ADJ_OK)
         net_ctx_refresh(c);

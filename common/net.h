@@ -53,7 +53,8 @@ void net_ctx_refresh(net_ctx *ctx);
 /**
  * How the context computes its 3x3 pad-1 convolutions: m = 4 or 2, Winograd
  * F(m x m, 3x3) in every such layer; 0, im2col; -1, the default (per layer,
- * the tile size with fewer products: lyr_wino_choose). For benchmarks and
+ * the tile size with fewer products, im2col under 128 channels:
+ * lyr_wino_choose). For benchmarks and
  * accuracy tests; the choice never depends on the batch. Layer models only
  * (an ONNX model's context takes -1 alone). Returns ADJ_OK, ADJ_ERR_ARG for
  * another m, or ADJ_ERR_NOMEM (the context then has no

@@ -205,8 +205,8 @@ typedef struct op_def {
 /** The row of an ONNX operator type, or NULL if it is not supported. */
 const op_def *op_find(const char *name);
 
-/** All rows (borrowed, static); *n gets their number. */
-const op_def *op_table(int *n);
+/** Row i of all operators (borrowed, static; 0, 1, ...), NULL past the last. */
+const op_def *op_row(int i);
 
 /** Nonzero if the row's backward gives the gradient of input i. */
 int op_grad_input(const op_def *d, int i);
@@ -220,8 +220,8 @@ int op_attr_accepted(const op_def *d, const char *name);
 /*
  * Derived state. A few operators keep what their kernels derive from their
  * constant inputs (Conv: its Winograd-transformed weights) in memory their
- * params own; a second small table in ops.c (not op_def: rows stay as they
- * are) lists them.
+ * params own; a second small table (op_hooks, ops_int.h; not op_def: rows
+ * stay as they are) lists them.
  */
 
 /**

@@ -265,10 +265,12 @@ static void test_conv(void)
 {
     op_attr a[6];
     a[0] = INTS("pads", 1, 1, 1, 1);
-    conv_case("Conv 3x3 pad 1 (Winograd F(4x4))", 3, 4, 6, a, 1, 1, 3, 1);
-    conv_case("Conv 3x3 pad 1 (Winograd F(2x2))", 3, 4, 5, a, 1, 1, 3, 0);
+    /* Winograd from 128 channels in and out (ops_conv.c), im2col below */
+    conv_case("Conv 3x3 pad 1 (Winograd F(4x4))", 128, 130, 6, a, 1, 1, 3, 1);
+    conv_case("Conv 3x3 pad 1 (Winograd F(2x2))", 130, 128, 5, a, 1, 1, 3, 0);
+    conv_case("Conv 3x3 pad 1, 64 channels (im2col)", 64, 64, 6, a, 1, 1, 3, 1);
     a[1] = INTS("strides", 1, 1);
-    conv_case("Conv 3x3 pad 1, 7 to 5 channels (F(4x4))", 7, 5, 9, a, 2, 1, 3, 1);
+    conv_case("Conv 3x3 pad 1, 7 to 5 channels (im2col)", 7, 5, 9, a, 2, 1, 3, 1);
     a[0] = INTS("pads", 0, 1, 1, 0), a[1] = INTS("strides", 2, 2);
     conv_case("Conv 3x3 stride 2 asymmetric pads", 3, 4, 7, a, 2, 1, 3, 0);
     a[0] = INTS("pads", 2, 2, 2, 2), a[1] = INTS("dilations", 2, 2);
@@ -877,8 +879,8 @@ static void test_params(void)
 {
     op_attr a[3];
     a[0] = INTS("pads", 1, 1, 1, 1);
-    conv_params_case("dW Conv 3x3 pad 1 (Winograd F(4x4))", 3, 4, 6, a, 1, 1, 3);
-    conv_params_case("dW Conv 3x3 pad 1 (Winograd F(2x2))", 3, 4, 5, a, 1, 1, 3);
+    conv_params_case("dW Conv 3x3 pad 1 (Winograd F(4x4))", 128, 130, 6, a, 1, 1, 3);
+    conv_params_case("dW Conv 3x3 pad 1 (Winograd F(2x2))", 130, 128, 5, a, 1, 1, 3);
     a[0] = INTS("pads", 0, 1, 1, 0), a[1] = INTS("strides", 2, 2);
     conv_params_case("dW Conv 3x3 stride 2 asymmetric pads", 3, 4, 7, a, 2, 1, 3);
     a[0] = A_int("group", 2), a[1] = INTS("pads", 1, 1, 1, 1);

@@ -1,0 +1,1113 @@
+/*
+ * ops_conv.c - the window operators of the graph engine: Conv (im2col +
+ * gemm_f32, Winograd, 1x1 as a plain product, depthwise), MaxPool,
+ * AveragePool and GlobalAveragePool; their parse, infer, scratch, forward,
+ * input gradient and Conv's weight gradient. Their rows join ops.c's table
+ * through opc_rows and opc_hooks (ops_int.h); the contracts are ops.h's.
+ * ONNX's pads order is [x1_begin, x2_begin, x1_end, x2_end]; here pads are
+ * kept per side as pb[] (begin) and pe[] (end).
+ */
+#include "ops_int.h"
+
+#include "layers.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Largest window size, stride, dilation and pad accepted (no overflow below). */
+#define WIN_MAX ((int64_t)1 << 24)
+
+/* ---- windows: Conv, MaxPool, AveragePool ------------------------------ */
+
+enum { PAD_NOTSET, PAD_VALID, PAD_SAME_UPPER, PAD_SAME_LOWER };
+
+typedef struct {
+    int64_t k[2], s[2], d[2], pb[2], pe[2];
+    int auto_pad, ceil, count_include_pad, group, nk; /* nk: kernel_shape given */
+    /* resolved by infer */
+    int64_t C, H, W, M, OH, OW;
+    int direct; /* conv 1x1, stride 1, no pads: the input is the column matrix */
+    int depthwise; /* conv with one input and one output channel per group: a direct loop */
+    int wino;   /* conv 3x3, stride 1, pads 1, one group: Winograd F(wino x wino, 3x3)
+                   (lyr_wino_choose, from the plane size alone), 0 otherwise */
+    float *U, *Ut; /* conv_prepare's: W transformed [a^2][M][C] (forward) and its adjoint's
+                      [a^2][C][M] (input gradient), a = wino + 2; owned, conv_release frees */
+} win_params;
+
+static int parse_auto_pad(const op_attr *a, int n, int *out, char *err, size_t errsz)
+{
+    const char *s;
+    int rc = attr_str(a, n, "auto_pad", &s, err, errsz);
+    if (rc)
+        return rc;
+    if (!s || !strcmp(s, "NOTSET"))
+        *out = PAD_NOTSET;
+    else if (!strcmp(s, "VALID"))
+        *out = PAD_VALID;
+    else if (!strcmp(s, "SAME_UPPER"))
+        *out = PAD_SAME_UPPER;
+    else if (!strcmp(s, "SAME_LOWER"))
+        *out = PAD_SAME_LOWER;
+    else
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'auto_pad' has value '%s'", s);
+    return 0;
+}
+
+/* Reads kernel_shape, strides, dilations, pads (2-D windows only). */
+static int parse_window(win_params *p, const op_attr *a, int n, char *err, size_t errsz)
+{
+    int64_t v[8];
+    int cnt, rc;
+    p->k[0] = p->k[1] = 0;
+    p->s[0] = p->s[1] = p->d[0] = p->d[1] = 1;
+    if ((rc = parse_auto_pad(a, n, &p->auto_pad, err, errsz)))
+        return rc;
+    if ((rc = attr_ints(a, n, "kernel_shape", 8, v, &cnt, err, errsz)))
+        return rc;
+    if (cnt >= 0) {
+        if (cnt != 2)
+            return adj_fail(err, errsz, UNSUP,
+                            "attribute 'kernel_shape' has %d values: only 2-D windows are supported",
+                            cnt);
+        p->k[0] = v[0], p->k[1] = v[1], p->nk = 1;
+        if (v[0] < 1 || v[1] < 1 || v[0] > WIN_MAX || v[1] > WIN_MAX)
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'kernel_shape' must be 1..2^24");
+    }
+    if ((rc = attr_ints(a, n, "strides", 8, v, &cnt, err, errsz)))
+        return rc;
+    if (cnt >= 0) {
+        if (cnt != 2)
+            return adj_fail(err, errsz, UNSUP, "attribute 'strides' has %d values, 2 supported", cnt);
+        if (v[0] < 1 || v[1] < 1 || v[0] > WIN_MAX || v[1] > WIN_MAX)
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'strides' must be 1..2^24");
+        p->s[0] = v[0], p->s[1] = v[1];
+    }
+    if ((rc = attr_ints(a, n, "dilations", 8, v, &cnt, err, errsz)))
+        return rc;
+    if (cnt >= 0) {
+        if (cnt != 2)
+            return adj_fail(err, errsz, UNSUP, "attribute 'dilations' has %d values, 2 supported",
+                            cnt);
+        if (v[0] < 1 || v[1] < 1 || v[0] > WIN_MAX || v[1] > WIN_MAX)
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'dilations' must be 1..2^24");
+        p->d[0] = v[0], p->d[1] = v[1];
+    }
+    if ((rc = attr_ints(a, n, "pads", 8, v, &cnt, err, errsz)))
+        return rc;
+    if (cnt >= 0) {
+        if (cnt != 4)
+            return adj_fail(err, errsz, UNSUP, "attribute 'pads' has %d values, 4 supported", cnt);
+        for (int i = 0; i < 4; i++)
+            if (v[i] < 0 || v[i] > WIN_MAX)
+                return adj_fail(err, errsz, UNSUP, "attribute 'pads' has %lld (0..2^24 supported)",
+                                (long long)v[i]);
+        if (p->auto_pad != PAD_NOTSET)
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT,
+                            "attributes 'pads' and 'auto_pad' are both given");
+        p->pb[0] = v[0], p->pb[1] = v[1], p->pe[0] = v[2], p->pe[1] = v[3];
+    }
+    return 0;
+}
+
+/* Output size of one axis; resolves auto_pad into pads. */
+static int win_axis(win_params *p, int ax, int64_t in, int64_t *out, char *err, size_t errsz)
+{
+    const int64_t eff = (p->k[ax] - 1) * p->d[ax] + 1, s = p->s[ax];
+    if (p->auto_pad == PAD_SAME_UPPER || p->auto_pad == PAD_SAME_LOWER) {
+        int64_t o = (in + s - 1) / s;
+        int64_t total = (o - 1) * s + eff - in;
+        if (total < 0)
+            total = 0;
+        int64_t small = total / 2;
+        p->pb[ax] = p->auto_pad == PAD_SAME_UPPER ? small : total - small;
+        p->pe[ax] = total - p->pb[ax];
+        *out = o;
+        return 0;
+    }
+    if (p->auto_pad == PAD_VALID)
+        p->pb[ax] = p->pe[ax] = 0;
+    const int64_t span = in + p->pb[ax] + p->pe[ax] - eff;
+    if (span < 0)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT,
+                        "window %lld (dilated) larger than the padded input %lld", (long long)eff,
+                        (long long)(in + p->pb[ax] + p->pe[ax]));
+    int64_t o = (p->ceil ? (span + s - 1) / s : span / s) + 1;
+    /* ceil_mode: the last window must start inside the input or its left padding */
+    if (p->ceil && (o - 1) * s >= in + p->pb[ax])
+        o--;
+    *out = o;
+    return 0;
+}
+
+/*
+ * col [C*kh*kw][OH*OW] (OVERWRITTEN) of one image [C][H][W], rows ld floats
+ * apart (ld >= OH*OW: several images side by side): row (c*kh + i)*kw + j,
+ * column y*OW + x holds in[c][y*sh + i*dh - pt][x*sw + j*dw - pl], 0 in the
+ * padding.
+ */
+static void im2col(const float *in, const win_params *p, int64_t C, int64_t ld, float *col)
+{
+    const int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW;
+    const int64_t kh = p->k[0], kw = p->k[1], sh = p->s[0], sw = p->s[1];
+    const int64_t dh = p->d[0], dw = p->d[1], pt = p->pb[0], pl = p->pb[1];
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t i = 0; i < kh; i++)
+            for (int64_t j = 0; j < kw; j++) {
+                float *row = col + ((c * kh + i) * kw + j) * ld;
+                const float *plane = in + c * H * W;
+                /* output columns x with 0 <= x*sw + j*dw - pl < W */
+                const int64_t off = j * dw - pl;
+                int64_t x0 = off >= 0 ? 0 : (-off + sw - 1) / sw;
+                int64_t x1 = W - off <= 0 ? 0 : (W - off + sw - 1) / sw;
+                if (x1 > OW)
+                    x1 = OW;
+                if (x0 > x1)
+                    x0 = x1;
+                for (int64_t y = 0; y < OH; y++) {
+                    float *d = row + y * OW;
+                    const int64_t iy = y * sh + i * dh - pt;
+                    if (iy < 0 || iy >= H) {
+                        memset(d, 0, sizeof(float) * (size_t)OW);
+                        continue;
+                    }
+                    const float *src = plane + iy * W + off;
+                    for (int64_t x = 0; x < x0; x++)
+                        d[x] = 0.0f;
+                    if (sw == 1)
+                        memcpy(d + x0, src + x0, sizeof(float) * (size_t)(x1 - x0));
+                    else
+                        for (int64_t x = x0; x < x1; x++)
+                            d[x] = src[x * sw];
+                    for (int64_t x = x1; x < OW; x++)
+                        d[x] = 0.0f;
+                }
+            }
+}
+
+/* ---- Conv ------------------------------------------------------------- */
+
+static int conv_parse(void *pp, const op_attr *a, int n, int opset, char *err, size_t errsz)
+{
+    win_params *p = pp;
+    int64_t g;
+    int rc = parse_window(p, a, n, err, errsz);
+    if (rc || (rc = attr_int(a, n, "group", 1, &g, err, errsz)))
+        return rc;
+    if (g < 1 || g > (1 << 20))
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'group' is %lld", (long long)g);
+    p->group = (int)g;
+    return 0;
+}
+
+static int conv_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                      char *err, size_t errsz)
+{
+    win_params *p = pp;
+    const op_tensor *x = &in[0], *w = &in[1];
+    char b1[64], b2[64];
+    int rc;
+    if ((rc = check_float(x, "X", err, errsz)) || (rc = check_float(w, "W", err, errsz)))
+        return rc;
+    if (x->shape.rank != 4 || w->shape.rank != 4)
+        return adj_fail(err, errsz, UNSUP, "input X %s and W %s: only 2-D convolutions (rank 4)",
+                        op_shape_str(&x->shape, b1, sizeof b1), op_shape_str(&w->shape, b2, sizeof b2));
+    if (w->batched)
+        return adj_fail(err, errsz, UNSUP, "input 'W' depends on the batch");
+    p->C = x->shape.d[1], p->H = x->shape.d[2], p->W = x->shape.d[3], p->M = w->shape.d[0];
+    if (p->C % p->group || p->M % p->group || w->shape.d[1] != p->C / p->group)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT,
+                        "input X %s, W %s and group %d do not agree",
+                        op_shape_str(&x->shape, b1, sizeof b1), op_shape_str(&w->shape, b2, sizeof b2),
+                        p->group);
+    if (p->nk && (p->k[0] != w->shape.d[2] || p->k[1] != w->shape.d[3]))
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'kernel_shape' does not match W %s",
+                        op_shape_str(&w->shape, b2, sizeof b2));
+    p->k[0] = w->shape.d[2], p->k[1] = w->shape.d[3];
+    if (p->k[0] > WIN_MAX || p->k[1] > WIN_MAX)
+        return adj_fail(err, errsz, UNSUP, "a kernel over 2^24");
+    if (n_in > 2 && in[2].dtype != OP_NONE) {
+        if ((rc = check_float(&in[2], "B", err, errsz)))
+            return rc;
+        if (in[2].batched || op_numel(&in[2].shape) != (size_t)p->M || in[2].shape.rank != 1)
+            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "input 'B' must have %lld values",
+                            (long long)p->M);
+    }
+    if ((rc = win_axis(p, 0, p->H, &p->OH, err, errsz)) || (rc = win_axis(p, 1, p->W, &p->OW, err, errsz)))
+        return rc;
+    /* BLAS takes int dimensions; the im2col scratch of one image must fit too */
+    const double kk = (double)(p->C / p->group) * p->k[0] * p->k[1];
+    if (kk > INT32_MAX || (double)p->OH * p->OW > INT32_MAX || kk * p->OH * p->OW > 4e9 ||
+        p->M > INT32_MAX)
+        return adj_fail(err, errsz, ADJ_ERR_LIMIT, "a convolution too large (%g columns)",
+                        kk * p->OH * p->OW);
+    p->direct = p->k[0] == 1 && p->k[1] == 1 && p->s[0] == 1 && p->s[1] == 1 && !p->pb[0] &&
+                !p->pb[1] && !p->pe[0] && !p->pe[1];
+    p->depthwise = p->group > 1 && p->group == p->C && p->M == p->C;
+    p->wino = p->k[0] == 3 && p->k[1] == 3 && p->s[0] == 1 && p->s[1] == 1 && p->d[0] == 1 &&
+                      p->d[1] == 1 && p->pb[0] == 1 && p->pb[1] == 1 && p->pe[0] == 1 &&
+                      p->pe[1] == 1 && p->group == 1
+                  ? lyr_wino_choose((int)p->H, (int)p->W, (int)p->C, (int)p->M)
+                  : 0;
+    op_shape s = {4, {x->shape.d[0], p->M, p->OH, p->OW}};
+    set_out(&out[0], OP_FLOAT, x->batched, &s);
+    return 0;
+}
+
+/* Largest im2col matrix of a batched Conv product, in floats (128 MiB): a
+ * batch whose columns would not fit runs in chunks of images. */
+#define CONV_COL_LIMIT ((int64_t)32 << 20)
+
+/* Images whose columns share one product (group 1, not direct): as many as
+ * fit CONV_COL_LIMIT, at most n. The product's elements do not depend on it. */
+static int64_t conv_chunk(const win_params *p, int64_t n)
+{
+    const int64_t per = p->C * p->k[0] * p->k[1] * p->OH * p->OW;
+    int64_t nb = CONV_COL_LIMIT / (per + p->M * p->OH * p->OW);
+    return nb < 1 ? 1 : nb > n ? n : nb;
+}
+
+/* The largest number of images a call gets, from a scratch call's input view:
+ * a batched tensor's d[0] holds the context's max_batch, an unbatched one's
+ * its static size. */
+static int64_t view_batch(const op_tensor *x) { return x->shape.d[0] > 0 ? x->shape.d[0] : 1; }
+
+/*
+ * Forward and input-gradient scratch (the larger of the two): Winograd's
+ * tile transforms of the whole batch, V [a^2][max(C,M)][T] and the products
+ * P [a^2][max(C,M)][T]; im2col's columns of a chunk of images and the
+ * product's [M][chunk * OH*OW] before it is scattered to the images.
+ */
+static size_t conv_scratch(const void *pp, const op_tensor *in, int n_in, const op_tensor *out)
+{
+    const win_params *p = pp;
+    const int64_t n = view_batch(&in[0]);
+    if (p->depthwise)
+        return 0;
+    if (p->U) {
+        const int64_t a = p->wino + 2, ch = p->C > p->M ? p->C : p->M;
+        return 2 * (size_t)(a * a * ch) * lyr_wino_tiles(p->wino, (int)n, (int)p->H, (int)p->W);
+    }
+    if (p->direct)
+        return 0;
+    const int64_t K = p->C / p->group * p->k[0] * p->k[1], OHW = p->OH * p->OW;
+    if (p->group > 1)
+        return (size_t)(K * OHW);
+    return (size_t)((K + p->M) * OHW * conv_chunk(p, n));
+}
+
+/* Winograd's transformed weights, from the constant W (none if W is not one). */
+static int conv_prepare(void *pp, const op_tensor *in, int n_in, char *err, size_t errsz)
+{
+    win_params *p = pp;
+    if (!p->wino || !in[1].data)
+        return ADJ_OK;
+    const int a = p->wino + 2;
+    const size_t u = (size_t)a * a * p->M * p->C;
+    if (!p->U && (!(p->U = malloc(u * sizeof(float))) || !(p->Ut = malloc(u * sizeof(float))))) {
+        free(p->U);
+        p->U = NULL;
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory for Winograd weights");
+    }
+    lyr_wino_weights(p->wino, in[1].data, (int)p->M, (int)p->C, 0, p->U);
+    lyr_wino_weights(p->wino, in[1].data, (int)p->M, (int)p->C, 1, p->Ut);
+    return ADJ_OK;
+}
+
+static void conv_release(void *pp)
+{
+    win_params *p = pp;
+    free(p->U);
+    free(p->Ut);
+    p->U = p->Ut = NULL;
+}
+
+/*
+ * A 3x3 pad-1 convolution of n NCHW images x [n][C][H][W] by Winograd, over
+ * the whole batch: y [n][M][H][W] = the products U [a^2][M][C] x V (+ bias),
+ * or y += them (accumulate: the input gradient, U the adjoint's weights).
+ */
+static void conv_wino(const win_params *p, const float *U, const float *x, int64_t n, int64_t C,
+                      int64_t M, const float *bias, int accumulate, float *y, float *scratch,
+                      gemm_ws *gemm)
+{
+    const int m = p->wino, a2 = (m + 2) * (m + 2), H = (int)p->H, W = (int)p->W;
+    const size_t T = lyr_wino_tiles(m, (int)n, H, W), ch = (size_t)(p->C > p->M ? p->C : p->M);
+    float *V = scratch, *P = scratch + (size_t)a2 * ch * T;
+    lyr_wino_input_strided(m, x, (int)C, (int)n, H, W, 1, (size_t)C, V);
+    for (int q = 0; q < a2; q++) /* P[q][M][T] = U[q][M][C] x V[q][C][T] */
+        gemm_f32(gemm, GEMM_N, GEMM_N, (int)M, (int)T, (int)C, U + (size_t)q * M * C, (int)C,
+                 V + (size_t)q * C * T, (int)T, 0, P + (size_t)q * M * T, (int)T);
+    lyr_wino_output_strided(m, P, (int)M, (int)n, H, W, 1, (size_t)M, bias, accumulate, y);
+}
+
+/*
+ * Group-1 im2col convolution over the batch: the columns of a chunk of
+ * images side by side, one product Y [M][nb*OHW] = W [M][K] x col, scattered
+ * to the images with the bias.
+ */
+static void conv_im2col_batched(const win_params *p, const float *x, const float *w,
+                                const float *bias, int64_t N, float *y, float *scratch,
+                                gemm_ws *gemm)
+{
+    const int64_t K = p->C * p->k[0] * p->k[1], OHW = p->OH * p->OW, HW = p->H * p->W;
+    const int64_t chunk = conv_chunk(p, N);
+    for (int64_t b0 = 0; b0 < N; b0 += chunk) {
+        const int64_t nb = N - b0 < chunk ? N - b0 : chunk, ld = nb * OHW;
+        /* one image: the product [M][OHW] is its output already */
+        float *col = scratch, *prod = nb == 1 ? y + b0 * p->M * OHW : scratch + K * ld;
+        for (int64_t b = 0; b < nb; b++)
+            im2col(x + (b0 + b) * p->C * HW, p, p->C, ld, col + b * OHW);
+        gemm_f32(gemm, GEMM_N, GEMM_N, (int)p->M, (int)ld, (int)K, w, (int)K, col, (int)ld, 0,
+                 prod, (int)ld);
+        if (nb == 1 && !bias)
+            continue;
+        for (int64_t b = 0; b < nb; b++)
+            for (int64_t m = 0; m < p->M; m++) {
+                const float *src = prod + m * ld + b * OHW;
+                float *dst = y + ((b0 + b) * p->M + m) * OHW;
+                const float bm = bias ? bias[m] : 0.0f;
+                for (int64_t i = 0; i < OHW; i++)
+                    dst[i] = src[i] + bm;
+            }
+    }
+}
+
+/* ---- depthwise convolutions ------------------------------------------- */
+
+/*
+ * A depthwise plane's geometry: input [H][W], output [OH][OW], one kh x kw
+ * kernel, strides, dilations, pads before (the forward's, or for the input
+ * gradient of a stride-1 one the adjoint's: pads (k-1)*d - p, maybe < 0).
+ */
+typedef struct {
+    int64_t H, W, OH, OW, kh, kw, sh, sw, dh, dw, pt, pl;
+} dw_geom;
+
+#define DW_INLINE static inline __attribute__((always_inline))
+
+/* Largest kernel whose input gradient runs as a correlation (its rotated taps on the stack). */
+#define DW_ROT_MAX 49
+
+/* Output elements per part of a parallel depthwise call (a few hundred microseconds). */
+#define DW_PART_ELEMS 32768
+
+/* Element (oy, ox) near the border: s + the taps inside the plane, in row-major order. */
+DW_INLINE float dw_edge(const dw_geom *g, const float *x, const float *w, float s, int64_t oy,
+                        int64_t ox)
+{
+    for (int64_t i = 0; i < g->kh; i++) {
+        const int64_t iy = oy * g->sh + i * g->dh - g->pt;
+        if (iy < 0 || iy >= g->H)
+            continue;
+        for (int64_t j = 0; j < g->kw; j++) {
+            const int64_t ix = ox * g->sw + j * g->dw - g->pl;
+            if (ix >= 0 && ix < g->W)
+                s += w[i * g->kw + j] * x[iy * g->W + ix];
+        }
+    }
+    return s;
+}
+
+/* Elements ox0 .. ox1-1 of output row oy by dw_edge: written, or with acc added to y. */
+DW_INLINE void dw_edge_run(const dw_geom *g, const float *x, const float *w, float bias, int acc,
+                           float *yr, int64_t oy, int64_t ox0, int64_t ox1)
+{
+    for (int64_t ox = ox0; ox < ox1; ox++) {
+        const float s = dw_edge(g, x, w, acc ? 0.0f : bias, oy, ox);
+        yr[ox] = acc ? yr[ox] + s : s;
+    }
+}
+
+/*
+ * One plane: y [OH][OW] = bias + the taps inside x [H][W] in row-major
+ * order, each product added in turn (padding adds nothing), OVERWRITTEN, or
+ * with acc ADDED TO y (bias 0). Every element gets that same sum whichever
+ * loop computes it: the interior (every tap inside) in a loop the compiler
+ * vectorises over ox when kh .. dw are constants (the callers inline it
+ * with them), the border element by element.
+ */
+DW_INLINE void dw_plane_k(const dw_geom *g, const float *restrict x, const float *restrict w,
+                          float bias, int acc, float *restrict y, int64_t kh, int64_t kw,
+                          int64_t sh, int64_t sw, int64_t dh, int64_t dw)
+{
+    const int64_t H = g->H, W = g->W, OW = g->OW, pt = g->pt, pl = g->pl;
+    const int64_t last = W - 1 - (kw - 1) * dw + pl; /* interior: pl <= ox*sw <= last */
+    int64_t xa = pl > 0 ? (pl + sw - 1) / sw : 0, xb = last < 0 ? 0 : last / sw + 1;
+    xb = xb > OW ? OW : xb;
+    xa = xa > xb ? xb : xa;
+    for (int64_t oy = 0; oy < g->OH; oy++) {
+        float *restrict yr = y + oy * OW;
+        const int64_t iy0 = oy * sh - pt;
+        if (iy0 < 0 || iy0 + (kh - 1) * dh >= H) {
+            dw_edge_run(g, x, w, bias, acc, yr, oy, 0, OW);
+            continue;
+        }
+        dw_edge_run(g, x, w, bias, acc, yr, oy, 0, xa);
+        const float *xr = x + iy0 * W - pl;
+        for (int64_t ox = xa; ox < xb; ox++) {
+            float s = acc ? 0.0f : bias;
+            for (int64_t i = 0; i < kh; i++)
+                for (int64_t j = 0; j < kw; j++)
+                    s += w[i * kw + j] * xr[i * dh * W + ox * sw + j * dw];
+            yr[ox] = acc ? yr[ox] + s : s;
+        }
+        dw_edge_run(g, x, w, bias, acc, yr, oy, xb, OW);
+    }
+}
+
+/* dw_plane_k with constants for the common kernels (3x3, 5x5, stride 1 or 2, no dilation). */
+DW_INLINE void dw_plane_any(const dw_geom *g, const float *x, const float *w, float bias, int acc,
+                            float *y)
+{
+#define DW_CASE(K, S, A)                                                                      \
+    if (g->kh == K && g->kw == K && g->sh == S && g->sw == S && g->dh == 1 && g->dw == 1 &&   \
+        acc == A) {                                                                           \
+        dw_plane_k(g, x, w, bias, A, y, K, K, S, S, 1, 1);                                    \
+        return;                                                                               \
+    }
+    DW_CASE(3, 1, 0) DW_CASE(3, 2, 0) DW_CASE(5, 1, 0) DW_CASE(5, 2, 0)
+    DW_CASE(3, 1, 1) DW_CASE(5, 1, 1)
+#undef DW_CASE
+    dw_plane_k(g, x, w, bias, acc, y, g->kh, g->kw, g->sh, g->sw, g->dh, g->dw);
+}
+
+/* The same code compiled twice: for AVX2 (8 lanes; no FMA: the same bits) and the baseline. */
+#if defined(__x86_64__) || defined(__i386__)
+static __attribute__((target("avx2"))) void dw_plane_avx2(const dw_geom *g, const float *x,
+                                                          const float *w, float bias, int acc,
+                                                          float *y)
+{
+    dw_plane_any(g, x, w, bias, acc, y);
+}
+
+static int dw_have_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+}
+#else
+#define dw_plane_avx2 dw_plane_base
+static int dw_have_avx2(void) { return 0; }
+#endif
+
+static void dw_plane_base(const dw_geom *g, const float *x, const float *w, float bias, int acc,
+                          float *y)
+{
+    dw_plane_any(g, x, w, bias, acc, y);
+}
+
+/* A depthwise call split into parts of whole planes (gemm_parallel). */
+typedef struct {
+    const win_params *p;
+    dw_geom g;         /* the planes' geometry (the adjoint's for a correlation backward) */
+    int mode;          /* DW_FORWARD, DW_ADJOINT (stride 1: the rotated kernel), DW_SCATTER */
+    const float *x, *w, *bias;
+    float *y;
+    int64_t planes, per; /* planes per part */
+    int avx2;
+} dw_job;
+
+enum { DW_FORWARD, DW_ADJOINT, DW_SCATTER };
+
+static void conv_dw_plane_back(const win_params *p, const float *dy, const float *w, float *dx);
+
+static void dw_part(void *arg, int part)
+{
+    const dw_job *j = arg;
+    const int64_t K = j->p->k[0] * j->p->k[1], C = j->p->C;
+    const int64_t in = j->g.H * j->g.W, out = j->g.OH * j->g.OW;
+    const int64_t p0 = part * j->per, p1 = p0 + j->per < j->planes ? p0 + j->per : j->planes;
+    float rot[DW_ROT_MAX];
+    for (int64_t pl = p0; pl < p1; pl++) {
+        const float *w = j->w + (pl % C) * K;
+        if (j->mode == DW_SCATTER) {
+            conv_dw_plane_back(j->p, j->x + pl * in, w, j->y + pl * out);
+            continue;
+        }
+        if (j->mode == DW_ADJOINT) { /* the 180-degree rotation: the taps reversed */
+            for (int64_t t = 0; t < K; t++)
+                rot[t] = w[K - 1 - t];
+            w = rot;
+        }
+        const float b = j->bias ? j->bias[pl % C] : 0.0f;
+        (j->avx2 ? dw_plane_avx2 : dw_plane_base)(&j->g, j->x + pl * in, w, b,
+                                                  j->mode == DW_ADJOINT, j->y + pl * out);
+    }
+}
+
+/*
+ * A depthwise convolution of n images on the workspace's threads, planes
+ * in parts: forward (y OVERWRITTEN), or its input gradient (backward: x is
+ * dY, y is dX, ADDED TO): for stride 1 and kernels up to DW_ROT_MAX taps the
+ * correlation of dY with the rotated kernel (pads (k-1)*d - p), else the
+ * forward's taps scattered back. Each plane's numbers do not depend on the
+ * parts.
+ */
+static void conv_dw(const win_params *p, const float *x, const float *w, const float *bias,
+                    int64_t n, int backward, float *y, gemm_ws *gemm)
+{
+    dw_job j = {.p = p, .x = x, .w = w, .bias = bias, .y = y, .planes = n * p->C,
+                .avx2 = dw_have_avx2()};
+    j.g = (dw_geom){p->H, p->W, p->OH, p->OW, p->k[0], p->k[1], p->s[0], p->s[1], p->d[0],
+                    p->d[1], p->pb[0], p->pb[1]};
+    j.mode = DW_FORWARD;
+    if (backward) {
+        const int corr = p->s[0] == 1 && p->s[1] == 1 && p->k[0] * p->k[1] <= DW_ROT_MAX;
+        j.mode = corr ? DW_ADJOINT : DW_SCATTER;
+        j.g = (dw_geom){p->OH, p->OW, p->H, p->W, p->k[0], p->k[1], 1, 1, p->d[0], p->d[1],
+                        (p->k[0] - 1) * p->d[0] - p->pb[0], (p->k[1] - 1) * p->d[1] - p->pb[1]};
+    }
+    int64_t parts = j.planes * p->OH * p->OW / DW_PART_ELEMS;
+    parts = parts < 1 ? 1 : parts > j.planes ? j.planes : parts > 1024 ? 1024 : parts;
+    j.per = (j.planes + parts - 1) / parts;
+    gemm_parallel(gemm, (int)((j.planes + j.per - 1) / j.per), dw_part, &j);
+}
+
+static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                         float *scratch, gemm_ws *gemm)
+{
+    const win_params *p = pp;
+    const float *x = in[0].data, *w = in[1].data;
+    const float *bias = n_in > 2 && in[2].dtype != OP_NONE ? in[2].data : NULL;
+    float *y = out[0].data;
+    const int64_t N = in[0].shape.d[0], G = p->group, Cg = p->C / G, Mg = p->M / G;
+    const int64_t K = Cg * p->k[0] * p->k[1], OHW = p->OH * p->OW, HW = p->H * p->W;
+    if (p->depthwise) {
+        conv_dw(p, x, w, bias, N, 0, y, gemm);
+        return;
+    }
+    if (p->U) {
+        conv_wino(p, p->U, x, N, p->C, p->M, bias, 0, y, scratch, gemm);
+        return;
+    }
+    if (G == 1 && !p->direct) {
+        conv_im2col_batched(p, x, w, bias, N, y, scratch, gemm);
+        return;
+    }
+    for (int64_t b = 0; b < N; b++) { /* one image at a time (1x1, groups) */
+        for (int64_t g = 0; g < G; g++) {
+            const float *xg = x + (b * p->C + g * Cg) * HW;
+            const float *col = xg;
+            if (!p->direct) {
+                im2col(xg, p, Cg, OHW, scratch);
+                col = scratch;
+            }
+            float *yg = y + (b * p->M + g * Mg) * OHW;
+            /* yg [Mg][OHW] = W_g [Mg][K] x col [K][OHW] */
+            gemm_f32(gemm, GEMM_N, GEMM_N, (int)Mg, (int)OHW, (int)K, w + g * Mg * K, (int)K, col,
+                     (int)OHW, 0, yg, (int)OHW);
+        }
+        if (bias)
+            for (int64_t m = 0; m < p->M; m++) {
+                float *ym = y + (b * p->M + m) * OHW;
+                for (int64_t i = 0; i < OHW; i++)
+                    ym[i] += bias[m];
+            }
+    }
+}
+
+/* ---- MaxPool, AveragePool --------------------------------------------- */
+
+static int maxpool_parse(void *pp, const op_attr *a, int n, int opset, char *err, size_t errsz)
+{
+    win_params *p = pp;
+    int64_t v;
+    int rc = parse_window(p, a, n, err, errsz);
+    if (rc)
+        return rc;
+    if (!p->nk)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'kernel_shape' is missing");
+    if ((rc = attr_int(a, n, "ceil_mode", 0, &v, err, errsz)))
+        return rc;
+    p->ceil = v != 0;
+    if ((rc = attr_int(a, n, "storage_order", 0, &v, err, errsz)))
+        return rc;
+    if (v != 0)
+        return adj_fail(err, errsz, UNSUP, "attribute 'storage_order' = %lld (only 0)", (long long)v);
+    return 0;
+}
+
+static int avgpool_parse(void *pp, const op_attr *a, int n, int opset, char *err, size_t errsz)
+{
+    win_params *p = pp;
+    int64_t v;
+    int rc = parse_window(p, a, n, err, errsz);
+    if (rc)
+        return rc;
+    if (!p->nk)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'kernel_shape' is missing");
+    if (p->d[0] != 1 || p->d[1] != 1)
+        return adj_fail(err, errsz, UNSUP, "attribute 'dilations' (AveragePool takes none before opset 19)");
+    if ((rc = attr_int(a, n, "ceil_mode", 0, &v, err, errsz)))
+        return rc;
+    p->ceil = v != 0;
+    if ((rc = attr_int(a, n, "count_include_pad", 0, &v, err, errsz)))
+        return rc;
+    p->count_include_pad = v != 0;
+    return 0;
+}
+
+static int pool_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                      char *err, size_t errsz)
+{
+    win_params *p = pp;
+    const op_tensor *x = &in[0];
+    char b1[64];
+    int rc;
+    if ((rc = check_float(x, "X", err, errsz)))
+        return rc;
+    if (x->shape.rank != 4)
+        return adj_fail(err, errsz, UNSUP, "input X %s: only 2-D pooling (rank 4)",
+                        op_shape_str(&x->shape, b1, sizeof b1));
+    if (n_out > 1 && out[1].dtype != OP_NONE)
+        return adj_fail(err, errsz, UNSUP, "output 'Indices'");
+    p->C = x->shape.d[1], p->H = x->shape.d[2], p->W = x->shape.d[3];
+    if ((rc = win_axis(p, 0, p->H, &p->OH, err, errsz)) || (rc = win_axis(p, 1, p->W, &p->OW, err, errsz)))
+        return rc;
+    op_shape s = {4, {x->shape.d[0], p->C, p->OH, p->OW}};
+    set_out(&out[0], OP_FLOAT, x->batched, &s);
+    return 0;
+}
+
+/* Pooling planes in parallel parts (gemm_parallel): one job's views. */
+typedef struct {
+    const win_params *p;
+    const float *x, *y, *dy;
+    float *out; /* y (forward) or dx (backward) */
+    int64_t per, planes;
+} pool_job;
+
+/* The largest element of output (oy, ox)'s window in plane xp (NaN never is;
+ * -inf for a window without a number). */
+static inline float maxpool_window(const win_params *p, const float *xp, int64_t oy, int64_t ox)
+{
+    float m = -INFINITY;
+    for (int64_t i = 0; i < p->k[0]; i++) {
+        const int64_t iy = oy * p->s[0] + i * p->d[0] - p->pb[0];
+        if (iy < 0 || iy >= p->H)
+            continue;
+        for (int64_t j = 0; j < p->k[1]; j++) {
+            const int64_t ix = ox * p->s[1] + j * p->d[1] - p->pb[1];
+            if (ix >= 0 && ix < p->W && xp[iy * p->W + ix] > m)
+                m = xp[iy * p->W + ix];
+        }
+    }
+    return m;
+}
+
+static void maxpool_part(void *arg, int part)
+{
+    const pool_job *j = arg;
+    const win_params *p = j->p;
+    const int64_t p0 = part * j->per, p1 = p0 + j->per < j->planes ? p0 + j->per : j->planes;
+    for (int64_t pl = p0; pl < p1; pl++) {
+        const float *xp = j->x + pl * p->H * p->W;
+        float *yp = j->out + pl * p->OH * p->OW;
+        for (int64_t oy = 0; oy < p->OH; oy++)
+            for (int64_t ox = 0; ox < p->OW; ox++)
+                yp[oy * p->OW + ox] = maxpool_window(p, xp, oy, ox);
+    }
+}
+
+/* Runs fn over the n images' planes in parts of about DW_PART_ELEMS outputs. */
+static void pool_run(pool_job *j, int64_t n, void (*fn)(void *, int), gemm_ws *gemm)
+{
+    j->planes = n * j->p->C;
+    int64_t parts = j->planes * j->p->OH * j->p->OW / DW_PART_ELEMS;
+    parts = parts < 1 ? 1 : parts > j->planes ? j->planes : parts > 1024 ? 1024 : parts;
+    j->per = (j->planes + parts - 1) / parts;
+    gemm_parallel(gemm, (int)((j->planes + j->per - 1) / j->per), fn, j);
+}
+
+static void maxpool_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
+                            int n_out, float *scratch, gemm_ws *gemm)
+{
+    pool_job j = {.p = pp, .x = in[0].data, .out = out[0].data};
+    pool_run(&j, in[0].shape.d[0], maxpool_part, gemm);
+}
+
+static void avgpool_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
+                            int n_out, float *scratch, gemm_ws *gemm)
+{
+    const win_params *p = pp;
+    const float *x = in[0].data;
+    float *y = out[0].data;
+    const int64_t planes = in[0].shape.d[0] * p->C;
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *xp = x + pl * p->H * p->W;
+        float *yp = y + pl * p->OH * p->OW;
+        for (int64_t oy = 0; oy < p->OH; oy++) {
+            int64_t y0 = oy * p->s[0] - p->pb[0], y1 = y0 + p->k[0];
+            int64_t py1 = y1 < p->H + p->pe[0] ? y1 : p->H + p->pe[0]; /* padded extent */
+            int64_t cy0 = y0 < 0 ? 0 : y0, cy1 = y1 < p->H ? y1 : p->H;
+            for (int64_t ox = 0; ox < p->OW; ox++) {
+                int64_t x0 = ox * p->s[1] - p->pb[1], x1 = x0 + p->k[1];
+                int64_t px1 = x1 < p->W + p->pe[1] ? x1 : p->W + p->pe[1];
+                int64_t cx0 = x0 < 0 ? 0 : x0, cx1 = x1 < p->W ? x1 : p->W;
+                float s = 0.0f;
+                for (int64_t iy = cy0; iy < cy1; iy++)
+                    for (int64_t ix = cx0; ix < cx1; ix++)
+                        s += xp[iy * p->W + ix];
+                int64_t cnt = p->count_include_pad ? (py1 - y0) * (px1 - x0)
+                                                   : (cy1 - cy0) * (cx1 - cx0);
+                yp[oy * p->OW + ox] = cnt > 0 ? s / (float)cnt : 0.0f;
+            }
+        }
+    }
+}
+
+/* ---- GlobalAveragePool ------------------------------------------------ */
+
+static int gap_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                     char *err, size_t errsz)
+{
+    int rc = check_float(&in[0], "X", err, errsz);
+    if (rc)
+        return rc;
+    if (in[0].shape.rank < 3)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "input 'X' must have rank >= 3");
+    op_shape s = in[0].shape;
+    for (int i = 2; i < s.rank; i++)
+        s.d[i] = 1;
+    set_out(&out[0], OP_FLOAT, in[0].batched, &s);
+    return 0;
+}
+
+static void gap_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                        float *scratch, gemm_ws *gemm)
+{
+    const op_shape *s = &in[0].shape;
+    size_t planes = (size_t)s->d[0] * s->d[1], hw = op_numel(s) / planes;
+    const float *x = in[0].data;
+    float *y = out[0].data;
+    for (size_t i = 0; i < planes; i++) {
+        double acc = 0.0;
+        for (size_t j = 0; j < hw; j++)
+            acc += x[i * hw + j];
+        y[i] = (float)(acc / (double)hw);
+    }
+}
+
+/* ---- input gradients -------------------------------------------------- */
+
+/*
+ * dx [C][H][W] += col2im(col [C*kh*kw][OH*OW], rows ld floats apart): the
+ * transpose of im2col, summed in the fixed order (c, i, j, y, x).
+ */
+static void col2im_add(const float *col, const win_params *p, int64_t C, int64_t ld, float *dx)
+{
+    const int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW;
+    const int64_t kh = p->k[0], kw = p->k[1], sh = p->s[0], sw = p->s[1];
+    const int64_t dh = p->d[0], dw = p->d[1], pt = p->pb[0], pl = p->pb[1];
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t i = 0; i < kh; i++)
+            for (int64_t j = 0; j < kw; j++) {
+                const float *row = col + ((c * kh + i) * kw + j) * ld;
+                float *plane = dx + c * H * W;
+                const int64_t off = j * dw - pl;
+                int64_t x0 = off >= 0 ? 0 : (-off + sw - 1) / sw;
+                int64_t x1 = W - off <= 0 ? 0 : (W - off + sw - 1) / sw;
+                if (x1 > OW)
+                    x1 = OW;
+                for (int64_t y = 0; y < OH; y++) {
+                    const int64_t iy = y * sh + i * dh - pt;
+                    if (iy < 0 || iy >= H)
+                        continue;
+                    float *dst = plane + iy * W + off;
+                    const float *src = row + y * OW;
+                    for (int64_t x = x0; x < x1; x++)
+                        dst[x * sw] += src[x];
+                }
+            }
+}
+
+
+/* Depthwise: dx plane [H][W] += the transpose of the forward's plane applied to dy [OH][OW]
+ * (conv_dw's backward for strides over 1). */
+static void conv_dw_plane_back(const win_params *p, const float *dy, const float *w, float *dx)
+{
+    const int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW, sh = p->s[0], sw = p->s[1];
+    for (int64_t oy = 0; oy < OH; oy++) {
+        const float *dr = dy + oy * OW;
+        for (int64_t i = 0; i < p->k[0]; i++) {
+            const int64_t iy = oy * sh + i * p->d[0] - p->pb[0];
+            if (iy < 0 || iy >= H)
+                continue;
+            for (int64_t j = 0; j < p->k[1]; j++) {
+                const float wv = w[i * p->k[1] + j];
+                const int64_t off = j * p->d[1] - p->pb[1];
+                int64_t x0 = off >= 0 ? 0 : (-off + sw - 1) / sw;
+                int64_t x1 = W - off <= 0 ? 0 : (W - off + sw - 1) / sw;
+                if (x1 > OW)
+                    x1 = OW;
+                float *dst = dx + iy * W + off;
+                for (int64_t x = x0; x < x1; x++)
+                    dst[x * sw] += wv * dr[x];
+            }
+        }
+    }
+}
+
+/*
+ * dY of images b0 .. b0+nb-1 side by side, [M][nb*OH*OW], as one product's
+ * operand: gathered into buf, or for one image its own dY [M][OH*OW].
+ */
+static const float *conv_gather_dy(const win_params *p, const float *dy, int64_t b0, int64_t nb,
+                                   float *buf)
+{
+    const int64_t OHW = p->OH * p->OW, ld = nb * OHW;
+    if (nb == 1)
+        return dy + b0 * p->M * OHW;
+    for (int64_t b = 0; b < nb; b++)
+        for (int64_t m = 0; m < p->M; m++)
+            memcpy(buf + m * ld + b * OHW, dy + ((b0 + b) * p->M + m) * OHW,
+                   sizeof(float) * (size_t)OHW);
+    return buf;
+}
+
+/* The input gradient of conv_im2col_batched: dcol = W^T x dY of a chunk of
+ * images (gathered side by side), added back to each image by col2im. */
+static void conv_im2col_batched_back(const win_params *p, const float *dy, const float *w,
+                                     int64_t N, float *dx, float *scratch, gemm_ws *gemm)
+{
+    const int64_t K = p->C * p->k[0] * p->k[1], OHW = p->OH * p->OW, HW = p->H * p->W;
+    const int64_t chunk = conv_chunk(p, N);
+    for (int64_t b0 = 0; b0 < N; b0 += chunk) {
+        const int64_t nb = N - b0 < chunk ? N - b0 : chunk, ld = nb * OHW;
+        float *dcol = scratch;
+        const float *dya = conv_gather_dy(p, dy, b0, nb, scratch + K * ld);
+        gemm_f32(gemm, GEMM_T, GEMM_N, (int)K, (int)ld, (int)p->M, w, (int)K, dya, (int)ld, 0,
+                 dcol, (int)ld);
+        for (int64_t b = 0; b < nb; b++)
+            col2im_add(dcol + b * OHW, p, p->C, ld, dx + (b0 + b) * p->C * HW);
+    }
+}
+
+static void conv_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
+                          int n_out, const float *dy, float *const *dx, float *scratch,
+                          gemm_ws *gemm)
+{
+    const win_params *p = pp;
+    const float *w = in[1].data;
+    float *d = dx[0];
+    if (!d)
+        return;
+    const int64_t N = in[0].shape.d[0], G = p->group, Cg = p->C / G, Mg = p->M / G;
+    const int64_t K = Cg * p->k[0] * p->k[1], OHW = p->OH * p->OW, HW = p->H * p->W;
+    if (p->depthwise) {
+        conv_dw(p, dy, w, NULL, N, 1, d, gemm);
+        return;
+    }
+    if (p->Ut) { /* the adjoint of a 3x3 pad-1 convolution is one too */
+        conv_wino(p, p->Ut, dy, N, p->M, p->C, NULL, 1, d, scratch, gemm);
+        return;
+    }
+    if (G == 1 && !p->direct) {
+        conv_im2col_batched_back(p, dy, w, N, d, scratch, gemm);
+        return;
+    }
+    for (int64_t b = 0; b < N; b++)
+        for (int64_t g = 0; g < G; g++) {
+            const float *dyg = dy + (b * p->M + g * Mg) * OHW;
+            float *dxg = d + (b * p->C + g * Cg) * HW;
+            /* dcol [K][OHW] = W_g^T [K][Mg] x dy_g [Mg][OHW] */
+            if (p->direct) /* the column matrix is the input itself: add in place */
+                gemm_f32(gemm, GEMM_T, GEMM_N, (int)K, (int)OHW, (int)Mg, w + g * Mg * K, (int)K,
+                         dyg, (int)OHW, 1, dxg, (int)HW);
+            else {
+                gemm_f32(gemm, GEMM_T, GEMM_N, (int)K, (int)OHW, (int)Mg, w + g * Mg * K, (int)K,
+                         dyg, (int)OHW, 0, scratch, (int)OHW);
+                col2im_add(scratch, p, Cg, OHW, dxg);
+            }
+        }
+}
+
+/*
+ * MaxPool: each output's gradient to the first largest input of its window
+ * (as forward): the first element equal to the kept output y, which stops
+ * the search there (half a window on average); none for a window of NaN
+ * (whose output is -inf).
+ */
+static void maxpool_back_part(void *arg, int part)
+{
+    const pool_job *j = arg;
+    const win_params *p = j->p;
+    const int64_t p0 = part * j->per, p1 = p0 + j->per < j->planes ? p0 + j->per : j->planes;
+    for (int64_t pl = p0; pl < p1; pl++) {
+        const float *xp = j->x + pl * p->H * p->W;
+        const float *yp = j->y + pl * p->OH * p->OW, *gp = j->dy + pl * p->OH * p->OW;
+        float *dp = j->out + pl * p->H * p->W;
+        for (int64_t oy = 0; oy < p->OH; oy++)
+            for (int64_t ox = 0; ox < p->OW; ox++) {
+                const float m = yp[oy * p->OW + ox];
+                int64_t arg = -1;
+                for (int64_t i = 0; i < p->k[0] && arg < 0; i++) {
+                    const int64_t iy = oy * p->s[0] + i * p->d[0] - p->pb[0];
+                    if (iy < 0 || iy >= p->H)
+                        continue;
+                    for (int64_t j = 0; j < p->k[1]; j++) {
+                        const int64_t ix = ox * p->s[1] + j * p->d[1] - p->pb[1];
+                        if (ix >= 0 && ix < p->W && xp[iy * p->W + ix] == m) {
+                            arg = iy * p->W + ix;
+                            break;
+                        }
+                    }
+                }
+                if (arg >= 0)
+                    dp[arg] += gp[oy * p->OW + ox];
+            }
+    }
+}
+
+static void maxpool_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
+                             int n_out, const float *dy, float *const *dx, float *scratch,
+                             gemm_ws *gemm)
+{
+    if (!dx[0])
+        return;
+    pool_job j = {.p = pp, .x = in[0].data, .y = out[0].data, .dy = dy, .out = dx[0]};
+    pool_run(&j, in[0].shape.d[0], maxpool_back_part, gemm);
+}
+
+/* AveragePool: each output's gradient over its window, divided as forward divides. */
+static void avgpool_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
+                             int n_out, const float *dy, float *const *dx, float *scratch,
+                             gemm_ws *gemm)
+{
+    const win_params *p = pp;
+    if (!dx[0])
+        return;
+    const int64_t planes = in[0].shape.d[0] * p->C;
+    for (int64_t pl = 0; pl < planes; pl++) {
+        float *dp = dx[0] + pl * p->H * p->W;
+        const float *gp = dy + pl * p->OH * p->OW;
+        for (int64_t oy = 0; oy < p->OH; oy++) {
+            int64_t y0 = oy * p->s[0] - p->pb[0], y1 = y0 + p->k[0];
+            int64_t py1 = y1 < p->H + p->pe[0] ? y1 : p->H + p->pe[0];
+            int64_t cy0 = y0 < 0 ? 0 : y0, cy1 = y1 < p->H ? y1 : p->H;
+            for (int64_t ox = 0; ox < p->OW; ox++) {
+                int64_t x0 = ox * p->s[1] - p->pb[1], x1 = x0 + p->k[1];
+                int64_t px1 = x1 < p->W + p->pe[1] ? x1 : p->W + p->pe[1];
+                int64_t cx0 = x0 < 0 ? 0 : x0, cx1 = x1 < p->W ? x1 : p->W;
+                int64_t cnt = p->count_include_pad ? (py1 - y0) * (px1 - x0)
+                                                   : (cy1 - cy0) * (cx1 - cx0);
+                if (cnt <= 0)
+                    continue;
+                const float g = gp[oy * p->OW + ox] / (float)cnt;
+                for (int64_t iy = cy0; iy < cy1; iy++)
+                    for (int64_t ix = cx0; ix < cx1; ix++)
+                        dp[iy * p->W + ix] += g;
+            }
+        }
+    }
+}
+
+static void gap_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
+                         int n_out, const float *dy, float *const *dx, float *scratch,
+                         gemm_ws *gemm)
+{
+    const op_shape *s = &in[0].shape;
+    size_t planes = (size_t)s->d[0] * s->d[1], hw = op_numel(s) / planes;
+    if (!dx[0])
+        return;
+    for (size_t i = 0; i < planes; i++) {
+        const float g = (float)((double)dy[i] / (double)hw);
+        for (size_t j = 0; j < hw; j++)
+            dx[0][i * hw + j] += g;
+    }
+}
+
+/* ---- Conv's weight gradients (ops.h, op_backward_params) -------------- */
+
+/* Conv: the im2col scratch of a chunk of images (or of one image and group). */
+static size_t conv_params_scratch(const void *pp, const op_tensor *in, int n_in,
+                                  const op_tensor *out)
+{
+    const win_params *p = pp;
+    const int64_t K = p->C / p->group * p->k[0] * p->k[1], OHW = p->OH * p->OW;
+    if (p->group > 1)
+        return (size_t)(K * OHW);
+    return (size_t)((K + p->M) * OHW * conv_chunk(p, view_batch(&in[0])));
+}
+
+/*
+ * Conv: dW [M][C/g][kh][kw] += sum over images of dY x col^T (a chunk of
+ * images side by side in one product, K = nb * OH*OW, for one group; an
+ * image and group at a time otherwise); dB[m] += the sum of dY's plane m over
+ * the batch, in double, in (image, pixel) order.
+ */
+static void conv_backward_params(const void *pp, const op_tensor *in, int n_in,
+                                 const op_tensor *out, int n_out, const float *dy,
+                                 float *const *dw, float *scratch, gemm_ws *gemm)
+{
+    const win_params *p = pp;
+    const float *x = in[0].data;
+    const int64_t N = in[0].shape.d[0], G = p->group, Cg = p->C / G, Mg = p->M / G;
+    const int64_t K = Cg * p->k[0] * p->k[1], OHW = p->OH * p->OW, HW = p->H * p->W;
+    if (n_in > 2 && dw[2])
+        for (int64_t m = 0; m < p->M; m++) {
+            double sum = 0;
+            for (int64_t b = 0; b < N; b++)
+                for (int64_t i = 0; i < OHW; i++)
+                    sum += dy[(b * p->M + m) * OHW + i];
+            dw[2][m] += (float)sum;
+        }
+    if (!dw[1])
+        return;
+    if (G > 1) {
+        for (int64_t b = 0; b < N; b++)
+            for (int64_t g = 0; g < G; g++) {
+                im2col(x + (b * p->C + g * Cg) * HW, p, Cg, OHW, scratch);
+                /* dW_g [Mg][K] += dY_g [Mg][OHW] x col [K][OHW]^T */
+                gemm_f32(gemm, GEMM_N, GEMM_T, (int)Mg, (int)K, (int)OHW,
+                         dy + (b * p->M + g * Mg) * OHW, (int)OHW, scratch, (int)OHW, 1,
+                         dw[1] + g * Mg * K, (int)K);
+            }
+        return;
+    }
+    const int64_t chunk = conv_chunk(p, N);
+    for (int64_t b0 = 0; b0 < N; b0 += chunk) {
+        const int64_t nb = N - b0 < chunk ? N - b0 : chunk, ld = nb * OHW;
+        float *col = scratch;
+        for (int64_t b = 0; b < nb; b++)
+            im2col(x + (b0 + b) * p->C * HW, p, p->C, ld, col + b * OHW);
+        const float *dya = conv_gather_dy(p, dy, b0, nb, scratch + K * ld);
+        gemm_f32(gemm, GEMM_N, GEMM_T, (int)p->M, (int)K, (int)ld, dya, (int)ld, col, (int)ld, 1,
+                 dw[1], (int)K);
+    }
+}
+/* ---- the rows --------------------------------------------------------- */
+
+#define WIN_ATTRS "auto_pad,kernel_shape,strides,dilations,pads"
+
+static const op_def ROWS[] = {
+    {"Conv", WIN_ATTRS ",group", 2, 3, 1, 1, 0, 0, sizeof(win_params), conv_parse, conv_infer,
+     conv_scratch, conv_forward,
+     conv_backward, conv_scratch, 0, OPB_IN(0)},
+    {"MaxPool", WIN_ATTRS ",ceil_mode,storage_order", 1, 1, 1, 2, 0, 0, sizeof(win_params),
+     maxpool_parse, pool_infer, NULL, maxpool_forward,
+     maxpool_backward, NULL, OPB_IN(0) | OPB_OUT, OPB_IN(0)},
+    {"AveragePool", WIN_ATTRS ",ceil_mode,count_include_pad", 1, 1, 1, 1, 0, 0, sizeof(win_params),
+     avgpool_parse, pool_infer, NULL, avgpool_forward,
+     avgpool_backward, NULL, 0, OPB_IN(0)},
+    {"GlobalAveragePool", "", 1, 1, 1, 1, 0, 1, sizeof(int), NULL, gap_infer, NULL, gap_forward,
+     gap_backward, NULL, 0, OPB_IN(0)},
+};
+
+static const op_hooks HOOKS[] = {
+    {"Conv", conv_prepare, conv_release, conv_backward_params, OPB_IN(1) | OPB_IN(2), OPB_IN(0),
+     conv_params_scratch},
+};
+
+const op_def *opc_rows(int *n)
+{
+    *n = (int)(sizeof ROWS / sizeof ROWS[0]);
+    return ROWS;
+}
+
+const op_hooks *opc_hooks(int *n)
+{
+    *n = (int)(sizeof HOOKS / sizeof HOOKS[0]);
+    return HOOKS;
+}
