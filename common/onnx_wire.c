@@ -81,31 +81,6 @@ static int corrupt(char *err, size_t errsz, const char *what)
                     "not an ONNX model: the protobuf is truncated or corrupt (%s)", what);
 }
 
-/*
- * Copies msg's fields but those numbered `skip` of wire type 2 into *out;
- * each skipped payload goes to on_skip(ctx, payload, len) (which returns 0
- * or an error code). 0, or an error (-1 for a corrupt message).
- */
-static int strip(const uint8_t *msg, size_t len, uint64_t skip, ut_buf *out,
-                 int (*on_skip)(void *ctx, const uint8_t *p, size_t n), void *ctx)
-{
-    const uint8_t *p = msg, *end = msg + len;
-    out->len = 0;
-    while (p < end) {
-        wire_field f;
-        if (rd_field(&p, end, &f))
-            return -1;
-        int rc;
-        if (f.num == skip && f.type == WIRE_LEN) {
-            if ((rc = on_skip(ctx, f.payload, f.len)))
-                return rc;
-        } else if (ut_buf_add(out, f.start, (size_t)(p - f.start))) {
-            return ADJ_ERR_NOMEM;
-        }
-    }
-    return 0;
-}
-
 /* The spans of the skipped fields, in order. */
 typedef struct {
     const uint8_t **p;
@@ -113,9 +88,8 @@ typedef struct {
     size_t n, cap;
 } span_list;
 
-static int add_span(void *ctx, const uint8_t *p, size_t n)
+static int add_span(span_list *s, const uint8_t *p, size_t n)
 {
-    span_list *s = ctx;
     if (s->n == s->cap) {
         size_t cap = s->cap ? 2 * s->cap : 64;
         const uint8_t **np = realloc(s->p, cap * sizeof *np);
@@ -134,6 +108,30 @@ static void free_spans(span_list *s)
 {
     free(s->p);
     free(s->len);
+}
+
+/*
+ * Copies msg's fields but those numbered `skip` of wire type 2 into *out,
+ * the skipped payloads' spans to *skipped. 0, -1 for a corrupt message, or
+ * ADJ_ERR_NOMEM.
+ */
+static int strip(const uint8_t *msg, size_t len, uint64_t skip, ut_buf *out, span_list *skipped)
+{
+    const uint8_t *p = msg, *end = msg + len;
+    out->len = 0;
+    while (p < end) {
+        wire_field f;
+        if (rd_field(&p, end, &f))
+            return -1;
+        int rc;
+        if (f.num == skip && f.type == WIRE_LEN) {
+            if ((rc = add_span(skipped, f.payload, f.len)))
+                return rc;
+        } else if (ut_buf_add(out, f.start, (size_t)(p - f.start))) {
+            return ADJ_ERR_NOMEM;
+        }
+    }
+    return 0;
 }
 
 /* The bytes of b for protobuf-c (never NULL). */
@@ -156,7 +154,7 @@ static int unpack_tensor(const uint8_t *p, size_t len, ut_buf *tmp, Onnx__Tensor
                          char *err, size_t errsz)
 {
     span_list raw = {0};
-    int rc = strip(p, len, TENSOR_RAW_DATA, tmp, add_span, &raw);
+    int rc = strip(p, len, TENSOR_RAW_DATA, tmp, &raw);
     if (rc) {
         free_spans(&raw);
         return rc < 0 ? corrupt(err, errsz, "an initializer")
@@ -181,7 +179,7 @@ static int unpack_graph(const uint8_t *p, size_t len, Onnx__GraphProto **out, ch
 {
     ut_buf tmp = {0};
     span_list init = {0};
-    int rc = strip(p, len, GRAPH_INITIALIZER, &tmp, add_span, &init);
+    int rc = strip(p, len, GRAPH_INITIALIZER, &tmp, &init);
     Onnx__GraphProto *g = NULL;
     if (rc)
         rc = rc < 0 ? corrupt(err, errsz, "the graph") : adj_fail(err, errsz, rc, "out of memory");
@@ -209,7 +207,9 @@ int onnx_wire_unpack(const uint8_t *buf, size_t len, Onnx__ModelProto **out, cha
     ut_buf tmp = {0};
     span_list graph = {0};
     Onnx__ModelProto *m = NULL;
-    int rc = strip(buf, len, MODEL_GRAPH, &tmp, add_span, &graph);
+    if (!buf) /* an empty file's (unmapped) bytes */
+        buf = (const uint8_t *)"", len = 0;
+    int rc = strip(buf, len, MODEL_GRAPH, &tmp, &graph);
     if (rc)
         rc = rc < 0 ? corrupt(err, errsz, "the model") : adj_fail(err, errsz, rc, "out of memory");
     else if (graph.n > 1) /* protobuf would merge them: never seen from an exporter */

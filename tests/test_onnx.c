@@ -836,8 +836,12 @@ static void test_bad_files(void)
         }
         free(bad);
     }
-    snprintf(path, sizeof path, "%s/none.onnx", dir);
+    snprintf(path, sizeof path, "%s/empty.onnx", dir);
+    tu_write_file(path, "", 0);
     gr_graph *g = NULL;
+    CHECK(onnx_load(path, NULL, &g, err, sizeof err) == ADJ_ERR_FORMAT && !g &&
+          strstr(err, "empty.onnx"), "an empty file: %s", err);
+    snprintf(path, sizeof path, "%s/none.onnx", dir);
     CHECK(onnx_load(path, NULL, &g, err, sizeof err) == ADJ_ERR_IO && strstr(err, "none.onnx"),
           "missing file: %s", err);
     tu_rmtree(dir);
