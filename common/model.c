@@ -643,6 +643,23 @@ int model_class_of_synset(const model_classes *c, const char *synset)
     return -1;
 }
 
+int model_class_of_name(const model_classes *c, const char *name, int *first, int *other)
+{
+    int k = model_class_of_synset(c, name);
+    for (int i = 0; c->names && i < c->n; i++)
+        if (i != k && !strcmp(c->names[i], name)) {
+            if (k >= 0) {
+                if (first)
+                    *first = k;
+                if (other)
+                    *other = i;
+                return -2;
+            }
+            k = i;
+        }
+    return k;
+}
+
 const model_classes *model_get_classes(const model *m) { return &m->classes; }
 
 /*
@@ -911,6 +928,7 @@ static int onnx_classes(model *m, char *err, size_t errsz)
         if (m->names.n != c->n)
             return adj_fail(err, errsz, ADJ_ERR_FORMAT, "labels file %s has %d lines, the model "
                             "%d classes", m->labels, m->names.n, c->n);
+        c->names = m->names.names;
         all_syn = 1;
         for (int i = 0; i < c->n; i++)
             all_syn &= is_synset(m->names.names[i]);

@@ -248,6 +248,8 @@ typedef struct {
     int n;                     /**< the model's classes */
     model_class_order order;
     char **synsets;            /**< [n] class i's synset ("n01440764"), owned; or NULL */
+    char *const *names;        /**< [n] class i's name (the spec's labels file: names or
+                                    synsets), borrowed from the model; or NULL */
     int of_id[MODEL_ILSVRC_CLASSES]; /**< ILSVRC2012_ID - 1 -> class, -1 if the model has none */
 } model_classes;
 
@@ -267,6 +269,15 @@ int model_ilsvrc_synsets(char ***out, char *err, size_t errsz);
  * its order is unknown). A binary search: O(log n).
  */
 int model_class_of_synset(const model_classes *c, const char *synset);
+
+/**
+ * The class that `name` denotes: a synset of the model (c->synsets) or a
+ * class name of its labels file (c->names). -1 if none; -2 if it denotes
+ * more than one class (a name twice in the labels, as ImageNet's "crane",
+ * or a synset of one class and the name of another): then *first and
+ * *other (either may be NULL) get two of them. O(n).
+ */
+int model_class_of_name(const model_classes *c, const char *name, int *first, int *other);
 
 /**
  * The model's classes (borrowed, valid while it lives). ONNX models: from

@@ -1,6 +1,7 @@
 /*
- * onnx.c - the ONNX loader (see onnx.h): protobuf-c's generated onnx.pb-c.h
- * (from Debian's onnx.proto, at build time) into gr_* calls.
+ * onnx.c - the ONNX loader (see onnx.h): the message as onnx_wire.h unpacks
+ * it (protobuf-c's generated onnx.pb-c.h, from Debian's onnx.proto at build
+ * time, without the weights' bytes) into gr_* calls.
  */
 #include "onnx.h"
 
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "onnx.pb-c.h"
+#include "onnx_wire.h"
 
 #define MAX_ELEMS ((size_t)1 << 40)
 
@@ -30,8 +32,45 @@ typedef struct {
     ext_map maps[64];
     int n_maps;
     int fixed_batch;      /* 0: the input's first dimension is the batch; else fixed to this */
-    int in_place;         /* raw_data is used where the unpacked message holds it */
+    const unsigned char *map; /* the model file's mapping, which the graph is to keep (raw_data
+                               * lying in it is used in place); NULL: a borrowed buffer */
+    size_t map_len;
 } load_state;
+
+/* Nonzero if [p, p + n) lies in the model file's mapping. */
+static int in_map(const load_state *st, const void *p, size_t n)
+{
+    const uintptr_t a = (uintptr_t)p, lo = (uintptr_t)st->map;
+    return st->map && a >= lo && n <= st->map_len && a - lo <= st->map_len - n;
+}
+
+/* Chunks of a copy out of the mapping: its pages are dropped behind each one. */
+#define COPY_CHUNK ((size_t)8 << 20)
+
+/*
+ * Drops the pages of the model file's mapping that lie wholly in [p, p + n)
+ * from the process (they are the file's: read again from it if touched),
+ * when p is in the mapping; else nothing.
+ */
+static void release_pages(const load_state *st, const void *p, size_t n)
+{
+    if (!in_map(st, p, n))
+        return;
+    const uintptr_t a = (uintptr_t)p, pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t s = (a + pg - 1) / pg * pg, e = (a + n) / pg * pg;
+    if (e > s)
+        madvise((void *)s, e - s, MADV_DONTNEED);
+}
+
+/* memcpy of n bytes, in chunks whose source pages release_pages drops. */
+static void copy_out(const load_state *st, void *dst, const void *src, size_t n)
+{
+    for (size_t o = 0; o < n; o += COPY_CHUNK) {
+        const size_t k = n - o < COPY_CHUNK ? n - o : COPY_CHUNK;
+        memcpy((char *)dst + o, (const char *)src + o, k);
+        release_pages(st, (const char *)src + o, k);
+    }
+}
 
 static const char *type_name(int t)
 {
@@ -75,14 +114,14 @@ static void *alloc64(size_t bytes)
 }
 
 /* Widens n elements of file type t at src into a new int64 (or float) array. */
-static void *widen(const void *src, size_t n, int t)
+static void *widen(const load_state *st, const void *src, size_t n, int t)
 {
     const size_t es = t == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ? 4 : 8;
     void *d = alloc64(n * es);
     if (!d)
         return NULL;
     if (t == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || t == ONNX__TENSOR_PROTO__DATA_TYPE__INT64)
-        memcpy(d, src, n * es);
+        copy_out(st, d, src, n * es);
     else if (t == ONNX__TENSOR_PROTO__DATA_TYPE__INT32)
         for (size_t i = 0; i < n; i++) {
             int32_t v;
@@ -236,9 +275,9 @@ static int read_tensor(load_state *st, const Onnx__TensorProto *tp, op_dtype *dt
     } else if (tp->has_raw_data) {
         src = tp->raw_data.data;
         have = tp->raw_data.len;
-        if (st->in_place && have == n * es && n &&
+        if (in_map(st, src, have) && have == n * es && n &&
             (t == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || t == ONNX__TENSOR_PROTO__DATA_TYPE__INT64) &&
-            ((uintptr_t)src % es) == 0) { /* the unpacked message's bytes: the graph keeps it */
+            ((uintptr_t)src % es) == 0) { /* in the file's mapping, which the graph keeps */
             *data = (void *)src;
             *hold = GR_DATA_EXTERN;
             return 0;
@@ -268,7 +307,7 @@ static int read_tensor(load_state *st, const Onnx__TensorProto *tp, op_dtype *dt
         *data = d;
         return 0;
     }
-    if (!(*data = widen(src, n, t)))
+    if (!(*data = widen(st, src, n, t)))
         return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
     return 0;
 }
@@ -632,12 +671,14 @@ static void state_done(load_state *st)
         free(st->maps[i].loc);
 }
 
-/* A graph from a parsed model: batched (fixed_batch 0), or with the batch fixed (1: a
- * per-image graph, gr_set_per_image). */
-static int build_graph(const Onnx__ModelProto *m, const char *base_dir, const onnx_opts *opts,
+/* A graph from a parsed model, its bytes and folder as src says (base_dir, map):
+ * batched (fixed_batch 0), or with the batch fixed (1: a per-image graph,
+ * gr_set_per_image). */
+static int build_graph(const Onnx__ModelProto *m, const load_state *src, const onnx_opts *opts,
                        int fixed_batch, gr_graph **out, char *err, size_t errsz)
 {
-    load_state st = {.base_dir = base_dir, .fixed_batch = fixed_batch, .in_place = 1};
+    load_state st = {.base_dir = src->base_dir, .fixed_batch = fixed_batch, .map = src->map,
+                     .map_len = src->map_len};
     int rc = gr_new(&st.g, err, errsz);
     if (rc == ADJ_OK)
         rc = build(&st, m, opts, err, errsz);
@@ -682,7 +723,7 @@ static int outputs_differ(const gr_ctx *c, const gr_ctx *ref, int i, int n)
  * build of the model and 2 x CHECK_BATCH images' forwards, at load only.
  */
 #define CHECK_BATCH 5
-static int images_independent(const Onnx__ModelProto *m, const char *base_dir,
+static int images_independent(const Onnx__ModelProto *m, const load_state *src,
                               const onnx_opts *opts, const gr_graph *g, char *err, size_t errsz)
 {
     gr_graph *g2 = NULL;
@@ -692,7 +733,7 @@ static int images_independent(const Onnx__ModelProto *m, const char *base_dir,
     gr_input_shape(g, &s, NULL);
     const size_t per = op_numel(&s);
     const int K = CHECK_BATCH;
-    int rc = build_graph(m, base_dir, opts, K, &g2, err, errsz);
+    int rc = build_graph(m, src, opts, K, &g2, err, errsz);
     if (!rc && !(x = malloc((size_t)K * per * sizeof *x)))
         rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
     if (!rc)
@@ -711,44 +752,36 @@ static int images_independent(const Onnx__ModelProto *m, const char *base_dir,
     return rc;
 }
 
-static void free_model(void *m) { onnx__model_proto__free_unpacked(m, NULL); }
-
 /*
- * The graph of an unpacked model (which it takes: the graph keeps it, as its
- * initializers' raw bytes are used in place, or frees it on failure).
+ * The graph of an unpacked model (borrowed) whose raw_data lie where src says
+ * (src->map: the graph is to keep that mapping; else copied).
  */
-static int load_unpacked(Onnx__ModelProto *m, const char *base_dir, const onnx_opts *opts,
+static int load_unpacked(const Onnx__ModelProto *m, const load_state *src, const onnx_opts *opts,
                          gr_graph **out, char *err, size_t errsz)
 {
-    int rc = build_graph(m, base_dir, opts, 0, out, err, errsz);
+    int rc = build_graph(m, src, opts, 0, out, err, errsz);
     if (rc == ADJ_ERR_UNSUPPORTED && !(opts && opts->unbatched)) {
         /* a graph that moves the batch (MultiheadAttention's export): one image at a time,
          * if its images are independent; else the batched attempt's error is the answer */
         char msg[ADJ_ERRLEN];
         gr_graph *g = NULL;
-        if (build_graph(m, base_dir, opts, 1, &g, msg, sizeof msg) == ADJ_OK &&
-            images_independent(m, base_dir, opts, g, msg, sizeof msg) == ADJ_OK)
+        if (build_graph(m, src, opts, 1, &g, msg, sizeof msg) == ADJ_OK &&
+            images_independent(m, src, opts, g, msg, sizeof msg) == ADJ_OK)
             *out = g, rc = ADJ_OK;
         else
             gr_free(g);
     }
-    if (rc) {
-        free_model(m);
+    if (rc)
         return rc;
-    }
-    const Onnx__GraphProto *gp = m->graph; /* the bytes of what the graph no longer reads */
+    /* the file's pages of what the graph no longer reads (a convolution's weights once
+     * its BatchNormalization is folded in) */
+    const Onnx__GraphProto *gp = m->graph;
     for (size_t i = 0; i < gp->n_initializer; i++) {
-        Onnx__TensorProto *tp = gp->initializer[i];
-        if (tp->has_raw_data && tp->raw_data.data && gr_const_unused(*out, tp->name)) {
-            free(tp->raw_data.data);
-            tp->raw_data.data = NULL, tp->raw_data.len = 0;
-        }
+        const Onnx__TensorProto *tp = gp->initializer[i];
+        if (tp->has_raw_data && gr_const_unused(*out, tp->name))
+            release_pages(src, tp->raw_data.data, tp->raw_data.len);
     }
-    if ((rc = gr_add_owned(*out, m, free_model, err, errsz))) { /* m is freed */
-        gr_free(*out);
-        *out = NULL;
-    }
-    return rc;
+    return ADJ_OK;
 }
 
 int onnx_load_buffer(const void *buf, size_t len, const char *base_dir, const onnx_opts *opts,
@@ -757,13 +790,15 @@ int onnx_load_buffer(const void *buf, size_t len, const char *base_dir, const on
     const size_t max = opts && opts->max_bytes ? opts->max_bytes : ((size_t)2 << 30);
     if (len > max)
         return adj_fail(err, errsz, ADJ_ERR_LIMIT, "model of %zu bytes (at most %zu)", len, max);
-    Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, buf);
-    if (!m)
-        return adj_fail(err, errsz, ADJ_ERR_FORMAT,
-                        "not an ONNX model: the protobuf is truncated or corrupt");
-    return load_unpacked(m, base_dir, opts, out, err, errsz);
+    Onnx__ModelProto *m;
+    int rc = onnx_wire_unpack(buf, len, &m, err, errsz);
+    if (rc)
+        return rc;
+    const load_state src = {.base_dir = base_dir}; /* the buffer is borrowed: copies */
+    rc = load_unpacked(m, &src, opts, out, err, errsz);
+    onnx_wire_free(m);
+    return rc;
 }
-
 
 /* Maps a whole file read-only; *len its size. */
 static int map_file(const char *path, size_t max, void **addr, size_t *len, char *err, size_t errsz)
@@ -813,14 +848,19 @@ int onnx_load(const char *path, const onnx_opts *opts, gr_graph **out, char *err
         *slash = 0;
     else
         snprintf(dir, sizeof dir, ".");
-    /* the file is unmapped once unpacked (protobuf-c copies what it reads): its pages and
-     * the message's never both stay resident */
-    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, m ? m : "");
-    if (m)
+    /* the weights are read from the mapping (aligned ones in place), which the graph keeps */
+    Onnx__ModelProto *mp = NULL;
+    const load_state src = {.base_dir = dir, .map = m, .map_len = len};
+    rc = onnx_wire_unpack(m, len, &mp, msg, sizeof msg);
+    if (!rc)
+        rc = load_unpacked(mp, &src, opts, out, msg, sizeof msg);
+    onnx_wire_free(mp);
+    if (!rc && m && (rc = gr_add_mapping(*out, m, len, msg, sizeof msg))) { /* m is unmapped */
+        gr_free(*out);
+        *out = NULL;
+    } else if (rc && m) {
         munmap(m, len);
-    rc = mp ? load_unpacked(mp, dir, opts, out, msg, sizeof msg)
-            : adj_fail(msg, sizeof msg, ADJ_ERR_FORMAT,
-                       "not an ONNX model: the protobuf is truncated or corrupt");
+    }
     if (rc)
         return adj_fail(err, errsz, rc, "%s: %s", path, msg);
     return ADJ_OK;
@@ -833,12 +873,13 @@ int onnx_inspect(const char *path, onnx_info *info, char *err, size_t errsz)
     int rc = map_file(path, (size_t)2 << 30, &buf, &len, err, errsz);
     if (rc)
         return rc;
-    Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, buf);
+    Onnx__ModelProto *m = NULL;
+    char msg[ADJ_ERRLEN];
+    onnx_wire_unpack(buf, len, &m, msg, sizeof msg);
     if (buf)
         munmap(buf, len);
     if (!m || !m->graph) {
-        if (m)
-            onnx__model_proto__free_unpacked(m, NULL);
+        onnx_wire_free(m);
         return adj_fail(err, errsz, ADJ_ERR_FORMAT, "%s: not an ONNX model", path);
     }
     memset(info, 0, sizeof *info);
@@ -876,7 +917,7 @@ int onnx_inspect(const char *path, onnx_info *info, char *err, size_t errsz)
             snprintf(info->ops + l, sizeof info->ops - l, "%s%s", l ? "," : "", op);
         }
     }
-    onnx__model_proto__free_unpacked(m, NULL);
+    onnx_wire_free(m);
     return ADJ_OK;
 }
 

@@ -24,8 +24,15 @@
  * fixed batch); its other dimensions must be numbers.
  *
  * Protobuf parsing is protobuf-c over Debian's onnx.proto (libonnx-dev),
- * generated at build time. Tensors are read as little-endian (as ONNX
- * stores them), which is this machine's order.
+ * generated at build time, after a wire-format walk (onnx_wire.h) that
+ * leaves the initializers' raw_data where they lie: onnx_load maps the file
+ * and reads each float or int64 initializer in place when it is aligned, or
+ * copies it (in chunks whose file pages are dropped behind the copy), so the
+ * weights are resident once; the pages of initializers the graph no longer
+ * reads (a convolution's weights once its BatchNormalization is folded in)
+ * are dropped too. onnx_load_buffer copies them (the buffer is borrowed).
+ * Tensors are read as little-endian (as ONNX stores them), which is this
+ * machine's order.
  */
 #ifndef ADJ_ONNX_H
 #define ADJ_ONNX_H

@@ -2413,19 +2413,26 @@ double op_xent_grad(const float *z, int K, int l, double alpha, int rescale, flo
     /* in logs (nothing underflows however far the softmax saturates): the label's
      * entry -not_l e^(m2 - m) / S is the largest in size, the others e^(z_k - m) / S */
     const double logS = log1p(rest), big = log(not_l) + (m2 - m) - logS;
-    double shift = 0.0;
+    double frac = 0.0; /* rescaled: big + the shift, in [-ln 2, 0) */
     *exp2 = 0;
-    if (K > 1 && rescale && big < log(OP_TINY_GRAD)) {
+    const int scaled = K > 1 && rescale && big < log(OP_TINY_GRAD);
+    if (scaled) {
         const double e = floor(big / M_LN2) + 1; /* the entry times 2^-e in [0.5, 1) */
         *exp2 = e < -OP_MAX_GRAD_EXP ? OP_MAX_GRAD_EXP : (int)-e;
-        shift = -e * M_LN2;
+        frac = big - e * M_LN2;
+        frac = frac < -M_LN2 ? -M_LN2 : frac > 0 ? 0 : frac; /* rounding, at huge gaps */
     }
+    const double lnot = log(not_l);
     double mean_gap = 0; /* mean over k of m - z_k (label smoothing's loss) */
     for (int k = 0; k < K; k++) {
-        const double smooth = alpha * ((k == l) - 1.0 / K) * exp(shift);
-        d[k] = K < 2 ? 0.0f
-             : k == l ? (float)(-exp(big + shift) + smooth)
-                      : (float)(exp((double)z[k] - m - logS + shift) + smooth);
+        /* rescaled, each entry relative to the label's: e^(z_k - m2) / not_l, from the
+         * logits' differences alone (exact however large the gaps; no shift of 2^e added
+         * to or cancelled from a logit of 1e13) */
+        const double v = k == l ? -exp(scaled ? frac : big)
+                       : scaled ? exp((double)z[k] - m2 - lnot + frac)
+                                : exp((double)z[k] - m - logS);
+        const double smooth = alpha ? alpha * ((k == l) - 1.0 / K) * ldexp(1.0, *exp2) : 0.0;
+        d[k] = K < 2 ? 0.0f : (float)(v + smooth);
         mean_gap += (m - (double)z[k]) / K;
     }
     return (1.0 - alpha) * (m - z[l]) + alpha * mean_gap + logS;

@@ -294,8 +294,11 @@ float op_bn_epsilon(const void *bn_params);
  * is below OP_TINY_GRAD is multiplied by a power of two (exact) bringing that
  * entry to [0.5, 1), and *exp2 gets its exponent (the true d is d * 2^exp2);
  * else *exp2 is 0. Computed in logs, so that nothing underflows even when
- * the logits' gaps exceed double's range (e^-745); *exp2 is capped at
- * OP_MAX_GRAD_EXP (the direction stays exact). With label smoothing alpha > 0
+ * the logits' gaps exceed double's range (e^-745): rescaled, each entry is
+ * formed relative to the label's from the logits' differences (e^(z_k - m2) /
+ * sum_{j != l} e^(z_j - m2), m2 the largest logit but the label's), so the
+ * direction is exact at any gap; *exp2 is capped at OP_MAX_GRAD_EXP (past
+ * it, d is the direction and 2^exp2 understates the scale). With label smoothing alpha > 0
  * (0 for the attacks) the target is q = (1 - alpha) onehot(l) + alpha / K: d
  * gets alpha (onehot(l) - 1/K) added before it is rounded, and the loss is
  * -sum_k q_k log p_k. Shared by net.c and graph.c.

@@ -497,20 +497,40 @@ static int add_class_folder(const char *root, const char *dir, const char *rel, 
     return rc;
 }
 
+/* The class of ImageFolder folder `name` (model_class_of_name), or an error naming it. */
+static int folder_class(const model_classes *cl, const char *rel, const char *name, int *cls,
+                        char *err, size_t errsz)
+{
+    int a = 0, b = 0;
+    const char *shown = srv_name_ok(name) ? name : "?";
+    *cls = model_class_of_name(cl, name, &a, &b);
+    if (*cls == -2)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "dataset '%.200s': folder '%.100s' names two "
+                        "classes of the model (%d and %d): rename it to one of their synsets or "
+                        "make its name unique in the labels", rel, shown, a, b);
+    if (*cls < 0)
+        return adj_fail(err, errsz, ADJ_ERR_ARG, "dataset '%.200s': folder '%.100s' is not a "
+                        "class of the model (not %s)", rel, shown,
+                        cl->synsets && cl->names ? "a synset or a class name of its labels"
+                        : cl->synsets ? "one of its synsets" : "a class name of its labels");
+    return ADJ_OK;
+}
+
 /*
- * The ImageFolder layout: dir's subfolders are synsets of the model
- * (cl->synsets), each holding its images: s->files ("synset/name", sorted)
- * and s->truth. Refused: a model without a class order, a folder that is
- * not one of its synsets.
+ * The ImageFolder layout: dir's subfolders are classes of the model, by
+ * synset (cl->synsets) or by the class names of its labels (cl->names),
+ * each holding its images: s->files ("folder/name", sorted) and s->truth.
+ * Refused: a model with neither, a folder that is no class or that names
+ * two (folder_class).
  */
 static int list_image_folder(const char *root, const char *dir, const char *rel,
                              const model_classes *cl, srv_eval_set *s, char *err, size_t errsz)
 {
-    if (!cl->synsets)
+    if (!cl->synsets && !cl->names)
         return adj_fail(err, errsz, ADJ_ERR_ARG,
                         "dataset '%.200s' has class folders (the ImageFolder layout) but the "
-                        "model's class order is unknown (give classes_order or labels of "
-                        "synsets in its preprocessing spec)", rel);
+                        "model's classes are unknown (give classes_order or a labels file of "
+                        "synsets or class names in its preprocessing spec)", rel);
     DIR *d = opendir(dir);
     if (!d)
         return adj_fail(err, errsz, ADJ_ERR_ARG, "dataset '%.200s': cannot read the folder: %s",
@@ -527,12 +547,8 @@ static int list_image_folder(const char *root, const char *dir, const char *rel,
             continue;
         int is_dir = (size_t)snprintf(p, sizeof p, "%s/%s", dir, name) < sizeof p &&
                      stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-        int cls = is_dir ? model_class_of_synset(cl, name) : -1;
-        if (is_dir && cls < 0)
-            rc = adj_fail(err, errsz, ADJ_ERR_ARG, "dataset '%.200s': folder '%.100s' is not a "
-                          "class of the model (classes_order %s)", rel,
-                          srv_name_ok(name) ? name : "?", model_class_order_name(cl->order));
-        else if (is_dir)
+        int cls;
+        if (is_dir && !(rc = folder_class(cl, rel, name, &cls, err, errsz)))
             rc = add_class_folder(root, dir, rel, name, cls, &v, &n, &cap, err, errsz);
     }
     closedir(d);

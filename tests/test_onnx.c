@@ -4,9 +4,12 @@
  * convolutions against a direct loop; batch invariance (an image's outputs
  * bit-identical in batches of 1, 3 and 8); BatchNormalization folding and
  * shape-chain constant folding (the same network written two ways);
- * external data (memory-mapped) equal to raw_data; the memory plan against
- * GR_KEEP_ALL; and bad files, each refused with a message that names what
- * is wrong.
+ * external data (memory-mapped) equal to raw_data; the wire-format walk
+ * (onnx_wire.h) against protobuf-c's own unpacking of the same bytes, and a
+ * mapped file's weights (read in place or copied, at every alignment) giving
+ * the buffer's outputs; the memory plan against GR_KEEP_ALL; and bad files,
+ * each refused with a message that names what is wrong (corrupt wire format
+ * among them: varints, lengths past a message's end, nested lengths).
  */
 #include <math.h>
 #include <stdio.h>
@@ -17,6 +20,7 @@
 #include "model.h"
 #include "onnx.h"
 #include "onnx.pb-c.h"
+#include "onnx_wire.h"
 #include "testutil.h"
 
 /* ---- a small model builder over protobuf-c's structs (all malloc'd, so that
@@ -540,6 +544,93 @@ done:
     tu_rmtree(dir);
 }
 
+/* ---- the wire-format walk ------------------------------------------- */
+
+/* buf with a doc_string of k bytes inserted (field 6, before the graph's 7: every
+ * raw_data moves by k + 2 bytes); *len in and out. */
+static uint8_t *with_doc(const uint8_t *buf, size_t *len, int k)
+{
+    Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, *len, buf);
+    char doc[8] = "abcdefg";
+    doc[k] = 0;
+    free(m->doc_string);
+    m->doc_string = strdup(doc);
+    *len = onnx__model_proto__get_packed_size(m);
+    uint8_t *out = malloc(*len);
+    onnx__model_proto__pack(m, out);
+    onnx__model_proto__free_unpacked(m, NULL);
+    return out;
+}
+
+/* The walk's message packs to the bytes protobuf-c's own unpacking packs to. */
+static void check_walk_repacks(const uint8_t *buf, size_t len, const char *what)
+{
+    char err[ADJ_ERRLEN];
+    Onnx__ModelProto *ref = onnx__model_proto__unpack(NULL, len, buf), *m = NULL;
+    CHECK(ref && onnx_wire_unpack(buf, len, &m, err, sizeof err) == 0, "%s: %s", what, err);
+    if (!ref || !m)
+        goto done;
+    size_t la = onnx__model_proto__get_packed_size(ref), lb = onnx__model_proto__get_packed_size(m);
+    uint8_t *a = malloc(la), *b = malloc(lb);
+    onnx__model_proto__pack(ref, a);
+    onnx__model_proto__pack(m, b);
+    CHECK(la == lb && !memcmp(a, b, la), "%s: the walk's message packs to other bytes", what);
+    size_t raw = 0, n = m->graph ? m->graph->n_initializer : 0;
+    for (size_t i = 0; i < n; i++) {
+        const Onnx__TensorProto *t = m->graph->initializer[i];
+        raw += t->has_raw_data && t->raw_data.data >= buf && t->raw_data.data < buf + len;
+    }
+    CHECK(raw == n, "%s: %zu of %zu initializers point into the buffer", what, raw, n);
+    free(a), free(b);
+done:
+    if (ref)
+        onnx__model_proto__free_unpacked(ref, NULL);
+    onnx_wire_free(m);
+}
+
+static void test_wire(void)
+{
+    char err[ADJ_ERRLEN], path[4200];
+    const char *dir = tu_tmpdir();
+    size_t len;
+    uint8_t *net = make_net(NET_PLAIN, NULL, &len);
+    gr_graph *ref = NULL;
+    CHECK(load_buf(net, len, &ref, err) == 0, "plain network: %s", err);
+    uint64_t st = 11;
+    const size_t per = 3 * 9 * 9;
+    float *x = rnd(&st, 4 * per, -2, 2), *want = NULL;
+    gr_ctx *c = NULL;
+    size_t k;
+    if (ref && gr_ctx_new(ref, 4, 0, &c, err, sizeof err) == 0)
+        want = run(c, x, 4, &k);
+    gr_ctx_free(c);
+    CHECK(want != NULL, "the buffer's outputs");
+    /* raw_data at every offset mod 4 (and 8): in place when aligned, else copied */
+    for (int d = 0; d < 8 && want; d++) {
+        size_t l2 = len;
+        uint8_t *b = with_doc(net, &l2, d);
+        char what[64];
+        snprintf(what, sizeof what, "doc_string of %d bytes", d);
+        check_walk_repacks(b, l2, what);
+        snprintf(path, sizeof path, "%s/m%d.onnx", dir, d);
+        tu_write_file(path, b, l2);
+        gr_graph *g = NULL;
+        CHECK(onnx_load(path, NULL, &g, err, sizeof err) == 0, "%s: %s", what, err);
+        float *y = NULL;
+        if (g && gr_ctx_new(g, 4, 0, &c, err, sizeof err) == 0)
+            y = run(c, x, 4, &k);
+        CHECK(y && !memcmp(y, want, 4 * 5 * sizeof(float)), "%s: the file's outputs differ from "
+              "the buffer's", what);
+        free(y);
+        gr_ctx_free(c), gr_free(g);
+        free(b);
+    }
+    check_walk_repacks((const uint8_t *)"", 0, "an empty message");
+    free(x), free(want), free(net);
+    gr_free(ref);
+    tu_rmtree(dir);
+}
+
 /* ---- bad files -------------------------------------------------------- */
 
 static void expect_fail(const uint8_t *buf, size_t len, int want_rc, const char *const *words,
@@ -583,6 +674,30 @@ static void test_bad_files(void)
         for (int i = 0; i < 256; i++)
             junk[i] = (uint8_t)(0xff - i);
         expect_fail(junk, sizeof junk, ADJ_ERR_FORMAT, w, "corrupt model");
+        /* the wire format, by hand: 7 = graph, 5 = initializer, 9 = raw_data; 08 07 is
+         * ir_version 7, a valid field after the graph */
+        static const struct {
+            const char *what;
+            uint8_t b[16];
+            size_t n;
+        } c[] = {
+            {"an 11-byte varint", {0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                   0xff, 0x01}, 12},
+            {"a varint cut by the end", {0x08, 0x07, 0x08, 0x80}, 4},
+            {"a graph's length past the end", {0x3a, 0x10, 0x2a, 0x00}, 4},
+            {"an initializer past its graph's end", {0x3a, 0x04, 0x2a, 0x08, 0x4a, 0x00, 0x08,
+                                                     0x07, 0x08, 0x07, 0x08, 0x07}, 12},
+            {"a raw_data past its tensor's end", {0x3a, 0x04, 0x2a, 0x02, 0x4a, 0x05, 0x08, 0x07,
+                                                  0x08, 0x07, 0x08, 0x07}, 12},
+            {"field number 0", {0x3a, 0x02, 0x02, 0x00}, 4},
+            {"a group", {0x3a, 0x02, 0x2b, 0x2c}, 4},
+            {"two graphs", {0x3a, 0x00, 0x3a, 0x00, 0x08, 0x07}, 6},
+            {"raw_data of another wire type", {0x3a, 0x04, 0x2a, 0x02, 0x48, 0x01}, 6},
+        };
+        for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
+            expect_fail(c[i].b, c[i].n, ADJ_ERR_FORMAT, w, c[i].what);
+        for (size_t cut = 0; cut < len; cut += 7) /* every 7th length: never a crash */
+            expect_fail(good, cut, ADJ_ERR_FORMAT, NULL, "a truncated model");
     }
     uint8_t *bad;
     {
@@ -721,8 +836,12 @@ static void test_bad_files(void)
         }
         free(bad);
     }
-    snprintf(path, sizeof path, "%s/none.onnx", dir);
+    snprintf(path, sizeof path, "%s/empty.onnx", dir);
+    tu_write_file(path, "", 0);
     gr_graph *g = NULL;
+    CHECK(onnx_load(path, NULL, &g, err, sizeof err) == ADJ_ERR_FORMAT && !g &&
+          strstr(err, "empty.onnx"), "an empty file: %s", err);
+    snprintf(path, sizeof path, "%s/none.onnx", dir);
     CHECK(onnx_load(path, NULL, &g, err, sizeof err) == ADJ_ERR_IO && strstr(err, "none.onnx"),
           "missing file: %s", err);
     tu_rmtree(dir);
@@ -733,6 +852,7 @@ int main(int argc, char **argv)
 {
     test_convs();
     test_network();
+    test_wire();
     test_bad_files();
     return tu_done();
 }

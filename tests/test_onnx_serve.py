@@ -25,7 +25,12 @@ a random 224x224 PNG (resize=none, so that both see the same pixels):
   classes_order synset_sorted;
 - with a spec whose labels are synsets (one replaced by a made-up one): /models
   reports them, a folder of a synset the labels lack and a ground-truth ID whose
-  synset they lack are refused (400, named), as is an unknown synset folder.
+  synset they lack are refused (400, named), as is an unknown synset folder;
+- a user's own 10-class model (a small convolutional network) with a labels
+  file of class names, "crane" twice as in ImageNet's: /evaluate on
+  val/<class name>/*.jpg gives every row the truth of its folder's line in the
+  labels and PyTorch's top-1 of x; a folder of no class and a folder "crane"
+  are refused (400, naming the folder).
 Exit 77 (skip) without torch/torchvision/PIL."""
 import io
 import json
@@ -188,10 +193,10 @@ def job_rows(url, jid):
         return list(csv.DictReader(io.StringIO(r.read().decode())))
 
 
-def x_label(path):
+def x_label(path, model=None):
     """PyTorch's top-1 on a file as the daemon prepares it (256 then the centre 224)."""
     im = Image.open(path).convert("RGB").resize((256, 256), Image.BILINEAR)
-    return int(np.argmax(probs_of(m, np.array(im)[16:240, 16:240], tv.MEAN, tv.STD)))
+    return int(np.argmax(probs_of(model or m, np.array(im)[16:240, 16:240], tv.MEAN, tv.STD)))
 
 
 
@@ -281,6 +286,50 @@ try:
     check(code == 400 and "65" in ans.get("error", ""),
           f"/evaluate: a ground-truth ID whose synset the labels lack is refused: {code} "
           f"{ans.get('error')}")
+finally:
+    p.terminate()
+    p.wait()
+# a user's own 10-class model, its labels class names ("crane" twice, as in ImageNet's)
+torch.manual_seed(3)
+own = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 5, stride=4), torch.nn.ReLU(),
+                          torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                          torch.nn.Linear(8, 10)).eval()
+own_onnx = os.path.join(tmp, "own.onnx")
+tv.export(own, torch.zeros(1, 3, 224, 224), own_onnx)
+names = ["airplane", "automobile", "crane", "cat", "deer", "dog", "frog", "crane", "ship",
+         "tabby cat"]
+with open(os.path.join(tmp, "names.txt"), "w") as f:
+    f.write("".join(n + "\n" for n in names))
+with open(os.path.join(tmp, "own.json"), "w") as f:
+    json.dump({"labels": "names.txt"}, f)
+own_truth = {}
+for k, cls in enumerate(["cat", "ship", "tabby cat", "airplane", "cat"]):
+    os.makedirs(os.path.join(data, "named", cls), exist_ok=True)
+    a = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
+    Image.fromarray(a).save(os.path.join(data, "named", cls, f"{k}.jpg"), quality=95)
+    own_truth[f"{cls}/{k}.jpg"] = names.index(cls)
+for bad in ("crane", "zebra"):
+    os.makedirs(os.path.join(data, "named_" + bad, bad))
+    Image.fromarray(img).save(os.path.join(data, "named_" + bad, bad, "a.jpg"))
+    os.makedirs(os.path.join(data, "named_" + bad, "cat"))
+    Image.fromarray(img).save(os.path.join(data, "named_" + bad, "cat", "a.jpg"))
+p, url, models = start(own_onnx, "--data-root", data)
+try:
+    code, ans = evaluate(url, {"dataset": "named", "eps": [1]})
+    check(code == 202, f"/evaluate with class-name folders: {code} {ans}")
+    rows = job_rows(url, ans.get("id")) if code == 202 else []
+    got = {r["file"]: int(r["truth"]) for r in rows}
+    check(got == own_truth, f"/evaluate class-name folders: truth {got} is the labels' lines "
+          f"{own_truth}")
+    agree = sum(int(r["label_x"]) == x_label(os.path.join(data, "named", r["file"]), own)
+                for r in rows)
+    check(rows and agree == len(rows), f"/evaluate class-name folders: top-1 of x as PyTorch's "
+          f"for {agree} of {len(rows)} images")
+    for bad, word in (("crane", "two classes"), ("zebra", "not a class")):
+        code, ans = evaluate(url, {"dataset": "named_" + bad, "eps": [1]})
+        err = ans.get("error", "")
+        check(code == 400 and f"'{bad}'" in err and word in err,
+              f"/evaluate: a folder '{bad}' is refused: {code} {err}")
 finally:
     p.terminate()
     p.wait()
