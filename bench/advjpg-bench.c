@@ -20,9 +20,11 @@
  * `gradient` (net_forward + net_backward to the input pixels), repeating
  * each case for at least --seconds after one warm-up pass, and prints
  *   {"model":..,"batch":16,"pass":"forward","ms_per_image":..,"ms_per_image_min":..,
- *    "gflops":..,"gemm":"avx2-fma 6x16","threads":2}
+ *    "gflops":..,"gemm":"avx2-fma 6x16","threads":2,"context_mb":..,"rss_mb":..}
  * ms_per_image is the mean over the repetitions, ms_per_image_min the fastest
- * one (steadier on a shared machine). First comes one line with the peak of
+ * one (steadier on a shared machine); context_mb the context's bytes
+ * (net_ctx_bytes), rss_mb the process's resident memory after the case (the
+ * model, its graph and this context). First comes one line with the peak of
  * the engine's products and of OpenBLAS's cblas_sgemm on 2048^3 (the limit
  * the engine's figures are measured against), then one with the rate at
  * which the machine reads the model's weights (all cores, best of 3) and the
@@ -55,6 +57,19 @@
 #include "net.h"
 #include "blas_runtime.h"
 #include "ut_clock.h"
+
+/* The process's resident set size now (from /proc/self/statm), MB; 0 if unknown. */
+static double rss_mb(void)
+{
+    unsigned long size = 0, res = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%lu %lu", &size, &res) != 2)
+            res = 0;
+        fclose(f);
+    }
+    return (double)res * (double)sysconf(_SC_PAGESIZE) / 1048576.0;
+}
 
 static uint64_t next(uint64_t *s)
 {
@@ -314,7 +329,7 @@ int main(int argc, char **argv)
         free(c);
     }
     const double flops = model_spec_flops(&spec);
-    if (!model_graph(m)) {   /* the batch-1 limit: every weight is read once per pass */
+    if (!model_is_onnx(m)) {   /* the batch-1 limit: every weight is read once per pass */
         const size_t n = model_spec_param_count(&spec);
         double sum;
         const double gbs = read_bandwidth(model_weights(m), n, &sum);
@@ -339,7 +354,7 @@ int main(int argc, char **argv)
         }
         const net_engine eng = !strcmp(etok, "graph") ? NET_ENGINE_GRAPH : NET_ENGINE_LAYER;
         if ((strcmp(etok, "graph") && strcmp(etok, "layer")) ||
-            net_ctx_set_engine(ctx, model_graph(m) ? NET_ENGINE_GRAPH : eng, err, sizeof err)) {
+            net_ctx_set_engine(ctx, model_is_onnx(m) ? NET_ENGINE_GRAPH : eng, err, sizeof err)) {
             fprintf(stderr, "advjpg-bench: --engine '%s': layer or graph (%s)\n", etok, err);
             return 2;
         }
@@ -375,10 +390,11 @@ int main(int argc, char **argv)
             double per_img = (t - t0) / reps / b;
             printf("{\"model\":\"%s\",\"batch\":%d,\"pass\":\"%s\",\"ms_per_image\":%.2f,"
                    "\"ms_per_image_min\":%.2f,\"gflops\":%.1f,\"gemm\":\"%s\",\"threads\":%d,"
-                   "\"winograd\":\"%s\",\"context_mb\":%.0f,\"engine\":\"%s\",\"round\":%d}\n",
+                   "\"winograd\":\"%s\",\"context_mb\":%.0f,\"rss_mb\":%.0f,\"engine\":\"%s\","
+                   "\"round\":%d}\n",
                    spec.name, b, pass ? "gradient" : "forward", per_img * 1e3, fastest / b * 1e3,
                    flops * (pass ? 2 : 1) / per_img * 1e-9, net_ctx_kernel(ctx), net_ctx_threads(ctx),
-                   wtok, net_ctx_bytes(ctx) / 1048576.0, etok, round);
+                   wtok, net_ctx_bytes(ctx) / 1048576.0, rss_mb(), etok, round);
             fflush(stdout);
             if (layers) { /* where the time goes: per layer, ms per image */
                 double f[MODEL_MAX_LAYERS], bw[MODEL_MAX_LAYERS];

@@ -117,7 +117,7 @@ int model_build_graph(const model *m, gr_graph **out, int *node_layer, char *err
 {
     const model_spec *s = model_get_spec(m);
     model_shape sh[MODEL_MAX_LAYERS + 1];
-    if (model_graph(m) || s->n_layers < 1)
+    if (model_is_onnx(m) || s->n_layers < 1)
         return adj_fail(err, errsz, ADJ_ERR_ARG, "model %s has no layer list", s->name);
     int rc = model_spec_shapes(s, sh, err, errsz);
     if (rc)

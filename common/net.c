@@ -49,13 +49,10 @@ struct net_ctx {
     uint64_t bwd_images; /* images through backward passes since the context was made */
     /* the graph engine (an ONNX model, or a layer model with
      * NET_ENGINE_GRAPH): its context, the preprocessing, the preprocessed
-     * input and its gradient [B][C][S][S]; for a layer model the graph the
-     * context built (own_graph) and the layer of each of its nodes */
+     * input and its gradient [B][C][S][S] */
     gr_ctx *gc;
     model_preproc pp;
     float *pre, *pre_grad;
-    gr_graph *own_graph;
-    int node_layer[2 * MODEL_MAX_LAYERS + 1];
     net_engine engine;
     float *dz;             /* the graph's output gradient [B][classes] */
     size_t layer_bytes;    /* bytes before the graph engine's were added */
@@ -147,7 +144,7 @@ int net_ctx_new(const model *m, int max_batch, net_ctx **out, char *err, size_t 
     c->m = m;
     c->spec = model_get_spec(m);
     c->max_batch = max_batch;
-    if (model_graph(m))
+    if (model_is_onnx(m))
         return graph_ctx_new(c, out, err, errsz);
     const model_spec *s = c->spec;
     model_spec_shapes(s, c->sh, NULL, 0);
@@ -213,8 +210,7 @@ int net_ctx_new(const model *m, int max_batch, net_ctx **out, char *err, size_t 
 void net_ctx_refresh(net_ctx *c)
 {
     char err[ADJ_ERRLEN];
-    if (c->own_graph)
-        gr_refresh(c->own_graph, err, sizeof err); /* fails only out of memory at finalize */
+    model_refresh((model *)c->m, err, sizeof err); /* fails only out of memory at finalize */
     for (int i = 0; i < c->spec->n_layers; i++)
         if (c->wino[i]) {
             const float *W = model_weights(c->m) + model_layer_offset(c->m, i);
@@ -245,12 +241,10 @@ static void graph_close(net_ctx *c)
     if (c->engine != NET_ENGINE_LAYER || c->gc)
         c->bytes = c->layer_bytes;
     gr_ctx_free(c->gc);
-    gr_free(c->own_graph);
     free(c->pre);
     free(c->pre_grad);
     free(c->dz);
     c->gc = NULL;
-    c->own_graph = NULL;
     c->pre = c->pre_grad = c->dz = NULL;
     c->n = 0;
     c->engine = NET_ENGINE_LAYER;
@@ -261,7 +255,7 @@ int net_ctx_set_engine(net_ctx *c, net_engine e, char *err, size_t errsz)
     if (e != NET_ENGINE_LAYER && e != NET_ENGINE_GRAPH && e != NET_ENGINE_GRAPH_TRAINING)
         return adj_fail(err, errsz, ADJ_ERR_ARG, "engine %d: layer (0), graph (1) or graph "
                         "with weight gradients (2)", (int)e);
-    if (model_graph(c->m))
+    if (model_is_onnx(c->m))
         return e == NET_ENGINE_GRAPH
                    ? ADJ_OK
                    : adj_fail(err, errsz, ADJ_ERR_ARG, "an ONNX model runs on the graph engine "
@@ -271,18 +265,13 @@ int net_ctx_set_engine(net_ctx *c, net_engine e, char *err, size_t errsz)
     graph_close(c);
     if (e == NET_ENGINE_LAYER)
         return ADJ_OK;
-    int rc = model_build_graph(c->m, &c->own_graph, c->node_layer, err, errsz);
-    if (!rc)
-        rc = graph_ctx_open(c, c->own_graph, e == NET_ENGINE_GRAPH_TRAINING ? GR_PARAM_GRADS : 0,
+    int rc = graph_ctx_open(c, model_graph(c->m), e == NET_ENGINE_GRAPH_TRAINING ? GR_PARAM_GRADS : 0,
                             err, errsz);
     if (rc) {
         graph_close(c);
         return rc;
     }
-    const model_spec *s = c->spec; /* the layer path's standardisation, channel by channel */
-    c->pp = (model_preproc){.pixel_scale = 1.0f};
-    for (int ch = 0; ch < 3; ch++)
-        c->pp.mean[ch] = s->mean, c->pp.std[ch] = s->std;
+    c->pp = *model_get_preproc(c->m);
     c->n = 0;
     c->engine = e;
     return ADJ_OK;
@@ -313,7 +302,6 @@ void net_ctx_free(net_ctx *c)
     free(c->grad_exp);
     gemm_ws_free(c->gemm);
     gr_ctx_free(c->gc);
-    gr_free(c->own_graph);
     free(c->pre);
     free(c->pre_grad);
     free(c->dz);
@@ -324,8 +312,8 @@ const model *net_ctx_model(const net_ctx *c) { return c->m; }
 
 void net_ctx_layer_seconds(const net_ctx *c, double *fwd, double *bwd)
 {
-    if (c->own_graph) { /* the graph engine: each node's time to its layer */
-        const int nn = gr_n_nodes(c->own_graph);
+    if (c->gc && !model_is_onnx(c->m)) { /* the graph engine: each node's time to its layer */
+        const int nn = gr_n_nodes(model_graph(c->m));
         double f[2 * MODEL_MAX_LAYERS + 1], b[2 * MODEL_MAX_LAYERS + 1];
         gr_ctx_node_seconds(c->gc, f);
         gr_ctx_node_seconds_backward(c->gc, b);
@@ -337,9 +325,9 @@ void net_ctx_layer_seconds(const net_ctx *c, double *fwd, double *bwd)
         }
         for (int k = 0; k < nn; k++) {
             if (fwd)
-                fwd[c->node_layer[k]] += f[k];
+                fwd[model_node_layer(c->m, k)] += f[k];
             if (bwd)
-                bwd[c->node_layer[k]] += b[k];
+                bwd[model_node_layer(c->m, k)] += b[k];
         }
         return;
     }

@@ -72,9 +72,9 @@ typedef enum {
 
 /**
  * Which engine runs the context. A layer model's context starts on the layer
- * engine; NET_ENGINE_GRAPH builds the model's graph (model_build_graph: the
- * weights borrowed, Winograd's transforms owned by that graph) and a graph
- * context for max_batch images, which the context then owns (the layer
+ * engine; NET_ENGINE_GRAPH runs the model's graph (model_graph: built once
+ * at load and shared, Winograd's transforms made once per model) with a
+ * graph context for max_batch images, which the context then owns (the layer
  * buffers stay allocated: switching back is free). The graph engine gives
  * the same probabilities, logits and input gradients (bit for bit on
  * OverFeat and the embedded model today: the same algorithms and products;
