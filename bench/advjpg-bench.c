@@ -8,13 +8,13 @@
  * Without --weights a layer model gets random weights of the right size in
  * memory (--save-weights FILE also writes them, e.g. to start advjpgd with).
  * --winograd LIST times each case once per setting of the 3x3 pad-1
- * layers ("default", 4 or 2 for F(4x4,3x3) or F(2x2,3x3) everywhere, 0 for
- * im2col; e.g. --winograd default,2), in one run, and adds "winograd" to
+ * layers ("default": Winograd F(4x4,3x3) or F(2x2,3x3) by the plane size,
+ * 0: im2col; net_ctx_set_winograd), in one run, and adds "winograd" to
  * each line.
- * --engine LIST times each case on each engine ("layer", "graph": net.h's
- * net_ctx_set_engine) in turn, and --rounds R repeats the whole list R times
- * (alternating runs on a shared machine: compare the engines round by round);
- * each line then has "engine" and "round".
+ * --rounds R repeats the whole list R times (alternating runs on a shared
+ * machine: compare the settings round by round); each line then has
+ * "round" (and "engine": "graph", the one engine; --engine graph is
+ * accepted for older scripts).
  * --layers adds a line per case with the milliseconds per image of each layer
  * and the algorithm each layer uses. For each batch size it times `forward` (net_forward) and
  * `gradient` (net_forward + net_backward to the input pixels), repeating
@@ -203,7 +203,7 @@ static int bench_attacks(const model *m, const model_spec *spec, int b, double s
 static void usage(FILE *f)
 {
     fprintf(f, "usage: advjpg-bench --model NAME|FILE.json|FILE.onnx [--weights FILE] [--batch 1,16] [--seconds S] [--layers]\n"
-               "                    [--winograd default,4,2,0] [--engine layer,graph] [--rounds R]\n"
+               "                    [--winograd default,0] [--rounds R]\n"
                "                    [--save-weights FILE] [--attacks]\n"
                "Times the engine's forward pass and forward + input gradient; one JSON line per case.\n"
                "Without --weights, random weights of the model's exact size are used.\n");
@@ -215,7 +215,7 @@ int main(int argc, char **argv)
     const char *model_name = "overfeat-fast", *weights = NULL, *batches = "1,16";
     double seconds = 3.0;
     int layers = 0, attacks = 0;
-    const char *winos = "default", *engines = "layer";
+    const char *winos = "default", *engines = "graph";
     int rounds = 1;
     const char *save = NULL;
     for (int i = 1; i < argc; i++) {
@@ -352,14 +352,12 @@ int main(int argc, char **argv)
             fprintf(stderr, "advjpg-bench: batch '%s': %s\n", tok, b < 1 ? "not a positive integer" : err);
             return 2;
         }
-        const net_engine eng = !strcmp(etok, "graph") ? NET_ENGINE_GRAPH : NET_ENGINE_LAYER;
-        if ((strcmp(etok, "graph") && strcmp(etok, "layer")) ||
-            net_ctx_set_engine(ctx, model_is_onnx(m) ? NET_ENGINE_GRAPH : eng, err, sizeof err)) {
-            fprintf(stderr, "advjpg-bench: --engine '%s': layer or graph (%s)\n", etok, err);
+        if (strcmp(etok, "graph")) {
+            fprintf(stderr, "advjpg-bench: --engine '%s': the one engine is graph\n", etok);
             return 2;
         }
         if (net_ctx_set_winograd(ctx, wino)) {
-            fprintf(stderr, "advjpg-bench: --winograd '%s': default, 4, 2 or 0 (or out of memory)\n", wtok);
+            fprintf(stderr, "advjpg-bench: --winograd '%s': default or 0 (or out of memory)\n", wtok);
             return 2;
         }
         const size_t per = (size_t)spec.channels * spec.input_size * spec.input_size;

@@ -477,7 +477,7 @@ static int host_is_little_endian(void)
  * failure. */
 static int model_attach_graph(model *m, model **out, char *err, size_t errsz)
 {
-    int rc = model_build_graph(m, &m->graph, m->node_layer, err, errsz);
+    int rc = model_build_graph(m, 0, &m->graph, m->node_layer, err, errsz);
     if (rc) {
         model_free(m);
         return rc;

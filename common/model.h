@@ -136,7 +136,8 @@ const float *model_weights(const model *m);
 
 /**
  * Mutable parameters for a trainer that owns the model (created with
- * model_create); NULL for a memory-mapped model.
+ * model_create); NULL for a memory-mapped model. After changing them, call
+ * model_refresh (or net_ctx_refresh) before the next forward pass.
  */
 float *model_weights_mut(model *m);
 
@@ -208,10 +209,17 @@ int model_load_onnx(const char *path, const char *preprocess_path, model **out, 
  * copied: the graph reads model_weights(m) (which must outlive it; a trainer
  * that changes them calls gr_refresh). node_layer, if not NULL, gets for
  * each run-time node (gr_n_nodes, at most 2 * n_layers + 1) the layer it
- * computes. model_load and model_create build the model's own graph so
- * (model_graph); this is for a second one. *out is new: free with gr_free().
+ * computes. flags: 0, or MODEL_GRAPH_IM2COL: every 3x3 stride-1 pad-1
+ * convolution as Pad + a pad-0 Conv, so that it runs by im2col rather than
+ * Winograd (an accuracy reference: net_ctx_set_winograd). model_load and model_create build the
+ * model's own graph (flags 0: model_graph); this makes another one. *out is
+ * new: free with gr_free().
  */
-int model_build_graph(const model *m, gr_graph **out, int *node_layer, char *err, size_t errsz);
+int model_build_graph(const model *m, int flags, gr_graph **out, int *node_layer, char *err,
+                      size_t errsz);
+
+/** model_build_graph's flags. */
+enum { MODEL_GRAPH_IM2COL = 1 };
 
 /**
  * The graph every context of the model runs (borrowed; net.h): an ONNX
