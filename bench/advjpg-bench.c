@@ -8,21 +8,23 @@
  * Without --weights a layer model gets random weights of the right size in
  * memory (--save-weights FILE also writes them, e.g. to start advjpgd with).
  * --winograd LIST times each case once per setting of the 3x3 pad-1
- * layers ("default", 4 or 2 for F(4x4,3x3) or F(2x2,3x3) everywhere, 0 for
- * im2col; e.g. --winograd default,2), in one run, and adds "winograd" to
+ * layers ("default": Winograd F(4x4,3x3) or F(2x2,3x3) by the plane size,
+ * 0: im2col; net_ctx_set_winograd), in one run, and adds "winograd" to
  * each line.
- * --engine LIST times each case on each engine ("layer", "graph": net.h's
- * net_ctx_set_engine) in turn, and --rounds R repeats the whole list R times
- * (alternating runs on a shared machine: compare the engines round by round);
- * each line then has "engine" and "round".
+ * --rounds R repeats the whole list R times (alternating runs on a shared
+ * machine: compare the settings round by round); each line then has
+ * "round" (and "engine": "graph", the one engine; --engine graph is
+ * accepted for older scripts).
  * --layers adds a line per case with the milliseconds per image of each layer
  * and the algorithm each layer uses. For each batch size it times `forward` (net_forward) and
  * `gradient` (net_forward + net_backward to the input pixels), repeating
  * each case for at least --seconds after one warm-up pass, and prints
  *   {"model":..,"batch":16,"pass":"forward","ms_per_image":..,"ms_per_image_min":..,
- *    "gflops":..,"gemm":"avx2-fma 6x16","threads":2}
+ *    "gflops":..,"gemm":"avx2-fma 6x16","threads":2,"context_mb":..,"rss_mb":..}
  * ms_per_image is the mean over the repetitions, ms_per_image_min the fastest
- * one (steadier on a shared machine). First comes one line with the peak of
+ * one (steadier on a shared machine); context_mb the context's bytes
+ * (net_ctx_bytes), rss_mb the process's resident memory after the case (the
+ * model, its graph and this context). First comes one line with the peak of
  * the engine's products and of OpenBLAS's cblas_sgemm on 2048^3 (the limit
  * the engine's figures are measured against). Before each batch-1 case of a
  * layer model, one line with the rate at which the machine reads the model's
@@ -57,6 +59,19 @@
 #include "net.h"
 #include "blas_runtime.h"
 #include "ut_clock.h"
+
+/* The process's resident set size now (from /proc/self/statm), MB; 0 if unknown. */
+static double rss_mb(void)
+{
+    unsigned long size = 0, res = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%lu %lu", &size, &res) != 2)
+            res = 0;
+        fclose(f);
+    }
+    return (double)res * (double)sysconf(_SC_PAGESIZE) / 1048576.0;
+}
 
 static uint64_t next(uint64_t *s)
 {
@@ -233,7 +248,7 @@ static int bench_attacks(const model *m, const model_spec *spec, int b, double s
 static void usage(FILE *f)
 {
     fprintf(f, "usage: advjpg-bench --model NAME|FILE.json|FILE.onnx [--weights FILE] [--batch 1,16] [--seconds S] [--layers]\n"
-               "                    [--winograd default,4,2,0] [--engine layer,graph] [--rounds R]\n"
+               "                    [--winograd default,0] [--rounds R]\n"
                "                    [--save-weights FILE] [--attacks]\n"
                "Times the engine's forward pass and forward + input gradient; one JSON line per case.\n"
                "Without --weights, random weights of the model's exact size are used.\n");
@@ -245,7 +260,7 @@ int main(int argc, char **argv)
     const char *model_name = "overfeat-fast", *weights = NULL, *batches = "1,16";
     double seconds = 3.0;
     int layers = 0, attacks = 0;
-    const char *winos = "default", *engines = "layer";
+    const char *winos = "default", *engines = "graph";
     int rounds = 1;
     const char *save = NULL;
     for (int i = 1; i < argc; i++) {
@@ -374,14 +389,12 @@ int main(int argc, char **argv)
             fprintf(stderr, "advjpg-bench: batch '%s': %s\n", tok, b < 1 ? "not a positive integer" : err);
             return 2;
         }
-        const net_engine eng = !strcmp(etok, "graph") ? NET_ENGINE_GRAPH : NET_ENGINE_LAYER;
-        if ((strcmp(etok, "graph") && strcmp(etok, "layer")) ||
-            net_ctx_set_engine(ctx, model_graph(m) ? NET_ENGINE_GRAPH : eng, err, sizeof err)) {
-            fprintf(stderr, "advjpg-bench: --engine '%s': layer or graph (%s)\n", etok, err);
+        if (strcmp(etok, "graph")) {
+            fprintf(stderr, "advjpg-bench: --engine '%s': the one engine is graph\n", etok);
             return 2;
         }
         if (net_ctx_set_winograd(ctx, wino)) {
-            fprintf(stderr, "advjpg-bench: --winograd '%s': default, 4, 2 or 0 (or out of memory)\n", wtok);
+            fprintf(stderr, "advjpg-bench: --winograd '%s': default or 0 (or out of memory)\n", wtok);
             return 2;
         }
         const double bound_ms = b == 1 ? weights_bound_ms(m, &spec) : 0;
@@ -413,10 +426,11 @@ int main(int argc, char **argv)
             double per_img = (t - t0) / reps / b;
             printf("{\"model\":\"%s\",\"batch\":%d,\"pass\":\"%s\",\"ms_per_image\":%.2f,"
                    "\"ms_per_image_min\":%.2f,\"gflops\":%.1f,\"gemm\":\"%s\",\"threads\":%d,"
-                   "\"winograd\":\"%s\",\"context_mb\":%.0f,\"engine\":\"%s\",\"round\":%d}\n",
+                   "\"winograd\":\"%s\",\"context_mb\":%.0f,\"rss_mb\":%.0f,\"engine\":\"%s\","
+                   "\"round\":%d}\n",
                    spec.name, b, pass ? "gradient" : "forward", per_img * 1e3, fastest / b * 1e3,
                    flops * (pass ? 2 : 1) / per_img * 1e-9, net_ctx_kernel(ctx), net_ctx_threads(ctx),
-                   wtok, net_ctx_bytes(ctx) / 1048576.0, etok, round);
+                   wtok, net_ctx_bytes(ctx) / 1048576.0, rss_mb(), etok, round);
             if (bound_ms > 0 && pass == 0) /* batch 1 against the weights' read */
                 printf("{\"case\":\"forward batch 1 against the read bound\",\"ms_per_image\":%.2f,"
                        "\"bound_ms\":%.2f,\"ratio_to_bound\":%.2f,\"target\":1.2,\"engine\":\"%s\","

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "gemm.h"
 #include "ut_clock.h"
 
 /* Largest tensor, in values per image: keeps every size computation exact. */
@@ -701,6 +702,8 @@ void gr_ctx_node_seconds_backward(const gr_ctx *c, double *bwd)
 }
 
 size_t gr_ctx_bytes(const gr_ctx *c) { return c->bytes; }
+const char *gr_ctx_kernel(const gr_ctx *c) { return gemm_kernel_name(c->gemm); }
+int gr_ctx_threads(const gr_ctx *c) { return gemm_ws_threads(c->gemm); }
 
 static size_t tensor_bytes(const gr_tensor *t, int max_batch)
 {

@@ -235,6 +235,12 @@ void gr_ctx_node_seconds_backward(const gr_ctx *c, double *bwd);
 /** Bytes of activation and scratch memory the context holds. */
 size_t gr_ctx_bytes(const gr_ctx *c);
 
+/** The matrix-product kernels the context's products use (gemm_kernel_name). */
+const char *gr_ctx_kernel(const gr_ctx *c);
+
+/** Threads the context's products use. */
+int gr_ctx_threads(const gr_ctx *c);
+
 /**
  * Forward pass over n images (1 <= n <= max_batch). input: n images of the
  * input's per-image shape, row-major float (borrowed for the call).

@@ -24,8 +24,11 @@ struct model {
     size_t n_params;
     long offsets[MODEL_MAX_LAYERS];
     char path[4096];
-    /* ONNX models */
-    gr_graph *graph;        /* NULL for a layer-list model */
+    /* the graph every context runs (graph.h): an ONNX model's, or the layer
+     * list's (model_build_graph, at load); built once, shared by contexts */
+    gr_graph *graph;
+    int node_layer[2 * MODEL_MAX_LAYERS + 1]; /* layer models: run-time node -> layer */
+    int onnx;               /* loaded by model_load_onnx */
     model_preproc pre;
     char pre_source[4096];  /* the preprocessing's file, or "torchvision default" */
     char sha256[65];        /* hex, of the .onnx file or of the weights as loaded or created */
@@ -469,6 +472,23 @@ static int host_is_little_endian(void)
     return *(const uint8_t *)&one == 1;
 }
 
+/* The finished layer model's graph (model_build_graph) and preprocessing:
+ * the spec's mean and std on every channel, pixels as they are. Frees m on
+ * failure. */
+static int model_attach_graph(model *m, model **out, char *err, size_t errsz)
+{
+    int rc = model_build_graph(m, 0, &m->graph, m->node_layer, err, errsz);
+    if (rc) {
+        model_free(m);
+        return rc;
+    }
+    m->pre = (model_preproc){.pixel_scale = 1.0f};
+    for (int ch = 0; ch < 3; ch++)
+        m->pre.mean[ch] = m->spec.mean, m->pre.std[ch] = m->spec.std;
+    *out = m;
+    return ADJ_OK;
+}
+
 int model_load(const model_spec *spec, const char *path, model **out, char *err, size_t errsz)
 {
     char msg[ADJ_ERRLEN];
@@ -513,8 +533,7 @@ int model_load(const model_spec *spec, const char *path, model **out, char *err,
     sha256_mem(p, (size_t)want, m->sha256); /* the file's bytes: what the map holds */
     model_init_offsets(m);
     classes_for_layers(m);
-    *out = m;
-    return ADJ_OK;
+    return model_attach_graph(m, out, err, errsz);
 }
 
 int model_create(const model_spec *spec, float *weights, size_t n_floats, int copy, model **out,
@@ -546,8 +565,7 @@ int model_create(const model_spec *spec, float *weights, size_t n_floats, int co
     sha256_mem(m->weights, n * sizeof(float), m->sha256); /* a weight file's bytes (little-endian) */
     model_init_offsets(m);
     classes_for_layers(m);
-    *out = m;
-    return ADJ_OK;
+    return model_attach_graph(m, out, err, errsz);
 }
 
 void model_free(model *m)
@@ -771,7 +789,16 @@ int model_is_onnx_path(const char *path)
 
 const gr_graph *model_graph(const model *m) { return m->graph; }
 
-const model_preproc *model_get_preproc(const model *m) { return m->graph ? &m->pre : NULL; }
+int model_is_onnx(const model *m) { return m->onnx; }
+
+int model_node_layer(const model *m, int node)
+{
+    return !m->onnx && node >= 0 && node < gr_n_nodes(m->graph) ? m->node_layer[node] : -1;
+}
+
+int model_refresh(model *m, char *err, size_t errsz) { return gr_refresh(m->graph, err, errsz); }
+
+const model_preproc *model_get_preproc(const model *m) { return &m->pre; }
 
 /* mean or std: one number (all channels) or three. */
 static int preproc_triple(const json_t *v, const char *key, float *out, char *err, size_t errsz)
@@ -1089,6 +1116,7 @@ int model_load_onnx(const char *path, const char *preprocess_path, model **out, 
     model *m = calloc(1, sizeof *m);
     if (!m)
         return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    m->onnx = 1;
     int input_size, scale_size;
     int rc = preproc_load(m, path, preprocess_path, &input_size, &scale_size, err, errsz);
     if (!rc)
@@ -1120,7 +1148,7 @@ int model_load_onnx(const char *path, const char *preprocess_path, model **out, 
 int model_onnx_info_json(const model *m, char **out)
 {
     *out = NULL;
-    if (!m->graph)
+    if (!m->onnx)
         return ADJ_ERR_ARG;
     const model_preproc *p = &m->pre;
     json_t *ops = json_object();

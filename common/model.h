@@ -136,7 +136,8 @@ const float *model_weights(const model *m);
 
 /**
  * Mutable parameters for a trainer that owns the model (created with
- * model_create); NULL for a memory-mapped model.
+ * model_create); NULL for a memory-mapped model. After changing them, call
+ * model_refresh (or net_ctx_refresh) before the next forward pass.
  */
 float *model_weights_mut(model *m);
 
@@ -157,7 +158,7 @@ const char *model_weights_sha256(const model *m);
  */
 long model_layer_offset(const model *m, int layer);
 
-/* ---- ONNX models (common/graph.h engine) ------------------------------- */
+/* ---- graphs (common/graph.h engine) and ONNX models -------------------- */
 
 typedef struct gr_graph gr_graph;
 
@@ -199,23 +200,52 @@ int model_load_onnx(const char *path, const char *preprocess_path, model **out, 
 
 /**
  * A layer-list model as a graph of the graph engine (model_graph.c): input
- * "pixels" [N][channels][input_size][input_size], standardised as the layer
- * engine standardises them (the caller does it: net.c); conv -> Conv
- * (per-side pads), relu -> Relu, maxpool -> MaxPool, fc -> Flatten (after a
- * convolutional layer) + Gemm transB=1 (OverFeat's [out][c][h][w] fc weights
- * are Gemm's B over the NCHW flattening); a Flatten after a convolutional
- * last layer; output 0 the logits [N][classes]. The weights are referenced,
- * never copied: the graph reads model_weights(m) (which must outlive it; a
- * trainer that changes them calls gr_refresh). node_layer, if not NULL, gets
- * for each run-time node (gr_n_nodes, at most 2 * n_layers + 1) the layer it
- * computes. *out is new: free with gr_free().
+ * "pixels" [N][channels][input_size][input_size], standardised by the
+ * caller (net.c, with model_get_preproc); conv -> Conv (per-side pads),
+ * relu -> Relu, maxpool -> MaxPool, fc -> Flatten (after a convolutional
+ * layer) + Gemm transB=1 (OverFeat's [out][c][h][w] fc weights are Gemm's B
+ * over the NCHW flattening); a Flatten after a convolutional last layer;
+ * output 0 the logits [N][classes]. The weights are referenced, never
+ * copied: the graph reads model_weights(m) (which must outlive it; a trainer
+ * that changes them calls gr_refresh). node_layer, if not NULL, gets for
+ * each run-time node (gr_n_nodes, at most 2 * n_layers + 1) the layer it
+ * computes. flags: 0, or MODEL_GRAPH_IM2COL: every 3x3 stride-1 pad-1
+ * convolution as Pad + a pad-0 Conv, so that it runs by im2col rather than
+ * Winograd (an accuracy reference: net_ctx_set_winograd). model_load and model_create build the
+ * model's own graph (flags 0: model_graph); this makes another one. *out is
+ * new: free with gr_free().
  */
-int model_build_graph(const model *m, gr_graph **out, int *node_layer, char *err, size_t errsz);
+int model_build_graph(const model *m, int flags, gr_graph **out, int *node_layer, char *err,
+                      size_t errsz);
 
-/** The graph of an ONNX model (borrowed), NULL for a layer-list model. */
+/** model_build_graph's flags. */
+enum { MODEL_GRAPH_IM2COL = 1 };
+
+/**
+ * The graph every context of the model runs (borrowed; net.h): an ONNX
+ * model's, or a layer model's built at load by model_build_graph. Built
+ * once per model and shared: Winograd's transformed weights (op_prepare)
+ * are made once per model, not per context.
+ */
 const gr_graph *model_graph(const model *m);
 
-/** The preprocessing of an ONNX model (borrowed), NULL for a layer-list model. */
+/** Nonzero for a model loaded by model_load_onnx. */
+int model_is_onnx(const model *m);
+
+/** The layer that run-time node `node` of a layer model's graph computes; -1 otherwise. */
+int model_node_layer(const model *m, int node);
+
+/**
+ * After a trainer changed the weights (model_weights_mut): recomputes what
+ * the graph derives from them (gr_refresh: Winograd's weights). No context
+ * of the model may run meanwhile. ADJ_ERR_NOMEM.
+ */
+int model_refresh(model *m, char *err, size_t errsz);
+
+/**
+ * The preprocessing (borrowed): an ONNX model's; for a layer model the
+ * spec's mean and std on every channel, pixel_scale 1, RGB, logits.
+ */
 const model_preproc *model_get_preproc(const model *m);
 
 /**

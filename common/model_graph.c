@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "graph.h"
 
@@ -17,6 +18,7 @@ typedef struct {
     int rank;         /* its rank: 4 ([N][C][H][W]) or 2 ([N][features]) */
     int n_nodes;
     int *node_layer;  /* node -> layer, or NULL */
+    int flags;        /* MODEL_GRAPH_* */
     char *err;
     size_t errsz;
 } mg_builder;
@@ -67,6 +69,21 @@ static int mg_node(mg_builder *b, int i, const char *op, const int *in, int n_in
     return 0;
 }
 
+/* An int64 constant [n] (owned by the graph), named after layer i; its id, or -1. */
+static int mg_int64s(mg_builder *b, int i, const char *what, const int64_t *v, int n)
+{
+    char name[48];
+    int id;
+    int64_t *data = malloc((size_t)n * sizeof *data);
+    if (!data)
+        return -1;
+    memcpy(data, v, (size_t)n * sizeof *data);
+    op_shape s = {1, {n}};
+    snprintf(name, sizeof name, "layer%d.%s", i, what);
+    return gr_add_tensor(b->g, name, OP_INT64, &s, 0, 1, data, GR_DATA_OWN, &id, b->err,
+                         b->errsz) ? -1 : id;
+}
+
 static op_attr mg_ints(const char *name, const int64_t *v, size_t n)
 {
     return (op_attr){.name = name, .type = OP_ATTR_INTS, .ints = v, .n = n};
@@ -85,10 +102,20 @@ static int mg_layer(mg_builder *b, const model *m, int i, const model_shape *sh)
     case MODEL_LAYER_CONV: {
         const int64_t wd[4] = {l->out, sh[i].c, l->kh, l->kw}, bd[1] = {l->out};
         const size_t fan = (size_t)sh[i].c * l->kh * l->kw;
+        const int64_t none[4] = {0, 0, 0, 0};
+        const int pad_first = (b->flags & MODEL_GRAPH_IM2COL) && l->kh == 3 && l->kw == 3 &&
+                              l->stride == 1 && l->pad_t == 1 && l->pad_b == 1 &&
+                              l->pad_l == 1 && l->pad_r == 1;
+        if (pad_first) { /* Pad, then a pad-0 Conv: not Winograd's case (ops.c) */
+            const int64_t p8[8] = {0, 0, 1, 1, 0, 0, 1, 1};
+            const int pin[2] = {b->cur, mg_int64s(b, i, "pads", p8, 8)};
+            if (mg_node(b, i, "Pad", pin, 2, NULL, 0))
+                return -1;
+        }
         const int in[3] = {b->cur, mg_weights(b, i, "W", w, 4, wd),
                            mg_weights(b, i, "B", w + (size_t)l->out * fan, 1, bd)};
         const op_attr a[3] = {mg_ints("kernel_shape", k, 2), mg_ints("strides", st, 2),
-                              mg_ints("pads", pads, 4)};
+                              mg_ints("pads", pad_first ? none : pads, 4)};
         return mg_node(b, i, "Conv", in, 3, a, 3);
     }
     case MODEL_LAYER_RELU:
@@ -113,16 +140,17 @@ static int mg_layer(mg_builder *b, const model *m, int i, const model_shape *sh)
     return -1;
 }
 
-int model_build_graph(const model *m, gr_graph **out, int *node_layer, char *err, size_t errsz)
+int model_build_graph(const model *m, int flags, gr_graph **out, int *node_layer, char *err,
+                      size_t errsz)
 {
     const model_spec *s = model_get_spec(m);
     model_shape sh[MODEL_MAX_LAYERS + 1];
-    if (model_graph(m) || s->n_layers < 1)
+    if (model_is_onnx(m) || s->n_layers < 1)
         return adj_fail(err, errsz, ADJ_ERR_ARG, "model %s has no layer list", s->name);
     int rc = model_spec_shapes(s, sh, err, errsz);
     if (rc)
         return rc;
-    mg_builder b = {NULL, -1, 4, 0, node_layer, err, errsz};
+    mg_builder b = {NULL, -1, 4, 0, node_layer, flags, err, errsz};
     if ((rc = gr_new(&b.g, err, errsz)))
         return rc;
     const op_shape xs = {4, {OP_DIM_BATCH, s->channels, s->input_size, s->input_size}};

@@ -1,11 +1,12 @@
 /*
  * net.h - the engine: batched forward pass, softmax, and backward passes.
  *
- * A net_ctx is one worker's scratch space (activations, pooling arg-max,
- * im2col buffers) for a shared, immutable model. One thread uses a context
- * at a time; several contexts may share a model. Inputs are planar float
- * images [n][C][H][W] with pixel values on the 0..255 scale; the context
- * applies the spec's standardisation itself.
+ * A net_ctx is one worker's scratch space (activations, gradients, the
+ * products' buffers) for a shared, immutable model. One thread uses a
+ * context at a time; several contexts may share a model. Inputs are planar
+ * float images [n][C][H][W] with pixel values on the 0..255 scale; the
+ * context applies the model's preprocessing (model_get_preproc: a layer
+ * spec's mean and std, an ONNX model's per-channel one) itself.
  *
  *     net_ctx *ctx;
  *     net_ctx_new(m, 16, &ctx, err, sizeof err);
@@ -13,23 +14,21 @@
  *     net_backward(ctx, labels, grad, NULL, NULL);     // grad: d(-log p(l|x))/d pixel
  *     net_ctx_free(ctx);
  *
- * Internally activations are kept channel-major over the batch ([C][n*H*W]),
- * so that every convolution over the batch is one im2col and one product.
- *
- * An ONNX model (model_load_onnx, model_graph non-NULL) runs on the graph
- * engine (graph.h) behind the same calls: its per-channel preprocessing
- * (model_get_preproc) instead of the spec's mean and std, the same loss and
- * logit gradient (op_xent_grad), the gradient with respect to the 0..255
- * pixels; no weight gradients (net_backward gives ADJ_ERR_UNSUPPORTED for
- * grad_weights), and no per-layer seconds or algorithms (n_layers is 0).
- * A layer model runs on the graph engine too when asked (net_ctx_set_engine:
- * model_build_graph; the trainer does), until this file's layer list can go.
+ * One engine: every model runs its graph (graph.h; model_graph: an ONNX
+ * model's, or a layer model's built at load by model_build_graph), which
+ * the model owns and every context shares (Winograd's transformed weights
+ * are made once per model); the context holds only the graph's activations
+ * and gradients (its memory plan, graph.h), the preprocessed input and the
+ * logits. The same loss and logit gradient for every model (op_xent_grad),
+ * the gradient with respect to the 0..255 pixels; weight gradients on
+ * NET_ENGINE_GRAPH_TRAINING only (layer models: the trainer).
  *
  * Batch invariance: an image's probabilities, logits and gradient are the
  * same, bit for bit, whatever other images share its batch (and whatever
  * max_batch is): every product is gemm_f32 (gemm.h), whose elements do not
- * depend on the shapes, and each layer's algorithm (im2col, 1x1, Winograd
- * F(2x2,3x3) for 3x3 pad-1 convolutions) is chosen by the layer alone.
+ * depend on the shapes, and each node's algorithm (im2col, 1x1, Winograd
+ * F(4x4,3x3) or F(2x2,3x3) for 3x3 pad-1 convolutions) is chosen from its
+ * shapes alone (ops.c).
  */
 #ifndef ADJ_NET_H
 #define ADJ_NET_H
@@ -45,47 +44,38 @@ typedef struct net_ctx net_ctx;
 int net_ctx_new(const model *m, int max_batch, net_ctx **out, char *err, size_t errsz);
 
 /**
- * Call after changing the model's weights (a trainer's step): the context
- * keeps transformed copies of some layers' weights (Winograd convolutions).
+ * Call after changing the model's weights (a trainer's step, which owns the
+ * model): recomputes what the model's graph derives from them (model_refresh:
+ * Winograd's weights; the model is shared, so no other context of it may run
+ * meanwhile), and the context's own graph's if it has one.
  */
 void net_ctx_refresh(net_ctx *ctx);
 
 /**
- * How the context computes its 3x3 pad-1 convolutions: m = 4 or 2, Winograd
- * F(m x m, 3x3) in every such layer; 0, im2col; -1, the default (per layer,
- * the tile size with fewer products, im2col under 128 channels:
- * lyr_wino_choose). For benchmarks and
- * accuracy tests; the choice never depends on the batch. Layer models only
- * (an ONNX model's context takes -1 alone). Returns ADJ_OK, ADJ_ERR_ARG for
- * another m, or ADJ_ERR_NOMEM (the context then has no
- * Winograd layer buffers and must not be used).
+ * How the context computes a layer model's 3x3 pad-1 convolutions: -1, the
+ * default (the model's graph: Winograd F(4x4) or F(2x2) per layer by its
+ * plane size, im2col under 128 channels: lyr_wino_choose); 0, im2col (a graph the context builds and
+ * owns, model_build_graph with MODEL_GRAPH_IM2COL: an accuracy reference and
+ * a benchmark). An ONNX model takes -1 only. Forgets the last forward.
+ * Returns ADJ_OK, ADJ_ERR_ARG for another m, or the graph's or memory's
+ * error (the context then must not be used).
  */
 int net_ctx_set_winograd(net_ctx *ctx, int m);
 
 /** The engines (see net_ctx_set_engine). */
 typedef enum {
-    NET_ENGINE_LAYER = 0, /**< this file's layer list (layer models only) */
-    NET_ENGINE_GRAPH = 1, /**< the graph engine (graph.h): ONNX models, and layer models as
-                               graphs (model_build_graph) */
+    NET_ENGINE_GRAPH = 1, /**< the graph engine (graph.h), every context's start */
     NET_ENGINE_GRAPH_TRAINING = 2, /**< the graph engine with weight gradients (layer models:
                                         its context also keeps every Conv's and Gemm's input) */
 } net_engine;
 
 /**
- * Which engine runs the context. A layer model's context starts on the layer
- * engine; NET_ENGINE_GRAPH builds the model's graph (model_build_graph: the
- * weights borrowed, Winograd's transforms owned by that graph) and a graph
- * context for max_batch images, which the context then owns (the layer
- * buffers stay allocated: switching back is free). The graph engine gives
- * the same probabilities, logits and input gradients (bit for bit on
- * OverFeat and the embedded model today: the same algorithms and products;
- * within float32 rounding is what is promised), weight gradients with
- * NET_ENGINE_GRAPH_TRAINING only (net_backward gives ADJ_ERR_UNSUPPORTED
- * for grad_weights otherwise; they are sums over the batch in another order
- * than the layer path's), no net_ctx_set_winograd choice;
- * net_ctx_layer_seconds sums its nodes' times per layer. An ONNX model
- * takes NET_ENGINE_GRAPH only. Forgets the last forward. ADJ_ERR_ARG, or the
- * graph's or memory's error.
+ * Whether the context gives weight gradients: NET_ENGINE_GRAPH_TRAINING
+ * reopens the graph context with them (GR_PARAM_GRADS: weight gradients of
+ * Conv and Gemm in the weight file's layout, sums over the batch),
+ * NET_ENGINE_GRAPH without (net_backward then gives ADJ_ERR_UNSUPPORTED for
+ * grad_weights). An ONNX model takes NET_ENGINE_GRAPH only. Forgets the last
+ * forward. ADJ_ERR_ARG, or the graph's or memory's error.
  */
 int net_ctx_set_engine(net_ctx *ctx, net_engine e, char *err, size_t errsz);
 
@@ -99,15 +89,18 @@ void net_ctx_free(net_ctx *ctx);
 const model *net_ctx_model(const net_ctx *ctx);
 
 /**
- * Seconds spent in each layer since the context was made, forward (fwd) and
- * backward (bwd), n_layers values each (either may be NULL): where the time goes.
+ * Seconds spent in each layer since the context (or its last
+ * net_ctx_set_winograd / net_ctx_set_engine) was made, forward (fwd) and
+ * backward (bwd), n_layers values each (either may be NULL): the graph's
+ * nodes' times summed per layer (none for an ONNX model: n_layers is 0).
  */
 void net_ctx_layer_seconds(const net_ctx *ctx, double *fwd, double *bwd);
 
 /**
  * How layer i is computed, chosen from the layer alone (never from the batch
- * size): "im2col", "1x1", "winograd-2x2-3x3" or "winograd-4x4-3x3" (3x3 pad-1 convolutions), "fc",
- * "relu", "maxpool". A static string.
+ * size): "im2col", "1x1", "winograd-2x2-3x3" or "winograd-4x4-3x3" (3x3
+ * pad-1 convolutions), "fc", "relu", "maxpool"; "?" for another i. A static
+ * string.
  */
 const char *net_ctx_layer_algorithm(const net_ctx *ctx, int i);
 
@@ -126,7 +119,11 @@ const char *net_ctx_kernel(const net_ctx *ctx);
 /** Threads the context's products use. */
 int net_ctx_threads(const net_ctx *ctx);
 
-/** Bytes of scratch memory the context holds. */
+/**
+ * Bytes of memory the context holds: its graph context's activations,
+ * gradients and scratch and its input and logit buffers; not the model's
+ * weights or its graph's (Winograd's transformed weights are the model's).
+ */
 size_t net_ctx_bytes(const net_ctx *ctx);
 
 /**
@@ -157,9 +154,9 @@ const float *net_logits(const net_ctx *ctx);
  *             weight gradients are ADDED to, or NULL to skip them.
  * losses: [n] per-image loss (written), or NULL; right to float32's relative
  *         precision however small (log1p of the other classes' mass).
- * Layers below the lowest one whose gradient is needed are not visited.
  * Returns ADJ_ERR_STATE without a preceding forward, ADJ_ERR_ARG for a label
- * out of range.
+ * out of range, ADJ_ERR_UNSUPPORTED for grad_weights off
+ * NET_ENGINE_GRAPH_TRAINING.
  */
 int net_backward(net_ctx *ctx, const int *labels, float *grad_input, float *grad_weights,
                  float *losses);

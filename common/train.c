@@ -129,4 +129,6 @@ void trn_init_weights(model *m, uint64_t seed)
             p[k] = a * (2.0f * (float)((rng_next(&r) >> 40) / (double)(1 << 24)) - 1.0f);
         memset(p + (size_t)l->out * fan, 0, (size_t)l->out * sizeof(float));
     }
+    char err[ADJ_ERRLEN]; /* the model's graph (Winograd's weights) from the new weights */
+    model_refresh(m, err, sizeof err); /* fails only out of memory at load */
 }

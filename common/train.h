@@ -48,7 +48,7 @@ int trn_step(trn_state *t, const float *x, const int *labels, int n, float lr, d
 
 /**
  * He-uniform initialisation of every weight (bound sqrt(6 / fan_in)) and zero
- * biases, from a seeded generator.
+ * biases, from a seeded generator; then model_refresh (the model's graph).
  */
 void trn_init_weights(model *m, uint64_t seed);
 

@@ -88,12 +88,6 @@ int gc_input(const model_spec *spec, uint64_t seed, int n, float h, float tol, i
 int gc_weights(const model_spec *spec, uint64_t seed, int n, float h, float tol, int max_coords,
                int *checked)
 {
-    return gc_weights_on(spec, seed, n, h, tol, max_coords, checked, 0);
-}
-
-int gc_weights_on(const model_spec *spec, uint64_t seed, int n, float h, float tol,
-                  int max_coords, int *checked, int engine)
-{
     char err[ADJ_ERRLEN];
     model *m = NULL;
     net_ctx *ctx = NULL;
@@ -101,7 +95,7 @@ int gc_weights_on(const model_spec *spec, uint64_t seed, int n, float h, float t
     float *w0 = tu_random_weights(spec, seed);
     if (!w0 || model_create(spec, w0, np, 0, &m, err, sizeof err) ||
         net_ctx_new(m, n, &ctx, err, sizeof err) ||
-        net_ctx_set_engine(ctx, (net_engine)engine, err, sizeof err)) {
+        net_ctx_set_engine(ctx, NET_ENGINE_GRAPH_TRAINING, err, sizeof err)) {
         fprintf(stderr, "gradcheck setup: %s\n", err);
         return 1;
     }

@@ -19,13 +19,9 @@
 int gc_input(const model_spec *spec, uint64_t seed, int n, float h, float tol, int max_coords,
              int *checked);
 
-/** The same for the weight gradients: up to max_coords weights per parameter layer. */
+/** The same for the weight gradients (NET_ENGINE_GRAPH_TRAINING): up to max_coords
+ *  weights per parameter layer. */
 int gc_weights(const model_spec *spec, uint64_t seed, int n, float h, float tol, int max_coords,
                int *checked);
-
-/** gc_weights on engine (net.h's net_engine: 0 the layer engine, 2 the graph's with
- *  weight gradients). */
-int gc_weights_on(const model_spec *spec, uint64_t seed, int n, float h, float tol,
-                  int max_coords, int *checked, int engine);
 
 #endif

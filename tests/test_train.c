@@ -70,7 +70,8 @@ static void test_smoothing(const model_spec *s, const float *data)
     net_ctx *c;
     CHECK(model_create(s, calloc(np, sizeof(float)), np, 0, &m, err, sizeof err) == 0, "%s", err);
     trn_init_weights(m, 9);
-    CHECK(net_ctx_new(m, N, &c, err, sizeof err) == 0, "%s", err);
+    CHECK(net_ctx_new(m, N, &c, err, sizeof err) == 0 &&
+              net_ctx_set_engine(c, NET_ENGINE_GRAPH_TRAINING, err, sizeof err) == 0, "%s", err);
     float probs[3 * 4], losses[3];
     double *want = calloc(np, sizeof(double));
     float *g = calloc(np, sizeof(float)), *gs = calloc(np, sizeof(float));
