@@ -609,9 +609,9 @@ static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tenso
 
 /* ---- MaxPool, AveragePool --------------------------------------------- */
 
-static int maxpool_parse(void *pp, const op_attr *a, int n, int opset, char *err, size_t errsz)
+/* What MaxPool and AveragePool share: the window, a kernel_shape, ceil_mode. */
+static int pool_parse(win_params *p, const op_attr *a, int n, char *err, size_t errsz)
 {
-    win_params *p = pp;
     int64_t v;
     int rc = parse_window(p, a, n, err, errsz);
     if (rc)
@@ -621,7 +621,15 @@ static int maxpool_parse(void *pp, const op_attr *a, int n, int opset, char *err
     if ((rc = attr_int(a, n, "ceil_mode", 0, &v, err, errsz)))
         return rc;
     p->ceil = v != 0;
-    if ((rc = attr_int(a, n, "storage_order", 0, &v, err, errsz)))
+    return 0;
+}
+
+static int maxpool_parse(void *pp, const op_attr *a, int n, int opset, char *err, size_t errsz)
+{
+    win_params *p = pp;
+    int64_t v;
+    int rc = pool_parse(p, a, n, err, errsz);
+    if (rc || (rc = attr_int(a, n, "storage_order", 0, &v, err, errsz)))
         return rc;
     if (v != 0)
         return adj_fail(err, errsz, UNSUP, "attribute 'storage_order' = %lld (only 0)", (long long)v);
@@ -632,16 +640,11 @@ static int avgpool_parse(void *pp, const op_attr *a, int n, int opset, char *err
 {
     win_params *p = pp;
     int64_t v;
-    int rc = parse_window(p, a, n, err, errsz);
+    int rc = pool_parse(p, a, n, err, errsz);
     if (rc)
         return rc;
-    if (!p->nk)
-        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'kernel_shape' is missing");
     if (p->d[0] != 1 || p->d[1] != 1)
         return adj_fail(err, errsz, UNSUP, "attribute 'dilations' (AveragePool takes none before opset 19)");
-    if ((rc = attr_int(a, n, "ceil_mode", 0, &v, err, errsz)))
-        return rc;
-    p->ceil = v != 0;
     if ((rc = attr_int(a, n, "count_include_pad", 0, &v, err, errsz)))
         return rc;
     p->count_include_pad = v != 0;
