@@ -1923,6 +1923,48 @@ static void bn_backward(const void *pp, const op_tensor *in, int n_in, const op_
         }
 }
 
+/*
+ * The commonest elementwise gradients, ReLU's and a same-shape Add's or Sub's
+ * (ResNet's residuals), in parallel parts of EW_PART elements on the gemm
+ * workspace's threads: each element is computed alone, so the bits do not
+ * depend on the split. kind: U_RELU (d0 += y > 0 ? dy : 0), or B_ADD / B_SUB
+ * (d0 += dy, d1 += dy or -dy; either may be NULL).
+ */
+#define EW_PART ((size_t)1 << 15)
+typedef struct {
+    int relu, sub;
+    size_t n;
+    const float *dy, *y;
+    float *d0, *d1;
+} ew_job;
+
+static void ew_part(void *arg, int part)
+{
+    const ew_job *j = arg;
+    const size_t lo = (size_t)part * EW_PART, hi = lo + EW_PART < j->n ? lo + EW_PART : j->n;
+    const float *dy = j->dy, *y = j->y; /* no restrict: x + x has d0 == d1 */
+    float *d0 = j->d0, *d1 = j->d1;
+    if (j->relu) {
+        for (size_t i = lo; i < hi; i++)
+            d0[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+        return;
+    }
+    if (d0)
+        for (size_t i = lo; i < hi; i++)
+            d0[i] += dy[i];
+    if (d1 && j->sub)
+        for (size_t i = lo; i < hi; i++)
+            d1[i] -= dy[i];
+    else if (d1)
+        for (size_t i = lo; i < hi; i++)
+            d1[i] += dy[i];
+}
+
+static void ew_backward(gemm_ws *gemm, const ew_job *j)
+{
+    gemm_parallel(gemm, (int)((j->n + EW_PART - 1) / EW_PART), ew_part, (void *)j);
+}
+
 static void unary_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
                            int n_out, const float *dy, float *const *dx, float *scratch,
                            gemm_ws *gemm)
@@ -1935,8 +1977,7 @@ static void unary_backward(const void *pp, const op_tensor *in, int n_in, const 
         return;
     switch (p->kind) {
     case U_RELU: /* y > 0 exactly where x > 0 */
-        for (size_t i = 0; i < n; i++)
-            d[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+        ew_backward(gemm, &(ew_job){.relu = 1, .n = n, .dy = dy, .y = y, .d0 = d});
         break;
     case U_SIGMOID:
         for (size_t i = 0; i < n; i++)
@@ -2027,6 +2068,11 @@ static void binary_backward(const void *pp, const op_tensor *in, int n_in, const
     int64_t sa[OP_MAX_RANK] = {0}, sb[OP_MAX_RANK] = {0}, idx[OP_MAX_RANK] = {0};
     bcast_strides(&in[0], o, sa);
     bcast_strides(&in[1], o, sb);
+    if (op_numel(&in[0].shape) == n && op_numel(&in[1].shape) == n &&
+        (kind == B_ADD || kind == B_SUB)) {
+        ew_backward(gemm, &(ew_job){.sub = kind == B_SUB, .n = n, .dy = dy, .d0 = da, .d1 = db});
+        return;
+    }
     if (op_numel(&in[0].shape) == n && op_numel(&in[1].shape) == n) {
         for (size_t i = 0; i < n; i++) {
             const float a = at(A, (int64_t)i), b = at(B, (int64_t)i), y = at(Y, (int64_t)i);
