@@ -161,7 +161,7 @@ static double read_bandwidth(const float *p, size_t n, double *sum)
  */
 static double weights_bound_ms(const model *m, const model_spec *spec)
 {
-    if (model_graph(m))
+    if (model_is_onnx(m)) /* a layer model: its weights are one array */
         return 0;
     const size_t n = model_spec_param_count(spec);
     double sum;
