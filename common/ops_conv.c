@@ -54,45 +54,37 @@ static int parse_auto_pad(const op_attr *a, int n, int *out, char *err, size_t e
     return 0;
 }
 
+/* One of a window's 2-value attributes (kernel_shape, strides, dilations), each
+ * value 1..2^24, into out; absent: out untouched, 0 returned. */
+static int window_pair(const op_attr *a, int n, const char *name, int64_t out[2], int *given,
+                       char *err, size_t errsz)
+{
+    int64_t v[8];
+    int cnt, rc;
+    if ((rc = attr_ints(a, n, name, 8, v, &cnt, err, errsz)) || cnt < 0)
+        return rc;
+    if (cnt != 2)
+        return adj_fail(err, errsz, UNSUP,
+                        "attribute '%s' has %d values: only 2-D windows are supported", name, cnt);
+    if (v[0] < 1 || v[1] < 1 || v[0] > WIN_MAX || v[1] > WIN_MAX)
+        return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute '%s' must be 1..2^24", name);
+    out[0] = v[0], out[1] = v[1];
+    *given = 1;
+    return 0;
+}
+
 /* Reads kernel_shape, strides, dilations, pads (2-D windows only). */
 static int parse_window(win_params *p, const op_attr *a, int n, char *err, size_t errsz)
 {
     int64_t v[8];
-    int cnt, rc;
+    int cnt, rc, given = 0;
     p->k[0] = p->k[1] = 0;
     p->s[0] = p->s[1] = p->d[0] = p->d[1] = 1;
-    if ((rc = parse_auto_pad(a, n, &p->auto_pad, err, errsz)))
+    if ((rc = parse_auto_pad(a, n, &p->auto_pad, err, errsz)) ||
+        (rc = window_pair(a, n, "kernel_shape", p->k, &p->nk, err, errsz)) ||
+        (rc = window_pair(a, n, "strides", p->s, &given, err, errsz)) ||
+        (rc = window_pair(a, n, "dilations", p->d, &given, err, errsz)))
         return rc;
-    if ((rc = attr_ints(a, n, "kernel_shape", 8, v, &cnt, err, errsz)))
-        return rc;
-    if (cnt >= 0) {
-        if (cnt != 2)
-            return adj_fail(err, errsz, UNSUP,
-                            "attribute 'kernel_shape' has %d values: only 2-D windows are supported",
-                            cnt);
-        p->k[0] = v[0], p->k[1] = v[1], p->nk = 1;
-        if (v[0] < 1 || v[1] < 1 || v[0] > WIN_MAX || v[1] > WIN_MAX)
-            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'kernel_shape' must be 1..2^24");
-    }
-    if ((rc = attr_ints(a, n, "strides", 8, v, &cnt, err, errsz)))
-        return rc;
-    if (cnt >= 0) {
-        if (cnt != 2)
-            return adj_fail(err, errsz, UNSUP, "attribute 'strides' has %d values, 2 supported", cnt);
-        if (v[0] < 1 || v[1] < 1 || v[0] > WIN_MAX || v[1] > WIN_MAX)
-            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'strides' must be 1..2^24");
-        p->s[0] = v[0], p->s[1] = v[1];
-    }
-    if ((rc = attr_ints(a, n, "dilations", 8, v, &cnt, err, errsz)))
-        return rc;
-    if (cnt >= 0) {
-        if (cnt != 2)
-            return adj_fail(err, errsz, UNSUP, "attribute 'dilations' has %d values, 2 supported",
-                            cnt);
-        if (v[0] < 1 || v[1] < 1 || v[0] > WIN_MAX || v[1] > WIN_MAX)
-            return adj_fail(err, errsz, ADJ_ERR_FORMAT, "attribute 'dilations' must be 1..2^24");
-        p->d[0] = v[0], p->d[1] = v[1];
-    }
     if ((rc = attr_ints(a, n, "pads", 8, v, &cnt, err, errsz)))
         return rc;
     if (cnt >= 0) {
