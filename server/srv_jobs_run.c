@@ -183,7 +183,7 @@ static void fail_images(chunk *c, const srv_task *t)
 {
     for (int q = 0; q < c->k; q++) {
         c->jobs[c->idx[q]].status = SRV_TASK_FAILED;
-        snprintf(c->jobs[c->idx[q]].err, sizeof c->jobs[q].err, "%s", t->err);
+        snprintf(c->jobs[c->idx[q]].err, sizeof c->jobs[0].err, "%s", t->err);
     }
 }
 
