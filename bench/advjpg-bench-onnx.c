@@ -88,24 +88,24 @@ static void node_seconds(const gr_ctx *c, int nn, const double *warm, int bwd, d
         dst[i] -= warm[i];
 }
 
-/* Prints one line per operator type, then one per node. */
+/* Prints one line per operator type (with what fusion folded in: "Conv+Relu"), then one per node. */
 static void print_layers(const gr_graph *g, int nn, const double *f, const double *b, double per)
 {
     for (int i = 0; i < nn; i++) { /* a type's line at its first node */
         int first = 1, k = 0;
         double fs = 0, bs = 0;
         for (int j = 0; j < nn && first; j++)
-            first = j >= i || strcmp(gr_node_op(g, j), gr_node_op(g, i));
+            first = j >= i || strcmp(gr_node_label(g, j), gr_node_label(g, i));
         for (int j = i; first && j < nn; j++)
-            if (!strcmp(gr_node_op(g, j), gr_node_op(g, i)))
+            if (!strcmp(gr_node_label(g, j), gr_node_label(g, i)))
                 k++, fs += f[j], bs += b[j];
         if (first)
             printf("{\"case\":\"op\",\"op\":\"%s\",\"nodes\":%d,\"forward_ms\":%.3f,"
-                   "\"backward_ms\":%.3f}\n", gr_node_op(g, i), k, fs * per, bs * per);
+                   "\"backward_ms\":%.3f}\n", gr_node_label(g, i), k, fs * per, bs * per);
     }
     for (int j = 0; j < nn; j++)
         printf("{\"case\":\"node\",\"index\":%d,\"op\":\"%s\",\"forward_ms\":%.3f,"
-               "\"backward_ms\":%.3f}\n", j, gr_node_op(g, j), f[j] * per, b[j] * per);
+               "\"backward_ms\":%.3f}\n", j, gr_node_label(g, j), f[j] * per, b[j] * per);
 }
 
 /* --layers: per-node times of rounds forward + input-gradient batches of b images. */

@@ -31,6 +31,8 @@ typedef struct {
     int n_in, n_out;
     int *in, *out;    /* tensor indices, -1 absent */
     int live;         /* runs at forward time */
+    const op_epilogue *epi; /* in params: what fusion folded into it (in[3] a residual), or NULL */
+    char label[24];   /* "Conv+Add+Relu" for a fused node, else "" (gr_node_label) */
 } gr_node;
 
 typedef struct {
@@ -53,6 +55,7 @@ struct gr_graph {
     int *order;       /* live nodes in run order */
     int n_order;
     int per_image;    /* gr_set_per_image: batches run image by image */
+    int no_fusion;    /* gr_set_fusion(g, 0): activations stay nodes of their own */
 };
 
 static int grow(void **p, int *cap, int need, size_t elem)
@@ -252,7 +255,7 @@ int gr_add_node(gr_graph *g, const char *name, const char *op_type, const int *i
         if (outs[i] >= 0)
             g->t[outs[i]].producer = g->nn;
     }
-    g->nodes[g->nn++] = (gr_node){nmc, d, params, n_in, n_out, ins, outs, 1};
+    g->nodes[g->nn++] = (gr_node){nmc, d, params, n_in, n_out, ins, outs, 1, NULL, ""};
     return ADJ_OK;
 }
 
@@ -423,6 +426,116 @@ static int fold_bn(gr_graph *g, int k, char *err, size_t errsz)
     return ADJ_OK;
 }
 
+/* Node nd now computes what node k computed after it: its output, k dead. */
+static void fuse_take(gr_graph *g, gr_node *nd, int k, const char *what)
+{
+    gr_node *o = &g->nodes[k];
+    g->t[nd->out[0]].producer = -1;
+    nd->out[0] = o->out[0];
+    g->t[o->out[0]].producer = (int)(nd - g->nodes);
+    o->live = 0;
+    if (!nd->label[0])
+        snprintf(nd->label, sizeof nd->label, "%s", nd->def->name);
+    const size_t l = strlen(nd->label);
+    snprintf(nd->label + l, sizeof nd->label - l, "+%s", what);
+}
+
+/* The live Conv or Gemm producing tensor x as its output 0 and read by one node only, with
+ * its epilogue (NULL if none; for a Conv only when conv_only). */
+static gr_node *fuse_producer(gr_graph *g, int x, int conv_only, op_epilogue **e)
+{
+    const gr_tensor *t = &g->t[x];
+    if (t->is_const || t->producer < 0 || t->uses != 1)
+        return NULL;
+    gr_node *nd = &g->nodes[t->producer];
+    if (!nd->live || nd->out[0] != x || (conv_only && strcmp(nd->def->name, "Conv")))
+        return NULL;
+    return (*e = op_epilogue_of(nd->def, nd->params)) ? nd : NULL;
+}
+
+/*
+ * Same-shape Add node k into the Conv producing one operand (the later of
+ * two such), whose epilogue then adds the other operand r: only when r is
+ * computed before that Conv and no node in between reads it, so that r's
+ * gradient sums its parts in the same order. 0, or -1 out of memory.
+ */
+static int fuse_add(gr_graph *g, int k)
+{
+    const gr_node *ad = &g->nodes[k];
+    if (ad->in[0] < 0 || ad->in[1] < 0 || ad->in[0] == ad->in[1])
+        return 0;
+    gr_node *cv = NULL;
+    op_epilogue *e = NULL;
+    int side = -1;
+    for (int s = 0; s < 2; s++) {
+        const gr_tensor *a = &g->t[ad->in[s]], *b = &g->t[ad->in[1 - s]];
+        op_epilogue *es;
+        gr_node *c = fuse_producer(g, ad->in[s], 1, &es);
+        if (c && !es->act && !es->residual && !b->is_const && a->t.batched == b->t.batched &&
+            a->t.shape.rank == b->t.shape.rank &&
+            !memcmp(a->t.shape.d, b->t.shape.d, sizeof(int64_t) * (size_t)a->t.shape.rank) &&
+            (!cv || c > cv))
+            cv = c, e = es, side = s;
+    }
+    if (!cv)
+        return 0;
+    const int r = ad->in[1 - side], at = (int)(cv - g->nodes);
+    if (g->t[r].producer >= at)
+        return 0;
+    for (int j = at + 1; j < k; j++)
+        for (int i = 0; g->nodes[j].live && i < g->nodes[j].n_in; i++)
+            if (g->nodes[j].in[i] == r)
+                return 0;
+    if (cv->n_in < 4) {
+        int *in = realloc(cv->in, 4 * sizeof *in);
+        if (!in)
+            return -1;
+        for (int i = cv->n_in; i < 4; i++)
+            in[i] = -1;
+        cv->in = in;
+        cv->n_in = 4;
+    }
+    cv->in[3] = r;
+    e->residual = 1;
+    cv->epi = e;
+    fuse_take(g, cv, k, "Add");
+    return 0;
+}
+
+/* A Relu or Clip node k into the Conv or Gemm producing its input (after a fused Add too). */
+static void fuse_act(gr_graph *g, int k)
+{
+    gr_node *nd = &g->nodes[k];
+    op_epilogue a, *e;
+    if (!op_epilogue_act(nd->def, nd->params, &a) || nd->in[0] < 0)
+        return;
+    gr_node *cv = fuse_producer(g, nd->in[0], 0, &e);
+    if (!cv || e->act)
+        return;
+    e->act = a.act, e->lo = a.lo, e->hi = a.hi;
+    cv->epi = e;
+    fuse_take(g, cv, k, nd->def->name);
+}
+
+/* The fusion pass (graph.h): residual Adds first, then the activations. 0 or -1. */
+static int fuse_all(gr_graph *g)
+{
+    for (int k = 0; k < g->nn; k++)
+        if (g->nodes[k].live && !strcmp(g->nodes[k].def->name, "Add")) {
+            if (fuse_add(g, k))
+                return -1;
+            count_uses(g);
+        }
+    for (int k = 0; k < g->nn; k++)
+        if (g->nodes[k].live) {
+            fuse_act(g, k);
+            count_uses(g);
+        }
+    return 0;
+}
+
+void gr_set_fusion(gr_graph *g, int on) { g->no_fusion = !on; }
+
 int gr_finalize(gr_graph *g, char *err, size_t errsz)
 {
     char msg[ADJ_ERRLEN];
@@ -511,6 +624,9 @@ int gr_finalize(gr_graph *g, char *err, size_t errsz)
                                 g->nodes[k].name, msg);
             count_uses(g);
         }
+    /* 3b. activations and residual Adds into the Conv or Gemm before them */
+    if (!g->no_fusion && fuse_all(g))
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
     /* 4. free constants no live node reads; the run order; what kernels derive
      * from constants (op_prepare) */
     int rc;
@@ -620,6 +736,14 @@ void gr_output_info(const gr_graph *g, int i, op_shape *shape, op_dtype *dtype, 
 int gr_n_nodes(const gr_graph *g) { return g->n_order; }
 
 const char *gr_node_op(const gr_graph *g, int i) { return g->nodes[g->order[i]].def->name; }
+
+const char *gr_node_label(const gr_graph *g, int i)
+{
+    const gr_node *nd = &g->nodes[g->order[i]];
+    return nd->label[0] ? nd->label : nd->def->name;
+}
+
+int gr_node_source(const gr_graph *g, int i) { return g->order[i]; }
 
 size_t gr_param_count(const gr_graph *g)
 {
@@ -739,7 +863,8 @@ int gr_backward_check(const gr_graph *g, char *err, size_t errsz)
                             nd->name, op, op);
         for (int i = 0; i < nd->n_in; i++) {
             const int t = nd->in[i];
-            if (t >= 0 && !g->t[t].is_const && !op_grad_input(nd->def, i))
+            const int fused = nd->epi && nd->epi->residual && i == 3; /* the graph's own */
+            if (t >= 0 && !g->t[t].is_const && !op_grad_input(nd->def, i) && !fused)
                 return adj_fail(err, errsz, ADJ_ERR_UNSUPPORTED,
                                 "node '%s' (%s): no gradient with respect to input %d ('%s'), "
                                 "which is computed at run time", nd->name, op, i, g->t[t].name);
@@ -771,7 +896,8 @@ static int mark_saved(gr_ctx *c, char *err, size_t errsz)
                                    ((c->flags & GR_PARAM_GRADS) && op_params_reads(nd->def, i))))
                 c->saved[nd->in[i]] = 1;
         for (int i = 0; i < nd->n_out; i++)
-            if (nd->out[i] >= 0 && ((c->flags & GR_KEEP_ALL) || (i == 0 && op_bwd_reads(nd->def, -1))))
+            if (nd->out[i] >= 0 && ((c->flags & GR_KEEP_ALL) ||
+                                    (i == 0 && (op_bwd_reads(nd->def, -1) || (nd->epi && nd->epi->act)))))
                 c->saved[nd->out[i]] = 1;
     }
     for (int t = 0; t < g->nt; t++)
@@ -1174,7 +1300,13 @@ static void backward_run(gr_ctx *c, const float *grad_out, float *grad_input, co
         for (int i = 0; i < nd->n_out; i++)
             bwd_view(c, nd->out[i], &out[i]);
         const double t0 = ut_now();
-        const float *dy = c->gbufs[c->gbuf_of[y]];
+        float *dy = c->gbufs[c->gbuf_of[y]];
+        if (nd->epi) { /* the fused epilogue's gradient, in place in dy: the Conv's own */
+            float *dr = nd->epi->residual ? dx[3] : NULL;
+            dx[3] = NULL;
+            op_epilogue_backward(c->gemm, nd->epi, out[0].data, dy, dr,
+                                 (size_t)c->n * op_numel(&g->t[y].t.shape));
+        }
         if (grad)
             params_backward(c, nd, in, out, dy, base, n_base, grad);
         nd->def->backward(nd->params, in, nd->n_in, out, nd->n_out, dy, dx, c->scratch, c->gemm);

@@ -26,6 +26,19 @@
  * is immutable and may be shared by any number of threads, each with its own
  * gr_ctx.
  *
+ * Fusion (after BatchNormalization folding; gr_set_fusion(g, 0) turns it
+ * off): a Relu, or a Clip with constant bounds (ReLU6), becomes the epilogue
+ * of the Conv or Gemm producing its input when nothing else reads that
+ * output, and a same-shape Add of a Conv's output and another tensor r (a
+ * residual join, and the Relu after it) becomes that Conv's epilogue
+ * y = act(conv + bias + r) (ops.h, op_epilogue): applied while each plane or
+ * row is in cache, the Add's and Relu's outputs and their buffers gone. The
+ * same float operations in the same order, so the same bits as the unfused
+ * graph, forward and gradients: an Add fuses only when r is computed before
+ * that Conv and no node between the two reads r (its gradient's parts then
+ * sum in the same order). The backward masks the output's gradient in place
+ * with the kept output (y > 0, lo < y < hi), then adds it to r's gradient.
+ *
  * Memory plan: a context gives every run-time tensor a buffer for max_batch
  * images; a buffer is reused once the last node reading its tensor has run
  * (GR_KEEP_ALL keeps every activation); Reshape, Flatten, Squeeze,
@@ -142,6 +155,13 @@ int gr_set_io(gr_graph *g, int input, const int *outputs, int n_out, char *err, 
 int gr_finalize(gr_graph *g, char *err, size_t errsz);
 
 /**
+ * Before gr_finalize: on (the default) or off, the fusion of activations and
+ * residual Adds into the Conv or Gemm before them (see the top): off builds
+ * the reference graph a test compares the fused one with, bit for bit.
+ */
+void gr_set_fusion(gr_graph *g, int on);
+
+/**
  * Marks a finalized graph as computing one image: its input's and outputs'
  * first dimension is 1, and a context runs a batch of n images as n runs
  * of one (a backward recomputes each image's forward first). For models
@@ -188,6 +208,12 @@ int gr_n_nodes(const gr_graph *g);
 
 /** Operator name of run-time node i (0 .. gr_n_nodes-1), borrowed. */
 const char *gr_node_op(const gr_graph *g, int i);
+
+/** The same with what fusion folded into it ("Conv+Add+Relu"), borrowed. */
+const char *gr_node_label(const gr_graph *g, int i);
+
+/** The index, in gr_add_node's order (0, 1, ...), of run-time node i. */
+int gr_node_source(const gr_graph *g, int i);
 
 /** Float parameters (constants read by run-time nodes). */
 size_t gr_param_count(const gr_graph *g);

@@ -209,9 +209,11 @@ int model_load_onnx(const char *path, const char *preprocess_path, model **out, 
  * copied: the graph reads model_weights(m) (which must outlive it; a trainer
  * that changes them calls gr_refresh). node_layer, if not NULL, gets for
  * each run-time node (gr_n_nodes, at most 2 * n_layers + 1) the layer it
- * computes. flags: 0, or MODEL_GRAPH_IM2COL: every 3x3 stride-1 pad-1
+ * computes (a Conv or fc with its Relu fused in: the Conv's or fc's layer).
+ * flags: 0, or MODEL_GRAPH_IM2COL: every 3x3 stride-1 pad-1
  * convolution as Pad + a pad-0 Conv, so that it runs by im2col rather than
- * Winograd (an accuracy reference: net_ctx_set_winograd). model_load and model_create build the
+ * Winograd (an accuracy reference: net_ctx_set_winograd); MODEL_GRAPH_NO_FUSION:
+ * every Relu a node of its own (gr_set_fusion; the same bits). model_load and model_create build the
  * model's own graph (flags 0: model_graph); this makes another one. *out is
  * new: free with gr_free().
  */
@@ -219,7 +221,7 @@ int model_build_graph(const model *m, int flags, gr_graph **out, int *node_layer
                       size_t errsz);
 
 /** model_build_graph's flags. */
-enum { MODEL_GRAPH_IM2COL = 1 };
+enum { MODEL_GRAPH_IM2COL = 1, MODEL_GRAPH_NO_FUSION = 2 };
 
 /**
  * The graph every context of the model runs (borrowed; net.h): an ONNX

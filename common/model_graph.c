@@ -163,12 +163,15 @@ int model_build_graph(const model *m, int flags, gr_graph **out, int *node_layer
         rc = mg_node(&b, s->n_layers - 1, "Flatten", &b.cur, 1, NULL, 0) ? ADJ_ERR_FORMAT : ADJ_OK;
     if (!rc)
         rc = gr_set_io(b.g, input, &b.cur, 1, err, errsz);
+    gr_set_fusion(b.g, !(flags & MODEL_GRAPH_NO_FUSION));
     if (!rc)
         rc = gr_finalize(b.g, err, errsz);
     if (rc) {
         gr_free(b.g);
         return rc;
     }
+    for (int k = 0; node_layer && k < gr_n_nodes(b.g); k++) /* fusion: a Relu's time is its Conv's */
+        node_layer[k] = node_layer[gr_node_source(b.g, k)];
     *out = b.g;
     return ADJ_OK;
 }

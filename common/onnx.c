@@ -656,6 +656,7 @@ static int build(load_state *st, const Onnx__ModelProto *m, const onnx_opts *opt
         if ((outs[i] = gr_find_tensor(st->g, nm)) < 0)
             return adj_fail(err, errsz, ADJ_ERR_FORMAT, "output '%s' is computed by no node", nm);
     }
+    gr_set_fusion(st->g, !(opts && opts->no_fusion));
     if ((rc = gr_set_io(st->g, input, outs, (int)gp->n_output, err, errsz)) ||
         (rc = gr_finalize(st->g, err, errsz)))
         return rc;

@@ -69,6 +69,8 @@ typedef struct {
     const onnx_tensor *const *bind;
     /** Largest model file in bytes (0: 2 GiB, protobuf's own limit). */
     size_t max_bytes;
+    /** Nonzero: the graph without fusion (gr_set_fusion(g, 0)): the reference graph. */
+    int no_fusion;
 } onnx_opts;
 
 /**

@@ -554,6 +554,7 @@ typedef struct {
     int mm, a_vec, b_vec; /* MatMul; A or B was 1-D */
     int flat_a;           /* MatMul: B is a [K,N] matrix and A has rank >= 3: all of an image's rows at once */
     op_shape bshape;      /* MatMul: broadcast batch dims of the output */
+    op_epilogue epi;      /* Gemm: a Relu or Clip fused after it (graph.h) */
 } gemm_params;
 
 static int gemm_parse(void *pp, const op_attr *a, int n, int opset, char *err, size_t errsz)
@@ -674,6 +675,8 @@ static void gemm_forward(const void *pp, const op_tensor *in, int n_in, op_tenso
             for (int64_t j = 0; j < N; j++)
                 y[j] += p->beta * c[j * cs[1]];
         }
+        if (p->epi.act) /* a fused activation, on the row while it is in cache */
+            op_epilogue_run(&p->epi, y, NULL, (size_t)N);
     }
 }
 
@@ -2625,8 +2628,11 @@ static void gemm_backward_params(const void *pp, const op_tensor *in, int n_in,
     }
 }
 
+static op_epilogue *gemm_epilogue(void *pp) { return &((gemm_params *)pp)->epi; }
+
 static const op_hooks HOOKS[] = {
-    {"Gemm", NULL, NULL, gemm_backward_params, OPB_IN(1) | OPB_IN(2), OPB_IN(0), NULL},
+    {"Gemm", NULL, NULL, gemm_backward_params, OPB_IN(1) | OPB_IN(2), OPB_IN(0), NULL,
+     gemm_epilogue},
 };
 
 static const op_hooks *hooks_of(const op_def *d)
@@ -2682,6 +2688,97 @@ void op_backward_params(const op_def *d, const void *params, const op_tensor *in
     const op_hooks *h = hooks_of(d);
     if (h && h->backward_params)
         h->backward_params(params, in, n_in, out, n_out, dy, dw, scratch, gemm);
+}
+
+op_epilogue *op_epilogue_of(const op_def *d, void *params)
+{
+    const op_hooks *h = hooks_of(d);
+    return h && h->epilogue && params ? h->epilogue(params) : NULL;
+}
+
+int op_epilogue_act(const op_def *d, const void *params, op_epilogue *e)
+{
+    const unary_params *p = params;
+    if (!d || !params || (strcmp(d->name, "Relu") && strcmp(d->name, "Clip")))
+        return 0;
+    *e = (op_epilogue){p->kind == U_CLIP ? OP_ACT_CLIP : OP_ACT_RELU, p->lo, p->hi, 0};
+    return 1;
+}
+
+/* The activations exactly as unary_forward computes them. */
+static inline float epi_act(const op_epilogue *e, float x)
+{
+    if (e->act == OP_ACT_RELU)
+        return x > 0.0f ? x : 0.0f;
+    if (e->act == OP_ACT_CLIP)
+        return x < e->lo ? e->lo : x > e->hi ? e->hi : x;
+    return x;
+}
+
+void op_epilogue_run(const op_epilogue *e, float *y, const float *r, size_t n)
+{
+    if (r && e->act == OP_ACT_RELU)
+        for (size_t i = 0; i < n; i++) {
+            const float v = y[i] + r[i];
+            y[i] = v > 0.0f ? v : 0.0f;
+        }
+    else if (r)
+        for (size_t i = 0; i < n; i++)
+            y[i] = epi_act(e, y[i] + r[i]);
+    else if (e->act == OP_ACT_RELU)
+        for (size_t i = 0; i < n; i++)
+            y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+    else
+        for (size_t i = 0; i < n; i++)
+            y[i] = epi_act(e, y[i]);
+}
+
+/* op_epilogue_forward's and op_epilogue_backward's parts (EW_PART values each). */
+typedef struct {
+    const op_epilogue *e;
+    float *y, *dy, *dr;
+    const float *r, *ky; /* forward's residual; backward's kept output */
+    size_t n;
+} epi_job;
+
+static void epi_fwd_part(void *arg, int part)
+{
+    const epi_job *j = arg;
+    const size_t lo = (size_t)part * EW_PART, hi = lo + EW_PART < j->n ? lo + EW_PART : j->n;
+    op_epilogue_run(j->e, j->y + lo, j->r ? j->r + lo : NULL, hi - lo);
+}
+
+void op_epilogue_forward(gemm_ws *gemm, const op_epilogue *e, float *y, const float *r, size_t n)
+{
+    epi_job j = {.e = e, .y = y, .r = r, .n = n};
+    gemm_parallel(gemm, (int)((n + EW_PART - 1) / EW_PART), epi_fwd_part, &j);
+}
+
+static void epi_back_part(void *arg, int part)
+{
+    const epi_job *j = arg;
+    const size_t lo = (size_t)part * EW_PART, hi = lo + EW_PART < j->n ? lo + EW_PART : j->n;
+    const float *y = j->ky, lo_b = j->e->lo, hi_b = j->e->hi;
+    float *dy = j->dy;
+    if (j->e->act == OP_ACT_RELU) /* as ew_part: 0 + (y > 0 ? dy : 0) */
+        for (size_t i = lo; i < hi; i++)
+            dy[i] = 0.0f + (y[i] > 0.0f ? dy[i] : 0.0f);
+    else if (j->e->act == OP_ACT_CLIP) /* as unary_backward's, from the output */
+        for (size_t i = lo; i < hi; i++)
+            dy[i] = 0.0f + (y[i] > lo_b && y[i] < hi_b ? dy[i] : 0.0f);
+    else /* an Add alone: its gradient into the Conv's zeroed buffer, 0 + dy (no -0) */
+        for (size_t i = lo; i < hi; i++)
+            dy[i] = 0.0f + dy[i];
+    if (j->dr) /* as Add's: dr += dz */
+        for (size_t i = lo; i < hi; i++)
+            j->dr[i] += dy[i];
+}
+
+void op_epilogue_backward(gemm_ws *gemm, const op_epilogue *e, const float *y, float *dy, float *dr,
+                          size_t n)
+{
+    epi_job j = {.e = e, .ky = y, .dy = dy, .dr = dr, .n = n};
+    gemm_parallel(gemm, (int)((n + EW_PART - 1) / EW_PART), epi_back_part, &j);
 }
 
 const op_def *op_find(const char *name)

@@ -305,4 +305,48 @@ float op_bn_epsilon(const void *bn_params);
  */
 double op_xent_grad(const float *z, int K, int l, double alpha, int rescale, float *d, int *exp2);
 
+/* ---- fused epilogues (graph.h's fusion pass) -------------------------- */
+
+/*
+ * What the graph folds into the Conv or Gemm producing a tensor that only one
+ * node reads: a Relu or a Clip with constant bounds after it, and for a Conv
+ * a same-shape Add of another run-time tensor (a residual join; its Relu
+ * too). The kernel applies it to each block of its output as it writes it:
+ * y = act(y + r), the same float operations as the unfused nodes (the sum
+ * after the bias, then x > 0 ? x : 0, or x < lo ? lo : x > hi ? hi : x), so
+ * the same bits. The backward reads the kept output as the mask (y > 0,
+ * lo < y < hi hold exactly where they held for the input).
+ */
+enum { OP_ACT_NONE, OP_ACT_RELU, OP_ACT_CLIP };
+
+typedef struct {
+    int act;        /**< OP_ACT_* */
+    float lo, hi;   /**< OP_ACT_CLIP's bounds */
+    int residual;   /**< Conv: its input 3 (the output's shape, run time) is added before act */
+} op_epilogue;
+
+/** The epilogue in a node's params (Conv, Gemm: zeroed by parse), or NULL if the operator takes none. */
+op_epilogue *op_epilogue_of(const op_def *d, void *params);
+
+/**
+ * Whether a parsed and inferred node is an activation an epilogue can take
+ * (Relu; Clip, its bounds constants): 1 and *e set (residual 0), else 0.
+ */
+int op_epilogue_act(const op_def *d, const void *params, op_epilogue *e);
+
+/** y[i] = act(y[i] + r[i]) (r NULL: act(y[i])) for i < n: one block, on the caller's thread. */
+void op_epilogue_run(const op_epilogue *e, float *y, const float *r, size_t n);
+
+/** op_epilogue_run over n values in parallel parts on the workspace's threads. */
+void op_epilogue_forward(gemm_ws *gemm, const op_epilogue *e, float *y, const float *r, size_t n);
+
+/**
+ * The epilogue's backward, in place: dy[i] = 0 + (act passes y[i] ? dy[i] : 0)
+ * (the unfused activation's gradient into a zeroed buffer), then
+ * dr[i] += dy[i] when dr is not NULL (the residual's part, as Add's); in
+ * parallel parts. y: the kept (fused) output.
+ */
+void op_epilogue_backward(gemm_ws *gemm, const op_epilogue *e, const float *y, float *dy, float *dr,
+                          size_t n);
+
 #endif

@@ -33,6 +33,7 @@ typedef struct {
                    (lyr_wino_choose, from the plane size alone), 0 otherwise */
     float *U, *Ut; /* conv_prepare's: W transformed [a^2][M][C] (forward) and its adjoint's
                       [a^2][C][M] (input gradient), a = wino + 2; owned, conv_release frees */
+    op_epilogue epi; /* conv: what the graph fused after it (ops.h); input 3 the residual */
 } win_params;
 
 static int parse_auto_pad(const op_attr *a, int n, int *out, char *err, size_t errsz)
@@ -498,6 +499,7 @@ typedef struct {
     float *y;
     int64_t planes, per; /* planes per part */
     int avx2;
+    const float *res;  /* forward with a fused epilogue: the residual planes, or NULL */
 } dw_job;
 
 enum { DW_FORWARD, DW_ADJOINT, DW_SCATTER };
@@ -525,6 +527,9 @@ static void dw_part(void *arg, int part)
         const float b = j->bias ? j->bias[pl % C] : 0.0f;
         (j->avx2 ? dw_plane_avx2 : dw_plane_base)(&j->g, j->x + pl * in, w, b,
                                                   j->mode == DW_ADJOINT, j->y + pl * out);
+        if (j->mode == DW_FORWARD && (j->p->epi.act || j->p->epi.residual))
+            op_epilogue_run(&j->p->epi, j->y + pl * out, j->res ? j->res + pl * out : NULL,
+                            (size_t)out); /* the plane still in cache */
     }
 }
 
@@ -534,13 +539,14 @@ static void dw_part(void *arg, int part)
  * dY, y is dX, ADDED TO): for stride 1 and kernels up to DW_ROT_MAX taps the
  * correlation of dY with the rotated kernel (pads (k-1)*d - p), else the
  * forward's taps scattered back. Each plane's numbers do not depend on the
- * parts.
+ * parts. The forward applies p's fused epilogue to each plane (res: the
+ * residual, or NULL).
  */
 static void conv_dw(const win_params *p, const float *x, const float *w, const float *bias,
-                    int64_t n, int backward, float *y, gemm_ws *gemm)
+                    const float *res, int64_t n, int backward, float *y, gemm_ws *gemm)
 {
     dw_job j = {.p = p, .x = x, .w = w, .bias = bias, .y = y, .planes = n * p->C,
-                .avx2 = dw_have_avx2()};
+                .avx2 = dw_have_avx2(), .res = res};
     j.g = (dw_geom){p->H, p->W, p->OH, p->OW, p->k[0], p->k[1], p->s[0], p->s[1], p->d[0],
                     p->d[1], p->pb[0], p->pb[1]};
     j.mode = DW_FORWARD;
@@ -556,25 +562,34 @@ static void conv_dw(const win_params *p, const float *x, const float *w, const f
     gemm_parallel(gemm, (int)((j.planes + j.per - 1) / j.per), dw_part, &j);
 }
 
+/*
+ * The fused epilogue (ops.h, op_epilogue; the graph's fusion pass): the
+ * depthwise and per-image paths apply it to each plane or row as they write
+ * it; after the batched paths (Winograd, im2col), one parallel pass over the
+ * output.
+ */
 static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
                          float *scratch, gemm_ws *gemm)
 {
     const win_params *p = pp;
     const float *x = in[0].data, *w = in[1].data;
     const float *bias = n_in > 2 && in[2].dtype != OP_NONE ? in[2].data : NULL;
+    const float *res = p->epi.residual && n_in > 3 ? in[3].data : NULL;
+    const int epi = p->epi.act || res;
     float *y = out[0].data;
     const int64_t N = in[0].shape.d[0], G = p->group, Cg = p->C / G, Mg = p->M / G;
     const int64_t K = Cg * p->k[0] * p->k[1], OHW = p->OH * p->OW, HW = p->H * p->W;
     if (p->depthwise) {
-        conv_dw(p, x, w, bias, N, 0, y, gemm);
+        conv_dw(p, x, w, bias, res, N, 0, y, gemm);
         return;
     }
-    if (p->U) {
-        conv_wino(p, p->U, x, N, p->C, p->M, bias, 0, y, scratch, gemm);
-        return;
-    }
-    if (G == 1 && !p->direct) {
-        conv_im2col_batched(p, x, w, bias, N, y, scratch, gemm);
+    if (p->U || (G == 1 && !p->direct)) {
+        if (p->U)
+            conv_wino(p, p->U, x, N, p->C, p->M, bias, 0, y, scratch, gemm);
+        else
+            conv_im2col_batched(p, x, w, bias, N, y, scratch, gemm);
+        if (epi)
+            op_epilogue_forward(gemm, &p->epi, y, res, (size_t)(N * p->M * OHW));
         return;
     }
     for (int64_t b = 0; b < N; b++) { /* one image at a time (1x1, groups) */
@@ -590,12 +605,14 @@ static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tenso
             gemm_f32(gemm, GEMM_N, GEMM_N, (int)Mg, (int)OHW, (int)K, w + g * Mg * K, (int)K, col,
                      (int)OHW, 0, yg, (int)OHW);
         }
-        if (bias)
-            for (int64_t m = 0; m < p->M; m++) {
-                float *ym = y + (b * p->M + m) * OHW;
-                for (int64_t i = 0; i < OHW; i++)
-                    ym[i] += bias[m];
-            }
+        for (int64_t m = 0; (bias || epi) && m < p->M; m++) { /* row by row, in cache */
+            float *ym = y + (b * p->M + m) * OHW;
+            for (int64_t i = 0; bias && i < OHW; i++)
+                ym[i] += bias[m];
+            if (epi)
+                op_epilogue_run(&p->epi, ym, res ? res + (b * p->M + m) * OHW : NULL,
+                                (size_t)OHW);
+        }
     }
 }
 
@@ -891,7 +908,7 @@ static void conv_backward(const void *pp, const op_tensor *in, int n_in, const o
     const int64_t N = in[0].shape.d[0], G = p->group, Cg = p->C / G, Mg = p->M / G;
     const int64_t K = Cg * p->k[0] * p->k[1], OHW = p->OH * p->OW, HW = p->H * p->W;
     if (p->depthwise) {
-        conv_dw(p, dy, w, NULL, N, 1, d, gemm);
+        conv_dw(p, dy, w, NULL, NULL, N, 1, d, gemm);
         return;
     }
     if (p->Ut) { /* the adjoint of a 3x3 pad-1 convolution is one too */
@@ -1090,9 +1107,11 @@ static const op_def ROWS[] = {
      gap_backward, NULL, 0, OPB_IN(0)},
 };
 
+static op_epilogue *conv_epilogue(void *pp) { return &((win_params *)pp)->epi; }
+
 static const op_hooks HOOKS[] = {
     {"Conv", conv_prepare, conv_release, conv_backward_params, OPB_IN(1) | OPB_IN(2), OPB_IN(0),
-     conv_params_scratch},
+     conv_params_scratch, conv_epilogue},
 };
 
 const op_def *opc_rows(int *n)

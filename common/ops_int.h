@@ -117,6 +117,8 @@ typedef struct {
     int params_inputs, params_reads;
     size_t (*params_scratch)(const void *params, const op_tensor *in, int n_in,
                              const op_tensor *out);
+    /* the op_epilogue inside the params (ops.h, op_epilogue_of); NULL: none */
+    op_epilogue *(*epilogue)(void *params);
 } op_hooks;
 
 /* ---- the rows of ops_conv.c ------------------------------------------- */
