@@ -296,17 +296,9 @@ static int unary_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, 
     return 0;
 }
 
-static void unary_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
-                          int n_out, float *scratch, gemm_ws *gemm)
+/* n values of a float unary operator: y = f(x) (a part of unary_forward's). */
+static void unary_fwd_run(const unary_params *p, const float *x, float *y, size_t n)
 {
-    const unary_params *p = pp;
-    const size_t n = op_numel(&in[0].shape);
-    if (p->kind == U_IDENTITY) {
-        memcpy(out[0].data, in[0].data, n * op_dtype_size(in[0].dtype));
-        return;
-    }
-    const float *x = in[0].data;
-    float *y = out[0].data;
     switch (p->kind) {
     case U_RELU:
         for (size_t i = 0; i < n; i++)
@@ -357,6 +349,37 @@ static void unary_forward(const void *pp, const op_tensor *in, int n_in, op_tens
             y[i] = fabsf(x[i]);
         break;
     }
+}
+
+/* unary_forward's and unary_backward's parts: UN_PART values each (elementwise: the
+ * same bits however the parts fall). */
+typedef struct {
+    const unary_params *p;
+    const float *x, *y, *dy;
+    float *out;
+    size_t n;
+} unary_job;
+
+#define UN_PART ((size_t)1 << 15)
+
+static void unary_fwd_part(void *arg, int part)
+{
+    const unary_job *j = arg;
+    const size_t lo = (size_t)part * UN_PART, hi = lo + UN_PART < j->n ? lo + UN_PART : j->n;
+    unary_fwd_run(j->p, j->x + lo, j->out + lo, hi - lo);
+}
+
+static void unary_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
+                          int n_out, float *scratch, gemm_ws *gemm)
+{
+    const unary_params *p = pp;
+    const size_t n = op_numel(&in[0].shape);
+    if (p->kind == U_IDENTITY) {
+        memcpy(out[0].data, in[0].data, n * op_dtype_size(in[0].dtype));
+        return;
+    }
+    unary_job j = {.p = p, .x = in[0].data, .out = out[0].data, .n = n};
+    gemm_parallel(gemm, (int)((n + UN_PART - 1) / UN_PART), unary_fwd_part, &j);
 }
 
 /* ---- binary elementwise with broadcasting ----------------------------- */
@@ -1968,20 +1991,11 @@ static void ew_backward(gemm_ws *gemm, const ew_job *j)
     gemm_parallel(gemm, (int)((j->n + EW_PART - 1) / EW_PART), ew_part, (void *)j);
 }
 
-static void unary_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
-                           int n_out, const float *dy, float *const *dx, float *scratch,
-                           gemm_ws *gemm)
+/* n values of a unary operator's input gradient, d += dy f'(x) (not Relu: ew_part's). */
+static void unary_bwd_run(const unary_params *p, const float *x, const float *y, const float *dy,
+                          float *d, size_t n)
 {
-    const unary_params *p = pp;
-    const size_t n = op_numel(&in[0].shape);
-    const float *x = in[0].data, *y = out[0].data;
-    float *d = dx[0];
-    if (!d)
-        return;
     switch (p->kind) {
-    case U_RELU: /* y > 0 exactly where x > 0 */
-        ew_backward(gemm, &(ew_job){.relu = 1, .n = n, .dy = dy, .y = y, .d0 = d});
-        break;
     case U_SIGMOID:
         for (size_t i = 0; i < n; i++)
             d[i] += dy[i] * (y[i] * (1.0f - y[i]));
@@ -2028,6 +2042,31 @@ static void unary_backward(const void *pp, const op_tensor *in, int n_in, const 
         for (size_t i = 0; i < n; i++)
             d[i] += dy[i];
     }
+}
+
+static void unary_bwd_part(void *arg, int part)
+{
+    const unary_job *j = arg;
+    const size_t lo = (size_t)part * UN_PART, hi = lo + UN_PART < j->n ? lo + UN_PART : j->n;
+    unary_bwd_run(j->p, j->x ? j->x + lo : NULL, j->y ? j->y + lo : NULL, j->dy + lo, j->out + lo,
+                  hi - lo);
+}
+
+static void unary_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
+                           int n_out, const float *dy, float *const *dx, float *scratch,
+                           gemm_ws *gemm)
+{
+    const unary_params *p = pp;
+    const size_t n = op_numel(&in[0].shape);
+    float *d = dx[0];
+    if (!d)
+        return;
+    if (p->kind == U_RELU) { /* y > 0 exactly where x > 0 */
+        ew_backward(gemm, &(ew_job){.relu = 1, .n = n, .dy = dy, .y = out[0].data, .d0 = d});
+        return;
+    }
+    unary_job j = {.p = p, .x = in[0].data, .y = out[0].data, .dy = dy, .out = d, .n = n};
+    gemm_parallel(gemm, (int)((n + UN_PART - 1) / UN_PART), unary_bwd_part, &j);
 }
 
 /* The partial derivatives of a op b at (a, b) with y = a op b, times g. */
