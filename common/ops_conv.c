@@ -562,14 +562,9 @@ static void conv_dw(const win_params *p, const float *x, const float *w, const f
     gemm_parallel(gemm, (int)((j.planes + j.per - 1) / j.per), dw_part, &j);
 }
 
-/*
- * The fused epilogue (ops.h, op_epilogue; the graph's fusion pass): the
- * depthwise and per-image paths apply it to each plane or row as they write
- * it; after the batched paths (Winograd, im2col), one parallel pass over the
- * output.
- */
-static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
-                         float *scratch, gemm_ws *gemm)
+/* conv_forward's paths: the depthwise and per-image ones apply the fused epilogue. */
+static void conv_forward_paths(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
+                               int n_out, float *scratch, gemm_ws *gemm)
 {
     const win_params *p = pp;
     const float *x = in[0].data, *w = in[1].data;
@@ -583,13 +578,12 @@ static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tenso
         conv_dw(p, x, w, bias, res, N, 0, y, gemm);
         return;
     }
-    if (p->U || (G == 1 && !p->direct)) {
-        if (p->U)
-            conv_wino(p, p->U, x, N, p->C, p->M, bias, 0, y, scratch, gemm);
-        else
-            conv_im2col_batched(p, x, w, bias, N, y, scratch, gemm);
-        if (epi)
-            op_epilogue_forward(gemm, &p->epi, y, res, (size_t)(N * p->M * OHW));
+    if (p->U) {
+        conv_wino(p, p->U, x, N, p->C, p->M, bias, 0, y, scratch, gemm);
+        return;
+    }
+    if (G == 1 && !p->direct) {
+        conv_im2col_batched(p, x, w, bias, N, y, scratch, gemm);
         return;
     }
     for (int64_t b = 0; b < N; b++) { /* one image at a time (1x1, groups) */
@@ -614,6 +608,23 @@ static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tenso
                                 (size_t)OHW);
         }
     }
+}
+
+/*
+ * The fused epilogue (ops.h, op_epilogue; the graph's fusion pass): the
+ * depthwise and per-image paths apply it to each plane or row as they write
+ * it; the batched ones (Winograd, im2col over the batch) in one parallel pass
+ * over the output after their products.
+ */
+static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                         float *scratch, gemm_ws *gemm)
+{
+    const win_params *p = pp;
+    conv_forward_paths(pp, in, n_in, out, n_out, scratch, gemm);
+    const float *res = p->epi.residual && n_in > 3 ? in[3].data : NULL;
+    const int batched = !p->depthwise && (p->U || (p->group == 1 && !p->direct));
+    if (batched && (p->epi.act || res))
+        op_epilogue_forward(gemm, &p->epi, out[0].data, res, op_numel(&out[0].shape));
 }
 
 /* ---- MaxPool, AveragePool --------------------------------------------- */
