@@ -495,47 +495,61 @@ static int64_t ibin(int kind, int64_t a, int64_t b)
     }
 }
 
-static void binary_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
-                           int n_out, float *scratch, gemm_ws *gemm)
+/* binary_forward's parts: whole rows of the output's last dimension (elementwise: the same
+ * bits however the parts fall). */
+typedef struct {
+    int kind;
+    const op_tensor *in;
+    op_tensor *out;
+    int64_t sa[OP_MAX_RANK], sb[OP_MAX_RANK];
+    size_t inner, rows, per; /* values per row, rows, rows per part */
+} bin_job;
+
+/* Rows r0 .. r1-1 of the output. */
+static void binary_rows(const bin_job *j, size_t r0, size_t r1)
 {
-    const int kind = ((const binary_params *)pp)->kind;
+    const int kind = j->kind;
+    const op_tensor *in = j->in;
+    op_tensor *out = j->out;
     const op_shape *o = &out[0].shape;
-    const size_t n = op_numel(o);
+    const size_t n = op_numel(o), e0 = r0 * j->inner, m = (r1 - r0) * j->inner;
     const int R = o->rank;
-    int64_t sa[OP_MAX_RANK] = {0}, sb[OP_MAX_RANK] = {0}, idx[OP_MAX_RANK] = {0};
-    bcast_strides(&in[0], o, sa);
-    bcast_strides(&in[1], o, sb);
+    const int64_t *sa = j->sa, *sb = j->sb;
+    int64_t idx[OP_MAX_RANK] = {0};
     const int isf = out[0].dtype == OP_FLOAT;
     if (isf && op_numel(&in[0].shape) == n && op_numel(&in[1].shape) == n) {
-        const float *a = in[0].data, *b = in[1].data;
-        float *y = out[0].data;
+        const float *a = (const float *)in[0].data + e0, *b = (const float *)in[1].data + e0;
+        float *y = (float *)out[0].data + e0;
         switch (kind) {
-        case B_ADD: for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i]; break;
-        case B_MUL: for (size_t i = 0; i < n; i++) y[i] = a[i] * b[i]; break;
-        default: for (size_t i = 0; i < n; i++) y[i] = fbin(kind, a[i], b[i]); break;
+        case B_ADD: for (size_t i = 0; i < m; i++) y[i] = a[i] + b[i]; break;
+        case B_MUL: for (size_t i = 0; i < m; i++) y[i] = a[i] * b[i]; break;
+        default: for (size_t i = 0; i < m; i++) y[i] = fbin(kind, a[i], b[i]); break;
         }
         return;
     }
-    if (n == 0)
-        return;
     if (isf && op_numel(&in[1].shape) == 1 && op_numel(&in[0].shape) == n) { /* x op scalar */
-        const float *a = in[0].data, b = *(const float *)in[1].data;
-        float *y = out[0].data;
+        const float *a = (const float *)in[0].data + e0, b = *(const float *)in[1].data;
+        float *y = (float *)out[0].data + e0;
         switch (kind) {
-        case B_ADD: for (size_t i = 0; i < n; i++) y[i] = a[i] + b; break;
-        case B_SUB: for (size_t i = 0; i < n; i++) y[i] = a[i] - b; break;
-        case B_MUL: for (size_t i = 0; i < n; i++) y[i] = a[i] * b; break;
-        case B_DIV: for (size_t i = 0; i < n; i++) y[i] = a[i] / b; break;
+        case B_ADD: for (size_t i = 0; i < m; i++) y[i] = a[i] + b; break;
+        case B_SUB: for (size_t i = 0; i < m; i++) y[i] = a[i] - b; break;
+        case B_MUL: for (size_t i = 0; i < m; i++) y[i] = a[i] * b; break;
+        case B_DIV: for (size_t i = 0; i < m; i++) y[i] = a[i] / b; break;
         default:
             if (b == 2.0f)
-                for (size_t i = 0; i < n; i++) y[i] = a[i] * a[i];
+                for (size_t i = 0; i < m; i++) y[i] = a[i] * a[i];
             else
-                for (size_t i = 0; i < n; i++) y[i] = powf(a[i], b);
+                for (size_t i = 0; i < m; i++) y[i] = powf(a[i], b);
         }
         return;
     }
+    size_t q = r0; /* row r0's index */
+    for (int k = R - 2; k >= 0; k--) {
+        idx[k] = (int64_t)(q % (size_t)o->d[k]);
+        q /= (size_t)o->d[k];
+    }
     const int64_t inner = R ? o->d[R - 1] : 1, ia = R ? sa[R - 1] : 0, ib = R ? sb[R - 1] : 0;
-    for (size_t done = 0; done < n; done += (size_t)inner) {
+    for (size_t done = e0; done < e0 + m; done += (size_t)inner) {
         int64_t oa = 0, ob = 0;
         for (int k = 0; k < R - 1; k++)
             oa += idx[k] * sa[k], ob += idx[k] * sb[k];
@@ -565,6 +579,27 @@ static void binary_forward(const void *pp, const op_tensor *in, int n_in, op_ten
         }
         idx_next(idx, o->d, R - 2);
     }
+}
+
+static void bin_part(void *arg, int part)
+{
+    const bin_job *j = arg;
+    const size_t r0 = (size_t)part * j->per, r1 = r0 + j->per < j->rows ? r0 + j->per : j->rows;
+    binary_rows(j, r0, r1);
+}
+
+static void binary_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
+                           int n_out, float *scratch, gemm_ws *gemm)
+{
+    const op_shape *o = &out[0].shape;
+    bin_job j = {.kind = ((const binary_params *)pp)->kind, .in = in, .out = out};
+    bcast_strides(&in[0], o, j.sa);
+    bcast_strides(&in[1], o, j.sb);
+    j.inner = o->rank ? (size_t)o->d[o->rank - 1] : 1;
+    j.rows = j.inner ? op_numel(o) / j.inner : 0;
+    j.per = j.inner >= UN_PART ? 1 : UN_PART / j.inner;
+    if (j.rows)
+        gemm_parallel(gemm, (int)((j.rows + j.per - 1) / j.per), bin_part, &j);
 }
 
 /* ---- Gemm, MatMul ----------------------------------------------------- */
