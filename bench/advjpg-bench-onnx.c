@@ -19,8 +19,9 @@
  * preprocessing), after a warm-up batch, over the rounds: one line per
  * operator type,
  *   {"case":"op","op":"Conv","nodes":53,"forward_ms":..,"backward_ms":..}
- * (ms per image, summed over that type's nodes), then one per node, in run
- * order (gr_node_op's index):
+ * (ms per image, summed over that type's nodes; a fused node's type names what
+ * it holds, gr_node_label: "Conv+Add+Relu"), then one per node, in run order
+ * (gr_node_op's index):
  *   {"case":"node","index":12,"op":"Conv","forward_ms":..,"backward_ms":..}
  */
 #include <stdio.h>

@@ -71,6 +71,9 @@
  * Chosen from the node's shapes alone, never the batch.
  *
  * For the next steps:
+ * - Fusion's epilogue inside the Winograd output transform and the im2col
+ *   scatter (now a pass over the batch's output after their products), and
+ *   its backward mask inside the convolutions' per-image loops.
  * - Layer models run on this engine behind net.h (model_build_graph,
  *   net_ctx_set_engine); once it is as fast everywhere, net.c's layer list
  *   can go and the graph can live in the model (one set of Winograd weights
