@@ -293,6 +293,7 @@ enum MHD_Result srv_req_submit(srv_req *r, srv_task *task, int *submit_failed)
     task->deadline = r->t0 + srv_req_cfg(r)->timeout_s;
     task->done = on_task_done;
     task->done_arg = r;
+    r->task = task;
     /* Suspend first: the worker may resume the connection at once. */
     r->state = SRV_RS_QUEUED;
     MHD_suspend_connection(r->conn);

@@ -70,6 +70,10 @@ struct srv_req {
     srv_endpoint ep;
     srv_req_state state;
     double t0;
+    /* when a request through the pool and the worker reached each step (ut_now;
+     * 0: not reached), for advjpgd_stage_seconds; task: the worker's, or NULL */
+    double t_body, t_pool0, t_pool1, t_worked, t_answer;
+    const srv_task *task;
     unsigned status;        /**< answered with; 0 until then */
     char method[16];
     char path[SRV_REQ_LOG_PATH];
