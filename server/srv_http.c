@@ -89,10 +89,12 @@ static void pool_run(void *ctx, void *item, int stopping)
     srv_req *r = item;
     (void)ctx;
     r->t_pool0 = ut_now();
-    if (stopping)
+    if (stopping) {
         srv_req_defer(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down");
-    else
-        r->route->work(r);
+    } else {
+        if (r->route->work(r)) /* to the worker from here: its done callback resumes r */
+            return;
+    }
     r->t_pool1 = ut_now();
     r->state = SRV_RS_WORKED;
     MHD_resume_connection(r->conn);
@@ -344,6 +346,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return body_done(r);
     case SRV_RS_WORKED:
         r->t_worked = ut_now();
+        if (!r->err_status && !r->route->worked)
+            srv_req_defer(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "no task was submitted");
         return r->err_status ? srv_req_error_deferred(r) : r->route->worked(r);
     case SRV_RS_DONE:
         r->t_answer = ut_now();
