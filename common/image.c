@@ -25,7 +25,6 @@
 #include "image.h"
 
 #include <limits.h>
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -851,72 +850,8 @@ int img_decode(const uint8_t *buf, size_t len, size_t max_pixels, img_rgb *out,
  * stbir_resize of the whole image to W' x H' followed by the cut (checked
  * bit for bit on a range of sizes, shrinking and enlarging), without
  * materialising a huge scaled image for a very elongated input.
- *
- * img_prepare_threads cuts the crop into bands of rows, each resized by its
- * own stbir_resize_subpixel call (the same scales, the band's first row as
- * the vertical offset): each output row's filter taps and weights come out
- * of the same float operations as in one call (the offsets are integers:
- * the sums and differences stb forms with them are exact), so the bytes are
- * img_prepare's (test_image checks them on shrinking and enlarging sizes).
  */
-
-/* Rows [y0, y1) of the crop at (ox, oy) of im scaled by (xs, ys) into x. */
-typedef struct {
-    const img_rgb *im;
-    img_rgb *x;
-    float xs, ys;
-    long ox, oy;
-    int y0, y1, ok;
-} resize_band;
-
-static void *resize_band_run(void *arg)
-{
-    resize_band *b = arg;
-    int size = b->x->w;
-    b->ok = stbir_resize_subpixel(b->im->px, b->im->w, b->im->h, 0,
-                                  b->x->px + (size_t)b->y0 * size * 3, size, b->y1 - b->y0, 0,
-                                  STBIR_TYPE_UINT8, 3, STBIR_ALPHA_CHANNEL_NONE, 0,
-                                  STBIR_EDGE_CLAMP, STBIR_EDGE_CLAMP, STBIR_FILTER_TRIANGLE,
-                                  STBIR_FILTER_TRIANGLE, STBIR_COLORSPACE_LINEAR, NULL, b->xs,
-                                  b->ys, (float)b->ox, (float)(b->oy + b->y0));
-    return NULL;
-}
-
-/* The resize in `threads` bands: the caller's thread and threads - 1 new ones
- * (a band whose thread cannot start runs on the caller). 1 if all succeeded. */
-static int resize_bands(const img_rgb *im, img_rgb *x, float xs, float ys, long ox, long oy,
-                        int threads)
-{
-    enum { MAX_BANDS = 8 };
-    resize_band b[MAX_BANDS];
-    pthread_t tid[MAX_BANDS];
-    int started[MAX_BANDS] = {0}, n = threads < 1 ? 1 : threads > MAX_BANDS ? MAX_BANDS : threads;
-    if (n > x->h)
-        n = x->h;
-    for (int i = 0; i < n; i++)
-        b[i] = (resize_band){im, x, xs, ys, ox, oy, (int)((long)x->h * i / n),
-                             (int)((long)x->h * (i + 1) / n), 0};
-    for (int i = 1; i < n; i++)
-        started[i] = pthread_create(&tid[i], NULL, resize_band_run, &b[i]) == 0;
-    resize_band_run(&b[0]);
-    int ok = b[0].ok;
-    for (int i = 1; i < n; i++) {
-        if (started[i])
-            pthread_join(tid[i], NULL);
-        else
-            resize_band_run(&b[i]);
-        ok = ok && b[i].ok;
-    }
-    return ok;
-}
-
 int img_prepare(const img_rgb *im, int scale_size, int size, img_rgb *out, char *err, size_t errsz)
-{
-    return img_prepare_threads(im, scale_size, size, 1, out, err, errsz);
-}
-
-int img_prepare_threads(const img_rgb *im, int scale_size, int size, int threads, img_rgb *out,
-                        char *err, size_t errsz)
 {
     if (!img_valid(im) || !out)
         return adj_fail(err, errsz, ADJ_ERR_ARG, "img_prepare: no image or no output");
@@ -948,7 +883,11 @@ int img_prepare_threads(const img_rgb *im, int scale_size, int size, int threads
     } else {
         /* the same float scale stbir_resize would compute for sw x sh */
         float xs = (float)sw / (float)w, ys = (float)sh / (float)h;
-        if (!resize_bands(im, &x, xs, ys, ox, oy, threads)) {
+        if (!stbir_resize_subpixel(im->px, (int)w, (int)h, 0, x.px, size, size, 0,
+                                   STBIR_TYPE_UINT8, 3, STBIR_ALPHA_CHANNEL_NONE, 0,
+                                   STBIR_EDGE_CLAMP, STBIR_EDGE_CLAMP,
+                                   STBIR_FILTER_TRIANGLE, STBIR_FILTER_TRIANGLE,
+                                   STBIR_COLORSPACE_LINEAR, NULL, xs, ys, (float)ox, (float)oy)) {
             img_free(&x);
             return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory resizing a %ld x %ld image",
                             w, h);

@@ -124,15 +124,6 @@ int img_jpeg_roundtrip(const img_rgb *im, int quality, img_rgb *out, char *err, 
 int img_prepare(const img_rgb *im, int scale_size, int size, img_rgb *out, char *err, size_t errsz);
 
 /**
- * img_prepare with the resampling split into `threads` bands of rows (1..8),
- * run on the calling thread and threads - 1 threads started for the call:
- * the same bytes, in about 1/threads of the time when the cores are free
- * (advjpgd uses it for a request that has the machine to itself).
- */
-int img_prepare_threads(const img_rgb *im, int scale_size, int size, int threads, img_rgb *out,
-                        char *err, size_t errsz);
-
-/**
  * Interleaved 8-bit RGB to planar float [3][h][w] (values 0..255).
  * planar must hold 3 * w * h floats; it is overwritten.
  */

@@ -18,7 +18,6 @@
 
 #include <jpeglib.h>
 #include <png.h>
-#include <stb/stb_image_resize.h> /* the declarations; image.c holds the implementation */
 #include <setjmp.h>
 #include <turbojpeg.h>
 #include <stdlib.h>
@@ -1115,55 +1114,6 @@ static void test_prepare(void)
     img_free(&im);
 }
 
-/*
- * img_prepare and img_prepare_threads against the reference the filter is
- * defined by: stbir_resize of the whole image to W' x H' (the sizes of
- * image.h), then the centred cut, byte for byte, shrinking and enlarging,
- * the crop in 1 to 8 bands of rows.
- */
-static void test_prepare_bands(void)
-{
-    static const int dims[][2] = {{500, 375}, {375, 500}, {100, 50}, {37, 19}, {231, 300},
-                                  {1000, 999}, {640, 480}, {257, 256}, {300, 7}};
-    static const int crops[] = {231, 221};
-    static const int threads[] = {1, 2, 3, 8};
-    char err[ADJ_ERRLEN];
-    int same = 0, cases = 0;
-    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++) {
-        int w = dims[i][0], h = dims[i][1];
-        img_rgb im = make_image(w, h, PAT_MIXED, 70 + i);
-        long s = w < h ? w : h, l = w < h ? h : w, scaled = (l * 256 + s / 2) / s;
-        int sw = w < h ? 256 : (int)scaled, sh = w < h ? (int)scaled : 256;
-        img_rgb full;
-        CHECK(img_alloc(&full, sw, sh) == ADJ_OK &&
-                  stbir_resize_uint8_generic(im.px, w, h, 0, full.px, sw, sh, 0, 3, -1, 0,
-                                             STBIR_EDGE_CLAMP, STBIR_FILTER_TRIANGLE,
-                                             STBIR_COLORSPACE_LINEAR, NULL),
-              "the reference resize of %dx%d", w, h);
-        for (size_t c = 0; c < sizeof crops / sizeof crops[0]; c++) {
-            int size = crops[c], ox = (sw - size) / 2, oy = (sh - size) / 2;
-            for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
-                img_rgb x = {0, 0, NULL};
-                int ok = img_prepare_threads(&im, 256, size, threads[t], &x, err, sizeof err) ==
-                         ADJ_OK;
-                for (int y = 0; ok && y < size; y++)
-                    ok = memcmp(x.px + (size_t)y * size * 3,
-                                full.px + ((size_t)(oy + y) * sw + ox) * 3, (size_t)size * 3) == 0;
-                same += ok;
-                cases++;
-                if (!ok)
-                    fprintf(stderr, "  %dx%d, crop %d, %d bands: not the reference's bytes\n", w,
-                            h, size, threads[t]);
-                img_free(&x);
-            }
-        }
-        img_free(&full);
-        img_free(&im);
-    }
-    CHECK(same == cases, "prepare in bands: the whole resize's bytes in %d of %d cases", same,
-          cases);
-}
-
 int main(void)
 {
     char dir[4096];
@@ -1174,7 +1124,6 @@ int main(void)
     test_png_variants();
     test_hostile();
     test_prepare();
-    test_prepare_bands();
     test_jpeg_reference(dir);
     tu_rmtree(dir);
     return tu_done();
