@@ -89,12 +89,10 @@ static void pool_run(void *ctx, void *item, int stopping)
     srv_req *r = item;
     (void)ctx;
     r->t_pool0 = ut_now();
-    if (stopping) {
+    if (stopping)
         srv_req_defer(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down");
-    } else {
-        if (r->route->work(r)) /* to the worker from here: its done callback resumes r */
-            return;
-    }
+    else if (r->route->work(r)) /* to the worker from here: its done callback resumes r */
+        return;
     r->t_pool1 = ut_now();
     r->state = SRV_RS_WORKED;
     MHD_resume_connection(r->conn);

@@ -63,12 +63,15 @@ typedef enum { SRV_BATCH_FORWARD, SRV_BATCH_ATTACK, SRV_BATCH_KINDS } srv_batch_
 typedef enum {
     SRV_STAGE_RECEIVE,     /**< "receive": the headers to the whole body */
     SRV_STAGE_DECODE_WAIT, /**< "decode_wait": waiting for a decode thread */
-    SRV_STAGE_DECODE,      /**< "decode": decoding and preparing the image */
-    SRV_STAGE_SUBMIT,      /**< "submit": planar floats, the task queued */
+    SRV_STAGE_DECODE,      /**< "decode": decoding and preparing the image (for /classify
+                                and /attack also the task, queued from the decode thread) */
+    SRV_STAGE_SUBMIT,      /**< "submit": /recompress: planar floats, the task queued on an
+                                HTTP thread (0 for the others) */
     SRV_STAGE_QUEUE,       /**< "queue": waiting for the worker (batch delay included) */
     SRV_STAGE_COMPUTE,     /**< "compute": the worker's batch */
-    SRV_STAGE_RESUME,      /**< "resume": the two hand-backs to an HTTP thread */
-    SRV_STAGE_ANSWER,      /**< "answer": the answer built and queued (JSON, PNG) */
+    SRV_STAGE_RESUME,      /**< "resume": waiting for an HTTP thread after the worker (and,
+                                for /recompress, after the decode thread) */
+    SRV_STAGE_ANSWER,      /**< "answer": the answer built, queued and sent (JSON, PNG) */
     SRV_STAGE_COUNT
 } srv_stage;
 
