@@ -92,8 +92,10 @@ static const opt_def OPTS[O_COUNT] = {
                       "connection that is waiting for a request",
         .def = "256", AT(conn_limit)},
     [O_PER_IP_LIMIT] = {"per-ip-limit", "server", K_INT, 1, 100000, "N",
-                        "open connections per client address at most, the same way",
-        .def = "16", AT(per_ip_limit)},
+                        "open connections per client address at most, the same way (the "
+                        "default lets one address keep a full --queue-size of requests in "
+                        "flight)",
+        .def = "64", AT(per_ip_limit)},
     [O_KEEP_ALIVE] = {"keep-alive", "server", K_INT, 0, 1, "0|1",
                       "1: keep connections open between requests (faster for many small "
                       "requests, but only a connection's first request head is checked, so a "

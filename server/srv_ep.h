@@ -21,17 +21,16 @@ enum MHD_Result srv_ep_classify_begin(srv_req *r);
 enum MHD_Result srv_ep_attack_begin(srv_req *r);
 enum MHD_Result srv_ep_recompress_begin(srv_req *r);
 enum MHD_Result srv_ep_img_body(srv_req *r);    /* the three of them */
-void srv_ep_img_work(srv_req *r);               /* /classify, /attack: decode and crop */
-void srv_ep_recompress_work(srv_req *r);        /* decode, encode the JPEG */
-enum MHD_Result srv_ep_classify_worked(srv_req *r);
-enum MHD_Result srv_ep_attack_worked(srv_req *r);
+int srv_ep_classify_work(srv_req *r);           /* decode, crop, submit the forward task */
+int srv_ep_attack_work(srv_req *r);             /* decode, crop, submit the attack task */
+int srv_ep_recompress_work(srv_req *r);         /* decode, encode the JPEG */
 enum MHD_Result srv_ep_recompress_worked(srv_req *r);
 enum MHD_Result srv_ep_classify_answer(srv_req *r);
 enum MHD_Result srv_ep_attack_answer(srv_req *r);
 enum MHD_Result srv_ep_recompress_answer(srv_req *r);
 void srv_ep_img_done(srv_req *r);
 /* GET /jobs/{id}/images/{file}: the job's image im (moved) as an /attack body with the
- * job's parameters; then srv_ep_img_body, srv_ep_img_work, srv_ep_attack_worked */
+ * job's parameters; then srv_ep_img_body, srv_ep_attack_work */
 enum MHD_Result srv_ep_img_of_job(srv_req *r, const char *id, const char *file,
                                   srv_job_image *im);
 enum MHD_Result srv_ep_job_image_answer(srv_req *r);

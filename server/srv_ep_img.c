@@ -1,8 +1,9 @@
 /*
  * srv_ep_img.c - POST /classify, /attack, /recompress: an image body, read
  * on the HTTP thread; decoded and cropped (or JPEG-encoded) on the decode
- * pool; classified or attacked by the worker; answered (JSON, PNG, JPEG)
- * on the HTTP thread again.
+ * pool, which hands /classify's and /attack's task to the worker itself;
+ * classified or attacked by the worker; answered (JSON, PNG, JPEG) on the
+ * HTTP thread again.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -225,12 +226,12 @@ static int decode(srv_req *r, img_rgb *im)
     return 0;
 }
 
-void srv_ep_img_work(srv_req *r)
+/* The body decoded and cropped into s->x: 0, or -1 with the error deferred. */
+static int decode_crop(srv_req *r)
 {
     img_state *s = r->st;
     img_rgb im = {0};
-    if (!decode(r, &im))
-        prepare(r, &im, r->q.resize_center, &s->x);
+    return decode(r, &im) ? -1 : prepare(r, &im, r->q.resize_center, &s->x);
 }
 
 /*
@@ -238,17 +239,17 @@ void srv_ep_img_work(srv_req *r)
  * a JSON answer, the crops before and after the JPEG round trip into
  * s->pair. The experiment's JPG() (accurate IDCT) gives the "after" image.
  */
-void srv_ep_recompress_work(srv_req *r)
+int srv_ep_recompress_work(srv_req *r)
 {
     img_state *s = r->st;
     const model_spec *spec = spec_of(r);
     char err[ADJ_ERRLEN];
     img_rgb im = {0}, base = {0}, after = {0}; /* base: what gets encoded */
     if (decode(r, &im))
-        return;
+        return 0;
     if (r->q.resize_center) {
         if (prepare(r, &im, 1, &base))
-            return;
+            return 0;
     } else {
         base = im;
     }
@@ -260,12 +261,12 @@ void srv_ep_recompress_work(srv_req *r)
             srv_req_defer(r, srv_status_http_internal(rc), "%s", err);
         img_free(&base);
         img_free(&after);
-        return;
+        return 0;
     }
     if (base.w == spec->input_size && base.h == spec->input_size) {
         s->pair[0] = base;
         s->pair[1] = after;
-        return;
+        return 0;
     }
     rc = img_prepare(&base, spec->scale_size, spec->input_size, &s->pair[0], err, sizeof err);
     if (!rc)
@@ -274,18 +275,18 @@ void srv_ep_recompress_work(srv_req *r)
     img_free(&after);
     if (rc)
         srv_req_defer(r, srv_status_http(rc), "%s", err);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- to the worker */
 
-static enum MHD_Result submit(srv_req *r)
+/* No longer on its way to the worker: it is submitted now (or given up). */
+static void arrived(img_state *s)
 {
-    img_state *s = r->st;
     if (s->expected) {
         srv_worker_expect(s->expected, -1);
         s->expected = NULL;
     }
-    return srv_req_submit(r, &s->task, &s->submit_failed);
 }
 
 /* Planar floats of images (each input_size square) into a new buffer. */
@@ -299,34 +300,49 @@ static float *planar(const img_rgb *ims, int n)
     return p;
 }
 
-static enum MHD_Result start_forward(srv_req *r, const img_rgb *ims, int n)
+/* A forward task of n images (each input_size square); -1 when out of memory. */
+static int forward_task(srv_req *r, const img_rgb *ims, int n)
 {
     img_state *s = r->st;
     s->input = planar(ims, n);
     s->probs = calloc((size_t)n * spec_of(r)->classes, sizeof *s->probs);
     if (!s->input || !s->probs)
-        return srv_req_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+        return -1;
     s->task.kind = SRV_TASK_FORWARD;
     s->task.n = n;
     s->task.input = s->input;
     s->task.probs = s->probs;
-    return submit(r);
+    return 0;
 }
 
-enum MHD_Result srv_ep_classify_worked(srv_req *r)
+/* /classify on the decode pool: decoded, cropped and handed to the worker from here. */
+int srv_ep_classify_work(srv_req *r)
 {
     img_state *s = r->st;
-    return start_forward(r, &s->x, 1);
+    if (decode_crop(r))
+        return 0;
+    if (forward_task(r, &s->x, 1)) {
+        srv_req_defer(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+        return 0;
+    }
+    arrived(s);
+    srv_req_submit_suspended(r, &s->task, &s->submit_failed);
+    return 1;
 }
 
-enum MHD_Result srv_ep_attack_worked(srv_req *r)
+/* /attack and a job's image, likewise. */
+int srv_ep_attack_work(srv_req *r)
 {
     img_state *s = r->st;
+    if (decode_crop(r))
+        return 0;
     s->task.kind = SRV_TASK_ATTACK;
     s->task.x = s->x;
     s->task.params = r->q.params;
     s->task.seed = r->q.seed;
-    return submit(r);
+    arrived(s);
+    srv_req_submit_suspended(r, &s->task, &s->submit_failed);
+    return 1;
 }
 
 enum MHD_Result srv_ep_recompress_worked(srv_req *r)
@@ -337,7 +353,10 @@ enum MHD_Result srv_ep_recompress_worked(srv_req *r)
         s->jpeg = NULL;
         return srv_req_respond(r, MHD_HTTP_OK, "image/jpeg", jpeg, s->jpeg_len, 1, NULL);
     }
-    return start_forward(r, s->pair, 2);
+    if (forward_task(r, s->pair, 2))
+        return srv_req_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+    arrived(s);
+    return srv_req_submit(r, &s->task, &s->submit_failed);
 }
 
 /* ---------------------------------------------------------------- answers */

@@ -88,10 +88,12 @@ static void pool_run(void *ctx, void *item, int stopping)
 {
     srv_req *r = item;
     (void)ctx;
+    r->t_pool0 = ut_now();
     if (stopping)
         srv_req_defer(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down");
-    else
-        r->route->work(r);
+    else if (r->route->work(r)) /* to the worker from here: its done callback resumes r */
+        return;
+    r->t_pool1 = ut_now();
     r->state = SRV_RS_WORKED;
     MHD_resume_connection(r->conn);
 }
@@ -99,6 +101,7 @@ static void pool_run(void *ctx, void *item, int stopping)
 enum MHD_Result srv_req_pool(srv_req *r)
 {
     /* Suspend first: a pool thread may resume the connection at once. */
+    r->t_body = ut_now();
     r->state = SRV_RS_WORKING;
     MHD_suspend_connection(r->conn);
     if (srv_pool_submit(r->h->pool, r)) {
@@ -340,8 +343,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         return body_done(r);
     case SRV_RS_WORKED:
+        r->t_worked = ut_now();
+        if (!r->err_status && !r->route->worked)
+            srv_req_defer(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "no task was submitted");
         return r->err_status ? srv_req_error_deferred(r) : r->route->worked(r);
     case SRV_RS_DONE:
+        r->t_answer = ut_now();
         return r->route->answer(r);
     case SRV_RS_WORKING:  /* cannot happen: suspended */
     case SRV_RS_QUEUED:   /* cannot happen: suspended */
@@ -391,6 +398,26 @@ static void req_free(srv_req *r)
     free(r);
 }
 
+/* An answered request that went through the pool and the worker: its stages. */
+static void count_stages(const srv_req *r, double end)
+{
+    const srv_task *t = r->task;
+    if (r->status != MHD_HTTP_OK || !t || !r->t_body || !r->t_worked || !r->t_answer ||
+        t->status != SRV_TASK_OK)
+        return;
+    double s[SRV_STAGE_COUNT] = {
+        [SRV_STAGE_RECEIVE] = r->t_body - r->t0,
+        [SRV_STAGE_DECODE_WAIT] = r->t_pool0 - r->t_body,
+        [SRV_STAGE_DECODE] = r->t_pool1 - r->t_pool0,
+        [SRV_STAGE_SUBMIT] = t->t_queued - r->t_worked,
+        [SRV_STAGE_QUEUE] = t->t_started - t->t_queued,
+        [SRV_STAGE_COMPUTE] = t->t_finished - t->t_started,
+        [SRV_STAGE_RESUME] = (r->t_worked - r->t_pool1) + (r->t_answer - t->t_finished),
+        [SRV_STAGE_ANSWER] = end - r->t_answer,
+    };
+    srv_metrics_stages(r->h->metrics, s);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -400,8 +427,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r)
         return;
     *con_cls = NULL;
-    double secs = ut_now() - r->t0;
+    double end = ut_now(), secs = end - r->t0;
     log_request(r, secs * 1e3, toe);
+    count_stages(r, end);
     /* kept alive: waits for the next request; else closing (srv_front: Connection: close) */
     srv_conns_phase(h->conns, r->crec,
                     r->close || atomic_load(&h->draining) || !h->cfg->keep_alive ? SRV_CONN_DONE

@@ -36,6 +36,8 @@ struct srv_metrics {
     uint64_t codes[SRV_EP_COUNT][N_CODES + 1];
     histogram duration[SRV_EP_COUNT], queue;
     histogram compute[SRV_BATCH_KINDS], batch[SRV_BATCH_KINDS];
+    double stage_sum[SRV_STAGE_COUNT];
+    uint64_t stage_count[SRV_STAGE_COUNT];
 };
 
 /* The metrics names of the endpoints (the route table's rows name their srv_endpoint). */
@@ -51,6 +53,13 @@ static const char *const BATCH_NAMES[] = {[SRV_BATCH_FORWARD] = "forward",
                                           [SRV_BATCH_ATTACK] = "attack"};
 _Static_assert(sizeof BATCH_NAMES / sizeof BATCH_NAMES[0] == SRV_BATCH_KINDS,
                "a name per batch kind");
+static const char *const STAGE_NAMES[] = {
+    [SRV_STAGE_RECEIVE] = "receive", [SRV_STAGE_DECODE_WAIT] = "decode_wait",
+    [SRV_STAGE_DECODE] = "decode",   [SRV_STAGE_SUBMIT] = "submit",
+    [SRV_STAGE_QUEUE] = "queue",     [SRV_STAGE_COMPUTE] = "compute",
+    [SRV_STAGE_RESUME] = "resume",   [SRV_STAGE_ANSWER] = "answer",
+};
+_Static_assert(sizeof STAGE_NAMES / sizeof STAGE_NAMES[0] == SRV_STAGE_COUNT, "a name per stage");
 
 /* The job gauges and counter (when the job store is up). */
 static void render_jobs(ut_buf *b, const srv_metrics_gauges *g)
@@ -155,6 +164,17 @@ void srv_metrics_batch(srv_metrics *m, srv_batch_kind kind, int images, double s
     pthread_mutex_unlock(&m->lock);
 }
 
+void srv_metrics_stages(srv_metrics *m, const double seconds[SRV_STAGE_COUNT])
+{
+    pthread_mutex_lock(&m->lock);
+    for (int s = 0; s < SRV_STAGE_COUNT; s++)
+        if (seconds[s] >= 0) {
+            m->stage_sum[s] += seconds[s];
+            m->stage_count[s]++;
+        }
+    pthread_mutex_unlock(&m->lock);
+}
+
 /* ---------------------------------------------------------------- render */
 
 static void render_hist(ut_buf *b, const char *name, const char *labels, const histogram *h)
@@ -235,6 +255,14 @@ char *srv_metrics_render(srv_metrics *m, const srv_metrics_gauges *g)
         snprintf(lab, sizeof lab, "kind=\"%s\"", BATCH_NAMES[k]);
         render_hist(&b, "advjpgd_batch_size", lab, &m->batch[k]);
     }
+    ut_buf_printf(&b, "# HELP advjpgd_stage_seconds Where answered image requests spent their "
+                  "time, by stage.\n"
+                  "# TYPE advjpgd_stage_seconds summary\n");
+    for (int s = 0; s < SRV_STAGE_COUNT; s++)
+        ut_buf_printf(&b, "advjpgd_stage_seconds_sum{stage=\"%s\"} %.9g\n"
+                      "advjpgd_stage_seconds_count{stage=\"%s\"} %llu\n",
+                      STAGE_NAMES[s], m->stage_sum[s], STAGE_NAMES[s],
+                      (unsigned long long)m->stage_count[s]);
     ut_buf_printf(&b, "# HELP advjpgd_in_flight_requests Requests being handled now.\n"
                   "# TYPE advjpgd_in_flight_requests gauge\n"
                   "advjpgd_in_flight_requests %d\n",

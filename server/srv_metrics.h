@@ -20,6 +20,8 @@
  *   compute_seconds{kind}                    histogram, time of one worker batch
  *                                            (kind = "forward" or "attack")
  *   batch_size{kind}                         histogram, images per worker batch
+ *   stage_seconds{stage}                     summary (sum, count), where an answered
+ *                                            image request spent its time (srv_stage)
  *   in_flight_requests                       gauge, requests being handled now
  *   queue_depth                              gauge, jobs waiting for the worker
  *   model_ready                              gauge, 1 once the model is loaded
@@ -52,6 +54,26 @@ const char *srv_endpoint_name(srv_endpoint ep);
 
 /** Kinds of worker batch, for compute_seconds and batch_size. */
 typedef enum { SRV_BATCH_FORWARD, SRV_BATCH_ATTACK, SRV_BATCH_KINDS } srv_batch_kind;
+
+/**
+ * The stages of an image request that went through the decode pool and the
+ * worker (/classify, /attack, /recompress as JSON), in order; the names are
+ * the metric's labels.
+ */
+typedef enum {
+    SRV_STAGE_RECEIVE,     /**< "receive": the headers to the whole body */
+    SRV_STAGE_DECODE_WAIT, /**< "decode_wait": waiting for a decode thread */
+    SRV_STAGE_DECODE,      /**< "decode": decoding and preparing the image (for /classify
+                                and /attack also the task, queued from the decode thread) */
+    SRV_STAGE_SUBMIT,      /**< "submit": /recompress: planar floats, the task queued on an
+                                HTTP thread (0 for the others) */
+    SRV_STAGE_QUEUE,       /**< "queue": waiting for the worker (batch delay included) */
+    SRV_STAGE_COMPUTE,     /**< "compute": the worker's batch */
+    SRV_STAGE_RESUME,      /**< "resume": waiting for an HTTP thread after the worker (and,
+                                for /recompress, after the decode thread) */
+    SRV_STAGE_ANSWER,      /**< "answer": the answer built, queued and sent (JSON, PNG) */
+    SRV_STAGE_COUNT
+} srv_stage;
 
 typedef struct srv_metrics srv_metrics;
 
@@ -87,6 +109,9 @@ void srv_metrics_queue_time(srv_metrics *m, double seconds);
 
 /** The worker ran one batch of `images` images in `seconds`. */
 void srv_metrics_batch(srv_metrics *m, srv_batch_kind kind, int images, double seconds);
+
+/** One answered image request's time per stage (seconds; a negative one is skipped). */
+void srv_metrics_stages(srv_metrics *m, const double seconds[SRV_STAGE_COUNT]);
 
 /** The text exposition; new string (free()), NULL when out of memory. */
 char *srv_metrics_render(srv_metrics *m, const srv_metrics_gauges *g);

@@ -285,7 +285,8 @@ static void on_task_done(srv_task *task, void *arg)
     MHD_resume_connection(r->conn);
 }
 
-enum MHD_Result srv_req_submit(srv_req *r, srv_task *task, int *submit_failed)
+/* Submits task; the connection is suspended. A refused submit resumes it, to answer. */
+static void submit_task(srv_req *r, srv_task *task, int *submit_failed)
 {
     const srv_engine *e = srv_req_engine(r);
     char err[ADJ_ERRLEN];
@@ -293,9 +294,8 @@ enum MHD_Result srv_req_submit(srv_req *r, srv_task *task, int *submit_failed)
     task->deadline = r->t0 + srv_req_cfg(r)->timeout_s;
     task->done = on_task_done;
     task->done_arg = r;
-    /* Suspend first: the worker may resume the connection at once. */
+    r->task = task;
     r->state = SRV_RS_QUEUED;
-    MHD_suspend_connection(r->conn);
     int rc = srv_worker_submit(e->worker, task, err, sizeof err);
     if (rc) {
         *submit_failed = 1;
@@ -305,5 +305,18 @@ enum MHD_Result srv_req_submit(srv_req *r, srv_task *task, int *submit_failed)
         r->state = SRV_RS_DONE;
         MHD_resume_connection(r->conn);
     }
+}
+
+enum MHD_Result srv_req_submit(srv_req *r, srv_task *task, int *submit_failed)
+{
+    /* Suspend first: the worker may resume the connection at once. */
+    MHD_suspend_connection(r->conn);
+    submit_task(r, task, submit_failed);
     return MHD_YES;
+}
+
+void srv_req_submit_suspended(srv_req *r, srv_task *task, int *submit_failed)
+{
+    r->t_pool1 = r->t_worked = ut_now(); /* no hand-back: the stages go on from here */
+    submit_task(r, task, submit_failed);
 }

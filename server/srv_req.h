@@ -11,7 +11,9 @@
  *                (parameters: srv_req_query; a body: srv_req_start_body)
  *   body in      route->body (srv_req_pool: route->work on a decode-pool
  *                thread, then route->worked; srv_req_submit: the worker,
- *                then route->answer)
+ *                then route->answer; or route->work submits the task
+ *                itself, srv_req_submit_suspended, and route->answer follows
+ *                without a turn on an HTTP thread in between)
  *   completed    route->done(r) frees the endpoint's state r->st (made by begin)
  *
  * Each function answers (srv_req_respond*) or moves the request on; it
@@ -48,8 +50,11 @@ typedef struct {
     int open;            /**< served without the bearer token (/health) */
     srv_req_fn begin;    /**< headers are in: answer, or read a body */
     srv_req_fn body;     /**< the body is complete */
-    void (*work)(srv_req *r); /**< srv_req_pool: on a decode-pool thread */
-    srv_req_fn worked;   /**< srv_req_pool: done (err_status set if it failed) */
+    /** srv_req_pool: on a decode-pool thread; 1 when it submitted a task
+     *  (srv_req_submit_suspended: r may be answered and gone already), else 0 */
+    int (*work)(srv_req *r);
+    srv_req_fn worked;   /**< srv_req_pool: done (err_status set if it failed); NULL when
+                              work always submits a task or defers an error */
     srv_req_fn answer;   /**< srv_req_submit: the worker is done */
     void (*done)(srv_req *r); /**< when the request ends: frees r->st (NULL: none to free) */
 } srv_route;
@@ -70,6 +75,10 @@ struct srv_req {
     srv_endpoint ep;
     srv_req_state state;
     double t0;
+    /* when a request through the pool and the worker reached each step (ut_now;
+     * 0: not reached), for advjpgd_stage_seconds; task: the worker's, or NULL */
+    double t_body, t_pool0, t_pool1, t_worked, t_answer;
+    const srv_task *task;
     unsigned status;        /**< answered with; 0 until then */
     char method[16];
     char path[SRV_REQ_LOG_PATH];
@@ -193,5 +202,12 @@ enum MHD_Result srv_req_pool(srv_req *r);
  * is set then.
  */
 enum MHD_Result srv_req_submit(srv_req *r, srv_task *task, int *submit_failed);
+
+/**
+ * srv_req_submit from route->work, on the decode-pool thread, while the
+ * connection is still suspended: route->worked is skipped and
+ * route->answer follows (one hand-back to an HTTP thread fewer).
+ */
+void srv_req_submit_suspended(srv_req *r, srv_task *task, int *submit_failed);
 
 #endif

@@ -18,13 +18,13 @@ static const char *const RECOMPRESS_DEFAULTS[] = {"resize", "none", NULL};
 /* One row per endpoint, in the order of the 404 answer's list. */
 static const srv_route ROUTES[] = {
     {.path = "/classify", .ep = SRV_EP_CLASSIFY, .params = P(TOP_K) | P(RESIZE), IMG_ROUTE,
-     .begin = srv_ep_classify_begin, .work = srv_ep_img_work, .worked = srv_ep_classify_worked,
+     .begin = srv_ep_classify_begin, .work = srv_ep_classify_work,
      .answer = srv_ep_classify_answer},
     {.path = "/attack", .ep = SRV_EP_ATTACK,
      .params = P(TOP_K) | P(RESIZE) | P(EPS) | P(QUALITY) | P(SEED) | P(IMAGES) |
                SRV_ATTACK_PARAMS,
      IMG_ROUTE,
-     .begin = srv_ep_attack_begin, .work = srv_ep_img_work, .worked = srv_ep_attack_worked,
+     .begin = srv_ep_attack_begin, .work = srv_ep_attack_work,
      .answer = srv_ep_attack_answer},
     {.path = "/recompress", .ep = SRV_EP_RECOMPRESS, .params = P(TOP_K) | P(RESIZE) | P(QUALITY),
      .defaults = RECOMPRESS_DEFAULTS, IMG_ROUTE, .begin = srv_ep_recompress_begin,
@@ -51,8 +51,8 @@ static const srv_route ROUTES[] = {
     {.path = "/jobs/{id}/quality.svg", JOB_ROUTE, .methods = "GET, HEAD", .listed = 1,
      .begin = srv_ep_job_figure},
     {.path = "/jobs/{id}/images/*", JOB_ROUTE, .methods = "GET, HEAD", .listed = 1,
-     .begin = srv_ep_job_image, .body = srv_ep_img_body, .work = srv_ep_img_work,
-     .worked = srv_ep_attack_worked, .answer = srv_ep_job_image_answer, .done = srv_ep_img_done},
+     .begin = srv_ep_job_image, .body = srv_ep_img_body, .work = srv_ep_attack_work,
+     .answer = srv_ep_job_image_answer, .done = srv_ep_img_done},
     {.path = "/jobs/{id}/dct", JOB_ROUTE, .methods = "GET, HEAD", .listed = 1,
      .begin = srv_ep_job_dct},
     {.path = "/jobs/{id}/dct.svg", JOB_ROUTE, .methods = "GET, HEAD", .listed = 1,

@@ -1096,7 +1096,41 @@ static void test_token(void)
 
 /* ---------------------------------------------------------------- batching */
 
-#define CLIENTS 16
+/* twice --max-batch, from one address: every one answered under the default
+ * --per-ip-limit and --queue-size (16 refused the 17th busy connection) */
+#define CLIENTS 32
+
+/*
+ * advjpgd_stage_seconds after n answered /classify requests (and nothing
+ * else through the worker): every stage counted once per request, none
+ * negative, and together the requests' whole durations (the stages follow
+ * one another from the headers to the answer sent).
+ */
+static void check_stages(int port, int n)
+{
+    static const char *const STAGES[] = {"receive", "decode_wait", "decode", "submit",
+                                         "queue",   "compute",     "resume", "answer"};
+    char series[96];
+    snprintf(series, sizeof series, "advjpgd_stage_seconds_count{stage=\"answer\"}");
+    metric_wait(port, series, n);
+    char *m = get_metrics(port);
+    double sum = 0;
+    int counted = 0;
+    for (size_t i = 0; i < sizeof STAGES / sizeof STAGES[0]; i++) {
+        snprintf(series, sizeof series, "advjpgd_stage_seconds_count{stage=\"%s\"}", STAGES[i]);
+        counted += metric(m, series) == n;
+        snprintf(series, sizeof series, "advjpgd_stage_seconds_sum{stage=\"%s\"}", STAGES[i]);
+        double s = metric(m, series);
+        CHECK(s >= 0, "/metrics: stage %s's time %g is not negative", STAGES[i], s);
+        sum += s;
+    }
+    CHECK(counted == 8, "/metrics: each of the 8 stages counted %d times (%d are)", n, counted);
+    double total = metric(m, "advjpgd_request_duration_seconds_sum{endpoint=\"/classify\"}");
+    CHECK(fabs(sum - total) <= 1e-6 * n + 1e-9 * total,
+          "/metrics: the stages add up to the requests' durations (%.9g s against %.9g s)", sum,
+          total);
+    free(m);
+}
 
 static void test_concurrency(void)
 {
@@ -1144,7 +1178,8 @@ static void test_concurrency(void)
         free(ca[i].answer);
     }
     pthread_barrier_destroy(&bar);
-    CHECK(same == CLIENTS, "16 concurrent clients get the one-at-a-time answers (%d)", same);
+    CHECK(same == CLIENTS, "%d concurrent clients get the one-at-a-time answers (%d)", CLIENTS,
+          same);
     char *m = get_metrics(d.port);
     double one = metric(m, "advjpgd_batch_size_bucket{kind=\"forward\",le=\"1\"}");
     double all = metric(m, "advjpgd_batch_size_count{kind=\"forward\"}");
@@ -1159,6 +1194,7 @@ static void test_concurrency(void)
     CHECK(metric(m, "advjpgd_compute_seconds_count{kind=\"forward\"}") == all,
           "/metrics: one compute time per batch");
     free(m);
+    check_stages(d.port, 2 * CLIENTS);
 
     /* /attack requests with equal parameters share one pipeline run, each
      * with its own seed */

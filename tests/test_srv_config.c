@@ -44,7 +44,7 @@ int main(void)
     /* the documented defaults (the README's "The daemon: advjpgd") */
     CHECK(!strcmp(cfg.listen, "127.0.0.1:8080") && cfg.conn_timeout_s == 30 &&
               cfg.header_timeout_s == 10 && cfg.min_rate == 4096 && cfg.conn_limit == 256 &&
-              cfg.per_ip_limit == 16 && cfg.max_body == 32u << 20 &&
+              cfg.per_ip_limit == 64 && cfg.max_body == 32u << 20 &&
               cfg.max_pixels == 16u << 20 && cfg.timeout_s == 60 && cfg.max_batch == 16 &&
               cfg.batch_delay_ms == 2 && cfg.queue_size == 64 && cfg.job_batch == 0 &&
               cfg.job_batch_ms == 250 && cfg.threads >= 2 && cfg.threads <= 4 && !cfg.token &&
