@@ -64,7 +64,8 @@ static void top5(const float *p, int k, int *idx)
 #define SIGN_AGREEMENT 0.995
 
 /* The fraction of the n images' pixels (per each) where got's sign is want's, over the
- * pixels whose |want| >= GRAD_FLOOR times the image's largest; *counted gets their number.
+ * pixels whose |want| >= GRAD_FLOOR times the image's largest; *counted (if not NULL)
+ * gets their number.
  * With ctx (our gradient), TORCHVISION_VERBOSE prints each image's fraction. */
 static double sign_agreement(const double *want, const float *got, int n, size_t per,
                              const char *name, const gr_ctx *ctx, const int *labels,
@@ -89,7 +90,8 @@ static double sign_agreement(const double *want, const float *got, int n, size_t
                    labels[i], gr_grad_exponent(ctx, i),
                    all > c0 ? (double)(agree - a0) / (double)(all - c0) : 0.0);
     }
-    *counted = all;
+    if (counted)
+        *counted = all;
     return all ? (double)agree / (double)all : 0;
 }
 
@@ -126,7 +128,7 @@ static void check_gradient(const char *dir, int n, const char *name, const gr_gr
             fclose(f);
         }
     }
-    size_t counted = 0, counted32 = 0;
+    size_t counted = 0;
     const double frac = sign_agreement(want, grad, n, per, name, c, labels, &counted);
     /* PyTorch's own float32 gradient by the same criterion (an export that wrote it):
      * how far float32 arithmetic itself is from the double reference on this model */
@@ -134,7 +136,7 @@ static void check_gradient(const char *dir, int n, const char *name, const gr_gr
     size_t len32 = 0;
     float *torch32 = (float *)tu_read_file(path, &len32);
     const double frac32 = torch32 && len32 == (size_t)n * per * 4
-                              ? sign_agreement(want, torch32, n, per, name, NULL, labels, &counted32)
+                              ? sign_agreement(want, torch32, n, per, name, NULL, labels, NULL)
                               : -1;
     free(torch32);
     char base[32] = "not exported";

@@ -6,8 +6,8 @@ torchvision_export.py's files, not a test:
 
     torchvision_decisions.py DIR NAME
 
-DIR holds NAME.input, NAME.labels and NAME.grad (torchvision_export.py, or
-TORCHVISION_VERBOSE's test run). Prints how many ReLU and max-pool decisions of
+DIR holds NAME.input, NAME.labels and NAME.grad (torchvision_export.py DIR N NAME).
+Prints how many ReLU and max-pool decisions of
 PyTorch's float32 forward differ from its double forward's (each max pool's apart,
 with the double values and gaps of the windows that differ), then the test's sign
 agreement (|g| >= 1e-3 of the image's largest) and the relative error of the gradient:
