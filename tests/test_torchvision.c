@@ -10,7 +10,9 @@
  * have the same sign (FGSM's direction) at >= 99.5% of the pixels where the
  * gradient is not negligible: |g_torch| >= GRAD_FLOOR times the image's
  * largest |g_torch|; and each image's gradient must be bit-identical alone
- * and in the batch. Prints the times of a batch.
+ * and in the batch. Prints the times of a batch, and the same agreement of
+ * PyTorch's own float32 gradient (DIR/NAME.grad32, when exported): what float32
+ * arithmetic reaches on the model (a baseline, not a criterion).
  */
 #include <math.h>
 #include <stdio.h>
@@ -61,6 +63,38 @@ static void top5(const float *p, int k, int *idx)
 /* Least fraction of the other pixels whose gradient sign must agree with PyTorch's. */
 #define SIGN_AGREEMENT 0.995
 
+/* The fraction of the n images' pixels (per each) where got's sign is want's, over the
+ * pixels whose |want| >= GRAD_FLOOR times the image's largest; *counted (if not NULL)
+ * gets their number.
+ * With ctx (our gradient), TORCHVISION_VERBOSE prints each image's fraction. */
+static double sign_agreement(const double *want, const float *got, int n, size_t per,
+                             const char *name, const gr_ctx *ctx, const int *labels,
+                             size_t *counted)
+{
+    size_t all = 0, agree = 0;
+    for (int i = 0; i < n; i++) {
+        const size_t c0 = all, a0 = agree;
+        double big = 0;
+        for (size_t j = 0; j < per; j++)
+            big = fmax(big, fabs(want[i * per + j]));
+        for (size_t j = 0; j < per; j++) {
+            const double w = want[i * per + j];
+            const float v = got[i * per + j];
+            if (fabs(w) < GRAD_FLOOR * big)
+                continue;
+            all++;
+            agree += (w > 0 && v > 0) || (w < 0 && v < 0);
+        }
+        if (ctx && getenv("TORCHVISION_VERBOSE"))
+            printf("%s: image %d (label %d, gradient times 2^%d): signs agree at %.4f\n", name, i,
+                   labels[i], gr_grad_exponent(ctx, i),
+                   all > c0 ? (double)(agree - a0) / (double)(all - c0) : 0.0);
+    }
+    if (counted)
+        *counted = all;
+    return all ? (double)agree / (double)all : 0;
+}
+
 /* The input gradient against PyTorch's (double) and its batch invariance. */
 static void check_gradient(const char *dir, int n, const char *name, const gr_graph *g,
                            const float *x)
@@ -94,28 +128,22 @@ static void check_gradient(const char *dir, int n, const char *name, const gr_gr
             fclose(f);
         }
     }
-    size_t counted = 0, agree = 0;
-    for (int i = 0; i < n; i++) {
-        const size_t c0 = counted, a0 = agree;
-        double big = 0;
-        for (size_t j = 0; j < per; j++)
-            big = fmax(big, fabs(want[i * per + j]));
-        for (size_t j = 0; j < per; j++) {
-            const double w = want[i * per + j];
-            const float v = grad[i * per + j];
-            if (fabs(w) < GRAD_FLOOR * big)
-                continue;
-            counted++;
-            agree += (w > 0 && v > 0) || (w < 0 && v < 0);
-        }
-        if (getenv("TORCHVISION_VERBOSE"))
-            printf("%s: image %d (label %d, gradient times 2^%d): signs agree at %.4f\n", name, i,
-                   labels[i], gr_grad_exponent(c, i),
-                   counted > c0 ? (double)(agree - a0) / (double)(counted - c0) : 0.0);
-    }
-    const double frac = counted ? (double)agree / (double)counted : 0;
-    CHECK(frac >= SIGN_AGREEMENT, "%s: gradient signs agree with PyTorch's at %.4f of %zu pixels",
-          name, frac, counted);
+    size_t counted = 0;
+    const double frac = sign_agreement(want, grad, n, per, name, c, labels, &counted);
+    /* PyTorch's own float32 gradient by the same criterion (an export that wrote it):
+     * how far float32 arithmetic itself is from the double reference on this model */
+    snprintf(path, sizeof path, "%s/%s.grad32", dir, name);
+    size_t len32 = 0;
+    float *torch32 = (float *)tu_read_file(path, &len32);
+    const double frac32 = torch32 && len32 == (size_t)n * per * 4
+                              ? sign_agreement(want, torch32, n, per, name, NULL, labels, NULL)
+                              : -1;
+    free(torch32);
+    char base[32] = "not exported";
+    if (frac32 >= 0)
+        snprintf(base, sizeof base, "%.4f", frac32);
+    CHECK(frac >= SIGN_AGREEMENT, "%s: gradient signs agree with PyTorch's at %.4f of %zu pixels "
+          "(PyTorch's own float32 gradient: %s)", name, frac, counted, base);
     int invariant = 1;
     for (int i = 0; i < n; i++) {
         gr_forward(c, x + i * per, 1, err, sizeof err);
@@ -128,9 +156,10 @@ static void check_gradient(const char *dir, int n, const char *name, const gr_gr
                     : gr_ctx_bytes(all) / 1024;
     gr_ctx_free(all);
     printf("%s: gradient %.3f s per batch of %d, %zu KB activations and gradients (%zu KB "
-           "keeping every activation), sign agreement %.4f of %zu pixels (|g| >= %g max), "
-           "batch-invariant %s\n", name, t1 - t0, n, gr_ctx_bytes(c) / 1024, all_kb, frac,
-           counted, GRAD_FLOOR, invariant ? "yes" : "NO");
+           "keeping every activation), sign agreement %.4f of %zu pixels (|g| >= %g max; "
+           "PyTorch's float32 gradient: %s), batch-invariant %s\n", name, t1 - t0, n,
+           gr_ctx_bytes(c) / 1024, all_kb, frac, counted, GRAD_FLOOR, base,
+           invariant ? "yes" : "NO");
 done:
     gr_ctx_free(c);
     free(labels), free(want), free(grad), free(one);

@@ -11,7 +11,9 @@ float32, standardised pixels), OUTDIR/NAME.probs (N x 1000 float32 softmax
 probabilities from PyTorch), OUTDIR/NAME.labels (N int32: image i's top class
 for even i, its fifth for odd i) and OUTDIR/NAME.grad (N x 3 x 224 x 224
 float64: the gradient of sum_i -log p(labels_i | x_i) with respect to the
-input, by autograd on the model converted to double), and prints PyTorch's
+input, by autograd on the model converted to double), OUTDIR/NAME.grad32 (the same
+gradient by PyTorch in float32, each image in its own scale: how close float32 itself
+comes to the double one, the test's baseline), and prints PyTorch's
 forward and gradient times per batch. The
 weights are torchvision's random initialisation under torch.manual_seed(0),
 with random BatchNormalization statistics and a final layer scaled so that
@@ -108,6 +110,21 @@ def export(m, x, path, opset=13):
                       dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}})
 
 
+def loss_direction(z, labels):
+    """dL/dz = p - onehot(l) of double logits z [n][K], each row in its own positive scale:
+    without cancellation (p_l - 1 is 0 in double once p_l rounds to 1, a confident model,
+    so the label's entry is -sum_{k != l} p_k) and scaled by e^(z_k - max_{k != l} z_k) so
+    that nothing underflows: the gradient's direction per image, exactly."""
+    d = torch.zeros_like(z)
+    for i in range(z.shape[0]):
+        zo = z[i].clone()
+        zo[labels[i]] = -float("inf")
+        e = torch.exp(zo - zo.max())
+        d[i] = e
+        d[i, labels[i]] = -e.sum()
+    return d
+
+
 def main():
     out, n, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     torch.set_num_threads(2)
@@ -137,21 +154,16 @@ def export_one(out, n, name):
     zd = z.detach()
     order = zd.argsort(dim=1, descending=True)
     labels = torch.tensor([int(order[i, 0 if i % 2 == 0 else 4]) for i in range(n)])
-    # dL/dz = p - onehot(l) without cancellation: p_l - 1 is 0 in double once p_l rounds
-    # to 1 (a confident model), so the label's entry is -sum_{k != l} p_k, and each row is
-    # scaled by a positive factor (e^(z_k - max_{k != l} z_k)) so that nothing underflows:
-    # the gradient's direction per image, exactly
-    d = torch.zeros_like(zd)
-    for i in range(n):
-        zo = zd[i].clone()
-        zo[labels[i]] = -float("inf")
-        e = torch.exp(zo - zo.max())
-        d[i] = e
-        d[i, labels[i]] = -e.sum()
+    d = loss_direction(zd, labels)
     (g,) = torch.autograd.grad(z, x64, grad_outputs=d)
     dg = time.time() - t
     labels.numpy().astype(np.int32).tofile(f"{out}/{name}.labels")
     g.numpy().astype(np.float64).tofile(f"{out}/{name}.grad")
+    x32 = x.clone().requires_grad_(True)  # PyTorch's own float32 gradient: the baseline
+    z32 = m(x32)
+    (g32,) = torch.autograd.grad(z32, x32, grad_outputs=loss_direction(z32.detach().double(),
+                                                                       labels).float())
+    g32.numpy().astype(np.float32).tofile(f"{out}/{name}.grad32")
     print(f"{name}: PyTorch {dt:.3f} s per batch of {n}, gradient (double) {dg:.3f} s",
           flush=True)
 
