@@ -189,6 +189,13 @@ int gr_n_nodes(const gr_graph *g);
 /** Operator name of run-time node i (0 .. gr_n_nodes-1), borrowed. */
 const char *gr_node_op(const gr_graph *g, int i);
 
+/**
+ * Shape of run-time node i's input k (output 0) or output k (output 1), d[0]
+ * OP_DIM_BATCH if batched: for profiles (a layer's size, its FLOP). Returns
+ * 0, or -1 (shape untouched) if the node has no such input or output.
+ */
+int gr_node_shape(const gr_graph *g, int i, int output, int k, op_shape *shape);
+
 /** Float parameters (constants read by run-time nodes). */
 size_t gr_param_count(const gr_graph *g);
 
