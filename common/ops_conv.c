@@ -279,6 +279,8 @@ static conv_cut conv_chunk(const win_params *p, int64_t n)
         c.nb = 1;
         c.rows = CONV_COL_LIMIT / (K * p->OW);
         c.rows = c.rows < 1 ? 1 : c.rows > p->OH ? p->OH : c.rows;
+        const int64_t blocks = (p->OH + c.rows - 1) / c.rows;
+        c.rows = (p->OH + blocks - 1) / blocks; /* blocks of equal size, the last no larger */
     }
     return c;
 }
