@@ -285,6 +285,30 @@ static conv_cut conv_chunk(const win_params *p, int64_t n)
     return c;
 }
 
+/* One product of a cut: images b0 .. b0+nb-1, their output rows y0 .. y1-1,
+ * ld = nb * (y1-y0)*OW columns; ldy the row stride of the block's output
+ * (and dY) in place, OH*OW for one image (several go through scratch, ld). */
+typedef struct {
+    int64_t b0, nb, y0, y1, ld, ldy;
+} conv_blk;
+
+/* The next product of the cut of N images after *k (zeroed: the first); 0 past the last. */
+static int conv_blk_next(const win_params *p, conv_cut c, int64_t N, conv_blk *k)
+{
+    if (k->ld) {
+        k->y0 = k->y1;
+        if (k->y0 >= p->OH)
+            k->y0 = 0, k->b0 += c.nb;
+    }
+    if (k->b0 >= N)
+        return 0;
+    k->nb = N - k->b0 < c.nb ? N - k->b0 : c.nb;
+    k->y1 = k->y0 + c.rows < p->OH ? k->y0 + c.rows : p->OH;
+    k->ld = k->nb * (k->y1 - k->y0) * p->OW;
+    k->ldy = k->nb == 1 ? p->OH * p->OW : k->ld;
+    return 1;
+}
+
 /* Floats of scratch a cut needs: its columns [K][nb * rows*OW] and, for
  * several images, their product (or gathered dY) [M][nb * OH*OW]. */
 static size_t conv_cut_floats(const win_params *p, conv_cut c)
@@ -420,29 +444,26 @@ static void conv_im2col_batched(const win_params *p, const float *x, const float
 {
     const int64_t K = p->C * p->k[0] * p->k[1], OW = p->OW, OHW = p->OH * OW, HW = p->H * p->W;
     const conv_cut cut = conv_chunk(p, N);
-    for (int64_t b0 = 0; b0 < N; b0 += cut.nb)
-        for (int64_t y0 = 0; y0 < p->OH; y0 += cut.rows) {
-            const int64_t nb = N - b0 < cut.nb ? N - b0 : cut.nb;
-            const int64_t y1 = y0 + cut.rows < p->OH ? y0 + cut.rows : p->OH;
-            const int64_t cols = (y1 - y0) * OW, ld = nb * cols;
-            conv_cols j = {.p = p, .x = x + b0 * p->C * HW, .col = scratch, .nb = nb, .y0 = y0,
-                           .y1 = y1, .ld = ld};
-            conv_cols_run(&j, gemm);
-            /* one image: the product [M][cols] is its output block already */
-            float *prod = nb == 1 ? y + b0 * p->M * OHW + y0 * OW : scratch + K * ld;
-            gemm_f32(gemm, GEMM_N, GEMM_N, (int)p->M, (int)ld, (int)K, w, (int)K, scratch,
-                     (int)ld, 0, prod, (int)(nb == 1 ? OHW : ld));
-            if (nb == 1 && !bias)
-                continue;
-            for (int64_t b = 0; b < nb; b++)
-                for (int64_t m = 0; m < p->M; m++) {
-                    const float *src = prod + m * (nb == 1 ? OHW : ld) + b * OHW;
-                    float *dst = y + ((b0 + b) * p->M + m) * OHW + y0 * OW;
-                    const float bm = bias ? bias[m] : 0.0f;
-                    for (int64_t i = 0; i < cols; i++)
-                        dst[i] = src[i] + bm;
-                }
-        }
+    for (conv_blk k = {0}; conv_blk_next(p, cut, N, &k);) {
+        conv_cols j = {.p = p, .x = x + k.b0 * p->C * HW, .col = scratch, .nb = k.nb,
+                       .y0 = k.y0, .y1 = k.y1, .ld = k.ld};
+        conv_cols_run(&j, gemm);
+        /* one image: the product [M][cols] is its output block already */
+        float *prod = k.nb == 1 ? y + k.b0 * p->M * OHW + k.y0 * OW : scratch + K * k.ld;
+        gemm_f32(gemm, GEMM_N, GEMM_N, (int)p->M, (int)k.ld, (int)K, w, (int)K, scratch,
+                 (int)k.ld, 0, prod, (int)k.ldy);
+        if (k.nb == 1 && !bias)
+            continue;
+        const int64_t cols = (k.y1 - k.y0) * OW;
+        for (int64_t b = 0; b < k.nb; b++)
+            for (int64_t m = 0; m < p->M; m++) {
+                const float *src = prod + m * k.ldy + b * OHW;
+                float *dst = y + ((k.b0 + b) * p->M + m) * OHW + k.y0 * OW;
+                const float bm = bias ? bias[m] : 0.0f;
+                for (int64_t i = 0; i < cols; i++)
+                    dst[i] = src[i] + bm;
+            }
+    }
 }
 
 /* ---- depthwise convolutions ------------------------------------------- */
@@ -954,20 +975,16 @@ static const float *conv_gather_dy(const win_params *p, const float *dy, int64_t
 static void conv_im2col_batched_back(const win_params *p, const float *dy, const float *w,
                                      int64_t N, float *dx, float *scratch, gemm_ws *gemm)
 {
-    const int64_t K = p->C * p->k[0] * p->k[1], OW = p->OW, OHW = p->OH * OW, HW = p->H * p->W;
+    const int64_t K = p->C * p->k[0] * p->k[1], HW = p->H * p->W;
     const conv_cut cut = conv_chunk(p, N);
-    for (int64_t b0 = 0; b0 < N; b0 += cut.nb)
-        for (int64_t y0 = 0; y0 < p->OH; y0 += cut.rows) {
-            const int64_t nb = N - b0 < cut.nb ? N - b0 : cut.nb;
-            const int64_t y1 = y0 + cut.rows < p->OH ? y0 + cut.rows : p->OH;
-            const int64_t ld = nb * (y1 - y0) * OW;
-            const float *dya = conv_gather_dy(p, dy, b0, nb, scratch + K * ld) + y0 * OW;
-            gemm_f32(gemm, GEMM_T, GEMM_N, (int)K, (int)ld, (int)p->M, w, (int)K, dya,
-                     (int)(nb == 1 ? OHW : ld), 0, scratch, (int)ld);
-            conv_cols j = {.p = p, .col = scratch, .dx = dx + b0 * p->C * HW, .nb = nb, .y0 = y0,
-                           .y1 = y1, .ld = ld};
-            conv_cols_run(&j, gemm);
-        }
+    for (conv_blk k = {0}; conv_blk_next(p, cut, N, &k);) {
+        const float *dya = conv_gather_dy(p, dy, k.b0, k.nb, scratch + K * k.ld) + k.y0 * p->OW;
+        gemm_f32(gemm, GEMM_T, GEMM_N, (int)K, (int)k.ld, (int)p->M, w, (int)K, dya, (int)k.ldy,
+                 0, scratch, (int)k.ld);
+        conv_cols j = {.p = p, .col = scratch, .dx = dx + k.b0 * p->C * HW, .nb = k.nb,
+                       .y0 = k.y0, .y1 = k.y1, .ld = k.ld};
+        conv_cols_run(&j, gemm);
+    }
 }
 
 static void conv_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
@@ -1153,18 +1170,14 @@ static void conv_backward_params(const void *pp, const op_tensor *in, int n_in,
         return;
     }
     const conv_cut cut = conv_chunk(p, N);
-    for (int64_t b0 = 0; b0 < N; b0 += cut.nb)
-        for (int64_t y0 = 0; y0 < p->OH; y0 += cut.rows) {
-            const int64_t nb = N - b0 < cut.nb ? N - b0 : cut.nb;
-            const int64_t y1 = y0 + cut.rows < p->OH ? y0 + cut.rows : p->OH;
-            const int64_t ld = nb * (y1 - y0) * p->OW;
-            conv_cols j = {.p = p, .x = x + b0 * p->C * HW, .col = scratch, .nb = nb, .y0 = y0,
-                           .y1 = y1, .ld = ld};
-            conv_cols_run(&j, gemm);
-            const float *dya = conv_gather_dy(p, dy, b0, nb, scratch + K * ld) + y0 * p->OW;
-            gemm_f32(gemm, GEMM_N, GEMM_T, (int)p->M, (int)K, (int)ld, dya,
-                     (int)(nb == 1 ? OHW : ld), scratch, (int)ld, 1, dw[1], (int)K);
-        }
+    for (conv_blk k = {0}; conv_blk_next(p, cut, N, &k);) {
+        conv_cols j = {.p = p, .x = x + k.b0 * p->C * HW, .col = scratch, .nb = k.nb,
+                       .y0 = k.y0, .y1 = k.y1, .ld = k.ld};
+        conv_cols_run(&j, gemm);
+        const float *dya = conv_gather_dy(p, dy, k.b0, k.nb, scratch + K * k.ld) + k.y0 * p->OW;
+        gemm_f32(gemm, GEMM_N, GEMM_T, (int)p->M, (int)K, (int)k.ld, dya, (int)k.ldy, scratch,
+                 (int)k.ld, 1, dw[1], (int)K);
+    }
 }
 /* ---- the rows --------------------------------------------------------- */
 
