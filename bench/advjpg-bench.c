@@ -257,7 +257,7 @@ static void print_layer_shapes(const model_spec *spec, const double *ms, int pas
     double fl[MODEL_MAX_LAYERS] = {0};
     if (model_spec_shapes(spec, sh, NULL, 0))
         return;
-    printf("],\"shapes\":[\"%dx%dx%d\"", sh[0].c, sh[0].h, sh[0].w);
+    printf(",\"shapes\":[\"%dx%dx%d\"", sh[0].c, sh[0].h, sh[0].w);
     for (int l = 0; l < spec->n_layers; l++) {
         const model_layer *ly = &spec->layers[l];
         const double out = (double)sh[l + 1].c * sh[l + 1].h * sh[l + 1].w;
@@ -273,6 +273,7 @@ static void print_layer_shapes(const model_spec *spec, const double *ms, int pas
     printf("],\"gflops\":[");
     for (int l = 0; l < spec->n_layers; l++)
         printf("%s%.1f", l ? "," : "", ms[l] > 0 ? fl[l] * (pass ? 2 : 1) / ms[l] * 1e-6 : 0.0);
+    printf("]");
 }
 
 static void usage(FILE *f)
@@ -481,8 +482,9 @@ int main(int argc, char **argv)
                 printf("],\"algorithms\":[");
                 for (int l = 0; l < spec.n_layers; l++)
                     printf("%s\"%s\"", l ? "," : "", net_ctx_layer_algorithm(ctx, l));
+                printf("]");
                 print_layer_shapes(&spec, ms, pass);
-                printf("]}\n");
+                printf("}\n");
                 memcpy(fprev, f, sizeof f);
             }
         }
