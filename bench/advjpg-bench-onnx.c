@@ -20,9 +20,13 @@
  * operator type,
  *   {"case":"op","op":"Conv","nodes":53,"forward_ms":..,"backward_ms":..}
  * (ms per image, summed over that type's nodes; a fused node's type names what
- * it holds, gr_node_label: "Conv+Add+Relu"), then one per node, in run order
- * (gr_node_op's index):
- *   {"case":"node","index":12,"op":"Conv","forward_ms":..,"backward_ms":..}
+ * it holds, gr_node_label: "Conv+Add+Relu"), then one per node, in run
+ * order (gr_node_op's index), with its input, weight (input 1) and output
+ * shapes per image, MFLOP per image (Conv, Gemm, MatMul; 0 for others) and
+ * the GFLOP/s of its forward and of its input gradient (the same FLOP):
+ *   {"case":"node","index":12,"op":"Conv","x":"64x56x56","w":"64x64x3x3",
+ *    "y":"64x56x56","mflop":231.2,"forward_ms":..,"backward_ms":..,
+ *    "forward_gflops":..,"backward_gflops":..}
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,7 +93,44 @@ static void node_seconds(const gr_ctx *c, int nn, const double *warm, int bwd, d
         dst[i] -= warm[i];
 }
 
-/* Prints one line per operator type (with what fusion folded in: "Conv+Relu"), then one per node. */
+/* "64x56x56": a shape without its batch dimension (a batched tensor's d[0]). */
+static const char *shape_str(const op_shape *sh, char *buf, size_t n)
+{
+    size_t len = 0;
+    buf[0] = 0;
+    for (int d = sh->d[0] == OP_DIM_BATCH ? 1 : 0; d < sh->rank && len < n; d++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%lld", len ? "x" : "", (long long)sh->d[d]);
+    return buf;
+}
+
+/* Values per image of a shape (a batched one's d[0] left out). */
+static double per_image(const op_shape *sh)
+{
+    double v = 1;
+    for (int d = sh->d[0] == OP_DIM_BATCH ? 1 : 0; d < sh->rank; d++)
+        v *= (double)sh->d[d];
+    return v;
+}
+
+/* FLOP per image of node j (2 per multiply-add): Conv's 2 x Y x (W's values per
+ * output channel), Gemm's and MatMul's 2 x Y x (A's last dimension); 0 for others. */
+static double node_flop(const gr_graph *g, int j)
+{
+    const char *op = gr_node_op(g, j);
+    op_shape a, w, y;
+    if (gr_node_shape(g, j, 0, 0, &a) || gr_node_shape(g, j, 1, 0, &y))
+        return 0;
+    if (!strcmp(op, "Conv") && !gr_node_shape(g, j, 0, 1, &w) && w.d[0] > 0)
+        return 2 * per_image(&y) * (per_image(&w) / (double)w.d[0]);
+    if ((!strcmp(op, "Gemm") || !strcmp(op, "MatMul")) && a.rank > 0)
+        return 2 * per_image(&y) * (double)a.d[a.rank - 1];
+    return 0;
+}
+
+/* Prints one line per operator type (with what fusion folded in: "Conv+Relu"),
+ * then one per node: its input, weight and
+ * output shapes per image, MFLOP per image and the forward's and input
+ * gradient's GFLOP/s (an input gradient's products are as large as the forward's). */
 static void print_layers(const gr_graph *g, int nn, const double *f, const double *b, double per)
 {
     for (int i = 0; i < nn; i++) { /* a type's line at its first node */
@@ -104,9 +145,22 @@ static void print_layers(const gr_graph *g, int nn, const double *f, const doubl
             printf("{\"case\":\"op\",\"op\":\"%s\",\"nodes\":%d,\"forward_ms\":%.3f,"
                    "\"backward_ms\":%.3f}\n", gr_node_label(g, i), k, fs * per, bs * per);
     }
-    for (int j = 0; j < nn; j++)
-        printf("{\"case\":\"node\",\"index\":%d,\"op\":\"%s\",\"forward_ms\":%.3f,"
-               "\"backward_ms\":%.3f}\n", j, gr_node_label(g, j), f[j] * per, b[j] * per);
+    for (int j = 0; j < nn; j++) {
+        char sx[64] = "", sw[64] = "", sy[64] = "";
+        op_shape sh;
+        if (!gr_node_shape(g, j, 0, 0, &sh))
+            shape_str(&sh, sx, sizeof sx);
+        if (!gr_node_shape(g, j, 0, 1, &sh))
+            shape_str(&sh, sw, sizeof sw);
+        if (!gr_node_shape(g, j, 1, 0, &sh))
+            shape_str(&sh, sy, sizeof sy);
+        const double fl = node_flop(g, j), fms = f[j] * per, bms = b[j] * per;
+        printf("{\"case\":\"node\",\"index\":%d,\"op\":\"%s\",\"x\":\"%s\",\"w\":\"%s\","
+               "\"y\":\"%s\",\"mflop\":%.1f,\"forward_ms\":%.3f,\"backward_ms\":%.3f,"
+               "\"forward_gflops\":%.1f,\"backward_gflops\":%.1f}\n", j, gr_node_label(g, j), sx, sw,
+               sy, fl * 1e-6, fms, bms, fms > 0 ? fl / fms * 1e-6 : 0.0,
+               bms > 0 ? fl / bms * 1e-6 : 0.0);
+    }
 }
 
 /* --layers: per-node times of rounds forward + input-gradient batches of b images. */

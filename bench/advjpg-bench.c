@@ -15,8 +15,9 @@
  * machine: compare the settings round by round); each line then has
  * "round" (and "engine": "graph", the one engine; --engine graph is
  * accepted for older scripts).
- * --layers adds a line per case with the milliseconds per image of each layer
- * and the algorithm each layer uses. For each batch size it times `forward` (net_forward) and
+ * --layers adds a line per case with the milliseconds per image of each layer,
+ * the algorithm each layer uses, the shapes (the input's, then each layer's
+ * output), each layer's forward MFLOP per image and its GFLOP/s. For each batch size it times `forward` (net_forward) and
  * `gradient` (net_forward + net_backward to the input pixels), repeating
  * each case for at least --seconds after one warm-up pass, and prints
  *   {"model":..,"batch":16,"pass":"forward","ms_per_image":..,"ms_per_image_min":..,
@@ -245,6 +246,36 @@ static int bench_attacks(const model *m, const model_spec *spec, int b, double s
     return rc;
 }
 
+/*
+ * --layers' shapes and rates: "shapes" (each layer's output, CxHxW; the input's
+ * first), "mflop" per image of each layer's forward and "gflops" of its
+ * ms[] (ms per image; a gradient pass counts twice the forward's FLOP).
+ */
+static void print_layer_shapes(const model_spec *spec, const double *ms, int pass)
+{
+    model_shape sh[MODEL_MAX_LAYERS + 1];
+    double fl[MODEL_MAX_LAYERS] = {0};
+    if (model_spec_shapes(spec, sh, NULL, 0))
+        return;
+    printf(",\"shapes\":[\"%dx%dx%d\"", sh[0].c, sh[0].h, sh[0].w);
+    for (int l = 0; l < spec->n_layers; l++) {
+        const model_layer *ly = &spec->layers[l];
+        const double out = (double)sh[l + 1].c * sh[l + 1].h * sh[l + 1].w;
+        if (ly->kind == MODEL_LAYER_CONV)
+            fl[l] = 2.0 * out * sh[l].c * ly->kh * ly->kw;
+        else if (ly->kind == MODEL_LAYER_FC)
+            fl[l] = 2.0 * out * sh[l].c * sh[l].h * sh[l].w;
+        printf(",\"%dx%dx%d\"", sh[l + 1].c, sh[l + 1].h, sh[l + 1].w);
+    }
+    printf("],\"mflop\":[");
+    for (int l = 0; l < spec->n_layers; l++)
+        printf("%s%.1f", l ? "," : "", fl[l] * 1e-6);
+    printf("],\"gflops\":[");
+    for (int l = 0; l < spec->n_layers; l++)
+        printf("%s%.1f", l ? "," : "", ms[l] > 0 ? fl[l] * (pass ? 2 : 1) / ms[l] * 1e-6 : 0.0);
+    printf("]");
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: advjpg-bench --model NAME|FILE.json|FILE.onnx [--weights FILE] [--batch 1,16] [--seconds S] [--layers]\n"
@@ -441,15 +472,19 @@ int main(int argc, char **argv)
                 net_ctx_layer_seconds(ctx, f, bw);
                 printf("{\"batch\":%d,\"pass\":\"%s\",\"engine\":\"%s\",\"round\":%d,"
                        "\"layers_ms_per_image\":[", b, pass ? "gradient" : "forward", etok, round);
+                double ms[MODEL_MAX_LAYERS];
                 for (int l = 0; l < spec.n_layers; l++) {
                     double v = pass ? f[l] + bw[l] - fprev[l] : f[l];
-                    printf("%s%.2f", l ? "," : "", v * 1e3 / (reps + 1) / b);
+                    ms[l] = v * 1e3 / (reps + 1) / b;
+                    printf("%s%.2f", l ? "," : "", ms[l]);
                     fprev[l] = f[l] + bw[l];
                 }
                 printf("],\"algorithms\":[");
                 for (int l = 0; l < spec.n_layers; l++)
                     printf("%s\"%s\"", l ? "," : "", net_ctx_layer_algorithm(ctx, l));
-                printf("]}\n");
+                printf("]");
+                print_layer_shapes(&spec, ms, pass);
+                printf("}\n");
                 memcpy(fprev, f, sizeof f);
             }
         }

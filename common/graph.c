@@ -745,6 +745,16 @@ const char *gr_node_label(const gr_graph *g, int i)
 
 int gr_node_source(const gr_graph *g, int i) { return g->order[i]; }
 
+int gr_node_shape(const gr_graph *g, int i, int output, int k, op_shape *shape)
+{
+    const gr_node *nd = &g->nodes[g->order[i]];
+    const int n = output ? nd->n_out : nd->n_in, *ids = output ? nd->out : nd->in;
+    if (k < 0 || k >= n || ids[k] < 0)
+        return -1;
+    *shape = g->t[ids[k]].t.shape;
+    return 0;
+}
+
 size_t gr_param_count(const gr_graph *g)
 {
     size_t n = 0;

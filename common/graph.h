@@ -217,6 +217,12 @@ const char *gr_node_label(const gr_graph *g, int i);
 
 /** The index, in gr_add_node's order (0, 1, ...), of run-time node i. */
 int gr_node_source(const gr_graph *g, int i);
+/**
+ * Shape of run-time node i's input k (output 0) or output k (output 1), d[0]
+ * OP_DIM_BATCH if batched: for profiles (a layer's size, its FLOP). Returns
+ * 0, or -1 (shape untouched) if the node has no such input or output.
+ */
+int gr_node_shape(const gr_graph *g, int i, int output, int k, op_shape *shape);
 
 /** Float parameters (constants read by run-time nodes). */
 size_t gr_param_count(const gr_graph *g);

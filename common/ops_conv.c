@@ -134,48 +134,55 @@ static int win_axis(win_params *p, int ax, int64_t in, int64_t *out, char *err, 
 }
 
 /*
- * col [C*kh*kw][OH*OW] (OVERWRITTEN) of one image [C][H][W], rows ld floats
- * apart (ld >= OH*OW: several images side by side): row (c*kh + i)*kw + j,
- * column y*OW + x holds in[c][y*sh + i*dh - pt][x*sw + j*dw - pl], 0 in the
- * padding.
+ * Rows k0 .. k1-1 of the columns of output rows y0 .. y1-1 of one image
+ * [C][H][W]: col [C*kh*kw][(y1-y0)*OW] (those rows OVERWRITTEN), rows ld
+ * floats apart (ld >= (y1-y0)*OW: several images side by side): row
+ * (c*kh + i)*kw + j, column (y-y0)*OW + x holds
+ * in[c][y*sh + i*dh - pt][x*sw + j*dw - pl], 0 in the padding.
  */
-static void im2col(const float *in, const win_params *p, int64_t C, int64_t ld, float *col)
+static void im2col_rows(const float *in, const win_params *p, int64_t k0, int64_t k1, int64_t y0,
+                        int64_t y1, int64_t ld, float *col)
 {
-    const int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW;
+    const int64_t H = p->H, W = p->W, OW = p->OW;
     const int64_t kh = p->k[0], kw = p->k[1], sh = p->s[0], sw = p->s[1];
     const int64_t dh = p->d[0], dw = p->d[1], pt = p->pb[0], pl = p->pb[1];
-    for (int64_t c = 0; c < C; c++)
-        for (int64_t i = 0; i < kh; i++)
-            for (int64_t j = 0; j < kw; j++) {
-                float *row = col + ((c * kh + i) * kw + j) * ld;
-                const float *plane = in + c * H * W;
-                /* output columns x with 0 <= x*sw + j*dw - pl < W */
-                const int64_t off = j * dw - pl;
-                int64_t x0 = off >= 0 ? 0 : (-off + sw - 1) / sw;
-                int64_t x1 = W - off <= 0 ? 0 : (W - off + sw - 1) / sw;
-                if (x1 > OW)
-                    x1 = OW;
-                if (x0 > x1)
-                    x0 = x1;
-                for (int64_t y = 0; y < OH; y++) {
-                    float *d = row + y * OW;
-                    const int64_t iy = y * sh + i * dh - pt;
-                    if (iy < 0 || iy >= H) {
-                        memset(d, 0, sizeof(float) * (size_t)OW);
-                        continue;
-                    }
-                    const float *src = plane + iy * W + off;
-                    for (int64_t x = 0; x < x0; x++)
-                        d[x] = 0.0f;
-                    if (sw == 1)
-                        memcpy(d + x0, src + x0, sizeof(float) * (size_t)(x1 - x0));
-                    else
-                        for (int64_t x = x0; x < x1; x++)
-                            d[x] = src[x * sw];
-                    for (int64_t x = x1; x < OW; x++)
-                        d[x] = 0.0f;
-                }
+    for (int64_t k = k0; k < k1; k++) {
+        const int64_t c = k / (kh * kw), i = k / kw % kh, j = k % kw;
+        float *row = col + k * ld - y0 * OW;
+        const float *plane = in + c * H * W;
+        /* output columns x with 0 <= x*sw + j*dw - pl < W */
+        const int64_t off = j * dw - pl;
+        int64_t x0 = off >= 0 ? 0 : (-off + sw - 1) / sw;
+        int64_t x1 = W - off <= 0 ? 0 : (W - off + sw - 1) / sw;
+        if (x1 > OW)
+            x1 = OW;
+        if (x0 > x1)
+            x0 = x1;
+        for (int64_t y = y0; y < y1; y++) {
+            float *d = row + y * OW;
+            const int64_t iy = y * sh + i * dh - pt;
+            if (iy < 0 || iy >= H) {
+                memset(d, 0, sizeof(float) * (size_t)OW);
+                continue;
             }
+            const float *src = plane + iy * W + off;
+            for (int64_t x = 0; x < x0; x++)
+                d[x] = 0.0f;
+            if (sw == 1)
+                memcpy(d + x0, src + x0, sizeof(float) * (size_t)(x1 - x0));
+            else
+                for (int64_t x = x0; x < x1; x++)
+                    d[x] = src[x * sw];
+            for (int64_t x = x1; x < OW; x++)
+                d[x] = 0.0f;
+        }
+    }
+}
+
+/* All the columns of one image [C][H][W]: col [C*kh*kw][OH*OW], rows ld floats apart. */
+static void im2col(const float *in, const win_params *p, int64_t C, int64_t ld, float *col)
+{
+    im2col_rows(in, p, 0, C * p->k[0] * p->k[1], 0, p->OH, ld, col);
 }
 
 /* ---- Conv ------------------------------------------------------------- */
@@ -247,17 +254,109 @@ static int conv_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, i
     return 0;
 }
 
-/* Largest im2col matrix of a batched Conv product, in floats (128 MiB): a
- * batch whose columns would not fit runs in chunks of images. */
-#define CONV_COL_LIMIT ((int64_t)32 << 20)
+/* Columns of one group-1 im2col product, in floats (4 MiB): sized to stay in
+ * the shared cache between im2col and the product's packing. */
+#define CONV_COL_LIMIT ((int64_t)1 << 20)
 
-/* Images whose columns share one product (group 1, not direct): as many as
- * fit CONV_COL_LIMIT, at most n. The product's elements do not depend on it. */
-static int64_t conv_chunk(const win_params *p, int64_t n)
+/*
+ * How a group-1 im2col convolution (not direct) of up to n images is cut
+ * into products, from the shapes alone: images whose columns fit
+ * CONV_COL_LIMIT share one product, nb of them side by side (rows = OH);
+ * an image whose columns do not runs alone (nb 1) in blocks of `rows`
+ * output rows, whose product is the output's block itself. An output
+ * element and the weight gradient's sums do not depend on the cut.
+ */
+typedef struct {
+    int64_t nb, rows;
+} conv_cut;
+
+static conv_cut conv_chunk(const win_params *p, int64_t n)
 {
-    const int64_t per = p->C * p->k[0] * p->k[1] * p->OH * p->OW;
-    int64_t nb = CONV_COL_LIMIT / (per + p->M * p->OH * p->OW);
-    return nb < 1 ? 1 : nb > n ? n : nb;
+    const int64_t K = p->C * p->k[0] * p->k[1], per = K * p->OH * p->OW;
+    conv_cut c = {CONV_COL_LIMIT / per, p->OH};
+    if (c.nb > n)
+        c.nb = n;
+    if (c.nb < 1) {
+        c.nb = 1;
+        c.rows = CONV_COL_LIMIT / (K * p->OW);
+        c.rows = c.rows < 1 ? 1 : c.rows > p->OH ? p->OH : c.rows;
+        const int64_t blocks = (p->OH + c.rows - 1) / c.rows;
+        c.rows = (p->OH + blocks - 1) / blocks; /* blocks of equal size, the last no larger */
+    }
+    return c;
+}
+
+/* One product of a cut: images b0 .. b0+nb-1, their output rows y0 .. y1-1,
+ * ld = nb * (y1-y0)*OW columns; ldy the row stride of the block's output
+ * (and dY) in place, OH*OW for one image (several go through scratch, ld). */
+typedef struct {
+    int64_t b0, nb, y0, y1, ld, ldy;
+} conv_blk;
+
+/* The next product of the cut of N images after *k (zeroed: the first); 0 past the last. */
+static int conv_blk_next(const win_params *p, conv_cut c, int64_t N, conv_blk *k)
+{
+    if (k->ld) {
+        k->y0 = k->y1;
+        if (k->y0 >= p->OH)
+            k->y0 = 0, k->b0 += c.nb;
+    }
+    if (k->b0 >= N)
+        return 0;
+    k->nb = N - k->b0 < c.nb ? N - k->b0 : c.nb;
+    k->y1 = k->y0 + c.rows < p->OH ? k->y0 + c.rows : p->OH;
+    k->ld = k->nb * (k->y1 - k->y0) * p->OW;
+    k->ldy = k->nb == 1 ? p->OH * p->OW : k->ld;
+    return 1;
+}
+
+/* Floats of scratch a cut needs: its columns [K][nb * rows*OW] and, for
+ * several images, their product (or gathered dY) [M][nb * OH*OW]. */
+static size_t conv_cut_floats(const win_params *p, conv_cut c)
+{
+    const int64_t K = p->C * p->k[0] * p->k[1];
+    return (size_t)(K * c.nb * c.rows * p->OW + (c.nb > 1 ? p->M * c.nb * p->OH * p->OW : 0));
+}
+
+/*
+ * A block of the columns of nb images (im2col_rows of images x + b*C*H*W,
+ * output rows y0 .. y1-1, image b's at col + b*(y1-y0)*OW, rows ld apart),
+ * or its transpose added back (col2im_rows into dx), on the gemm threads:
+ * parts of the column rows (fill) or of the channels (add back), so that no
+ * two parts write the same floats.
+ */
+typedef struct {
+    const win_params *p;
+    const float *x;
+    float *col, *dx;
+    int64_t nb, y0, y1, ld, per_part;
+} conv_cols;
+
+static void col2im_rows(const float *col, const win_params *p, int64_t c0, int64_t c1, int64_t y0,
+                        int64_t y1, int64_t ld, float *dx);
+
+static void conv_cols_part(void *arg, int part)
+{
+    const conv_cols *j = arg;
+    const win_params *p = j->p;
+    const int64_t HW = p->H * p->W, cols = (j->y1 - j->y0) * p->OW, kk = p->k[0] * p->k[1];
+    const int64_t lim = j->dx ? p->C : p->C * kk;
+    const int64_t a = part * j->per_part, e = a + j->per_part < lim ? a + j->per_part : lim;
+    for (int64_t b = 0; b < j->nb; b++)
+        if (j->dx)
+            col2im_rows(j->col + b * cols, p, a, e, j->y0, j->y1, j->ld, j->dx + b * p->C * HW);
+        else
+            im2col_rows(j->x + b * p->C * HW, p, a, e, j->y0, j->y1, j->ld, j->col + b * cols);
+}
+
+/* Runs a conv_cols job (j->dx set: col2im, else im2col) in a few parts per thread. */
+static void conv_cols_run(conv_cols *j, gemm_ws *gemm)
+{
+    const int64_t n = j->dx ? j->p->C : j->p->C * j->p->k[0] * j->p->k[1];
+    int64_t parts = 4 * (int64_t)gemm_ws_threads(gemm);
+    parts = parts > n ? n : parts;
+    j->per_part = (n + parts - 1) / parts;
+    gemm_parallel(gemm, (int)((n + j->per_part - 1) / j->per_part), conv_cols_part, j);
 }
 
 /* The largest number of images a call gets, from a scratch call's input view:
@@ -286,7 +385,7 @@ static size_t conv_scratch(const void *pp, const op_tensor *in, int n_in, const 
     const int64_t K = p->C / p->group * p->k[0] * p->k[1], OHW = p->OH * p->OW;
     if (p->group > 1)
         return (size_t)(K * OHW);
-    return (size_t)((K + p->M) * OHW * conv_chunk(p, n));
+    return conv_cut_floats(p, conv_chunk(p, n));
 }
 
 /* Winograd's transformed weights, from the constant W (none if W is not one). */
@@ -335,32 +434,34 @@ static void conv_wino(const win_params *p, const float *U, const float *x, int64
 }
 
 /*
- * Group-1 im2col convolution over the batch: the columns of a chunk of
- * images side by side, one product Y [M][nb*OHW] = W [M][K] x col, scattered
- * to the images with the bias.
+ * Group-1 im2col convolution over the batch, cut by conv_chunk: the columns
+ * of a chunk of images side by side, one product Y [M][nb*OHW] = W [M][K] x
+ * col scattered to the images with the bias; or one image's block of output
+ * rows, whose product goes to the output directly.
  */
 static void conv_im2col_batched(const win_params *p, const float *x, const float *w,
                                 const float *bias, int64_t N, float *y, float *scratch,
                                 gemm_ws *gemm)
 {
-    const int64_t K = p->C * p->k[0] * p->k[1], OHW = p->OH * p->OW, HW = p->H * p->W;
-    const int64_t chunk = conv_chunk(p, N);
-    for (int64_t b0 = 0; b0 < N; b0 += chunk) {
-        const int64_t nb = N - b0 < chunk ? N - b0 : chunk, ld = nb * OHW;
-        /* one image: the product [M][OHW] is its output already */
-        float *col = scratch, *prod = nb == 1 ? y + b0 * p->M * OHW : scratch + K * ld;
-        for (int64_t b = 0; b < nb; b++)
-            im2col(x + (b0 + b) * p->C * HW, p, p->C, ld, col + b * OHW);
-        gemm_f32(gemm, GEMM_N, GEMM_N, (int)p->M, (int)ld, (int)K, w, (int)K, col, (int)ld, 0,
-                 prod, (int)ld);
-        if (nb == 1 && !bias)
+    const int64_t K = p->C * p->k[0] * p->k[1], OW = p->OW, OHW = p->OH * OW, HW = p->H * p->W;
+    const conv_cut cut = conv_chunk(p, N);
+    for (conv_blk k = {0}; conv_blk_next(p, cut, N, &k);) {
+        conv_cols j = {.p = p, .x = x + k.b0 * p->C * HW, .col = scratch, .nb = k.nb,
+                       .y0 = k.y0, .y1 = k.y1, .ld = k.ld};
+        conv_cols_run(&j, gemm);
+        /* one image: the product [M][cols] is its output block already */
+        float *prod = k.nb == 1 ? y + k.b0 * p->M * OHW + k.y0 * OW : scratch + K * k.ld;
+        gemm_f32(gemm, GEMM_N, GEMM_N, (int)p->M, (int)k.ld, (int)K, w, (int)K, scratch,
+                 (int)k.ld, 0, prod, (int)k.ldy);
+        if (k.nb == 1 && !bias)
             continue;
-        for (int64_t b = 0; b < nb; b++)
+        const int64_t cols = (k.y1 - k.y0) * OW;
+        for (int64_t b = 0; b < k.nb; b++)
             for (int64_t m = 0; m < p->M; m++) {
-                const float *src = prod + m * ld + b * OHW;
-                float *dst = y + ((b0 + b) * p->M + m) * OHW;
+                const float *src = prod + m * k.ldy + b * OHW;
+                float *dst = y + ((k.b0 + b) * p->M + m) * OHW + k.y0 * OW;
                 const float bm = bias ? bias[m] : 0.0f;
-                for (int64_t i = 0; i < OHW; i++)
+                for (int64_t i = 0; i < cols; i++)
                     dst[i] = src[i] + bm;
             }
     }
@@ -815,25 +916,27 @@ static void gap_forward(const void *pp, const op_tensor *in, int n_in, op_tensor
 /* ---- input gradients -------------------------------------------------- */
 
 /*
- * dx [C][H][W] += col2im(col [C*kh*kw][OH*OW], rows ld floats apart): the
- * transpose of im2col, summed in the fixed order (c, i, j, y, x).
+ * Channels c0 .. c1-1 of dx [C][H][W] += the transpose of im2col_rows of
+ * output rows y0 .. y1-1 applied to col [C*kh*kw][(y1-y0)*OW] (rows ld
+ * floats apart), summed in the fixed order (c, i, j, y, x).
  */
-static void col2im_add(const float *col, const win_params *p, int64_t C, int64_t ld, float *dx)
+static void col2im_rows(const float *col, const win_params *p, int64_t c0, int64_t c1, int64_t y0,
+                        int64_t y1, int64_t ld, float *dx)
 {
-    const int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW;
+    const int64_t H = p->H, W = p->W, OW = p->OW;
     const int64_t kh = p->k[0], kw = p->k[1], sh = p->s[0], sw = p->s[1];
     const int64_t dh = p->d[0], dw = p->d[1], pt = p->pb[0], pl = p->pb[1];
-    for (int64_t c = 0; c < C; c++)
+    for (int64_t c = c0; c < c1; c++)
         for (int64_t i = 0; i < kh; i++)
             for (int64_t j = 0; j < kw; j++) {
-                const float *row = col + ((c * kh + i) * kw + j) * ld;
+                const float *row = col + ((c * kh + i) * kw + j) * ld - y0 * OW;
                 float *plane = dx + c * H * W;
                 const int64_t off = j * dw - pl;
                 int64_t x0 = off >= 0 ? 0 : (-off + sw - 1) / sw;
                 int64_t x1 = W - off <= 0 ? 0 : (W - off + sw - 1) / sw;
                 if (x1 > OW)
                     x1 = OW;
-                for (int64_t y = 0; y < OH; y++) {
+                for (int64_t y = y0; y < y1; y++) {
                     const int64_t iy = y * sh + i * dh - pt;
                     if (iy < 0 || iy >= H)
                         continue;
@@ -845,6 +948,11 @@ static void col2im_add(const float *col, const win_params *p, int64_t C, int64_t
             }
 }
 
+/* dx [C][H][W] += col2im(col [C*kh*kw][OH*OW], rows ld floats apart). */
+static void col2im_add(const float *col, const win_params *p, int64_t C, int64_t ld, float *dx)
+{
+    col2im_rows(col, p, 0, C, 0, p->OH, ld, dx);
+}
 
 /* Depthwise: dx plane [H][W] += the transpose of the forward's plane applied to dy [OH][OW]
  * (conv_dw's backward for strides over 1). */
@@ -889,21 +997,21 @@ static const float *conv_gather_dy(const win_params *p, const float *dy, int64_t
     return buf;
 }
 
-/* The input gradient of conv_im2col_batched: dcol = W^T x dY of a chunk of
- * images (gathered side by side), added back to each image by col2im. */
+/* The input gradient of conv_im2col_batched, cut alike: dcol = W^T x dY of
+ * a chunk of images (gathered side by side) or of one image's block of
+ * output rows (read in place), added back to the images by col2im. */
 static void conv_im2col_batched_back(const win_params *p, const float *dy, const float *w,
                                      int64_t N, float *dx, float *scratch, gemm_ws *gemm)
 {
-    const int64_t K = p->C * p->k[0] * p->k[1], OHW = p->OH * p->OW, HW = p->H * p->W;
-    const int64_t chunk = conv_chunk(p, N);
-    for (int64_t b0 = 0; b0 < N; b0 += chunk) {
-        const int64_t nb = N - b0 < chunk ? N - b0 : chunk, ld = nb * OHW;
-        float *dcol = scratch;
-        const float *dya = conv_gather_dy(p, dy, b0, nb, scratch + K * ld);
-        gemm_f32(gemm, GEMM_T, GEMM_N, (int)K, (int)ld, (int)p->M, w, (int)K, dya, (int)ld, 0,
-                 dcol, (int)ld);
-        for (int64_t b = 0; b < nb; b++)
-            col2im_add(dcol + b * OHW, p, p->C, ld, dx + (b0 + b) * p->C * HW);
+    const int64_t K = p->C * p->k[0] * p->k[1], HW = p->H * p->W;
+    const conv_cut cut = conv_chunk(p, N);
+    for (conv_blk k = {0}; conv_blk_next(p, cut, N, &k);) {
+        const float *dya = conv_gather_dy(p, dy, k.b0, k.nb, scratch + K * k.ld) + k.y0 * p->OW;
+        gemm_f32(gemm, GEMM_T, GEMM_N, (int)K, (int)k.ld, (int)p->M, w, (int)K, dya, (int)k.ldy,
+                 0, scratch, (int)k.ld);
+        conv_cols j = {.p = p, .col = scratch, .dx = dx + k.b0 * p->C * HW, .nb = k.nb,
+                       .y0 = k.y0, .y1 = k.y1, .ld = k.ld};
+        conv_cols_run(&j, gemm);
     }
 }
 
@@ -1051,7 +1159,7 @@ static size_t conv_params_scratch(const void *pp, const op_tensor *in, int n_in,
     const int64_t K = p->C / p->group * p->k[0] * p->k[1], OHW = p->OH * p->OW;
     if (p->group > 1)
         return (size_t)(K * OHW);
-    return (size_t)((K + p->M) * OHW * conv_chunk(p, view_batch(&in[0])));
+    return conv_cut_floats(p, conv_chunk(p, view_batch(&in[0])));
 }
 
 /*
@@ -1089,15 +1197,14 @@ static void conv_backward_params(const void *pp, const op_tensor *in, int n_in,
             }
         return;
     }
-    const int64_t chunk = conv_chunk(p, N);
-    for (int64_t b0 = 0; b0 < N; b0 += chunk) {
-        const int64_t nb = N - b0 < chunk ? N - b0 : chunk, ld = nb * OHW;
-        float *col = scratch;
-        for (int64_t b = 0; b < nb; b++)
-            im2col(x + (b0 + b) * p->C * HW, p, p->C, ld, col + b * OHW);
-        const float *dya = conv_gather_dy(p, dy, b0, nb, scratch + K * ld);
-        gemm_f32(gemm, GEMM_N, GEMM_T, (int)p->M, (int)K, (int)ld, dya, (int)ld, col, (int)ld, 1,
-                 dw[1], (int)K);
+    const conv_cut cut = conv_chunk(p, N);
+    for (conv_blk k = {0}; conv_blk_next(p, cut, N, &k);) {
+        conv_cols j = {.p = p, .x = x + k.b0 * p->C * HW, .col = scratch, .nb = k.nb,
+                       .y0 = k.y0, .y1 = k.y1, .ld = k.ld};
+        conv_cols_run(&j, gemm);
+        const float *dya = conv_gather_dy(p, dy, k.b0, k.nb, scratch + K * k.ld) + k.y0 * p->OW;
+        gemm_f32(gemm, GEMM_N, GEMM_T, (int)p->M, (int)K, (int)k.ld, dya, (int)k.ldy, scratch,
+                 (int)k.ld, 1, dw[1], (int)K);
     }
 }
 /* ---- the rows --------------------------------------------------------- */

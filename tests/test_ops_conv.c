@@ -266,6 +266,11 @@ static const cs CASES[] = {
     {"11x11 stride 4 (OverFeat's conv1)", "Conv", 3, 6, 35, 31, 11, 11, 4, 4, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1e-6},
     {"7x7 stride 1 (OverFeat's conv2 kind)", "Conv", 6, 5, 13, 12, 7, 7, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1e-6},
     {"5x5 dilation 2 pad 2", "Conv", 3, 4, 12, 11, 5, 5, 1, 1, 2, 2, 2, 2, 2, 2, 1, 0, 0, 0, 1e-6},
+    /* columns of an image over CONV_COL_LIMIT (4 MiB): blocks of output rows, the last shorter */
+    {"11x11 stride 4 on 231x231 (row blocks)", "Conv", 3, 4, 231, 231, 11, 11, 4, 4, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1e-6},
+    {"5x5 strides (2,1) dilations (1,2) asymmetric pads (row blocks)", "Conv", 7, 3, 141, 97, 5, 5, 2, 1, 1, 2, 2, 3, 1, 2, 1, 1, 0, 0, 1e-6},
+    /* two images' columns fit CONV_COL_LIMIT: chunks of 2 and 1 of the N = 3 */
+    {"3x3 pad 0 on 112x112 (chunks of 2 images)", "Conv", 4, 5, 112, 112, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1e-6},
     {"MaxPool 3x3 stride 2 pad 1", "MaxPool", 4, 4, 13, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1e-6},
     {"MaxPool 2x2 stride 2", "MaxPool", 3, 3, 8, 9, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1e-6},
     {"MaxPool 3x3 stride 2 ceil_mode", "MaxPool", 3, 3, 10, 9, 3, 3, 2, 2, 1, 1, 0, 0, 0, 0, 1, 0, 1, 0, 1e-6},
