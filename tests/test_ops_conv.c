@@ -261,6 +261,12 @@ static const cs CASES[] = {
     {"3x3 64 channels pad 1 (im2col)", "Conv", 64, 64, 6, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1e-6},
     {"3x3 128 channels pad 1 (Winograd F(4x4))", "Conv", 128, 130, 9, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2e-5},
     {"3x3 130 channels pad 1 (Winograd F(2x2))", "Conv", 130, 128, 5, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 2e-6},
+    /* Winograd in blocks of tiles (16 tiles at 256 channels, a block across images) */
+    {"3x3 256 to 160 on 13x11 (F(4x4), 3 blocks)", "Conv", 256, 160, 13, 11, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2e-5},
+    {"3x3 144 to 272 on 10x7 (F(4x4), 2 blocks)", "Conv", 144, 272, 10, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 2e-5},
+    {"3x3 600 to 140 on 6x5 (F(2x2), 2 blocks)", "Conv", 600, 140, 6, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2e-6},
+    {"3x3 128 channels on 1x7 (F(2x2), one tile row)", "Conv", 128, 136, 1, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2e-6},
+    {"3x3 128 channels on 2x2 (F(2x2), one tile)", "Conv", 128, 128, 2, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 2e-6},
     {"3x3 stride 2 pad 1", "Conv", 16, 8, 11, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1e-6},
     {"7x7 stride 2 pad 3 (ResNet's conv1)", "Conv", 3, 8, 23, 22, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 1, 1, 0, 0, 1e-6},
     {"11x11 stride 4 (OverFeat's conv1)", "Conv", 3, 6, 35, 31, 11, 11, 4, 4, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1e-6},
