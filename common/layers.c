@@ -28,12 +28,17 @@ void lyr_softmax(const float *logits, int n, int k, float *probs)
  * The 1-D transforms of Lavin and Gray (2016), with interpolation points
  * 0, 1, -1 (m = 2) and 0, 1, -1, 2, -2 (m = 4) and infinity: B^T (a x a, input
  * tile -> products), G (a x 3, kernel -> products), A^T (m x a, products ->
- * outputs), a = m + 2. Each 2-D transform applies the 1-D one to the columns
- * and then to the rows of a tile. */
+ * outputs), a = m + 2; and for the adjoints B (a x a) and A (a x m). Each 2-D
+ * transform applies the 1-D one to the columns and then to the rows of a
+ * tile. The tile transforms do WINO_L consecutive tiles at once, one per
+ * lane of a vector (GCC's vector extension: SSE or AVX as the target has):
+ * every lane's arithmetic is the same, so a tile's result does not depend on
+ * its lane or on how many lanes are in use. */
 
-enum { WINO_MAX_A = 6 };
+enum { WINO_MAX_A = 6, WINO_L = 8 };
+typedef float wino_v __attribute__((vector_size(WINO_L * sizeof(float))));
 
-static void bt2(const float *d, float *r)
+static void bt2(const wino_v *d, wino_v *r)
 {
     r[0] = d[0] - d[2];
     r[1] = d[1] + d[2];
@@ -41,7 +46,7 @@ static void bt2(const float *d, float *r)
     r[3] = d[1] - d[3];
 }
 
-static void at2(const float *p, float *o)
+static void at2(const wino_v *p, wino_v *o)
 {
     o[0] = p[0] + p[1] + p[2];
     o[1] = p[1] - p[2] - p[3];
@@ -55,7 +60,7 @@ static void g2(const double *g, double *u)
     u[3] = g[2];
 }
 
-static void bt4(const float *d, float *r)
+static void bt4(const wino_v *d, wino_v *r)
 {
     r[0] = 4 * d[0] - 5 * d[2] + d[4];
     r[1] = -4 * (d[1] + d[2]) + d[3] + d[4];
@@ -65,9 +70,9 @@ static void bt4(const float *d, float *r)
     r[5] = 4 * d[1] - 5 * d[3] + d[5];
 }
 
-static void at4(const float *p, float *o)
+static void at4(const wino_v *p, wino_v *o)
 {
-    const float s12 = p[1] + p[2], d12 = p[1] - p[2], s34 = p[3] + p[4], d34 = p[3] - p[4];
+    const wino_v s12 = p[1] + p[2], d12 = p[1] - p[2], s34 = p[3] + p[4], d34 = p[3] - p[4];
     o[0] = p[0] + s12 + s34;
     o[1] = d12 + 2 * d34;
     o[2] = s12 + 4 * s34;
@@ -84,10 +89,7 @@ static void g4(const double *g, double *u)
     u[5] = g[2];
 }
 
-/* The adjoints' 1-D transforms: B (a x a, the transpose of B^T: product
- * gradients -> input tile gradients) and A (a x m, output tile gradients ->
- * product gradients). */
-static void b2(const float *v, float *r)
+static void b2(const wino_v *v, wino_v *r)
 {
     r[0] = v[0];
     r[1] = v[1] - v[2] + v[3];
@@ -95,7 +97,7 @@ static void b2(const float *v, float *r)
     r[3] = -v[3];
 }
 
-static void a2(const float *y, float *r)
+static void a2(const wino_v *y, wino_v *r)
 {
     r[0] = y[0];
     r[1] = y[0] + y[1];
@@ -103,7 +105,7 @@ static void a2(const float *y, float *r)
     r[3] = -y[1];
 }
 
-static void b4(const float *v, float *r)
+static void b4(const wino_v *v, wino_v *r)
 {
     r[0] = 4 * v[0];
     r[1] = 4 * (v[2] - v[1] + v[5]) + 2 * (v[4] - v[3]);
@@ -113,9 +115,9 @@ static void b4(const float *v, float *r)
     r[5] = v[5];
 }
 
-static void a4(const float *y, float *r)
+static void a4(const wino_v *y, wino_v *r)
 {
-    const float e = y[0] + y[2], o = y[1] + y[3], e4 = y[0] + 4 * y[2], o8 = 2 * y[1] + 8 * y[3];
+    const wino_v e = y[0] + y[2], o = y[1] + y[3], e4 = y[0] + 4 * y[2], o8 = 2 * y[1] + 8 * y[3];
     r[0] = y[0];
     r[1] = e + o;
     r[2] = e - o;
@@ -129,10 +131,10 @@ static void a4(const float *y, float *r)
  * arithmetic: a call through a pointer per tile row costs more than the
  * arithmetic itself. */
 #define WINO_INLINE static inline __attribute__((always_inline))
-WINO_INLINE void wino_bt(int m, const float *d, float *r) { m == 4 ? bt4(d, r) : bt2(d, r); }
-WINO_INLINE void wino_at(int m, const float *p, float *o) { m == 4 ? at4(p, o) : at2(p, o); }
-WINO_INLINE void wino_b(int m, const float *v, float *r) { m == 4 ? b4(v, r) : b2(v, r); }
-WINO_INLINE void wino_a(int m, const float *y, float *r) { m == 4 ? a4(y, r) : a2(y, r); }
+WINO_INLINE void wino_bt(int m, const wino_v *d, wino_v *r) { m == 4 ? bt4(d, r) : bt2(d, r); }
+WINO_INLINE void wino_at(int m, const wino_v *p, wino_v *o) { m == 4 ? at4(p, o) : at2(p, o); }
+WINO_INLINE void wino_b(int m, const wino_v *v, wino_v *r) { m == 4 ? b4(v, r) : b2(v, r); }
+WINO_INLINE void wino_a(int m, const wino_v *y, wino_v *r) { m == 4 ? a4(y, r) : a2(y, r); }
 WINO_INLINE void wino_g(int m, const double *g, double *u) { m == 4 ? g4(g, u) : g2(g, u); }
 
 size_t lyr_wino_tiles(int m, int B, int h, int w)
@@ -171,56 +173,80 @@ void lyr_wino_weights(int m, const float *W, int M, int C, float *U)
         }
 }
 
-/* Where tile t0 + k of a block lies: its plane's offset in planes of `ch`
- * channels (image t / (th * tw)) and its tile row and column. */
+/* Where the lanes' tiles t0 + k + l (l < n) lie: their planes' image and
+ * their first row and column in the plane (tile row ty, column tx: m ty, m tx). */
 typedef struct {
-    size_t img;
-    int ty, tx;
-} wino_at_tile;
+    int n;
+    size_t img[WINO_L];
+    int y[WINO_L], x[WINO_L];
+} wino_lanes;
 
-WINO_INLINE wino_at_tile wino_tile(size_t t, int th, int tw)
+WINO_INLINE wino_lanes wino_tiles_at(int m, size_t t, int n, int th, int tw)
 {
-    const int r = (int)(t % ((size_t)th * tw));
-    return (wino_at_tile){t / ((size_t)th * tw), r / tw, r % tw};
+    wino_lanes s = {.n = n};
+    for (int l = 0; l < n; l++, t++) {
+        const int r = (int)(t % ((size_t)th * tw));
+        s.img[l] = t / ((size_t)th * tw), s.y[l] = m * (r / tw), s.x[l] = m * (r % tw);
+    }
+    return s;
 }
 
-/* The 2-D transform r = T1 d T1^T of an n x n tile d into an a x a one, by
- * the 1-D f (n -> a values): f on each column, then on each row. */
-#define WINO_2D(f, m, n, d, r)                                                                  \
-    do {                                                                                        \
-        float t_[WINO_MAX_A][WINO_MAX_A], c_[WINO_MAX_A], o_[WINO_MAX_A];                       \
-        for (int j_ = 0; j_ < (n); j_++) {                                                      \
-            for (int i_ = 0; i_ < (n); i_++)                                                    \
-                c_[i_] = (d)[i_][j_];                                                           \
-            f((m), c_, o_);                                                                     \
-            for (int i_ = 0; i_ < (m) + 2; i_++)                                                \
-                t_[i_][j_] = o_[i_];                                                            \
-        }                                                                                       \
-        for (int i_ = 0; i_ < (m) + 2; i_++)                                                    \
-            f((m), t_[i_], (r)[i_]);                                                            \
-    } while (0)
+/* The 2-D transform r = T1 d T1^T of n x n tiles d into a x a ones, by the
+ * 1-D f (n -> a values): f on each column, then on each row. */
+WINO_INLINE void wino_2d(void (*f)(int, const wino_v *, wino_v *), int m, int n,
+                         wino_v d[][WINO_MAX_A], wino_v r[][WINO_MAX_A])
+{
+    wino_v t[WINO_MAX_A][WINO_MAX_A], c[WINO_MAX_A], o[WINO_MAX_A];
+    for (int j = 0; j < n; j++) {
+        for (int i = 0; i < n; i++)
+            c[i] = d[i][j];
+        f(m, c, o);
+        for (int i = 0; i < m + 2; i++)
+            t[i][j] = o[i];
+    }
+    for (int i = 0; i < m + 2; i++)
+        f(m, t[i], r[i]);
+}
+
+/* a x a vectors r to the lanes' columns k .. k + n - 1 of the [a^2][..][nt]
+ * block at dst (its row q at dst + q * plane), and back. */
+WINO_INLINE void wino_store(int a, wino_v r[][WINO_MAX_A], int n, float *dst, size_t plane)
+{
+    for (int q = 0; q < a * a; q++)
+        memcpy(dst + q * plane, &r[q / a][q % a], sizeof(float) * n);
+}
+
+WINO_INLINE void wino_load(int a, const float *src, size_t plane, int n, wino_v r[][WINO_MAX_A])
+{
+    for (int q = 0; q < a * a; q++) {
+        r[q / a][q % a] = (wino_v){0};
+        memcpy(&r[q / a][q % a], src + q * plane, sizeof(float) * n);
+    }
+}
 
 WINO_INLINE void wino_input(int m, const float *x, int C, int c0, int c1, int h, int w,
                             size_t t0, int nt, float *V)
 {
     const int a = m + 2, th = (h + m - 1) / m, tw = (w + m - 1) / m;
     const size_t plane = (size_t)C * nt;
-    for (int c = c0; c < c1; c++)
-        for (int k = 0; k < nt; k++) {
-            const wino_at_tile at = wino_tile(t0 + k, th, tw);
-            const float *src = x + (at.img * C + c) * h * w;
-            float d[WINO_MAX_A][WINO_MAX_A], r[WINO_MAX_A][WINO_MAX_A];
-            const int y0 = m * at.ty - 1, x0 = m * at.tx - 1;
-            for (int i = 0; i < a; i++)
-                for (int j = 0; j < a; j++) {
-                    const int y = y0 + i, xx = x0 + j;
-                    d[i][j] = (y >= 0 && y < h && xx >= 0 && xx < w) ? src[y * w + xx] : 0.0f;
+    for (int k = 0; k < nt; k += WINO_L) {
+        const wino_lanes s = wino_tiles_at(m, t0 + k, nt - k < WINO_L ? nt - k : WINO_L, th, tw);
+        for (int c = c0; c < c1; c++) {
+            wino_v d[WINO_MAX_A][WINO_MAX_A] = {{{0}}}, r[WINO_MAX_A][WINO_MAX_A];
+            for (int l = 0; l < s.n; l++) {
+                const float *src = x + (s.img[l] * C + c) * h * w;
+                for (int i = 0; i < a; i++) {
+                    const int y = s.y[l] - 1 + i;
+                    for (int j = 0; j < a; j++) {
+                        const int xx = s.x[l] - 1 + j;
+                        d[i][j][l] = y >= 0 && y < h && xx >= 0 && xx < w ? src[y * w + xx] : 0.0f;
+                    }
                 }
-            WINO_2D(wino_bt, m, a, d, r); /* B^T d B */
-            float *v = V + (size_t)c * nt + k;
-            for (int q = 0; q < a * a; q++)
-                v[q * plane] = r[q / a][q % a];
+            }
+            wino_2d(wino_bt, m, a, d, r); /* B^T d B */
+            wino_store(a, r, s.n, V + (size_t)c * nt + k, plane);
         }
+    }
 }
 
 WINO_INLINE void wino_output(int m, const float *P, int M, int o0, int o1, int h, int w,
@@ -228,28 +254,27 @@ WINO_INLINE void wino_output(int m, const float *P, int M, int o0, int o1, int h
 {
     const int a = m + 2, th = (h + m - 1) / m, tw = (w + m - 1) / m;
     const size_t plane = (size_t)M * nt;
-    for (int o = o0; o < o1; o++) {
-        const float bm = bias ? bias[o] : 0.0f;
-        for (int k = 0; k < nt; k++) {
-            const wino_at_tile at = wino_tile(t0 + k, th, tw);
-            float *dst = y + (at.img * M + o) * h * w;
-            float p[WINO_MAX_A][WINO_MAX_A], s[WINO_MAX_A][WINO_MAX_A], r[WINO_MAX_A];
-            const float *src = P + (size_t)o * nt + k;
-            for (int q = 0; q < a * a; q++)
-                p[q / a][q % a] = src[q * plane];
-            for (int j = 0; j < a; j++) { /* s = A^T p */
-                float col[WINO_MAX_A];
+    for (int k = 0; k < nt; k += WINO_L) {
+        const wino_lanes s = wino_tiles_at(m, t0 + k, nt - k < WINO_L ? nt - k : WINO_L, th, tw);
+        for (int o = o0; o < o1; o++) {
+            const float bm = bias ? bias[o] : 0.0f;
+            wino_v p[WINO_MAX_A][WINO_MAX_A], t[WINO_MAX_A][WINO_MAX_A], c[WINO_MAX_A];
+            wino_v r[WINO_MAX_A][WINO_MAX_A];
+            wino_load(a, P + (size_t)o * nt + k, plane, s.n, p);
+            for (int j = 0; j < a; j++) { /* t = A^T p: m x a */
                 for (int i = 0; i < a; i++)
-                    col[i] = p[i][j];
-                wino_at(m, col, r);
+                    c[i] = p[i][j];
+                wino_at(m, c, r[0]);
                 for (int i = 0; i < m; i++)
-                    s[i][j] = r[i];
+                    t[i][j] = r[0][i];
             }
-            for (int i = 0; i < m && m * at.ty + i < h; i++) { /* y = s A */
-                wino_at(m, s[i], r);
-                float *d = dst + (m * at.ty + i) * w + m * at.tx;
-                for (int j = 0; j < m && m * at.tx + j < w; j++)
-                    d[j] = r[j] + bm;
+            for (int i = 0; i < m; i++) /* r = t A: m x m */
+                wino_at(m, t[i], r[i]);
+            for (int l = 0; l < s.n; l++) {
+                float *dst = y + (s.img[l] * M + o) * h * w;
+                for (int i = 0; i < m && s.y[l] + i < h; i++)
+                    for (int j = 0; j < m && s.x[l] + j < w; j++)
+                        dst[(s.y[l] + i) * w + s.x[l] + j] = r[i][j][l] + bm;
             }
         }
     }
@@ -260,20 +285,20 @@ WINO_INLINE void wino_output_adjoint(int m, const float *dy, int M, int o0, int 
 {
     const int a = m + 2, th = (h + m - 1) / m, tw = (w + m - 1) / m;
     const size_t plane = (size_t)M * nt;
-    for (int o = o0; o < o1; o++)
-        for (int k = 0; k < nt; k++) {
-            const wino_at_tile at = wino_tile(t0 + k, th, tw);
-            const float *src = dy + (at.img * M + o) * h * w;
-            float g[WINO_MAX_A][WINO_MAX_A], r[WINO_MAX_A][WINO_MAX_A];
-            const int y0 = m * at.ty, x0 = m * at.tx;
-            for (int i = 0; i < m; i++) /* the tile's outputs past the plane: none, 0 */
-                for (int j = 0; j < m; j++)
-                    g[i][j] = y0 + i < h && x0 + j < w ? src[(y0 + i) * w + x0 + j] : 0.0f;
-            WINO_2D(wino_a, m, m, g, r); /* A g A^T */
-            float *pp = P + (size_t)o * nt + k;
-            for (int q = 0; q < a * a; q++)
-                pp[q * plane] = r[q / a][q % a];
+    for (int k = 0; k < nt; k += WINO_L) {
+        const wino_lanes s = wino_tiles_at(m, t0 + k, nt - k < WINO_L ? nt - k : WINO_L, th, tw);
+        for (int o = o0; o < o1; o++) {
+            wino_v g[WINO_MAX_A][WINO_MAX_A] = {{{0}}}, r[WINO_MAX_A][WINO_MAX_A];
+            for (int l = 0; l < s.n; l++) { /* the tile's outputs past the plane: none, 0 */
+                const float *src = dy + (s.img[l] * M + o) * h * w;
+                for (int i = 0; i < m && s.y[l] + i < h; i++)
+                    for (int j = 0; j < m && s.x[l] + j < w; j++)
+                        g[i][j][l] = src[(s.y[l] + i) * w + s.x[l] + j];
+            }
+            wino_2d(wino_a, m, m, g, r); /* A g A^T */
+            wino_store(a, r, s.n, P + (size_t)o * nt + k, plane);
         }
+    }
 }
 
 WINO_INLINE void wino_input_adjoint(int m, const float *V, int C, int c0, int c1, int h, int w,
@@ -281,25 +306,27 @@ WINO_INLINE void wino_input_adjoint(int m, const float *V, int C, int c0, int c1
 {
     const int a = m + 2, th = (h + m - 1) / m, tw = (w + m - 1) / m;
     const size_t plane = (size_t)C * nt;
-    for (int c = c0; c < c1; c++)
-        for (int k = 0; k < nt; k++) {
-            const wino_at_tile at = wino_tile(t0 + k, th, tw);
-            float *dst = dx + (at.img * C + c) * h * w;
-            float v[WINO_MAX_A][WINO_MAX_A], r[WINO_MAX_A][WINO_MAX_A];
-            const float *src = V + (size_t)c * nt + k;
-            for (int q = 0; q < a * a; q++)
-                v[q / a][q % a] = src[q * plane];
-            WINO_2D(wino_b, m, a, v, r); /* B v B^T */
-            const int y0 = m * at.ty - 1, x0 = m * at.tx - 1;
-            for (int i = 0; i < a; i++) { /* the window, without its padding */
-                const int y = y0 + i;
-                if (y < 0 || y >= h)
-                    continue;
-                for (int j = 0; j < a; j++)
-                    if (x0 + j >= 0 && x0 + j < w)
-                        dst[y * w + x0 + j] += r[i][j];
+    for (int k = 0; k < nt; k += WINO_L) {
+        const wino_lanes s = wino_tiles_at(m, t0 + k, nt - k < WINO_L ? nt - k : WINO_L, th, tw);
+        for (int c = c0; c < c1; c++) {
+            wino_v v[WINO_MAX_A][WINO_MAX_A], r[WINO_MAX_A][WINO_MAX_A];
+            wino_load(a, V + (size_t)c * nt + k, plane, s.n, v);
+            wino_2d(wino_b, m, a, v, r); /* B v B^T */
+            for (int l = 0; l < s.n; l++) { /* the windows in tile order, without the padding */
+                float *dst = dx + (s.img[l] * C + c) * h * w;
+                for (int i = 0; i < a; i++) {
+                    const int y = s.y[l] - 1 + i;
+                    if (y < 0 || y >= h)
+                        continue;
+                    for (int j = 0; j < a; j++) {
+                        const int xx = s.x[l] - 1 + j;
+                        if (xx >= 0 && xx < w)
+                            dst[y * w + xx] += r[i][j][l];
+                    }
+                }
             }
         }
+    }
 }
 
 void lyr_wino_input(int m, const float *x, int C, int c0, int c1, int h, int w, size_t t0, int nt,

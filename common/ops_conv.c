@@ -259,9 +259,10 @@ static int64_t conv_chunk(const win_params *p, int64_t n)
     return nb < 1 ? 1 : nb > n ? n : nb;
 }
 
-/* Floats of a Winograd block's V and P together: its tiles' transforms and
- * products stay in the caches (L2 + a share of L3) while it is done. */
-#define CONV_WINO_BLOCK_FLOATS ((size_t)1 << 19)
+/* Floats of a Winograd block's V and P together (8 MB): its transforms and
+ * products stay in the L3 cache while it is done; smaller blocks read U
+ * (36 M C floats) once per block too often (measured: 1 << 19 and 1 << 21). */
+#define CONV_WINO_BLOCK_FLOATS ((size_t)1 << 21)
 
 /* Tiles per Winograd block, from the node's channels alone (never the batch):
  * V and P [a^2][max(C,M)][nt] within CONV_WINO_BLOCK_FLOATS, nt a multiple of
