@@ -258,13 +258,17 @@ static const cs CASES[] = {
     {"1x1 on a 7x7 plane", "Conv", 24, 20, 7, 7, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1e-6},
     {"1x1 on a 40x40 plane", "Conv", 8, 12, 40, 40, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1e-6},
     {"1x1 stride 2", "Conv", 16, 8, 9, 10, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1e-6},
-    {"3x3 64 channels pad 1 (im2col)", "Conv", 64, 64, 6, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1e-6},
+    {"3x3 8 channels pad 1 (im2col)", "Conv", 8, 12, 6, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1e-6},
     {"3x3 128 channels pad 1 (Winograd F(4x4))", "Conv", 128, 130, 9, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2e-5},
     {"3x3 130 channels pad 1 (Winograd F(2x2))", "Conv", 130, 128, 5, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 2e-6},
-    /* Winograd in blocks of tiles (16 tiles at 256 channels, a block across images) */
-    {"3x3 256 to 160 on 13x11 (F(4x4), 3 blocks)", "Conv", 256, 160, 13, 11, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2e-5},
-    {"3x3 144 to 272 on 10x7 (F(4x4), 2 blocks)", "Conv", 144, 272, 10, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 2e-5},
-    {"3x3 600 to 140 on 6x5 (F(2x2), 2 blocks)", "Conv", 600, 140, 6, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2e-6},
+    /* Winograd's blocks of tiles (ops_conv.c's conv_wino_block: 8 MB of transforms, so
+     * 16 tiles at 2048 or 4096 channels: blocks across images, 27 tiles in 2 blocks) */
+    {"3x3 256 to 160 on 13x11 (F(4x4))", "Conv", 256, 160, 13, 11, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2e-5},
+    {"3x3 2048 to 16 on 9x10 (F(4x4), 2 blocks)", "Conv", 2048, 16, 9, 10, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2e-5},
+    {"3x3 16 to 2048 on 10x9 (F(4x4), 2 blocks)", "Conv", 16, 2048, 10, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 2e-5},
+    {"3x3 4096 to 16 on 6x5 (F(2x2), 2 blocks)", "Conv", 4096, 16, 6, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2e-6},
+    {"3x3 16 channels pad 1 (Winograd F(4x4), the fewest)", "Conv", 16, 16, 11, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2e-5},
+    {"3x3 15 to 16 channels pad 1 (im2col)", "Conv", 15, 16, 11, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1e-6},
     {"3x3 128 channels on 1x7 (F(2x2), one tile row)", "Conv", 128, 136, 1, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2e-6},
     {"3x3 128 channels on 2x2 (F(2x2), one tile)", "Conv", 128, 128, 2, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 2e-6},
     {"3x3 stride 2 pad 1", "Conv", 16, 8, 11, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1e-6},
