@@ -366,7 +366,9 @@ static void wino_transform(wino_job j, gemm_ws *gemm)
 
 /*
  * A 3x3 pad-1 convolution of n NCHW images x [n][C][H][W] by Winograd, block
- * by block of conv_wino_block's tiles (the block's V and P stay in cache):
+ * by block of at most conv_wino_block's tiles, the batch's split evenly (a
+ * last block of a few tiles would read all of U for them; the blocks change
+ * no result), the block's V and P in cache:
  * the input transform V, the a^2 products P[q] [M][nt] = U[q] [M][C] x V[q]
  * and the output transform, y [n][M][H][W] = that + bias. With adjoint
  * nonzero, the input gradient instead (x the output gradient [n][M][H][W],
@@ -378,7 +380,9 @@ static void conv_wino(const win_params *p, const float *x, int64_t n, int adjoin
                       const float *bias, float *y, float *scratch, gemm_ws *gemm)
 {
     const int m = p->wino, a2 = (m + 2) * (m + 2), C = (int)p->C, M = (int)p->M;
-    const size_t T = lyr_wino_tiles(m, (int)n, (int)p->H, (int)p->W), nb = conv_wino_block(p);
+    const size_t T = lyr_wino_tiles(m, (int)n, (int)p->H, (int)p->W), most = conv_wino_block(p);
+    const size_t blocks = (T + most - 1) / most, even = (T + blocks - 1) / blocks;
+    const size_t nb = (even + 15) / 16 * 16 < most ? (even + 15) / 16 * 16 : most; /* even blocks */
     const size_t ch = (size_t)(C > M ? C : M), mc = (size_t)M * C;
     float *V = scratch, *P = scratch + (size_t)a2 * ch * (T < nb ? T : nb);
     for (size_t t0 = 0; t0 < T; t0 += nb) {
