@@ -271,7 +271,7 @@ static int64_t conv_chunk(const win_params *p, int64_t n)
  * block reads all of U (a^2 M C floats), and past the cache a tile's V and P
  * cost about 4 a^2 (M + C) floats of traffic, so smaller blocks would spend
  * more on reading U again than they save (OverFeat's 1024-channel layers:
- * 128 tiles, 19 MB, not 16).
+ * 128 tiles, 38 MB, not 16).
  */
 static size_t conv_wino_block(const win_params *p)
 {
@@ -381,8 +381,8 @@ static void conv_wino(const win_params *p, const float *x, int64_t n, int adjoin
 {
     const int m = p->wino, a2 = (m + 2) * (m + 2), C = (int)p->C, M = (int)p->M;
     const size_t T = lyr_wino_tiles(m, (int)n, (int)p->H, (int)p->W), most = conv_wino_block(p);
-    const size_t blocks = (T + most - 1) / most, even = (T + blocks - 1) / blocks;
-    const size_t nb = (even + 15) / 16 * 16 < most ? (even + 15) / 16 * 16 : most; /* even blocks */
+    const size_t blocks = (T + most - 1) / most, even = ((T + blocks - 1) / blocks + 15) / 16 * 16;
+    const size_t nb = even < most ? even : most;
     const size_t ch = (size_t)(C > M ? C : M), mc = (size_t)M * C;
     float *V = scratch, *P = scratch + (size_t)a2 * ch * (T < nb ? T : nb);
     for (size_t t0 = 0; t0 < T; t0 += nb) {
