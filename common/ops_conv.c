@@ -14,6 +14,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* Largest window size, stride, dilation and pad accepted (no overflow below). */
 #define WIN_MAX ((int64_t)1 << 24)
@@ -320,7 +321,18 @@ static int conv_prepare(void *pp, const op_tensor *in, int n_in, char *err, size
     if (!p->wino || !in[1].data)
         return ADJ_OK;
     const int a = p->wino + 2;
-    const size_t u = (size_t)a * a * p->M * p->C;
+    const size_t u = (size_t)a * a * p->M * p->C, huge = (size_t)2 << 20;
+    if (!p->U && u * sizeof(float) >= 2 * huge) {
+        /* in 2 MB pages where the system gives them: the input gradient reads U
+         * across its rows, a page per row (and a TLB miss) with 4 kB pages */
+        void *m = NULL;
+        if (!posix_memalign(&m, huge, (u * sizeof(float) + huge - 1) / huge * huge))
+            p->U = m;
+#ifdef MADV_HUGEPAGE
+        if (p->U)
+            madvise(p->U, (u * sizeof(float) + huge - 1) / huge * huge, MADV_HUGEPAGE);
+#endif
+    }
     if (!p->U && !(p->U = malloc(u * sizeof(float))))
         return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory for Winograd weights");
     lyr_wino_weights(p->wino, in[1].data, (int)p->M, (int)p->C, p->U);
