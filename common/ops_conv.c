@@ -322,15 +322,16 @@ static int conv_prepare(void *pp, const op_tensor *in, int n_in, char *err, size
         return ADJ_OK;
     const int a = p->wino + 2;
     const size_t u = (size_t)a * a * p->M * p->C, huge = (size_t)2 << 20;
-    if (!p->U && u * sizeof(float) >= 2 * huge) {
+    const size_t pages = (u * sizeof(float) + huge - 1) / huge * huge;
+    if (!p->U && pages >= 2 * huge) {
         /* in 2 MB pages where the system gives them: the input gradient reads U
          * across its rows, a page per row (and a TLB miss) with 4 kB pages */
         void *m = NULL;
-        if (!posix_memalign(&m, huge, (u * sizeof(float) + huge - 1) / huge * huge))
+        if (!posix_memalign(&m, huge, pages))
             p->U = m;
 #ifdef MADV_HUGEPAGE
         if (p->U)
-            madvise(p->U, (u * sizeof(float) + huge - 1) / huge * huge, MADV_HUGEPAGE);
+            madvise(p->U, pages, MADV_HUGEPAGE);
 #endif
     }
     if (!p->U && !(p->U = malloc(u * sizeof(float))))
