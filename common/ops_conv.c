@@ -323,7 +323,7 @@ static int conv_prepare(void *pp, const op_tensor *in, int n_in, char *err, size
     const int a = p->wino + 2;
     const size_t u = (size_t)a * a * p->M * p->C, huge = (size_t)2 << 20;
     const size_t pages = (u * sizeof(float) + huge - 1) / huge * huge;
-    if (!p->U && pages >= 2 * huge) {
+    if (!p->U && u * sizeof(float) >= 2 * huge) {
         /* in 2 MB pages where the system gives them: the input gradient reads U
          * across its rows, a page per row (and a TLB miss) with 4 kB pages */
         void *m = NULL;
