@@ -62,10 +62,10 @@
  * computations); the graph input is borrowed for the forward call.
  *
  * Conv algorithms (ops_conv.c): Winograd F(4x4,3x3) or F(2x2,3x3) for 3x3
- * stride-1 pad-1 one-group convolutions of 128 channels or more (the tile
+ * stride-1 pad-1 one-group convolutions of 16 channels or more (the tile
  * size by lyr_wino_choose from the plane size), its transformed weights made
  * at finalize and owned by the node (op_prepare; gr_refresh after the
- * weights change), the tiles of the whole batch in each product; else im2col
+ * weights change), the batch's tiles in blocks; else im2col
  * over a chunk of images in one product (group 1), or per image (1x1 direct,
  * groups); depthwise by a direct kernel, planes in parallel.
  * Chosen from the node's shapes alone, never the batch.

@@ -54,7 +54,7 @@ void net_ctx_refresh(net_ctx *ctx);
 /**
  * How the context computes a layer model's 3x3 pad-1 convolutions: -1, the
  * default (the model's graph: Winograd F(4x4) or F(2x2) per layer by its
- * plane size, im2col under 128 channels: lyr_wino_choose); 0, im2col (a graph the context builds and
+ * plane size, im2col under 16 channels: lyr_wino_choose); 0, im2col (a graph the context builds and
  * owns, model_build_graph with MODEL_GRAPH_IM2COL: an accuracy reference and
  * a benchmark). An ONNX model takes -1 only. Forgets the last forward.
  * Returns ADJ_OK, ADJ_ERR_ARG for another m, or the graph's or memory's

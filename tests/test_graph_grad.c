@@ -265,10 +265,13 @@ static void test_conv(void)
 {
     op_attr a[6];
     a[0] = INTS("pads", 1, 1, 1, 1);
-    /* Winograd from 128 channels in and out (ops_conv.c), im2col below */
+    /* Winograd from 16 channels in and out (ops_conv.c), im2col below */
     conv_case("Conv 3x3 pad 1 (Winograd F(4x4))", 128, 130, 6, a, 1, 1, 3, 1);
     conv_case("Conv 3x3 pad 1 (Winograd F(2x2))", 130, 128, 5, a, 1, 1, 3, 0);
-    conv_case("Conv 3x3 pad 1, 64 channels (im2col)", 64, 64, 6, a, 1, 1, 3, 1);
+    conv_case("Conv 3x3 pad 1, 16 to 2048 channels (Winograd F(4x4), blocks of 16 tiles)", 16, 2048,
+              9, a, 1, 1, 3, 1);
+    conv_case("Conv 3x3 pad 1, 64 channels (Winograd F(4x4))", 64, 64, 6, a, 1, 1, 3, 1);
+    conv_case("Conv 3x3 pad 1, 8 to 12 channels (im2col)", 8, 12, 6, a, 1, 1, 3, 1);
     a[1] = INTS("strides", 1, 1);
     conv_case("Conv 3x3 pad 1, 7 to 5 channels (im2col)", 7, 5, 9, a, 2, 1, 3, 1);
     a[0] = INTS("pads", 0, 1, 1, 0), a[1] = INTS("strides", 2, 2);
