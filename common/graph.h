@@ -74,10 +74,8 @@
  * - Fusion's epilogue inside the Winograd output transform and the im2col
  *   scatter (now a pass over the batch's output after their products), and
  *   its backward mask inside the convolutions' per-image loops.
- * - Layer models run on this engine behind net.h (model_build_graph,
- *   net_ctx_set_engine); once it is as fast everywhere, net.c's layer list
- *   can go and the graph can live in the model (one set of Winograd weights
- *   per model rather than per context).
+ * - A folded convolution's plain weights could be dropped once Winograd's
+ *   U is made, for a model that is not trained and has no im2col graph.
  * - Weight gradients for MatMul (constant B) and the other operators with
  *   constants a trainer might learn (BatchNormalization is folded).
  * - The batch is always dimension 0 here. Models that move it (torch's

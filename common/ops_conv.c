@@ -750,6 +750,29 @@ static void conv_dw(const win_params *p, const float *x, const float *w, const f
     gemm_parallel(gemm, (int)((j.planes + j.per - 1) / j.per), dw_part, &j);
 }
 
+/* One image's output rows [M][OHW] after a per-image product: the bias, then
+ * the fused epilogue, row by row (each row's arithmetic as one thread's). */
+typedef struct {
+    const win_params *p;
+    const float *bias, *res; /* res: the image's residual rows, or NULL */
+    float *y;                /* the image's output */
+    int64_t ohw, per;        /* per: rows a part */
+} conv_rows_job;
+
+static void conv_rows_part(void *arg, int part)
+{
+    const conv_rows_job *j = arg;
+    const int64_t m0 = part * j->per, m1 = m0 + j->per < j->p->M ? m0 + j->per : j->p->M;
+    const int epi = j->p->epi.act || j->res;
+    for (int64_t m = m0; m < m1; m++) {
+        float *ym = j->y + m * j->ohw;
+        for (int64_t i = 0; j->bias && i < j->ohw; i++)
+            ym[i] += j->bias[m];
+        if (epi)
+            op_epilogue_run(&j->p->epi, ym, j->res ? j->res + m * j->ohw : NULL, (size_t)j->ohw);
+    }
+}
+
 /* conv_forward's paths: the depthwise and per-image ones apply the fused epilogue. */
 static void conv_forward_paths(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
                                int n_out, float *scratch, gemm_ws *gemm)
@@ -787,13 +810,10 @@ static void conv_forward_paths(const void *pp, const op_tensor *in, int n_in, op
             gemm_f32(gemm, GEMM_N, GEMM_N, (int)Mg, (int)OHW, (int)K, w + g * Mg * K, (int)K, col,
                      (int)OHW, 0, yg, (int)OHW);
         }
-        for (int64_t m = 0; (bias || epi) && m < p->M; m++) { /* row by row, in cache */
-            float *ym = y + (b * p->M + m) * OHW;
-            for (int64_t i = 0; bias && i < OHW; i++)
-                ym[i] += bias[m];
-            if (epi)
-                op_epilogue_run(&p->epi, ym, res ? res + (b * p->M + m) * OHW : NULL,
-                                (size_t)OHW);
+        if (bias || epi) {
+            conv_rows_job j = {p, bias, res ? res + b * p->M * OHW : NULL, y + b * p->M * OHW,
+                               OHW, (DW_PART_ELEMS + OHW - 1) / OHW};
+            gemm_parallel(gemm, (int)((p->M + j.per - 1) / j.per), conv_rows_part, &j);
         }
     }
 }
