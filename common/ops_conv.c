@@ -773,9 +773,14 @@ static void conv_rows_part(void *arg, int part)
     }
 }
 
-/* conv_forward's paths: the depthwise and per-image ones apply the fused epilogue. */
-static void conv_forward_paths(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
-                               int n_out, float *scratch, gemm_ws *gemm)
+/*
+ * The forward, with the fused epilogue (ops.h, op_epilogue; the graph's
+ * fusion pass): the depthwise and per-image paths apply it to each plane or
+ * row as they write it; the batched ones (Winograd, im2col over the batch) in
+ * one parallel pass over the output after their products.
+ */
+static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
+                         float *scratch, gemm_ws *gemm)
 {
     const win_params *p = pp;
     const float *x = in[0].data, *w = in[1].data;
@@ -789,12 +794,13 @@ static void conv_forward_paths(const void *pp, const op_tensor *in, int n_in, op
         conv_dw(p, x, w, bias, res, N, 0, y, gemm);
         return;
     }
-    if (p->U) {
-        conv_wino(p, x, N, 0, bias, y, scratch, gemm);
-        return;
-    }
-    if (G == 1 && !p->direct) {
-        conv_im2col_batched(p, x, w, bias, N, y, scratch, gemm);
+    if (p->U || (G == 1 && !p->direct)) {
+        if (p->U)
+            conv_wino(p, x, N, 0, bias, y, scratch, gemm);
+        else
+            conv_im2col_batched(p, x, w, bias, N, y, scratch, gemm);
+        if (epi)
+            op_epilogue_forward(gemm, &p->epi, y, res, op_numel(&out[0].shape));
         return;
     }
     for (int64_t b = 0; b < N; b++) { /* one image at a time (1x1, groups) */
@@ -816,23 +822,6 @@ static void conv_forward_paths(const void *pp, const op_tensor *in, int n_in, op
             gemm_parallel(gemm, (int)((p->M + j.per - 1) / j.per), conv_rows_part, &j);
         }
     }
-}
-
-/*
- * The fused epilogue (ops.h, op_epilogue; the graph's fusion pass): the
- * depthwise and per-image paths apply it to each plane or row as they write
- * it; the batched ones (Winograd, im2col over the batch) in one parallel pass
- * over the output after their products.
- */
-static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
-                         float *scratch, gemm_ws *gemm)
-{
-    const win_params *p = pp;
-    conv_forward_paths(pp, in, n_in, out, n_out, scratch, gemm);
-    const float *res = p->epi.residual && n_in > 3 ? in[3].data : NULL;
-    const int batched = !p->depthwise && (p->U || (p->group == 1 && !p->direct));
-    if (batched && (p->epi.act || res))
-        op_epilogue_forward(gemm, &p->epi, out[0].data, res, op_numel(&out[0].shape));
 }
 
 /* ---- MaxPool, AveragePool --------------------------------------------- */
