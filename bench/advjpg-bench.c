@@ -34,8 +34,8 @@
  * it (fc_read_ms) and the convolutions' FLOP at the sgemm peak
  * (conv_at_sgemm_peak_ms); after its forward line, one with the forward time
  * over the read bound ("ratio_to_bound"; issue 19's target 1.2), the measured
- * split (conv_ms: every layer before the first fully connected one and its
- * ReLUs and pools; fc_ms), each part over its own limit, and the forward
+ * split (conv_ms: the layers before the first fully connected one; fc_ms:
+ * that one and those after it), each part over its own limit, and the forward
  * over the sum of the two limits (the fully connected layers cannot start
  * before the convolutions' output exists, and their weights fit in no cache).
  * --attacks times the attacks instead, per image at each batch size: FGSM
@@ -231,9 +231,12 @@ static void print_batch1(const net_ctx *ctx, const model_spec *spec, const b1_bo
                          double per_img_ms, int passes, int round)
 {
     double f[MODEL_MAX_LAYERS], fc = 0, conv = 0;
+    int in_fc = 0; /* from the first fully connected layer on */
     net_ctx_layer_seconds(ctx, f, NULL);
-    for (int l = 0; l < spec->n_layers; l++)
-        *(spec->layers[l].kind == MODEL_LAYER_FC ? &fc : &conv) += f[l] * 1e3 / passes;
+    for (int l = 0; l < spec->n_layers; l++) {
+        in_fc |= spec->layers[l].kind == MODEL_LAYER_FC;
+        *(in_fc ? &fc : &conv) += f[l] * 1e3 / passes;
+    }
     const double dep = bd->conv_peak_ms + bd->fc_read_ms;
     printf("{\"case\":\"forward batch 1 against the read bound\",\"ms_per_image\":%.2f,"
            "\"bound_ms\":%.2f,\"ratio_to_bound\":%.2f,\"target\":1.2,"
