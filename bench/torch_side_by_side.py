@@ -5,8 +5,10 @@ alternating rounds in one run (the machine is shared: only ratios mean something
     bench/torch_side_by_side.py [--bench build/bench/advjpg-bench-onnx] [--rounds 3]
                                 [--batch 16] [--dir DIR] [CASE...]
 
-CASE is MODEL:PASS with PASS forward or gradient (forward + the input gradient of the
-cross-entropy), or load:MODEL (load time) or rss:MODEL (peak resident memory with the
+CASE is MODEL:PASS with PASS forward, gradient (forward + the input gradient of the
+cross-entropy; PyTorch by torch.autograd.grad to the input alone) or backward (the same
+gradient of ours, against PyTorch computing it as IBM ART's PyTorchClassifier.loss_gradient
+does: loss.backward() with the weights requiring gradients, which computes theirs too), or load:MODEL (load time) or rss:MODEL (peak resident memory with the
 model loaded and one batch-1 forward, against the .onnx file's size). MODEL
 overfeat-fast or overfeat-accurate (issue 19) is OverFeat as docs/overfeat.md gives it,
 written here in PyTorch (fully connected layers as nn.Linear) and run by advjpg-bench
@@ -37,12 +39,20 @@ DEFAULT = ["resnet50:forward", "resnet50:gradient", "mobilenet_v2:forward", "loa
 
 
 def torch_round(m, x, labels, grad):
-    """Seconds of one batch through m (forward, or forward + input gradient)."""
+    """Seconds of one batch through m: forward (grad None), forward + input
+    gradient ("gradient": torch.autograd.grad to the input only), or the same
+    the way IBM ART's PyTorchClassifier.loss_gradient computes it ("backward":
+    zero_grad and loss.backward() with the weights requiring gradients, so
+    their gradients are computed too)."""
     t = time.perf_counter()
     if grad:
         xg = x.clone().requires_grad_(True)
         loss = torch.nn.functional.cross_entropy(m(xg), labels)
-        torch.autograd.grad(loss, xg)
+        if grad == "backward":
+            m.zero_grad()
+            loss.backward()
+        else:
+            torch.autograd.grad(loss, xg)
     else:
         with torch.no_grad():
             m(x)
@@ -134,7 +144,7 @@ def main():
             rows.append((f"{name} peak RSS after a batch-1 forward, MB", lines[-1]["peak_rss_mb"],
                          None))
             continue
-        name, grad = kind, name == "gradient"
+        name, grad = kind, name if name in ("gradient", "backward") else None
         if name in OVERFEAT:
             m, size = overfeat(name)
             x = torch.randn(a.batch, 3, size, size, generator=torch.Generator().manual_seed(0))
@@ -146,14 +156,18 @@ def main():
                                     "1", "--pass", "gradient" if grad else "forward"
                                     )[-1]["ms_per_image"][0]
         labels = torch.zeros(a.batch, dtype=torch.long)
+        if grad == "backward":  # (the default of a torch module's weights)
+            for p in m.parameters():
+                p.requires_grad_(True)
         torch_round(m, x, labels, grad)  # warm-up
         t_torch, t_ours = [], []
         for _ in range(a.rounds):
             t_torch.append(torch_round(m, x, labels, grad) * 1e3 / a.batch)
             t_ours.append(run_ours())
         mo, mt = statistics.median(t_ours), statistics.median(t_torch)
-        rows.append((f"{name} {'forward + input gradient' if grad else 'forward'}, batch "
-                     f"{a.batch}, ms per image", mo, mt))
+        what = {None: "forward", "gradient": "forward + input gradient",
+                "backward": "forward + input gradient (PyTorch: loss.backward(), as ART)"}[grad]
+        rows.append((f"{name} {what}, batch {a.batch}, ms per image", mo, mt))
         print(f"{case}: advjpg {t_ours}, PyTorch {t_torch}", file=sys.stderr, flush=True)
     print("| case | advjpg | PyTorch 1.13 | ratio |\n|---|---|---|---|")
     for what, mine, theirs in rows:
