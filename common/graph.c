@@ -19,7 +19,7 @@ typedef struct {
     char *name;
     op_tensor t;      /* dtype, batched, shape (d[0] OP_DIM_BATCH if batched), const data */
     int is_const;
-    int hold;         /* GR_DATA_OWN / GR_DATA_EXTERN */
+    int hold;         /* GR_DATA_OWN / GR_DATA_EXTERN / GR_DATA_SEALED */
     int producer;     /* node index, -1 for inputs and constants */
     int uses;         /* live consumers (+1 per graph output) after finalize */
 } gr_tensor;
@@ -74,6 +74,9 @@ static int grow(void **p, int *cap, int need, size_t elem)
     return 0;
 }
 
+/* Nonzero if the graph frees data held so (GR_DATA_OWN, GR_DATA_SEALED). */
+static int held(int hold) { return hold != GR_DATA_EXTERN; }
+
 static void *aligned_alloc64(size_t bytes)
 {
     void *p = NULL;
@@ -98,7 +101,7 @@ void gr_free(gr_graph *g)
         return;
     for (int i = 0; i < g->nt; i++) {
         free(g->t[i].name);
-        if (g->t[i].hold == GR_DATA_OWN)
+        if (held(g->t[i].hold))
             free(g->t[i].t.data);
     }
     for (int i = 0; i < g->nn; i++) {
@@ -156,7 +159,7 @@ int gr_add_tensor(gr_graph *g, const char *name, op_dtype dtype, const op_shape 
                          !(nm = strdup(name))))
         rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
     if (rc) {
-        if (hold == GR_DATA_OWN)
+        if (held(hold))
             free(data);
         return rc;
     }
@@ -170,7 +173,7 @@ int gr_add_tensor(gr_graph *g, const char *name, op_dtype dtype, const op_shape 
     t->is_const = is_const;
     t->hold = hold;
     t->producer = -1;
-    if (!is_const && hold == GR_DATA_OWN)
+    if (!is_const && held(hold))
         free(data);
     *id = g->nt++;
     return ADJ_OK;
@@ -359,7 +362,7 @@ static int fold_node(gr_graph *g, gr_node *nd, op_tensor *in, op_tensor *out, ch
         gr_tensor *t = &g->t[nd->out[i]];
         t->t.data = out[i].data;
         t->is_const = 1;
-        t->hold = GR_DATA_OWN;
+        t->hold = GR_DATA_SEALED;
     }
     nd->live = 0;
     return ADJ_OK;
@@ -405,9 +408,9 @@ static int fold_bn(gr_graph *g, int k, char *err, size_t errsz)
     sprintf(nb, "%s#B%d", bn->name, k);
     op_shape bs = {1, {M}};
     op_shape ws = w->t.shape;
-    rc = gr_add_tensor(g, nw, OP_FLOAT, &ws, 0, 1, w2, GR_DATA_OWN, &iw, err, errsz);
+    rc = gr_add_tensor(g, nw, OP_FLOAT, &ws, 0, 1, w2, GR_DATA_SEALED, &iw, err, errsz);
     if (rc == ADJ_OK)
-        rc = gr_add_tensor(g, nb, OP_FLOAT, &bs, 0, 1, b2, GR_DATA_OWN, &ib, err, errsz);
+        rc = gr_add_tensor(g, nb, OP_FLOAT, &bs, 0, 1, b2, GR_DATA_SEALED, &ib, err, errsz);
     else
         free(b2);
     free(nw), free(nb);
@@ -536,6 +539,39 @@ static int fuse_all(gr_graph *g)
 
 void gr_set_fusion(gr_graph *g, int on) { g->no_fusion = !on; }
 
+/*
+ * After the live nodes are prepared: frees the sealed constants that no
+ * kernel reads any more (every live node reading one has what it derived in
+ * its place, op_prepared_unread; a graph output is read), so that a folded
+ * convolution's weights are not held beside its Winograd U. Nothing else
+ * reads or writes a sealed constant, so nothing could need it again.
+ */
+static int drop_unread(gr_graph *g)
+{
+    unsigned char *need = calloc((size_t)g->nt + 1, 1);
+    if (!need)
+        return -1;
+    for (int i = 0; i < g->n_outputs; i++)
+        need[g->outputs[i]] = 1;
+    for (int o = 0; o < g->n_order; o++) {
+        const gr_node *nd = &g->nodes[g->order[o]];
+        const int unread = op_prepared_unread(nd->def, nd->params);
+        for (int i = 0; i < nd->n_in; i++)
+            if (nd->in[i] >= 0 && !(i < 8 && (unread & OPB_IN(i))))
+                need[nd->in[i]] = 1;
+    }
+    for (int i = 0; i < g->nt; i++) {
+        gr_tensor *t = &g->t[i];
+        if (t->is_const && t->hold == GR_DATA_SEALED && t->uses > 0 && !need[i]) {
+            free(t->t.data);
+            t->t.data = NULL;
+            t->hold = GR_DATA_EXTERN; /* nothing left to free */
+        }
+    }
+    free(need);
+    return 0;
+}
+
 int gr_finalize(gr_graph *g, char *err, size_t errsz)
 {
     char msg[ADJ_ERRLEN];
@@ -632,7 +668,7 @@ int gr_finalize(gr_graph *g, char *err, size_t errsz)
     int rc;
     for (int i = 0; i < g->nt; i++)
         if (g->t[i].is_const && g->t[i].uses == 0) { /* extern data: its owner may free it */
-            if (g->t[i].hold == GR_DATA_OWN)
+            if (held(g->t[i].hold))
                 free(g->t[i].t.data);
             g->t[i].t.data = NULL;
             g->t[i].hold = GR_DATA_EXTERN; /* nothing left to free */
@@ -654,6 +690,8 @@ int gr_finalize(gr_graph *g, char *err, size_t errsz)
             return adj_fail(err, errsz, rc, "node '%s' (%s): %s", nd->name, nd->def->name, msg);
         g->order[g->n_order++] = k;
     }
+    if (drop_unread(g))
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
     for (int i = 0; i < g->n_outputs; i++) {
         const gr_tensor *t = &g->t[g->outputs[i]];
         if (!t->is_const && t->producer < 0 && g->outputs[i] != g->input)
@@ -761,6 +799,15 @@ size_t gr_param_count(const gr_graph *g)
     for (int i = 0; i < g->nt; i++)
         if (g->t[i].is_const && g->t[i].uses > 0 && g->t[i].t.dtype == OP_FLOAT)
             n += op_numel(&g->t[i].t.shape);
+    return n;
+}
+
+size_t gr_const_bytes(const gr_graph *g)
+{
+    size_t n = 0;
+    for (int i = 0; i < g->nt; i++)
+        if (g->t[i].is_const && held(g->t[i].hold) && g->t[i].t.data)
+            n += op_numel(&g->t[i].t.shape) * op_dtype_size(g->t[i].t.dtype);
     return n;
 }
 

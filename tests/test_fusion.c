@@ -10,7 +10,10 @@
  * residual Add without an activation). The unfused graph is the reference:
  * its kernels are the separate nodes' (test_graph_grad checks those against
  * finite differences). Also that fusion took place where it may, and not
- * where it may not (a Conv whose output has two readers).
+ * where it may not (a Conv whose output has two readers). Last, sealed
+ * constants (GR_DATA_SEALED, the folded BatchNormalization's): freed once
+ * their Winograd Convs have U, kept while an im2col Conv reads them, and
+ * the same bits as over borrowed weights (check_sealed).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -266,6 +269,168 @@ done:
     free(arena), free(arena2);
 }
 
+/* ---- sealed constants: dropped once Winograd's U is made ------------ */
+
+/*
+ * Offsets in sealed_net's weight arena: Conv A (16 -> 32, 3x3) with its bias
+ * and BatchNormalization (scale, beta, mean, var), Conv B's weights (32 -> 32,
+ * 3x3) and the biases of its two readers; then Conv A folded by the test
+ * (op_fold_bn), the reference's weights.
+ */
+enum {
+    SN_C = 16, SN_M = 32, SN_AW = 0, SN_AB = SN_AW + SN_M * SN_C * 9, SN_BN = SN_AB + SN_M,
+    SN_BW = SN_BN + 4 * SN_M, SN_B1 = SN_BW + SN_M * SN_M * 9, SN_B2 = SN_B1 + SN_M,
+    SN_FW = SN_B2 + SN_M, SN_FB = SN_FW + SN_M * SN_C * 9, SN_END = SN_FB + SN_M
+};
+
+/* A constant over arena[off..off + n): borrowed, or a sealed copy. */
+static int b_arena(bld *b, const float *arena, int off, int rank, const int64_t *d, int sealed)
+{
+    op_shape s = {rank, {0}};
+    for (int i = 0; i < rank; i++)
+        s.d[i] = d[i];
+    const size_t n = op_numel(&s);
+    float *v = (float *)arena + off;
+    if (sealed && (v = malloc(n * sizeof *v)))
+        memcpy(v, arena + off, n * sizeof *v);
+    return b_tensor(b, &s, 0, 1, v, sealed ? GR_DATA_SEALED : GR_DATA_EXTERN);
+}
+
+/*
+ * x [N][16][8][8] -> Relu(Conv A) -> t; Conv B1 (Winograd) of t, and with
+ * two_readers Conv B2 (stride 2: im2col) of t with the same weight tensor;
+ * the sum of their global averages. sealed: the constants are sealed copies
+ * and Conv A has its BatchNormalization (folded at finalize, sealed too);
+ * else they borrow the arena and Conv A has the test's folded weights.
+ */
+static gr_graph *sealed_net(const float *arena, int sealed, int two_readers, char *err)
+{
+    bld b = {0};
+    if (gr_new(&b.g, b.err, sizeof b.err))
+        b.failed = 1;
+    op_shape xs = {4, {OP_DIM_BATCH, SN_C, 8, 8}};
+    const int64_t wa[4] = {SN_M, SN_C, 3, 3}, wb[4] = {SN_M, SN_M, 3, 3}, m[1] = {SN_M};
+    const op_attr s1[2] = {INTS("strides", 1, 1), INTS("pads", 1, 1, 1, 1)};
+    const op_attr s2[2] = {INTS("strides", 2, 2), INTS("pads", 1, 1, 1, 1)};
+    int x = b_tensor(&b, &xs, 1, 0, NULL, GR_DATA_EXTERN), a;
+    if (sealed) {
+        a = b_node(&b, "Conv", (int[]){x, b_arena(&b, arena, SN_AW, 4, wa, 1),
+                                       b_arena(&b, arena, SN_AB, 1, m, 1)}, 3, s1, 2);
+        int bn[5] = {a};
+        for (int i = 0; i < 4; i++)
+            bn[i + 1] = b_arena(&b, arena, SN_BN + i * SN_M, 1, m, 1);
+        a = b_node(&b, "BatchNormalization", bn, 5, NULL, 0);
+    } else
+        a = b_node(&b, "Conv", (int[]){x, b_arena(&b, arena, SN_FW, 4, wa, 0),
+                                       b_arena(&b, arena, SN_FB, 1, m, 0)}, 3, s1, 2);
+    const int t = relu(&b, a), w = b_arena(&b, arena, SN_BW, 4, wb, sealed);
+    int u = b_node(&b, "Conv", (int[]){t, w, b_arena(&b, arena, SN_B1, 1, m, sealed)}, 3, s1, 2);
+    int y = b_node(&b, "GlobalAveragePool", &u, 1, NULL, 0);
+    if (two_readers) {
+        int v = b_node(&b, "Conv", (int[]){t, w, b_arena(&b, arena, SN_B2, 1, m, sealed)}, 3, s2, 2);
+        y = add(&b, y, b_node(&b, "GlobalAveragePool", &v, 1, NULL, 0));
+    }
+    if (!b.failed && (gr_set_io(b.g, x, &y, 1, b.err, sizeof b.err) ||
+                      gr_finalize(b.g, b.err, sizeof b.err)))
+        b.failed = 1;
+    if (b.failed) {
+        snprintf(err, ADJ_ERRLEN, "%s", b.err);
+        gr_free(b.g);
+        return NULL;
+    }
+    return b.g;
+}
+
+/* Output and input gradient of n images of x; new buffers in *o (dw unused). */
+static int run_input_grad(gr_graph *g, const float *x, int n, run_out *o, char *err)
+{
+    gr_ctx *c = NULL;
+    op_shape s;
+    const size_t per = SN_C * 8 * 8;
+    int rc = gr_ctx_new(g, NB, GR_BACKWARD, &c, err, ADJ_ERRLEN) ||
+             gr_forward(c, x, n, err, ADJ_ERRLEN);
+    const float *y = rc ? NULL : gr_output(c, 0, &s);
+    if (y) {
+        o->ny = op_numel(&s);
+        o->y = malloc(o->ny * sizeof(float));
+        memcpy(o->y, y, o->ny * sizeof(float));
+        float *dy = malloc(o->ny * sizeof(float));
+        uint64_t r = 5;
+        for (size_t i = 0; i < o->ny; i++)
+            dy[i] = tu_uniform(&r, -1.0f, 1.0f);
+        o->dx = calloc((size_t)n * per, sizeof(float));
+        rc = gr_backward(c, dy, o->dx, err, ADJ_ERRLEN);
+        free(dy);
+    }
+    gr_ctx_free(c);
+    return rc || !y;
+}
+
+/*
+ * A sealed convolution weight (GR_DATA_SEALED: a loader's copy, or a folded
+ * BatchNormalization's) is freed once every Conv reading it has its Winograd
+ * U, and kept while an im2col Conv reads it: gr_const_bytes, and the outputs
+ * and input gradients bit for bit those of the same graph over borrowed
+ * weights (Conv A folded by the test with op_fold_bn: the graph's own fold),
+ * also after gr_refresh, which has nothing to recompute from a freed one.
+ */
+static void check_sealed(int two_readers)
+{
+    const char *name = two_readers ? "sealed, a weight read by Winograd and im2col"
+                                   : "sealed, a weight read by Winograd only";
+    char err[ADJ_ERRLEN] = "";
+    float *arena = malloc(SN_END * sizeof(float));
+    uint64_t r = 23;
+    for (int i = 0; i < SN_FW; i++)
+        arena[i] = tu_uniform(&r, -0.1f, 0.12f);
+    for (int i = 0; i < SN_M; i++) /* positive scales and variances */
+        arena[SN_BN + i] = tu_uniform(&r, 0.5f, 1.5f), arena[SN_BN + 3 * SN_M + i] =
+                                                          tu_uniform(&r, 0.5f, 2.0f);
+    op_fold_bn(arena + SN_AW, arena + SN_AB, SN_M, SN_C * 9, arena + SN_BN, arena + SN_BN + SN_M,
+               arena + SN_BN + 2 * SN_M, arena + SN_BN + 3 * SN_M, 1e-5f, arena + SN_FW,
+               arena + SN_FB);
+    gr_graph *gs = sealed_net(arena, 1, two_readers, err);
+    gr_graph *gb = gs ? sealed_net(arena, 0, two_readers, err) : NULL;
+    CHECK(gs && gb, "%s: build: %s", name, err);
+    if (!gs || !gb)
+        goto done;
+    /* kept: the folded bias, Conv B's biases, and W_B while the im2col Conv reads it */
+    const size_t kept = sizeof(float) * (SN_M * (two_readers ? 3 : 2) +
+                                         (two_readers ? SN_M * SN_M * 9 : 0));
+    CHECK(gr_const_bytes(gs) == kept, "%s: %zu bytes of constants held, want %zu", name,
+          gr_const_bytes(gs), kept);
+    CHECK(gr_const_bytes(gb) == 0, "%s: the reference borrows its weights", name);
+    CHECK(gr_param_count(gs) == gr_param_count(gb), "%s: the parameters counted all the same",
+          name);
+    const size_t per = SN_C * 8 * 8;
+    float *x = malloc(NB * per * sizeof(float));
+    for (size_t i = 0; i < NB * per; i++)
+        x[i] = tu_uniform(&r, -2.0f, 2.0f);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass)
+            CHECK(gr_refresh(gs, err, sizeof err) == 0, "%s: gr_refresh: %s", name, err);
+        for (int n = 1; n <= NB; n += NB - 1) {
+            run_out a = {0}, u = {0};
+            int rc = run_input_grad(gs, x, n, &a, err) || run_input_grad(gb, x, n, &u, err);
+            CHECK(!rc, "%s: run: %s", name, err);
+            if (!rc) {
+                CHECK(a.ny == u.ny && !memcmp(a.y, u.y, a.ny * sizeof(float)),
+                      "%s, %d images%s: outputs bit-identical", name, n, pass ? ", refreshed" : "");
+                CHECK(!memcmp(a.dx, u.dx, (size_t)n * per * sizeof(float)),
+                      "%s, %d images%s: input gradients bit-identical", name, n,
+                      pass ? ", refreshed" : "");
+            }
+            free(a.y), free(a.dx), free(u.y), free(u.dx);
+        }
+    }
+    printf("%s: %zu bytes of constants held\n", name, gr_const_bytes(gs));
+    free(x);
+done:
+    gr_free(gs);
+    gr_free(gb);
+    free(arena);
+}
+
 int main(void)
 {
     static const char *const res[] = {"Conv+Relu", "Conv+Add+Relu", "Gemm+Relu", "Conv"};
@@ -281,5 +446,7 @@ int main(void)
     free(arena);
     static const char *const mob[] = {"Conv+Clip", "Conv+Add"};
     check_net("mobilenet-v2-like", mobilenet_like, mob, 2, "Clip");
+    check_sealed(0);
+    check_sealed(1);
     return tu_done();
 }
