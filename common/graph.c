@@ -540,36 +540,67 @@ static int fuse_all(gr_graph *g)
 void gr_set_fusion(gr_graph *g, int on) { g->no_fusion = !on; }
 
 /*
- * After the live nodes are prepared: frees the sealed constants that no
- * kernel reads any more (every live node reading one has what it derived in
- * its place, op_prepared_unread; a graph output is read), so that a folded
- * convolution's weights are not held beside its Winograd U. Nothing else
- * reads or writes a sealed constant, so nothing could need it again.
+ * Frees the sealed constants node nd reads that no kernel will read any more:
+ * once their last reader is prepared, if every reader has what it derived in
+ * their place (op_prepared_unread: a Winograd Conv's U for its W), so that a
+ * folded convolution's weights are not held beside U (nor, at load, all of
+ * them at once). left[t]: the reads of t by nodes not yet prepared; need[t]:
+ * nonzero if a prepared reader (or a graph output) still reads t. Nothing
+ * else reads or writes a sealed constant, so nothing could need it again.
  */
-static int drop_unread(gr_graph *g)
+static void drop_unread(gr_graph *g, const gr_node *nd, int *left, unsigned char *need)
 {
-    unsigned char *need = calloc((size_t)g->nt + 1, 1);
-    if (!need)
-        return -1;
-    for (int i = 0; i < g->n_outputs; i++)
-        need[g->outputs[i]] = 1;
-    for (int o = 0; o < g->n_order; o++) {
-        const gr_node *nd = &g->nodes[g->order[o]];
-        const int unread = op_prepared_unread(nd->def, nd->params);
-        for (int i = 0; i < nd->n_in; i++)
-            if (nd->in[i] >= 0 && !(i < 8 && (unread & OPB_IN(i))))
-                need[nd->in[i]] = 1;
-    }
-    for (int i = 0; i < g->nt; i++) {
-        gr_tensor *t = &g->t[i];
-        if (t->is_const && t->hold == GR_DATA_SEALED && t->uses > 0 && !need[i]) {
+    const int unread = op_prepared_unread(nd->def, nd->params);
+    for (int i = 0; i < nd->n_in; i++) {
+        const int id = nd->in[i];
+        if (id < 0)
+            continue;
+        gr_tensor *t = &g->t[id];
+        need[id] |= !(i < 8 && (unread & OPB_IN(i)));
+        if (--left[id] == 0 && !need[id] && t->is_const && t->hold == GR_DATA_SEALED) {
             free(t->t.data);
             t->t.data = NULL;
             t->hold = GR_DATA_EXTERN; /* nothing left to free */
         }
     }
-    free(need);
-    return 0;
+}
+
+/* The run order of the live nodes, each prepared (op_prepare: what kernels
+ * derive from constants), and the sealed constants they no longer read freed. */
+static int prepare_nodes(gr_graph *g, char *err, size_t errsz)
+{
+    op_tensor in[64], out[8];
+    int *left = calloc((size_t)g->nt + 1, sizeof *left), rc = ADJ_OK;
+    unsigned char *need = calloc((size_t)g->nt + 1, 1);
+    free(g->order);
+    g->order = malloc(sizeof(int) * (size_t)(g->nn ? g->nn : 1));
+    if (!g->order || !left || !need) {
+        free(left), free(need);
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    }
+    g->n_order = 0;
+    for (int i = 0; i < g->n_outputs; i++)
+        need[g->outputs[i]] = 1;
+    for (int k = 0; k < g->nn; k++)
+        for (int i = 0; g->nodes[k].live && i < g->nodes[k].n_in; i++)
+            if (g->nodes[k].in[i] >= 0)
+                left[g->nodes[k].in[i]]++;
+    for (int k = 0; k < g->nn && rc == ADJ_OK; k++) {
+        gr_node *nd = &g->nodes[k];
+        if (!nd->live)
+            continue;
+        for (int i = 1; i < nd->n_out; i++) /* optional outputs nobody reads: not computed */
+            if (nd->out[i] >= 0 && g->t[nd->out[i]].uses == 0)
+                nd->out[i] = -1;
+        node_views(g, nd, in, out);
+        char msg[ADJ_ERRLEN];
+        if ((rc = op_prepare(nd->def, nd->params, in, nd->n_in, msg, sizeof msg)))
+            adj_fail(err, errsz, rc, "node '%s' (%s): %s", nd->name, nd->def->name, msg);
+        else
+            drop_unread(g, nd, left, need), g->order[g->n_order++] = k;
+    }
+    free(left), free(need);
+    return rc;
 }
 
 int gr_finalize(gr_graph *g, char *err, size_t errsz)
@@ -664,7 +695,7 @@ int gr_finalize(gr_graph *g, char *err, size_t errsz)
     if (!g->no_fusion && fuse_all(g))
         return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
     /* 4. free constants no live node reads; the run order; what kernels derive
-     * from constants (op_prepare) */
+     * from constants (op_prepare), and the sealed constants they replace freed */
     int rc;
     for (int i = 0; i < g->nt; i++)
         if (g->t[i].is_const && g->t[i].uses == 0) { /* extern data: its owner may free it */
@@ -673,25 +704,8 @@ int gr_finalize(gr_graph *g, char *err, size_t errsz)
             g->t[i].t.data = NULL;
             g->t[i].hold = GR_DATA_EXTERN; /* nothing left to free */
         }
-    free(g->order);
-    g->order = malloc(sizeof(int) * (size_t)(g->nn ? g->nn : 1));
-    if (!g->order)
-        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
-    g->n_order = 0;
-    for (int k = 0; k < g->nn; k++) {
-        gr_node *nd = &g->nodes[k];
-        if (!nd->live)
-            continue;
-        for (int i = 1; i < nd->n_out; i++) /* optional outputs nobody reads: not computed */
-            if (nd->out[i] >= 0 && g->t[nd->out[i]].uses == 0)
-                nd->out[i] = -1;
-        node_views(g, nd, in, out);
-        if ((rc = op_prepare(nd->def, nd->params, in, nd->n_in, msg, sizeof msg)))
-            return adj_fail(err, errsz, rc, "node '%s' (%s): %s", nd->name, nd->def->name, msg);
-        g->order[g->n_order++] = k;
-    }
-    if (drop_unread(g))
-        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    if ((rc = prepare_nodes(g, err, errsz)))
+        return rc;
     for (int i = 0; i < g->n_outputs; i++) {
         const gr_tensor *t = &g->t[g->outputs[i]];
         if (!t->is_const && t->producer < 0 && g->outputs[i] != g->input)
