@@ -157,6 +157,24 @@ static int mobilenet_like(bld *b, int x)
 
 typedef int (*net_fn)(bld *b, int x);
 
+/* The builder's graph from input x to output y, finalized (fused or not);
+ * NULL (err set, the graph freed) if building it failed. */
+static gr_graph *b_finish(bld *b, int x, int y, int fuse, char *err)
+{
+    if (!b->failed) {
+        gr_set_fusion(b->g, fuse);
+        if (gr_set_io(b->g, x, &y, 1, b->err, sizeof b->err) ||
+            gr_finalize(b->g, b->err, sizeof b->err))
+            b->failed = 1;
+    }
+    if (b->failed) {
+        snprintf(err, ADJ_ERRLEN, "%s", b->err);
+        gr_free(b->g);
+        return NULL;
+    }
+    return b->g;
+}
+
 /* The graph of fn over [N][3][16][16], weights from seed into arena (cap floats). */
 static gr_graph *build(net_fn fn, int fuse, float *arena, size_t cap, char *err)
 {
@@ -166,17 +184,7 @@ static gr_graph *build(net_fn fn, int fuse, float *arena, size_t cap, char *err)
     op_shape xs = {4, {OP_DIM_BATCH, 3, 16, 16}};
     int x = b_tensor(&b, &xs, 1, 0, NULL, GR_DATA_EXTERN);
     int y = b.failed ? -1 : fn(&b, x);
-    if (!b.failed) {
-        gr_set_fusion(b.g, fuse);
-        if (gr_set_io(b.g, x, &y, 1, b.err, sizeof b.err) || gr_finalize(b.g, b.err, sizeof b.err))
-            b.failed = 1;
-    }
-    if (b.failed) {
-        snprintf(err, ADJ_ERRLEN, "%s", b.err);
-        gr_free(b.g);
-        return NULL;
-    }
-    return b.g;
+    return b_finish(&b, x, y, fuse, err);
 }
 
 /* Run-time nodes labelled exactly `label` (gr_node_label). */
@@ -193,14 +201,16 @@ typedef struct {
     size_t ny;
 } run_out;
 
-/* Forward, input gradient and weight gradients of n images; new buffers in *o. */
+/* Forward, input gradient and weight gradients (with arena: the constants
+ * inside its na floats; NULL: none) of n images; new buffers in *o. */
 static int run(gr_graph *g, const float *x, int n, const float *arena, size_t na, run_out *o,
                char *err)
 {
     gr_ctx *c = NULL;
     op_shape s;
-    const size_t per = 3 * 16 * 16;
-    int rc = gr_ctx_new(g, NB, GR_BACKWARD | GR_PARAM_GRADS, &c, err, ADJ_ERRLEN) ||
+    gr_input_shape(g, &s, NULL);
+    const size_t per = op_numel(&s); /* d[0] OP_DIM_BATCH: one image's */
+    int rc = gr_ctx_new(g, NB, GR_BACKWARD | (arena ? GR_PARAM_GRADS : 0), &c, err, ADJ_ERRLEN) ||
              gr_forward(c, x, n, err, ADJ_ERRLEN);
     const float *y = rc ? NULL : gr_output(c, 0, &s);
     if (y) {
@@ -212,7 +222,7 @@ static int run(gr_graph *g, const float *x, int n, const float *arena, size_t na
         for (size_t i = 0; i < o->ny; i++)
             dy[i] = tu_uniform(&r, -1.0f, 1.0f);
         o->dx = calloc((size_t)n * per, sizeof(float));
-        o->dw = calloc(na, sizeof(float));
+        o->dw = arena ? calloc(na, sizeof(float)) : NULL;
         rc = gr_backward_params(c, dy, o->dx, arena, na, o->dw, err, ADJ_ERRLEN);
         free(dy);
     }
@@ -330,40 +340,7 @@ static gr_graph *sealed_net(const float *arena, int sealed, int two_readers, cha
         int v = b_node(&b, "Conv", (int[]){t, w, b_arena(&b, arena, SN_B2, 1, m, sealed)}, 3, s2, 2);
         y = add(&b, y, b_node(&b, "GlobalAveragePool", &v, 1, NULL, 0));
     }
-    if (!b.failed && (gr_set_io(b.g, x, &y, 1, b.err, sizeof b.err) ||
-                      gr_finalize(b.g, b.err, sizeof b.err)))
-        b.failed = 1;
-    if (b.failed) {
-        snprintf(err, ADJ_ERRLEN, "%s", b.err);
-        gr_free(b.g);
-        return NULL;
-    }
-    return b.g;
-}
-
-/* Output and input gradient of n images of x; new buffers in *o (dw unused). */
-static int run_input_grad(gr_graph *g, const float *x, int n, run_out *o, char *err)
-{
-    gr_ctx *c = NULL;
-    op_shape s;
-    const size_t per = SN_C * 8 * 8;
-    int rc = gr_ctx_new(g, NB, GR_BACKWARD, &c, err, ADJ_ERRLEN) ||
-             gr_forward(c, x, n, err, ADJ_ERRLEN);
-    const float *y = rc ? NULL : gr_output(c, 0, &s);
-    if (y) {
-        o->ny = op_numel(&s);
-        o->y = malloc(o->ny * sizeof(float));
-        memcpy(o->y, y, o->ny * sizeof(float));
-        float *dy = malloc(o->ny * sizeof(float));
-        uint64_t r = 5;
-        for (size_t i = 0; i < o->ny; i++)
-            dy[i] = tu_uniform(&r, -1.0f, 1.0f);
-        o->dx = calloc((size_t)n * per, sizeof(float));
-        rc = gr_backward(c, dy, o->dx, err, ADJ_ERRLEN);
-        free(dy);
-    }
-    gr_ctx_free(c);
-    return rc || !y;
+    return b_finish(&b, x, y, 1, err);
 }
 
 /*
@@ -411,7 +388,7 @@ static void check_sealed(int two_readers)
             CHECK(gr_refresh(gs, err, sizeof err) == 0, "%s: gr_refresh: %s", name, err);
         for (int n = 1; n <= NB; n += NB - 1) {
             run_out a = {0}, u = {0};
-            int rc = run_input_grad(gs, x, n, &a, err) || run_input_grad(gb, x, n, &u, err);
+            int rc = run(gs, x, n, NULL, 0, &a, err) || run(gb, x, n, NULL, 0, &u, err);
             CHECK(!rc, "%s: run: %s", name, err);
             if (!rc) {
                 CHECK(a.ny == u.ny && !memcmp(a.y, u.y, a.ny * sizeof(float)),
