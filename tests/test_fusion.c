@@ -26,35 +26,25 @@
 
 /* A builder over one weight arena (the constants borrow it, as a layer model's do). */
 typedef struct {
-    gr_graph *g;
-    int nt, failed;
+    tu_gb gb;      /* the graph being built */
     uint64_t rng;
     float *arena;
     size_t used, cap;
-    char err[ADJ_ERRLEN];
 } bld;
 
 static int b_tensor(bld *b, const op_shape *s, int batched, int is_const, void *data, int hold)
 {
-    char name[32];
-    int id = -1;
-    snprintf(name, sizeof name, "t%d", b->nt++);
-    if (!b->failed && gr_add_tensor(b->g, name, OP_FLOAT, s, batched, is_const, data, hold, &id,
-                                    b->err, sizeof b->err))
-        b->failed = 1;
-    return id;
+    return tu_gb_tensor(&b->gb, OP_FLOAT, s, batched, is_const, data, hold);
 }
 
 /* Random weights in [lo, hi) from the arena. */
 static int b_w(bld *b, int rank, const int64_t *d, float lo, float hi)
 {
-    op_shape s = {rank, {0}};
-    for (int i = 0; i < rank; i++)
-        s.d[i] = d[i];
+    const op_shape s = tu_shape(rank, d);
     const size_t n = op_numel(&s);
     if (b->used + n > b->cap) {
-        b->failed = 1;
-        snprintf(b->err, sizeof b->err, "weight arena too small");
+        b->gb.failed = 1;
+        snprintf(b->gb.err, sizeof b->gb.err, "weight arena too small");
         return -1;
     }
     float *v = b->arena + b->used;
@@ -66,28 +56,15 @@ static int b_w(bld *b, int rank, const int64_t *d, float lo, float hi)
 
 static int b_node(bld *b, const char *op, const int *in, int n_in, const op_attr *a, int n_a)
 {
-    op_shape s = {0, {0}};
-    int o = b_tensor(b, &s, 0, 0, NULL, GR_DATA_EXTERN);
-    for (int i = 0; i < n_in; i++)
-        if (in[i] < 0 && !b->failed)
-            b->failed = 1, snprintf(b->err, sizeof b->err, "input %d of %s missing", i, op);
-    if (!b->failed && gr_add_node(b->g, op, op, in, n_in, &o, 1, a, n_a, 13, b->err, sizeof b->err))
-        b->failed = 1;
-    return o;
+    return tu_gb_node(&b->gb, op, in, n_in, a, n_a, 1, NULL, 13);
 }
-
-static op_attr A_ints(const char *n, const int64_t *v, size_t k)
-{
-    return (op_attr){.name = n, .type = OP_ATTR_INTS, .ints = v, .n = k};
-}
-#define INTS(n, ...) A_ints(n, (const int64_t[]){__VA_ARGS__}, sizeof((int64_t[]){__VA_ARGS__}) / 8)
 
 /* Conv C -> M, k x k, stride s, pad (k-1)/2, groups g, with a bias; BatchNormalization after it if bn. */
 static int conv(bld *b, int x, int64_t C, int64_t M, int64_t k, int64_t s, int64_t g, int bn)
 {
     const float r = 1.5f / (float)(C / g * k * k);
     const int64_t p = (k - 1) / 2;
-    const op_attr a[3] = {INTS("strides", s, s), INTS("pads", p, p, p, p),
+    const op_attr a[3] = {TU_INTS("strides", s, s), TU_INTS("pads", p, p, p, p),
                           {.name = "group", .type = OP_ATTR_INT, .i = g}};
     int y = b_node(b, "Conv", (int[]){x, b_w(b, 4, (int64_t[]){M, C / g, k, k}, -r, 3 * r),
                                       b_w(b, 1, (int64_t[]){M}, -0.3f, 0.3f)}, 3, a, 3);
@@ -161,29 +138,24 @@ typedef int (*net_fn)(bld *b, int x);
  * NULL (err set, the graph freed) if building it failed. */
 static gr_graph *b_finish(bld *b, int x, int y, int fuse, char *err)
 {
-    if (!b->failed) {
-        gr_set_fusion(b->g, fuse);
-        if (gr_set_io(b->g, x, &y, 1, b->err, sizeof b->err) ||
-            gr_finalize(b->g, b->err, sizeof b->err))
-            b->failed = 1;
-    }
-    if (b->failed) {
-        snprintf(err, ADJ_ERRLEN, "%s", b->err);
-        gr_free(b->g);
+    if (!b->gb.failed)
+        gr_set_fusion(b->gb.g, fuse);
+    if (tu_gb_finish(&b->gb, x, y)) {
+        snprintf(err, ADJ_ERRLEN, "%s", b->gb.err);
+        gr_free(b->gb.g);
         return NULL;
     }
-    return b->g;
+    return b->gb.g;
 }
 
 /* The graph of fn over [N][3][16][16], weights from seed into arena (cap floats). */
 static gr_graph *build(net_fn fn, int fuse, float *arena, size_t cap, char *err)
 {
     bld b = {.rng = 99, .arena = arena, .cap = cap};
-    if (gr_new(&b.g, b.err, sizeof b.err))
-        b.failed = 1;
+    tu_gb_start(&b.gb);
     op_shape xs = {4, {OP_DIM_BATCH, 3, 16, 16}};
     int x = b_tensor(&b, &xs, 1, 0, NULL, GR_DATA_EXTERN);
-    int y = b.failed ? -1 : fn(&b, x);
+    int y = b.gb.failed ? -1 : fn(&b, x);
     return b_finish(&b, x, y, fuse, err);
 }
 
@@ -296,9 +268,7 @@ enum {
 /* A constant over arena[off..off + n): borrowed, or a sealed copy. */
 static int b_arena(bld *b, const float *arena, int off, int rank, const int64_t *d, int sealed)
 {
-    op_shape s = {rank, {0}};
-    for (int i = 0; i < rank; i++)
-        s.d[i] = d[i];
+    const op_shape s = tu_shape(rank, d);
     const size_t n = op_numel(&s);
     float *v = (float *)arena + off;
     if (sealed && (v = malloc(n * sizeof *v)))
@@ -316,12 +286,11 @@ static int b_arena(bld *b, const float *arena, int off, int rank, const int64_t 
 static gr_graph *sealed_net(const float *arena, int sealed, int two_readers, char *err)
 {
     bld b = {0};
-    if (gr_new(&b.g, b.err, sizeof b.err))
-        b.failed = 1;
+    tu_gb_start(&b.gb);
     op_shape xs = {4, {OP_DIM_BATCH, SN_C, 8, 8}};
     const int64_t wa[4] = {SN_M, SN_C, 3, 3}, wb[4] = {SN_M, SN_M, 3, 3}, m[1] = {SN_M};
-    const op_attr s1[2] = {INTS("strides", 1, 1), INTS("pads", 1, 1, 1, 1)};
-    const op_attr s2[2] = {INTS("strides", 2, 2), INTS("pads", 1, 1, 1, 1)};
+    const op_attr s1[2] = {TU_INTS("strides", 1, 1), TU_INTS("pads", 1, 1, 1, 1)};
+    const op_attr s2[2] = {TU_INTS("strides", 2, 2), TU_INTS("pads", 1, 1, 1, 1)};
     int x = b_tensor(&b, &xs, 1, 0, NULL, GR_DATA_EXTERN), a;
     if (sealed) {
         a = b_node(&b, "Conv", (int[]){x, b_arena(&b, arena, SN_AW, 4, wa, 1),
