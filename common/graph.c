@@ -22,6 +22,7 @@ typedef struct {
     int hold;         /* GR_DATA_OWN / GR_DATA_EXTERN / GR_DATA_SEALED */
     int producer;     /* node index, -1 for inputs and constants */
     int uses;         /* live consumers (+1 per graph output) after finalize */
+    int unread;       /* a constant no kernel reads after finalize (gr_const_unread) */
 } gr_tensor;
 
 typedef struct {
@@ -557,7 +558,8 @@ static void drop_unread(gr_graph *g, const gr_node *nd, int *left, unsigned char
             continue;
         gr_tensor *t = &g->t[id];
         need[id] |= !(i < 8 && (unread & OPB_IN(i)));
-        if (--left[id] == 0 && !need[id] && t->is_const && t->hold == GR_DATA_SEALED) {
+        t->unread = --left[id] == 0 && !need[id] && t->is_const;
+        if (t->unread && t->hold == GR_DATA_SEALED) {
             free(t->t.data);
             t->t.data = NULL;
             t->hold = GR_DATA_EXTERN; /* nothing left to free */
@@ -768,6 +770,12 @@ int gr_const_unused(const gr_graph *g, const char *name)
 {
     const int id = g->finalized ? gr_find_tensor(g, name) : -1;
     return id >= 0 && g->t[id].is_const && g->t[id].uses == 0 && !g->t[id].t.data;
+}
+
+int gr_const_unread(const gr_graph *g, const char *name)
+{
+    const int id = g->finalized ? gr_find_tensor(g, name) : -1;
+    return id >= 0 && g->t[id].is_const && (g->t[id].uses == 0 || g->t[id].unread);
 }
 
 int gr_n_outputs(const gr_graph *g) { return g->n_outputs; }

@@ -25,9 +25,9 @@
  * only it, and drops nodes no output depends on. The constants it makes are
  * sealed (GR_DATA_SEALED): one that no kernel reads once the nodes are
  * prepared (a folded convolution's weights, once its Winograd U is made) is
- * freed, so the weights are held once, as the kernels read them. After gr_finalize the graph
- * is immutable and may be shared by any number of threads, each with its own
- * gr_ctx.
+ * freed, so the weights are held once, as the kernels read them. After
+ * gr_finalize the graph is immutable and may be shared by any number of
+ * threads, each with its own gr_ctx.
  *
  * Fusion (after BatchNormalization folding; gr_set_fusion(g, 0) turns it
  * off): a Relu, or a Clip with constant bounds (ReLU6), becomes the epilogue
@@ -204,6 +204,15 @@ void gr_input_shape(const gr_graph *g, op_shape *shape, int *batched);
  * free them.
  */
 int gr_const_unused(const gr_graph *g, const char *name);
+
+/**
+ * Nonzero if the finalized graph has a constant of that name whose values
+ * no kernel reads (gr_const_unused's, or one whose every reader derived what
+ * it reads from it at finalize: a Winograd Conv's W), until gr_refresh,
+ * which reads it again: a mapped file's pages under it may be dropped from
+ * the process (they are read again from the file if touched).
+ */
+int gr_const_unread(const gr_graph *g, const char *name);
 
 /** Number of outputs. */
 int gr_n_outputs(const gr_graph *g);

@@ -776,11 +776,11 @@ static int load_unpacked(const Onnx__ModelProto *m, const load_state *src, const
     if (rc)
         return rc;
     /* the file's pages of what the graph no longer reads (a convolution's weights once
-     * its BatchNormalization is folded in) */
+     * its BatchNormalization is folded in, or once its Winograd weights are made) */
     const Onnx__GraphProto *gp = m->graph;
     for (size_t i = 0; i < gp->n_initializer; i++) {
         const Onnx__TensorProto *tp = gp->initializer[i];
-        if (tp->has_raw_data && gr_const_unused(*out, tp->name))
+        if (tp->has_raw_data && gr_const_unread(*out, tp->name))
             release_pages(src, tp->raw_data.data, tp->raw_data.len);
     }
     return ADJ_OK;
