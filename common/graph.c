@@ -19,9 +19,10 @@ typedef struct {
     char *name;
     op_tensor t;      /* dtype, batched, shape (d[0] OP_DIM_BATCH if batched), const data */
     int is_const;
-    int hold;         /* GR_DATA_OWN / GR_DATA_EXTERN */
+    int hold;         /* GR_DATA_OWN / GR_DATA_EXTERN / GR_DATA_SEALED */
     int producer;     /* node index, -1 for inputs and constants */
     int uses;         /* live consumers (+1 per graph output) after finalize */
+    int unread;       /* a constant no kernel reads after finalize (gr_const_unread) */
 } gr_tensor;
 
 typedef struct {
@@ -74,6 +75,9 @@ static int grow(void **p, int *cap, int need, size_t elem)
     return 0;
 }
 
+/* Nonzero if the graph frees data held so (GR_DATA_OWN, GR_DATA_SEALED). */
+static int held(int hold) { return hold != GR_DATA_EXTERN; }
+
 static void *aligned_alloc64(size_t bytes)
 {
     void *p = NULL;
@@ -98,7 +102,7 @@ void gr_free(gr_graph *g)
         return;
     for (int i = 0; i < g->nt; i++) {
         free(g->t[i].name);
-        if (g->t[i].hold == GR_DATA_OWN)
+        if (held(g->t[i].hold))
             free(g->t[i].t.data);
     }
     for (int i = 0; i < g->nn; i++) {
@@ -156,7 +160,7 @@ int gr_add_tensor(gr_graph *g, const char *name, op_dtype dtype, const op_shape 
                          !(nm = strdup(name))))
         rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
     if (rc) {
-        if (hold == GR_DATA_OWN)
+        if (held(hold))
             free(data);
         return rc;
     }
@@ -170,7 +174,7 @@ int gr_add_tensor(gr_graph *g, const char *name, op_dtype dtype, const op_shape 
     t->is_const = is_const;
     t->hold = hold;
     t->producer = -1;
-    if (!is_const && hold == GR_DATA_OWN)
+    if (!is_const && held(hold))
         free(data);
     *id = g->nt++;
     return ADJ_OK;
@@ -359,7 +363,7 @@ static int fold_node(gr_graph *g, gr_node *nd, op_tensor *in, op_tensor *out, ch
         gr_tensor *t = &g->t[nd->out[i]];
         t->t.data = out[i].data;
         t->is_const = 1;
-        t->hold = GR_DATA_OWN;
+        t->hold = GR_DATA_SEALED;
     }
     nd->live = 0;
     return ADJ_OK;
@@ -405,9 +409,9 @@ static int fold_bn(gr_graph *g, int k, char *err, size_t errsz)
     sprintf(nb, "%s#B%d", bn->name, k);
     op_shape bs = {1, {M}};
     op_shape ws = w->t.shape;
-    rc = gr_add_tensor(g, nw, OP_FLOAT, &ws, 0, 1, w2, GR_DATA_OWN, &iw, err, errsz);
+    rc = gr_add_tensor(g, nw, OP_FLOAT, &ws, 0, 1, w2, GR_DATA_SEALED, &iw, err, errsz);
     if (rc == ADJ_OK)
-        rc = gr_add_tensor(g, nb, OP_FLOAT, &bs, 0, 1, b2, GR_DATA_OWN, &ib, err, errsz);
+        rc = gr_add_tensor(g, nb, OP_FLOAT, &bs, 0, 1, b2, GR_DATA_SEALED, &ib, err, errsz);
     else
         free(b2);
     free(nw), free(nb);
@@ -536,6 +540,71 @@ static int fuse_all(gr_graph *g)
 
 void gr_set_fusion(gr_graph *g, int on) { g->no_fusion = !on; }
 
+/*
+ * Frees the sealed constants node nd reads that no kernel will read any more:
+ * once their last reader is prepared, if every reader has what it derived in
+ * their place (op_prepared_unread: a Winograd Conv's U for its W), so that a
+ * folded convolution's weights are not held beside U (nor, at load, all of
+ * them at once). left[t]: the reads of t by nodes not yet prepared; need[t]:
+ * nonzero if a prepared reader (or a graph output) still reads t. Nothing
+ * else reads or writes a sealed constant, so nothing could need it again.
+ */
+static void drop_unread(gr_graph *g, const gr_node *nd, int *left, unsigned char *need)
+{
+    const int unread = op_prepared_unread(nd->def, nd->params);
+    for (int i = 0; i < nd->n_in; i++) {
+        const int id = nd->in[i];
+        if (id < 0)
+            continue;
+        gr_tensor *t = &g->t[id];
+        need[id] |= !(i < 8 && (unread & OPB_IN(i)));
+        t->unread = --left[id] == 0 && !need[id] && t->is_const;
+        if (t->unread && t->hold == GR_DATA_SEALED) {
+            free(t->t.data);
+            t->t.data = NULL;
+            t->hold = GR_DATA_EXTERN; /* nothing left to free */
+        }
+    }
+}
+
+/* The run order of the live nodes, each prepared (op_prepare: what kernels
+ * derive from constants), and the sealed constants they no longer read freed. */
+static int prepare_nodes(gr_graph *g, char *err, size_t errsz)
+{
+    op_tensor in[64], out[8];
+    int *left = calloc((size_t)g->nt + 1, sizeof *left), rc = ADJ_OK;
+    unsigned char *need = calloc((size_t)g->nt + 1, 1);
+    free(g->order);
+    g->order = malloc(sizeof(int) * (size_t)(g->nn ? g->nn : 1));
+    if (!g->order || !left || !need) {
+        free(left), free(need);
+        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
+    }
+    g->n_order = 0;
+    for (int i = 0; i < g->n_outputs; i++)
+        need[g->outputs[i]] = 1;
+    for (int k = 0; k < g->nn; k++)
+        for (int i = 0; g->nodes[k].live && i < g->nodes[k].n_in; i++)
+            if (g->nodes[k].in[i] >= 0)
+                left[g->nodes[k].in[i]]++;
+    for (int k = 0; k < g->nn && rc == ADJ_OK; k++) {
+        gr_node *nd = &g->nodes[k];
+        if (!nd->live)
+            continue;
+        for (int i = 1; i < nd->n_out; i++) /* optional outputs nobody reads: not computed */
+            if (nd->out[i] >= 0 && g->t[nd->out[i]].uses == 0)
+                nd->out[i] = -1;
+        node_views(g, nd, in, out);
+        char msg[ADJ_ERRLEN];
+        if ((rc = op_prepare(nd->def, nd->params, in, nd->n_in, msg, sizeof msg)))
+            adj_fail(err, errsz, rc, "node '%s' (%s): %s", nd->name, nd->def->name, msg);
+        else
+            drop_unread(g, nd, left, need), g->order[g->n_order++] = k;
+    }
+    free(left), free(need);
+    return rc;
+}
+
 int gr_finalize(gr_graph *g, char *err, size_t errsz)
 {
     char msg[ADJ_ERRLEN];
@@ -628,32 +697,17 @@ int gr_finalize(gr_graph *g, char *err, size_t errsz)
     if (!g->no_fusion && fuse_all(g))
         return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
     /* 4. free constants no live node reads; the run order; what kernels derive
-     * from constants (op_prepare) */
+     * from constants (op_prepare), and the sealed constants they replace freed */
     int rc;
     for (int i = 0; i < g->nt; i++)
         if (g->t[i].is_const && g->t[i].uses == 0) { /* extern data: its owner may free it */
-            if (g->t[i].hold == GR_DATA_OWN)
+            if (held(g->t[i].hold))
                 free(g->t[i].t.data);
             g->t[i].t.data = NULL;
             g->t[i].hold = GR_DATA_EXTERN; /* nothing left to free */
         }
-    free(g->order);
-    g->order = malloc(sizeof(int) * (size_t)(g->nn ? g->nn : 1));
-    if (!g->order)
-        return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
-    g->n_order = 0;
-    for (int k = 0; k < g->nn; k++) {
-        gr_node *nd = &g->nodes[k];
-        if (!nd->live)
-            continue;
-        for (int i = 1; i < nd->n_out; i++) /* optional outputs nobody reads: not computed */
-            if (nd->out[i] >= 0 && g->t[nd->out[i]].uses == 0)
-                nd->out[i] = -1;
-        node_views(g, nd, in, out);
-        if ((rc = op_prepare(nd->def, nd->params, in, nd->n_in, msg, sizeof msg)))
-            return adj_fail(err, errsz, rc, "node '%s' (%s): %s", nd->name, nd->def->name, msg);
-        g->order[g->n_order++] = k;
-    }
+    if ((rc = prepare_nodes(g, err, errsz)))
+        return rc;
     for (int i = 0; i < g->n_outputs; i++) {
         const gr_tensor *t = &g->t[g->outputs[i]];
         if (!t->is_const && t->producer < 0 && g->outputs[i] != g->input)
@@ -718,6 +772,12 @@ int gr_const_unused(const gr_graph *g, const char *name)
     return id >= 0 && g->t[id].is_const && g->t[id].uses == 0 && !g->t[id].t.data;
 }
 
+int gr_const_unread(const gr_graph *g, const char *name)
+{
+    const int id = g->finalized ? gr_find_tensor(g, name) : -1;
+    return id >= 0 && g->t[id].is_const && (g->t[id].uses == 0 || g->t[id].unread);
+}
+
 int gr_n_outputs(const gr_graph *g) { return g->n_outputs; }
 
 void gr_output_info(const gr_graph *g, int i, op_shape *shape, op_dtype *dtype, const char **name)
@@ -761,6 +821,15 @@ size_t gr_param_count(const gr_graph *g)
     for (int i = 0; i < g->nt; i++)
         if (g->t[i].is_const && g->t[i].uses > 0 && g->t[i].t.dtype == OP_FLOAT)
             n += op_numel(&g->t[i].t.shape);
+    return n;
+}
+
+size_t gr_const_bytes(const gr_graph *g)
+{
+    size_t n = 0;
+    for (int i = 0; i < g->nt; i++)
+        if (g->t[i].is_const && held(g->t[i].hold) && g->t[i].t.data)
+            n += op_numel(&g->t[i].t.shape) * op_dtype_size(g->t[i].t.dtype);
     return n;
 }
 

@@ -22,9 +22,12 @@
  * constants into a constant (so shape computations such as
  * Shape -> Gather -> Unsqueeze -> Concat -> Reshape disappear), folds each
  * inference BatchNormalization into the Conv before it when that Conv feeds
- * only it, and drops nodes no output depends on. After gr_finalize the graph
- * is immutable and may be shared by any number of threads, each with its own
- * gr_ctx.
+ * only it, and drops nodes no output depends on. The constants it makes are
+ * sealed (GR_DATA_SEALED): one that no kernel reads once the nodes are
+ * prepared (a folded convolution's weights, once its Winograd U is made) is
+ * freed, so the weights are held once, as the kernels read them. After
+ * gr_finalize the graph is immutable and may be shared by any number of
+ * threads, each with its own gr_ctx.
  *
  * Fusion (after BatchNormalization folding; gr_set_fusion(g, 0) turns it
  * off): a Relu, or a Clip with constant bounds (ReLU6), becomes the epilogue
@@ -74,8 +77,6 @@
  * - Fusion's epilogue inside the Winograd output transform and the im2col
  *   scatter (now a pass over the batch's output after their products), and
  *   its backward mask inside the convolutions' per-image loops.
- * - A folded convolution's plain weights could be dropped once Winograd's
- *   U is made, for a model that is not trained and has no im2col graph.
  * - Weight gradients for MatMul (constant B) and the other operators with
  *   constants a trainer might learn (BatchNormalization is folded).
  * - The batch is always dimension 0 here. Models that move it (torch's
@@ -103,6 +104,9 @@ int gr_new(gr_graph **out, char *err, size_t errsz);
 enum {
     GR_DATA_OWN = 0,  /**< malloc'd; the graph takes it and frees it */
     GR_DATA_EXTERN,   /**< lives as long as the graph (gr_add_mapping, gr_add_owned) */
+    GR_DATA_SEALED,   /**< as GR_DATA_OWN, and nothing else reads or writes it after the
+                           call (a loader's copy): gr_finalize frees it once no kernel
+                           reads it (op_prepared_unread: a Winograd Conv's W) */
 };
 
 /**
@@ -179,6 +183,9 @@ int gr_set_per_image(gr_graph *g, char *err, size_t errsz);
  * After the values of constants the graph borrows (GR_DATA_EXTERN weights a
  * trainer changed) have changed: recomputes what kernels derive from them
  * (op_prepare: Conv's Winograd weights). No context may run meanwhile.
+ * Sealed constants (GR_DATA_SEALED, and those the graph made: folded
+ * BatchNormalizations, folded nodes) never change: what was derived from one
+ * the graph has freed stays as made.
  */
 int gr_refresh(gr_graph *g, char *err, size_t errsz);
 
@@ -197,6 +204,15 @@ void gr_input_shape(const gr_graph *g, op_shape *shape, int *batched);
  * free them.
  */
 int gr_const_unused(const gr_graph *g, const char *name);
+
+/**
+ * Nonzero if the finalized graph has a constant of that name whose values
+ * no kernel reads (gr_const_unused's, or one whose every reader derived what
+ * it reads from it at finalize: a Winograd Conv's W), until gr_refresh,
+ * which reads it again: a mapped file's pages under it may be dropped from
+ * the process (they are read again from the file if touched).
+ */
+int gr_const_unread(const gr_graph *g, const char *name);
 
 /** Number of outputs. */
 int gr_n_outputs(const gr_graph *g);
@@ -224,6 +240,14 @@ int gr_node_shape(const gr_graph *g, int i, int output, int k, op_shape *shape);
 
 /** Float parameters (constants read by run-time nodes). */
 size_t gr_param_count(const gr_graph *g);
+
+/**
+ * Bytes of constant data the graph holds itself and still keeps (GR_DATA_OWN
+ * and GR_DATA_SEALED constants, and those finalize made: folded nodes and
+ * BatchNormalizations, less what it freed); not borrowed data, nor what
+ * kernels derive (Winograd's U).
+ */
+size_t gr_const_bytes(const gr_graph *g);
 
 /* ---- running ---------------------------------------------------------- */
 

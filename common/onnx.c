@@ -203,8 +203,9 @@ static int parse_u64(const char *s, size_t *v)
 }
 
 /*
- * A TensorProto's type, shape and data. *data is new (hold GR_DATA_OWN) or
- * points into a mapping held by the graph (GR_DATA_EXTERN).
+ * A TensorProto's type, shape and data. *data is new (hold GR_DATA_SEALED:
+ * the loader's copy, which only the graph reads) or points into a mapping held
+ * by the graph (GR_DATA_EXTERN).
  */
 static int read_tensor(load_state *st, const Onnx__TensorProto *tp, op_dtype *dtype,
                        op_shape *shape, void **data, int *hold, char *err, size_t errsz)
@@ -230,7 +231,7 @@ static int read_tensor(load_state *st, const Onnx__TensorProto *tp, op_dtype *dt
             return adj_fail(err, errsz, ADJ_ERR_LIMIT, "tensor '%s' is too large", tn);
     }
     *dtype = t == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ? OP_FLOAT : OP_INT64;
-    *hold = GR_DATA_OWN;
+    *hold = GR_DATA_SEALED;
     const void *src = NULL;
     size_t have = 0;     /* elements (typed fields) or bytes (raw, external) */
     int typed = 0;
@@ -440,7 +441,7 @@ static int attr_tensor(load_state *st, const Onnx__AttributeProto *a, op_attr *o
     op_dtype dt;
     op_shape sh;
     void *data = NULL;
-    int hold = GR_DATA_OWN;
+    int hold = GR_DATA_SEALED;
     o->type = OP_ATTR_TENSOR;
     if (!a->t)
         return adj_fail(err, errsz, ADJ_ERR_FORMAT, "no tensor");
@@ -453,7 +454,7 @@ static int attr_tensor(load_state *st, const Onnx__AttributeProto *a, op_attr *o
         memcpy(&o->f, data, sizeof o->f);
     else if (o->n == 1 && data)
         memcpy(&o->i, data, sizeof o->i);
-    if (hold == GR_DATA_OWN)
+    if (hold != GR_DATA_EXTERN)
         free(data);
     return ADJ_OK;
 }
@@ -775,11 +776,11 @@ static int load_unpacked(const Onnx__ModelProto *m, const load_state *src, const
     if (rc)
         return rc;
     /* the file's pages of what the graph no longer reads (a convolution's weights once
-     * its BatchNormalization is folded in) */
+     * its BatchNormalization is folded in, or once its Winograd weights are made) */
     const Onnx__GraphProto *gp = m->graph;
     for (size_t i = 0; i < gp->n_initializer; i++) {
         const Onnx__TensorProto *tp = gp->initializer[i];
-        if (tp->has_raw_data && gr_const_unused(*out, tp->name))
+        if (tp->has_raw_data && gr_const_unread(*out, tp->name))
             release_pages(src, tp->raw_data.data, tp->raw_data.len);
     }
     return ADJ_OK;

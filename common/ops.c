@@ -2706,7 +2706,7 @@ static op_epilogue *gemm_epilogue(void *pp) { return &((gemm_params *)pp)->epi; 
 
 static const op_hooks HOOKS[] = {
     {"Gemm", NULL, NULL, gemm_backward_params, OPB_IN(1) | OPB_IN(2), OPB_IN(0), NULL,
-     gemm_epilogue},
+     gemm_epilogue, NULL},
 };
 
 static const op_hooks *hooks_of(const op_def *d)
@@ -2734,6 +2734,12 @@ void op_release(const op_def *d, void *params)
     const op_hooks *h = hooks_of(d);
     if (h && h->release && params)
         h->release(params);
+}
+
+int op_prepared_unread(const op_def *d, const void *params)
+{
+    const op_hooks *h = hooks_of(d);
+    return h && h->unread && params ? h->unread(params) : 0;
 }
 
 int op_params_grad(const op_def *d, int i)

@@ -238,6 +238,15 @@ int op_prepare(const op_def *d, void *params, const op_tensor *in, int n_in, cha
 /** Frees what op_prepare made (the caller then frees params itself). */
 void op_release(const op_def *d, void *params);
 
+/**
+ * After op_prepare: the constant inputs (OPB_IN bits, inputs 0..7) that none
+ * of the node's kernels (forward, input gradient, weight gradients) reads any
+ * more, the derived state standing for them (Conv's W once its Winograd
+ * weights U are made), so that a graph holding the only copy may free them;
+ * 0 for operators without derived state.
+ */
+int op_prepared_unread(const op_def *d, const void *params);
+
 /*
  * Weight gradients (the trainer's), in the same second table: Conv's W and B,
  * Gemm's B and C. A separate pass from the input gradient (op_def.backward),

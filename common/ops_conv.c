@@ -414,7 +414,9 @@ static size_t conv_scratch(const void *pp, const op_tensor *in, int n_in, const 
     return conv_cut_floats(p, conv_chunk(p, n));
 }
 
-/* Winograd's transformed weights, from the constant W (none if W is not one). */
+/* Winograd's transformed weights, from the constant W (none if W is not one; U
+ * kept as made when the graph has dropped W: conv_unread, a sealed W that
+ * cannot change). */
 static int conv_prepare(void *pp, const op_tensor *in, int n_in, char *err, size_t errsz)
 {
     win_params *p = pp;
@@ -446,6 +448,10 @@ static void conv_release(void *pp)
     free(p->U);
     p->U = NULL;
 }
+
+/* Once U is made no Conv kernel reads W: the forward and the input gradient go
+ * through U, the weight gradient reads X and dY. */
+static int conv_unread(const void *pp) { return ((const win_params *)pp)->U ? OPB_IN(1) : 0; }
 
 /* One tile transform of a Winograd block on the workspace's threads, the
  * channels split into parts (lyr_wino_*: each writes its channels only). */
@@ -1325,7 +1331,7 @@ static op_epilogue *conv_epilogue(void *pp) { return &((win_params *)pp)->epi; }
 
 static const op_hooks HOOKS[] = {
     {"Conv", conv_prepare, conv_release, conv_backward_params, OPB_IN(1) | OPB_IN(2), OPB_IN(0),
-     conv_params_scratch, conv_epilogue},
+     conv_params_scratch, conv_epilogue, conv_unread},
 };
 
 const op_def *opc_rows(int *n)

@@ -119,6 +119,9 @@ typedef struct {
                              const op_tensor *out);
     /* the op_epilogue inside the params (ops.h, op_epilogue_of); NULL: none */
     op_epilogue *(*epilogue)(void *params);
+    /* after prepare: the constant inputs (OPB_IN bits) no kernel reads any more
+     * (ops.h, op_prepared_unread); NULL: none */
+    int (*unread)(const void *params);
 } op_hooks;
 
 /* ---- the rows of ops_conv.c ------------------------------------------- */

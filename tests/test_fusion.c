@@ -10,7 +10,10 @@
  * residual Add without an activation). The unfused graph is the reference:
  * its kernels are the separate nodes' (test_graph_grad checks those against
  * finite differences). Also that fusion took place where it may, and not
- * where it may not (a Conv whose output has two readers).
+ * where it may not (a Conv whose output has two readers). Last, sealed
+ * constants (GR_DATA_SEALED, the folded BatchNormalization's): freed once
+ * their Winograd Convs have U, kept while an im2col Conv reads them, and
+ * the same bits as over borrowed weights (check_sealed).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,35 +26,25 @@
 
 /* A builder over one weight arena (the constants borrow it, as a layer model's do). */
 typedef struct {
-    gr_graph *g;
-    int nt, failed;
+    tu_gb gb;      /* the graph being built */
     uint64_t rng;
     float *arena;
     size_t used, cap;
-    char err[ADJ_ERRLEN];
 } bld;
 
 static int b_tensor(bld *b, const op_shape *s, int batched, int is_const, void *data, int hold)
 {
-    char name[32];
-    int id = -1;
-    snprintf(name, sizeof name, "t%d", b->nt++);
-    if (!b->failed && gr_add_tensor(b->g, name, OP_FLOAT, s, batched, is_const, data, hold, &id,
-                                    b->err, sizeof b->err))
-        b->failed = 1;
-    return id;
+    return tu_gb_tensor(&b->gb, OP_FLOAT, s, batched, is_const, data, hold);
 }
 
 /* Random weights in [lo, hi) from the arena. */
 static int b_w(bld *b, int rank, const int64_t *d, float lo, float hi)
 {
-    op_shape s = {rank, {0}};
-    for (int i = 0; i < rank; i++)
-        s.d[i] = d[i];
+    const op_shape s = tu_shape(rank, d);
     const size_t n = op_numel(&s);
     if (b->used + n > b->cap) {
-        b->failed = 1;
-        snprintf(b->err, sizeof b->err, "weight arena too small");
+        b->gb.failed = 1;
+        snprintf(b->gb.err, sizeof b->gb.err, "weight arena too small");
         return -1;
     }
     float *v = b->arena + b->used;
@@ -63,28 +56,15 @@ static int b_w(bld *b, int rank, const int64_t *d, float lo, float hi)
 
 static int b_node(bld *b, const char *op, const int *in, int n_in, const op_attr *a, int n_a)
 {
-    op_shape s = {0, {0}};
-    int o = b_tensor(b, &s, 0, 0, NULL, GR_DATA_EXTERN);
-    for (int i = 0; i < n_in; i++)
-        if (in[i] < 0 && !b->failed)
-            b->failed = 1, snprintf(b->err, sizeof b->err, "input %d of %s missing", i, op);
-    if (!b->failed && gr_add_node(b->g, op, op, in, n_in, &o, 1, a, n_a, 13, b->err, sizeof b->err))
-        b->failed = 1;
-    return o;
+    return tu_gb_node(&b->gb, op, in, n_in, a, n_a, 1, NULL, 13);
 }
-
-static op_attr A_ints(const char *n, const int64_t *v, size_t k)
-{
-    return (op_attr){.name = n, .type = OP_ATTR_INTS, .ints = v, .n = k};
-}
-#define INTS(n, ...) A_ints(n, (const int64_t[]){__VA_ARGS__}, sizeof((int64_t[]){__VA_ARGS__}) / 8)
 
 /* Conv C -> M, k x k, stride s, pad (k-1)/2, groups g, with a bias; BatchNormalization after it if bn. */
 static int conv(bld *b, int x, int64_t C, int64_t M, int64_t k, int64_t s, int64_t g, int bn)
 {
     const float r = 1.5f / (float)(C / g * k * k);
     const int64_t p = (k - 1) / 2;
-    const op_attr a[3] = {INTS("strides", s, s), INTS("pads", p, p, p, p),
+    const op_attr a[3] = {TU_INTS("strides", s, s), TU_INTS("pads", p, p, p, p),
                           {.name = "group", .type = OP_ATTR_INT, .i = g}};
     int y = b_node(b, "Conv", (int[]){x, b_w(b, 4, (int64_t[]){M, C / g, k, k}, -r, 3 * r),
                                       b_w(b, 1, (int64_t[]){M}, -0.3f, 0.3f)}, 3, a, 3);
@@ -154,26 +134,29 @@ static int mobilenet_like(bld *b, int x)
 
 typedef int (*net_fn)(bld *b, int x);
 
+/* The builder's graph from input x to output y, finalized (fused or not);
+ * NULL (err set, the graph freed) if building it failed. */
+static gr_graph *b_finish(bld *b, int x, int y, int fuse, char *err)
+{
+    if (!b->gb.failed)
+        gr_set_fusion(b->gb.g, fuse);
+    if (tu_gb_finish(&b->gb, x, y)) {
+        snprintf(err, ADJ_ERRLEN, "%s", b->gb.err);
+        gr_free(b->gb.g);
+        return NULL;
+    }
+    return b->gb.g;
+}
+
 /* The graph of fn over [N][3][16][16], weights from seed into arena (cap floats). */
 static gr_graph *build(net_fn fn, int fuse, float *arena, size_t cap, char *err)
 {
     bld b = {.rng = 99, .arena = arena, .cap = cap};
-    if (gr_new(&b.g, b.err, sizeof b.err))
-        b.failed = 1;
+    tu_gb_start(&b.gb);
     op_shape xs = {4, {OP_DIM_BATCH, 3, 16, 16}};
     int x = b_tensor(&b, &xs, 1, 0, NULL, GR_DATA_EXTERN);
-    int y = b.failed ? -1 : fn(&b, x);
-    if (!b.failed) {
-        gr_set_fusion(b.g, fuse);
-        if (gr_set_io(b.g, x, &y, 1, b.err, sizeof b.err) || gr_finalize(b.g, b.err, sizeof b.err))
-            b.failed = 1;
-    }
-    if (b.failed) {
-        snprintf(err, ADJ_ERRLEN, "%s", b.err);
-        gr_free(b.g);
-        return NULL;
-    }
-    return b.g;
+    int y = b.gb.failed ? -1 : fn(&b, x);
+    return b_finish(&b, x, y, fuse, err);
 }
 
 /* Run-time nodes labelled exactly `label` (gr_node_label). */
@@ -190,14 +173,16 @@ typedef struct {
     size_t ny;
 } run_out;
 
-/* Forward, input gradient and weight gradients of n images; new buffers in *o. */
+/* Forward, input gradient and weight gradients (with arena: the constants
+ * inside its na floats; NULL: none) of n images; new buffers in *o. */
 static int run(gr_graph *g, const float *x, int n, const float *arena, size_t na, run_out *o,
                char *err)
 {
     gr_ctx *c = NULL;
     op_shape s;
-    const size_t per = 3 * 16 * 16;
-    int rc = gr_ctx_new(g, NB, GR_BACKWARD | GR_PARAM_GRADS, &c, err, ADJ_ERRLEN) ||
+    gr_input_shape(g, &s, NULL);
+    const size_t per = op_numel(&s); /* d[0] OP_DIM_BATCH: one image's */
+    int rc = gr_ctx_new(g, NB, GR_BACKWARD | (arena ? GR_PARAM_GRADS : 0), &c, err, ADJ_ERRLEN) ||
              gr_forward(c, x, n, err, ADJ_ERRLEN);
     const float *y = rc ? NULL : gr_output(c, 0, &s);
     if (y) {
@@ -209,7 +194,7 @@ static int run(gr_graph *g, const float *x, int n, const float *arena, size_t na
         for (size_t i = 0; i < o->ny; i++)
             dy[i] = tu_uniform(&r, -1.0f, 1.0f);
         o->dx = calloc((size_t)n * per, sizeof(float));
-        o->dw = calloc(na, sizeof(float));
+        o->dw = arena ? calloc(na, sizeof(float)) : NULL;
         rc = gr_backward_params(c, dy, o->dx, arena, na, o->dw, err, ADJ_ERRLEN);
         free(dy);
     }
@@ -266,6 +251,132 @@ done:
     free(arena), free(arena2);
 }
 
+/* ---- sealed constants: dropped once Winograd's U is made ------------ */
+
+/*
+ * Offsets in sealed_net's weight arena: Conv A (16 -> 32, 3x3) with its bias
+ * and BatchNormalization (scale, beta, mean, var), Conv B's weights (32 -> 32,
+ * 3x3) and the biases of its two readers; then Conv A folded by the test
+ * (op_fold_bn), the reference's weights.
+ */
+enum {
+    SN_C = 16, SN_M = 32, SN_AW = 0, SN_AB = SN_AW + SN_M * SN_C * 9, SN_BN = SN_AB + SN_M,
+    SN_BW = SN_BN + 4 * SN_M, SN_B1 = SN_BW + SN_M * SN_M * 9, SN_B2 = SN_B1 + SN_M,
+    SN_FW = SN_B2 + SN_M, SN_FB = SN_FW + SN_M * SN_C * 9, SN_END = SN_FB + SN_M
+};
+
+/* A constant over arena[off..off + n): borrowed, or a sealed copy. */
+static int b_arena(bld *b, const float *arena, int off, int rank, const int64_t *d, int sealed)
+{
+    const op_shape s = tu_shape(rank, d);
+    const size_t n = op_numel(&s);
+    float *v = (float *)arena + off;
+    if (sealed && (v = malloc(n * sizeof *v)))
+        memcpy(v, arena + off, n * sizeof *v);
+    return b_tensor(b, &s, 0, 1, v, sealed ? GR_DATA_SEALED : GR_DATA_EXTERN);
+}
+
+/*
+ * x [N][16][8][8] -> Relu(Conv A) -> t; Conv B1 (Winograd) of t, and with
+ * two_readers Conv B2 (stride 2: im2col) of t with the same weight tensor;
+ * the sum of their global averages. sealed: the constants are sealed copies
+ * and Conv A has its BatchNormalization (folded at finalize, sealed too);
+ * else they borrow the arena and Conv A has the test's folded weights.
+ */
+static gr_graph *sealed_net(const float *arena, int sealed, int two_readers, char *err)
+{
+    bld b = {0};
+    tu_gb_start(&b.gb);
+    op_shape xs = {4, {OP_DIM_BATCH, SN_C, 8, 8}};
+    const int64_t wa[4] = {SN_M, SN_C, 3, 3}, wb[4] = {SN_M, SN_M, 3, 3}, m[1] = {SN_M};
+    const op_attr s1[2] = {TU_INTS("strides", 1, 1), TU_INTS("pads", 1, 1, 1, 1)};
+    const op_attr s2[2] = {TU_INTS("strides", 2, 2), TU_INTS("pads", 1, 1, 1, 1)};
+    int x = b_tensor(&b, &xs, 1, 0, NULL, GR_DATA_EXTERN), a;
+    if (sealed) {
+        a = b_node(&b, "Conv", (int[]){x, b_arena(&b, arena, SN_AW, 4, wa, 1),
+                                       b_arena(&b, arena, SN_AB, 1, m, 1)}, 3, s1, 2);
+        int bn[5] = {a};
+        for (int i = 0; i < 4; i++)
+            bn[i + 1] = b_arena(&b, arena, SN_BN + i * SN_M, 1, m, 1);
+        a = b_node(&b, "BatchNormalization", bn, 5, NULL, 0);
+    } else
+        a = b_node(&b, "Conv", (int[]){x, b_arena(&b, arena, SN_FW, 4, wa, 0),
+                                       b_arena(&b, arena, SN_FB, 1, m, 0)}, 3, s1, 2);
+    const int t = relu(&b, a), w = b_arena(&b, arena, SN_BW, 4, wb, sealed);
+    int u = b_node(&b, "Conv", (int[]){t, w, b_arena(&b, arena, SN_B1, 1, m, sealed)}, 3, s1, 2);
+    int y = b_node(&b, "GlobalAveragePool", &u, 1, NULL, 0);
+    if (two_readers) {
+        int v = b_node(&b, "Conv", (int[]){t, w, b_arena(&b, arena, SN_B2, 1, m, sealed)}, 3, s2, 2);
+        y = add(&b, y, b_node(&b, "GlobalAveragePool", &v, 1, NULL, 0));
+    }
+    return b_finish(&b, x, y, 1, err);
+}
+
+/*
+ * A sealed convolution weight (GR_DATA_SEALED: a loader's copy, or a folded
+ * BatchNormalization's) is freed once every Conv reading it has its Winograd
+ * U, and kept while an im2col Conv reads it: gr_const_bytes, and the outputs
+ * and input gradients bit for bit those of the same graph over borrowed
+ * weights (Conv A folded by the test with op_fold_bn: the graph's own fold),
+ * also after gr_refresh, which has nothing to recompute from a freed one.
+ */
+static void check_sealed(int two_readers)
+{
+    const char *name = two_readers ? "sealed, a weight read by Winograd and im2col"
+                                   : "sealed, a weight read by Winograd only";
+    char err[ADJ_ERRLEN] = "";
+    float *arena = malloc(SN_END * sizeof(float));
+    uint64_t r = 23;
+    for (int i = 0; i < SN_FW; i++)
+        arena[i] = tu_uniform(&r, -0.1f, 0.12f);
+    for (int i = 0; i < SN_M; i++) /* positive scales and variances */
+        arena[SN_BN + i] = tu_uniform(&r, 0.5f, 1.5f), arena[SN_BN + 3 * SN_M + i] =
+                                                          tu_uniform(&r, 0.5f, 2.0f);
+    op_fold_bn(arena + SN_AW, arena + SN_AB, SN_M, SN_C * 9, arena + SN_BN, arena + SN_BN + SN_M,
+               arena + SN_BN + 2 * SN_M, arena + SN_BN + 3 * SN_M, 1e-5f, arena + SN_FW,
+               arena + SN_FB);
+    gr_graph *gs = sealed_net(arena, 1, two_readers, err);
+    gr_graph *gb = gs ? sealed_net(arena, 0, two_readers, err) : NULL;
+    CHECK(gs && gb, "%s: build: %s", name, err);
+    if (!gs || !gb)
+        goto done;
+    /* kept: the folded bias, Conv B's biases, and W_B while the im2col Conv reads it */
+    const size_t kept = sizeof(float) * (SN_M * (two_readers ? 3 : 2) +
+                                         (two_readers ? SN_M * SN_M * 9 : 0));
+    CHECK(gr_const_bytes(gs) == kept, "%s: %zu bytes of constants held, want %zu", name,
+          gr_const_bytes(gs), kept);
+    CHECK(gr_const_bytes(gb) == 0, "%s: the reference borrows its weights", name);
+    CHECK(gr_param_count(gs) == gr_param_count(gb), "%s: the parameters counted all the same",
+          name);
+    const size_t per = SN_C * 8 * 8;
+    float *x = malloc(NB * per * sizeof(float));
+    for (size_t i = 0; i < NB * per; i++)
+        x[i] = tu_uniform(&r, -2.0f, 2.0f);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass)
+            CHECK(gr_refresh(gs, err, sizeof err) == 0, "%s: gr_refresh: %s", name, err);
+        for (int n = 1; n <= NB; n += NB - 1) {
+            run_out a = {0}, u = {0};
+            int rc = run(gs, x, n, NULL, 0, &a, err) || run(gb, x, n, NULL, 0, &u, err);
+            CHECK(!rc, "%s: run: %s", name, err);
+            if (!rc) {
+                CHECK(a.ny == u.ny && !memcmp(a.y, u.y, a.ny * sizeof(float)),
+                      "%s, %d images%s: outputs bit-identical", name, n, pass ? ", refreshed" : "");
+                CHECK(!memcmp(a.dx, u.dx, (size_t)n * per * sizeof(float)),
+                      "%s, %d images%s: input gradients bit-identical", name, n,
+                      pass ? ", refreshed" : "");
+            }
+            free(a.y), free(a.dx), free(u.y), free(u.dx);
+        }
+    }
+    printf("%s: %zu bytes of constants held\n", name, gr_const_bytes(gs));
+    free(x);
+done:
+    gr_free(gs);
+    gr_free(gb);
+    free(arena);
+}
+
 int main(void)
 {
     static const char *const res[] = {"Conv+Relu", "Conv+Add+Relu", "Gemm+Relu", "Conv"};
@@ -281,5 +392,7 @@ int main(void)
     free(arena);
     static const char *const mob[] = {"Conv+Clip", "Conv+Add"};
     check_net("mobilenet-v2-like", mobilenet_like, mob, 2, "Clip");
+    check_sealed(0);
+    check_sealed(1);
     return tu_done();
 }

@@ -28,11 +28,8 @@
 #define NB 3 /* images per batch */
 
 typedef struct {
-    gr_graph *g;
-    int nt;        /* tensors named so far */
+    tu_gb gb;      /* the graph being built */
     uint64_t rng;
-    int failed;
-    char err[ADJ_ERRLEN];
     float *last;   /* the last b_const's values (owned by the graph) and their number */
     size_t last_n;
 } bld;
@@ -40,22 +37,14 @@ typedef struct {
 static void b_start(bld *b, uint64_t seed)
 {
     memset(b, 0, sizeof *b);
+    tu_gb_start(&b->gb);
     b->rng = seed;
-    if (gr_new(&b->g, b->err, sizeof b->err))
-        b->failed = 1;
 }
 
+/* A tensor of the graph's own (GR_DATA_OWN: data malloc'd, or NULL). */
 static int b_tensor(bld *b, op_dtype dt, const op_shape *s, int batched, int is_const, void *data)
 {
-    char name[32];
-    int id = -1;
-    snprintf(name, sizeof name, "t%d", b->nt++);
-    if (!b->failed && gr_add_tensor(b->g, name, dt, s, batched, is_const, data, GR_DATA_OWN, &id,
-                                    b->err, sizeof b->err))
-        b->failed = 1;
-    else if (b->failed)
-        free(data);
-    return id;
+    return tu_gb_tensor(&b->gb, dt, s, batched, is_const, data, GR_DATA_OWN);
 }
 
 /* The batched graph input [N, d...] (rank-1 per-image dims given). */
@@ -70,9 +59,7 @@ static int b_input(bld *b, int rank, const int64_t *d)
 /* A random float constant of the given shape, uniform in [lo, hi). */
 static int b_const(bld *b, int rank, const int64_t *d, float lo, float hi)
 {
-    op_shape s = {rank, {0}};
-    for (int i = 0; i < rank; i++)
-        s.d[i] = d[i];
+    const op_shape s = tu_shape(rank, d);
     size_t n = op_numel(&s);
     float *v = malloc(sizeof(float) * (n ? n : 1));
     for (size_t i = 0; i < n; i++)
@@ -97,20 +84,11 @@ static int b_ints(bld *b, int n, const int64_t *vals)
     return b_tensor(b, OP_INT64, &s, 0, 1, v);
 }
 
-/* A node with one output (n_out outputs: the others unnamed); returns output 0. */
+/* A node with n_out outputs (the others unnamed); returns output 0. */
 static int b_node_n(bld *b, const char *op, const int *in, int n_in, const op_attr *a, int n_a,
                     int n_out, int *outs)
 {
-    op_shape s = {0, {0}};
-    int o[4];
-    for (int i = 0; i < n_out; i++)
-        o[i] = b_tensor(b, OP_FLOAT, &s, 0, 0, NULL);
-    if (!b->failed && gr_add_node(b->g, op, op, in, n_in, o, n_out, a, n_a, 17, b->err,
-                                  sizeof b->err))
-        b->failed = 1;
-    if (outs)
-        memcpy(outs, o, sizeof(int) * (size_t)n_out);
-    return o[0];
+    return tu_gb_node(&b->gb, op, in, n_in, a, n_a, n_out, outs, 17);
 }
 
 static int b_node(bld *b, const char *op, const int *in, int n_in, const op_attr *a, int n_a)
@@ -118,23 +96,7 @@ static int b_node(bld *b, const char *op, const int *in, int n_in, const op_attr
     return b_node_n(b, op, in, n_in, a, n_a, 1, NULL);
 }
 
-static int b_finish(bld *b, int input, int output)
-{
-    if (!b->failed && (gr_set_io(b->g, input, &output, 1, b->err, sizeof b->err) ||
-                       gr_finalize(b->g, b->err, sizeof b->err)))
-        b->failed = 1;
-    return b->failed;
-}
-
-/* attribute constructors */
-static op_attr A_int(const char *n, int64_t v) { return (op_attr){.name = n, .type = OP_ATTR_INT, .i = v}; }
-static op_attr A_float(const char *n, float v) { return (op_attr){.name = n, .type = OP_ATTR_FLOAT, .f = v}; }
-static op_attr A_str(const char *n, const char *v) { return (op_attr){.name = n, .type = OP_ATTR_STRING, .s = v}; }
-static op_attr A_ints(const char *n, const int64_t *v, size_t k)
-{
-    return (op_attr){.name = n, .type = OP_ATTR_INTS, .ints = v, .n = k};
-}
-#define INTS(n, ...) A_ints(n, (const int64_t[]){__VA_ARGS__}, sizeof((int64_t[]){__VA_ARGS__}) / 8)
+static int b_finish(bld *b, int input, int output) { return tu_gb_finish(&b->gb, input, output); }
 
 /* L = sum r y over output 0 (double). */
 static double loss_of(gr_ctx *c, const float *x, int n, const float *r, size_t per_out)
@@ -160,12 +122,12 @@ static const grad_opts KINKS = {-1.0f, 1.0f, 1e-2f, 2e-2f, 1};
 /* Checks a finished graph's input gradient; name says which case. */
 static void check_case(const char *name, bld *b, grad_opts o)
 {
-    CHECK(!b->failed, "%s: build: %s", name, b->err);
-    if (b->failed) {
-        gr_free(b->g);
+    CHECK(!b->gb.failed, "%s: build: %s", name, b->gb.err);
+    if (b->gb.failed) {
+        gr_free(b->gb.g);
         return;
     }
-    gr_graph *g = b->g;
+    gr_graph *g = b->gb.g;
     char err[ADJ_ERRLEN];
     gr_ctx *c = NULL, *ck = NULL;
     int rc = gr_ctx_new(g, NB, GR_BACKWARD, &c, err, sizeof err);
@@ -264,7 +226,7 @@ static void conv_case(const char *name, int64_t C, int64_t M, int64_t H, const o
 static void test_conv(void)
 {
     op_attr a[6];
-    a[0] = INTS("pads", 1, 1, 1, 1);
+    a[0] = TU_INTS("pads", 1, 1, 1, 1);
     /* Winograd from 16 channels in and out (ops_conv.c), im2col below */
     conv_case("Conv 3x3 pad 1 (Winograd F(4x4))", 128, 130, 6, a, 1, 1, 3, 1);
     conv_case("Conv 3x3 pad 1 (Winograd F(2x2))", 130, 128, 5, a, 1, 1, 3, 0);
@@ -272,22 +234,23 @@ static void test_conv(void)
               9, a, 1, 1, 3, 1);
     conv_case("Conv 3x3 pad 1, 64 channels (Winograd F(4x4))", 64, 64, 6, a, 1, 1, 3, 1);
     conv_case("Conv 3x3 pad 1, 8 to 12 channels (im2col)", 8, 12, 6, a, 1, 1, 3, 1);
-    a[1] = INTS("strides", 1, 1);
+    a[1] = TU_INTS("strides", 1, 1);
     conv_case("Conv 3x3 pad 1, 7 to 5 channels (im2col)", 7, 5, 9, a, 2, 1, 3, 1);
-    a[0] = INTS("pads", 0, 1, 1, 0), a[1] = INTS("strides", 2, 2);
+    a[0] = TU_INTS("pads", 0, 1, 1, 0), a[1] = TU_INTS("strides", 2, 2);
     conv_case("Conv 3x3 stride 2 asymmetric pads", 3, 4, 7, a, 2, 1, 3, 0);
-    a[0] = INTS("pads", 2, 2, 2, 2), a[1] = INTS("dilations", 2, 2);
+    a[0] = TU_INTS("pads", 2, 2, 2, 2), a[1] = TU_INTS("dilations", 2, 2);
     conv_case("Conv 3x3 dilation 2", 2, 3, 7, a, 2, 1, 3, 1);
-    a[0] = A_int("group", 2), a[1] = INTS("pads", 1, 1, 1, 1);
+    a[0] = tu_int("group", 2), a[1] = TU_INTS("pads", 1, 1, 1, 1);
     conv_case("Conv group 2", 4, 6, 5, a, 2, 2, 3, 1);
-    a[0] = A_int("group", 4), a[1] = INTS("pads", 1, 1, 1, 1), a[2] = INTS("strides", 2, 2);
+    a[0] = tu_int("group", 4), a[1] = TU_INTS("pads", 1, 1, 1, 1), a[2] = TU_INTS("strides", 2, 2);
     conv_case("Conv depthwise stride 2", 4, 4, 7, a, 3, 4, 3, 1);
-    a[0] = A_int("group", 3), a[1] = INTS("pads", 2, 2, 2, 2), a[2] = INTS("dilations", 2, 1);
+    a[0] = tu_int("group", 3), a[1] = TU_INTS("pads", 2, 2, 2, 2);
+    a[2] = TU_INTS("dilations", 2, 1);
     conv_case("Conv depthwise dilation (2,1)", 3, 3, 6, a, 3, 3, 3, 0);
     conv_case("Conv 1x1 (direct)", 5, 3, 4, a, 0, 1, 1, 1);
-    a[0] = INTS("strides", 2, 2);
+    a[0] = TU_INTS("strides", 2, 2);
     conv_case("Conv 1x1 stride 2", 5, 3, 5, a, 1, 1, 1, 0);
-    a[0] = A_str("auto_pad", "SAME_UPPER"), a[1] = INTS("strides", 2, 2);
+    a[0] = tu_str("auto_pad", "SAME_UPPER"), a[1] = TU_INTS("strides", 2, 2);
     conv_case("Conv 2x2 SAME_UPPER stride 2", 2, 3, 5, a, 2, 1, 2, 1);
 }
 
@@ -304,23 +267,23 @@ static void pool_case(const char *name, const char *op, const op_attr *a, int na
 static void test_pool(void)
 {
     op_attr a[6];
-    a[0] = INTS("kernel_shape", 3, 3), a[1] = INTS("strides", 2, 2), a[2] = INTS("pads", 1, 1, 1, 1);
+    a[0] = TU_INTS("kernel_shape", 3, 3), a[1] = TU_INTS("strides", 2, 2), a[2] = TU_INTS("pads", 1, 1, 1, 1);
     pool_case("MaxPool 3x3 stride 2 pad 1", "MaxPool", a, 3, KINKS);
-    a[0] = INTS("kernel_shape", 2, 2), a[1] = INTS("strides", 2, 2);
+    a[0] = TU_INTS("kernel_shape", 2, 2), a[1] = TU_INTS("strides", 2, 2);
     pool_case("MaxPool 2x2 stride 2", "MaxPool", a, 2, KINKS);
-    a[0] = INTS("kernel_shape", 3, 3), a[1] = INTS("strides", 2, 2), a[2] = A_int("ceil_mode", 1);
+    a[0] = TU_INTS("kernel_shape", 3, 3), a[1] = TU_INTS("strides", 2, 2), a[2] = tu_int("ceil_mode", 1);
     pool_case("MaxPool 3x3 stride 2 ceil_mode", "MaxPool", a, 3, KINKS);
-    a[0] = INTS("kernel_shape", 2, 2), a[1] = INTS("dilations", 2, 2);
+    a[0] = TU_INTS("kernel_shape", 2, 2), a[1] = TU_INTS("dilations", 2, 2);
     pool_case("MaxPool 2x2 dilation 2", "MaxPool", a, 2, KINKS);
-    a[0] = INTS("kernel_shape", 3, 3), a[1] = INTS("pads", 1, 1, 1, 1);
-    a[2] = A_int("count_include_pad", 0);
+    a[0] = TU_INTS("kernel_shape", 3, 3), a[1] = TU_INTS("pads", 1, 1, 1, 1);
+    a[2] = tu_int("count_include_pad", 0);
     pool_case("AveragePool 3x3 pad 1 exclude pad", "AveragePool", a, 3, SMOOTH);
-    a[2] = A_int("count_include_pad", 1);
+    a[2] = tu_int("count_include_pad", 1);
     pool_case("AveragePool 3x3 pad 1 include pad", "AveragePool", a, 3, SMOOTH);
-    a[0] = INTS("kernel_shape", 3, 3), a[1] = INTS("strides", 2, 2), a[2] = A_int("ceil_mode", 1);
-    a[3] = INTS("pads", 1, 0, 0, 1), a[4] = A_int("count_include_pad", 0);
+    a[0] = TU_INTS("kernel_shape", 3, 3), a[1] = TU_INTS("strides", 2, 2), a[2] = tu_int("ceil_mode", 1);
+    a[3] = TU_INTS("pads", 1, 0, 0, 1), a[4] = tu_int("count_include_pad", 0);
     pool_case("AveragePool ceil_mode exclude pad", "AveragePool", a, 5, SMOOTH);
-    a[4] = A_int("count_include_pad", 1);
+    a[4] = tu_int("count_include_pad", 1);
     pool_case("AveragePool ceil_mode include pad", "AveragePool", a, 5, SMOOTH);
     pool_case("GlobalAveragePool", "GlobalAveragePool", a, 0, SMOOTH);
 }
@@ -341,7 +304,7 @@ static void test_unary(void)
     op_attr a[2];
     unary_case("Relu", NULL, 0, KINKS, -1, 1);
     unary_case("Sigmoid", NULL, 0, SMOOTH, -4, 4);
-    a[0] = A_float("alpha", 0.3f), a[1] = A_float("beta", 0.4f);
+    a[0] = tu_float("alpha", 0.3f), a[1] = tu_float("beta", 0.4f);
     unary_case("HardSigmoid", a, 2, KINKS, -3, 3);
     unary_case("HardSwish", NULL, 0, KINKS, -5, 5);
     unary_case("Erf", NULL, 0, SMOOTH, -2, 2);
@@ -406,7 +369,7 @@ static void test_binary(void)
         bld b;
         b_start(&b, 61 + (uint64_t)i);
         int x = b_input(&b, 3, (int64_t[]){3, 4, 5});
-        op_attr a[2] = {INTS("axes", 2, 3), A_int("keepdims", 1)};
+        op_attr a[2] = {TU_INTS("axes", 2, 3), tu_int("keepdims", 1)};
         int s = b_node(&b, "ReduceMean", &x, 1, a, 2);
         int sg = b_node(&b, "Sigmoid", &s, 1, NULL, 0); /* in (0, 1): fine for Div and Pow */
         int in[2] = {x, sg};
@@ -439,11 +402,11 @@ static void test_products(void)
         int tb = v != 1;
         int w = b_const(&b, 2, tb ? (int64_t[]){5, 12} : (int64_t[]){12, 5}, -0.5f, 0.5f);
         int n = 0;
-        a[n++] = A_int("transB", tb);
+        a[n++] = tu_int("transB", tb);
         if (v >= 1)
-            a[n++] = A_float("alpha", 0.5f), a[n++] = A_float("beta", 2.0f);
+            a[n++] = tu_float("alpha", 0.5f), a[n++] = tu_float("beta", 2.0f);
         int cin = v == 3 ? b_node(&b, "Gemm", (int[]){x, b_const(&b, 2, (int64_t[]){5, 12}, -1, 1)}, 2,
-                                  (op_attr[]){A_int("transB", 1)}, 1)
+                                  (op_attr[]){tu_int("transB", 1)}, 1)
                          : b_const(&b, 1, (int64_t[]){5}, -1, 1);
         int y = b_node(&b, "Gemm", (int[]){x, w, cin}, 3, a, n);
         b_finish(&b, x, y);
@@ -471,7 +434,7 @@ static void test_products(void)
         bld b;
         b_start(&b, 93);
         int x = b_input(&b, 3, (int64_t[]){2, 3, 4});
-        int t = b_node(&b, "Transpose", &x, 1, (op_attr[]){INTS("perm", 0, 1, 3, 2)}, 1);
+        int t = b_node(&b, "Transpose", &x, 1, (op_attr[]){TU_INTS("perm", 0, 1, 3, 2)}, 1);
         int y = b_node(&b, "MatMul", (int[]){x, t}, 2, NULL, 0);
         b_finish(&b, x, y);
         check_case("MatMul X x X^T (both run time)", &b, SMOOTH);
@@ -504,7 +467,7 @@ static void test_layout(void)
     int x;
 #define START(seed) (b_start(&b, seed), x = b_input(&b, 3, (int64_t[]){3, 4, 5}))
     START(101);
-    layout_case("Flatten", "Flatten", NULL, 0, (op_attr[]){A_int("axis", 1)}, 1, &b, x);
+    layout_case("Flatten", "Flatten", NULL, 0, (op_attr[]){tu_int("axis", 1)}, 1, &b, x);
     START(102);
     layout_case("Reshape [0,-1,2]", "Reshape", (int[]){b_ints(&b, 3, (int64_t[]){0, -1, 2})}, 1,
                 NULL, 0, &b, x);
@@ -513,7 +476,7 @@ static void test_layout(void)
                 &b, x);
     START(104);
     layout_case("Transpose perm 0,2,3,1", "Transpose", NULL, 0,
-                (op_attr[]){INTS("perm", 0, 2, 3, 1)}, 1, &b, x);
+                (op_attr[]){TU_INTS("perm", 0, 2, 3, 1)}, 1, &b, x);
     START(105);
     layout_case("Slice axes 1,3 steps 1,2", "Slice",
                 (int[]){b_ints(&b, 2, (int64_t[]){1, 0}), b_ints(&b, 2, (int64_t[]){3, 5}),
@@ -526,36 +489,36 @@ static void test_layout(void)
                 4, NULL, 0, &b, x);
     START(107);
     layout_case("Gather axis 1 repeated indices", "Gather",
-                (int[]){b_ints(&b, 3, (int64_t[]){2, 0, 2})}, 1, (op_attr[]){A_int("axis", 1)}, 1,
+                (int[]){b_ints(&b, 3, (int64_t[]){2, 0, 2})}, 1, (op_attr[]){tu_int("axis", 1)}, 1,
                 &b, x);
     START(108);
     layout_case("Gather axis 3 scalar-like", "Gather", (int[]){b_ints(&b, 1, (int64_t[]){-1})}, 1,
-                (op_attr[]){A_int("axis", 3)}, 1, &b, x);
+                (op_attr[]){tu_int("axis", 3)}, 1, &b, x);
     static const char *modes[] = {"constant", "reflect", "edge"};
     for (int m = 0; m < 3; m++) {
         char name[64];
         snprintf(name, sizeof name, "Pad %s", modes[m]);
         START(110 + (uint64_t)m);
         layout_case(name, "Pad", (int[]){b_ints(&b, 8, (int64_t[]){0, 0, 1, 2, 0, 0, 2, 1})}, 1,
-                    (op_attr[]){A_str("mode", modes[m])}, 1, &b, x);
+                    (op_attr[]){tu_str("mode", modes[m])}, 1, &b, x);
     }
     START(115);
     layout_case("ReduceMean axes 1 keepdims 0", "ReduceMean", NULL, 0,
-                (op_attr[]){INTS("axes", 1), A_int("keepdims", 0)}, 2, &b, x);
+                (op_attr[]){TU_INTS("axes", 1), tu_int("keepdims", 0)}, 2, &b, x);
     START(116);
-    layout_case("ReduceMean axes 2,3", "ReduceMean", NULL, 0, (op_attr[]){INTS("axes", 2, 3)}, 1, &b, x);
+    layout_case("ReduceMean axes 2,3", "ReduceMean", NULL, 0, (op_attr[]){TU_INTS("axes", 2, 3)}, 1, &b, x);
     START(117);
-    layout_case("Softmax axis -1", "Softmax", NULL, 0, (op_attr[]){A_int("axis", -1)}, 1, &b, x);
+    layout_case("Softmax axis -1", "Softmax", NULL, 0, (op_attr[]){tu_int("axis", -1)}, 1, &b, x);
     START(118);
-    layout_case("Softmax axis 1", "Softmax", NULL, 0, (op_attr[]){A_int("axis", 1)}, 1, &b, x);
+    layout_case("Softmax axis 1", "Softmax", NULL, 0, (op_attr[]){tu_int("axis", 1)}, 1, &b, x);
     START(119);
     layout_case("LayerNormalization axis -1", "LayerNormalization",
                 (int[]){b_const(&b, 1, (int64_t[]){5}, 0.5f, 1.5f), b_const(&b, 1, (int64_t[]){5}, -1, 1)},
-                2, (op_attr[]){A_int("axis", -1), A_float("epsilon", 1e-5f)}, 2, &b, x);
+                2, (op_attr[]){tu_int("axis", -1), tu_float("epsilon", 1e-5f)}, 2, &b, x);
     START(120);
     layout_case("LayerNormalization axis 2", "LayerNormalization",
                 (int[]){b_const(&b, 2, (int64_t[]){4, 5}, 0.5f, 1.5f)}, 1,
-                (op_attr[]){A_int("axis", 2)}, 1, &b, x);
+                (op_attr[]){tu_int("axis", 2)}, 1, &b, x);
     START(121);
     layout_case("BatchNormalization (not folded)", "BatchNormalization",
                 (int[]){b_const(&b, 1, (int64_t[]){3}, 0.5f, 1.5f), b_const(&b, 1, (int64_t[]){3}, -1, 1),
@@ -565,20 +528,20 @@ static void test_layout(void)
     {
         int rl = b_node(&b, "Relu", &x, 1, NULL, 0);
         int sg = b_node(&b, "Sigmoid", &x, 1, NULL, 0);
-        int y = b_node(&b, "Concat", (int[]){rl, x, sg}, 3, (op_attr[]){A_int("axis", 1)}, 1);
+        int y = b_node(&b, "Concat", (int[]){rl, x, sg}, 3, (op_attr[]){tu_int("axis", 1)}, 1);
         b_finish(&b, x, y);
         check_case("Concat axis 1 of Relu(X), X, Sigmoid(X)", &b, KINKS);
     }
     START(123);
     {
         int sg = b_node(&b, "Tanh", &x, 1, NULL, 0);
-        int y = b_node(&b, "Concat", (int[]){x, sg}, 2, (op_attr[]){A_int("axis", -1)}, 1);
+        int y = b_node(&b, "Concat", (int[]){x, sg}, 2, (op_attr[]){tu_int("axis", -1)}, 1);
         b_finish(&b, x, y);
         check_case("Concat axis -1", &b, SMOOTH);
     }
     START(124);
     { /* Squeeze after a ReduceMean keepdims: [N,3,1,1] -> [N,3] */
-        int m = b_node(&b, "ReduceMean", &x, 1, (op_attr[]){INTS("axes", 2, 3)}, 1);
+        int m = b_node(&b, "ReduceMean", &x, 1, (op_attr[]){TU_INTS("axes", 2, 3)}, 1);
         int y = b_node(&b, "Squeeze", (int[]){m, b_ints(&b, 2, (int64_t[]){2, 3})}, 2, NULL, 0);
         b_finish(&b, x, y);
         check_case("Squeeze axes 2,3", &b, SMOOTH);
@@ -589,9 +552,7 @@ static void test_layout(void)
 /* An int64 constant of any shape (values given). */
 static int b_int_tensor(bld *b, int rank, const int64_t *d, const int64_t *vals)
 {
-    op_shape s = {rank, {0}};
-    for (int i = 0; i < rank; i++)
-        s.d[i] = d[i];
+    const op_shape s = tu_shape(rank, d);
     size_t n = op_numel(&s);
     int64_t *v = malloc(sizeof(int64_t) * (n ? n : 1));
     memcpy(v, vals, sizeof(int64_t) * n);
@@ -607,14 +568,14 @@ static void test_fill(void)
 #define START(seed) (b_start(&b, seed), x = b_input(&b, 3, (int64_t[]){3, 4, 5}))
     START(141);
     { /* [N,3,1,5] -> [N,3,4,5]: the gradient sums over the copies */
-        int m = b_node(&b, "ReduceMean", &x, 1, (op_attr[]){INTS("axes", 2)}, 1);
+        int m = b_node(&b, "ReduceMean", &x, 1, (op_attr[]){TU_INTS("axes", 2)}, 1);
         int y = b_node(&b, "Expand", (int[]){m, b_ints(&b, 4, (int64_t[]){1, 3, 4, 5})}, 2, NULL, 0);
         b_finish(&b, x, y);
         check_case("Expand [N,3,1,5] to [N,3,4,5]", &b, SMOOTH);
     }
     START(142);
     { /* a trailing broadcast: [N,3,4,1] by [1,6] -> [N,3,4,6] */
-        int m = b_node(&b, "ReduceMean", &x, 1, (op_attr[]){INTS("axes", 3)}, 1);
+        int m = b_node(&b, "ReduceMean", &x, 1, (op_attr[]){TU_INTS("axes", 3)}, 1);
         int y = b_node(&b, "Expand", (int[]){m, b_ints(&b, 2, (int64_t[]){1, 6})}, 2, NULL, 0);
         b_finish(&b, x, y);
         check_case("Expand [N,3,4,1] by [1,6]", &b, SMOOTH);
@@ -636,9 +597,9 @@ static void test_fill(void)
     { /* torch's ViT: Expand(cls [1,3,1,5], Where(Equal(s, -1s), 1s, s)) for s = [N,3,1] */
         int sh = b_node(&b, "Shape", &x, 1, NULL, 0);
         int n = b_node(&b, "Gather", (int[]){sh, b_ints(&b, 1, (int64_t[]){0})}, 2,
-                       (op_attr[]){A_int("axis", 0)}, 1);
+                       (op_attr[]){tu_int("axis", 0)}, 1);
         int tgt = b_node(&b, "Concat", (int[]){n, b_ints(&b, 2, (int64_t[]){3, 1}), b_ints(&b, 1, (int64_t[]){-1})}, 3,
-                         (op_attr[]){A_int("axis", 0)}, 1);
+                         (op_attr[]){tu_int("axis", 0)}, 1);
         int ts = b_node(&b, "Shape", &tgt, 1, NULL, 0);
         op_attr one = {.name = "value", .type = OP_ATTR_TENSOR, .tdtype = OP_INT64, .i = 1, .n = 1};
         int ones = b_node(&b, "ConstantOfShape", &ts, 1, &one, 1);
@@ -647,7 +608,7 @@ static void test_fill(void)
         int wh = b_node(&b, "Where", (int[]){eq, ones, tgt}, 3, NULL, 0);
         int cls = b_node(&b, "Expand", (int[]){b_const(&b, 4, (int64_t[]){1, 3, 1, 5}, -1, 1), wh}, 2,
                          NULL, 0);
-        int y = b_node(&b, "Concat", (int[]){cls, x}, 2, (op_attr[]){A_int("axis", 2)}, 1);
+        int y = b_node(&b, "Concat", (int[]){cls, x}, 2, (op_attr[]){tu_int("axis", 2)}, 1);
         b_finish(&b, x, y);
         check_case("class token: Expand of a constant to the batch, Concat with X", &b, SMOOTH);
     }
@@ -661,21 +622,21 @@ static void test_network(void)
     b_start(&b, 131);
     int x = b_input(&b, 3, (int64_t[]){3, 8, 8});
     int c1 = b_node(&b, "Conv", (int[]){x, b_const(&b, 4, (int64_t[]){4, 3, 3, 3}, -0.5f, 0.5f)}, 2,
-                    (op_attr[]){INTS("pads", 1, 1, 1, 1)}, 1);
+                    (op_attr[]){TU_INTS("pads", 1, 1, 1, 1)}, 1);
     int bn = b_node(&b, "BatchNormalization",
                     (int[]){c1, b_const(&b, 1, (int64_t[]){4}, 0.5f, 1.5f), b_const(&b, 1, (int64_t[]){4}, -1, 1),
                             b_const(&b, 1, (int64_t[]){4}, -1, 1), b_const(&b, 1, (int64_t[]){4}, 0.5f, 2)},
                     5, NULL, 0);
     int r1 = b_node(&b, "Relu", &bn, 1, NULL, 0);
     int mp = b_node(&b, "MaxPool", &r1, 1,
-                    (op_attr[]){INTS("kernel_shape", 2, 2), INTS("strides", 2, 2)}, 2);
+                    (op_attr[]){TU_INTS("kernel_shape", 2, 2), TU_INTS("strides", 2, 2)}, 2);
     int c2 = b_node(&b, "Conv", (int[]){mp, b_const(&b, 4, (int64_t[]){4, 4, 3, 3}, -0.5f, 0.5f)}, 2,
-                    (op_attr[]){INTS("pads", 1, 1, 1, 1)}, 1);
+                    (op_attr[]){TU_INTS("pads", 1, 1, 1, 1)}, 1);
     int ad = b_node(&b, "Add", (int[]){c2, mp}, 2, NULL, 0);
     int gp = b_node(&b, "GlobalAveragePool", &ad, 1, NULL, 0);
     int fl = b_node(&b, "Flatten", &gp, 1, NULL, 0);
     int y = b_node(&b, "Gemm", (int[]){fl, b_const(&b, 2, (int64_t[]){6, 4}, -1, 1), b_const(&b, 1, (int64_t[]){6}, -1, 1)},
-                   3, (op_attr[]){A_int("transB", 1)}, 1);
+                   3, (op_attr[]){tu_int("transB", 1)}, 1);
     b_finish(&b, x, y);
     check_case("network: conv-bn-relu-pool-residual-gap-fc", &b, KINKS);
 }
@@ -687,11 +648,11 @@ static void test_loss(void)
     b_start(&b, 141);
     int x = b_input(&b, 1, (int64_t[]){6});
     int y = b_node(&b, "Gemm", (int[]){x, b_const(&b, 2, (int64_t[]){6, 6}, -1, 1)}, 2, NULL, 0);
-    CHECK(!b_finish(&b, x, y), "loss graph: %s", b.err);
+    CHECK(!b_finish(&b, x, y), "loss graph: %s", b.gb.err);
     gr_ctx *c = NULL;
     char err[ADJ_ERRLEN];
-    if (b.failed || gr_ctx_new(b.g, NB, GR_BACKWARD, &c, err, sizeof err)) {
-        gr_free(b.g);
+    if (b.gb.failed || gr_ctx_new(b.gb.g, NB, GR_BACKWARD, &c, err, sizeof err)) {
+        gr_free(b.gb.g);
         return;
     }
     float xin[NB * 6], gx[NB * 6], gr[NB * 6], d[NB * 6], losses[NB];
@@ -729,7 +690,7 @@ static void test_loss(void)
     CHECK(gr_backward_loss(c, labels, gx, NULL, err, sizeof err) == ADJ_ERR_ARG,
           "a label out of range is refused");
     gr_ctx_free(c);
-    gr_free(b.g);
+    gr_free(b.gb.g);
 }
 
 /* Refusals: a run-time input without a gradient; a read second output. */
@@ -744,15 +705,15 @@ static void test_refusals(void)
         int x = b_tensor(&b, OP_FLOAT, &s, 0, 0, NULL);
         int sc = b_node(&b, "Reshape", (int[]){x, b_ints(&b, 1, (int64_t[]){6})}, 2, NULL, 0);
         int y = b_node(&b, "LayerNormalization", (int[]){x, sc}, 2, NULL, 0);
-        CHECK(!b_finish(&b, x, y), "refusal graph: %s", b.err);
-        int rc = gr_ctx_new(b.g, 1, GR_BACKWARD, &c, err, sizeof err);
+        CHECK(!b_finish(&b, x, y), "refusal graph: %s", b.gb.err);
+        int rc = gr_ctx_new(b.gb.g, 1, GR_BACKWARD, &c, err, sizeof err);
         CHECK(rc == ADJ_ERR_UNSUPPORTED && strstr(err, "LayerNormalization") && strstr(err, "input 1"),
               "run-time Scale refused (%d: %s)", rc, err);
-        CHECK(gr_backward_check(b.g, err, sizeof err) == ADJ_ERR_UNSUPPORTED, "check refuses too");
-        CHECK(gr_ctx_new(b.g, 1, 0, &c, err, sizeof err) == 0, "forward still works: %s", err);
+        CHECK(gr_backward_check(b.gb.g, err, sizeof err) == ADJ_ERR_UNSUPPORTED, "check refuses too");
+        CHECK(gr_ctx_new(b.gb.g, 1, 0, &c, err, sizeof err) == 0, "forward still works: %s", err);
         gr_ctx_free(c);
         c = NULL;
-        gr_free(b.g);
+        gr_free(b.gb.g);
     }
     { /* LayerNormalization's Mean output read by a node */
         bld b;
@@ -762,11 +723,11 @@ static void test_refusals(void)
         b_node_n(&b, "LayerNormalization", (int[]){x, b_const(&b, 1, (int64_t[]){6}, 0.5f, 1.5f)}, 2,
                  NULL, 0, 2, o);
         int y = b_node(&b, "Add", (int[]){o[0], o[1]}, 2, NULL, 0);
-        CHECK(!b_finish(&b, x, y), "refusal graph 2: %s", b.err);
-        int rc = gr_ctx_new(b.g, 2, GR_BACKWARD, &c, err, sizeof err);
+        CHECK(!b_finish(&b, x, y), "refusal graph 2: %s", b.gb.err);
+        int rc = gr_ctx_new(b.gb.g, 2, GR_BACKWARD, &c, err, sizeof err);
         CHECK(rc == ADJ_ERR_UNSUPPORTED && strstr(err, "output 1"), "a read Mean refused (%d: %s)",
               rc, err);
-        gr_free(b.g);
+        gr_free(b.gb.g);
     }
     { /* gr_backward without GR_BACKWARD or without a forward */
         bld b;
@@ -775,14 +736,14 @@ static void test_refusals(void)
         int y = b_node(&b, "Relu", &x, 1, NULL, 0);
         b_finish(&b, x, y);
         float in[4] = {1, 2, 3, 4}, g[4];
-        gr_ctx_new(b.g, 1, 0, &c, err, sizeof err);
+        gr_ctx_new(b.gb.g, 1, 0, &c, err, sizeof err);
         gr_forward(c, in, 1, err, sizeof err);
         CHECK(gr_backward(c, in, g, err, sizeof err) == ADJ_ERR_STATE, "no GR_BACKWARD: refused");
         gr_ctx_free(c);
-        gr_ctx_new(b.g, 1, GR_BACKWARD, &c, err, sizeof err);
+        gr_ctx_new(b.gb.g, 1, GR_BACKWARD, &c, err, sizeof err);
         CHECK(gr_backward(c, in, g, err, sizeof err) == ADJ_ERR_STATE, "no forward: refused");
         gr_ctx_free(c);
-        gr_free(b.g);
+        gr_free(b.gb.g);
     }
 }
 
@@ -798,12 +759,12 @@ static void test_refusals(void)
  */
 static void check_params(const char *name, bld *b, float **P, const size_t *cnt, int np)
 {
-    CHECK(!b->failed, "%s: build: %s", name, b->err);
-    if (b->failed) {
-        gr_free(b->g);
+    CHECK(!b->gb.failed, "%s: build: %s", name, b->gb.err);
+    if (b->gb.failed) {
+        gr_free(b->gb.g);
         return;
     }
-    gr_graph *g = b->g;
+    gr_graph *g = b->gb.g;
     char err[ADJ_ERRLEN];
     gr_ctx *c = NULL, *c2 = NULL;
     CHECK(gr_ctx_new(g, NB, GR_BACKWARD | GR_PARAM_GRADS, &c, err, sizeof err) == 0 &&
@@ -881,14 +842,14 @@ static void conv_params_case(const char *name, int64_t C, int64_t M, int64_t H, 
 static void test_params(void)
 {
     op_attr a[3];
-    a[0] = INTS("pads", 1, 1, 1, 1);
+    a[0] = TU_INTS("pads", 1, 1, 1, 1);
     conv_params_case("dW Conv 3x3 pad 1 (Winograd F(4x4))", 128, 130, 6, a, 1, 1, 3);
     conv_params_case("dW Conv 3x3 pad 1 (Winograd F(2x2))", 130, 128, 5, a, 1, 1, 3);
-    a[0] = INTS("pads", 0, 1, 1, 0), a[1] = INTS("strides", 2, 2);
+    a[0] = TU_INTS("pads", 0, 1, 1, 0), a[1] = TU_INTS("strides", 2, 2);
     conv_params_case("dW Conv 3x3 stride 2 asymmetric pads", 3, 4, 7, a, 2, 1, 3);
-    a[0] = A_int("group", 2), a[1] = INTS("pads", 1, 1, 1, 1);
+    a[0] = tu_int("group", 2), a[1] = TU_INTS("pads", 1, 1, 1, 1);
     conv_params_case("dW Conv group 2", 4, 6, 5, a, 2, 2, 3);
-    a[0] = A_int("group", 4), a[1] = INTS("pads", 1, 1, 1, 1), a[2] = INTS("strides", 2, 2);
+    a[0] = tu_int("group", 4), a[1] = TU_INTS("pads", 1, 1, 1, 1), a[2] = TU_INTS("strides", 2, 2);
     conv_params_case("dW Conv depthwise stride 2", 4, 4, 7, a, 3, 4, 3);
     conv_params_case("dW Conv 1x1 (direct)", 5, 3, 4, a, 0, 1, 1);
     for (int v = 0; v < 2; v++) { /* Gemm: transB 1 (fc), transB 0 with alpha and beta */
@@ -901,7 +862,7 @@ static void test_params(void)
         P[0] = b.last, n[0] = b.last_n;
         int cc = b_const(&b, 1, (int64_t[]){5}, -1, 1);
         P[1] = b.last, n[1] = b.last_n;
-        op_attr ga[3] = {A_int("transB", !v), A_float("alpha", 0.5f), A_float("beta", 2.0f)};
+        op_attr ga[3] = {tu_int("transB", !v), tu_float("alpha", 0.5f), tu_float("beta", 2.0f)};
         int y = b_node(&b, "Gemm", (int[]){x, w, cc}, 3, ga, v ? 3 : 1);
         b_finish(&b, x, y);
         check_params(v ? "dW Gemm alpha beta" : "dW Gemm transB (fc)", &b, P, n, 2);

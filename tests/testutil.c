@@ -122,3 +122,76 @@ int tu_write_file(const char *path, const void *data, size_t len)
     size_t w = fwrite(data, 1, len, f);
     return (fclose(f) == 0 && w == len) ? 0 : -1;
 }
+
+op_shape tu_shape(int rank, const int64_t *d)
+{
+    op_shape s = {rank, {0}};
+    for (int i = 0; i < rank && i < OP_MAX_RANK; i++)
+        s.d[i] = d[i];
+    return s;
+}
+
+void tu_gb_start(tu_gb *b)
+{
+    memset(b, 0, sizeof *b);
+    if (gr_new(&b->g, b->err, sizeof b->err))
+        b->failed = 1;
+}
+
+int tu_gb_tensor(tu_gb *b, op_dtype dt, const op_shape *s, int batched, int is_const, void *data,
+                 int hold)
+{
+    char name[32];
+    int id = -1;
+    snprintf(name, sizeof name, "t%d", b->nt++);
+    if (b->failed) {
+        if (hold != GR_DATA_EXTERN)
+            free(data);
+    } else if (gr_add_tensor(b->g, name, dt, s, batched, is_const, data, hold, &id, b->err,
+                             sizeof b->err))
+        b->failed = 1;
+    return id;
+}
+
+int tu_gb_node(tu_gb *b, const char *op, const int *in, int n_in, const op_attr *a, int n_a,
+               int n_out, int *outs, int opset)
+{
+    const op_shape s = {0, {0}};
+    int o[8] = {-1};
+    for (int i = 0; i < n_out && i < 8; i++) /* at most 8 */
+        o[i] = tu_gb_tensor(b, OP_FLOAT, &s, 0, 0, NULL, GR_DATA_EXTERN);
+    if (!b->failed && gr_add_node(b->g, op, op, in, n_in, o, n_out, a, n_a, opset, b->err,
+                                  sizeof b->err))
+        b->failed = 1;
+    if (outs)
+        memcpy(outs, o, sizeof(int) * (size_t)n_out);
+    return o[0];
+}
+
+int tu_gb_finish(tu_gb *b, int x, int y)
+{
+    if (!b->failed && (gr_set_io(b->g, x, &y, 1, b->err, sizeof b->err) ||
+                       gr_finalize(b->g, b->err, sizeof b->err)))
+        b->failed = 1;
+    return b->failed;
+}
+
+op_attr tu_int(const char *name, int64_t v)
+{
+    return (op_attr){.name = name, .type = OP_ATTR_INT, .i = v};
+}
+
+op_attr tu_float(const char *name, float v)
+{
+    return (op_attr){.name = name, .type = OP_ATTR_FLOAT, .f = v};
+}
+
+op_attr tu_str(const char *name, const char *v)
+{
+    return (op_attr){.name = name, .type = OP_ATTR_STRING, .s = v};
+}
+
+op_attr tu_ints(const char *name, const int64_t *v, size_t k)
+{
+    return (op_attr){.name = name, .type = OP_ATTR_INTS, .ints = v, .n = k};
+}
