@@ -85,6 +85,8 @@ int main(void)
         {1, 1, 1},     {1, 17, 3},    {2, 16, 5},    {5, 33, 40},   {6, 16, 256},   {7, 15, 257},
         {13, 47, 31},  {1, 3000, 700}, {4, 130, 2100}, {6, 9000, 20}, {16, 70, 600},  {97, 29, 300},
         {101, 4200, 9}, {40, 1, 513},  {3, 2, 4100},  {12, 36, 64},  {0, 5, 5},      {5, 5, 0},
+        /* few columns, many rows (computed as C^T): over several row blocks */
+        {4200, 7, 20}, {200, 49, 300}, {64, 64, 40},
     };
     uint64_t seed = 11;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
@@ -97,6 +99,8 @@ int main(void)
     /* A product big enough for every thread (conv-like: 64 x 2304 x 1152) */
     check_shape(ws, 3, GEMM_N, GEMM_N, 64, 2304, 1152, 0, 99);
     check_shape(ws, 3, GEMM_T, GEMM_N, 300, 600, 64, 1, 98);
+    check_shape(ws, 3, GEMM_N, GEMM_N, 1000, 49, 300, 0, 97);
+    check_shape(ws, 3, GEMM_N, GEMM_T, 1000, 49, 300, 1, 96);
 
     /* Columns of one image side by side with others (a batch): the image's
      * block of C is the same whatever sits next to it. */
