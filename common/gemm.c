@@ -44,6 +44,11 @@
 #ifndef ROWS_MAX_M
 #define ROWS_MAX_M 16
 #endif
+/* Blocks of at most this depth sweep a packed block of B (<= KC x NC x
+ * SWEEP_MAX_KC / KC floats, in L2) with each panel of A (gemm_block). */
+#ifndef SWEEP_MAX_KC
+#define SWEEP_MAX_KC 64
+#endif
 /* Products of at most this many columns (and more rows) are computed as C^T. */
 #ifndef SWAP_MAX_N
 #define SWAP_MAX_N 64
@@ -575,36 +580,55 @@ static void kern_tile(kernel_fn *kern, int mr, int nr, int kc, const float *a, c
             c[i * rsc + j * csc] = tmp[i * NR + j];
 }
 
+/* The kc x NR panel of B at column jr of a block, b(k,j) = panel[k*(*bstride) + j]:
+ * packed by the caller (bs = 0: rows of B), read in place (bs = B's row
+ * stride; an edge tile is packed into `pack`, not read past the last column),
+ * or, for columns of B, packed here on its first use (`first`). */
+static const float *b_panel(int simd, float *pack, const strides *st, int kc, int nc, int jr,
+                            const float *B, ptrdiff_t bs, int first, ptrdiff_t *bstride)
+{
+    const int nr = nc - jr < NR ? nc - jr : NR;
+    float *panel = pack + (size_t)(jr / NR) * kc * NR;
+    *bstride = NR;
+    if (bs && nr == NR) {
+        *bstride = bs;
+        return B + jr;
+    }
+    if (bs) {
+        pack_b(simd, kc, nr, B + jr, bs, 1, pack);
+        return pack;
+    }
+    if (first && st->bcs != 1)
+        pack_b(simd, kc, nr, B + jr * st->bcs, st->brs, st->bcs, panel);
+    return panel;
+}
+
 /* One kc-deep block of the product, rows [0, M) x columns [0, nc), element
  * (i,j) of C at C[i*rsc + j*csc]: A's rows packed MC at a time into apack;
- * B's block packed into `pack` by the caller (bs = 0), or, with B as stored
- * and bs = its row stride, read in place (edge tiles packed here); columns of
- * B (bcs != 1) are packed here, each panel just before its first use. */
+ * B's panels as b_panel says (bs). Each panel of B serves the MC rows' tiles
+ * while it is in L1; a shallow packed block of B (it stays in L2) is swept
+ * instead by each panel of A in turn (its MR rows of C written in runs: few
+ * products' worth of depth per tile, as K = 16, are otherwise bound by
+ * writing C in MC streams at once). */
 static void gemm_block(kernel_fn *kern, int simd, float *pack, float *apack, const strides *st,
                        int M, int nc, int kc, const float *A, const float *B, ptrdiff_t bs,
                        int load, float *C, ptrdiff_t rsc, ptrdiff_t csc)
 {
+    const int sweep = !bs && st->bcs == 1 && kc <= SWEEP_MAX_KC;
     for (int ic = 0; ic < M; ic += MC) {
         const int mc = M - ic < MC ? M - ic : MC;
         pack_a(mc, kc, A + ic * st->ars, st->ars, st->acs, apack);
-        for (int jr = 0; jr < nc; jr += NR) {
-            const int nr = nc - jr < NR ? nc - jr : NR;
-            float *panel = pack + (size_t)(jr / NR) * kc * NR;
-            const float *bp = panel;
-            ptrdiff_t bstride = NR;
-            if (bs && nr == NR) {
-                bp = B + jr;
-                bstride = bs;
-            } else if (bs) /* in place, but not past the last column */
-                pack_b(simd, kc, nr, B + jr, bs, 1, pack), bp = pack;
-            else if (ic == 0 && st->bcs != 1)
-                pack_b(simd, kc, nr, B + jr * st->bcs, st->brs, st->bcs, panel);
-            for (int ir = 0; ir < mc; ir += MR) {
-                const int mr = mc - ir < MR ? mc - ir : MR;
+        const int outer = sweep ? mc : nc, inner = sweep ? nc : mc;
+        for (int o = 0; o < outer; o += sweep ? MR : NR)
+            for (int n = 0; n < inner; n += sweep ? NR : MR) {
+                const int ir = sweep ? o : n, jr = sweep ? n : o;
+                const int mr = mc - ir < MR ? mc - ir : MR, nr = nc - jr < NR ? nc - jr : NR;
+                ptrdiff_t bstride;
+                const float *bp = b_panel(simd, pack, st, kc, nc, jr, B, bs, ic == 0 && ir == 0,
+                                          &bstride);
                 kern_tile(kern, mr, nr, kc, apack + (size_t)(ir / MR) * kc * MR, bp, bstride,
                           C + (ic + ir) * rsc + jr * csc, rsc, csc, load);
             }
-        }
     }
 }
 
