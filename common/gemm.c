@@ -753,18 +753,17 @@ void gemm_f32(gemm_ws *ws, gemm_op ta, gemm_op tb, int M, int N, int K, const fl
         gemm_serial(j.simd, ws->pack[0], ws->apack[0], &j.st, M, N, K, A, B, accumulate, C, ldc);
         return;
     }
-    /* Split by columns (each part packs only its columns of B) unless rows
-     * balance better (then each part packs all of B: cheap next to the
-     * product when it pays), a few parts per thread. */
-    j.by_cols = imbalance(tn, T) <= imbalance(tm, T);
+    /* Split the larger dimension (each part repeats the packing of the
+     * other operand: all of A by columns, all of B by rows) unless the
+     * smaller balances clearly better; into T, 2T, 3T or 4T parts (equal
+     * shares: a part left over would leave one thread working alone), each
+     * of at least PART_TILES tiles where there are enough. */
+    const double ic = imbalance(tn, T), ir = imbalance(tm, T);
+    j.by_cols = N >= M ? ic <= ir * 1.05 : ic * 1.05 < ir;
     j.tiles = j.by_cols ? tn : tm;
-    /* a few parts per thread, but each of at least PART_TILES tiles: every
-     * part reads all of A (by columns) or packs all of B (by rows) */
-    j.parts = j.tiles / PART_TILES;
-    if (j.parts > 4 * T)
-        j.parts = 4 * T;
-    if (j.parts < T)
-        j.parts = T;
+    int per = j.tiles / (PART_TILES * T);
+    per = per < 1 ? 1 : per > 4 ? 4 : per;
+    j.parts = per * T < j.tiles ? per * T : j.tiles;
     run_job(ws, &j, j.parts);
 }
 
