@@ -44,18 +44,14 @@
 #ifndef ROWS_MAX_M
 #define ROWS_MAX_M 16
 #endif
-/* Blocks of at most this depth sweep a packed block of B (<= KC x NC x
- * SWEEP_MAX_KC / KC floats, in L2) with each panel of A (gemm_block). */
+/* Blocks of at most this depth sweep their packed block of B with each panel
+ * of A (gemm_block). */
 #ifndef SWEEP_MAX_KC
 #define SWEEP_MAX_KC 64
 #endif
 /* Products of at most this many columns (and more rows) are computed as C^T. */
 #ifndef SWAP_MAX_N
 #define SWAP_MAX_N 64
-#endif
-/* Products of at most this many rows read B as stored in place. */
-#ifndef INPLACE_MAX_M
-#define INPLACE_MAX_M 0
 #endif
 
 typedef struct gemm_job gemm_job;
@@ -228,20 +224,20 @@ size_t gemm_ws_bytes(const gemm_ws *ws) { return ws->bytes; }
 /* ------------------------------------------------------------- micro-kernels */
 
 /* Every kernel: C[mr][nr] (row stride ldc) = (load ? C : 0) + sum over the kc
- * steps of a(i,k) * b(k,j), one fma per step in increasing k. a is a packed
- * panel of A, a(i,k) = a[k*MR + i] (pack_a); b(k,j) = b[k*bs + j], readable
- * for j < NR (a packed panel of B, zero past nr, or B's rows in place). */
-typedef void kernel_fn(int mr, int nr, int kc, const float *a, const float *b, ptrdiff_t bs,
-                       float *c, ptrdiff_t ldc, int load);
+ * steps of a(i,k) * b(k,j), one fma per step in increasing k. a and b are
+ * packed panels: a(i,k) = a[k*MR + i] (pack_a), b(k,j) = b[k*NR + j] (pack_b;
+ * columns past nr are zero). */
+typedef void kernel_fn(int mr, int nr, int kc, const float *a, const float *b, float *c,
+                       ptrdiff_t ldc, int load);
 
-static void kern_portable(int mr, int nr, int kc, const float *a, const float *b, ptrdiff_t bs,
-                          float *c, ptrdiff_t ldc, int load)
+static void kern_portable(int mr, int nr, int kc, const float *a, const float *b, float *c,
+                          ptrdiff_t ldc, int load)
 {
     for (int i = 0; i < mr; i++)
         for (int j = 0; j < nr; j++) {
             float s = load ? c[i * ldc + j] : 0.0f;
             for (int k = 0; k < kc; k++)
-                s = fmaf(a[(size_t)k * MR + i], b[k * bs + j], s);
+                s = fmaf(a[(size_t)k * MR + i], b[(size_t)k * NR + j], s);
             c[i * ldc + j] = s;
         }
 }
@@ -253,8 +249,8 @@ static void kern_portable(int mr, int nr, int kc, const float *a, const float *b
 #define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
 
 static inline __attribute__((always_inline)) TGT void
-kern_avx2_mr(const int mr, int kc, const float *a, const float *b, ptrdiff_t bs, float *c,
-             ptrdiff_t ldc, int load)
+kern_avx2_mr(const int mr, int kc, const float *a, const float *b, float *c, ptrdiff_t ldc,
+             int load)
 {
 #define DECL(i) __m256 c##i##0 = _mm256_setzero_ps(), c##i##1 = _mm256_setzero_ps();
     ROWS(DECL)
@@ -266,8 +262,8 @@ kern_avx2_mr(const int mr, int kc, const float *a, const float *b, ptrdiff_t bs,
     ROWS(LOAD)
 #pragma GCC unroll 4
     for (int k = 0; k < kc; k++) {
-        const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-        b += bs;
+        const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        b += NR;
 #define STEP(i)                                                                                    \
         if (mr > i) {                                                                              \
             const __m256 av = _mm256_broadcast_ss(a + i);                                          \
@@ -289,8 +285,8 @@ kern_avx2_mr(const int mr, int kc, const float *a, const float *b, ptrdiff_t bs,
 #undef STORE
 }
 
-static TGT void kern_avx2(int mr, int nr, int kc, const float *a, const float *b, ptrdiff_t bs,
-                          float *c, ptrdiff_t ldc, int load)
+static TGT void kern_avx2(int mr, int nr, int kc, const float *a, const float *b, float *c,
+                          ptrdiff_t ldc, int load)
 {
     if (nr < NR) {
         /* an edge tile: through a full-width copy (masked stores are slow on
@@ -299,18 +295,18 @@ static TGT void kern_avx2(int mr, int nr, int kc, const float *a, const float *b
         for (int i = 0; i < mr; i++)
             for (int j = 0; j < NR; j++)
                 tmp[i * NR + j] = load && j < nr ? c[i * ldc + j] : 0.0f;
-        kern_avx2(mr, NR, kc, a, b, bs, tmp, NR, load);
+        kern_avx2(mr, NR, kc, a, b, tmp, NR, load);
         for (int i = 0; i < mr; i++)
             memcpy(c + i * ldc, tmp + i * NR, (size_t)nr * sizeof(float));
         return;
     }
     switch (mr) {
-    case 6: kern_avx2_mr(6, kc, a, b, bs, c, ldc, load); break;
-    case 5: kern_avx2_mr(5, kc, a, b, bs, c, ldc, load); break;
-    case 4: kern_avx2_mr(4, kc, a, b, bs, c, ldc, load); break;
-    case 3: kern_avx2_mr(3, kc, a, b, bs, c, ldc, load); break;
-    case 2: kern_avx2_mr(2, kc, a, b, bs, c, ldc, load); break;
-    default: kern_avx2_mr(1, kc, a, b, bs, c, ldc, load); break;
+    case 6: kern_avx2_mr(6, kc, a, b, c, ldc, load); break;
+    case 5: kern_avx2_mr(5, kc, a, b, c, ldc, load); break;
+    case 4: kern_avx2_mr(4, kc, a, b, c, ldc, load); break;
+    case 3: kern_avx2_mr(3, kc, a, b, c, ldc, load); break;
+    case 2: kern_avx2_mr(2, kc, a, b, c, ldc, load); break;
+    default: kern_avx2_mr(1, kc, a, b, c, ldc, load); break;
     }
 }
 #endif
@@ -561,12 +557,12 @@ static void gemm_rows(int simd, int M, int N, int K, const float *A, const strid
 
 /* The kernel on a tile of C whose element (i,j) is c[i*rsc + j*csc]: in
  * place when rows are contiguous (csc = 1), else through a copy (C^T's
- * tiles, gemm_serial's swapped products). b must be readable to NR. */
+ * tiles, gemm_serial's swapped products). */
 static void kern_tile(kernel_fn *kern, int mr, int nr, int kc, const float *a, const float *b,
-                      ptrdiff_t bs, float *c, ptrdiff_t rsc, ptrdiff_t csc, int load)
+                      float *c, ptrdiff_t rsc, ptrdiff_t csc, int load)
 {
     if (csc == 1) {
-        kern(mr, nr, kc, a, b, bs, c, rsc, load);
+        kern(mr, nr, kc, a, b, c, rsc, load);
         return;
     }
     float tmp[MR * NR] __attribute__((aligned(32)));
@@ -574,47 +570,25 @@ static void kern_tile(kernel_fn *kern, int mr, int nr, int kc, const float *a, c
         for (int j = 0; j < nr; j++)
             for (int i = 0; i < mr; i++)
                 tmp[i * NR + j] = c[i * rsc + j * csc];
-    kern(mr, NR, kc, a, b, bs, tmp, NR, load);
+    kern(mr, NR, kc, a, b, tmp, NR, load);
     for (int j = 0; j < nr; j++)
         for (int i = 0; i < mr; i++)
             c[i * rsc + j * csc] = tmp[i * NR + j];
 }
 
-/* The kc x NR panel of B at column jr of a block, b(k,j) = panel[k*(*bstride) + j]:
- * packed by the caller (bs = 0: rows of B), read in place (bs = B's row
- * stride; an edge tile is packed into `pack`, not read past the last column),
- * or, for columns of B, packed here on its first use (`first`). */
-static const float *b_panel(int simd, float *pack, const strides *st, int kc, int nc, int jr,
-                            const float *B, ptrdiff_t bs, int first, ptrdiff_t *bstride)
-{
-    const int nr = nc - jr < NR ? nc - jr : NR;
-    float *panel = pack + (size_t)(jr / NR) * kc * NR;
-    *bstride = NR;
-    if (bs && nr == NR) {
-        *bstride = bs;
-        return B + jr;
-    }
-    if (bs) {
-        pack_b(simd, kc, nr, B + jr, bs, 1, pack);
-        return pack;
-    }
-    if (first && st->bcs != 1)
-        pack_b(simd, kc, nr, B + jr * st->bcs, st->brs, st->bcs, panel);
-    return panel;
-}
-
 /* One kc-deep block of the product, rows [0, M) x columns [0, nc), element
  * (i,j) of C at C[i*rsc + j*csc]: A's rows packed MC at a time into apack;
- * B's panels as b_panel says (bs). Each panel of B serves the MC rows' tiles
- * while it is in L1; a shallow packed block of B (it stays in L2) is swept
- * instead by each panel of A in turn (its MR rows of C written in runs: few
- * products' worth of depth per tile, as K = 16, are otherwise bound by
- * writing C in MC streams at once). */
+ * rows of B (bcs = 1) packed into `pack` by the caller, columns of B packed
+ * here, each panel just before its first use. Each panel of B serves the MC
+ * rows' tiles while it is in L1; a shallow block of B (it stays in L2) is
+ * swept instead by each panel of A in turn, so that C's rows are written in
+ * runs (few k steps per tile, as K = 16, are otherwise bound by writing C in
+ * MC streams at once). */
 static void gemm_block(kernel_fn *kern, int simd, float *pack, float *apack, const strides *st,
-                       int M, int nc, int kc, const float *A, const float *B, ptrdiff_t bs,
-                       int load, float *C, ptrdiff_t rsc, ptrdiff_t csc)
+                       int M, int nc, int kc, const float *A, const float *B, int load, float *C,
+                       ptrdiff_t rsc, ptrdiff_t csc)
 {
-    const int sweep = !bs && st->bcs == 1 && kc <= SWEEP_MAX_KC;
+    const int sweep = st->bcs == 1 && kc <= SWEEP_MAX_KC;
     for (int ic = 0; ic < M; ic += MC) {
         const int mc = M - ic < MC ? M - ic : MC;
         pack_a(mc, kc, A + ic * st->ars, st->ars, st->acs, apack);
@@ -623,10 +597,10 @@ static void gemm_block(kernel_fn *kern, int simd, float *pack, float *apack, con
             for (int n = 0; n < inner; n += sweep ? NR : MR) {
                 const int ir = sweep ? o : n, jr = sweep ? n : o;
                 const int mr = mc - ir < MR ? mc - ir : MR, nr = nc - jr < NR ? nc - jr : NR;
-                ptrdiff_t bstride;
-                const float *bp = b_panel(simd, pack, st, kc, nc, jr, B, bs, ic == 0 && ir == 0,
-                                          &bstride);
-                kern_tile(kern, mr, nr, kc, apack + (size_t)(ir / MR) * kc * MR, bp, bstride,
+                float *bp = pack + (size_t)(jr / NR) * kc * NR;
+                if (ic == 0 && ir == 0 && st->bcs != 1)
+                    pack_b(simd, kc, nr, B + jr * st->bcs, st->brs, st->bcs, bp);
+                kern_tile(kern, mr, nr, kc, apack + (size_t)(ir / MR) * kc * MR, bp,
                           C + (ic + ir) * rsc + jr * csc, rsc, csc, load);
             }
     }
@@ -637,7 +611,7 @@ static void gemm_block(kernel_fn *kern, int simd, float *pack, float *apack, con
  * where C's tiles of NR columns would be mostly padding. */
 static int swap_pays(int M, int N)
 {
-    return N <= SWAP_MAX_N && M > N;
+    return N <= SWAP_MAX_N && M > N && M > MR;
 }
 
 /* The whole product on one thread, with its packing buffers. */
@@ -666,28 +640,25 @@ static void gemm_serial(int simd, float *pack, float *apack, const strides *st, 
         return;
     }
 #endif
-    ptrdiff_t rsc = ldc, csc = 1;
+    ptrdiff_t rsc = ldc, csc = 1; /* C's element (i,j) at C[i*rsc + j*csc] */
     strides sw;
-    if (M > MR && swap_pays(M, N)) {
+    if (swap_pays(M, N)) { /* C^T = op(B)^T op(A)^T: rows and columns trade places */
         sw = (strides){.ars = st->bcs, .acs = st->brs, .brs = st->acs, .bcs = st->ars};
         const float *t = A;
         A = B, B = t, st = &sw, rsc = 1, csc = ldc;
         const int n = N;
         N = M, M = n;
     }
-    /* B as stored, read in place by products of a few rows (each of its
-     * panels would serve only a few kernels) */
-    const int inplace = st->bcs == 1 && M <= INPLACE_MAX_M;
     const int KCb = M <= MR ? KC_THIN : KC, NCb = M <= MR ? NC_THIN : NC;
     for (int jc = 0; jc < N; jc += NCb) {
         const int nc = N - jc < NCb ? N - jc : NCb;
         for (int pc = 0; pc < K; pc += KCb) {
             const int kc = K - pc < KCb ? K - pc : KCb;
             const float *Bb = B + pc * st->brs + jc * st->bcs;
-            if (st->bcs == 1 && !inplace) /* rows of B: packed all at once, each row read in one run */
+            if (st->bcs == 1) /* rows of B: packed all at once, each row read in one run */
                 pack_b(simd, kc, nc, Bb, st->brs, 1, pack);
             gemm_block(kern, simd, pack, apack, st, M, nc, kc, A + pc * st->acs, Bb,
-                       inplace ? st->brs : 0, accumulate || pc > 0, C + jc * csc, rsc, csc);
+                       accumulate || pc > 0, C + jc * csc, rsc, csc);
         }
     }
 }
