@@ -4,13 +4,14 @@
  * N = H*W, K = Cin, A = the weights), so a round is `batch` calls with the
  * same A and a new B and C each, as conv_forward makes them.
  *
- *     advjpg-bench-gemm [--threads T] [--batch B] [--rounds R] [--cpu 1] [M N K ...]
+ *     advjpg-bench-gemm [--threads T] [--batch B] [--rounds R] [--cpu 1] [--tb 1] [M N K ...]
  *
  * Without shapes: ResNet-50's and MobileNet v2's 1x1 products. Prints one
  * line per shape, the best round's GFLOP/s (to compare two builds, run them
  * alternately). --cpu 1 times with processor time instead of wall time
  * (meaningful with --threads 1: it leaves out the time others' processes
- * took the core).
+ * took the core). --tb 1: B is used transposed (B[N][K], a fully connected
+ * layer's weights as the engine passes them).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 /* Wall time, or with --cpu the process's processor time (on one thread,
  * steadier than wall time on a machine others use too). */
 static clockid_t clock_id = CLOCK_MONOTONIC;
+static gemm_op tb = GEMM_N;
 
 static double now(void)
 {
@@ -57,7 +59,7 @@ static double bench_shape(gemm_ws *ws, int M, int N, int K, int batch, int round
     for (int r = 0; r < rounds; r++) {
         const double t = now();
         for (int b = 0; b < batch; b++)
-            gemm_f32(ws, GEMM_N, GEMM_N, M, N, K, A, K, X + (size_t)b * K * N, N, 0,
+            gemm_f32(ws, GEMM_N, tb, M, N, K, A, K, X + (size_t)b * K * N, tb == GEMM_N ? N : K, 0,
                      C + (size_t)b * M * N, N);
         const double dt = now() - t;
         if (dt < best)
@@ -78,10 +80,12 @@ int main(int argc, char **argv)
             batch = v > 0 ? v : 1;
         else if (!strcmp(argv[a], "--rounds"))
             rounds = v > 0 ? v : 1;
+        else if (!strcmp(argv[a], "--tb"))
+            tb = v ? GEMM_T : GEMM_N;
         else if (!strcmp(argv[a], "--cpu"))
             clock_id = v ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC;
         else {
-            fprintf(stderr, "usage: %s [--threads T] [--batch B] [--rounds R] [--cpu 1] [M N K ...]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--threads T] [--batch B] [--rounds R] [--cpu 1] [--tb 1] [M N K ...]\n", argv[0]);
             return 2;
         }
     }
@@ -98,7 +102,7 @@ int main(int argc, char **argv)
         const int N = n_args ? atoi(argv[a + 3 * s + 1]) : default_shapes[s][1];
         const int K = n_args ? atoi(argv[a + 3 * s + 2]) : default_shapes[s][2];
         const int bt = (double)M * N * K > 1e9 ? 1 : batch;
-        printf("{\"M\":%d,\"N\":%d,\"K\":%d,\"threads\":%d,\"gflops\":%.1f}\n", M, N, K,
+        printf("{\"M\":%d,\"N\":%d,\"K\":%d,\"tb\":%d,\"threads\":%d,\"gflops\":%.1f}\n", M, N, K, tb == GEMM_T,
                gemm_ws_threads(ws), bench_shape(ws, M, N, K, bt, rounds));
     }
     gemm_ws_free(ws);
