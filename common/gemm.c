@@ -409,15 +409,47 @@ static void pack_b(int simd, int kc, int nc, const float *B, ptrdiff_t rs, ptrdi
     }
 }
 
+#ifdef GEMM_X86
+/* d[k][MR] = s[i*rs + k] for the MR rows i of contiguous values (A as stored):
+ * 8 k at a time transposed in registers (two zero rows make it 8x8). */
+_Static_assert(MR == 6, "pack_a_rows_avx2 transposes 6 rows");
+static TGT void pack_a_rows_avx2(int kc, const float *s, ptrdiff_t rs, float *d)
+{
+    int k = 0;
+    for (; k + 8 <= kc; k += 8) {
+        __m256 r[8];
+        for (int i = 0; i < MR; i++)
+            r[i] = _mm256_loadu_ps(s + i * rs + k);
+        r[6] = r[7] = _mm256_setzero_ps();
+        transpose8(r); /* r[q] = a(0..5, k+q), 0, 0 */
+        float *o = d + (size_t)k * MR;
+        for (int q = 0; q < 7; q++) /* 8 floats each: the next store overwrites the 2 zeros */
+            _mm256_storeu_ps(o + q * MR, r[q]);
+        _mm_storeu_ps(o + 7 * MR, _mm256_castps256_ps128(r[7]));
+        _mm_storel_pi((__m64 *)(o + 7 * MR + 4), _mm256_extractf128_ps(r[7], 1));
+    }
+    for (; k < kc; k++)
+        for (int i = 0; i < MR; i++)
+            d[(size_t)k * MR + i] = s[i * rs + k];
+}
+#endif
+
 /* Packs the mc x kc block a(i,k) = A[i*ars + k*acs] into panels
  * [mc/MR][kc][MR] (the kernels' a), zero past the last row: each k step of a
  * kernel then reads its MR values of A in one run. */
-static void pack_a(int mc, int kc, const float *A, ptrdiff_t ars, ptrdiff_t acs, float *dst)
+static void pack_a(int simd, int mc, int kc, const float *A, ptrdiff_t ars, ptrdiff_t acs,
+                   float *dst)
 {
     for (int ir = 0; ir < mc; ir += MR) {
         const int mr = mc - ir < MR ? mc - ir : MR;
         const float *s = A + ir * ars;
         float *d = dst + (size_t)(ir / MR) * kc * MR;
+#ifdef GEMM_X86
+        if (mr == MR && acs == 1 && simd) {
+            pack_a_rows_avx2(kc, s, ars, d);
+            continue;
+        }
+#endif
         if (mr == MR && ars == 1) { /* columns of A: MR values of one k in a run */
             for (int k = 0; k < kc; k++)
                 memcpy(d + (size_t)k * MR, s + k * acs, MR * sizeof(float));
@@ -591,7 +623,7 @@ static void gemm_block(kernel_fn *kern, int simd, float *pack, float *apack, con
     const int sweep = st->bcs == 1 && kc <= SWEEP_MAX_KC;
     for (int ic = 0; ic < M; ic += MC) {
         const int mc = M - ic < MC ? M - ic : MC;
-        pack_a(mc, kc, A + ic * st->ars, st->ars, st->acs, apack);
+        pack_a(simd, mc, kc, A + ic * st->ars, st->ars, st->acs, apack);
         const int outer = sweep ? mc : nc, inner = sweep ? nc : mc;
         for (int o = 0; o < outer; o += sweep ? MR : NR)
             for (int n = 0; n < inner; n += sweep ? NR : MR) {
