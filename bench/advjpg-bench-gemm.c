@@ -85,7 +85,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[a], "--cpu"))
             clock_id = v ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC;
         else {
-            fprintf(stderr, "usage: %s [--threads T] [--batch B] [--rounds R] [--cpu 1] [--tb 1] [M N K ...]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--threads T] [--batch B] [--rounds R] [--cpu 1] [--tb 1]"
+                            " [M N K ...]\n", argv[0]);
             return 2;
         }
     }
@@ -102,8 +103,8 @@ int main(int argc, char **argv)
         const int N = n_args ? atoi(argv[a + 3 * s + 1]) : default_shapes[s][1];
         const int K = n_args ? atoi(argv[a + 3 * s + 2]) : default_shapes[s][2];
         const int bt = (double)M * N * K > 1e9 ? 1 : batch;
-        printf("{\"M\":%d,\"N\":%d,\"K\":%d,\"tb\":%d,\"threads\":%d,\"gflops\":%.1f}\n", M, N, K, tb == GEMM_T,
-               gemm_ws_threads(ws), bench_shape(ws, M, N, K, bt, rounds));
+        printf("{\"M\":%d,\"N\":%d,\"K\":%d,\"tb\":%d,\"threads\":%d,\"gflops\":%.1f}\n", M, N,
+               K, tb == GEMM_T, gemm_ws_threads(ws), bench_shape(ws, M, N, K, bt, rounds));
     }
     gemm_ws_free(ws);
     return 0;

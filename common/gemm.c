@@ -724,13 +724,14 @@ static void run_part(const gemm_job *j, int part, float *pack, float *apack)
     if (j->by_cols) {
         const int j0 = lo * NR, j1 = hi * NR < j->N ? hi * NR : j->N;
         if (j1 > j0)
-            gemm_serial(j->simd, pack, apack, &j->st, j->M, j1 - j0, j->K, j->A, j->B + j0 * j->st.bcs,
-                        j->accumulate, j->C + j0, j->ldc);
+            gemm_serial(j->simd, pack, apack, &j->st, j->M, j1 - j0, j->K, j->A,
+                        j->B + j0 * j->st.bcs, j->accumulate, j->C + j0, j->ldc);
     } else {
         const int i0 = lo * MR, i1 = hi * MR < j->M ? hi * MR : j->M;
         if (i1 > i0)
-            gemm_serial(j->simd, pack, apack, &j->st, i1 - i0, j->N, j->K, j->A + i0 * j->st.ars, j->B,
-                        j->accumulate, j->C + (size_t)i0 * j->ldc, j->ldc);
+            gemm_serial(j->simd, pack, apack, &j->st, i1 - i0, j->N, j->K,
+                        j->A + i0 * j->st.ars, j->B, j->accumulate, j->C + (size_t)i0 * j->ldc,
+                        j->ldc);
     }
 }
 
@@ -761,8 +762,8 @@ void gemm_f32(gemm_ws *ws, gemm_op ta, gemm_op tb, int M, int N, int K, const fl
      * smaller balances clearly better; into T, 2T, 3T or 4T parts (equal
      * shares: a part left over would leave one thread working alone), each
      * of at least PART_TILES tiles where there are enough. */
-    const double ic = imbalance(tn, T), ir = imbalance(tm, T);
-    j.by_cols = N >= M ? ic <= ir * 1.05 : ic * 1.05 < ir;
+    const double by_c = imbalance(tn, T), by_r = imbalance(tm, T);
+    j.by_cols = N >= M ? by_c <= by_r * 1.05 : by_c * 1.05 < by_r;
     j.tiles = j.by_cols ? tn : tm;
     int per = j.tiles / (PART_TILES * T);
     per = per < 1 ? 1 : per > 4 ? 4 : per;

@@ -140,15 +140,16 @@ int main(void)
         for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
             const int M = cuts[c][0], N = cuts[c][1], K = cuts[c][2];
             float *A = random_matrix((size_t)M * K, &seed), *B = random_matrix((size_t)K * N, &seed);
-            float *whole = malloc((size_t)M * N * sizeof(float)), *piece = malloc((size_t)M * N * sizeof(float));
+            float *whole = malloc((size_t)M * N * sizeof(float));
+            float *piece = malloc((size_t)M * N * sizeof(float));
             gemm_f32(ws[1], GEMM_N, GEMM_N, M, N, K, A, K, B, N, 0, whole, N);
             const int i1 = 7, i2 = M / 2 + 1, j1 = N / 3 + 1;
             const int rows[][2] = {{0, i1}, {i1, i2}, {i2, M}}, cols[][2] = {{0, j1}, {j1, N}};
             for (int r = 0; r < 3; r++)
                 for (int q = 0; q < 2; q++)
-                    gemm_f32(ws[0], GEMM_N, GEMM_N, rows[r][1] - rows[r][0], cols[q][1] - cols[q][0], K,
-                             A + (size_t)rows[r][0] * K, K, B + cols[q][0], N, 0,
-                             piece + (size_t)rows[r][0] * N + cols[q][0], N);
+                    gemm_f32(ws[0], GEMM_N, GEMM_N, rows[r][1] - rows[r][0],
+                             cols[q][1] - cols[q][0], K, A + (size_t)rows[r][0] * K, K,
+                             B + cols[q][0], N, 0, piece + (size_t)rows[r][0] * N + cols[q][0], N);
             CHECK(!memcmp(whole, piece, (size_t)M * N * sizeof(float)),
                   "M=%d N=%d K=%d: a piece's bits differ from the whole product's", M, N, K);
             free(A);
