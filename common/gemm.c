@@ -29,6 +29,8 @@
 #define KC_THIN 4096
 #endif
 #define NC_THIN (KC * NC / KC_THIN)
+/* floats of a thread's packed block of A: MC x KC, or MR x KC_THIN */
+#define APACK (MC * KC > MR * KC_THIN ? MC * KC : MR * KC_THIN)
 #ifndef ROWS_CHUNK
 #define ROWS_CHUNK 16384
 #endif /* gemm_rows: columns of C updated per pass over B */
@@ -42,10 +44,19 @@
 #ifndef ROWS_MAX_M
 #define ROWS_MAX_M 16
 #endif
+/* Blocks of at most this depth sweep their packed block of B with each panel
+ * of A (gemm_block). */
+#ifndef SWEEP_MAX_KC
+#define SWEEP_MAX_KC 64
+#endif
+/* Products of at most this many columns (and more rows) are computed as C^T. */
+#ifndef SWAP_MAX_N
+#define SWAP_MAX_N 64
+#endif
 
 typedef struct gemm_job gemm_job;
 static int job_parts(const gemm_job *j);
-static void run_part(const gemm_job *j, int part, float *pack);
+static void run_part(const gemm_job *j, int part, float *pack, float *apack);
 
 /*
  * The helpers: threads - 1 threads that sleep until the caller posts a job
@@ -59,7 +70,8 @@ struct gemm_ws {
     int threads;
     int portable; /* the portable kernels even where AVX2 is there (tests) */
     size_t bytes;
-    float *pack[MAX_THREADS]; /* one packed block of B per thread: KC x NC floats */
+    float *pack[MAX_THREADS];  /* one packed block of B per thread: KC x NC floats */
+    float *apack[MAX_THREADS]; /* one packed block of A per thread: APACK floats */
     pthread_t tid[MAX_THREADS];
     int started;              /* helpers running */
     pthread_mutex_t mu;
@@ -81,7 +93,8 @@ typedef struct {
 static void *helper_main(void *arg)
 {
     gemm_ws *ws = ((helper_arg *)arg)->ws;
-    float *pack = ws->pack[((helper_arg *)arg)->index];
+    const int index = ((helper_arg *)arg)->index;
+    float *pack = ws->pack[index], *apack = ws->apack[index];
     free(arg);
     unsigned long seen = 0;
     pthread_mutex_lock(&ws->mu);
@@ -99,7 +112,7 @@ static void *helper_main(void *arg)
         int part;
         const int parts = job_parts(j);
         while ((part = atomic_fetch_add(&ws->next, 1)) < parts) {
-            run_part(j, part, pack);
+            run_part(j, part, pack, apack);
             pthread_mutex_lock(&ws->mu);
             if (++ws->finished == parts)
                 pthread_cond_signal(&ws->done);
@@ -125,7 +138,7 @@ static void run_job(gemm_ws *ws, const gemm_job *j, int parts)
     pthread_mutex_unlock(&ws->mu);
     int part;
     while ((part = atomic_fetch_add(&ws->next, 1)) < parts) {
-        run_part(j, part, ws->pack[0]);
+        run_part(j, part, ws->pack[0], ws->apack[0]);
         pthread_mutex_lock(&ws->mu);
         ws->finished++;
         pthread_mutex_unlock(&ws->mu);
@@ -152,15 +165,17 @@ int gemm_ws_new(int threads, gemm_ws **out, char *err, size_t errsz)
     pthread_mutex_init(&ws->mu, NULL);
     pthread_cond_init(&ws->wake, NULL);
     pthread_cond_init(&ws->done, NULL);
-    const size_t sz = (size_t)KC * NC * sizeof(float);
+    const size_t sz = (size_t)KC * NC * sizeof(float), asz = (size_t)APACK * sizeof(float);
     for (int t = 0; t < threads; t++) {
-        void *p = NULL;
-        if (posix_memalign(&p, 64, sz)) {
+        void *p = NULL, *q = NULL;
+        if (posix_memalign(&p, 64, sz) || posix_memalign(&q, 64, asz)) {
+            free(p);
             gemm_ws_free(ws);
             return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory for matrix-product scratch");
         }
         ws->pack[t] = p;
-        ws->bytes += sz;
+        ws->apack[t] = q;
+        ws->bytes += sz + asz;
     }
     for (int t = 1; t < threads; t++) {
         helper_arg *a = malloc(sizeof *a);
@@ -195,8 +210,10 @@ void gemm_ws_free(gemm_ws *ws)
     pthread_mutex_destroy(&ws->mu);
     pthread_cond_destroy(&ws->wake);
     pthread_cond_destroy(&ws->done);
-    for (int t = 0; t < MAX_THREADS; t++)
+    for (int t = 0; t < MAX_THREADS; t++) {
         free(ws->pack[t]);
+        free(ws->apack[t]);
+    }
     free(ws);
 }
 
@@ -207,20 +224,20 @@ size_t gemm_ws_bytes(const gemm_ws *ws) { return ws->bytes; }
 /* ------------------------------------------------------------- micro-kernels */
 
 /* Every kernel: C[mr][nr] (row stride ldc) = (load ? C : 0) + sum over the kc
- * steps of a(i,k) * b(k,j), one fma per step in increasing k. a(i,k) is
- * a[i*ars + k*acs]; b is a packed panel [kc][NR] (columns past nr are zero). */
-typedef void kernel_fn(int mr, int nr, int kc, const float *a, ptrdiff_t ars, ptrdiff_t acs,
-                       const float *b, float *c, ptrdiff_t ldc, int load);
+ * steps of a(i,k) * b(k,j), one fma per step in increasing k. a and b are
+ * packed panels: a(i,k) = a[k*MR + i] (pack_a), b(k,j) = b[k*NR + j] (pack_b;
+ * columns past nr are zero). */
+typedef void kernel_fn(int mr, int nr, int kc, const float *a, const float *b, float *c,
+                       ptrdiff_t ldc, int load);
 
-static void kern_portable(int mr, int nr, int kc, const float *a, ptrdiff_t ars, ptrdiff_t acs,
-                          const float *b, float *c, ptrdiff_t ldc, int load)
+static void kern_portable(int mr, int nr, int kc, const float *a, const float *b, float *c,
+                          ptrdiff_t ldc, int load)
 {
     for (int i = 0; i < mr; i++)
         for (int j = 0; j < nr; j++) {
             float s = load ? c[i * ldc + j] : 0.0f;
-            const float *ai = a + i * ars;
             for (int k = 0; k < kc; k++)
-                s = fmaf(ai[k * acs], b[(size_t)k * NR + j], s);
+                s = fmaf(a[(size_t)k * MR + i], b[(size_t)k * NR + j], s);
             c[i * ldc + j] = s;
         }
 }
@@ -232,11 +249,10 @@ static void kern_portable(int mr, int nr, int kc, const float *a, ptrdiff_t ars,
 #define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
 
 static inline __attribute__((always_inline)) TGT void
-kern_avx2_mr(const int mr, int kc, const float *a, ptrdiff_t ars, ptrdiff_t acs,
-             const float *b, float *c, ptrdiff_t ldc, int load)
+kern_avx2_mr(const int mr, int kc, const float *a, const float *b, float *c, ptrdiff_t ldc,
+             int load)
 {
-#define DECL(i) __m256 c##i##0 = _mm256_setzero_ps(), c##i##1 = _mm256_setzero_ps(); \
-    const float *a##i = a + (mr > i ? i : 0) * ars;
+#define DECL(i) __m256 c##i##0 = _mm256_setzero_ps(), c##i##1 = _mm256_setzero_ps();
     ROWS(DECL)
 #define LOAD(i)                                                                                    \
     if (mr > i && load) {                                                                          \
@@ -244,17 +260,18 @@ kern_avx2_mr(const int mr, int kc, const float *a, ptrdiff_t ars, ptrdiff_t acs,
         c##i##1 = _mm256_loadu_ps(c + i * ldc + 8);                                                \
     }
     ROWS(LOAD)
+#pragma GCC unroll 4
     for (int k = 0; k < kc; k++) {
         const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
         b += NR;
 #define STEP(i)                                                                                    \
         if (mr > i) {                                                                              \
-            const __m256 av = _mm256_broadcast_ss(a##i);                                           \
+            const __m256 av = _mm256_broadcast_ss(a + i);                                          \
             c##i##0 = _mm256_fmadd_ps(av, b0, c##i##0);                                            \
             c##i##1 = _mm256_fmadd_ps(av, b1, c##i##1);                                            \
-            a##i += acs;                                                                           \
         }
         ROWS(STEP)
+        a += MR;
     }
 #define STORE(i)                                                                                   \
     if (mr > i) {                                                                                  \
@@ -268,8 +285,8 @@ kern_avx2_mr(const int mr, int kc, const float *a, ptrdiff_t ars, ptrdiff_t acs,
 #undef STORE
 }
 
-static TGT void kern_avx2(int mr, int nr, int kc, const float *a, ptrdiff_t ars, ptrdiff_t acs,
-                          const float *b, float *c, ptrdiff_t ldc, int load)
+static TGT void kern_avx2(int mr, int nr, int kc, const float *a, const float *b, float *c,
+                          ptrdiff_t ldc, int load)
 {
     if (nr < NR) {
         /* an edge tile: through a full-width copy (masked stores are slow on
@@ -278,18 +295,18 @@ static TGT void kern_avx2(int mr, int nr, int kc, const float *a, ptrdiff_t ars,
         for (int i = 0; i < mr; i++)
             for (int j = 0; j < NR; j++)
                 tmp[i * NR + j] = load && j < nr ? c[i * ldc + j] : 0.0f;
-        kern_avx2(mr, NR, kc, a, ars, acs, b, tmp, NR, load);
+        kern_avx2(mr, NR, kc, a, b, tmp, NR, load);
         for (int i = 0; i < mr; i++)
             memcpy(c + i * ldc, tmp + i * NR, (size_t)nr * sizeof(float));
         return;
     }
     switch (mr) {
-    case 6: kern_avx2_mr(6, kc, a, ars, acs, b, c, ldc, load); break;
-    case 5: kern_avx2_mr(5, kc, a, ars, acs, b, c, ldc, load); break;
-    case 4: kern_avx2_mr(4, kc, a, ars, acs, b, c, ldc, load); break;
-    case 3: kern_avx2_mr(3, kc, a, ars, acs, b, c, ldc, load); break;
-    case 2: kern_avx2_mr(2, kc, a, ars, acs, b, c, ldc, load); break;
-    default: kern_avx2_mr(1, kc, a, ars, acs, b, c, ldc, load); break;
+    case 6: kern_avx2_mr(6, kc, a, b, c, ldc, load); break;
+    case 5: kern_avx2_mr(5, kc, a, b, c, ldc, load); break;
+    case 4: kern_avx2_mr(4, kc, a, b, c, ldc, load); break;
+    case 3: kern_avx2_mr(3, kc, a, b, c, ldc, load); break;
+    case 2: kern_avx2_mr(2, kc, a, b, c, ldc, load); break;
+    default: kern_avx2_mr(1, kc, a, b, c, ldc, load); break;
     }
 }
 #endif
@@ -389,6 +406,58 @@ static void pack_b(int simd, int kc, int nc, const float *B, ptrdiff_t rs, ptrdi
                 for (int k = 0; k < kc; k++)
                     d[(size_t)k * NR + j] = 0.0f;
         }
+    }
+}
+
+#ifdef GEMM_X86
+/* d[k][MR] = s[i*rs + k] for the MR rows i of contiguous values (A as stored):
+ * 8 k at a time transposed in registers (two zero rows make it 8x8). */
+_Static_assert(MR == 6, "pack_a_rows_avx2 transposes 6 rows");
+static TGT void pack_a_rows_avx2(int kc, const float *s, ptrdiff_t rs, float *d)
+{
+    int k = 0;
+    for (; k + 8 <= kc; k += 8) {
+        __m256 r[8];
+        for (int i = 0; i < MR; i++)
+            r[i] = _mm256_loadu_ps(s + i * rs + k);
+        r[6] = r[7] = _mm256_setzero_ps();
+        transpose8(r); /* r[q] = a(0..5, k+q), 0, 0 */
+        float *o = d + (size_t)k * MR;
+        for (int q = 0; q < 7; q++) /* 8 floats each: the next store overwrites the 2 zeros */
+            _mm256_storeu_ps(o + q * MR, r[q]);
+        _mm_storeu_ps(o + 7 * MR, _mm256_castps256_ps128(r[7]));
+        _mm_storel_pi((__m64 *)(o + 7 * MR + 4), _mm256_extractf128_ps(r[7], 1));
+    }
+    for (; k < kc; k++)
+        for (int i = 0; i < MR; i++)
+            d[(size_t)k * MR + i] = s[i * rs + k];
+}
+#endif
+
+/* Packs the mc x kc block a(i,k) = A[i*ars + k*acs] into panels
+ * [mc/MR][kc][MR] (the kernels' a), zero past the last row: each k step of a
+ * kernel then reads its MR values of A in one run. */
+static void pack_a(int simd, int mc, int kc, const float *A, ptrdiff_t ars, ptrdiff_t acs,
+                   float *dst)
+{
+    for (int ir = 0; ir < mc; ir += MR) {
+        const int mr = mc - ir < MR ? mc - ir : MR;
+        const float *s = A + ir * ars;
+        float *d = dst + (size_t)(ir / MR) * kc * MR;
+#ifdef GEMM_X86
+        if (mr == MR && acs == 1 && simd) {
+            pack_a_rows_avx2(kc, s, ars, d);
+            continue;
+        }
+#endif
+        if (mr == MR && ars == 1) { /* columns of A: MR values of one k in a run */
+            for (int k = 0; k < kc; k++)
+                memcpy(d + (size_t)k * MR, s + k * acs, MR * sizeof(float));
+            continue;
+        }
+        for (int k = 0; k < kc; k++)
+            for (int i = 0; i < MR; i++)
+                d[(size_t)k * MR + i] = i < mr ? s[i * ars + k * acs] : 0.0f;
     }
 }
 
@@ -518,9 +587,68 @@ static void gemm_rows(int simd, int M, int N, int K, const float *A, const strid
     }
 }
 
-/* The whole product on one thread, with one packing buffer. */
-static void gemm_serial(int simd, float *pack, const strides *st, int M, int N, int K,
-                        const float *A, const float *B, int accumulate, float *C, int ldc)
+/* The kernel on a tile of C whose element (i,j) is c[i*rsc + j*csc]: in
+ * place when rows are contiguous (csc = 1), else through a copy (C^T's
+ * tiles, gemm_serial's swapped products). */
+static void kern_tile(kernel_fn *kern, int mr, int nr, int kc, const float *a, const float *b,
+                      float *c, ptrdiff_t rsc, ptrdiff_t csc, int load)
+{
+    if (csc == 1) {
+        kern(mr, nr, kc, a, b, c, rsc, load);
+        return;
+    }
+    float tmp[MR * NR] __attribute__((aligned(32)));
+    if (load)
+        for (int j = 0; j < nr; j++)
+            for (int i = 0; i < mr; i++)
+                tmp[i * NR + j] = c[i * rsc + j * csc];
+    kern(mr, NR, kc, a, b, tmp, NR, load);
+    for (int j = 0; j < nr; j++)
+        for (int i = 0; i < mr; i++)
+            c[i * rsc + j * csc] = tmp[i * NR + j];
+}
+
+/* One kc-deep block of the product, rows [0, M) x columns [0, nc), element
+ * (i,j) of C at C[i*rsc + j*csc]: A's rows packed MC at a time into apack;
+ * rows of B (bcs = 1) packed into `pack` by the caller, columns of B packed
+ * here, each panel just before its first use. Each panel of B serves the MC
+ * rows' tiles while it is in L1; a shallow block of B (it stays in L2) is
+ * swept instead by each panel of A in turn, so that C's rows are written in
+ * runs (few k steps per tile, as K = 16, are otherwise bound by writing C in
+ * MC streams at once). */
+static void gemm_block(kernel_fn *kern, int simd, float *pack, float *apack, const strides *st,
+                       int M, int nc, int kc, const float *A, const float *B, int load, float *C,
+                       ptrdiff_t rsc, ptrdiff_t csc)
+{
+    const int sweep = st->bcs == 1 && kc <= SWEEP_MAX_KC;
+    for (int ic = 0; ic < M; ic += MC) {
+        const int mc = M - ic < MC ? M - ic : MC;
+        pack_a(simd, mc, kc, A + ic * st->ars, st->ars, st->acs, apack);
+        const int outer = sweep ? mc : nc, inner = sweep ? nc : mc;
+        for (int o = 0; o < outer; o += sweep ? MR : NR)
+            for (int n = 0; n < inner; n += sweep ? NR : MR) {
+                const int ir = sweep ? o : n, jr = sweep ? n : o;
+                const int mr = mc - ir < MR ? mc - ir : MR, nr = nc - jr < NR ? nc - jr : NR;
+                float *bp = pack + (size_t)(jr / NR) * kc * NR;
+                if (ic == 0 && ir == 0 && st->bcs != 1)
+                    pack_b(simd, kc, nr, B + jr * st->bcs, st->brs, st->bcs, bp);
+                kern_tile(kern, mr, nr, kc, apack + (size_t)(ir / MR) * kc * MR, bp,
+                          C + (ic + ir) * rsc + jr * csc, rsc, csc, load);
+            }
+    }
+}
+
+/* Whether the blocked product computes C^T = op(B)^T op(A)^T instead (the
+ * same bits: fma(a, b, c) = fma(b, a, c)): for few columns and many rows,
+ * where C's tiles of NR columns would be mostly padding. */
+static int swap_pays(int M, int N)
+{
+    return N <= SWAP_MAX_N && M > N && M > MR;
+}
+
+/* The whole product on one thread, with its packing buffers. */
+static void gemm_serial(int simd, float *pack, float *apack, const strides *st, int M, int N,
+                        int K, const float *A, const float *B, int accumulate, float *C, int ldc)
 {
 #ifdef GEMM_X86
     kernel_fn *kern = simd ? kern_avx2 : kern_portable;
@@ -544,29 +672,25 @@ static void gemm_serial(int simd, float *pack, const strides *st, int M, int N, 
         return;
     }
 #endif
+    ptrdiff_t rsc = ldc, csc = 1; /* C's element (i,j) at C[i*rsc + j*csc] */
+    strides sw;
+    if (swap_pays(M, N)) { /* C^T = op(B)^T op(A)^T: rows and columns trade places */
+        sw = (strides){.ars = st->bcs, .acs = st->brs, .brs = st->acs, .bcs = st->ars};
+        const float *t = A;
+        A = B, B = t, st = &sw, rsc = 1, csc = ldc;
+        const int n = N;
+        N = M, M = n;
+    }
     const int KCb = M <= MR ? KC_THIN : KC, NCb = M <= MR ? NC_THIN : NC;
     for (int jc = 0; jc < N; jc += NCb) {
         const int nc = N - jc < NCb ? N - jc : NCb;
         for (int pc = 0; pc < K; pc += KCb) {
             const int kc = K - pc < KCb ? K - pc : KCb;
-            const int load = accumulate || pc > 0;
+            const float *Bb = B + pc * st->brs + jc * st->bcs;
             if (st->bcs == 1) /* rows of B: packed all at once, each row read in one run */
-                pack_b(simd, kc, nc, B + pc * st->brs + jc, st->brs, 1, pack);
-            for (int ic = 0; ic < M; ic += MC) {
-                const int mc = M - ic < MC ? M - ic : MC;
-                for (int jr = 0; jr < nc; jr += NR) {
-                    const int nr = nc - jr < NR ? nc - jr : NR;
-                    float *bp = pack + (size_t)(jr / NR) * kc * NR;
-                    if (ic == 0 && st->bcs != 1) /* columns of B: packed just before their first use */
-                        pack_b(simd, kc, nr, B + pc * st->brs + (jc + jr) * st->bcs, st->brs,
-                               st->bcs, bp);
-                    for (int ir = 0; ir < mc; ir += MR) {
-                        const int mr = mc - ir < MR ? mc - ir : MR;
-                        kern(mr, nr, kc, A + (ic + ir) * st->ars + pc * st->acs, st->ars, st->acs,
-                             bp, C + (size_t)(ic + ir) * ldc + jc + jr, ldc, load);
-                    }
-                }
-            }
+                pack_b(simd, kc, nc, Bb, st->brs, 1, pack);
+            gemm_block(kern, simd, pack, apack, st, M, nc, kc, A + pc * st->acs, Bb,
+                       accumulate || pc > 0, C + jc * csc, rsc, csc);
         }
     }
 }
@@ -589,7 +713,7 @@ struct gemm_job {
 
 static int job_parts(const gemm_job *j) { return j->parts; }
 
-static void run_part(const gemm_job *j, int part, float *pack)
+static void run_part(const gemm_job *j, int part, float *pack, float *apack)
 {
     if (j->fn) {
         j->fn(j->arg, part);
@@ -600,13 +724,14 @@ static void run_part(const gemm_job *j, int part, float *pack)
     if (j->by_cols) {
         const int j0 = lo * NR, j1 = hi * NR < j->N ? hi * NR : j->N;
         if (j1 > j0)
-            gemm_serial(j->simd, pack, &j->st, j->M, j1 - j0, j->K, j->A, j->B + j0 * j->st.bcs,
-                        j->accumulate, j->C + j0, j->ldc);
+            gemm_serial(j->simd, pack, apack, &j->st, j->M, j1 - j0, j->K, j->A,
+                        j->B + j0 * j->st.bcs, j->accumulate, j->C + j0, j->ldc);
     } else {
         const int i0 = lo * MR, i1 = hi * MR < j->M ? hi * MR : j->M;
         if (i1 > i0)
-            gemm_serial(j->simd, pack, &j->st, i1 - i0, j->N, j->K, j->A + i0 * j->st.ars, j->B,
-                        j->accumulate, j->C + (size_t)i0 * j->ldc, j->ldc);
+            gemm_serial(j->simd, pack, apack, &j->st, i1 - i0, j->N, j->K,
+                        j->A + i0 * j->st.ars, j->B, j->accumulate, j->C + (size_t)i0 * j->ldc,
+                        j->ldc);
     }
 }
 
@@ -629,21 +754,20 @@ void gemm_f32(gemm_ws *ws, gemm_op ta, gemm_op tb, int M, int N, int K, const fl
     if (T > (tm > tn ? tm : tn))
         T = tm > tn ? tm : tn;
     if (T <= 1) {
-        gemm_serial(j.simd, ws->pack[0], &j.st, M, N, K, A, B, accumulate, C, ldc);
+        gemm_serial(j.simd, ws->pack[0], ws->apack[0], &j.st, M, N, K, A, B, accumulate, C, ldc);
         return;
     }
-    /* Split by columns (each part packs only its columns of B) unless rows
-     * balance better (then each part packs all of B: cheap next to the
-     * product when it pays), a few parts per thread. */
-    j.by_cols = imbalance(tn, T) <= imbalance(tm, T);
+    /* Split the larger dimension (each part repeats the packing of the
+     * other operand: all of A by columns, all of B by rows) unless the
+     * smaller balances clearly better; into T, 2T, 3T or 4T parts (equal
+     * shares: a part left over would leave one thread working alone), each
+     * of at least PART_TILES tiles where there are enough. */
+    const double by_c = imbalance(tn, T), by_r = imbalance(tm, T);
+    j.by_cols = N >= M ? by_c <= by_r * 1.05 : by_c * 1.05 < by_r;
     j.tiles = j.by_cols ? tn : tm;
-    /* a few parts per thread, but each of at least PART_TILES tiles: every
-     * part reads all of A (by columns) or packs all of B (by rows) */
-    j.parts = j.tiles / PART_TILES;
-    if (j.parts > 4 * T)
-        j.parts = 4 * T;
-    if (j.parts < T)
-        j.parts = T;
+    int per = j.tiles / (PART_TILES * T);
+    per = per < 1 ? 1 : per > 4 ? 4 : per;
+    j.parts = per * T < j.tiles ? per * T : j.tiles;
     run_job(ws, &j, j.parts);
 }
 

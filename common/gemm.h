@@ -22,8 +22,9 @@
  * its edge kernels, small-matrix paths and thread splits change the rounding
  * of an element with the matrix's shape, which is why the engine uses this.
  *
- * Speed: an AVX2+FMA 6x16 micro-kernel on packed panels of B, A read in place;
- * products of a few rows stream B's rows instead. A workspace owns threads - 1
+ * Speed: an AVX2+FMA 6x16 micro-kernel on packed panels of A and B; products
+ * of many rows and few columns are computed as C^T = B^T A^T (the same bits:
+ * fma(a, b, c) = fma(b, a, c)); products of a few rows stream B's rows. A workspace owns threads - 1
  * helper threads that, with the caller, claim parts of a product (whole tiles
  * of rows or columns) as they come free. Without AVX2 a portable kernel
  * computes the same numbers, slowly.

@@ -85,6 +85,8 @@ int main(void)
         {1, 1, 1},     {1, 17, 3},    {2, 16, 5},    {5, 33, 40},   {6, 16, 256},   {7, 15, 257},
         {13, 47, 31},  {1, 3000, 700}, {4, 130, 2100}, {6, 9000, 20}, {16, 70, 600},  {97, 29, 300},
         {101, 4200, 9}, {40, 1, 513},  {3, 2, 4100},  {12, 36, 64},  {0, 5, 5},      {5, 5, 0},
+        /* few columns, many rows (computed as C^T): over several row blocks */
+        {4200, 7, 20}, {200, 49, 300}, {64, 64, 40},
     };
     uint64_t seed = 11;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
@@ -97,6 +99,8 @@ int main(void)
     /* A product big enough for every thread (conv-like: 64 x 2304 x 1152) */
     check_shape(ws, 3, GEMM_N, GEMM_N, 64, 2304, 1152, 0, 99);
     check_shape(ws, 3, GEMM_T, GEMM_N, 300, 600, 64, 1, 98);
+    check_shape(ws, 3, GEMM_N, GEMM_N, 1000, 49, 300, 0, 97);
+    check_shape(ws, 3, GEMM_N, GEMM_T, 1000, 49, 300, 1, 96);
 
     /* Columns of one image side by side with others (a batch): the image's
      * block of C is the same whatever sits next to it. */
@@ -126,6 +130,33 @@ int main(void)
         CHECK(diff == 0, "an image's columns change with its neighbours in %d rows", diff);
         free(A);
         free(alone);
+    }
+    /* Rows of one product stacked with others (a batch in M), and its columns
+     * cut anywhere: each piece, computed alone on one thread, has the bits of
+     * the whole product on two (which takes other paths: C^T for few
+     * columns, shallow sweeps, other thread splits). */
+    {
+        static const int cuts[][3] = {{200, 49, 300}, {150, 300, 40}, {97, 20, 16}};
+        for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+            const int M = cuts[c][0], N = cuts[c][1], K = cuts[c][2];
+            float *A = random_matrix((size_t)M * K, &seed), *B = random_matrix((size_t)K * N, &seed);
+            float *whole = malloc((size_t)M * N * sizeof(float));
+            float *piece = malloc((size_t)M * N * sizeof(float));
+            gemm_f32(ws[1], GEMM_N, GEMM_N, M, N, K, A, K, B, N, 0, whole, N);
+            const int i1 = 7, i2 = M / 2 + 1, j1 = N / 3 + 1;
+            const int rows[][2] = {{0, i1}, {i1, i2}, {i2, M}}, cols[][2] = {{0, j1}, {j1, N}};
+            for (int r = 0; r < 3; r++)
+                for (int q = 0; q < 2; q++)
+                    gemm_f32(ws[0], GEMM_N, GEMM_N, rows[r][1] - rows[r][0],
+                             cols[q][1] - cols[q][0], K, A + (size_t)rows[r][0] * K, K,
+                             B + cols[q][0], N, 0, piece + (size_t)rows[r][0] * N + cols[q][0], N);
+            CHECK(!memcmp(whole, piece, (size_t)M * N * sizeof(float)),
+                  "M=%d N=%d K=%d: a piece's bits differ from the whole product's", M, N, K);
+            free(A);
+            free(B);
+            free(whole);
+            free(piece);
+        }
     }
     for (int t = 0; t < 4; t++)
         gemm_ws_free(ws[t]);
