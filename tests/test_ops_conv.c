@@ -283,6 +283,10 @@ static const cs CASES[] = {
     {"3x3 pad 0 on 112x112 (chunks of 2 images)", "Conv", 4, 5, 112, 112, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1e-6},
     {"MaxPool 3x3 stride 2 pad 1", "MaxPool", 4, 4, 13, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1e-6},
     {"MaxPool 2x2 stride 2", "MaxPool", 3, 3, 8, 9, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1e-6},
+    /* rows wide enough for the vectorised loop over the windows inside the plane */
+    {"MaxPool 3x3 stride 2 pad 1 on 37x41", "MaxPool", 2, 2, 37, 41, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1e-6},
+    {"MaxPool 2x2 stride 2 on 30x39", "MaxPool", 2, 2, 30, 39, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1e-6},
+    {"MaxPool 3x3 stride 1 pad 1 on 20x35", "MaxPool", 2, 2, 20, 35, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1e-6},
     {"MaxPool 3x3 stride 2 ceil_mode", "MaxPool", 3, 3, 10, 9, 3, 3, 2, 2, 1, 1, 0, 0, 0, 0, 1, 0, 1, 0, 1e-6},
     {"MaxPool 3x3 dilation 2 stride 1", "MaxPool", 2, 2, 9, 9, 3, 3, 1, 1, 2, 2, 1, 1, 1, 1, 1, 0, 0, 0, 1e-6},
     {"AveragePool 3x3 stride 2 pad 1", "AveragePool", 3, 3, 9, 10, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1e-6},
