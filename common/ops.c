@@ -2789,22 +2789,87 @@ static inline float epi_act(const op_epilogue *e, float x)
     return x;
 }
 
+/*
+ * y[i] = act(x[i] (+ b) (+ r[i])) for i < n, the float operations of the
+ * unfused nodes in their order; kind's bits (EPI_*) constants where the
+ * callers inline it, so that each loop is branch-free and vectorised. x may
+ * be y (in place); the bounds are locals (a store to y could alias e).
+ */
+enum { EPI_BIAS = 1, EPI_RES = 2, EPI_RELU = 4, EPI_CLIP = 8 };
+
+static inline __attribute__((always_inline)) void epi_loop(int kind, float lo, float hi,
+                                                           const float *x, float b,
+                                                           const float *restrict r, float *y,
+                                                           size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v = kind & EPI_BIAS ? x[i] + b : x[i];
+        if (kind & EPI_RES)
+            v = v + r[i];
+        if (kind & EPI_RELU)
+            v = v > 0.0f ? v : 0.0f;
+        if (kind & EPI_CLIP)
+            v = v < lo ? lo : v > hi ? hi : v;
+        y[i] = v;
+    }
+}
+
+/* epi_loop over the 12 kinds, each with its constants (compiled once per build below). */
+static inline __attribute__((always_inline)) void epi_any(int kind, float lo, float hi,
+                                                          const float *x, float b, const float *r,
+                                                          float *y, size_t n)
+{
+#define EPI_KIND(k)                                                                              \
+    case k:                                                                                      \
+        epi_loop(k, lo, hi, x, b, r, y, n);                                                      \
+        return;
+#define EPI_ACTS(a) EPI_KIND(a) EPI_KIND(a | EPI_BIAS) EPI_KIND(a | EPI_RES)                      \
+    EPI_KIND(a | EPI_BIAS | EPI_RES)
+    switch (kind) {
+        EPI_ACTS(0) EPI_ACTS(EPI_RELU) EPI_ACTS(EPI_CLIP)
+    }
+#undef EPI_ACTS
+#undef EPI_KIND
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+static __attribute__((target("avx2"))) void epi_avx2(int kind, float lo, float hi, const float *x,
+                                                     float b, const float *r, float *y, size_t n)
+{
+    epi_any(kind, lo, hi, x, b, r, y, n);
+}
+
+static int epi_have_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+}
+#else
+#define epi_avx2 epi_base
+static int epi_have_avx2(void) { return 0; }
+#endif
+
+static void epi_base(int kind, float lo, float hi, const float *x, float b, const float *r,
+                     float *y, size_t n)
+{
+    epi_any(kind, lo, hi, x, b, r, y, n);
+}
+
+void op_epilogue_bias_run(const op_epilogue *e, const float *x, const float *b, const float *r,
+                          float *y, size_t n)
+{
+    const int kind = (b ? EPI_BIAS : 0) | (r ? EPI_RES : 0) |
+                     (e && e->act == OP_ACT_RELU ? EPI_RELU : 0) |
+                     (e && e->act == OP_ACT_CLIP ? EPI_CLIP : 0);
+    if (kind == 0 && x == y)
+        return;
+    (epi_have_avx2() ? epi_avx2 : epi_base)(kind, e ? e->lo : 0.0f, e ? e->hi : 0.0f, x,
+                                            b ? *b : 0.0f, r, y, n);
+}
+
 void op_epilogue_run(const op_epilogue *e, float *y, const float *r, size_t n)
 {
-    if (r && e->act == OP_ACT_RELU)
-        for (size_t i = 0; i < n; i++) {
-            const float v = y[i] + r[i];
-            y[i] = v > 0.0f ? v : 0.0f;
-        }
-    else if (r)
-        for (size_t i = 0; i < n; i++)
-            y[i] = epi_act(e, y[i] + r[i]);
-    else if (e->act == OP_ACT_RELU)
-        for (size_t i = 0; i < n; i++)
-            y[i] = y[i] > 0.0f ? y[i] : 0.0f;
-    else
-        for (size_t i = 0; i < n; i++)
-            y[i] = epi_act(e, y[i]);
+    op_epilogue_bias_run(e, y, NULL, r, y, n);
 }
 
 /* op_epilogue_forward's and op_epilogue_backward's parts (EW_PART values each). */

@@ -323,29 +323,33 @@ static size_t conv_cut_floats(const win_params *p, conv_cut c)
  * A block of the columns of nb images (im2col_rows of images x + b*C*H*W,
  * output rows y0 .. y1-1, image b's at col + b*(y1-y0)*OW, rows ld apart),
  * or its transpose added back (col2im_rows into dx), on the gemm threads:
- * parts of the column rows (fill) or of the channels (add back), so that no
- * two parts write the same floats.
+ * parts of the column rows (fill) or of the channels, and of a channel's
+ * input rows when there are fewer channels than parts (add back: each
+ * float's sum in the same order whatever the parts), so that no two parts
+ * write the same floats.
  */
 typedef struct {
     const win_params *p;
     const float *x;
     float *col, *dx;
-    int64_t nb, y0, y1, ld, per_part;
+    int64_t nb, y0, y1, ld, per_part, bands; /* bands: input row bands a channel (add back) */
 } conv_cols;
 
 static void col2im_rows(const float *col, const win_params *p, int64_t c0, int64_t c1, int64_t y0,
-                        int64_t y1, int64_t ld, float *dx);
+                        int64_t y1, int64_t r0, int64_t r1, int64_t ld, float *dx);
 
 static void conv_cols_part(void *arg, int part)
 {
     const conv_cols *j = arg;
     const win_params *p = j->p;
     const int64_t HW = p->H * p->W, cols = (j->y1 - j->y0) * p->OW, kk = p->k[0] * p->k[1];
-    const int64_t lim = j->dx ? p->C : p->C * kk;
-    const int64_t a = part * j->per_part, e = a + j->per_part < lim ? a + j->per_part : lim;
+    const int64_t lim = j->dx ? p->C : p->C * kk, band = part % j->bands;
+    const int64_t a = part / j->bands * j->per_part, e = a + j->per_part < lim ? a + j->per_part : lim;
+    const int64_t r0 = p->H * band / j->bands, r1 = p->H * (band + 1) / j->bands;
     for (int64_t b = 0; b < j->nb; b++)
         if (j->dx)
-            col2im_rows(j->col + b * cols, p, a, e, j->y0, j->y1, j->ld, j->dx + b * p->C * HW);
+            col2im_rows(j->col + b * cols, p, a, e, j->y0, j->y1, r0, r1, j->ld,
+                        j->dx + b * p->C * HW);
         else
             im2col_rows(j->x + b * p->C * HW, p, a, e, j->y0, j->y1, j->ld, j->col + b * cols);
 }
@@ -354,10 +358,11 @@ static void conv_cols_part(void *arg, int part)
 static void conv_cols_run(conv_cols *j, gemm_ws *gemm)
 {
     const int64_t n = j->dx ? j->p->C : j->p->C * j->p->k[0] * j->p->k[1];
-    int64_t parts = 4 * (int64_t)gemm_ws_threads(gemm);
-    parts = parts > n ? n : parts;
+    const int64_t want = 4 * (int64_t)gemm_ws_threads(gemm), parts = want > n ? n : want;
     j->per_part = (n + parts - 1) / parts;
-    gemm_parallel(gemm, (int)((n + j->per_part - 1) / j->per_part), conv_cols_part, j);
+    j->bands = j->dx && n < want ? (want + n - 1) / n : 1;
+    j->bands = j->bands > j->p->H ? j->p->H : j->bands;
+    gemm_parallel(gemm, (int)((n + j->per_part - 1) / j->per_part * j->bands), conv_cols_part, j);
 }
 
 /* Floats of a Winograd block's V and P together (8 MB): its transforms and
@@ -737,20 +742,12 @@ static void conv_rows_part(void *arg, int part)
     const win_params *p = j->p;
     const int64_t m0 = part * j->per, m1 = m0 + j->per < p->M ? m0 + j->per : p->M;
     const int64_t OHW = p->OH * p->OW;
-    const int epi = p->epi.act || j->res;
     for (int64_t b = 0; b < j->nb; b++)
         for (int64_t m = m0; m < m1; m++) {
             const int64_t at = ((j->b0 + b) * p->M + m) * OHW + j->y0 * p->OW;
-            const float *src = j->src + m * j->lds + b * j->cols;
-            float *ym = j->y + at;
-            if (j->bias) {
-                const float bm = j->bias[m];
-                for (int64_t i = 0; i < j->cols; i++)
-                    ym[i] = src[i] + bm;
-            } else if (src != ym)
-                memcpy(ym, src, sizeof(float) * (size_t)j->cols);
-            if (epi)
-                op_epilogue_run(&p->epi, ym, j->res ? j->res + at : NULL, (size_t)j->cols);
+            op_epilogue_bias_run(&p->epi, j->src + m * j->lds + b * j->cols,
+                                 j->bias ? j->bias + m : NULL, j->res ? j->res + at : NULL,
+                                 j->y + at, (size_t)j->cols);
         }
 }
 
@@ -1144,13 +1141,17 @@ static void gap_forward(const void *pp, const op_tensor *in, int n_in, op_tensor
 
 /* ---- input gradients -------------------------------------------------- */
 
+/* ceil(a / b) for b > 0 and any a. */
+static inline int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -(-a / b); }
+
 /*
- * Channels c0 .. c1-1 of dx [C][H][W] += the transpose of im2col_rows of
- * output rows y0 .. y1-1 applied to col [C*kh*kw][(y1-y0)*OW] (rows ld
- * floats apart), summed in the fixed order (c, i, j, y, x).
+ * Input rows r0 .. r1-1 of channels c0 .. c1-1 of dx [C][H][W] += the
+ * transpose of im2col_rows of output rows y0 .. y1-1 applied to col
+ * [C*kh*kw][(y1-y0)*OW] (rows ld floats apart), summed in the fixed order
+ * (c, i, j, y, x): an element gets the same sum whatever the rows' bands.
  */
 static void col2im_rows(const float *col, const win_params *p, int64_t c0, int64_t c1, int64_t y0,
-                        int64_t y1, int64_t ld, float *dx)
+                        int64_t y1, int64_t r0, int64_t r1, int64_t ld, float *dx)
 {
     const int64_t H = p->H, W = p->W, OW = p->OW;
     const int64_t kh = p->k[0], kw = p->k[1], sh = p->s[0], sw = p->s[1];
@@ -1165,10 +1166,10 @@ static void col2im_rows(const float *col, const win_params *p, int64_t c0, int64
                 int64_t x1 = W - off <= 0 ? 0 : (W - off + sw - 1) / sw;
                 if (x1 > OW)
                     x1 = OW;
-                for (int64_t y = y0; y < y1; y++) {
+                /* the output rows whose input row y*sh + i*dh - pt is in r0 .. r1-1 */
+                const int64_t ya = ceil_div(r0 + pt - i * dh, sh), yb = ceil_div(r1 + pt - i * dh, sh);
+                for (int64_t y = ya > y0 ? ya : y0; y < y1 && y < yb; y++) {
                     const int64_t iy = y * sh + i * dh - pt;
-                    if (iy < 0 || iy >= H)
-                        continue;
                     float *dst = plane + iy * W + off;
                     const float *src = row + y * OW;
                     for (int64_t x = x0; x < x1; x++)
@@ -1180,7 +1181,7 @@ static void col2im_rows(const float *col, const win_params *p, int64_t c0, int64
 /* dx [C][H][W] += col2im(col [C*kh*kw][OH*OW], rows ld floats apart). */
 static void col2im_add(const float *col, const win_params *p, int64_t C, int64_t ld, float *dx)
 {
-    col2im_rows(col, p, 0, C, 0, p->OH, ld, dx);
+    col2im_rows(col, p, 0, C, 0, p->OH, 0, p->H, ld, dx);
 }
 
 /* Depthwise: dx plane [H][W] += the transpose of the forward's plane applied to dy [OH][OW]
