@@ -2893,24 +2893,71 @@ void op_epilogue_forward(gemm_ws *gemm, const op_epilogue *e, float *y, const fl
     gemm_parallel(gemm, (int)((n + EW_PART - 1) / EW_PART), epi_fwd_part, &j);
 }
 
+/*
+ * The backward's values lo .. hi-1, in one pass: dy[i] = 0 + (act passes
+ * y[i] ? dy[i] : 0) (Relu as ew_part: y > 0; Clip as unary_backward's,
+ * from the output; none: an Add alone, its gradient into the Conv's zeroed
+ * buffer, 0 + dy, no -0), then dr[i] += dy[i] (as Add's) with EPI_RES.
+ */
+static inline __attribute__((always_inline)) void epi_back_loop(int kind, float lo, float hi,
+                                                                const float *restrict y,
+                                                                float *restrict dy,
+                                                                float *restrict dr, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float g = dy[i];
+        if (kind & EPI_RELU)
+            g = y[i] > 0.0f ? g : 0.0f;
+        if (kind & EPI_CLIP)
+            g = y[i] > lo && y[i] < hi ? g : 0.0f;
+        g = 0.0f + g;
+        dy[i] = g;
+        if (kind & EPI_RES)
+            dr[i] += g;
+    }
+}
+
+static inline __attribute__((always_inline)) void epi_back_any(int kind, float lo, float hi,
+                                                               const float *y, float *dy,
+                                                               float *dr, size_t n)
+{
+#define EPI_KIND(k)                                                                              \
+    case k:                                                                                      \
+        epi_back_loop(k, lo, hi, y, dy, dr, n);                                                  \
+        return;
+    switch (kind) {
+        EPI_KIND(0) EPI_KIND(EPI_RES) EPI_KIND(EPI_RELU) EPI_KIND(EPI_RELU | EPI_RES)
+        EPI_KIND(EPI_CLIP) EPI_KIND(EPI_CLIP | EPI_RES)
+    }
+#undef EPI_KIND
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+static __attribute__((target("avx2"))) void epi_back_avx2(int kind, float lo, float hi,
+                                                          const float *y, float *dy, float *dr,
+                                                          size_t n)
+{
+    epi_back_any(kind, lo, hi, y, dy, dr, n);
+}
+#else
+#define epi_back_avx2 epi_back_base
+#endif
+
+static void epi_back_base(int kind, float lo, float hi, const float *y, float *dy, float *dr,
+                          size_t n)
+{
+    epi_back_any(kind, lo, hi, y, dy, dr, n);
+}
+
 static void epi_back_part(void *arg, int part)
 {
     const epi_job *j = arg;
     const size_t lo = (size_t)part * EW_PART, hi = lo + EW_PART < j->n ? lo + EW_PART : j->n;
-    const float *y = j->ky, lo_b = j->e->lo, hi_b = j->e->hi;
-    float *dy = j->dy;
-    if (j->e->act == OP_ACT_RELU) /* as ew_part: 0 + (y > 0 ? dy : 0) */
-        for (size_t i = lo; i < hi; i++)
-            dy[i] = 0.0f + (y[i] > 0.0f ? dy[i] : 0.0f);
-    else if (j->e->act == OP_ACT_CLIP) /* as unary_backward's, from the output */
-        for (size_t i = lo; i < hi; i++)
-            dy[i] = 0.0f + (y[i] > lo_b && y[i] < hi_b ? dy[i] : 0.0f);
-    else /* an Add alone: its gradient into the Conv's zeroed buffer, 0 + dy (no -0) */
-        for (size_t i = lo; i < hi; i++)
-            dy[i] = 0.0f + dy[i];
-    if (j->dr) /* as Add's: dr += dz */
-        for (size_t i = lo; i < hi; i++)
-            j->dr[i] += dy[i];
+    const int kind = (j->dr ? EPI_RES : 0) | (j->e->act == OP_ACT_RELU ? EPI_RELU : 0) |
+                     (j->e->act == OP_ACT_CLIP ? EPI_CLIP : 0);
+    (epi_have_avx2() ? epi_back_avx2 : epi_back_base)(kind, j->e->lo, j->e->hi, j->ky + lo,
+                                                      j->dy + lo, j->dr ? j->dr + lo : NULL,
+                                                      hi - lo);
 }
 
 void op_epilogue_backward(gemm_ws *gemm, const op_epilogue *e, const float *y, float *dy, float *dr,
