@@ -482,20 +482,53 @@ static void wino_transform(wino_job j, gemm_ws *gemm)
     gemm_parallel(gemm, j.parts, wino_part, &j);
 }
 
+/* The fused epilogue of the Winograd forward's tile rows g0 .. g1-1 (over
+ * the batch: image g / th, tile row g % th), whose outputs are all written:
+ * on the workspace's threads, the channels split into parts. */
+typedef struct {
+    const win_params *p;
+    const float *res;
+    float *y;
+    int64_t g0, g1, th;
+    int parts;
+} wino_epi_job;
+
+static void wino_epi_part(void *arg, int part)
+{
+    const wino_epi_job *j = arg;
+    const win_params *p = j->p;
+    const int64_t o0 = p->M * part / j->parts, o1 = p->M * (part + 1) / j->parts;
+    const int64_t m = p->wino, HW = p->H * p->W;
+    for (int64_t g = j->g0, ge; g < j->g1; g = ge) {
+        const int64_t img = g / j->th;
+        ge = j->g1 < (img + 1) * j->th ? j->g1 : (img + 1) * j->th;
+        const int64_t r0 = (g - img * j->th) * m, r1e = (ge - img * j->th) * m;
+        const int64_t r1 = r1e < p->H ? r1e : p->H;
+        for (int64_t o = o0; o < o1; o++) {
+            const int64_t at = (img * p->M + o) * HW + r0 * p->W;
+            op_epilogue_run(&p->epi, j->y + at, j->res ? j->res + at : NULL,
+                            (size_t)((r1 - r0) * p->W));
+        }
+    }
+}
+
 /*
  * A 3x3 pad-1 convolution of n NCHW images x [n][C][H][W] by Winograd, block
  * by block of at most conv_wino_block's tiles, the batch's split evenly (a
  * last block of a few tiles would read all of U for them; the blocks change
  * no result), the block's V and P in cache:
  * the input transform V, the a^2 products P[q] [M][nt] = U[q] [M][C] x V[q]
- * and the output transform, y [n][M][H][W] = that + bias. With adjoint
+ * and the output transform, y [n][M][H][W] = that + bias, then p's fused
+ * epilogue (res: the residual, or NULL) on the tile rows the block
+ * completed, while they are in cache. With adjoint
  * nonzero, the input gradient instead (x the output gradient [n][M][H][W],
  * y += its [n][C][H][W] part): P = A x A^T, V[q] [C][nt] = U[q]^T x P[q],
  * B V B^T added at the windows, blocks in tile order. Every element is
  * computed the same way whatever the batch and the blocks.
  */
 static void conv_wino(const win_params *p, const float *x, int64_t n, int adjoint,
-                      const float *bias, float *y, float *scratch, gemm_ws *gemm)
+                      const float *bias, const float *res, float *y, float *scratch,
+                      gemm_ws *gemm)
 {
     const int m = p->wino, a2 = (m + 2) * (m + 2), C = (int)p->C, M = (int)p->M;
     const size_t T = lyr_wino_tiles(m, (int)n, (int)p->H, (int)p->W), most = conv_wino_block(p);
@@ -503,6 +536,9 @@ static void conv_wino(const win_params *p, const float *x, int64_t n, int adjoin
     const size_t nb = even < most ? even : most;
     const size_t ch = (size_t)(C > M ? C : M), mc = (size_t)M * C;
     float *V = scratch, *P = scratch + (size_t)a2 * ch * (T < nb ? T : nb);
+    const int64_t tw = (p->W + m - 1) / m;
+    wino_epi_job e = {.p = p, .res = res, .y = y, .th = (p->H + m - 1) / m,
+                      .parts = M < 32 ? M : 32};
     for (size_t t0 = 0; t0 < T; t0 += nb) {
         const int nt = (int)(T - t0 < nb ? T - t0 : nb);
         wino_job j = {.p = p, .t0 = t0, .nt = nt, .src = x, .bias = bias};
@@ -522,6 +558,10 @@ static void conv_wino(const win_params *p, const float *x, int64_t n, int adjoin
             j.fn = lyr_wino_input_adjoint, j.ch = C, j.src = V, j.dst = y;
         }
         wino_transform(j, gemm);
+        e.g1 = (int64_t)(t0 + (size_t)nt) / tw; /* the tile rows done */
+        if (!adjoint && (p->epi.act || res) && e.g1 > e.g0)
+            gemm_parallel(gemm, e.parts, wino_epi_part, &e);
+        e.g0 = e.g1;
     }
 }
 
@@ -790,9 +830,8 @@ static void conv_im2col_batched(const win_params *p, const float *x, const float
 
 /*
  * The forward, with the fused epilogue (ops.h, op_epilogue; the graph's
- * fusion pass): the depthwise, im2col and per-image paths apply it to each
- * plane or block as they write it; Winograd in one parallel pass over the
- * output after its products.
+ * fusion pass): every path applies it to each plane, block or tile row as
+ * it writes it.
  */
 static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
                          float *scratch, gemm_ws *gemm)
@@ -809,9 +848,7 @@ static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tenso
         return;
     }
     if (p->U) {
-        conv_wino(p, x, N, 0, bias, y, scratch, gemm);
-        if (p->epi.act || res)
-            op_epilogue_forward(gemm, &p->epi, y, res, op_numel(&out[0].shape));
+        conv_wino(p, x, N, 0, bias, res, y, scratch, gemm);
         return;
     }
     if (G == 1 && !p->direct) {
@@ -1261,7 +1298,7 @@ static void conv_backward(const void *pp, const op_tensor *in, int n_in, const o
         return;
     }
     if (p->U) { /* the exact adjoint of the forward's Winograd map, the same U */
-        conv_wino(p, dy, N, 1, NULL, d, scratch, gemm);
+        conv_wino(p, dy, N, 1, NULL, NULL, d, scratch, gemm);
         return;
     }
     if (G == 1 && !p->direct) {
