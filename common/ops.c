@@ -2779,21 +2779,12 @@ int op_epilogue_act(const op_def *d, const void *params, op_epilogue *e)
     return 1;
 }
 
-/* The activations exactly as unary_forward computes them. */
-static inline float epi_act(const op_epilogue *e, float x)
-{
-    if (e->act == OP_ACT_RELU)
-        return x > 0.0f ? x : 0.0f;
-    if (e->act == OP_ACT_CLIP)
-        return x < e->lo ? e->lo : x > e->hi ? e->hi : x;
-    return x;
-}
-
 /*
  * y[i] = act(x[i] (+ b) (+ r[i])) for i < n, the float operations of the
- * unfused nodes in their order; kind's bits (EPI_*) constants where the
- * callers inline it, so that each loop is branch-free and vectorised. x may
- * be y (in place); the bounds are locals (a store to y could alias e).
+ * unfused nodes in their order (the activations as unary_forward computes
+ * them); kind's bits (EPI_*) constants where the callers inline it, so that
+ * each loop is branch-free and vectorised. x may be y (in place); the
+ * bounds are locals (a store to y could alias e).
  */
 enum { EPI_BIAS = 1, EPI_RES = 2, EPI_RELU = 4, EPI_CLIP = 8 };
 
