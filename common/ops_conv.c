@@ -1042,17 +1042,18 @@ DW_INLINE void maxpool_plane_k(const win_params *p, const float *restrict x, con
             for (int64_t ox = xa; ox < xb; ox++) {
                 const float m = y[r + ox];
                 int64_t at = -1;
-                for (int64_t t = 0; t < kh * kw && at < 0; t++) {
-                    const int64_t o = t / kw * dh * W + ox * sw + t % kw * dw;
-                    at = xr[o] == m ? o : -1;
-                }
+                for (int64_t i = 0; i < kh && at < 0; i++)
+                    for (int64_t j = 0; j < kw && at < 0; j++) {
+                        const int64_t o = i * dh * W + ox * sw + j * dw;
+                        at = xr[o] == m ? o : -1;
+                    }
                 if (at >= 0)
                     out[iy0 * W - pl + at] += dy[r + ox];
             }
     }
 }
 
-/* maxpool_plane_k with constants for the common windows (3x3 stride 2 or 1, 2x2 stride 2). */
+/* maxpool_plane_k with constants for the common windows (3x3 stride 2, 1 or 3, 2x2 stride 2). */
 DW_INLINE void maxpool_plane_any(const win_params *p, const float *x, const float *y,
                                  const float *dy, float *out)
 {
@@ -1062,7 +1063,7 @@ DW_INLINE void maxpool_plane_any(const win_params *p, const float *x, const floa
         maxpool_plane_k(p, x, y, dy, out, K, K, S, S, 1, 1);                                  \
         return;                                                                               \
     }
-    POOL_CASE(3, 2) POOL_CASE(3, 1) POOL_CASE(2, 2)
+    POOL_CASE(3, 2) POOL_CASE(3, 1) POOL_CASE(3, 3) POOL_CASE(2, 2)
 #undef POOL_CASE
     maxpool_plane_k(p, x, y, dy, out, p->k[0], p->k[1], p->s[0], p->s[1], p->d[0], p->d[1]);
 }

@@ -354,6 +354,8 @@ static const cs CASES[] = {
     {"MaxPool 3x3 stride 2 pad 1 on 37x41", "MaxPool", 2, 2, 37, 41, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1e-6, 0},
     {"MaxPool 2x2 stride 2 on 30x39", "MaxPool", 2, 2, 30, 39, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1e-6, 0},
     {"MaxPool 3x3 stride 1 pad 1 on 20x35", "MaxPool", 2, 2, 20, 35, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1e-6, 0},
+    {"MaxPool 3x3 stride 3 on 31x34 (OverFeat accurate's)", "MaxPool", 2, 2, 31, 34, 3, 3, 3, 3, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1e-6, 0},
+    {"MaxPool 3x3 dilation 2 stride 2 on 30x37", "MaxPool", 2, 2, 30, 37, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 1, 0, 0, 0, 1e-6, 0},
     {"MaxPool 3x3 stride 2 ceil_mode", "MaxPool", 3, 3, 10, 9, 3, 3, 2, 2, 1, 1, 0, 0, 0, 0, 1, 0, 1, 0, 1e-6, 0},
     {"MaxPool 3x3 dilation 2 stride 1", "MaxPool", 2, 2, 9, 9, 3, 3, 1, 1, 2, 2, 1, 1, 1, 1, 1, 0, 0, 0, 1e-6, 0},
     {"AveragePool 3x3 stride 2 pad 1", "AveragePool", 3, 3, 9, 10, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1e-6, 0},
