@@ -1023,11 +1023,10 @@ DW_INLINE void maxpool_plane_k(const win_params *p, const float *restrict x, con
     for (int64_t oy = 0; oy < p->OH; oy++) {
         const int64_t iy0 = oy * sh - pt, r = oy * OW;
         const int inside = iy0 >= 0 && iy0 + (kh - 1) * dh < H;
-        const float *xr = x + iy0 * W - pl;
         maxpool_edge(p, x, y, dy, out, oy, 0, inside ? xa : OW);
         if (!inside)
             continue;
-        maxpool_edge(p, x, y, dy, out, oy, xb, OW);
+        const float *xr = x + iy0 * W - pl;
         if (!dy)
             for (int64_t ox = xa; ox < xb; ox++) {
                 float m = -INFINITY;
@@ -1050,6 +1049,7 @@ DW_INLINE void maxpool_plane_k(const win_params *p, const float *restrict x, con
                 if (at >= 0)
                     out[iy0 * W - pl + at] += dy[r + ox];
             }
+        maxpool_edge(p, x, y, dy, out, oy, xb, OW); /* after: dx's sums in (oy, ox) order */
     }
 }
 
