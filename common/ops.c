@@ -2785,32 +2785,88 @@ int op_epilogue_act(const op_def *d, const void *params, op_epilogue *e)
     return 1;
 }
 
-/* The activations exactly as unary_forward computes them. */
-static inline float epi_act(const op_epilogue *e, float x)
+/*
+ * y[i] = act(x[i] (+ b) (+ r[i])) for i < n, the float operations of the
+ * unfused nodes in their order (the activations as unary_forward computes
+ * them); kind's bits (EPI_*) constants where the callers inline it, so that
+ * each loop is branch-free and vectorised. x may be y (in place); the
+ * bounds are locals (a store to y could alias e).
+ */
+enum { EPI_BIAS = 1, EPI_RES = 2, EPI_RELU = 4, EPI_CLIP = 8 };
+
+static inline __attribute__((always_inline)) void epi_loop(int kind, float lo, float hi,
+                                                           const float *x, float b,
+                                                           const float *restrict r, float *y,
+                                                           size_t n)
 {
-    if (e->act == OP_ACT_RELU)
-        return x > 0.0f ? x : 0.0f;
-    if (e->act == OP_ACT_CLIP)
-        return x < e->lo ? e->lo : x > e->hi ? e->hi : x;
-    return x;
+    for (size_t i = 0; i < n; i++) {
+        float v = kind & EPI_BIAS ? x[i] + b : x[i];
+        if (kind & EPI_RES)
+            v = v + r[i];
+        if (kind & EPI_RELU)
+            v = v > 0.0f ? v : 0.0f;
+        if (kind & EPI_CLIP)
+            v = v < lo ? lo : v > hi ? hi : v;
+        y[i] = v;
+    }
+}
+
+/* epi_loop over the 12 kinds, each with its constants (compiled once per build below). */
+static inline __attribute__((always_inline)) void epi_any(int kind, float lo, float hi,
+                                                          const float *x, float b, const float *r,
+                                                          float *y, size_t n)
+{
+#define EPI_KIND(k)                                                                              \
+    case k:                                                                                      \
+        epi_loop(k, lo, hi, x, b, r, y, n);                                                      \
+        return;
+#define EPI_ACTS(a) EPI_KIND(a) EPI_KIND(a | EPI_BIAS) EPI_KIND(a | EPI_RES)                      \
+    EPI_KIND(a | EPI_BIAS | EPI_RES)
+    switch (kind) {
+        EPI_ACTS(0) EPI_ACTS(EPI_RELU) EPI_ACTS(EPI_CLIP)
+    }
+#undef EPI_ACTS
+#undef EPI_KIND
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+static __attribute__((target("avx2"))) void epi_avx2(int kind, float lo, float hi, const float *x,
+                                                     float b, const float *r, float *y, size_t n)
+{
+    epi_any(kind, lo, hi, x, b, r, y, n);
+}
+
+static int epi_have_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+}
+#else
+#define epi_avx2 epi_base
+static int epi_have_avx2(void) { return 0; }
+#endif
+
+static void epi_base(int kind, float lo, float hi, const float *x, float b, const float *r,
+                     float *y, size_t n)
+{
+    epi_any(kind, lo, hi, x, b, r, y, n);
+}
+
+void op_epilogue_bias_run(const op_epilogue *e, const float *x, const float *b, const float *r,
+                          float *y, size_t n)
+{
+    const int kind = (b ? EPI_BIAS : 0) | (r ? EPI_RES : 0) |
+                     (e && e->act == OP_ACT_RELU ? EPI_RELU : 0) |
+                     (e && e->act == OP_ACT_CLIP ? EPI_CLIP : 0);
+    if (kind == 0 && x == y)
+        return;
+    (epi_have_avx2() ? epi_avx2 : epi_base)(kind, e ? e->lo : 0.0f, e ? e->hi : 0.0f, x,
+                                            b ? *b : 0.0f, r, y, n);
 }
 
 void op_epilogue_run(const op_epilogue *e, float *y, const float *r, size_t n)
 {
-    if (r && e->act == OP_ACT_RELU)
-        for (size_t i = 0; i < n; i++) {
-            const float v = y[i] + r[i];
-            y[i] = v > 0.0f ? v : 0.0f;
-        }
-    else if (r)
-        for (size_t i = 0; i < n; i++)
-            y[i] = epi_act(e, y[i] + r[i]);
-    else if (e->act == OP_ACT_RELU)
-        for (size_t i = 0; i < n; i++)
-            y[i] = y[i] > 0.0f ? y[i] : 0.0f;
-    else
-        for (size_t i = 0; i < n; i++)
-            y[i] = epi_act(e, y[i]);
+    op_epilogue_bias_run(e, y, NULL, r, y, n);
 }
 
 /* op_epilogue_forward's and op_epilogue_backward's parts (EW_PART values each). */
@@ -2834,24 +2890,71 @@ void op_epilogue_forward(gemm_ws *gemm, const op_epilogue *e, float *y, const fl
     gemm_parallel(gemm, (int)((n + EW_PART - 1) / EW_PART), epi_fwd_part, &j);
 }
 
+/*
+ * The backward's values lo .. hi-1, in one pass: dy[i] = 0 + (act passes
+ * y[i] ? dy[i] : 0) (Relu as ew_part: y > 0; Clip as unary_backward's,
+ * from the output; none: an Add alone, its gradient into the Conv's zeroed
+ * buffer, 0 + dy, no -0), then dr[i] += dy[i] (as Add's) with EPI_RES.
+ */
+static inline __attribute__((always_inline)) void epi_back_loop(int kind, float lo, float hi,
+                                                                const float *restrict y,
+                                                                float *restrict dy,
+                                                                float *restrict dr, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float g = dy[i];
+        if (kind & EPI_RELU)
+            g = y[i] > 0.0f ? g : 0.0f;
+        if (kind & EPI_CLIP)
+            g = y[i] > lo && y[i] < hi ? g : 0.0f;
+        g = 0.0f + g;
+        dy[i] = g;
+        if (kind & EPI_RES)
+            dr[i] += g;
+    }
+}
+
+static inline __attribute__((always_inline)) void epi_back_any(int kind, float lo, float hi,
+                                                               const float *y, float *dy,
+                                                               float *dr, size_t n)
+{
+#define EPI_KIND(k)                                                                              \
+    case k:                                                                                      \
+        epi_back_loop(k, lo, hi, y, dy, dr, n);                                                  \
+        return;
+    switch (kind) {
+        EPI_KIND(0) EPI_KIND(EPI_RES) EPI_KIND(EPI_RELU) EPI_KIND(EPI_RELU | EPI_RES)
+        EPI_KIND(EPI_CLIP) EPI_KIND(EPI_CLIP | EPI_RES)
+    }
+#undef EPI_KIND
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+static __attribute__((target("avx2"))) void epi_back_avx2(int kind, float lo, float hi,
+                                                          const float *y, float *dy, float *dr,
+                                                          size_t n)
+{
+    epi_back_any(kind, lo, hi, y, dy, dr, n);
+}
+#else
+#define epi_back_avx2 epi_back_base
+#endif
+
+static void epi_back_base(int kind, float lo, float hi, const float *y, float *dy, float *dr,
+                          size_t n)
+{
+    epi_back_any(kind, lo, hi, y, dy, dr, n);
+}
+
 static void epi_back_part(void *arg, int part)
 {
     const epi_job *j = arg;
     const size_t lo = (size_t)part * EW_PART, hi = lo + EW_PART < j->n ? lo + EW_PART : j->n;
-    const float *y = j->ky, lo_b = j->e->lo, hi_b = j->e->hi;
-    float *dy = j->dy;
-    if (j->e->act == OP_ACT_RELU) /* as ew_part: 0 + (y > 0 ? dy : 0) */
-        for (size_t i = lo; i < hi; i++)
-            dy[i] = 0.0f + (y[i] > 0.0f ? dy[i] : 0.0f);
-    else if (j->e->act == OP_ACT_CLIP) /* as unary_backward's, from the output */
-        for (size_t i = lo; i < hi; i++)
-            dy[i] = 0.0f + (y[i] > lo_b && y[i] < hi_b ? dy[i] : 0.0f);
-    else /* an Add alone: its gradient into the Conv's zeroed buffer, 0 + dy (no -0) */
-        for (size_t i = lo; i < hi; i++)
-            dy[i] = 0.0f + dy[i];
-    if (j->dr) /* as Add's: dr += dz */
-        for (size_t i = lo; i < hi; i++)
-            j->dr[i] += dy[i];
+    const int kind = (j->dr ? EPI_RES : 0) | (j->e->act == OP_ACT_RELU ? EPI_RELU : 0) |
+                     (j->e->act == OP_ACT_CLIP ? EPI_CLIP : 0);
+    (epi_have_avx2() ? epi_back_avx2 : epi_back_base)(kind, j->e->lo, j->e->hi, j->ky + lo,
+                                                      j->dy + lo, j->dr ? j->dr + lo : NULL,
+                                                      hi - lo);
 }
 
 void op_epilogue_backward(gemm_ws *gemm, const op_epilogue *e, const float *y, float *dy, float *dr,

@@ -323,29 +323,33 @@ static size_t conv_cut_floats(const win_params *p, conv_cut c)
  * A block of the columns of nb images (im2col_rows of images x + b*C*H*W,
  * output rows y0 .. y1-1, image b's at col + b*(y1-y0)*OW, rows ld apart),
  * or its transpose added back (col2im_rows into dx), on the gemm threads:
- * parts of the column rows (fill) or of the channels (add back), so that no
- * two parts write the same floats.
+ * parts of the column rows (fill) or of the channels, and of a channel's
+ * input rows when there are fewer channels than parts (add back: each
+ * float's sum in the same order whatever the parts), so that no two parts
+ * write the same floats.
  */
 typedef struct {
     const win_params *p;
     const float *x;
     float *col, *dx;
-    int64_t nb, y0, y1, ld, per_part;
+    int64_t nb, y0, y1, ld, per_part, bands; /* bands: input row bands a channel (add back) */
 } conv_cols;
 
 static void col2im_rows(const float *col, const win_params *p, int64_t c0, int64_t c1, int64_t y0,
-                        int64_t y1, int64_t ld, float *dx);
+                        int64_t y1, int64_t r0, int64_t r1, int64_t ld, float *dx);
 
 static void conv_cols_part(void *arg, int part)
 {
     const conv_cols *j = arg;
     const win_params *p = j->p;
     const int64_t HW = p->H * p->W, cols = (j->y1 - j->y0) * p->OW, kk = p->k[0] * p->k[1];
-    const int64_t lim = j->dx ? p->C : p->C * kk;
-    const int64_t a = part * j->per_part, e = a + j->per_part < lim ? a + j->per_part : lim;
+    const int64_t lim = j->dx ? p->C : p->C * kk, band = part % j->bands;
+    const int64_t a = part / j->bands * j->per_part, e = a + j->per_part < lim ? a + j->per_part : lim;
+    const int64_t r0 = p->H * band / j->bands, r1 = p->H * (band + 1) / j->bands;
     for (int64_t b = 0; b < j->nb; b++)
         if (j->dx)
-            col2im_rows(j->col + b * cols, p, a, e, j->y0, j->y1, j->ld, j->dx + b * p->C * HW);
+            col2im_rows(j->col + b * cols, p, a, e, j->y0, j->y1, r0, r1, j->ld,
+                        j->dx + b * p->C * HW);
         else
             im2col_rows(j->x + b * p->C * HW, p, a, e, j->y0, j->y1, j->ld, j->col + b * cols);
 }
@@ -354,10 +358,11 @@ static void conv_cols_part(void *arg, int part)
 static void conv_cols_run(conv_cols *j, gemm_ws *gemm)
 {
     const int64_t n = j->dx ? j->p->C : j->p->C * j->p->k[0] * j->p->k[1];
-    int64_t parts = 4 * (int64_t)gemm_ws_threads(gemm);
-    parts = parts > n ? n : parts;
+    const int64_t want = 4 * (int64_t)gemm_ws_threads(gemm), parts = want > n ? n : want;
     j->per_part = (n + parts - 1) / parts;
-    gemm_parallel(gemm, (int)((n + j->per_part - 1) / j->per_part), conv_cols_part, j);
+    j->bands = j->dx && n < want ? (want + n - 1) / n : 1;
+    j->bands = j->bands > j->p->H ? j->p->H : j->bands;
+    gemm_parallel(gemm, (int)((n + j->per_part - 1) / j->per_part * j->bands), conv_cols_part, j);
 }
 
 /* Floats of a Winograd block's V and P together (8 MB): its transforms and
@@ -483,20 +488,53 @@ static void wino_transform(wino_job j, gemm_ws *gemm)
     gemm_parallel(gemm, j.parts, wino_part, &j);
 }
 
+/* The fused epilogue of the Winograd forward's tile rows g0 .. g1-1 (over
+ * the batch: image g / th, tile row g % th), whose outputs are all written:
+ * on the workspace's threads, the channels split into parts. */
+typedef struct {
+    const win_params *p;
+    const float *res;
+    float *y;
+    int64_t g0, g1, th;
+    int parts;
+} wino_epi_job;
+
+static void wino_epi_part(void *arg, int part)
+{
+    const wino_epi_job *j = arg;
+    const win_params *p = j->p;
+    const int64_t o0 = p->M * part / j->parts, o1 = p->M * (part + 1) / j->parts;
+    const int64_t m = p->wino, HW = p->H * p->W;
+    for (int64_t g = j->g0, ge; g < j->g1; g = ge) {
+        const int64_t img = g / j->th;
+        ge = j->g1 < (img + 1) * j->th ? j->g1 : (img + 1) * j->th;
+        const int64_t r0 = (g - img * j->th) * m, r1e = (ge - img * j->th) * m;
+        const int64_t r1 = r1e < p->H ? r1e : p->H;
+        for (int64_t o = o0; o < o1; o++) {
+            const int64_t at = (img * p->M + o) * HW + r0 * p->W;
+            op_epilogue_run(&p->epi, j->y + at, j->res ? j->res + at : NULL,
+                            (size_t)((r1 - r0) * p->W));
+        }
+    }
+}
+
 /*
  * A 3x3 pad-1 convolution of n NCHW images x [n][C][H][W] by Winograd, block
  * by block of at most conv_wino_block's tiles, the batch's split evenly (a
  * last block of a few tiles would read all of U for them; the blocks change
  * no result), the block's V and P in cache:
  * the input transform V, the a^2 products P[q] [M][nt] = U[q] [M][C] x V[q]
- * and the output transform, y [n][M][H][W] = that + bias. With adjoint
+ * and the output transform, y [n][M][H][W] = that + bias, then p's fused
+ * epilogue (res: the residual, or NULL) on the tile rows the block
+ * completed, while they are in cache. With adjoint
  * nonzero, the input gradient instead (x the output gradient [n][M][H][W],
  * y += its [n][C][H][W] part): P = A x A^T, V[q] [C][nt] = U[q]^T x P[q],
  * B V B^T added at the windows, blocks in tile order. Every element is
  * computed the same way whatever the batch and the blocks.
  */
 static void conv_wino(const win_params *p, const float *x, int64_t n, int adjoint,
-                      const float *bias, float *y, float *scratch, gemm_ws *gemm)
+                      const float *bias, const float *res, float *y, float *scratch,
+                      gemm_ws *gemm)
 {
     const int m = p->wino, a2 = (m + 2) * (m + 2), C = (int)p->C, M = (int)p->M;
     const size_t T = lyr_wino_tiles(m, (int)n, (int)p->H, (int)p->W), most = conv_wino_block(p);
@@ -504,6 +542,9 @@ static void conv_wino(const win_params *p, const float *x, int64_t n, int adjoin
     const size_t nb = even < most ? even : most;
     const size_t ch = (size_t)(C > M ? C : M), mc = (size_t)M * C;
     float *V = scratch, *P = scratch + (size_t)a2 * ch * (T < nb ? T : nb);
+    const int64_t tw = (p->W + m - 1) / m;
+    wino_epi_job e = {.p = p, .res = res, .y = y, .th = (p->H + m - 1) / m,
+                      .parts = M < 32 ? M : 32};
     for (size_t t0 = 0; t0 < T; t0 += nb) {
         const int nt = (int)(T - t0 < nb ? T - t0 : nb);
         wino_job j = {.p = p, .t0 = t0, .nt = nt, .src = x, .bias = bias};
@@ -523,40 +564,10 @@ static void conv_wino(const win_params *p, const float *x, int64_t n, int adjoin
             j.fn = lyr_wino_input_adjoint, j.ch = C, j.src = V, j.dst = y;
         }
         wino_transform(j, gemm);
-    }
-}
-
-/*
- * Group-1 im2col convolution over the batch, cut by conv_chunk: the columns
- * of a chunk of images side by side, one product Y [M][nb*OHW] = W [M][K] x
- * col scattered to the images with the bias; or one image's block of output
- * rows, whose product goes to the output directly.
- */
-static void conv_im2col_batched(const win_params *p, const float *x, const float *w,
-                                const float *bias, int64_t N, float *y, float *scratch,
-                                gemm_ws *gemm)
-{
-    const int64_t K = p->C * p->k[0] * p->k[1], OW = p->OW, OHW = p->OH * OW, HW = p->H * p->W;
-    const conv_cut cut = conv_chunk(p, N);
-    for (conv_blk k = {0}; conv_blk_next(p, cut, N, &k);) {
-        conv_cols j = {.p = p, .x = x + k.b0 * p->C * HW, .col = scratch, .nb = k.nb,
-                       .y0 = k.y0, .y1 = k.y1, .ld = k.ld};
-        conv_cols_run(&j, gemm);
-        /* one image: the product [M][cols] is its output block already */
-        float *prod = k.nb == 1 ? y + k.b0 * p->M * OHW + k.y0 * OW : scratch + K * k.ld;
-        gemm_f32(gemm, GEMM_N, GEMM_N, (int)p->M, (int)k.ld, (int)K, w, (int)K, scratch,
-                 (int)k.ld, 0, prod, (int)k.ldy);
-        if (k.nb == 1 && !bias)
-            continue;
-        const int64_t cols = (k.y1 - k.y0) * OW;
-        for (int64_t b = 0; b < k.nb; b++)
-            for (int64_t m = 0; m < p->M; m++) {
-                const float *src = prod + m * k.ldy + b * OHW;
-                float *dst = y + ((k.b0 + b) * p->M + m) * OHW + k.y0 * OW;
-                const float bm = bias ? bias[m] : 0.0f;
-                for (int64_t i = 0; i < cols; i++)
-                    dst[i] = src[i] + bm;
-            }
+        e.g1 = (int64_t)(t0 + (size_t)nt) / tw; /* the tile rows done */
+        if (!adjoint && (p->epi.act || res) && e.g1 > e.g0)
+            gemm_parallel(gemm, e.parts, wino_epi_part, &e);
+        e.g0 = e.g1;
     }
 }
 
@@ -756,34 +767,77 @@ static void conv_dw(const win_params *p, const float *x, const float *w, const f
     gemm_parallel(gemm, (int)((j.planes + j.per - 1) / j.per), dw_part, &j);
 }
 
-/* One image's output rows [M][OHW] after a per-image product: the bias, then
- * the fused epilogue, row by row (each row's arithmetic as one thread's). */
+/*
+ * Output blocks after a product, on the gemm threads in parts of channels:
+ * images b0 .. b0+nb-1, output rows y0 .. y1-1 (cols = (y1-y0)*OW values a
+ * channel), the product's row m of image b at src + m*lds + b*cols (src may
+ * be the output block itself): y = src + bias, then the fused epilogue,
+ * while the block is still in cache. Each value's arithmetic is one
+ * thread's, the same whatever the parts or the block.
+ */
 typedef struct {
     const win_params *p;
-    const float *bias, *res; /* res: the image's residual rows, or NULL */
-    float *y;                /* the image's output */
-    int64_t ohw, per;        /* per: rows a part */
+    const float *bias, *src, *res; /* res: the residual (y's layout), or NULL */
+    float *y;                      /* the output of all images */
+    int64_t lds, b0, nb, y0, cols, per; /* per: channels a part */
 } conv_rows_job;
 
 static void conv_rows_part(void *arg, int part)
 {
     const conv_rows_job *j = arg;
-    const int64_t m0 = part * j->per, m1 = m0 + j->per < j->p->M ? m0 + j->per : j->p->M;
-    const int epi = j->p->epi.act || j->res;
-    for (int64_t m = m0; m < m1; m++) {
-        float *ym = j->y + m * j->ohw;
-        for (int64_t i = 0; j->bias && i < j->ohw; i++)
-            ym[i] += j->bias[m];
-        if (epi)
-            op_epilogue_run(&j->p->epi, ym, j->res ? j->res + m * j->ohw : NULL, (size_t)j->ohw);
+    const win_params *p = j->p;
+    const int64_t m0 = part * j->per, m1 = m0 + j->per < p->M ? m0 + j->per : p->M;
+    const int64_t OHW = p->OH * p->OW;
+    for (int64_t b = 0; b < j->nb; b++)
+        for (int64_t m = m0; m < m1; m++) {
+            const int64_t at = ((j->b0 + b) * p->M + m) * OHW + j->y0 * p->OW;
+            op_epilogue_bias_run(&p->epi, j->src + m * j->lds + b * j->cols,
+                                 j->bias ? j->bias + m : NULL, j->res ? j->res + at : NULL,
+                                 j->y + at, (size_t)j->cols);
+        }
+}
+
+/* Runs a conv_rows_job (its per set here) when there is anything to do. */
+static void conv_rows_run(conv_rows_job *j, gemm_ws *gemm)
+{
+    const int copy = j->src != j->y + (j->b0 * j->p->M * j->p->OH + j->y0) * j->p->OW;
+    if (!j->bias && !copy && !j->p->epi.act && !j->res)
+        return;
+    j->per = (DW_PART_ELEMS + j->nb * j->cols - 1) / (j->nb * j->cols);
+    gemm_parallel(gemm, (int)((j->p->M + j->per - 1) / j->per), conv_rows_part, j);
+}
+
+/*
+ * Group-1 im2col convolution over the batch, cut by conv_chunk: the columns
+ * of a chunk of images side by side, one product Y [M][nb*OHW] = W [M][K] x
+ * col scattered to the images; or one image's block of output rows, whose
+ * product goes to the output directly. Each block gets the bias and the
+ * fused epilogue (res: the residual, or NULL) right after its product.
+ */
+static void conv_im2col_batched(const win_params *p, const float *x, const float *w,
+                                const float *bias, const float *res, int64_t N, float *y,
+                                float *scratch, gemm_ws *gemm)
+{
+    const int64_t K = p->C * p->k[0] * p->k[1], OW = p->OW, OHW = p->OH * OW, HW = p->H * p->W;
+    const conv_cut cut = conv_chunk(p, N);
+    for (conv_blk k = {0}; conv_blk_next(p, cut, N, &k);) {
+        conv_cols j = {.p = p, .x = x + k.b0 * p->C * HW, .col = scratch, .nb = k.nb,
+                       .y0 = k.y0, .y1 = k.y1, .ld = k.ld};
+        conv_cols_run(&j, gemm);
+        /* one image: the product [M][cols] is its output block already */
+        float *prod = k.nb == 1 ? y + k.b0 * p->M * OHW + k.y0 * OW : scratch + K * k.ld;
+        gemm_f32(gemm, GEMM_N, GEMM_N, (int)p->M, (int)k.ld, (int)K, w, (int)K, scratch,
+                 (int)k.ld, 0, prod, (int)k.ldy);
+        conv_rows_job r = {.p = p, .bias = bias, .src = prod, .res = res, .y = y, .lds = k.ldy,
+                           .b0 = k.b0, .nb = k.nb, .y0 = k.y0, .cols = (k.y1 - k.y0) * OW};
+        conv_rows_run(&r, gemm);
     }
 }
 
 /*
  * The forward, with the fused epilogue (ops.h, op_epilogue; the graph's
- * fusion pass): the depthwise and per-image paths apply it to each plane or
- * row as they write it; the batched ones (Winograd, im2col over the batch) in
- * one parallel pass over the output after their products.
+ * fusion pass): every path applies it to each plane, block or tile row as
+ * it writes it.
  */
 static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
                          float *scratch, gemm_ws *gemm)
@@ -792,7 +846,6 @@ static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tenso
     const float *x = in[0].data, *w = in[1].data;
     const float *bias = n_in > 2 && in[2].dtype != OP_NONE ? in[2].data : NULL;
     const float *res = p->epi.residual && n_in > 3 ? in[3].data : NULL;
-    const int epi = p->epi.act || res;
     float *y = out[0].data;
     const int64_t N = in[0].shape.d[0], G = p->group, Cg = p->C / G, Mg = p->M / G;
     const int64_t K = Cg * p->k[0] * p->k[1], OHW = p->OH * p->OW, HW = p->H * p->W;
@@ -800,13 +853,12 @@ static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tenso
         conv_dw(p, x, w, bias, res, N, 0, y, gemm);
         return;
     }
-    if (p->U || (G == 1 && !p->direct)) {
-        if (p->U)
-            conv_wino(p, x, N, 0, bias, y, scratch, gemm);
-        else
-            conv_im2col_batched(p, x, w, bias, N, y, scratch, gemm);
-        if (epi)
-            op_epilogue_forward(gemm, &p->epi, y, res, op_numel(&out[0].shape));
+    if (p->U) {
+        conv_wino(p, x, N, 0, bias, res, y, scratch, gemm);
+        return;
+    }
+    if (G == 1 && !p->direct) {
+        conv_im2col_batched(p, x, w, bias, res, N, y, scratch, gemm);
         return;
     }
     for (int64_t b = 0; b < N; b++) { /* one image at a time (1x1, groups) */
@@ -822,11 +874,9 @@ static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tenso
             gemm_f32(gemm, GEMM_N, GEMM_N, (int)Mg, (int)OHW, (int)K, w + g * Mg * K, (int)K, col,
                      (int)OHW, 0, yg, (int)OHW);
         }
-        if (bias || epi) {
-            conv_rows_job j = {p, bias, res ? res + b * p->M * OHW : NULL, y + b * p->M * OHW,
-                               OHW, (DW_PART_ELEMS + OHW - 1) / OHW};
-            gemm_parallel(gemm, (int)((p->M + j.per - 1) / j.per), conv_rows_part, &j);
-        }
+        conv_rows_job r = {.p = p, .bias = bias, .src = y + b * p->M * OHW, .res = res, .y = y,
+                           .lds = OHW, .b0 = b, .nb = 1, .cols = OHW};
+        conv_rows_run(&r, gemm);
     }
 }
 
@@ -902,6 +952,7 @@ typedef struct {
     const float *x, *y, *dy;
     float *out; /* y (forward) or dx (backward) */
     int64_t per, planes;
+    int avx2; /* MaxPool: the AVX2 build of its plane loop */
 } pool_job;
 
 /* The largest element of output (oy, ox)'s window in plane xp (NaN never is;
@@ -922,18 +973,135 @@ static inline float maxpool_window(const win_params *p, const float *xp, int64_t
     return m;
 }
 
+/* The offset in the plane of the first tap of output (oy, ox)'s window equal
+ * to m, in row-major order (as maxpool_window visits them), or -1. */
+static inline int64_t maxpool_arg(const win_params *p, const float *xp, float m, int64_t oy,
+                                  int64_t ox)
+{
+    for (int64_t i = 0; i < p->k[0]; i++) {
+        const int64_t iy = oy * p->s[0] + i * p->d[0] - p->pb[0];
+        if (iy < 0 || iy >= p->H)
+            continue;
+        for (int64_t j = 0; j < p->k[1]; j++) {
+            const int64_t ix = ox * p->s[1] + j * p->d[1] - p->pb[1];
+            if (ix >= 0 && ix < p->W && xp[iy * p->W + ix] == m)
+                return iy * p->W + ix;
+        }
+    }
+    return -1;
+}
+
+/* Outputs ox0 .. ox1-1 of row oy of a MaxPool plane by maxpool_window (the
+ * forward, into out = y) or, with dy, maxpool_arg (the backward, into out = dx). */
+static inline void maxpool_edge(const win_params *p, const float *x, const float *y,
+                                const float *dy, float *out, int64_t oy, int64_t ox0, int64_t ox1)
+{
+    const int64_t r = oy * p->OW;
+    for (int64_t ox = ox0; ox < ox1; ox++) {
+        if (!dy)
+            out[r + ox] = maxpool_window(p, x, oy, ox);
+        else {
+            const int64_t at = maxpool_arg(p, x, y[r + ox], oy, ox);
+            if (at >= 0)
+                out[at] += dy[r + ox];
+        }
+    }
+}
+
+/*
+ * One MaxPool plane: the forward (y [OH][OW] OVERWRITTEN from x [H][W]) or,
+ * with dy, the backward (each output's gradient added to the first tap of
+ * its window equal to the kept y, into dx = out). The windows with every
+ * tap inside the plane in a loop without bounds checks (vectorised over ox
+ * when kh .. dw are constants: the callers inline it with them), the
+ * others by maxpool_window / maxpool_arg: the same taps in the same order,
+ * so the same values either way.
+ */
+DW_INLINE void maxpool_plane_k(const win_params *p, const float *restrict x, const float *y,
+                               const float *dy, float *restrict out, int64_t kh, int64_t kw,
+                               int64_t sh, int64_t sw, int64_t dh, int64_t dw)
+{
+    const int64_t H = p->H, W = p->W, OW = p->OW, pt = p->pb[0], pl = p->pb[1];
+    const int64_t last = W - 1 - (kw - 1) * dw + pl; /* inside: pl <= ox*sw <= last */
+    int64_t xa = pl > 0 ? (pl + sw - 1) / sw : 0, xb = last < 0 ? 0 : last / sw + 1;
+    xb = xb > OW ? OW : xb;
+    xa = xa > xb ? xb : xa;
+    for (int64_t oy = 0; oy < p->OH; oy++) {
+        const int64_t iy0 = oy * sh - pt, r = oy * OW;
+        const int inside = iy0 >= 0 && iy0 + (kh - 1) * dh < H;
+        maxpool_edge(p, x, y, dy, out, oy, 0, inside ? xa : OW);
+        if (!inside)
+            continue;
+        const float *xr = x + iy0 * W - pl;
+        if (!dy)
+            for (int64_t ox = xa; ox < xb; ox++) {
+                float m = -INFINITY;
+                for (int64_t i = 0; i < kh; i++)
+                    for (int64_t j = 0; j < kw; j++) {
+                        const float v = xr[i * dh * W + ox * sw + j * dw];
+                        m = v > m ? v : m;
+                    }
+                out[r + ox] = m;
+            }
+        else
+            for (int64_t ox = xa; ox < xb; ox++) {
+                const float m = y[r + ox];
+                int64_t at = -1;
+                for (int64_t i = 0; i < kh && at < 0; i++)
+                    for (int64_t j = 0; j < kw && at < 0; j++) {
+                        const int64_t o = i * dh * W + ox * sw + j * dw;
+                        at = xr[o] == m ? o : -1;
+                    }
+                if (at >= 0)
+                    out[iy0 * W - pl + at] += dy[r + ox];
+            }
+        maxpool_edge(p, x, y, dy, out, oy, xb, OW); /* after: dx's sums in (oy, ox) order */
+    }
+}
+
+/* maxpool_plane_k with constants for the common windows (3x3 stride 2, 1 or 3, 2x2 stride 2). */
+DW_INLINE void maxpool_plane_any(const win_params *p, const float *x, const float *y,
+                                 const float *dy, float *out)
+{
+#define POOL_CASE(K, S)                                                                       \
+    if (p->k[0] == K && p->k[1] == K && p->s[0] == S && p->s[1] == S && p->d[0] == 1 &&       \
+        p->d[1] == 1) {                                                                       \
+        maxpool_plane_k(p, x, y, dy, out, K, K, S, S, 1, 1);                                  \
+        return;                                                                               \
+    }
+    POOL_CASE(3, 2) POOL_CASE(3, 1) POOL_CASE(3, 3) POOL_CASE(2, 2)
+#undef POOL_CASE
+    maxpool_plane_k(p, x, y, dy, out, p->k[0], p->k[1], p->s[0], p->s[1], p->d[0], p->d[1]);
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+static __attribute__((target("avx2"))) void maxpool_plane_avx2(const win_params *p,
+                                                               const float *x, const float *y,
+                                                               const float *dy, float *out)
+{
+    maxpool_plane_any(p, x, y, dy, out);
+}
+#else
+#define maxpool_plane_avx2 maxpool_plane_base
+#endif
+
+static void maxpool_plane_base(const win_params *p, const float *x, const float *y,
+                               const float *dy, float *out)
+{
+    maxpool_plane_any(p, x, y, dy, out);
+}
+
+/* A part of a MaxPool's planes: the forward, or with j->dy the backward. */
 static void maxpool_part(void *arg, int part)
 {
     const pool_job *j = arg;
     const win_params *p = j->p;
     const int64_t p0 = part * j->per, p1 = p0 + j->per < j->planes ? p0 + j->per : j->planes;
-    for (int64_t pl = p0; pl < p1; pl++) {
-        const float *xp = j->x + pl * p->H * p->W;
-        float *yp = j->out + pl * p->OH * p->OW;
-        for (int64_t oy = 0; oy < p->OH; oy++)
-            for (int64_t ox = 0; ox < p->OW; ox++)
-                yp[oy * p->OW + ox] = maxpool_window(p, xp, oy, ox);
-    }
+    const int64_t in = p->H * p->W, out = p->OH * p->OW;
+    for (int64_t pl = p0; pl < p1; pl++)
+        (j->avx2 ? maxpool_plane_avx2 : maxpool_plane_base)(
+            p, j->x + pl * in, j->dy ? j->y + pl * out : NULL, j->dy ? j->dy + pl * out : NULL,
+            j->out + pl * (j->dy ? in : out));
 }
 
 /* Runs fn over the n images' planes in parts of about DW_PART_ELEMS outputs. */
@@ -949,7 +1117,7 @@ static void pool_run(pool_job *j, int64_t n, void (*fn)(void *, int), gemm_ws *g
 static void maxpool_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
                             int n_out, float *scratch, gemm_ws *gemm)
 {
-    pool_job j = {.p = pp, .x = in[0].data, .out = out[0].data};
+    pool_job j = {.p = pp, .x = in[0].data, .out = out[0].data, .avx2 = dw_have_avx2()};
     pool_run(&j, in[0].shape.d[0], maxpool_part, gemm);
 }
 
@@ -1017,13 +1185,17 @@ static void gap_forward(const void *pp, const op_tensor *in, int n_in, op_tensor
 
 /* ---- input gradients -------------------------------------------------- */
 
+/* ceil(a / b) for b > 0 and any a. */
+static inline int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -(-a / b); }
+
 /*
- * Channels c0 .. c1-1 of dx [C][H][W] += the transpose of im2col_rows of
- * output rows y0 .. y1-1 applied to col [C*kh*kw][(y1-y0)*OW] (rows ld
- * floats apart), summed in the fixed order (c, i, j, y, x).
+ * Input rows r0 .. r1-1 of channels c0 .. c1-1 of dx [C][H][W] += the
+ * transpose of im2col_rows of output rows y0 .. y1-1 applied to col
+ * [C*kh*kw][(y1-y0)*OW] (rows ld floats apart), summed in the fixed order
+ * (c, i, j, y, x): an element gets the same sum whatever the rows' bands.
  */
 static void col2im_rows(const float *col, const win_params *p, int64_t c0, int64_t c1, int64_t y0,
-                        int64_t y1, int64_t ld, float *dx)
+                        int64_t y1, int64_t r0, int64_t r1, int64_t ld, float *dx)
 {
     const int64_t H = p->H, W = p->W, OW = p->OW;
     const int64_t kh = p->k[0], kw = p->k[1], sh = p->s[0], sw = p->s[1];
@@ -1038,10 +1210,10 @@ static void col2im_rows(const float *col, const win_params *p, int64_t c0, int64
                 int64_t x1 = W - off <= 0 ? 0 : (W - off + sw - 1) / sw;
                 if (x1 > OW)
                     x1 = OW;
-                for (int64_t y = y0; y < y1; y++) {
+                /* the output rows whose input row y*sh + i*dh - pt is in r0 .. r1-1 */
+                const int64_t ya = ceil_div(r0 + pt - i * dh, sh), yb = ceil_div(r1 + pt - i * dh, sh);
+                for (int64_t y = ya > y0 ? ya : y0; y < y1 && y < yb; y++) {
                     const int64_t iy = y * sh + i * dh - pt;
-                    if (iy < 0 || iy >= H)
-                        continue;
                     float *dst = plane + iy * W + off;
                     const float *src = row + y * OW;
                     for (int64_t x = x0; x < x1; x++)
@@ -1053,7 +1225,7 @@ static void col2im_rows(const float *col, const win_params *p, int64_t c0, int64
 /* dx [C][H][W] += col2im(col [C*kh*kw][OH*OW], rows ld floats apart). */
 static void col2im_add(const float *col, const win_params *p, int64_t C, int64_t ld, float *dx)
 {
-    col2im_rows(col, p, 0, C, 0, p->OH, ld, dx);
+    col2im_rows(col, p, 0, C, 0, p->OH, 0, p->H, ld, dx);
 }
 
 /* Depthwise: dx plane [H][W] += the transpose of the forward's plane applied to dy [OH][OW]
@@ -1133,7 +1305,7 @@ static void conv_backward(const void *pp, const op_tensor *in, int n_in, const o
         return;
     }
     if (p->U) { /* the exact adjoint of the forward's Winograd map, the same U */
-        conv_wino(p, dy, N, 1, NULL, d, scratch, gemm);
+        conv_wino(p, dy, N, 1, NULL, NULL, d, scratch, gemm);
         return;
     }
     if (G == 1 && !p->direct) {
@@ -1162,45 +1334,15 @@ static void conv_backward(const void *pp, const op_tensor *in, int n_in, const o
  * the search there (half a window on average); none for a window of NaN
  * (whose output is -inf).
  */
-static void maxpool_back_part(void *arg, int part)
-{
-    const pool_job *j = arg;
-    const win_params *p = j->p;
-    const int64_t p0 = part * j->per, p1 = p0 + j->per < j->planes ? p0 + j->per : j->planes;
-    for (int64_t pl = p0; pl < p1; pl++) {
-        const float *xp = j->x + pl * p->H * p->W;
-        const float *yp = j->y + pl * p->OH * p->OW, *gp = j->dy + pl * p->OH * p->OW;
-        float *dp = j->out + pl * p->H * p->W;
-        for (int64_t oy = 0; oy < p->OH; oy++)
-            for (int64_t ox = 0; ox < p->OW; ox++) {
-                const float m = yp[oy * p->OW + ox];
-                int64_t arg = -1;
-                for (int64_t i = 0; i < p->k[0] && arg < 0; i++) {
-                    const int64_t iy = oy * p->s[0] + i * p->d[0] - p->pb[0];
-                    if (iy < 0 || iy >= p->H)
-                        continue;
-                    for (int64_t j = 0; j < p->k[1]; j++) {
-                        const int64_t ix = ox * p->s[1] + j * p->d[1] - p->pb[1];
-                        if (ix >= 0 && ix < p->W && xp[iy * p->W + ix] == m) {
-                            arg = iy * p->W + ix;
-                            break;
-                        }
-                    }
-                }
-                if (arg >= 0)
-                    dp[arg] += gp[oy * p->OW + ox];
-            }
-    }
-}
-
 static void maxpool_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
                              int n_out, const float *dy, float *const *dx, float *scratch,
                              gemm_ws *gemm)
 {
     if (!dx[0])
         return;
-    pool_job j = {.p = pp, .x = in[0].data, .y = out[0].data, .dy = dy, .out = dx[0]};
-    pool_run(&j, in[0].shape.d[0], maxpool_back_part, gemm);
+    pool_job j = {.p = pp, .x = in[0].data, .y = out[0].data, .dy = dy, .out = dx[0],
+                  .avx2 = dw_have_avx2()};
+    pool_run(&j, in[0].shape.d[0], maxpool_part, gemm);
 }
 
 /* AveragePool: each output's gradient over its window, divided as forward divides. */

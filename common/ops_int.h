@@ -124,6 +124,16 @@ typedef struct {
     int (*unread)(const void *params);
 } op_hooks;
 
+/* ---- fused epilogues -------------------------------------------------- */
+
+/**
+ * y[i] = act(x[i] + *b + r[i]) for i < n: op_epilogue_run with a source x
+ * (y itself, or a product elsewhere) and a bias *b first (b NULL: none, x[i]
+ * as it is; r NULL: no residual; e NULL: no activation), in one pass.
+ */
+void op_epilogue_bias_run(const op_epilogue *e, const float *x, const float *b, const float *r,
+                          float *y, size_t n);
+
 /* ---- the rows of ops_conv.c ------------------------------------------- */
 
 /** Conv, MaxPool, AveragePool, GlobalAveragePool (static); *n gets their number. */

@@ -13,6 +13,11 @@
  * tol 1e-6 (2e-6 for Winograd F(2x2), 2e-5 for F(4x4), whose transforms
  * carry entries up to 8 and 1/24); the errors seen are a fifth of that or
  * less, a wrong tap or a missed border is of the order of 1.
+ *
+ * The fused epilogue in every path's blocks (Winograd's tile rows across
+ * blocks, im2col's row blocks and chunks of images, 1x1, depthwise): the
+ * cases marked relu also run as Conv + Relu, fused and unfused
+ * (gr_set_fusion), whose outputs and input gradients must be the same bits.
  */
 #include <math.h>
 #include <stdio.h>
@@ -29,6 +34,7 @@ typedef struct {
     int64_t C, M, H, W, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr;
     int group, bias, ceil, include_pad;
     double tol;
+    int relu; /* also as Conv + Relu, fused against unfused */
 } cs;
 
 /* Output size of one axis as ONNX defines it (floor, or ceil_mode for pooling). */
@@ -56,7 +62,8 @@ typedef struct {
     int64_t OH, OW;
 } built;
 
-static int build(const cs *c, uint64_t *rng, built *o, char *err, size_t errsz)
+static int build(const cs *c, uint64_t *rng, int relu, int fuse, built *o, char *err,
+                 size_t errsz)
 {
     const int conv = !strcmp(c->op, "Conv");
     int t[4], nt = 0, rc = gr_new(&o->g, err, errsz);
@@ -81,8 +88,11 @@ static int build(const cs *c, uint64_t *rng, built *o, char *err, size_t errsz)
         else
             free(o->b), o->b = NULL;
     }
-    int y = -1;
+    int y = -1, z = -1;
     rc = rc ? rc : gr_add_tensor(o->g, "y", OP_FLOAT, &ys, 0, 0, NULL, GR_DATA_OWN, &y, err, errsz);
+    if (relu) /* the Conv writes z, a Relu z -> y */
+        rc = rc ? rc
+                : gr_add_tensor(o->g, "z", OP_FLOAT, &ys, 0, 0, NULL, GR_DATA_OWN, &z, err, errsz);
     const int64_t pads[4] = {c->pt, c->pl, c->pb, c->pr}, ks[2] = {c->kh, c->kw};
     const int64_t st[2] = {c->sh, c->sw}, di[2] = {c->dh, c->dw};
     op_attr a[8] = {{.name = "pads", .type = OP_ATTR_INTS, .ints = pads, .n = 4},
@@ -100,7 +110,10 @@ static int build(const cs *c, uint64_t *rng, built *o, char *err, size_t errsz)
         else
             a[na++] = (op_attr){.name = "dilations", .type = OP_ATTR_INTS, .ints = di, .n = 2};
     }
-    rc = rc ? rc : gr_add_node(o->g, c->name, c->op, t, nt, &y, 1, a, na, 17, err, errsz);
+    rc = rc ? rc : gr_add_node(o->g, c->name, c->op, t, nt, relu ? &z : &y, 1, a, na, 17, err, errsz);
+    if (relu)
+        rc = rc ? rc : gr_add_node(o->g, "relu", "Relu", &z, 1, &y, 1, NULL, 0, 17, err, errsz);
+    gr_set_fusion(o->g, fuse);
     rc = rc ? rc : gr_set_io(o->g, t[0], &y, 1, err, errsz);
     rc = rc ? rc : gr_finalize(o->g, err, errsz);
     const int pool = !conv;
@@ -194,7 +207,7 @@ static void run_case(const cs *c)
     built o = {0};
     gr_ctx *ctx = NULL;
     const int conv = !strcmp(c->op, "Conv");
-    int rc = build(c, &rng, &o, err, sizeof err);
+    int rc = build(c, &rng, 0, 1, &o, err, sizeof err);
     const int flags = GR_BACKWARD | (conv ? GR_PARAM_GRADS : 0);
     rc = rc ? rc : gr_ctx_new(o.g, N, flags, &ctx, err, sizeof err);
     CHECK(rc == 0, "%s: %s", c->name, err);
@@ -243,56 +256,119 @@ static void run_case(const cs *c)
     gr_free(o.g);
 }
 
-/* name, op, C, M, H, W, kh, kw, sh, sw, dh, dw, pads t l b r, group, bias, ceil, include_pad, tol */
+/* Forward and input gradient of N images of c's Conv + Relu (fuse: folded);
+ * new buffers in *y, *dx; the graph's run-time node count in *nodes. */
+static int run_relu(const cs *c, int fuse, const float *x, const float *dy, float **y, float **dx,
+                    int *nodes, char *err)
+{
+    uint64_t rng = 0x5eed ^ (uint64_t)(c->C * 131 + c->H * 7 + c->kh);
+    built o = {0};
+    gr_ctx *ctx = NULL;
+    int rc = build(c, &rng, 1, fuse, &o, err, ADJ_ERRLEN);
+    rc = rc ? rc : gr_ctx_new(o.g, N, GR_BACKWARD, &ctx, err, ADJ_ERRLEN);
+    const size_t nx = (size_t)N * c->C * c->H * c->W, ny = (size_t)N * c->M * o.OH * o.OW;
+    *y = malloc(sizeof(float) * ny), *dx = malloc(sizeof(float) * nx);
+    rc = rc ? rc : gr_forward(ctx, x, N, err, ADJ_ERRLEN);
+    if (!rc)
+        memcpy(*y, gr_output(ctx, 0, NULL), sizeof(float) * ny);
+    rc = rc ? rc : gr_backward(ctx, dy, *dx, err, ADJ_ERRLEN);
+    *nodes = rc ? 0 : gr_n_nodes(o.g);
+    gr_ctx_free(ctx);
+    gr_free(o.g);
+    return rc;
+}
+
+/* c as Conv + Relu: the fused graph (one node) gives the unfused one's bits. */
+static void relu_case(const cs *c)
+{
+    char err[ADJ_ERRLEN];
+    uint64_t rng = 0xf00d ^ (uint64_t)c->C;
+    const int64_t OH = (c->H + c->pt + c->pb - ((c->kh - 1) * c->dh + 1)) / c->sh + 1;
+    const int64_t OW = (c->W + c->pl + c->pr - ((c->kw - 1) * c->dw + 1)) / c->sw + 1;
+    const size_t nx = (size_t)N * c->C * c->H * c->W, ny = (size_t)N * c->M * OH * OW;
+    float *x = malloc(sizeof(float) * nx), *dy = malloc(sizeof(float) * ny);
+    for (size_t i = 0; i < nx; i++)
+        x[i] = tu_uniform(&rng, -1.0f, 1.0f);
+    for (size_t i = 0; i < ny; i++)
+        dy[i] = tu_uniform(&rng, -1.0f, 1.0f);
+    float *y[2] = {0}, *dx[2] = {0};
+    int nodes[2], rc[2];
+    for (int f = 0; f < 2; f++)
+        rc[f] = run_relu(c, f, x, dy, &y[f], &dx[f], &nodes[f], err);
+    CHECK(!rc[0] && !rc[1], "%s + Relu: %s", c->name, err);
+    if (!rc[0] && !rc[1]) {
+        CHECK(nodes[1] == 1 && nodes[0] == 2, "%s + Relu: %d nodes fused, %d unfused", c->name,
+              nodes[1], nodes[0]);
+        CHECK(!memcmp(y[0], y[1], sizeof(float) * ny), "%s + Relu: fused output differs", c->name);
+        CHECK(!memcmp(dx[0], dx[1], sizeof(float) * nx), "%s + Relu: fused input gradient differs",
+              c->name);
+        printf("%-44s + Relu fused: the same bits\n", c->name);
+    }
+    for (int f = 0; f < 2; f++)
+        free(y[f]), free(dx[f]);
+    free(x), free(dy);
+}
+
+/* name, op, C, M, H, W, kh, kw, sh, sw, dh, dw, pads t l b r, group, bias, ceil, include_pad, tol,
+ * relu */
 static const cs CASES[] = {
-    {"depthwise 3x3 stride 1 pad 1", "Conv", 8, 8, 12, 13, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8, 1, 0, 0, 1e-6},
-    {"depthwise 3x3 stride 2 pad 1", "Conv", 8, 8, 13, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 8, 1, 0, 0, 1e-6},
-    {"depthwise 5x5 stride 1 pad 2", "Conv", 5, 5, 14, 11, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 5, 0, 0, 0, 1e-6},
-    {"depthwise 5x5 stride 2 pad 2", "Conv", 5, 5, 15, 16, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, 5, 1, 0, 0, 1e-6},
-    {"depthwise 3x3 dilation 2, asymmetric pads", "Conv", 4, 4, 11, 10, 3, 3, 1, 1, 2, 2, 0, 2, 1, 1, 4, 1, 0, 0, 1e-6},
-    {"depthwise 7x7 stride 1 pad 3", "Conv", 3, 3, 12, 12, 7, 7, 1, 1, 1, 1, 3, 3, 3, 3, 3, 1, 0, 0, 1e-6},
-    {"depthwise 3x3 pad 3 (past the kernel)", "Conv", 3, 3, 6, 7, 3, 3, 1, 1, 1, 1, 3, 3, 3, 3, 3, 1, 0, 0, 1e-6},
-    {"depthwise 3x3 on a 2x3 plane (no interior)", "Conv", 4, 4, 2, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4, 1, 0, 0, 1e-6},
-    {"depthwise 3x3 stride (1,2)", "Conv", 4, 4, 9, 12, 3, 3, 1, 2, 1, 1, 1, 1, 1, 1, 4, 1, 0, 0, 1e-6},
-    {"group 2 3x3 pad 1 (im2col per group)", "Conv", 6, 4, 9, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 0, 0, 1e-6},
-    {"1x1 on a 7x7 plane", "Conv", 24, 20, 7, 7, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1e-6},
-    {"1x1 on a 40x40 plane", "Conv", 8, 12, 40, 40, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1e-6},
-    {"1x1 stride 2", "Conv", 16, 8, 9, 10, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1e-6},
-    {"3x3 8 channels pad 1 (im2col)", "Conv", 8, 12, 6, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1e-6},
-    {"3x3 128 channels pad 1 (Winograd F(4x4))", "Conv", 128, 130, 9, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2e-5},
-    {"3x3 130 channels pad 1 (Winograd F(2x2))", "Conv", 130, 128, 5, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 2e-6},
+    {"depthwise 3x3 stride 1 pad 1", "Conv", 8, 8, 12, 13, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8, 1, 0, 0, 1e-6, 0},
+    {"depthwise 3x3 stride 2 pad 1", "Conv", 8, 8, 13, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 8, 1, 0, 0, 1e-6, 1},
+    {"depthwise 5x5 stride 1 pad 2", "Conv", 5, 5, 14, 11, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 5, 0, 0, 0, 1e-6, 0},
+    {"depthwise 5x5 stride 2 pad 2", "Conv", 5, 5, 15, 16, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, 5, 1, 0, 0, 1e-6, 0},
+    {"depthwise 3x3 dilation 2, asymmetric pads", "Conv", 4, 4, 11, 10, 3, 3, 1, 1, 2, 2, 0, 2, 1, 1, 4, 1, 0, 0, 1e-6, 0},
+    {"depthwise 7x7 stride 1 pad 3", "Conv", 3, 3, 12, 12, 7, 7, 1, 1, 1, 1, 3, 3, 3, 3, 3, 1, 0, 0, 1e-6, 0},
+    {"depthwise 3x3 pad 3 (past the kernel)", "Conv", 3, 3, 6, 7, 3, 3, 1, 1, 1, 1, 3, 3, 3, 3, 3, 1, 0, 0, 1e-6, 0},
+    {"depthwise 3x3 on a 2x3 plane (no interior)", "Conv", 4, 4, 2, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4, 1, 0, 0, 1e-6, 0},
+    {"depthwise 3x3 stride (1,2)", "Conv", 4, 4, 9, 12, 3, 3, 1, 2, 1, 1, 1, 1, 1, 1, 4, 1, 0, 0, 1e-6, 0},
+    {"group 2 3x3 pad 1 (im2col per group)", "Conv", 6, 4, 9, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 0, 0, 1e-6, 0},
+    {"1x1 on a 7x7 plane", "Conv", 24, 20, 7, 7, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1e-6, 0},
+    {"1x1 on a 40x40 plane", "Conv", 8, 12, 40, 40, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1e-6, 1},
+    {"1x1 stride 2", "Conv", 16, 8, 9, 10, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1e-6, 0},
+    {"3x3 8 channels pad 1 (im2col)", "Conv", 8, 12, 6, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1e-6, 0},
+    {"3x3 128 channels pad 1 (Winograd F(4x4))", "Conv", 128, 130, 9, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2e-5, 0},
+    {"3x3 130 channels pad 1 (Winograd F(2x2))", "Conv", 130, 128, 5, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 2e-6, 0},
     /* Winograd's blocks of tiles (ops_conv.c's conv_wino_block: 8 MB of transforms, so
      * 16 tiles at 2048 or 4096 channels: blocks across images, 27 tiles in 2 blocks) */
-    {"3x3 256 to 160 on 13x11 (F(4x4))", "Conv", 256, 160, 13, 11, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2e-5},
-    {"3x3 2048 to 16 on 9x10 (F(4x4), 2 blocks)", "Conv", 2048, 16, 9, 10, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2e-5},
-    {"3x3 16 to 2048 on 10x9 (F(4x4), 2 blocks)", "Conv", 16, 2048, 10, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 2e-5},
-    {"3x3 4096 to 16 on 6x5 (F(2x2), 2 blocks)", "Conv", 4096, 16, 6, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2e-6},
-    {"3x3 16 channels pad 1 (Winograd F(4x4), the fewest)", "Conv", 16, 16, 11, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2e-5},
-    {"3x3 15 to 16 channels pad 1 (im2col)", "Conv", 15, 16, 11, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1e-6},
-    {"3x3 128 channels on 1x7 (F(2x2), one tile row)", "Conv", 128, 136, 1, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2e-6},
-    {"3x3 128 channels on 2x2 (F(2x2), one tile)", "Conv", 128, 128, 2, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 2e-6},
-    {"3x3 stride 2 pad 1", "Conv", 16, 8, 11, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1e-6},
-    {"7x7 stride 2 pad 3 (ResNet's conv1)", "Conv", 3, 8, 23, 22, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 1, 1, 0, 0, 1e-6},
-    {"11x11 stride 4 (OverFeat's conv1)", "Conv", 3, 6, 35, 31, 11, 11, 4, 4, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1e-6},
-    {"7x7 stride 1 (OverFeat's conv2 kind)", "Conv", 6, 5, 13, 12, 7, 7, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1e-6},
-    {"5x5 dilation 2 pad 2", "Conv", 3, 4, 12, 11, 5, 5, 1, 1, 2, 2, 2, 2, 2, 2, 1, 0, 0, 0, 1e-6},
+    {"3x3 256 to 160 on 13x11 (F(4x4))", "Conv", 256, 160, 13, 11, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2e-5, 0},
+    {"3x3 2048 to 16 on 9x10 (F(4x4), 2 blocks)", "Conv", 2048, 16, 9, 10, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2e-5, 1},
+    {"3x3 16 to 2048 on 10x9 (F(4x4), 2 blocks)", "Conv", 16, 2048, 10, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 2e-5, 1},
+    {"3x3 4096 to 16 on 6x5 (F(2x2), 2 blocks)", "Conv", 4096, 16, 6, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2e-6, 1},
+    {"3x3 16 channels pad 1 (Winograd F(4x4), the fewest)", "Conv", 16, 16, 11, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2e-5, 0},
+    {"3x3 15 to 16 channels pad 1 (im2col)", "Conv", 15, 16, 11, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1e-6, 0},
+    {"3x3 128 channels on 1x7 (F(2x2), one tile row)", "Conv", 128, 136, 1, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2e-6, 0},
+    {"3x3 128 channels on 2x2 (F(2x2), one tile)", "Conv", 128, 128, 2, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 2e-6, 0},
+    {"3x3 stride 2 pad 1", "Conv", 16, 8, 11, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1e-6, 0},
+    {"7x7 stride 2 pad 3 (ResNet's conv1)", "Conv", 3, 8, 23, 22, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 1, 1, 0, 0, 1e-6, 1},
+    {"11x11 stride 4 (OverFeat's conv1)", "Conv", 3, 6, 35, 31, 11, 11, 4, 4, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1e-6, 0},
+    {"7x7 stride 1 (OverFeat's conv2 kind)", "Conv", 6, 5, 13, 12, 7, 7, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1e-6, 0},
+    {"5x5 dilation 2 pad 2", "Conv", 3, 4, 12, 11, 5, 5, 1, 1, 2, 2, 2, 2, 2, 2, 1, 0, 0, 0, 1e-6, 0},
     /* columns of an image over CONV_COL_LIMIT (4 MiB): blocks of output rows, the last shorter */
-    {"11x11 stride 4 on 231x231 (row blocks)", "Conv", 3, 4, 231, 231, 11, 11, 4, 4, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1e-6},
-    {"5x5 strides (2,1) dilations (1,2) asymmetric pads (row blocks)", "Conv", 7, 3, 141, 97, 5, 5, 2, 1, 1, 2, 2, 3, 1, 2, 1, 1, 0, 0, 1e-6},
+    {"11x11 stride 4 on 231x231 (row blocks)", "Conv", 3, 4, 231, 231, 11, 11, 4, 4, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1e-6, 1},
+    {"5x5 strides (2,1) dilations (1,2) asymmetric pads (row blocks)", "Conv", 7, 3, 141, 97, 5, 5, 2, 1, 1, 2, 2, 3, 1, 2, 1, 1, 0, 0, 1e-6, 0},
     /* two images' columns fit CONV_COL_LIMIT: chunks of 2 and 1 of the N = 3 */
-    {"3x3 pad 0 on 112x112 (chunks of 2 images)", "Conv", 4, 5, 112, 112, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1e-6},
-    {"MaxPool 3x3 stride 2 pad 1", "MaxPool", 4, 4, 13, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1e-6},
-    {"MaxPool 2x2 stride 2", "MaxPool", 3, 3, 8, 9, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1e-6},
-    {"MaxPool 3x3 stride 2 ceil_mode", "MaxPool", 3, 3, 10, 9, 3, 3, 2, 2, 1, 1, 0, 0, 0, 0, 1, 0, 1, 0, 1e-6},
-    {"MaxPool 3x3 dilation 2 stride 1", "MaxPool", 2, 2, 9, 9, 3, 3, 1, 1, 2, 2, 1, 1, 1, 1, 1, 0, 0, 0, 1e-6},
-    {"AveragePool 3x3 stride 2 pad 1", "AveragePool", 3, 3, 9, 10, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1e-6},
-    {"AveragePool 3x3 pad 1 count_include_pad", "AveragePool", 3, 3, 9, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1e-6},
-    {"AveragePool 2x2 stride 2 ceil_mode", "AveragePool", 2, 2, 7, 7, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 1, 0, 1, 0, 1e-6},
+    {"3x3 pad 0 on 112x112 (chunks of 2 images)", "Conv", 4, 5, 112, 112, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1e-6, 1},
+    {"MaxPool 3x3 stride 2 pad 1", "MaxPool", 4, 4, 13, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1e-6, 0},
+    {"MaxPool 2x2 stride 2", "MaxPool", 3, 3, 8, 9, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1e-6, 0},
+    /* rows wide enough for the vectorised loop over the windows inside the plane */
+    {"MaxPool 3x3 stride 2 pad 1 on 37x41", "MaxPool", 2, 2, 37, 41, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1e-6, 0},
+    {"MaxPool 2x2 stride 2 on 30x39", "MaxPool", 2, 2, 30, 39, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1e-6, 0},
+    {"MaxPool 3x3 stride 1 pad 1 on 20x35", "MaxPool", 2, 2, 20, 35, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1e-6, 0},
+    {"MaxPool 3x3 stride 3 on 31x34 (OverFeat accurate's)", "MaxPool", 2, 2, 31, 34, 3, 3, 3, 3, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1e-6, 0},
+    {"MaxPool 3x3 dilation 2 stride 2 on 30x37", "MaxPool", 2, 2, 30, 37, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 1, 0, 0, 0, 1e-6, 0},
+    {"MaxPool 3x3 stride 2 ceil_mode", "MaxPool", 3, 3, 10, 9, 3, 3, 2, 2, 1, 1, 0, 0, 0, 0, 1, 0, 1, 0, 1e-6, 0},
+    {"MaxPool 3x3 dilation 2 stride 1", "MaxPool", 2, 2, 9, 9, 3, 3, 1, 1, 2, 2, 1, 1, 1, 1, 1, 0, 0, 0, 1e-6, 0},
+    {"AveragePool 3x3 stride 2 pad 1", "AveragePool", 3, 3, 9, 10, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1e-6, 0},
+    {"AveragePool 3x3 pad 1 count_include_pad", "AveragePool", 3, 3, 9, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1e-6, 0},
+    {"AveragePool 2x2 stride 2 ceil_mode", "AveragePool", 2, 2, 7, 7, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 1, 0, 1, 0, 1e-6, 0},
 };
 
 int main(void)
 {
-    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++)
+    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
         run_case(&CASES[i]);
+        if (CASES[i].relu)
+            relu_case(&CASES[i]);
+    }
     return tu_done();
 }
