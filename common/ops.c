@@ -2869,26 +2869,13 @@ void op_epilogue_run(const op_epilogue *e, float *y, const float *r, size_t n)
     op_epilogue_bias_run(e, y, NULL, r, y, n);
 }
 
-/* op_epilogue_forward's and op_epilogue_backward's parts (EW_PART values each). */
+/* op_epilogue_backward's parts (EW_PART values each). */
 typedef struct {
     const op_epilogue *e;
-    float *y, *dy, *dr;
-    const float *r, *ky; /* forward's residual; backward's kept output */
+    float *dy, *dr;
+    const float *ky; /* the kept (fused) output */
     size_t n;
 } epi_job;
-
-static void epi_fwd_part(void *arg, int part)
-{
-    const epi_job *j = arg;
-    const size_t lo = (size_t)part * EW_PART, hi = lo + EW_PART < j->n ? lo + EW_PART : j->n;
-    op_epilogue_run(j->e, j->y + lo, j->r ? j->r + lo : NULL, hi - lo);
-}
-
-void op_epilogue_forward(gemm_ws *gemm, const op_epilogue *e, float *y, const float *r, size_t n)
-{
-    epi_job j = {.e = e, .y = y, .r = r, .n = n};
-    gemm_parallel(gemm, (int)((n + EW_PART - 1) / EW_PART), epi_fwd_part, &j);
-}
 
 /*
  * The backward's values lo .. hi-1, in one pass: dy[i] = 0 + (act passes

@@ -346,9 +346,6 @@ int op_epilogue_act(const op_def *d, const void *params, op_epilogue *e);
 /** y[i] = act(y[i] + r[i]) (r NULL: act(y[i])) for i < n: one block, on the caller's thread. */
 void op_epilogue_run(const op_epilogue *e, float *y, const float *r, size_t n);
 
-/** op_epilogue_run over n values in parallel parts on the workspace's threads. */
-void op_epilogue_forward(gemm_ws *gemm, const op_epilogue *e, float *y, const float *r, size_t n);
-
 /**
  * The epilogue's backward, in place: dy[i] = 0 + (act passes y[i] ? dy[i] : 0)
  * (the unfused activation's gradient into a zeroed buffer), then
