@@ -29,6 +29,8 @@ struct srv_worker {
     int closed;
     int hurry;   /* no batch delay any more */
     int expected; /* interactive requests accepted by HTTP, not yet submitted */
+    double idle;       /* seconds waited with nothing queued, before idle_since */
+    double idle_since; /* ut_now() when the current wait began, 0: not waiting */
     pthread_t thread;
     int started;
 
@@ -38,6 +40,11 @@ struct srv_worker {
     srv_task **slot_job; /* [max_batch] owner of each image of a chunk */
     int *slot_idx;      /* [max_batch] its index within the job */
 };
+
+/* The metrics' kind of each task kind's batch. */
+static const srv_batch_kind BATCH_KIND[] = {[SRV_TASK_FORWARD] = SRV_BATCH_FORWARD,
+                                            [SRV_TASK_ATTACK] = SRV_BATCH_ATTACK,
+                                            [SRV_TASK_GRADIENT] = SRV_BATCH_GRADIENT};
 
 /* ---------------------------------------------------------------- queue */
 
@@ -265,7 +272,10 @@ static void *worker_main(void *arg)
         if (!head) {
             if (w->closed)
                 break;
+            w->idle_since = now;
             pthread_cond_wait(&w->cond, &w->lock);
+            w->idle += ut_now() - now;
+            w->idle_since = 0;
             continue;
         }
         /* Dynamic batching: wait until batch_delay_ms after the oldest job
@@ -320,9 +330,7 @@ static void *worker_main(void *arg)
             run_attack(w, batch, n_jobs);
         double t1 = ut_now();
         if (w->metrics)
-            srv_metrics_batch(w->metrics,
-                              batch->kind == SRV_TASK_FORWARD ? SRV_BATCH_FORWARD : SRV_BATCH_ATTACK,
-                              n_images, t1 - t0);
+            srv_metrics_batch(w->metrics, BATCH_KIND[batch->kind], n_images, t1 - t0);
         for (srv_task *j = batch; j; j = j->next)
             j->t_finished = t1;
 
@@ -436,6 +444,16 @@ int srv_worker_pending(srv_worker *w)
         n += w->count[p];
     pthread_mutex_unlock(&w->lock);
     return n;
+}
+
+double srv_worker_idle(srv_worker *w)
+{
+    if (!w)
+        return 0;
+    pthread_mutex_lock(&w->lock);
+    double s = w->idle + (w->idle_since > 0 ? ut_now() - w->idle_since : 0);
+    pthread_mutex_unlock(&w->lock);
+    return s;
 }
 
 int srv_worker_queued(srv_worker *w)

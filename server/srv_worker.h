@@ -152,6 +152,10 @@ void srv_worker_expect(srv_worker *w, int delta);
 /** Jobs queued plus jobs running. */
 int srv_worker_pending(srv_worker *w);
 
+/** Seconds the worker thread has waited with nothing queued since it started
+ *  (the current wait included): within an evaluation job, its bubbles. */
+double srv_worker_idle(srv_worker *w);
+
 /** Jobs queued (not yet running). */
 int srv_worker_queued(srv_worker *w);
 
