@@ -96,7 +96,7 @@ for r in $(seq "$rounds"); do
         done) break ;;
         failed | canceled) echo "job $id: $st" >&2; exit 1 ;;
         esac
-        sleep 0.5
+        sleep 0.1
     done
     rate=$(printf '%s' "$st" | jq -r .images_per_s)
     m1=$(snap)
@@ -105,13 +105,12 @@ for r in $(seq "$rounds"); do
     jq -cn --argjson r "$r" --argjson rate "$rate" --argjson f "$fwd" --argjson g "$grad" \
         --argjson n "$images" --argjson a "$m0" --argjson b "$m1" \
         'def d(k): ($b[k] // 0) - ($a[k] // 0); def r3: . * 1000 | round / 1000;
+         def per(x; n): if n > 0 then 1000 * x / n | r3 else null end;
          {round: $r, job_images_per_s: $rate, ideal_images_per_s: (1000 / ($g + 10 * $f)),
           ratio: ($rate * ($g + 10 * $f) / 1000), forward_ms: $f, gradient_ms: $g, images: $n,
           worker_idle_share: (d("idle") * $rate / $n | r3),
-          daemon_forward_ms: (1000 * d("c_forward") / d("n_forward") | r3),
-          daemon_gradient_ms: (1000 * d("c_gradient") / d("n_gradient") | r3),
-          runner_cpu_ms: {load: (1000 * d("s_load") / $n | r3),
-                          variants: (1000 * d("s_variants") / $n | r3),
-                          planar: (1000 * d("s_planar") / $n | r3),
-                          rows: (1000 * d("s_rows") / $n | r3)}}'
+          daemon_forward_ms: per(d("c_forward"); d("n_forward")),
+          daemon_gradient_ms: per(d("c_gradient"); d("n_gradient")),
+          runner_cpu_ms: {load: per(d("s_load"); $n), variants: per(d("s_variants"); $n),
+                          planar: per(d("s_planar"); $n), rows: per(d("s_rows"); $n)}}'
 done
