@@ -874,6 +874,41 @@ static void resize_row(const uint8_t *row, const float lut[256], const int *firs
 }
 
 /*
+ * The taps of each output pixel of the horizontal pass, from stb's nhc
+ * contributors (one per input pixel, hm of margin each side, weights hcw
+ * apart): output pixel k's are first[k] .. first[k + 1] - 1, in increasing
+ * input order, each its input pixel (edges clamped) and weight. New arrays
+ * (*first, *src, *wt: free()), or ADJ_ERR_NOMEM.
+ */
+static int resize_taps(const stbir__contributors *hc, const float *hcoef, int nhc, int hcw, int hm,
+                       int w, int ow, int **first, int **src, float **wt)
+{
+    int *f = calloc((size_t)ow + 2, sizeof *f);
+    *first = f;
+    *src = NULL;
+    *wt = NULL;
+    if (!f)
+        return ADJ_ERR_NOMEM;
+    for (int c = 0; c < nhc; c++) /* a counting sort by output pixel */
+        for (int k = hc[c].n0; k <= hc[c].n1; k++)
+            f[k + 2]++;
+    for (int k = 0; k < ow; k++)
+        f[k + 2] += f[k + 1];
+    *src = malloc(((size_t)f[ow + 1] + 1) * sizeof **src);
+    *wt = malloc(((size_t)f[ow + 1] + 1) * sizeof **wt);
+    if (!*src || !*wt)
+        return ADJ_ERR_NOMEM;
+    for (int c = 0; c < nhc; c++) {
+        const int px = c - hm < 0 ? 0 : c - hm >= w ? w - 1 : c - hm; /* STBIR_EDGE_CLAMP */
+        for (int k = hc[c].n0; k <= hc[c].n1; k++) {
+            (*src)[f[k + 1]] = px;
+            (*wt)[f[k + 1]++] = hcoef[hcw * c + k - hc[c].n0];
+        }
+    }
+    return ADJ_OK;
+}
+
+/*
  * stbir_resize_subpixel's result (3 channels, uint8, linear, clamped edges,
  * the triangle filter) when both axes shrink, computed faster: stb's own
  * setup, filters and normalised weights (stbir__info), then its
@@ -906,38 +941,23 @@ static int resize_down(const img_rgb *im, img_rgb *x, float xs, float ys, float 
     const int nvc = stbir__min(info.vertical_num_contributors, h + 2 * vm);
     char *mem = calloc(1, (size_t)info.horizontal_contributors_size + info.horizontal_coefficients_size +
                               info.vertical_contributors_size + info.vertical_coefficients_size);
-    int *first = calloc((size_t)ow + 2, sizeof *first), *src = NULL;
+    int *first = NULL, *src = NULL;
     float *wt = NULL;
     float *hrow = malloc((size_t)ow * 3 * sizeof *hrow);
     float *acc = calloc((size_t)ow * oh * 3, sizeof *acc);
-    int rc = mem && first && hrow && acc ? ADJ_OK : ADJ_ERR_NOMEM;
+    int rc = mem && hrow && acc ? ADJ_OK : ADJ_ERR_NOMEM;
     stbir__contributors *hc = (stbir__contributors *)mem;
     float *hcoef = mem ? (float *)(mem + info.horizontal_contributors_size) : NULL;
     if (!rc) {
         stbir__calculate_filters(hc, hcoef, info.horizontal_filter, info.horizontal_scale,
                                  info.horizontal_shift, w, ow);
-        /* the taps of each output pixel, in increasing input order (counting sort) */
-        for (int c = 0; c < nhc; c++)
-            for (int k = hc[c].n0; k <= hc[c].n1; k++)
-                first[k + 2]++;
-        for (int k = 0; k < ow; k++)
-            first[k + 2] += first[k + 1];
-        src = malloc(((size_t)first[ow + 1] + 1) * sizeof *src);
-        wt = malloc(((size_t)first[ow + 1] + 1) * sizeof *wt);
-        rc = src && wt ? ADJ_OK : ADJ_ERR_NOMEM;
+        rc = resize_taps(hc, hcoef, nhc, hcw, hm, w, ow, &first, &src, &wt);
     }
     if (!rc) {
         stbir__contributors *vc = (stbir__contributors *)((char *)hcoef + info.horizontal_coefficients_size);
         float *vcoef = (float *)((char *)vc + info.vertical_contributors_size);
         stbir__calculate_filters(vc, vcoef, info.vertical_filter, info.vertical_scale,
                                  info.vertical_shift, h, oh);
-        for (int c = 0; c < nhc; c++) {
-            const int px = c - hm < 0 ? 0 : c - hm >= w ? w - 1 : c - hm; /* STBIR_EDGE_CLAMP */
-            for (int k = hc[c].n0; k <= hc[c].n1; k++) {
-                src[first[k + 1]] = px;
-                wt[first[k + 1]++] = hcoef[hcw * c + k - hc[c].n0];
-            }
-        }
         float lut[256];
         for (int v = 0; v < 256; v++)
             lut[v] = ((float)v) / stbir__max_uint8_as_float;
