@@ -31,6 +31,7 @@ struct srv_worker {
     int expected; /* interactive requests accepted by HTTP, not yet submitted */
     double idle;       /* seconds waited with nothing queued, before idle_since */
     double idle_since; /* ut_now() when the current wait began, 0: not waiting */
+    double t_free;     /* ut_now() when the last batch ended (the worker thread's) */
     pthread_t thread;
     int started;
 
@@ -301,6 +302,12 @@ static void *worker_main(void *arg)
              * decoded): hold a partial batch for them, up to a bound. */
             if (w->expected > 0 && head->prio == SRV_PRIO_INTERACTIVE) {
                 double gather = head->t_queued + SRV_GATHER_MS * 1e-3;
+                /* requests that queued during the last batch have waited, but
+                 * the ones still being decoded would make a batch of their own:
+                 * a short wait from the end of the last batch lets them join */
+                double refill = w->t_free + SRV_REFILL_MS * 1e-3;
+                if (gather < refill)
+                    gather = refill;
                 if (gather > ready)
                     ready = gather;
             }
@@ -341,6 +348,7 @@ static void *worker_main(void *arg)
             srv_metrics_batch(w->metrics, BATCH_KIND[batch->kind], n_images, t1 - t0);
         for (srv_task *j = batch; j; j = j->next)
             j->t_finished = t1;
+        w->t_free = t1; /* the worker's own (read by this thread only) */
 
         /* running drops only after the answers are handed over, so that
          * srv_worker_pending never reads 0 while a job is unanswered. */
