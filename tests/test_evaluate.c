@@ -941,7 +941,7 @@ static void test_delete(int port, const char *jobs_dir)
               cpu[s]);
     /* nothing queued now: the worker's idle time grows with the wall clock, not faster */
     const char *idle = "advjpgd_worker_idle_seconds_total";
-    const double idle0 = metric(port, idle), t0 = sh_now();
+    const double t0 = sh_now(), idle0 = metric(port, idle); /* read within [t0, t1] */
     usleep(300000);
     const double idle1 = metric(port, idle), dt = sh_now() - t0;
     CHECK(idle0 >= 0 && idle1 - idle0 >= 0.25 && idle1 - idle0 <= dt + 1e-3,
