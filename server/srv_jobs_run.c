@@ -271,7 +271,8 @@ static int submit_forwards(srv_jobs *js, job *j, chunk *c, char *err, size_t err
     srv_task *passes = rc ? NULL : realloc(c->passes, (size_t)((total + B - 1) / B) * sizeof *passes);
     c->probs = probs ? probs : c->probs;
     c->passes = passes ? passes : c->passes;
-    if (!rc && (!probs || !passes || !(c->planar = planar_get(js, (size_t)total * per, &c->planar_floats))))
+    if (!rc && (!probs || !passes ||
+                !(c->planar = planar_get(js, (size_t)total * per, &c->planar_floats))))
         rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
     for (long v = 0; v < total && !rc; v++) {
         exp_result *r = &c->jobs[c->idx[v / (T - 1)]].result;
