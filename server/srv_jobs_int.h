@@ -109,11 +109,6 @@ struct srv_jobs {
     int was_unavailable;          /* claim: the folder was unusable once (to log its return) */
     uint64_t images_evaluated;    /* rows written by this process's runner (js->lock) */
     double cpu_seconds[SRV_JOB_STAGE_COUNT]; /* the runner's CPU time by stage (js->lock) */
-    /* the runner's: planar buffers of finished chunks, reused by the next ones
-     * within a job (a chunk's variants are about 100 MB; a new buffer costs its
-     * page faults each time), freed when the job's run ends */
-    float *spare[MAX_INFLIGHT];
-    size_t spare_floats[MAX_INFLIGHT];
 };
 
 /* ---- srv_jobs_store.c: the on-disk store (a job's folder, loading, saving) ---- */

@@ -33,47 +33,10 @@ typedef struct {
     int *labels;       /* [k] */
     float *grad;       /* [k][H][W][3] */
     float *probs;      /* [k][classes] of the gradient pass, then [k][T-1][classes] */
-    float *planar;     /* [k][T-1][C][H][W] the variants (planar_floats of room) */
-    size_t planar_floats;
+    float *planar;     /* [k][T-1][C][H][W] the variants */
     srv_task *passes;  /* [n_passes]: the gradient pass, then the forward passes */
     int n_passes;
 } chunk;
-
-/* A planar buffer of at least n floats: a spare one of the runner's if one
- * is large enough, else a new one (NULL when out of memory). */
-static float *planar_get(srv_jobs *js, size_t n, size_t *have)
-{
-    for (int i = 0; i < MAX_INFLIGHT; i++)
-        if (js->spare[i] && js->spare_floats[i] >= n) {
-            float *p = js->spare[i];
-            *have = js->spare_floats[i];
-            js->spare[i] = NULL;
-            return p;
-        }
-    *have = n;
-    return malloc(n * sizeof(float));
-}
-
-/* Keeps a chunk's planar buffer for the next chunk (or frees it: no room). */
-static void planar_put(srv_jobs *js, float *p, size_t n)
-{
-    for (int i = 0; i < MAX_INFLIGHT && p; i++)
-        if (!js->spare[i]) {
-            js->spare[i] = p;
-            js->spare_floats[i] = n;
-            return;
-        }
-    free(p);
-}
-
-/* The spare buffers freed (a job's run ended). */
-static void planar_drop(srv_jobs *js)
-{
-    for (int i = 0; i < MAX_INFLIGHT; i++) {
-        free(js->spare[i]);
-        js->spare[i] = NULL;
-    }
-}
 
 static void chunk_free(chunk *c)
 {
@@ -92,7 +55,7 @@ static void chunk_free(chunk *c)
     free(c->labels);
     free(c->grad);
     free(c->probs);
-    planar_put(c->js, c->planar, c->planar_floats);
+    free(c->planar);
     free(c->passes);
     memset(c, 0, sizeof *c);
 }
@@ -271,8 +234,7 @@ static int submit_forwards(srv_jobs *js, job *j, chunk *c, char *err, size_t err
     srv_task *passes = rc ? NULL : realloc(c->passes, (size_t)((total + B - 1) / B) * sizeof *passes);
     c->probs = probs ? probs : c->probs;
     c->passes = passes ? passes : c->passes;
-    if (!rc && (!probs || !passes ||
-                !(c->planar = planar_get(js, (size_t)total * per, &c->planar_floats))))
+    if (!rc && (!probs || !passes || !(c->planar = malloc((size_t)total * per * sizeof(float)))))
         rc = adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
     for (long v = 0; v < total && !rc; v++) {
         exp_result *r = &c->jobs[c->idx[v / (T - 1)]].result;
@@ -822,7 +784,6 @@ static void run_job(srv_jobs *js, job *j)
     }
     if (!failed)
         failed = run_chunks(js, j, root, dir, fd, err, sizeof err) != 0;
-    planar_drop(js);
     if (fd >= 0)
         close(fd);
     if (j->dct_fd >= 0)

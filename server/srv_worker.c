@@ -182,14 +182,6 @@ void srv_worker_expire(srv_worker *w)
 
 static void run_forward(srv_worker *w, srv_task *batch)
 {
-    if (!batch->next && batch->n <= w->o.max_batch) { /* one job (a job's pass): in place */
-        int rc = net_forward(w->ctx, batch->input, batch->n, batch->probs);
-        if (rc) {
-            batch->status = SRV_TASK_FAILED;
-            snprintf(batch->err, sizeof batch->err, "forward pass failed: %s", adj_strerror(rc));
-        }
-        return;
-    }
     int k = 0;
     for (srv_task *j = batch; j; j = j->next) {
         for (int i = 0; i < j->n; i++) {
