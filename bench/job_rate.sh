@@ -19,8 +19,9 @@
 # job's time), its passes' ms per image ("daemon_forward_ms",
 # "daemon_gradient_ms": against the engine alone, what the runner's work on
 # the same cores costs them), and the runner thread's CPU ms per image by
-# stage ("runner_cpu_ms": load, variants, planar, rows). Environment: BUILD (default build), ADVJPGD and BENCH
-# (binaries, e.g. another version's advjpgd to compare), PORT (default 18431).
+# stage ("runner_cpu_ms": load, variants, planar, rows). Environment: BUILD
+# (default build), ADVJPGD and BENCH (binaries, e.g. another version's advjpgd
+# to compare; an advjpgd without these series gives nulls), PORT (default 18431).
 set -eu
 images=64 rounds=2 seconds=4 model=overfeat-fast jpeg=
 while [ $# -gt 0 ]; do
