@@ -43,11 +43,14 @@ enum MHD_Result srv_ep_metrics(srv_req *r)
     if (e) {
         g.model_ready = 1;
         g.queue_depth = srv_worker_queued(e->worker);
+        g.worker_idle_seconds = srv_worker_idle(e->worker);
         g.model_load_seconds = e->load_seconds;
         g.model_name = model_get_spec(e->model)->name;
-        if (e->jobs)
+        if (e->jobs) {
             g.n_job_states = srv_jobs_counts(e->jobs, &g.job_state_names, g.jobs,
                                              (int)(sizeof g.jobs / sizeof g.jobs[0]), &g.job_images);
+            srv_jobs_cpu_seconds(e->jobs, g.job_cpu_seconds);
+        }
     }
     char *text = srv_metrics_render(srv_req_metrics(r), &g);
     if (!text)

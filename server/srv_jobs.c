@@ -582,6 +582,13 @@ int srv_jobs_counts(srv_jobs *js, const char *const **names, size_t *counts, int
     return n;
 }
 
+void srv_jobs_cpu_seconds(srv_jobs *js, double seconds[SRV_JOB_STAGE_COUNT])
+{
+    pthread_mutex_lock(&js->lock);
+    memcpy(seconds, js->cpu_seconds, sizeof js->cpu_seconds);
+    pthread_mutex_unlock(&js->lock);
+}
+
 /* What reading a job's rows needs, copied under the lock. */
 typedef struct {
     char dir[PATH_MAX];

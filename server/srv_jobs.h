@@ -187,6 +187,9 @@ int srv_jobs_delete(srv_jobs *js, const char *id, json_t **out);
 int srv_jobs_counts(srv_jobs *js, const char *const **names, size_t *counts, int max,
                     uint64_t *images);
 
+/** For /metrics: the runner thread's CPU seconds by stage since the store was made. */
+void srv_jobs_cpu_seconds(srv_jobs *js, double seconds[SRV_JOB_STAGE_COUNT]);
+
 /**
  * Table 1 from the job's rows so far: {"id", "status", "complete", "n",
  * "skipped", "total", "eps", "quality", "seed", "model", "dataset",

@@ -108,6 +108,7 @@ struct srv_jobs {
     char unavailable[ADJ_ERRLEN]; /* why jobs cannot be served, "" if they can (js->lock) */
     int was_unavailable;          /* claim: the folder was unusable once (to log its return) */
     uint64_t images_evaluated;    /* rows written by this process's runner (js->lock) */
+    double cpu_seconds[SRV_JOB_STAGE_COUNT]; /* the runner's CPU time by stage (js->lock) */
 };
 
 /* ---- srv_jobs_store.c: the on-disk store (a job's folder, loading, saving) ---- */

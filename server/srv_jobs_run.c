@@ -60,6 +60,23 @@ static void chunk_free(chunk *c)
     memset(c, 0, sizeof *c);
 }
 
+/* The calling thread's CPU time (seconds). */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Adds the runner's CPU time since t0 (cpu_now) to a stage of /metrics. */
+static void add_cpu(srv_jobs *js, srv_job_stage stage, double t0)
+{
+    double d = cpu_now() - t0;
+    pthread_mutex_lock(&js->lock);
+    js->cpu_seconds[stage] += d;
+    pthread_mutex_unlock(&js->lock);
+}
+
 static void on_image_done(srv_task *sj, void *arg)
 {
     chunk *c = arg;
@@ -203,11 +220,14 @@ static int submit_forwards(srv_jobs *js, job *j, chunk *c, char *err, size_t err
         fail_images(c, bad);
         goto done;
     }
+    double t0 = cpu_now();
     for (int q = 0; q < c->k && !rc; q++) {
         srv_task *sj = &c->jobs[c->idx[q]];
         rc = exp_fgsm_variants(&j->params, &sj->x, c->grad + per * q, c->probs + (size_t)q * K,
                                c->labels[q], K, sj->seed, &sj->result, err, errsz);
     }
+    add_cpu(js, SRV_JOB_STAGE_VARIANTS, t0);
+    t0 = cpu_now();
     free(c->grad); /* used */
     c->grad = NULL;
     float *probs = rc ? NULL : realloc(c->probs, (size_t)total * K * sizeof *c->probs);
@@ -222,6 +242,7 @@ static int submit_forwards(srv_jobs *js, job *j, chunk *c, char *err, size_t err
         if (v % (T - 1) == T - 2 && !j->dct)
             exp_result_drop_images(r); /* rows.csv holds scores only; the DCT needs the images */
     }
+    add_cpu(js, SRV_JOB_STAGE_PLANAR, t0);
     if (rc)
         goto done;
     const uint64_t group = c->passes[0].group;
@@ -285,6 +306,7 @@ static int start_chunk(srv_jobs *js, job *j, const char *root, const char *dir, 
     uint64_t group = ++js->next_group;
     pthread_mutex_unlock(&js->lock);
     int k = 0;
+    const double t0 = cpu_now();
     for (int i = 0; i < n; i++) {
         const char *file = j->files[first + (size_t)i];
         srv_task *sj = &c->jobs[i];
@@ -307,6 +329,7 @@ static int start_chunk(srv_jobs *js, job *j, const char *root, const char *dir, 
         sj->done_arg = c;
         queue[k++] = sj;
     }
+    add_cpu(js, SRV_JOB_STAGE_LOAD, t0);
     int rc = ADJ_OK;
     c->pipe = j->params.attack.kind == EXP_FGSM;
     c->stage = c->pipe ? CH_GRADIENT : CH_DONE;
@@ -631,7 +654,10 @@ static int finish_chunk(srv_jobs *js, job *j, int fd, chunk *ring, int head, int
     if (j->grid_k == 0 && (k = calibrate(js, c)) > 0 &&
         set_grid(js, j, k, (int)(c->first + (size_t)c->n), err, errsz))
         return -1;
-    return write_chunk(js, j, fd, c, err, errsz) < 0 ? -1 : 0;
+    const double t0 = cpu_now();
+    int wr = write_chunk(js, j, fd, c, err, errsz);
+    add_cpu(js, SRV_JOB_STAGE_ROWS, t0);
+    return wr < 0 ? -1 : 0;
 }
 
 /*

@@ -50,7 +50,8 @@ static const char *const EP_NAMES[] = {
 };
 _Static_assert(sizeof EP_NAMES / sizeof EP_NAMES[0] == SRV_EP_COUNT, "a name per endpoint");
 static const char *const BATCH_NAMES[] = {[SRV_BATCH_FORWARD] = "forward",
-                                          [SRV_BATCH_ATTACK] = "attack"};
+                                          [SRV_BATCH_ATTACK] = "attack",
+                                          [SRV_BATCH_GRADIENT] = "gradient"};
 _Static_assert(sizeof BATCH_NAMES / sizeof BATCH_NAMES[0] == SRV_BATCH_KINDS,
                "a name per batch kind");
 static const char *const STAGE_NAMES[] = {
@@ -60,6 +61,12 @@ static const char *const STAGE_NAMES[] = {
     [SRV_STAGE_RESUME] = "resume",   [SRV_STAGE_ANSWER] = "answer",
 };
 _Static_assert(sizeof STAGE_NAMES / sizeof STAGE_NAMES[0] == SRV_STAGE_COUNT, "a name per stage");
+static const char *const JOB_STAGE_NAMES[] = {
+    [SRV_JOB_STAGE_LOAD] = "load", [SRV_JOB_STAGE_VARIANTS] = "variants",
+    [SRV_JOB_STAGE_PLANAR] = "planar", [SRV_JOB_STAGE_ROWS] = "rows",
+};
+_Static_assert(sizeof JOB_STAGE_NAMES / sizeof JOB_STAGE_NAMES[0] == SRV_JOB_STAGE_COUNT,
+               "a name per job stage");
 
 /* The job gauges and counter (when the job store is up). */
 static void render_jobs(ut_buf *b, const srv_metrics_gauges *g)
@@ -74,6 +81,12 @@ static void render_jobs(ut_buf *b, const srv_metrics_gauges *g)
                   "# TYPE advjpgd_job_images_total counter\n"
                   "advjpgd_job_images_total %llu\n",
                   (unsigned long long)g->job_images);
+    ut_buf_printf(b, "# HELP advjpgd_job_cpu_seconds_total The job runner thread's CPU time, by "
+                  "stage.\n"
+                  "# TYPE advjpgd_job_cpu_seconds_total counter\n");
+    for (int s = 0; s < SRV_JOB_STAGE_COUNT; s++)
+        ut_buf_printf(b, "advjpgd_job_cpu_seconds_total{stage=\"%s\"} %.9g\n", JOB_STAGE_NAMES[s],
+                      g->job_cpu_seconds[s]);
 }
 
 const char *srv_endpoint_name(srv_endpoint ep)
@@ -277,8 +290,13 @@ char *srv_metrics_render(srv_metrics *m, const srv_metrics_gauges *g)
                   "advjpgd_model_ready %d\n"
                   "# HELP advjpgd_model_load_seconds Time the model took to load.\n"
                   "# TYPE advjpgd_model_load_seconds gauge\n"
-                  "advjpgd_model_load_seconds %.6f\n",
-              g ? g->queue_depth : 0, g ? g->model_ready : 0, g ? g->model_load_seconds : 0.0);
+                  "advjpgd_model_load_seconds %.6f\n"
+                  "# HELP advjpgd_worker_idle_seconds_total The inference worker waiting with "
+                  "nothing queued.\n"
+                  "# TYPE advjpgd_worker_idle_seconds_total counter\n"
+                  "advjpgd_worker_idle_seconds_total %.6f\n",
+              g ? g->queue_depth : 0, g ? g->model_ready : 0, g ? g->model_load_seconds : 0.0,
+              g ? g->worker_idle_seconds : 0.0);
     render_jobs(&b, g);
     ut_buf_printf(&b, "# HELP advjpgd_build_info The daemon's version and model (always 1).\n"
                   "# TYPE advjpgd_build_info gauge\n"

@@ -18,10 +18,14 @@
  *   request_duration_seconds                 histogram, first byte to response queued
  *   queue_seconds                            histogram, time a job waited for the worker
  *   compute_seconds{kind}                    histogram, time of one worker batch
- *                                            (kind = "forward" or "attack")
+ *                                            (kind = "forward", "attack" or "gradient")
  *   batch_size{kind}                         histogram, images per worker batch
  *   stage_seconds{stage}                     summary (sum, count), where an answered
  *                                            image request spent its time (srv_stage)
+ *   worker_idle_seconds_total                counter, the worker thread waiting with
+ *                                            nothing queued (an evaluation job's bubbles)
+ *   job_cpu_seconds_total{stage}             counter, the job runner thread's CPU time
+ *                                            by stage (srv_job_stage)
  *   in_flight_requests                       gauge, requests being handled now
  *   queue_depth                              gauge, jobs waiting for the worker
  *   model_ready                              gauge, 1 once the model is loaded
@@ -53,7 +57,16 @@ typedef enum {
 const char *srv_endpoint_name(srv_endpoint ep);
 
 /** Kinds of worker batch, for compute_seconds and batch_size. */
-typedef enum { SRV_BATCH_FORWARD, SRV_BATCH_ATTACK, SRV_BATCH_KINDS } srv_batch_kind;
+typedef enum { SRV_BATCH_FORWARD, SRV_BATCH_ATTACK, SRV_BATCH_GRADIENT, SRV_BATCH_KINDS } srv_batch_kind;
+
+/** What an evaluation job's runner thread spends its CPU time on; the names are the labels. */
+typedef enum {
+    SRV_JOB_STAGE_LOAD,     /**< "load": reading, decoding and preparing the images */
+    SRV_JOB_STAGE_VARIANTS, /**< "variants": FGSM, JPEG, JPGnoise (exp_fgsm_variants) */
+    SRV_JOB_STAGE_PLANAR,   /**< "planar": the variants as planar floats for the worker */
+    SRV_JOB_STAGE_ROWS,     /**< "rows": formatting and appending rows (and DCT records) */
+    SRV_JOB_STAGE_COUNT
+} srv_job_stage;
 
 /**
  * The stages of an image request that went through the decode pool and the
@@ -80,6 +93,7 @@ typedef struct srv_metrics srv_metrics;
 /** Values sampled from other modules when /metrics is rendered. */
 typedef struct {
     int queue_depth;
+    double worker_idle_seconds;     /**< the worker's time with nothing queued (srv_worker_idle) */
     int model_ready;
     double model_load_seconds;
     const char *model_name;         /**< for advjpgd_build_info; NULL while loading */
@@ -87,6 +101,7 @@ typedef struct {
     const char *const *job_state_names; /**< [n_job_states], borrowed */
     size_t jobs[8];                 /**< jobs by status, n_job_states of them */
     uint64_t job_images;            /**< images evaluated by jobs since the start */
+    double job_cpu_seconds[SRV_JOB_STAGE_COUNT]; /**< the runner's CPU time by stage */
 } srv_metrics_gauges;
 
 /** A new, zeroed metrics registry (NULL when out of memory); free with srv_metrics_free. */

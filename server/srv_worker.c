@@ -29,6 +29,9 @@ struct srv_worker {
     int closed;
     int hurry;   /* no batch delay any more */
     int expected; /* interactive requests accepted by HTTP, not yet submitted */
+    double idle;       /* seconds waited with nothing queued, before idle_since */
+    double idle_since; /* ut_now() when the current wait began, 0: not waiting */
+    double t_free;     /* ut_now() when the last batch ended (the worker thread's) */
     pthread_t thread;
     int started;
 
@@ -38,6 +41,11 @@ struct srv_worker {
     srv_task **slot_job; /* [max_batch] owner of each image of a chunk */
     int *slot_idx;      /* [max_batch] its index within the job */
 };
+
+/* The metrics' kind of each task kind's batch. */
+static const srv_batch_kind BATCH_KIND[] = {[SRV_TASK_FORWARD] = SRV_BATCH_FORWARD,
+                                            [SRV_TASK_ATTACK] = SRV_BATCH_ATTACK,
+                                            [SRV_TASK_GRADIENT] = SRV_BATCH_GRADIENT};
 
 /* ---------------------------------------------------------------- queue */
 
@@ -265,7 +273,10 @@ static void *worker_main(void *arg)
         if (!head) {
             if (w->closed)
                 break;
+            w->idle_since = now;
             pthread_cond_wait(&w->cond, &w->lock);
+            w->idle += ut_now() - now;
+            w->idle_since = 0;
             continue;
         }
         /* Dynamic batching: wait until batch_delay_ms after the oldest job
@@ -283,6 +294,12 @@ static void *worker_main(void *arg)
              * decoded): hold a partial batch for them, up to a bound. */
             if (w->expected > 0 && head->prio == SRV_PRIO_INTERACTIVE) {
                 double gather = head->t_queued + SRV_GATHER_MS * 1e-3;
+                /* requests that queued during the last batch have waited, but
+                 * the ones still being decoded would make a batch of their own:
+                 * a short wait from the end of the last batch lets them join */
+                double refill = w->t_free + SRV_REFILL_MS * 1e-3;
+                if (gather < refill)
+                    gather = refill;
                 if (gather > ready)
                     ready = gather;
             }
@@ -320,11 +337,10 @@ static void *worker_main(void *arg)
             run_attack(w, batch, n_jobs);
         double t1 = ut_now();
         if (w->metrics)
-            srv_metrics_batch(w->metrics,
-                              batch->kind == SRV_TASK_FORWARD ? SRV_BATCH_FORWARD : SRV_BATCH_ATTACK,
-                              n_images, t1 - t0);
+            srv_metrics_batch(w->metrics, BATCH_KIND[batch->kind], n_images, t1 - t0);
         for (srv_task *j = batch; j; j = j->next)
             j->t_finished = t1;
+        w->t_free = t1; /* the worker's own (read by this thread only) */
 
         /* running drops only after the answers are handed over, so that
          * srv_worker_pending never reads 0 while a job is unanswered. */
@@ -436,6 +452,16 @@ int srv_worker_pending(srv_worker *w)
         n += w->count[p];
     pthread_mutex_unlock(&w->lock);
     return n;
+}
+
+double srv_worker_idle(srv_worker *w)
+{
+    if (!w)
+        return 0;
+    pthread_mutex_lock(&w->lock);
+    double s = w->idle + (w->idle_since > 0 ? ut_now() - w->idle_since : 0);
+    pthread_mutex_unlock(&w->lock);
+    return s;
 }
 
 int srv_worker_queued(srv_worker *w)

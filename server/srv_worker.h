@@ -136,13 +136,17 @@ void srv_worker_expire(srv_worker *w);
 
 /** How long a partial interactive batch waits for expected requests, at most (ms). */
 #define SRV_GATHER_MS 50
+/** ... or after the worker's last batch ended, this long (ms), so that requests
+ *  still being decoded when it ended join the next batch. */
+#define SRV_REFILL_MS 10
 
 /**
  * Counts interactive requests that the HTTP layer has accepted but not yet
  * submitted (their body is arriving, their image is being decoded): +1 when
  * one starts, -1 when it is submitted or given up. While some are expected,
  * the worker holds a partial interactive batch for them, up to SRV_GATHER_MS
- * after its oldest job was queued (never with batch_delay_ms 0). With one
+ * after its oldest job was queued or SRV_REFILL_MS after the last batch
+ * ended, whichever is later (never with batch_delay_ms 0). With one
  * client nothing is expected, so its request runs at once when batch_delay_ms
  * is under SRV_GATHER_MS (the default 2 ms; a longer delay is waited); with
  * many, the batches fill up instead of alternating between full and tiny ones.
@@ -151,6 +155,10 @@ void srv_worker_expect(srv_worker *w, int delta);
 
 /** Jobs queued plus jobs running. */
 int srv_worker_pending(srv_worker *w);
+
+/** Seconds the worker thread has waited with nothing queued since it started
+ *  (the current wait included): within an evaluation job, its bubbles. */
+double srv_worker_idle(srv_worker *w);
 
 /** Jobs queued (not yet running). */
 int srv_worker_queued(srv_worker *w);

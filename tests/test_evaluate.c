@@ -918,13 +918,34 @@ static void test_delete(int port, const char *jobs_dir)
 {
     char id[17], msg[512], path[128], dir[4500];
     const char *images = "advjpgd_job_images_total", *done = "advjpgd_jobs{status=\"done\"}";
-    const double images0 = metric(port, images);
+    static const char *const cpu[] = {"advjpgd_job_cpu_seconds_total{stage=\"load\"}",
+                                      "advjpgd_job_cpu_seconds_total{stage=\"variants\"}",
+                                      "advjpgd_job_cpu_seconds_total{stage=\"planar\"}",
+                                      "advjpgd_job_cpu_seconds_total{stage=\"rows\"}"};
+    const char *grad_images = "advjpgd_batch_size_sum{kind=\"gradient\"}";
+    double cpu0[4];
+    for (int s = 0; s < 4; s++)
+        cpu0[s] = metric(port, cpu[s]);
+    const double images0 = metric(port, images), grad0 = metric(port, grad_images);
     CHECK(post_eval(port, "{\"dataset\": \"set\", \"eps\": [1]}", id, msg, sizeof msg) == 202,
           "a job to delete: %s", msg);
     json_decref(sh_wait_job(port, id, 60));
     const double done0 = metric(port, done);
     CHECK(images0 >= 0 && metric(port, images) == images0 + SET_N,
           "/metrics: the job's %d images counted (%g, then %g)", SET_N, images0, metric(port, images));
+    CHECK(grad0 >= 0 && metric(port, grad_images) == grad0 + SET_N,
+          "/metrics: the job's %d images in gradient passes (%g, then %g)", SET_N, grad0,
+          metric(port, grad_images));
+    for (int s = 0; s < 4; s++)
+        CHECK(cpu0[s] >= 0 && metric(port, cpu[s]) > cpu0[s], "/metrics: %s grew over the job",
+              cpu[s]);
+    /* nothing queued now: the worker's idle time grows with the wall clock, not faster */
+    const char *idle = "advjpgd_worker_idle_seconds_total";
+    const double t0 = sh_now(), idle0 = metric(port, idle); /* read within [t0, t1] */
+    usleep(300000);
+    const double idle1 = metric(port, idle), dt = sh_now() - t0;
+    CHECK(idle0 >= 0 && idle1 - idle0 >= 0.25 && idle1 - idle0 <= dt + 1e-3,
+          "/metrics: the idle worker's time grew by %g s in %g s", idle1 - idle0, dt);
     snprintf(dir, sizeof dir, "%s/%s", jobs_dir, id);
     struct stat st;
     CHECK(stat(dir, &st) == 0, "the job's folder %s exists", dir);

@@ -11,12 +11,15 @@
  * - Hostile input is refused with the right code and a message: empty,
  *   garbage, truncated, oversized headers (before any allocation), bad CRCs.
  * - img_prepare: sizes, the identity, where an edge lands, constant images,
- *   elongated images.
+ *   elongated images; its bytes == stb_image_resize's resize of the whole
+ *   image (stbir_resize_uint8_generic, the documented filter and edges)
+ *   followed by the crop, on many sizes, both shrinking and enlarging.
  */
 #include "image.h"
 #include "testutil.h"
 
 #include <jpeglib.h>
+#include <stb/stb_image_resize.h>
 #include <png.h>
 #include <setjmp.h>
 #include <turbojpeg.h>
@@ -993,6 +996,51 @@ static int first_bright(const img_rgb *x, int y)
     return -1;
 }
 
+/* img_prepare's crop as the whole image resized by stb, then cut (image.c's
+ * size and offset rules); 0 when equal, else the first differing byte + 1. */
+static size_t prepare_vs_stb(const img_rgb *im, int scale, int size)
+{
+    long w = im->w, h = im->h, s = w < h ? w : h, l = w < h ? h : w;
+    long scaled = (l * scale + s / 2) / s;
+    long sw = w < h ? scale : scaled, sh = w < h ? scaled : scale;
+    long ox = (sw - size) / 2, oy = (sh - size) / 2;
+    char err[ADJ_ERRLEN];
+    img_rgb x = {0, 0, NULL};
+    uint8_t *full = malloc((size_t)sw * sh * 3);
+    if (!full || img_prepare(im, scale, size, &x, err, sizeof err) ||
+        !stbir_resize_uint8_generic(im->px, im->w, im->h, 0, full, (int)sw, (int)sh, 0, 3,
+                                    STBIR_ALPHA_CHANNEL_NONE, 0, STBIR_EDGE_CLAMP,
+                                    STBIR_FILTER_TRIANGLE, STBIR_COLORSPACE_LINEAR, NULL))
+        abort();
+    size_t bad = 0;
+    for (int y = 0; y < size && !bad; y++)
+        for (int i = 0; i < size * 3 && !bad; i++)
+            if (x.px[(size_t)y * size * 3 + i] != full[((size_t)(oy + y) * sw + ox) * 3 + i])
+                bad = (size_t)y * size * 3 + i + 1;
+    free(full);
+    img_free(&x);
+    return bad;
+}
+
+/* img_prepare against stb on random sizes (mostly shrinking, some enlarging). */
+static void test_prepare_stb(void)
+{
+    uint64_t r = 12345;
+    for (int t = 0; t < 60; t++) {
+        r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+        int w = 40 + (int)((r >> 33) % 1100), h = 40 + (int)((r >> 13) % 900);
+        int scale = t % 3 == 0 ? 256 : t % 3 == 1 ? 232 : 64 + (int)((r >> 45) % 200);
+        int size = scale - (int)((r >> 51) % 40);
+        if (size < 1)
+            size = 1;
+        img_rgb im = make_image(w, h, t % 2 ? PAT_NOISE : PAT_MIXED, 100 + t);
+        size_t bad = prepare_vs_stb(&im, scale, size);
+        CHECK(!bad, "prepare %dx%d to %d, crop %d: byte %zu differs from stb's resize and cut",
+              w, h, scale, size, bad ? bad - 1 : 0);
+        img_free(&im);
+    }
+}
+
 static void test_prepare(void)
 {
     char err[ADJ_ERRLEN];
@@ -1124,6 +1172,7 @@ int main(void)
     test_png_variants();
     test_hostile();
     test_prepare();
+    test_prepare_stb();
     test_jpeg_reference(dir);
     tu_rmtree(dir);
     return tu_done();

@@ -378,6 +378,9 @@ static void test_service(int port)
     json_decref(j);
     sh_resp_free(&r);
 
+    /* a request is counted when the server completes it, which may be just
+     * after the client has its answer (seen under ASan on a loaded machine) */
+    metric_wait(port, "advjpgd_request_duration_seconds_count{endpoint=\"/models\"}", 1);
     char *m = get_metrics(port);
     static const char *const series[] = {
         "# TYPE advjpgd_requests_total counter", "# TYPE advjpgd_request_failures_total counter",
