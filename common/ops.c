@@ -2835,16 +2835,19 @@ static __attribute__((target("avx2"))) void epi_avx2(int kind, float lo, float h
 {
     epi_any(kind, lo, hi, x, b, r, y, n);
 }
-
-static int epi_have_avx2(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2");
-}
 #else
 #define epi_avx2 epi_base
-static int epi_have_avx2(void) { return 0; }
 #endif
+
+int op_have_avx2(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+#else
+    return 0;
+#endif
+}
 
 static void epi_base(int kind, float lo, float hi, const float *x, float b, const float *r,
                      float *y, size_t n)
@@ -2860,7 +2863,7 @@ void op_epilogue_bias_run(const op_epilogue *e, const float *x, const float *b, 
                      (e && e->act == OP_ACT_CLIP ? EPI_CLIP : 0);
     if (kind == 0 && x == y)
         return;
-    (epi_have_avx2() ? epi_avx2 : epi_base)(kind, e ? e->lo : 0.0f, e ? e->hi : 0.0f, x,
+    (op_have_avx2() ? epi_avx2 : epi_base)(kind, e ? e->lo : 0.0f, e ? e->hi : 0.0f, x,
                                             b ? *b : 0.0f, r, y, n);
 }
 
@@ -2939,7 +2942,7 @@ static void epi_back_part(void *arg, int part)
     const size_t lo = (size_t)part * EW_PART, hi = lo + EW_PART < j->n ? lo + EW_PART : j->n;
     const int kind = (j->dr ? EPI_RES : 0) | (j->e->act == OP_ACT_RELU ? EPI_RELU : 0) |
                      (j->e->act == OP_ACT_CLIP ? EPI_CLIP : 0);
-    (epi_have_avx2() ? epi_back_avx2 : epi_back_base)(kind, j->e->lo, j->e->hi, j->ky + lo,
+    (op_have_avx2() ? epi_back_avx2 : epi_back_base)(kind, j->e->lo, j->e->hi, j->ky + lo,
                                                       j->dy + lo, j->dr ? j->dr + lo : NULL,
                                                       hi - lo);
 }

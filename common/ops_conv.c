@@ -678,15 +678,8 @@ static __attribute__((target("avx2"))) void dw_plane_avx2(const dw_geom *g, cons
 {
     dw_plane_any(g, x, w, bias, acc, y);
 }
-
-static int dw_have_avx2(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2");
-}
 #else
 #define dw_plane_avx2 dw_plane_base
-static int dw_have_avx2(void) { return 0; }
 #endif
 
 static void dw_plane_base(const dw_geom *g, const float *x, const float *w, float bias, int acc,
@@ -751,7 +744,7 @@ static void conv_dw(const win_params *p, const float *x, const float *w, const f
                     const float *res, int64_t n, int backward, float *y, gemm_ws *gemm)
 {
     dw_job j = {.p = p, .x = x, .w = w, .bias = bias, .y = y, .planes = n * p->C,
-                .avx2 = dw_have_avx2(), .res = res};
+                .avx2 = op_have_avx2(), .res = res};
     j.g = (dw_geom){p->H, p->W, p->OH, p->OW, p->k[0], p->k[1], p->s[0], p->s[1], p->d[0],
                     p->d[1], p->pb[0], p->pb[1]};
     j.mode = DW_FORWARD;
@@ -1117,7 +1110,7 @@ static void pool_run(pool_job *j, int64_t n, void (*fn)(void *, int), gemm_ws *g
 static void maxpool_forward(const void *pp, const op_tensor *in, int n_in, op_tensor *out,
                             int n_out, float *scratch, gemm_ws *gemm)
 {
-    pool_job j = {.p = pp, .x = in[0].data, .out = out[0].data, .avx2 = dw_have_avx2()};
+    pool_job j = {.p = pp, .x = in[0].data, .out = out[0].data, .avx2 = op_have_avx2()};
     pool_run(&j, in[0].shape.d[0], maxpool_part, gemm);
 }
 
@@ -1341,7 +1334,7 @@ static void maxpool_backward(const void *pp, const op_tensor *in, int n_in, cons
     if (!dx[0])
         return;
     pool_job j = {.p = pp, .x = in[0].data, .y = out[0].data, .dy = dy, .out = dx[0],
-                  .avx2 = dw_have_avx2()};
+                  .avx2 = op_have_avx2()};
     pool_run(&j, in[0].shape.d[0], maxpool_part, gemm);
 }
 

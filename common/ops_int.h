@@ -124,6 +124,12 @@ typedef struct {
     int (*unread)(const void *params);
 } op_hooks;
 
+/**
+ * Whether the processor runs the kernels' AVX2 builds (the epilogues',
+ * depthwise and pooling loops: compiled twice, the same bits either way).
+ */
+int op_have_avx2(void);
+
 /* ---- fused epilogues -------------------------------------------------- */
 
 /**
