@@ -824,34 +824,6 @@ int img_decode(const uint8_t *buf, size_t len, size_t max_pixels, img_rgb *out,
 /* ---------------------------------------------------------------- prepare */
 
 /*
- * img_prepare's resampling, fixed so that runs are reproducible:
- *
- *  - Size: the shorter side becomes scale_size exactly; the longer side L
- *    becomes round(L * scale_size / shorter), halves rounded up, in integer
- *    arithmetic (500 x 375 at 256 -> 341 x 256, since 341.33 rounds to 341).
- *  - Crop: the size x size square at ((W' - size) / 2, (H' - size) / 2) of
- *    the scaled W' x H' image, offsets rounded down.
- *  - Filter: stb_image_resize's triangle (tent) filter on both axes, widened
- *    by the scale factor when shrinking, so it is bilinear interpolation when
- *    enlarging and an anti-aliased area-style average when shrinking (the
- *    same kind of filter as Pillow's BILINEAR and torchvision's antialiased
- *    bilinear Resize).
- *    Edges are clamped (STBIR_EDGE_CLAMP). When the shorter side already is
- *    scale_size nothing is resampled: the crop is copied, so an image that
- *    is already size x size with scale_size == size comes back unchanged.
- *  - Colour space: STBIR_COLORSPACE_LINEAR, i.e. the 8-bit values are
- *    filtered as they are stored, without converting sRGB to linear light:
- *    that is what the common training pipelines (Torch, Pillow, OpenCV) do,
- *    so the crops look like the images the networks were trained on.
- *  - Rounding: stb's float result is rounded to the nearest 8-bit value.
- *
- * Only the crop is computed (stbir_resize_subpixel with the full scale
- * factors and the crop offset as the shift); this gives the same pixels as
- * stbir_resize of the whole image to W' x H' followed by the cut (checked
- * bit for bit on a range of sizes, shrinking and enlarging), without
- * materialising a huge scaled image for a very elongated input.
- */
-/*
  * The horizontal pass of resize_down: out[k] (3 channels) of one input row,
  * each the sum from +0 of its taps (input pixel, weight) in increasing input
  * order, as stb's scatter adds them.
@@ -985,6 +957,34 @@ static int resize_down(const img_rgb *im, img_rgb *x, float xs, float ys, float 
     return rc;
 }
 
+/*
+ * img_prepare's resampling, fixed so that runs are reproducible:
+ *
+ *  - Size: the shorter side becomes scale_size exactly; the longer side L
+ *    becomes round(L * scale_size / shorter), halves rounded up, in integer
+ *    arithmetic (500 x 375 at 256 -> 341 x 256, since 341.33 rounds to 341).
+ *  - Crop: the size x size square at ((W' - size) / 2, (H' - size) / 2) of
+ *    the scaled W' x H' image, offsets rounded down.
+ *  - Filter: stb_image_resize's triangle (tent) filter on both axes, widened
+ *    by the scale factor when shrinking, so it is bilinear interpolation when
+ *    enlarging and an anti-aliased area-style average when shrinking (the
+ *    same kind of filter as Pillow's BILINEAR and torchvision's antialiased
+ *    bilinear Resize).
+ *    Edges are clamped (STBIR_EDGE_CLAMP). When the shorter side already is
+ *    scale_size nothing is resampled: the crop is copied, so an image that
+ *    is already size x size with scale_size == size comes back unchanged.
+ *  - Colour space: STBIR_COLORSPACE_LINEAR, i.e. the 8-bit values are
+ *    filtered as they are stored, without converting sRGB to linear light:
+ *    that is what the common training pipelines (Torch, Pillow, OpenCV) do,
+ *    so the crops look like the images the networks were trained on.
+ *  - Rounding: stb's float result is rounded to the nearest 8-bit value.
+ *
+ * Only the crop is computed (stbir_resize_subpixel with the full scale
+ * factors and the crop offset as the shift); this gives the same pixels as
+ * stbir_resize of the whole image to W' x H' followed by the cut (checked
+ * bit for bit on a range of sizes, shrinking and enlarging), without
+ * materialising a huge scaled image for a very elongated input.
+ */
 int img_prepare(const img_rgb *im, int scale_size, int size, img_rgb *out, char *err, size_t errsz)
 {
     if (!img_valid(im) || !out)
