@@ -1262,12 +1262,32 @@ static void gather_forward(const void *pp, const op_tensor *in, int n_in, op_ten
 
 /* ---- Slice, Pad -------------------------------------------------------- */
 
+/* Slice's and Pad's map from an output element to the input element it
+ * copies: along axis k, input index start + idx * step. */
 typedef struct {
-    int64_t start[OP_MAX_RANK], step[OP_MAX_RANK]; /* per input axis, resolved */
-    int mode; /* Pad: 0 constant, 1 reflect, 2 edge */
+    int64_t start[OP_MAX_RANK], step[OP_MAX_RANK]; /* per input axis, resolved (Pad: -pads, 1) */
+    int mode; /* Pad: 0 constant, 1 reflect, 2 edge (Slice: 0, never outside) */
     float value;
-    int64_t pb[OP_MAX_RANK];
 } slice_params;
+
+/* The input offset (ist: the input's strides) that output element idx
+ * copies; -1 where Pad's constant stands instead. Slice's indices are
+ * always inside; Pad's outside are reflected (mode 1) or the edge (2). */
+static int64_t slice_source(const slice_params *p, const op_shape *s, const int64_t *ist,
+                            const int64_t *idx)
+{
+    int64_t off = 0;
+    for (int k = 0; k < s->rank; k++) {
+        int64_t i = p->start[k] + idx[k] * p->step[k], d = s->d[k];
+        if (i < 0 || i >= d) {
+            if (p->mode == 0)
+                return -1;
+            i = p->mode == 1 ? (i < 0 ? -i : 2 * (d - 1) - i) : (i < 0 ? 0 : d - 1);
+        }
+        off += i * ist[k];
+    }
+    return off;
+}
 
 static int slice_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, int n_out,
                        char *err, size_t errsz)
@@ -1340,9 +1360,7 @@ static void slice_forward(const void *pp, const op_tensor *in, int n_in, op_tens
     int64_t ist[OP_MAX_RANK], idx[OP_MAX_RANK] = {0};
     strides_of(&in[0].shape, ist);
     for (size_t e = 0; e < n; e++) {
-        int64_t off = 0;
-        for (int k = 0; k < R; k++)
-            off += (p->start[k] + idx[k] * p->step[k]) * ist[k];
+        const int64_t off = slice_source(p, &in[0].shape, ist, idx);
         memcpy((char *)out[0].data + e * es, (const char *)in[0].data + off * (int64_t)es, es);
         idx_next(idx, o->d, R - 1);
     }
@@ -1390,6 +1408,7 @@ static int pad_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, in
     }
     op_shape o = *s;
     for (int i = 0; i < s->rank; i++) {
+        p->start[i] = -pads[i], p->step[i] = 1;
         if (in[0].batched && i == 0) {
             if (pads[0] || pads[s->rank])
                 return adj_fail(err, errsz, UNSUP, "padding the batch dimension");
@@ -1403,7 +1422,6 @@ static int pad_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, in
             return adj_fail(err, errsz, UNSUP, "an empty result (axis %d)", i);
         if (p->mode == 1 && (pads[i] >= s->d[i] || pads[i + s->rank] >= s->d[i]))
             return adj_fail(err, errsz, UNSUP, "reflect padding wider than the input (axis %d)", i);
-        p->pb[i] = pads[i];
     }
     set_out(&out[0], OP_FLOAT, in[0].batched, &o);
     return 0;
@@ -1413,30 +1431,16 @@ static void pad_forward(const void *pp, const op_tensor *in, int n_in, op_tensor
                         float *scratch, gemm_ws *gemm)
 {
     const slice_params *p = pp;
-    const op_shape *o = &out[0].shape, *s = &in[0].shape;
-    const int R = o->rank;
+    const op_shape *o = &out[0].shape;
     const size_t n = op_numel(o);
     int64_t ist[OP_MAX_RANK], idx[OP_MAX_RANK] = {0};
-    strides_of(s, ist);
+    strides_of(&in[0].shape, ist);
     const float *x = in[0].data;
     float *y = out[0].data;
     for (size_t e = 0; e < n; e++) {
-        int64_t off = 0;
-        int outside = 0;
-        for (int k = 0; k < R; k++) {
-            int64_t i = idx[k] - p->pb[k], d = s->d[k];
-            if (i < 0 || i >= d) {
-                if (p->mode == 0)
-                    outside = 1;
-                else if (p->mode == 1)
-                    i = i < 0 ? -i : 2 * (d - 1) - i;
-                else
-                    i = i < 0 ? 0 : d - 1;
-            }
-            off += i * ist[k];
-        }
-        y[e] = outside ? p->value : x[off];
-        idx_next(idx, o->d, R - 1);
+        const int64_t off = slice_source(p, &in[0].shape, ist, idx);
+        y[e] = off < 0 ? p->value : x[off];
+        idx_next(idx, o->d, o->rank - 1);
     }
 }
 
@@ -2341,58 +2345,24 @@ static void gather_backward(const void *pp, const op_tensor *in, int n_in, const
         }
 }
 
+/* Slice and Pad: each output element's gradient to the input element it
+ * copies (none for Pad's constant). */
 static void slice_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
                            int n_out, const float *dy, float *const *dx, float *scratch,
                            gemm_ws *gemm)
 {
     const slice_params *p = pp;
     const op_shape *o = &out[0].shape;
-    const int R = o->rank;
     const size_t n = op_numel(o);
     int64_t ist[OP_MAX_RANK], idx[OP_MAX_RANK] = {0};
     strides_of(&in[0].shape, ist);
     if (!dx[0])
         return;
     for (size_t e = 0; e < n; e++) {
-        int64_t off = 0;
-        for (int k = 0; k < R; k++)
-            off += (p->start[k] + idx[k] * p->step[k]) * ist[k];
-        dx[0][off] += dy[e];
-        idx_next(idx, o->d, R - 1);
-    }
-}
-
-/* Pad: each output element's gradient to the input element it copies (none for the constant). */
-static void pad_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
-                         int n_out, const float *dy, float *const *dx, float *scratch,
-                         gemm_ws *gemm)
-{
-    const slice_params *p = pp;
-    const op_shape *o = &out[0].shape, *s = &in[0].shape;
-    const int R = o->rank;
-    const size_t n = op_numel(o);
-    int64_t ist[OP_MAX_RANK], idx[OP_MAX_RANK] = {0};
-    strides_of(s, ist);
-    if (!dx[0])
-        return;
-    for (size_t e = 0; e < n; e++) {
-        int64_t off = 0;
-        int outside = 0;
-        for (int k = 0; k < R; k++) {
-            int64_t i = idx[k] - p->pb[k], d = s->d[k];
-            if (i < 0 || i >= d) {
-                if (p->mode == 0)
-                    outside = 1;
-                else if (p->mode == 1)
-                    i = i < 0 ? -i : 2 * (d - 1) - i;
-                else
-                    i = i < 0 ? 0 : d - 1;
-            }
-            off += i * ist[k];
-        }
-        if (!outside)
+        const int64_t off = slice_source(p, &in[0].shape, ist, idx);
+        if (off >= 0)
             dx[0][off] += dy[e];
-        idx_next(idx, o->d, R - 1);
+        idx_next(idx, o->d, o->rank - 1);
     }
 }
 
@@ -2640,7 +2610,7 @@ static const op_def table[] = {
     {"Slice", "", 3, 5, 1, 1, 0, 0, sizeof(slice_params), NULL, slice_infer, NULL, slice_forward,
      slice_backward, NULL, 0, OPB_IN(0)},
     {"Pad", "mode", 2, 3, 1, 1, 0, 0, sizeof(slice_params), pad_parse, pad_infer, NULL, pad_forward,
-     pad_backward, NULL, 0, OPB_IN(0)},
+     slice_backward, NULL, 0, OPB_IN(0)},
     {"Softmax", "axis", 1, 1, 1, 1, 0, 0, sizeof(norm_params), softmax_parse, softmax_infer, NULL,
      softmax_forward,
      softmax_backward, NULL, OPB_OUT, OPB_IN(0)},
