@@ -703,6 +703,7 @@ static double imbalance(int tiles, int t) { return (double)((tiles + t - 1) / t)
 struct gemm_job {
     int parts;
     void (*fn)(void *arg, int part);
+    void (*fn_local)(void *arg, int part, gemm_local *t);
     void *arg;
     int by_cols, tiles, simd;
     strides st;
@@ -713,8 +714,18 @@ struct gemm_job {
 
 static int job_parts(const gemm_job *j) { return j->parts; }
 
+struct gemm_local {
+    int simd;
+    float *pack, *apack;
+};
+
 static void run_part(const gemm_job *j, int part, float *pack, float *apack)
 {
+    if (j->fn_local) {
+        gemm_local t = {j->simd, pack, apack};
+        j->fn_local(j->arg, part, &t);
+        return;
+    }
     if (j->fn) {
         j->fn(j->arg, part);
         return;
@@ -735,16 +746,24 @@ static void run_part(const gemm_job *j, int part, float *pack, float *apack)
     }
 }
 
+/* Element (i,k) of op(A) at A[i*ars + k*acs], (k,j) of op(B) at B[k*brs + j*bcs]. */
+static strides op_strides(gemm_op ta, gemm_op tb, int lda, int ldb)
+{
+    return (strides){.ars = ta == GEMM_N ? lda : 1,
+                     .acs = ta == GEMM_N ? 1 : lda,
+                     .brs = tb == GEMM_N ? ldb : 1,
+                     .bcs = tb == GEMM_N ? 1 : ldb};
+}
+
+static int ws_simd(const gemm_ws *ws) { return !ws->portable && have_avx2(); }
+
 void gemm_f32(gemm_ws *ws, gemm_op ta, gemm_op tb, int M, int N, int K, const float *A, int lda,
               const float *B, int ldb, int accumulate, float *C, int ldc)
 {
     if (M <= 0 || N <= 0)
         return;
-    gemm_job j = {.st = {.ars = ta == GEMM_N ? lda : 1,
-                         .acs = ta == GEMM_N ? 1 : lda,
-                         .brs = tb == GEMM_N ? ldb : 1,
-                         .bcs = tb == GEMM_N ? 1 : ldb},
-                  .simd = !ws->portable && have_avx2(),
+    gemm_job j = {.st = op_strides(ta, tb, lda, ldb),
+                  .simd = ws_simd(ws),
                   .M = M, .N = N, .K = K, .accumulate = accumulate, .ldc = ldc,
                   .A = A, .B = B, .C = C};
     const int tm = (M + MR - 1) / MR, tn = (N + NR - 1) / NR;
@@ -782,4 +801,27 @@ void gemm_parallel(gemm_ws *ws, int parts, void (*fn)(void *arg, int part), void
     }
     gemm_job j = {.parts = parts, .fn = fn, .arg = arg};
     run_job(ws, &j, parts);
+}
+
+void gemm_parallel_local(gemm_ws *ws, int parts, void (*fn)(void *arg, int part, gemm_local *t),
+                         void *arg)
+{
+    if (parts <= 0)
+        return;
+    gemm_job j = {.parts = parts, .fn_local = fn, .arg = arg, .simd = ws_simd(ws)};
+    if (ws->threads <= 1 || parts == 1) {
+        for (int i = 0; i < parts; i++)
+            run_part(&j, i, ws->pack[0], ws->apack[0]);
+        return;
+    }
+    run_job(ws, &j, parts);
+}
+
+void gemm_f32_local(gemm_local *t, gemm_op ta, gemm_op tb, int M, int N, int K, const float *A,
+                    int lda, const float *B, int ldb, int accumulate, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    const strides st = op_strides(ta, tb, lda, ldb);
+    gemm_serial(t->simd, t->pack, t->apack, &st, M, N, K, A, B, accumulate, C, ldc);
 }

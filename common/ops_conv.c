@@ -828,6 +828,82 @@ static void conv_im2col_batched(const win_params *p, const float *x, const float
 }
 
 /*
+ * The one-image-at-a-time convolutions (1x1, groups), forward or input
+ * gradient (`one`: what image b gets), image-parallel where the batch
+ * allows: whole images' products on one thread each (gemm_parallel_local,
+ * t that thread's buffers), the images left over (fewer than the threads)
+ * through products split over the threads (t NULL). Each element has the
+ * same bits either way (gemm.h's contract). Only direct convolutions, whose
+ * columns are the input itself, go image-parallel: the others share one
+ * column scratch.
+ */
+typedef struct conv_img conv_img;
+struct conv_img {
+    const win_params *p;
+    const float *x, *w, *bias, *res; /* forward; res: the residual or NULL */
+    float *y;
+    const float *dy; /* input gradient: dx += the adjoint of dy */
+    float *dx, *scratch;
+    gemm_ws *gemm;
+    void (*one)(const conv_img *j, int64_t b, gemm_local *t);
+};
+
+/* C = op(A) B (or C += with acc): on t's thread alone, or split over j->gemm's threads. */
+static void conv_img_gemm(const conv_img *j, gemm_local *t, gemm_op ta, int64_t M, int64_t N,
+                          int64_t K, const float *A, int64_t lda, const float *B, int acc,
+                          float *C, int64_t ldc)
+{
+    if (t)
+        gemm_f32_local(t, ta, GEMM_N, (int)M, (int)N, (int)K, A, (int)lda, B, (int)N, acc, C,
+                       (int)ldc);
+    else
+        gemm_f32(j->gemm, ta, GEMM_N, (int)M, (int)N, (int)K, A, (int)lda, B, (int)N, acc, C,
+                 (int)ldc);
+}
+
+/* Image b's forward: each group's product yg [Mg][OHW] = W_g [Mg][K] x col
+ * [K][OHW], then the bias and the fused epilogue (with t on this thread, while
+ * the output is in its core's cache). */
+static void conv_img_forward(const conv_img *j, int64_t b, gemm_local *t)
+{
+    const win_params *p = j->p;
+    const int64_t G = p->group, Cg = p->C / G, Mg = p->M / G;
+    const int64_t K = Cg * p->k[0] * p->k[1], OHW = p->OH * p->OW, HW = p->H * p->W;
+    for (int64_t g = 0; g < G; g++) {
+        const float *xg = j->x + (b * p->C + g * Cg) * HW;
+        const float *col = xg;
+        if (!p->direct) {
+            im2col(xg, p, Cg, OHW, j->scratch);
+            col = j->scratch;
+        }
+        conv_img_gemm(j, t, GEMM_N, Mg, OHW, K, j->w + g * Mg * K, K, col, 0,
+                      j->y + (b * p->M + g * Mg) * OHW, OHW);
+    }
+    conv_rows_job r = {.p = p, .bias = j->bias, .src = j->y + b * p->M * OHW, .res = j->res,
+                       .y = j->y, .lds = OHW, .b0 = b, .nb = 1, .cols = OHW, .per = p->M};
+    if (t)
+        conv_rows_part(&r, 0);
+    else
+        conv_rows_run(&r, j->gemm);
+}
+
+static void conv_img_part(void *arg, int part, gemm_local *t)
+{
+    const conv_img *j = arg;
+    j->one(j, part, t);
+}
+
+/* Runs j->one for images 0 .. N-1: the first threads * (N / threads) of a
+ * direct convolution image-parallel, the rest split. */
+static void conv_img_run(const conv_img *j, int64_t N)
+{
+    const int64_t T = gemm_ws_threads(j->gemm), local = j->p->direct ? N / T * T : 0;
+    gemm_parallel_local(j->gemm, (int)local, conv_img_part, (void *)j);
+    for (int64_t b = local; b < N; b++)
+        j->one(j, b, NULL);
+}
+
+/*
  * The forward, with the fused epilogue (ops.h, op_epilogue; the graph's
  * fusion pass): every path applies it to each plane, block or tile row as
  * it writes it.
@@ -840,8 +916,7 @@ static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tenso
     const float *bias = n_in > 2 && in[2].dtype != OP_NONE ? in[2].data : NULL;
     const float *res = p->epi.residual && n_in > 3 ? in[3].data : NULL;
     float *y = out[0].data;
-    const int64_t N = in[0].shape.d[0], G = p->group, Cg = p->C / G, Mg = p->M / G;
-    const int64_t K = Cg * p->k[0] * p->k[1], OHW = p->OH * p->OW, HW = p->H * p->W;
+    const int64_t N = in[0].shape.d[0], G = p->group;
     if (p->depthwise) {
         conv_dw(p, x, w, bias, res, N, 0, y, gemm);
         return;
@@ -854,23 +929,9 @@ static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tenso
         conv_im2col_batched(p, x, w, bias, res, N, y, scratch, gemm);
         return;
     }
-    for (int64_t b = 0; b < N; b++) { /* one image at a time (1x1, groups) */
-        for (int64_t g = 0; g < G; g++) {
-            const float *xg = x + (b * p->C + g * Cg) * HW;
-            const float *col = xg;
-            if (!p->direct) {
-                im2col(xg, p, Cg, OHW, scratch);
-                col = scratch;
-            }
-            float *yg = y + (b * p->M + g * Mg) * OHW;
-            /* yg [Mg][OHW] = W_g [Mg][K] x col [K][OHW] */
-            gemm_f32(gemm, GEMM_N, GEMM_N, (int)Mg, (int)OHW, (int)K, w + g * Mg * K, (int)K, col,
-                     (int)OHW, 0, yg, (int)OHW);
-        }
-        conv_rows_job r = {.p = p, .bias = bias, .src = y + b * p->M * OHW, .res = res, .y = y,
-                           .lds = OHW, .b0 = b, .nb = 1, .cols = OHW};
-        conv_rows_run(&r, gemm);
-    }
+    conv_img j = {.p = p, .x = x, .w = w, .bias = bias, .res = res, .y = y, .scratch = scratch,
+                  .gemm = gemm, .one = conv_img_forward}; /* one image at a time (1x1, groups) */
+    conv_img_run(&j, N);
 }
 
 /* ---- MaxPool, AveragePool --------------------------------------------- */
@@ -1282,6 +1343,25 @@ static void conv_im2col_batched_back(const win_params *p, const float *dy, const
     }
 }
 
+/* Image b's input gradient: dcol [K][OHW] = W_g^T [K][Mg] x dy_g [Mg][OHW],
+ * added in place for a direct convolution (the columns are the input). */
+static void conv_img_backward(const conv_img *j, int64_t b, gemm_local *t)
+{
+    const win_params *p = j->p;
+    const int64_t G = p->group, Cg = p->C / G, Mg = p->M / G;
+    const int64_t K = Cg * p->k[0] * p->k[1], OHW = p->OH * p->OW, HW = p->H * p->W;
+    for (int64_t g = 0; g < G; g++) {
+        const float *dyg = j->dy + (b * p->M + g * Mg) * OHW;
+        float *dxg = j->dx + (b * p->C + g * Cg) * HW;
+        if (p->direct)
+            conv_img_gemm(j, t, GEMM_T, K, OHW, Mg, j->w + g * Mg * K, K, dyg, 1, dxg, HW);
+        else {
+            conv_img_gemm(j, t, GEMM_T, K, OHW, Mg, j->w + g * Mg * K, K, dyg, 0, j->scratch, OHW);
+            col2im_add(j->scratch, p, Cg, OHW, dxg);
+        }
+    }
+}
+
 static void conv_backward(const void *pp, const op_tensor *in, int n_in, const op_tensor *out,
                           int n_out, const float *dy, float *const *dx, float *scratch,
                           gemm_ws *gemm)
@@ -1291,8 +1371,7 @@ static void conv_backward(const void *pp, const op_tensor *in, int n_in, const o
     float *d = dx[0];
     if (!d)
         return;
-    const int64_t N = in[0].shape.d[0], G = p->group, Cg = p->C / G, Mg = p->M / G;
-    const int64_t K = Cg * p->k[0] * p->k[1], OHW = p->OH * p->OW, HW = p->H * p->W;
+    const int64_t N = in[0].shape.d[0], G = p->group;
     if (p->depthwise) {
         conv_dw(p, dy, w, NULL, NULL, N, 1, d, gemm);
         return;
@@ -1305,20 +1384,9 @@ static void conv_backward(const void *pp, const op_tensor *in, int n_in, const o
         conv_im2col_batched_back(p, dy, w, N, d, scratch, gemm);
         return;
     }
-    for (int64_t b = 0; b < N; b++)
-        for (int64_t g = 0; g < G; g++) {
-            const float *dyg = dy + (b * p->M + g * Mg) * OHW;
-            float *dxg = d + (b * p->C + g * Cg) * HW;
-            /* dcol [K][OHW] = W_g^T [K][Mg] x dy_g [Mg][OHW] */
-            if (p->direct) /* the column matrix is the input itself: add in place */
-                gemm_f32(gemm, GEMM_T, GEMM_N, (int)K, (int)OHW, (int)Mg, w + g * Mg * K, (int)K,
-                         dyg, (int)OHW, 1, dxg, (int)HW);
-            else {
-                gemm_f32(gemm, GEMM_T, GEMM_N, (int)K, (int)OHW, (int)Mg, w + g * Mg * K, (int)K,
-                         dyg, (int)OHW, 0, scratch, (int)OHW);
-                col2im_add(scratch, p, Cg, OHW, dxg);
-            }
-        }
+    conv_img j = {.p = p, .w = w, .dy = dy, .dx = d, .scratch = scratch, .gemm = gemm,
+                  .one = conv_img_backward};
+    conv_img_run(&j, N);
 }
 
 /*
