@@ -105,6 +105,19 @@ void gemm_f32_local(gemm_local *t, gemm_op ta, gemm_op tb, int M, int N, int K, 
                     int lda, const float *B, int ldb, int accumulate, float *C, int ldc);
 
 /**
+ * Makes each thread's gemm_local scratch (gemm_local_scratch) at least
+ * `floats` floats: owned by the workspace, kept for later calls and freed
+ * with it (gemm_ws_bytes counts it). Call it outside gemm_parallel_local.
+ * Returns ADJ_OK or ADJ_ERR_NOMEM (then the reservation before the call
+ * still holds).
+ */
+int gemm_ws_reserve_local(gemm_ws *ws, size_t floats, char *err, size_t errsz);
+
+/** The running thread's own scratch in gemm_parallel_local's fn: the floats
+ * reserved (NULL before any), 64-byte aligned, borrowed for the call. */
+float *gemm_local_scratch(gemm_local *t);
+
+/**
  * Makes the workspace use the portable kernels even where AVX2 is there
  * (on: 1). They give the same bits, slowly: for tests that prove it.
  */

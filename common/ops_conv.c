@@ -801,6 +801,61 @@ static void conv_rows_run(conv_rows_job *j, gemm_ws *gemm)
 }
 
 /*
+ * conv_im2col_batched and its backward image-parallel: image b (a part) on
+ * one thread alone, a block of output rows at a time (conv_chunk of one
+ * image: the blocks an image alone gets there), its columns in the thread's
+ * own scratch (gemm_local_scratch): forward, im2col, the product into the
+ * output block, then its bias and epilogue while the block is in that
+ * core's cache; backward (dx set), dcol = W^T dY of the block, added back by
+ * col2im. The same arithmetic for each value as the split path's.
+ */
+typedef struct {
+    const win_params *p;
+    const float *x, *w, *bias, *res, *dy;
+    float *y, *dx;
+    int64_t rows; /* output rows a block: conv_chunk(p, 1) */
+} conv_col_img;
+
+static void conv_col_img_part(void *arg, int part, gemm_local *t)
+{
+    const conv_col_img *j = arg;
+    const win_params *p = j->p;
+    const int64_t K = p->C * p->k[0] * p->k[1], OW = p->OW, OHW = p->OH * OW, b = part;
+    float *col = gemm_local_scratch(t);
+    for (int64_t y0 = 0; y0 < p->OH; y0 += j->rows) {
+        const int64_t y1 = y0 + j->rows < p->OH ? y0 + j->rows : p->OH, cols = (y1 - y0) * OW;
+        if (j->dx) {
+            gemm_f32_local(t, GEMM_T, GEMM_N, (int)K, (int)cols, (int)p->M, j->w, (int)K,
+                           j->dy + b * p->M * OHW + y0 * OW, (int)OHW, 0, col, (int)cols);
+            col2im_rows(col, p, 0, p->C, y0, y1, 0, p->H, cols, j->dx + b * p->C * p->H * p->W);
+            continue;
+        }
+        im2col_rows(j->x + b * p->C * p->H * p->W, p, 0, K, y0, y1, cols, col);
+        float *yb = j->y + b * p->M * OHW + y0 * OW;
+        gemm_f32_local(t, GEMM_N, GEMM_N, (int)p->M, (int)cols, (int)K, j->w, (int)K, col,
+                       (int)cols, 0, yb, (int)OHW);
+        conv_rows_job r = {.p = p, .bias = j->bias, .src = yb, .res = j->res, .y = j->y,
+                           .lds = OHW, .b0 = b, .nb = 1, .y0 = y0, .cols = cols, .per = p->M};
+        conv_rows_part(&r, 0);
+    }
+}
+
+/* Runs the first threads * (N / threads) images of j image-parallel and
+ * returns how many (0: one thread, fewer images than threads, or no memory
+ * for the threads' columns: the split path does them all). */
+static int64_t conv_col_img_run(conv_col_img *j, int64_t N, gemm_ws *gemm)
+{
+    const int64_t T = gemm_ws_threads(gemm);
+    const conv_cut cut = conv_chunk(j->p, 1);
+    char err[ADJ_ERRLEN];
+    if (T < 2 || N < T || gemm_ws_reserve_local(gemm, conv_cut_floats(j->p, cut), err, sizeof err))
+        return 0;
+    j->rows = cut.rows;
+    gemm_parallel_local(gemm, (int)(N / T * T), conv_col_img_part, j);
+    return N / T * T;
+}
+
+/*
  * Group-1 im2col convolution over the batch, cut by conv_chunk: the columns
  * of a chunk of images side by side, one product Y [M][nb*OHW] = W [M][K] x
  * col scattered to the images; or one image's block of output rows, whose
@@ -812,6 +867,10 @@ static void conv_im2col_batched(const win_params *p, const float *x, const float
                                 float *scratch, gemm_ws *gemm)
 {
     const int64_t K = p->C * p->k[0] * p->k[1], OW = p->OW, OHW = p->OH * OW, HW = p->H * p->W;
+    conv_col_img ji = {.p = p, .x = x, .w = w, .bias = bias, .res = res, .y = y};
+    const int64_t done = conv_col_img_run(&ji, N, gemm); /* the rest split: */
+    x += done * p->C * HW, y += done * p->M * OHW, res = res ? res + done * p->M * OHW : NULL;
+    N -= done;
     const conv_cut cut = conv_chunk(p, N);
     for (conv_blk k = {0}; conv_blk_next(p, cut, N, &k);) {
         conv_cols j = {.p = p, .x = x + k.b0 * p->C * HW, .col = scratch, .nb = k.nb,
@@ -1332,6 +1391,9 @@ static void conv_im2col_batched_back(const win_params *p, const float *dy, const
                                      int64_t N, float *dx, float *scratch, gemm_ws *gemm)
 {
     const int64_t K = p->C * p->k[0] * p->k[1], HW = p->H * p->W;
+    conv_col_img ji = {.p = p, .w = w, .dy = dy, .dx = dx};
+    const int64_t done = conv_col_img_run(&ji, N, gemm); /* the rest split: */
+    dy += done * p->M * p->OH * p->OW, dx += done * p->C * HW, N -= done;
     const conv_cut cut = conv_chunk(p, N);
     for (conv_blk k = {0}; conv_blk_next(p, cut, N, &k);) {
         const float *dya = conv_gather_dy(p, dy, k.b0, k.nb, scratch + K * k.ld) + k.y0 * p->OW;

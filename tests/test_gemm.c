@@ -43,13 +43,15 @@ typedef struct {
     int M, N, K, lda, ldb, acc, ldc;
     const float *A, *B;
     float *C; /* parts x M*ldc floats, each copy starting as C0 */
-    size_t nc;
+    size_t nc, nb; /* nb: B's floats, copied to the thread's scratch first */
 } local_case;
 
 static void local_part(void *arg, int part, gemm_local *t)
 {
     const local_case *c = arg;
-    gemm_f32_local(t, c->ta, c->tb, c->M, c->N, c->K, c->A, c->lda, c->B, c->ldb, c->acc,
+    float *b = gemm_local_scratch(t);
+    memcpy(b, c->B, c->nb * sizeof(float));
+    gemm_f32_local(t, c->ta, c->tb, c->M, c->N, c->K, c->A, c->lda, b, c->ldb, c->acc,
                    c->C + (size_t)part * c->nc, c->ldc);
 }
 
@@ -65,9 +67,12 @@ static void compare(const float *got, const float *want, const float *C0, int M,
 }
 
 /* The product on each thread alone (gemm_parallel_local, threads + 1 parts
- * claimed concurrently, each with its thread's buffers), against want. */
+ * claimed concurrently, each with its thread's buffers, B read from the
+ * thread's own scratch), against want. */
 static void check_local(gemm_ws *ws, local_case c, const float *C0, const float *want)
 {
+    char err[ADJ_ERRLEN];
+    CHECK(gemm_ws_reserve_local(ws, c.nb, err, sizeof err) == 0, "%s", err);
     const int parts = gemm_ws_threads(ws) + 1;
     c.C = malloc((size_t)parts * c.nc * sizeof(float) + 1);
     for (int q = 0; q < parts; q++)
@@ -106,7 +111,7 @@ static void check_shape(gemm_ws *const *ws, int n_ws, gemm_op ta, gemm_op tb, in
               "%c%c M=%d N=%d K=%d acc=%d threads=%d %s: %zu rows differ from the fma chain, %zu gaps written",
               ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, acc, gemm_ws_threads(ws[w]),
               gemm_kernel_name(ws[w]), bad, gap);
-        check_local(ws[w], (local_case){ta, tb, M, N, K, lda, ldb, acc, ldc, A, B, NULL, nc}, C0,
+        check_local(ws[w], (local_case){ta, tb, M, N, K, lda, ldb, acc, ldc, A, B, NULL, nc, nb}, C0,
                     want);
     }
     free(A);
