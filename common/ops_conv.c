@@ -801,26 +801,47 @@ static void conv_rows_run(conv_rows_job *j, gemm_ws *gemm)
 }
 
 /*
- * conv_im2col_batched and its backward image-parallel: image b (a part) on
- * one thread alone, a block of output rows at a time (conv_chunk of one
- * image: the blocks an image alone gets there), its columns in the thread's
- * own scratch (gemm_local_scratch): forward, im2col, the product into the
- * output block, then its bias and epilogue while the block is in that
- * core's cache; backward (dx set), dcol = W^T dY of the block, added back by
- * col2im. The same arithmetic for each value as the split path's.
+ * Convolutions image-parallel where the batch has at least as many images
+ * as threads: `one` does image b, its products whole on one thread
+ * (gemm_parallel_local, t that thread's buffers); the images left over
+ * (fewer than the threads) go through products split over the threads (t
+ * NULL). Each element has the same bits either way (gemm.h's contract).
+ * The one-image-at-a-time convolutions (1x1, groups: conv_img_forward,
+ * conv_img_backward) go image-parallel when direct (their columns are the
+ * input itself; the others share one column scratch); the im2col ones
+ * (conv_img_cols) with their columns in each thread's own scratch.
  */
-typedef struct {
+typedef struct conv_img conv_img;
+struct conv_img {
     const win_params *p;
-    const float *x, *w, *bias, *res, *dy;
-    float *y, *dx;
-    int64_t rows; /* output rows a block: conv_chunk(p, 1) */
-} conv_col_img;
+    const float *x, *w, *bias, *res; /* forward; res: the residual or NULL */
+    float *y;
+    const float *dy; /* input gradient: dx += the adjoint of dy */
+    float *dx, *scratch;
+    gemm_ws *gemm;
+    int64_t rows; /* conv_img_cols: output rows a block, conv_chunk(p, 1)'s */
+    void (*one)(const conv_img *j, int64_t b, gemm_local *t);
+};
 
-static void conv_col_img_part(void *arg, int part, gemm_local *t)
+static void conv_img_part(void *arg, int part, gemm_local *t)
 {
-    const conv_col_img *j = arg;
+    const conv_img *j = arg;
+    j->one(j, part, t);
+}
+
+/*
+ * conv_im2col_batched's image b (or its backward's, dx set) on t's thread
+ * alone, a block of output rows at a time (the blocks an image alone gets
+ * there), its columns in the thread's own scratch (gemm_local_scratch):
+ * im2col, the product into the output block, then its bias and epilogue
+ * while the block is in that core's cache; backward, dcol = W^T dY of the
+ * block, added back by col2im. The same arithmetic for each value as the
+ * split path's.
+ */
+static void conv_img_cols(const conv_img *j, int64_t b, gemm_local *t)
+{
     const win_params *p = j->p;
-    const int64_t K = p->C * p->k[0] * p->k[1], OW = p->OW, OHW = p->OH * OW, b = part;
+    const int64_t K = p->C * p->k[0] * p->k[1], OW = p->OW, OHW = p->OH * OW;
     float *col = gemm_local_scratch(t);
     for (int64_t y0 = 0; y0 < p->OH; y0 += j->rows) {
         const int64_t y1 = y0 + j->rows < p->OH ? y0 + j->rows : p->OH, cols = (y1 - y0) * OW;
@@ -840,18 +861,20 @@ static void conv_col_img_part(void *arg, int part, gemm_local *t)
     }
 }
 
-/* Runs the first threads * (N / threads) images of j image-parallel and
- * returns how many (0: one thread, fewer images than threads, or no memory
- * for the threads' columns: the split path does them all). */
-static int64_t conv_col_img_run(conv_col_img *j, int64_t N, gemm_ws *gemm)
+/* Runs conv_img_cols on the first threads * (N / threads) images
+ * image-parallel and returns how many (0: one thread, fewer images than
+ * threads, or no memory for the threads' columns: the split path does them all). */
+static int64_t conv_img_cols_run(conv_img *j, int64_t N)
 {
-    const int64_t T = gemm_ws_threads(gemm);
+    const int64_t T = gemm_ws_threads(j->gemm);
     const conv_cut cut = conv_chunk(j->p, 1);
     char err[ADJ_ERRLEN];
-    if (T < 2 || N < T || gemm_ws_reserve_local(gemm, conv_cut_floats(j->p, cut), err, sizeof err))
+    if (T < 2 || N < T ||
+        gemm_ws_reserve_local(j->gemm, conv_cut_floats(j->p, cut), err, sizeof err))
         return 0;
     j->rows = cut.rows;
-    gemm_parallel_local(gemm, (int)(N / T * T), conv_col_img_part, j);
+    j->one = conv_img_cols;
+    gemm_parallel_local(j->gemm, (int)(N / T * T), conv_img_part, j);
     return N / T * T;
 }
 
@@ -867,8 +890,8 @@ static void conv_im2col_batched(const win_params *p, const float *x, const float
                                 float *scratch, gemm_ws *gemm)
 {
     const int64_t K = p->C * p->k[0] * p->k[1], OW = p->OW, OHW = p->OH * OW, HW = p->H * p->W;
-    conv_col_img ji = {.p = p, .x = x, .w = w, .bias = bias, .res = res, .y = y};
-    const int64_t done = conv_col_img_run(&ji, N, gemm); /* the rest split: */
+    conv_img ji = {.p = p, .x = x, .w = w, .bias = bias, .res = res, .y = y, .gemm = gemm};
+    const int64_t done = conv_img_cols_run(&ji, N); /* the rest split: */
     x += done * p->C * HW, y += done * p->M * OHW, res = res ? res + done * p->M * OHW : NULL;
     N -= done;
     const conv_cut cut = conv_chunk(p, N);
@@ -885,27 +908,6 @@ static void conv_im2col_batched(const win_params *p, const float *x, const float
         conv_rows_run(&r, gemm);
     }
 }
-
-/*
- * The one-image-at-a-time convolutions (1x1, groups), forward or input
- * gradient (`one`: what image b gets), image-parallel where the batch
- * allows: whole images' products on one thread each (gemm_parallel_local,
- * t that thread's buffers), the images left over (fewer than the threads)
- * through products split over the threads (t NULL). Each element has the
- * same bits either way (gemm.h's contract). Only direct convolutions, whose
- * columns are the input itself, go image-parallel: the others share one
- * column scratch.
- */
-typedef struct conv_img conv_img;
-struct conv_img {
-    const win_params *p;
-    const float *x, *w, *bias, *res; /* forward; res: the residual or NULL */
-    float *y;
-    const float *dy; /* input gradient: dx += the adjoint of dy */
-    float *dx, *scratch;
-    gemm_ws *gemm;
-    void (*one)(const conv_img *j, int64_t b, gemm_local *t);
-};
 
 /* C = op(A) B (or C += with acc): on t's thread alone, or split over j->gemm's threads. */
 static void conv_img_gemm(const conv_img *j, gemm_local *t, gemm_op ta, int64_t M, int64_t N,
@@ -944,12 +946,6 @@ static void conv_img_forward(const conv_img *j, int64_t b, gemm_local *t)
         conv_rows_part(&r, 0);
     else
         conv_rows_run(&r, j->gemm);
-}
-
-static void conv_img_part(void *arg, int part, gemm_local *t)
-{
-    const conv_img *j = arg;
-    j->one(j, part, t);
 }
 
 /* Runs j->one for images 0 .. N-1: the first threads * (N / threads) of a
@@ -1391,8 +1387,8 @@ static void conv_im2col_batched_back(const win_params *p, const float *dy, const
                                      int64_t N, float *dx, float *scratch, gemm_ws *gemm)
 {
     const int64_t K = p->C * p->k[0] * p->k[1], HW = p->H * p->W;
-    conv_col_img ji = {.p = p, .w = w, .dy = dy, .dx = dx};
-    const int64_t done = conv_col_img_run(&ji, N, gemm); /* the rest split: */
+    conv_img ji = {.p = p, .w = w, .dy = dy, .dx = dx, .gemm = gemm};
+    const int64_t done = conv_img_cols_run(&ji, N); /* the rest split: */
     dy += done * p->M * p->OH * p->OW, dx += done * p->C * HW, N -= done;
     const conv_cut cut = conv_chunk(p, N);
     for (conv_blk k = {0}; conv_blk_next(p, cut, N, &k);) {
