@@ -794,31 +794,31 @@ void gemm_f32(gemm_ws *ws, gemm_op ta, gemm_op tb, int M, int N, int K, const fl
     run_job(ws, &j, j.parts);
 }
 
-void gemm_parallel(gemm_ws *ws, int parts, void (*fn)(void *arg, int part), void *arg)
+/* Runs a job of j->parts parts (not a product): on the caller alone when
+ * there is one thread or one part, else on all. */
+static void run_parts(gemm_ws *ws, const gemm_job *j)
 {
-    if (parts <= 0)
+    if (j->parts <= 0)
         return;
-    if (ws->threads <= 1 || parts == 1) {
-        for (int i = 0; i < parts; i++)
-            fn(arg, i);
+    if (ws->threads <= 1 || j->parts == 1) {
+        for (int i = 0; i < j->parts; i++)
+            run_part(j, i, ws, 0);
         return;
     }
-    gemm_job j = {.parts = parts, .fn = fn, .arg = arg};
-    run_job(ws, &j, parts);
+    run_job(ws, j, j->parts);
+}
+
+void gemm_parallel(gemm_ws *ws, int parts, void (*fn)(void *arg, int part), void *arg)
+{
+    const gemm_job j = {.parts = parts, .fn = fn, .arg = arg};
+    run_parts(ws, &j);
 }
 
 void gemm_parallel_local(gemm_ws *ws, int parts, void (*fn)(void *arg, int part, gemm_local *t),
                          void *arg)
 {
-    if (parts <= 0)
-        return;
-    gemm_job j = {.parts = parts, .fn_local = fn, .arg = arg, .simd = ws_simd(ws)};
-    if (ws->threads <= 1 || parts == 1) {
-        for (int i = 0; i < parts; i++)
-            run_part(&j, i, ws, 0);
-        return;
-    }
-    run_job(ws, &j, parts);
+    const gemm_job j = {.parts = parts, .fn_local = fn, .arg = arg, .simd = ws_simd(ws)};
+    run_parts(ws, &j);
 }
 
 void gemm_f32_local(gemm_local *t, gemm_op ta, gemm_op tb, int M, int N, int K, const float *A,
