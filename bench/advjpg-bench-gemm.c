@@ -4,14 +4,18 @@
  * N = H*W, K = Cin, A = the weights), so a round is `batch` calls with the
  * same A and a new B and C each, as conv_forward makes them.
  *
- *     advjpg-bench-gemm [--threads T] [--batch B] [--rounds R] [--cpu 1] [--tb 1] [M N K ...]
+ *     advjpg-bench-gemm [--threads T] [--batch B] [--rounds R] [--cpu 1] [--tb 1] [--local 1]
+ *                       [M N K ...]
  *
  * Without shapes: ResNet-50's and MobileNet v2's 1x1 products. Prints one
  * line per shape, the best round's GFLOP/s (to compare two builds, run them
  * alternately). --cpu 1 times with processor time instead of wall time
  * (meaningful with --threads 1: it leaves out the time others' processes
  * took the core). --tb 1: B is used transposed (B[N][K], a fully connected
- * layer's weights as the engine passes them).
+ * layer's weights as the engine passes them). --local 1: the batch's
+ * products image-parallel, each whole on one thread (gemm_parallel_local and
+ * gemm_f32_local, as the convolutions run them when the batch has at least
+ * as many images as threads).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +29,20 @@
  * steadier than wall time on a machine others use too). */
 static clockid_t clock_id = CLOCK_MONOTONIC;
 static gemm_op tb = GEMM_N;
+
+/* One round's products, for gemm_parallel_local: product b is part b. */
+typedef struct {
+    int M, N, K;
+    const float *A, *X;
+    float *C;
+} round_job;
+
+static void local_part(void *arg, int b, gemm_local *t)
+{
+    const round_job *j = arg;
+    gemm_f32_local(t, GEMM_N, tb, j->M, j->N, j->K, j->A, j->K, j->X + (size_t)b * j->K * j->N,
+                   tb == GEMM_N ? j->N : j->K, 0, j->C + (size_t)b * j->M * j->N, j->N);
+}
 
 static double now(void)
 {
@@ -41,7 +59,7 @@ static const int default_shapes[][3] = {
 };
 
 /* Best of `rounds` rounds of `batch` products M x N x K, in GFLOP/s. */
-static double bench_shape(gemm_ws *ws, int M, int N, int K, int batch, int rounds)
+static double bench_shape(gemm_ws *ws, int M, int N, int K, int batch, int rounds, int local)
 {
     float *A = malloc(sizeof(float) * (size_t)M * K);
     float *X = malloc(sizeof(float) * (size_t)K * N * batch);
@@ -58,7 +76,10 @@ static double bench_shape(gemm_ws *ws, int M, int N, int K, int batch, int round
     double best = 1e30;
     for (int r = 0; r < rounds; r++) {
         const double t = now();
-        for (int b = 0; b < batch; b++)
+        round_job j = {M, N, K, A, X, C};
+        if (local)
+            gemm_parallel_local(ws, batch, local_part, &j);
+        for (int b = 0; b < batch && !local; b++)
             gemm_f32(ws, GEMM_N, tb, M, N, K, A, K, X + (size_t)b * K * N, tb == GEMM_N ? N : K, 0,
                      C + (size_t)b * M * N, N);
         const double dt = now() - t;
@@ -71,7 +92,7 @@ static double bench_shape(gemm_ws *ws, int M, int N, int K, int batch, int round
 
 int main(int argc, char **argv)
 {
-    int threads = 0, batch = 16, rounds = 5, a = 1;
+    int threads = 0, batch = 16, rounds = 5, local = 0, a = 1;
     for (; a + 1 < argc && !strncmp(argv[a], "--", 2); a += 2) {
         const int v = atoi(argv[a + 1]);
         if (!strcmp(argv[a], "--threads"))
@@ -82,11 +103,13 @@ int main(int argc, char **argv)
             rounds = v > 0 ? v : 1;
         else if (!strcmp(argv[a], "--tb"))
             tb = v ? GEMM_T : GEMM_N;
+        else if (!strcmp(argv[a], "--local"))
+            local = v != 0;
         else if (!strcmp(argv[a], "--cpu"))
             clock_id = v ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC;
         else {
             fprintf(stderr, "usage: %s [--threads T] [--batch B] [--rounds R] [--cpu 1] [--tb 1]"
-                            " [M N K ...]\n", argv[0]);
+                            " [--local 1] [M N K ...]\n", argv[0]);
             return 2;
         }
     }
@@ -103,8 +126,9 @@ int main(int argc, char **argv)
         const int N = n_args ? atoi(argv[a + 3 * s + 1]) : default_shapes[s][1];
         const int K = n_args ? atoi(argv[a + 3 * s + 2]) : default_shapes[s][2];
         const int bt = (double)M * N * K > 1e9 ? 1 : batch;
-        printf("{\"M\":%d,\"N\":%d,\"K\":%d,\"tb\":%d,\"threads\":%d,\"gflops\":%.1f}\n", M, N,
-               K, tb == GEMM_T, gemm_ws_threads(ws), bench_shape(ws, M, N, K, bt, rounds));
+        printf("{\"M\":%d,\"N\":%d,\"K\":%d,\"tb\":%d,\"threads\":%d,\"local\":%d,"
+               "\"gflops\":%.1f}\n", M, N, K, tb == GEMM_T, gemm_ws_threads(ws), local,
+               bench_shape(ws, M, N, K, bt, rounds, local));
     }
     gemm_ws_free(ws);
     return 0;

@@ -56,7 +56,7 @@
 
 typedef struct gemm_job gemm_job;
 static int job_parts(const gemm_job *j);
-static void run_part(const gemm_job *j, int part, float *pack, float *apack);
+static void run_part(const gemm_job *j, int part, gemm_ws *ws, int thread);
 
 /*
  * The helpers: threads - 1 threads that sleep until the caller posts a job
@@ -72,6 +72,8 @@ struct gemm_ws {
     size_t bytes;
     float *pack[MAX_THREADS];  /* one packed block of B per thread: KC x NC floats */
     float *apack[MAX_THREADS]; /* one packed block of A per thread: APACK floats */
+    float *local[MAX_THREADS]; /* each thread's gemm_local scratch: local_floats */
+    size_t local_floats;
     pthread_t tid[MAX_THREADS];
     int started;              /* helpers running */
     pthread_mutex_t mu;
@@ -94,7 +96,6 @@ static void *helper_main(void *arg)
 {
     gemm_ws *ws = ((helper_arg *)arg)->ws;
     const int index = ((helper_arg *)arg)->index;
-    float *pack = ws->pack[index], *apack = ws->apack[index];
     free(arg);
     unsigned long seen = 0;
     pthread_mutex_lock(&ws->mu);
@@ -112,7 +113,7 @@ static void *helper_main(void *arg)
         int part;
         const int parts = job_parts(j);
         while ((part = atomic_fetch_add(&ws->next, 1)) < parts) {
-            run_part(j, part, pack, apack);
+            run_part(j, part, ws, index);
             pthread_mutex_lock(&ws->mu);
             if (++ws->finished == parts)
                 pthread_cond_signal(&ws->done);
@@ -138,7 +139,7 @@ static void run_job(gemm_ws *ws, const gemm_job *j, int parts)
     pthread_mutex_unlock(&ws->mu);
     int part;
     while ((part = atomic_fetch_add(&ws->next, 1)) < parts) {
-        run_part(j, part, ws->pack[0], ws->apack[0]);
+        run_part(j, part, ws, 0);
         pthread_mutex_lock(&ws->mu);
         ws->finished++;
         pthread_mutex_unlock(&ws->mu);
@@ -213,6 +214,7 @@ void gemm_ws_free(gemm_ws *ws)
     for (int t = 0; t < MAX_THREADS; t++) {
         free(ws->pack[t]);
         free(ws->apack[t]);
+        free(ws->local[t]);
     }
     free(ws);
 }
@@ -703,6 +705,7 @@ static double imbalance(int tiles, int t) { return (double)((tiles + t - 1) / t)
 struct gemm_job {
     int parts;
     void (*fn)(void *arg, int part);
+    void (*fn_local)(void *arg, int part, gemm_local *t);
     void *arg;
     int by_cols, tiles, simd;
     strides st;
@@ -713,8 +716,20 @@ struct gemm_job {
 
 static int job_parts(const gemm_job *j) { return j->parts; }
 
-static void run_part(const gemm_job *j, int part, float *pack, float *apack)
+struct gemm_local {
+    int simd;
+    float *pack, *apack, *scratch;
+};
+
+/* Part `part` of the job on thread `thread` (0: the caller), with its buffers. */
+static void run_part(const gemm_job *j, int part, gemm_ws *ws, int thread)
 {
+    float *pack = ws->pack[thread], *apack = ws->apack[thread];
+    if (j->fn_local) {
+        gemm_local t = {j->simd, pack, apack, ws->local[thread]};
+        j->fn_local(j->arg, part, &t);
+        return;
+    }
     if (j->fn) {
         j->fn(j->arg, part);
         return;
@@ -735,16 +750,24 @@ static void run_part(const gemm_job *j, int part, float *pack, float *apack)
     }
 }
 
+/* Element (i,k) of op(A) at A[i*ars + k*acs], (k,j) of op(B) at B[k*brs + j*bcs]. */
+static strides op_strides(gemm_op ta, gemm_op tb, int lda, int ldb)
+{
+    return (strides){.ars = ta == GEMM_N ? lda : 1,
+                     .acs = ta == GEMM_N ? 1 : lda,
+                     .brs = tb == GEMM_N ? ldb : 1,
+                     .bcs = tb == GEMM_N ? 1 : ldb};
+}
+
+static int ws_simd(const gemm_ws *ws) { return !ws->portable && have_avx2(); }
+
 void gemm_f32(gemm_ws *ws, gemm_op ta, gemm_op tb, int M, int N, int K, const float *A, int lda,
               const float *B, int ldb, int accumulate, float *C, int ldc)
 {
     if (M <= 0 || N <= 0)
         return;
-    gemm_job j = {.st = {.ars = ta == GEMM_N ? lda : 1,
-                         .acs = ta == GEMM_N ? 1 : lda,
-                         .brs = tb == GEMM_N ? ldb : 1,
-                         .bcs = tb == GEMM_N ? 1 : ldb},
-                  .simd = !ws->portable && have_avx2(),
+    gemm_job j = {.st = op_strides(ta, tb, lda, ldb),
+                  .simd = ws_simd(ws),
                   .M = M, .N = N, .K = K, .accumulate = accumulate, .ldc = ldc,
                   .A = A, .B = B, .C = C};
     const int tm = (M + MR - 1) / MR, tn = (N + NR - 1) / NR;
@@ -771,15 +794,57 @@ void gemm_f32(gemm_ws *ws, gemm_op ta, gemm_op tb, int M, int N, int K, const fl
     run_job(ws, &j, j.parts);
 }
 
-void gemm_parallel(gemm_ws *ws, int parts, void (*fn)(void *arg, int part), void *arg)
+/* Runs a job of j->parts parts (not a product): on the caller alone when
+ * there is one thread or one part, else on all. */
+static void run_parts(gemm_ws *ws, const gemm_job *j)
 {
-    if (parts <= 0)
+    if (j->parts <= 0)
         return;
-    if (ws->threads <= 1 || parts == 1) {
-        for (int i = 0; i < parts; i++)
-            fn(arg, i);
+    if (ws->threads <= 1 || j->parts == 1) {
+        for (int i = 0; i < j->parts; i++)
+            run_part(j, i, ws, 0);
         return;
     }
-    gemm_job j = {.parts = parts, .fn = fn, .arg = arg};
-    run_job(ws, &j, parts);
+    run_job(ws, j, j->parts);
 }
+
+void gemm_parallel(gemm_ws *ws, int parts, void (*fn)(void *arg, int part), void *arg)
+{
+    const gemm_job j = {.parts = parts, .fn = fn, .arg = arg};
+    run_parts(ws, &j);
+}
+
+void gemm_parallel_local(gemm_ws *ws, int parts, void (*fn)(void *arg, int part, gemm_local *t),
+                         void *arg)
+{
+    const gemm_job j = {.parts = parts, .fn_local = fn, .arg = arg, .simd = ws_simd(ws)};
+    run_parts(ws, &j);
+}
+
+void gemm_f32_local(gemm_local *t, gemm_op ta, gemm_op tb, int M, int N, int K, const float *A,
+                    int lda, const float *B, int ldb, int accumulate, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    const strides st = op_strides(ta, tb, lda, ldb);
+    gemm_serial(t->simd, t->pack, t->apack, &st, M, N, K, A, B, accumulate, C, ldc);
+}
+
+int gemm_ws_reserve_local(gemm_ws *ws, size_t floats, char *err, size_t errsz)
+{
+    if (floats <= ws->local_floats)
+        return ADJ_OK;
+    for (int t = 0; t < ws->threads; t++) {
+        void *p = NULL;
+        if (posix_memalign(&p, 64, floats * sizeof(float)))
+            return adj_fail(err, errsz, ADJ_ERR_NOMEM,
+                            "out of memory for %zu floats of thread scratch", floats);
+        free(ws->local[t]); /* this thread's grows; the others keep local_floats at least */
+        ws->local[t] = p;
+        ws->bytes += (floats - ws->local_floats) * sizeof(float);
+    }
+    ws->local_floats = floats;
+    return ADJ_OK;
+}
+
+float *gemm_local_scratch(gemm_local *t) { return t->scratch; }

@@ -79,6 +79,45 @@ void gemm_f32(gemm_ws *ws, gemm_op ta, gemm_op tb, int M, int N, int K, const fl
 void gemm_parallel(gemm_ws *ws, int parts, void (*fn)(void *arg, int part), void *arg);
 
 /**
+ * One thread's share of a workspace inside gemm_parallel_local: its packing
+ * buffers and kernel choice, borrowed from the workspace for the call's
+ * duration (valid only inside the fn it is passed to; never freed by fn).
+ */
+typedef struct gemm_local gemm_local;
+
+/**
+ * Runs fn(arg, i, t) for i = 0 .. parts-1 on the workspace's threads, as
+ * gemm_parallel does, with t the running thread's own gemm_local: fn may
+ * compute whole products on that thread alone with gemm_f32_local(t, ...)
+ * (for many independent products, as the images of a batch: no split, no
+ * synchronisation inside a product). The parts must be independent; fn must
+ * not call gemm_f32, gemm_parallel or gemm_parallel_local on ws.
+ */
+void gemm_parallel_local(gemm_ws *ws, int parts, void (*fn)(void *arg, int part, gemm_local *t),
+                         void *arg);
+
+/**
+ * gemm_f32 on the calling thread alone, with t's packing buffers (t from
+ * gemm_parallel_local's fn). Every element has the same bits gemm_f32 gives
+ * it (the header's contract), whatever thread runs it.
+ */
+void gemm_f32_local(gemm_local *t, gemm_op ta, gemm_op tb, int M, int N, int K, const float *A,
+                    int lda, const float *B, int ldb, int accumulate, float *C, int ldc);
+
+/**
+ * Makes each thread's gemm_local scratch (gemm_local_scratch) at least
+ * `floats` floats: owned by the workspace, kept for later calls and freed
+ * with it (gemm_ws_bytes counts it). Call it outside gemm_parallel_local.
+ * Returns ADJ_OK or ADJ_ERR_NOMEM (then the reservation before the call
+ * still holds).
+ */
+int gemm_ws_reserve_local(gemm_ws *ws, size_t floats, char *err, size_t errsz);
+
+/** The running thread's own scratch in gemm_parallel_local's fn: the floats
+ * reserved (NULL before any), 64-byte aligned, borrowed for the call. */
+float *gemm_local_scratch(gemm_local *t);
+
+/**
  * Makes the workspace use the portable kernels even where AVX2 is there
  * (on: 1). They give the same bits, slowly: for tests that prove it.
  */

@@ -801,6 +801,84 @@ static void conv_rows_run(conv_rows_job *j, gemm_ws *gemm)
 }
 
 /*
+ * Convolutions image-parallel where the batch has at least as many images
+ * as threads: `one` does image b, its products whole on one thread
+ * (gemm_parallel_local, t that thread's buffers); the images left over
+ * (fewer than the threads) go through products split over the threads (t
+ * NULL). Each element has the same bits either way (gemm.h's contract).
+ * The one-image-at-a-time convolutions (1x1, groups: conv_img_forward,
+ * conv_img_backward) go image-parallel when direct (their columns are the
+ * input itself; the others share one column scratch); the im2col ones
+ * (conv_img_cols) with their columns in each thread's own scratch.
+ */
+typedef struct conv_img conv_img;
+struct conv_img {
+    const win_params *p;
+    const float *x, *w, *bias, *res; /* forward; res: the residual or NULL */
+    float *y;
+    const float *dy; /* input gradient: dx += the adjoint of dy */
+    float *dx, *scratch;
+    gemm_ws *gemm;
+    int64_t rows; /* conv_img_cols: output rows a block, conv_chunk(p, 1)'s */
+    void (*one)(const conv_img *j, int64_t b, gemm_local *t);
+};
+
+static void conv_img_part(void *arg, int part, gemm_local *t)
+{
+    const conv_img *j = arg;
+    j->one(j, part, t);
+}
+
+/*
+ * conv_im2col_batched's image b (or its backward's, dx set) on t's thread
+ * alone, a block of output rows at a time (the blocks an image alone gets
+ * there), its columns in the thread's own scratch (gemm_local_scratch):
+ * im2col, the product into the output block, then its bias and epilogue
+ * while the block is in that core's cache; backward, dcol = W^T dY of the
+ * block, added back by col2im. The same arithmetic for each value as the
+ * split path's.
+ */
+static void conv_img_cols(const conv_img *j, int64_t b, gemm_local *t)
+{
+    const win_params *p = j->p;
+    const int64_t K = p->C * p->k[0] * p->k[1], OW = p->OW, OHW = p->OH * OW;
+    float *col = gemm_local_scratch(t);
+    for (int64_t y0 = 0; y0 < p->OH; y0 += j->rows) {
+        const int64_t y1 = y0 + j->rows < p->OH ? y0 + j->rows : p->OH, cols = (y1 - y0) * OW;
+        if (j->dx) {
+            gemm_f32_local(t, GEMM_T, GEMM_N, (int)K, (int)cols, (int)p->M, j->w, (int)K,
+                           j->dy + b * p->M * OHW + y0 * OW, (int)OHW, 0, col, (int)cols);
+            col2im_rows(col, p, 0, p->C, y0, y1, 0, p->H, cols, j->dx + b * p->C * p->H * p->W);
+            continue;
+        }
+        im2col_rows(j->x + b * p->C * p->H * p->W, p, 0, K, y0, y1, cols, col);
+        float *yb = j->y + b * p->M * OHW + y0 * OW;
+        gemm_f32_local(t, GEMM_N, GEMM_N, (int)p->M, (int)cols, (int)K, j->w, (int)K, col,
+                       (int)cols, 0, yb, (int)OHW);
+        conv_rows_job r = {.p = p, .bias = j->bias, .src = yb, .res = j->res, .y = j->y,
+                           .lds = OHW, .b0 = b, .nb = 1, .y0 = y0, .cols = cols, .per = p->M};
+        conv_rows_part(&r, 0);
+    }
+}
+
+/* Runs conv_img_cols on the first threads * (N / threads) images
+ * image-parallel and returns how many (0: one thread, fewer images than
+ * threads, or no memory for the threads' columns: the split path does them all). */
+static int64_t conv_img_cols_run(conv_img *j, int64_t N)
+{
+    const int64_t T = gemm_ws_threads(j->gemm);
+    const conv_cut cut = conv_chunk(j->p, 1);
+    char err[ADJ_ERRLEN];
+    if (T < 2 || N < T ||
+        gemm_ws_reserve_local(j->gemm, conv_cut_floats(j->p, cut), err, sizeof err))
+        return 0;
+    j->rows = cut.rows;
+    j->one = conv_img_cols;
+    gemm_parallel_local(j->gemm, (int)(N / T * T), conv_img_part, j);
+    return N / T * T;
+}
+
+/*
  * Group-1 im2col convolution over the batch, cut by conv_chunk: the columns
  * of a chunk of images side by side, one product Y [M][nb*OHW] = W [M][K] x
  * col scattered to the images; or one image's block of output rows, whose
@@ -812,6 +890,10 @@ static void conv_im2col_batched(const win_params *p, const float *x, const float
                                 float *scratch, gemm_ws *gemm)
 {
     const int64_t K = p->C * p->k[0] * p->k[1], OW = p->OW, OHW = p->OH * OW, HW = p->H * p->W;
+    conv_img ji = {.p = p, .x = x, .w = w, .bias = bias, .res = res, .y = y, .gemm = gemm};
+    const int64_t done = conv_img_cols_run(&ji, N); /* the rest split: */
+    x += done * p->C * HW, y += done * p->M * OHW, res = res ? res + done * p->M * OHW : NULL;
+    N -= done;
     const conv_cut cut = conv_chunk(p, N);
     for (conv_blk k = {0}; conv_blk_next(p, cut, N, &k);) {
         conv_cols j = {.p = p, .x = x + k.b0 * p->C * HW, .col = scratch, .nb = k.nb,
@@ -827,6 +909,55 @@ static void conv_im2col_batched(const win_params *p, const float *x, const float
     }
 }
 
+/* C = op(A) B (or C += with acc): on t's thread alone, or split over j->gemm's threads. */
+static void conv_img_gemm(const conv_img *j, gemm_local *t, gemm_op ta, int64_t M, int64_t N,
+                          int64_t K, const float *A, int64_t lda, const float *B, int acc,
+                          float *C, int64_t ldc)
+{
+    if (t)
+        gemm_f32_local(t, ta, GEMM_N, (int)M, (int)N, (int)K, A, (int)lda, B, (int)N, acc, C,
+                       (int)ldc);
+    else
+        gemm_f32(j->gemm, ta, GEMM_N, (int)M, (int)N, (int)K, A, (int)lda, B, (int)N, acc, C,
+                 (int)ldc);
+}
+
+/* Image b's forward: each group's product yg [Mg][OHW] = W_g [Mg][K] x col
+ * [K][OHW], then the bias and the fused epilogue (with t on this thread, while
+ * the output is in its core's cache). */
+static void conv_img_forward(const conv_img *j, int64_t b, gemm_local *t)
+{
+    const win_params *p = j->p;
+    const int64_t G = p->group, Cg = p->C / G, Mg = p->M / G;
+    const int64_t K = Cg * p->k[0] * p->k[1], OHW = p->OH * p->OW, HW = p->H * p->W;
+    for (int64_t g = 0; g < G; g++) {
+        const float *xg = j->x + (b * p->C + g * Cg) * HW;
+        const float *col = xg;
+        if (!p->direct) {
+            im2col(xg, p, Cg, OHW, j->scratch);
+            col = j->scratch;
+        }
+        conv_img_gemm(j, t, GEMM_N, Mg, OHW, K, j->w + g * Mg * K, K, col, 0,
+                      j->y + (b * p->M + g * Mg) * OHW, OHW);
+    }
+    conv_rows_job r = {.p = p, .bias = j->bias, .src = j->y + b * p->M * OHW, .res = j->res,
+                       .y = j->y, .lds = OHW, .b0 = b, .nb = 1, .cols = OHW, .per = p->M};
+    if (t)
+        conv_rows_part(&r, 0);
+    else
+        conv_rows_run(&r, j->gemm);
+}
+
+/* Runs j->one for images 0 .. N-1: the first threads * (N / threads) of a
+ * direct convolution image-parallel, the rest split. */
+static void conv_img_run(const conv_img *j, int64_t N)
+{
+    const int64_t T = gemm_ws_threads(j->gemm), local = j->p->direct ? N / T * T : 0;
+    gemm_parallel_local(j->gemm, (int)local, conv_img_part, (void *)j);
+    for (int64_t b = local; b < N; b++)
+        j->one(j, b, NULL);
+}
+
 /*
  * The forward, with the fused epilogue (ops.h, op_epilogue; the graph's
  * fusion pass): every path applies it to each plane, block or tile row as
@@ -840,8 +971,7 @@ static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tenso
     const float *bias = n_in > 2 && in[2].dtype != OP_NONE ? in[2].data : NULL;
     const float *res = p->epi.residual && n_in > 3 ? in[3].data : NULL;
     float *y = out[0].data;
-    const int64_t N = in[0].shape.d[0], G = p->group, Cg = p->C / G, Mg = p->M / G;
-    const int64_t K = Cg * p->k[0] * p->k[1], OHW = p->OH * p->OW, HW = p->H * p->W;
+    const int64_t N = in[0].shape.d[0], G = p->group;
     if (p->depthwise) {
         conv_dw(p, x, w, bias, res, N, 0, y, gemm);
         return;
@@ -854,23 +984,9 @@ static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tenso
         conv_im2col_batched(p, x, w, bias, res, N, y, scratch, gemm);
         return;
     }
-    for (int64_t b = 0; b < N; b++) { /* one image at a time (1x1, groups) */
-        for (int64_t g = 0; g < G; g++) {
-            const float *xg = x + (b * p->C + g * Cg) * HW;
-            const float *col = xg;
-            if (!p->direct) {
-                im2col(xg, p, Cg, OHW, scratch);
-                col = scratch;
-            }
-            float *yg = y + (b * p->M + g * Mg) * OHW;
-            /* yg [Mg][OHW] = W_g [Mg][K] x col [K][OHW] */
-            gemm_f32(gemm, GEMM_N, GEMM_N, (int)Mg, (int)OHW, (int)K, w + g * Mg * K, (int)K, col,
-                     (int)OHW, 0, yg, (int)OHW);
-        }
-        conv_rows_job r = {.p = p, .bias = bias, .src = y + b * p->M * OHW, .res = res, .y = y,
-                           .lds = OHW, .b0 = b, .nb = 1, .cols = OHW};
-        conv_rows_run(&r, gemm);
-    }
+    conv_img j = {.p = p, .x = x, .w = w, .bias = bias, .res = res, .y = y, .scratch = scratch,
+                  .gemm = gemm, .one = conv_img_forward}; /* one image at a time (1x1, groups) */
+    conv_img_run(&j, N);
 }
 
 /* ---- MaxPool, AveragePool --------------------------------------------- */
@@ -1271,6 +1387,9 @@ static void conv_im2col_batched_back(const win_params *p, const float *dy, const
                                      int64_t N, float *dx, float *scratch, gemm_ws *gemm)
 {
     const int64_t K = p->C * p->k[0] * p->k[1], HW = p->H * p->W;
+    conv_img ji = {.p = p, .w = w, .dy = dy, .dx = dx, .gemm = gemm};
+    const int64_t done = conv_img_cols_run(&ji, N); /* the rest split: */
+    dy += done * p->M * p->OH * p->OW, dx += done * p->C * HW, N -= done;
     const conv_cut cut = conv_chunk(p, N);
     for (conv_blk k = {0}; conv_blk_next(p, cut, N, &k);) {
         const float *dya = conv_gather_dy(p, dy, k.b0, k.nb, scratch + K * k.ld) + k.y0 * p->OW;
@@ -1279,6 +1398,25 @@ static void conv_im2col_batched_back(const win_params *p, const float *dy, const
         conv_cols j = {.p = p, .col = scratch, .dx = dx + k.b0 * p->C * HW, .nb = k.nb,
                        .y0 = k.y0, .y1 = k.y1, .ld = k.ld};
         conv_cols_run(&j, gemm);
+    }
+}
+
+/* Image b's input gradient: dcol [K][OHW] = W_g^T [K][Mg] x dy_g [Mg][OHW],
+ * added in place for a direct convolution (the columns are the input). */
+static void conv_img_backward(const conv_img *j, int64_t b, gemm_local *t)
+{
+    const win_params *p = j->p;
+    const int64_t G = p->group, Cg = p->C / G, Mg = p->M / G;
+    const int64_t K = Cg * p->k[0] * p->k[1], OHW = p->OH * p->OW, HW = p->H * p->W;
+    for (int64_t g = 0; g < G; g++) {
+        const float *dyg = j->dy + (b * p->M + g * Mg) * OHW;
+        float *dxg = j->dx + (b * p->C + g * Cg) * HW;
+        if (p->direct)
+            conv_img_gemm(j, t, GEMM_T, K, OHW, Mg, j->w + g * Mg * K, K, dyg, 1, dxg, HW);
+        else {
+            conv_img_gemm(j, t, GEMM_T, K, OHW, Mg, j->w + g * Mg * K, K, dyg, 0, j->scratch, OHW);
+            col2im_add(j->scratch, p, Cg, OHW, dxg);
+        }
     }
 }
 
@@ -1291,8 +1429,7 @@ static void conv_backward(const void *pp, const op_tensor *in, int n_in, const o
     float *d = dx[0];
     if (!d)
         return;
-    const int64_t N = in[0].shape.d[0], G = p->group, Cg = p->C / G, Mg = p->M / G;
-    const int64_t K = Cg * p->k[0] * p->k[1], OHW = p->OH * p->OW, HW = p->H * p->W;
+    const int64_t N = in[0].shape.d[0], G = p->group;
     if (p->depthwise) {
         conv_dw(p, dy, w, NULL, NULL, N, 1, d, gemm);
         return;
@@ -1305,20 +1442,9 @@ static void conv_backward(const void *pp, const op_tensor *in, int n_in, const o
         conv_im2col_batched_back(p, dy, w, N, d, scratch, gemm);
         return;
     }
-    for (int64_t b = 0; b < N; b++)
-        for (int64_t g = 0; g < G; g++) {
-            const float *dyg = dy + (b * p->M + g * Mg) * OHW;
-            float *dxg = d + (b * p->C + g * Cg) * HW;
-            /* dcol [K][OHW] = W_g^T [K][Mg] x dy_g [Mg][OHW] */
-            if (p->direct) /* the column matrix is the input itself: add in place */
-                gemm_f32(gemm, GEMM_T, GEMM_N, (int)K, (int)OHW, (int)Mg, w + g * Mg * K, (int)K,
-                         dyg, (int)OHW, 1, dxg, (int)HW);
-            else {
-                gemm_f32(gemm, GEMM_T, GEMM_N, (int)K, (int)OHW, (int)Mg, w + g * Mg * K, (int)K,
-                         dyg, (int)OHW, 0, scratch, (int)OHW);
-                col2im_add(scratch, p, Cg, OHW, dxg);
-            }
-        }
+    conv_img j = {.p = p, .w = w, .dy = dy, .dx = d, .scratch = scratch, .gemm = gemm,
+                  .one = conv_img_backward};
+    conv_img_run(&j, N);
 }
 
 /*

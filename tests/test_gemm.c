@@ -1,7 +1,8 @@
 /* gemm_f32 against its contract: every element equals a plain fmaf chain over
  * k in increasing order, bit for bit, for every shape (edge tiles, deep and
  * wide blocks, the few-rows path), both transpositions of each operand,
- * accumulation, and 1, 2 or 3 threads. Bit equality to this reference is what
+ * accumulation, and 1, 2 or 3 threads, split or each thread alone
+ * (gemm_f32_local). Bit equality to this reference is what
  * makes an image's numbers independent of the batch it is computed in. */
 #include <math.h>
 #include <stdlib.h>
@@ -35,7 +36,60 @@ static float *random_matrix(size_t n, uint64_t *seed)
     return m;
 }
 
-/* One product through every workspace, compared with the reference. */
+/* A product and `parts` copies of its C, for gemm_parallel_local: part i
+ * computes the whole product into its copy on whichever thread claims it. */
+typedef struct {
+    gemm_op ta, tb;
+    int M, N, K, lda, ldb, acc, ldc;
+    const float *A, *B;
+    float *C; /* parts x M*ldc floats, each copy starting as C0 */
+    size_t nc, nb; /* nb: B's floats, copied to the thread's scratch first */
+} local_case;
+
+static void local_part(void *arg, int part, gemm_local *t)
+{
+    const local_case *c = arg;
+    float *b = gemm_local_scratch(t);
+    memcpy(b, c->B, c->nb * sizeof(float));
+    gemm_f32_local(t, c->ta, c->tb, c->M, c->N, c->K, c->A, c->lda, b, c->ldb, c->acc,
+                   c->C + (size_t)part * c->nc, c->ldc);
+}
+
+/* Rows of got that differ from want (bad) and leading-dimension gaps that differ from C0. */
+static void compare(const float *got, const float *want, const float *C0, int M, int N, int ldc,
+                    size_t *bad, size_t *gap)
+{
+    for (int i = 0; i < M; i++) {
+        *bad += memcmp(got + (size_t)i * ldc, want + (size_t)i * ldc, (size_t)N * sizeof(float)) != 0;
+        *gap += memcmp(got + (size_t)i * ldc + N, C0 + (size_t)i * ldc + N,
+                       (size_t)(ldc - N) * sizeof(float)) != 0;
+    }
+}
+
+/* The product on each thread alone (gemm_parallel_local, threads + 1 parts
+ * claimed concurrently, each with its thread's buffers, B read from the
+ * thread's own scratch), against want. */
+static void check_local(gemm_ws *ws, local_case c, const float *C0, const float *want)
+{
+    char err[ADJ_ERRLEN];
+    CHECK(gemm_ws_reserve_local(ws, c.nb, err, sizeof err) == 0, "%s", err);
+    const int parts = gemm_ws_threads(ws) + 1;
+    c.C = malloc((size_t)parts * c.nc * sizeof(float) + 1);
+    for (int q = 0; q < parts; q++)
+        memcpy(c.C + (size_t)q * c.nc, C0, c.nc * sizeof(float));
+    gemm_parallel_local(ws, parts, local_part, &c);
+    size_t bad = 0, gap = 0;
+    for (int q = 0; q < parts; q++)
+        compare(c.C + (size_t)q * c.nc, want, C0, c.M, c.N, c.ldc, &bad, &gap);
+    CHECK(bad == 0 && gap == 0,
+          "local %c%c M=%d N=%d K=%d acc=%d threads=%d %s: %zu rows differ from the fma chain, %zu gaps written",
+          c.ta ? 'T' : 'N', c.tb ? 'T' : 'N', c.M, c.N, c.K, c.acc, gemm_ws_threads(ws),
+          gemm_kernel_name(ws), bad, gap);
+    free(c.C);
+}
+
+/* One product through every workspace, split (gemm_f32) and on each thread
+ * alone (gemm_f32_local), compared with the reference. */
 static void check_shape(gemm_ws *const *ws, int n_ws, gemm_op ta, gemm_op tb, int M, int N, int K,
                         int acc, uint64_t seed)
 {
@@ -50,17 +104,15 @@ static void check_shape(gemm_ws *const *ws, int n_ws, gemm_op ta, gemm_op tb, in
     for (int w = 0; w < n_ws; w++) {
         memcpy(got, C0, nc * sizeof(float));
         gemm_f32(ws[w], ta, tb, M, N, K, A, lda, B, ldb, acc, got, ldc);
-        size_t bad = 0;
-        for (int i = 0; i < M; i++)
-            bad += memcmp(got + (size_t)i * ldc, want + (size_t)i * ldc, (size_t)N * sizeof(float)) != 0;
         /* what lies between the rows (the leading-dimension gap) is untouched */
-        size_t gap = 0;
-        for (int i = 0; i < M; i++)
-            gap += memcmp(got + (size_t)i * ldc + N, C0 + (size_t)i * ldc + N, (size_t)(ldc - N) * sizeof(float)) != 0;
+        size_t bad = 0, gap = 0;
+        compare(got, want, C0, M, N, ldc, &bad, &gap);
         CHECK(bad == 0 && gap == 0,
               "%c%c M=%d N=%d K=%d acc=%d threads=%d %s: %zu rows differ from the fma chain, %zu gaps written",
               ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, acc, gemm_ws_threads(ws[w]),
               gemm_kernel_name(ws[w]), bad, gap);
+        check_local(ws[w], (local_case){ta, tb, M, N, K, lda, ldb, acc, ldc, A, B, NULL, nc, nb}, C0,
+                    want);
     }
     free(A);
     free(B);
