@@ -2901,9 +2901,10 @@ static inline __attribute__((always_inline)) void epi_back_loop(int kind, float 
 {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        epi_v d, v, r;
+        epi_v d, v = {0}, r;
         memcpy(&d, dy + i, sizeof d);
-        memcpy(&v, y + i, sizeof v);
+        if (kind & (EPI_RELU | EPI_CLIP)) /* y: NULL without an activation */
+            memcpy(&v, y + i, sizeof v);
         epi_k keep = (epi_k){0} - 1;
         if (kind & EPI_RELU)
             keep = v > 0.0f;
