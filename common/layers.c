@@ -329,38 +329,78 @@ WINO_INLINE void wino_input_adjoint(int m, const float *V, int C, int c0, int c1
     }
 }
 
+/*
+ * The four transforms twice: an AVX2 build (one register per wino_v, where
+ * the baseline build takes two SSE ones) and the baseline one, by the
+ * processor. The same float operations in both (no FMA: target avx2 does not
+ * enable it, and ISO C mode does not contract), so the same bits.
+ */
+#if defined(__x86_64__) || defined(__i386__)
+#define WINO_TARGET_AVX2 __attribute__((target("avx2")))
+#define WINO_AVX2() (__builtin_cpu_init(), __builtin_cpu_supports("avx2"))
+#else
+#define WINO_TARGET_AVX2
+#define WINO_AVX2() 0
+#endif
+#define WINO_BUILD(name, attr) static attr void name
+
+#define WINO_BUILDS(suffix, attr)                                                             \
+    WINO_BUILD(input_##suffix, attr)(int m, const float *x, int C, int c0, int c1, int h,      \
+                                       int w, size_t t0, int nt, float *V)                      \
+    {                                                                                           \
+        if (m == 4)                                                                             \
+            wino_input(4, x, C, c0, c1, h, w, t0, nt, V);                                       \
+        else                                                                                    \
+            wino_input(2, x, C, c0, c1, h, w, t0, nt, V);                                       \
+    }                                                                                           \
+    WINO_BUILD(output_##suffix, attr)(int m, const float *P, int M, int o0, int o1, int h,     \
+                                        int w, size_t t0, int nt, const float *bias, float *y)  \
+    {                                                                                           \
+        if (m == 4)                                                                             \
+            wino_output(4, P, M, o0, o1, h, w, t0, nt, bias, y);                                \
+        else                                                                                    \
+            wino_output(2, P, M, o0, o1, h, w, t0, nt, bias, y);                                \
+    }                                                                                           \
+    WINO_BUILD(output_adjoint_##suffix, attr)(int m, const float *dy, int M, int o0, int o1,   \
+                                                int h, int w, size_t t0, int nt, float *P)      \
+    {                                                                                           \
+        if (m == 4)                                                                             \
+            wino_output_adjoint(4, dy, M, o0, o1, h, w, t0, nt, P);                             \
+        else                                                                                    \
+            wino_output_adjoint(2, dy, M, o0, o1, h, w, t0, nt, P);                             \
+    }                                                                                           \
+    WINO_BUILD(input_adjoint_##suffix, attr)(int m, const float *V, int C, int c0, int c1,     \
+                                               int h, int w, size_t t0, int nt, float *dx)      \
+    {                                                                                           \
+        if (m == 4)                                                                             \
+            wino_input_adjoint(4, V, C, c0, c1, h, w, t0, nt, dx);                              \
+        else                                                                                    \
+            wino_input_adjoint(2, V, C, c0, c1, h, w, t0, nt, dx);                              \
+    }
+
+WINO_BUILDS(avx2, WINO_TARGET_AVX2)
+WINO_BUILDS(base, )
+
 void lyr_wino_input(int m, const float *x, int C, int c0, int c1, int h, int w, size_t t0, int nt,
                     float *V)
 {
-    if (m == 4)
-        wino_input(4, x, C, c0, c1, h, w, t0, nt, V);
-    else
-        wino_input(2, x, C, c0, c1, h, w, t0, nt, V);
+    (WINO_AVX2() ? input_avx2 : input_base)(m, x, C, c0, c1, h, w, t0, nt, V);
 }
 
 void lyr_wino_output(int m, const float *P, int M, int o0, int o1, int h, int w, size_t t0,
                      int nt, const float *bias, float *y)
 {
-    if (m == 4)
-        wino_output(4, P, M, o0, o1, h, w, t0, nt, bias, y);
-    else
-        wino_output(2, P, M, o0, o1, h, w, t0, nt, bias, y);
+    (WINO_AVX2() ? output_avx2 : output_base)(m, P, M, o0, o1, h, w, t0, nt, bias, y);
 }
 
 void lyr_wino_output_adjoint(int m, const float *dy, int M, int o0, int o1, int h, int w,
                              size_t t0, int nt, float *P)
 {
-    if (m == 4)
-        wino_output_adjoint(4, dy, M, o0, o1, h, w, t0, nt, P);
-    else
-        wino_output_adjoint(2, dy, M, o0, o1, h, w, t0, nt, P);
+    (WINO_AVX2() ? output_adjoint_avx2 : output_adjoint_base)(m, dy, M, o0, o1, h, w, t0, nt, P);
 }
 
 void lyr_wino_input_adjoint(int m, const float *V, int C, int c0, int c1, int h, int w, size_t t0,
                             int nt, float *dx)
 {
-    if (m == 4)
-        wino_input_adjoint(4, V, C, c0, c1, h, w, t0, nt, dx);
-    else
-        wino_input_adjoint(2, V, C, c0, c1, h, w, t0, nt, dx);
+    (WINO_AVX2() ? input_adjoint_avx2 : input_adjoint_base)(m, V, C, c0, c1, h, w, t0, nt, dx);
 }
