@@ -209,19 +209,32 @@ WINO_INLINE void wino_2d(void (*f)(int, const wino_v *, wino_v *), int m, int n,
 }
 
 /* a x a vectors r to the lanes' columns k .. k + n - 1 of the [a^2][..][nt]
- * block at dst (its row q at dst + q * plane), and back. */
+ * block at dst (its row q at dst + q * plane), and back (lanes past n: 0); a
+ * full group (n = WINO_L) a vector at a time. */
 WINO_INLINE void wino_store(int a, wino_v r[][WINO_MAX_A], int n, float *dst, size_t plane)
 {
     for (int q = 0; q < a * a; q++)
-        memcpy(dst + q * plane, &r[q / a][q % a], sizeof(float) * n);
+        if (n == WINO_L)
+            memcpy(dst + q * plane, &r[q / a][q % a], sizeof(wino_v));
+        else
+            memcpy(dst + q * plane, &r[q / a][q % a], sizeof(float) * n);
 }
 
 WINO_INLINE void wino_load(int a, const float *src, size_t plane, int n, wino_v r[][WINO_MAX_A])
 {
-    for (int q = 0; q < a * a; q++) {
-        r[q / a][q % a] = (wino_v){0};
-        memcpy(&r[q / a][q % a], src + q * plane, sizeof(float) * n);
-    }
+    for (int q = 0; q < a * a; q++)
+        if (n == WINO_L)
+            memcpy(&r[q / a][q % a], src + q * plane, sizeof(wino_v));
+        else {
+            r[q / a][q % a] = (wino_v){0};
+            memcpy(&r[q / a][q % a], src + q * plane, sizeof(float) * n);
+        }
+}
+
+/* Whether an r x r window at (y, x) lies inside the h x w plane. */
+WINO_INLINE int wino_inside(int r, int y, int x, int h, int w)
+{
+    return y >= 0 && y + r <= h && x >= 0 && x + r <= w;
 }
 
 WINO_INLINE void wino_input(int m, const float *x, int C, int c0, int c1, int h, int w,
@@ -232,9 +245,18 @@ WINO_INLINE void wino_input(int m, const float *x, int C, int c0, int c1, int h,
     for (int k = 0; k < nt; k += WINO_L) {
         const wino_lanes s = wino_tiles_at(m, t0 + k, nt - k < WINO_L ? nt - k : WINO_L, th, tw);
         for (int c = c0; c < c1; c++) {
-            wino_v d[WINO_MAX_A][WINO_MAX_A] = {{{0}}}, r[WINO_MAX_A][WINO_MAX_A];
+            wino_v d[WINO_MAX_A][WINO_MAX_A], r[WINO_MAX_A][WINO_MAX_A];
+            if (s.n < WINO_L)
+                memset(d, 0, sizeof d);
             for (int l = 0; l < s.n; l++) {
                 const float *src = x + (s.img[l] * C + c) * h * w;
+                if (wino_inside(a, s.y[l] - 1, s.x[l] - 1, h, w)) { /* no padding to read */
+                    const float *b = src + (s.y[l] - 1) * w + s.x[l] - 1;
+                    for (int i = 0; i < a; i++)
+                        for (int j = 0; j < a; j++)
+                            d[i][j][l] = b[i * w + j];
+                    continue;
+                }
                 for (int i = 0; i < a; i++) {
                     const int y = s.y[l] - 1 + i;
                     for (int j = 0; j < a; j++) {
@@ -272,6 +294,12 @@ WINO_INLINE void wino_output(int m, const float *P, int M, int o0, int o1, int h
                 wino_at(m, t[i], r[i]);
             for (int l = 0; l < s.n; l++) {
                 float *dst = y + (s.img[l] * M + o) * h * w;
+                if (wino_inside(m, s.y[l], s.x[l], h, w)) {
+                    for (int i = 0; i < m; i++)
+                        for (int j = 0; j < m; j++)
+                            dst[(s.y[l] + i) * w + s.x[l] + j] = r[i][j][l] + bm;
+                    continue;
+                }
                 for (int i = 0; i < m && s.y[l] + i < h; i++)
                     for (int j = 0; j < m && s.x[l] + j < w; j++)
                         dst[(s.y[l] + i) * w + s.x[l] + j] = r[i][j][l] + bm;
@@ -288,12 +316,17 @@ WINO_INLINE void wino_output_adjoint(int m, const float *dy, int M, int o0, int 
     for (int k = 0; k < nt; k += WINO_L) {
         const wino_lanes s = wino_tiles_at(m, t0 + k, nt - k < WINO_L ? nt - k : WINO_L, th, tw);
         for (int o = o0; o < o1; o++) {
-            wino_v g[WINO_MAX_A][WINO_MAX_A] = {{{0}}}, r[WINO_MAX_A][WINO_MAX_A];
+            wino_v g[WINO_MAX_A][WINO_MAX_A], r[WINO_MAX_A][WINO_MAX_A];
+            if (s.n < WINO_L)
+                memset(g, 0, sizeof g);
             for (int l = 0; l < s.n; l++) { /* the tile's outputs past the plane: none, 0 */
                 const float *src = dy + (s.img[l] * M + o) * h * w;
-                for (int i = 0; i < m && s.y[l] + i < h; i++)
-                    for (int j = 0; j < m && s.x[l] + j < w; j++)
-                        g[i][j][l] = src[(s.y[l] + i) * w + s.x[l] + j];
+                const int inside = wino_inside(m, s.y[l], s.x[l], h, w);
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < m; j++)
+                        g[i][j][l] = inside || (s.y[l] + i < h && s.x[l] + j < w)
+                                         ? src[(s.y[l] + i) * w + s.x[l] + j]
+                                         : 0.0f;
             }
             wino_2d(wino_a, m, m, g, r); /* A g A^T */
             wino_store(a, r, s.n, P + (size_t)o * nt + k, plane);
@@ -314,6 +347,13 @@ WINO_INLINE void wino_input_adjoint(int m, const float *V, int C, int c0, int c1
             wino_2d(wino_b, m, a, v, r); /* B v B^T */
             for (int l = 0; l < s.n; l++) { /* the windows in tile order, without the padding */
                 float *dst = dx + (s.img[l] * C + c) * h * w;
+                if (wino_inside(a, s.y[l] - 1, s.x[l] - 1, h, w)) {
+                    float *b = dst + (s.y[l] - 1) * w + s.x[l] - 1;
+                    for (int i = 0; i < a; i++)
+                        for (int j = 0; j < a; j++)
+                            b[i * w + j] += r[i][j][l];
+                    continue;
+                }
                 for (int i = 0; i < a; i++) {
                     const int y = s.y[l] - 1 + i;
                     if (y < 0 || y >= h)
