@@ -231,7 +231,14 @@ WINO_INLINE void wino_load(int a, const float *src, size_t plane, int n, wino_v 
         }
 }
 
-/* Whether an r x r window at (y, x) lies inside the h x w plane. */
+/* Whether (y, x) is in the h x w plane, and whether an r x r window at (y, x)
+ * is: a tile inside takes no bounds check per element (the callers test it
+ * once and the check folds away). */
+WINO_INLINE int wino_in(int y, int x, int h, int w)
+{
+    return y >= 0 && y < h && x >= 0 && x < w;
+}
+
 WINO_INLINE int wino_inside(int r, int y, int x, int h, int w)
 {
     return y >= 0 && y + r <= h && x >= 0 && x + r <= w;
@@ -250,20 +257,12 @@ WINO_INLINE void wino_input(int m, const float *x, int C, int c0, int c1, int h,
                 memset(d, 0, sizeof d);
             for (int l = 0; l < s.n; l++) {
                 const float *src = x + (s.img[l] * C + c) * h * w;
-                if (wino_inside(a, s.y[l] - 1, s.x[l] - 1, h, w)) { /* no padding to read */
-                    const float *b = src + (s.y[l] - 1) * w + s.x[l] - 1;
-                    for (int i = 0; i < a; i++)
-                        for (int j = 0; j < a; j++)
-                            d[i][j][l] = b[i * w + j];
-                    continue;
-                }
-                for (int i = 0; i < a; i++) {
-                    const int y = s.y[l] - 1 + i;
+                const int in = wino_inside(a, s.y[l] - 1, s.x[l] - 1, h, w);
+                for (int i = 0; i < a; i++)
                     for (int j = 0; j < a; j++) {
-                        const int xx = s.x[l] - 1 + j;
-                        d[i][j][l] = y >= 0 && y < h && xx >= 0 && xx < w ? src[y * w + xx] : 0.0f;
+                        const int y = s.y[l] - 1 + i, xx = s.x[l] - 1 + j;
+                        d[i][j][l] = in || wino_in(y, xx, h, w) ? src[y * w + xx] : 0.0f;
                     }
-                }
             }
             wino_2d(wino_bt, m, a, d, r); /* B^T d B */
             wino_store(a, r, s.n, V + (size_t)c * nt + k, plane);
@@ -294,15 +293,11 @@ WINO_INLINE void wino_output(int m, const float *P, int M, int o0, int o1, int h
                 wino_at(m, t[i], r[i]);
             for (int l = 0; l < s.n; l++) {
                 float *dst = y + (s.img[l] * M + o) * h * w;
-                if (wino_inside(m, s.y[l], s.x[l], h, w)) {
-                    for (int i = 0; i < m; i++)
-                        for (int j = 0; j < m; j++)
+                const int in = wino_inside(m, s.y[l], s.x[l], h, w);
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < m; j++)
+                        if (in || wino_in(s.y[l] + i, s.x[l] + j, h, w))
                             dst[(s.y[l] + i) * w + s.x[l] + j] = r[i][j][l] + bm;
-                    continue;
-                }
-                for (int i = 0; i < m && s.y[l] + i < h; i++)
-                    for (int j = 0; j < m && s.x[l] + j < w; j++)
-                        dst[(s.y[l] + i) * w + s.x[l] + j] = r[i][j][l] + bm;
             }
         }
     }
@@ -321,10 +316,10 @@ WINO_INLINE void wino_output_adjoint(int m, const float *dy, int M, int o0, int 
                 memset(g, 0, sizeof g);
             for (int l = 0; l < s.n; l++) { /* the tile's outputs past the plane: none, 0 */
                 const float *src = dy + (s.img[l] * M + o) * h * w;
-                const int inside = wino_inside(m, s.y[l], s.x[l], h, w);
+                const int in = wino_inside(m, s.y[l], s.x[l], h, w);
                 for (int i = 0; i < m; i++)
                     for (int j = 0; j < m; j++)
-                        g[i][j][l] = inside || (s.y[l] + i < h && s.x[l] + j < w)
+                        g[i][j][l] = in || wino_in(s.y[l] + i, s.x[l] + j, h, w)
                                          ? src[(s.y[l] + i) * w + s.x[l] + j]
                                          : 0.0f;
             }
@@ -347,23 +342,13 @@ WINO_INLINE void wino_input_adjoint(int m, const float *V, int C, int c0, int c1
             wino_2d(wino_b, m, a, v, r); /* B v B^T */
             for (int l = 0; l < s.n; l++) { /* the windows in tile order, without the padding */
                 float *dst = dx + (s.img[l] * C + c) * h * w;
-                if (wino_inside(a, s.y[l] - 1, s.x[l] - 1, h, w)) {
-                    float *b = dst + (s.y[l] - 1) * w + s.x[l] - 1;
-                    for (int i = 0; i < a; i++)
-                        for (int j = 0; j < a; j++)
-                            b[i * w + j] += r[i][j][l];
-                    continue;
-                }
-                for (int i = 0; i < a; i++) {
-                    const int y = s.y[l] - 1 + i;
-                    if (y < 0 || y >= h)
-                        continue;
+                const int in = wino_inside(a, s.y[l] - 1, s.x[l] - 1, h, w);
+                for (int i = 0; i < a; i++)
                     for (int j = 0; j < a; j++) {
-                        const int xx = s.x[l] - 1 + j;
-                        if (xx >= 0 && xx < w)
+                        const int y = s.y[l] - 1 + i, xx = s.x[l] - 1 + j;
+                        if (in || wino_in(y, xx, h, w))
                             dst[y * w + xx] += r[i][j][l];
                     }
-                }
             }
         }
     }
