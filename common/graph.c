@@ -1371,20 +1371,28 @@ static void backward_run(gr_ctx *c, const float *grad_out, float *grad_input, co
         const int y = nd->out[0];
         if (y < 0 || c->gbuf_of[y] < 0 || !c->ginit[y])
             continue; /* no gradient reaches this node */
+        int fresh = -1; /* a fused residual whose gradient buffer is still unwritten */
         for (int i = 0; i < nd->n_in; i++) {
             const int t = nd->in[i];
             bwd_view(c, t, &in[i]);
-            dx[i] = t < 0 || g->t[t].is_const ? NULL : t == g->input ? grad_input : grad_of(c, t);
+            if (i == 3 && nd->epi && nd->epi->residual && t >= 0 && !g->t[t].is_const &&
+                t != g->input && !c->ginit[t])
+                fresh = t, dx[i] = c->gbufs[c->gbuf_of[t]];
+            else
+                dx[i] = t < 0 || g->t[t].is_const ? NULL : t == g->input ? grad_input : grad_of(c, t);
         }
         for (int i = 0; i < nd->n_out; i++)
             bwd_view(c, nd->out[i], &out[i]);
         const double t0 = ut_now();
         float *dy = c->gbufs[c->gbuf_of[y]];
-        if (nd->epi) { /* the fused epilogue's gradient, in place in dy: the Conv's own */
-            float *dr = nd->epi->residual ? dx[3] : NULL;
+        if (nd->epi) { /* the fused epilogue's gradient: the Conv's own, in place in dy or,
+                        * for a fresh residual, in the residual's buffer (which it is) */
+            float *dr = nd->epi->residual ? dx[3] : NULL, *dg = fresh >= 0 ? dr : dy;
             dx[3] = NULL;
-            op_epilogue_backward(c->gemm, nd->epi, out[0].data, dy, dr,
+            op_epilogue_backward(c->gemm, nd->epi, out[0].data, dy, dg, fresh >= 0 ? NULL : dr,
                                  (size_t)c->n * op_numel(&g->t[y].t.shape));
+            if (fresh >= 0)
+                c->ginit[fresh] = 1, dy = dg;
         }
         if (grad)
             params_backward(c, nd, in, out, dy, base, n_base, grad);

@@ -347,12 +347,14 @@ int op_epilogue_act(const op_def *d, const void *params, op_epilogue *e);
 void op_epilogue_run(const op_epilogue *e, float *y, const float *r, size_t n);
 
 /**
- * The epilogue's backward, in place: dy[i] = 0 + (act passes y[i] ? dy[i] : 0)
- * (the unfused activation's gradient into a zeroed buffer), then
- * dr[i] += dy[i] when dr is not NULL (the residual's part, as Add's); in
- * parallel parts. y: the kept (fused) output.
+ * The epilogue's backward: dg[i] = 0 + (act passes y[i] ? dy[i] : 0) (the
+ * unfused activation's gradient into a zeroed buffer; dg may be dy, in
+ * place), then dr[i] += dg[i] when dr is not NULL (the residual's part, as
+ * Add's); in parallel parts. y: the kept (fused) output. A residual whose
+ * gradient buffer is still to be zeroed can be dg itself (dr NULL): the same
+ * values, without the zeroing and a pass over dy.
  */
-void op_epilogue_backward(gemm_ws *gemm, const op_epilogue *e, const float *y, float *dy, float *dr,
-                          size_t n);
+void op_epilogue_backward(gemm_ws *gemm, const op_epilogue *e, const float *y, const float *dy,
+                          float *dg, float *dr, size_t n);
 
 #endif

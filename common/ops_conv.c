@@ -1117,6 +1117,37 @@ static inline void maxpool_edge(const win_params *p, const float *x, const float
     }
 }
 
+/* The backward's outputs xa .. xb-1 of a row whose windows lie inside the
+ * plane (xr, dxr: the window of ox = 0's first tap in x and dx), in chunks
+ * of MAXPOOL_CHUNK: the tap of each window that takes its gradient (the
+ * first equal to y, tap t = i kw + j; -1 none), searched from the last tap
+ * to the first with selects (vectorised over ox: no branch on where the
+ * maximum is), then the gradients added in ox order, as before. */
+enum { MAXPOOL_CHUNK = 64 };
+
+DW_INLINE void maxpool_back_row(const float *restrict xr, const float *y, const float *dy,
+                                float *restrict dxr, int64_t W, int64_t xa, int64_t xb,
+                                int64_t kh, int64_t kw, int64_t sw, int64_t dh, int64_t dw)
+{
+    int32_t tap[MAXPOOL_CHUNK];
+    for (int64_t c0 = xa; c0 < xb; c0 += MAXPOOL_CHUNK) {
+        const int64_t c1 = xb - c0 < MAXPOOL_CHUNK ? xb : c0 + MAXPOOL_CHUNK;
+        for (int64_t ox = c0; ox < c1; ox++) {
+            const float m = y[ox];
+            int32_t t = -1;
+            for (int64_t i = kh - 1; i >= 0; i--)
+                for (int64_t j = kw - 1; j >= 0; j--)
+                    t = xr[i * dh * W + ox * sw + j * dw] == m ? (int32_t)(i * kw + j) : t;
+            tap[ox - c0] = t;
+        }
+        for (int64_t ox = c0; ox < c1; ox++) {
+            const int32_t t = tap[ox - c0];
+            if (t >= 0)
+                dxr[t / kw * dh * W + ox * sw + t % kw * dw] += dy[ox];
+        }
+    }
+}
+
 /*
  * One MaxPool plane: the forward (y [OH][OW] OVERWRITTEN from x [H][W]) or,
  * with dy, the backward (each output's gradient added to the first tap of
@@ -1153,17 +1184,7 @@ DW_INLINE void maxpool_plane_k(const win_params *p, const float *restrict x, con
                 out[r + ox] = m;
             }
         else
-            for (int64_t ox = xa; ox < xb; ox++) {
-                const float m = y[r + ox];
-                int64_t at = -1;
-                for (int64_t i = 0; i < kh && at < 0; i++)
-                    for (int64_t j = 0; j < kw && at < 0; j++) {
-                        const int64_t o = i * dh * W + ox * sw + j * dw;
-                        at = xr[o] == m ? o : -1;
-                    }
-                if (at >= 0)
-                    out[iy0 * W - pl + at] += dy[r + ox];
-            }
+            maxpool_back_row(xr, y + r, dy + r, out + iy0 * W - pl, W, xa, xb, kh, kw, sw, dh, dw);
         maxpool_edge(p, x, y, dy, out, oy, xb, OW); /* after: dx's sums in (oy, ox) order */
     }
 }

@@ -200,7 +200,9 @@ static double worst(const float *got, const double *ref, const double *err, size
     return w;
 }
 
-static void run_case(const cs *c)
+/* c against its direct sums in double, and image 0 alone against the batch;
+ * ties: the inputs rounded to halves (windows with equal largest taps). */
+static void run_case(const cs *c, int ties)
 {
     char err[ADJ_ERRLEN];
     uint64_t rng = 0x5eed ^ (uint64_t)(c->C * 131 + c->H * 7 + c->kh);
@@ -224,7 +226,7 @@ static void run_case(const cs *c)
              calloc(nx, sizeof(double)), calloc(o.nw + 1, sizeof(double)),
              calloc(o.nw + 1, sizeof(double))};
     for (size_t i = 0; i < nx; i++)
-        x[i] = tu_uniform(&rng, -1.0f, 1.0f);
+        x[i] = ties ? roundf(tu_uniform(&rng, -2.0f, 2.0f)) / 2 : tu_uniform(&rng, -1.0f, 1.0f);
     for (size_t i = 0; i < ny; i++)
         dy[i] = tu_uniform(&rng, -1.0f, 1.0f);
     (conv ? conv_reference : pool_reference)(c, &o, x, dy, &r);
@@ -363,12 +365,25 @@ static const cs CASES[] = {
     {"AveragePool 2x2 stride 2 ceil_mode", "AveragePool", 2, 2, 7, 7, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 1, 0, 1, 0, 1e-6, 0},
 };
 
+/* Cases run again with ties (the gradient to the first of the equal largest
+ * taps: inside the plane, at its edges, and the loop without constants). */
+static const char *const TIED[] = {"MaxPool 3x3 stride 2 pad 1 on 37x41",
+                                   "MaxPool 3x3 dilation 2 stride 2 on 30x37"};
+
 int main(void)
 {
     for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
-        run_case(&CASES[i]);
+        run_case(&CASES[i], 0);
         if (CASES[i].relu)
             relu_case(&CASES[i]);
+        for (size_t k = 0; k < sizeof TIED / sizeof TIED[0]; k++)
+            if (!strcmp(CASES[i].name, TIED[k])) {
+                char name[96];
+                cs t = CASES[i];
+                snprintf(name, sizeof name, "%s, ties", t.name);
+                t.name = name;
+                run_case(&t, 1);
+            }
     }
     return tu_done();
 }
