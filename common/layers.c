@@ -375,38 +375,29 @@ WINO_INLINE void wino_input_adjoint(int m, const float *V, int C, int c0, int c1
 #endif
 #define WINO_BUILD(name, attr) static attr void name
 
+/* f's instance for the tile size m (4 or 2: each a constant to the inliner). */
+#define WINO_M(f, m, ...) ((m) == 4 ? f(4, __VA_ARGS__) : f(2, __VA_ARGS__))
+
 #define WINO_BUILDS(suffix, attr)                                                             \
     WINO_BUILD(input_##suffix, attr)(int m, const float *x, int C, int c0, int c1, int h,      \
                                        int w, size_t t0, int nt, float *V)                      \
     {                                                                                           \
-        if (m == 4)                                                                             \
-            wino_input(4, x, C, c0, c1, h, w, t0, nt, V);                                       \
-        else                                                                                    \
-            wino_input(2, x, C, c0, c1, h, w, t0, nt, V);                                       \
+        WINO_M(wino_input, m, x, C, c0, c1, h, w, t0, nt, V);                                   \
     }                                                                                           \
     WINO_BUILD(output_##suffix, attr)(int m, const float *P, int M, int o0, int o1, int h,     \
                                         int w, size_t t0, int nt, const float *bias, float *y)  \
     {                                                                                           \
-        if (m == 4)                                                                             \
-            wino_output(4, P, M, o0, o1, h, w, t0, nt, bias, y);                                \
-        else                                                                                    \
-            wino_output(2, P, M, o0, o1, h, w, t0, nt, bias, y);                                \
+        WINO_M(wino_output, m, P, M, o0, o1, h, w, t0, nt, bias, y);                            \
     }                                                                                           \
     WINO_BUILD(output_adjoint_##suffix, attr)(int m, const float *dy, int M, int o0, int o1,   \
                                                 int h, int w, size_t t0, int nt, float *P)      \
     {                                                                                           \
-        if (m == 4)                                                                             \
-            wino_output_adjoint(4, dy, M, o0, o1, h, w, t0, nt, P);                             \
-        else                                                                                    \
-            wino_output_adjoint(2, dy, M, o0, o1, h, w, t0, nt, P);                             \
+        WINO_M(wino_output_adjoint, m, dy, M, o0, o1, h, w, t0, nt, P);                         \
     }                                                                                           \
     WINO_BUILD(input_adjoint_##suffix, attr)(int m, const float *V, int C, int c0, int c1,     \
                                                int h, int w, size_t t0, int nt, float *dx)      \
     {                                                                                           \
-        if (m == 4)                                                                             \
-            wino_input_adjoint(4, V, C, c0, c1, h, w, t0, nt, dx);                              \
-        else                                                                                    \
-            wino_input_adjoint(2, V, C, c0, c1, h, w, t0, nt, dx);                              \
+        WINO_M(wino_input_adjoint, m, V, C, c0, c1, h, w, t0, nt, dx);                          \
     }
 
 WINO_BUILDS(avx2, WINO_TARGET_AVX2)
