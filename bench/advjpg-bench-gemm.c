@@ -5,6 +5,7 @@
  * same A and a new B and C each, as conv_forward makes them.
  *
  *     advjpg-bench-gemm [--threads T] [--batch B] [--rounds R] [--cpu 1] [--tb 1] [--local 1]
+ *                       [--isa 0|1|2]
  *                       [M N K ...]
  *
  * Without shapes: ResNet-50's and MobileNet v2's 1x1 products. Prints one
@@ -15,7 +16,8 @@
  * layer's weights as the engine passes them). --local 1: the batch's
  * products image-parallel, each whole on one thread (gemm_parallel_local and
  * gemm_f32_local, as the convolutions run them when the batch has at least
- * as many images as threads).
+ * as many images as threads). --isa 0|1|2: the kernels at most portable,
+ * AVX2 or AVX-512 (gemm_ws_limit_isa; default the processor's best).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,7 +94,7 @@ static double bench_shape(gemm_ws *ws, int M, int N, int K, int batch, int round
 
 int main(int argc, char **argv)
 {
-    int threads = 0, batch = 16, rounds = 5, local = 0, a = 1;
+    int threads = 0, batch = 16, rounds = 5, local = 0, isa = GEMM_ISA_AVX512, a = 1;
     for (; a + 1 < argc && !strncmp(argv[a], "--", 2); a += 2) {
         const int v = atoi(argv[a + 1]);
         if (!strcmp(argv[a], "--threads"))
@@ -105,11 +107,13 @@ int main(int argc, char **argv)
             tb = v ? GEMM_T : GEMM_N;
         else if (!strcmp(argv[a], "--local"))
             local = v != 0;
+        else if (!strcmp(argv[a], "--isa"))
+            isa = v;
         else if (!strcmp(argv[a], "--cpu"))
             clock_id = v ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC;
         else {
             fprintf(stderr, "usage: %s [--threads T] [--batch B] [--rounds R] [--cpu 1] [--tb 1]"
-                            " [--local 1] [M N K ...]\n", argv[0]);
+                            " [--local 1] [--isa 0|1|2] [M N K ...]\n", argv[0]);
             return 2;
         }
     }
@@ -119,6 +123,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
+    gemm_ws_limit_isa(ws, (gemm_isa)isa);
     const int n_args = (argc - a) / 3;
     const int n = n_args ? n_args : (int)(sizeof default_shapes / sizeof default_shapes[0]);
     for (int s = 0; s < n; s++) {
@@ -127,7 +132,8 @@ int main(int argc, char **argv)
         const int K = n_args ? atoi(argv[a + 3 * s + 2]) : default_shapes[s][2];
         const int bt = (double)M * N * K > 1e9 ? 1 : batch;
         printf("{\"M\":%d,\"N\":%d,\"K\":%d,\"tb\":%d,\"threads\":%d,\"local\":%d,"
-               "\"gflops\":%.1f}\n", M, N, K, tb == GEMM_T, gemm_ws_threads(ws), local,
+               "\"kernel\":\"%s\",\"gflops\":%.1f}\n", M, N, K, tb == GEMM_T, gemm_ws_threads(ws), local,
+               gemm_kernel_name(ws),
                bench_shape(ws, M, N, K, bt, rounds, local));
     }
     gemm_ws_free(ws);

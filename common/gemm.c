@@ -68,7 +68,7 @@ static void run_part(const gemm_job *j, int part, gemm_ws *ws, int thread);
  */
 struct gemm_ws {
     int threads;
-    int portable; /* the portable kernels even where AVX2 is there (tests) */
+    gemm_isa isa; /* the kernels' instruction set: the processor's best, or less (tests) */
     size_t bytes;
     float *pack[MAX_THREADS];  /* one packed block of B per thread: KC x NC floats */
     float *apack[MAX_THREADS]; /* one packed block of A per thread: APACK floats */
@@ -163,6 +163,7 @@ int gemm_ws_new(int threads, gemm_ws **out, char *err, size_t errsz)
     if (!ws)
         return adj_fail(err, errsz, ADJ_ERR_NOMEM, "out of memory");
     ws->threads = threads;
+    ws->isa = gemm_isa_best();
     pthread_mutex_init(&ws->mu, NULL);
     pthread_cond_init(&ws->wake, NULL);
     pthread_cond_init(&ws->done, NULL);
@@ -220,7 +221,11 @@ void gemm_ws_free(gemm_ws *ws)
 }
 
 int gemm_ws_threads(const gemm_ws *ws) { return ws->threads; }
-void gemm_ws_set_portable(gemm_ws *ws, int on) { ws->portable = on; }
+void gemm_ws_limit_isa(gemm_ws *ws, gemm_isa max)
+{
+    const gemm_isa best = gemm_isa_best();
+    ws->isa = max < best ? max : best;
+}
 size_t gemm_ws_bytes(const gemm_ws *ws) { return ws->bytes; }
 
 /* ------------------------------------------------------------- micro-kernels */
@@ -311,21 +316,121 @@ static TGT void kern_avx2(int mr, int nr, int kc, const float *a, const float *b
     default: kern_avx2_mr(1, kc, a, b, c, ldc, load); break;
     }
 }
+
+#define TGT512 __attribute__((target("avx512f,avx2,fma")))
+
+/* Rows 0..11 of an AVX-512 tile: rows 6..11 come from the next panel of A. */
+#define ROWS12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+
+/* The tile of up to 12 rows (two adjacent panels of A: a, and a + kc*MR) by
+ * 32 columns (two adjacent panels of B: b, and b + kc*NR; pack_a and pack_b
+ * lay panels one after the other), one zmm accumulator per row and panel of
+ * B: the same fma chains as kern_avx2, four tiles at once. */
+static inline __attribute__((always_inline)) TGT512 void
+kern_avx512_mr(const int mr, int kc, const float *a, const float *b, float *c, ptrdiff_t ldc,
+               int load)
+{
+    const float *b2 = b + (size_t)kc * NR, *a2 = mr > MR ? a + (size_t)kc * MR : a;
+#define DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
+    ROWS12(DECL)
+#define LOAD(i)                                                                                    \
+    if (mr > i && load) {                                                                          \
+        c##i##0 = _mm512_loadu_ps(c + i * ldc);                                                    \
+        c##i##1 = _mm512_loadu_ps(c + i * ldc + NR);                                               \
+    }
+    ROWS12(LOAD)
+#pragma GCC unroll 2
+    for (int k = 0; k < kc; k++) {
+        const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b2);
+        b += NR;
+        b2 += NR;
+#define STEP(i)                                                                                    \
+        if (mr > i) {                                                                              \
+            const __m512 av = _mm512_set1_ps(i < MR ? a[i] : a2[i - MR]);                         \
+            c##i##0 = _mm512_fmadd_ps(av, b0, c##i##0);                                            \
+            c##i##1 = _mm512_fmadd_ps(av, b1, c##i##1);                                            \
+        }
+        ROWS12(STEP)
+        a += MR;
+        a2 += MR;
+    }
+#define STORE(i)                                                                                   \
+    if (mr > i) {                                                                                  \
+        _mm512_storeu_ps(c + i * ldc, c##i##0);                                                    \
+        _mm512_storeu_ps(c + i * ldc + NR, c##i##1);                                               \
+    }
+    ROWS12(STORE)
+#undef DECL
+#undef LOAD
+#undef STEP
+#undef STORE
+}
+
+/* Tiles of up to 2*MR rows and 2*NR columns; one of at most NR columns (the
+ * last panel of B: there is no second) goes to kern_avx2, a panel of A at a time. */
+static TGT512 void kern_avx512(int mr, int nr, int kc, const float *a, const float *b, float *c,
+                               ptrdiff_t ldc, int load)
+{
+    if (nr <= NR) {
+        kern_avx2(mr < MR ? mr : MR, nr, kc, a, b, c, ldc, load);
+        if (mr > MR)
+            kern_avx2(mr - MR, nr, kc, a + (size_t)kc * MR, b, c + MR * ldc, ldc, load);
+        return;
+    }
+    if (nr < 2 * NR) { /* through a full-width copy, as kern_avx2's edge tiles */
+        float tmp[2 * MR * 2 * NR] __attribute__((aligned(64)));
+        for (int i = 0; i < mr; i++)
+            for (int j = 0; j < 2 * NR; j++)
+                tmp[i * 2 * NR + j] = load && j < nr ? c[i * ldc + j] : 0.0f;
+        kern_avx512(mr, 2 * NR, kc, a, b, tmp, 2 * NR, load);
+        for (int i = 0; i < mr; i++)
+            memcpy(c + i * ldc, tmp + i * 2 * NR, (size_t)nr * sizeof(float));
+        return;
+    }
+    switch (mr) {
+#define CASE(i) case i + 1: kern_avx512_mr(i + 1, kc, a, b, c, ldc, load); break;
+    ROWS12(CASE)
+#undef CASE
+    default: break;
+    }
+}
 #endif
 
-static int have_avx2(void)
+#ifndef AVX512_MT
+#define AVX512_MT (2 * MR)
+#endif
+/* The kernels by instruction set (gemm_isa's order): a tile is up to mt x nt
+ * (whole panels of A and B: MR and NR or multiples). */
+static const struct {
+    const char *name;
+    kernel_fn *fn;
+    int mt, nt;
+} KERNELS[] = {
+    [GEMM_ISA_PORTABLE] = {"portable", kern_portable, MR, NR},
+#ifdef GEMM_X86
+    [GEMM_ISA_AVX2] = {"avx2-fma 6x16", kern_avx2, MR, NR},
+    [GEMM_ISA_AVX512] = {"avx512 12x32", kern_avx512, AVX512_MT, 2 * NR},
+#endif
+};
+/* the largest tile of any kernel */
+#define MT_MAX (2 * MR)
+#define NT_MAX (2 * NR)
+
+gemm_isa gemm_isa_best(void)
 {
 #ifdef GEMM_X86
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+        return GEMM_ISA_PORTABLE;
+    return __builtin_cpu_supports("avx512f") ? GEMM_ISA_AVX512 : GEMM_ISA_AVX2;
 #else
-    return 0;
+    return GEMM_ISA_PORTABLE;
 #endif
 }
 
 const char *gemm_kernel_name(const gemm_ws *ws)
 {
-    return (ws && ws->portable) || !have_avx2() ? "portable" : "avx2-fma 6x16";
+    return KERNELS[ws ? ws->isa : gemm_isa_best()].name;
 }
 
 /* ----------------------------------------------------------------- blocking */
@@ -374,11 +479,39 @@ static TGT void pack_t16_avx2(int kc, const float *B, ptrdiff_t cs, float *d)
 }
 #endif
 
+#ifdef GEMM_X86
+/* pack_b of rows of B (cs = 1): each whole panel's 16 floats of a row in two
+ * vector moves (a memcpy call per panel and row took as long as the kernel
+ * on products of 64 rows). */
+static TGT void pack_rows_avx2(int kc, int nc, const float *B, ptrdiff_t rs, float *dst)
+{
+    const int full = nc / NR * NR;
+    for (int k = 0; k < kc; k++) {
+        const float *s = B + k * rs;
+        float *d = dst + (size_t)k * NR;
+        for (int j0 = 0; j0 < full; j0 += NR, d += (size_t)kc * NR) {
+            _mm256_store_ps(d, _mm256_loadu_ps(s + j0));
+            _mm256_store_ps(d + 8, _mm256_loadu_ps(s + j0 + 8));
+        }
+        if (full < nc) {
+            memcpy(d, s + full, (size_t)(nc - full) * sizeof(float));
+            memset(d + nc - full, 0, (size_t)(NR - (nc - full)) * sizeof(float));
+        }
+    }
+}
+#endif
+
 /* Packs the kc x nc block b(k,j) = B[k*rs + j*cs] into panels [nc/NR][kc][NR],
  * zero past the last column. */
-static void pack_b(int simd, int kc, int nc, const float *B, ptrdiff_t rs, ptrdiff_t cs, float *dst)
+static void pack_b(gemm_isa isa, int kc, int nc, const float *B, ptrdiff_t rs, ptrdiff_t cs, float *dst)
 {
     if (cs == 1) { /* row by row, so that each row of B is read in one run */
+#ifdef GEMM_X86
+        if (isa) {
+            pack_rows_avx2(kc, nc, B, rs, dst);
+            return;
+        }
+#endif
         for (int k = 0; k < kc; k++)
             for (int j0 = 0; j0 < nc; j0 += NR) {
                 const int nr = nc - j0 < NR ? nc - j0 : NR;
@@ -394,7 +527,7 @@ static void pack_b(int simd, int kc, int nc, const float *B, ptrdiff_t rs, ptrdi
         float *d = dst + (size_t)(j0 / NR) * kc * NR;
         {
 #ifdef GEMM_X86
-            if (nr == NR && rs == 1 && simd) {
+            if (nr == NR && rs == 1 && isa) {
                 pack_t16_avx2(kc, B + j0 * cs, cs, d);
                 continue;
             }
@@ -439,7 +572,7 @@ static TGT void pack_a_rows_avx2(int kc, const float *s, ptrdiff_t rs, float *d)
 /* Packs the mc x kc block a(i,k) = A[i*ars + k*acs] into panels
  * [mc/MR][kc][MR] (the kernels' a), zero past the last row: each k step of a
  * kernel then reads its MR values of A in one run. */
-static void pack_a(int simd, int mc, int kc, const float *A, ptrdiff_t ars, ptrdiff_t acs,
+static void pack_a(gemm_isa isa, int mc, int kc, const float *A, ptrdiff_t ars, ptrdiff_t acs,
                    float *dst)
 {
     for (int ir = 0; ir < mc; ir += MR) {
@@ -447,7 +580,7 @@ static void pack_a(int simd, int mc, int kc, const float *A, ptrdiff_t ars, ptrd
         const float *s = A + ir * ars;
         float *d = dst + (size_t)(ir / MR) * kc * MR;
 #ifdef GEMM_X86
-        if (mr == MR && acs == 1 && simd) {
+        if (mr == MR && acs == 1 && isa) {
             pack_a_rows_avx2(kc, s, ars, d);
             continue;
         }
@@ -565,7 +698,7 @@ static TGT void rowsT_avx2(int M, int K, const float *A, ptrdiff_t ars, ptrdiff_
 }
 #endif
 
-static void gemm_rows(int simd, int M, int N, int K, const float *A, const strides *st,
+static void gemm_rows(gemm_isa isa, int M, int N, int K, const float *A, const strides *st,
                       const float *B, int accumulate, float *C, int ldc)
 {
     if (!accumulate)
@@ -574,7 +707,7 @@ static void gemm_rows(int simd, int M, int N, int K, const float *A, const strid
     for (int j0 = 0; j0 < N; j0 += ROWS_CHUNK) {
         const int n = N - j0 < ROWS_CHUNK ? N - j0 : ROWS_CHUNK;
 #ifdef GEMM_X86
-        if (simd) {
+        if (isa) {
             rows_avx2(M, n, K, A, st->ars, st->acs, B + j0, st->brs, C + j0, ldc);
             continue;
         }
@@ -599,15 +732,16 @@ static void kern_tile(kernel_fn *kern, int mr, int nr, int kc, const float *a, c
         kern(mr, nr, kc, a, b, c, rsc, load);
         return;
     }
-    float tmp[MR * NR] __attribute__((aligned(32)));
+    const int w = nr <= NR ? NR : NT_MAX; /* full panels: a wide tile spans two */
+    float tmp[MT_MAX * NT_MAX] __attribute__((aligned(64)));
     if (load)
         for (int j = 0; j < nr; j++)
             for (int i = 0; i < mr; i++)
-                tmp[i * NR + j] = c[i * rsc + j * csc];
-    kern(mr, NR, kc, a, b, tmp, NR, load);
+                tmp[i * w + j] = c[i * rsc + j * csc];
+    kern(mr, w, kc, a, b, tmp, w, load);
     for (int j = 0; j < nr; j++)
         for (int i = 0; i < mr; i++)
-            c[i * rsc + j * csc] = tmp[i * NR + j];
+            c[i * rsc + j * csc] = tmp[i * w + j];
 }
 
 /* One kc-deep block of the product, rows [0, M) x columns [0, nc), element
@@ -618,22 +752,24 @@ static void kern_tile(kernel_fn *kern, int mr, int nr, int kc, const float *a, c
  * swept instead by each panel of A in turn, so that C's rows are written in
  * runs (few k steps per tile, as K = 16, are otherwise bound by writing C in
  * MC streams at once). */
-static void gemm_block(kernel_fn *kern, int simd, float *pack, float *apack, const strides *st,
+static void gemm_block(gemm_isa isa, float *pack, float *apack, const strides *st,
                        int M, int nc, int kc, const float *A, const float *B, int load, float *C,
                        ptrdiff_t rsc, ptrdiff_t csc)
 {
+    kernel_fn *kern = KERNELS[isa].fn;
+    const int mt = KERNELS[isa].mt, nt = KERNELS[isa].nt;
     const int sweep = st->bcs == 1 && kc <= SWEEP_MAX_KC;
     for (int ic = 0; ic < M; ic += MC) {
         const int mc = M - ic < MC ? M - ic : MC;
-        pack_a(simd, mc, kc, A + ic * st->ars, st->ars, st->acs, apack);
+        pack_a(isa, mc, kc, A + ic * st->ars, st->ars, st->acs, apack);
         const int outer = sweep ? mc : nc, inner = sweep ? nc : mc;
-        for (int o = 0; o < outer; o += sweep ? MR : NR)
-            for (int n = 0; n < inner; n += sweep ? NR : MR) {
+        for (int o = 0; o < outer; o += sweep ? mt : nt)
+            for (int n = 0; n < inner; n += sweep ? nt : mt) {
                 const int ir = sweep ? o : n, jr = sweep ? n : o;
-                const int mr = mc - ir < MR ? mc - ir : MR, nr = nc - jr < NR ? nc - jr : NR;
+                const int mr = mc - ir < mt ? mc - ir : mt, nr = nc - jr < nt ? nc - jr : nt;
                 float *bp = pack + (size_t)(jr / NR) * kc * NR;
                 if (ic == 0 && ir == 0 && st->bcs != 1)
-                    pack_b(simd, kc, nr, B + jr * st->bcs, st->brs, st->bcs, bp);
+                    pack_b(isa, kc, nr, B + jr * st->bcs, st->brs, st->bcs, bp);
                 kern_tile(kern, mr, nr, kc, apack + (size_t)(ir / MR) * kc * MR, bp,
                           C + (ic + ir) * rsc + jr * csc, rsc, csc, load);
             }
@@ -649,14 +785,9 @@ static int swap_pays(int M, int N)
 }
 
 /* The whole product on one thread, with its packing buffers. */
-static void gemm_serial(int simd, float *pack, float *apack, const strides *st, int M, int N,
+static void gemm_serial(gemm_isa isa, float *pack, float *apack, const strides *st, int M, int N,
                         int K, const float *A, const float *B, int accumulate, float *C, int ldc)
 {
-#ifdef GEMM_X86
-    kernel_fn *kern = simd ? kern_avx2 : kern_portable;
-#else
-    kernel_fn *kern = kern_portable;
-#endif
     if (K == 0) {
         if (!accumulate)
             for (int i = 0; i < M; i++)
@@ -664,11 +795,11 @@ static void gemm_serial(int simd, float *pack, float *apack, const strides *st, 
         return;
     }
     if (M <= ROWS_MAX_M && st->bcs == 1) {
-        gemm_rows(simd, M, N, K, A, st, B, accumulate, C, ldc);
+        gemm_rows(isa, M, N, K, A, st, B, accumulate, C, ldc);
         return;
     }
 #ifdef GEMM_X86
-    if (M <= MR && st->brs == 1 && simd && N % 8 == 0) {
+    if (M <= MR && st->brs == 1 && isa && N % 8 == 0) {
         for (int j = 0; j < N; j += 8)
             rowsT_avx2(M, K, A, st->ars, st->acs, B + j * st->bcs, st->bcs, C + j, ldc, accumulate);
         return;
@@ -690,8 +821,8 @@ static void gemm_serial(int simd, float *pack, float *apack, const strides *st, 
             const int kc = K - pc < KCb ? K - pc : KCb;
             const float *Bb = B + pc * st->brs + jc * st->bcs;
             if (st->bcs == 1) /* rows of B: packed all at once, each row read in one run */
-                pack_b(simd, kc, nc, Bb, st->brs, 1, pack);
-            gemm_block(kern, simd, pack, apack, st, M, nc, kc, A + pc * st->acs, Bb,
+                pack_b(isa, kc, nc, Bb, st->brs, 1, pack);
+            gemm_block(isa, pack, apack, st, M, nc, kc, A + pc * st->acs, Bb,
                        accumulate || pc > 0, C + jc * csc, rsc, csc);
         }
     }
@@ -707,7 +838,8 @@ struct gemm_job {
     void (*fn)(void *arg, int part);
     void (*fn_local)(void *arg, int part, gemm_local *t);
     void *arg;
-    int by_cols, tiles, simd;
+    int by_cols, tiles;
+    gemm_isa isa;
     strides st;
     int M, N, K, accumulate, ldc;
     const float *A, *B;
@@ -717,7 +849,7 @@ struct gemm_job {
 static int job_parts(const gemm_job *j) { return j->parts; }
 
 struct gemm_local {
-    int simd;
+    gemm_isa isa;
     float *pack, *apack, *scratch;
 };
 
@@ -726,7 +858,7 @@ static void run_part(const gemm_job *j, int part, gemm_ws *ws, int thread)
 {
     float *pack = ws->pack[thread], *apack = ws->apack[thread];
     if (j->fn_local) {
-        gemm_local t = {j->simd, pack, apack, ws->local[thread]};
+        gemm_local t = {j->isa, pack, apack, ws->local[thread]};
         j->fn_local(j->arg, part, &t);
         return;
     }
@@ -737,14 +869,16 @@ static void run_part(const gemm_job *j, int part, gemm_ws *ws, int thread)
     const int lo = (int)((long)j->tiles * part / j->parts);
     const int hi = (int)((long)j->tiles * (part + 1) / j->parts);
     if (j->by_cols) {
-        const int j0 = lo * NR, j1 = hi * NR < j->N ? hi * NR : j->N;
+        const int nt = KERNELS[j->isa].nt;
+        const int j0 = lo * nt, j1 = hi * nt < j->N ? hi * nt : j->N;
         if (j1 > j0)
-            gemm_serial(j->simd, pack, apack, &j->st, j->M, j1 - j0, j->K, j->A,
+            gemm_serial(j->isa, pack, apack, &j->st, j->M, j1 - j0, j->K, j->A,
                         j->B + j0 * j->st.bcs, j->accumulate, j->C + j0, j->ldc);
     } else {
-        const int i0 = lo * MR, i1 = hi * MR < j->M ? hi * MR : j->M;
+        const int mt = KERNELS[j->isa].mt;
+        const int i0 = lo * mt, i1 = hi * mt < j->M ? hi * mt : j->M;
         if (i1 > i0)
-            gemm_serial(j->simd, pack, apack, &j->st, i1 - i0, j->N, j->K,
+            gemm_serial(j->isa, pack, apack, &j->st, i1 - i0, j->N, j->K,
                         j->A + i0 * j->st.ars, j->B, j->accumulate, j->C + (size_t)i0 * j->ldc,
                         j->ldc);
     }
@@ -759,7 +893,6 @@ static strides op_strides(gemm_op ta, gemm_op tb, int lda, int ldb)
                      .bcs = tb == GEMM_N ? 1 : ldb};
 }
 
-static int ws_simd(const gemm_ws *ws) { return !ws->portable && have_avx2(); }
 
 void gemm_f32(gemm_ws *ws, gemm_op ta, gemm_op tb, int M, int N, int K, const float *A, int lda,
               const float *B, int ldb, int accumulate, float *C, int ldc)
@@ -767,17 +900,18 @@ void gemm_f32(gemm_ws *ws, gemm_op ta, gemm_op tb, int M, int N, int K, const fl
     if (M <= 0 || N <= 0)
         return;
     gemm_job j = {.st = op_strides(ta, tb, lda, ldb),
-                  .simd = ws_simd(ws),
+                  .isa = ws->isa,
                   .M = M, .N = N, .K = K, .accumulate = accumulate, .ldc = ldc,
                   .A = A, .B = B, .C = C};
-    const int tm = (M + MR - 1) / MR, tn = (N + NR - 1) / NR;
+    const int mt = KERNELS[j.isa].mt, nt = KERNELS[j.isa].nt;
+    const int tm = (M + mt - 1) / mt, tn = (N + nt - 1) / nt;
     int T = ws->threads;
     if ((double)M * N * K < PARALLEL_MIN)
         T = 1;
     if (T > (tm > tn ? tm : tn))
         T = tm > tn ? tm : tn;
     if (T <= 1) {
-        gemm_serial(j.simd, ws->pack[0], ws->apack[0], &j.st, M, N, K, A, B, accumulate, C, ldc);
+        gemm_serial(j.isa, ws->pack[0], ws->apack[0], &j.st, M, N, K, A, B, accumulate, C, ldc);
         return;
     }
     /* Split the larger dimension (each part repeats the packing of the
@@ -817,7 +951,7 @@ void gemm_parallel(gemm_ws *ws, int parts, void (*fn)(void *arg, int part), void
 void gemm_parallel_local(gemm_ws *ws, int parts, void (*fn)(void *arg, int part, gemm_local *t),
                          void *arg)
 {
-    const gemm_job j = {.parts = parts, .fn_local = fn, .arg = arg, .simd = ws_simd(ws)};
+    const gemm_job j = {.parts = parts, .fn_local = fn, .arg = arg, .isa = ws->isa};
     run_parts(ws, &j);
 }
 
@@ -827,7 +961,7 @@ void gemm_f32_local(gemm_local *t, gemm_op ta, gemm_op tb, int M, int N, int K, 
     if (M <= 0 || N <= 0)
         return;
     const strides st = op_strides(ta, tb, lda, ldb);
-    gemm_serial(t->simd, t->pack, t->apack, &st, M, N, K, A, B, accumulate, C, ldc);
+    gemm_serial(t->isa, t->pack, t->apack, &st, M, N, K, A, B, accumulate, C, ldc);
 }
 
 int gemm_ws_reserve_local(gemm_ws *ws, size_t floats, char *err, size_t errsz)

@@ -16,13 +16,14 @@
  * multiply-add per k, in increasing k, rounded to float at every step. So an
  * element depends only on its row of A and its column of B: not on M or N,
  * not on where it falls in a tile or which thread computes it, and not on the
- * instruction set (the AVX2 kernel and the portable one give the same bits).
+ * instruction set (the AVX-512, AVX2 and portable kernels give the same bits).
  * A batch of images laid side by side in N (or stacked in M) gives each image
  * exactly the numbers it gets alone. OpenBLAS's sgemm does not promise this:
  * its edge kernels, small-matrix paths and thread splits change the rounding
  * of an element with the matrix's shape, which is why the engine uses this.
  *
- * Speed: an AVX2+FMA 6x16 micro-kernel on packed panels of A and B; products
+ * Speed: an AVX-512 6x32 micro-kernel (AVX2+FMA 6x16 where there is no AVX-512)
+ * on packed panels of A and B; products
  * of many rows and few columns are computed as C^T = B^T A^T (the same bits:
  * fma(a, b, c) = fma(b, a, c)); products of a few rows stream B's rows. A workspace owns threads - 1
  * helper threads that, with the caller, claim parts of a product (whole tiles
@@ -117,13 +118,21 @@ int gemm_ws_reserve_local(gemm_ws *ws, size_t floats, char *err, size_t errsz);
  * reserved (NULL before any), 64-byte aligned, borrowed for the call. */
 float *gemm_local_scratch(gemm_local *t);
 
-/**
- * Makes the workspace use the portable kernels even where AVX2 is there
- * (on: 1). They give the same bits, slowly: for tests that prove it.
- */
-void gemm_ws_set_portable(gemm_ws *ws, int on);
+/** The kernels' instruction sets, each a superset of the one before. */
+typedef enum { GEMM_ISA_PORTABLE = 0, GEMM_ISA_AVX2 = 1, GEMM_ISA_AVX512 = 2 } gemm_isa;
 
-/** Name of the kernels the workspace uses ("avx2-fma 6x16" or "portable"); NULL: a new one's. */
+/** The best the processor runs (AVX-512 needs AVX512F, AVX2 needs FMA too). */
+gemm_isa gemm_isa_best(void);
+
+/**
+ * Makes the workspace's products use at most `max` (the processor's best
+ * if that is less): every kernel gives the same bits, at its own speed, so
+ * tests prove it and benchmarks compare them.
+ */
+void gemm_ws_limit_isa(gemm_ws *ws, gemm_isa max);
+
+/** Name of the kernels the workspace uses ("avx512 6x32", "avx2-fma 6x16" or
+ * "portable"); NULL: a new one's. */
 const char *gemm_kernel_name(const gemm_ws *ws);
 
 #endif

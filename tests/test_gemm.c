@@ -124,12 +124,17 @@ static void check_shape(gemm_ws *const *ws, int n_ws, gemm_op ta, gemm_op tb, in
 int main(void)
 {
     char err[ADJ_ERRLEN];
-    /* 1, 2 and 3 threads, and the portable kernels on 2 threads */
-    gemm_ws *ws[4] = {NULL, NULL, NULL, NULL};
-    for (int t = 0; t < 4; t++)
+    /* the processor's best kernels on 1, 2 and 3 threads; on 2 threads the
+     * portable ones and, where AVX-512 is there, the AVX2 ones */
+    gemm_ws *ws[5] = {NULL, NULL, NULL, NULL, NULL};
+    const int n_ws = gemm_isa_best() > GEMM_ISA_AVX2 ? 5 : 4;
+    for (int t = 0; t < n_ws; t++)
         CHECK(gemm_ws_new(t < 3 ? t + 1 : 2, &ws[t], err, sizeof err) == 0, "%s", err);
-    gemm_ws_set_portable(ws[3], 1);
-    fprintf(stderr, "kernels: %s and %s\n", gemm_kernel_name(ws[0]), gemm_kernel_name(ws[3]));
+    gemm_ws_limit_isa(ws[3], GEMM_ISA_PORTABLE);
+    if (n_ws > 4)
+        gemm_ws_limit_isa(ws[4], GEMM_ISA_AVX2);
+    for (int t = 0; t < n_ws; t++)
+        fprintf(stderr, "kernels of workspace %d: %s\n", t, gemm_kernel_name(ws[t]));
 
     /* {M, N, K}: tile edges, one row, the few-rows path (M <= 6), deep K over
      * several depth blocks, wide N over several column blocks, M over MC */
@@ -139,13 +144,16 @@ int main(void)
         {101, 4200, 9}, {40, 1, 513},  {3, 2, 4100},  {12, 36, 64},  {0, 5, 5},      {5, 5, 0},
         /* few columns, many rows (computed as C^T): over several row blocks */
         {4200, 7, 20}, {200, 49, 300}, {64, 64, 40},
+        /* tiles of 17..31 columns (AVX-512's two panels, the second partial),
+         * in place and in C^T's copies */
+        {7, 57, 33}, {19, 120, 70}, {90, 20, 30},
     };
     uint64_t seed = 11;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++)
                 for (int acc = 0; acc < 2; acc++)
-                    check_shape(ws, 4, (gemm_op)ta, (gemm_op)tb, shapes[s][0], shapes[s][1],
+                    check_shape(ws, n_ws, (gemm_op)ta, (gemm_op)tb, shapes[s][0], shapes[s][1],
                                 shapes[s][2], acc, seed++);
 
     /* A product big enough for every thread (conv-like: 64 x 2304 x 1152) */
@@ -210,7 +218,7 @@ int main(void)
             free(piece);
         }
     }
-    for (int t = 0; t < 4; t++)
+    for (int t = 0; t < n_ws; t++)
         gemm_ws_free(ws[t]);
     gemm_ws_free(NULL);
     return tu_done();
