@@ -396,9 +396,6 @@ static TGT512 void kern_avx512(int mr, int nr, int kc, const float *a, const flo
 }
 #endif
 
-#ifndef AVX512_MT
-#define AVX512_MT (2 * MR)
-#endif
 /* The kernels by instruction set (gemm_isa's order): a tile is up to mt x nt
  * (whole panels of A and B: MR and NR or multiples). */
 static const struct {
@@ -409,7 +406,7 @@ static const struct {
     [GEMM_ISA_PORTABLE] = {"portable", kern_portable, MR, NR},
 #ifdef GEMM_X86
     [GEMM_ISA_AVX2] = {"avx2-fma 6x16", kern_avx2, MR, NR},
-    [GEMM_ISA_AVX512] = {"avx512 12x32", kern_avx512, AVX512_MT, 2 * NR},
+    [GEMM_ISA_AVX512] = {"avx512 12x32", kern_avx512, 2 * MR, 2 * NR},
 #endif
 };
 /* the largest tile of any kernel */

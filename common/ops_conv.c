@@ -259,8 +259,21 @@ static int conv_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, i
  * the shared cache between im2col and the product's packing. */
 #define CONV_COL_LIMIT ((int64_t)1 << 20)
 
+/* Output planes of at most this many values (7x7) make products too narrow
+ * for an image alone (a tile is 32 columns wide: 49 leave the second a third
+ * full, and computed as C^T every image repacks all the weights): the
+ * group-1 convolutions with such outputs, direct ones too, take their
+ * columns a chunk of images side by side (conv_im2col_batched), never one image
+ * a product. A choice by the shapes alone, as every other. */
+#define CONV_SMALL_PLANE 64
+
+static int conv_small_plane(const win_params *p)
+{
+    return p->group == 1 && p->OH * p->OW <= CONV_SMALL_PLANE;
+}
+
 /*
- * How a group-1 im2col convolution (not direct) of up to n images is cut
+ * How a group-1 im2col convolution (not direct, or conv_small_plane) of up to n images is cut
  * into products, from the shapes alone: images whose columns fit
  * CONV_COL_LIMIT share one product, nb of them side by side (rows = OH);
  * an image whose columns do not runs alone (nb 1) in blocks of `rows`
@@ -411,7 +424,7 @@ static size_t conv_scratch(const void *pp, const op_tensor *in, int n_in, const 
         const size_t nt = conv_wino_block(p);
         return 2 * (size_t)(a * a * ch) * (T < nt ? T : nt);
     }
-    if (p->direct)
+    if (p->direct && !conv_small_plane(p))
         return 0;
     const int64_t K = p->C / p->group * p->k[0] * p->k[1], OHW = p->OH * p->OW;
     if (p->group > 1)
@@ -891,7 +904,7 @@ static void conv_im2col_batched(const win_params *p, const float *x, const float
 {
     const int64_t K = p->C * p->k[0] * p->k[1], OW = p->OW, OHW = p->OH * OW, HW = p->H * p->W;
     conv_img ji = {.p = p, .x = x, .w = w, .bias = bias, .res = res, .y = y, .gemm = gemm};
-    const int64_t done = conv_img_cols_run(&ji, N); /* the rest split: */
+    const int64_t done = conv_small_plane(p) ? 0 : conv_img_cols_run(&ji, N); /* the rest split: */
     x += done * p->C * HW, y += done * p->M * OHW, res = res ? res + done * p->M * OHW : NULL;
     N -= done;
     const conv_cut cut = conv_chunk(p, N);
@@ -980,7 +993,7 @@ static void conv_forward(const void *pp, const op_tensor *in, int n_in, op_tenso
         conv_wino(p, x, N, 0, bias, res, y, scratch, gemm);
         return;
     }
-    if (G == 1 && !p->direct) {
+    if (G == 1 && (!p->direct || conv_small_plane(p))) {
         conv_im2col_batched(p, x, w, bias, res, N, y, scratch, gemm);
         return;
     }
@@ -1409,7 +1422,7 @@ static void conv_im2col_batched_back(const win_params *p, const float *dy, const
 {
     const int64_t K = p->C * p->k[0] * p->k[1], HW = p->H * p->W;
     conv_img ji = {.p = p, .w = w, .dy = dy, .dx = dx, .gemm = gemm};
-    const int64_t done = conv_img_cols_run(&ji, N); /* the rest split: */
+    const int64_t done = conv_small_plane(p) ? 0 : conv_img_cols_run(&ji, N); /* the rest split: */
     dy += done * p->M * p->OH * p->OW, dx += done * p->C * HW, N -= done;
     const conv_cut cut = conv_chunk(p, N);
     for (conv_blk k = {0}; conv_blk_next(p, cut, N, &k);) {
@@ -1459,7 +1472,7 @@ static void conv_backward(const void *pp, const op_tensor *in, int n_in, const o
         conv_wino(p, dy, N, 1, NULL, NULL, d, scratch, gemm);
         return;
     }
-    if (G == 1 && !p->direct) {
+    if (G == 1 && (!p->direct || conv_small_plane(p))) {
         conv_im2col_batched_back(p, dy, w, N, d, scratch, gemm);
         return;
     }
