@@ -31,9 +31,13 @@
 #define NC_THIN (KC * NC / KC_THIN)
 /* floats of a thread's packed block of A: MC x KC, or MR x KC_THIN */
 #define APACK (MC * KC > MR * KC_THIN ? MC * KC : MR * KC_THIN)
-#ifndef ROWS_CHUNK
-#define ROWS_CHUNK 16384
-#endif /* gemm_rows: columns of C updated per pass over B */
+#ifndef ROWS_BYTES
+#define ROWS_BYTES (512 << 10)
+#endif /* gemm_rows: C's and B's rows updated a pass stay in this much (of L2) */
+/* gemm_rows: C's rows go through a copy this many floats past a multiple of
+ * 32 apart, for products at least this deep (the copy costs 2 of K passes) */
+#define ROWS_LD_PAD 16
+#define ROWS_COPY_MIN_K 16
 #define MAX_THREADS 64
 /* Products smaller than this many multiply-adds run on the caller's thread
  * alone (waking a helper costs more than it saves). */
@@ -44,6 +48,8 @@
 #ifndef ROWS_MAX_M
 #define ROWS_MAX_M 16
 #endif
+_Static_assert(ROWS_BYTES / sizeof(float) + ROWS_MAX_M * (32 + ROWS_LD_PAD) <= (size_t)KC * NC,
+               "gemm_rows's copy of C fits a thread's packing buffer");
 /* Blocks of at most this depth sweep their packed block of B with each panel
  * of A (gemm_block). */
 #ifndef SWEEP_MAX_KC
@@ -598,67 +604,77 @@ typedef struct {
     ptrdiff_t brs, bcs; /* b(k,j) = B[k*brs + j*bcs] */
 } strides;
 
-/* C[i][j0..j1) = fma(a(i,k), B[k][j0..j1), C) for every k in order: the same
+/* C[i][0..n) = fma(a(i,k), B[k][0..n), C) for every k in order: the same
  * chains as the kernels, with the accumulators in C (in cache) and B's rows
- * read once, in long runs. */
+ * read once, in long runs. Four rows of B a pass, their 2W columns at j held
+ * in registers while every row i of C takes its four fmas there (still in
+ * increasing k): C's block is loaded and stored once for four fmas, and B
+ * is loaded once for all M rows. One body, two widths (W floats a vector). */
+#define ROWS_KERNEL(name, attr, vec, W, loadu, storeu, set1, fmadd)                              \
+    static attr void name(int M, int n, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs,   \
+                          const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc)               \
+    {                                                                                           \
+        int k = 0;                                                                              \
+        for (; k + 4 <= K; k += 4) {                                                            \
+            const float *b0 = B + k * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;      \
+            int j = 0;                                                                          \
+            for (; j + 2 * W <= n; j += 2 * W) {                                                \
+                const vec p0 = loadu(b0 + j), q0 = loadu(b0 + j + W);                           \
+                const vec p1 = loadu(b1 + j), q1 = loadu(b1 + j + W);                           \
+                const vec p2 = loadu(b2 + j), q2 = loadu(b2 + j + W);                           \
+                const vec p3 = loadu(b3 + j), q3 = loadu(b3 + j + W);                           \
+                for (int i = 0; i < M; i++) {                                                   \
+                    const float *a = A + i * ars + k * acs;                                     \
+                    const vec a0 = set1(a[0]), a1 = set1(a[acs]);                               \
+                    const vec a2 = set1(a[2 * acs]), a3 = set1(a[3 * acs]);                     \
+                    float *c = C + i * ldc + j;                                                 \
+                    vec c0 = loadu(c), c1 = loadu(c + W);                                       \
+                    c0 = fmadd(a0, p0, c0), c1 = fmadd(a0, q0, c1);                             \
+                    c0 = fmadd(a1, p1, c0), c1 = fmadd(a1, q1, c1);                             \
+                    c0 = fmadd(a2, p2, c0), c1 = fmadd(a2, q2, c1);                             \
+                    c0 = fmadd(a3, p3, c0), c1 = fmadd(a3, q3, c1);                             \
+                    storeu(c, c0);                                                              \
+                    storeu(c + W, c1);                                                          \
+                }                                                                               \
+            }                                                                                   \
+            for (int i = 0; i < M; i++) {                                                       \
+                const float *a = A + i * ars + k * acs;                                         \
+                const float s0 = a[0], s1 = a[acs], s2 = a[2 * acs], s3 = a[3 * acs];           \
+                float *c = C + i * ldc;                                                         \
+                for (int jj = j; jj < n; jj++)                                                  \
+                    c[jj] = fmaf(s3, b3[jj], fmaf(s2, b2[jj], fmaf(s1, b1[jj],                  \
+                                                                fmaf(s0, b0[jj], c[jj]))));     \
+            }                                                                                   \
+        }                                                                                       \
+        for (; k < K; k++) {                                                                    \
+            const float *b = B + k * ldb;                                                       \
+            for (int i = 0; i < M; i++) {                                                       \
+                const float a = A[i * ars + k * acs];                                           \
+                float *c = C + i * ldc;                                                         \
+                for (int j = 0; j < n; j++)                                                     \
+                    c[j] = fmaf(a, b[j], c[j]);                                                 \
+            }                                                                                   \
+        }                                                                                       \
+    }
+
 #ifdef GEMM_X86
-static TGT void rows_avx2(int M, int n, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs,
-                          const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc)
-{
-    int k = 0;
-    /* four rows of B per pass over C: C is loaded and stored once for four
-     * fmas, which still come in increasing k */
-    for (; k + 4 <= K; k += 4) {
-        const float *b0 = B + k * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
-        for (int i = 0; i < M; i++) {
-            const float *a = A + i * ars + k * acs;
-            const __m256 a0 = _mm256_broadcast_ss(a), a1 = _mm256_broadcast_ss(a + acs);
-            const __m256 a2 = _mm256_broadcast_ss(a + 2 * acs), a3 = _mm256_broadcast_ss(a + 3 * acs);
-            float *c = C + i * ldc;
-            int j = 0;
-            for (; j + 16 <= n; j += 16) {
-                __m256 c0 = _mm256_loadu_ps(c + j), c1 = _mm256_loadu_ps(c + j + 8);
-                c0 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b0 + j), c0);
-                c1 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b0 + j + 8), c1);
-                c0 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b1 + j), c0);
-                c1 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b1 + j + 8), c1);
-                c0 = _mm256_fmadd_ps(a2, _mm256_loadu_ps(b2 + j), c0);
-                c1 = _mm256_fmadd_ps(a2, _mm256_loadu_ps(b2 + j + 8), c1);
-                c0 = _mm256_fmadd_ps(a3, _mm256_loadu_ps(b3 + j), c0);
-                c1 = _mm256_fmadd_ps(a3, _mm256_loadu_ps(b3 + j + 8), c1);
-                _mm256_storeu_ps(c + j, c0);
-                _mm256_storeu_ps(c + j + 8, c1);
-            }
-            const float s0 = a[0], s1 = a[acs], s2 = a[2 * acs], s3 = a[3 * acs];
-            for (; j < n; j++)
-                c[j] = fmaf(s3, b3[j], fmaf(s2, b2[j], fmaf(s1, b1[j], fmaf(s0, b0[j], c[j]))));
-        }
-    }
-    for (; k < K; k++) {
-        const float *b = B + k * ldb;
-        for (int i = 0; i < M; i++) {
-            const __m256 av = _mm256_broadcast_ss(A + i * ars + k * acs);
-            float *c = C + i * ldc;
-            int j = 0;
-            for (; j + 8 <= n; j += 8)
-                _mm256_storeu_ps(c + j, _mm256_fmadd_ps(av, _mm256_loadu_ps(b + j), _mm256_loadu_ps(c + j)));
-            const float a = A[i * ars + k * acs];
-            for (; j < n; j++)
-                c[j] = fmaf(a, b[j], c[j]);
-        }
-    }
-}
+ROWS_KERNEL(rows_avx2, TGT, __m256, 8, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps,
+            _mm256_fmadd_ps)
+ROWS_KERNEL(rows_avx512, TGT512, __m512, 16, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps,
+            _mm512_fmadd_ps)
 #endif
 
 #ifdef GEMM_X86
-/* C[i][j..j+8) for i < M <= MR, b(k,j) = B[j*ldb + k] (rows of B contiguous
- * in k, as a fully connected layer's weights): 8 rows of B read in one run
- * each, transposed 8x8 in registers, one fma per k into each accumulator,
- * in increasing k: the kernels' chains. */
+/* C[i][j..j+8) for i < M <= ROWS_MAX_M, b(k,j) = B[j*ldb + k] (rows of B
+ * contiguous in k, as a fully connected layer's weights): 8 rows of B read
+ * in one run each, transposed 8x8 in registers, one fma per k into each
+ * accumulator, in increasing k: the kernels' chains. B is read once for all
+ * M rows (a batch of images through a layer whose weights do not fit the
+ * caches: its speed is the memory's). */
 static TGT void rowsT_avx2(int M, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs,
                            const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int load)
 {
-    __m256 acc[MR];
+    __m256 acc[ROWS_MAX_M];
     for (int i = 0; i < M; i++) {
         if (load) {
             float t[8];
@@ -695,17 +711,32 @@ static TGT void rowsT_avx2(int M, int K, const float *A, ptrdiff_t ars, ptrdiff_
 }
 #endif
 
-static void gemm_rows(gemm_isa isa, int M, int N, int K, const float *A, const strides *st,
-                      const float *B, int accumulate, float *C, int ldc)
+static void gemm_rows(gemm_isa isa, float *pack, int M, int N, int K, const float *A,
+                      const strides *st, const float *B, int accumulate, float *C, int ldc)
 {
     if (!accumulate)
         for (int i = 0; i < M; i++)
             memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(float));
-    for (int j0 = 0; j0 < N; j0 += ROWS_CHUNK) {
-        const int n = N - j0 < ROWS_CHUNK ? N - j0 : ROWS_CHUNK;
+    /* columns a pass: M of C's rows and four of B's in ROWS_BYTES */
+    int chunk = (int)(ROWS_BYTES / sizeof(float) / (size_t)(M + 4)) / 32 * 32;
+    chunk = chunk < 32 ? 32 : chunk;
+    for (int j0 = 0; j0 < N; j0 += chunk) {
+        const int n = N - j0 < chunk ? N - j0 : chunk;
 #ifdef GEMM_X86
         if (isa) {
-            rows_avx2(M, n, K, A, st->ars, st->acs, B + j0, st->brs, C + j0, ldc);
+            /* C's rows copied to `pack` (KC*NC floats, more than ROWS_BYTES),
+             * ROWS_LD_PAD floats past a multiple of 32 apart: rows of C a
+             * multiple of 4 kB apart (a layer of 36864 outputs) would all fall
+             * in one set of the L1 cache and evict each other at every step */
+            const int ld = (n + 31) / 32 * 32 + ROWS_LD_PAD;
+            float *c = K >= ROWS_COPY_MIN_K ? pack : C + j0;
+            const ptrdiff_t ldcc = c == pack ? ld : ldc;
+            for (int i = 0; c == pack && i < M; i++)
+                memcpy(c + (size_t)i * ld, C + (size_t)i * ldc + j0, (size_t)n * sizeof(float));
+            (isa >= GEMM_ISA_AVX512 ? rows_avx512 : rows_avx2)(M, n, K, A, st->ars, st->acs,
+                                                                B + j0, st->brs, c, ldcc);
+            for (int i = 0; c == pack && i < M; i++)
+                memcpy(C + (size_t)i * ldc + j0, c + (size_t)i * ld, (size_t)n * sizeof(float));
             continue;
         }
 #endif
@@ -792,11 +823,11 @@ static void gemm_serial(gemm_isa isa, float *pack, float *apack, const strides *
         return;
     }
     if (M <= ROWS_MAX_M && st->bcs == 1) {
-        gemm_rows(isa, M, N, K, A, st, B, accumulate, C, ldc);
+        gemm_rows(isa, pack, M, N, K, A, st, B, accumulate, C, ldc);
         return;
     }
 #ifdef GEMM_X86
-    if (M <= MR && st->brs == 1 && isa && N % 8 == 0) {
+    if (M <= ROWS_MAX_M && st->brs == 1 && isa && N % 8 == 0) {
         for (int j = 0; j < N; j += 8)
             rowsT_avx2(M, K, A, st->ars, st->acs, B + j * st->bcs, st->bcs, C + j, ldc, accumulate);
         return;
