@@ -711,6 +711,65 @@ static TGT void rowsT_avx2(int M, int K, const float *A, ptrdiff_t ars, ptrdiff_
 }
 #endif
 
+#ifdef GEMM_X86
+/* rowsT_avx512's depth chunk: its [RT_KX][16] copy of A^T and [n][16] sums share `pack` */
+#define RT_KX 2048
+#define RT_COLS (((size_t)KC * NC - (size_t)RT_KX * 16) / 16)
+
+/* The sums of columns j .. j+nr-1 (nr <= 8) over the kx steps of a chunk:
+ * the lanes of s[r] are C(0..15, j+r), each step one fma of b(k, j+r) (a
+ * row of B, contiguous in k) broadcast by the column of A^T at k. */
+static inline __attribute__((always_inline)) TGT512 void
+rowsT_block(int nr, int kx, const float *at, const float *b, ptrdiff_t ldb, float *s)
+{
+    __m512 acc[8];
+    for (int r = 0; r < nr; r++)
+        acc[r] = _mm512_load_ps(s + r * 16);
+    for (int k = 0; k < kx; k++) {
+        const __m512 x = _mm512_load_ps(at + (size_t)k * 16);
+        for (int r = 0; r < nr; r++)
+            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(b[r * ldb + k]), x, acc[r]);
+    }
+    for (int r = 0; r < nr; r++)
+        _mm512_store_ps(s + r * 16, acc[r]);
+}
+
+/* C[M][N] (M <= 16) = A x B with b(k,j) = B[j*ldb + k] (a fully connected
+ * layer's weights as stored): the 16 rows of C in the lanes of a vector, so
+ * that each weight is read once, with one fma, for the whole batch (the
+ * 8x8 transpositions of rowsT_avx2 cost more than its fmas on 16 rows).
+ * Each C(i,j) is the one chain of fmas in increasing k (the lanes past M
+ * sum zeros nobody reads). `pack` (KC*NC floats) holds the sums [n][16] of
+ * a block of columns and A^T's chunk [RT_KX][16]. */
+static TGT512 void rowsT_avx512(int M, int N, int K, const float *A, ptrdiff_t ars,
+                                ptrdiff_t acs, const float *B, ptrdiff_t ldb, float *C,
+                                ptrdiff_t ldc, int load, float *pack)
+{
+    float *at = pack, *sum = pack + (size_t)RT_KX * 16;
+    for (int j0 = 0; j0 < N; j0 += (int)RT_COLS) {
+        const int n = N - j0 < (int)RT_COLS ? N - j0 : (int)RT_COLS;
+        for (int j = 0; j < n; j++)
+            for (int i = 0; i < 16; i++)
+                sum[(size_t)j * 16 + i] = load && i < M ? C[i * ldc + j0 + j] : 0.0f;
+        for (int k0 = 0; k0 < K; k0 += RT_KX) {
+            const int kx = K - k0 < RT_KX ? K - k0 : RT_KX;
+            for (int k = 0; k < kx; k++)
+                for (int i = 0; i < 16; i++)
+                    at[(size_t)k * 16 + i] = i < M ? A[i * ars + (k0 + k) * acs] : 0.0f;
+            const float *b = B + (ptrdiff_t)j0 * ldb + k0;
+            int j = 0;
+            for (; j + 8 <= n; j += 8)
+                rowsT_block(8, kx, at, b + j * ldb, ldb, sum + (size_t)j * 16);
+            if (j < n)
+                rowsT_block(n - j, kx, at, b + j * ldb, ldb, sum + (size_t)j * 16);
+        }
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < n; j++)
+                C[i * ldc + j0 + j] = sum[(size_t)j * 16 + i];
+    }
+}
+#endif
+
 static void gemm_rows(gemm_isa isa, float *pack, int M, int N, int K, const float *A,
                       const strides *st, const float *B, int accumulate, float *C, int ldc)
 {
@@ -827,6 +886,12 @@ static void gemm_serial(gemm_isa isa, float *pack, float *apack, const strides *
         return;
     }
 #ifdef GEMM_X86
+    /* a batch through a fully connected layer: up to MR rows the
+     * transposing kernel reads B as fast (its lanes are all rows' then) */
+    if (M > MR && M <= ROWS_MAX_M && st->brs == 1 && isa >= GEMM_ISA_AVX512) {
+        rowsT_avx512(M, N, K, A, st->ars, st->acs, B, st->bcs, C, ldc, accumulate, pack);
+        return;
+    }
     if (M <= ROWS_MAX_M && st->brs == 1 && isa && N % 8 == 0) {
         for (int j = 0; j < N; j += 8)
             rowsT_avx2(M, K, A, st->ars, st->acs, B + j * st->bcs, st->bcs, C + j, ldc, accumulate);

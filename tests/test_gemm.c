@@ -147,6 +147,9 @@ int main(void)
         /* tiles of 17..31 columns (AVX-512's two panels, the second partial),
          * in place and in C^T's copies */
         {7, 57, 33}, {19, 120, 70}, {90, 20, 30},
+        /* 7..16 rows by B^T (AVX-512: rows in a vector's lanes) over several
+         * depth chunks and several column blocks */
+        {9, 21, 4500}, {8, 64000, 3},
     };
     uint64_t seed = 11;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
