@@ -986,7 +986,6 @@ static strides op_strides(gemm_op ta, gemm_op tb, int lda, int ldb)
                      .bcs = tb == GEMM_N ? 1 : ldb};
 }
 
-
 void gemm_f32(gemm_ws *ws, gemm_op ta, gemm_op tb, int M, int N, int K, const float *A, int lda,
               const float *B, int ldb, int accumulate, float *C, int ldc)
 {
