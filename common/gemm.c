@@ -45,9 +45,7 @@
 /* Smallest share of a product worth handing out on its own, in tiles. */
 #define PART_TILES 16
 /* Products of at most this many rows with B used as stored stream B's rows. */
-#ifndef ROWS_MAX_M
-#define ROWS_MAX_M 16
-#endif
+#define ROWS_MAX_M GEMM_FEW_ROWS
 _Static_assert(ROWS_BYTES / sizeof(float) + ROWS_MAX_M * (32 + ROWS_LD_PAD) <= (size_t)KC * NC,
                "gemm_rows's copy of C fits a thread's packing buffer");
 /* Blocks of at most this depth sweep their packed block of B with each panel
@@ -256,6 +254,21 @@ static void kern_portable(int mr, int nr, int kc, const float *a, const float *b
 }
 
 #ifdef GEMM_X86
+/* An edge tile of nr < w columns (w: the kernel's full width, at most
+ * 2 * NR; mr at most 2 * MR) through a full-width copy, since masked stores
+ * are slow on AMD processors: the padding columns compute zeros nobody reads. */
+static void kern_edge(kernel_fn *kern, int w, int mr, int nr, int kc, const float *a,
+                      const float *b, float *c, ptrdiff_t ldc, int load)
+{
+    float tmp[2 * MR * 2 * NR] __attribute__((aligned(64)));
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < w; j++)
+            tmp[i * w + j] = load && j < nr ? c[i * ldc + j] : 0.0f;
+    kern(mr, w, kc, a, b, tmp, w, load);
+    for (int i = 0; i < mr; i++)
+        memcpy(c + i * ldc, tmp + i * w, (size_t)nr * sizeof(float));
+}
+
 #define TGT __attribute__((target("avx2,fma")))
 
 /* One accumulator pair per row, named (arrays would live on the stack). */
@@ -302,15 +315,7 @@ static TGT void kern_avx2(int mr, int nr, int kc, const float *a, const float *b
                           ptrdiff_t ldc, int load)
 {
     if (nr < NR) {
-        /* an edge tile: through a full-width copy (masked stores are slow on
-         * AMD processors); the padding columns compute zeros nobody reads */
-        float tmp[MR * NR] __attribute__((aligned(32)));
-        for (int i = 0; i < mr; i++)
-            for (int j = 0; j < NR; j++)
-                tmp[i * NR + j] = load && j < nr ? c[i * ldc + j] : 0.0f;
-        kern_avx2(mr, NR, kc, a, b, tmp, NR, load);
-        for (int i = 0; i < mr; i++)
-            memcpy(c + i * ldc, tmp + i * NR, (size_t)nr * sizeof(float));
+        kern_edge(kern_avx2, NR, mr, nr, kc, a, b, c, ldc, load);
         return;
     }
     switch (mr) {
@@ -383,14 +388,8 @@ static TGT512 void kern_avx512(int mr, int nr, int kc, const float *a, const flo
             kern_avx2(mr - MR, nr, kc, a + (size_t)kc * MR, b, c + MR * ldc, ldc, load);
         return;
     }
-    if (nr < 2 * NR) { /* through a full-width copy, as kern_avx2's edge tiles */
-        float tmp[2 * MR * 2 * NR] __attribute__((aligned(64)));
-        for (int i = 0; i < mr; i++)
-            for (int j = 0; j < 2 * NR; j++)
-                tmp[i * 2 * NR + j] = load && j < nr ? c[i * ldc + j] : 0.0f;
-        kern_avx512(mr, 2 * NR, kc, a, b, tmp, 2 * NR, load);
-        for (int i = 0; i < mr; i++)
-            memcpy(c + i * ldc, tmp + i * 2 * NR, (size_t)nr * sizeof(float));
+    if (nr < 2 * NR) {
+        kern_edge(kern_avx512, 2 * NR, mr, nr, kc, a, b, c, ldc, load);
         return;
     }
     switch (mr) {
@@ -787,15 +786,15 @@ static void gemm_rows(gemm_isa isa, float *pack, int M, int N, int K, const floa
              * ROWS_LD_PAD floats past a multiple of 32 apart: rows of C a
              * multiple of 4 kB apart (a layer of 36864 outputs) would all fall
              * in one set of the L1 cache and evict each other at every step */
-            const int ld = (n + 31) / 32 * 32 + ROWS_LD_PAD;
-            float *c = K >= ROWS_COPY_MIN_K ? pack : C + j0;
-            const ptrdiff_t ldcc = c == pack ? ld : ldc;
-            for (int i = 0; c == pack && i < M; i++)
-                memcpy(c + (size_t)i * ld, C + (size_t)i * ldc + j0, (size_t)n * sizeof(float));
+            const int copy = K >= ROWS_COPY_MIN_K;
+            const ptrdiff_t ld = copy ? (n + 31) / 32 * 32 + ROWS_LD_PAD : ldc;
+            float *c = copy ? pack : C + j0;
+            for (int i = 0; copy && i < M; i++)
+                memcpy(c + i * ld, C + (size_t)i * ldc + j0, (size_t)n * sizeof(float));
             (isa >= GEMM_ISA_AVX512 ? rows_avx512 : rows_avx2)(M, n, K, A, st->ars, st->acs,
-                                                                B + j0, st->brs, c, ldcc);
-            for (int i = 0; c == pack && i < M; i++)
-                memcpy(C + (size_t)i * ldc + j0, c + (size_t)i * ld, (size_t)n * sizeof(float));
+                                                                B + j0, st->brs, c, ld);
+            for (int i = 0; copy && i < M; i++)
+                memcpy(C + (size_t)i * ldc + j0, c + i * ld, (size_t)n * sizeof(float));
             continue;
         }
 #endif

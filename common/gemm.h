@@ -35,6 +35,14 @@
 
 #include <stddef.h>
 
+/**
+ * Products of at most this many rows read B in place, without packing it: its
+ * rows streamed (B as stored) or, transposed, read once for all the rows (a
+ * batch through a fully connected layer). A caller that could compute C^T
+ * instead keeps such products as they are.
+ */
+#define GEMM_FEW_ROWS 16
+
 /** Whether an operand is used as stored (N) or transposed (T). */
 typedef enum { GEMM_N = 0, GEMM_T = 1 } gemm_op;
 

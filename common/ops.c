@@ -666,8 +666,6 @@ static int gemm_infer(void *pp, const op_tensor *in, int n_in, op_tensor *out, i
     return 0;
 }
 
-/* Rows up to which gemm.c's few-row paths read B in place (its ROWS_MAX_M). */
-#define GEMM_FEW_ROWS 16
 
 /*
  * Whether Gemm computes its product transposed, Y^T [N][M] = op(B)^T op(A)^T
